@@ -1,0 +1,346 @@
+//! Length-prefixed framing: turns byte streams (pipes, FIFOs, Unix stream sockets, TCP) into
+//! messages.
+//!
+//! Each message is a 4-byte big-endian unsigned length followed by that many bytes. This is the
+//! default layout of tokio-util's `LengthDelimitedCodec`, so any tokio program reads ipcx frames
+//! with the stock codec, and a Python program with `struct.unpack(">I", ...)`.
+//!
+//! Every decoder treats its input as hostile: a length above the configured maximum (default
+//! [`DEFAULT_MAX_FRAME_LEN`], 16 MiB) is rejected with [`FrameError::TooLarge`] before anything is
+//! allocated, and a stream that ends inside a frame is [`FrameError::Truncated`], never a silent
+//! drop.
+//!
+//! Two decoders share these rules: [`read_frame`] for a blocking [`Read`], and [`FrameDecoder`],
+//! an incremental decoder fed with whatever bytes have arrived (for non-blocking sockets and for
+//! servers that multiplex many connections).
+
+use std::io::{self, Read, Write};
+
+/// Bytes in a frame header.
+pub const HEADER_LEN: usize = 4;
+
+/// Default maximum frame length: 16 MiB.
+pub const DEFAULT_MAX_FRAME_LEN: usize = 16 << 20;
+
+/// A framing failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The frame's length is above the maximum. Raised before allocating.
+    #[error(
+        "frame of {len} bytes exceeds the maximum frame length of {max} bytes (raise the maximum on both ends or send smaller messages)"
+    )]
+    TooLarge {
+        /// The length the frame declared (or the sender tried to send).
+        len: u64,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// The stream ended inside a frame.
+    #[error(
+        "stream ended inside a frame: {got} of {expected} bytes arrived (the peer closed or died mid-message)"
+    )]
+    Truncated {
+        /// Bytes the frame (header included) should have had.
+        expected: usize,
+        /// Bytes that arrived.
+        got: usize,
+    },
+    /// The underlying stream failed.
+    #[error("stream I/O failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Encodes the header for a payload of `len` bytes, checking it against `max`.
+pub fn encode_header(len: usize, max: usize) -> Result<[u8; HEADER_LEN], FrameError> {
+    let too_large = FrameError::TooLarge {
+        len: len as u64,
+        max: max.min(u32::MAX as usize),
+    };
+    if len > max {
+        return Err(too_large);
+    }
+    let len = u32::try_from(len).map_err(|_| too_large)?;
+    Ok(len.to_be_bytes())
+}
+
+/// Encodes one frame (header and payload) into a new buffer.
+pub fn encode_frame(msg: &[u8], max: usize) -> Result<Vec<u8>, FrameError> {
+    let header = encode_header(msg.len(), max)?;
+    let mut frame = Vec::with_capacity(HEADER_LEN + msg.len());
+    frame.extend_from_slice(&header);
+    frame.extend_from_slice(msg);
+    Ok(frame)
+}
+
+/// Writes one frame.
+///
+/// The header and payload go out in a single `write(2)` call when the frame fits in one, so a
+/// frame of up to `PIPE_BUF` bytes written to a pipe or FIFO is atomic: frames from several
+/// writers never interleave. (Callers that need that guarantee for larger frames must refuse
+/// them or serialise writers; see [`crate::pipe`].)
+pub fn write_frame<W: Write + ?Sized>(w: &mut W, msg: &[u8], max: usize) -> Result<(), FrameError> {
+    let frame = encode_frame(msg, max)?;
+    w.write_all(&frame)?;
+    Ok(())
+}
+
+/// Parses a frame header: the payload length, checked against `max`.
+pub fn decode_header(header: [u8; HEADER_LEN], max: usize) -> Result<usize, FrameError> {
+    let len = u32::from_be_bytes(header) as u64;
+    if len > max as u64 {
+        return Err(FrameError::TooLarge { len, max });
+    }
+    Ok(len as usize)
+}
+
+/// Reads one frame from a blocking stream.
+///
+/// Returns `Ok(None)` on a clean end of stream (between frames), the payload otherwise.
+pub fn read_frame<R: Read + ?Sized>(r: &mut R, max: usize) -> Result<Option<Vec<u8>>, FrameError> {
+    let mut header = [0u8; HEADER_LEN];
+    let got = read_full(r, &mut header)?;
+    if got == 0 {
+        return Ok(None);
+    }
+    if got < HEADER_LEN {
+        return Err(FrameError::Truncated {
+            expected: HEADER_LEN,
+            got,
+        });
+    }
+    let len = decode_header(header, max)?;
+    let mut payload = vec![0u8; len];
+    let got = read_full(r, &mut payload)?;
+    if got < len {
+        return Err(FrameError::Truncated {
+            expected: HEADER_LEN + len,
+            got: HEADER_LEN + got,
+        });
+    }
+    Ok(Some(payload))
+}
+
+/// Reads until `buf` is full or the stream ends; returns the bytes read.
+fn read_full<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// An incremental frame decoder: feed it bytes as they arrive, take whole frames out.
+///
+/// ```
+/// use ipcx::framing::{FrameDecoder, encode_frame};
+/// let mut dec = FrameDecoder::new(1024);
+/// let frame = encode_frame(b"hello", 1024).unwrap();
+/// dec.extend(&frame[..3]);
+/// assert!(dec.next_frame().unwrap().is_none());
+/// dec.extend(&frame[3..]);
+/// assert_eq!(dec.next_frame().unwrap().unwrap(), b"hello");
+/// assert!(dec.finish().is_ok());
+/// ```
+#[derive(Debug)]
+pub struct FrameDecoder {
+    max: usize,
+    buf: Vec<u8>,
+    start: usize,
+}
+
+/// Bytes [`FrameDecoder::read_from`] asks for per read.
+const READ_CHUNK: usize = 64 * 1024;
+
+impl FrameDecoder {
+    /// A decoder that rejects frames longer than `max` bytes.
+    pub fn new(max: usize) -> FrameDecoder {
+        FrameDecoder {
+            max,
+            buf: Vec::new(),
+            start: 0,
+        }
+    }
+
+    /// The maximum frame length.
+    pub fn max_frame_len(&self) -> usize {
+        self.max
+    }
+
+    /// Appends bytes received from the stream.
+    pub fn extend(&mut self, bytes: &[u8]) {
+        self.compact();
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Reads once from `r` into the decoder; returns the bytes read (`0` at end of stream).
+    ///
+    /// A `WouldBlock` error from a non-blocking reader is returned as is.
+    pub fn read_from<R: Read + ?Sized>(&mut self, r: &mut R) -> io::Result<usize> {
+        self.compact();
+        let old = self.buf.len();
+        let want = self.wanted().clamp(1, READ_CHUNK.max(self.wanted().min(self.max)));
+        self.buf.resize(old + want, 0);
+        let res = r.read(&mut self.buf[old..]);
+        let n = *res.as_ref().unwrap_or(&0);
+        self.buf.truncate(old + n);
+        res
+    }
+
+    /// How many more bytes the frame being decoded needs (at least one read chunk).
+    fn wanted(&self) -> usize {
+        let pending = &self.buf[self.start..];
+        if pending.len() >= HEADER_LEN {
+            let mut h = [0u8; HEADER_LEN];
+            h.copy_from_slice(&pending[..HEADER_LEN]);
+            let len = u32::from_be_bytes(h) as usize;
+            if len <= self.max {
+                return (HEADER_LEN + len)
+                    .saturating_sub(pending.len())
+                    .max(READ_CHUNK);
+            }
+        }
+        READ_CHUNK
+    }
+
+    /// Takes the next whole frame out of the buffered bytes, if there is one.
+    ///
+    /// A frame whose header declares more than the maximum is an error as soon as its header has
+    /// arrived; the decoder is then unusable for this stream (the stream is out of sync).
+    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
+        let pending = &self.buf[self.start..];
+        if pending.len() < HEADER_LEN {
+            return Ok(None);
+        }
+        let mut h = [0u8; HEADER_LEN];
+        h.copy_from_slice(&pending[..HEADER_LEN]);
+        let len = decode_header(h, self.max)?;
+        if pending.len() < HEADER_LEN + len {
+            return Ok(None);
+        }
+        let frame = pending[HEADER_LEN..HEADER_LEN + len].to_vec();
+        self.start += HEADER_LEN + len;
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+        Ok(Some(frame))
+    }
+
+    /// Buffered bytes that do not yet form a whole frame.
+    pub fn pending(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// Called at end of stream: an error if the stream ended inside a frame.
+    pub fn finish(&self) -> Result<(), FrameError> {
+        let got = self.pending();
+        if got == 0 {
+            return Ok(());
+        }
+        let expected = if got >= HEADER_LEN {
+            let mut h = [0u8; HEADER_LEN];
+            h.copy_from_slice(&self.buf[self.start..self.start + HEADER_LEN]);
+            HEADER_LEN + u32::from_be_bytes(h) as usize
+        } else {
+            HEADER_LEN
+        };
+        Err(FrameError::Truncated { expected, got })
+    }
+
+    /// Drops consumed bytes from the front of the buffer.
+    fn compact(&mut self) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_blocking() {
+        let mut wire = Vec::new();
+        for m in [&b""[..], b"a", &[7u8; 1000]] {
+            write_frame(&mut wire, m, 1000).unwrap();
+        }
+        let mut r = &wire[..];
+        assert_eq!(read_frame(&mut r, 1000).unwrap().unwrap(), b"");
+        assert_eq!(read_frame(&mut r, 1000).unwrap().unwrap(), b"a");
+        assert_eq!(read_frame(&mut r, 1000).unwrap().unwrap(), vec![7u8; 1000]);
+        assert!(read_frame(&mut r, 1000).unwrap().is_none());
+    }
+
+    #[test]
+    fn header_is_big_endian_u32() {
+        assert_eq!(encode_frame(b"hi", 10).unwrap(), [0, 0, 0, 2, b'h', b'i']);
+    }
+
+    #[test]
+    fn oversize_rejected_on_both_ends() {
+        assert!(matches!(
+            encode_frame(&[0; 11], 10),
+            Err(FrameError::TooLarge { len: 11, max: 10 })
+        ));
+        let wire = [0xff, 0xff, 0xff, 0xff];
+        assert!(matches!(
+            read_frame(&mut &wire[..], 10),
+            Err(FrameError::TooLarge { .. })
+        ));
+        let mut d = FrameDecoder::new(10);
+        d.extend(&wire);
+        assert!(matches!(d.next_frame(), Err(FrameError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn truncation_detected() {
+        let wire = encode_frame(b"hello", 100).unwrap();
+        for cut in 1..wire.len() {
+            let err = read_frame(&mut &wire[..cut], 100).unwrap_err();
+            assert!(
+                matches!(err, FrameError::Truncated { got, .. } if got == cut),
+                "{err}"
+            );
+            let mut d = FrameDecoder::new(100);
+            d.extend(&wire[..cut]);
+            assert!(d.next_frame().unwrap().is_none());
+            assert!(matches!(d.finish(), Err(FrameError::Truncated { got, .. }) if got == cut));
+        }
+    }
+
+    #[test]
+    fn decoder_handles_byte_at_a_time_and_read_from() {
+        let mut wire = Vec::new();
+        for i in 0..50u8 {
+            write_frame(&mut wire, &vec![i; i as usize * 7], 1 << 20).unwrap();
+        }
+        let mut d = FrameDecoder::new(1 << 20);
+        let mut out = Vec::new();
+        for b in &wire {
+            d.extend(std::slice::from_ref(b));
+            while let Some(f) = d.next_frame().unwrap() {
+                out.push(f);
+            }
+        }
+        assert_eq!(out.len(), 50);
+        let mut d = FrameDecoder::new(1 << 20);
+        let mut r = &wire[..];
+        let mut n = 0;
+        while d.read_from(&mut r).unwrap() > 0 {
+            while let Some(f) = d.next_frame().unwrap() {
+                assert_eq!(f, out[n]);
+                n += 1;
+            }
+        }
+        assert_eq!(n, 50);
+        d.finish().unwrap();
+    }
+}

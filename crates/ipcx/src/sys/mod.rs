@@ -1,0 +1,45 @@
+//! The only code in ipcx that calls the operating system, and (with the shared-memory internals)
+//! the only home of `unsafe`.
+//!
+//! # Safety
+//! Every `unsafe` block here carries a `// SAFETY:` comment stating why the call is sound: the
+//! pointers passed are valid for the lengths passed, buffers outlive the call, and file
+//! descriptors returned by the kernel are owned exactly once (wrapped in `OwnedFd` immediately).
+//! Public functions of this module are safe; callers above `sys` never see raw pointers.
+//!
+//! rustix is used first; `libc` (and `nix` for POSIX queues and signalfd) fill the gaps that
+//! rustix does not cover (System V IPC, `mq_*`, `sigqueue`, `sem_*`, pthread robust mutexes).
+#![allow(unsafe_code)]
+
+use std::io;
+
+/// Converts a libc return value (`-1` on failure, errno set) into an `io::Result`.
+pub(crate) fn cvt<T: IsMinusOne>(ret: T) -> io::Result<T> {
+    if ret.is_minus_one() {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Calls `f` until it fails with something other than `EINTR`.
+pub(crate) fn retry_eintr<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Integer return types of libc calls that signal failure with `-1`.
+pub(crate) trait IsMinusOne {
+    fn is_minus_one(&self) -> bool;
+}
+
+macro_rules! impl_is_minus_one {
+    ($($t:ty)*) => ($(impl IsMinusOne for $t {
+        fn is_minus_one(&self) -> bool { *self == -1 }
+    })*)
+}
+impl_is_minus_one! { i8 i16 i32 i64 isize }

@@ -1,0 +1,182 @@
+//! Shared helpers for the integration tests: unique object names, guards that remove what a
+//! test created even when it fails, and child processes.
+//!
+//! Child processes re-execute the test binary itself: every test file that needs a peer has a
+//! `#[test] fn child_role()` calling [`role_main`], and [`spawn_role`] starts the binary with
+//! that single test selected and the role named in the environment. Without the environment
+//! variable, `child_role` returns at once.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique to this process and call: `ipcx-t<pid>-<n>-<tag>`.
+pub fn unique(tag: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("ipcx-t{}-{n}-{tag}", std::process::id())
+}
+
+/// A unique POSIX IPC name: `/ipcx-t<pid>-<n>-<tag>`.
+pub fn posix_name(tag: &str) -> String {
+    format!("/{}", unique(tag))
+}
+
+/// A unique System V key derived from the pid and a counter (never IPC_PRIVATE).
+pub fn sysv_key() -> i32 {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    (0x1C00_0000 | ((std::process::id() & 0xffff) << 8) | (n & 0xff)) as i32
+}
+
+/// A temporary directory removed (with its contents) on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(unique(tag));
+        std::fs::create_dir(&p).expect("create temp dir");
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs a closure on drop: for removing kernel objects when a test fails.
+pub struct Cleanup<F: FnMut()>(pub F);
+
+impl<F: FnMut()> Drop for Cleanup<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
+const ROLE_ENV: &str = "IPCX_TEST_ROLE";
+const ARGS_ENV: &str = "IPCX_TEST_ROLE_ARGS";
+
+/// Called from each test file's `#[test] fn child_role()`: runs the role named in the
+/// environment, then exits the process (0 on success; a panic exits non-zero).
+pub fn role_main(roles: &[(&str, fn(&[String]))]) {
+    let Ok(role) = std::env::var(ROLE_ENV) else {
+        return;
+    };
+    let args: Vec<String> = std::env::var(ARGS_ENV)
+        .unwrap_or_default()
+        .split('\x1f')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let Some((_, f)) = roles.iter().find(|(name, _)| *name == role) else {
+        eprintln!("unknown role {role}");
+        std::process::exit(97);
+    };
+    f(&args);
+    std::process::exit(0);
+}
+
+/// A command that runs `role` with `args` in a new process of this test binary.
+pub fn role_command(role: &str, args: &[&str]) -> Command {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut cmd = Command::new(exe);
+    cmd.args(["child_role", "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .env(ROLE_ENV, role)
+        .env(ARGS_ENV, args.join("\x1f"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    cmd
+}
+
+/// Starts `role` in a child process; the returned guard kills it if the test ends first.
+pub fn spawn_role(role: &str, args: &[&str]) -> ChildGuard {
+    ChildGuard(Some(role_command(role, args).spawn().expect("spawn child")))
+}
+
+/// A child process killed and reaped on drop.
+pub struct ChildGuard(pub Option<Child>);
+
+impl ChildGuard {
+    pub fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("child already waited for")
+    }
+    pub fn pid(&self) -> i32 {
+        self.0.as_ref().expect("child").id() as i32
+    }
+    /// Waits for the child at most `timeout`; panics (after killing it) if it is still running.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child().try_wait().expect("try_wait") {
+                self.0 = None;
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child().kill();
+                let _ = self.child().wait();
+                self.0 = None;
+                panic!("child did not exit within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    /// Waits (at most 30 s) and asserts that the child exited with status 0.
+    pub fn expect_success(&mut self) {
+        let status = self.wait_timeout(Duration::from_secs(30));
+        assert!(status.success(), "child failed: {status}");
+    }
+    /// Kills the child with SIGKILL and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `cond` every millisecond until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    cond()
+}
+
+/// The unprivileged identity permission tests run as (`nobody`).
+pub const NOBODY: u32 = 65534;
+
+/// Whether this process is root (CI is): root bypasses file-mode checks, so permission tests
+/// run their denied side in a child that drops to [`NOBODY`].
+pub fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+/// Like [`spawn_role`], but the child runs as uid/gid [`NOBODY`] (the test must run as root).
+pub fn spawn_role_as_nobody(role: &str, args: &[&str]) -> ChildGuard {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = role_command(role, args);
+    cmd.uid(NOBODY).gid(NOBODY);
+    ChildGuard(Some(cmd.spawn().expect("spawn child as nobody")))
+}
