@@ -14,6 +14,7 @@
 use std::io;
 
 /// Converts a libc return value (`-1` on failure, errno set) into an `io::Result`.
+#[allow(dead_code)] // used by the mechanism back ends
 pub(crate) fn cvt<T: IsMinusOne>(ret: T) -> io::Result<T> {
     if ret.is_minus_one() {
         Err(io::Error::last_os_error())
@@ -23,6 +24,7 @@ pub(crate) fn cvt<T: IsMinusOne>(ret: T) -> io::Result<T> {
 }
 
 /// Calls `f` until it fails with something other than `EINTR`.
+#[allow(dead_code)] // used by the mechanism back ends
 pub(crate) fn retry_eintr<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     loop {
         match f() {
@@ -33,6 +35,7 @@ pub(crate) fn retry_eintr<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result
 }
 
 /// Integer return types of libc calls that signal failure with `-1`.
+#[allow(dead_code)]
 pub(crate) trait IsMinusOne {
     fn is_minus_one(&self) -> bool;
 }
@@ -43,3 +46,20 @@ macro_rules! impl_is_minus_one {
     })*)
 }
 impl_is_minus_one! { i8 i16 i32 i64 isize }
+
+pub(crate) mod mmap;
+pub(crate) mod shm;
+
+// Mechanism back ends, one per kernel area (filled in by each mechanism's change).
+pub(crate) mod eventfd;
+pub(crate) mod fifo;
+pub(crate) mod futex;
+pub(crate) mod mq;
+pub(crate) mod pipe;
+pub(crate) mod pthread;
+pub(crate) mod sem;
+pub(crate) mod signal;
+pub(crate) mod socket;
+pub(crate) mod sysv_msg;
+pub(crate) mod sysv_sem;
+pub(crate) mod sysv_shm;

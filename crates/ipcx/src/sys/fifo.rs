@@ -1,0 +1,1 @@
+//! Back end: filled in by its mechanism's change.
