@@ -1,8 +1,63 @@
 //! System V IPC: message queues, semaphore sets and shared-memory segments.
 //!
-//! System V objects are named by a numeric key ([`Key`]), made with `ftok(path, id)` or chosen
-//! by hand, or are private to their creator and its children (`IPC_PRIVATE`).
+//! System V objects are named by a numeric [`Key`], made with [`Key::ftok`] or chosen by hand,
+//! or are private to their creator and the processes it hands the id to ([`Key::PRIVATE`]).
+
+use std::fmt;
+use std::io;
+use std::path::Path;
 
 pub mod msg;
 pub mod sem;
 pub mod shm;
+
+/// A System V IPC key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key(pub i32);
+
+impl Key {
+    /// `IPC_PRIVATE`: a new object that no key lookup finds.
+    pub const PRIVATE: Key = Key(0);
+
+    /// A key from a number.
+    pub fn new(key: i32) -> Key {
+        Key(key)
+    }
+
+    /// `ftok(path, id)`: a key derived from an existing file's inode and device and a
+    /// project id. Fails when the path does not exist.
+    pub fn ftok(path: impl AsRef<Path>, id: u8) -> io::Result<Key> {
+        crate::sys::sysv::ftok(path.as_ref(), id).map(Key)
+    }
+
+    /// Parses a key as the CLI and endpoints write it: decimal or `0x` hexadecimal.
+    pub fn parse(s: &str) -> Result<Key, String> {
+        crate::channel::parse_key(s).map(Key)
+    }
+
+    /// The raw key.
+    pub fn raw(self) -> i32 {
+        self.0
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0x{:08x}", self.0 as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ftok_needs_an_existing_path() {
+        let a = Key::ftok("/", 1).unwrap();
+        assert_eq!(a, Key::ftok("/", 1).unwrap());
+        assert_ne!(a, Key::ftok("/", 2).unwrap());
+        assert!(Key::ftok("/nonexistent/ipcx", 1).is_err());
+        assert_eq!(Key::parse("0x10").unwrap(), Key(16));
+        assert_eq!(Key(16).to_string(), "0x00000010");
+    }
+}
