@@ -1,6 +1,8 @@
 //! Command-line definitions (the "low" arguments: as close to the flags as possible).
 
-use clap::{Parser, Subcommand};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
 
 /// Exercise, inspect, clean up and benchmark Linux IPC.
 #[derive(Debug, Parser)]
@@ -18,4 +20,111 @@ pub enum Command {
     Send(crate::command::send::SendArgs),
     /// Receive messages from an endpoint and print each on its own line.
     Recv(crate::command::recv::RecvArgs),
+}
+
+/// Flags shared by `send` and `recv`.
+#[derive(Debug, Args)]
+pub struct EndpointFlags {
+    /// Bound each wait (e.g. 500ms, 5s); on expiry exit with status 3.
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Byte streams (fifo, unix, tcp): copy bytes verbatim, no framing.
+    #[arg(long)]
+    pub raw: bool,
+    /// POSIX mq: send priority.
+    #[arg(long, default_value_t = 0)]
+    pub priority: u32,
+    /// System V mq: message type (send), or msgrcv selector (recv: 0 any, >0 that type, <0
+    /// lowest type up to |N|).
+    #[arg(long = "type", allow_hyphen_values = true)]
+    pub mtype: Option<i64>,
+    /// Mode for objects this command creates (octal).
+    #[arg(long, value_parser = parse_mode, default_value = "600")]
+    pub mode: u32,
+    /// send: create the queue or FIFO when it is missing.
+    #[arg(long)]
+    pub create: bool,
+    /// Largest framed message accepted (bytes).
+    #[arg(long, default_value_t = ipcx::framing::DEFAULT_MAX_FRAME_LEN)]
+    pub max_frame: usize,
+}
+
+impl EndpointFlags {
+    /// The library options these flags describe.
+    pub fn options(&self) -> ipcx::channel::Options {
+        let mut o = ipcx::channel::Options::new()
+            .mode(self.mode)
+            .create(self.create)
+            .priority(self.priority)
+            .max_frame_len(self.max_frame);
+        if let Some(t) = self.mtype {
+            o = o.mtype(t);
+        }
+        if let Some(t) = self.timeout {
+            o = o.connect_timeout(t);
+        }
+        o
+    }
+}
+
+/// Parses `500ms`, `5s`, `2.5s`, `1m`, `1h`, `250us`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 500ms, 5s, 1m"))?;
+    let scale = match unit {
+        "" | "s" => 1.0,
+        "ms" => 1e-3,
+        "us" | "µs" => 1e-6,
+        "ns" => 1e-9,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!(
+                "invalid duration unit {unit:?}: use ns, us, ms, s, m or h"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+/// Parses an octal mode such as `600` or `0o644`.
+pub fn parse_mode(s: &str) -> Result<u32, String> {
+    let digits = s.trim_start_matches("0o");
+    let mode = u32::from_str_radix(digits, 8)
+        .map_err(|_| format!("invalid mode {s:?}: expected octal, e.g. 600 or 0644"))?;
+    if mode > 0o7777 {
+        return Err(format!("invalid mode {s:?}: at most 7777"));
+    }
+    Ok(mode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("5x").is_err());
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(parse_mode("600").unwrap(), 0o600);
+        assert_eq!(parse_mode("0644").unwrap(), 0o644);
+        assert_eq!(parse_mode("0o640").unwrap(), 0o640);
+        assert!(parse_mode("999").is_err());
+        assert!(parse_mode("77777").is_err());
+    }
 }

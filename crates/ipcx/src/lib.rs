@@ -31,6 +31,7 @@ pub(crate) mod sys;
 pub mod channel;
 pub mod fifo;
 pub mod framing;
+pub mod interrupt;
 pub mod mmap;
 pub mod mq;
 pub mod name;

@@ -3,6 +3,9 @@
 pub mod recv;
 pub mod send;
 
+use anyhow::anyhow;
+use ipcx::channel::{Endpoint, Error};
+
 use crate::cli::{Cli, Command};
 
 /// Runs the parsed command.
@@ -10,5 +13,26 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Send(args) => send::run(args),
         Command::Recv(args) => recv::run(args),
+    }
+}
+
+/// Parses an endpoint; a bad address is a usage error (exit 2).
+pub fn parse_endpoint(s: &str) -> anyhow::Result<Endpoint> {
+    Endpoint::parse(s).map_err(|e| {
+        anyhow::Error::new(clap::Error::raw(
+            clap::error::ErrorKind::InvalidValue,
+            format!("{e}\n"),
+        ))
+    })
+}
+
+/// Turns a channel error into the CLI's error: a timeout exits 3, the rest 1 with the message.
+pub fn endpoint_error(ep: &Endpoint, e: Error) -> anyhow::Error {
+    match e {
+        Error::Timeout => {
+            eprintln!("ipcx: {ep}: timed out");
+            anyhow::Error::new(crate::Exit(crate::EXIT_TIMEOUT))
+        }
+        e => anyhow!("{ep}: {e}"),
     }
 }

@@ -1,14 +1,123 @@
 //! `ipcx recv ENDPOINT`.
 
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use base64::Engine;
+use ipcx::channel::{Error, Message};
+use ipcx::wait::Wait;
+
+use crate::Exit;
+use crate::cli::EndpointFlags;
+use crate::command::{endpoint_error, parse_endpoint};
+
 /// Arguments of `ipcx recv`.
 #[derive(Debug, clap::Args)]
 pub struct RecvArgs {
     /// The endpoint, e.g. mq:/jobs, unix:@svc, tcp:127.0.0.1:7000.
     pub endpoint: String,
+    /// Stop after N messages.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Print one JSON object per message: the payload as `text` (UTF-8) or `base64`, plus
+    /// priority, type, pid, uid, gid where the mechanism gives them.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub flags: EndpointFlags,
 }
+
+/// How long one blocking wait lasts before the loop looks at the stop flag.
+const SLICE: Duration = Duration::from_millis(100);
 
 /// Runs `ipcx recv`.
 pub fn run(args: RecvArgs) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!("not implemented yet")
+    let ep = parse_endpoint(&args.endpoint)?;
+    let mut opts = args.flags.options();
+    // The timeout bounds each wait for a message, not the bind.
+    opts.connect_timeout = None;
+    ipcx::interrupt::install().context("installing the Ctrl-C handler")?;
+    if args.flags.raw {
+        return recv_raw(&ep, &opts, &args);
+    }
+    let mut rx = ep.receiver(&opts).map_err(|e| endpoint_error(&ep, e))?;
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let mut received = 0u64;
+    while args.count.is_none_or(|c| received < c) {
+        let deadline = args.flags.timeout.map(|t| Instant::now() + t);
+        let msg = loop {
+            if ipcx::interrupt::requested() {
+                return Ok(());
+            }
+            let slice_end = Instant::now() + SLICE;
+            let until = deadline.map_or(slice_end, |d| d.min(slice_end));
+            match rx.recv_wait(Wait::Until(until)) {
+                Ok(m) => break m,
+                Err(Error::Timeout) => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        out.flush().ok();
+                        eprintln!("ipcx: no message on {ep} within the timeout");
+                        return Err(Exit(crate::EXIT_TIMEOUT).into());
+                    }
+                }
+                Err(e) if e.is_recoverable() => eprintln!("ipcx: {e} (dropped; still serving)"),
+                Err(Error::PeerGone { .. }) if !ep.is_framed() => {
+                    return Ok(());
+                }
+                Err(e) => return Err(endpoint_error(&ep, e)),
+            }
+        };
+        print_message(&mut out, &msg, args.json)?;
+        received += 1;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn print_message(out: &mut impl Write, msg: &Message, json: bool) -> io::Result<()> {
+    if json {
+        let mut obj = serde_json::to_value(&msg.meta).unwrap_or_default();
+        if let serde_json::Value::Object(map) = &mut obj {
+            match std::str::from_utf8(&msg.data) {
+                Ok(text) => map.insert("text".into(), text.into()),
+                Err(_) => map.insert(
+                    "base64".into(),
+                    base64::engine::general_purpose::STANDARD
+                        .encode(&msg.data)
+                        .into(),
+                ),
+            };
+        }
+        writeln!(out, "{obj}")?;
+    } else {
+        out.write_all(&msg.data)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+}
+
+fn recv_raw(
+    ep: &ipcx::Endpoint,
+    opts: &ipcx::channel::Options,
+    _args: &RecvArgs,
+) -> anyhow::Result<()> {
+    let mut r = ep.raw_reader(opts).map_err(|e| endpoint_error(ep, e))?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    loop {
+        if ipcx::interrupt::requested() {
+            return Ok(());
+        }
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).with_context(|| format!("reading {ep}")),
+        };
+        out.write_all(&buf[..n])?;
+        out.flush()?;
+    }
 }

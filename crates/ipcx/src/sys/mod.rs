@@ -47,6 +47,7 @@ macro_rules! impl_is_minus_one {
 }
 impl_is_minus_one! { i8 i16 i32 i64 isize }
 
+pub(crate) mod interrupt;
 pub(crate) mod mmap;
 pub(crate) mod shm;
 pub(crate) mod sysv;
