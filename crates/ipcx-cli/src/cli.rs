@@ -20,6 +20,9 @@ pub enum Command {
     Send(crate::command::send::SendArgs),
     /// Receive messages from an endpoint and print each on its own line.
     Recv(crate::command::recv::RecvArgs),
+    /// List every IPC object on the machine: kind, name, owner, mode, size or message count,
+    /// creator pid and whether it is alive.
+    Ls(crate::command::ls::LsArgs),
 }
 
 /// Flags shared by `send` and `recv`.

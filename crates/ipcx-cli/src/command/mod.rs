@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod ls;
 pub mod recv;
 pub mod send;
 
@@ -13,6 +14,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Send(args) => send::run(args),
         Command::Recv(args) => recv::run(args),
+        Command::Ls(args) => ls::run(args),
     }
 }
 
