@@ -1,0 +1,156 @@
+//! Helpers for tests that run the real `ipcx` binary.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique to this process and call.
+pub fn unique(tag: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("ipcx-c{}-{n}-{tag}", std::process::id())
+}
+
+/// A unique System V key.
+pub fn sysv_key() -> i32 {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    (0x1D00_0000 | ((std::process::id() & 0xffff) << 8) | (n & 0xff)) as i32
+}
+
+/// The `ipcx` binary.
+pub fn ipcx() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ipcx"));
+    c.stdin(Stdio::null());
+    c
+}
+
+/// Runs `ipcx ARGS` to completion (at most 30 s).
+pub fn run(args: &[&str]) -> Output {
+    let child = ipcx()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ipcx");
+    wait_output(child, Duration::from_secs(30))
+}
+
+/// Waits for a child's output, killing it after `timeout`.
+pub fn wait_output(mut child: Child, timeout: Duration) -> Output {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "ipcx did not finish in {timeout:?}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A background `ipcx` killed on drop.
+pub struct Bg(pub Option<Child>);
+
+impl Bg {
+    pub fn spawn(args: &[&str]) -> Bg {
+        Bg(Some(
+            ipcx()
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn ipcx"),
+        ))
+    }
+    pub fn pid(&self) -> u32 {
+        self.0.as_ref().unwrap().id()
+    }
+    pub fn wait(mut self, timeout: Duration) -> Output {
+        wait_output(self.0.take().unwrap(), timeout)
+    }
+    /// Reads stderr so far is not possible without blocking; tests use `wait`.
+    pub fn read_stdout_line(&mut self) -> String {
+        let out = self.0.as_mut().unwrap().stdout.as_mut().unwrap();
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while out.read(&mut b).unwrap_or(0) == 1 && b[0] != b'\n' {
+            line.push(b[0]);
+        }
+        String::from_utf8_lossy(&line).into_owned()
+    }
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs `ipcx send ARGS` until it succeeds (the receiver may still be starting), at most 10 s.
+pub fn send_when_ready(args: &[&str]) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = run(args);
+        if out.status.success() || Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let p = std::env::temp_dir().join(unique("dir"));
+        std::fs::create_dir(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn join(&self, s: &str) -> String {
+        self.0.join(s).display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn free_port(udp: bool) -> u16 {
+    if udp {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    } else {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
