@@ -63,12 +63,15 @@ impl<F: FnMut()> Drop for Cleanup<F> {
     }
 }
 
+/// A named child role: the name `spawn_role` selects and the function that runs it.
+pub type Role = (&'static str, fn(&[String]));
+
 const ROLE_ENV: &str = "IPCX_TEST_ROLE";
 const ARGS_ENV: &str = "IPCX_TEST_ROLE_ARGS";
 
 /// Called from each test file's `#[test] fn child_role()`: runs the role named in the
 /// environment, then exits the process (0 on success; a panic exits non-zero).
-pub fn role_main(roles: &[(&str, fn(&[String]))]) {
+pub fn role_main(roles: &[Role]) {
     let Ok(role) = std::env::var(ROLE_ENV) else {
         return;
     };
