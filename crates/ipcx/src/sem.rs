@@ -23,6 +23,12 @@
 //! [`Error::NotFound`]. Drop unlinks by name, so if the name was unlinked and re-created by
 //! someone else in the meantime, the newer semaphore's name is removed.
 //!
+//! # Creation
+//! glibc creates a semaphore file by writing a temporary file and `link`ing it into place, so
+//! creation never follows a symlink planted at the name, and opens existing ones with
+//! `O_NOFOLLOW`. `create` first tries an exclusive creation, then an open, so a handle always
+//! knows whether it created the semaphore.
+//!
 //! # Timeouts
 //! [`Semaphore::wait_timeout`] measures its deadline on `CLOCK_MONOTONIC` (`sem_clockwait`, glibc
 //! 2.30 or later), so changing the wall clock neither shortens nor extends a wait.

@@ -619,8 +619,7 @@ impl Process {
     /// [`Error::Exited`] if the process has exited and was reaped.
     #[doc(alias = "pidfd_send_signal")]
     pub fn send(&self, signal: Signal) -> Result<(), Error> {
-        sys::pidfd_send_signal(self.fd.as_fd(), signal.0, None)
-            .map_err(|e| self.send_error(e))
+        sys::pidfd_send_signal(self.fd.as_fd(), signal.0, None).map_err(|e| self.send_error(e))
     }
 
     /// Sends `signal` with the payload `value`, as `sigqueue` would (the receiver sees
@@ -665,8 +664,7 @@ impl Process {
             .fd
             .try_clone()
             .map_err(|e| Error::io("dup(pidfd)", e))?;
-        let afd = tokio::io::unix::AsyncFd::with_interest(fd, tokio::io::Interest::READABLE)
-            .map_err(|e| Error::io("AsyncFd(pidfd)", e))?;
+        let afd = sys::register_async(fd).map_err(|e| Error::io("AsyncFd(pidfd)", e))?;
         let _guard = afd
             .readable()
             .await
@@ -706,7 +704,7 @@ impl From<Process> for OwnedFd {
 #[cfg(feature = "tokio")]
 #[derive(Debug)]
 pub struct AsyncSignalReceiver {
-    inner: tokio::io::unix::AsyncFd<SignalReceiver>,
+    inner: tokio::io::unix::AsyncFd<OwnedFd>,
 }
 
 #[cfg(feature = "tokio")]
@@ -720,8 +718,7 @@ impl AsyncSignalReceiver {
 
     /// Wraps a receiver. Must be called within a tokio runtime.
     pub fn from_receiver(rx: SignalReceiver) -> Result<AsyncSignalReceiver, Error> {
-        let inner = tokio::io::unix::AsyncFd::with_interest(rx, tokio::io::Interest::READABLE)
-            .map_err(|e| Error::io("AsyncFd(signalfd)", e))?;
+        let inner = sys::register_async(rx.fd).map_err(|e| Error::io("AsyncFd(signalfd)", e))?;
         Ok(AsyncSignalReceiver { inner })
     }
 
@@ -740,9 +737,25 @@ impl AsyncSignalReceiver {
         }
     }
 
-    /// The wrapped receiver.
-    pub fn get_ref(&self) -> &SignalReceiver {
-        self.inner.get_ref()
+    /// Unwraps the blocking receiver (deregistering the fd from the reactor).
+    pub fn into_inner(self) -> SignalReceiver {
+        SignalReceiver {
+            fd: self.inner.into_inner(),
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl AsFd for AsyncSignalReceiver {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.get_ref().as_fd()
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl AsRawFd for AsyncSignalReceiver {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.get_ref().as_raw_fd()
     }
 }
 
@@ -839,7 +852,10 @@ mod tests {
             SignalReceiver::new(&[Signal::KILL]),
             Err(Error::Unblockable { .. })
         ));
-        assert!(matches!(block(&[Signal::STOP]), Err(Error::Unblockable { .. })));
+        assert!(matches!(
+            block(&[Signal::STOP]),
+            Err(Error::Unblockable { .. })
+        ));
     }
 
     #[test]

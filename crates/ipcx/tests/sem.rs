@@ -13,7 +13,9 @@ const SHORT: Duration = Duration::from_secs(10);
 fn child_role() {
     util::role_main(&[
         ("waiter", waiter),
-        ("post", |args| Semaphore::open(&args[0]).unwrap().post().unwrap()),
+        ("post", |args| {
+            Semaphore::open(&args[0]).unwrap().post().unwrap()
+        }),
         ("open_denied", open_denied),
     ]);
 }
@@ -140,13 +142,16 @@ fn create_new_on_existing_is_already_exists() {
 #[test]
 fn mode_is_applied_and_other_users_are_denied() {
     let name = util::posix_name("perm");
-    let sem = Semaphore::options()
+    let _sem = Semaphore::options()
         .create_new(true)
         .mode(0o600)
         .open(&name)
         .unwrap();
     let meta = std::fs::metadata(sem_file(&name)).unwrap();
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o600);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
     if !util::is_root() {
         eprintln!("skipping the denied side: needs root to run a child as nobody");
         return;
@@ -173,10 +178,16 @@ fn creator_unlinks_on_drop_unless_persisted() {
     let sem = Semaphore::create_new(&name, 0).unwrap();
     let opened = Semaphore::open(&name).unwrap();
     drop(opened);
-    assert!(Path::new(&sem_file(&name)).exists(), "an opener must not unlink");
+    assert!(
+        Path::new(&sem_file(&name)).exists(),
+        "an opener must not unlink"
+    );
     drop(sem);
     assert!(!Path::new(&sem_file(&name)).exists());
-    assert!(matches!(Semaphore::open(&name), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        Semaphore::open(&name),
+        Err(Error::NotFound { .. })
+    ));
 
     let kept = util::posix_name("persist");
     let _guard = util::Cleanup(|| {
@@ -186,7 +197,10 @@ fn creator_unlinks_on_drop_unless_persisted() {
     let mut again = Semaphore::open(&kept).unwrap();
     assert_eq!(again.value().unwrap(), 3);
     again.unlink().unwrap();
-    assert!(matches!(Semaphore::open(&kept), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        Semaphore::open(&kept),
+        Err(Error::NotFound { .. })
+    ));
     // The open handle keeps working after the name is gone.
     again.post().unwrap();
     assert_eq!(again.value().unwrap(), 4);

@@ -21,17 +21,29 @@ const SHORT: Duration = Duration::from_secs(10);
 type TestFn = fn();
 
 const TESTS: &[(&str, TestFn)] = &[
-    ("sigqueue_payload_carries_sender_pid_uid_and_value", sigqueue_payload),
+    (
+        "sigqueue_payload_carries_sender_pid_uid_and_value",
+        sigqueue_payload,
+    ),
     ("kill_arrives_as_si_user", kill_arrives_as_si_user),
-    ("realtime_signals_queue_in_order_with_payloads", realtime_signals_queue),
+    (
+        "realtime_signals_queue_in_order_with_payloads",
+        realtime_signals_queue,
+    ),
     ("pidfd_queue_carries_payload", pidfd_queue_carries_payload),
     ("pidfd_signals_a_live_child", pidfd_signals_a_live_child),
-    ("pidfd_of_reaped_child_refuses_to_signal", pidfd_of_reaped_child),
+    (
+        "pidfd_of_reaped_child_refuses_to_signal",
+        pidfd_of_reaped_child,
+    ),
     ("kill_to_missing_pid_is_no_such_process", missing_pid),
     ("recv_timeout_times_out_within_bounds", recv_timeout_bounds),
     ("receiver_blocks_its_signals", receiver_blocks_its_signals),
     #[cfg(feature = "tokio")]
-    ("async_receiver_and_process_exit", async_receiver_and_process_exit),
+    (
+        "async_receiver_and_process_exit",
+        async_receiver_and_process_exit,
+    ),
 ];
 
 fn test_signals() -> Vec<Signal> {
@@ -65,9 +77,13 @@ fn main() {
         .iter()
         .filter(|(name, _)| {
             filters.is_empty()
-                || filters
-                    .iter()
-                    .any(|f| if exact { *name == f.as_str() } else { name.contains(f.as_str()) })
+                || filters.iter().any(|f| {
+                    if exact {
+                        *name == f.as_str()
+                    } else {
+                        name.contains(f.as_str())
+                    }
+                })
         })
         .collect();
     println!("\nrunning {} tests", selected.len());
@@ -241,7 +257,10 @@ fn pidfd_of_reaped_child() {
     assert!(child.wait_timeout(SHORT).success());
     // Reaped: the pid may now belong to anyone; the pidfd refuses.
     assert!(matches!(p.send(Signal::USR1), Err(Error::Exited { .. })));
-    assert!(matches!(p.queue(Signal::USR1, 1), Err(Error::Exited { .. })));
+    assert!(matches!(
+        p.queue(Signal::USR1, 1),
+        Err(Error::Exited { .. })
+    ));
 }
 
 fn missing_pid() {

@@ -104,7 +104,11 @@ fn several_operations_apply_atomically() {
     set.post(0).unwrap();
     // The kernel re-examines the waiter and finds it blocked on semaphore 1.
     assert!(util::wait_until(SHORT, || set.waiting_count(1).unwrap() == 1));
-    assert_eq!(set.get(0).unwrap(), 1, "semaphore 0 must not be taken alone");
+    assert_eq!(
+        set.get(0).unwrap(),
+        1,
+        "semaphore 0 must not be taken alone"
+    );
     assert!(matches!(set.try_wait(2), Err(Error::WouldBlock)));
     set.post(1).unwrap();
     set.wait_timeout(2, SHORT).unwrap();
@@ -239,7 +243,10 @@ fn rustix_uid() -> u32 {
 #[test]
 fn missing_set_is_not_found() {
     let key = Key::new(util::sysv_key());
-    assert!(matches!(SemaphoreSet::open(key), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        SemaphoreSet::open(key),
+        Err(Error::NotFound { .. })
+    ));
     assert!(matches!(
         SemaphoreSet::remove_key(key),
         Err(Error::NotFound { .. })
@@ -274,7 +281,10 @@ fn creator_removes_on_drop_unless_persisted() {
     drop(SemaphoreSet::create_new(k2, 1).unwrap().persist());
     let mut again = SemaphoreSet::open(k2).unwrap();
     again.remove().unwrap();
-    assert!(matches!(SemaphoreSet::open(k2), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        SemaphoreSet::open(k2),
+        Err(Error::NotFound { .. })
+    ));
 }
 
 #[test]

@@ -41,9 +41,8 @@ fn sigval_int(value: i32) -> libc::sigval {
     // SAFETY: `ptr` was initialised (null) and then only its first `c_int` bytes overwritten by
     // `int`, so every byte of the pointer-sized member is initialised; any bit pattern is a
     // valid raw pointer (it is never dereferenced, only handed to the kernel as data).
-    libc::sigval {
-        sival_ptr: unsafe { v.ptr },
-    }
+    let sival_ptr = unsafe { v.ptr };
+    libc::sigval { sival_ptr }
 }
 
 /// `sigqueue(pid, sig, value)` with `value` as the `sival_int` payload.
@@ -84,11 +83,16 @@ const SIGINFO_REST: usize = 128 - 32;
 const SIGINFO_REST: usize = 128 - 24;
 
 const _: () = assert!(std::mem::size_of::<SigInfoQueue>() == 128);
-const _: () = assert!(std::mem::size_of::<SigInfoQueue>() == std::mem::size_of::<libc::siginfo_t>());
+const _: () =
+    assert!(std::mem::size_of::<SigInfoQueue>() == std::mem::size_of::<libc::siginfo_t>());
 
 /// `pidfd_send_signal(fd, sig, info, 0)`: with `value`, a `siginfo_t` with code `SI_QUEUE`,
 /// this process's pid and uid and the payload (what `sigqueue` sends); without, as `kill`.
-pub(crate) fn pidfd_send_signal(fd: BorrowedFd<'_>, sig: i32, value: Option<i32>) -> io::Result<()> {
+pub(crate) fn pidfd_send_signal(
+    fd: BorrowedFd<'_>,
+    sig: i32,
+    value: Option<i32>,
+) -> io::Result<()> {
     let info = value.map(|value| SigInfoQueue {
         si_signo: sig,
         si_errno: 0,
@@ -253,4 +257,14 @@ pub(crate) fn read_siginfo(fd: impl AsFd) -> io::Result<RawSigInfo> {
         ptr: si.ssi_ptr,
         status: si.ssi_status,
     })
+}
+
+/// Registers a signalfd or pidfd with the tokio reactor (readable interest).
+#[cfg(feature = "tokio")]
+pub(crate) fn register_async(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: the `OwnedFd` is open, moves into the AsyncFd (so nothing else can close it), and
+    // `OwnedFd::as_raw_fd` always returns the same fd; it is closed only when the AsyncFd drops
+    // it, after deregistering it.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        .map_err(io::Error::from)
 }

@@ -129,6 +129,8 @@ pub(crate) struct SemStat {
 }
 
 /// `semctl(id, 0, IPC_STAT, buf)`.
+// The field types (`time_t`, `__syscall_ulong_t`) are narrower on 32-bit targets.
+#[allow(clippy::useless_conversion)]
 pub(crate) fn stat(id: i32) -> io::Result<SemStat> {
     let mut ds = std::mem::MaybeUninit::<libc::semid_ds>::zeroed();
     let arg = Semun {
@@ -141,14 +143,14 @@ pub(crate) fn stat(id: i32) -> io::Result<SemStat> {
     // and the successful IPC_STAT filled it in.
     let ds = unsafe { ds.assume_init() };
     Ok(SemStat {
-        nsems: ds.sem_nsems as u64,
+        nsems: u64::from(ds.sem_nsems),
         uid: ds.sem_perm.uid,
         gid: ds.sem_perm.gid,
         cuid: ds.sem_perm.cuid,
         cgid: ds.sem_perm.cgid,
         mode: u32::from(ds.sem_perm.mode) & 0o777,
         key: ds.sem_perm.__key,
-        otime: ds.sem_otime as i64,
-        ctime: ds.sem_ctime as i64,
+        otime: i64::from(ds.sem_otime),
+        ctime: i64::from(ds.sem_ctime),
     })
 }

@@ -83,7 +83,9 @@ pub enum Error {
     },
     /// The number of semaphores is invalid: zero, above the system limit (`SEMMSL`), or more
     /// than an existing set with this key holds.
-    #[error("invalid number of semaphores {nsems} (zero, above SEMMSL, or larger than the existing set)")]
+    #[error(
+        "invalid number of semaphores {nsems} (zero, above SEMMSL, or larger than the existing set)"
+    )]
     InvalidSize {
         /// The number asked for.
         nsems: usize,
@@ -383,6 +385,9 @@ impl SemaphoreSet {
     }
 
     /// Opens the existing set with key `key` ([`Error::NotFound`] if there is none).
+    ///
+    /// Opening needs read permission on the set (the handle reads its size with IPC_STAT);
+    /// without it, [`Error::PermissionDenied`].
     pub fn open(key: Key) -> Result<SemaphoreSet, Error> {
         Options::new().open(key, 0)
     }
@@ -680,10 +685,7 @@ mod tests {
             set.try_op(&[SemOp::wait(5)]),
             Err(Error::IndexOutOfRange { .. })
         ));
-        assert!(matches!(
-            set.set(0, VALUE_MAX),
-            Ok(())
-        ));
+        assert!(matches!(set.set(0, VALUE_MAX), Ok(())));
         assert!(matches!(set.post(0), Err(Error::Overflow)));
         assert_eq!(set.last_pid(0).unwrap(), std::process::id() as i32);
         let other = SemaphoreSet::from_id(set.id()).unwrap();
