@@ -331,6 +331,7 @@ impl ShmOptions {
                 name: pname.clone(),
                 dev: st.dev,
                 ino: st.ino,
+                armed: true,
             }),
         };
         sys::shm::fchmod(&shm.fd, self.mode)
@@ -404,7 +405,9 @@ impl Shm {
 
     /// Keeps the object after this handle is dropped (it stays until [`Shm::unlink`]).
     pub fn persist(mut self) -> Shm {
-        self.owner = None;
+        if let Some(o) = self.owner.take() {
+            o.disarm();
+        }
         self
     }
 
@@ -463,10 +466,21 @@ struct Owner {
     name: PosixName,
     dev: u64,
     ino: u64,
+    armed: bool,
+}
+
+impl Owner {
+    /// Stops the unlink on drop.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
         let current = sys::shm::shm_open(&self.name, OpenMode::Open, false, 0)
             .and_then(sys::shm::fstat)
             .ok();
@@ -494,7 +508,9 @@ impl AsRawFd for Shm {
 /// `Shm` is a named object. Wrap a bare shared-memory fd in a [`Memfd`] instead.)
 impl From<Shm> for OwnedFd {
     fn from(mut shm: Shm) -> OwnedFd {
-        shm.owner = None;
+        if let Some(o) = shm.owner.take() {
+            o.disarm();
+        }
         shm.fd
     }
 }
