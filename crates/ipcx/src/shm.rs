@@ -889,8 +889,16 @@ impl Memfd {
     }
 
     /// Maps the whole memfd read-only.
+    ///
+    /// The mapping is made through a read-only reopening of the memfd (`/proc/self/fd/N`), so
+    /// that it does not stop a later [`Seals::WRITE`]: the kernel counts every shared mapping of
+    /// a writable fd as possibly writable (it could be `mprotect`ed), and refuses the seal with
+    /// `EBUSY` while one exists. Without `/proc`, the memfd's own fd is mapped.
     pub fn map_read_only(&self) -> Result<ShmMap, ShmError> {
-        fd_map(&self.fd, false, "memfd")
+        match std::fs::File::open(format!("/proc/self/fd/{}", self.fd.as_raw_fd())) {
+            Ok(ro) => fd_map(&OwnedFd::from(ro), false, "memfd"),
+            Err(_) => fd_map(&self.fd, false, "memfd"),
+        }
     }
 
     /// Adds seals (`fcntl(F_ADD_SEALS)`). Seals can only be added, never removed.
