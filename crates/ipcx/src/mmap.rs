@@ -248,7 +248,11 @@ impl MmapFile {
     }
 
     /// Writes a plain-data value at `offset` (unaligned is fine).
-    pub fn write<T: IntoBytes + Immutable>(&self, offset: usize, value: &T) -> Result<(), MmapError> {
+    pub fn write<T: IntoBytes + Immutable>(
+        &self,
+        offset: usize,
+        value: &T,
+    ) -> Result<(), MmapError> {
         self.write_at(offset, value.as_bytes())
     }
 

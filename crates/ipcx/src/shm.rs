@@ -17,6 +17,7 @@
 //! let mut buf = [0u8; 5];
 //! map.read_at(0, &mut buf)?;
 //! let n: u64 = map.read(8)?;
+//! assert_eq!((&buf, n), (b"hello", 42));
 //! # Ok(()) }
 //! ```
 //!
@@ -89,7 +90,9 @@ pub enum ShmError {
     #[error(transparent)]
     InvalidName(#[from] InvalidName),
     /// No object has this name.
-    #[error("no shared-memory object {name}: create it first (create/create_new) or check the name")]
+    #[error(
+        "no shared-memory object {name}: create it first (create/create_new) or check the name"
+    )]
     NotFound {
         /// The name looked up.
         name: String,
@@ -638,7 +641,11 @@ impl ShmMap {
     }
 
     /// Writes a plain-data value at `offset` (unaligned is fine).
-    pub fn write<T: IntoBytes + Immutable>(&self, offset: usize, value: &T) -> Result<(), ShmError> {
+    pub fn write<T: IntoBytes + Immutable>(
+        &self,
+        offset: usize,
+        value: &T,
+    ) -> Result<(), ShmError> {
         self.write_at(offset, value.as_bytes())
     }
 

@@ -18,7 +18,10 @@ use util::Cleanup;
 /// Whether Python with both modules is available; panics under `IPCX_INTEROP=1` when it is not.
 fn python_ready() -> bool {
     let ok = Command::new("python3")
-        .args(["-c", "import posix_ipc, sysv_ipc, multiprocessing.shared_memory"])
+        .args([
+            "-c",
+            "import posix_ipc, sysv_ipc, multiprocessing.shared_memory",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -161,7 +164,10 @@ fn posix_python_creates_ipcx_opens_and_reads() {
     python(PY_POSIX_CREATE, &[&name]);
     let shm = Shm::open_read_only(&name).unwrap();
     assert_eq!(shm.size().unwrap(), 4096);
-    assert_eq!(read_string(&shm.map_read_only().unwrap(), 0, 11), "from python");
+    assert_eq!(
+        read_string(&shm.map_read_only().unwrap(), 0, 11),
+        "from python"
+    );
     Shm::unlink(&name).unwrap();
 }
 

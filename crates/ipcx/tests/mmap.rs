@@ -107,7 +107,10 @@ fn read_only_maps_refuse_writes() {
     let mut m = map_read_only(&path).unwrap();
     assert!(!m.is_writable());
     assert_eq!(m.read::<[u8; 2]>(0).unwrap(), *b"ro");
-    assert!(matches!(m.write_at(0, b"x"), Err(MmapError::ReadOnly { .. })));
+    assert!(matches!(
+        m.write_at(0, b"x"),
+        Err(MmapError::ReadOnly { .. })
+    ));
     assert!(matches!(m.grow(128), Err(MmapError::ReadOnly { .. })));
     // A file opened read-only cannot be mapped read-write.
     #[allow(unsafe_code)]

@@ -77,7 +77,10 @@ fn child_role() {
             let e = Shm::create_new(&args[0], 4096).unwrap_err();
             assert!(matches!(e, ShmError::AlreadyExists { .. }), "{e}");
             let shm = Shm::create(&args[0], 4096).unwrap();
-            assert!(!shm.is_owner(), "create of an existing object must not own it");
+            assert!(
+                !shm.is_owner(),
+                "create of an existing object must not own it"
+            );
         }),
         ("denied", |args| {
             let e = Shm::open(&args[0]).unwrap_err();
@@ -208,15 +211,9 @@ fn size_zero_is_invalid() {
         Shm::create(&name, 0),
         Err(ShmError::InvalidSize { .. })
     ));
-    assert!(matches!(
-        Shm::open(&name),
-        Err(ShmError::NotFound { .. })
-    ));
+    assert!(matches!(Shm::open(&name), Err(ShmError::NotFound { .. })));
     let shm = Shm::create_new(&name, 10).unwrap();
-    assert!(matches!(
-        shm.resize(0),
-        Err(ShmError::InvalidSize { .. })
-    ));
+    assert!(matches!(shm.resize(0), Err(ShmError::InvalidSize { .. })));
 }
 
 #[test]
@@ -236,10 +233,7 @@ fn open_missing_is_not_found() {
     let e = Shm::open(&name).unwrap_err();
     assert!(matches!(e, ShmError::NotFound { .. }), "{e}");
     assert!(e.to_string().contains(&name), "{e}");
-    assert!(matches!(
-        Shm::unlink(&name),
-        Err(ShmError::NotFound { .. })
-    ));
+    assert!(matches!(Shm::unlink(&name), Err(ShmError::NotFound { .. })));
 }
 
 #[test]
@@ -263,7 +257,10 @@ fn permission_denied_for_another_user() {
     let shm = Shm::create_new(&name, 4096).unwrap();
     // Created 0600 whatever the umask.
     let meta = std::fs::metadata(format!("/dev/shm{name}")).unwrap();
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o600);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
     util::spawn_role_as_nobody("denied", &[&name]).expect_success();
     drop(shm);
 }
@@ -272,9 +269,16 @@ fn permission_denied_for_another_user() {
 fn options_set_the_exact_mode() {
     let name = util::posix_name("mode");
     let _g = unlink_guard(&name);
-    let _shm = Shm::options().mode(0o666).size(10).create_new(&name).unwrap();
+    let _shm = Shm::options()
+        .mode(0o666)
+        .size(10)
+        .create_new(&name)
+        .unwrap();
     let meta = std::fs::metadata(format!("/dev/shm{name}")).unwrap();
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o666);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o666
+    );
 }
 
 #[test]

@@ -146,10 +146,7 @@ fn removal_takes_effect_at_the_last_detach() {
     child.expect_success();
     let e = seg.stat().unwrap_err();
     assert!(matches!(e, SysvShmError::Removed { .. }), "{e}");
-    assert!(matches!(
-        seg.attach(),
-        Err(SysvShmError::Removed { .. })
-    ));
+    assert!(matches!(seg.attach(), Err(SysvShmError::Removed { .. })));
 }
 
 /// Sets the release byte through a fresh attachment (allowed on a removed segment on Linux).
@@ -212,14 +209,29 @@ fn sizes_and_existing_segment_too_small() {
     let _seg = Segment::create_new(key, 4096).unwrap();
     let e = Segment::options().size(8192).open(key).unwrap_err();
     assert!(
-        matches!(e, SysvShmError::ExistingTooSmall { requested: 8192, .. }),
+        matches!(
+            e,
+            SysvShmError::ExistingTooSmall {
+                requested: 8192,
+                ..
+            }
+        ),
         "{e}"
     );
     assert!(matches!(
         Segment::create(key, 8192),
         Err(SysvShmError::ExistingTooSmall { .. })
     ));
-    assert_eq!(Segment::options().size(100).open(key).unwrap().stat().unwrap().size, 4096);
+    assert_eq!(
+        Segment::options()
+            .size(100)
+            .open(key)
+            .unwrap()
+            .stat()
+            .unwrap()
+            .size,
+        4096
+    );
 }
 
 #[test]

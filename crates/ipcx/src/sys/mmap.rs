@@ -186,7 +186,8 @@ impl Mapping {
                 rustix::mm::MremapFlags::MAYMOVE,
             )?
         };
-        self.ptr = NonNull::new(new.cast()).ok_or_else(|| io::Error::other("mremap returned null"))?;
+        self.ptr =
+            NonNull::new(new.cast()).ok_or_else(|| io::Error::other("mremap returned null"))?;
         self.len = new_len;
         Ok(())
     }

@@ -16,7 +16,9 @@ use crate::name::PosixName;
 pub(crate) enum OpenMode {
     /// Must exist.
     Open,
-    /// Open or create.
+    /// Open or create. (`Shm::create` uses `CreateNew` then `Open`, so that it knows whether
+    /// it created the object and must unlink it.)
+    #[allow(dead_code)]
     Create,
     /// Create; fail if it exists.
     CreateNew,

@@ -393,7 +393,8 @@ impl Segment {
     }
 
     fn attach_with(&self, read_only: bool) -> Result<Attached, SysvShmError> {
-        let a = Attachment::attach(self.id, read_only).map_err(|e| id_error("attach", self.id, e))?;
+        let a =
+            Attachment::attach(self.id, read_only).map_err(|e| id_error("attach", self.id, e))?;
         Ok(Attached { a })
     }
 
