@@ -268,6 +268,10 @@ impl ShmOptions {
 
     /// Opens the object, creating it with [`ShmOptions::size`] bytes if it does not exist. The
     /// handle owns (unlinks on drop) the object only if it created it ([`Shm::is_owner`]).
+    ///
+    /// An existing object is opened as it is (its size, mode and owner are not changed or
+    /// checked): whoever can create it first decides them. Use [`ShmOptions::create_new`] when
+    /// the object must be a fresh one of yours.
     pub fn create(&self, name: &str) -> Result<Shm, ShmError> {
         let pname = PosixName::new(name)?;
         self.check_size()?;
@@ -403,7 +407,14 @@ impl Shm {
     #[doc(alias = "shm_unlink")]
     pub fn unlink(name: &str) -> Result<(), ShmError> {
         let pname = PosixName::new(name)?;
-        sys::shm::shm_unlink(&pname).map_err(|e| ShmError::from_io("unlink", name, e))
+        sys::shm::shm_unlink(&pname).map_err(|e| match e.raw_os_error() {
+            // /dev/shm is sticky: only the owner (or root) may unlink.
+            Some(libc::EPERM) => ShmError::PermissionDenied {
+                what: format!("unlink {name} (owned by another user)"),
+                source: e,
+            },
+            _ => ShmError::from_io("unlink", name, e),
+        })
     }
 
     /// Keeps the object after this handle is dropped (it stays until [`Shm::unlink`]).
