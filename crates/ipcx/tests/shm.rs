@@ -87,6 +87,8 @@ fn child_role() {
             assert!(matches!(e, ShmError::PermissionDenied { .. }), "{e}");
             let e = Shm::open_read_only(&args[0]).unwrap_err();
             assert!(matches!(e, ShmError::PermissionDenied { .. }), "{e}");
+            let e = Shm::unlink(&args[0]).unwrap_err();
+            assert!(matches!(e, ShmError::PermissionDenied { .. }), "{e}");
         }),
         ("create_and_hang", |args| {
             let shm = Shm::create_new(&args[0], 4096).unwrap();
