@@ -1,1 +1,409 @@
-//! Placeholder: implemented in its own change.
+//! Memory-mapped files shared between processes (`mmap(MAP_SHARED)` of a regular file).
+//!
+//! ```no_run
+//! use ipcx::mmap::MmapFile;
+//!
+//! # fn main() -> Result<(), ipcx::mmap::MmapError> {
+//! // SAFETY: /var/lib/app/state is our own file; no process truncates it while it is mapped.
+//! let mut map = unsafe { MmapFile::open("/var/lib/app/state")? };
+//! map.write_at(0, b"checkpoint")?;
+//! map.flush()?; // msync(MS_SYNC): on disk when this returns
+//! map.grow(1 << 20)?; // ftruncate + mremap
+//! # Ok(()) }
+//! ```
+//!
+//! # Why the constructors are `unsafe`
+//! A mapped file stays connected to the file: if anyone (this process or another, any user with
+//! write access to the file) truncates it, touching a mapped page past the new end raises
+//! `SIGBUS` and kills the process, and a concurrent writer can change the bytes at any time.
+//! ipcx cannot prevent either (files have no seals; `MAP_PRIVATE` copies would not be shared), so,
+//! as ripgrep does for its mmap searcher, the constructors that map a file ([`MmapFile::open`],
+//! [`MmapFile::open_read_only`], [`MmapFile::map`], [`MmapFile::map_read_only`]) are
+//! `unsafe fn`: the caller promises that the file is not shrunk below the mapping while it
+//! exists. Given that promise, every other method is safe: bytes move by volatile copy-in /
+//! copy-out with bounds checks, as in [`crate::shm`] (whose module docs explain why no `&[u8]`
+//! into shared memory is handed out safely). For memory that untrusted peers share, use a sealed
+//! [`crate::shm::Memfd`] instead: the kernel then refuses to shrink it.
+//!
+//! # Durability
+//! Writes through the mapping are visible to every other process mapping (or `read`ing) the file
+//! at once. [`MmapFile::flush`] (`msync(MS_SYNC)`) waits until they are written to the storage;
+//! [`MmapFile::flush_async`] (`MS_ASYNC`) only schedules it; the `_range` variants limit this to
+//! part of the file.
+//!
+//! # References
+//! [mmap(2)](https://man7.org/linux/man-pages/man2/mmap.2.html),
+//! [msync(2)](https://man7.org/linux/man-pages/man2/msync.2.html),
+//! [mremap(2)](https://man7.org/linux/man-pages/man2/mremap.2.html).
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, TryFromBytes};
+
+use crate::sys;
+use crate::sys::mmap::Mapping;
+
+/// What can go wrong with a memory-mapped file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MmapError {
+    /// The file does not exist.
+    #[error("no file {path}: create it first (and give it a size)")]
+    NotFound {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The file's mode does not allow this access, or a read-only file was mapped read-write.
+    #[error("permission denied: {what}: check the file's mode, or map it read-only")]
+    PermissionDenied {
+        /// What was attempted.
+        what: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// An empty file (nothing to map), a size too large, or an attempt to shrink with
+    /// [`MmapFile::grow`].
+    #[error("invalid size {size}: {reason}")]
+    InvalidSize {
+        /// The size found or asked for.
+        size: u64,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An access outside the mapping.
+    #[error(
+        "{len} bytes at offset {offset} are out of bounds of the {size}-byte mapping: stay below {size} or grow the file"
+    )]
+    OutOfBounds {
+        /// Offset of the access.
+        offset: usize,
+        /// Length of the access.
+        len: usize,
+        /// Size of the mapping.
+        size: usize,
+    },
+    /// A write (or grow) through a read-only mapping.
+    #[error("read-only: {what}: map the file read-write")]
+    ReadOnly {
+        /// What was attempted.
+        what: &'static str,
+    },
+    /// The bytes at `offset` are not a valid value of the type read ([`MmapFile::try_read`]).
+    #[error("the bytes at offset {offset} are not a valid {type_name}")]
+    InvalidValue {
+        /// Offset of the read.
+        offset: usize,
+        /// The type asked for.
+        type_name: &'static str,
+    },
+    /// Any other OS error.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was attempted.
+        what: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_error(what: impl Into<String>, e: io::Error) -> MmapError {
+    let what = what.into();
+    match e.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EPERM) => MmapError::PermissionDenied { what, source: e },
+        _ => MmapError::Io { what, source: e },
+    }
+}
+
+/// A file mapped `MAP_SHARED`, unmapped on drop. See the module docs for the safety contract.
+#[derive(Debug)]
+pub struct MmapFile {
+    file: File,
+    map: Mapping,
+}
+
+impl MmapFile {
+    /// Opens the file at `path` read-write and maps all of it read-write.
+    ///
+    /// # Safety
+    /// While the returned value exists, the file must not be truncated below the mapping's
+    /// length, by this or any other process (a later access would raise `SIGBUS`).
+    #[allow(unsafe_code)] // declares the caller's promise; no unsafe operation here
+    pub unsafe fn open(path: impl AsRef<Path>) -> Result<MmapFile, MmapError> {
+        let path = path.as_ref();
+        let file = open_file(path, true)?;
+        // SAFETY: forwarded to our caller (same contract).
+        unsafe { MmapFile::map(file) }
+    }
+
+    /// Opens the file at `path` read-only and maps all of it read-only.
+    ///
+    /// # Safety
+    /// As for [`MmapFile::open`]: the file must not be truncated below the mapping's length
+    /// while the returned value exists.
+    #[allow(unsafe_code)] // declares the caller's promise; no unsafe operation here
+    pub unsafe fn open_read_only(path: impl AsRef<Path>) -> Result<MmapFile, MmapError> {
+        let path = path.as_ref();
+        let file = open_file(path, false)?;
+        // SAFETY: forwarded to our caller (same contract).
+        unsafe { MmapFile::map_read_only(file) }
+    }
+
+    /// Maps all of `file` read-write (it must be open for reading and writing).
+    ///
+    /// # Safety
+    /// As for [`MmapFile::open`].
+    #[allow(unsafe_code)] // declares the caller's promise; no unsafe operation here
+    pub unsafe fn map(file: File) -> Result<MmapFile, MmapError> {
+        map_file(file, true)
+    }
+
+    /// Maps all of `file` read-only.
+    ///
+    /// # Safety
+    /// As for [`MmapFile::open`].
+    #[allow(unsafe_code)] // declares the caller's promise; no unsafe operation here
+    pub unsafe fn map_read_only(file: File) -> Result<MmapFile, MmapError> {
+        map_file(file, false)
+    }
+
+    /// Length of the mapping in bytes.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Always false: mappings have at least one byte.
+    pub fn is_empty(&self) -> bool {
+        self.map.len() == 0
+    }
+
+    /// Whether the mapping is writable.
+    pub fn is_writable(&self) -> bool {
+        self.map.is_writable()
+    }
+
+    /// The mapped file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    fn check(&self, offset: usize, len: usize) -> Result<(), MmapError> {
+        let size = self.len();
+        match offset.checked_add(len) {
+            Some(end) if end <= size => Ok(()),
+            _ => Err(MmapError::OutOfBounds { offset, len, size }),
+        }
+    }
+
+    /// Copies `buf.len()` bytes at `offset` out of the mapping.
+    pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<(), MmapError> {
+        self.check(offset, buf.len())?;
+        self.map
+            .read_at(offset, buf)
+            .map_err(|e| io_error("read mapping", e))
+    }
+
+    /// Copies `data` into the mapping at `offset`.
+    pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<(), MmapError> {
+        if !self.is_writable() {
+            return Err(MmapError::ReadOnly {
+                what: "write through a read-only mapping",
+            });
+        }
+        self.check(offset, data.len())?;
+        self.map
+            .write_at(offset, data)
+            .map_err(|e| io_error("write mapping", e))
+    }
+
+    /// Reads a plain-data value at `offset` (unaligned is fine).
+    pub fn read<T: FromBytes>(&self, offset: usize) -> Result<T, MmapError> {
+        let (len, size) = (std::mem::size_of::<T>(), self.len());
+        crate::shm::with_value_bytes::<T, _, _>(
+            offset,
+            |o, b| self.read_at(o, b),
+            |b| T::read_from_bytes(b).ok(),
+        )?
+        .ok_or(MmapError::OutOfBounds { offset, len, size })
+    }
+
+    /// Reads a value whose type has invalid bit patterns; [`MmapError::InvalidValue`] when the
+    /// bytes are not a valid `T`.
+    pub fn try_read<T: TryFromBytes>(&self, offset: usize) -> Result<T, MmapError> {
+        crate::shm::with_value_bytes::<T, _, _>(
+            offset,
+            |o, b| self.read_at(o, b),
+            |b| T::try_read_from_bytes(b).ok(),
+        )?
+        .ok_or(MmapError::InvalidValue {
+            offset,
+            type_name: std::any::type_name::<T>(),
+        })
+    }
+
+    /// Writes a plain-data value at `offset` (unaligned is fine).
+    pub fn write<T: IntoBytes + Immutable>(
+        &self,
+        offset: usize,
+        value: &T,
+    ) -> Result<(), MmapError> {
+        self.write_at(offset, value.as_bytes())
+    }
+
+    /// Writes the whole mapping to storage and waits (`msync(MS_SYNC)`).
+    #[doc(alias = "msync")]
+    pub fn flush(&self) -> Result<(), MmapError> {
+        self.flush_range(0, self.len())
+    }
+
+    /// Schedules the whole mapping to be written to storage (`msync(MS_ASYNC)`).
+    pub fn flush_async(&self) -> Result<(), MmapError> {
+        self.flush_range_async(0, self.len())
+    }
+
+    /// Writes `[offset, offset+len)` to storage and waits (`MS_SYNC`; the range is widened to
+    /// whole pages).
+    pub fn flush_range(&self, offset: usize, len: usize) -> Result<(), MmapError> {
+        self.check(offset, len)?;
+        self.map
+            .flush(offset, len, true)
+            .map_err(|e| io_error("msync(MS_SYNC)", e))
+    }
+
+    /// Schedules `[offset, offset+len)` to be written to storage (`MS_ASYNC`).
+    pub fn flush_range_async(&self, offset: usize, len: usize) -> Result<(), MmapError> {
+        self.check(offset, len)?;
+        self.map
+            .flush(offset, len, false)
+            .map_err(|e| io_error("msync(MS_ASYNC)", e))
+    }
+
+    /// Grows the file to `new_len` bytes (`ftruncate`; new bytes read as zero) and the mapping
+    /// with it (`mremap`; the address may change). Other processes see the larger file and can
+    /// follow with [`MmapFile::remap`]. Shrinking is refused ([`MmapError::InvalidSize`]): it
+    /// would make other processes' mappings fault.
+    pub fn grow(&mut self, new_len: u64) -> Result<(), MmapError> {
+        if !self.is_writable() {
+            return Err(MmapError::ReadOnly {
+                what: "grow a read-only mapping",
+            });
+        }
+        let new = usize::try_from(new_len).map_err(|_| MmapError::InvalidSize {
+            size: new_len,
+            reason: "larger than this machine can map",
+        })?;
+        if new < self.len() {
+            return Err(MmapError::InvalidSize {
+                size: new_len,
+                reason: "grow never shrinks: shrinking would make other mappings fault",
+            });
+        }
+        let on_disk = sys::shm::fstat(&self.file)
+            .map_err(|e| io_error("stat file", e))?
+            .size;
+        if on_disk < new_len {
+            sys::shm::ftruncate(&self.file, new_len).map_err(|e| match e.raw_os_error() {
+                Some(libc::EFBIG) | Some(libc::EINVAL) => MmapError::InvalidSize {
+                    size: new_len,
+                    reason: "the file system refused this size",
+                },
+                _ => io_error("grow file", e),
+            })?;
+        }
+        self.map.remap(new).map_err(|e| io_error("mremap", e))
+    }
+
+    /// Follows a size change made by another process: remaps to the file's current size
+    /// (growing or shrinking the mapping). Returns the new length.
+    pub fn remap(&mut self) -> Result<usize, MmapError> {
+        let size = sys::shm::fstat(&self.file)
+            .map_err(|e| io_error("stat file", e))?
+            .size;
+        let len = mappable_len(size)?;
+        if len != self.len() {
+            self.map.remap(len).map_err(|e| io_error("mremap", e))?;
+        }
+        Ok(len)
+    }
+
+    /// The first byte of the mapping; dereferencing it follows the rules of
+    /// [`MmapFile::as_slice`] / [`MmapFile::as_mut_slice`].
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.map.as_ptr()
+    }
+
+    /// The mapping as a byte slice.
+    ///
+    /// # Safety
+    /// No process or thread may write to the file (through a mapping or `write(2)`) while the
+    /// slice is alive.
+    #[allow(unsafe_code)] // declaring the unsafe accessor; the unsafe operation lives in sys
+    pub unsafe fn as_slice(&self) -> &[u8] {
+        // SAFETY: the caller upholds the contract above and the constructor's contract, which
+        // together are `Mapping::as_slice`'s.
+        unsafe { self.map.as_slice() }
+    }
+
+    /// The mapping as a mutable byte slice; [`MmapError::ReadOnly`] for a read-only mapping.
+    ///
+    /// # Safety
+    /// No other process or thread may read or write the file while the slice is alive.
+    #[allow(unsafe_code)] // declaring the unsafe accessor; the unsafe operation lives in sys
+    pub unsafe fn as_mut_slice(&mut self) -> Result<&mut [u8], MmapError> {
+        // SAFETY: as for `as_slice`, with exclusive access promised by the caller.
+        unsafe { self.map.as_mut_slice() }.ok_or(MmapError::ReadOnly {
+            what: "mutable slice of a read-only mapping",
+        })
+    }
+}
+
+fn open_file(path: &Path, writable: bool) -> Result<File, MmapError> {
+    OpenOptions::new()
+        .read(true)
+        .write(writable)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => MmapError::NotFound {
+                path: path.to_owned(),
+                source: e,
+            },
+            _ => io_error(format!("open {}", path.display()), e),
+        })
+}
+
+fn mappable_len(size: u64) -> Result<usize, MmapError> {
+    if size == 0 {
+        return Err(MmapError::InvalidSize {
+            size,
+            reason: "the file is empty: give it a size (set_len) before mapping",
+        });
+    }
+    usize::try_from(size).map_err(|_| MmapError::InvalidSize {
+        size,
+        reason: "larger than this machine can map",
+    })
+}
+
+fn map_file(file: File, writable: bool) -> Result<MmapFile, MmapError> {
+    let size = sys::shm::fstat(&file)
+        .map_err(|e| io_error("stat file", e))?
+        .size;
+    let len = mappable_len(size)?;
+    let map = Mapping::map_shared(&file, len, 0, writable).map_err(|e| {
+        if writable && e.raw_os_error() == Some(libc::EACCES) {
+            MmapError::PermissionDenied {
+                what: "map read-write a file not opened for writing".into(),
+                source: e,
+            }
+        } else {
+            io_error("mmap", e)
+        }
+    })?;
+    Ok(MmapFile { file, map })
+}

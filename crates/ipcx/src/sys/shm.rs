@@ -1,11 +1,14 @@
-//! POSIX shared-memory objects (`shm_open`, `shm_unlink`).
+//! POSIX shared-memory objects (`shm_open`, `shm_unlink`), memfds and their seals, and the
+//! fd-level size calls they share with files (`ftruncate`, `fstat`).
 
+use std::ffi::CStr;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::fs::Mode;
 use rustix::shm::OFlags;
 
+use super::retry_eintr;
 use crate::name::PosixName;
 
 /// How to open a POSIX shared-memory object.
@@ -13,7 +16,9 @@ use crate::name::PosixName;
 pub(crate) enum OpenMode {
     /// Must exist.
     Open,
-    /// Open or create.
+    /// Open or create. (`Shm::create` uses `CreateNew` then `Open`, so that it knows whether
+    /// it created the object and must unlink it.)
+    #[allow(dead_code)]
     Create,
     /// Create; fail if it exists.
     CreateNew,
@@ -46,4 +51,64 @@ pub(crate) fn shm_open(
 /// `shm_unlink`.
 pub(crate) fn shm_unlink(name: &PosixName) -> io::Result<()> {
     Ok(rustix::shm::unlink(name.as_c_str())?)
+}
+
+/// `ftruncate(fd, len)`: sets the size of a shared-memory object, memfd or file.
+pub(crate) fn ftruncate(fd: impl AsFd, len: u64) -> io::Result<()> {
+    retry_eintr(|| Ok(rustix::fs::ftruncate(&fd, len)?))
+}
+
+/// What `fstat` says about a shared-memory object, memfd or file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FdStat {
+    /// Size in bytes.
+    pub(crate) size: u64,
+    /// Device and inode: the identity of the object.
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+}
+
+/// `fstat(fd)`.
+pub(crate) fn fstat(fd: impl AsFd) -> io::Result<FdStat> {
+    let st = rustix::fs::fstat(fd)?;
+    Ok(FdStat {
+        size: u64::try_from(st.st_size).unwrap_or(0),
+        dev: st.st_dev,
+        ino: st.st_ino,
+    })
+}
+
+/// `fchmod(fd, mode)`: sets the exact permission bits (shm_open's mode is filtered by umask).
+pub(crate) fn fchmod(fd: impl AsFd, mode: u32) -> io::Result<()> {
+    Ok(rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))?)
+}
+
+/// `memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING)`.
+pub(crate) fn memfd_create(name: &CStr) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::memfd_create(
+        name,
+        rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+    )?)
+}
+
+/// `fcntl(fd, F_ADD_SEALS, seals)` with the raw `F_SEAL_*` bits.
+pub(crate) fn add_seals(fd: impl AsFd, seals: u32) -> io::Result<()> {
+    Ok(rustix::fs::fcntl_add_seals(
+        fd,
+        rustix::fs::SealFlags::from_bits_retain(seals),
+    )?)
+}
+
+/// `fcntl(fd, F_GET_SEALS)` as raw `F_SEAL_*` bits.
+pub(crate) fn get_seals(fd: impl AsFd) -> io::Result<u32> {
+    Ok(rustix::fs::fcntl_get_seals(fd)?.bits())
+}
+
+/// `F_SEAL_*` values (from `<linux/fcntl.h>`).
+pub(crate) mod seal {
+    pub(crate) const SEAL: u32 = libc::F_SEAL_SEAL as u32;
+    pub(crate) const SHRINK: u32 = libc::F_SEAL_SHRINK as u32;
+    pub(crate) const GROW: u32 = libc::F_SEAL_GROW as u32;
+    pub(crate) const WRITE: u32 = libc::F_SEAL_WRITE as u32;
+    pub(crate) const FUTURE_WRITE: u32 = libc::F_SEAL_FUTURE_WRITE as u32;
 }
