@@ -237,3 +237,24 @@ mod tests {
         assert!(!records(false).iter().any(|r| r.object == obj));
     }
 }
+
+/// A registry record held by the handle that created an object: recorded on creation,
+/// forgotten when dropped (the object was removed, or made to persist).
+#[derive(Debug)]
+pub(crate) struct Registration {
+    object: String,
+}
+
+impl Registration {
+    /// Records that this process created `object` and will remove it.
+    pub(crate) fn new(object: String) -> Registration {
+        register(&object);
+        Registration { object }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        unregister(&self.object);
+    }
+}

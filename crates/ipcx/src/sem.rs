@@ -223,13 +223,17 @@ pub struct Semaphore {
     name: PosixName,
     owner: bool,
     persist: bool,
+    registration: Option<crate::registry::Registration>,
 }
 
 impl Semaphore {
     fn new(raw: NamedSem, name: PosixName, owner: bool) -> Semaphore {
+        let registration =
+            owner.then(|| crate::registry::Registration::new(format!("posix-sem:{name}")));
         Semaphore {
             raw,
             name,
+            registration,
             owner,
             persist: false,
         }
@@ -269,12 +273,16 @@ impl Semaphore {
     /// Keeps the semaphore's name after this handle is dropped.
     pub fn persist(mut self) -> Semaphore {
         self.persist = true;
+        self.registration = None;
         self
     }
 
     /// Sets whether the name is kept after this (creating) handle is dropped.
     pub fn set_persist(&mut self, persist: bool) {
         self.persist = persist;
+        if persist {
+            self.registration = None;
+        }
     }
 
     /// Decrements the semaphore (P), blocking while its value is zero.
@@ -342,6 +350,7 @@ impl Semaphore {
     #[doc(alias = "sem_unlink")]
     pub fn unlink(&mut self) -> Result<(), Error> {
         self.owner = false;
+        self.registration = None;
         unlink_name(&self.name)
     }
 

@@ -335,6 +335,7 @@ impl ShmOptions {
             name: pname.clone(),
             writable: true,
             owner: Some(Owner {
+                _registration: crate::registry::Registration::new(format!("posix-shm:{pname}")),
                 name: pname.clone(),
                 dev: st.dev,
                 ino: st.ino,
@@ -478,6 +479,7 @@ impl Shm {
 #[derive(Debug)]
 struct Owner {
     name: PosixName,
+    _registration: crate::registry::Registration,
     dev: u64,
     ino: u64,
     armed: bool,

@@ -304,6 +304,9 @@ impl Options {
         };
         let mut set = SemaphoreSet::from_parts(id, key, created)?;
         if created {
+            set.registration = Some(crate::registry::Registration::new(
+                crate::inventory::sysv_name("sysv-sem", key.0, id),
+            ));
             if let Some(values) = &self.values {
                 set.set_all(values)?;
             }
@@ -355,6 +358,7 @@ pub struct SemaphoreSet {
     owner: bool,
     persist: bool,
     undo: bool,
+    registration: Option<crate::registry::Registration>,
 }
 
 impl SemaphoreSet {
@@ -366,6 +370,7 @@ impl SemaphoreSet {
             owner,
             persist: false,
             undo: false,
+            registration: None,
         };
         match sys::stat(id) {
             Ok(st) => set.nsems = st.nsems as usize,
@@ -416,6 +421,7 @@ impl SemaphoreSet {
             owner: false,
             persist: false,
             undo: false,
+            registration: None,
         })
     }
 
@@ -447,12 +453,16 @@ impl SemaphoreSet {
     /// Keeps the set after this handle is dropped.
     pub fn persist(mut self) -> SemaphoreSet {
         self.persist = true;
+        self.registration = None;
         self
     }
 
     /// Sets whether the set is kept after this (creating) handle is dropped.
     pub fn set_persist(&mut self, persist: bool) {
         self.persist = persist;
+        if persist {
+            self.registration = None;
+        }
     }
 
     /// Applies `SEM_UNDO` to every operation of this handle, whatever each [`SemOp::undo`]
@@ -640,6 +650,7 @@ impl SemaphoreSet {
     #[doc(alias = "IPC_RMID")]
     pub fn remove(&mut self) -> Result<(), Error> {
         self.owner = false;
+        self.registration = None;
         sys::rmid(self.id).map_err(|e| Error::on_set("semctl(IPC_RMID)", self.id, e))
     }
 

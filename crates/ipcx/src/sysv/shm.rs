@@ -239,6 +239,7 @@ impl SegmentOptions {
             id,
             key,
             owner: false,
+            registration: None,
         })
     }
 
@@ -283,6 +284,9 @@ impl SegmentOptions {
             id,
             key,
             owner: true,
+            registration: Some(crate::registry::Registration::new(
+                crate::inventory::sysv_name("sysv-shm", key.0, id),
+            )),
         })
     }
 
@@ -303,6 +307,7 @@ pub struct Segment {
     id: i32,
     key: Key,
     owner: bool,
+    registration: Option<crate::registry::Registration>,
 }
 
 impl Segment {
@@ -335,6 +340,7 @@ impl Segment {
             id,
             key: Key(st.key),
             owner: false,
+            registration: None,
         })
     }
 
@@ -351,6 +357,7 @@ impl Segment {
     /// Keeps the segment after this handle is dropped (until [`Segment::remove`] or `ipcrm`).
     pub fn persist(mut self) -> Segment {
         self.owner = false;
+        self.registration = None;
         self
     }
 
@@ -403,6 +410,7 @@ impl Segment {
     #[doc(alias = "IPC_RMID")]
     pub fn remove(&mut self) -> Result<(), SysvShmError> {
         self.owner = false;
+        self.registration = None;
         Segment::remove_id(self.id)
     }
 
