@@ -102,7 +102,7 @@ pub(crate) fn recv_fds_wait(
             WaitError::Io(e) => SocketError::io("receiving file descriptors", e),
         }
     })?;
-    if r.control_truncated {
+    if r.control_truncated || r.fds.len() > max_fds {
         let received = r.fds.len();
         drop(r);
         return Err(SocketError::ControlTruncated { max_fds, received });

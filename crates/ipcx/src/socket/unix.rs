@@ -703,7 +703,7 @@ pub(crate) fn recv_message(
         }
         Err(e) => return Err(SocketError::io("recvmsg(2)", e)),
     };
-    if r.control_truncated {
+    if r.control_truncated || r.fds.len() > max_fds {
         let received = r.fds.len();
         drop(r);
         return Err(SocketError::ControlTruncated { max_fds, received });
