@@ -480,3 +480,63 @@ fn channel_sender_without_receiver() {
         Err(ChanError::AlreadyExists { .. })
     ));
 }
+
+#[cfg(feature = "tokio")]
+#[test]
+fn async_round_trips_with_credentials() {
+    use ipcx::socket::tokio::{
+        AsyncFramed, AsyncUnixDatagram, AsyncUnixListener, AsyncUnixSeqpacketListener,
+        connect_unix, peer_credentials,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        tokio::time::timeout(T, async {
+            // Stream: a sync child echoes through an async server.
+            let a = abstract_name("astream");
+            let l = AsyncUnixListener::bind(&a).unwrap();
+            let mut child = util::spawn_role("stream_echo", &[&a.to_string()]);
+            let (s, who) = l.accept().await.unwrap();
+            assert_eq!(who.pid, child.pid());
+            assert_eq!(peer_credentials(&s).unwrap().pid, child.pid());
+            let mut conn = AsyncFramed::new(s);
+            while let Some(m) = conn.recv_frame().await.unwrap() {
+                conn.send_frame(&m).await.unwrap();
+            }
+            child.expect_success();
+
+            // Async client to a sync-style async server in this process.
+            let a2 = abstract_name("astream2");
+            let l2 = AsyncUnixListener::bind(&a2).unwrap();
+            let c = connect_unix(&a2).await.unwrap();
+            let (s2, _) = l2.accept().await.unwrap();
+            let (mut c, mut s2) = (AsyncFramed::new(c), AsyncFramed::new(s2));
+            c.send_frame(b"async").await.unwrap();
+            assert_eq!(s2.recv_frame().await.unwrap().unwrap(), b"async");
+
+            // Seqpacket with a child.
+            let q = abstract_name("aseq");
+            let l = AsyncUnixSeqpacketListener::bind(&q).unwrap();
+            let mut child = util::spawn_role("seq_echo", &[&q.to_string()]);
+            let (conn, who) = l.accept().await.unwrap();
+            assert_eq!(who.pid, child.pid());
+            while let Ok(m) = conn.recv().await {
+                conn.send(&m.data).await.unwrap();
+            }
+            child.expect_success();
+
+            // Datagram: credentials per datagram.
+            let d = abstract_name("adgram");
+            let srv = AsyncUnixDatagram::bind(&d).unwrap();
+            let cli = AsyncUnixDatagram::new(UnixDatagram::unbound().unwrap()).unwrap();
+            cli.send_to(b"hi", &d).await.unwrap();
+            let m = srv.recv().await.unwrap();
+            assert_eq!(m.data, b"hi");
+            assert_eq!(m.credentials.unwrap().pid as u32, std::process::id());
+        })
+        .await
+        .expect("async test timed out");
+    });
+}
