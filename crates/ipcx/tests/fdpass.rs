@@ -5,11 +5,11 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
+use ipcx::Wait;
 use ipcx::socket::{
     MAX_FDS, SocketError, UnixAddr, UnixDatagram, UnixListener, UnixSeqpacket,
     UnixSeqpacketListener, UnixStream,
 };
-use ipcx::Wait;
 
 const T: Duration = Duration::from_secs(10);
 

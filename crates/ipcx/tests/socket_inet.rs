@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ipcx::channel::{Endpoint, Error as ChanError, Options};
-use ipcx::socket::{SocketError, TcpListener, TcpStream, UdpSocket, MAX_UDP_PAYLOAD_V4};
+use ipcx::socket::{MAX_UDP_PAYLOAD_V4, SocketError, TcpListener, TcpStream, UdpSocket};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -32,7 +32,10 @@ fn child_role() {
             std::thread::sleep(Duration::from_secs(60));
         }),
         ("chan_send", |a| {
-            let mut tx = Endpoint::parse(&a[0]).unwrap().sender(&Options::new()).unwrap();
+            let mut tx = Endpoint::parse(&a[0])
+                .unwrap()
+                .sender(&Options::new())
+                .unwrap();
             for i in 0..3 {
                 tx.send(format!("m{i}").as_bytes()).unwrap();
             }
@@ -156,7 +159,10 @@ fn tcp_and_udp_channels() {
         l.local_addr().unwrap().port()
     };
     let ep = format!("tcp:127.0.0.1:{port}");
-    let mut rx = Endpoint::parse(&ep).unwrap().receiver(&Options::new()).unwrap();
+    let mut rx = Endpoint::parse(&ep)
+        .unwrap()
+        .receiver(&Options::new())
+        .unwrap();
     let mut c1 = util::spawn_role("chan_send", &[&ep]);
     let mut c2 = util::spawn_role("chan_send", &[&ep]);
     let mut got = Vec::new();
@@ -176,7 +182,10 @@ fn tcp_and_udp_channels() {
     let port = u.local_addr().unwrap().port();
     drop(u);
     let ep = format!("udp:127.0.0.1:{port}");
-    let mut rx = Endpoint::parse(&ep).unwrap().receiver(&Options::new()).unwrap();
+    let mut rx = Endpoint::parse(&ep)
+        .unwrap()
+        .receiver(&Options::new())
+        .unwrap();
     let mut c = util::spawn_role("chan_send", &[&ep]);
     for i in 0..3 {
         let m = rx.recv_timeout(T).unwrap();

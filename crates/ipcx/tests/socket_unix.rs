@@ -55,9 +55,11 @@ fn child_role() {
             // Wait for the parent to close.
             let _ = s.recv_frame_timeout(T);
         }),
-        ("stream_expect_denied", |a| match UnixStream::connect(&addr(&a[0])) {
-            Err(SocketError::PermissionDenied { .. }) => {}
-            other => panic!("expected PermissionDenied, got {other:?}"),
+        ("stream_expect_denied", |a| {
+            match UnixStream::connect(&addr(&a[0])) {
+                Err(SocketError::PermissionDenied { .. }) => {}
+                other => panic!("expected PermissionDenied, got {other:?}"),
+            }
         }),
         ("stream_then_hang", |a| {
             let mut s = UnixStream::connect(&addr(&a[0])).unwrap();
@@ -92,10 +94,7 @@ fn child_role() {
 #[test]
 fn stream_echo_on_path_and_abstract_name() {
     let dir = util::TempDir::new("stream");
-    for a in [
-        UnixAddr::Path(dir.join("s.sock")),
-        abstract_name("stream"),
-    ] {
+    for a in [UnixAddr::Path(dir.join("s.sock")), abstract_name("stream")] {
         let l = UnixListener::bind(&a).unwrap();
         let mut child = util::spawn_role("stream_echo", &[&a.to_string()]);
         let (mut conn, who) = l.accept_timeout(T).unwrap();
@@ -143,8 +142,7 @@ fn datagram_echo_with_credentials() {
         (abstract_name("dsrv"), abstract_name("dcli")),
     ] {
         let s = UnixDatagram::bind(&server).unwrap();
-        let mut child =
-            util::spawn_role("dgram_echo", &[&server.to_string(), &client.to_string()]);
+        let mut child = util::spawn_role("dgram_echo", &[&server.to_string(), &client.to_string()]);
         let m = s.recv_timeout(T).unwrap();
         assert_eq!(m.data, b"ping");
         let c = m.credentials.expect("SCM_CREDENTIALS");
@@ -157,7 +155,9 @@ fn datagram_echo_with_credentials() {
 }
 
 fn rustix_uid() -> u32 {
-    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap()
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap()
 }
 
 #[test]
@@ -293,7 +293,12 @@ fn non_socket_and_symlink_are_left_untouched() {
         Err(SocketError::NotASocket { .. }) => {}
         other => panic!("expected NotASocket, got {other:?}"),
     }
-    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     assert!(std::fs::symlink_metadata(&target).is_ok());
     assert!(ipcx::socket::remove_socket_file(&link).is_err());
     assert!(std::fs::symlink_metadata(&link).is_ok());
@@ -324,7 +329,10 @@ fn missing_peer_and_timeouts() {
         Err(SocketError::Timeout)
     ));
     let el = t0.elapsed();
-    assert!(el >= Duration::from_millis(100) && el < Duration::from_secs(5), "{el:?}");
+    assert!(
+        el >= Duration::from_millis(100) && el < Duration::from_secs(5),
+        "{el:?}"
+    );
 
     let (a, _b) = UnixSeqpacket::pair().unwrap();
     assert!(matches!(a.try_recv(), Err(SocketError::WouldBlock)));
@@ -399,7 +407,10 @@ fn channel_receiver_serves_many_peers_and_reports_bad_ones() {
     let dir = util::TempDir::new("chan");
     let path = dir.join("c.sock");
     let ep = format!("unix:{}", path.display());
-    let mut rx = Endpoint::parse(&ep).unwrap().receiver(&Options::new().max_frame_len(1 << 16)).unwrap();
+    let mut rx = Endpoint::parse(&ep)
+        .unwrap()
+        .receiver(&Options::new().max_frame_len(1 << 16))
+        .unwrap();
     let mut good = util::spawn_role("chan_good", &[&ep]);
     let mut over = util::spawn_role("chan_oversize", &[&path.display().to_string()]);
     let mut trunc = util::spawn_role("chan_truncated", &[&path.display().to_string()]);
@@ -416,12 +427,18 @@ fn channel_receiver_serves_many_peers_and_reports_bad_ones() {
             Err(ChanError::Timeout) => {}
             Err(e @ ChanError::FrameTooLarge { .. }) => {
                 assert!(e.is_recoverable());
-                assert!(e.to_string().contains(&format!("pid {}", over.pid())), "{e}");
+                assert!(
+                    e.to_string().contains(&format!("pid {}", over.pid())),
+                    "{e}"
+                );
                 too_large += 1;
             }
             Err(e @ ChanError::TruncatedFrame { .. }) => {
                 assert!(e.is_recoverable());
-                assert!(e.to_string().contains(&format!("pid {}", trunc.pid())), "{e}");
+                assert!(
+                    e.to_string().contains(&format!("pid {}", trunc.pid())),
+                    "{e}"
+                );
                 truncated += 1;
             }
             Err(e) => panic!("unexpected {e}"),
@@ -442,7 +459,10 @@ fn channel_receiver_serves_many_peers_and_reports_bad_ones() {
 fn channel_seqpacket_and_datagram() {
     for scheme in ["unix-seqpacket", "unix-dgram"] {
         let ep = format!("{scheme}:@{}", util::unique("chan"));
-        let mut rx = Endpoint::parse(&ep).unwrap().receiver(&Options::new()).unwrap();
+        let mut rx = Endpoint::parse(&ep)
+            .unwrap()
+            .receiver(&Options::new())
+            .unwrap();
         let mut child = util::spawn_role(
             if scheme == "unix-dgram" {
                 "chan_dgram"
@@ -462,7 +482,10 @@ fn channel_seqpacket_and_datagram() {
 fn channel_sender_without_receiver() {
     let dir = util::TempDir::new("nochan");
     let ep = format!("unix:{}", dir.join("none.sock").display());
-    let e = Endpoint::parse(&ep).unwrap().sender(&Options::new()).unwrap_err();
+    let e = Endpoint::parse(&ep)
+        .unwrap()
+        .sender(&Options::new())
+        .unwrap_err();
     assert!(matches!(e, ChanError::NotFound { .. }), "{e}");
     assert!(e.to_string().contains("start `ipcx recv` first"), "{e}");
     let t0 = Instant::now();
@@ -474,7 +497,10 @@ fn channel_sender_without_receiver() {
     assert!(t0.elapsed() >= Duration::from_millis(100));
     // A receiver already bound there: AlreadyExists.
     let p = format!("unix:@{}", util::unique("dup"));
-    let _rx = Endpoint::parse(&p).unwrap().receiver(&Options::new()).unwrap();
+    let _rx = Endpoint::parse(&p)
+        .unwrap()
+        .receiver(&Options::new())
+        .unwrap();
     assert!(matches!(
         Endpoint::parse(&p).unwrap().receiver(&Options::new()),
         Err(ChanError::AlreadyExists { .. })

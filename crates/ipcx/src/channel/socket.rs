@@ -34,7 +34,9 @@ fn map_err(e: SocketError, what: &str, sending: bool) -> Error {
         },
         SocketError::NotASocket { what: kind, .. } => Error::AlreadyExists {
             what: format!("{what} ({kind})"),
-            hint: "it is not a socket and was left untouched: remove it yourself or pick another path".into(),
+            hint:
+                "it is not a socket and was left untouched: remove it yourself or pick another path"
+                    .into(),
         },
         SocketError::NotFound { .. } => Error::NotFound {
             what: format!("listener at {what}"),
@@ -92,7 +94,9 @@ fn connect_retrying<T>(
     let mut pause = Duration::from_millis(2);
     loop {
         match connect(wait) {
-            Err(SocketError::NotFound { .. }) if opts.connect_timeout.is_some() && !wait.expired() => {
+            Err(SocketError::NotFound { .. })
+                if opts.connect_timeout.is_some() && !wait.expired() =>
+            {
                 std::thread::sleep(pause.min(wait.remaining().unwrap_or(pause)));
                 pause = (pause * 2).min(Duration::from_millis(100));
             }
@@ -209,7 +213,8 @@ impl Server {
                         })),
                         Ok(None) => break,
                         Err(e) => {
-                            self.ready.push_back(Err(Error::from_frame(conn.name.clone(), e)));
+                            self.ready
+                                .push_back(Err(Error::from_frame(conn.name.clone(), e)));
                             return true;
                         }
                     }
@@ -217,7 +222,8 @@ impl Server {
                 match read {
                     Ok(0) => {
                         if let Err(e) = decoder.finish() {
-                            self.ready.push_back(Err(Error::from_frame(conn.name.clone(), e)));
+                            self.ready
+                                .push_back(Err(Error::from_frame(conn.name.clone(), e)));
                         }
                         true
                     }
@@ -226,7 +232,8 @@ impl Server {
                     Err(_) => {
                         // Reset by the peer (it died): report a half-sent frame, if any.
                         if let Err(e) = decoder.finish() {
-                            self.ready.push_back(Err(Error::from_frame(conn.name.clone(), e)));
+                            self.ready
+                                .push_back(Err(Error::from_frame(conn.name.clone(), e)));
                         }
                         true
                     }

@@ -5,7 +5,7 @@
 //!   [`UnixStream::peer_credentials`](super::UnixStream::peer_credentials).
 //! * Datagram sockets: every datagram carries the sender's credentials as `SCM_CREDENTIALS`
 //!   because ipcx turns `SO_PASSCRED` on for every bound datagram socket: see
-//!   [`Datagram::credentials`](super::Datagram::credentials).
+//!   [`ReceivedMessage::credentials`](super::ReceivedMessage::credentials).
 //!
 //! A process can only present its own pid, uid and gid (root may present others): the
 //! kernel checks what a sender claims.

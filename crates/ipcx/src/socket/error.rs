@@ -152,7 +152,9 @@ impl SocketError {
                 what: "not a socket",
             },
             Some(libc::EPROTOTYPE) => SocketError::Io {
-                context: format!("connecting to {addr}: the socket there is of another kind (stream, datagram or seqpacket)"),
+                context: format!(
+                    "connecting to {addr}: the socket there is of another kind (stream, datagram or seqpacket)"
+                ),
                 source,
             },
             _ => SocketError::io(format!("connecting to {addr}"), source),

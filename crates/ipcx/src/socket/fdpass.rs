@@ -95,13 +95,14 @@ pub(crate) fn recv_fds_wait(
     max_fds: usize,
     wait: Wait,
 ) -> Result<ReceivedFds, SocketError> {
-    let r = retry_ready(fd, true, wait, || sys::recv_msg(fd, buf, max_fds, true)).map_err(|e| {
-        match e {
-            WaitError::WouldBlock => SocketError::WouldBlock,
-            WaitError::Timeout => SocketError::Timeout,
-            WaitError::Io(e) => SocketError::io("receiving file descriptors", e),
-        }
-    })?;
+    let r =
+        retry_ready(fd, true, wait, || sys::recv_msg(fd, buf, max_fds, true)).map_err(
+            |e| match e {
+                WaitError::WouldBlock => SocketError::WouldBlock,
+                WaitError::Timeout => SocketError::Timeout,
+                WaitError::Io(e) => SocketError::io("receiving file descriptors", e),
+            },
+        )?;
     if r.control_truncated || r.fds.len() > max_fds {
         let received = r.fds.len();
         drop(r);

@@ -17,7 +17,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::error::SocketError;
-use super::unix::{recv_stream_frame, send_stream_frame, flush_pending};
+use super::unix::{flush_pending, recv_stream_frame, send_stream_frame};
 use super::wait::{WaitError, retry_ready};
 use crate::framing::{self, DEFAULT_MAX_FRAME_LEN, FrameDecoder};
 use crate::sys::socket as sys;
@@ -99,7 +99,10 @@ impl TcpListener {
     }
 
     /// Accepts a connection, giving up after `timeout`.
-    pub fn accept_timeout(&self, timeout: Duration) -> Result<(TcpStream, SocketAddr), SocketError> {
+    pub fn accept_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<(TcpStream, SocketAddr), SocketError> {
         self.accept_wait(Wait::timeout(timeout))
     }
 
@@ -149,7 +152,10 @@ impl TcpStream {
     }
 
     /// Connects, giving up after `timeout` (for all resolved addresses together).
-    pub fn connect_timeout(addr: impl ToSocketAddrs, timeout: Duration) -> Result<TcpStream, SocketError> {
+    pub fn connect_timeout(
+        addr: impl ToSocketAddrs,
+        timeout: Duration,
+    ) -> Result<TcpStream, SocketError> {
         Self::connect_wait(addr, Wait::timeout(timeout))
     }
 
@@ -164,7 +170,10 @@ impl TcpStream {
             };
             match r {
                 Ok(s) => return TcpStream::from_std(s),
-                Err(e) if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock => {
+                Err(e)
+                    if e.kind() == io::ErrorKind::TimedOut
+                        || e.kind() == io::ErrorKind::WouldBlock =>
+                {
                     last = Some(SocketError::Timeout)
                 }
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
@@ -225,7 +234,10 @@ impl TcpStream {
     }
 
     /// Receives one frame, giving up after `timeout`.
-    pub fn recv_frame_timeout(&mut self, timeout: Duration) -> Result<Option<Vec<u8>>, SocketError> {
+    pub fn recv_frame_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<Vec<u8>>, SocketError> {
         self.recv_frame_wait(Wait::timeout(timeout))
     }
 
@@ -252,7 +264,11 @@ impl Write for TcpStream {
         sys::send_bytes(self.inner.as_fd(), buf, false)
     }
     fn flush(&mut self) -> io::Result<()> {
-        Ok(flush_pending(self.inner.as_fd(), &mut self.out, Wait::Forever)?)
+        Ok(flush_pending(
+            self.inner.as_fd(),
+            &mut self.out,
+            Wait::Forever,
+        )?)
     }
 }
 
@@ -378,8 +394,10 @@ impl UdpSocket {
     /// Receives one datagram and its sender, waiting as `wait` allows.
     pub fn recv_from_wait(&self, wait: Wait) -> Result<(Vec<u8>, SocketAddr), SocketError> {
         let mut buf = vec![0u8; 65536];
-        let (n, from) = retry_ready(self.inner.as_fd(), true, wait, || self.inner.recv_from(&mut buf))
-            .map_err(|e| self.map(e, 0))?;
+        let (n, from) = retry_ready(self.inner.as_fd(), true, wait, || {
+            self.inner.recv_from(&mut buf)
+        })
+        .map_err(|e| self.map(e, 0))?;
         buf.truncate(n);
         Ok((buf, from))
     }
@@ -395,7 +413,10 @@ impl UdpSocket {
     }
 
     /// Receives one datagram, giving up after `timeout`.
-    pub fn recv_from_timeout(&self, timeout: Duration) -> Result<(Vec<u8>, SocketAddr), SocketError> {
+    pub fn recv_from_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<(Vec<u8>, SocketAddr), SocketError> {
         self.recv_from_wait(Wait::timeout(timeout))
     }
 
@@ -406,9 +427,11 @@ impl UdpSocket {
                 max: self.max,
                 what: "the UDP payload limit",
             },
-            WaitError::Io(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => SocketError::PeerGone {
-                what: "the peer's port is closed (ICMP port unreachable)".into(),
-            },
+            WaitError::Io(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                SocketError::PeerGone {
+                    what: "the peer's port is closed (ICMP port unreachable)".into(),
+                }
+            }
             other => wait_err(other, "udp"),
         }
     }

@@ -13,6 +13,7 @@
 //!
 //! ```no_run
 //! use ipcx::socket::{UnixAddr, tokio::{AsyncUnixListener, AsyncFramed}};
+//! # #[allow(dead_code)]
 //! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
 //! let l = AsyncUnixListener::bind(&UnixAddr::parse("@svc")?)?;
 //! let (stream, who) = l.accept().await?;
@@ -31,8 +32,8 @@ use ::tokio::io::unix::AsyncFd;
 use ::tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{
-    Credentials, ReceivedMessage, SocketError, UnixAddr, UnixDatagram, UnixListener,
-    UnixSeqpacket, UnixSeqpacketListener, UnixStream,
+    Credentials, ReceivedMessage, SocketError, UnixAddr, UnixDatagram, UnixListener, UnixSeqpacket,
+    UnixSeqpacketListener, UnixStream,
 };
 use crate::framing::{self, DEFAULT_MAX_FRAME_LEN, FrameDecoder};
 use crate::wait::Wait;
@@ -84,7 +85,9 @@ impl AsyncUnixListener {
 
     /// Wraps a bound listener.
     pub fn from_listener(l: UnixListener) -> Result<AsyncUnixListener, SocketError> {
-        Ok(AsyncUnixListener { inner: async_fd(l)? })
+        Ok(AsyncUnixListener {
+            inner: async_fd(l)?,
+        })
     }
 
     /// Accepts a connection with the peer's credentials (`SO_PEERCRED`).
@@ -170,7 +173,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncFramed<S> {
     /// Sends one frame.
     pub async fn send_frame(&mut self, msg: &[u8]) -> Result<(), SocketError> {
         let frame = framing::encode_frame(msg, self.decoder.max_frame_len())?;
-        self.io.write_all(&frame).await.map_err(|e| SocketError::io("sending", e))
+        self.io
+            .write_all(&frame)
+            .await
+            .map_err(|e| SocketError::io("sending", e))
     }
 
     /// Receives one frame: `None` at a clean end of stream; a stream ending inside a frame is

@@ -35,11 +35,11 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::UnixAddr;
 use super::cred::Credentials;
 use super::error::SocketError;
 use super::fdpass::{MAX_FDS, ReceivedFds};
 use super::wait::{WaitError, poll_until, retry_ready};
-use super::UnixAddr;
 use crate::framing::{self, DEFAULT_MAX_FRAME_LEN, FrameDecoder};
 use crate::sys::socket::{self as sys, FileId, PathKind, RawUnixAddr, UnixType};
 use crate::wait::Wait;
@@ -258,8 +258,8 @@ fn accept_on(
 ) -> Result<(OwnedFd, Credentials), SocketError> {
     let conn = retry_ready(fd, true, wait, || sys::accept(fd))
         .map_err(|e| map_wait(e, || format!("accepting on {name}")))?;
-    let cred = sys::peer_cred(conn.as_fd())
-        .map_err(|e| SocketError::io("getsockopt(SO_PEERCRED)", e))?;
+    let cred =
+        sys::peer_cred(conn.as_fd()).map_err(|e| SocketError::io("getsockopt(SO_PEERCRED)", e))?;
     Ok((conn, cred.into()))
 }
 
@@ -358,7 +358,10 @@ impl UnixListener {
     }
 
     /// Accepts a connection, giving up with [`SocketError::Timeout`] after `timeout`.
-    pub fn accept_timeout(&self, timeout: Duration) -> Result<(UnixStream, Credentials), SocketError> {
+    pub fn accept_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<(UnixStream, Credentials), SocketError> {
         self.accept_wait(Wait::timeout(timeout))
     }
 
@@ -463,7 +466,10 @@ impl UnixStream {
     }
 
     /// Receives a framed message, giving up after `timeout`.
-    pub fn recv_frame_timeout(&mut self, timeout: Duration) -> Result<Option<Vec<u8>>, SocketError> {
+    pub fn recv_frame_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<Vec<u8>>, SocketError> {
         self.recv_frame_wait(Wait::timeout(timeout))
     }
 
@@ -475,14 +481,22 @@ impl UnixStream {
     /// Sends `data` with file descriptors attached (`SCM_RIGHTS`); see [`super::fdpass`].
     /// Returns the bytes sent (a stream may take fewer than `data.len()`; the fds travel with
     /// the first byte).
-    pub fn send_with_fds(&mut self, data: &[u8], fds: &[BorrowedFd<'_>]) -> Result<usize, SocketError> {
+    pub fn send_with_fds(
+        &mut self,
+        data: &[u8],
+        fds: &[BorrowedFd<'_>],
+    ) -> Result<usize, SocketError> {
         self.flush_out(Wait::Forever)?;
         super::fdpass::send_fds_wait(self.fd.as_fd(), data, fds, Wait::Forever)
     }
 
     /// Receives bytes and the file descriptors attached to them (at most `max_fds`; more is
     /// [`SocketError::ControlTruncated`]). `Ok` with zero bytes and no fds is end of stream.
-    pub fn recv_with_fds(&mut self, buf: &mut [u8], max_fds: usize) -> Result<ReceivedFds, SocketError> {
+    pub fn recv_with_fds(
+        &mut self,
+        buf: &mut [u8],
+        max_fds: usize,
+    ) -> Result<ReceivedFds, SocketError> {
         super::fdpass::recv_fds_wait(self.fd.as_fd(), buf, max_fds, Wait::Forever)
     }
 
@@ -520,10 +534,14 @@ pub(crate) fn peer_credentials(fd: BorrowedFd<'_>) -> Result<Credentials, Socket
 }
 
 /// Sends whatever is left of an earlier frame.
-pub(crate) fn flush_pending(fd: BorrowedFd<'_>, out: &mut Vec<u8>, wait: Wait) -> Result<(), SocketError> {
+pub(crate) fn flush_pending(
+    fd: BorrowedFd<'_>,
+    out: &mut Vec<u8>,
+    wait: Wait,
+) -> Result<(), SocketError> {
     while !out.is_empty() {
         let n = retry_ready(fd, false, wait, || sys::send_bytes(fd, out, true))
-            .map_err(|e| map_send_wait(e))?;
+            .map_err(map_send_wait)?;
         out.drain(..n);
     }
     Ok(())
@@ -531,7 +549,12 @@ pub(crate) fn flush_pending(fd: BorrowedFd<'_>, out: &mut Vec<u8>, wait: Wait) -
 
 fn map_send_wait(e: WaitError) -> SocketError {
     match e {
-        WaitError::Io(e) if matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN)) => {
+        WaitError::Io(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN)
+            ) =>
+        {
             SocketError::PeerGone {
                 what: format!("the peer closed the connection ({e})"),
             }
@@ -551,9 +574,12 @@ pub(crate) fn send_stream_frame(
     flush_pending(fd, out, wait)?;
     let mut sent = 0;
     while sent < frame.len() {
-        match retry_ready(fd, false, if sent == 0 { wait } else { Wait::NoWait }, || {
-            sys::send_bytes(fd, &frame[sent..], true)
-        }) {
+        match retry_ready(
+            fd,
+            false,
+            if sent == 0 { wait } else { Wait::NoWait },
+            || sys::send_bytes(fd, &frame[sent..], true),
+        ) {
             Ok(n) => sent += n,
             Err(WaitError::WouldBlock | WaitError::Timeout) if sent > 0 => {
                 // Part of the frame is out: commit it; the rest goes first next time.
@@ -746,7 +772,11 @@ macro_rules! message_ops {
             }
             /// Sends one message with file descriptors attached (`SCM_RIGHTS`, at most
             /// [`MAX_FDS`]); see [`super::fdpass`].
-            pub fn send_with_fds(&self, msg: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), SocketError> {
+            pub fn send_with_fds(
+                &self,
+                msg: &[u8],
+                fds: &[BorrowedFd<'_>],
+            ) -> Result<(), SocketError> {
                 self.send_with_fds_wait(msg, fds, Wait::Forever)
             }
             /// Like [`send_with_fds`](Self::send_with_fds), waiting as `wait` allows.
@@ -776,7 +806,11 @@ macro_rules! message_ops {
             }
             /// Receives one message accepting at most `max_fds` descriptors: a message carrying
             /// more is [`SocketError::ControlTruncated`] (and what arrived is closed).
-            pub fn recv_with_max_fds(&self, max_fds: usize, wait: Wait) -> Result<ReceivedMessage, SocketError> {
+            pub fn recv_with_max_fds(
+                &self,
+                max_fds: usize,
+                wait: Wait,
+            ) -> Result<ReceivedMessage, SocketError> {
                 let mut m = recv_message(self.fd.as_fd(), max_fds, $connected, wait)?;
                 if m.credentials.is_none() && $connected {
                     m.credentials = peer_credentials(self.fd.as_fd()).ok();
@@ -808,7 +842,10 @@ impl UnixSeqpacketListener {
     }
 
     /// Like [`bind`](Self::bind) with the socket file's mode.
-    pub fn bind_with_mode(addr: &UnixAddr, mode: u32) -> Result<UnixSeqpacketListener, SocketError> {
+    pub fn bind_with_mode(
+        addr: &UnixAddr,
+        mode: u32,
+    ) -> Result<UnixSeqpacketListener, SocketError> {
         let (fd, file) = bind_socket(UnixType::Seqpacket, addr, mode, true, false)?;
         Ok(UnixSeqpacketListener {
             fd,
@@ -828,7 +865,10 @@ impl UnixSeqpacketListener {
     }
 
     /// Accepts a connection, giving up after `timeout`.
-    pub fn accept_timeout(&self, timeout: Duration) -> Result<(UnixSeqpacket, Credentials), SocketError> {
+    pub fn accept_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<(UnixSeqpacket, Credentials), SocketError> {
         self.accept_wait(Wait::timeout(timeout))
     }
 
@@ -864,7 +904,10 @@ impl UnixSeqpacket {
     }
 
     /// Connects to `addr`, giving up after `timeout` (backlog full).
-    pub fn connect_timeout(addr: &UnixAddr, timeout: Duration) -> Result<UnixSeqpacket, SocketError> {
+    pub fn connect_timeout(
+        addr: &UnixAddr,
+        timeout: Duration,
+    ) -> Result<UnixSeqpacket, SocketError> {
         Ok(UnixSeqpacket {
             fd: connect_socket(UnixType::Seqpacket, addr, Wait::timeout(timeout))?,
         })
@@ -872,8 +915,8 @@ impl UnixSeqpacket {
 
     /// Two connected seqpacket sockets (`socketpair(2)`).
     pub fn pair() -> Result<(UnixSeqpacket, UnixSeqpacket), SocketError> {
-        let (a, b) = sys::unix_pair(UnixType::Seqpacket)
-            .map_err(|e| SocketError::io("socketpair(2)", e))?;
+        let (a, b) =
+            sys::unix_pair(UnixType::Seqpacket).map_err(|e| SocketError::io("socketpair(2)", e))?;
         Ok((a.into(), b.into()))
     }
 
@@ -937,8 +980,8 @@ impl UnixDatagram {
 
     /// Two connected datagram sockets (`socketpair(2)`), with `SO_PASSCRED` on.
     pub fn pair() -> Result<(UnixDatagram, UnixDatagram), SocketError> {
-        let (a, b) = sys::unix_pair(UnixType::Datagram)
-            .map_err(|e| SocketError::io("socketpair(2)", e))?;
+        let (a, b) =
+            sys::unix_pair(UnixType::Datagram).map_err(|e| SocketError::io("socketpair(2)", e))?;
         for fd in [&a, &b] {
             sys::set_passcred(fd.as_fd(), true)
                 .map_err(|e| SocketError::io("setsockopt(SO_PASSCRED)", e))?;
@@ -950,7 +993,8 @@ impl UnixDatagram {
     /// [`SocketError::NotFound`].
     pub fn connect(&self, addr: &UnixAddr) -> Result<(), SocketError> {
         let raw = raw_addr(addr)?;
-        sys::connect_unix(self.fd.as_fd(), &raw).map_err(|e| SocketError::connect(addr.to_string(), e))
+        sys::connect_unix(self.fd.as_fd(), &raw)
+            .map_err(|e| SocketError::connect(addr.to_string(), e))
     }
 
     /// The bound address, if any.

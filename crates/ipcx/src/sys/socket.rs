@@ -167,7 +167,10 @@ pub(crate) struct Ready {
 /// `poll(2)` on several descriptors, each asking for readability and/or writability.
 /// `timeout_ms < 0` waits forever. Returns one [`Ready`] per descriptor; all false on timeout.
 /// `EINTR` is retried with the same timeout (callers recompute their deadline in a loop).
-pub(crate) fn poll(fds: &[(BorrowedFd<'_>, bool, bool)], timeout_ms: i32) -> io::Result<Vec<Ready>> {
+pub(crate) fn poll(
+    fds: &[(BorrowedFd<'_>, bool, bool)],
+    timeout_ms: i32,
+) -> io::Result<Vec<Ready>> {
     let mut pfds: Vec<PollFd<'_>> = fds
         .iter()
         .map(|(fd, r, w)| {
@@ -282,7 +285,9 @@ pub(crate) fn recv_msg(
             _ => {}
         }
     }
-    let from = msg.address.and_then(|a: SocketAddrAny| SocketAddrUnix::try_from(a).ok());
+    let from = msg
+        .address
+        .and_then(|a: SocketAddrAny| SocketAddrUnix::try_from(a).ok());
     Ok(Received {
         len: msg.bytes.min(iov[0].len()),
         control_truncated: msg.flags.contains(ReturnFlags::CTRUNC),
@@ -303,7 +308,11 @@ pub(crate) fn peek_len(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<usiz
 }
 
 /// `recv(2)` of bytes from a stream.
-pub(crate) fn recv_bytes(fd: BorrowedFd<'_>, buf: &mut [u8], nonblocking: bool) -> io::Result<usize> {
+pub(crate) fn recv_bytes(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    nonblocking: bool,
+) -> io::Result<usize> {
     let flags = if nonblocking {
         RecvFlags::DONTWAIT
     } else {
@@ -369,7 +378,10 @@ pub(crate) fn chmod_socket_file(path: &Path, mode: u32) -> io::Result<FileId> {
     if FileType::from_raw_mode(st.st_mode) != FileType::Socket {
         return Err(io::Error::other("the bound path is no longer a socket"));
     }
-    let proc_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd.as_fd()));
+    let proc_path = format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&fd.as_fd())
+    );
     rustix::fs::chmod(proc_path.as_str(), Mode::from_raw_mode(mode & 0o7777))?;
     Ok(FileId {
         dev: st.st_dev,
