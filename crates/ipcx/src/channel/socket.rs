@@ -1,24 +1,383 @@
 //! Channel adapters for `unix:`, `unix-dgram:`, `unix-seqpacket:`, `tcp:` and `udp:`.
+//!
+//! Connection-oriented receivers (`unix:`, `unix-seqpacket:`, `tcp:`) bind, listen and serve any
+//! number of senders at once from one object: a `poll(2)` loop over the listener and every
+//! connection, all non-blocking, with one [`FrameDecoder`] per stream connection, so a slow or
+//! half-sent peer never holds up the others. A peer that sends garbage (an oversize length
+//! header, a stream that ends inside a frame) is reported once as a recoverable error naming
+//! the peer ([`Error::FrameTooLarge`] / [`Error::TruncatedFrame`]) and its connection is dropped;
+//! a peer closing cleanly is silent. Messages decoded before a bad frame are delivered first.
+//!
+//! Unix receivers report the sender's pid/uid/gid (`SO_PEERCRED` captured at accept, or
+//! `SCM_CREDENTIALS` per datagram); TCP and UDP receivers report the peer address.
 
-use super::{Error, MessageReceiver, MessageSender, Options, UnixKind};
-use crate::socket::UnixAddr;
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
+
+use super::{Error, Message, MessageReceiver, MessageSender, Meta, Options, UnixKind};
+use crate::framing::{FrameDecoder, FrameError};
+use crate::socket::unix::{recv_message, send_message, send_stream_frame};
+use crate::socket::{
+    Credentials, SocketError, TcpListener, TcpStream, UdpSocket, UnixAddr, UnixDatagram,
+    UnixListener, UnixSeqpacket, UnixSeqpacketListener, UnixStream,
+};
+use crate::sys::socket as sys;
+use crate::wait::Wait;
+
+/// Maps a socket error on `what` (as in `unix:/tmp/s`) to a channel error.
+fn map_err(e: SocketError, what: &str, sending: bool) -> Error {
+    match e {
+        SocketError::AddrInUse { .. } => Error::AlreadyExists {
+            what: what.to_owned(),
+            hint: "a live receiver is bound there: stop it, or pick another address".into(),
+        },
+        SocketError::NotASocket { what: kind, .. } => Error::AlreadyExists {
+            what: format!("{what} ({kind})"),
+            hint:
+                "it is not a socket and was left untouched: remove it yourself or pick another path"
+                    .into(),
+        },
+        SocketError::NotFound { .. } => Error::NotFound {
+            what: format!("listener at {what}"),
+            hint: "start `ipcx recv` first".into(),
+        },
+        SocketError::PermissionDenied { source, .. } => Error::PermissionDenied {
+            what: what.to_owned(),
+            source,
+        },
+        SocketError::TooLarge { len, max, .. } => Error::TooLarge {
+            len,
+            max,
+            what: what.to_owned(),
+        },
+        SocketError::Frame(FrameError::TooLarge { len, max }) if sending => Error::TooLarge {
+            len: len as usize,
+            max,
+            what: what.to_owned(),
+        },
+        SocketError::Frame(f) => Error::from_frame(what, f),
+        SocketError::WouldBlock if sending => Error::Full {
+            what: what.to_owned(),
+        },
+        SocketError::WouldBlock => Error::WouldBlock,
+        SocketError::Timeout => Error::Timeout,
+        SocketError::PeerGone { what: w } => Error::PeerGone {
+            what: format!("{what}: {w}"),
+        },
+        other => Error::Io {
+            context: what.to_owned(),
+            source: other.into(),
+        },
+    }
+}
+
+fn cred_meta(c: Option<Credentials>) -> Meta {
+    match c {
+        Some(c) => Meta {
+            pid: Some(c.pid),
+            uid: Some(c.uid),
+            gid: Some(c.gid),
+            ..Meta::default()
+        },
+        None => Meta::default(),
+    }
+}
+
+/// Retries `connect` while the peer is missing, until `opts.connect_timeout` passes (no
+/// timeout: one attempt).
+fn connect_retrying<T>(
+    opts: &Options,
+    mut connect: impl FnMut(Wait) -> Result<T, SocketError>,
+) -> Result<T, SocketError> {
+    let wait = Wait::from_timeout(opts.connect_timeout);
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match connect(wait) {
+            Err(SocketError::NotFound { .. })
+                if opts.connect_timeout.is_some() && !wait.expired() =>
+            {
+                std::thread::sleep(pause.min(wait.remaining().unwrap_or(pause)));
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            Err(SocketError::NotFound { .. }) if opts.connect_timeout.is_some() => {
+                return Err(SocketError::Timeout);
+            }
+            other => return other,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Receivers
+
+enum Listener {
+    Unix(UnixListener),
+    Seqpacket(UnixSeqpacketListener),
+    Tcp(TcpListener),
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listener::Unix(l) => l.fmt(f),
+            Listener::Seqpacket(l) => l.fmt(f),
+            Listener::Tcp(l) => l.fmt(f),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Conn {
+    fd: OwnedFd,
+    /// `Some` for byte streams (framed), `None` for seqpacket.
+    decoder: Option<FrameDecoder>,
+    meta: Meta,
+    name: String,
+}
+
+/// A receiver serving every connecting sender (see the module documentation).
+#[derive(Debug)]
+struct Server {
+    listener: Listener,
+    what: String,
+    max_frame_len: usize,
+    conns: Vec<Conn>,
+    ready: VecDeque<Result<Message, Error>>,
+}
+
+impl Server {
+    fn new(listener: Listener, what: String, opts: &Options) -> Server {
+        Server {
+            listener,
+            what,
+            max_frame_len: opts.max_frame_len,
+            conns: Vec::new(),
+            ready: VecDeque::new(),
+        }
+    }
+
+    /// Accepts every pending connection.
+    fn accept_all(&mut self) -> Result<(), Error> {
+        loop {
+            let accepted = match &self.listener {
+                Listener::Unix(l) => l.try_accept().map(|(s, c)| {
+                    let name = format!("{} peer pid {} (uid {})", self.what, c.pid, c.uid);
+                    (OwnedFd::from(s), cred_meta(Some(c)), name, true)
+                }),
+                Listener::Seqpacket(l) => l.try_accept().map(|(s, c)| {
+                    let name = format!("{} peer pid {} (uid {})", self.what, c.pid, c.uid);
+                    (OwnedFd::from(s), cred_meta(Some(c)), name, false)
+                }),
+                Listener::Tcp(l) => l.try_accept().map(|(s, peer)| {
+                    let meta = Meta {
+                        peer: Some(peer.to_string()),
+                        ..Meta::default()
+                    };
+                    (OwnedFd::from(s), meta, format!("tcp peer {peer}"), true)
+                }),
+            };
+            match accepted {
+                Ok((fd, meta, name, framed)) => self.conns.push(Conn {
+                    fd,
+                    decoder: framed.then(|| FrameDecoder::new(self.max_frame_len)),
+                    meta,
+                    name,
+                }),
+                Err(SocketError::WouldBlock) => return Ok(()),
+                // A connection that died before we accepted it: nothing to report.
+                Err(SocketError::PeerGone { .. }) => continue,
+                Err(e) => return Err(map_err(e, &self.what, false)),
+            }
+        }
+    }
+
+    /// Reads what connection `i` has; returns whether to drop it.
+    fn service(&mut self, i: usize) -> bool {
+        let conn = &mut self.conns[i];
+        match &mut conn.decoder {
+            Some(decoder) => {
+                struct R<'a>(std::os::fd::BorrowedFd<'a>);
+                impl std::io::Read for R<'_> {
+                    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                        sys::recv_bytes(self.0, buf, true)
+                    }
+                }
+                let read = decoder.read_from(&mut R(conn.fd.as_fd()));
+                // Deliver every whole frame that arrived, then the first error.
+                loop {
+                    match decoder.next_frame() {
+                        Ok(Some(data)) => self.ready.push_back(Ok(Message {
+                            data,
+                            meta: conn.meta.clone(),
+                        })),
+                        Ok(None) => break,
+                        Err(e) => {
+                            self.ready
+                                .push_back(Err(Error::from_frame(conn.name.clone(), e)));
+                            return true;
+                        }
+                    }
+                }
+                match read {
+                    Ok(0) => {
+                        if let Err(e) = decoder.finish() {
+                            self.ready
+                                .push_back(Err(Error::from_frame(conn.name.clone(), e)));
+                        }
+                        true
+                    }
+                    Ok(_) => false,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+                    Err(_) => {
+                        // Reset by the peer (it died): report a half-sent frame, if any.
+                        if let Err(e) = decoder.finish() {
+                            self.ready
+                                .push_back(Err(Error::from_frame(conn.name.clone(), e)));
+                        }
+                        true
+                    }
+                }
+            }
+            None => match recv_message(conn.fd.as_fd(), 0, true, Wait::NoWait) {
+                Ok(m) => {
+                    self.ready.push_back(Ok(Message {
+                        data: m.data,
+                        meta: conn.meta.clone(),
+                    }));
+                    false
+                }
+                Err(SocketError::WouldBlock) => false,
+                Err(SocketError::PeerGone { .. }) => true,
+                Err(e) => {
+                    self.ready.push_back(Err(map_err(e, &conn.name, false)));
+                    true
+                }
+            },
+        }
+    }
+}
+
+impl MessageReceiver for Server {
+    fn recv_wait(&mut self, wait: Wait) -> Result<Message, Error> {
+        let mut first = true;
+        loop {
+            if let Some(r) = self.ready.pop_front() {
+                return r;
+            }
+            let timeout = if first && wait == Wait::NoWait {
+                0
+            } else if wait == Wait::NoWait {
+                return Err(Error::WouldBlock);
+            } else {
+                if wait.expired() {
+                    return Err(Error::Timeout);
+                }
+                wait.poll_timeout_ms()
+            };
+            first = false;
+            let listener_fd = match &self.listener {
+                Listener::Unix(l) => l.as_fd(),
+                Listener::Seqpacket(l) => l.as_fd(),
+                Listener::Tcp(l) => l.as_fd(),
+            };
+            let mut fds = vec![(listener_fd, true, false)];
+            fds.extend(self.conns.iter().map(|c| (c.fd.as_fd(), true, false)));
+            let ready = sys::poll(&fds, timeout).map_err(|e| Error::from_io("poll", e))?;
+            drop(fds);
+            let listener_ready = ready[0].readable;
+            let mut i = self.conns.len();
+            while i > 0 {
+                i -= 1;
+                let r = ready[i + 1];
+                if (r.readable || r.hangup) && self.service(i) {
+                    self.conns.remove(i);
+                }
+            }
+            if listener_ready {
+                self.accept_all()?;
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct DgramReceiver {
+    sock: UnixDatagram,
+    what: String,
+}
+
+impl MessageReceiver for DgramReceiver {
+    fn recv_wait(&mut self, wait: Wait) -> Result<Message, Error> {
+        let m = self
+            .sock
+            .recv_with_max_fds(0, wait)
+            .map_err(|e| map_err(e, &self.what, false))?;
+        let mut meta = cred_meta(m.credentials);
+        meta.peer = m.from.map(|a| format!("unix-dgram:{a}"));
+        Ok(Message { data: m.data, meta })
+    }
+}
+
+#[derive(Debug)]
+struct UdpReceiver {
+    sock: UdpSocket,
+    what: String,
+}
+
+impl MessageReceiver for UdpReceiver {
+    fn recv_wait(&mut self, wait: Wait) -> Result<Message, Error> {
+        let (data, from) = self
+            .sock
+            .recv_from_wait(wait)
+            .map_err(|e| map_err(e, &self.what, false))?;
+        Ok(Message {
+            data,
+            meta: Meta {
+                peer: Some(from.to_string()),
+                ..Meta::default()
+            },
+        })
+    }
+}
+
+fn unix_what(kind: UnixKind, addr: &UnixAddr) -> String {
+    match kind {
+        UnixKind::Stream => format!("unix:{addr}"),
+        UnixKind::Datagram => format!("unix-dgram:{addr}"),
+        UnixKind::Seqpacket => format!("unix-seqpacket:{addr}"),
+    }
+}
+
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
 
 pub(crate) fn unix_receiver(
     kind: UnixKind,
     addr: &UnixAddr,
     opts: &Options,
 ) -> Result<Box<dyn MessageReceiver>, Error> {
-    let _ = (kind, addr, opts);
-    Err(unsupported("unix"))
-}
-
-pub(crate) fn unix_sender(
-    kind: UnixKind,
-    addr: &UnixAddr,
-    opts: &Options,
-) -> Result<Box<dyn MessageSender>, Error> {
-    let _ = (kind, addr, opts);
-    Err(unsupported("unix"))
+    let what = unix_what(kind, addr);
+    let m = |e| map_err(e, &what, false);
+    Ok(match kind {
+        UnixKind::Stream => {
+            let l = UnixListener::bind_with_mode(addr, opts.mode).map_err(m)?;
+            Box::new(Server::new(Listener::Unix(l), what, opts))
+        }
+        UnixKind::Seqpacket => {
+            let l = UnixSeqpacketListener::bind_with_mode(addr, opts.mode).map_err(m)?;
+            Box::new(Server::new(Listener::Seqpacket(l), what, opts))
+        }
+        UnixKind::Datagram => {
+            let sock = UnixDatagram::bind_with_mode(addr, opts.mode).map_err(m)?;
+            Box::new(DgramReceiver { sock, what })
+        }
+    })
 }
 
 pub(crate) fn tcp_receiver(
@@ -26,17 +385,9 @@ pub(crate) fn tcp_receiver(
     port: u16,
     opts: &Options,
 ) -> Result<Box<dyn MessageReceiver>, Error> {
-    let _ = (host, port, opts);
-    Err(unsupported("tcp"))
-}
-
-pub(crate) fn tcp_sender(
-    host: &str,
-    port: u16,
-    opts: &Options,
-) -> Result<Box<dyn MessageSender>, Error> {
-    let _ = (host, port, opts);
-    Err(unsupported("tcp"))
+    let what = format!("tcp:{}", host_port(host, port));
+    let l = TcpListener::bind((host, port)).map_err(|e| map_err(e, &what, false))?;
+    Ok(Box::new(Server::new(Listener::Tcp(l), what, opts)))
 }
 
 pub(crate) fn udp_receiver(
@@ -44,8 +395,151 @@ pub(crate) fn udp_receiver(
     port: u16,
     opts: &Options,
 ) -> Result<Box<dyn MessageReceiver>, Error> {
-    let _ = (host, port, opts);
-    Err(unsupported("udp"))
+    let _ = opts;
+    let what = format!("udp:{}", host_port(host, port));
+    let sock = UdpSocket::bind((host, port)).map_err(|e| map_err(e, &what, false))?;
+    Ok(Box::new(UdpReceiver { sock, what }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Senders
+
+/// A framed byte-stream sender (unix stream, tcp).
+#[derive(Debug)]
+struct StreamSender {
+    fd: OwnedFd,
+    out: Vec<u8>,
+    max: usize,
+    what: String,
+}
+
+impl MessageSender for StreamSender {
+    fn send_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), Error> {
+        let frame = crate::framing::encode_frame(msg, self.max).map_err(|e| match e {
+            FrameError::TooLarge { len, max } => Error::TooLarge {
+                len: len as usize,
+                max,
+                what: format!("{} (the maximum frame length)", self.what),
+            },
+            other => Error::from_frame(self.what.clone(), other),
+        })?;
+        send_stream_frame(self.fd.as_fd(), &mut self.out, frame, wait)
+            .map_err(|e| map_err(e, &self.what, true))
+    }
+
+    fn max_message_len(&self) -> Option<usize> {
+        Some(self.max.min(u32::MAX as usize))
+    }
+}
+
+/// A message sender on a connected seqpacket or datagram socket.
+#[derive(Debug)]
+struct PacketSender {
+    fd: OwnedFd,
+    what: String,
+    max: Option<usize>,
+}
+
+impl MessageSender for PacketSender {
+    fn send_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), Error> {
+        send_message(self.fd.as_fd(), msg, &[], None, wait).map_err(|e| match e {
+            SocketError::NotFound { .. } => Error::PeerGone {
+                what: format!("{}: the receiver is gone", self.what),
+            },
+            e => map_err(e, &self.what, true),
+        })
+    }
+
+    fn max_message_len(&self) -> Option<usize> {
+        self.max
+    }
+}
+
+#[derive(Debug)]
+struct UdpSender {
+    sock: UdpSocket,
+    what: String,
+}
+
+impl MessageSender for UdpSender {
+    fn send_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), Error> {
+        self.sock
+            .send_wait(msg, wait)
+            .map_err(|e| map_err(e, &self.what, true))
+    }
+
+    fn max_message_len(&self) -> Option<usize> {
+        Some(self.sock.max_message_len())
+    }
+}
+
+pub(crate) fn unix_sender(
+    kind: UnixKind,
+    addr: &UnixAddr,
+    opts: &Options,
+) -> Result<Box<dyn MessageSender>, Error> {
+    let what = unix_what(kind, addr);
+    let timeout = |w: Wait| w.remaining().unwrap_or(Duration::MAX);
+    Ok(match kind {
+        UnixKind::Stream => {
+            let s = connect_retrying(opts, |w| match w {
+                Wait::Forever => UnixStream::connect(addr),
+                w => UnixStream::connect_timeout(addr, timeout(w)),
+            })
+            .map_err(|e| map_err(e, &what, false))?;
+            Box::new(StreamSender {
+                fd: s.into(),
+                out: Vec::new(),
+                max: opts.max_frame_len,
+                what,
+            })
+        }
+        UnixKind::Seqpacket => {
+            let s = connect_retrying(opts, |w| match w {
+                Wait::Forever => UnixSeqpacket::connect(addr),
+                w => UnixSeqpacket::connect_timeout(addr, timeout(w)),
+            })
+            .map_err(|e| map_err(e, &what, false))?;
+            Box::new(PacketSender {
+                fd: s.into(),
+                what,
+                max: None,
+            })
+        }
+        UnixKind::Datagram => {
+            let s = connect_retrying(opts, |_| {
+                let s = UnixDatagram::unbound()?;
+                s.connect(addr)?;
+                Ok(s)
+            })
+            .map_err(|e| map_err(e, &what, false))?;
+            let max = s.max_message_len().ok();
+            Box::new(PacketSender {
+                fd: s.into(),
+                what,
+                max,
+            })
+        }
+    })
+}
+
+pub(crate) fn tcp_sender(
+    host: &str,
+    port: u16,
+    opts: &Options,
+) -> Result<Box<dyn MessageSender>, Error> {
+    let what = format!("tcp:{}", host_port(host, port));
+    let s = connect_retrying(opts, |w| match w.remaining() {
+        None => TcpStream::connect((host, port)),
+        Some(left) => TcpStream::connect_timeout((host, port), left),
+    })
+    .map_err(|e| map_err(e, &what, false))?;
+    Ok(Box::new(StreamSender {
+        fd: s.into(),
+        out: Vec::new(),
+        max: opts.max_frame_len,
+        what,
+    }))
 }
 
 pub(crate) fn udp_sender(
@@ -53,13 +547,8 @@ pub(crate) fn udp_sender(
     port: u16,
     opts: &Options,
 ) -> Result<Box<dyn MessageSender>, Error> {
-    let _ = (host, port, opts);
-    Err(unsupported("udp"))
-}
-
-fn unsupported(m: &str) -> Error {
-    Error::Unsupported {
-        what: "opening".into(),
-        mechanism: m.into(),
-    }
+    let _ = opts;
+    let what = format!("udp:{}", host_port(host, port));
+    let sock = UdpSocket::connect((host, port)).map_err(|e| map_err(e, &what, false))?;
+    Ok(Box::new(UdpSender { sock, what }))
 }

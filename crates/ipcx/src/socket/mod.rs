@@ -1,8 +1,44 @@
 //! Sockets: Unix domain (stream, datagram, seqpacket; paths and abstract names), TCP and UDP;
 //! peer credentials and file-descriptor passing.
+//!
+//! | type | kind | messages | peer identity |
+//! |---|---|---|---|
+//! | [`UnixListener`] / [`UnixStream`] | Unix stream | framed ([`crate::framing`]) or raw bytes | [`Credentials`] (`SO_PEERCRED`) |
+//! | [`UnixSeqpacketListener`] / [`UnixSeqpacket`] | Unix seqpacket | native | [`Credentials`] (`SO_PEERCRED`) |
+//! | [`UnixDatagram`] | Unix datagram | native | [`Credentials`] per datagram (`SCM_CREDENTIALS`) |
+//! | [`TcpListener`] / [`TcpStream`] | TCP, `TCP_NODELAY` | framed or raw bytes | address |
+//! | [`UdpSocket`] | UDP | native | address |
+//!
+//! Every Unix socket passes file descriptors: see [`fdpass`], ipcx's way of handing a process
+//! the right to use an object (an open file, a sealed memfd) without any other access.
+//!
+//! Binding a Unix path reclaims a stale socket file, refuses a live one
+//! ([`SocketError::AddrInUse`]) and never touches a non-socket or follows a symlink; socket files
+//! get mode `0o600` and are removed by the socket that created them: see [`unix`].
+//!
+//! Every blocking call comes as `op()`, `try_op()` and `op_timeout()`; every fd is close-on-exec.
+//! With the `tokio` feature, [`tokio`](mod@self::tokio) has async versions.
 
 use std::fmt;
 use std::path::PathBuf;
+
+pub mod cred;
+mod error;
+pub mod fdpass;
+pub mod inet;
+#[cfg(feature = "tokio")]
+pub mod tokio;
+pub mod unix;
+mod wait;
+
+pub use cred::Credentials;
+pub use error::SocketError;
+pub use fdpass::{MAX_FDS, ReceivedFds};
+pub use inet::{MAX_UDP_PAYLOAD_V4, MAX_UDP_PAYLOAD_V6, TcpListener, TcpStream, UdpSocket};
+pub use unix::{
+    ReceivedMessage, UnixDatagram, UnixListener, UnixSeqpacket, UnixSeqpacketListener, UnixStream,
+    remove_socket_file,
+};
 
 /// A Unix socket address: a filesystem path or an abstract name (`@name`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

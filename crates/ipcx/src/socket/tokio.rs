@@ -1,0 +1,316 @@
+//! Async sockets (feature `tokio`).
+//!
+//! * Unix streams and TCP: tokio's own [`tokio::net::UnixStream`] / [`tokio::net::TcpStream`],
+//!   obtained from [`AsyncUnixListener`] (same binding rules as [`UnixListener`]: stale socket
+//!   reclaimed, mode `0o600`, file removed on drop; the peer's [`Credentials`] come with each
+//!   connection), [`connect_unix`], [`connect_tcp`] (`TCP_NODELAY`), and framed with
+//!   [`AsyncFramed`] (the same frames as [`crate::framing`]).
+//! * Seqpacket and datagram sockets, with file descriptors and credentials:
+//!   [`AsyncUnixSeqpacketListener`], [`AsyncUnixSeqpacket`], [`AsyncUnixDatagram`], built on
+//!   [`tokio::io::unix::AsyncFd`].
+//! * UDP: use [`tokio::net::UdpSocket`]; payload limits are [`super::MAX_UDP_PAYLOAD_V4`] /
+//!   [`super::MAX_UDP_PAYLOAD_V6`].
+//!
+//! ```no_run
+//! use ipcx::socket::{UnixAddr, tokio::{AsyncUnixListener, AsyncFramed}};
+//! # #[allow(dead_code)]
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! let l = AsyncUnixListener::bind(&UnixAddr::parse("@svc")?)?;
+//! let (stream, who) = l.accept().await?;
+//! let mut conn = AsyncFramed::new(stream);
+//! while let Some(msg) = conn.recv_frame().await? {
+//!     println!("{} bytes from pid {}", msg.len(), who.pid);
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::net::ToSocketAddrs;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+use ::tokio::io::unix::AsyncFd;
+use ::tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::{
+    Credentials, ReceivedMessage, SocketError, UnixAddr, UnixDatagram, UnixListener, UnixSeqpacket,
+    UnixSeqpacketListener, UnixStream,
+};
+use crate::framing::{self, DEFAULT_MAX_FRAME_LEN, FrameDecoder};
+use crate::wait::Wait;
+
+/// Runs a non-blocking operation whenever `fd` is ready, until it does not say WouldBlock.
+async fn ready_loop<T: AsRawFd, R>(
+    fd: &AsyncFd<T>,
+    readable: bool,
+    mut op: impl FnMut(&T) -> Result<R, SocketError>,
+) -> Result<R, SocketError> {
+    loop {
+        let mut guard = if readable {
+            fd.readable().await
+        } else {
+            fd.writable().await
+        }
+        .map_err(|e| SocketError::io("tokio readiness", e))?;
+        match op(fd.get_ref()) {
+            Err(SocketError::WouldBlock) => guard.clear_ready(),
+            other => return other,
+        }
+    }
+}
+
+fn async_fd<T: crate::sys::socket::StableFd>(t: T) -> Result<AsyncFd<T>, SocketError> {
+    crate::sys::socket::async_fd(t).map_err(|e| SocketError::io("registering with tokio", e))
+}
+
+fn to_tokio_stream(s: UnixStream) -> Result<::tokio::net::UnixStream, SocketError> {
+    let std = std::os::unix::net::UnixStream::from(OwnedFd::from(s));
+    std.set_nonblocking(true)
+        .map_err(|e| SocketError::io("fcntl", e))?;
+    ::tokio::net::UnixStream::from_std(std).map_err(|e| SocketError::io("tokio", e))
+}
+
+/// A listening Unix stream socket for tokio.
+#[derive(Debug)]
+pub struct AsyncUnixListener {
+    inner: AsyncFd<UnixListener>,
+}
+
+impl AsyncUnixListener {
+    /// Binds and listens, as [`UnixListener::bind`] does. Needs a tokio runtime.
+    pub fn bind(addr: &UnixAddr) -> Result<AsyncUnixListener, SocketError> {
+        Ok(AsyncUnixListener {
+            inner: async_fd(UnixListener::bind(addr)?)?,
+        })
+    }
+
+    /// Wraps a bound listener.
+    pub fn from_listener(l: UnixListener) -> Result<AsyncUnixListener, SocketError> {
+        Ok(AsyncUnixListener {
+            inner: async_fd(l)?,
+        })
+    }
+
+    /// Accepts a connection with the peer's credentials (`SO_PEERCRED`).
+    pub async fn accept(&self) -> Result<(::tokio::net::UnixStream, Credentials), SocketError> {
+        let (s, c) = ready_loop(&self.inner, true, |l| l.try_accept()).await?;
+        Ok((to_tokio_stream(s)?, c))
+    }
+
+    /// The bound listener.
+    pub fn get_ref(&self) -> &UnixListener {
+        self.inner.get_ref()
+    }
+}
+
+/// Connects a tokio Unix stream to `addr` (path or abstract name), waiting while the
+/// listener's backlog is full.
+pub async fn connect_unix(addr: &UnixAddr) -> Result<::tokio::net::UnixStream, SocketError> {
+    loop {
+        match UnixStream::connect_timeout(addr, Duration::ZERO) {
+            Err(SocketError::Timeout | SocketError::WouldBlock) => {
+                ::tokio::time::sleep(Duration::from_millis(5)).await
+            }
+            other => return to_tokio_stream(other?),
+        }
+    }
+}
+
+/// The peer credentials of a tokio Unix stream (`SO_PEERCRED`).
+pub fn peer_credentials(s: &::tokio::net::UnixStream) -> Result<Credentials, SocketError> {
+    use std::os::fd::AsFd;
+    super::unix::peer_credentials(s.as_fd())
+}
+
+/// Connects a tokio TCP stream with `TCP_NODELAY` (host names resolve through
+/// [`ToSocketAddrs`], each address tried in turn).
+pub async fn connect_tcp(addr: impl ToSocketAddrs) -> Result<::tokio::net::TcpStream, SocketError> {
+    let addrs: Vec<_> = addr
+        .to_socket_addrs()
+        .map_err(|e| SocketError::InvalidAddress {
+            addr: "(tcp)".into(),
+            reason: e.to_string(),
+        })?
+        .collect();
+    let mut last = None;
+    for a in addrs {
+        match ::tokio::net::TcpStream::connect(a).await {
+            Ok(s) => {
+                s.set_nodelay(true)
+                    .map_err(|e| SocketError::io("setsockopt(TCP_NODELAY)", e))?;
+                return Ok(s);
+            }
+            Err(e) => last = Some(SocketError::connect(a.to_string(), e)),
+        }
+    }
+    Err(last.unwrap_or(SocketError::InvalidAddress {
+        addr: "(tcp)".into(),
+        reason: "the name resolves to no address".into(),
+    }))
+}
+
+/// Framed messages over any tokio byte stream (Unix stream, TCP, pipe): the same 4-byte
+/// big-endian length prefix as [`crate::framing`], so sync and async peers interoperate.
+#[derive(Debug)]
+pub struct AsyncFramed<S> {
+    io: S,
+    decoder: FrameDecoder,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncFramed<S> {
+    /// Frames `io` with the default maximum frame length (16 MiB).
+    pub fn new(io: S) -> AsyncFramed<S> {
+        Self::with_max_frame_len(io, DEFAULT_MAX_FRAME_LEN)
+    }
+
+    /// Frames `io`, refusing frames above `max` bytes.
+    pub fn with_max_frame_len(io: S, max: usize) -> AsyncFramed<S> {
+        AsyncFramed {
+            io,
+            decoder: FrameDecoder::new(max),
+        }
+    }
+
+    /// Sends one frame.
+    pub async fn send_frame(&mut self, msg: &[u8]) -> Result<(), SocketError> {
+        let frame = framing::encode_frame(msg, self.decoder.max_frame_len())?;
+        self.io
+            .write_all(&frame)
+            .await
+            .map_err(|e| SocketError::io("sending", e))
+    }
+
+    /// Receives one frame: `None` at a clean end of stream; a stream ending inside a frame is
+    /// [`SocketError::Frame`].
+    pub async fn recv_frame(&mut self) -> Result<Option<Vec<u8>>, SocketError> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if let Some(f) = self.decoder.next_frame()? {
+                return Ok(Some(f));
+            }
+            match self.io.read(&mut buf).await {
+                Ok(0) => {
+                    self.decoder.finish()?;
+                    return Ok(None);
+                }
+                Ok(n) => self.decoder.extend(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    self.decoder.finish()?;
+                    return Ok(None);
+                }
+                Err(e) => return Err(SocketError::io("receiving", e)),
+            }
+        }
+    }
+
+    /// The stream underneath.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.io
+    }
+
+    /// Unwraps the stream (bytes already buffered by the decoder are lost).
+    pub fn into_inner(self) -> S {
+        self.io
+    }
+}
+
+/// A listening seqpacket socket for tokio.
+#[derive(Debug)]
+pub struct AsyncUnixSeqpacketListener {
+    inner: AsyncFd<UnixSeqpacketListener>,
+}
+
+impl AsyncUnixSeqpacketListener {
+    /// Binds and listens, as [`UnixSeqpacketListener::bind`] does.
+    pub fn bind(addr: &UnixAddr) -> Result<AsyncUnixSeqpacketListener, SocketError> {
+        Ok(AsyncUnixSeqpacketListener {
+            inner: async_fd(UnixSeqpacketListener::bind(addr)?)?,
+        })
+    }
+
+    /// Accepts a connection with the peer's credentials.
+    pub async fn accept(&self) -> Result<(AsyncUnixSeqpacket, Credentials), SocketError> {
+        let (s, c) = ready_loop(&self.inner, true, |l| l.try_accept()).await?;
+        Ok((AsyncUnixSeqpacket::new(s)?, c))
+    }
+}
+
+macro_rules! async_messages {
+    ($t:ident, $inner:ty) => {
+        impl $t {
+            /// Registers a socket with the tokio runtime.
+            pub fn new(inner: $inner) -> Result<$t, SocketError> {
+                Ok($t {
+                    inner: async_fd(inner)?,
+                })
+            }
+            /// Sends one message.
+            pub async fn send(&self, msg: &[u8]) -> Result<(), SocketError> {
+                ready_loop(&self.inner, false, |s| s.send_wait(msg, Wait::NoWait)).await
+            }
+            /// Sends one message with file descriptors (`SCM_RIGHTS`).
+            pub async fn send_with_fds(
+                &self,
+                msg: &[u8],
+                fds: &[BorrowedFd<'_>],
+            ) -> Result<(), SocketError> {
+                ready_loop(&self.inner, false, |s| {
+                    s.send_with_fds_wait(msg, fds, Wait::NoWait)
+                })
+                .await
+            }
+            /// Receives one message with its fds and credentials.
+            pub async fn recv(&self) -> Result<ReceivedMessage, SocketError> {
+                ready_loop(&self.inner, true, |s| s.recv_wait(Wait::NoWait)).await
+            }
+            /// The socket underneath.
+            pub fn get_ref(&self) -> &$inner {
+                self.inner.get_ref()
+            }
+        }
+    };
+}
+
+/// A connected seqpacket socket for tokio.
+#[derive(Debug)]
+pub struct AsyncUnixSeqpacket {
+    inner: AsyncFd<UnixSeqpacket>,
+}
+
+async_messages!(AsyncUnixSeqpacket, UnixSeqpacket);
+
+impl AsyncUnixSeqpacket {
+    /// Connects to `addr`.
+    pub async fn connect(addr: &UnixAddr) -> Result<AsyncUnixSeqpacket, SocketError> {
+        loop {
+            match UnixSeqpacket::connect_timeout(addr, Duration::ZERO) {
+                Err(SocketError::Timeout | SocketError::WouldBlock) => {
+                    ::tokio::time::sleep(Duration::from_millis(5)).await
+                }
+                other => return AsyncUnixSeqpacket::new(other?),
+            }
+        }
+    }
+}
+
+/// A datagram socket for tokio; received datagrams carry the sender's credentials.
+#[derive(Debug)]
+pub struct AsyncUnixDatagram {
+    inner: AsyncFd<UnixDatagram>,
+}
+
+async_messages!(AsyncUnixDatagram, UnixDatagram);
+
+impl AsyncUnixDatagram {
+    /// Binds, as [`UnixDatagram::bind`] does.
+    pub fn bind(addr: &UnixAddr) -> Result<AsyncUnixDatagram, SocketError> {
+        AsyncUnixDatagram::new(UnixDatagram::bind(addr)?)
+    }
+
+    /// Sends one datagram to `addr`.
+    pub async fn send_to(&self, msg: &[u8], addr: &UnixAddr) -> Result<(), SocketError> {
+        ready_loop(&self.inner, false, |s| {
+            s.send_to_wait(msg, &[], addr, Wait::NoWait)
+        })
+        .await
+    }
+}
