@@ -78,3 +78,14 @@ pub(crate) fn poll(fd: impl AsFd, readable: bool, timeout_ms: i32) -> io::Result
         Err(e) => Err(e.into()),
     }
 }
+
+/// Registers an [`EventFd`](crate::sync::EventFd) with the current tokio reactor.
+#[cfg(feature = "tokio")]
+pub(crate) fn register_async(
+    ev: crate::sync::EventFd,
+) -> io::Result<tokio::io::unix::AsyncFd<crate::sync::EventFd>> {
+    // SAFETY: an EventFd owns exactly one OwnedFd, which stays open for as long as the EventFd
+    // exists (it is only released by consuming the EventFd, which the AsyncFd owns and only
+    // gives back through `into_inner`), and its `as_raw_fd` always returns that descriptor.
+    unsafe { tokio::io::unix::AsyncFd::register(ev).map_err(|e| e.into()) }
+}

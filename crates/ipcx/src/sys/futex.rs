@@ -18,7 +18,12 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -
         tv_sec: d.as_secs().try_into().unwrap_or(i64::MAX),
         tv_nsec: d.subsec_nanos().into(),
     });
-    Ok(futex::wait(word, futex::Flags::empty(), expected, ts.as_ref())?)
+    Ok(futex::wait(
+        word,
+        futex::Flags::empty(),
+        expected,
+        ts.as_ref(),
+    )?)
 }
 
 /// `FUTEX_WAKE`: wakes at most `n` waiters; returns how many were woken.

@@ -222,9 +222,11 @@ impl Segment {
             h.magic.store(MAGIC, Ordering::Relaxed);
             h.version.store(VERSION, Ordering::Relaxed);
             h.kind.store(spec.kind as u32, Ordering::Relaxed);
-            h.header_size.store(size_of::<Header>() as u32, Ordering::Relaxed);
+            h.header_size
+                .store(size_of::<Header>() as u32, Ordering::Relaxed);
             h.body_offset.store(BODY as u32, Ordering::Relaxed);
-            h.total_size.store(spec.total_size as u64, Ordering::Relaxed);
+            h.total_size
+                .store(spec.total_size as u64, Ordering::Relaxed);
             h.value_size.store(spec.value_size, Ordering::Relaxed);
             h.value_align.store(spec.value_align, Ordering::Relaxed);
             h.abi.store(spec.abi, Ordering::Relaxed);
@@ -313,7 +315,11 @@ impl Segment {
                 BODY as u64,
                 h.body_offset.load(Ordering::Relaxed).into(),
             ),
-            ("C library object sizes", spec.abi, h.abi.load(Ordering::Relaxed)),
+            (
+                "C library object sizes",
+                spec.abi,
+                h.abi.load(Ordering::Relaxed),
+            ),
             (
                 "value size",
                 spec.value_size,
@@ -366,7 +372,9 @@ fn pcvt(ret: libc::c_int) -> io::Result<()> {
 /// The absolute time on `clock` that lies `remaining` from now.
 fn abs_time(clock: rustix::time::ClockId, remaining: Duration) -> libc::timespec {
     let now = rustix::time::clock_gettime(clock);
-    let mut sec = now.tv_sec.saturating_add(remaining.as_secs().try_into().unwrap_or(i64::MAX));
+    let mut sec = now
+        .tv_sec
+        .saturating_add(remaining.as_secs().try_into().unwrap_or(i64::MAX));
     let mut nsec = now.tv_nsec + i64::from(remaining.subsec_nanos());
     if nsec >= 1_000_000_000 {
         nsec -= 1_000_000_000;
@@ -396,14 +404,6 @@ mod clockwait {
     }
 }
 
-/// Whether timed waits on mutexes and semaphores measure against `CLOCK_MONOTONIC` (glibc
-/// >= 2.30 on 64-bit targets) rather than `CLOCK_REALTIME` (elsewhere).
-pub(crate) const MONOTONIC_TIMED_LOCK: bool = cfg!(all(
-    target_os = "linux",
-    target_env = "gnu",
-    target_pointer_width = "64"
-));
-
 // ---------------------------------------------------------------------------------------------
 // Robust mutex + condition variable + value
 
@@ -426,6 +426,11 @@ pub(crate) struct MutexSeg<T> {
 }
 
 impl<T> MutexSeg<T> {
+    /// Whether this handle created the object.
+    pub(crate) fn created(&self) -> bool {
+        self.seg.created
+    }
+
     fn mutex(&self) -> *mut libc::pthread_mutex_t {
         self.seg.at(BODY)
     }
@@ -486,12 +491,6 @@ where
             _t: PhantomData,
         })
     }
-
-    /// Whether this handle created the object.
-    pub(crate) fn created(&self) -> bool {
-        self.seg.created
-    }
-
 
     /// Locks the mutex, waiting as `wait` says. Errors are the raw pthread codes (EBUSY,
     /// ETIMEDOUT, ENOTRECOVERABLE, EDEADLK...).
