@@ -499,11 +499,13 @@ where
         // SAFETY (all calls below): `m` points to the mutex initialised by the creator before
         // `ready` was published (checked when this segment was established); the mapping is
         // owned by `self` and lives for the call.
-        let ret = match wait {
-            Wait::Forever => unsafe { libc::pthread_mutex_lock(m) },
-            Wait::NoWait => unsafe { libc::pthread_mutex_trylock(m) },
-            Wait::Until(deadline) => {
-                let remaining = deadline.saturating_duration_since(Instant::now());
+        let ret = match wait.remaining() {
+            None => unsafe { libc::pthread_mutex_lock(m) },
+            // `try_lock` is a timed lock with a deadline already passed: glibc's
+            // pthread_mutex_trylock, on a robust mutex that is not recoverable, takes the lock
+            // word and never gives it back (it compares the CAS result, 0, with its tid), which
+            // would then block every other locker. The timed path releases it.
+            Some(remaining) => {
                 #[cfg(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64"))]
                 {
                     let ts = abs_time(rustix::time::ClockId::Monotonic, remaining);
@@ -521,6 +523,11 @@ where
                     unsafe { libc::pthread_mutex_timedlock(m, &ts) }
                 }
             }
+        };
+        let ret = if wait == Wait::NoWait && ret == libc::ETIMEDOUT {
+            libc::EBUSY
+        } else {
+            ret
         };
         let acquired = match ret {
             0 => Acquired::Clean,
