@@ -201,9 +201,10 @@ impl From<OwnedFd> for EventFd {
 
 /// An [`EventFd`] registered with the tokio reactor.
 ///
-/// ```no_run
-/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// ```
 /// use ipcx::sync::{AsyncEventFd, EventFd};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let ev = AsyncEventFd::new(EventFd::new(0)?)?;
 /// ev.write(1).await?;
 /// assert_eq!(ev.read().await?, 1);

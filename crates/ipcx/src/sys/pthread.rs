@@ -159,7 +159,7 @@ impl Segment {
     /// A pointer `off` bytes into the mapping (the caller's layout guarantees bounds).
     fn at<U>(&self, off: usize) -> *mut U {
         debug_assert!(off + size_of::<U>() <= self.map.len());
-        debug_assert!(off % align_of::<U>() == 0);
+        debug_assert!(off.is_multiple_of(align_of::<U>()));
         self.map.as_ptr().wrapping_add(off).cast::<U>()
     }
 
@@ -500,6 +500,7 @@ where
         // `ready` was published (checked when this segment was established); the mapping is
         // owned by `self` and lives for the call.
         let ret = match wait.remaining() {
+            // SAFETY: see above.
             None => unsafe { libc::pthread_mutex_lock(m) },
             // `try_lock` is a timed lock with a deadline already passed: glibc's
             // pthread_mutex_trylock, on a robust mutex that is not recoverable, takes the lock
@@ -752,7 +753,9 @@ impl SemSeg {
             // SAFETY (all arms): `s` points to the semaphore initialised before `ready`; the
             // mapping is owned by self.
             let r = match wait {
+                // SAFETY: see above.
                 Wait::Forever => unsafe { libc::sem_wait(s) },
+                // SAFETY: see above.
                 Wait::NoWait => unsafe { libc::sem_trywait(s) },
                 Wait::Until(deadline) => {
                     let remaining = deadline.saturating_duration_since(Instant::now());
