@@ -330,6 +330,10 @@ where
     T: FromBytes + IntoBytes + KnownLayout + Immutable,
 {
     /// Declares the value repaired (`pthread_mutex_consistent`) and keeps the lock.
+    ///
+    /// # Errors
+    /// The OS error if the C library refuses (not expected for a mutex in this state); the
+    /// guard is then dropped unmarked, which makes the mutex not recoverable.
     #[doc(alias = "pthread_mutex_consistent")]
     pub fn mark_consistent(mut self) -> io::Result<MutexGuard<'a, T>> {
         self.raw.mark_consistent()?;
