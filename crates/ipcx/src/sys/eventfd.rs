@@ -1,1 +1,91 @@
-//! Back end: filled in by its mechanism's change.
+//! eventfd(2): a kernel counter behind a file descriptor, always opened non-blocking so that
+//! every wait is done by poll(2) with the caller's deadline.
+//!
+//! # References
+//! - [eventfd(2)](https://man7.org/linux/man-pages/man2/eventfd.2.html)
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+
+use rustix::event::{EventfdFlags, PollFd, PollFlags};
+use rustix::fs::OFlags;
+
+/// `eventfd(initial, EFD_CLOEXEC | EFD_NONBLOCK [| EFD_SEMAPHORE])`.
+pub(crate) fn eventfd(initial: u32, semaphore: bool) -> io::Result<OwnedFd> {
+    let mut flags = EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK;
+    if semaphore {
+        flags |= EventfdFlags::SEMAPHORE;
+    }
+    Ok(rustix::event::eventfd(initial, flags)?)
+}
+
+/// Sets `O_NONBLOCK` on the open file description of `fd`.
+pub(crate) fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(&fd)?;
+    Ok(rustix::fs::fcntl_setfl(&fd, flags | OFlags::NONBLOCK)?)
+}
+
+/// Whether `fd` refers to an eventfd (its /proc link reads `anon_inode:[eventfd]`).
+pub(crate) fn is_eventfd(fd: impl AsFd) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()))?;
+    Ok(link.as_os_str() == "anon_inode:[eventfd]")
+}
+
+/// Reads the 8-byte counter (EAGAIN when it is zero).
+pub(crate) fn read(fd: impl AsFd) -> io::Result<u64> {
+    let mut buf = [0u8; 8];
+    let n = crate::sys::retry_eintr(|| Ok(rustix::io::read(&fd, &mut buf)?))?;
+    if n != 8 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "short read from eventfd",
+        ));
+    }
+    Ok(u64::from_ne_bytes(buf))
+}
+
+/// Adds `n` to the counter (EAGAIN when it would exceed `u64::MAX - 1`; EINVAL for
+/// `u64::MAX`).
+pub(crate) fn write(fd: impl AsFd, n: u64) -> io::Result<()> {
+    let buf = n.to_ne_bytes();
+    let w = crate::sys::retry_eintr(|| Ok(rustix::io::write(&fd, &buf)?))?;
+    if w != 8 {
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            "short write to eventfd",
+        ));
+    }
+    Ok(())
+}
+
+/// poll(2) for readability (`readable`) or writability, at most `timeout_ms` (-1 = forever).
+/// Returns whether the fd became ready. EINTR is reported as not ready.
+pub(crate) fn poll(fd: impl AsFd, readable: bool, timeout_ms: i32) -> io::Result<bool> {
+    let events = if readable {
+        PollFlags::IN
+    } else {
+        PollFlags::OUT
+    };
+    let mut fds = [PollFd::new(&fd, events)];
+    let ts = (timeout_ms >= 0).then(|| rustix::event::Timespec {
+        tv_sec: i64::from(timeout_ms / 1000),
+        tv_nsec: i64::from(timeout_ms % 1000) * 1_000_000,
+    });
+    match rustix::event::poll(&mut fds, ts.as_ref()) {
+        Ok(n) => Ok(n > 0),
+        Err(rustix::io::Errno::INTR) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Registers an [`EventFd`](crate::sync::EventFd) with the current tokio reactor.
+#[cfg(feature = "tokio")]
+pub(crate) fn register_async(
+    ev: crate::sync::EventFd,
+) -> io::Result<tokio::io::unix::AsyncFd<crate::sync::EventFd>> {
+    // SAFETY: an EventFd owns exactly one OwnedFd, which stays open for as long as the EventFd
+    // exists (it is only released by consuming the EventFd, which the AsyncFd owns and only
+    // gives back through `into_inner`), and its `as_raw_fd` always returns that descriptor.
+    unsafe { tokio::io::unix::AsyncFd::register(ev).map_err(|e| e.into()) }
+}
