@@ -23,6 +23,16 @@ pub enum Command {
     /// List every IPC object on the machine: kind, name, owner, mode, size or message count,
     /// creator pid and whether it is alive.
     Ls(crate::command::ls::LsArgs),
+    /// Remove objects, named as `ipcx ls` prints them.
+    Rm(crate::command::rm::RmArgs),
+    /// Remove what dead processes left behind (only what ipcx can prove is stale).
+    Clean(crate::command::clean::CleanArgs),
+    /// Shared memory: create, write, read, rm.
+    Shm(crate::command::shm::ShmArgs),
+    /// Semaphores: create, post, wait, get, rm.
+    Sem(crate::command::sem::SemArgs),
+    /// Signals: send (with a payload), wait.
+    Signal(crate::command::signal::SignalArgs),
 }
 
 /// Flags shared by `send` and `recv`.
@@ -94,6 +104,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         }
     };
     Duration::try_from_secs_f64(value * scale).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+/// Parses a size: bytes, or with a k, m or g suffix (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t.as_str(), 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("invalid size {s:?}: expected bytes, e.g. 4096, 64k or 1m"))
 }
 
 /// Parses an octal mode such as `600` or `0o644`.

@@ -478,7 +478,15 @@ pub fn judge(inv: &Inventory, all_users: bool) -> Vec<Verdict> {
             .filter(|p| pid_alive(*p))
             .collect();
         if let Some(r) = records.get(&o.name) {
-            let mut v = if r.owner_alive() {
+            let mut v = if r.persistent {
+                verdict(
+                    false,
+                    format!(
+                        "made to persist on purpose by ipcx (pid {}); remove it with ipcx rm",
+                        r.pid
+                    ),
+                )
+            } else if r.owner_alive() {
                 verdict(false, format!("its creator, pid {}, is alive", r.pid))
             } else if !live_holders.is_empty() {
                 verdict(
@@ -542,4 +550,228 @@ pub fn judge(inv: &Inventory, all_users: bool) -> Vec<Verdict> {
         out.push(v);
     }
     out
+}
+
+/// An object name as `ipcx ls` prints it and `ipcx rm` takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ObjectName {
+    /// `posix-shm:/NAME`
+    PosixShm(String),
+    /// `posix-sem:/NAME`
+    PosixSem(String),
+    /// `mq:/NAME`
+    Mq(String),
+    /// `sysv-shm:KEY` or `sysv-shm:id=ID`
+    SysvShm(SysvRef),
+    /// `sysv-sem:KEY` or `sysv-sem:id=ID`
+    SysvSem(SysvRef),
+    /// `sysv-mq:KEY` or `sysv-mq:id=ID`
+    SysvMq(SysvRef),
+    /// `fifo:PATH`
+    Fifo(std::path::PathBuf),
+    /// `unix:PATH` (also `unix-dgram:`, `unix-seqpacket:`): the socket file.
+    UnixSocket(std::path::PathBuf),
+}
+
+/// A System V object, by key or by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SysvRef {
+    /// By key.
+    Key(crate::sysv::Key),
+    /// By id (what `IPC_PRIVATE` objects have).
+    Id(i32),
+}
+
+/// Object kinds `ObjectName::parse` knows, for messages.
+pub const OBJECT_KINDS: &str = "posix-shm:/NAME, posix-sem:/NAME, mq:/NAME, sysv-shm:KEY, \
+     sysv-sem:KEY, sysv-mq:KEY (or id=ID), fifo:PATH, unix:PATH";
+
+impl ObjectName {
+    /// Parses an object name.
+    pub fn parse(s: &str) -> Result<ObjectName, String> {
+        let (kind, rest) = s
+            .split_once(':')
+            .ok_or_else(|| format!("invalid object {s:?}: expected one of {OBJECT_KINDS}"))?;
+        let posix = |n: &str| -> Result<String, String> {
+            crate::name::PosixName::new(n)
+                .map(|n| n.as_str().to_owned())
+                .map_err(|e| e.to_string())
+        };
+        let sysv = |r: &str| -> Result<SysvRef, String> {
+            match r.strip_prefix("id=") {
+                Some(id) => id
+                    .parse()
+                    .map(SysvRef::Id)
+                    .map_err(|_| format!("invalid System V id {id:?}")),
+                None => crate::sysv::Key::parse(r).map(SysvRef::Key),
+            }
+        };
+        Ok(match kind {
+            "posix-shm" => ObjectName::PosixShm(posix(rest)?),
+            "posix-sem" => ObjectName::PosixSem(posix(rest)?),
+            "mq" => ObjectName::Mq(posix(rest)?),
+            "sysv-shm" => ObjectName::SysvShm(sysv(rest)?),
+            "sysv-sem" => ObjectName::SysvSem(sysv(rest)?),
+            "sysv-mq" => ObjectName::SysvMq(sysv(rest)?),
+            "fifo" if !rest.is_empty() => ObjectName::Fifo(rest.into()),
+            "unix" | "unix-dgram" | "unix-seqpacket" if !rest.is_empty() => {
+                if rest.starts_with('@') {
+                    return Err(format!(
+                        "{s}: an abstract socket has no file to remove; it goes when its process closes it"
+                    ));
+                }
+                ObjectName::UnixSocket(rest.into())
+            }
+            _ => {
+                return Err(format!(
+                    "invalid object {s:?}: expected one of {OBJECT_KINDS}"
+                ));
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for ObjectName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sysv = |kind: &str, r: &SysvRef| match r {
+            SysvRef::Key(k) => sysv_name(kind, k.0, 0),
+            SysvRef::Id(id) => format!("{kind}:id={id}"),
+        };
+        match self {
+            ObjectName::PosixShm(n) => write!(f, "posix-shm:{n}"),
+            ObjectName::PosixSem(n) => write!(f, "posix-sem:{n}"),
+            ObjectName::Mq(n) => write!(f, "mq:{n}"),
+            ObjectName::SysvShm(r) => f.write_str(&sysv("sysv-shm", r)),
+            ObjectName::SysvSem(r) => f.write_str(&sysv("sysv-sem", r)),
+            ObjectName::SysvMq(r) => f.write_str(&sysv("sysv-mq", r)),
+            ObjectName::Fifo(p) => write!(f, "fifo:{}", p.display()),
+            ObjectName::UnixSocket(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// Why removing an object failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoveError {
+    /// No such object.
+    #[error("no {0}: nothing to remove (ipcx ls lists what exists)")]
+    NotFound(String),
+    /// The caller may not remove it.
+    #[error("permission denied removing {0}: only its owner (or root) can")]
+    PermissionDenied(String),
+    /// The path holds something else (a FIFO name that is a regular file, a symlink...).
+    #[error("{what} is not a {expected}; left untouched")]
+    WrongType {
+        /// The object.
+        what: String,
+        /// What it should have been.
+        expected: &'static str,
+    },
+    /// Any other failure.
+    #[error("removing {what}: {message}")]
+    Other {
+        /// The object.
+        what: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Removes one object.
+pub fn remove(obj: &ObjectName) -> Result<(), RemoveError> {
+    use crate::sysv::Key;
+    let what = obj.to_string();
+    let not_found = || RemoveError::NotFound(what.clone());
+    let denied = || RemoveError::PermissionDenied(what.clone());
+    let other = |e: &dyn std::fmt::Display| RemoveError::Other {
+        what: what.clone(),
+        message: e.to_string(),
+    };
+    let shm_err = |e: crate::sysv::shm::SysvShmError| match e {
+        crate::sysv::shm::SysvShmError::NotFound { .. }
+        | crate::sysv::shm::SysvShmError::Removed { .. } => not_found(),
+        crate::sysv::shm::SysvShmError::PermissionDenied { .. } => denied(),
+        e => other(&e),
+    };
+    let sem_err = |e: crate::sysv::sem::Error| match e {
+        crate::sysv::sem::Error::NotFound { .. } | crate::sysv::sem::Error::Removed => not_found(),
+        crate::sysv::sem::Error::PermissionDenied { .. } => denied(),
+        e => other(&e),
+    };
+    match obj {
+        ObjectName::PosixShm(n) => crate::shm::Shm::unlink(n).map_err(|e| match e {
+            crate::shm::ShmError::NotFound { .. } => not_found(),
+            crate::shm::ShmError::PermissionDenied { .. } => denied(),
+            e => other(&e),
+        }),
+        ObjectName::PosixSem(n) => crate::sem::Semaphore::remove(n).map_err(|e| match e {
+            crate::sem::Error::NotFound { .. } => not_found(),
+            crate::sem::Error::PermissionDenied { .. } => denied(),
+            e => other(&e),
+        }),
+        ObjectName::SysvShm(r) => {
+            let id = match r {
+                SysvRef::Id(id) => *id,
+                SysvRef::Key(k) => crate::sysv::shm::Segment::open(Key(k.0))
+                    .map_err(shm_err)?
+                    .id(),
+            };
+            crate::sysv::shm::Segment::remove_id(id).map_err(shm_err)
+        }
+        ObjectName::SysvSem(r) => {
+            let mut set = match r {
+                SysvRef::Id(id) => crate::sysv::sem::SemaphoreSet::from_id(*id),
+                SysvRef::Key(k) => crate::sysv::sem::SemaphoreSet::open(*k),
+            }
+            .map_err(sem_err)?;
+            set.remove().map_err(sem_err)
+        }
+        ObjectName::Mq(n) => remove_mq(n).map_err(|e| other(&e)),
+        ObjectName::SysvMq(r) => remove_sysv_mq(*r).map_err(|e| other(&e)),
+        ObjectName::Fifo(p) => remove_file(p, &what, "FIFO", |t| t.is_fifo()),
+        ObjectName::UnixSocket(p) => remove_file(p, &what, "socket", |t| t.is_socket()),
+    }
+}
+
+fn remove_file(
+    p: &std::path::Path,
+    what: &str,
+    expected: &'static str,
+    is: impl Fn(&fs::FileType) -> bool,
+) -> Result<(), RemoveError> {
+    let m = fs::symlink_metadata(p).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => RemoveError::NotFound(what.to_owned()),
+        std::io::ErrorKind::PermissionDenied => RemoveError::PermissionDenied(what.to_owned()),
+        _ => RemoveError::Other {
+            what: what.to_owned(),
+            message: e.to_string(),
+        },
+    })?;
+    if !is(&m.file_type()) {
+        return Err(RemoveError::WrongType {
+            what: what.to_owned(),
+            expected,
+        });
+    }
+    fs::remove_file(p).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => RemoveError::PermissionDenied(what.to_owned()),
+        _ => RemoveError::Other {
+            what: what.to_owned(),
+            message: e.to_string(),
+        },
+    })
+}
+
+fn remove_mq(name: &str) -> Result<(), String> {
+    Err(format!(
+        "removing POSIX queues ({name}) is not available yet"
+    ))
+}
+
+fn remove_sysv_mq(r: SysvRef) -> Result<(), String> {
+    Err(format!(
+        "removing System V queues ({r:?}) is not available yet"
+    ))
 }

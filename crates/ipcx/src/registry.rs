@@ -26,6 +26,8 @@ pub struct Record {
     pub start_time: u64,
     /// The uid whose registry holds the record.
     pub uid: u32,
+    /// The object was made to outlive its creator on purpose (`persist`): never stale.
+    pub persistent: bool,
 }
 
 impl Record {
@@ -84,6 +86,15 @@ fn object_name(entry: &str) -> String {
 
 /// Records that this process created `object` and will remove it.
 pub fn register(object: &str) {
+    write_record(object, false)
+}
+
+/// Marks `object` as meant to outlive its creator: `ipcx clean` leaves it alone.
+pub fn persist(object: &str) {
+    write_record(object, true)
+}
+
+fn write_record(object: &str, persistent: bool) {
     let Some(dir) = own_dir(true) else { return };
     let Some(start) = process_start_time(std::process::id() as i32) else {
         return;
@@ -97,7 +108,8 @@ pub fn register(object: &str) {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)?;
-        writeln!(f, "{} {}", std::process::id(), start)?;
+        let flag = if persistent { " persist" } else { "" };
+        writeln!(f, "{} {}{flag}", std::process::id(), start)?;
         fs::rename(&tmp, &path)
     };
     if write().is_err() {
@@ -110,11 +122,6 @@ pub fn unregister(object: &str) {
     if let Some(dir) = own_dir(false) {
         let _ = fs::remove_file(dir.join(entry_name(object)));
     }
-}
-
-/// Marks `object` as meant to outlive its creator: `ipcx clean` leaves it alone.
-pub fn persist(object: &str) {
-    unregister(object)
 }
 
 /// The records of the calling user, or of every user when `all_users` (root reads them all).
@@ -161,6 +168,7 @@ pub fn records(all_users: bool) -> Vec<Record> {
                 pid,
                 start_time,
                 uid,
+                persistent: it.next() == Some("persist"),
             });
         }
     }
@@ -239,22 +247,35 @@ mod tests {
 }
 
 /// A registry record held by the handle that created an object: recorded on creation,
-/// forgotten when dropped (the object was removed, or made to persist).
+/// forgotten when dropped (the object was removed), or turned into a "persistent" record by
+/// [`Registration::persist`].
 #[derive(Debug)]
 pub(crate) struct Registration {
     object: String,
+    persisted: bool,
 }
 
 impl Registration {
     /// Records that this process created `object` and will remove it.
     pub(crate) fn new(object: String) -> Registration {
         register(&object);
-        Registration { object }
+        Registration {
+            object,
+            persisted: false,
+        }
+    }
+
+    /// The object is kept on purpose: record that, so `ipcx clean` leaves it alone.
+    pub(crate) fn persist(mut self) {
+        persist(&self.object);
+        self.persisted = true;
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        unregister(&self.object);
+        if !self.persisted {
+            unregister(&self.object);
+        }
     }
 }

@@ -273,15 +273,17 @@ impl Semaphore {
     /// Keeps the semaphore's name after this handle is dropped.
     pub fn persist(mut self) -> Semaphore {
         self.persist = true;
-        self.registration = None;
+        if let Some(r) = self.registration.take() {
+            r.persist();
+        }
         self
     }
 
     /// Sets whether the name is kept after this (creating) handle is dropped.
     pub fn set_persist(&mut self, persist: bool) {
         self.persist = persist;
-        if persist {
-            self.registration = None;
+        if persist && let Some(r) = self.registration.take() {
+            r.persist();
         }
     }
 

@@ -335,7 +335,9 @@ impl ShmOptions {
             name: pname.clone(),
             writable: true,
             owner: Some(Owner {
-                _registration: crate::registry::Registration::new(format!("posix-shm:{pname}")),
+                registration: Some(crate::registry::Registration::new(format!(
+                    "posix-shm:{pname}"
+                ))),
                 name: pname.clone(),
                 dev: st.dev,
                 ino: st.ino,
@@ -479,7 +481,7 @@ impl Shm {
 #[derive(Debug)]
 struct Owner {
     name: PosixName,
-    _registration: crate::registry::Registration,
+    registration: Option<crate::registry::Registration>,
     dev: u64,
     ino: u64,
     armed: bool,
@@ -489,6 +491,9 @@ impl Owner {
     /// Stops the unlink on drop.
     fn disarm(mut self) {
         self.armed = false;
+        if let Some(r) = self.registration.take() {
+            r.persist();
+        }
     }
 }
 

@@ -1,8 +1,13 @@
 //! One module per subcommand.
 
+pub mod clean;
 pub mod ls;
 pub mod recv;
+pub mod rm;
+pub mod sem;
 pub mod send;
+pub mod shm;
+pub mod signal;
 
 use anyhow::anyhow;
 use ipcx::channel::{Endpoint, Error};
@@ -15,6 +20,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Send(args) => send::run(args),
         Command::Recv(args) => recv::run(args),
         Command::Ls(args) => ls::run(args),
+        Command::Rm(args) => rm::run(args),
+        Command::Clean(args) => clean::run(args),
+        Command::Shm(args) => shm::run(args),
+        Command::Sem(args) => sem::run(args),
+        Command::Signal(args) => signal::run(args),
     }
 }
 
@@ -26,6 +36,14 @@ pub fn parse_endpoint(s: &str) -> anyhow::Result<Endpoint> {
             format!("{e}\n"),
         ))
     })
+}
+
+/// A usage error (exit 2) with this message.
+pub fn usage(msg: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::Error::new(clap::Error::raw(
+        clap::error::ErrorKind::InvalidValue,
+        format!("{msg}\n"),
+    ))
 }
 
 /// Turns a channel error into the CLI's error: a timeout exits 3, the rest 1 with the message.

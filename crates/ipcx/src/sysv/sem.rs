@@ -453,15 +453,17 @@ impl SemaphoreSet {
     /// Keeps the set after this handle is dropped.
     pub fn persist(mut self) -> SemaphoreSet {
         self.persist = true;
-        self.registration = None;
+        if let Some(r) = self.registration.take() {
+            r.persist();
+        }
         self
     }
 
     /// Sets whether the set is kept after this (creating) handle is dropped.
     pub fn set_persist(&mut self, persist: bool) {
         self.persist = persist;
-        if persist {
-            self.registration = None;
+        if persist && let Some(r) = self.registration.take() {
+            r.persist();
         }
     }
 

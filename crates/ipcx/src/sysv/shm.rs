@@ -357,7 +357,9 @@ impl Segment {
     /// Keeps the segment after this handle is dropped (until [`Segment::remove`] or `ipcrm`).
     pub fn persist(mut self) -> Segment {
         self.owner = false;
-        self.registration = None;
+        if let Some(r) = self.registration.take() {
+            r.persist();
+        }
         self
     }
 

@@ -1,0 +1,172 @@
+//! `ipcx shm create|write|read|rm OBJ`: POSIX (`/NAME`, `posix-shm:/NAME`) and System V
+//! (`sysv-shm:KEY`) shared memory.
+
+use std::io::{self, Read, Write};
+
+use anyhow::{Context, bail};
+use ipcx::inventory::{self, ObjectName, SysvRef};
+use ipcx::shm::Shm;
+use ipcx::sysv::shm::Segment;
+
+use crate::cli::{parse_mode, parse_size};
+
+/// Arguments of `ipcx shm`.
+#[derive(Debug, clap::Args)]
+pub struct ShmArgs {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Create a segment that outlives the command (until `ipcx shm rm`).
+    Create {
+        /// `/NAME`, `posix-shm:/NAME` or `sysv-shm:KEY`.
+        obj: String,
+        /// Size in bytes (suffixes k, m, g).
+        #[arg(long, value_parser = parse_size)]
+        size: u64,
+        /// Mode (octal).
+        #[arg(long, value_parser = parse_mode, default_value = "600")]
+        mode: u32,
+    },
+    /// Write DATA (or stdin) at --offset.
+    Write {
+        /// The segment.
+        obj: String,
+        /// The bytes to write; with none, stdin.
+        data: Option<String>,
+        /// Where to write.
+        #[arg(long, value_parser = parse_size, default_value = "0")]
+        offset: u64,
+    },
+    /// Write --len bytes from --offset to stdout (default: to the end).
+    Read {
+        /// The segment.
+        obj: String,
+        /// Where to start.
+        #[arg(long, value_parser = parse_size, default_value = "0")]
+        offset: u64,
+        /// How many bytes.
+        #[arg(long, value_parser = parse_size)]
+        len: Option<u64>,
+    },
+    /// Remove the segment.
+    Rm {
+        /// The segment.
+        obj: String,
+    },
+}
+
+enum Target {
+    Posix(String),
+    Sysv(SysvRef),
+}
+
+fn target(obj: &str) -> anyhow::Result<Target> {
+    let full = if obj.starts_with('/') {
+        format!("posix-shm:{obj}")
+    } else {
+        obj.to_owned()
+    };
+    match ObjectName::parse(&full).map_err(crate::command::usage)? {
+        ObjectName::PosixShm(n) => Ok(Target::Posix(n)),
+        ObjectName::SysvShm(r) => Ok(Target::Sysv(r)),
+        other => Err(crate::command::usage(format!(
+            "{other} is not shared memory: use /NAME, posix-shm:/NAME or sysv-shm:KEY"
+        ))),
+    }
+}
+
+fn segment(r: SysvRef) -> anyhow::Result<Segment> {
+    Ok(match r {
+        SysvRef::Key(k) => Segment::open(k)?,
+        SysvRef::Id(id) => Segment::from_id(id)?,
+    })
+}
+
+/// Runs `ipcx shm`.
+pub fn run(args: ShmArgs) -> anyhow::Result<()> {
+    match args.action {
+        Action::Create { obj, size, mode } => match target(&obj)? {
+            Target::Posix(n) => {
+                let shm = Shm::options().mode(mode).size(size).create_new(&n)?;
+                shm.persist();
+            }
+            Target::Sysv(SysvRef::Key(k)) => {
+                let size = usize::try_from(size).context("size too large")?;
+                Segment::options()
+                    .mode(mode)
+                    .size(size)
+                    .create_new(k)?
+                    .persist();
+            }
+            Target::Sysv(SysvRef::Id(_)) => {
+                bail!("a segment is created by key (sysv-shm:KEY), not by id")
+            }
+        },
+        Action::Write { obj, data, offset } => {
+            let data = match data {
+                Some(d) => d.into_bytes(),
+                None => {
+                    let mut v = Vec::new();
+                    io::stdin()
+                        .lock()
+                        .read_to_end(&mut v)
+                        .context("reading stdin")?;
+                    v
+                }
+            };
+            let offset = usize::try_from(offset).context("offset too large")?;
+            match target(&obj)? {
+                Target::Posix(n) => Shm::open(&n)?.map()?.write_at(offset, &data)?,
+                Target::Sysv(r) => segment(r)?.attach()?.write_at(offset, &data)?,
+            }
+        }
+        Action::Read { obj, offset, len } => {
+            let offset = usize::try_from(offset).context("offset too large")?;
+            let bytes = match target(&obj)? {
+                Target::Posix(n) => {
+                    let map = Shm::open_read_only(&n)?.map_read_only()?;
+                    read(map.len(), offset, len, |o, b| {
+                        map.read_at(o, b).map_err(Into::into)
+                    })?
+                }
+                Target::Sysv(r) => {
+                    let att = segment(r)?.attach_read_only()?;
+                    read(att.len(), offset, len, |o, b| {
+                        att.read_at(o, b).map_err(Into::into)
+                    })?
+                }
+            };
+            let mut out = io::stdout().lock();
+            out.write_all(&bytes)?;
+            out.flush()?;
+        }
+        Action::Rm { obj } => {
+            let name = match target(&obj)? {
+                Target::Posix(n) => ObjectName::PosixShm(n),
+                Target::Sysv(r) => ObjectName::SysvShm(r),
+            };
+            inventory::remove(&name)?;
+        }
+    }
+    Ok(())
+}
+
+fn read(
+    size: usize,
+    offset: usize,
+    len: Option<u64>,
+    f: impl Fn(usize, &mut [u8]) -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<u8>> {
+    let len = match len {
+        Some(l) => usize::try_from(l).context("length too large")?,
+        None => size.checked_sub(offset).with_context(|| {
+            format!("offset {offset} is past the end of the segment ({size} bytes)")
+        })?,
+    };
+    let mut buf = vec![0u8; len];
+    f(offset, &mut buf)?;
+    Ok(buf)
+}
