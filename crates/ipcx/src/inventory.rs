@@ -90,11 +90,11 @@ pub fn scan() -> Inventory {
     unix_sockets(&mut inv, &holders);
     for o in &mut inv.objects {
         o.user = users.name(o.uid);
-        if o.creator_pid.is_none() {
-            if let Some(r) = registry.get(&o.name) {
-                o.creator_pid = Some(r.pid);
-                o.creator_alive = Some(r.owner_alive());
-            }
+        if o.creator_pid.is_none()
+            && let Some(r) = registry.get(&o.name)
+        {
+            o.creator_pid = Some(r.pid);
+            o.creator_alive = Some(r.owner_alive());
         }
     }
     inv.objects
@@ -360,10 +360,10 @@ impl Holders {
                         if let Ok(ino) = ino.parse() {
                             push(h.sockets.entry(ino).or_default(), pid);
                         }
-                    } else if t.starts_with('/') {
-                        if let Ok(m) = fs::metadata(fd.path()) {
-                            push(h.files.entry((m.dev(), m.ino())).or_default(), pid);
-                        }
+                    } else if t.starts_with('/')
+                        && let Ok(m) = fs::metadata(fd.path())
+                    {
+                        push(h.files.entry((m.dev(), m.ino())).or_default(), pid);
                     }
                 }
             }
@@ -379,10 +379,10 @@ impl Holders {
                     if f[5] == "/SYSV00000000" || f[5].starts_with("/SYSV") {
                         // System V segments appear as /SYSV<key> with the shmid as inode.
                         push(h.sysv_shm.entry(ino as i32).or_default(), pid);
-                    } else if f[5].starts_with("/dev/shm/") {
-                        if let Some(dev) = shm_dev {
-                            push(h.files.entry((dev, ino)).or_default(), pid);
-                        }
+                    } else if f[5].starts_with("/dev/shm/")
+                        && let Some(dev) = shm_dev
+                    {
+                        push(h.files.entry((dev, ino)).or_default(), pid);
                     }
                 }
             }

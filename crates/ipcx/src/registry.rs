@@ -131,10 +131,10 @@ pub fn records(all_users: bool) -> Vec<Record> {
         if let Ok(rd) = fs::read_dir("/tmp") {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                if let Some(uid) = name.strip_prefix(".ipcx-owners-") {
-                    if let Ok(uid) = uid.parse::<u32>() {
-                        dirs.push((dir_for(uid), uid));
-                    }
+                if let Some(uid) = name.strip_prefix(".ipcx-owners-")
+                    && let Ok(uid) = uid.parse::<u32>()
+                {
+                    dirs.push((dir_for(uid), uid));
                 }
             }
         }

@@ -59,6 +59,7 @@ pub fn wait_output(mut child: Child, timeout: Duration) -> Output {
 }
 
 /// A background `ipcx` killed on drop.
+#[derive(Debug)]
 pub struct Bg(pub Option<Child>);
 
 impl Bg {
@@ -112,7 +113,14 @@ pub fn send_when_ready(args: &[&str]) -> Output {
 }
 
 /// A temporary directory removed on drop.
+#[derive(Debug)]
 pub struct TempDir(pub PathBuf);
+
+impl Default for TempDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl TempDir {
     pub fn new() -> TempDir {
