@@ -11,7 +11,6 @@ use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
 pub(crate) struct FileInfo {
     pub(crate) kind: FileType,
     pub(crate) uid: u32,
-    pub(crate) mode: u32,
     pub(crate) dev: u64,
     pub(crate) ino: u64,
 }
@@ -20,7 +19,6 @@ fn info(st: &rustix::fs::Stat) -> FileInfo {
     FileInfo {
         kind: FileType::from_raw_mode(st.st_mode),
         uid: st.st_uid,
-        mode: st.st_mode & 0o7777,
         dev: st.st_dev,
         ino: st.st_ino,
     }
