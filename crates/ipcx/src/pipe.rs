@@ -292,6 +292,12 @@ impl PipeReader {
         Ok(PipeReader::wrap(owned, format!("inherited pipe fd {fd}")))
     }
 
+    /// A second handle to the same read end (`dup`), with its own frame buffer.
+    pub fn try_clone(&self) -> io::Result<PipeReader> {
+        Ok(PipeReader::wrap(sys::pipe::dup(&self.fd)?, self.what.clone())
+            .with_max_frame_len(self.max_frame_len()))
+    }
+
     /// The longest frame [`recv`](Self::recv) accepts (default
     /// [`DEFAULT_MAX_FRAME_LEN`], 16 MiB).
     pub fn max_frame_len(&self) -> usize {
@@ -522,6 +528,19 @@ impl PipeWriter {
     pub fn from_inherited(fd: RawFd) -> io::Result<PipeWriter> {
         let owned = take_inherited(fd)?;
         Ok(PipeWriter::wrap(owned, format!("inherited pipe fd {fd}")))
+    }
+
+    /// A second handle to the same write end (`dup`), with the same settings: for handing
+    /// the end to several children ([`pass_to_child`]). Copies share one open file
+    /// description, hence one `flock` (see [`LargeFrames::Lock`]).
+    pub fn try_clone(&self) -> io::Result<PipeWriter> {
+        Ok(PipeWriter {
+            fd: sys::pipe::dup(&self.fd)?,
+            max: self.max,
+            large: self.large,
+            torn: self.torn,
+            what: self.what.clone(),
+        })
     }
 
     /// The longest message [`send`](Self::send) accepts (default [`DEFAULT_MAX_FRAME_LEN`]).

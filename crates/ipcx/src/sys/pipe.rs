@@ -23,6 +23,11 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     )?)
 }
 
+/// `fcntl(F_DUPFD_CLOEXEC)`: a second descriptor for the same open file description.
+pub(crate) fn dup(fd: impl AsFd) -> io::Result<OwnedFd> {
+    Ok(rustix::io::fcntl_dupfd_cloexec(fd, 3)?)
+}
+
 /// Sets or clears `O_NONBLOCK` on the open file description.
 pub(crate) fn set_nonblocking(fd: impl AsFd, on: bool) -> io::Result<()> {
     let flags = rustix::fs::fcntl_getfl(&fd)?;
