@@ -949,6 +949,7 @@ pub use self::async_pipe::{AsyncPipeReader, AsyncPipeWriter};
 #[cfg(feature = "tokio")]
 mod async_pipe {
     use std::io;
+    use std::os::fd::AsFd;
     use std::pin::Pin;
     use std::task::{Context, Poll};
 
@@ -961,8 +962,8 @@ mod async_pipe {
     /// The async read end of a pipe or FIFO (feature `tokio`): [`AsyncRead`] for raw bytes,
     /// [`recv`](Self::recv) for framed messages.
     ///
-    /// On a FIFO, open the reader after a writer has connected, or treat
-    /// [`PipeError::PeerGone`] as "no writer now".
+    /// On a FIFO that has not had a writer yet, [`recv`](Self::recv) waits for one (as the
+    /// blocking reader does); [`AsyncRead`] reports end of stream instead.
     #[derive(Debug)]
     pub struct AsyncPipeReader {
         pub(super) inner: pipe::Receiver,
@@ -986,8 +987,25 @@ mod async_pipe {
                     context: format!("waiting on {}", self.what),
                     source: e,
                 })?;
-                let mut src = TryRead(&self.inner);
-                match self.dec.read_from(&mut src) {
+                let fd = self.inner.as_fd();
+                let dec = &mut self.dec;
+                let res = self.inner.try_io(|| match dec.read_from(&mut super::FdRead(fd)) {
+                    Ok(0) => {
+                        // No writer now. A hang-up is the end of the stream; no hang-up means
+                        // a FIFO that has not had a writer yet: wait for one (WouldBlock
+                        // clears tokio's readiness).
+                        let ev = crate::sys::pipe::poll(fd, false, 0)?;
+                        if ev.ready {
+                            Err(io::ErrorKind::Interrupted.into())
+                        } else if ev.hup || ev.err {
+                            Ok(0)
+                        } else {
+                            Err(io::ErrorKind::WouldBlock.into())
+                        }
+                    }
+                    other => other,
+                });
+                match res {
                     Ok(0) => {
                         let fin = self.dec.finish();
                         self.dec = FrameDecoder::new(self.dec.max_frame_len());
@@ -1034,13 +1052,6 @@ mod async_pipe {
         /// The tokio pipe receiver underneath.
         pub fn get_ref(&self) -> &pipe::Receiver {
             &self.inner
-        }
-    }
-
-    struct TryRead<'a>(&'a pipe::Receiver);
-    impl io::Read for TryRead<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            self.0.try_read(buf)
         }
     }
 
