@@ -65,7 +65,11 @@ fuzz_target!(|input: &[u8]| {
     loop {
         match read_frame(&mut r, max) {
             Ok(Some(f)) => {
-                assert_eq!(frames.get(i), Some(&f), "read_frame and FrameDecoder disagree");
+                assert_eq!(
+                    frames.get(i),
+                    Some(&f),
+                    "read_frame and FrameDecoder disagree"
+                );
                 i += 1;
             }
             Ok(None) => {

@@ -253,8 +253,8 @@ impl FifoOptions {
                 // remember which FIFO we made.
                 let fd = sys::fifo::open(path, false)
                     .map_err(|e| FifoError::from_io("opening the new fifo", path, e))?;
-                let info = sys::fifo::fstat(&fd)
-                    .map_err(|e| FifoError::from_io("inspecting", path, e))?;
+                let info =
+                    sys::fifo::fstat(&fd).map_err(|e| FifoError::from_io("inspecting", path, e))?;
                 if info.kind != FileType::Fifo {
                     return Err(FifoError::NotAFifo {
                         path: path.to_path_buf(),

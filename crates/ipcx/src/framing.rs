@@ -184,7 +184,9 @@ impl FrameDecoder {
     pub fn read_from<R: Read + ?Sized>(&mut self, r: &mut R) -> io::Result<usize> {
         self.compact();
         let old = self.buf.len();
-        let want = self.wanted().clamp(1, READ_CHUNK.max(self.wanted().min(self.max)));
+        let want = self
+            .wanted()
+            .clamp(1, READ_CHUNK.max(self.wanted().min(self.max)));
         self.buf.resize(old + want, 0);
         let res = r.read(&mut self.buf[old..]);
         let n = *res.as_ref().unwrap_or(&0);

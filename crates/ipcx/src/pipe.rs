@@ -204,9 +204,7 @@ impl From<PipeError> for io::Error {
             PipeError::WouldBlock { .. } | PipeError::Full { .. } => io::ErrorKind::WouldBlock,
             PipeError::Timeout { .. } => io::ErrorKind::TimedOut,
             PipeError::PeerGone { .. } => io::ErrorKind::BrokenPipe,
-            PipeError::TooLarge { .. } | PipeError::NotAtomic { .. } => {
-                io::ErrorKind::InvalidInput
-            }
+            PipeError::TooLarge { .. } | PipeError::NotAtomic { .. } => io::ErrorKind::InvalidInput,
             PipeError::TruncatedFrame { .. } => io::ErrorKind::UnexpectedEof,
             PipeError::Io { source, .. } => source.kind(),
             _ => io::ErrorKind::InvalidData,
@@ -236,7 +234,10 @@ pub enum LargeFrames {
 #[doc(alias = "pipe2")]
 pub fn pipe() -> io::Result<(PipeReader, PipeWriter)> {
     let (r, w) = sys::pipe::pipe()?;
-    Ok((PipeReader::wrap(r, "pipe".into()), PipeWriter::wrap(w, "pipe".into())))
+    Ok((
+        PipeReader::wrap(r, "pipe".into()),
+        PipeWriter::wrap(w, "pipe".into()),
+    ))
 }
 
 /// Polls `fd` until ready or `wait` runs out. Returns the events, or `None` when the wait is
@@ -294,8 +295,10 @@ impl PipeReader {
 
     /// A second handle to the same read end (`dup`), with its own frame buffer.
     pub fn try_clone(&self) -> io::Result<PipeReader> {
-        Ok(PipeReader::wrap(sys::pipe::dup(&self.fd)?, self.what.clone())
-            .with_max_frame_len(self.max_frame_len()))
+        Ok(
+            PipeReader::wrap(sys::pipe::dup(&self.fd)?, self.what.clone())
+                .with_max_frame_len(self.max_frame_len()),
+        )
     }
 
     /// The longest frame [`recv`](Self::recv) accepts (default
@@ -989,22 +992,24 @@ mod async_pipe {
                 })?;
                 let fd = self.inner.as_fd();
                 let dec = &mut self.dec;
-                let res = self.inner.try_io(|| match dec.read_from(&mut super::FdRead(fd)) {
-                    Ok(0) => {
-                        // No writer now. A hang-up is the end of the stream; no hang-up means
-                        // a FIFO that has not had a writer yet: wait for one (WouldBlock
-                        // clears tokio's readiness).
-                        let ev = crate::sys::pipe::poll(fd, false, 0)?;
-                        if ev.ready {
-                            Err(io::ErrorKind::Interrupted.into())
-                        } else if ev.hup || ev.err {
-                            Ok(0)
-                        } else {
-                            Err(io::ErrorKind::WouldBlock.into())
+                let res = self
+                    .inner
+                    .try_io(|| match dec.read_from(&mut super::FdRead(fd)) {
+                        Ok(0) => {
+                            // No writer now. A hang-up is the end of the stream; no hang-up means
+                            // a FIFO that has not had a writer yet: wait for one (WouldBlock
+                            // clears tokio's readiness).
+                            let ev = crate::sys::pipe::poll(fd, false, 0)?;
+                            if ev.ready {
+                                Err(io::ErrorKind::Interrupted.into())
+                            } else if ev.hup || ev.err {
+                                Ok(0)
+                            } else {
+                                Err(io::ErrorKind::WouldBlock.into())
+                            }
                         }
-                    }
-                    other => other,
-                });
+                        other => other,
+                    });
                 match res {
                     Ok(0) => {
                         let fin = self.dec.finish();

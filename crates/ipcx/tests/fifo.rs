@@ -130,10 +130,7 @@ fn fifo_between_processes_both_directions() {
     let to_child = Fifo::create(dir.join("in")).unwrap();
     let from_child = Fifo::create(dir.join("out")).unwrap();
     let mut rx = from_child.open_reader().unwrap();
-    let mut child = util::spawn_role(
-        "echo",
-        &[s(to_child.path()), s(from_child.path()), "30"],
-    );
+    let mut child = util::spawn_role("echo", &[s(to_child.path()), s(from_child.path()), "30"]);
     let mut tx = to_child.open_writer_wait(Wait::timeout(BOUND)).unwrap();
     for i in 0..30 {
         let m = format!("message {i}");
@@ -157,9 +154,15 @@ fn open_writer_without_reader_times_out() {
     let err = fifo::open_writer_timeout(f.path(), Duration::from_millis(100)).unwrap_err();
     let took = start.elapsed();
     assert!(matches!(err, FifoError::Timeout { .. }), "{err}");
-    assert!(took >= Duration::from_millis(100) && took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(100) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
     let msg = err.to_string();
-    assert!(msg.contains("no reader on fifo") && msg.contains("start the receiver first"), "{msg}");
+    assert!(
+        msg.contains("no reader on fifo") && msg.contains("start the receiver first"),
+        "{msg}"
+    );
     let err = fifo::try_open_writer(f.path()).unwrap_err();
     assert!(matches!(err, FifoError::NoReader { .. }), "{err}");
 }
@@ -172,7 +175,16 @@ fn symlink_at_path_is_refused_and_left_alone() {
     let link = dir.join("link");
     std::os::unix::fs::symlink(&target, &link).unwrap();
     let err = Fifo::create(&link).unwrap_err();
-    assert!(matches!(err, FifoError::NotAFifo { kind: "symlink", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            FifoError::NotAFifo {
+                kind: "symlink",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(std::fs::read_link(&link).unwrap(), target);
     assert_eq!(std::fs::read(&target).unwrap(), b"precious");
 
@@ -181,7 +193,16 @@ fn symlink_at_path_is_refused_and_left_alone() {
     let link2 = dir.join("link2");
     std::os::unix::fs::symlink(real.path(), &link2).unwrap();
     let err = fifo::open_reader(&link2).unwrap_err();
-    assert!(matches!(err, FifoError::NotAFifo { kind: "symlink", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            FifoError::NotAFifo {
+                kind: "symlink",
+                ..
+            }
+        ),
+        "{err}"
+    );
     // A dangling symlink too.
     let dangling = dir.join("dangling");
     std::os::unix::fs::symlink(dir.join("nowhere"), &dangling).unwrap();
@@ -198,7 +219,16 @@ fn regular_file_at_path_is_refused_and_left_alone() {
     let p = dir.join("file");
     std::fs::write(&p, b"keep me").unwrap();
     let err = Fifo::create(&p).unwrap_err();
-    assert!(matches!(err, FifoError::NotAFifo { kind: "regular file", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            FifoError::NotAFifo {
+                kind: "regular file",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("left untouched"), "{err}");
     assert!(matches!(
         fifo::open_reader(&p),
@@ -228,12 +258,19 @@ fn drop_removes_persist_keeps_remove_removes() {
             Err(FifoError::AlreadyExists { .. })
         ));
     }
-    assert!(std::fs::symlink_metadata(&p).is_err(), "drop removes the fifo");
+    assert!(
+        std::fs::symlink_metadata(&p).is_err(),
+        "drop removes the fifo"
+    );
 
     let f = Fifo::options().mode(0o640).create(&p).unwrap().persist();
     drop(f);
     let meta = std::fs::symlink_metadata(&p).unwrap();
-    assert_eq!(meta.permissions().mode() & 0o777, 0o640, "mode applied exactly");
+    assert_eq!(
+        meta.permissions().mode() & 0o777,
+        0o640,
+        "mode applied exactly"
+    );
     let f = Fifo::create(&p).unwrap();
     f.remove().unwrap();
     assert!(std::fs::symlink_metadata(&p).is_err());
@@ -266,7 +303,16 @@ fn fifo_owned_by_another_user_is_not_trusted() {
     let f = Fifo::create(dir.join("theirs")).unwrap();
     std::os::unix::fs::chown(f.path(), Some(util::NOBODY), Some(util::NOBODY)).unwrap();
     let err = Fifo::create(f.path()).unwrap_err();
-    assert!(matches!(err, FifoError::ForeignOwner { owner: util::NOBODY, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            FifoError::ForeignOwner {
+                owner: util::NOBODY,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let ok = Fifo::options()
         .allow_foreign_owner(true)
         .create(f.path())
@@ -310,7 +356,9 @@ fn shell_printf_frame_is_received() {
     let f = Fifo::create(dir.join("sh")).unwrap();
     let mut rx = f.open_reader().unwrap();
     let script = format!("printf '\\000\\000\\000\\002hi' > '{}'", s(f.path()));
-    let mut sh = util::ChildGuard(Some(Command::new("sh").args(["-c", &script]).spawn().unwrap()));
+    let mut sh = util::ChildGuard(Some(
+        Command::new("sh").args(["-c", &script]).spawn().unwrap(),
+    ));
     assert_eq!(rx.recv_timeout(BOUND).unwrap(), b"hi");
     assert!(sh.wait_timeout(BOUND).success());
 }
@@ -325,7 +373,10 @@ fn recv_on_fifo_without_writer_times_out() {
     let err = rx.recv_timeout(Duration::from_millis(100)).unwrap_err();
     let took = start.elapsed();
     assert!(matches!(err, PipeError::Timeout { .. }), "{err}");
-    assert!(took >= Duration::from_millis(100) && took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(100) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
 }
 
 #[test]
@@ -366,7 +417,12 @@ fn channel_receiver_serves_writer_after_writer() {
     let addr = format!("fifo:{}", s(&path));
     let ep = Endpoint::parse(&addr).unwrap();
     let mut rx = ep.receiver(&Options::new()).unwrap();
-    assert!(std::fs::symlink_metadata(&path).unwrap().file_type().is_fifo());
+    assert!(
+        std::fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
 
     let mut first = util::spawn_role("channel_send", &[&addr, "one", "two"]);
     assert_eq!(rx.recv_timeout(BOUND).unwrap().data, b"one");
@@ -376,7 +432,17 @@ fn channel_receiver_serves_writer_after_writer() {
     // A writer that dies mid-frame: a recoverable error, then the receiver goes on.
     let mut half = util::spawn_role("half_frame", &[s(&path)]);
     let err = rx.recv_timeout(BOUND).unwrap_err();
-    assert!(matches!(err, Error::TruncatedFrame { expected: 14, got: 6, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::TruncatedFrame {
+                expected: 14,
+                got: 6,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.is_recoverable());
     half.expect_success();
 
@@ -387,7 +453,10 @@ fn channel_receiver_serves_writer_after_writer() {
     second.expect_success();
 
     drop(rx);
-    assert!(std::fs::symlink_metadata(&path).is_err(), "receiver removes what it created");
+    assert!(
+        std::fs::symlink_metadata(&path).is_err(),
+        "receiver removes what it created"
+    );
 }
 
 #[test]
@@ -401,7 +470,10 @@ fn channel_receiver_timeout_and_existing_path_rules() {
     let err = rx.recv_timeout(Duration::from_millis(100)).unwrap_err();
     let took = start.elapsed();
     assert!(matches!(err, Error::Timeout), "{err}");
-    assert!(took >= Duration::from_millis(100) && took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(100) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
     drop(rx);
 
     let file = dir.join("file");
@@ -422,7 +494,10 @@ fn channel_sender_rules() {
     // Missing FIFO: NotFound with a hint.
     let err = ep.sender(&Options::new()).unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
-    assert!(err.to_string().contains("ipcx recv") && err.to_string().contains("--create"), "{err}");
+    assert!(
+        err.to_string().contains("ipcx recv") && err.to_string().contains("--create"),
+        "{err}"
+    );
 
     // --create with no reader: the FIFO is made (and kept), the open times out.
     let opts = Options::new()
@@ -432,7 +507,12 @@ fn channel_sender_rules() {
     let err = ep.sender(&opts).unwrap_err();
     assert!(matches!(err, Error::Timeout), "{err}");
     assert!(start.elapsed() >= Duration::from_millis(100));
-    assert!(std::fs::symlink_metadata(&path).unwrap().file_type().is_fifo());
+    assert!(
+        std::fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
 
     // With a receiver: messages flow; the receiver going away is PeerGone.
     let mut rx = ep.receiver(&Options::new()).unwrap();
@@ -463,16 +543,16 @@ fn async_fifo_reader_and_writer() {
         let from_child = Fifo::create(dir.join("out")).unwrap();
         // The reader is async before any writer exists: recv waits for the writer.
         let mut rx = from_child.open_reader().unwrap().into_async().unwrap();
-        let mut child = util::spawn_role(
-            "echo",
-            &[s(to_child.path()), s(from_child.path()), "10"],
-        );
+        let mut child = util::spawn_role("echo", &[s(to_child.path()), s(from_child.path()), "10"]);
         let tx = to_child.open_writer_wait(Wait::timeout(BOUND)).unwrap();
         let mut tx = tx.into_async().unwrap();
         for i in 0..10 {
             let m = format!("async {i}");
             tx.send(m.as_bytes()).await.unwrap();
-            let mut back = tokio::time::timeout(BOUND, rx.recv()).await.unwrap().unwrap();
+            let mut back = tokio::time::timeout(BOUND, rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
             back.reverse();
             assert_eq!(back, m.as_bytes());
         }

@@ -73,7 +73,10 @@ fn stdin_reader(args: &[String]) {
     let n: usize = args[0].parse().unwrap();
     let mut rx = PipeReader::from_inherited(0).unwrap();
     for i in 0..n {
-        assert_eq!(rx.recv_timeout(BOUND).unwrap(), format!("msg {i}").into_bytes());
+        assert_eq!(
+            rx.recv_timeout(BOUND).unwrap(),
+            format!("msg {i}").into_bytes()
+        );
     }
     assert!(matches!(
         rx.recv_timeout(BOUND),
@@ -152,7 +155,11 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Spawns `role` with `end` as descriptor 3; the parent's copy is closed once spawned.
-fn spawn_with_fd3(role: &str, args: &[&str], end: impl Into<std::os::fd::OwnedFd>) -> util::ChildGuard {
+fn spawn_with_fd3(
+    role: &str,
+    args: &[&str],
+    end: impl Into<std::os::fd::OwnedFd>,
+) -> util::ChildGuard {
     let mut cmd = util::role_command(role, args);
     pipe::pass_to_child(&mut cmd, end, 3).unwrap();
     let child = cmd.spawn().expect("spawn");
@@ -241,7 +248,16 @@ fn large_frame_single_writer_through_cat() {
     // Refused by default: it could interleave with other writers.
     let mut w2 = w.try_clone().unwrap();
     let err = w2.send(&big).unwrap_err();
-    assert!(matches!(err, PipeError::NotAtomic { max: MAX_ATOMIC_MESSAGE, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            PipeError::NotAtomic {
+                max: MAX_ATOMIC_MESSAGE,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("PIPE_BUF"), "{err}");
     drop(w2);
     let mut w = w.with_large_frames(LargeFrames::SingleWriter);
@@ -316,14 +332,20 @@ fn full_pipe_try_send_and_timeout() {
         }
         assert!(seq < 10_000, "pipe never filled");
     }
-    assert!(seq as usize * 1004 >= cap - PIPE_BUF, "filled after {seq} frames");
+    assert!(
+        seq as usize * 1004 >= cap - PIPE_BUF,
+        "filled after {seq} frames"
+    );
     let start = Instant::now();
     let err = tx
         .send_timeout(&msg(seq), Duration::from_millis(100))
         .unwrap_err();
     let took = start.elapsed();
     assert!(matches!(err, PipeError::Timeout { .. }), "{err}");
-    assert!(took >= Duration::from_millis(100) && took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(100) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
 
     // Let the child drain: blocking sends go through again.
     go_tx.write_all(b"g").unwrap();
@@ -393,7 +415,10 @@ fn recv_timeout_with_silent_writer() {
     let err = rx.recv_timeout(Duration::from_millis(100)).unwrap_err();
     let took = start.elapsed();
     assert!(matches!(err, PipeError::Timeout { .. }), "{err}");
-    assert!(took >= Duration::from_millis(100) && took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(100) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
 }
 
 #[test]
@@ -404,7 +429,14 @@ fn truncated_frame_is_detected() {
     let mut child = spawn_with_fd3("raw_writer", &["3", &wire], tx);
     let err = rx.recv_timeout(BOUND).unwrap_err();
     assert!(
-        matches!(err, PipeError::TruncatedFrame { expected: 14, got: 6, .. }),
+        matches!(
+            err,
+            PipeError::TruncatedFrame {
+                expected: 14,
+                got: 6,
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(matches!(
@@ -419,7 +451,10 @@ fn partial_frame_survives_a_timeout() {
     let (mut rx, mut tx) = pipe::pipe().unwrap();
     let mut cmd = Command::new("sh");
     // Half a frame, a pause, then the rest.
-    cmd.args(["-c", "printf '\\000\\000\\000\\005he' >&3; sleep 0.5; printf 'llo' >&3"]);
+    cmd.args([
+        "-c",
+        "printf '\\000\\000\\000\\005he' >&3; sleep 0.5; printf 'llo' >&3",
+    ]);
     pipe::pass_to_child(&mut cmd, tx.try_clone().unwrap(), 3).unwrap();
     let mut child = util::ChildGuard(Some(cmd.spawn().unwrap()));
     drop(cmd);
@@ -436,14 +471,31 @@ fn oversize_frames_rejected_on_send_and_receive() {
     let (mut rx, tx) = pipe::pipe().unwrap();
     let mut small = tx.try_clone().unwrap().with_max_frame_len(10);
     let err = small.send(&[0u8; 11]).unwrap_err();
-    assert!(matches!(err, PipeError::TooLarge { len: 11, max: 10, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            PipeError::TooLarge {
+                len: 11,
+                max: 10,
+                ..
+            }
+        ),
+        "{err}"
+    );
     drop(small);
     rx.set_max_frame_len(10);
     let wire = ipcx::framing::encode_frame(&[7u8; 100], 1000).unwrap();
     let mut child = spawn_with_fd3("raw_writer", &["3", &hex(&wire)], tx);
     let err = rx.recv_timeout(BOUND).unwrap_err();
     assert!(
-        matches!(err, PipeError::FrameTooLarge { len: 100, max: 10, .. }),
+        matches!(
+            err,
+            PipeError::FrameTooLarge {
+                len: 100,
+                max: 10,
+                ..
+            }
+        ),
         "{err}"
     );
     child.expect_success();
@@ -470,7 +522,10 @@ fn async_send_and_recv_between_processes() {
         let mut child = spawn_with_fd3("fd_writer", &["3", "30"], tx);
         let mut rx = rx.into_async().unwrap();
         for i in 0..30 {
-            let m = tokio::time::timeout(BOUND, rx.recv()).await.unwrap().unwrap();
+            let m = tokio::time::timeout(BOUND, rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(m, format!("from child {i}").into_bytes());
         }
         let end = tokio::time::timeout(BOUND, rx.recv()).await.unwrap();

@@ -22,10 +22,7 @@ impl From<FifoError> for Error {
         let what = |p: &Path| format!("fifo:{}", p.display());
         match e {
             FifoError::NotFound { path } => Error::NotFound {
-                hint: format!(
-                    "start `ipcx recv {}` first, or pass --create",
-                    what(&path)
-                ),
+                hint: format!("start `ipcx recv {}` first, or pass --create", what(&path)),
                 what: what(&path),
             },
             FifoError::AlreadyExists { path } => Error::AlreadyExists {
@@ -92,9 +89,7 @@ impl From<PipeError> for Error {
 
 pub(crate) fn receiver(path: &Path, opts: &Options) -> Result<Box<dyn MessageReceiver>, Error> {
     let fifo = Fifo::options().mode(opts.mode).create(path)?;
-    let reader = fifo
-        .open_reader()?
-        .with_max_frame_len(opts.max_frame_len);
+    let reader = fifo.open_reader()?.with_max_frame_len(opts.max_frame_len);
     Ok(Box::new(FifoReceiver {
         fifo,
         reader,
@@ -108,9 +103,8 @@ pub(crate) fn sender(path: &Path, opts: &Options) -> Result<Box<dyn MessageSende
         // Created or found; a sender never removes the FIFO.
         let _kept = Fifo::options().mode(opts.mode).create(path)?.persist();
     }
-    let writer =
-        fifo::open_writer_wait(path, Wait::from_timeout(opts.connect_timeout))?
-            .with_max_frame_len(opts.max_frame_len);
+    let writer = fifo::open_writer_wait(path, Wait::from_timeout(opts.connect_timeout))?
+        .with_max_frame_len(opts.max_frame_len);
     Ok(Box::new(FifoSender { writer }))
 }
 

@@ -204,7 +204,11 @@ impl std::str::FromStr for Endpoint {
 
 /// Parses a System V IPC key: decimal (possibly negative) or `0x` hexadecimal.
 pub fn parse_key(s: &str) -> Result<i32, String> {
-    let bad = || format!("invalid System V key {s:?}: expected a decimal number or 0x-prefixed hex, as in 1234 or 0x4d2");
+    let bad = || {
+        format!(
+            "invalid System V key {s:?}: expected a decimal number or 0x-prefixed hex, as in 1234 or 0x4d2"
+        )
+    };
     if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         u32::from_str_radix(hex, 16)
             .map(|k| k as i32)
@@ -516,9 +520,7 @@ pub enum Error {
         what: String,
     },
     /// A peer's frame declared a length above the maximum.
-    #[error(
-        "frame of {len} bytes from {peer} exceeds the maximum frame length of {max} bytes"
-    )]
+    #[error("frame of {len} bytes from {peer} exceeds the maximum frame length of {max} bytes")]
     FrameTooLarge {
         /// The declared length.
         len: u64,

@@ -74,11 +74,7 @@ impl Events {
 /// `timeout_ms` milliseconds (`-1`: forever). An interrupted poll reports nothing (the caller
 /// recomputes its deadline and polls again).
 pub(crate) fn poll(fd: impl AsFd, write: bool, timeout_ms: i32) -> io::Result<Events> {
-    let flags = if write {
-        PollFlags::OUT
-    } else {
-        PollFlags::IN
-    };
+    let flags = if write { PollFlags::OUT } else { PollFlags::IN };
     let mut fds = [PollFd::new(&fd, flags)];
     let ts;
     let timeout = if timeout_ms < 0 {

@@ -90,11 +90,17 @@ pub fn role_main(roles: &[(&str, fn(&[String]))]) {
 pub fn role_command(role: &str, args: &[&str]) -> Command {
     let exe = std::env::current_exe().expect("current_exe");
     let mut cmd = Command::new(exe);
-    cmd.args(["child_role", "--exact", "--nocapture", "--test-threads=1", "-q"])
-        .env(ROLE_ENV, role)
-        .env(ARGS_ENV, args.join("\x1f"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
+    cmd.args([
+        "child_role",
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+        "-q",
+    ])
+    .env(ROLE_ENV, role)
+    .env(ARGS_ENV, args.join("\x1f"))
+    .stdin(Stdio::null())
+    .stdout(Stdio::null());
     cmd
 }
 
