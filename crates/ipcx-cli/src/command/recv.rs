@@ -1,6 +1,6 @@
 //! `ipcx recv ENDPOINT`.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -101,23 +101,32 @@ fn print_message(out: &mut impl Write, msg: &Message, json: bool) -> io::Result<
 fn recv_raw(
     ep: &ipcx::Endpoint,
     opts: &ipcx::channel::Options,
-    _args: &RecvArgs,
+    args: &RecvArgs,
 ) -> anyhow::Result<()> {
     let mut r = ep.raw_reader(opts).map_err(|e| endpoint_error(ep, e))?;
     let mut buf = vec![0u8; 64 * 1024];
     let stdout = io::stdout();
     let mut out = stdout.lock();
+    let mut deadline = args.flags.timeout.map(|t| Instant::now() + t);
     loop {
         if ipcx::interrupt::requested() {
             return Ok(());
         }
-        let n = match r.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e).with_context(|| format!("reading {ep}")),
-        };
-        out.write_all(&buf[..n])?;
-        out.flush()?;
+        let slice_end = Instant::now() + SLICE;
+        let until = deadline.map_or(slice_end, |d| d.min(slice_end));
+        match r.read_wait(&mut buf, Wait::Until(until)) {
+            Ok(n) => {
+                out.write_all(&buf[..n])?;
+                out.flush()?;
+                deadline = args.flags.timeout.map(|t| Instant::now() + t);
+            }
+            Err(Error::Timeout) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    eprintln!("ipcx: no bytes on {ep} within the timeout");
+                    return Err(Exit(crate::EXIT_TIMEOUT).into());
+                }
+            }
+            Err(e) => return Err(endpoint_error(ep, e)),
+        }
     }
 }

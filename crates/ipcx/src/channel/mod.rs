@@ -49,6 +49,7 @@ use crate::wait::Wait;
 mod fifo;
 mod mq;
 mod raw;
+pub use raw::RawReader;
 mod socket;
 
 /// A parsed endpoint address. See the [module documentation](self) for the syntax.

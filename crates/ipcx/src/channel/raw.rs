@@ -2,39 +2,49 @@
 //! no framing. This is what `ipcx send --raw` / `ipcx recv --raw` use to talk to programs that do
 //! not frame (socat, `cat > fifo`, a line-based TCP service).
 
-use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream, ToSocketAddrs};
-use std::os::linux::net::SocketAddrExt;
-use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
 
 use super::{Endpoint, Error, Options};
-use crate::socket::UnixAddr;
+use crate::fifo::{self, Fifo};
+use crate::pipe::{PipeError, PipeReader};
+use crate::socket::{TcpListener, TcpStream, UnixListener, UnixStream};
+use crate::wait::Wait;
+
+/// A source of raw bytes from every writer or connection of an endpoint, one after another.
+pub trait RawReader: Send + std::fmt::Debug {
+    /// Reads some bytes, waiting as `wait` allows ([`Error::Timeout`] / [`Error::WouldBlock`]).
+    /// A writer or connection that ends is not an error: the reader waits for the next one.
+    fn read_wait(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize, Error>;
+}
 
 impl Endpoint {
     /// A writer of raw bytes to a byte-stream endpoint (connects or opens, like
-    /// [`Endpoint::sender`]).
+    /// [`Endpoint::sender`], honouring `opts.connect_timeout`).
     pub fn raw_writer(&self, opts: &Options) -> Result<Box<dyn Write + Send>, Error> {
         let what = self.to_string();
+        let wait = Wait::from_timeout(opts.connect_timeout);
         match self {
             Endpoint::Fifo(path) => {
-                let fifo = fifo_raw_writer(path, opts)?;
-                Ok(Box::new(fifo))
+                if opts.create {
+                    let _kept = Fifo::options().mode(opts.mode).create(path)?.persist();
+                }
+                Ok(Box::new(fifo::open_writer_wait(path, wait)?))
             }
             Endpoint::Unix(addr) => {
-                let s = match addr {
-                    UnixAddr::Path(p) => UnixStream::connect(p),
-                    UnixAddr::Abstract(n) => {
-                        SocketAddr::from_abstract_name(n).and_then(|a| UnixStream::connect_addr(&a))
-                    }
+                let s = match opts.connect_timeout {
+                    Some(t) => UnixStream::connect_timeout(addr, t),
+                    None => UnixStream::connect(addr),
                 }
-                .map_err(|e| not_listening(&what, e))?;
+                .map_err(|e| super::socket::map_err(e, &what, true))?;
                 Ok(Box::new(s))
             }
             Endpoint::Tcp { host, port } => {
-                let s = TcpStream::connect((host.as_str(), *port))
-                    .map_err(|e| not_listening(&what, e))?;
-                s.set_nodelay(true).ok();
+                let s = match opts.connect_timeout {
+                    Some(t) => TcpStream::connect_timeout((host.as_str(), *port), t),
+                    None => TcpStream::connect((host.as_str(), *port)),
+                }
+                .map_err(|e| super::socket::map_err(e, &what, true))?;
                 Ok(Box::new(s))
             }
             _ => Err(not_a_stream(self)),
@@ -42,52 +52,29 @@ impl Endpoint {
     }
 
     /// A reader of raw bytes from a byte-stream endpoint: binds or creates like
-    /// [`Endpoint::receiver`], then yields the bytes of one writer or connection after another.
-    pub fn raw_reader(&self, opts: &Options) -> Result<Box<dyn Read + Send>, Error> {
+    /// [`Endpoint::receiver`] (removing what it created on drop), then yields the bytes of one
+    /// writer or connection after another.
+    pub fn raw_reader(&self, opts: &Options) -> Result<Box<dyn RawReader>, Error> {
         let what = self.to_string();
+        let sock = |e| super::socket::map_err(e, &what, false);
         match self {
-            Endpoint::Fifo(path) => Ok(Box::new(fifo_raw_reader(path, opts)?)),
+            Endpoint::Fifo(path) => {
+                let fifo = Fifo::options().mode(opts.mode).create(path)?;
+                let reader = fifo.open_reader()?;
+                Ok(Box::new(FifoRaw { fifo, reader }))
+            }
             Endpoint::Unix(addr) => {
-                let (listener, file) = match addr {
-                    UnixAddr::Path(p) => {
-                        let l = UnixListener::bind(p).map_err(|e| Error::from_io(&what, e))?;
-                        (l, Some(RemoveOnDrop(p.clone())))
-                    }
-                    UnixAddr::Abstract(n) => {
-                        let a = SocketAddr::from_abstract_name(n)
-                            .map_err(|e| Error::from_io(&what, e))?;
-                        let l =
-                            UnixListener::bind_addr(&a).map_err(|e| Error::from_io(&what, e))?;
-                        (l, None)
-                    }
-                };
-                Ok(Box::new(Sequential {
-                    accept: Box::new(move || {
-                        let _keep = &file;
-                        listener
-                            .accept()
-                            .map(|(s, _)| Box::new(s) as Box<dyn Read + Send>)
-                    }),
-                    current: None,
+                let listener = UnixListener::bind_with_mode(addr, opts.mode).map_err(sock)?;
+                Ok(Box::new(UnixRaw {
+                    listener,
+                    conn: None,
                 }))
             }
             Endpoint::Tcp { host, port } => {
-                let addr = (host.as_str(), *port)
-                    .to_socket_addrs()
-                    .map_err(|e| Error::from_io(&what, e))?
-                    .next()
-                    .ok_or_else(|| Error::NotFound {
-                        what: format!("address for {what}"),
-                        hint: "check the host name".into(),
-                    })?;
-                let listener = TcpListener::bind(addr).map_err(|e| Error::from_io(&what, e))?;
-                Ok(Box::new(Sequential {
-                    accept: Box::new(move || {
-                        listener
-                            .accept()
-                            .map(|(s, _)| Box::new(s) as Box<dyn Read + Send>)
-                    }),
-                    current: None,
+                let listener = TcpListener::bind((host.as_str(), *port)).map_err(sock)?;
+                Ok(Box::new(TcpRaw {
+                    listener,
+                    conn: None,
                 }))
             }
             _ => Err(not_a_stream(self)),
@@ -104,70 +91,96 @@ fn not_a_stream(ep: &Endpoint) -> Error {
     }
 }
 
-fn not_listening(what: &str, e: io::Error) -> Error {
-    match e.raw_os_error() {
-        Some(libc::ENOENT | libc::ECONNREFUSED) => Error::NotFound {
-            what: format!("listener at {what}"),
-            hint: "start `ipcx recv` (or the server) first".into(),
-        },
-        _ => Error::from_io(what, e),
-    }
+#[derive(Debug)]
+struct FifoRaw {
+    fifo: Fifo,
+    reader: PipeReader,
 }
 
-type Accept = Box<dyn FnMut() -> io::Result<Box<dyn Read + Send>> + Send>;
-
-/// Reads one accepted connection to its end, then accepts the next.
-struct Sequential {
-    accept: Accept,
-    current: Option<Box<dyn Read + Send>>,
-}
-
-impl Read for Sequential {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl RawReader for FifoRaw {
+    fn read_wait(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize, Error> {
         loop {
-            if self.current.is_none() {
-                self.current = Some((self.accept)()?);
-            }
-            let Some(cur) = self.current.as_mut() else {
-                continue;
-            };
-            match cur.read(buf) {
-                Ok(0) => self.current = None,
+            match self.reader.read_wait(buf, wait) {
+                Ok(0) | Err(PipeError::PeerGone { .. }) => {
+                    // The writer left: wait for the next one on a fresh read end.
+                    self.reader = self.fifo.open_reader()?;
+                }
                 Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
-                Err(_) => self.current = None,
+                Err(e) => return Err(e.into()),
             }
         }
     }
 }
 
-/// Removes a socket file on drop.
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        remove_socket_file(&self.0);
+/// Reads one connection to its end, then accepts the next.
+fn read_connections<C: Read + AsFd>(
+    conn: &mut Option<C>,
+    accept: impl Fn(Wait) -> Result<C, Error>,
+    buf: &mut [u8],
+    wait: Wait,
+) -> Result<usize, Error> {
+    loop {
+        let c = match conn {
+            Some(c) => c,
+            None => conn.insert(accept(wait)?),
+        };
+        match crate::socket::wait::poll_until(c.as_fd(), true, wait) {
+            Ok(()) => {}
+            Err(crate::socket::wait::WaitError::Timeout) => return Err(Error::Timeout),
+            Err(crate::socket::wait::WaitError::WouldBlock) => return Err(Error::WouldBlock),
+            Err(crate::socket::wait::WaitError::Io(e)) => {
+                return Err(Error::from_io("polling a connection", e));
+            }
+        }
+        match c.read(buf) {
+            Ok(0) | Err(_) => *conn = None,
+            Ok(n) => return Ok(n),
+        }
     }
 }
 
-fn remove_socket_file(p: &Path) {
-    use std::os::unix::fs::FileTypeExt;
-    if std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_socket()) {
-        let _ = std::fs::remove_file(p);
+#[derive(Debug)]
+struct UnixRaw {
+    listener: UnixListener,
+    conn: Option<UnixStream>,
+}
+
+impl RawReader for UnixRaw {
+    fn read_wait(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize, Error> {
+        let listener = &self.listener;
+        read_connections(
+            &mut self.conn,
+            |w| {
+                listener
+                    .accept_wait(w)
+                    .map(|(s, _)| s)
+                    .map_err(|e| super::socket::map_err(e, "unix listener", false))
+            },
+            buf,
+            wait,
+        )
     }
 }
 
-/// Opens a FIFO for raw writing.
-fn fifo_raw_writer(path: &Path, opts: &Options) -> Result<std::fs::File, Error> {
-    let _ = opts;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::from_io(format!("fifo:{}", path.display()), e))
+#[derive(Debug)]
+struct TcpRaw {
+    listener: TcpListener,
+    conn: Option<TcpStream>,
 }
 
-/// Opens a FIFO for raw reading.
-fn fifo_raw_reader(path: &Path, opts: &Options) -> Result<std::fs::File, Error> {
-    let _ = opts;
-    std::fs::File::open(path).map_err(|e| Error::from_io(format!("fifo:{}", path.display()), e))
+impl RawReader for TcpRaw {
+    fn read_wait(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize, Error> {
+        let listener = &self.listener;
+        read_connections(
+            &mut self.conn,
+            |w| {
+                listener
+                    .accept_wait(w)
+                    .map(|(s, _)| s)
+                    .map_err(|e| super::socket::map_err(e, "tcp listener", false))
+            },
+            buf,
+            wait,
+        )
+    }
 }

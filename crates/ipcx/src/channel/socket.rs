@@ -26,7 +26,7 @@ use crate::sys::socket as sys;
 use crate::wait::Wait;
 
 /// Maps a socket error on `what` (as in `unix:/tmp/s`) to a channel error.
-fn map_err(e: SocketError, what: &str, sending: bool) -> Error {
+pub(crate) fn map_err(e: SocketError, what: &str, sending: bool) -> Error {
     match e {
         SocketError::AddrInUse { .. } => Error::AlreadyExists {
             what: what.to_owned(),

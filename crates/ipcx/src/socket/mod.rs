@@ -29,7 +29,7 @@ pub mod inet;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 pub mod unix;
-mod wait;
+pub(crate) mod wait;
 
 pub use cred::Credentials;
 pub use error::SocketError;
