@@ -401,20 +401,16 @@ pub struct MessageQueue {
     key: Key,
     owner: bool,
     msgmax: usize,
-    /// `msg_qbytes` when the handle was opened (`None` when IPC_STAT was not allowed).
-    qbytes: Option<u64>,
 }
 
 impl MessageQueue {
     fn new(id: i32, key: Key, owner: bool) -> MessageQueue {
         let msgmax = sys::read_limit(sys::MSGMAX_FILE).unwrap_or(DEFAULT_MSGMAX);
-        let qbytes = sys::stat(id).ok().map(|s| s.qbytes);
         MessageQueue {
             id,
             key,
             owner,
             msgmax: usize::try_from(msgmax).unwrap_or(usize::MAX),
-            qbytes,
         }
     }
 
@@ -540,11 +536,13 @@ impl MessageQueue {
         })
     }
 
-    /// The largest message the system accepts (`/proc/sys/kernel/msgmax`, read at open).
+    /// The largest message this queue takes: the system's `msgmax`
+    /// (`/proc/sys/kernel/msgmax`, read at open) or the queue's current capacity `msg_qbytes`,
+    /// whichever is smaller (`msgmax` alone when this process may not read the queue's state).
     pub fn max_message_size(&self) -> usize {
-        match self.qbytes {
-            Some(q) => self.msgmax.min(usize::try_from(q).unwrap_or(usize::MAX)),
-            None => self.msgmax,
+        match sys::stat(self.id) {
+            Ok(st) => self.msgmax.min(usize::try_from(st.qbytes).unwrap_or(usize::MAX)),
+            Err(_) => self.msgmax,
         }
     }
 
@@ -582,19 +580,6 @@ impl MessageQueue {
                 limit: "the system's largest System V message (msgmax, /proc/sys/kernel/msgmax)",
             });
         }
-        if let Some(q) = self.qbytes
-            && data.len() as u64 > q
-        {
-            // The size may have been raised since; ask again before refusing.
-            let now = sys::stat(self.id).map(|s| s.qbytes).unwrap_or(q);
-            if data.len() as u64 > now {
-                return Err(SendError::TooLarge {
-                    len: data.len(),
-                    max: usize::try_from(now).unwrap_or(usize::MAX),
-                    limit: "the queue's capacity (msg_qbytes)",
-                });
-            }
-        }
         let buf = sys::MsgBuf::from_message(ctype, data);
         let map = |e: io::Error| match e.raw_os_error() {
             Some(libc::EAGAIN) => SendError::Full,
@@ -603,9 +588,25 @@ impl MessageQueue {
             Some(libc::EACCES) => SendError::PermissionDenied(e),
             _ => SendError::Io(e),
         };
+        // Try without waiting first. When there is no room, make sure the message can fit at
+        // all: a message larger than msg_qbytes would otherwise wait forever. (IPC_STAT needs
+        // read permission; without it this check is skipped.)
+        match sys::msgsnd(self.id, &buf, true).map_err(map) {
+            Err(SendError::Full) => {}
+            done => return done,
+        }
+        if let Ok(st) = sys::stat(self.id)
+            && data.len() as u64 > st.qbytes
+        {
+            return Err(SendError::TooLarge {
+                len: data.len(),
+                max: usize::try_from(st.qbytes).unwrap_or(usize::MAX),
+                limit: "the queue's capacity (msg_qbytes)",
+            });
+        }
         match wait {
             Wait::Forever => sys::msgsnd(self.id, &buf, false).map_err(map),
-            Wait::NoWait => sys::msgsnd(self.id, &buf, true).map_err(map),
+            Wait::NoWait => Err(SendError::Full),
             Wait::Until(_) => poll_until(wait, || match sys::msgsnd(self.id, &buf, true) {
                 Ok(()) => Some(Ok(())),
                 Err(e) => match map(e) {
