@@ -6,7 +6,10 @@
 //! use ipcx::mq::MessageQueue;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // The creating handle removes the queue when dropped (unless `.persist()`).
-//! let q = MessageQueue::options().capacity(10, 1024).create_new("/jobs")?;
+//! let q = MessageQueue::options()
+//!     .capacity(10, 1024)
+//!     .create_new(true)
+//!     .open("/jobs")?;
 //! q.send(b"low", 0)?;
 //! q.send(b"urgent", 5)?;
 //! let (msg, prio) = q.recv()?;
@@ -59,7 +62,9 @@ pub enum OpenError {
     #[error(transparent)]
     InvalidName(#[from] InvalidName),
     /// No queue has this name.
-    #[error("no message queue {name}: create it first (MessageQueue::create), or start its receiver")]
+    #[error(
+        "no message queue {name}: create it first (MessageQueue::create), or start its receiver"
+    )]
     NotFound {
         /// The queue name.
         name: String,
@@ -71,7 +76,9 @@ pub enum OpenError {
         name: String,
     },
     /// The queue's mode does not grant the access requested.
-    #[error("permission denied on message queue {name}: check its owner and mode (ls -l /dev/mqueue)")]
+    #[error(
+        "permission denied on message queue {name}: check its owner and mode (ls -l /dev/mqueue)"
+    )]
     PermissionDenied {
         /// The queue name.
         name: String,
@@ -109,9 +116,7 @@ pub enum OpenError {
         source: io::Error,
     },
     /// A per-user or system-wide limit on queues was reached.
-    #[error(
-        "cannot create message queue {name}: {what} (close or unlink unused queues)"
-    )]
+    #[error("cannot create message queue {name}: {what} (close or unlink unused queues)")]
     LimitReached {
         /// The queue name.
         name: String,
@@ -706,7 +711,6 @@ impl Core {
             _ => RecvError::Io(e),
         })
     }
-
 }
 
 /// The queue's name and whether to unlink it on drop.
@@ -791,7 +795,8 @@ impl AsyncMessageQueue {
     pub fn open(opts: &OpenOptions, name: &str) -> Result<AsyncMessageQueue, OpenError> {
         let q = opts.clone().nonblocking(true).open(name)?;
         let name = q.name().map(|n| n.to_string()).unwrap_or_default();
-        q.into_async().map_err(|source| OpenError::Io { name, source })
+        q.into_async()
+            .map_err(|source| OpenError::Io { name, source })
     }
 
     /// The largest message this queue takes (`mq_msgsize`).

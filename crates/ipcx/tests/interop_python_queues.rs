@@ -115,7 +115,10 @@ q.close()
     let q = MessageQueue::open(&name).unwrap();
     assert!(!q.is_owner());
     let a = q.attributes().unwrap();
-    assert_eq!((a.max_messages, a.max_message_size, a.current_messages), (4, 64, 2));
+    assert_eq!(
+        (a.max_messages, a.max_message_size, a.current_messages),
+        (4, 64, 2)
+    );
     assert_eq!(q.recv().unwrap(), (b"py-9".to_vec(), 9));
     assert_eq!(q.recv().unwrap(), (b"py-5".to_vec(), 5));
     q.send(b"to python", 2).unwrap();

@@ -220,7 +220,10 @@ fn timeouts_return_within_bounds() {
         Err(RecvError::Timeout)
     ));
     let el = t.elapsed();
-    assert!(el >= Duration::from_millis(100) && el < Duration::from_secs(5), "{el:?}");
+    assert!(
+        el >= Duration::from_millis(100) && el < Duration::from_secs(5),
+        "{el:?}"
+    );
 
     q.send(b"x", 0).unwrap();
     let t = Instant::now();
@@ -229,7 +232,10 @@ fn timeouts_return_within_bounds() {
         Err(SendError::Timeout)
     ));
     let el = t.elapsed();
-    assert!(el >= Duration::from_millis(100) && el < Duration::from_secs(5), "{el:?}");
+    assert!(
+        el >= Duration::from_millis(100) && el < Duration::from_secs(5),
+        "{el:?}"
+    );
     // A zero timeout is an immediate timeout, not a block.
     let t = Instant::now();
     assert!(matches!(
@@ -262,7 +268,10 @@ fn names_missing_and_existing_are_named_errors() {
         Err(OpenError::AlreadyExists { .. })
     ));
     assert!(matches!(
-        MessageQueue::options().capacity(0, 10).create(true).open(&name),
+        MessageQueue::options()
+            .capacity(0, 10)
+            .create(true)
+            .open(&name),
         Err(OpenError::InvalidCapacity { .. })
     ));
 }
@@ -391,7 +400,11 @@ fn channel_receiver_creates_and_sender_sends_with_priority() {
     assert_eq!(tx.max_message_len(), Some(128));
     assert!(matches!(
         tx.send(&[0u8; 129]),
-        Err(ChanError::TooLarge { len: 129, max: 128, .. })
+        Err(ChanError::TooLarge {
+            len: 129,
+            max: 128,
+            ..
+        })
     ));
     for _ in 0..4 {
         tx.try_send(b"x").unwrap();
@@ -413,7 +426,11 @@ fn channel_sender_needs_a_queue_unless_create() {
     let ep = Endpoint::parse(&format!("mq:{name}")).unwrap();
     let e = ep.sender(&Options::new()).unwrap_err();
     assert!(matches!(e, ChanError::NotFound { .. }), "{e:?}");
-    assert!(e.to_string().contains("start a receiver first or pass --create"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("start a receiver first or pass --create"),
+        "{e}"
+    );
     let mut tx = ep.sender(&Options::new().create(true)).unwrap();
     tx.send(b"kept").unwrap();
     drop(tx);

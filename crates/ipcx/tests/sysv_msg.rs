@@ -50,9 +50,7 @@ fn role_send_types(args: &[String]) {
 fn role_recv_select(args: &[String]) {
     let q = MessageQueue::open(Key(args[0].parse().unwrap())).expect("open");
     for t in args[1..].chunks(3) {
-        let (ty, data) = q
-            .recv_timeout(t[0].parse().unwrap(), LONG)
-            .expect("recv");
+        let (ty, data) = q.recv_timeout(t[0].parse().unwrap(), LONG).expect("recv");
         assert_eq!(ty.to_string(), t[1]);
         assert_eq!(data, t[2].as_bytes());
     }
@@ -120,10 +118,18 @@ fn child_receives_by_type() {
         "recv_select",
         &[
             &key.to_string(),
-            "9", "9", "nine", // by type
-            "-5", "2", "two", // lowest type <= 5
-            "0", "5", "five", // first
-            "0", "2", "two-b",
+            "9",
+            "9",
+            "nine", // by type
+            "-5",
+            "2",
+            "two", // lowest type <= 5
+            "0",
+            "5",
+            "five", // first
+            "0",
+            "2",
+            "two-b",
         ],
     )
     .expect_success();
@@ -185,7 +191,14 @@ fn full_empty_invalid_type_and_oversize_are_named() {
     // Larger than the queue's capacity: refused at once, not blocked forever.
     let e = q.send(1, &[0u8; 17]).unwrap_err();
     assert!(
-        matches!(e, SendError::TooLarge { len: 17, max: 16, .. }),
+        matches!(
+            e,
+            SendError::TooLarge {
+                len: 17,
+                max: 16,
+                ..
+            }
+        ),
         "{e:?}"
     );
     assert!(e.to_string().contains("msg_qbytes"), "{e}");
@@ -197,7 +210,10 @@ fn full_empty_invalid_type_and_oversize_are_named() {
         .unwrap();
     q.set_max_bytes(msgmax as u64 * 2).unwrap();
     let e = q.try_send(1, &vec![0u8; msgmax + 1]).unwrap_err();
-    assert!(matches!(e, SendError::TooLarge { max, .. } if max == msgmax), "{e:?}");
+    assert!(
+        matches!(e, SendError::TooLarge { max, .. } if max == msgmax),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("msgmax"), "{e}");
     // A message of exactly msgmax fits and comes back whole.
     q.try_recv(0).unwrap();
@@ -231,7 +247,10 @@ fn timeouts_return_within_bounds_without_spinning() {
         Err(RecvError::Timeout)
     ));
     let el = t.elapsed();
-    assert!(el >= Duration::from_millis(100) && el < Duration::from_secs(5), "{el:?}");
+    assert!(
+        el >= Duration::from_millis(100) && el < Duration::from_secs(5),
+        "{el:?}"
+    );
 
     q.send(1, b"full").unwrap();
     let t = Instant::now();
@@ -240,7 +259,10 @@ fn timeouts_return_within_bounds_without_spinning() {
         Err(SendError::Timeout)
     ));
     let el = t.elapsed();
-    assert!(el >= Duration::from_millis(100) && el < Duration::from_secs(5), "{el:?}");
+    assert!(
+        el >= Duration::from_millis(100) && el < Duration::from_secs(5),
+        "{el:?}"
+    );
 
     // A 500 ms timed wait sleeps between polls: far less CPU than the wall time.
     let cpu = thread_cpu_time();
@@ -252,7 +274,10 @@ fn timeouts_return_within_bounds_without_spinning() {
     let wall = t.elapsed();
     let used = thread_cpu_time().saturating_sub(cpu);
     assert!(wall >= Duration::from_millis(500));
-    assert!(used < Duration::from_millis(250), "timed wait used {used:?} of CPU");
+    assert!(
+        used < Duration::from_millis(250),
+        "timed wait used {used:?} of CPU"
+    );
 }
 
 #[test]
@@ -346,7 +371,10 @@ fn private_queue_shared_by_id() {
         }
     });
     util::spawn_role("send_by_id", &[&id.to_string()]).expect_success();
-    assert_eq!(q.recv_timeout(0, LONG).unwrap(), (7, b"private hello".to_vec()));
+    assert_eq!(
+        q.recv_timeout(0, LONG).unwrap(),
+        (7, b"private hello".to_vec())
+    );
     assert_eq!(q.stat().unwrap().key, Key::PRIVATE);
     drop(q);
     assert!(MessageQueue::from_id(id).is_err());
@@ -359,7 +387,11 @@ fn channel_adapter_sends_types_and_selects() {
     let ep = Endpoint::parse(&format!("sysv-mq:{key}")).unwrap();
     let e = ep.sender(&Options::new()).unwrap_err();
     assert!(matches!(e, ChanError::NotFound { .. }), "{e:?}");
-    assert!(e.to_string().contains("start a receiver first or pass --create"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("start a receiver first or pass --create"),
+        "{e}"
+    );
 
     let mut rx = ep.receiver(&Options::new().mtype(-4)).unwrap(); // lowest type <= 4
     assert!(exists(key));
@@ -393,5 +425,8 @@ fn channel_adapter_sends_types_and_selects() {
     let m = rx.recv_timeout(LONG).unwrap();
     assert_eq!(m.meta.mtype, Some(1));
     drop(rx);
-    assert!(exists(key), "a receiver that did not create the queue keeps it");
+    assert!(
+        exists(key),
+        "a receiver that did not create the queue keeps it"
+    );
 }

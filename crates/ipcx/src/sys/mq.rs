@@ -131,7 +131,11 @@ pub(crate) fn mq_getattr(fd: BorrowedFd<'_>) -> io::Result<Attr> {
 pub(crate) fn mq_set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<()> {
     // SAFETY: an all-zero mq_attr is a valid value (plain integers).
     let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
-    attr.mq_flags = if nonblocking { libc::O_NONBLOCK as _ } else { 0 };
+    attr.mq_flags = if nonblocking {
+        libc::O_NONBLOCK as _
+    } else {
+        0
+    };
     // SAFETY: `fd` is an open queue descriptor; `attr` is a valid mq_attr that mq_setattr only
     // reads; the old-attributes pointer may be null.
     cvt(unsafe { libc::mq_setattr(fd.as_raw_fd(), &attr, std::ptr::null_mut()) }).map(drop)
@@ -141,9 +145,7 @@ pub(crate) fn mq_set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> io::R
 /// `NoWait` is the epoch, a deadline that has always passed, so the call never sleeps and
 /// fails with `ETIMEDOUT` (or `EAGAIN` on a non-blocking descriptor) when it would block.
 fn deadline(wait: Wait) -> Option<libc::timespec> {
-    let Some(remaining) = wait.remaining() else {
-        return None;
-    };
+    let remaining = wait.remaining()?;
     if remaining.is_zero() {
         return Some(libc::timespec {
             tv_sec: 0,
@@ -172,13 +174,7 @@ pub(crate) fn mq_send(fd: BorrowedFd<'_>, msg: &[u8], prio: u32, wait: Wait) -> 
         // - `msg` is valid for reads of `msg.len()` bytes;
         // - `ts_ptr` is null (block) or points to `ts`, alive until the call returns.
         cvt(unsafe {
-            libc::mq_timedsend(
-                fd.as_raw_fd(),
-                msg.as_ptr().cast(),
-                msg.len(),
-                prio,
-                ts_ptr,
-            )
+            libc::mq_timedsend(fd.as_raw_fd(), msg.as_ptr().cast(), msg.len(), prio, ts_ptr)
         })
         .map(drop)
     })

@@ -64,7 +64,9 @@ impl MsgBuf {
         // SAFETY: `words[1..]` is `(words.len() - 1) * LONG >= capacity` initialised bytes owned
         // by `self`; u8 has no alignment or validity requirements; the borrow of `self` keeps
         // the allocation alive and unaliased by writers.
-        unsafe { std::slice::from_raw_parts(self.words.as_ptr().add(1).cast::<u8>(), self.capacity) }
+        unsafe {
+            std::slice::from_raw_parts(self.words.as_ptr().add(1).cast::<u8>(), self.capacity)
+        }
     }
 
     fn text_mut(&mut self) -> &mut [u8] {

@@ -77,7 +77,9 @@ pub enum OpenError {
         key: Key,
     },
     /// The queue's mode does not grant the access requested.
-    #[error("permission denied on System V message queue {key}: check its owner and mode (ipcs -q)")]
+    #[error(
+        "permission denied on System V message queue {key}: check its owner and mode (ipcs -q)"
+    )]
     PermissionDenied {
         /// The key.
         key: Key,
@@ -541,7 +543,9 @@ impl MessageQueue {
     /// whichever is smaller (`msgmax` alone when this process may not read the queue's state).
     pub fn max_message_size(&self) -> usize {
         match sys::stat(self.id) {
-            Ok(st) => self.msgmax.min(usize::try_from(st.qbytes).unwrap_or(usize::MAX)),
+            Ok(st) => self
+                .msgmax
+                .min(usize::try_from(st.qbytes).unwrap_or(usize::MAX)),
             Err(_) => self.msgmax,
         }
     }
@@ -563,7 +567,12 @@ impl MessageQueue {
 
     /// Sends, waiting at most `timeout` for room (polling; see the
     /// [module documentation](self)): [`SendError::Timeout`] after that.
-    pub fn send_timeout(&self, mtype: i64, data: &[u8], timeout: Duration) -> Result<(), SendError> {
+    pub fn send_timeout(
+        &self,
+        mtype: i64,
+        data: &[u8],
+        timeout: Duration,
+    ) -> Result<(), SendError> {
         self.send_wait(mtype, data, Wait::timeout(timeout))
     }
 
@@ -646,8 +655,8 @@ impl MessageQueue {
 
     /// Receives, waiting as `wait` allows.
     pub fn recv_wait(&self, selector: i64, wait: Wait) -> Result<(i64, Vec<u8>), RecvError> {
-        let sel =
-            libc::c_long::try_from(selector).map_err(|_| RecvError::InvalidSelector { selector })?;
+        let sel = libc::c_long::try_from(selector)
+            .map_err(|_| RecvError::InvalidSelector { selector })?;
         let mut buf = sys::MsgBuf::with_capacity(self.msgmax);
         let n = match wait {
             Wait::Forever => self.recv_once(&mut buf, sel, false),
@@ -658,7 +667,9 @@ impl MessageQueue {
             })
             .unwrap_or(Err(RecvError::Timeout)),
         }?;
-        Ok((i64::from(buf.mtype()), buf.text()[..n].to_vec()))
+        #[allow(clippy::useless_conversion)] // c_long is i32 on 32-bit targets
+        let mtype = i64::from(buf.mtype());
+        Ok((mtype, buf.text()[..n].to_vec()))
     }
 
     /// One `msgrcv`, growing the buffer if a message is larger than it (`E2BIG`; possible
