@@ -1,0 +1,214 @@
+//! Interoperability with Python's `posix_ipc` and `sysv_ipc` modules, both directions.
+//!
+//! Without the modules the tests print a skip note, unless `IPCX_INTEROP=1`, which makes them
+//! fail with the command to install them.
+mod util;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use ipcx::mq::MessageQueue;
+use ipcx::sysv::Key;
+use ipcx::sysv::msg::MessageQueue as SysvQueue;
+
+const LONG: Duration = Duration::from_secs(20);
+
+/// Whether python3 with posix_ipc and sysv_ipc is available (see the module docs).
+fn python_ready() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import posix_ipc, sysv_ipc"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        let msg = "python3 with posix_ipc and sysv_ipc is not available: \
+                   pip install posix_ipc sysv_ipc";
+        if std::env::var("IPCX_INTEROP").as_deref() == Ok("1") {
+            panic!("{msg}");
+        }
+        eprintln!("skipped: {msg}");
+    }
+    ok
+}
+
+/// Runs a python script (bounded by a timeout) and asserts it succeeded.
+fn python(script: &str, args: &[&str]) {
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn python3");
+    let status = {
+        let deadline = std::time::Instant::now() + LONG;
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("python script timed out");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    assert!(status.success(), "python script failed: {status}");
+}
+
+#[test]
+fn posix_ipcx_creates_python_sends_and_receives() {
+    if !python_ready() {
+        return;
+    }
+    let name = util::posix_name("py");
+    let n = name.clone();
+    let _g = util::Cleanup(move || {
+        let _ = MessageQueue::unlink(&n);
+    });
+    let q = MessageQueue::options()
+        .capacity(8, 256)
+        .create_new(true)
+        .open(&name)
+        .unwrap();
+    q.send(b"from rust", 3).unwrap();
+    python(
+        r#"
+import sys, posix_ipc
+q = posix_ipc.MessageQueue(sys.argv[1])
+assert q.max_messages == 8 and q.max_message_size == 256, (q.max_messages, q.max_message_size)
+msg, prio = q.receive(timeout=10)
+assert (msg, prio) == (b"from rust", 3), (msg, prio)
+q.send(b"low", priority=1)
+q.send(b"high", priority=8)
+q.close()
+"#,
+        &[&name],
+    );
+    assert_eq!(q.recv_timeout(LONG).unwrap(), (b"high".to_vec(), 8));
+    assert_eq!(q.recv_timeout(LONG).unwrap(), (b"low".to_vec(), 1));
+}
+
+#[test]
+fn posix_python_creates_ipcx_sends_and_receives() {
+    if !python_ready() {
+        return;
+    }
+    let name = util::posix_name("pyc");
+    let n = name.clone();
+    let _g = util::Cleanup(move || {
+        let _ = MessageQueue::unlink(&n);
+    });
+    python(
+        r#"
+import sys, posix_ipc
+q = posix_ipc.MessageQueue(sys.argv[1], posix_ipc.O_CREX, mode=0o600, max_messages=4, max_message_size=64)
+q.send(b"py-5", priority=5)
+q.send(b"py-9", priority=9)
+q.close()
+"#,
+        &[&name],
+    );
+    let q = MessageQueue::open(&name).unwrap();
+    assert!(!q.is_owner());
+    let a = q.attributes().unwrap();
+    assert_eq!(
+        (a.max_messages, a.max_message_size, a.current_messages),
+        (4, 64, 2)
+    );
+    assert_eq!(q.recv().unwrap(), (b"py-9".to_vec(), 9));
+    assert_eq!(q.recv().unwrap(), (b"py-5".to_vec(), 5));
+    q.send(b"to python", 2).unwrap();
+    python(
+        r#"
+import sys, posix_ipc
+q = posix_ipc.MessageQueue(sys.argv[1])
+msg, prio = q.receive(timeout=10)
+assert (msg, prio) == (b"to python", 2), (msg, prio)
+q.close()
+q.unlink()
+"#,
+        &[&name],
+    );
+    assert!(matches!(
+        MessageQueue::open(&name),
+        Err(ipcx::mq::OpenError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn sysv_ipcx_creates_python_sends_and_receives() {
+    if !python_ready() {
+        return;
+    }
+    let key = util::sysv_key();
+    let _g = util::Cleanup(move || {
+        if let Ok(q) = SysvQueue::open(Key(key)) {
+            let _ = q.remove();
+        }
+    });
+    let q = SysvQueue::create_new(Key(key)).unwrap();
+    q.send(4, b"rust type 4").unwrap();
+    q.send(2, b"rust type 2").unwrap();
+    python(
+        r#"
+import sys, sysv_ipc
+q = sysv_ipc.MessageQueue(int(sys.argv[1]))
+msg, t = q.receive(type=4)
+assert (msg, t) == (b"rust type 4", 4), (msg, t)
+msg, t = q.receive(type=0)
+assert (msg, t) == (b"rust type 2", 2), (msg, t)
+q.send(b"py seven", type=7)
+q.send(b"py three", type=3)
+"#,
+        &[&key.to_string()],
+    );
+    assert_eq!(q.recv_timeout(-5, LONG).unwrap(), (3, b"py three".to_vec()));
+    assert_eq!(q.recv_timeout(0, LONG).unwrap(), (7, b"py seven".to_vec()));
+    let st = q.stat().unwrap();
+    assert_eq!(st.messages, 0);
+}
+
+#[test]
+fn sysv_python_creates_ipcx_sends_and_receives() {
+    if !python_ready() {
+        return;
+    }
+    let key = util::sysv_key();
+    let _g = util::Cleanup(move || {
+        if let Ok(q) = SysvQueue::open(Key(key)) {
+            let _ = q.remove();
+        }
+    });
+    python(
+        r#"
+import sys, sysv_ipc
+q = sysv_ipc.MessageQueue(int(sys.argv[1]), sysv_ipc.IPC_CREX, mode=0o600)
+q.send(b"py one", type=1)
+q.send(b"py five", type=5)
+"#,
+        &[&key.to_string()],
+    );
+    let q = SysvQueue::open(Key(key)).unwrap();
+    assert!(!q.is_owner());
+    assert_eq!(q.recv(5).unwrap(), (5, b"py five".to_vec()));
+    assert_eq!(q.recv(0).unwrap(), (1, b"py one".to_vec()));
+    q.send(6, b"to python").unwrap();
+    python(
+        r#"
+import sys, sysv_ipc
+q = sysv_ipc.MessageQueue(int(sys.argv[1]))
+msg, t = q.receive(type=6)
+assert (msg, t) == (b"to python", 6), (msg, t)
+q.remove()
+"#,
+        &[&key.to_string()],
+    );
+    assert!(matches!(
+        SysvQueue::open(Key(key)),
+        Err(ipcx::sysv::msg::OpenError::NotFound { .. })
+    ));
+}

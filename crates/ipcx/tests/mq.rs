@@ -1,0 +1,443 @@
+//! POSIX message queues (`ipcx::mq`) and the `mq:/NAME` channel adapter, across processes.
+mod util;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ipcx::channel::{Endpoint, Error as ChanError, Options};
+use ipcx::mq::{MessageQueue, OpenError, RecvError, SendError};
+
+const LONG: Duration = Duration::from_secs(10);
+
+/// Unlinks the queue when the test ends, whatever happens.
+fn guard(name: &str) -> util::Cleanup<impl FnMut()> {
+    let name = name.to_owned();
+    util::Cleanup(move || {
+        let _ = MessageQueue::unlink(&name);
+    })
+}
+
+fn exists(name: &str) -> bool {
+    Path::new("/dev/mqueue").join(&name[1..]).exists()
+}
+
+#[test]
+fn child_role() {
+    util::role_main(&[
+        ("send_prios", role_send_prios),
+        ("recv_expect", role_recv_expect),
+        ("open_denied", role_open_denied),
+        ("create_too_big", role_create_too_big),
+        ("echo", role_echo),
+        ("chan_send", role_chan_send),
+    ]);
+}
+
+/// args: name. Sends "low"/1, "high"/9, "mid"/5, "low2"/1.
+fn role_send_prios(args: &[String]) {
+    let q = MessageQueue::options()
+        .read(false)
+        .open(&args[0])
+        .expect("open");
+    for (m, p) in [("low", 1), ("high", 9), ("mid", 5), ("low2", 1)] {
+        q.send_timeout(m.as_bytes(), p, LONG).expect("send");
+    }
+}
+
+/// args: name, then pairs msg prio expected in order.
+fn role_recv_expect(args: &[String]) {
+    let q = MessageQueue::open(&args[0]).expect("open");
+    for pair in args[1..].chunks(2) {
+        let (data, prio) = q.recv_timeout(LONG).expect("recv");
+        assert_eq!(data, pair[0].as_bytes());
+        assert_eq!(prio.to_string(), pair[1]);
+    }
+}
+
+fn role_open_denied(args: &[String]) {
+    match MessageQueue::open(&args[0]) {
+        Err(OpenError::PermissionDenied { name, .. }) => assert_eq!(name, args[0]),
+        other => panic!("expected PermissionDenied, got {other:?}"),
+    }
+}
+
+/// Run unprivileged: capacities above /proc/sys/fs/mqueue limits are named errors.
+fn role_create_too_big(args: &[String]) {
+    let msg_max: usize = std::fs::read_to_string("/proc/sys/fs/mqueue/msg_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let size_max: usize = std::fs::read_to_string("/proc/sys/fs/mqueue/msgsize_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let e = MessageQueue::options()
+        .capacity(msg_max + 1, 64)
+        .create_new(true)
+        .open(&args[0])
+        .unwrap_err();
+    match &e {
+        OpenError::CapacityTooLarge {
+            limit_file, limit, ..
+        } => {
+            assert_eq!(*limit_file, "/proc/sys/fs/mqueue/msg_max");
+            assert_eq!(*limit as usize, msg_max);
+        }
+        other => panic!("expected CapacityTooLarge, got {other:?}"),
+    }
+    assert!(e.to_string().contains("/proc/sys/fs/mqueue/msg_max"), "{e}");
+    let e = MessageQueue::options()
+        .capacity(1, size_max + 1)
+        .create_new(true)
+        .open(&args[0])
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("/proc/sys/fs/mqueue/msgsize_max"),
+        "{e}"
+    );
+}
+
+/// args: request queue, reply queue. Receives once, replies with the bytes reversed at
+/// priority + 1.
+fn role_echo(args: &[String]) {
+    let req = MessageQueue::open(&args[0]).expect("open req");
+    let rep = MessageQueue::open(&args[1]).expect("open rep");
+    let (mut data, prio) = req.recv_timeout(LONG).expect("recv");
+    data.reverse();
+    rep.send_timeout(&data, prio + 1, LONG).expect("send");
+}
+
+/// args: endpoint, priority, messages...
+fn role_chan_send(args: &[String]) {
+    let ep = Endpoint::parse(&args[0]).unwrap();
+    let opts = Options::new().priority(args[1].parse().unwrap());
+    let mut tx = ep.sender(&opts).expect("sender");
+    for m in &args[2..] {
+        tx.send_timeout(m.as_bytes(), LONG).expect("send");
+    }
+}
+
+#[test]
+fn priorities_order_messages_across_processes() {
+    let name = util::posix_name("prio");
+    let _g = guard(&name);
+    let q = MessageQueue::options()
+        .capacity(8, 64)
+        .create_new(true)
+        .open(&name)
+        .unwrap();
+    util::spawn_role("send_prios", &[&name]).expect_success();
+    let got: Vec<(Vec<u8>, u32)> = (0..4).map(|_| q.try_recv().unwrap()).collect();
+    let want = [("high", 9), ("mid", 5), ("low", 1), ("low2", 1)];
+    for ((data, prio), (m, p)) in got.iter().zip(want) {
+        assert_eq!((data.as_slice(), *prio), (m.as_bytes(), p));
+    }
+    // Last sender / receiver are not tracked by POSIX queues; the count is.
+    assert_eq!(q.attributes().unwrap().current_messages, 0);
+}
+
+#[test]
+fn child_receives_what_parent_sends() {
+    let name = util::posix_name("p2c");
+    let _g = guard(&name);
+    let q = MessageQueue::create_new(&name).unwrap();
+    // Queue all three first, so that the order the child sees is fixed by priority.
+    q.send(b"a", 0).unwrap();
+    q.send(b"b", 7).unwrap();
+    q.send(b"c", 0).unwrap();
+    util::spawn_role("recv_expect", &[&name, "b", "7", "a", "0", "c", "0"]).expect_success();
+    assert_eq!(q.attributes().unwrap().current_messages, 0);
+}
+
+#[test]
+fn attributes_report_capacity_and_count() {
+    let name = util::posix_name("attr");
+    let _g = guard(&name);
+    let q = MessageQueue::options()
+        .capacity(4, 100)
+        .create_new(true)
+        .open(&name)
+        .unwrap();
+    q.send(b"one", 0).unwrap();
+    q.send(b"two", 3).unwrap();
+    let a = q.attributes().unwrap();
+    assert_eq!(a.max_messages, 4);
+    assert_eq!(a.max_message_size, 100);
+    assert_eq!(a.current_messages, 2);
+    assert!(!a.nonblocking);
+    assert_eq!(q.max_message_size(), 100);
+    // Receive into a caller buffer, no allocation.
+    let mut buf = [0u8; 100];
+    let (n, prio) = q.recv_into(&mut buf).unwrap();
+    assert_eq!((&buf[..n], prio), (&b"two"[..], 3));
+    let mut small = [0u8; 10];
+    assert!(matches!(
+        q.try_recv_into(&mut small),
+        Err(RecvError::BufferTooSmall {
+            len: 10,
+            needed: 100
+        })
+    ));
+    assert_eq!(q.attributes().unwrap().current_messages, 1);
+}
+
+#[test]
+fn full_empty_and_oversize_are_named() {
+    let name = util::posix_name("full");
+    let _g = guard(&name);
+    let q = MessageQueue::options()
+        .capacity(2, 16)
+        .create_new(true)
+        .open(&name)
+        .unwrap();
+    assert!(matches!(q.try_recv(), Err(RecvError::WouldBlock)));
+    q.try_send(b"1", 0).unwrap();
+    q.try_send(b"2", 0).unwrap();
+    assert!(matches!(q.try_send(b"3", 0), Err(SendError::Full)));
+    let e = q.try_send(&[0u8; 17], 0).unwrap_err();
+    assert!(
+        matches!(e, SendError::TooLarge { len: 17, max: 16 }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("mq_msgsize"), "{e}");
+    assert!(e.to_string().contains("16"), "{e}");
+}
+
+#[test]
+fn timeouts_return_within_bounds() {
+    let name = util::posix_name("tmo");
+    let _g = guard(&name);
+    let q = MessageQueue::options()
+        .capacity(1, 16)
+        .create_new(true)
+        .open(&name)
+        .unwrap();
+    let t = Instant::now();
+    assert!(matches!(
+        q.recv_timeout(Duration::from_millis(100)),
+        Err(RecvError::Timeout)
+    ));
+    let el = t.elapsed();
+    assert!(
+        el >= Duration::from_millis(100) && el < Duration::from_secs(5),
+        "{el:?}"
+    );
+
+    q.send(b"x", 0).unwrap();
+    let t = Instant::now();
+    assert!(matches!(
+        q.send_timeout(b"y", 0, Duration::from_millis(100)),
+        Err(SendError::Timeout)
+    ));
+    let el = t.elapsed();
+    assert!(
+        el >= Duration::from_millis(100) && el < Duration::from_secs(5),
+        "{el:?}"
+    );
+    // A zero timeout is an immediate timeout, not a block.
+    let t = Instant::now();
+    assert!(matches!(
+        q.send_timeout(b"y", 0, Duration::ZERO),
+        Err(SendError::Timeout)
+    ));
+    assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn names_missing_and_existing_are_named_errors() {
+    for bad in ["noslash", "/", "/a/b", ""] {
+        assert!(
+            matches!(MessageQueue::open(bad), Err(OpenError::InvalidName(_))),
+            "{bad}"
+        );
+        assert!(matches!(
+            MessageQueue::create_new(bad),
+            Err(OpenError::InvalidName(_))
+        ));
+    }
+    let name = util::posix_name("missing");
+    let _g = guard(&name);
+    let e = MessageQueue::open(&name).unwrap_err();
+    assert!(matches!(e, OpenError::NotFound { .. }), "{e:?}");
+    assert!(e.to_string().contains(&name));
+    let _q = MessageQueue::create_new(&name).unwrap();
+    assert!(matches!(
+        MessageQueue::create_new(&name),
+        Err(OpenError::AlreadyExists { .. })
+    ));
+    assert!(matches!(
+        MessageQueue::options()
+            .capacity(0, 10)
+            .create(true)
+            .open(&name),
+        Err(OpenError::InvalidCapacity { .. })
+    ));
+}
+
+#[test]
+fn permission_denied_for_another_user() {
+    if !util::is_root() {
+        eprintln!("skipped: needs root to run the denied side as nobody");
+        return;
+    }
+    let name = util::posix_name("perm");
+    let _g = guard(&name);
+    let _q = MessageQueue::create_new(&name).unwrap(); // 0600, owned by root
+    util::spawn_role_as_nobody("open_denied", &[&name]).expect_success();
+}
+
+#[test]
+fn capacity_above_system_limits_names_the_limit() {
+    let name = util::posix_name("cap");
+    let _g = guard(&name);
+    if util::is_root() {
+        // Root may exceed the /proc limits, so run the check unprivileged.
+        util::spawn_role_as_nobody("create_too_big", &[&name]).expect_success();
+        // Even root cannot exceed the kernel's hard limit.
+        let e = MessageQueue::options()
+            .capacity(1, 1 << 30)
+            .create_new(true)
+            .open(&name)
+            .unwrap_err();
+        assert!(matches!(e, OpenError::CapacityTooLarge { .. }), "{e:?}");
+    } else {
+        role_create_too_big(std::slice::from_ref(&name));
+    }
+    assert!(!exists(&name));
+}
+
+#[test]
+fn drop_unlinks_only_what_it_created_and_persist_keeps() {
+    let name = util::posix_name("own");
+    let _g = guard(&name);
+    let q = MessageQueue::create(&name).unwrap();
+    assert!(q.is_owner() && exists(&name));
+    let opener = MessageQueue::create(&name).unwrap();
+    assert!(!opener.is_owner());
+    drop(opener);
+    assert!(exists(&name));
+    drop(q);
+    assert!(!exists(&name));
+
+    let q = MessageQueue::create_new(&name).unwrap().persist();
+    drop(q);
+    assert!(exists(&name));
+    MessageQueue::open(&name).unwrap().remove().unwrap();
+    assert!(!exists(&name));
+    assert!(matches!(
+        MessageQueue::unlink(&name),
+        Err(OpenError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn descriptor_converts_to_and_from_owned_fd() {
+    use std::os::fd::{AsFd, OwnedFd};
+    let name = util::posix_name("fd");
+    let _g = guard(&name);
+    let q = MessageQueue::create_new(&name).unwrap();
+    let _ = q.as_fd();
+    let fd: OwnedFd = q.into(); // no longer unlinks
+    assert!(exists(&name));
+    let q = MessageQueue::from(fd);
+    q.send(b"via fd", 2).unwrap();
+    assert_eq!(q.recv().unwrap(), (b"via fd".to_vec(), 2));
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn async_send_and_recv_across_processes() {
+    use ipcx::mq::AsyncMessageQueue;
+    let req = util::posix_name("areq");
+    let rep = util::posix_name("arep");
+    let _g1 = guard(&req);
+    let _g2 = guard(&rep);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut opts = MessageQueue::options();
+        opts.capacity(1, 32).create_new(true);
+        let req_q = AsyncMessageQueue::open(&opts, &req).unwrap();
+        let rep_q = AsyncMessageQueue::open(&opts, &rep).unwrap();
+        let mut child = util::spawn_role("echo", &[&req, &rep]);
+        // Fill the one-slot request queue, then an async send must wait for the child.
+        req_q.send(b"abc", 4).await.unwrap();
+        let second = tokio::time::timeout(Duration::from_secs(20), req_q.send(b"zz", 0));
+        let reply = tokio::time::timeout(Duration::from_secs(20), rep_q.recv());
+        let (sent, got) = tokio::join!(second, reply);
+        sent.expect("async send timed out").unwrap();
+        let (data, prio) = got.expect("async recv timed out").unwrap();
+        assert_eq!((data.as_slice(), prio), (&b"cba"[..], 5));
+        assert!(req_q.attributes().unwrap().nonblocking);
+        child.expect_success();
+    });
+}
+
+#[test]
+fn channel_receiver_creates_and_sender_sends_with_priority() {
+    let name = util::posix_name("chan");
+    let _g = guard(&name);
+    let ep = Endpoint::parse(&format!("mq:{name}")).unwrap();
+    let mut rx = ep
+        .receiver(&Options::new().capacity(4, 128).mode(0o600))
+        .unwrap();
+    assert!(exists(&name));
+    util::spawn_role("chan_send", &[&ep.to_string(), "6", "first", "second"]).expect_success();
+    let m = rx.recv_timeout(LONG).unwrap();
+    assert_eq!(m.data, b"first");
+    assert_eq!(m.meta.priority, Some(6));
+    assert_eq!(rx.recv_timeout(LONG).unwrap().data, b"second");
+    assert!(matches!(rx.try_recv(), Err(ChanError::WouldBlock)));
+    assert!(matches!(
+        rx.recv_timeout(Duration::from_millis(50)),
+        Err(ChanError::Timeout)
+    ));
+    let mut tx = ep.sender(&Options::new()).unwrap();
+    assert_eq!(tx.max_message_len(), Some(128));
+    assert!(matches!(
+        tx.send(&[0u8; 129]),
+        Err(ChanError::TooLarge {
+            len: 129,
+            max: 128,
+            ..
+        })
+    ));
+    for _ in 0..4 {
+        tx.try_send(b"x").unwrap();
+    }
+    assert!(matches!(tx.try_send(b"x"), Err(ChanError::Full { .. })));
+    assert!(matches!(
+        tx.send_timeout(b"x", Duration::from_millis(50)),
+        Err(ChanError::Timeout)
+    ));
+    drop(tx);
+    drop(rx); // created it: removes it
+    assert!(!exists(&name));
+}
+
+#[test]
+fn channel_sender_needs_a_queue_unless_create() {
+    let name = util::posix_name("chsnd");
+    let _g = guard(&name);
+    let ep = Endpoint::parse(&format!("mq:{name}")).unwrap();
+    let e = ep.sender(&Options::new()).unwrap_err();
+    assert!(matches!(e, ChanError::NotFound { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("start a receiver first or pass --create"),
+        "{e}"
+    );
+    let mut tx = ep.sender(&Options::new().create(true)).unwrap();
+    tx.send(b"kept").unwrap();
+    drop(tx);
+    assert!(exists(&name), "a sender with --create keeps the queue");
+    // A receiver that did not create it leaves it in place too.
+    let mut rx = ep.receiver(&Options::new()).unwrap();
+    assert_eq!(rx.recv_timeout(LONG).unwrap().data, b"kept");
+    drop(rx);
+    assert!(exists(&name));
+}
