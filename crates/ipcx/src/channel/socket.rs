@@ -500,11 +500,12 @@ pub(crate) fn unix_sender(
                 w => UnixSeqpacket::connect_timeout(addr, timeout(w)),
             })
             .map_err(|e| map_err(e, &what, false))?;
-            Box::new(PacketSender {
-                fd: s.into(),
-                what,
-                max: None,
-            })
+            // Like datagrams, a seqpacket message must fit in the send buffer.
+            let fd: OwnedFd = s.into();
+            let max = crate::sys::socket::send_buffer_size(fd.as_fd())
+                .ok()
+                .map(|n| n.saturating_sub(32));
+            Box::new(PacketSender { fd, what, max })
         }
         UnixKind::Datagram => {
             let s = connect_retrying(opts, |_| {
