@@ -270,3 +270,70 @@ fn rm_reports_missing_objects_and_bad_names() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(std::fs::read(&f).unwrap(), b"data");
 }
+
+#[test]
+fn clean_removes_what_a_killed_receiver_left_behind() {
+    let name = util::unique("killed");
+    let mq = format!("mq:/{name}");
+    let dir = util::TempDir::new();
+    let fifo_path = dir.join("killed.fifo");
+    let fifo = format!("fifo:{fifo_path}");
+    let _g = Remove(vec![mq.clone(), fifo.clone()]);
+    let mut receivers = vec![Bg::spawn(&["recv", &mq]), Bg::spawn(&["recv", &fifo])];
+    let queue_file = format!("/dev/mqueue/{name}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !(std::path::Path::new(&queue_file).exists() && std::path::Path::new(&fifo_path).exists())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "receivers never created their objects"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // While they run, clean keeps both: their creators are alive.
+    let dry = stdout(&run(&["clean", "--dry-run"]));
+    assert!(dry.contains(&format!("keep    {mq}: its creator")), "{dry}");
+    // kill -9: no chance to remove anything.
+    for r in &mut receivers {
+        let _ = r.0.as_mut().unwrap().kill();
+        let _ = r.0.as_mut().unwrap().wait();
+    }
+    assert!(std::path::Path::new(&queue_file).exists());
+    assert!(std::path::Path::new(&fifo_path).exists());
+    let listed = stdout(&run(&["ls"]));
+    assert!(
+        listed.contains(&fifo),
+        "the registry lists the FIFO: {listed}"
+    );
+    let o = run(&["clean"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains(&format!("removed {mq}")), "{out}");
+    assert!(out.contains(&format!("removed {fifo}")), "{out}");
+    assert!(!std::path::Path::new(&queue_file).exists());
+    assert!(!std::path::Path::new(&fifo_path).exists());
+}
+
+#[test]
+fn rm_removes_queues() {
+    let mq = format!("mq:/{}", util::unique("rmq"));
+    let sysv = format!("sysv-mq:{}", util::sysv_key());
+    for q in [&mq, &sysv] {
+        // `send --create` makes the queue and leaves it.
+        assert!(
+            run(&["send", "--create", q, "hello"]).status.success(),
+            "{q}"
+        );
+        let listed = run(&["ls", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+        let found = v["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["kind"] == q.split(':').next().unwrap() && o["messages"] == 1);
+        assert!(found, "{q} with one message not listed");
+        let o = run(&["rm", q]);
+        assert!(o.status.success(), "{q}: {}", stderr(&o));
+        assert_eq!(run(&["rm", q]).status.code(), Some(1), "{q}");
+    }
+}

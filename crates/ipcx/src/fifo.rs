@@ -268,6 +268,12 @@ impl FifoOptions {
                     created: true,
                     remove_on_drop: true,
                     id: (info.dev, info.ino),
+                    registration: Some(crate::registry::Registration::new(format!(
+                        "fifo:{}",
+                        std::path::absolute(path)
+                            .unwrap_or_else(|_| path.to_path_buf())
+                            .display()
+                    ))),
                 })
             }
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
@@ -297,6 +303,7 @@ impl FifoOptions {
                     created: false,
                     remove_on_drop: false,
                     id: (info.dev, info.ino),
+                    registration: None,
                 })
             }
             Err(e) => Err(FifoError::from_io("creating fifo", path, e)),
@@ -313,6 +320,7 @@ pub struct Fifo {
     created: bool,
     remove_on_drop: bool,
     id: (u64, u64),
+    registration: Option<crate::registry::Registration>,
 }
 
 impl Fifo {
@@ -351,6 +359,9 @@ impl Fifo {
     /// Keeps the FIFO when this handle is dropped.
     pub fn persist(mut self) -> Fifo {
         self.remove_on_drop = false;
+        if let Some(r) = self.registration.take() {
+            r.persist();
+        }
         self
     }
 

@@ -88,6 +88,7 @@ pub fn scan() -> Inventory {
     dev_shm(&mut inv, &holders);
     mqueue(&mut inv, &holders);
     unix_sockets(&mut inv, &holders);
+    registry_files(&mut inv, &holders, &registry);
     for o in &mut inv.objects {
         o.user = users.name(o.uid);
         if o.creator_pid.is_none()
@@ -271,10 +272,14 @@ fn mqueue(inv: &mut Inventory, holders: &Holders) {
     }
 }
 
-/// Messages queued in a POSIX queue (needs read access to open it).
+/// Messages queued in a POSIX queue (needs read access to open it; opening does not consume).
 fn mq_messages(name: &str) -> Option<u64> {
-    let _ = name;
-    None
+    let q = crate::mq::MessageQueue::options()
+        .read(true)
+        .write(false)
+        .open(name)
+        .ok()?;
+    Some(q.attributes().ok()?.current_messages as u64)
 }
 
 fn unix_sockets(inv: &mut Inventory, holders: &Holders) {
@@ -322,6 +327,44 @@ fn unix_sockets(inv: &mut Inventory, holders: &Holders) {
         o.listening = Some(true);
         o.holders = pids;
         seen.insert(name, ());
+        inv.objects.push(o);
+    }
+}
+
+/// FIFOs and Unix socket files have no kernel-wide table: list the ones the owner registry
+/// knows (socket files only when no socket is bound to them any more).
+fn registry_files(
+    inv: &mut Inventory,
+    holders: &Holders,
+    registry: &HashMap<String, registry::Record>,
+) {
+    for r in registry.values() {
+        let (kind, path) = if let Some(p) = r.object.strip_prefix("fifo:") {
+            ("fifo", p)
+        } else if let Some(p) = r.object.strip_prefix("unix:") {
+            ("unix", p)
+        } else {
+            continue;
+        };
+        if inv.objects.iter().any(|o| {
+            o.name == r.object
+                || (kind == "unix" && o.name.split_once(':').map(|(_, p)| p) == Some(path))
+        }) {
+            continue;
+        }
+        let Ok(m) = fs::symlink_metadata(path) else {
+            continue;
+        };
+        let ft = m.file_type();
+        if (kind == "fifo" && !ft.is_fifo()) || (kind == "unix" && !ft.is_socket()) {
+            continue;
+        }
+        let mut o = blank(kind, r.object.clone(), m.uid(), m.mode());
+        if kind == "fifo" {
+            o.holders = holders.file(m.dev(), m.ino());
+        } else {
+            o.listening = Some(false);
+        }
         inv.objects.push(o);
     }
 }
@@ -528,7 +571,7 @@ pub fn judge(inv: &Inventory, all_users: bool) -> Vec<Verdict> {
                     verdict(false, "its creator or last user is alive".into())
                 }
             }
-            "unix" | "unix-dgram" | "unix-seqpacket" => {
+            "unix" | "unix-dgram" | "unix-seqpacket" if o.listening != Some(false) => {
                 verdict(false, "a live socket (bound by a running process)".into())
             }
             _ if !live_holders.is_empty() => {
@@ -728,8 +771,8 @@ pub fn remove(obj: &ObjectName) -> Result<(), RemoveError> {
             .map_err(sem_err)?;
             set.remove().map_err(sem_err)
         }
-        ObjectName::Mq(n) => remove_mq(n).map_err(|e| other(&e)),
-        ObjectName::SysvMq(r) => remove_sysv_mq(*r).map_err(|e| other(&e)),
+        ObjectName::Mq(n) => remove_mq(n),
+        ObjectName::SysvMq(r) => remove_sysv_mq(*r),
         ObjectName::Fifo(p) => remove_file(p, &what, "FIFO", |t| t.is_fifo()),
         ObjectName::UnixSocket(p) => remove_file(p, &what, "socket", |t| t.is_socket()),
     }
@@ -764,14 +807,41 @@ fn remove_file(
     })
 }
 
-fn remove_mq(name: &str) -> Result<(), String> {
-    Err(format!(
-        "removing POSIX queues ({name}) is not available yet"
-    ))
+fn remove_mq(name: &str) -> Result<(), RemoveError> {
+    let what = format!("mq:{name}");
+    crate::mq::MessageQueue::unlink(name).map_err(|e| match e {
+        crate::mq::OpenError::NotFound { .. } => RemoveError::NotFound(what),
+        crate::mq::OpenError::PermissionDenied { .. } => RemoveError::PermissionDenied(what),
+        e => RemoveError::Other {
+            what,
+            message: e.to_string(),
+        },
+    })
 }
 
-fn remove_sysv_mq(r: SysvRef) -> Result<(), String> {
-    Err(format!(
-        "removing System V queues ({r:?}) is not available yet"
-    ))
+fn remove_sysv_mq(r: SysvRef) -> Result<(), RemoveError> {
+    use crate::sysv::msg::{ControlError, MessageQueue, OpenError};
+    let what = ObjectName::SysvMq(r).to_string();
+    let q = match r {
+        SysvRef::Key(k) => MessageQueue::open(k),
+        SysvRef::Id(id) => MessageQueue::from_id(id),
+    }
+    .map_err(|e| match e {
+        OpenError::NotFound { .. } | OpenError::NoSuchId { .. } => {
+            RemoveError::NotFound(what.clone())
+        }
+        OpenError::PermissionDenied { .. } => RemoveError::PermissionDenied(what.clone()),
+        e => RemoveError::Other {
+            what: what.clone(),
+            message: e.to_string(),
+        },
+    })?;
+    q.remove().map_err(|e| match e {
+        ControlError::Removed => RemoveError::NotFound(what.clone()),
+        ControlError::PermissionDenied { .. } => RemoveError::PermissionDenied(what.clone()),
+        e => RemoveError::Other {
+            what: what.clone(),
+            message: e.to_string(),
+        },
+    })
 }

@@ -353,6 +353,8 @@ impl OpenOptions {
                 link: Link {
                     name: Some(name.clone()),
                     owner: created,
+                    registration: created
+                        .then(|| crate::registry::Registration::new(format!("mq:{name}"))),
                 },
                 msgsize: attr.msgsize.max(0) as usize,
                 readable: args.read,
@@ -503,7 +505,7 @@ impl MessageQueue {
     /// Keeps the queue after this handle is dropped (it would otherwise be unlinked if this
     /// handle created it).
     pub fn persist(mut self) -> MessageQueue {
-        self.core.link.owner = false;
+        self.core.link.persist();
         self
     }
 
@@ -720,6 +722,18 @@ struct Link {
     name: Option<PosixName>,
     /// Unlink on drop.
     owner: bool,
+    /// The owner-registry record of a queue this handle created.
+    registration: Option<crate::registry::Registration>,
+}
+
+impl Link {
+    /// Keep the queue: no unlink on drop, and a persistent registry record.
+    fn persist(&mut self) {
+        self.owner = false;
+        if let Some(r) = self.registration.take() {
+            r.persist();
+        }
+    }
 }
 
 impl Drop for Link {
@@ -767,6 +781,7 @@ impl From<OwnedFd> for MessageQueue {
                 link: Link {
                     name: None,
                     owner: false,
+                    registration: None,
                 },
                 msgsize,
                 readable: true,
@@ -811,7 +826,7 @@ impl AsyncMessageQueue {
 
     /// Keeps the queue after this handle is dropped.
     pub fn persist(mut self) -> AsyncMessageQueue {
-        self.core.link.owner = false;
+        self.core.link.persist();
         self
     }
 

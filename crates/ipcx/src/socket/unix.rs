@@ -84,6 +84,7 @@ pub(crate) struct SocketFile {
     path: PathBuf,
     id: FileId,
     persist: bool,
+    registration: Option<crate::registry::Registration>,
 }
 
 impl Drop for SocketFile {
@@ -201,6 +202,12 @@ fn bind_socket(
                 path: p.clone(),
                 id,
                 persist: false,
+                registration: Some(crate::registry::Registration::new(format!(
+                    "unix:{}",
+                    std::path::absolute(p)
+                        .unwrap_or_else(|_| p.clone())
+                        .display()
+                ))),
             }),
             Err(e) => {
                 let _ = sys::unlink(p);
@@ -296,6 +303,9 @@ macro_rules! listener_common {
             pub fn persist(&mut self) {
                 if let Some(f) = &mut self.file {
                     f.persist = true;
+                    if let Some(r) = f.registration.take() {
+                        r.persist();
+                    }
                 }
             }
         }
@@ -1006,6 +1016,9 @@ impl UnixDatagram {
     pub fn persist(&mut self) {
         if let Some(f) = &mut self.file {
             f.persist = true;
+            if let Some(r) = f.registration.take() {
+                r.persist();
+            }
         }
     }
 

@@ -403,6 +403,7 @@ pub struct MessageQueue {
     key: Key,
     owner: bool,
     msgmax: usize,
+    registration: Option<crate::registry::Registration>,
 }
 
 impl MessageQueue {
@@ -413,6 +414,11 @@ impl MessageQueue {
             key,
             owner,
             msgmax: usize::try_from(msgmax).unwrap_or(usize::MAX),
+            registration: owner.then(|| {
+                crate::registry::Registration::new(crate::inventory::sysv_name(
+                    "sysv-mq", key.0, id,
+                ))
+            }),
         }
     }
 
@@ -473,6 +479,9 @@ impl MessageQueue {
     /// Keeps the queue after this handle is dropped.
     pub fn persist(mut self) -> MessageQueue {
         self.owner = false;
+        if let Some(r) = self.registration.take() {
+            r.persist();
+        }
         self
     }
 
