@@ -48,3 +48,8 @@ pub mod wait;
 
 pub use channel::{Endpoint, Message, Meta};
 pub use wait::Wait;
+
+/// The README's examples, compiled (not run) as doctests so that they stay true.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
