@@ -569,6 +569,8 @@ struct Watch<'a> {
     stop: &'a dyn Fn() -> bool,
     stall: Stall,
     count: u64,
+    /// Whether the peer already answered this phase (no resync needed after an error).
+    answered: bool,
 }
 
 impl Watch<'_> {
@@ -576,7 +578,11 @@ impl Watch<'_> {
         if (self.stop)() {
             return Err(PhaseError::Interrupted);
         }
-        match self.peer.poll_reply()? {
+        let reply = self.peer.poll_reply()?;
+        if reply.is_some() {
+            self.answered = true;
+        }
+        match reply {
             Some(Reply::Failed { reason, skip }) => {
                 return Err(if skip {
                     PhaseError::Skip(reason)
@@ -609,6 +615,7 @@ impl Watch<'_> {
             && let Ok(Reply::Failed { reason, skip }) =
                 self.peer.wait_reply(Duration::from_millis(500), self.stop)
         {
+            self.answered = true;
             return if skip {
                 PhaseError::Skip(reason)
             } else {
@@ -662,7 +669,9 @@ impl Watch<'_> {
 
     /// Waits for the peer's `Done` at the end of a phase.
     fn done(&mut self, timeout: Duration) -> Result<Digest, PhaseError> {
-        match self.peer.wait_reply(timeout, self.stop)? {
+        let reply = self.peer.wait_reply(timeout, self.stop)?;
+        self.answered = true;
+        match reply {
             Reply::Done { digest } => Ok(digest),
             Reply::Failed { reason, skip: true } => Err(PhaseError::Skip(reason)),
             Reply::Failed { reason, .. } => Err(PhaseError::Failed(format!("peer: {reason}"))),
@@ -711,6 +720,9 @@ fn ping_pong(
             seq += 1;
             i += 1;
             elapsed = t1 - start;
+            if i % 64 == 0 && (w.stop)() {
+                return Err(PhaseError::Interrupted);
+            }
         }
     }
     let mut deadline = Instant::now() + SLICE;
@@ -762,6 +774,9 @@ fn stream(
         seq += 1;
         if seq % 16 == 0 || payload >= 64 << 10 {
             elapsed = t0.elapsed();
+            if (w.stop)() {
+                return Err(PhaseError::Interrupted);
+            }
         }
     }
     w.send(link, g.message(END_SEQ), &mut deadline)?;
@@ -1015,6 +1030,7 @@ fn run_row(
             stop,
             stall: Stall::new(cfg.stall_timeout),
             count: 0,
+            answered: false,
         };
         let res = match pattern {
             Pattern::PingPong => ping_pong(link.as_mut(), &mut w, row.payload, budget).map(|s| {
@@ -1037,6 +1053,7 @@ fn run_row(
                 r
             }),
         };
+        let answered = w.answered;
         match res {
             Ok(r) => results.push(r),
             Err(PhaseError::Interrupted) => {
@@ -1044,7 +1061,8 @@ fn run_row(
             }
             Err(e) => {
                 // Bring the peer back in step: stop its loop and wait for its answer.
-                if !matches!(e, PhaseError::PeerLost(_)) {
+                if answered {
+                } else if !matches!(e, PhaseError::PeerLost(_)) {
                     let resync = peer
                         .send(&Command::Abort)
                         .and_then(|()| peer.wait_reply(Duration::from_secs(5), stop));
