@@ -398,7 +398,7 @@ fn sink(link: &mut dyn Link, credit_every: u64, flags: &Flags) -> Reply {
         }
         digest.add_bytes(&buf);
         expected += 1;
-        if credit_every > 0 && expected % credit_every == 0 {
+        if credit_every > 0 && expected.is_multiple_of(credit_every) {
             let credit = expected.to_le_bytes();
             if let Err(r) = io.send(link, &credit) {
                 return r;

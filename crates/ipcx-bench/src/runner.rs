@@ -720,7 +720,7 @@ fn ping_pong(
             seq += 1;
             i += 1;
             elapsed = t1 - start;
-            if i % 64 == 0 && (w.stop)() {
+            if i.is_multiple_of(64) && (w.stop)() {
                 return Err(PhaseError::Interrupted);
             }
         }
@@ -772,7 +772,7 @@ fn stream(
         w.send(link, g.message(seq), &mut deadline)?;
         sent.add(g.sum(seq));
         seq += 1;
-        if seq % 16 == 0 || payload >= 64 << 10 {
+        if seq.is_multiple_of(16) || payload >= 64 << 10 {
             elapsed = t0.elapsed();
             if (w.stop)() {
                 return Err(PhaseError::Interrupted);

@@ -51,9 +51,9 @@ pub fn parse_sizes(s: &str) -> Result<Vec<usize>, String> {
 
 /// Prints a byte count the way it was most likely written: `64 B`, `4 KiB`, `1 MiB`, `1500 B`.
 pub fn format_size(bytes: u64) -> String {
-    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
-    } else if bytes >= 1 << 10 && bytes % (1 << 10) == 0 {
+    } else if bytes >= 1 << 10 && bytes.is_multiple_of(1 << 10) {
         format!("{} KiB", bytes >> 10)
     } else {
         format!("{bytes} B")
@@ -77,7 +77,11 @@ pub fn format_ns(ns: f64) -> String {
 /// Prints a rate with an SI prefix: `1.23 M/s`, `512 k/s`.
 pub fn format_rate(per_s: f64, unit: &str) -> String {
     let (v, prefix) = si(per_s);
-    format!("{} {prefix}{unit}/s", three_digits(v))
+    if prefix.is_empty() && unit.is_empty() {
+        format!("{}/s", three_digits(v))
+    } else {
+        format!("{} {prefix}{unit}/s", three_digits(v))
+    }
 }
 
 /// Prints bytes per second in decimal units: `6.10 GB/s`, `512 MB/s`.
@@ -148,6 +152,8 @@ mod tests {
         assert_eq!(format_ns(1_580_000.0), "1.58 ms");
         assert_eq!(format_bytes_per_s(6.1e9), "6.10 GB/s");
         assert_eq!(format_rate(512_000.0, "msg"), "512 kmsg/s");
+        assert_eq!(format_rate(105.0, ""), "105/s");
+        assert_eq!(format_rate(1.5e6, ""), "1.50 M/s");
         assert_eq!(format_ratio(354.4), "354");
         assert_eq!(format_ratio(6.31), "6.3");
     }

@@ -23,6 +23,12 @@ pub enum Command {
     /// List every IPC object on the machine: kind, name, owner, mode, size or message count,
     /// creator pid and whether it is alive.
     Ls(crate::command::ls::LsArgs),
+    /// Measure every mechanism between two processes: round-trip latency, throughput, and each
+    /// p50 as a multiple of the physical floor (the `limit` row).
+    Bench(crate::command::bench::BenchArgs),
+    /// Internal: the peer process of `ipcx bench`.
+    #[command(name = "__bench-peer", hide = true)]
+    BenchPeer(crate::command::bench::BenchPeerArgs),
 }
 
 /// Flags shared by `send` and `recv`.

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod bench;
 pub mod ls;
 pub mod recv;
 pub mod send;
@@ -15,6 +16,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Send(args) => send::run(args),
         Command::Recv(args) => recv::run(args),
         Command::Ls(args) => ls::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::BenchPeer(args) => bench::run_peer(args),
     }
 }
 
