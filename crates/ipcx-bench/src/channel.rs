@@ -130,7 +130,8 @@ fn map_err(what: &str, e: Error) -> LinkError {
     match e {
         Error::Timeout | Error::WouldBlock | Error::Full { .. } => LinkError::Timeout,
         Error::TooLarge { .. } | Error::FrameTooLarge { .. } => {
-            LinkError::TooLarge(format!("{what}: {e}"))
+            let _ = what;
+            LinkError::TooLarge(e.to_string())
         }
         Error::Unsupported { .. } => {
             LinkError::Unsupported(format!("not available in this build yet ({e})"))
@@ -313,14 +314,14 @@ impl Mechanism for ChannelRow {
             // The parent creates the peer's queue too, so that it owns and removes it.
             let ep = parse(&spec.a2b)?;
             let holder = ep.receiver(&spec.options()).map_err(|e| {
-                let big = self.kind == ChannelKind::Mq
-                    && ctx.payload > read_proc("/proc/sys/fs/mqueue/msgsize_max").unwrap_or(8192);
+                let max = read_proc("/proc/sys/fs/mqueue/msgsize_max").unwrap_or(8192);
+                let big = self.kind == ChannelKind::Mq && ctx.payload > max;
                 match map_err(&spec.a2b, e) {
                     LinkError::Failed(m) if big => LinkError::TooLarge(format!(
-                        "creating a queue for {} byte messages failed: {m} (msgsize_max is {}; \
-                         root may create queues up to 16 MiB within RLIMIT_MSGQUEUE)",
-                        ctx.payload,
-                        read_proc("/proc/sys/fs/mqueue/msgsize_max").unwrap_or(8192)
+                        "POSIX queues for {}-byte messages cannot be created here ({m}); \
+                         msgsize_max is {max} (/proc/sys/fs/mqueue/msgsize_max): raise it, or \
+                         run with CAP_SYS_RESOURCE, for up to 16 MiB",
+                        ctx.payload
                     )),
                     other => other,
                 }

@@ -611,6 +611,18 @@ impl Watch<'_> {
 
     /// A link error; for a vanished peer, its own explanation when it sent one.
     fn link_error(&mut self, e: LinkError) -> PhaseError {
+        if let LinkError::PeerGone(_) = e {
+            // Give a dying peer a moment to be reaped, then say what happened.
+            let deadline = Instant::now() + Duration::from_millis(200);
+            while self.peer.alive() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if !self.peer.alive() {
+                return PhaseError::PeerLost(format!(
+                    "the peer process died during the measurement ({e})"
+                ));
+            }
+        }
         if let LinkError::PeerGone(_) = e
             && let Ok(Reply::Failed { reason, skip }) =
                 self.peer.wait_reply(Duration::from_millis(500), self.stop)
