@@ -33,6 +33,12 @@ pub enum Command {
     Sem(crate::command::sem::SemArgs),
     /// Signals: send (with a payload), wait.
     Signal(crate::command::signal::SignalArgs),
+    /// Measure every mechanism between two processes: round-trip latency, throughput, and each
+    /// p50 as a multiple of the physical floor (the `limit` row).
+    Bench(crate::command::bench::BenchArgs),
+    /// Internal: the peer process of `ipcx bench`.
+    #[command(name = "__bench-peer", hide = true)]
+    BenchPeer(crate::command::bench::BenchPeerArgs),
 }
 
 /// Flags shared by `send` and `recv`.

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod clean;
+pub mod bench;
 pub mod ls;
 pub mod recv;
 pub mod rm;
@@ -25,6 +26,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Shm(args) => shm::run(args),
         Command::Sem(args) => sem::run(args),
         Command::Signal(args) => signal::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::BenchPeer(args) => bench::run_peer(args),
     }
 }
 

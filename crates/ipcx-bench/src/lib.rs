@@ -1,0 +1,196 @@
+//! # ipcx-bench: the harness behind `ipcx bench`
+//!
+//! Measures every IPC mechanism between two real processes: round-trip latency (ping-pong,
+//! recorded in an HDR histogram after a warm-up) and one-way throughput (streaming, with the
+//! receiver checksumming every byte and the parent verifying the checksum), then prints a table,
+//! writes a JSON report and draws an SVG chart. Every p50 is compared with the `limit` row of
+//! the same run: a cache-line ping-pong through shared memory, the physical floor.
+//!
+//! The harness is generic: a row is anything that implements [`Mechanism`] (open a receiving
+//! half on each side, then connect the sending halves, giving a [`Link`] that moves messages).
+//! [`Registry::standard`] holds the rows of `ipcx bench`; other crates (side-by-side peers) can
+//! build their own registry and reuse the runner, the [`Report`] (same JSON schema), the table
+//! and the chart.
+//!
+//! ```no_run
+//! use ipcx_bench::{BenchConfig, Budget, NoProgress, PeerLauncher, Registry, runner};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = Registry::standard();
+//! let cfg = BenchConfig { budget: Budget::Quick, ..BenchConfig::default() };
+//! // The peer is this same program, re-executed with a (hidden) subcommand that calls
+//! // `ipcx_bench::peer::run_peer`.
+//! let launcher = PeerLauncher::current_exe("__bench-peer")?;
+//! let report = runner::run(&registry, &cfg, &launcher, &mut NoProgress)?;
+//! println!("{}", ipcx_bench::table::render(&report));
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+use std::sync::Arc;
+
+pub mod channel;
+pub mod checksum;
+pub mod histogram;
+pub mod mechanism;
+pub mod peer;
+pub mod placeholder;
+pub mod progress;
+pub mod protocol;
+pub mod report;
+pub mod runner;
+pub mod selftest;
+pub mod svg;
+pub mod table;
+pub mod units;
+
+pub use checksum::{Digest, MessageSum, PayloadGen};
+pub use histogram::{Recorder, RttSummary};
+pub use mechanism::{HalfOpen, Link, LinkError, Mechanism, Prepared, RowContext, Side};
+pub use peer::{PeerArgs, run_peer};
+pub use report::{BenchResult, Machine, Pattern, Pinning, Report, RunInfo, Throughput};
+pub use runner::{BenchConfig, Budget, NoProgress, PeerLauncher, Progress, RunError};
+
+/// The rows a run may use, in table order.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    rows: Vec<Arc<dyn Mechanism>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// The rows of `ipcx bench`: `limit` first, then the phase-2 rows (shown as not available
+    /// until they are implemented), every `ipcx::channel` endpoint kind, and the hidden
+    /// `selftest`.
+    pub fn standard() -> Registry {
+        let mut r = Registry::new();
+        for p in placeholder::PHASE2 {
+            r.add(p);
+        }
+        for kind in channel::ChannelKind::ALL {
+            r.add(channel::ChannelRow::new(kind));
+        }
+        r.add(selftest::SelfTest);
+        r
+    }
+
+    /// Adds a row, or replaces the row of the same name in place (so a real implementation
+    /// replaces its placeholder and keeps its position).
+    pub fn add(&mut self, m: impl Mechanism + 'static) -> &mut Registry {
+        self.add_arc(Arc::new(m))
+    }
+
+    /// [`Registry::add`] for a shared row.
+    pub fn add_arc(&mut self, m: Arc<dyn Mechanism>) -> &mut Registry {
+        match self.rows.iter_mut().find(|r| r.name() == m.name()) {
+            Some(slot) => *slot = m,
+            None => self.rows.push(m),
+        }
+        self
+    }
+
+    /// The row called `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Mechanism>> {
+        self.rows.iter().find(|r| r.name() == name).cloned()
+    }
+
+    /// Every row, hidden ones included.
+    pub fn all(&self) -> &[Arc<dyn Mechanism>] {
+        &self.rows
+    }
+
+    /// The names a user may type (hidden rows excluded).
+    pub fn visible_names(&self) -> Vec<&str> {
+        self.rows
+            .iter()
+            .filter(|r| !r.hidden())
+            .map(|r| r.name())
+            .collect()
+    }
+
+    /// The rows for `names` in table order (every visible row when `names` is empty), with the
+    /// `limit` baseline always included. An unknown name is an error listing the valid ones.
+    pub fn resolve(&self, names: &[String]) -> Result<Vec<Arc<dyn Mechanism>>, String> {
+        for n in names {
+            if self.get(n).is_none() {
+                return Err(format!(
+                    "unknown mechanism {n:?}; valid mechanisms: {}",
+                    self.visible_names().join(", ")
+                ));
+            }
+        }
+        Ok(self
+            .rows
+            .iter()
+            .filter(|r| {
+                if names.is_empty() {
+                    !r.hidden()
+                } else {
+                    r.name() == report::BASELINE || names.iter().any(|n| n == r.name())
+                }
+            })
+            .cloned()
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_rows_in_order_with_the_baseline_always_included() {
+        let r = Registry::standard();
+        let names = r.visible_names();
+        assert_eq!(names[0], "limit");
+        for n in [
+            "futex",
+            "pipe",
+            "eventfd",
+            "signal",
+            "posix-sem",
+            "sysv-sem",
+            "mutex-condvar",
+            "fifo",
+            "mq",
+            "sysv-mq",
+            "unix",
+            "unix-dgram",
+            "unix-seqpacket",
+            "tcp",
+            "udp",
+        ] {
+            assert!(names.contains(&n), "{n}");
+        }
+        assert!(!names.contains(&"selftest"));
+        assert!(r.get("selftest").is_some());
+
+        let picked: Vec<_> = r
+            .resolve(&["udp".into(), "unix".into()])
+            .unwrap()
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect();
+        assert_eq!(picked, ["limit", "unix", "udp"]);
+
+        let e = r.resolve(&["carrier-pigeon".into()]).unwrap_err();
+        assert!(
+            e.contains("carrier-pigeon") && e.contains("unix-seqpacket"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_real_row_replaces_its_placeholder_in_place() {
+        let mut r = Registry::standard();
+        let pos = r.all().iter().position(|m| m.name() == "futex").unwrap();
+        r.add(placeholder::Placeholder::new(
+            "futex", "replaced", "nothing",
+        ));
+        assert_eq!(r.all()[pos].description(), "replaced");
+        assert_eq!(r.all().len(), Registry::standard().all().len());
+    }
+}

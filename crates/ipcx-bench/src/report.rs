@@ -1,0 +1,406 @@
+//! The result types and the JSON report (`ipcx bench --json FILE`).
+//!
+//! ```json
+//! {"ipcx_version": "0.1.0",
+//!  "machine": {"cpus": 2, "model": "AMD EPYC", "kernel": "6.18.0", "pinned": {"parent_cpu": 0, "peer_cpu": 1}},
+//!  "run": {"budget": "quick", "sizes": [64, 4096, 1048576], "baseline": "limit", "baseline_p50_ns": 120},
+//!  "results": [
+//!    {"mechanism": "unix", "pattern": "ping-pong", "payload_bytes": 64, "processes": true,
+//!     "rtt_ns": {"p50": 42500, "p99": 61000, "p999": 86000, "mean": 43210.5, "samples": 5000},
+//!     "ratio_to_limit": 354.2},
+//!    {"mechanism": "unix", "pattern": "stream", "payload_bytes": 64, "processes": true,
+//!     "throughput": {"msgs_per_s": 850000.0, "bytes_per_s": 54400000.0, "messages": 212500},
+//!     "verified": true},
+//!    {"mechanism": "udp", "pattern": "ping-pong", "payload_bytes": 1048576, "processes": true,
+//!     "skipped": "UDP carries at most 65507 bytes per datagram"}
+//!  ]}
+//! ```
+//! Absent figures are omitted; `machine.pinned` is `null` when the run was not pinned.
+
+use std::fmt;
+use std::io::{self, Write};
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::histogram::RttSummary;
+
+/// The mechanism every p50 ratio is computed against.
+pub const BASELINE: &str = "limit";
+
+/// How a row moves messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pattern {
+    /// Round trips: the parent sends, the peer echoes; latency.
+    PingPong,
+    /// One-way streaming from the parent to the peer; throughput.
+    Stream,
+}
+
+impl Pattern {
+    /// The name used in the JSON report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pattern::PingPong => "ping-pong",
+            Pattern::Stream => "stream",
+        }
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One-way throughput.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Messages per second.
+    pub msgs_per_s: f64,
+    /// Payload bytes per second.
+    pub bytes_per_s: f64,
+    /// Messages sent and verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<u64>,
+}
+
+/// One result: a mechanism, a pattern and a payload size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchResult {
+    /// The row's name (`unix`, `limit`, ...).
+    pub mechanism: String,
+    /// How messages moved.
+    pub pattern: Pattern,
+    /// Bytes per message.
+    pub payload_bytes: u64,
+    /// Whether the two ends were separate processes (always true for `ipcx bench`).
+    pub processes: bool,
+    /// Round-trip times (ping-pong rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ns: Option<RttSummary>,
+    /// Throughput (stream rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<Throughput>,
+    /// p50 divided by the p50 of the `limit` row of the same run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratio_to_limit: Option<f64>,
+    /// Whether the receiver's checksum (and message count) matched what was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+    /// Why the row did not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// Why the row failed while running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl BenchResult {
+    /// An empty result (neither measured, skipped nor failed yet).
+    pub fn new(mechanism: &str, pattern: Pattern, payload_bytes: usize) -> BenchResult {
+        BenchResult {
+            mechanism: mechanism.to_owned(),
+            pattern,
+            payload_bytes: payload_bytes as u64,
+            processes: true,
+            rtt_ns: None,
+            throughput: None,
+            ratio_to_limit: None,
+            verified: None,
+            skipped: None,
+            error: None,
+        }
+    }
+
+    /// A skipped result.
+    pub fn skipped(
+        mechanism: &str,
+        pattern: Pattern,
+        payload_bytes: usize,
+        reason: impl Into<String>,
+    ) -> BenchResult {
+        BenchResult {
+            skipped: Some(reason.into()),
+            ..BenchResult::new(mechanism, pattern, payload_bytes)
+        }
+    }
+
+    /// A failed result.
+    pub fn failed(
+        mechanism: &str,
+        pattern: Pattern,
+        payload_bytes: usize,
+        error: impl Into<String>,
+    ) -> BenchResult {
+        BenchResult {
+            error: Some(error.into()),
+            ..BenchResult::new(mechanism, pattern, payload_bytes)
+        }
+    }
+
+    /// Whether the row produced figures.
+    pub fn measured(&self) -> bool {
+        self.rtt_ns.is_some() || self.throughput.is_some()
+    }
+}
+
+/// Which CPUs the two processes were pinned to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pinning {
+    /// The parent (sender, timer) process.
+    pub parent_cpu: usize,
+    /// The peer (echo, sink) process.
+    pub peer_cpu: usize,
+}
+
+impl fmt::Display for Pinning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "pinned: parent on CPU {}, peer on CPU {}",
+            self.parent_cpu, self.peer_cpu
+        )
+    }
+}
+
+/// The machine the run measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    /// CPUs this process may run on.
+    pub cpus: usize,
+    /// CPU model name (`/proc/cpuinfo`).
+    pub model: String,
+    /// Kernel release (`uname -r`).
+    pub kernel: String,
+    /// CPU pinning; `null` when unpinned.
+    pub pinned: Option<Pinning>,
+}
+
+impl Machine {
+    /// Looks at this machine.
+    pub fn detect(pinned: Option<Pinning>) -> Machine {
+        let cpus = online_cpus()
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name") || l.starts_with("Model"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, v)| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown".to_owned());
+        let kernel = rustix::system::uname()
+            .release()
+            .to_string_lossy()
+            .into_owned();
+        Machine {
+            cpus,
+            model,
+            kernel,
+            pinned,
+        }
+    }
+
+    /// One line for humans: `2 CPUs (AMD EPYC), kernel 6.18.0; pinned: ...` or `...; unpinned`.
+    pub fn describe(&self) -> String {
+        let pin = match &self.pinned {
+            Some(p) => p.to_string(),
+            None => "unpinned".to_owned(),
+        };
+        format!(
+            "{} CPU{} ({}), kernel {}; {pin}",
+            self.cpus,
+            if self.cpus == 1 { "" } else { "s" },
+            self.model,
+            self.kernel
+        )
+    }
+}
+
+/// The number of online CPUs (`/sys/devices/system/cpu/online`, e.g. `0-1,4`).
+fn online_cpus() -> Option<usize> {
+    let s = std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?;
+    let mut n = 0;
+    for part in s.trim().split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => n += b.parse::<usize>().ok()? + 1 - a.parse::<usize>().ok()?,
+            None => {
+                part.parse::<usize>().ok()?;
+                n += 1;
+            }
+        }
+    }
+    (n > 0).then_some(n)
+}
+
+/// How the run was configured, and what the ratios are relative to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// `quick`, `default`, `iters N` or `duration D` (per measurement).
+    pub budget: String,
+    /// Payload sizes requested.
+    pub sizes: Vec<u64>,
+    /// The baseline row (`limit`).
+    pub baseline: String,
+    /// The baseline's p50 that ratios divide by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_p50_ns: Option<u64>,
+    /// Why ratios are missing, when they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratios_omitted: Option<String>,
+    /// Wall-clock seconds the run took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elapsed_s: Option<f64>,
+}
+
+/// A whole run: what `--json` writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The ipcx version that measured.
+    pub ipcx_version: String,
+    /// The machine.
+    pub machine: Machine,
+    /// The configuration.
+    pub run: RunInfo,
+    /// One entry per mechanism, pattern and payload size, skipped ones included.
+    pub results: Vec<BenchResult>,
+}
+
+impl Report {
+    /// Fills `ratio_to_limit` of every ping-pong result from the baseline row's p50 (its
+    /// smallest measured payload), or records why ratios are omitted.
+    pub fn compute_ratios(&mut self) {
+        let baseline = self
+            .results
+            .iter()
+            .filter(|r| r.mechanism == BASELINE && r.pattern == Pattern::PingPong)
+            .filter_map(|r| r.rtt_ns.as_ref().map(|s| (r.payload_bytes, s.p50)))
+            .min_by_key(|(size, _)| *size);
+        match baseline {
+            Some((_, p50)) if p50 > 0 => {
+                self.run.baseline_p50_ns = Some(p50);
+                self.run.ratios_omitted = None;
+                for r in &mut self.results {
+                    r.ratio_to_limit = r.rtt_ns.as_ref().map(|s| s.p50 as f64 / p50 as f64);
+                }
+            }
+            _ => {
+                self.run.baseline_p50_ns = None;
+                let why = self
+                    .results
+                    .iter()
+                    .find(|r| r.mechanism == BASELINE)
+                    .and_then(|r| r.skipped.clone().or_else(|| r.error.clone()))
+                    .unwrap_or_else(|| "it did not run".to_owned());
+                self.run.ratios_omitted = Some(format!("the {BASELINE} row was skipped: {why}"));
+                for r in &mut self.results {
+                    r.ratio_to_limit = None;
+                }
+            }
+        }
+    }
+
+    /// Results that failed while running.
+    pub fn failures(&self) -> impl Iterator<Item = &BenchResult> {
+        self.results.iter().filter(|r| r.error.is_some())
+    }
+
+    /// The report as pretty-printed JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("the report serialises")
+    }
+
+    /// Writes the report as JSON (with a final newline).
+    pub fn write_json(&self, mut w: impl Write) -> io::Result<()> {
+        serde_json::to_writer_pretty(&mut w, self)?;
+        w.write_all(b"\n")?;
+        w.flush()
+    }
+
+    /// Reads a report back.
+    pub fn from_json(s: &str) -> serde_json::Result<Report> {
+        serde_json::from_str(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(results: Vec<BenchResult>) -> Report {
+        Report {
+            ipcx_version: "0.1.0".into(),
+            machine: Machine::detect(None),
+            run: RunInfo {
+                budget: "quick".into(),
+                sizes: vec![64],
+                baseline: BASELINE.into(),
+                baseline_p50_ns: None,
+                ratios_omitted: None,
+                elapsed_s: None,
+            },
+            results,
+        }
+    }
+
+    fn rtt(p50: u64) -> Option<RttSummary> {
+        Some(RttSummary {
+            p50,
+            p99: p50 * 2,
+            p999: p50 * 3,
+            mean: p50 as f64,
+            min: None,
+            max: None,
+            samples: Some(10),
+        })
+    }
+
+    #[test]
+    fn ratios_against_the_limit_row_or_omitted_with_a_reason() {
+        let mut limit = BenchResult::new(BASELINE, Pattern::PingPong, 64);
+        limit.rtt_ns = rtt(100);
+        let mut unix = BenchResult::new("unix", Pattern::PingPong, 64);
+        unix.rtt_ns = rtt(45_000);
+        let mut r = report(vec![limit, unix.clone()]);
+        r.compute_ratios();
+        assert_eq!(r.run.baseline_p50_ns, Some(100));
+        assert_eq!(r.results[1].ratio_to_limit, Some(450.0));
+
+        let mut r = report(vec![
+            BenchResult::skipped(BASELINE, Pattern::PingPong, 64, "not available"),
+            unix,
+        ]);
+        r.compute_ratios();
+        assert!(r.results[1].ratio_to_limit.is_none());
+        assert!(
+            r.run
+                .ratios_omitted
+                .as_deref()
+                .unwrap()
+                .contains("not available")
+        );
+    }
+
+    #[test]
+    fn json_omits_absent_figures_and_round_trips() {
+        let mut r = report(vec![BenchResult::skipped(
+            "udp",
+            Pattern::Stream,
+            1 << 20,
+            "too big",
+        )]);
+        r.compute_ratios();
+        let s = r.to_json();
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        let res = &v["results"][0];
+        assert_eq!(res["skipped"], "too big");
+        assert_eq!(res["processes"], true);
+        assert_eq!(res["pattern"], "stream");
+        assert!(res.get("rtt_ns").is_none());
+        assert!(res.get("throughput").is_none());
+        assert!(v["machine"]["pinned"].is_null());
+        assert_eq!(Report::from_json(&s).unwrap(), r);
+    }
+}

@@ -1,0 +1,1128 @@
+//! The parent side: plans the rows, starts the peer, runs every row and builds the [`Report`].
+
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
+use std::time::{Duration, Instant};
+
+use ipcx::wait::Wait;
+
+use crate::checksum::{Digest, END_SEQ, PayloadGen, seq_of};
+use crate::histogram::{Recorder, RttSummary};
+use crate::mechanism::{Link, LinkError, Mechanism, RowContext, Side};
+use crate::peer::{PeerArgs, SLICE, Stall};
+use crate::protocol::{Command, Incoming, Reply, send_line, spawn_reader};
+use crate::report::{
+    BASELINE, BenchResult, Machine, Pattern, Pinning, Report, RunInfo, Throughput,
+};
+use crate::{Registry, units};
+
+/// How much measuring each row gets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Budget {
+    /// About 30 s for the whole run on a 2-core machine: at most 0.5 s per measurement.
+    Quick,
+    /// Under 3 minutes for the whole run: at most 3 s per measurement.
+    Default,
+    /// This many round trips per latency measurement and messages per throughput measurement.
+    Iterations(u64),
+    /// This long per measurement.
+    Time(Duration),
+}
+
+impl Budget {
+    /// How it is printed in the report.
+    pub fn label(&self) -> String {
+        match self {
+            Budget::Quick => "quick".into(),
+            Budget::Default => "default".into(),
+            Budget::Iterations(n) => format!("iters {n}"),
+            Budget::Time(d) => format!("duration {:.3} s", d.as_secs_f64()),
+        }
+    }
+
+    /// The measurement budget when `units` measurements are planned.
+    fn per_phase(&self, units: usize) -> PhaseBudget {
+        let units = units.max(1) as f64;
+        let spread = |total: f64, min: f64, max: f64| {
+            PhaseBudget::Time(Duration::from_secs_f64((total / units).clamp(min, max)))
+        };
+        match *self {
+            Budget::Quick => spread(22.0, 0.05, 0.5),
+            Budget::Default => spread(140.0, 0.2, 3.0),
+            Budget::Iterations(n) => PhaseBudget::Count(n.max(1)),
+            Budget::Time(d) => PhaseBudget::Time(d),
+        }
+    }
+}
+
+/// The budget of one measurement.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PhaseBudget {
+    /// A number of round trips or messages.
+    Count(u64),
+    /// A duration.
+    Time(Duration),
+}
+
+impl PhaseBudget {
+    /// The warm-up that precedes a latency measurement: a tenth of it.
+    pub fn warmup(&self) -> PhaseBudget {
+        match *self {
+            PhaseBudget::Count(n) => PhaseBudget::Count((n / 10).clamp(1, 10_000)),
+            PhaseBudget::Time(d) => PhaseBudget::Time(d / 10),
+        }
+    }
+
+    fn done(&self, count: u64, elapsed: Duration) -> bool {
+        match *self {
+            PhaseBudget::Count(n) => count >= n,
+            PhaseBudget::Time(d) => elapsed >= d,
+        }
+    }
+
+    /// An estimate of the wall time, for planning.
+    pub fn estimate(&self) -> Duration {
+        match *self {
+            PhaseBudget::Count(n) => Duration::from_micros(50).saturating_mul(n as u32),
+            PhaseBudget::Time(d) => d,
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// Row names; empty for every visible row. The `limit` row is always added: it is the
+    /// baseline of the ratios.
+    pub mechanisms: Vec<String>,
+    /// Payload sizes in bytes (each at least 8).
+    pub sizes: Vec<usize>,
+    /// How much measuring each row gets.
+    pub budget: Budget,
+    /// CPU pinning of the parent and the peer.
+    pub pin: Option<Pinning>,
+    /// A phase that makes no progress for this long fails.
+    pub stall_timeout: Duration,
+    /// Set to stop the run early, as Ctrl-C does (the run also stops on
+    /// `ipcx::interrupt::requested()`).
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        BenchConfig {
+            mechanisms: Vec::new(),
+            sizes: units::DEFAULT_SIZES.to_vec(),
+            budget: Budget::Default,
+            pin: None,
+            stall_timeout: Duration::from_secs(10),
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// How the parent starts the peer process.
+#[derive(Debug, Clone)]
+pub struct PeerLauncher {
+    program: PathBuf,
+    leading: Vec<String>,
+    via_env: bool,
+}
+
+impl PeerLauncher {
+    /// `PROGRAM LEADING... --control PATH --parent-pid PID ...` (the `ipcx __bench-peer` form).
+    pub fn with_args(program: impl Into<PathBuf>, leading: &[&str]) -> PeerLauncher {
+        PeerLauncher {
+            program: program.into(),
+            leading: leading.iter().map(|s| (*s).to_owned()).collect(),
+            via_env: false,
+        }
+    }
+
+    /// `PROGRAM LEADING...` with the peer arguments in the [`PeerArgs::ENV`] environment
+    /// variable (for a test binary re-executing itself).
+    pub fn with_env(program: impl Into<PathBuf>, leading: &[&str]) -> PeerLauncher {
+        PeerLauncher {
+            via_env: true,
+            ..PeerLauncher::with_args(program, leading)
+        }
+    }
+
+    /// This executable, run as `SELF SUBCOMMAND ARGS...`.
+    pub fn current_exe(subcommand: &str) -> std::io::Result<PeerLauncher> {
+        Ok(PeerLauncher::with_args(
+            std::env::current_exe()?,
+            &[subcommand],
+        ))
+    }
+
+    fn command(&self, args: &PeerArgs) -> Process {
+        let mut c = Process::new(&self.program);
+        c.args(&self.leading);
+        if self.via_env {
+            c.env(PeerArgs::ENV, args.to_env());
+        } else {
+            c.env_remove(PeerArgs::ENV);
+            c.args(args.to_args());
+        }
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        c
+    }
+}
+
+/// Reports progress while the run goes on.
+pub trait Progress {
+    /// The run has `total` steps.
+    fn begin(&mut self, total: u64);
+    /// One step starts (`unix 4 KiB ping-pong`).
+    fn step(&mut self, label: &str);
+    /// The run ended.
+    fn finish(&mut self);
+}
+
+/// No progress display.
+#[derive(Debug, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn begin(&mut self, _total: u64) {}
+    fn step(&mut self, _label: &str) {}
+    fn finish(&mut self) {}
+}
+
+/// Why a run did not produce a report.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// Ctrl-C (or the stop flag): the peer was stopped and the run's objects removed.
+    #[error("interrupted: the peer was stopped and the run's objects removed")]
+    Interrupted,
+    /// A bad configuration (unknown row, unusable CPU).
+    #[error("{0}")]
+    Usage(String),
+    /// The harness itself failed (the peer cannot start, the temp directory cannot be made).
+    #[error("{0}")]
+    Harness(String),
+}
+
+/// One row and size as planned: run it, or report why not.
+#[derive(Debug, Clone)]
+pub struct PlannedRow {
+    /// The row.
+    pub mechanism: Arc<dyn Mechanism>,
+    /// Bytes per message.
+    pub payload: usize,
+    /// Why it will not run.
+    pub skip: Option<String>,
+    /// The patterns to measure.
+    pub patterns: Vec<Pattern>,
+}
+
+/// The plan: rows in table order, and the budget of each measurement.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Every row and size.
+    pub rows: Vec<PlannedRow>,
+    /// The budget of each measurement.
+    pub phase: PhaseBudget,
+}
+
+impl Plan {
+    /// Measurements that will run.
+    pub fn units(&self) -> usize {
+        self.rows
+            .iter()
+            .filter(|r| r.skip.is_none())
+            .map(|r| r.patterns.len())
+            .sum()
+    }
+
+    /// A rough estimate of the run's wall time.
+    pub fn estimate(&self) -> Duration {
+        let per = self.phase.estimate();
+        let n = self.units() as u32;
+        per.saturating_mul(n) + per.saturating_mul(n) / 10
+    }
+}
+
+/// Checks the configuration and decides what runs.
+pub fn plan(registry: &Registry, cfg: &BenchConfig) -> Result<Plan, RunError> {
+    let rows = registry.resolve(&cfg.mechanisms).map_err(RunError::Usage)?;
+    if cfg.sizes.is_empty() {
+        return Err(RunError::Usage("no payload sizes given".into()));
+    }
+    if let Some(&bad) = cfg.sizes.iter().find(|&&s| s < units::MIN_PAYLOAD) {
+        return Err(RunError::Usage(format!(
+            "payload size {bad} is below {} bytes",
+            units::MIN_PAYLOAD
+        )));
+    }
+    if let Some(pin) = cfg.pin {
+        check_cpus(pin)?;
+    }
+    let mut planned = Vec::new();
+    for m in rows {
+        for &payload in &cfg.sizes {
+            let unavailable = m.unavailable();
+            let patterns = if unavailable.is_some() {
+                vec![Pattern::PingPong, Pattern::Stream]
+            } else {
+                m.patterns().to_vec()
+            };
+            let skip = unavailable.or_else(|| m.check_payload(payload).err());
+            planned.push(PlannedRow {
+                mechanism: m.clone(),
+                payload,
+                skip,
+                patterns,
+            });
+        }
+    }
+    let units = planned
+        .iter()
+        .filter(|r| r.skip.is_none())
+        .map(|r| r.patterns.len())
+        .sum();
+    Ok(Plan {
+        rows: planned,
+        phase: cfg.budget.per_phase(units),
+    })
+}
+
+/// Checks that both CPUs may be used by this process.
+pub fn check_cpus(pin: Pinning) -> Result<(), RunError> {
+    let allowed = rustix::thread::sched_getaffinity(None)
+        .map_err(|e| RunError::Harness(format!("reading the CPU affinity: {e}")))?;
+    let list: Vec<String> = (0..rustix::thread::CpuSet::MAX_CPU)
+        .filter(|&c| allowed.is_set(c))
+        .map(|c| c.to_string())
+        .collect();
+    for cpu in [pin.parent_cpu, pin.peer_cpu] {
+        if cpu >= rustix::thread::CpuSet::MAX_CPU || !allowed.is_set(cpu) {
+            return Err(RunError::Usage(format!(
+                "CPU {cpu} is not available to this process (it may use CPUs {})",
+                list.join(",")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The run's private directory (mode 0700), removed with its contents on drop.
+#[derive(Debug)]
+struct RunDir(PathBuf);
+
+impl RunDir {
+    fn new() -> Result<RunDir, RunError> {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let base = std::env::temp_dir();
+        for _ in 0..100 {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let p = base.join(format!(
+                "ipcx-bench-{}-{:x}{}",
+                std::process::id(),
+                nanos,
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            match std::fs::DirBuilder::new().mode(0o700).create(&p) {
+                Ok(()) => return Ok(RunDir(p)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(RunError::Harness(format!(
+                        "creating a private directory in {}: {e}",
+                        base.display()
+                    )));
+                }
+            }
+        }
+        Err(RunError::Harness("no fresh temp directory name".into()))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Why one measurement did not produce figures.
+#[derive(Debug)]
+enum PhaseError {
+    Interrupted,
+    Skip(String),
+    Failed(String),
+    /// The peer is dead or out of step: it must be replaced.
+    PeerLost(String),
+}
+
+impl From<LinkError> for PhaseError {
+    fn from(e: LinkError) -> Self {
+        if e.is_skip() {
+            PhaseError::Skip(e.to_string())
+        } else {
+            PhaseError::Failed(e.to_string())
+        }
+    }
+}
+
+/// The running peer process and its control connection.
+struct Peer {
+    child: Child,
+    ctl: UnixStream,
+    replies: mpsc::Receiver<Incoming<Reply>>,
+    early: Option<Reply>,
+}
+
+impl Peer {
+    fn spawn(
+        launcher: &PeerLauncher,
+        dir: &Path,
+        cfg: &BenchConfig,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Peer, RunError> {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let path = dir.join(format!(
+            "control-{}.sock",
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let listener = UnixListener::bind(&path)
+            .map_err(|e| RunError::Harness(format!("binding {}: {e}", path.display())))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| RunError::Harness(e.to_string()))?;
+        let args = PeerArgs {
+            control: path.clone(),
+            parent_pid: std::process::id() as i32,
+            cpu: cfg.pin.map(|p| p.peer_cpu),
+            stall_ms: cfg.stall_timeout.as_millis() as u64,
+        };
+        let mut child = launcher.command(&args).spawn().map_err(|e| {
+            RunError::Harness(format!(
+                "starting the peer process {}: {e}",
+                launcher.program.display()
+            ))
+        })?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let ctl = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(kill_with(child, format!("accepting the peer: {e}"))),
+            }
+            if stop() {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(RunError::Interrupted);
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(RunError::Harness(format!(
+                    "the peer process exited at start ({status})"
+                )));
+            }
+            if Instant::now() >= deadline {
+                return Err(kill_with(child, "the peer process never connected".into()));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let _ = std::fs::remove_file(&path);
+        let _ = ctl.set_nonblocking(false);
+        let reader = ctl
+            .try_clone()
+            .map_err(|e| RunError::Harness(e.to_string()))?;
+        let replies = spawn_reader::<Reply>(reader, |_| true, || {})
+            .map_err(|e| RunError::Harness(e.to_string()))?;
+        let mut peer = Peer {
+            child,
+            ctl,
+            replies,
+            early: None,
+        };
+        match peer.wait_reply(Duration::from_secs(10), stop) {
+            Ok(Reply::Hello { .. }) => Ok(peer),
+            Ok(other) => Err(RunError::Harness(format!(
+                "the peer said {other:?} instead of hello"
+            ))),
+            Err(PhaseError::Interrupted) => Err(RunError::Interrupted),
+            Err(e) => Err(RunError::Harness(format!("the peer did not start: {e:?}"))),
+        }
+    }
+
+    fn send(&mut self, cmd: &Command) -> Result<(), PhaseError> {
+        send_line(&mut self.ctl, cmd)
+            .map_err(|e| PhaseError::PeerLost(format!("the peer's control connection: {e}")))
+    }
+
+    /// A reply if one is waiting.
+    fn poll_reply(&mut self) -> Result<Option<Reply>, PhaseError> {
+        if let Some(r) = self.early.take() {
+            return Ok(Some(r));
+        }
+        match self.replies.try_recv() {
+            Ok(Incoming::Msg(r)) => Ok(Some(r)),
+            Ok(Incoming::Closed(why)) => Err(PhaseError::PeerLost(why)),
+            Err(TryRecvError::Empty) => Ok(None),
+            Err(TryRecvError::Disconnected) => Err(PhaseError::PeerLost(
+                "the peer's control connection closed".into(),
+            )),
+        }
+    }
+
+    fn wait_reply(
+        &mut self,
+        timeout: Duration,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Reply, PhaseError> {
+        if let Some(r) = self.early.take() {
+            return Ok(r);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.replies.recv_timeout(SLICE) {
+                Ok(Incoming::Msg(r)) => return Ok(r),
+                Ok(Incoming::Closed(why)) => return Err(PhaseError::PeerLost(why)),
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(PhaseError::PeerLost(
+                        "the peer's control connection closed".into(),
+                    ));
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if stop() {
+                        return Err(PhaseError::Interrupted);
+                    }
+                    if !self.alive() {
+                        return Err(PhaseError::PeerLost("the peer process exited".into()));
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(PhaseError::PeerLost(format!(
+                            "the peer did not answer within {:.0} s",
+                            timeout.as_secs_f64()
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Asks the peer to exit, waits up to `grace`, then kills it.
+    fn shutdown(&mut self, grace: Duration) {
+        let _ = send_line(&mut self.ctl, &Command::Exit);
+        let _ = self.ctl.shutdown(std::net::Shutdown::Both);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if !self.alive() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            // SIGTERM first: the peer drops its links (removing what it created) and exits.
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if !self.alive() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if self.alive() {
+            self.shutdown(Duration::from_secs(2));
+        } else {
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn kill_with(mut child: Child, msg: String) -> RunError {
+    let _ = child.kill();
+    let _ = child.wait();
+    RunError::Harness(msg)
+}
+
+/// Watches over one measurement: Ctrl-C, a failing or dead peer, a stall.
+struct Watch<'a> {
+    peer: &'a mut Peer,
+    stop: &'a dyn Fn() -> bool,
+    stall: Stall,
+    count: u64,
+    /// Whether the peer already answered this phase (no resync needed after an error).
+    answered: bool,
+}
+
+impl Watch<'_> {
+    fn check(&mut self) -> Result<(), PhaseError> {
+        if (self.stop)() {
+            return Err(PhaseError::Interrupted);
+        }
+        let reply = self.peer.poll_reply()?;
+        if reply.is_some() {
+            self.answered = true;
+        }
+        match reply {
+            Some(Reply::Failed { reason, skip }) => {
+                return Err(if skip {
+                    PhaseError::Skip(reason)
+                } else {
+                    PhaseError::Failed(format!("peer: {reason}"))
+                });
+            }
+            Some(other) => {
+                return Err(PhaseError::PeerLost(format!(
+                    "the peer answered {other:?} in the middle of a measurement"
+                )));
+            }
+            None => {}
+        }
+        if !self.peer.alive() {
+            return Err(PhaseError::PeerLost("the peer process exited".into()));
+        }
+        if self.stall.stalled(self.count, Instant::now()) {
+            return Err(PhaseError::Failed(
+                "no progress within the stall timeout: the mechanism stopped moving messages"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A link error; for a vanished peer, its own explanation when it sent one.
+    fn link_error(&mut self, e: LinkError) -> PhaseError {
+        if let LinkError::PeerGone(_) = e {
+            // Give a dying peer a moment to be reaped, then say what happened.
+            let deadline = Instant::now() + Duration::from_millis(200);
+            while self.peer.alive() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if !self.peer.alive() {
+                return PhaseError::PeerLost(format!(
+                    "the peer process died during the measurement ({e})"
+                ));
+            }
+        }
+        if let LinkError::PeerGone(_) = e
+            && let Ok(Reply::Failed { reason, skip }) =
+                self.peer.wait_reply(Duration::from_millis(500), self.stop)
+        {
+            self.answered = true;
+            return if skip {
+                PhaseError::Skip(reason)
+            } else {
+                PhaseError::Failed(format!("peer: {reason}"))
+            };
+        }
+        e.into()
+    }
+
+    fn send(
+        &mut self,
+        link: &mut dyn Link,
+        msg: &[u8],
+        deadline: &mut Instant,
+    ) -> Result<(), PhaseError> {
+        loop {
+            match link.send(msg, Wait::Until(*deadline)) {
+                Ok(()) => {
+                    self.count += 1;
+                    return Ok(());
+                }
+                Err(LinkError::Timeout) => {
+                    self.check()?;
+                    *deadline = Instant::now() + SLICE;
+                }
+                Err(e) => return Err(self.link_error(e)),
+            }
+        }
+    }
+
+    fn recv(
+        &mut self,
+        link: &mut dyn Link,
+        buf: &mut Vec<u8>,
+        deadline: &mut Instant,
+    ) -> Result<(), PhaseError> {
+        loop {
+            match link.recv(buf, Wait::Until(*deadline)) {
+                Ok(()) => {
+                    self.count += 1;
+                    return Ok(());
+                }
+                Err(LinkError::Timeout) => {
+                    self.check()?;
+                    *deadline = Instant::now() + SLICE;
+                }
+                Err(e) => return Err(self.link_error(e)),
+            }
+        }
+    }
+
+    /// Waits for the peer's `Done` at the end of a phase.
+    fn done(&mut self, timeout: Duration) -> Result<Digest, PhaseError> {
+        let reply = self.peer.wait_reply(timeout, self.stop)?;
+        self.answered = true;
+        match reply {
+            Reply::Done { digest } => Ok(digest),
+            Reply::Failed { reason, skip: true } => Err(PhaseError::Skip(reason)),
+            Reply::Failed { reason, .. } => Err(PhaseError::Failed(format!("peer: {reason}"))),
+            other => Err(PhaseError::PeerLost(format!(
+                "the peer answered {other:?} instead of done"
+            ))),
+        }
+    }
+}
+
+/// Round trips: warm-up, then the measurement; the peer's checksum of everything it echoed is
+/// verified.
+fn ping_pong(
+    link: &mut dyn Link,
+    w: &mut Watch<'_>,
+    payload: usize,
+    budget: PhaseBudget,
+) -> Result<RttSummary, PhaseError> {
+    w.peer.send(&Command::Echo)?;
+    let mut g = PayloadGen::new(payload);
+    let mut sent = Digest::new();
+    let mut rec = Recorder::new();
+    let mut buf = Vec::with_capacity(payload);
+    let mut seq: u64 = 0;
+    for (measure, b) in [(false, budget.warmup()), (true, budget)] {
+        let start = Instant::now();
+        let mut i: u64 = 0;
+        let mut elapsed = Duration::ZERO;
+        while !b.done(i, elapsed) {
+            let t0 = Instant::now();
+            let mut deadline = t0 + SLICE;
+            w.send(link, g.message(seq), &mut deadline)?;
+            w.recv(link, &mut buf, &mut deadline)?;
+            let t1 = Instant::now();
+            if buf.len() != payload || seq_of(&buf) != Some(seq) {
+                return Err(PhaseError::Failed(format!(
+                    "round trip {seq} came back as {} bytes with sequence number {:?}",
+                    buf.len(),
+                    seq_of(&buf)
+                )));
+            }
+            if measure {
+                rec.record(t1 - t0);
+            }
+            sent.add(g.sum(seq));
+            seq += 1;
+            i += 1;
+            elapsed = t1 - start;
+            if i.is_multiple_of(64) && (w.stop)() {
+                return Err(PhaseError::Interrupted);
+            }
+        }
+    }
+    let mut deadline = Instant::now() + SLICE;
+    w.send(link, g.message(END_SEQ), &mut deadline)?;
+    let got = w.done(Duration::from_secs(10).max(w.stall.limit()))?;
+    sent.verify(&got)
+        .map_err(|e| PhaseError::Failed(format!("ping-pong: {e}")))?;
+    rec.summary()
+        .ok_or_else(|| PhaseError::Failed("no round trip measured".into()))
+}
+
+/// One-way streaming; windowed with credits when the mechanism needs flow control.
+fn stream(
+    link: &mut dyn Link,
+    w: &mut Watch<'_>,
+    payload: usize,
+    budget: PhaseBudget,
+    flow_control: bool,
+) -> Result<Throughput, PhaseError> {
+    let window: u64 = if flow_control {
+        ((64 << 10) / payload.max(1024)).clamp(2, 64) as u64
+    } else {
+        0
+    };
+    let credit_every = if window > 0 { (window / 2).max(1) } else { 0 };
+    w.peer.send(&Command::Sink { credit_every })?;
+    let mut g = PayloadGen::new(payload);
+    let mut sent = Digest::new();
+    let mut credit = Vec::new();
+    let mut seq: u64 = 0;
+    let mut acked: u64 = 0;
+    let t0 = Instant::now();
+    let mut deadline = t0 + SLICE;
+    let mut elapsed = Duration::ZERO;
+    while !budget.done(seq, elapsed) {
+        while window > 0 && seq - acked >= window {
+            w.recv(link, &mut credit, &mut deadline)?;
+            match seq_of(&credit) {
+                Some(c) if c <= seq && c >= acked => acked = c,
+                other => {
+                    return Err(PhaseError::Failed(format!(
+                        "bad credit {other:?} after {seq} messages"
+                    )));
+                }
+            }
+        }
+        w.send(link, g.message(seq), &mut deadline)?;
+        sent.add(g.sum(seq));
+        seq += 1;
+        if seq.is_multiple_of(16) || payload >= 64 << 10 {
+            elapsed = t0.elapsed();
+            if (w.stop)() {
+                return Err(PhaseError::Interrupted);
+            }
+        }
+    }
+    w.send(link, g.message(END_SEQ), &mut deadline)?;
+    let got = w.done(Duration::from_secs(10).max(w.stall.limit()))?;
+    let secs = t0.elapsed().as_secs_f64().max(1e-9);
+    sent.verify(&got)
+        .map_err(|e| PhaseError::Failed(format!("stream: {e}")))?;
+    Ok(Throughput {
+        msgs_per_s: seq as f64 / secs,
+        bytes_per_s: (seq * payload as u64) as f64 / secs,
+        messages: Some(seq),
+    })
+}
+
+/// Runs the plan: starts the peer, measures every row, and returns the report.
+pub fn run(
+    registry: &Registry,
+    cfg: &BenchConfig,
+    launcher: &PeerLauncher,
+    progress: &mut dyn Progress,
+) -> Result<Report, RunError> {
+    let plan = plan(registry, cfg)?;
+    run_plan(&plan, cfg, launcher, progress)
+}
+
+/// Runs a plan made by [`plan`].
+pub fn run_plan(
+    plan: &Plan,
+    cfg: &BenchConfig,
+    launcher: &PeerLauncher,
+    progress: &mut dyn Progress,
+) -> Result<Report, RunError> {
+    let started = Instant::now();
+    let stop_flag = cfg.stop.clone();
+    let stop = move || stop_flag.load(Ordering::SeqCst) || ipcx::interrupt::requested();
+    if let Some(pin) = cfg.pin {
+        crate::peer::pin_to_cpu(pin.parent_cpu).map_err(|e| {
+            RunError::Harness(format!("pinning the parent to CPU {}: {e}", pin.parent_cpu))
+        })?;
+    }
+    let dir = RunDir::new()?;
+    let total: u64 = plan.rows.iter().map(|r| r.patterns.len() as u64).sum();
+    progress.begin(total);
+    let mut peer: Option<Peer> = None;
+    let mut results = Vec::new();
+    let mut row_no = 0u64;
+    for row in &plan.rows {
+        let name = row.mechanism.name().to_owned();
+        if let Some(why) = &row.skip {
+            for &p in &row.patterns {
+                progress.step(&format!(
+                    "{name} {} {p} (skipped)",
+                    units::format_size(row.payload as u64)
+                ));
+                results.push(BenchResult::skipped(&name, p, row.payload, why.clone()));
+            }
+            continue;
+        }
+        if stop() {
+            progress.finish();
+            return Err(RunError::Interrupted);
+        }
+        if peer.is_none() {
+            peer = Some(Peer::spawn(launcher, dir.path(), cfg, &stop)?);
+        }
+        let p = peer.as_mut().expect("peer started");
+        row_no += 1;
+        let ctx = RowContext {
+            payload: row.payload,
+            dir: dir.path().to_owned(),
+            tag: format!("ipcx-bench-{}-{row_no}", std::process::id()),
+        };
+        let (row_results, lost) = run_row(row, &ctx, p, plan.phase, cfg, &stop, progress);
+        results.extend(row_results);
+        match lost {
+            RowEnd::Fine => {}
+            RowEnd::PeerLost => {
+                // Replace the peer for the next rows.
+                if let Some(mut old) = peer.take() {
+                    old.shutdown(Duration::from_millis(500));
+                }
+            }
+            RowEnd::Interrupted => {
+                if let Some(mut old) = peer.take() {
+                    old.shutdown(Duration::from_secs(2));
+                }
+                progress.finish();
+                return Err(RunError::Interrupted);
+            }
+        }
+    }
+    if let Some(mut p) = peer.take() {
+        p.shutdown(Duration::from_secs(2));
+    }
+    drop(dir);
+    progress.finish();
+    let mut report = Report {
+        ipcx_version: ipcx_version(),
+        machine: Machine::detect(cfg.pin),
+        run: RunInfo {
+            budget: cfg.budget.label(),
+            sizes: cfg.sizes.iter().map(|&s| s as u64).collect(),
+            baseline: BASELINE.into(),
+            baseline_p50_ns: None,
+            ratios_omitted: None,
+            elapsed_s: Some(started.elapsed().as_secs_f64()),
+        },
+        results,
+    };
+    report.compute_ratios();
+    Ok(report)
+}
+
+/// The version of the ipcx library this harness was built with.
+pub fn ipcx_version() -> String {
+    env!("CARGO_PKG_VERSION").to_owned()
+}
+
+enum RowEnd {
+    Fine,
+    PeerLost,
+    Interrupted,
+}
+
+/// Runs one row and size: open both sides, measure each pattern, close.
+fn run_row(
+    row: &PlannedRow,
+    ctx: &RowContext,
+    peer: &mut Peer,
+    budget: PhaseBudget,
+    cfg: &BenchConfig,
+    stop: &dyn Fn() -> bool,
+    progress: &mut dyn Progress,
+) -> (Vec<BenchResult>, RowEnd) {
+    let m = &row.mechanism;
+    let name = m.name().to_owned();
+    let size = units::format_size(row.payload as u64);
+    let all = |f: &dyn Fn(Pattern) -> BenchResult| -> Vec<BenchResult> {
+        row.patterns.iter().map(|&p| f(p)).collect()
+    };
+    let outcome = |e: PhaseError| -> (Vec<BenchResult>, RowEnd) {
+        match e {
+            PhaseError::Interrupted => (Vec::new(), RowEnd::Interrupted),
+            PhaseError::Skip(why) => (
+                all(&|p| BenchResult::skipped(&name, p, row.payload, why.clone())),
+                RowEnd::Fine,
+            ),
+            PhaseError::Failed(why) => (
+                all(&|p| BenchResult::failed(&name, p, row.payload, why.clone())),
+                RowEnd::Fine,
+            ),
+            PhaseError::PeerLost(why) => (
+                all(&|p| BenchResult::failed(&name, p, row.payload, why.clone())),
+                RowEnd::PeerLost,
+            ),
+        }
+    };
+    let skip_steps = |progress: &mut dyn Progress| {
+        for p in &row.patterns {
+            progress.step(&format!("{name} {size} {p}"));
+        }
+    };
+
+    // Set up: the parent's objects, both receiving halves, then both sending halves.
+    let prepared = match m.prepare(ctx) {
+        Ok(p) => p,
+        Err(e) => {
+            skip_steps(progress);
+            return outcome(e.into());
+        }
+    };
+    let half = match m.open(&prepared.spec, Side::Parent, row.payload) {
+        Ok(h) => h,
+        Err(e) => {
+            skip_steps(progress);
+            return outcome(e.into());
+        }
+    };
+    let setup = (|| -> Result<(), PhaseError> {
+        peer.send(&Command::Open {
+            mechanism: name.clone(),
+            spec: prepared.spec.clone(),
+            payload: row.payload,
+        })?;
+        match peer.wait_reply(Duration::from_secs(20), stop)? {
+            Reply::Opened => Ok(()),
+            Reply::Failed { reason, skip: true } => Err(PhaseError::Skip(reason)),
+            Reply::Failed { reason, .. } => Err(PhaseError::Failed(format!("peer: {reason}"))),
+            other => Err(PhaseError::PeerLost(format!("unexpected {other:?}"))),
+        }
+    })();
+    if let Err(e) = setup {
+        skip_steps(progress);
+        return outcome(e);
+    }
+    let connect_timeout = Duration::from_secs(10);
+    let connected = (|| -> Result<Box<dyn Link>, PhaseError> {
+        peer.send(&Command::Connect {
+            timeout_ms: connect_timeout.as_millis() as u64,
+        })?;
+        let link = half.connect(Wait::timeout(connect_timeout));
+        let reply = peer.wait_reply(connect_timeout + Duration::from_secs(5), stop);
+        let link = link.map_err(PhaseError::from)?;
+        match reply? {
+            Reply::Connected => Ok(link),
+            Reply::Failed { reason, skip: true } => Err(PhaseError::Skip(reason)),
+            Reply::Failed { reason, .. } => Err(PhaseError::Failed(format!("peer: {reason}"))),
+            other => Err(PhaseError::PeerLost(format!("unexpected {other:?}"))),
+        }
+    })();
+    let mut link = match connected {
+        Ok(l) => l,
+        Err(e) => {
+            skip_steps(progress);
+            let _ = close(peer, stop);
+            return outcome(e);
+        }
+    };
+    if let Some(max) = link.max_payload().filter(|&max| max < row.payload) {
+        skip_steps(progress);
+        drop(link);
+        let _ = close(peer, stop);
+        return outcome(PhaseError::Skip(format!(
+            "{name} carries at most {max} bytes per message here"
+        )));
+    }
+
+    let mut results = Vec::new();
+    let mut end = RowEnd::Fine;
+    let mut earlier: Option<PhaseError> = None;
+    for &pattern in &row.patterns {
+        progress.step(&format!("{name} {size} {pattern}"));
+        if let Some(e) = &earlier {
+            let r = match e {
+                PhaseError::Skip(why) => {
+                    BenchResult::skipped(&name, pattern, row.payload, why.clone())
+                }
+                PhaseError::Failed(why) | PhaseError::PeerLost(why) => BenchResult::failed(
+                    &name,
+                    pattern,
+                    row.payload,
+                    format!("not run: an earlier measurement of this row failed ({why})"),
+                ),
+                PhaseError::Interrupted => unreachable!("interruptions end the row"),
+            };
+            results.push(r);
+            continue;
+        }
+        let mut w = Watch {
+            peer,
+            stop,
+            stall: Stall::new(cfg.stall_timeout),
+            count: 0,
+            answered: false,
+        };
+        let res = match pattern {
+            Pattern::PingPong => ping_pong(link.as_mut(), &mut w, row.payload, budget).map(|s| {
+                let mut r = BenchResult::new(&name, pattern, row.payload);
+                r.rtt_ns = Some(s);
+                r.verified = Some(true);
+                r
+            }),
+            Pattern::Stream => stream(
+                link.as_mut(),
+                &mut w,
+                row.payload,
+                budget,
+                m.needs_flow_control(),
+            )
+            .map(|t| {
+                let mut r = BenchResult::new(&name, pattern, row.payload);
+                r.throughput = Some(t);
+                r.verified = Some(true);
+                r
+            }),
+        };
+        let answered = w.answered;
+        match res {
+            Ok(r) => results.push(r),
+            Err(PhaseError::Interrupted) => {
+                return (results, RowEnd::Interrupted);
+            }
+            Err(e) => {
+                // Bring the peer back in step: stop its loop and wait for its answer.
+                if answered {
+                } else if !matches!(e, PhaseError::PeerLost(_)) {
+                    let resync = peer
+                        .send(&Command::Abort)
+                        .and_then(|()| peer.wait_reply(Duration::from_secs(5), stop));
+                    match resync {
+                        Ok(_) => {}
+                        Err(PhaseError::Interrupted) => return (results, RowEnd::Interrupted),
+                        Err(_) => end = RowEnd::PeerLost,
+                    }
+                } else {
+                    end = RowEnd::PeerLost;
+                }
+                let r = match &e {
+                    PhaseError::Skip(why) => {
+                        BenchResult::skipped(&name, pattern, row.payload, why.clone())
+                    }
+                    PhaseError::Failed(why) | PhaseError::PeerLost(why) => {
+                        BenchResult::failed(&name, pattern, row.payload, why.clone())
+                    }
+                    PhaseError::Interrupted => unreachable!(),
+                };
+                results.push(r);
+                earlier = Some(e);
+                if matches!(end, RowEnd::PeerLost) {
+                    // The remaining patterns cannot run without the peer.
+                    continue;
+                }
+            }
+        }
+    }
+    drop(link);
+    if matches!(end, RowEnd::Fine) {
+        match close(peer, stop) {
+            Ok(()) => {}
+            Err(PhaseError::Interrupted) => end = RowEnd::Interrupted,
+            Err(_) => end = RowEnd::PeerLost,
+        }
+    }
+    drop(prepared);
+    (results, end)
+}
+
+fn close(peer: &mut Peer, stop: &dyn Fn() -> bool) -> Result<(), PhaseError> {
+    peer.send(&Command::Close)?;
+    loop {
+        match peer.wait_reply(Duration::from_secs(10), stop)? {
+            Reply::Closed => return Ok(()),
+            // A late answer to an earlier command: skip it.
+            _ => continue,
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The table `ipcx bench` prints: one line per mechanism and payload size.
+
+use std::fmt::Write as _;
+
+use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
+
+use crate::report::{BASELINE, BenchResult, Pattern, Report};
+use crate::units::{format_bytes_per_s, format_ns, format_rate, format_ratio, format_size};
+
+/// One table line: the results of one mechanism at one payload size.
+#[derive(Debug, Clone)]
+pub struct Line<'a> {
+    /// The mechanism.
+    pub mechanism: &'a str,
+    /// Bytes per message; `None` for a mechanism skipped at every size.
+    pub payload: Option<u64>,
+    /// Its results, one per pattern.
+    pub results: Vec<&'a BenchResult>,
+}
+
+/// Groups the results by mechanism and payload (in report order); a mechanism skipped at every
+/// size for the same reason becomes a single line.
+pub fn lines(report: &Report) -> Vec<Line<'_>> {
+    let mut out: Vec<Line<'_>> = Vec::new();
+    for r in &report.results {
+        match out
+            .iter_mut()
+            .find(|l| l.mechanism == r.mechanism && l.payload == Some(r.payload_bytes))
+        {
+            Some(l) => l.results.push(r),
+            None => out.push(Line {
+                mechanism: &r.mechanism,
+                payload: Some(r.payload_bytes),
+                results: vec![r],
+            }),
+        }
+    }
+    let mut merged: Vec<Line<'_>> = Vec::new();
+    for l in out {
+        let whole = report
+            .results
+            .iter()
+            .filter(|r| r.mechanism == l.mechanism)
+            .collect::<Vec<_>>();
+        let one_reason = whole.first().and_then(|r| r.skipped.as_ref());
+        let all_same = one_reason.is_some()
+            && whole.iter().all(|r| r.skipped.as_ref() == one_reason)
+            && whole.len() > 1;
+        if all_same {
+            if !merged.iter().any(|m| m.mechanism == l.mechanism) {
+                merged.push(Line {
+                    mechanism: l.mechanism,
+                    payload: None,
+                    results: whole,
+                });
+            }
+        } else {
+            merged.push(l);
+        }
+    }
+    merged
+}
+
+struct Notes(Vec<String>);
+
+impl Notes {
+    fn mark(&mut self, reason: &str) -> usize {
+        if let Some(i) = self.0.iter().position(|r| r == reason) {
+            return i + 1;
+        }
+        self.0.push(reason.to_owned());
+        self.0.len()
+    }
+}
+
+/// The header line, the table and the notes, as printed on stdout.
+pub fn render(report: &Report) -> String {
+    let mut t = Table::new();
+    t.load_style(presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(vec![
+            "mechanism",
+            "payload",
+            "p50",
+            "p99",
+            "p99.9",
+            "× limit",
+            "msgs/s",
+            "throughput",
+            "note",
+        ]);
+    let mut notes = Notes(Vec::new());
+    for l in lines(report) {
+        let ping = l.results.iter().find(|r| r.pattern == Pattern::PingPong);
+        let strm = l.results.iter().find(|r| r.pattern == Pattern::Stream);
+        let rtt = ping.and_then(|r| r.rtt_ns.as_ref());
+        let thr = strm.and_then(|r| r.throughput.as_ref());
+        let dash = || "—".to_owned();
+        let mut note = Vec::new();
+        for r in &l.results {
+            let (what, reason) = match (&r.skipped, &r.error) {
+                (Some(s), _) => ("skipped", s),
+                (None, Some(e)) => ("failed", e),
+                _ => continue,
+            };
+            let n = notes.mark(reason);
+            let text = if l.results.len() > 1
+                && l.results
+                    .iter()
+                    .all(|o| o.skipped.as_ref().or(o.error.as_ref()) == Some(reason))
+            {
+                format!("{what} [{n}]")
+            } else {
+                format!("{} {what} [{n}]", r.pattern)
+            };
+            if !note.contains(&text) {
+                note.push(text);
+            }
+        }
+        t.add_row(vec![
+            l.mechanism.to_owned(),
+            l.payload.map_or_else(|| "all".to_owned(), format_size),
+            rtt.map_or_else(dash, |s| format_ns(s.p50 as f64)),
+            rtt.map_or_else(dash, |s| format_ns(s.p99 as f64)),
+            rtt.map_or_else(dash, |s| format_ns(s.p999 as f64)),
+            ping.and_then(|r| r.ratio_to_limit)
+                .map_or_else(dash, format_ratio),
+            thr.map_or_else(dash, |t| format_rate(t.msgs_per_s, "")),
+            thr.map_or_else(dash, |t| format_bytes_per_s(t.bytes_per_s)),
+            note.join("; "),
+        ]);
+    }
+    for i in [1usize, 2, 3, 4, 5, 6, 7] {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "ipcx {} bench: {}",
+        report.ipcx_version,
+        report.machine.describe()
+    );
+    let _ = writeln!(
+        out,
+        "latency: round trips between two processes after a warm-up (budget: {}); throughput: \
+         one-way stream, every byte checksummed by the receiver and verified",
+        report.run.budget
+    );
+    let _ = writeln!(out, "{t}");
+    match (report.run.baseline_p50_ns, &report.run.ratios_omitted) {
+        (Some(p50), _) => {
+            let _ = writeln!(
+                out,
+                "× limit: each p50 divided by the p50 of the {BASELINE} row of this run ({}), \
+                 the cache-line floor between these two CPUs",
+                format_ns(p50 as f64)
+            );
+        }
+        (None, Some(why)) => {
+            let _ = writeln!(out, "× limit omitted: {why}");
+        }
+        (None, None) => {}
+    }
+    for (i, n) in notes.0.iter().enumerate() {
+        let _ = writeln!(out, "[{}] {n}", i + 1);
+    }
+    let failed = report.failures().count();
+    if failed > 0 {
+        let _ = writeln!(out, "{failed} measurement(s) failed; see the notes above");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::histogram::RttSummary;
+    use crate::report::{Machine, RunInfo, Throughput};
+
+    #[test]
+    fn renders_measured_skipped_and_failed_rows() {
+        let mut ping = BenchResult::new("unix", Pattern::PingPong, 64);
+        ping.rtt_ns = Some(RttSummary {
+            p50: 42_500,
+            p99: 61_000,
+            p999: 86_000,
+            mean: 43_000.0,
+            min: None,
+            max: None,
+            samples: None,
+        });
+        let mut strm = BenchResult::new("unix", Pattern::Stream, 64);
+        strm.throughput = Some(Throughput {
+            msgs_per_s: 850_000.0,
+            bytes_per_s: 54_400_000.0,
+            messages: None,
+        });
+        let mut results = vec![
+            BenchResult::skipped(BASELINE, Pattern::PingPong, 64, "not available yet"),
+            BenchResult::skipped(BASELINE, Pattern::Stream, 64, "not available yet"),
+            BenchResult::skipped(BASELINE, Pattern::PingPong, 4096, "not available yet"),
+            BenchResult::skipped(BASELINE, Pattern::Stream, 4096, "not available yet"),
+            ping,
+            strm,
+            BenchResult::skipped("udp", Pattern::PingPong, 1 << 20, "UDP carries at most"),
+            BenchResult::skipped("udp", Pattern::Stream, 1 << 20, "UDP carries at most"),
+            BenchResult::failed("tcp", Pattern::Stream, 64, "checksum mismatch"),
+        ];
+        let mut ok_tcp = BenchResult::new("tcp", Pattern::PingPong, 64);
+        ok_tcp.rtt_ns = results[4].rtt_ns.clone();
+        results.insert(8, ok_tcp);
+        let mut r = Report {
+            ipcx_version: "0.1.0".into(),
+            machine: Machine::detect(None),
+            run: RunInfo {
+                budget: "quick".into(),
+                sizes: vec![64, 4096],
+                baseline: BASELINE.into(),
+                baseline_p50_ns: None,
+                ratios_omitted: None,
+                elapsed_s: None,
+            },
+            results,
+        };
+        r.compute_ratios();
+        let s = render(&r);
+        assert!(s.contains("unpinned"), "{s}");
+        assert!(s.contains("42.5 µs"), "{s}");
+        assert!(s.contains("54.4 MB/s"), "{s}");
+        assert!(s.contains("× limit omitted"), "{s}");
+        assert!(s.contains("[1] not available yet"), "{s}");
+        assert!(s.contains("UDP carries at most"), "{s}");
+        assert!(s.contains("stream failed [3]"), "{s}");
+        assert!(s.contains("1 measurement(s) failed"), "{s}");
+        // The limit row is one line, not one per size.
+        assert_eq!(s.matches("│ limit").count(), 1, "{s}");
+    }
+}

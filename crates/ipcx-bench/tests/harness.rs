@@ -1,0 +1,484 @@
+//! The harness between two real processes, in tiny configurations: ping-pong and streaming
+//! correctness, checksum verification (corruption and loss are caught), the JSON schema, CPU
+//! pinning, stopping a run, and the peer's lifetime. Timings are never asserted.
+//!
+//! The peer is this test binary re-executed with only the `peer_role` test selected and the
+//! peer arguments in the `IPCX_BENCH_PEER` environment variable.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixListener;
+use std::process::Stdio;
+use std::sync::atomic::Ordering;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use ipcx::wait::Wait;
+use ipcx_bench::mechanism::{HalfOpen, Link, LinkError, Mechanism, Prepared, RowContext, Side};
+use ipcx_bench::report::Pattern;
+use ipcx_bench::runner::{self, BenchConfig, Budget, NoProgress, PeerLauncher, RunError};
+use ipcx_bench::selftest::SelfTest;
+use ipcx_bench::{BenchResult, PeerArgs, Pinning, Registry, Report};
+
+/// Rows that must measure successfully at every size of [`SIZES`]. Once the channel adapters
+/// are merged, add them here: "fifo", "unix", "unix-seqpacket", "tcp" at every size, and "mq",
+/// "sysv-mq", "unix-dgram", "udp" at the sizes they carry (see `must_succeed_at`).
+const MUST_SUCCEED: &[&str] = &["selftest"];
+
+/// Payload sizes of the tiny runs.
+const SIZES: [usize; 3] = [64, 4096, 1 << 20];
+
+/// Whether `row` must succeed at `size`; rows not listed may be skipped with a reason.
+fn must_succeed_at(row: &str, size: usize) -> bool {
+    MUST_SUCCEED.contains(&row) && size <= 1 << 20
+}
+
+/// What the test-only rows do wrong.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    /// Flip one bit of message 5 after the sender has checksummed it.
+    FlipBit,
+    /// Never send message 3.
+    Drop,
+}
+
+/// A row over the self-test transport whose parent side damages what it sends.
+#[derive(Debug)]
+struct Faulty {
+    name: &'static str,
+    fault: Fault,
+    patterns: [Pattern; 1],
+}
+
+impl Mechanism for Faulty {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn description(&self) -> &str {
+        "test row that damages what the parent sends"
+    }
+    fn hidden(&self) -> bool {
+        true
+    }
+    fn patterns(&self) -> &[Pattern] {
+        &self.patterns
+    }
+    fn prepare(&self, ctx: &RowContext) -> Result<Prepared, LinkError> {
+        SelfTest.prepare(ctx)
+    }
+    fn open(&self, spec: &str, side: Side, payload: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
+        let inner = SelfTest.open(spec, side, payload)?;
+        Ok(match side {
+            Side::Parent => Box::new(FaultyHalf(inner, self.fault)),
+            Side::Peer => inner,
+        })
+    }
+}
+
+struct FaultyHalf(Box<dyn HalfOpen>, Fault);
+
+impl HalfOpen for FaultyHalf {
+    fn connect(self: Box<Self>, wait: Wait) -> Result<Box<dyn Link>, LinkError> {
+        Ok(Box::new(FaultyLink {
+            inner: self.0.connect(wait)?,
+            fault: self.1,
+        }))
+    }
+}
+
+struct FaultyLink {
+    inner: Box<dyn Link>,
+    fault: Fault,
+}
+
+impl Link for FaultyLink {
+    fn send(&mut self, msg: &[u8], wait: Wait) -> Result<(), LinkError> {
+        let seq = u64::from_le_bytes(msg[..8].try_into().unwrap());
+        match self.fault {
+            Fault::FlipBit if seq == 5 => {
+                let mut bad = msg.to_vec();
+                let last = bad.len() - 1;
+                bad[last] ^= 0x01;
+                self.inner.send(&bad, wait)
+            }
+            Fault::Drop if seq == 3 => Ok(()),
+            _ => self.inner.send(msg, wait),
+        }
+    }
+    fn recv(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<(), LinkError> {
+        self.inner.recv(buf, wait)
+    }
+}
+
+fn registry() -> Registry {
+    let mut r = Registry::standard();
+    r.add(Faulty {
+        name: "flip-echo",
+        fault: Fault::FlipBit,
+        patterns: [Pattern::PingPong],
+    });
+    r.add(Faulty {
+        name: "flip-stream",
+        fault: Fault::FlipBit,
+        patterns: [Pattern::Stream],
+    });
+    r.add(Faulty {
+        name: "drop-stream",
+        fault: Fault::Drop,
+        patterns: [Pattern::Stream],
+    });
+    r
+}
+
+/// The peer process: runs only when re-executed with `IPCX_BENCH_PEER` set.
+#[test]
+fn peer_role() {
+    if let Some(args) = PeerArgs::from_env() {
+        let args = args.expect("peer arguments");
+        let code = match ipcx_bench::run_peer(&registry(), &args) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("peer: {e}");
+                1
+            }
+        };
+        std::process::exit(code);
+    }
+}
+
+fn launcher() -> PeerLauncher {
+    PeerLauncher::with_env(
+        std::env::current_exe().unwrap(),
+        &["peer_role", "--exact", "--nocapture", "--test-threads=1"],
+    )
+}
+
+/// The runs of this file one at a time: they look for leftover directories and children.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn tiny(mechanisms: &[&str], sizes: &[usize]) -> BenchConfig {
+    BenchConfig {
+        mechanisms: mechanisms.iter().map(|s| (*s).to_owned()).collect(),
+        sizes: sizes.to_vec(),
+        budget: Budget::Iterations(25),
+        stall_timeout: Duration::from_secs(5),
+        ..BenchConfig::default()
+    }
+}
+
+fn run(cfg: &BenchConfig) -> Report {
+    runner::run(&registry(), cfg, &launcher(), &mut NoProgress).expect("the run completes")
+}
+
+fn find<'a>(r: &'a Report, m: &str, p: Pattern, size: usize) -> &'a BenchResult {
+    r.results
+        .iter()
+        .find(|x| x.mechanism == m && x.pattern == p && x.payload_bytes == size as u64)
+        .unwrap_or_else(|| panic!("no result for {m} {p} {size}: {:#?}", r.results))
+}
+
+/// Leftover run directories of this process.
+fn leftover_dirs() -> Vec<String> {
+    let prefix = format!("ipcx-bench-{}-", std::process::id());
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&prefix))
+        .collect()
+}
+
+/// Children of this process that are still around (running or unreaped).
+fn children() -> Vec<String> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+            out.extend(s.split_whitespace().map(str::to_owned));
+        }
+    }
+    out
+}
+
+fn assert_clean() {
+    assert!(
+        leftover_dirs().is_empty(),
+        "left behind: {:?}",
+        leftover_dirs()
+    );
+    assert!(children().is_empty(), "peer still around: {:?}", children());
+}
+
+#[test]
+fn the_selftest_row_measures_and_verifies_every_size_between_two_processes() {
+    let _g = serial();
+    let sizes = [8, 64, 4096, 1 << 20];
+    let r = run(&tiny(&["selftest"], &sizes));
+    for size in sizes {
+        let p = find(&r, "selftest", Pattern::PingPong, size);
+        let rtt = p.rtt_ns.as_ref().unwrap_or_else(|| panic!("{p:?}"));
+        assert_eq!(rtt.samples, Some(25), "{p:?}");
+        assert!(
+            rtt.p50 > 0 && rtt.p50 <= rtt.p99 && rtt.p99 <= rtt.p999,
+            "{rtt:?}"
+        );
+        assert_eq!(p.verified, Some(true));
+        let s = find(&r, "selftest", Pattern::Stream, size);
+        let t = s.throughput.as_ref().unwrap_or_else(|| panic!("{s:?}"));
+        assert_eq!(t.messages, Some(25), "{s:?}");
+        assert!(t.msgs_per_s > 0.0 && t.bytes_per_s > 0.0);
+        assert_eq!(s.verified, Some(true));
+        assert!(p.processes && s.processes);
+    }
+    // The limit placeholder is shown as skipped, and ratios are omitted with that reason.
+    let limit = find(&r, "limit", Pattern::PingPong, 64);
+    assert!(limit.skipped.as_deref().unwrap().contains("not available"));
+    assert!(r.run.ratios_omitted.as_deref().unwrap().contains("limit"));
+    assert!(r.results.iter().all(|x| x.ratio_to_limit.is_none()));
+    assert_clean();
+}
+
+#[test]
+fn rows_that_must_succeed_do() {
+    let _g = serial();
+    let r = run(&tiny(MUST_SUCCEED, &SIZES));
+    for res in &r.results {
+        if must_succeed_at(&res.mechanism, res.payload_bytes as usize) {
+            assert!(
+                res.measured() && res.verified == Some(true),
+                "{} {} {}: {res:?}",
+                res.mechanism,
+                res.pattern,
+                res.payload_bytes
+            );
+        }
+    }
+    assert_clean();
+}
+
+#[test]
+fn every_standard_row_succeeds_or_is_skipped_with_a_reason() {
+    let _g = serial();
+    let started = Instant::now();
+    let r = run(&tiny(&[], &SIZES));
+    let visible = Registry::standard();
+    for name in visible.visible_names() {
+        for size in SIZES {
+            for p in [Pattern::PingPong, Pattern::Stream] {
+                let res = find(&r, name, p, size);
+                assert!(res.error.is_none(), "{name} {p} {size} failed: {res:?}");
+                if res.measured() {
+                    assert_eq!(res.verified, Some(true), "{res:?}");
+                } else {
+                    let why = res.skipped.as_deref().unwrap_or_default();
+                    assert!(!why.trim().is_empty(), "{name} {p} {size}: no reason");
+                }
+            }
+        }
+    }
+    // The size limits that are known in advance are explained.
+    let udp = find(&r, "udp", Pattern::PingPong, 1 << 20);
+    assert!(udp.skipped.as_deref().unwrap().contains("65507"), "{udp:?}");
+    let sysv = find(&r, "sysv-mq", Pattern::PingPong, 1 << 20);
+    assert!(
+        sysv.skipped.as_deref().unwrap().contains("MSGMAX"),
+        "{sysv:?}"
+    );
+    eprintln!("all rows, tiny: {:.1} s", started.elapsed().as_secs_f64());
+    assert_clean();
+}
+
+#[test]
+fn a_corrupted_byte_fails_the_checksum_in_both_patterns() {
+    let _g = serial();
+    let r = run(&tiny(&["flip-echo", "flip-stream"], &[64, 4096]));
+    for (m, p) in [
+        ("flip-echo", Pattern::PingPong),
+        ("flip-stream", Pattern::Stream),
+    ] {
+        for size in [64, 4096] {
+            let res = find(&r, m, p, size);
+            let e = res.error.as_deref().unwrap_or_else(|| panic!("{res:?}"));
+            assert!(e.contains("checksum mismatch"), "{e}");
+            assert!(res.rtt_ns.is_none() && res.throughput.is_none());
+        }
+    }
+    assert_eq!(r.failures().count(), 4);
+    assert_clean();
+}
+
+#[test]
+fn a_lost_message_is_reported() {
+    let _g = serial();
+    let r = run(&tiny(&["drop-stream", "selftest"], &[64]));
+    let res = find(&r, "drop-stream", Pattern::Stream, 64);
+    let e = res.error.as_deref().unwrap_or_else(|| panic!("{res:?}"));
+    assert!(e.contains("message 3 never arrived"), "{e}");
+    // The rows after it still run, with the same peer brought back in step.
+    assert!(find(&r, "selftest", Pattern::Stream, 64).measured());
+    assert_clean();
+}
+
+#[test]
+fn the_json_report_follows_the_schema() {
+    let _g = serial();
+    let r = run(&tiny(&["selftest", "udp"], &[64, 1 << 20]));
+    let text = r.to_json();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(v["ipcx_version"].is_string());
+    assert!(v["machine"]["cpus"].as_u64().unwrap() >= 1);
+    assert!(v["machine"]["model"].is_string());
+    assert!(v["machine"]["kernel"].is_string());
+    assert!(v["machine"]["pinned"].is_null());
+    let results = v["results"].as_array().unwrap();
+    assert!(!results.is_empty());
+    for res in results {
+        assert!(res["mechanism"].is_string(), "{res}");
+        let pattern = res["pattern"].as_str().unwrap();
+        assert!(["ping-pong", "stream"].contains(&pattern), "{res}");
+        assert!(res["payload_bytes"].is_u64(), "{res}");
+        assert_eq!(res["processes"], true, "{res}");
+        let rtt = res.get("rtt_ns");
+        let thr = res.get("throughput");
+        let skipped = res.get("skipped");
+        assert!(
+            rtt.is_some() || thr.is_some() || skipped.is_some(),
+            "a result must have figures or a reason: {res}"
+        );
+        if let Some(rtt) = rtt {
+            for k in ["p50", "p99", "p999"] {
+                assert!(rtt[k].is_u64(), "{k}: {res}");
+            }
+            assert!(rtt["mean"].is_number(), "{res}");
+            assert_eq!(pattern, "ping-pong");
+        }
+        if let Some(t) = thr {
+            assert!(
+                t["msgs_per_s"].is_number() && t["bytes_per_s"].is_number(),
+                "{res}"
+            );
+            assert_eq!(pattern, "stream");
+        }
+        if let Some(s) = skipped {
+            assert!(!s.as_str().unwrap().is_empty());
+            assert!(rtt.is_none() && thr.is_none());
+        }
+    }
+    assert_eq!(Report::from_json(&text).unwrap(), r);
+    assert_clean();
+}
+
+#[test]
+fn a_pinned_run_says_where_each_process_ran() {
+    let _g = serial();
+    let allowed = rustix::thread::sched_getaffinity(None).unwrap();
+    let cpus: Vec<usize> = (0..64).filter(|&c| allowed.is_set(c)).collect();
+    let pin = Pinning {
+        parent_cpu: cpus[0],
+        peer_cpu: *cpus.last().unwrap(),
+    };
+    let cfg = BenchConfig {
+        pin: Some(pin),
+        ..tiny(&["selftest"], &[64])
+    };
+    // Pinning applies to the calling thread: run on a thread of its own.
+    let r = std::thread::spawn(move || run(&cfg)).join().unwrap();
+    assert_eq!(r.machine.pinned, Some(pin));
+    assert!(
+        r.machine.describe().contains("peer on CPU"),
+        "{}",
+        r.machine.describe()
+    );
+    assert!(find(&r, "selftest", Pattern::PingPong, 64).measured());
+
+    let bad = BenchConfig {
+        pin: Some(Pinning {
+            parent_cpu: 0,
+            peer_cpu: 100_000,
+        }),
+        ..tiny(&["selftest"], &[64])
+    };
+    match runner::run(&registry(), &bad, &launcher(), &mut NoProgress) {
+        Err(RunError::Usage(m)) => assert!(m.contains("CPU 100000"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_clean();
+}
+
+#[test]
+fn unknown_rows_are_usage_errors_that_list_the_valid_ones() {
+    match runner::plan(&registry(), &tiny(&["smoke-signals"], &[64])) {
+        Err(RunError::Usage(m)) => {
+            assert!(
+                m.contains("smoke-signals") && m.contains("unix-dgram"),
+                "{m}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn stopping_a_run_ends_the_peer_and_removes_the_run_directory() {
+    let _g = serial();
+    let cfg = BenchConfig {
+        budget: Budget::Time(Duration::from_secs(60)),
+        ..tiny(&["selftest"], &[64])
+    };
+    let stop = cfg.stop.clone();
+    let t0 = Instant::now();
+    let setter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, Ordering::SeqCst);
+    });
+    let res = runner::run(&registry(), &cfg, &launcher(), &mut NoProgress);
+    setter.join().unwrap();
+    assert!(matches!(res, Err(RunError::Interrupted)), "{res:?}");
+    assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+    assert_clean();
+}
+
+#[test]
+fn the_peer_exits_when_the_parent_goes_away() {
+    let _g = serial();
+    let dir = std::env::temp_dir().join(format!("ipcx-bench-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("control.sock");
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).unwrap();
+    let args = PeerArgs {
+        control: path.clone(),
+        parent_pid: std::process::id() as i32,
+        cpu: None,
+        stall_ms: 5000,
+    };
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["peer_role", "--exact", "--nocapture", "--test-threads=1"])
+        .env(PeerArgs::ENV, args.to_env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (conn, _) = listener.accept().unwrap();
+    let mut hello = String::new();
+    BufReader::new(conn.try_clone().unwrap())
+        .read_line(&mut hello)
+        .unwrap();
+    assert!(hello.contains("hello"), "{hello}");
+    drop(conn);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the peer outlived its control connection");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
