@@ -346,7 +346,7 @@ impl MmapFile {
     #[allow(unsafe_code)] // declaring the unsafe accessor; the unsafe operation lives in sys
     pub unsafe fn as_slice(&self) -> &[u8] {
         // SAFETY: the caller upholds the contract above and the constructor's contract, which
-        // together are `Mapping::as_slice`'s.
+        // together are `Region::as_slice`'s.
         unsafe { self.map.as_slice() }
     }
 

@@ -684,7 +684,7 @@ impl ShmMap {
     #[allow(unsafe_code)] // declaring the unsafe accessor; the unsafe operation lives in sys
     pub unsafe fn as_slice(&self) -> &[u8] {
         // SAFETY: the caller upholds the contract above, which is the contract of
-        // `Mapping::as_slice`.
+        // `Region::as_slice`.
         unsafe { self.map.as_slice() }
     }
 

@@ -577,7 +577,7 @@ impl Attached {
     /// access for the slice's lifetime).
     #[allow(unsafe_code)] // declaring the unsafe accessor; the unsafe operation lives in sys
     pub unsafe fn as_slice(&self) -> &[u8] {
-        // SAFETY: the caller upholds the contract above, which is `Attachment::as_slice`'s.
+        // SAFETY: the caller upholds the contract above, which is `Region::as_slice`'s.
         unsafe { self.a.as_slice() }
     }
 
