@@ -28,6 +28,8 @@
 
 pub(crate) mod sys;
 
+mod region;
+
 pub mod channel;
 pub mod fifo;
 pub mod framing;

@@ -42,6 +42,7 @@ use std::path::{Path, PathBuf};
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, TryFromBytes};
 
+use crate::region;
 use crate::sys;
 use crate::sys::mmap::Mapping;
 
@@ -193,58 +194,25 @@ impl MmapFile {
         &self.file
     }
 
-    fn check(&self, offset: usize, len: usize) -> Result<(), MmapError> {
-        let size = self.len();
-        match offset.checked_add(len) {
-            Some(end) if end <= size => Ok(()),
-            _ => Err(MmapError::OutOfBounds { offset, len, size }),
-        }
-    }
-
     /// Copies `buf.len()` bytes at `offset` out of the mapping.
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<(), MmapError> {
-        self.check(offset, buf.len())?;
-        self.map
-            .read_at(offset, buf)
-            .map_err(|e| io_error("read mapping", e))
+        region::read_at(&self.map, offset, buf)
     }
 
     /// Copies `data` into the mapping at `offset`.
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<(), MmapError> {
-        if !self.is_writable() {
-            return Err(MmapError::ReadOnly {
-                what: "write through a read-only mapping",
-            });
-        }
-        self.check(offset, data.len())?;
-        self.map
-            .write_at(offset, data)
-            .map_err(|e| io_error("write mapping", e))
+        region::write_at(&self.map, offset, data)
     }
 
     /// Reads a plain-data value at `offset` (unaligned is fine).
     pub fn read<T: FromBytes>(&self, offset: usize) -> Result<T, MmapError> {
-        let (len, size) = (std::mem::size_of::<T>(), self.len());
-        crate::shm::with_value_bytes::<T, _, _>(
-            offset,
-            |o, b| self.read_at(o, b),
-            |b| T::read_from_bytes(b).ok(),
-        )?
-        .ok_or(MmapError::OutOfBounds { offset, len, size })
+        region::read(&self.map, offset)
     }
 
     /// Reads a value whose type has invalid bit patterns; [`MmapError::InvalidValue`] when the
     /// bytes are not a valid `T`.
     pub fn try_read<T: TryFromBytes>(&self, offset: usize) -> Result<T, MmapError> {
-        crate::shm::with_value_bytes::<T, _, _>(
-            offset,
-            |o, b| self.read_at(o, b),
-            |b| T::try_read_from_bytes(b).ok(),
-        )?
-        .ok_or(MmapError::InvalidValue {
-            offset,
-            type_name: std::any::type_name::<T>(),
-        })
+        region::try_read(&self.map, offset)
     }
 
     /// Writes a plain-data value at `offset` (unaligned is fine).
@@ -253,7 +221,7 @@ impl MmapFile {
         offset: usize,
         value: &T,
     ) -> Result<(), MmapError> {
-        self.write_at(offset, value.as_bytes())
+        region::write(&self.map, offset, value)
     }
 
     /// Writes the whole mapping to storage and waits (`msync(MS_SYNC)`).
@@ -270,7 +238,7 @@ impl MmapFile {
     /// Writes `[offset, offset+len)` to storage and waits (`MS_SYNC`; the range is widened to
     /// whole pages).
     pub fn flush_range(&self, offset: usize, len: usize) -> Result<(), MmapError> {
-        self.check(offset, len)?;
+        region::check::<MmapError>(self.len(), offset, len)?;
         self.map
             .flush(offset, len, true)
             .map_err(|e| io_error("msync(MS_SYNC)", e))
@@ -278,7 +246,7 @@ impl MmapFile {
 
     /// Schedules `[offset, offset+len)` to be written to storage (`MS_ASYNC`).
     pub fn flush_range_async(&self, offset: usize, len: usize) -> Result<(), MmapError> {
-        self.check(offset, len)?;
+        region::check::<MmapError>(self.len(), offset, len)?;
         self.map
             .flush(offset, len, false)
             .map_err(|e| io_error("msync(MS_ASYNC)", e))
@@ -346,7 +314,7 @@ impl MmapFile {
     #[allow(unsafe_code)] // declaring the unsafe accessor; the unsafe operation lives in sys
     pub unsafe fn as_slice(&self) -> &[u8] {
         // SAFETY: the caller upholds the contract above and the constructor's contract, which
-        // together are `Mapping::as_slice`'s.
+        // together are `Region::as_slice`'s.
         unsafe { self.map.as_slice() }
     }
 
@@ -361,6 +329,13 @@ impl MmapFile {
             what: "mutable slice of a read-only mapping",
         })
     }
+}
+
+region::impl_region_error! {
+    MmapError,
+    write_read_only: "write through a read-only mapping",
+    read_failed(e) => io_error("read mapping", e),
+    write_failed(e) => io_error("write mapping", e),
 }
 
 fn open_file(path: &Path, writable: bool) -> Result<File, MmapError> {

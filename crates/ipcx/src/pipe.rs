@@ -77,7 +77,7 @@ use std::time::Duration;
 
 use crate::framing::{self, DEFAULT_MAX_FRAME_LEN, FrameDecoder, FrameError};
 use crate::sys;
-use crate::wait::Wait;
+use crate::wait::{Wait, poll_wait};
 
 /// The largest write the kernel keeps atomic on a pipe or FIFO (4096 on Linux). A frame of up
 /// to this many bytes, header included, never interleaves with frames of other writers.
@@ -240,20 +240,6 @@ pub fn pipe() -> io::Result<(PipeReader, PipeWriter)> {
     ))
 }
 
-/// Polls `fd` until ready or `wait` runs out. Returns the events, or `None` when the wait is
-/// over (for [`Wait::NoWait`], immediately).
-fn poll_wait(fd: BorrowedFd<'_>, write: bool, wait: Wait) -> io::Result<Option<sys::pipe::Events>> {
-    loop {
-        let ev = sys::pipe::poll(fd, write, wait.poll_timeout_ms())?;
-        if ev.any() {
-            return Ok(Some(ev));
-        }
-        if wait.expired() {
-            return Ok(None);
-        }
-    }
-}
-
 /// The read end of a pipe or FIFO: raw bytes ([`Read`]) or framed messages ([`recv`](Self::recv)).
 ///
 /// Do not mix raw reads and framed receives on one reader: bytes the frame decoder has
@@ -361,10 +347,10 @@ impl PipeReader {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(PipeError::io(format!("reading {}", self.what), e)),
             }
-            match poll_wait(self.fd.as_fd(), false, wait)
+            match poll_wait(self.fd.as_fd(), true, wait)
                 .map_err(|e| PipeError::io(format!("polling {}", self.what), e))?
             {
-                Some(ev) if ev.ready => continue,
+                Some(ev) if ev.ready() => continue,
                 // Hang-up: no writer is left, and the pipe is empty.
                 Some(_) => return Err(self.end_of_stream()),
                 None => {
@@ -427,17 +413,17 @@ impl PipeReader {
                 Ok(n) if n > 0 => return Ok(n),
                 Ok(_) => {
                     // No writer now; on a FIFO that never had one, wait for one.
-                    match poll_wait(self.fd.as_fd(), false, wait)
+                    match poll_wait(self.fd.as_fd(), true, wait)
                         .map_err(|e| PipeError::io(format!("polling {}", self.what), e))?
                     {
-                        Some(ev) if ev.ready => continue,
+                        Some(ev) if ev.ready() => continue,
                         Some(_) => return Ok(0),
                         None => return Err(self.timeout_error(wait, false)),
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if poll_wait(self.fd.as_fd(), false, wait)
+                    if poll_wait(self.fd.as_fd(), true, wait)
                         .map_err(|e| PipeError::io(format!("polling {}", self.what), e))?
                         .is_none()
                     {
@@ -673,7 +659,7 @@ impl PipeWriter {
                 Ok(n) => written += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let ev = poll_wait(self.fd.as_fd(), true, wait)
+                    let ev = poll_wait(self.fd.as_fd(), false, wait)
                         .map_err(|e| PipeError::io(format!("polling {}", self.what), e))?;
                     if ev.is_none() {
                         if written > 0 {
@@ -718,7 +704,7 @@ impl PipeWriter {
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let ev = poll_wait(self.fd.as_fd(), true, wait)
+                    let ev = poll_wait(self.fd.as_fd(), false, wait)
                         .map_err(|e| PipeError::io(format!("polling {}", self.what), e))?;
                     if ev.is_none() {
                         let what = self.what.clone();
@@ -999,8 +985,8 @@ mod async_pipe {
                             // No writer now. A hang-up is the end of the stream; no hang-up means
                             // a FIFO that has not had a writer yet: wait for one (WouldBlock
                             // clears tokio's readiness).
-                            let ev = crate::sys::pipe::poll(fd, false, 0)?;
-                            if ev.ready {
+                            let ev = crate::sys::poll::poll(fd, true, false, 0)?;
+                            if ev.ready() {
                                 Err(io::ErrorKind::Interrupted.into())
                             } else if ev.hup || ev.err {
                                 Ok(0)

@@ -72,6 +72,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use zerocopy::{FromBytes, Immutable, IntoBytes, TryFromBytes};
 
 use crate::name::{InvalidName, PosixName};
+use crate::region;
 use crate::sys;
 use crate::sys::mmap::Mapping;
 use crate::sys::shm::OpenMode;
@@ -627,35 +628,24 @@ impl ShmMap {
 
     /// Copies `buf.len()` bytes at `offset` out of the mapping.
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<(), ShmError> {
-        check_bounds(self.len(), offset, buf.len())?;
-        self.map
-            .read_at(offset, buf)
-            .map_err(|e| ShmError::from_io("read", "mapping", e))
+        region::read_at(&self.map, offset, buf)
     }
 
     /// Copies `data` into the mapping at `offset`.
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<(), ShmError> {
-        if !self.is_writable() {
-            return Err(ShmError::ReadOnly {
-                what: "write through a read-only mapping",
-            });
-        }
-        check_bounds(self.len(), offset, data.len())?;
-        self.map
-            .write_at(offset, data)
-            .map_err(|e| ShmError::from_io("write", "mapping", e))
+        region::write_at(&self.map, offset, data)
     }
 
     /// Reads a plain-data value (any bytes are a valid `T`) at `offset`. `offset` need not be
     /// aligned: the bytes are copied.
     pub fn read<T: FromBytes>(&self, offset: usize) -> Result<T, ShmError> {
-        read_value(offset, self.len(), |o, b| self.read_at(o, b))
+        region::read(&self.map, offset)
     }
 
     /// Reads a value at `offset` whose type has invalid bit patterns (`bool`, enums...):
     /// [`ShmError::InvalidValue`] when the bytes are not a valid `T`.
     pub fn try_read<T: TryFromBytes>(&self, offset: usize) -> Result<T, ShmError> {
-        try_read_value(offset, self.len(), |o, b| self.read_at(o, b))
+        region::try_read(&self.map, offset)
     }
 
     /// Writes a plain-data value at `offset` (unaligned is fine).
@@ -664,7 +654,7 @@ impl ShmMap {
         offset: usize,
         value: &T,
     ) -> Result<(), ShmError> {
-        self.write_at(offset, value.as_bytes())
+        region::write(&self.map, offset, value)
     }
 
     /// The first byte of the mapping. Reading or writing through it is `unsafe` and subject to
@@ -684,7 +674,7 @@ impl ShmMap {
     #[allow(unsafe_code)] // declaring the unsafe accessor; the unsafe operation lives in sys
     pub unsafe fn as_slice(&self) -> &[u8] {
         // SAFETY: the caller upholds the contract above, which is the contract of
-        // `Mapping::as_slice`.
+        // `Region::as_slice`.
         unsafe { self.map.as_slice() }
     }
 
@@ -704,55 +694,11 @@ impl ShmMap {
     }
 }
 
-/// `OutOfBounds` unless `[offset, offset+len)` lies within `size`.
-fn check_bounds(size: usize, offset: usize, len: usize) -> Result<(), ShmError> {
-    match offset.checked_add(len) {
-        Some(end) if end <= size => Ok(()),
-        _ => Err(ShmError::OutOfBounds { offset, len, size }),
-    }
-}
-
-/// Copies `size_of::<T>()` bytes with `read` into a buffer (on the stack when small) and hands
-/// them to `f`.
-pub(crate) fn with_value_bytes<T, E, R>(
-    offset: usize,
-    read: impl FnOnce(usize, &mut [u8]) -> Result<(), E>,
-    f: impl FnOnce(&[u8]) -> R,
-) -> Result<R, E> {
-    let n = std::mem::size_of::<T>();
-    let mut stack = [0u8; 256];
-    let mut heap;
-    let buf: &mut [u8] = if n <= stack.len() {
-        &mut stack[..n]
-    } else {
-        heap = vec![0u8; n];
-        &mut heap
-    };
-    read(offset, buf)?;
-    Ok(f(buf))
-}
-
-fn read_value<T: FromBytes>(
-    offset: usize,
-    size: usize,
-    read: impl FnOnce(usize, &mut [u8]) -> Result<(), ShmError>,
-) -> Result<T, ShmError> {
-    let len = std::mem::size_of::<T>();
-    with_value_bytes::<T, _, _>(offset, read, |b| T::read_from_bytes(b).ok())?
-        .ok_or(ShmError::OutOfBounds { offset, len, size })
-}
-
-fn try_read_value<T: TryFromBytes>(
-    offset: usize,
-    _size: usize,
-    read: impl FnOnce(usize, &mut [u8]) -> Result<(), ShmError>,
-) -> Result<T, ShmError> {
-    with_value_bytes::<T, _, _>(offset, read, |b| T::try_read_from_bytes(b).ok())?.ok_or(
-        ShmError::InvalidValue {
-            offset,
-            type_name: std::any::type_name::<T>(),
-        },
-    )
+region::impl_region_error! {
+    ShmError,
+    write_read_only: "write through a read-only mapping",
+    read_failed(e) => ShmError::from_io("read", "mapping", e),
+    write_failed(e) => ShmError::from_io("write", "mapping", e),
 }
 
 /// File seals of a [`Memfd`] (`F_SEAL_*`), combined with `|`.

@@ -52,7 +52,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::sys::signal as sys;
-use crate::wait::Wait;
+use crate::wait::{Wait, WaitError, poll_wait, retry_ready};
 
 /// Errors of signal operations.
 #[derive(Debug, thiserror::Error)]
@@ -513,19 +513,17 @@ impl SignalReceiver {
 
     /// Waits for the next signal as `wait` says.
     pub fn recv_wait(&self, wait: Wait) -> Result<SignalInfo, Error> {
-        loop {
-            match read_info(&self.fd) {
-                Err(Error::WouldBlock) => {}
-                other => return other,
-            }
-            if wait == Wait::NoWait {
-                return Err(Error::WouldBlock);
-            }
-            if wait.expired() {
-                return Err(Error::Timeout);
-            }
-            sys::poll_readable(self.fd.as_fd(), wait.poll_timeout_ms())
-                .map_err(|e| Error::io("poll", e))?;
+        // Only `WouldBlock` reaches the wait loop as an error; every other outcome of the read
+        // comes back as `Ok`.
+        let read = || match read_info(&self.fd) {
+            Err(Error::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
+            other => Ok(other),
+        };
+        match retry_ready(self.fd.as_fd(), true, wait, read) {
+            Ok(outcome) => outcome,
+            Err(WaitError::WouldBlock) => Err(Error::WouldBlock),
+            Err(WaitError::Timeout) => Err(Error::Timeout),
+            Err(WaitError::Io(e)) => Err(Error::io("poll", e)),
         }
     }
 }
@@ -638,22 +636,18 @@ impl Process {
 
     /// Whether the process has exited (the pidfd is readable); it may not be reaped yet.
     pub fn has_exited(&self) -> Result<bool, Error> {
-        sys::poll_readable(self.fd.as_fd(), 0).map_err(|e| Error::io("poll(pidfd)", e))
+        crate::sys::poll::poll(self.fd.as_fd(), true, false, 0)
+            .map(|ev| ev.any())
+            .map_err(|e| Error::io("poll(pidfd)", e))
     }
 
     /// Waits at most `timeout` for the process to exit; [`Error::Timeout`] if it is still
     /// running.
     pub fn wait_exit_timeout(&self, timeout: Duration) -> Result<(), Error> {
         let wait = Wait::timeout(timeout);
-        loop {
-            if sys::poll_readable(self.fd.as_fd(), wait.poll_timeout_ms())
-                .map_err(|e| Error::io("poll(pidfd)", e))?
-            {
-                return Ok(());
-            }
-            if wait.expired() {
-                return Err(Error::Timeout);
-            }
+        match poll_wait(self.fd.as_fd(), true, wait).map_err(|e| Error::io("poll(pidfd)", e))? {
+            Some(_) => Ok(()),
+            None => Err(Error::Timeout),
         }
     }
 

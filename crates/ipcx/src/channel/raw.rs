@@ -124,11 +124,11 @@ fn read_connections<C: Read + AsFd>(
             Some(c) => c,
             None => conn.insert(accept(wait)?),
         };
-        match crate::socket::wait::poll_until(c.as_fd(), true, wait) {
+        match crate::wait::poll_until(c.as_fd(), true, wait) {
             Ok(()) => {}
-            Err(crate::socket::wait::WaitError::Timeout) => return Err(Error::Timeout),
-            Err(crate::socket::wait::WaitError::WouldBlock) => return Err(Error::WouldBlock),
-            Err(crate::socket::wait::WaitError::Io(e)) => {
+            Err(crate::wait::WaitError::Timeout) => return Err(Error::Timeout),
+            Err(crate::wait::WaitError::WouldBlock) => return Err(Error::WouldBlock),
+            Err(crate::wait::WaitError::Io(e)) => {
                 return Err(Error::from_io("polling a connection", e));
             }
         }

@@ -283,14 +283,15 @@ impl MessageReceiver for Server {
             };
             let mut fds = vec![(listener_fd, true, false)];
             fds.extend(self.conns.iter().map(|c| (c.fd.as_fd(), true, false)));
-            let ready = sys::poll(&fds, timeout).map_err(|e| Error::from_io("poll", e))?;
+            let ready = crate::sys::poll::poll_many(&fds, timeout)
+                .map_err(|e| Error::from_io("poll", e))?;
             drop(fds);
             let listener_ready = ready[0].readable;
             let mut i = self.conns.len();
             while i > 0 {
                 i -= 1;
                 let r = ready[i + 1];
-                if (r.readable || r.hangup) && self.service(i) {
+                if (r.readable || r.hangup()) && self.service(i) {
                     self.conns.remove(i);
                 }
             }

@@ -29,7 +29,6 @@ pub mod inet;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 pub mod unix;
-pub(crate) mod wait;
 
 pub use cred::Credentials;
 pub use error::SocketError;

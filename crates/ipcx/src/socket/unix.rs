@@ -39,10 +39,10 @@ use super::UnixAddr;
 use super::cred::Credentials;
 use super::error::SocketError;
 use super::fdpass::{MAX_FDS, ReceivedFds};
-use super::wait::{WaitError, poll_until, retry_ready};
 use crate::framing::{self, DEFAULT_MAX_FRAME_LEN, FrameDecoder};
 use crate::sys::socket::{self as sys, FileId, PathKind, RawUnixAddr, UnixType};
 use crate::wait::Wait;
+use crate::wait::{WaitError, poll_until, retry_ready};
 
 /// Default socket file mode.
 pub const DEFAULT_MODE: u32 = 0o600;
@@ -745,8 +745,9 @@ pub(crate) fn recv_message(
         return Err(SocketError::ControlTruncated { max_fds, received });
     }
     if connected && r.len == 0 && r.fds.is_empty() {
-        let ready = sys::poll(&[(fd, true, false)], 0).map_err(|e| SocketError::io("poll", e))?;
-        if ready[0].hangup {
+        let ready =
+            crate::sys::poll::poll(fd, true, false, 0).map_err(|e| SocketError::io("poll", e))?;
+        if ready.hangup() {
             return Err(SocketError::PeerGone {
                 what: "the peer closed the connection".into(),
             });

@@ -19,7 +19,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use crate::sys::eventfd as sys;
-use crate::wait::Wait;
+use crate::wait::{Wait, WaitError, retry_ready};
 
 /// Why an eventfd operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -152,22 +152,13 @@ impl EventFd {
         &self,
         wait: Wait,
         readable: bool,
-        mut f: impl FnMut() -> io::Result<R>,
+        f: impl FnMut() -> io::Result<R>,
     ) -> Result<R, EventFdError> {
-        loop {
-            match f() {
-                Ok(r) => return Ok(r),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(EventFdError::Io(e)),
-            }
-            if wait == Wait::NoWait {
-                return Err(EventFdError::WouldBlock);
-            }
-            if wait.expired() {
-                return Err(EventFdError::Timeout);
-            }
-            sys::poll(&self.fd, readable, wait.poll_timeout_ms()).map_err(EventFdError::Io)?;
-        }
+        retry_ready(self.fd.as_fd(), readable, wait, f).map_err(|e| match e {
+            WaitError::WouldBlock => EventFdError::WouldBlock,
+            WaitError::Timeout => EventFdError::Timeout,
+            WaitError::Io(e) => EventFdError::Io(e),
+        })
     }
 }
 

@@ -7,7 +7,7 @@
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
-use rustix::event::{EventfdFlags, PollFd, PollFlags};
+use rustix::event::EventfdFlags;
 use rustix::fs::OFlags;
 
 /// `eventfd(initial, EFD_CLOEXEC | EFD_NONBLOCK [| EFD_SEMAPHORE])`.
@@ -57,26 +57,6 @@ pub(crate) fn write(fd: impl AsFd, n: u64) -> io::Result<()> {
         ));
     }
     Ok(())
-}
-
-/// poll(2) for readability (`readable`) or writability, at most `timeout_ms` (-1 = forever).
-/// Returns whether the fd became ready. EINTR is reported as not ready.
-pub(crate) fn poll(fd: impl AsFd, readable: bool, timeout_ms: i32) -> io::Result<bool> {
-    let events = if readable {
-        PollFlags::IN
-    } else {
-        PollFlags::OUT
-    };
-    let mut fds = [PollFd::new(&fd, events)];
-    let ts = (timeout_ms >= 0).then(|| rustix::event::Timespec {
-        tv_sec: i64::from(timeout_ms / 1000),
-        tv_nsec: i64::from(timeout_ms % 1000) * 1_000_000,
-    });
-    match rustix::event::poll(&mut fds, ts.as_ref()) {
-        Ok(n) => Ok(n > 0),
-        Err(rustix::io::Errno::INTR) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Registers an [`EventFd`](crate::sync::EventFd) with the current tokio reactor.

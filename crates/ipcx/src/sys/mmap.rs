@@ -1,24 +1,28 @@
 //! Memory mappings: the one owner of `mmap`/`munmap` in ipcx.
 
 use std::io;
+use std::ops::Deref;
 use std::os::fd::AsFd;
 use std::ptr::NonNull;
 
 use rustix::mm::{MapFlags, ProtFlags};
 
-/// A mapped region, unmapped on drop.
+use super::region::{Region, check_range};
+
+/// A mapped region, unmapped on drop. The accessors shared with System V attachments
+/// (`as_ptr`, `len`, `read_at`, ...) come from [`Region`] through `Deref`.
 #[derive(Debug)]
 pub(crate) struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
-    writable: bool,
+    region: Region,
 }
 
-// SAFETY: a Mapping is an owned address range; moving or sharing the owner between threads is
-// fine. Access to the bytes goes through raw pointers whose users synchronise themselves.
-unsafe impl Send for Mapping {}
-// SAFETY: as above; `&Mapping` only hands out raw pointers and the length.
-unsafe impl Sync for Mapping {}
+impl Deref for Mapping {
+    type Target = Region;
+
+    fn deref(&self) -> &Region {
+        &self.region
+    }
+}
 
 impl Mapping {
     /// Maps `len` bytes of `fd` at `offset`, shared with every other mapping of the object.
@@ -50,11 +54,9 @@ impl Mapping {
                 offset,
             )?
         };
-        Ok(Mapping {
-            ptr: NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))?,
-            len,
-            writable,
-        })
+        // SAFETY: mmap just returned [ptr, ptr+len), shared, with the protection `writable`
+        // asked for, and nothing else refers to it.
+        unsafe { Mapping::adopt(ptr, len, writable) }
     }
 
     /// Maps `len` bytes of zeroed anonymous memory shared with children created by fork.
@@ -72,80 +74,39 @@ impl Mapping {
                 MapFlags::SHARED,
             )?
         };
-        Ok(Mapping {
-            ptr: NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))?,
-            len,
-            writable: true,
-        })
+        // SAFETY: mmap just returned [ptr, ptr+len), shared, readable and writable, and
+        // nothing else refers to it.
+        unsafe { Mapping::adopt(ptr, len, true) }
     }
 
-    /// The first byte of the mapping.
-    pub(crate) fn as_ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
-    }
-
-    /// The mapping's length in bytes.
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the mapping was made with `PROT_WRITE`.
-    pub(crate) fn is_writable(&self) -> bool {
-        self.writable
-    }
-
-    /// Copies `buf.len()` bytes starting at `offset` out of the mapping (volatile reads).
-    pub(crate) fn read_at(&self, offset: usize, buf: &mut [u8]) -> io::Result<()> {
-        check_range(self.len, offset, buf.len())?;
-        // SAFETY: [offset, offset+buf.len()) lies inside the mapping (checked above), which is
-        // readable and stays mapped while `self` is borrowed.
-        unsafe { volatile_copy_out(self.ptr.as_ptr().add(offset), buf) };
-        Ok(())
-    }
-
-    /// Copies `data` into the mapping at `offset` (volatile writes). Fails with `EACCES` on a
-    /// read-only mapping instead of faulting.
-    pub(crate) fn write_at(&self, offset: usize, data: &[u8]) -> io::Result<()> {
-        if !self.writable {
-            return Err(io::Error::from_raw_os_error(libc::EACCES));
-        }
-        check_range(self.len, offset, data.len())?;
-        // SAFETY: the range lies inside the mapping (checked above), the mapping is writable
-        // (checked above) and stays mapped while `self` is borrowed.
-        unsafe { volatile_copy_in(self.ptr.as_ptr().add(offset), data) };
-        Ok(())
-    }
-
-    /// The mapping as a byte slice.
+    /// Takes ownership of the range `[ptr, ptr+len)` that `mmap` just returned.
     ///
     /// # Safety
-    /// No process or thread may write to the mapped bytes while the slice is alive, and the
-    /// object behind the mapping must not shrink below the mapping's length.
-    pub(crate) unsafe fn as_slice(&self) -> &[u8] {
-        // SAFETY: the pointer is valid for `len` readable bytes while `self` lives; the caller
-        // guarantees the bytes do not change and stay backed while the slice exists.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    /// `[ptr, ptr+len)` must be a fresh shared mapping, readable (and writable when
+    /// `writable`), owned by no one else: the Mapping unmaps it on drop.
+    unsafe fn adopt(ptr: *mut std::ffi::c_void, len: usize, writable: bool) -> io::Result<Mapping> {
+        let ptr = NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        // SAFETY: the caller hands over [ptr, ptr+len), mapped as `writable` says, to this
+        // Mapping, which alone owns it and unmaps it exactly once, in `Drop`.
+        let region = unsafe { Region::new(ptr, len, writable) };
+        Ok(Mapping { region })
     }
 
     /// The mapping as a mutable byte slice; `None` for a read-only mapping.
     ///
     /// # Safety
-    /// No other process or thread may read or write the mapped bytes while the slice is
-    /// alive, and the object behind the mapping must not shrink below the mapping's length.
+    /// As for [`Region::as_mut_slice`]: no other process or thread may read or write the
+    /// mapped bytes while the slice is alive, and the object behind the mapping must not shrink
+    /// below the mapping's length.
     pub(crate) unsafe fn as_mut_slice(&mut self) -> Option<&mut [u8]> {
-        if !self.writable {
-            return None;
-        }
-        // SAFETY: the pointer is valid for `len` writable bytes while `self` lives, `&mut self`
-        // excludes other references through this Mapping, and the caller guarantees that no
-        // one else touches the bytes while the slice exists.
-        Some(unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) })
+        // SAFETY: the caller upholds `Region::as_mut_slice`'s contract (stated above).
+        unsafe { self.region.as_mut_slice() }
     }
 
     /// `msync` over `[offset, offset+len)` (widened to page boundaries): `MS_SYNC` when `sync`,
     /// else `MS_ASYNC`.
     pub(crate) fn flush(&self, offset: usize, len: usize, sync: bool) -> io::Result<()> {
-        check_range(self.len, offset, len)?;
+        check_range(self.len(), offset, len)?;
         if len == 0 {
             return Ok(());
         }
@@ -158,13 +119,7 @@ impl Mapping {
         };
         // SAFETY: `start` is page aligned and [start, offset+len) lies inside the mapping
         // (the mapping itself starts on a page boundary); msync does not change the memory.
-        unsafe {
-            rustix::mm::msync(
-                self.ptr.as_ptr().add(start).cast(),
-                offset + len - start,
-                flags,
-            )?
-        };
+        unsafe { rustix::mm::msync(self.as_ptr().add(start).cast(), offset + len - start, flags)? };
         Ok(())
     }
 
@@ -180,82 +135,18 @@ impl Mapping {
         // is no longer ours and we take the new one.
         let new = unsafe {
             rustix::mm::mremap(
-                self.ptr.as_ptr().cast(),
-                self.len,
+                self.as_ptr().cast(),
+                self.len(),
                 new_len,
                 rustix::mm::MremapFlags::MAYMOVE,
             )?
         };
-        self.ptr =
+        let new =
             NonNull::new(new.cast()).ok_or_else(|| io::Error::other("mremap returned null"))?;
-        self.len = new_len;
+        // SAFETY: mremap just moved our mapping to [new, new+new_len) with the same protection,
+        // which this Mapping now owns alone and unmaps exactly once, in `Drop`.
+        self.region = unsafe { Region::new(new, new_len, self.is_writable()) };
         Ok(())
-    }
-}
-
-/// Fails with `EINVAL` unless `[offset, offset+len)` lies within `size` bytes.
-pub(crate) fn check_range(size: usize, offset: usize, len: usize) -> io::Result<()> {
-    match offset.checked_add(len) {
-        Some(end) if end <= size => Ok(()),
-        _ => Err(io::Error::from_raw_os_error(libc::EINVAL)),
-    }
-}
-
-const WORD: usize = std::mem::size_of::<usize>();
-
-/// Copies `dst.len()` bytes from shared memory at `src` into `dst` with volatile loads (whole
-/// aligned words where possible). Volatile accesses are never elided, merged or invented by the
-/// compiler, so a concurrent writer in another process can only make us read a mix of old and
-/// new bytes, never make the compiler assume something false about the memory.
-///
-/// # Safety
-/// `src` must be valid for reads of `dst.len()` bytes for the duration of the call.
-pub(crate) unsafe fn volatile_copy_out(src: *const u8, dst: &mut [u8]) {
-    let n = dst.len();
-    let mut i = 0;
-    while i < n && (src as usize).wrapping_add(i) % WORD != 0 {
-        // SAFETY: i < n, so src+i is in the readable range the caller promised.
-        dst[i] = unsafe { std::ptr::read_volatile(src.add(i)) };
-        i += 1;
-    }
-    while i + WORD <= n {
-        // SAFETY: [src+i, src+i+WORD) is in range and src+i is aligned for usize (loop above).
-        let w = unsafe { std::ptr::read_volatile(src.add(i).cast::<usize>()) };
-        dst[i..i + WORD].copy_from_slice(&w.to_ne_bytes());
-        i += WORD;
-    }
-    while i < n {
-        // SAFETY: i < n, in range.
-        dst[i] = unsafe { std::ptr::read_volatile(src.add(i)) };
-        i += 1;
-    }
-}
-
-/// Copies `src` into shared memory at `dst` with volatile stores (whole aligned words where
-/// possible); see [`volatile_copy_out`].
-///
-/// # Safety
-/// `dst` must be valid for writes of `src.len()` bytes for the duration of the call, and no
-/// Rust reference may point into that range.
-pub(crate) unsafe fn volatile_copy_in(dst: *mut u8, src: &[u8]) {
-    let n = src.len();
-    let mut i = 0;
-    while i < n && (dst as usize).wrapping_add(i) % WORD != 0 {
-        // SAFETY: i < n, so dst+i is in the writable range the caller promised.
-        unsafe { std::ptr::write_volatile(dst.add(i), src[i]) };
-        i += 1;
-    }
-    while i + WORD <= n {
-        let mut w = [0u8; WORD];
-        w.copy_from_slice(&src[i..i + WORD]);
-        // SAFETY: [dst+i, dst+i+WORD) is in range and dst+i is aligned for usize.
-        unsafe { std::ptr::write_volatile(dst.add(i).cast::<usize>(), usize::from_ne_bytes(w)) };
-        i += WORD;
-    }
-    while i < n {
-        // SAFETY: i < n, in range.
-        unsafe { std::ptr::write_volatile(dst.add(i), src[i]) };
-        i += 1;
     }
 }
 
@@ -264,7 +155,7 @@ impl Drop for Mapping {
         // SAFETY: [ptr, ptr+len) was mapped by this Mapping and is unmapped exactly once here;
         // no reference into it outlives the Mapping (users borrow from it).
         unsafe {
-            let _ = rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len);
+            let _ = rustix::mm::munmap(self.as_ptr().cast(), self.len());
         }
     }
 }

@@ -49,6 +49,8 @@ impl_is_minus_one! { i8 i16 i32 i64 isize }
 
 pub(crate) mod interrupt;
 pub(crate) mod mmap;
+pub(crate) mod poll;
+pub(crate) mod region;
 pub(crate) mod shm;
 pub(crate) mod sysv;
 

@@ -1,12 +1,11 @@
-//! Pipe primitives: `pipe2`, non-blocking mode, `poll`, pipe capacity, `flock`, and placing a
-//! pipe end at a chosen descriptor number in a child process.
+//! Pipe primitives: `pipe2`, non-blocking mode, pipe capacity, `flock`, and placing a pipe end
+//! at a chosen descriptor number in a child process. Polling is in [`super::poll`].
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::fs::{FlockOperation, OFlags};
 use rustix::pipe::PipeFlags;
 
@@ -50,53 +49,6 @@ pub(crate) fn read(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
 /// One `write(2)`.
 pub(crate) fn write(fd: impl AsFd, buf: &[u8]) -> io::Result<usize> {
     Ok(rustix::io::write(fd, buf)?)
-}
-
-/// What `poll(2)` reported for one descriptor.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Events {
-    /// `POLLIN` (read) or `POLLOUT` (write).
-    pub(crate) ready: bool,
-    /// `POLLHUP`: no writer left (read end).
-    pub(crate) hup: bool,
-    /// `POLLERR`: no reader left (write end).
-    pub(crate) err: bool,
-}
-
-impl Events {
-    /// Whether anything at all was reported.
-    pub(crate) fn any(&self) -> bool {
-        self.ready || self.hup || self.err
-    }
-}
-
-/// `poll(2)` on one descriptor for reading (`write == false`) or writing, for at most
-/// `timeout_ms` milliseconds (`-1`: forever). An interrupted poll reports nothing (the caller
-/// recomputes its deadline and polls again).
-pub(crate) fn poll(fd: impl AsFd, write: bool, timeout_ms: i32) -> io::Result<Events> {
-    let flags = if write { PollFlags::OUT } else { PollFlags::IN };
-    let mut fds = [PollFd::new(&fd, flags)];
-    let ts;
-    let timeout = if timeout_ms < 0 {
-        None
-    } else {
-        ts = Timespec {
-            tv_sec: i64::from(timeout_ms / 1000),
-            tv_nsec: i64::from(timeout_ms % 1000) * 1_000_000,
-        };
-        Some(&ts)
-    };
-    match rustix::event::poll(&mut fds, timeout) {
-        Ok(_) => {}
-        Err(rustix::io::Errno::INTR) => return Ok(Events::default()),
-        Err(e) => return Err(e.into()),
-    }
-    let rev = fds[0].revents();
-    Ok(Events {
-        ready: rev.intersects(PollFlags::IN | PollFlags::OUT),
-        hup: rev.contains(PollFlags::HUP),
-        err: rev.intersects(PollFlags::ERR | PollFlags::NVAL),
-    })
 }
 
 /// `fcntl(F_GETPIPE_SZ)`.

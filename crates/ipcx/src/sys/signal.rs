@@ -133,21 +133,6 @@ pub(crate) fn pidfd_pid(fd: BorrowedFd<'_>) -> Option<i32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// Waits until `fd` is readable or `timeout_ms` passes (`-1`: forever). Returns whether it is
-/// readable. Retries `EINTR`.
-pub(crate) fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<bool> {
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    super::retry_eintr(|| {
-        // SAFETY: `pfd` is one valid pollfd that outlives the call, and nfds is 1.
-        cvt(unsafe { libc::poll(&mut pfd, 1, timeout_ms) })
-    })
-    .map(|n| n > 0)
-}
-
 /// A signal set (`sigset_t`).
 #[derive(Clone, Copy)]
 pub(crate) struct SigSet(libc::sigset_t);

@@ -1,4 +1,4 @@
-//! Socket back end: Unix domain sockets (stream, datagram, seqpacket), `poll(2)`, peer
+//! Socket back end: Unix domain sockets (stream, datagram, seqpacket), peer
 //! credentials (`SO_PEERCRED`, `SO_PASSCRED` / `SCM_CREDENTIALS`), file-descriptor passing
 //! (`SCM_RIGHTS`), and the socket-file checks done when binding and removing a path.
 //!
@@ -8,15 +8,13 @@
 //! # References
 //! [unix(7)](https://man7.org/linux/man-pages/man7/unix.7.html),
 //! [socket(7)](https://man7.org/linux/man-pages/man7/socket.7.html),
-//! [cmsg(3)](https://man7.org/linux/man-pages/man3/cmsg.3.html),
-//! [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html).
+//! [cmsg(3)](https://man7.org/linux/man-pages/man3/cmsg.3.html).
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
-use rustix::event::{PollFd, PollFlags};
 use rustix::fs::{FileType, Mode, OFlags};
 use rustix::net::{
     AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
@@ -153,57 +151,6 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
 /// `shutdown(2)` of the write side.
 pub(crate) fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(rustix::net::shutdown(fd, rustix::net::Shutdown::Write)?)
-}
-
-/// What `poll` reported for one descriptor.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Ready {
-    pub(crate) readable: bool,
-    pub(crate) writable: bool,
-    /// `POLLHUP` or `POLLERR`: the peer is gone or the socket failed.
-    pub(crate) hangup: bool,
-}
-
-/// `poll(2)` on several descriptors, each asking for readability and/or writability.
-/// `timeout_ms < 0` waits forever. Returns one [`Ready`] per descriptor; all false on timeout.
-/// `EINTR` is retried with the same timeout (callers recompute their deadline in a loop).
-pub(crate) fn poll(
-    fds: &[(BorrowedFd<'_>, bool, bool)],
-    timeout_ms: i32,
-) -> io::Result<Vec<Ready>> {
-    let mut pfds: Vec<PollFd<'_>> = fds
-        .iter()
-        .map(|(fd, r, w)| {
-            let mut ev = PollFlags::empty();
-            if *r {
-                ev |= PollFlags::IN;
-            }
-            if *w {
-                ev |= PollFlags::OUT;
-            }
-            PollFd::from_borrowed_fd(*fd, ev)
-        })
-        .collect();
-    let ts = (timeout_ms >= 0).then(|| rustix::time::Timespec {
-        tv_sec: i64::from(timeout_ms / 1000),
-        tv_nsec: i64::from(timeout_ms % 1000) * 1_000_000,
-    });
-    match rustix::event::poll(&mut pfds, ts.as_ref()) {
-        Ok(_) => {}
-        Err(rustix::io::Errno::INTR) => {}
-        Err(e) => return Err(e.into()),
-    }
-    Ok(pfds
-        .iter()
-        .map(|p| {
-            let r = p.revents();
-            Ready {
-                readable: r.contains(PollFlags::IN),
-                writable: r.contains(PollFlags::OUT),
-                hangup: r.intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL),
-            }
-        })
-        .collect())
 }
 
 /// `sendmsg(2)` of one message with optional `SCM_RIGHTS` fds, to `to` (unconnected datagram

@@ -3,10 +3,11 @@
 //! rustix has no System V IPC, so these are `libc` calls behind safe wrappers.
 
 use std::io;
+use std::ops::Deref;
 use std::ptr::NonNull;
 
 use super::cvt;
-use super::mmap::{check_range, volatile_copy_in, volatile_copy_out};
+use super::region::Region;
 
 /// `SHM_DEST` from `<linux/shm.h>`: the segment is marked for removal at its last detach.
 const SHM_DEST: u32 = 0o1000;
@@ -67,19 +68,20 @@ pub(crate) fn stat(id: i32) -> io::Result<ShmStat> {
     })
 }
 
-/// A segment attached with `shmat`, detached on drop.
+/// A segment attached with `shmat`, detached on drop. The accessors shared with `mmap`'d
+/// mappings (`as_ptr`, `len`, `read_at`, ...) come from [`Region`] through `Deref`.
 #[derive(Debug)]
 pub(crate) struct Attachment {
-    ptr: NonNull<u8>,
-    len: usize,
-    writable: bool,
+    region: Region,
 }
 
-// SAFETY: an Attachment is an owned address range; its bytes are only reached through volatile
-// copies or the caller-checked unsafe slice accessors.
-unsafe impl Send for Attachment {}
-// SAFETY: as above; `&Attachment` only allows volatile copies and raw pointers.
-unsafe impl Sync for Attachment {}
+impl Deref for Attachment {
+    type Target = Region;
+
+    fn deref(&self) -> &Region {
+        &self.region
+    }
+}
 
 impl Attachment {
     /// `shmat(id, NULL, read_only ? SHM_RDONLY : 0)`; the length is the segment size reported
@@ -96,64 +98,20 @@ impl Attachment {
         let Some(ptr) = NonNull::new(ptr.cast::<u8>()) else {
             return Err(io::Error::other("shmat returned null"));
         };
-        Ok(Attachment {
-            ptr,
-            len,
-            writable: !read_only,
-        })
-    }
-
-    pub(crate) fn as_ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    pub(crate) fn is_writable(&self) -> bool {
-        self.writable
-    }
-
-    /// Volatile copy out of the segment; `EINVAL` when the range is outside it.
-    pub(crate) fn read_at(&self, offset: usize, buf: &mut [u8]) -> io::Result<()> {
-        check_range(self.len, offset, buf.len())?;
-        // SAFETY: the range lies inside the attached segment (checked), which stays attached
-        // while `self` is borrowed.
-        unsafe { volatile_copy_out(self.ptr.as_ptr().add(offset), buf) };
-        Ok(())
-    }
-
-    /// Volatile copy into the segment; `EACCES` when attached read-only, `EINVAL` out of range.
-    pub(crate) fn write_at(&self, offset: usize, data: &[u8]) -> io::Result<()> {
-        if !self.writable {
-            return Err(io::Error::from_raw_os_error(libc::EACCES));
-        }
-        check_range(self.len, offset, data.len())?;
-        // SAFETY: the range lies inside the segment (checked), attached writable (checked),
-        // and stays attached while `self` is borrowed.
-        unsafe { volatile_copy_in(self.ptr.as_ptr().add(offset), data) };
-        Ok(())
-    }
-
-    /// # Safety
-    /// No process or thread may write the segment while the slice is alive.
-    pub(crate) unsafe fn as_slice(&self) -> &[u8] {
-        // SAFETY: valid for `len` readable bytes while attached; the caller guarantees no writes.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        // SAFETY: shmat just attached the segment at [ptr, ptr+len) (writable unless
+        // `read_only`); the Attachment alone owns it and detaches it exactly once, in `Drop`.
+        let region = unsafe { Region::new(ptr, len, !read_only) };
+        Ok(Attachment { region })
     }
 
     /// `None` when attached read-only.
     ///
     /// # Safety
-    /// No other process or thread may read or write the segment while the slice is alive.
+    /// As for [`Region::as_mut_slice`]: no other process or thread may read or write the
+    /// segment while the slice is alive.
     pub(crate) unsafe fn as_mut_slice(&mut self) -> Option<&mut [u8]> {
-        if !self.writable {
-            return None;
-        }
-        // SAFETY: valid for `len` writable bytes while attached; `&mut self` and the caller's
-        // promise exclude every other access.
-        Some(unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) })
+        // SAFETY: the caller upholds `Region::as_mut_slice`'s contract (stated above).
+        unsafe { self.region.as_mut_slice() }
     }
 }
 
@@ -162,7 +120,7 @@ impl Drop for Attachment {
         // SAFETY: the address came from our shmat and is detached exactly once, here; no
         // reference into the segment outlives `self`.
         unsafe {
-            let _ = libc::shmdt(self.ptr.as_ptr().cast());
+            let _ = libc::shmdt(self.as_ptr().cast());
         }
     }
 }

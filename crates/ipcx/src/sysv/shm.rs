@@ -40,6 +40,7 @@ use std::time::{Duration, SystemTime};
 use zerocopy::{FromBytes, Immutable, IntoBytes, TryFromBytes};
 
 use super::Key;
+use crate::region;
 use crate::sys;
 use crate::sys::sysv_shm::Attachment;
 
@@ -498,60 +499,25 @@ impl Attached {
         self.a.is_writable()
     }
 
-    fn check(&self, offset: usize, len: usize) -> Result<(), SysvShmError> {
-        let size = self.len();
-        match offset.checked_add(len) {
-            Some(end) if end <= size => Ok(()),
-            _ => Err(SysvShmError::OutOfBounds { offset, len, size }),
-        }
-    }
-
     /// Copies `buf.len()` bytes at `offset` out of the segment.
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<(), SysvShmError> {
-        self.check(offset, buf.len())?;
-        self.a.read_at(offset, buf).map_err(|e| SysvShmError::Io {
-            what: "read segment".into(),
-            source: e,
-        })
+        region::read_at(&self.a, offset, buf)
     }
 
     /// Copies `data` into the segment at `offset`.
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<(), SysvShmError> {
-        if !self.is_writable() {
-            return Err(SysvShmError::ReadOnly {
-                what: "write through a read-only attachment",
-            });
-        }
-        self.check(offset, data.len())?;
-        self.a.write_at(offset, data).map_err(|e| SysvShmError::Io {
-            what: "write segment".into(),
-            source: e,
-        })
+        region::write_at(&self.a, offset, data)
     }
 
     /// Reads a plain-data value at `offset` (unaligned is fine).
     pub fn read<T: FromBytes>(&self, offset: usize) -> Result<T, SysvShmError> {
-        let (len, size) = (std::mem::size_of::<T>(), self.len());
-        crate::shm::with_value_bytes::<T, _, _>(
-            offset,
-            |o, b| self.read_at(o, b),
-            |b| T::read_from_bytes(b).ok(),
-        )?
-        .ok_or(SysvShmError::OutOfBounds { offset, len, size })
+        region::read(&self.a, offset)
     }
 
     /// Reads a value whose type has invalid bit patterns; [`SysvShmError::InvalidValue`] when
     /// the bytes are not a valid `T`.
     pub fn try_read<T: TryFromBytes>(&self, offset: usize) -> Result<T, SysvShmError> {
-        crate::shm::with_value_bytes::<T, _, _>(
-            offset,
-            |o, b| self.read_at(o, b),
-            |b| T::try_read_from_bytes(b).ok(),
-        )?
-        .ok_or(SysvShmError::InvalidValue {
-            offset,
-            type_name: std::any::type_name::<T>(),
-        })
+        region::try_read(&self.a, offset)
     }
 
     /// Writes a plain-data value at `offset` (unaligned is fine).
@@ -560,7 +526,7 @@ impl Attached {
         offset: usize,
         value: &T,
     ) -> Result<(), SysvShmError> {
-        self.write_at(offset, value.as_bytes())
+        region::write(&self.a, offset, value)
     }
 
     /// The first byte of the attachment; dereferencing it follows the rules of
@@ -577,7 +543,7 @@ impl Attached {
     /// access for the slice's lifetime).
     #[allow(unsafe_code)] // declaring the unsafe accessor; the unsafe operation lives in sys
     pub unsafe fn as_slice(&self) -> &[u8] {
-        // SAFETY: the caller upholds the contract above, which is `Attachment::as_slice`'s.
+        // SAFETY: the caller upholds the contract above, which is `Region::as_slice`'s.
         unsafe { self.a.as_slice() }
     }
 
@@ -592,4 +558,17 @@ impl Attached {
             what: "mutable slice of a read-only attachment",
         })
     }
+}
+
+region::impl_region_error! {
+    SysvShmError,
+    write_read_only: "write through a read-only attachment",
+    read_failed(e) => SysvShmError::Io {
+        what: "read segment".into(),
+        source: e,
+    },
+    write_failed(e) => SysvShmError::Io {
+        what: "write segment".into(),
+        source: e,
+    },
 }
