@@ -37,9 +37,12 @@
 //! * [`LargeFrames::SingleWriter`]: the caller promises it is the only writer; large frames
 //!   are written in as many calls as needed, without a lock.
 //!
-//! A frame larger than `PIPE_BUF` that a deadline interrupts after its first bytes went out
-//! leaves the stream in the middle of a frame: the writer reports [`PipeError::Torn`] and
-//! refuses every later send (the reader will see a truncated or garbled frame).
+//! A send's deadline bounds the wait for a frame to *start*: once the first bytes of a frame
+//! larger than `PIPE_BUF` are out, the writer finishes the frame, whatever the deadline, as long
+//! as the reader keeps making room (see [`crate::wait::FRAME_STALL_LIMIT`]). Only a reader that
+//! stops reading in the middle of a frame for that long leaves the stream torn: the writer then
+//! reports [`PipeError::Torn`] and refuses every later send (the reader will see a truncated
+//! frame).
 //!
 //! # Descriptor mode
 //! The descriptors held by [`PipeReader`] and [`PipeWriter`] are in non-blocking mode; waiting
@@ -165,10 +168,11 @@ pub enum PipeError {
         /// The pipe or FIFO.
         what: String,
     },
-    /// A large frame was cut short by a deadline after part of it was written; this writer
-    /// refuses further sends because the stream is inside a frame.
+    /// The reader stopped reading in the middle of a large frame (for
+    /// [`FRAME_STALL_LIMIT`](crate::wait::FRAME_STALL_LIMIT)); this writer refuses further sends
+    /// because the stream is inside a frame.
     #[error(
-        "{what}: a {len}-byte frame was interrupted after {written} bytes; the stream is torn, open a new writer"
+        "{what}: the reader stopped reading in the middle of a {len}-byte frame ({written} bytes written); the stream is torn, open a new writer"
     )]
     Torn {
         /// Bytes written of the interrupted frame.
@@ -659,7 +663,13 @@ impl PipeWriter {
                 Ok(n) => written += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let ev = poll_wait(self.fd.as_fd(), false, wait)
+                    // A started frame is finished (see `wait::FRAME_STALL_LIMIT`).
+                    let w = if written == 0 {
+                        wait
+                    } else {
+                        wait.for_frame_remainder()
+                    };
+                    let ev = poll_wait(self.fd.as_fd(), false, w)
                         .map_err(|e| PipeError::io(format!("polling {}", self.what), e))?;
                     if ev.is_none() {
                         if written > 0 {

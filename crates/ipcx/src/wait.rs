@@ -21,7 +21,27 @@ pub enum Wait {
     Until(Instant),
 }
 
+/// How long a writer that has started a frame may go without progress before it abandons the
+/// frame (the stream is then torn and the writer unusable).
+///
+/// A started frame is always completed, whatever the caller's deadline: the deadline bounds the
+/// wait for the frame to *start*. Returning `Timeout` halfway through would leave half a frame in
+/// the stream (the reader could never resynchronise), and returning `Ok` while part of it is still
+/// buffered in the writer could leave the reader waiting for bytes that only the writer's next
+/// send would push out.
+pub const FRAME_STALL_LIMIT: Duration = Duration::from_secs(10);
+
 impl Wait {
+    /// The wait for the rest of a frame that has started: forever when the caller waits forever,
+    /// otherwise until the reader has made no room for [`FRAME_STALL_LIMIT`] (call again after
+    /// each bit of progress).
+    pub(crate) fn for_frame_remainder(self) -> Wait {
+        match self {
+            Wait::Forever => Wait::Forever,
+            _ => Wait::timeout(FRAME_STALL_LIMIT),
+        }
+    }
+
     /// A deadline `timeout` from now. A timeout too large to represent waits forever.
     pub fn timeout(timeout: Duration) -> Wait {
         match Instant::now().checked_add(timeout) {

@@ -88,6 +88,16 @@ fn child_role() {
             // Stay alive until the parent has read everything (datagrams in flight are fine).
             std::thread::sleep(Duration::from_millis(200));
         }),
+        ("send_big_with_short_deadline", |args| {
+            let ep = Endpoint::parse(&args[0]).unwrap();
+            let mut tx = connect(&ep);
+            let big: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+            // The receiver starts reading late: the deadline passes mid-frame, and the frame
+            // must still go out whole (not torn, not parked until a later send).
+            tx.send_timeout(&big, Duration::from_millis(50))
+                .unwrap_or_else(|e| panic!("{ep}: {e}"));
+            std::thread::sleep(Duration::from_millis(500));
+        }),
         ("send_forever", |args| {
             let ep = Endpoint::parse(&args[0]).unwrap();
             let mut tx = connect(&ep);
@@ -230,5 +240,24 @@ fn a_killed_sender_never_leaves_the_receiver_hanging() {
                 Err(e) => panic!("{ep}: {e}"),
             }
         }
+    }
+}
+
+#[test]
+fn a_started_frame_is_delivered_whole_past_the_send_deadline() {
+    let dir = util::TempDir::new("conf-late");
+    for ep in endpoints(&dir).into_iter().filter(Endpoint::is_framed) {
+        let mut rx = ep
+            .receiver(&Options::new())
+            .unwrap_or_else(|e| panic!("{ep}: receiver: {e}"));
+        let mut child = util::spawn_role("send_big_with_short_deadline", &[&ep.to_string()]);
+        std::thread::sleep(Duration::from_millis(300));
+        let got = recv(&mut rx, &ep);
+        assert_eq!(got.len(), 1 << 20, "{ep}");
+        assert!(
+            got.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8),
+            "{ep}"
+        );
+        child.expect_success();
     }
 }

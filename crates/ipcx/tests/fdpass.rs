@@ -48,6 +48,8 @@ fn child_role() {
             f.write_all(b"via stream").unwrap();
             s.send_frame(b"done").unwrap();
         }),
+        ("unused_fds_check", unused_fds_check),
+        ("truncated_check", truncated_check),
     ]);
 }
 
@@ -107,8 +109,20 @@ fn fds_over_a_stream() {
     assert_eq!(std::fs::read(&path).unwrap(), b"via stream");
 }
 
+// The two checks below count this process's open descriptors, so each runs alone in a child
+// process: other tests of this binary open descriptors in parallel threads.
+
 #[test]
 fn unused_fds_are_closed_and_too_many_refused() {
+    util::spawn_role("unused_fds_check", &[]).expect_success();
+}
+
+#[test]
+fn truncated_control_data_is_an_error_and_leaks_nothing() {
+    util::spawn_role("truncated_check", &[]).expect_success();
+}
+
+fn unused_fds_check(_: &[String]) {
     let (a, b) = UnixDatagram::pair().unwrap();
     let files: Vec<std::fs::File> = (0..5)
         .map(|_| std::fs::File::open("/dev/null").unwrap())
@@ -138,8 +152,7 @@ fn unused_fds_are_closed_and_too_many_refused() {
     assert!(matches!(b.try_recv(), Err(SocketError::WouldBlock)));
 }
 
-#[test]
-fn truncated_control_data_is_an_error_and_leaks_nothing() {
+fn truncated_check(_: &[String]) {
     let (a, b) = UnixSeqpacket::pair().unwrap();
     let files: Vec<OwnedFd> = (0..4)
         .map(|_| std::fs::File::open("/dev/null").unwrap().into())

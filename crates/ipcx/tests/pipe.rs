@@ -22,7 +22,19 @@ fn child_role() {
         ("wait_then_drain", wait_then_drain),
         ("write_forever", write_forever),
         ("raw_writer", raw_writer),
+        ("slow_large_reader", slow_large_reader),
     ]);
+}
+
+/// Waits a while before reading (so the writer's deadline passes mid-frame), then checks one
+/// large frame arrived whole.
+fn slow_large_reader(args: &[String]) {
+    let mut rx = PipeReader::from_inherited(3).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let len: usize = args[0].parse().unwrap();
+    let m = rx.recv_timeout(BOUND).unwrap();
+    assert_eq!(m.len(), len);
+    assert!(m.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -547,4 +559,19 @@ fn async_send_and_recv_between_processes() {
         drop(tx);
         child.expect_success();
     });
+}
+
+#[test]
+fn a_started_large_frame_is_completed_past_the_send_deadline() {
+    // 1 MiB through a 64 KiB pipe whose reader starts late: the deadline passes after the
+    // first bytes went out, and the frame is still delivered whole instead of being torn.
+    let (rx, tx) = pipe::pipe().unwrap();
+    let len = 1 << 20;
+    let mut child = spawn_with_fd3("slow_large_reader", &[&len.to_string()], rx);
+    let mut tx = tx.with_large_frames(LargeFrames::SingleWriter);
+    let msg: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let t0 = Instant::now();
+    tx.send_timeout(&msg, Duration::from_millis(50)).unwrap();
+    assert!(t0.elapsed() >= Duration::from_millis(50));
+    child.expect_success();
 }

@@ -409,7 +409,6 @@ pub(crate) fn udp_receiver(
 #[derive(Debug)]
 struct StreamSender {
     fd: OwnedFd,
-    out: Vec<u8>,
     max: usize,
     what: String,
 }
@@ -424,8 +423,7 @@ impl MessageSender for StreamSender {
             },
             other => Error::from_frame(self.what.clone(), other),
         })?;
-        send_stream_frame(self.fd.as_fd(), &mut self.out, frame, wait)
-            .map_err(|e| map_err(e, &self.what, true))
+        send_stream_frame(self.fd.as_fd(), frame, wait).map_err(|e| map_err(e, &self.what, true))
     }
 
     fn max_message_len(&self) -> Option<usize> {
@@ -490,7 +488,6 @@ pub(crate) fn unix_sender(
             .map_err(|e| map_err(e, &what, false))?;
             Box::new(StreamSender {
                 fd: s.into(),
-                out: Vec::new(),
                 max: opts.max_frame_len,
                 what,
             })
@@ -538,7 +535,6 @@ pub(crate) fn tcp_sender(
     .map_err(|e| map_err(e, &what, false))?;
     Ok(Box::new(StreamSender {
         fd: s.into(),
-        out: Vec::new(),
         max: opts.max_frame_len,
         what,
     }))

@@ -17,7 +17,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::error::SocketError;
-use super::unix::{flush_pending, recv_stream_frame, send_stream_frame};
+use super::unix::{recv_stream_frame, send_stream_frame};
 use crate::framing::{self, DEFAULT_MAX_FRAME_LEN, FrameDecoder};
 use crate::sys::socket as sys;
 use crate::wait::Wait;
@@ -142,7 +142,6 @@ impl From<TcpListener> for OwnedFd {
 pub struct TcpStream {
     inner: std::net::TcpStream,
     decoder: FrameDecoder,
-    out: Vec<u8>,
 }
 
 impl TcpStream {
@@ -195,7 +194,6 @@ impl TcpStream {
         Ok(TcpStream {
             inner: s,
             decoder: FrameDecoder::new(DEFAULT_MAX_FRAME_LEN),
-            out: Vec::new(),
         })
     }
 
@@ -225,7 +223,7 @@ impl TcpStream {
     /// Sends one frame, waiting as `wait` allows.
     pub fn send_frame_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), SocketError> {
         let frame = framing::encode_frame(msg, self.decoder.max_frame_len())?;
-        send_stream_frame(self.inner.as_fd(), &mut self.out, frame, wait)
+        send_stream_frame(self.inner.as_fd(), frame, wait)
     }
 
     /// Receives one frame, blocking: `None` at a clean end of stream.
@@ -260,15 +258,10 @@ impl Read for TcpStream {
 
 impl Write for TcpStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        flush_pending(self.inner.as_fd(), &mut self.out, Wait::Forever)?;
         sys::send_bytes(self.inner.as_fd(), buf, false)
     }
     fn flush(&mut self) -> io::Result<()> {
-        Ok(flush_pending(
-            self.inner.as_fd(),
-            &mut self.out,
-            Wait::Forever,
-        )?)
+        Ok(())
     }
 }
 
@@ -292,7 +285,6 @@ impl From<OwnedFd> for TcpStream {
         TcpStream {
             inner: std::net::TcpStream::from(fd),
             decoder: FrameDecoder::new(DEFAULT_MAX_FRAME_LEN),
-            out: Vec::new(),
         }
     }
 }

@@ -392,7 +392,6 @@ impl UnixListener {
 pub struct UnixStream {
     fd: OwnedFd,
     decoder: FrameDecoder,
-    out: Vec<u8>,
 }
 
 fd_traits!(UnixStream);
@@ -402,7 +401,6 @@ impl From<OwnedFd> for UnixStream {
         UnixStream {
             fd,
             decoder: FrameDecoder::new(DEFAULT_MAX_FRAME_LEN),
-            out: Vec::new(),
         }
     }
 }
@@ -461,7 +459,7 @@ impl UnixStream {
     /// [`SocketError::Timeout`] and nothing of it was sent.
     pub fn send_frame_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), SocketError> {
         let frame = framing::encode_frame(msg, self.decoder.max_frame_len())?;
-        send_stream_frame(self.fd.as_fd(), &mut self.out, frame, wait)
+        send_stream_frame(self.fd.as_fd(), frame, wait)
     }
 
     /// Receives one framed message, blocking: `None` when the peer closed cleanly between
@@ -496,7 +494,6 @@ impl UnixStream {
         data: &[u8],
         fds: &[BorrowedFd<'_>],
     ) -> Result<usize, SocketError> {
-        self.flush_out(Wait::Forever)?;
         super::fdpass::send_fds_wait(self.fd.as_fd(), data, fds, Wait::Forever)
     }
 
@@ -512,12 +509,7 @@ impl UnixStream {
 
     /// Shuts the write side down: the peer reads end of stream.
     pub fn shutdown_write(&mut self) -> Result<(), SocketError> {
-        self.flush_out(Wait::Forever)?;
         sys::shutdown_write(self.fd.as_fd()).map_err(|e| SocketError::io("shutdown(2)", e))
-    }
-
-    fn flush_out(&mut self, wait: Wait) -> Result<(), SocketError> {
-        flush_pending(self.fd.as_fd(), &mut self.out, wait)
     }
 }
 
@@ -529,11 +521,10 @@ impl Read for UnixStream {
 
 impl Write for UnixStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.flush_out(Wait::Forever)?;
         sys::send_bytes(self.fd.as_fd(), buf, false)
     }
     fn flush(&mut self) -> io::Result<()> {
-        Ok(self.flush_out(Wait::Forever)?)
+        Ok(())
     }
 }
 
@@ -541,20 +532,6 @@ pub(crate) fn peer_credentials(fd: BorrowedFd<'_>) -> Result<Credentials, Socket
     sys::peer_cred(fd)
         .map(Credentials::from)
         .map_err(|e| SocketError::io("getsockopt(SO_PEERCRED)", e))
-}
-
-/// Sends whatever is left of an earlier frame.
-pub(crate) fn flush_pending(
-    fd: BorrowedFd<'_>,
-    out: &mut Vec<u8>,
-    wait: Wait,
-) -> Result<(), SocketError> {
-    while !out.is_empty() {
-        let n = retry_ready(fd, false, wait, || sys::send_bytes(fd, out, true))
-            .map_err(map_send_wait)?;
-        out.drain(..n);
-    }
-    Ok(())
 }
 
 fn map_send_wait(e: WaitError) -> SocketError {
@@ -577,27 +554,35 @@ fn map_send_wait(e: WaitError) -> SocketError {
 /// rule).
 pub(crate) fn send_stream_frame(
     fd: BorrowedFd<'_>,
-    out: &mut Vec<u8>,
     frame: Vec<u8>,
     wait: Wait,
 ) -> Result<(), SocketError> {
-    flush_pending(fd, out, wait)?;
     let mut sent = 0;
     while sent < frame.len() {
         match retry_ready(
             fd,
             false,
-            if sent == 0 { wait } else { Wait::NoWait },
+            // A started frame is finished (see `wait::FRAME_STALL_LIMIT`).
+            if sent == 0 {
+                wait
+            } else {
+                wait.for_frame_remainder()
+            },
             || sys::send_bytes(fd, &frame[sent..], true),
         ) {
             Ok(n) => sent += n,
             Err(WaitError::WouldBlock | WaitError::Timeout) if sent > 0 => {
-                // Part of the frame is out: commit it; the rest goes first next time.
-                out.extend_from_slice(&frame[sent..]);
-                return match flush_pending(fd, out, wait) {
-                    Ok(()) | Err(SocketError::WouldBlock | SocketError::Timeout) => Ok(()),
-                    Err(e) => Err(e),
-                };
+                // The reader stopped reading in the middle of a frame: the stream is torn.
+                // Close our side so that the reader sees a truncated frame, not garbage.
+                let _ = sys::shutdown_write(fd);
+                return Err(SocketError::PeerGone {
+                    what: format!(
+                        "the peer stopped reading in the middle of a {}-byte frame ({} bytes sent) for {:?}; the connection is closed",
+                        frame.len(),
+                        sent,
+                        crate::wait::FRAME_STALL_LIMIT
+                    ),
+                });
             }
             Err(e) => return Err(map_send_wait(e)),
         }
