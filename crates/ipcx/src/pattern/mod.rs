@@ -164,15 +164,6 @@ impl From<SocketError> for Error {
     }
 }
 
-/// The error of a wait that ran out: `WouldBlock` for [`Wait::NoWait`], `Timeout` otherwise.
-pub(crate) fn wait_error(wait: Wait) -> Error {
-    if wait == Wait::NoWait {
-        Error::WouldBlock
-    } else {
-        Error::Timeout
-    }
-}
-
 /// Waits on a std mpsc receiver as `wait` allows.
 pub(crate) fn recv_mpsc<T>(
     rx: &std::sync::mpsc::Receiver<T>,
