@@ -128,11 +128,9 @@ fn lossless_from_the_moment_it_joined() {
     let joined = counter.load(Ordering::SeqCst);
     let first = u64::from_be_bytes(sub.recv_timeout(LONG).unwrap().data.try_into().unwrap());
     assert!(first <= joined + 1, "first {first} after joined {joined}");
-    let mut next = first + 1;
-    for _ in 0..2000 {
+    for next in first + 1..first + 2001 {
         let d = sub.recv_timeout(LONG).unwrap();
         assert_eq!(u64::from_be_bytes(d.data.try_into().unwrap()), next);
-        next += 1;
     }
     stop.store(true, Ordering::SeqCst);
     drop(sub);

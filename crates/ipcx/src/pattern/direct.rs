@@ -8,10 +8,10 @@
 //!
 //! * One message is one datagram: its size is bounded by the sender's socket send buffer
 //!   (`SO_SNDBUF`, about 200 KiB by default; [`Outbox::max_message_len`]). Larger is
-//!   [`Error::TooLarge`](super::Error::TooLarge).
+//!   [`Error::TooLarge`].
 //! * A full inbox (its receive queue, bounded by `net.unix.max_dgram_qlen` and the receive
 //!   buffer) makes a blocking send wait: delivery is lossless and in order per sender.
-//! * No inbox for that pid is [`Error::NotFound`](super::Error::NotFound); when the process
+//! * No inbox for that pid is [`Error::NotFound`]; when the process
 //!   dies its inbox vanishes with it (abstract names have no file, so nothing is left behind).
 //! * Abstract socket names ignore file permissions: any process in the same network namespace
 //!   may send to an inbox. That is why the receiver gets verified credentials: check
@@ -135,11 +135,12 @@ impl MessageReceiver for Inbox {
     fn recv_wait(&mut self, wait: Wait) -> Result<Message, channel::Error> {
         let l = Inbox::recv_wait(self, wait).map_err(to_channel_error)?;
         let mut m = Message::new(l.data);
-        let mut meta = Meta::default();
-        meta.pid = Some(l.from.pid);
-        meta.uid = Some(l.from.uid);
-        meta.gid = Some(l.from.gid);
-        m.meta = meta;
+        m.meta = Meta {
+            pid: Some(l.from.pid),
+            uid: Some(l.from.uid),
+            gid: Some(l.from.gid),
+            ..Default::default()
+        };
         Ok(m)
     }
 }

@@ -227,9 +227,10 @@ impl MessageReceiver for Mailbox {
         let (data, prio) =
             Mailbox::recv_wait(self, wait).map_err(super::direct::to_channel_error)?;
         let mut m = Message::new(data);
-        let mut meta = Meta::default();
-        meta.priority = Some(prio);
-        m.meta = meta;
+        m.meta = Meta {
+            priority: Some(prio),
+            ..Default::default()
+        };
         Ok(m)
     }
 }

@@ -139,7 +139,7 @@ impl Publisher {
     /// Binds with options.
     pub fn bind_with(addr: &LinkAddr, opts: PublisherOptions) -> Result<Publisher, Error> {
         let listener = addr.bind()?;
-        Ok(Self::from_listener(listener, opts)?)
+        Self::from_listener(listener, opts)
     }
 
     /// Serves subscribers arriving on `listener`.

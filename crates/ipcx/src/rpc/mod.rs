@@ -24,7 +24,7 @@
 //! ```
 //!
 //! * **Wire**: arguments and results are postcard-encoded serde values inside
-//!   [`reqrep`](crate::pattern::reqrep) frames; the connection starts with a versioned
+//!   [`reqrep`] frames; the connection starts with a versioned
 //!   handshake (protocol version, service name, service version): a mismatch fails at connect
 //!   with [`RpcError::VersionMismatch`] (or [`RpcError::WrongService`]) saying both versions.
 //! * **Deadlines**: every call has one. Past it the call fails with [`RpcError::Timeout`]; the
