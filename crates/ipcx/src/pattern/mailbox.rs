@@ -22,7 +22,7 @@
 //! let jobs = Mailbox::create("/jobs")?;      // creates it, removes it on drop
 //! jobs.send(b"resize photo.jpg")?;
 //! // any process: Mailbox::open("/jobs")?.recv()?
-//! let msg = jobs.recv()?;
+//! let _msg = jobs.recv()?;
 //! # Ok::<(), ipcx::pattern::Error>(())
 //! ```
 
