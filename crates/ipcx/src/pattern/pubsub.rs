@@ -1,0 +1,619 @@
+//! Publish/subscribe: every subscriber gets every message published, on the topics it asked
+//! for, from the moment it joined.
+//!
+//! A [`Publisher`] binds an address (`unix:@NAME`, `unix:PATH` or `tcp:HOST:PORT`, see
+//! [`LinkAddr`]); [`Subscriber`]s connect and name the topic prefixes they want (`b""` for
+//! everything). Messages are fanned out over one connection per subscriber. A subscriber can
+//! connect to several publishers ([`Subscriber::connect_also`]): N:M. A topic per address
+//! (one publisher per topic) works as well as prefixes on one address.
+//!
+//! # Guarantees
+//! * **Lossless from the moment it joined**: [`Subscriber::connect`] returns only after the
+//!   publisher has registered the subscriber, so every message published after it returned
+//!   reaches it (unless the [`SlowPolicy::DropOldest`] policy drops it, which the subscriber is
+//!   told about). Order is kept per publisher.
+//! * **Slow subscribers**: each subscriber has a queue of [`PublisherOptions::queue_len`]
+//!   messages in the publisher (plus the socket buffers). When it is full,
+//!   [`SlowPolicy::Block`] (the default) makes [`Publisher::publish`] wait (or time out, with
+//!   the message sent to nobody); [`SlowPolicy::DropOldest`] drops the oldest queued message
+//!   instead and the subscriber learns how many it missed ([`Delivery::missed`],
+//!   [`Subscriber::total_missed`]).
+//! * A subscriber that dies or disconnects is dropped at the next message sent to it; it never
+//!   blocks the publisher. A publisher that dies ends its subscribers' stream with
+//!   [`Error::PeerGone`].
+//!
+//! ```no_run
+//! use ipcx::pattern::pubsub::{Publisher, Subscriber};
+//! use std::time::Duration;
+//! let publisher = Publisher::bind("unix:@prices")?;
+//! // in other processes:
+//! let mut sub = Subscriber::connect("unix:@prices", &[b"eur."], Duration::from_secs(5))?;
+//! publisher.publish(b"eur.usd", b"1.08")?;
+//! let d = sub.recv()?;
+//! assert_eq!(d.topic, b"eur.usd");
+//! # Ok::<(), ipcx::pattern::Error>(())
+//! ```
+//!
+//! # Wire format
+//! Frames on the connection (ipcx framing): the subscriber sends `IPCXSUB1`, a `u16` count and
+//! that many `u16`-length-prefixed prefixes (at most [`MAX_TOPICS`] of at most
+//! [`MAX_TOPIC_LEN`] bytes); the publisher answers `[1]` (welcome), then sends each message as
+//! `[2] missed:u64 topic_len:u16 topic data` (big-endian).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::{Error, Link, LinkAddr, LinkListener};
+use crate::wait::Wait;
+
+/// Longest topic or prefix, in bytes.
+pub const MAX_TOPIC_LEN: usize = 1024;
+/// Most prefixes one subscriber may name.
+pub const MAX_TOPICS: usize = 256;
+const HELLO: &[u8; 8] = b"IPCXSUB1";
+const WELCOME: u8 = 1;
+const MSG: u8 = 2;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a publisher does when a subscriber's queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SlowPolicy {
+    /// Wait for room: the slowest subscriber paces the publisher (lossless).
+    #[default]
+    Block,
+    /// Drop the subscriber's oldest queued message and count it; the subscriber is told.
+    DropOldest,
+}
+
+/// Publisher settings.
+#[derive(Debug, Clone, Copy)]
+pub struct PublisherOptions {
+    /// The slow-subscriber policy.
+    pub policy: SlowPolicy,
+    /// Messages queued per subscriber in the publisher (default 1024, at least 1).
+    pub queue_len: usize,
+}
+
+impl Default for PublisherOptions {
+    fn default() -> Self {
+        PublisherOptions {
+            policy: SlowPolicy::Block,
+            queue_len: 1024,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SubState {
+    queue: VecDeque<Arc<Vec<u8>>>,
+    missed: u64,
+    dead: bool,
+}
+
+#[derive(Debug)]
+struct Sub {
+    prefixes: Vec<Vec<u8>>,
+    state: Mutex<SubState>,
+    ready: Condvar,
+}
+
+impl Sub {
+    fn wants(&self, topic: &[u8]) -> bool {
+        self.prefixes.iter().any(|p| topic.starts_with(p))
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    subs: Mutex<Vec<Arc<Sub>>>,
+    /// Signalled when a subscriber's queue shrinks or a subscriber goes.
+    space: Condvar,
+    space_lock: Mutex<()>,
+    closed: AtomicBool,
+    opts: PublisherOptions,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The publishing end: binds an address and fans messages out to subscribers.
+#[derive(Debug)]
+pub struct Publisher {
+    shared: Arc<Shared>,
+    addr: LinkAddr,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl Publisher {
+    /// Binds `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`) with default options.
+    pub fn bind(addr: &str) -> Result<Publisher, Error> {
+        Self::bind_with(&LinkAddr::parse(addr)?, PublisherOptions::default())
+    }
+
+    /// Binds with options.
+    pub fn bind_with(addr: &LinkAddr, opts: PublisherOptions) -> Result<Publisher, Error> {
+        let listener = addr.bind()?;
+        Self::from_listener(listener, opts)
+    }
+
+    /// Serves subscribers arriving on `listener`.
+    pub fn from_listener(
+        listener: LinkListener,
+        opts: PublisherOptions,
+    ) -> Result<Publisher, Error> {
+        let addr = listener.local_addr()?;
+        let opts = PublisherOptions {
+            queue_len: opts.queue_len.max(1),
+            ..opts
+        };
+        let shared = Arc::new(Shared {
+            subs: Mutex::new(Vec::new()),
+            space: Condvar::new(),
+            space_lock: Mutex::new(()),
+            closed: AtomicBool::new(false),
+            opts,
+        });
+        let s = shared.clone();
+        let acceptor = std::thread::Builder::new()
+            .name("ipcx-pub-accept".into())
+            .spawn(move || accept_loop(listener, s))
+            .map_err(|source| Error::Io {
+                context: "spawning the publisher's accept thread".into(),
+                source,
+            })?;
+        Ok(Publisher {
+            shared,
+            addr,
+            acceptor: Some(acceptor),
+        })
+    }
+
+    /// The address subscribers connect to.
+    pub fn addr(&self) -> &LinkAddr {
+        &self.addr
+    }
+
+    /// Subscribers registered now.
+    pub fn subscribers(&self) -> usize {
+        lock(&self.shared.subs).len()
+    }
+
+    /// Waits until at least `n` subscribers are registered.
+    pub fn wait_for_subscribers(&self, n: usize, timeout: Duration) -> Result<(), Error> {
+        let wait = Wait::timeout(timeout);
+        loop {
+            if self.subscribers() >= n {
+                return Ok(());
+            }
+            if wait.expired() {
+                return Err(Error::Timeout);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Publishes `data` on `topic`, waiting for room as the policy requires.
+    pub fn publish(&self, topic: &[u8], data: &[u8]) -> Result<(), Error> {
+        self.publish_wait(topic, data, Wait::Forever)
+    }
+
+    /// Publishes without waiting: [`Error::Full`] when a subscriber's queue is full
+    /// ([`SlowPolicy::Block`]).
+    pub fn try_publish(&self, topic: &[u8], data: &[u8]) -> Result<(), Error> {
+        self.publish_wait(topic, data, Wait::NoWait)
+    }
+
+    /// Publishes, giving up with [`Error::Timeout`] after `timeout`.
+    pub fn publish_timeout(
+        &self,
+        topic: &[u8],
+        data: &[u8],
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        self.publish_wait(topic, data, Wait::timeout(timeout))
+    }
+
+    /// Publishes, waiting as `wait` allows. With [`SlowPolicy::Block`], either every
+    /// interested subscriber gets the message or (on timeout) none does.
+    pub fn publish_wait(&self, topic: &[u8], data: &[u8], wait: Wait) -> Result<(), Error> {
+        if topic.len() > MAX_TOPIC_LEN {
+            return Err(Error::TooLarge {
+                len: topic.len(),
+                max: MAX_TOPIC_LEN,
+                what: "a topic".into(),
+            });
+        }
+        let cap = self.shared.opts.queue_len;
+        let mut frame = Vec::with_capacity(11 + topic.len() + data.len());
+        frame.push(MSG);
+        frame.extend_from_slice(&0u64.to_be_bytes());
+        frame.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+        frame.extend_from_slice(topic);
+        frame.extend_from_slice(data);
+        let frame = Arc::new(frame);
+        let mut space = lock(&self.shared.space_lock);
+        loop {
+            let subs: Vec<Arc<Sub>> = lock(&self.shared.subs)
+                .iter()
+                .filter(|s| s.wants(topic))
+                .cloned()
+                .collect();
+            let blocked = self.shared.opts.policy == SlowPolicy::Block
+                && subs.iter().any(|s| {
+                    let st = lock(&s.state);
+                    !st.dead && st.queue.len() >= cap
+                });
+            if !blocked {
+                for s in subs {
+                    let mut st = lock(&s.state);
+                    if st.dead {
+                        continue;
+                    }
+                    if st.queue.len() >= cap {
+                        st.queue.pop_front();
+                        st.missed += 1;
+                    }
+                    st.queue.push_back(frame.clone());
+                    s.ready.notify_one();
+                }
+                return Ok(());
+            }
+            match wait {
+                Wait::NoWait => {
+                    return Err(Error::Full {
+                        what: "a subscriber's queue".into(),
+                    });
+                }
+                Wait::Forever => {
+                    space = self
+                        .shared
+                        .space
+                        .wait_timeout(space, Duration::from_millis(100))
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+                Wait::Until(_) => {
+                    let left = wait.remaining().unwrap_or_default();
+                    if left.is_zero() {
+                        return Err(Error::Timeout);
+                    }
+                    space = self
+                        .shared
+                        .space
+                        .wait_timeout(space, left.min(Duration::from_millis(100)))
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        for s in lock(&self.shared.subs).iter() {
+            lock(&s.state).dead = true;
+            s.ready.notify_all();
+        }
+        if let Some(h) = self.acceptor.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn accept_loop(listener: LinkListener, shared: Arc<Shared>) {
+    while !shared.closed.load(Ordering::SeqCst) {
+        match listener.accept_wait(Wait::timeout(Duration::from_millis(50))) {
+            Ok(link) => {
+                let s = shared.clone();
+                let _ = std::thread::Builder::new()
+                    .name("ipcx-pub-sub".into())
+                    .spawn(move || serve_subscriber(link, s));
+            }
+            Err(Error::Timeout | Error::WouldBlock) => {}
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+/// Parses a subscriber's hello: the topic prefixes.
+pub fn parse_hello(frame: &[u8]) -> Result<Vec<Vec<u8>>, &'static str> {
+    let rest = frame
+        .strip_prefix(HELLO)
+        .ok_or("not a subscriber hello (IPCXSUB1)")?;
+    let (count, mut rest) = take_u16(rest).ok_or("hello cut short")?;
+    if usize::from(count) > MAX_TOPICS {
+        return Err("too many topic prefixes");
+    }
+    let mut prefixes = Vec::with_capacity(usize::from(count));
+    for _ in 0..count {
+        let (len, r) = take_u16(rest).ok_or("hello cut short")?;
+        let len = usize::from(len);
+        if len > MAX_TOPIC_LEN || r.len() < len {
+            return Err("bad topic prefix length");
+        }
+        prefixes.push(r[..len].to_vec());
+        rest = &r[len..];
+    }
+    if !rest.is_empty() {
+        return Err("trailing bytes after the topic prefixes");
+    }
+    Ok(prefixes)
+}
+
+fn take_u16(b: &[u8]) -> Option<(u16, &[u8])> {
+    let (h, r) = b.split_first_chunk::<2>()?;
+    Some((u16::from_be_bytes(*h), r))
+}
+
+fn serve_subscriber(mut link: Box<dyn Link>, shared: Arc<Shared>) {
+    let prefixes = match link.recv_frame_wait(Wait::timeout(HANDSHAKE_TIMEOUT)) {
+        Ok(Some(f)) => match parse_hello(&f) {
+            Ok(p) => p,
+            Err(_) => return,
+        },
+        _ => return,
+    };
+    let sub = Arc::new(Sub {
+        prefixes,
+        state: Mutex::new(SubState {
+            queue: VecDeque::new(),
+            missed: 0,
+            dead: false,
+        }),
+        ready: Condvar::new(),
+    });
+    {
+        // Registered before the welcome: everything published after the subscriber reads
+        // the welcome reaches it.
+        let mut subs = lock(&shared.subs);
+        if shared.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        subs.push(sub.clone());
+    }
+    let ok = link
+        .send_frame_wait(&[WELCOME], Wait::timeout(HANDSHAKE_TIMEOUT))
+        .is_ok();
+    if ok {
+        write_loop(&mut *link, &sub, &shared);
+    }
+    lock(&sub.state).dead = true;
+    lock(&shared.subs).retain(|s| !Arc::ptr_eq(s, &sub));
+    let _g = lock(&shared.space_lock);
+    shared.space.notify_all();
+}
+
+fn write_loop(link: &mut dyn Link, sub: &Sub, shared: &Shared) {
+    loop {
+        let (frame, missed) = {
+            let mut st = lock(&sub.state);
+            loop {
+                if st.dead {
+                    return;
+                }
+                if let Some(f) = st.queue.pop_front() {
+                    let m = std::mem::take(&mut st.missed);
+                    break (f, m);
+                }
+                st = sub.ready.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        {
+            let _g = lock(&shared.space_lock);
+            shared.space.notify_all();
+        }
+        let res = if missed == 0 {
+            link.send_frame_wait(&frame, Wait::Forever)
+        } else {
+            let mut f = (*frame).clone();
+            f[1..9].copy_from_slice(&missed.to_be_bytes());
+            link.send_frame_wait(&f, Wait::Forever)
+        };
+        if res.is_err() {
+            return;
+        }
+    }
+}
+
+/// One message received by a subscriber.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Delivery {
+    /// The topic it was published on.
+    pub topic: Vec<u8>,
+    /// The payload.
+    pub data: Vec<u8>,
+    /// Messages of this publisher dropped for this subscriber just before this one
+    /// ([`SlowPolicy::DropOldest`]); 0 otherwise.
+    pub missed: u64,
+    /// Which of the subscriber's connections it came from (0 for the first
+    /// [`Subscriber::connect`], then 1, 2... for each [`Subscriber::connect_also`]).
+    pub source: usize,
+}
+
+/// Decodes a publisher's message frame.
+pub fn parse_message(frame: &[u8]) -> Result<(u64, &[u8], &[u8]), &'static str> {
+    let rest = match frame.split_first() {
+        Some((&MSG, rest)) => rest,
+        _ => return Err("not a message frame"),
+    };
+    let (missed, rest) = rest.split_first_chunk::<8>().ok_or("message cut short")?;
+    let (tlen, rest) = take_u16(rest).ok_or("message cut short")?;
+    let tlen = usize::from(tlen);
+    if rest.len() < tlen {
+        return Err("topic longer than the message");
+    }
+    Ok((u64::from_be_bytes(*missed), &rest[..tlen], &rest[tlen..]))
+}
+
+/// The subscribing end.
+#[derive(Debug)]
+pub struct Subscriber {
+    rx: mpsc::Receiver<Result<Delivery, Error>>,
+    tx: mpsc::SyncSender<Result<Delivery, Error>>,
+    live: Arc<AtomicUsize>,
+    sources: usize,
+    missed: Arc<AtomicU64>,
+    topics: Vec<Vec<u8>>,
+}
+
+/// How many received messages a subscriber buffers before pushing back on its publishers.
+const SUB_BUFFER: usize = 64;
+
+impl Subscriber {
+    /// Connects to the publisher at `addr`, subscribing to messages whose topic starts with
+    /// one of `topics` (`b""`: all). Returns once the publisher has registered it.
+    pub fn connect(addr: &str, topics: &[&[u8]], timeout: Duration) -> Result<Subscriber, Error> {
+        let (tx, rx) = mpsc::sync_channel(SUB_BUFFER);
+        let mut s = Subscriber {
+            rx,
+            tx,
+            live: Arc::new(AtomicUsize::new(0)),
+            sources: 0,
+            missed: Arc::new(AtomicU64::new(0)),
+            topics: topics.iter().map(|t| t.to_vec()).collect(),
+        };
+        s.connect_also(addr, timeout)?;
+        Ok(s)
+    }
+
+    /// Also subscribes, with the same topics, to the publisher at `addr` (N:M).
+    pub fn connect_also(&mut self, addr: &str, timeout: Duration) -> Result<(), Error> {
+        let wait = Wait::timeout(timeout);
+        if self.topics.len() > MAX_TOPICS {
+            return Err(Error::TooLarge {
+                len: self.topics.len(),
+                max: MAX_TOPICS,
+                what: "the list of topic prefixes".into(),
+            });
+        }
+        let mut hello = HELLO.to_vec();
+        hello.extend_from_slice(&(self.topics.len() as u16).to_be_bytes());
+        for t in &self.topics {
+            if t.len() > MAX_TOPIC_LEN {
+                return Err(Error::TooLarge {
+                    len: t.len(),
+                    max: MAX_TOPIC_LEN,
+                    what: "a topic prefix".into(),
+                });
+            }
+            hello.extend_from_slice(&(t.len() as u16).to_be_bytes());
+            hello.extend_from_slice(t);
+        }
+        let mut link = LinkAddr::parse(addr)?.connect(wait)?;
+        link.send_frame_wait(&hello, wait)?;
+        match link.recv_frame_wait(wait)? {
+            Some(f) if f == [WELCOME] => {}
+            Some(_) => return Err(Error::protocol(addr, "expected a publisher's welcome")),
+            None => {
+                return Err(Error::PeerGone {
+                    what: format!("the publisher at {addr} closed during the handshake"),
+                });
+            }
+        }
+        let source = self.sources;
+        self.sources += 1;
+        let tx = self.tx.clone();
+        let live = self.live.clone();
+        let missed = self.missed.clone();
+        let name = addr.to_owned();
+        live.fetch_add(1, Ordering::SeqCst);
+        let spawned = std::thread::Builder::new()
+            .name("ipcx-sub".into())
+            .spawn(move || {
+                let end = loop {
+                    let f = match link.recv_frame_wait(Wait::Forever) {
+                        Ok(Some(f)) => f,
+                        Ok(None) => {
+                            break Error::PeerGone {
+                                what: format!("the publisher at {name} closed"),
+                            };
+                        }
+                        Err(e) => break e,
+                    };
+                    let d = match parse_message(&f) {
+                        Ok((m, topic, data)) => {
+                            missed.fetch_add(m, Ordering::Relaxed);
+                            Delivery {
+                                topic: topic.to_vec(),
+                                data: data.to_vec(),
+                                missed: m,
+                                source,
+                            }
+                        }
+                        Err(reason) => break Error::protocol(&name, reason),
+                    };
+                    if tx.send(Ok(d)).is_err() {
+                        return;
+                    }
+                };
+                let _ = tx.send(Err(end));
+                live.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(source) = spawned {
+            self.live.fetch_sub(1, Ordering::SeqCst);
+            return Err(Error::Io {
+                context: "spawning a subscriber thread".into(),
+                source,
+            });
+        }
+        Ok(())
+    }
+
+    /// Messages dropped for this subscriber so far (all publishers).
+    pub fn total_missed(&self) -> u64 {
+        self.missed.load(Ordering::Relaxed)
+    }
+
+    /// Receives the next message, blocking. When a publisher goes away, one call returns
+    /// [`Error::PeerGone`] (or [`Error::Protocol`] if it sent garbage) for it; once every
+    /// publisher is gone, every call does.
+    pub fn recv(&mut self) -> Result<Delivery, Error> {
+        self.recv_wait(Wait::Forever)
+    }
+
+    /// Receives a message if one is waiting: [`Error::WouldBlock`] otherwise.
+    pub fn try_recv(&mut self) -> Result<Delivery, Error> {
+        self.recv_wait(Wait::NoWait)
+    }
+
+    /// Receives a message, giving up with [`Error::Timeout`] after `timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Delivery, Error> {
+        self.recv_wait(Wait::timeout(timeout))
+    }
+
+    /// Receives a message, waiting as `wait` allows.
+    pub fn recv_wait(&mut self, wait: Wait) -> Result<Delivery, Error> {
+        let gone = || Error::PeerGone {
+            what: "every publisher this subscriber was connected to is gone".into(),
+        };
+        loop {
+            if self.live.load(Ordering::SeqCst) == 0 {
+                return match self.rx.try_recv() {
+                    Ok(r) => r,
+                    Err(_) => Err(gone()),
+                };
+            }
+            // Wake up now and then to notice that the last publisher went away.
+            let slice = Wait::timeout(Duration::from_millis(200));
+            let w = match (wait, wait.remaining()) {
+                (Wait::NoWait, _) => Wait::NoWait,
+                (_, Some(left)) if left < Duration::from_millis(200) => wait,
+                _ => slice,
+            };
+            match super::recv_mpsc(&self.rx, w, "subscriber") {
+                Ok(r) => return r,
+                Err(Error::Timeout) if !wait.expired() => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

@@ -1,0 +1,933 @@
+//! Request/reply: many clients, many servers, replies routed to the right caller, many
+//! outstanding requests per connection, a deadline on every request.
+//!
+//! A [`Server`] binds an address ([`LinkAddr`]); a [`Client`] connects, introduces itself with
+//! a versioned handshake ([`Hello`]), and sends [`Frame::Request`]s, each with an id, a method
+//! name, a payload and the time left before its deadline. Replies carry the request's id, so
+//! any number of threads can share one client ([`Client`] is `Clone + Send + Sync`) and
+//! replies may come back in any order. Past its deadline a request fails with
+//! [`Error::Timeout`] on the client; the server sees the deadline ([`Request::deadline`]) and
+//! does not start a request whose deadline has passed. A [`ClientPool`] spreads requests over
+//! several servers and skips dead ones.
+//!
+//! The server's [`Authorize`] hook sees each connecting peer's kernel-verified credentials
+//! (Unix sockets) and may refuse the connection.
+//!
+//! The typed RPC layer ([`crate::rpc`]) is built on this module.
+//!
+//! # Wire format
+//! Every message is one ipcx frame; [`Frame::decode`] reads one, checking every length
+//! against the bytes present (it never panics and never allocates more than the frame).
+//! Integers are big-endian.
+//! ```text
+//! hello     'I' 'P' 'C' 'X' 'R' 'Q' proto:u16 service_version:u32 service_len:u16 service
+//! welcome   0x10 max_frame:u32
+//! refused   0x11 reason:u8 server_proto:u16 server_version:u32 msg_len:u16 msg
+//! request   0x01 id:u64 deadline_ms:u32 (0: none) method_len:u16 method payload
+//! reply     0x02 id:u64 status:u8 payload
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::{Error, Link, LinkAddr, LinkListener};
+use crate::socket::Credentials;
+use crate::wait::Wait;
+
+/// The wire protocol version this build speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+const MAGIC: &[u8; 6] = b"IPCXRQ";
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest method or service name.
+pub const MAX_NAME_LEN: usize = 255;
+
+/// A reply's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Status {
+    /// Success: the payload is the result.
+    Ok,
+    /// The handler reported an application error: the payload describes it.
+    AppError,
+    /// No such method on the server.
+    UnknownMethod,
+    /// The server could not decode the request's payload.
+    BadRequest,
+    /// The deadline passed before the server could answer.
+    DeadlineExceeded,
+    /// The handler panicked (the server keeps running).
+    Panicked,
+    /// The request is larger than the server accepts.
+    TooLarge,
+    /// The server is shutting down or overloaded.
+    Unavailable,
+}
+
+impl Status {
+    fn to_u8(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::AppError => 1,
+            Status::UnknownMethod => 2,
+            Status::BadRequest => 3,
+            Status::DeadlineExceeded => 4,
+            Status::Panicked => 5,
+            Status::TooLarge => 6,
+            Status::Unavailable => 7,
+        }
+    }
+    fn from_u8(b: u8) -> Option<Status> {
+        Some(match b {
+            0 => Status::Ok,
+            1 => Status::AppError,
+            2 => Status::UnknownMethod,
+            3 => Status::BadRequest,
+            4 => Status::DeadlineExceeded,
+            5 => Status::Panicked,
+            6 => Status::TooLarge,
+            7 => Status::Unavailable,
+            _ => return None,
+        })
+    }
+}
+
+/// Why a server refused a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The wire protocol versions differ.
+    ProtocolVersion,
+    /// The client asked for another service than the one served here.
+    WrongService,
+    /// The service versions differ.
+    ServiceVersion,
+    /// The authorisation hook said no.
+    Denied,
+}
+
+impl Refusal {
+    fn to_u8(self) -> u8 {
+        match self {
+            Refusal::ProtocolVersion => 1,
+            Refusal::WrongService => 2,
+            Refusal::ServiceVersion => 3,
+            Refusal::Denied => 4,
+        }
+    }
+    fn from_u8(b: u8) -> Option<Refusal> {
+        Some(match b {
+            1 => Refusal::ProtocolVersion,
+            2 => Refusal::WrongService,
+            3 => Refusal::ServiceVersion,
+            4 => Refusal::Denied,
+            _ => return None,
+        })
+    }
+}
+
+/// A client's introduction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    /// Wire protocol version.
+    pub protocol: u16,
+    /// Service name.
+    pub service: String,
+    /// Service version.
+    pub version: u32,
+}
+
+/// One decoded frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Frame {
+    /// A client's hello.
+    Hello(Hello),
+    /// The server accepts; requests up to `max_frame` bytes.
+    Welcome {
+        /// Largest request frame the server accepts.
+        max_frame: u32,
+    },
+    /// The server refuses the connection.
+    Refused {
+        /// Why.
+        reason: Refusal,
+        /// The server's protocol version.
+        protocol: u16,
+        /// The server's service version.
+        version: u32,
+        /// A message for humans.
+        message: String,
+    },
+    /// A request.
+    Request {
+        /// Id chosen by the client, echoed in the reply.
+        id: u64,
+        /// Milliseconds left before the deadline when sent; 0: no deadline.
+        deadline_ms: u32,
+        /// Method name.
+        method: String,
+        /// Arguments.
+        payload: Vec<u8>,
+    },
+    /// A reply.
+    Reply {
+        /// The request's id.
+        id: u64,
+        /// Outcome.
+        status: Status,
+        /// Result or error description.
+        payload: Vec<u8>,
+    },
+}
+
+/// Why bytes are not a valid frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed request/reply frame: {0}")]
+pub struct DecodeError(pub &'static str);
+
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.0.len() < n {
+            return Err(DecodeError("frame cut short"));
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, DecodeError> {
+        Ok(u16::from_be_bytes(
+            self.take(2)?.try_into().map_err(|_| DecodeError("u16"))?,
+        ))
+    }
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_be_bytes(
+            self.take(4)?.try_into().map_err(|_| DecodeError("u32"))?,
+        ))
+    }
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(
+            self.take(8)?.try_into().map_err(|_| DecodeError("u64"))?,
+        ))
+    }
+    fn name(&mut self, len: usize) -> Result<String, DecodeError> {
+        if len > MAX_NAME_LEN {
+            return Err(DecodeError("name longer than 255 bytes"));
+        }
+        String::from_utf8(self.take(len)?.to_vec()).map_err(|_| DecodeError("name is not UTF-8"))
+    }
+    fn rest(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.0).to_vec()
+    }
+    fn end(&self) -> Result<(), DecodeError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError("trailing bytes"))
+        }
+    }
+}
+
+fn put_name(out: &mut Vec<u8>, s: &str) {
+    let b = &s.as_bytes()[..s.len().min(MAX_NAME_LEN)];
+    out.extend_from_slice(&(b.len() as u16).to_be_bytes());
+    out.extend_from_slice(b);
+}
+
+impl Frame {
+    /// Decodes one frame, checking every length against the bytes present.
+    pub fn decode(bytes: &[u8]) -> Result<Frame, DecodeError> {
+        if let Some(rest) = bytes.strip_prefix(MAGIC) {
+            let mut c = Cursor(rest);
+            let protocol = c.u16()?;
+            let version = c.u32()?;
+            let len = usize::from(c.u16()?);
+            let service = c.name(len)?;
+            c.end()?;
+            return Ok(Frame::Hello(Hello {
+                protocol,
+                service,
+                version,
+            }));
+        }
+        let mut c = Cursor(bytes);
+        let f = match c.u8()? {
+            0x10 => Frame::Welcome {
+                max_frame: c.u32()?,
+            },
+            0x11 => {
+                let reason = Refusal::from_u8(c.u8()?).ok_or(DecodeError("unknown refusal"))?;
+                let protocol = c.u16()?;
+                let version = c.u32()?;
+                let len = usize::from(c.u16()?);
+                let message = String::from_utf8_lossy(c.take(len)?).into_owned();
+                Frame::Refused {
+                    reason,
+                    protocol,
+                    version,
+                    message,
+                }
+            }
+            0x01 => {
+                let id = c.u64()?;
+                let deadline_ms = c.u32()?;
+                let len = usize::from(c.u16()?);
+                let method = c.name(len)?;
+                return Ok(Frame::Request {
+                    id,
+                    deadline_ms,
+                    method,
+                    payload: c.rest(),
+                });
+            }
+            0x02 => {
+                let id = c.u64()?;
+                let status = Status::from_u8(c.u8()?).ok_or(DecodeError("unknown status"))?;
+                return Ok(Frame::Reply {
+                    id,
+                    status,
+                    payload: c.rest(),
+                });
+            }
+            _ => return Err(DecodeError("unknown frame kind")),
+        };
+        c.end()?;
+        Ok(f)
+    }
+
+    /// Encodes the frame (names are cut at [`MAX_NAME_LEN`] bytes).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Frame::Hello(h) => {
+                out.extend_from_slice(MAGIC);
+                out.extend_from_slice(&h.protocol.to_be_bytes());
+                out.extend_from_slice(&h.version.to_be_bytes());
+                put_name(&mut out, &h.service);
+            }
+            Frame::Welcome { max_frame } => {
+                out.push(0x10);
+                out.extend_from_slice(&max_frame.to_be_bytes());
+            }
+            Frame::Refused {
+                reason,
+                protocol,
+                version,
+                message,
+            } => {
+                out.push(0x11);
+                out.push(reason.to_u8());
+                out.extend_from_slice(&protocol.to_be_bytes());
+                out.extend_from_slice(&version.to_be_bytes());
+                let m = &message.as_bytes()[..message.len().min(1024)];
+                out.extend_from_slice(&(m.len() as u16).to_be_bytes());
+                out.extend_from_slice(m);
+            }
+            Frame::Request {
+                id,
+                deadline_ms,
+                method,
+                payload,
+            } => {
+                out.reserve(16 + method.len() + payload.len());
+                out.push(0x01);
+                out.extend_from_slice(&id.to_be_bytes());
+                out.extend_from_slice(&deadline_ms.to_be_bytes());
+                put_name(&mut out, method);
+                out.extend_from_slice(payload);
+            }
+            Frame::Reply {
+                id,
+                status,
+                payload,
+            } => {
+                out.reserve(10 + payload.len());
+                out.push(0x02);
+                out.extend_from_slice(&id.to_be_bytes());
+                out.push(status.to_u8());
+                out.extend_from_slice(payload);
+            }
+        }
+        out
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client
+
+/// A reply as the client receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// Outcome.
+    pub status: Status,
+    /// Result or error description.
+    pub payload: Vec<u8>,
+}
+
+/// Why a connection could not be set up, beyond transport errors: the server refused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// Why.
+    pub reason: Refusal,
+    /// The server's wire protocol version.
+    pub server_protocol: u16,
+    /// The server's service version.
+    pub server_version: u32,
+    /// The server's message.
+    pub message: String,
+}
+
+type Pending = Mutex<HashMap<u64, mpsc::SyncSender<Reply>>>;
+
+#[derive(Debug)]
+struct ClientInner {
+    writer: Mutex<Box<dyn Link>>,
+    pending: Pending,
+    next_id: AtomicU64,
+    dead: Mutex<Option<String>>,
+    max_frame: usize,
+    addr: String,
+}
+
+/// The requesting end: one connection to one server, shared by any number of threads.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<ClientInner>,
+}
+
+/// What [`Client::connect`] can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// Transport failure (nobody there, timeout, protocol garbage).
+    #[error(transparent)]
+    Transport(#[from] Error),
+    /// The server refused the connection.
+    #[error("server refused the connection ({:?}): {}", .0.reason, .0.message)]
+    Refused(Refused),
+}
+
+impl Client {
+    /// Connects to `addr` and introduces itself as a client of `service` version `version`.
+    pub fn connect(
+        addr: &str,
+        service: &str,
+        version: u32,
+        timeout: Duration,
+    ) -> Result<Client, ConnectError> {
+        Self::connect_hello(
+            addr,
+            &Hello {
+                protocol: PROTOCOL_VERSION,
+                service: service.to_owned(),
+                version,
+            },
+            timeout,
+        )
+    }
+
+    /// Connects with an explicit hello (tests use it to speak another protocol version).
+    pub fn connect_hello(
+        addr: &str,
+        hello: &Hello,
+        timeout: Duration,
+    ) -> Result<Client, ConnectError> {
+        let wait = Wait::timeout(timeout);
+        let mut link = LinkAddr::parse(addr)?.connect(wait)?;
+        link.send_frame_wait(&Frame::Hello(hello.clone()).encode(), wait)?;
+        let f = link.recv_frame_wait(wait)?.ok_or_else(|| Error::PeerGone {
+            what: format!("the server at {addr} closed during the handshake"),
+        })?;
+        let max_frame = match Frame::decode(&f) {
+            Ok(Frame::Welcome { max_frame }) => max_frame as usize,
+            Ok(Frame::Refused {
+                reason,
+                protocol,
+                version,
+                message,
+            }) => {
+                return Err(ConnectError::Refused(Refused {
+                    reason,
+                    server_protocol: protocol,
+                    server_version: version,
+                    message,
+                }));
+            }
+            Ok(_) => return Err(Error::protocol(addr, "expected welcome or refusal").into()),
+            Err(e) => return Err(Error::protocol(addr, e.0).into()),
+        };
+        let reader = link.try_clone_link()?;
+        let inner = Arc::new(ClientInner {
+            writer: Mutex::new(link),
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            dead: Mutex::new(None),
+            max_frame,
+            addr: addr.to_owned(),
+        });
+        let weak = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("ipcx-req-reader".into())
+            .spawn(move || client_reader(reader, weak))
+            .map_err(|source| Error::Io {
+                context: "spawning the client's reader thread".into(),
+                source,
+            })?;
+        Ok(Client { inner })
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> &str {
+        &self.inner.addr
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_dead(&self) -> bool {
+        lock(&self.inner.dead).is_some()
+    }
+
+    /// The largest request payload the server accepts (for method `method`).
+    pub fn max_payload_len(&self, method: &str) -> usize {
+        self.inner.max_frame.saturating_sub(15 + method.len())
+    }
+
+    /// Sends a request and waits for its reply until `timeout` has passed.
+    pub fn request(&self, method: &str, payload: &[u8], timeout: Duration) -> Result<Reply, Error> {
+        self.request_wait(method, payload, Wait::timeout(timeout))
+    }
+
+    /// Sends a request and waits for its reply as `wait` allows.
+    pub fn request_wait(&self, method: &str, payload: &[u8], wait: Wait) -> Result<Reply, Error> {
+        if method.len() > MAX_NAME_LEN {
+            return Err(Error::TooLarge {
+                len: method.len(),
+                max: MAX_NAME_LEN,
+                what: "a method name".into(),
+            });
+        }
+        let max = self.max_payload_len(method);
+        if payload.len() > max {
+            return Err(Error::TooLarge {
+                len: payload.len(),
+                max,
+                what: format!("requests to {} (the server's limit)", self.inner.addr),
+            });
+        }
+        if let Some(what) = lock(&self.inner.dead).clone() {
+            return Err(Error::PeerGone { what });
+        }
+        let deadline_ms = match wait.remaining() {
+            None => 0,
+            Some(d) => u32::try_from(d.as_millis().max(1)).unwrap_or(u32::MAX),
+        };
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::sync_channel(1);
+        lock(&self.inner.pending).insert(id, tx);
+        let frame = Frame::Request {
+            id,
+            deadline_ms,
+            method: method.to_owned(),
+            payload: payload.to_vec(),
+        }
+        .encode();
+        let sent = lock(&self.inner.writer).send_frame_wait(&frame, wait);
+        if let Err(e) = sent {
+            lock(&self.inner.pending).remove(&id);
+            return Err(e);
+        }
+        let r = super::recv_mpsc(
+            &rx,
+            if wait == Wait::NoWait {
+                Wait::timeout(Duration::ZERO)
+            } else {
+                wait
+            },
+            "client",
+        );
+        match r {
+            Ok(reply) => Ok(reply),
+            Err(Error::Timeout | Error::WouldBlock) => {
+                lock(&self.inner.pending).remove(&id);
+                // The reply may have arrived in between.
+                rx.try_recv().map_err(|_| Error::Timeout)
+            }
+            Err(_) => Err(Error::PeerGone {
+                what: lock(&self.inner.dead)
+                    .clone()
+                    .unwrap_or_else(|| format!("the server at {} went away", self.inner.addr)),
+            }),
+        }
+    }
+}
+
+fn client_reader(mut link: Box<dyn Link>, inner: std::sync::Weak<ClientInner>) {
+    let why = loop {
+        // Wake up now and then to notice that every Client handle was dropped.
+        let r = link.recv_frame_wait(Wait::timeout(Duration::from_millis(250)));
+        let Some(inner) = inner.upgrade() else { return };
+        match r {
+            Ok(Some(f)) => match Frame::decode(&f) {
+                Ok(Frame::Reply {
+                    id,
+                    status,
+                    payload,
+                }) => {
+                    if let Some(tx) = lock(&inner.pending).remove(&id) {
+                        let _ = tx.try_send(Reply { status, payload });
+                    }
+                }
+                Ok(_) => break format!("the server at {} sent an unexpected frame", inner.addr),
+                Err(e) => break format!("the server at {} sent garbage: {e}", inner.addr),
+            },
+            Ok(None) => break format!("the server at {} closed the connection", inner.addr),
+            Err(Error::Timeout | Error::WouldBlock) => continue,
+            Err(e) => break format!("the connection to {} failed: {e}", inner.addr),
+        }
+    };
+    if let Some(inner) = inner.upgrade() {
+        *lock(&inner.dead) = Some(why);
+        lock(&inner.pending).clear();
+    }
+}
+
+/// Requests spread round-robin over several servers; a dead server is skipped (and a request
+/// that found it dead before sending is retried on the next one).
+#[derive(Debug)]
+pub struct ClientPool {
+    clients: Vec<Client>,
+    next: AtomicUsize,
+}
+
+impl ClientPool {
+    /// A pool over connected clients.
+    pub fn new(clients: Vec<Client>) -> ClientPool {
+        ClientPool {
+            clients,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Sends to the next live server.
+    pub fn request(&self, method: &str, payload: &[u8], timeout: Duration) -> Result<Reply, Error> {
+        let wait = Wait::timeout(timeout);
+        let mut last = Error::PeerGone {
+            what: "no server in the pool".into(),
+        };
+        for _ in 0..self.clients.len() {
+            let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
+            let c = &self.clients[i];
+            if c.is_dead() {
+                continue;
+            }
+            match c.request_wait(method, payload, wait) {
+                Err(Error::PeerGone { what }) => last = Error::PeerGone { what },
+                other => return other,
+            }
+        }
+        Err(last)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server
+
+/// The peer a request came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Peer {
+    /// Kernel-verified credentials (Unix sockets).
+    pub credentials: Option<Credentials>,
+    /// A description (address or pid).
+    pub name: String,
+}
+
+/// The authorisation hook: decides, per connecting peer, whether it may call.
+pub type Authorize = Arc<dyn Fn(&Peer) -> bool + Send + Sync>;
+
+/// Server settings.
+#[derive(Clone)]
+pub struct ServerOptions {
+    /// The service name clients must ask for.
+    pub service: String,
+    /// The service version clients must ask for.
+    pub version: u32,
+    /// Largest request frame accepted (default 16 MiB).
+    pub max_request_len: usize,
+    /// Requests queued for the handlers before connections stop being read (default 1024).
+    pub queue_len: usize,
+    /// Who may connect (default: everyone who can reach the address).
+    pub authorize: Option<Authorize>,
+}
+
+impl fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerOptions")
+            .field("service", &self.service)
+            .field("version", &self.version)
+            .field("max_request_len", &self.max_request_len)
+            .field("queue_len", &self.queue_len)
+            .field("authorize", &self.authorize.is_some())
+            .finish()
+    }
+}
+
+impl ServerOptions {
+    /// Options for `service` version `version`.
+    pub fn new(service: &str, version: u32) -> ServerOptions {
+        ServerOptions {
+            service: service.to_owned(),
+            version,
+            max_request_len: crate::framing::DEFAULT_MAX_FRAME_LEN,
+            queue_len: 1024,
+            authorize: None,
+        }
+    }
+}
+
+type Writer = Arc<Mutex<Box<dyn Link>>>;
+
+/// One request received by a server; answer it with [`Request::reply`].
+#[derive(Debug)]
+pub struct Request {
+    /// The method name.
+    pub method: String,
+    /// The payload.
+    pub payload: Vec<u8>,
+    /// When the caller stops waiting, if it said.
+    pub deadline: Option<Instant>,
+    /// Who sent it.
+    pub peer: Peer,
+    id: u64,
+    writer: Writer,
+}
+
+impl Request {
+    /// Whether the deadline has passed.
+    pub fn expired(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Sends the reply. A caller that has gone is not an error for the server: the reply is
+    /// dropped ([`Error::PeerGone`] is returned for information).
+    pub fn reply(self, status: Status, payload: &[u8]) -> Result<(), Error> {
+        let frame = Frame::Reply {
+            id: self.id,
+            status,
+            payload: payload.to_vec(),
+        }
+        .encode();
+        lock(&self.writer).send_frame_wait(&frame, Wait::timeout(Duration::from_secs(30)))
+    }
+}
+
+/// The replying end: accepts clients and hands out their requests. It is `Sync`: several
+/// threads may take requests from one server.
+#[derive(Debug)]
+pub struct Server {
+    rx: Mutex<mpsc::Receiver<Request>>,
+    addr: LinkAddr,
+    closed: Arc<AtomicBool>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds `addr` and serves `opts.service`.
+    pub fn bind(addr: &str, opts: ServerOptions) -> Result<Server, Error> {
+        Self::from_listener(LinkAddr::parse(addr)?.bind()?, opts)
+    }
+
+    /// Serves clients arriving on `listener`.
+    pub fn from_listener(listener: LinkListener, opts: ServerOptions) -> Result<Server, Error> {
+        let addr = listener.local_addr()?;
+        let (tx, rx) = mpsc::sync_channel(opts.queue_len.max(1));
+        let closed = Arc::new(AtomicBool::new(false));
+        let c = closed.clone();
+        let opts = Arc::new(opts);
+        let acceptor = std::thread::Builder::new()
+            .name("ipcx-rep-accept".into())
+            .spawn(move || {
+                while !c.load(Ordering::SeqCst) {
+                    match listener.accept_wait(Wait::timeout(Duration::from_millis(50))) {
+                        Ok(link) => {
+                            let (tx, opts, c) = (tx.clone(), opts.clone(), c.clone());
+                            let _ = std::thread::Builder::new()
+                                .name("ipcx-rep-conn".into())
+                                .spawn(move || serve_conn(link, tx, &opts, &c));
+                        }
+                        Err(Error::Timeout | Error::WouldBlock) => {}
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            })
+            .map_err(|source| Error::Io {
+                context: "spawning the server's accept thread".into(),
+                source,
+            })?;
+        Ok(Server {
+            rx: Mutex::new(rx),
+            addr,
+            closed,
+            acceptor: Some(acceptor),
+        })
+    }
+
+    /// The address clients connect to.
+    pub fn addr(&self) -> &LinkAddr {
+        &self.addr
+    }
+
+    /// Receives the next request, blocking.
+    pub fn recv(&self) -> Result<Request, Error> {
+        self.recv_wait(Wait::Forever)
+    }
+
+    /// Receives a waiting request: [`Error::WouldBlock`] when none.
+    pub fn try_recv(&self) -> Result<Request, Error> {
+        self.recv_wait(Wait::NoWait)
+    }
+
+    /// Receives a request, giving up with [`Error::Timeout`] after `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Request, Error> {
+        self.recv_wait(Wait::timeout(timeout))
+    }
+
+    /// Receives a request, waiting as `wait` allows. Requests whose deadline passed while
+    /// queued are answered [`Status::DeadlineExceeded`] and skipped.
+    pub fn recv_wait(&self, wait: Wait) -> Result<Request, Error> {
+        loop {
+            let r = super::recv_mpsc(&lock(&self.rx), wait, "server")?;
+            if r.expired() {
+                let _ = r.reply(Status::DeadlineExceeded, b"");
+                continue;
+            }
+            return Ok(r);
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::SeqCst);
+        if let Some(h) = self.acceptor.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn refuse(link: &mut dyn Link, reason: Refusal, opts: &ServerOptions, message: String) {
+    let f = Frame::Refused {
+        reason,
+        protocol: PROTOCOL_VERSION,
+        version: opts.version,
+        message,
+    };
+    let _ = link.send_frame_wait(&f.encode(), Wait::timeout(HANDSHAKE_TIMEOUT));
+}
+
+fn serve_conn(
+    mut link: Box<dyn Link>,
+    tx: mpsc::SyncSender<Request>,
+    opts: &ServerOptions,
+    closed: &AtomicBool,
+) {
+    link.set_max_frame_len(opts.max_request_len);
+    let hello = match link.recv_frame_wait(Wait::timeout(HANDSHAKE_TIMEOUT)) {
+        Ok(Some(f)) => match Frame::decode(&f) {
+            Ok(Frame::Hello(h)) => h,
+            _ => return,
+        },
+        _ => return,
+    };
+    let peer = Peer {
+        credentials: link.peer_credentials(),
+        name: link.peer_name(),
+    };
+    if hello.protocol != PROTOCOL_VERSION {
+        let m = format!(
+            "wire protocol version mismatch: client speaks {}, server speaks {PROTOCOL_VERSION}; upgrade one side",
+            hello.protocol
+        );
+        return refuse(&mut *link, Refusal::ProtocolVersion, opts, m);
+    }
+    if hello.service != opts.service {
+        let m = format!(
+            "this server provides service {:?}, not {:?}",
+            opts.service, hello.service
+        );
+        return refuse(&mut *link, Refusal::WrongService, opts, m);
+    }
+    if hello.version != opts.version {
+        let m = format!(
+            "service {:?} version mismatch: client wants version {}, server provides version {}",
+            opts.service, hello.version, opts.version
+        );
+        return refuse(&mut *link, Refusal::ServiceVersion, opts, m);
+    }
+    if let Some(auth) = &opts.authorize {
+        let ok =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| auth(&peer))).unwrap_or(false);
+        if !ok {
+            let m = format!("{} may not use service {:?}", peer.name, opts.service);
+            return refuse(&mut *link, Refusal::Denied, opts, m);
+        }
+    }
+    let max = u32::try_from(opts.max_request_len).unwrap_or(u32::MAX);
+    if link
+        .send_frame_wait(
+            &Frame::Welcome { max_frame: max }.encode(),
+            Wait::timeout(HANDSHAKE_TIMEOUT),
+        )
+        .is_err()
+    {
+        return;
+    }
+    let writer: Writer = match link.try_clone_link() {
+        Ok(w) => Arc::new(Mutex::new(w)),
+        Err(_) => return,
+    };
+    while !closed.load(Ordering::SeqCst) {
+        let f = match link.recv_frame_wait(Wait::timeout(Duration::from_millis(250))) {
+            Ok(Some(f)) => f,
+            Err(Error::Timeout | Error::WouldBlock) => continue,
+            // End of stream, a client that vanished, or an oversize / malformed frame: drop
+            // the connection (the rest of the server is unaffected).
+            Ok(None) | Err(_) => return,
+        };
+        let (id, deadline_ms, method, payload) = match Frame::decode(&f) {
+            Ok(Frame::Request {
+                id,
+                deadline_ms,
+                method,
+                payload,
+            }) => (id, deadline_ms, method, payload),
+            _ => return,
+        };
+        let deadline = (deadline_ms > 0)
+            .then(|| Instant::now().checked_add(Duration::from_millis(u64::from(deadline_ms))))
+            .flatten();
+        let req = Request {
+            method,
+            payload,
+            deadline,
+            peer: peer.clone(),
+            id,
+            writer: writer.clone(),
+        };
+        if tx.send(req).is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,570 @@
+//! Typed RPC: services defined once as a set of named methods, called with serde types,
+//! with a deadline on every call.
+//!
+//! ```no_run
+//! use ipcx::rpc::{Service, RpcClient, RpcError};
+//! use std::time::Duration;
+//! // server process
+//! let server = Service::new("calc", 1)
+//!     .method("add", |args: (i32, i32)| Ok::<_, String>(args.0 + args.1))
+//!     .method("div", |args: (i32, i32)| {
+//!         if args.1 == 0 { Err("division by zero".to_string()) } else { Ok(args.0 / args.1) }
+//!     })
+//!     .serve("unix:@calc")?;
+//! // client process
+//! let client = RpcClient::connect("unix:@calc", "calc", 1, Duration::from_secs(5))?;
+//! let sum: i32 = client.call("add", &(1, 2), Duration::from_secs(1))?;
+//! assert_eq!(sum, 3);
+//! match client.call::<_, i32>("div", &(1, 0), Duration::from_secs(1)) {
+//!     Err(RpcError::Remote { message, .. }) => assert_eq!(message, "division by zero"),
+//!     other => panic!("{other:?}"),
+//! }
+//! # drop(server);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! * **Wire**: arguments and results are postcard-encoded serde values inside
+//!   [`reqrep`] frames; the connection starts with a versioned
+//!   handshake (protocol version, service name, service version): a mismatch fails at connect
+//!   with [`RpcError::VersionMismatch`] (or [`RpcError::WrongService`]) saying both versions.
+//! * **Deadlines**: every call has one. Past it the call fails with [`RpcError::Timeout`]; the
+//!   server does not start a call whose deadline passed, and handlers registered with
+//!   [`Service::method_ctx`] see it ([`CallContext::deadline`], [`CallContext::expired`]) and
+//!   can stop early.
+//! * **Robust server**: each call runs under `catch_unwind`: a panicking handler answers
+//!   [`RpcError::HandlerPanicked`] and the server goes on; malformed frames and oversize
+//!   requests end only the offending connection; a client that vanishes mid-call costs the
+//!   server nothing but the work of that call.
+//! * **Authorisation**: [`Service::authorize`] sees each connecting peer's kernel-verified
+//!   uid/gid/pid (Unix sockets) and may refuse it ([`RpcError::Denied`]).
+//! * **Transports**: Unix sockets (`unix:PATH`, `unix:@NAME`) and TCP (`tcp:HOST:PORT`).
+//! * **Async**: with the `tokio` feature, [`AsyncRpcClient`] offers `async fn call` (the
+//!   blocking client runs on tokio's blocking pool). A server is a set of threads; an async
+//!   program runs it as it is (it does not block the runtime).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::pattern::reqrep::{
+    self, Client, ConnectError, Peer, Refusal, Request, Server, ServerOptions, Status,
+};
+use crate::pattern::{self, LinkAddr};
+use crate::socket::Credentials;
+use crate::wait::Wait;
+
+/// Why a call (or connecting) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RpcError {
+    /// The handler returned an error: the remote application's message.
+    #[error("remote error in {method}: {message}")]
+    Remote {
+        /// The method.
+        method: String,
+        /// The handler's error, as text.
+        message: String,
+    },
+    /// The deadline passed (on the client, or on the server before the handler started).
+    #[error("call to {method} timed out")]
+    Timeout {
+        /// The method.
+        method: String,
+    },
+    /// A value could not be decoded (the reply on the client, or the arguments on the
+    /// server: then `remote` is true): the two sides disagree on the method's types.
+    #[error("could not decode {what} of {method}: {detail}")]
+    Decode {
+        /// The method.
+        method: String,
+        /// `arguments` or `result`.
+        what: &'static str,
+        /// Whether the server reported it.
+        remote: bool,
+        /// The decoder's message.
+        detail: String,
+    },
+    /// The server is gone (closed the connection, died).
+    #[error("server gone: {what}")]
+    PeerGone {
+        /// What happened.
+        what: String,
+    },
+    /// The server has no such method.
+    #[error("service {service:?} has no method {method:?}")]
+    UnknownMethod {
+        /// The service.
+        service: String,
+        /// The method.
+        method: String,
+    },
+    /// Client and server speak different versions (wire protocol or service).
+    #[error("version mismatch: {message}")]
+    VersionMismatch {
+        /// Ours.
+        client: u32,
+        /// Theirs.
+        server: u32,
+        /// The server's explanation.
+        message: String,
+    },
+    /// The server serves another service.
+    #[error("wrong service: {message}")]
+    WrongService {
+        /// The server's explanation.
+        message: String,
+    },
+    /// The server's authorisation hook refused this client.
+    #[error("permission denied: {message}")]
+    Denied {
+        /// The server's explanation.
+        message: String,
+    },
+    /// The handler panicked; the server is still running.
+    #[error("the handler of {method} panicked: {message}")]
+    HandlerPanicked {
+        /// The method.
+        method: String,
+        /// The panic message.
+        message: String,
+    },
+    /// The arguments are larger than the server accepts.
+    #[error("arguments of {len} bytes are too large: the server accepts at most {max}")]
+    TooLarge {
+        /// Encoded length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Any other transport failure (nobody listening, protocol garbage...).
+    #[error(transparent)]
+    Transport(pattern::Error),
+}
+
+impl RpcError {
+    fn from_transport(method: &str, e: pattern::Error) -> RpcError {
+        match e {
+            pattern::Error::Timeout => RpcError::Timeout {
+                method: method.into(),
+            },
+            pattern::Error::PeerGone { what } | pattern::Error::Closed { what } => {
+                RpcError::PeerGone { what }
+            }
+            pattern::Error::TooLarge { len, max, .. } => RpcError::TooLarge { len, max },
+            other => RpcError::Transport(other),
+        }
+    }
+}
+
+/// What a handler knows about its call.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CallContext {
+    /// The method.
+    pub method: String,
+    /// When the caller stops waiting.
+    pub deadline: Option<Instant>,
+    /// The caller's kernel-verified credentials (Unix sockets).
+    pub credentials: Option<Credentials>,
+}
+
+impl CallContext {
+    /// Whether the caller has stopped waiting: stop working when it has.
+    pub fn expired(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Time left before the deadline.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+}
+
+enum Outcome {
+    Ok(Vec<u8>),
+    App(String),
+    BadArgs(String),
+}
+
+type Handler = Arc<dyn Fn(&CallContext, &[u8]) -> Outcome + Send + Sync>;
+
+/// A service definition: a name, a version and methods.
+#[derive(Clone)]
+pub struct Service {
+    name: String,
+    version: u32,
+    methods: HashMap<String, Handler>,
+    authorize: Option<reqrep::Authorize>,
+    threads: usize,
+    max_request_len: usize,
+}
+
+impl fmt::Debug for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut m: Vec<_> = self.methods.keys().collect();
+        m.sort();
+        f.debug_struct("Service")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("methods", &m)
+            .finish()
+    }
+}
+
+impl Service {
+    /// A service with no methods yet.
+    pub fn new(name: &str, version: u32) -> Service {
+        Service {
+            name: name.to_owned(),
+            version,
+            methods: HashMap::new(),
+            authorize: None,
+            threads: 4,
+            max_request_len: crate::framing::DEFAULT_MAX_FRAME_LEN,
+        }
+    }
+
+    /// Adds a method taking `A` and returning `R` or an application error `E`.
+    pub fn method<A, R, E, F>(self, name: &str, f: F) -> Service
+    where
+        A: DeserializeOwned,
+        R: Serialize,
+        E: fmt::Display,
+        F: Fn(A) -> Result<R, E> + Send + Sync + 'static,
+    {
+        self.method_ctx(name, move |_ctx: &CallContext, a: A| f(a))
+    }
+
+    /// Adds a method whose handler also sees the [`CallContext`] (deadline, caller).
+    pub fn method_ctx<A, R, E, F>(mut self, name: &str, f: F) -> Service
+    where
+        A: DeserializeOwned,
+        R: Serialize,
+        E: fmt::Display,
+        F: Fn(&CallContext, A) -> Result<R, E> + Send + Sync + 'static,
+    {
+        let h: Handler = Arc::new(move |ctx, bytes| {
+            let args: A = match postcard::from_bytes(bytes) {
+                Ok(a) => a,
+                Err(e) => return Outcome::BadArgs(e.to_string()),
+            };
+            match f(ctx, args) {
+                Ok(r) => match postcard::to_allocvec(&r) {
+                    Ok(b) => Outcome::Ok(b),
+                    Err(e) => Outcome::App(format!("the server could not encode the result: {e}")),
+                },
+                Err(e) => Outcome::App(e.to_string()),
+            }
+        });
+        self.methods.insert(name.to_owned(), h);
+        self
+    }
+
+    /// Sets the authorisation hook: called once per connecting client with its
+    /// kernel-verified credentials (Unix sockets; `None` over TCP); `false` refuses it.
+    pub fn authorize(mut self, f: impl Fn(&Peer) -> bool + Send + Sync + 'static) -> Service {
+        self.authorize = Some(Arc::new(f));
+        self
+    }
+
+    /// How many calls run at once (handler threads; default 4).
+    pub fn threads(mut self, n: usize) -> Service {
+        self.threads = n.max(1);
+        self
+    }
+
+    /// The largest request accepted (default 16 MiB).
+    pub fn max_request_len(mut self, n: usize) -> Service {
+        self.max_request_len = n;
+        self
+    }
+
+    /// Starts serving at `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`) on background
+    /// threads; the returned handle stops the server when dropped.
+    pub fn serve(self, addr: &str) -> Result<RunningService, pattern::Error> {
+        let mut opts = ServerOptions::new(&self.name, self.version);
+        opts.authorize = self.authorize.clone();
+        opts.max_request_len = self.max_request_len;
+        let server = Arc::new(Server::bind(addr, opts)?);
+        let stop = Arc::new(AtomicBool::new(false));
+        let svc = Arc::new(self);
+        let mut workers = Vec::new();
+        for _ in 0..svc.threads {
+            let (server, stop, svc) = (server.clone(), stop.clone(), svc.clone());
+            let h = std::thread::Builder::new()
+                .name(format!("ipcx-rpc-{}", svc.name))
+                .spawn(move || {
+                    while !stop.load(Ordering::SeqCst) {
+                        match server.recv_timeout(Duration::from_millis(100)) {
+                            Ok(req) => svc.dispatch(req),
+                            Err(pattern::Error::Timeout) => {}
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .map_err(|source| pattern::Error::Io {
+                    context: "spawning an RPC handler thread".into(),
+                    source,
+                })?;
+            workers.push(h);
+        }
+        Ok(RunningService {
+            addr: server.addr().clone(),
+            stop,
+            workers,
+            _server: server,
+        })
+    }
+
+    fn dispatch(&self, req: Request) {
+        let Some(h) = self.methods.get(&req.method).cloned() else {
+            let _ = req.reply(Status::UnknownMethod, b"");
+            return;
+        };
+        let ctx = CallContext {
+            method: req.method.clone(),
+            deadline: req.deadline,
+            credentials: req.peer.credentials,
+        };
+        let out = catch_unwind(AssertUnwindSafe(|| h(&ctx, &req.payload)));
+        let _ = match out {
+            Ok(Outcome::Ok(b)) => req.reply(Status::Ok, &b),
+            // A handler that gave up because the caller's deadline passed: the caller is told
+            // it timed out.
+            Ok(Outcome::App(_)) if ctx.expired() => req.reply(Status::DeadlineExceeded, b""),
+            Ok(Outcome::App(m)) => req.reply(Status::AppError, m.as_bytes()),
+            Ok(Outcome::BadArgs(m)) => req.reply(Status::BadRequest, m.as_bytes()),
+            Err(p) => {
+                let m = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "(no message)".into());
+                req.reply(Status::Panicked, m.as_bytes())
+            }
+        };
+    }
+}
+
+/// A service being served; dropping it stops the server (its address is freed, clients see
+/// the connection end).
+#[derive(Debug)]
+pub struct RunningService {
+    addr: LinkAddr,
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
+    _server: Arc<Server>,
+}
+
+impl RunningService {
+    /// The address served.
+    pub fn addr(&self) -> &LinkAddr {
+        &self.addr
+    }
+
+    /// Serves until the process ends (for server programs).
+    pub fn run_forever(self) -> ! {
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
+impl Drop for RunningService {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for h in self.workers.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A typed RPC client, cheap to clone and usable from many threads at once (calls are
+/// multiplexed on one connection).
+#[derive(Debug, Clone)]
+pub struct RpcClient {
+    inner: Client,
+    service: String,
+}
+
+impl RpcClient {
+    /// Connects to `addr` as a client of `service` version `version`.
+    pub fn connect(
+        addr: &str,
+        service: &str,
+        version: u32,
+        timeout: Duration,
+    ) -> Result<RpcClient, RpcError> {
+        let inner = Client::connect(addr, service, version, timeout).map_err(|e| match e {
+            ConnectError::Transport(t) => RpcError::from_transport("(connect)", t),
+            ConnectError::Refused(r) => match r.reason {
+                Refusal::ProtocolVersion => RpcError::VersionMismatch {
+                    client: u32::from(reqrep::PROTOCOL_VERSION),
+                    server: u32::from(r.server_protocol),
+                    message: r.message,
+                },
+                Refusal::ServiceVersion => RpcError::VersionMismatch {
+                    client: version,
+                    server: r.server_version,
+                    message: r.message,
+                },
+                Refusal::WrongService => RpcError::WrongService { message: r.message },
+                _ => RpcError::Denied { message: r.message },
+            },
+            #[allow(unreachable_patterns)]
+            other => RpcError::Transport(pattern::Error::Io {
+                context: "connecting".into(),
+                source: std::io::Error::other(other.to_string()),
+            }),
+        })?;
+        Ok(RpcClient {
+            inner,
+            service: service.to_owned(),
+        })
+    }
+
+    /// Calls `method` with `args`, waiting at most `timeout` for the result.
+    pub fn call<A: Serialize, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        args: &A,
+        timeout: Duration,
+    ) -> Result<R, RpcError> {
+        self.call_wait(method, args, Wait::timeout(timeout))
+    }
+
+    /// Calls `method`, waiting as `wait` allows ([`Wait::Forever`]: no deadline).
+    pub fn call_wait<A: Serialize, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        args: &A,
+        wait: Wait,
+    ) -> Result<R, RpcError> {
+        let bytes = postcard::to_allocvec(args).map_err(|e| RpcError::Decode {
+            method: method.into(),
+            what: "arguments",
+            remote: false,
+            detail: e.to_string(),
+        })?;
+        let reply = self
+            .inner
+            .request_wait(method, &bytes, wait)
+            .map_err(|e| RpcError::from_transport(method, e))?;
+        let text = || String::from_utf8_lossy(&reply.payload).into_owned();
+        match reply.status {
+            Status::Ok => postcard::from_bytes(&reply.payload).map_err(|e| RpcError::Decode {
+                method: method.into(),
+                what: "result",
+                remote: false,
+                detail: e.to_string(),
+            }),
+            Status::AppError => Err(RpcError::Remote {
+                method: method.into(),
+                message: text(),
+            }),
+            Status::UnknownMethod => Err(RpcError::UnknownMethod {
+                service: self.service.clone(),
+                method: method.into(),
+            }),
+            Status::BadRequest => Err(RpcError::Decode {
+                method: method.into(),
+                what: "arguments",
+                remote: true,
+                detail: text(),
+            }),
+            Status::DeadlineExceeded => Err(RpcError::Timeout {
+                method: method.into(),
+            }),
+            Status::Panicked => Err(RpcError::HandlerPanicked {
+                method: method.into(),
+                message: text(),
+            }),
+            Status::TooLarge => Err(RpcError::TooLarge {
+                len: bytes.len(),
+                max: self.inner.max_payload_len(method),
+            }),
+            _ => Err(RpcError::PeerGone {
+                what: "the server is unavailable".into(),
+            }),
+        }
+    }
+
+    /// The raw request/reply client underneath.
+    pub fn raw(&self) -> &Client {
+        &self.inner
+    }
+}
+
+/// An async RPC client (tokio): each call runs the blocking client on tokio's blocking pool,
+/// so many calls can be outstanding at once on one connection.
+#[cfg(feature = "tokio")]
+#[derive(Debug, Clone)]
+pub struct AsyncRpcClient {
+    inner: RpcClient,
+}
+
+#[cfg(feature = "tokio")]
+impl AsyncRpcClient {
+    /// Connects (on the blocking pool).
+    pub async fn connect(
+        addr: &str,
+        service: &str,
+        version: u32,
+        timeout: Duration,
+    ) -> Result<AsyncRpcClient, RpcError> {
+        let (a, s) = (addr.to_owned(), service.to_owned());
+        let inner =
+            tokio::task::spawn_blocking(move || RpcClient::connect(&a, &s, version, timeout))
+                .await
+                .map_err(|e| RpcError::PeerGone {
+                    what: format!("connect task failed: {e}"),
+                })??;
+        Ok(AsyncRpcClient { inner })
+    }
+
+    /// Calls `method` with `args`, waiting at most `timeout`.
+    pub async fn call<A, R>(&self, method: &str, args: &A, timeout: Duration) -> Result<R, RpcError>
+    where
+        A: Serialize,
+        R: DeserializeOwned + Send + 'static,
+    {
+        let bytes = postcard::to_allocvec(args).map_err(|e| RpcError::Decode {
+            method: method.into(),
+            what: "arguments",
+            remote: false,
+            detail: e.to_string(),
+        })?;
+        let (c, m) = (self.inner.clone(), method.to_owned());
+        let wait = Wait::timeout(timeout);
+        tokio::task::spawn_blocking(move || c.call_wait::<RawArgs, R>(&m, &RawArgs(bytes), wait))
+            .await
+            .map_err(|e| RpcError::PeerGone {
+                what: format!("call task failed: {e}"),
+            })?
+    }
+}
+
+/// Already-encoded arguments: serialised as the bytes themselves (postcard of a tuple struct
+/// of `u8`s would add a length, so this writes them one by one).
+#[cfg(feature = "tokio")]
+struct RawArgs(Vec<u8>);
+
+#[cfg(feature = "tokio")]
+impl Serialize for RawArgs {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut t = s.serialize_tuple(self.0.len())?;
+        for b in &self.0 {
+            t.serialize_element(b)?;
+        }
+        t.end()
+    }
+}

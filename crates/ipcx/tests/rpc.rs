@@ -1,0 +1,383 @@
+//! Typed RPC (and the request/reply layer under it) between processes: results, typed
+//! errors, deadlines, version handshake, authorisation, hostile peers, dead peers.
+mod util;
+
+use std::time::{Duration, Instant};
+
+use ipcx::pattern::reqrep::{Client, ConnectError, Frame, Hello, Refusal, Status};
+use ipcx::rpc::{CallContext, RpcClient, RpcError, Service};
+use ipcx::socket::{UnixAddr, UnixStream};
+
+const LONG: Duration = Duration::from_secs(20);
+
+fn addr(tag: &str) -> String {
+    format!("unix:@{}", util::unique(tag))
+}
+
+fn calc() -> Service {
+    Service::new("calc", 1)
+        .method("add", |a: (i32, i32)| Ok::<_, String>(a.0 + a.1))
+        .method("div", |a: (i32, i32)| {
+            if a.1 == 0 {
+                Err("division by zero".to_string())
+            } else {
+                Ok(a.0 / a.1)
+            }
+        })
+        .method("boom", |_: ()| -> Result<(), String> {
+            panic!("handler exploded")
+        })
+        .method_ctx("slow", |ctx: &CallContext, ms: u64| {
+            let until = Instant::now() + Duration::from_millis(ms);
+            while Instant::now() < until {
+                if ctx.expired() {
+                    return Err("gave up: the caller's deadline passed".to_string());
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(ms)
+        })
+        .method_ctx("whoami", |ctx: &CallContext, _: ()| {
+            Ok::<_, String>(ctx.credentials.map(|c| (c.pid, c.uid)))
+        })
+}
+
+fn connect(a: &str) -> RpcClient {
+    let mut c = None;
+    assert!(util::wait_until(LONG, || {
+        c = RpcClient::connect(a, "calc", 1, LONG).ok();
+        c.is_some()
+    }));
+    c.unwrap()
+}
+
+#[test]
+fn child_role() {
+    util::role_main(&[
+        ("server", |args| {
+            let _s = calc().serve(&args[0]).unwrap();
+            std::thread::sleep(Duration::from_secs(60));
+        }),
+        ("slow_caller", |args| {
+            let c = RpcClient::connect(&args[0], "calc", 1, LONG).unwrap();
+            let _ = c.call::<_, u64>("slow", &5000u64, LONG);
+        }),
+        ("caller_as_nobody", |args| {
+            let e = RpcClient::connect(&args[0], "calc", 1, LONG).unwrap_err();
+            assert!(matches!(e, RpcError::Denied { .. }), "{e:?}");
+        }),
+    ]);
+}
+
+#[test]
+fn typed_calls_and_typed_errors_across_processes() {
+    let a = addr("calc");
+    let mut server = util::spawn_role("server", &[&a]);
+    let c = connect(&a);
+    assert_eq!(c.call::<_, i32>("add", &(1, 2), LONG).unwrap(), 3);
+    let e = c.call::<_, i32>("div", &(1, 0), LONG).unwrap_err();
+    assert!(
+        matches!(&e, RpcError::Remote { message, .. } if message == "division by zero"),
+        "{e:?}"
+    );
+    let e = c.call::<_, i32>("nope", &(), LONG).unwrap_err();
+    assert!(matches!(e, RpcError::UnknownMethod { .. }), "{e:?}");
+    let e = c.call::<_, i32>("add", &(), LONG).unwrap_err();
+    assert!(matches!(e, RpcError::Decode { remote: true, .. }), "{e:?}");
+    let e = c.call::<_, String>("add", &(1, 2), LONG).unwrap_err();
+    assert!(matches!(e, RpcError::Decode { remote: false, .. }), "{e:?}");
+    let e = c.call::<_, ()>("boom", &(), LONG).unwrap_err();
+    assert!(
+        matches!(&e, RpcError::HandlerPanicked { message, .. } if message.contains("exploded")),
+        "{e:?}"
+    );
+    // The server survived the panic.
+    assert_eq!(c.call::<_, i32>("add", &(40, 2), LONG).unwrap(), 42);
+    let who: Option<(i32, u32)> = c.call("whoami", &(), LONG).unwrap();
+    assert_eq!(who.map(|w| w.0), Some(std::process::id() as i32));
+    server.kill();
+}
+
+#[test]
+fn deadlines() {
+    let a = addr("deadline");
+    let _s = calc().serve(&a).unwrap();
+    let c = connect(&a);
+    let t = Instant::now();
+    let e = c
+        .call::<_, u64>("slow", &10_000u64, Duration::from_millis(100))
+        .unwrap_err();
+    let took = t.elapsed();
+    assert!(matches!(e, RpcError::Timeout { .. }), "{e:?}");
+    assert!(
+        took >= Duration::from_millis(100) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    // The connection is still good, and the late reply does not confuse the next call.
+    assert_eq!(c.call::<_, u64>("slow", &1u64, LONG).unwrap(), 1);
+    assert_eq!(c.call::<_, i32>("add", &(2, 2), LONG).unwrap(), 4);
+}
+
+#[test]
+fn many_outstanding_calls_on_one_connection() {
+    let a = addr("many");
+    let _s = calc().threads(4).serve(&a).unwrap();
+    let c = connect(&a);
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    // Mix slow and fast calls so replies come back out of order.
+                    if i % 10 == 0 {
+                        assert_eq!(c.call::<_, u64>("slow", &5u64, LONG).unwrap(), 5);
+                    }
+                    assert_eq!(c.call::<_, i32>("add", &(t, i), LONG).unwrap(), t + i);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn version_and_service_mismatch_fail_clearly() {
+    let a = addr("version");
+    let _s = calc().serve(&a).unwrap();
+    let e = RpcClient::connect(&a, "calc", 2, LONG).unwrap_err();
+    match &e {
+        RpcError::VersionMismatch {
+            client: 2,
+            server: 1,
+            message,
+        } => assert!(message.contains("version 2") && message.contains("version 1")),
+        other => panic!("{other:?}"),
+    }
+    let e = RpcClient::connect(&a, "weather", 1, LONG).unwrap_err();
+    assert!(matches!(e, RpcError::WrongService { .. }), "{e:?}");
+    let hello = Hello {
+        protocol: 99,
+        service: "calc".into(),
+        version: 1,
+    };
+    match Client::connect_hello(&a, &hello, LONG) {
+        Err(ConnectError::Refused(r)) => {
+            assert_eq!(r.reason, Refusal::ProtocolVersion);
+            assert_eq!(r.server_protocol, ipcx::pattern::reqrep::PROTOCOL_VERSION);
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = RpcClient::connect(&addr("nobody-there"), "calc", 1, LONG).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            RpcError::Transport(ipcx::pattern::Error::NotFound { .. })
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn authorisation_hook_sees_verified_credentials() {
+    let a = addr("auth");
+    let me = std::process::id() as i32;
+    let _s = calc()
+        .authorize(move |peer| peer.credentials.is_some_and(|c| c.uid == 0 || c.pid == me))
+        .serve(&a)
+        .unwrap();
+    let c = connect(&a);
+    assert_eq!(c.call::<_, i32>("add", &(1, 1), LONG).unwrap(), 2);
+    if util::is_root() {
+        let mut child = util::spawn_role_as_nobody("caller_as_nobody", &[&a]);
+        child.expect_success();
+    }
+    let b = addr("deny");
+    let _d = calc().authorize(|_| false).serve(&b).unwrap();
+    let e = RpcClient::connect(&b, "calc", 1, LONG).unwrap_err();
+    assert!(matches!(e, RpcError::Denied { .. }), "{e:?}");
+}
+
+#[test]
+fn oversize_arguments_are_refused_before_sending() {
+    let a = addr("big");
+    let _s = calc()
+        .method("len", |v: Vec<u8>| Ok::<_, String>(v.len()))
+        .max_request_len(1024)
+        .serve(&a)
+        .unwrap();
+    let c = connect(&a);
+    assert_eq!(
+        c.call::<_, usize>("len", &vec![1u8; 500], LONG).unwrap(),
+        500
+    );
+    let e = c
+        .call::<_, usize>("len", &vec![1u8; 4096], LONG)
+        .unwrap_err();
+    assert!(matches!(e, RpcError::TooLarge { .. }), "{e:?}");
+    assert_eq!(c.call::<_, usize>("len", &vec![1u8; 10], LONG).unwrap(), 10);
+}
+
+#[test]
+fn killed_server_fails_the_call_without_hanging() {
+    let a = addr("killed");
+    let mut server = util::spawn_role("server", &[&a]);
+    let c = connect(&a);
+    let c2 = c.clone();
+    let call = std::thread::spawn(move || c2.call::<_, u64>("slow", &10_000u64, LONG));
+    std::thread::sleep(Duration::from_millis(100));
+    server.kill();
+    let t = Instant::now();
+    let e = call.join().unwrap().unwrap_err();
+    assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
+    assert!(t.elapsed() < Duration::from_secs(10));
+    let e = c.call::<_, i32>("add", &(1, 1), LONG).unwrap_err();
+    assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
+}
+
+#[test]
+fn a_client_that_vanishes_mid_call_does_not_hurt_the_server() {
+    let a = addr("vanish");
+    let _s = calc().threads(2).serve(&a).unwrap();
+    let mut child = util::spawn_role("slow_caller", &[&a]);
+    std::thread::sleep(Duration::from_millis(200));
+    child.kill();
+    let c = connect(&a);
+    assert_eq!(c.call::<_, i32>("add", &(3, 4), LONG).unwrap(), 7);
+}
+
+#[test]
+fn hostile_clients_are_dropped_alone() {
+    let a = addr("hostile");
+    let s = calc().serve(&a).unwrap();
+    let ua = UnixAddr::parse(a.strip_prefix("unix:").unwrap()).unwrap();
+    // Garbage instead of a hello.
+    let mut raw = UnixStream::connect(&ua).unwrap();
+    raw.send_frame(b"\xff\xff\xff garbage").unwrap();
+    assert!(matches!(raw.recv_frame_timeout(LONG), Ok(None) | Err(_)));
+    // A valid hello, then a malformed request.
+    let mut raw = UnixStream::connect(&ua).unwrap();
+    let hello = Frame::Hello(Hello {
+        protocol: ipcx::pattern::reqrep::PROTOCOL_VERSION,
+        service: "calc".into(),
+        version: 1,
+    });
+    raw.send_frame(&hello.encode()).unwrap();
+    let w = raw.recv_frame_timeout(LONG).unwrap().unwrap();
+    assert!(matches!(Frame::decode(&w), Ok(Frame::Welcome { .. })));
+    raw.send_frame(b"\x01\x00\x00").unwrap();
+    assert!(matches!(raw.recv_frame_timeout(LONG), Ok(None) | Err(_)));
+    // A request for a method name that is not UTF-8, via the raw layer: dropped, not panicked.
+    let c = connect(&a);
+    assert_eq!(c.call::<_, i32>("add", &(1, 2), LONG).unwrap(), 3);
+    drop(s);
+    // A stopped server: the client learns it.
+    let e = c.call::<_, i32>("add", &(1, 2), LONG).unwrap_err();
+    assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
+}
+
+#[test]
+fn over_tcp() {
+    let s = calc().serve("tcp:127.0.0.1:0").unwrap();
+    let a = s.addr().to_string();
+    assert!(a.starts_with("tcp:127.0.0.1:"));
+    let c = RpcClient::connect(&a, "calc", 1, LONG).unwrap();
+    assert_eq!(c.call::<_, i32>("add", &(20, 22), LONG).unwrap(), 42);
+    let who: Option<(i32, u32)> = c.call("whoami", &(), LONG).unwrap();
+    assert_eq!(who, None, "no credentials over TCP");
+}
+
+#[test]
+fn raw_request_reply_statuses() {
+    let a = addr("raw");
+    let _s = calc().serve(&a).unwrap();
+    let c = Client::connect(&a, "calc", 1, LONG).unwrap();
+    let r = c.request("nope", b"", LONG).unwrap();
+    assert_eq!(r.status, Status::UnknownMethod);
+    let r = c
+        .request("add", &postcard::to_allocvec(&(1i32, 2i32)).unwrap(), LONG)
+        .unwrap();
+    assert_eq!(r.status, Status::Ok);
+    assert_eq!(postcard::from_bytes::<i32>(&r.payload).unwrap(), 3);
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn async_client() {
+    let a = addr("async");
+    let _s = calc().serve(&a).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = ipcx::rpc::AsyncRpcClient::connect(&a, "calc", 1, LONG)
+            .await
+            .unwrap();
+        let calls: Vec<_> = (0..16)
+            .map(|i| {
+                let c = c.clone();
+                tokio::spawn(async move { c.call::<_, i32>("add", &(i, 1), LONG).await })
+            })
+            .collect();
+        for (i, h) in calls.into_iter().enumerate() {
+            assert_eq!(h.await.unwrap().unwrap(), i as i32 + 1);
+        }
+        let e = c
+            .call::<_, u64>("slow", &10_000u64, Duration::from_millis(100))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, RpcError::Timeout { .. }), "{e:?}");
+    });
+}
+
+#[test]
+fn frame_decoder_is_bounds_checked() {
+    let frames = [
+        Frame::Hello(Hello {
+            protocol: 1,
+            service: "s".into(),
+            version: 7,
+        }),
+        Frame::Welcome { max_frame: 9 },
+        Frame::Request {
+            id: 5,
+            deadline_ms: 100,
+            method: "m".into(),
+            payload: vec![1, 2, 3],
+        },
+        Frame::Reply {
+            id: 5,
+            status: Status::AppError,
+            payload: b"x".to_vec(),
+        },
+    ];
+    for f in &frames {
+        let b = f.encode();
+        assert_eq!(&Frame::decode(&b).unwrap(), f);
+        for cut in 0..b.len() {
+            // Requests and replies end in a payload of any length: only cuts into the header
+            // must fail; nothing may panic.
+            let _ = Frame::decode(&b[..cut]);
+        }
+    }
+    assert!(Frame::decode(b"").is_err());
+    assert!(Frame::decode(b"\x01\0\0\0\0\0\0\0\x01\0\0\0\0\xff\xff").is_err());
+    assert!(Frame::decode(b"\x02\0\0\0\0\0\0\0\x01\x63").is_err());
+    assert!(Frame::decode(b"IPCXRQ\0\x01\0\0\0\x01\x01\x00").is_err());
+    let mut x = 0x9e37_79b9_u32;
+    for _ in 0..20_000 {
+        let len = (x % 40) as usize;
+        let junk: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        let _ = Frame::decode(&junk);
+    }
+}
