@@ -251,7 +251,10 @@ impl FifoOptions {
             Ok(()) => {
                 // Apply the exact mode (mkfifo applies the umask) through a descriptor, and
                 // remember which FIFO we made.
-                let fd = sys::fifo::open(path, false)
+                // Not a read open: that would be an end of the FIFO, and a writer already waiting
+                // in `open` would connect to it, write and leave, and its bytes would be
+                // discarded when this descriptor closed, before any reader opened.
+                let fd = sys::fifo::open_path(path)
                     .map_err(|e| FifoError::from_io("opening the new fifo", path, e))?;
                 let info =
                     sys::fifo::fstat(&fd).map_err(|e| FifoError::from_io("inspecting", path, e))?;
@@ -261,7 +264,7 @@ impl FifoOptions {
                         kind: kind_name(info.kind),
                     });
                 }
-                sys::fifo::fchmod(&fd, self.mode)
+                sys::fifo::chmod_path_fd(&fd, self.mode)
                     .map_err(|e| FifoError::from_io("setting the mode of", path, e))?;
                 Ok(Fifo {
                     path: path.to_path_buf(),

@@ -239,20 +239,31 @@ impl FrameDecoder {
         self.buf.len() - self.start
     }
 
-    /// Called at end of stream: an error if the stream ended inside a frame.
+    /// Called at end of stream: an error if the stream ended inside a frame. Whole frames still
+    /// buffered are not an error (take them with [`next_frame`](Self::next_frame)).
     pub fn finish(&self) -> Result<(), FrameError> {
-        let got = self.pending();
-        if got == 0 {
-            return Ok(());
-        }
-        let expected = if got >= HEADER_LEN {
+        let pending = &self.buf[self.start..];
+        let mut at = 0;
+        while at < pending.len() {
+            let rest = &pending[at..];
+            if rest.len() < HEADER_LEN {
+                return Err(FrameError::Truncated {
+                    expected: HEADER_LEN,
+                    got: rest.len(),
+                });
+            }
             let mut h = [0u8; HEADER_LEN];
-            h.copy_from_slice(&self.buf[self.start..self.start + HEADER_LEN]);
-            HEADER_LEN + u32::from_be_bytes(h) as usize
-        } else {
-            HEADER_LEN
-        };
-        Err(FrameError::Truncated { expected, got })
+            h.copy_from_slice(&rest[..HEADER_LEN]);
+            let expected = HEADER_LEN + u32::from_be_bytes(h) as usize;
+            if rest.len() < expected {
+                return Err(FrameError::Truncated {
+                    expected,
+                    got: rest.len(),
+                });
+            }
+            at += expected;
+        }
+        Ok(())
     }
 
     /// Drops consumed bytes from the front of the buffer.
@@ -300,6 +311,25 @@ mod tests {
         let mut d = FrameDecoder::new(10);
         d.extend(&wire);
         assert!(matches!(d.next_frame(), Err(FrameError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn whole_frames_pending_at_end_of_stream_are_not_truncation() {
+        let mut d = FrameDecoder::new(100);
+        let mut wire = encode_frame(b"again", 100).unwrap();
+        d.extend(&wire);
+        assert!(d.finish().is_ok());
+        wire.extend_from_slice(&[0, 0]);
+        let mut d = FrameDecoder::new(100);
+        d.extend(&wire);
+        assert!(matches!(
+            d.finish(),
+            Err(FrameError::Truncated {
+                expected: 4,
+                got: 2
+            })
+        ));
+        assert_eq!(d.next_frame().unwrap().unwrap(), b"again");
     }
 
     #[test]

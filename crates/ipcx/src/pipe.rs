@@ -355,8 +355,14 @@ impl PipeReader {
                 .map_err(|e| PipeError::io(format!("polling {}", self.what), e))?
             {
                 Some(ev) if ev.ready() => continue,
-                // Hang-up: no writer is left, and the pipe is empty.
-                Some(_) => return Err(self.end_of_stream()),
+                // Hang-up: no writer is left. Bytes may have arrived between the empty read
+                // and the hang-up: deliver their frames first.
+                Some(_) => {
+                    if self.drain() > 0 {
+                        continue;
+                    }
+                    return Err(self.end_of_stream());
+                }
                 None => {
                     return Err(match wait {
                         Wait::NoWait => PipeError::WouldBlock {
@@ -371,15 +377,21 @@ impl PipeReader {
         }
     }
 
-    /// End of stream: truncated frame or peer gone. Resets the decoder.
-    fn end_of_stream(&mut self) -> PipeError {
-        // Data may have arrived between the empty read and the hang-up; drain what is left.
+    /// Reads whatever is left in the pipe into the decoder; returns the bytes read.
+    fn drain(&mut self) -> usize {
         let mut src = FdRead(self.fd.as_fd());
+        let mut total = 0;
         while let Ok(n) = self.dec.read_from(&mut src) {
             if n == 0 {
                 break;
             }
+            total += n;
         }
+        total
+    }
+
+    /// End of stream (the pipe is drained): truncated frame or peer gone. Resets the decoder.
+    fn end_of_stream(&mut self) -> PipeError {
         let fin = self.dec.finish();
         match fin {
             Ok(()) => PipeError::PeerGone {

@@ -561,3 +561,30 @@ fn async_fifo_reader_and_writer() {
         child.expect_success();
     });
 }
+
+#[test]
+fn a_writer_that_connects_while_the_fifo_is_created_loses_nothing() {
+    // A writer already waiting for the FIFO (here a shell that opens it as soon as it exists)
+    // must stay waiting until a real reader opens, and then deliver its frame: creating the
+    // FIFO must not open (and close) a transient read end that it would write into.
+    let dir = util::TempDir::new("fifo-early");
+    let path = dir.join("early.fifo");
+    let script = format!(
+        "while [ ! -p '{p}' ]; do sleep 0.001; done; printf '\\000\\000\\000\\005early' > '{p}'",
+        p = path.display()
+    );
+    let mut sh = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .spawn()
+        .unwrap();
+    let fifo = ipcx::fifo::Fifo::create(&path).unwrap();
+    // Give the writer every chance to slip into a transient reader.
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        sh.try_wait().unwrap().is_none(),
+        "the writer found a reader that is not ours"
+    );
+    let mut rx = fifo.open_reader().unwrap();
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), b"early");
+    assert!(sh.wait().unwrap().success());
+}

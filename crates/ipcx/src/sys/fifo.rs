@@ -56,9 +56,22 @@ pub(crate) fn open(path: &Path, write: bool) -> io::Result<OwnedFd> {
     Ok(rustix::fs::openat(CWD, path, flags, Mode::empty())?)
 }
 
-/// `fchmod(fd, mode)`.
-pub(crate) fn fchmod(fd: impl AsFd, mode: u32) -> io::Result<()> {
-    Ok(rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))?)
+/// Opens `path` itself with `O_PATH | O_NOFOLLOW`: enough to `fstat` it and set its mode, and,
+/// unlike a read or write open, not an end of the FIFO (writers waiting in `open` stay waiting).
+pub(crate) fn open_path(path: &Path) -> io::Result<OwnedFd> {
+    let flags = OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    Ok(rustix::fs::openat(CWD, path, flags, Mode::empty())?)
+}
+
+/// Sets the mode of the file an `O_PATH` descriptor refers to (through `/proc/self/fd`, which
+/// names exactly that inode; `fchmod` refuses `O_PATH` descriptors).
+pub(crate) fn chmod_path_fd(fd: impl AsFd, mode: u32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let proc_path = format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd());
+    Ok(rustix::fs::chmod(
+        proc_path.as_str(),
+        Mode::from_raw_mode(mode),
+    )?)
 }
 
 /// `unlink(path)`.
