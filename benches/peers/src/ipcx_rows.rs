@@ -14,7 +14,7 @@
 use std::os::fd::OwnedFd;
 use std::time::Instant;
 
-use ipcx::pipe::{PipeError, PipeReader, PipeWriter};
+use ipcx::pipe::{LargeFrames, PipeError, PipeReader, PipeWriter};
 use ipcx::shm::{Memfd, ShmMap};
 use ipcx::sync::{EventFd, EventFdError, Futex, FutexError};
 use ipcx::wait::Wait;
@@ -23,6 +23,12 @@ use ipcx_bench::{HalfOpen, Link, LinkError, Mechanism, Pattern, Prepared, RowCon
 use crate::handoff::{Claim, Giving, Offer, handoff_path};
 
 const PING_PONG_ONLY: &[Pattern] = &[Pattern::PingPong];
+
+/// Bytes a pipe writes atomically.
+const PIPE_BUF: usize = 4096;
+
+/// How long a frame larger than [`PIPE_BUF`] may take to write.
+const LARGE_FRAME_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn failed(what: &str, e: impl std::fmt::Display) -> LinkError {
     LinkError::Failed(format!("{what}: {e}"))
@@ -50,6 +56,15 @@ struct PipeLink {
 
 impl Link for PipeLink {
     fn send(&mut self, msg: &[u8], wait: Wait) -> Result<(), LinkError> {
+        // A frame larger than the pipe that times out half-written leaves the stream torn
+        // (ipcx cannot resume it), so large frames get a generous deadline instead of the
+        // harness's 100 ms slice: a dead reader still ends the send at once (EPIPE).
+        let wait = match wait {
+            Wait::Until(d) if msg.len() + 4 > PIPE_BUF => {
+                Wait::Until(d.max(Instant::now() + LARGE_FRAME_WAIT))
+            }
+            w => w,
+        };
         self.tx.send_wait(msg, wait).map_err(pipe_err)
     }
     fn recv(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<(), LinkError> {
@@ -61,7 +76,10 @@ impl Link for PipeLink {
 fn pipe_link(tx: OwnedFd, rx: OwnedFd, payload: usize) -> PipeLink {
     let max = payload.max(1024);
     PipeLink {
-        tx: PipeWriter::from(tx).with_max_frame_len(max),
+        tx: PipeWriter::from(tx)
+            .with_max_frame_len(max)
+            // One writer per pipe: frames larger than PIPE_BUF may take several writes.
+            .with_large_frames(LargeFrames::SingleWriter),
         rx: PipeReader::from(rx).with_max_frame_len(max),
     }
 }
