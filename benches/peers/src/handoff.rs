@@ -227,4 +227,3 @@ impl<K> Giving<K> {
         Ok(self.keep)
     }
 }
-

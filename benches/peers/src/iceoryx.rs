@@ -30,7 +30,7 @@ const BUFFER: usize = 8;
 const BACKPRESSURE_SLICE: Duration = Duration::from_millis(50);
 
 /// Spin this long before yielding the CPU between polls.
-const SPIN: Duration = Duration::from_micros(50);
+const SPIN: Duration = Duration::from_micros(10);
 
 type Svc = ipc::Service;
 
@@ -68,9 +68,7 @@ fn service(
     name: &str,
 ) -> Result<iceoryx2::service::port_factory::publish_subscribe::PortFactory<Svc, [u8], ()>, LinkError>
 {
-    let sname: ServiceName = name
-        .try_into()
-        .map_err(|e| failed("service name", e))?;
+    let sname: ServiceName = name.try_into().map_err(|e| failed("service name", e))?;
     node.service_builder(&sname)
         .publish_subscribe::<[u8]>()
         .max_publishers(1)
@@ -214,7 +212,7 @@ impl Link for SendPorts {
                 Err(e) => return Err(failed("receive", e)),
             }
             polls = polls.wrapping_add(1);
-            if polls % 64 == 0 {
+            if polls.is_multiple_of(64) {
                 let now = Instant::now();
                 if deadline.is_some_and(|d| now >= d) {
                     return Err(LinkError::Timeout);

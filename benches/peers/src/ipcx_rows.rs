@@ -142,9 +142,15 @@ fn slot_len(payload: usize) -> usize {
 
 /// How the other side learns that its slot holds a message.
 enum Waker {
-    Eventfd { tx: EventFd, rx: EventFd },
+    Eventfd {
+        tx: EventFd,
+        rx: EventFd,
+    },
     /// `[a2b, b2a]`; the parent created them and removes them.
-    Futex { words: [Futex; 2], seen: u32 },
+    Futex {
+        words: [Futex; 2],
+        seen: u32,
+    },
 }
 
 struct SlotLink {

@@ -81,7 +81,9 @@ pub fn registry() -> Registry {
     let mut fill: Vec<Box<dyn Mechanism>> = ipcx_rows::rows();
     fill.push(Box::new(raw::RawSlots(raw::SlotKind::Spin)));
     for m in fill {
-        let placeholder = r.get(m.name()).is_none_or(|cur| cur.unavailable().is_some());
+        let placeholder = r
+            .get(m.name())
+            .is_none_or(|cur| cur.unavailable().is_some());
         if placeholder {
             r.add_arc(Arc::from(m));
         }
@@ -129,7 +131,10 @@ fn run(args: Args) -> anyhow::Result<bool> {
     let registry = registry();
     if args.list {
         for m in registry.all().iter().filter(|m| !m.hidden()) {
-            let status = m.unavailable().map(|w| format!(" [{w}]")).unwrap_or_default();
+            let status = m
+                .unavailable()
+                .map(|w| format!(" [{w}]"))
+                .unwrap_or_default();
             println!("{:14} {}{status}", m.name(), m.description());
         }
         return Ok(true);
@@ -174,7 +179,14 @@ fn run(args: Args) -> anyhow::Result<bool> {
             Budget::Iterations(n) => overhead::Per::Iters(n),
             _ => overhead::Per::Time(Duration::from_secs(1)),
         };
-        Some(overhead::run(&registry, &launcher, &cfg, size, per, args.rounds)?)
+        Some(overhead::run(
+            &registry,
+            &launcher,
+            &cfg,
+            size,
+            per,
+            args.rounds,
+        )?)
     } else {
         None
     };

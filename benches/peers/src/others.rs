@@ -61,7 +61,12 @@ impl Mechanism for IpcChannel {
             .insert(name.clone(), server);
         Ok(Prepared::new(name))
     }
-    fn open(&self, spec: &str, side: Side, _payload: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
+    fn open(
+        &self,
+        spec: &str,
+        side: Side,
+        _payload: usize,
+    ) -> Result<Box<dyn HalfOpen>, LinkError> {
         match side {
             Side::Parent => {
                 let server = self
@@ -199,7 +204,12 @@ impl Mechanism for Interprocess {
                 .to_string(),
         ))
     }
-    fn open(&self, spec: &str, side: Side, _payload: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
+    fn open(
+        &self,
+        spec: &str,
+        side: Side,
+        _payload: usize,
+    ) -> Result<Box<dyn HalfOpen>, LinkError> {
         match side {
             Side::Parent => {
                 let name = spec

@@ -34,6 +34,11 @@ pub const SLICE: Duration = Duration::from_millis(100);
 
 const PING_PONG_ONLY: &[Pattern] = &[Pattern::PingPong];
 
+/// How long `limit` spins on the word before yielding the CPU between polls: long enough for
+/// any answer from another CPU, short enough that a peer sharing this CPU (unpinned runs) gets
+/// to answer soon.
+const SPIN: Duration = Duration::from_micros(10);
+
 fn last_err() -> io::Error {
     io::Error::last_os_error()
 }
@@ -186,7 +191,8 @@ impl Link for RawStreamLink {
             }
             let room = &mut self.inbuf[self.end..];
             // SAFETY: `room` is a live, writable buffer of `room.len()` bytes; the fd is open.
-            let r = unsafe { libc::read(self.rx.as_raw_fd(), room.as_mut_ptr().cast(), room.len()) };
+            let r =
+                unsafe { libc::read(self.rx.as_raw_fd(), room.as_mut_ptr().cast(), room.len()) };
             match r {
                 0 => return Err(LinkError::PeerGone("end of stream".into())),
                 r if r > 0 => self.end += r as usize,
@@ -437,8 +443,8 @@ fn timespec_at(deadline: Option<Instant>) -> libc::timespec {
     };
     // SAFETY: `now` is a valid timespec to fill.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
-    let mut ns = now.tv_nsec as i64 + left.subsec_nanos() as i64;
-    let mut s = now.tv_sec as i64 + left.as_secs() as i64;
+    let mut ns = now.tv_nsec + i64::from(left.subsec_nanos());
+    let mut s = now.tv_sec + left.as_secs() as i64;
     if ns >= 1_000_000_000 {
         ns -= 1_000_000_000;
         s += 1;
@@ -459,9 +465,7 @@ impl Link for MqLink {
     fn send(&mut self, msg: &[u8], wait: Wait) -> Result<(), LinkError> {
         let ts = timespec_at(deadline_of(wait));
         // SAFETY: the queue is open; `msg` is a live buffer of msg.len() bytes; `ts` is valid.
-        let r = unsafe {
-            libc::mq_timedsend(self.tx.0, msg.as_ptr().cast(), msg.len(), 0, &ts)
-        };
+        let r = unsafe { libc::mq_timedsend(self.tx.0, msg.as_ptr().cast(), msg.len(), 0, &ts) };
         if r == 0 {
             return Ok(());
         }
@@ -550,16 +554,20 @@ impl Mechanism for RawMq {
         let guard = Unlink(Vec::new());
         let mut guard = guard;
         for name in &names {
-            mq_open(name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, Some(&attr)).map_err(
-                |e| {
-                    let m = format!("creating a {msgsize}-byte POSIX queue: {e}");
-                    if e.raw_os_error() == Some(libc::EINVAL) || e.raw_os_error() == Some(libc::EMFILE) {
-                        LinkError::TooLarge(m)
-                    } else {
-                        LinkError::Failed(m)
-                    }
-                },
-            )?;
+            mq_open(
+                name,
+                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+                Some(&attr),
+            )
+            .map_err(|e| {
+                let m = format!("creating a {msgsize}-byte POSIX queue: {e}");
+                if e.raw_os_error() == Some(libc::EINVAL) || e.raw_os_error() == Some(libc::EMFILE)
+                {
+                    LinkError::TooLarge(m)
+                } else {
+                    LinkError::Failed(m)
+                }
+            })?;
             guard.0.push(name.clone());
         }
         let spec = format!(
@@ -569,7 +577,12 @@ impl Mechanism for RawMq {
         );
         Ok(Prepared::with_guard(spec, guard))
     }
-    fn open(&self, spec: &str, side: Side, _payload: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
+    fn open(
+        &self,
+        spec: &str,
+        side: Side,
+        _payload: usize,
+    ) -> Result<Box<dyn HalfOpen>, LinkError> {
         let parts: Vec<&str> = spec.split(' ').collect();
         let [a2b, b2a, size] = parts[..] else {
             return Err(LinkError::Failed(format!("bad raw-mq spec {spec:?}")));
@@ -650,10 +663,7 @@ impl Mapping {
         if p == libc::MAP_FAILED {
             return Err(last_err().into());
         }
-        Ok(Mapping {
-            ptr: p.cast(),
-            len,
-        })
+        Ok(Mapping { ptr: p.cast(), len })
     }
 
     fn word(&self, dir: usize) -> &AtomicU32 {
@@ -725,7 +735,9 @@ impl Link for SlotLink {
         let d = self.tx_dir();
         // SAFETY: the slot has room for `payload` bytes and the receiver reads it only after
         // the Release increment below (ping-pong: it never reads while we write).
-        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), self.map.slot(d, self.payload), msg.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(msg.as_ptr(), self.map.slot(d, self.payload), msg.len())
+        };
         let w = self.map.word(d);
         w.fetch_add(1, Ordering::Release);
         match &self.signal {
@@ -760,21 +772,25 @@ impl Link for SlotLink {
                 // SAFETY: the slot holds `payload` bytes written before the Acquire-observed
                 // increment; the sender does not write it again until we answer.
                 unsafe {
-                    std::ptr::copy_nonoverlapping(self.map.slot(d, self.payload), buf.as_mut_ptr(), self.payload)
+                    std::ptr::copy_nonoverlapping(
+                        self.map.slot(d, self.payload),
+                        buf.as_mut_ptr(),
+                        self.payload,
+                    )
                 };
                 return Ok(());
             }
             match &self.signal {
                 Signal::Spin => {
                     spins = spins.wrapping_add(1);
-                    if spins % 1024 == 0 {
+                    if spins.is_multiple_of(1024) {
                         let t = Instant::now();
                         if deadline.is_some_and(|dl| t >= dl) {
                             return Err(LinkError::Timeout);
                         }
-                        // Spin for 50 µs, then let the other process have this CPU if it
+                        // Spin for a while, then let the other process have this CPU if it
                         // needs it (unpinned runs on two CPUs).
-                        if t - start > Duration::from_micros(50) {
+                        if t - start > SPIN {
                             std::thread::yield_now();
                         }
                     } else {
@@ -808,7 +824,10 @@ impl Link for SlotLink {
                     let r = unsafe { libc::read(rx.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
                     if r != 8 {
                         let e = last_err();
-                        if !matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) {
+                        if !matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                        ) {
                             return Err(e.into());
                         }
                     }
@@ -837,7 +856,11 @@ pub enum SlotKind {
 #[derive(Debug)]
 pub struct RawSlots(pub SlotKind);
 
-struct SlotParent(Giving<(Mapping, Option<(OwnedFd, OwnedFd)>)>, SlotKind, usize);
+struct SlotParent(
+    Giving<(Mapping, Option<(OwnedFd, OwnedFd)>)>,
+    SlotKind,
+    usize,
+);
 struct SlotPeer(Claim, SlotKind, usize);
 
 fn eventfd() -> Result<OwnedFd, LinkError> {
