@@ -86,6 +86,9 @@ use crate::wait::{Wait, poll_wait};
 /// to this many bytes, header included, never interleaves with frames of other writers.
 pub const PIPE_BUF: usize = sys::pipe::PIPE_BUF;
 
+/// Linux's default pipe capacity: a read that returns less has emptied the pipe.
+const PIPE_DEFAULT_CAPACITY: usize = 64 * 1024;
+
 /// The longest message that fits in one atomic frame: [`PIPE_BUF`] minus the frame header.
 pub const MAX_ATOMIC_MESSAGE: usize = PIPE_BUF - framing::HEADER_LEN;
 
@@ -252,6 +255,10 @@ pub struct PipeReader {
     fd: OwnedFd,
     dec: FrameDecoder,
     what: String,
+    /// The last read drained the pipe: wait with `poll` before reading again, instead of a
+    /// read that would only say `EAGAIN` (a message exchange then costs poll + read, as with a
+    /// blocking descriptor, not read + poll + read).
+    drained: bool,
 }
 
 impl fmt::Debug for PipeReader {
@@ -270,6 +277,7 @@ impl PipeReader {
             fd,
             dec: FrameDecoder::new(DEFAULT_MAX_FRAME_LEN),
             what,
+            drained: false,
         }
     }
 
@@ -340,21 +348,30 @@ impl PipeReader {
                 Ok(None) => {}
                 Err(e) => return Err(self.frame_error(e)),
             }
-            let mut src = FdRead(self.fd.as_fd());
-            // Ok(0): no writer right now; WouldBlock: writers but no data. Either way, poll:
-            // a hang-up means the end of the stream, and a FIFO that never had a writer
-            // reports nothing until one writes.
-            match self.dec.read_from(&mut src) {
-                Ok(0) => {}
-                Ok(_) => continue,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(PipeError::io(format!("reading {}", self.what), e)),
+            if !self.drained || wait == Wait::NoWait {
+                let mut src = FdRead(self.fd.as_fd());
+                // Ok(0): no writer right now; WouldBlock: writers but no data. Either way,
+                // poll: a hang-up means the end of the stream, and a FIFO that never had a
+                // writer reports nothing until one writes.
+                match self.dec.read_from(&mut src) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        // A short read emptied the pipe (its buffer is at least 64 KiB).
+                        self.drained = n < PIPE_DEFAULT_CAPACITY;
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(PipeError::io(format!("reading {}", self.what), e)),
+                }
             }
             match poll_wait(self.fd.as_fd(), true, wait)
                 .map_err(|e| PipeError::io(format!("polling {}", self.what), e))?
             {
-                Some(ev) if ev.ready() => continue,
+                Some(ev) if ev.ready() => {
+                    self.drained = false;
+                    continue;
+                }
                 // Hang-up: no writer is left. Bytes may have arrived between the empty read
                 // and the hang-up: deliver their frames first.
                 Some(_) => {
