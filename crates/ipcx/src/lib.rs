@@ -38,6 +38,7 @@ pub mod mq;
 pub mod name;
 pub mod pipe;
 pub mod registry;
+pub mod ring;
 pub mod sem;
 pub mod shm;
 pub mod signal;
