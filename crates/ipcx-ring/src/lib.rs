@@ -292,7 +292,9 @@ impl<'a> Writer<'a> {
         let head = ctl.writer.head.load(Ordering::Acquire);
         let oldest = ctl.writer.oldest.load(Ordering::Acquire);
         let seq = ctl.writer.seq.load(Ordering::Acquire);
-        if head % 16 != 0 || (p.overwrite && (oldest > head || head - oldest > p.capacity)) {
+        if !head.is_multiple_of(16)
+            || (p.overwrite && (oldest > head || head - oldest > p.capacity))
+        {
             return corrupt("writer cursor");
         }
         Ok(Writer {
@@ -491,7 +493,7 @@ impl<'a> Reader<'a> {
         fence(Ordering::SeqCst);
         let seq_hint = ctl.writer.seq.load(Ordering::Acquire);
         let tail = ctl.writer.head.load(Ordering::Acquire);
-        if tail % 16 != 0 {
+        if !tail.is_multiple_of(16) {
             cursor.state.store(CLAIMED, Ordering::Release);
             return corrupt("writer cursor");
         }
@@ -537,7 +539,7 @@ impl<'a> Reader<'a> {
         }
         loop {
             let head = self.ctl.writer.head.load(Ordering::Acquire);
-            if head < self.tail || head - self.tail > self.p.capacity || head % 16 != 0 {
+            if head < self.tail || head - self.tail > self.p.capacity || !head.is_multiple_of(16) {
                 return corrupt("writer cursor");
             }
             if head == self.tail {
@@ -603,7 +605,10 @@ impl<'a> Reader<'a> {
             let head = self.ctl.writer.head.load(Ordering::Acquire);
             // Read after head: `oldest` may already be past it (a write is under way).
             let oldest = self.ctl.writer.oldest.load(Ordering::Acquire);
-            if head % 16 != 0 || oldest % 16 != 0 || oldest > head + self.p.capacity {
+            if !head.is_multiple_of(16)
+                || !oldest.is_multiple_of(16)
+                || oldest > head + self.p.capacity
+            {
                 return corrupt("writer cursor");
             }
             if self.tail < oldest {
@@ -626,7 +631,8 @@ impl<'a> Reader<'a> {
             if let (Ok(_), KIND_MSG) = (checked, h.kind) {
                 len = h.len as usize;
                 let n = len.min(buf.len());
-                self.data.copy_out(off as usize + HEADER as usize, &mut buf[..n], true);
+                self.data
+                    .copy_out(off as usize + HEADER as usize, &mut buf[..n], true);
             }
             fence(Ordering::Acquire);
             if self.ctl.writer.oldest.load(Ordering::Relaxed) > self.tail {

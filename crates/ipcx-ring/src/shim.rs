@@ -73,7 +73,7 @@ impl Data {
     /// Reads the aligned 64-bit word at `off` (volatile: another process may change it).
     pub(crate) fn read_u64(&self, off: usize) -> u64 {
         self.check(off, 8);
-        assert!(off % 8 == 0);
+        assert!(off.is_multiple_of(8));
         #[cfg(not(loom))]
         // SAFETY: in bounds and aligned (checked; the base is 16-aligned).
         unsafe {
@@ -86,7 +86,7 @@ impl Data {
     /// Writes the aligned 64-bit word at `off`.
     pub(crate) fn write_u64(&self, off: usize, v: u64) {
         self.check(off, 8);
-        assert!(off % 8 == 0);
+        assert!(off.is_multiple_of(8));
         #[cfg(not(loom))]
         // SAFETY: in bounds and aligned (checked; the base is 16-aligned).
         unsafe {
@@ -150,7 +150,9 @@ impl Data {
             let _ = racy;
             assert!(off % 8 == 0);
             for (i, chunk) in dst.chunks_mut(8).enumerate() {
-                let w = self.words[off / 8 + i].load(Ordering::Relaxed).to_le_bytes();
+                let w = self.words[off / 8 + i]
+                    .load(Ordering::Relaxed)
+                    .to_le_bytes();
                 chunk.copy_from_slice(&w[..chunk.len()]);
             }
         }

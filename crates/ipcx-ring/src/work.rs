@@ -116,7 +116,7 @@ impl<'a> WorkQueue<'a> {
             && n <= u32::MAX as usize
             && ready.len() == n
             && slot_size > 0
-            && slot_size % 16 == 0
+            && slot_size.is_multiple_of(16)
             && n.checked_mul(slot_size) == Some(data.len());
         ok.then_some(WorkQueue {
             ctl,
@@ -192,7 +192,12 @@ impl<'a> WorkQueue<'a> {
     /// Pushes to a queue that has room for every slot: a `Full` there is a pop still under way
     /// on the cell (between its claim and its release), so retry, a bounded number of times
     /// (a popper that died there leaves the cell stuck: `Corrupt`).
-    fn push_room(q: &[WorkSlot], enq: &AtomicU64, v: u64, what: &'static str) -> Result<(), RingError> {
+    fn push_room(
+        q: &[WorkSlot],
+        enq: &AtomicU64,
+        v: u64,
+        what: &'static str,
+    ) -> Result<(), RingError> {
         for _ in 0..MAX_RETRIES {
             match Self::push(q, enq, v) {
                 Err(RingError::Full) => {
@@ -270,7 +275,12 @@ impl<'a> WorkQueue<'a> {
     /// Returns slot `idx` to the free pool.
     pub fn release(&self, idx: u32) -> Result<(), RingError> {
         self.check_slot(u64::from(idx))?;
-        Self::push_room(self.free, &self.ctl.free_enq.pos, u64::from(idx), "free queue full")
+        Self::push_room(
+            self.free,
+            &self.ctl.free_enq.pos,
+            u64::from(idx),
+            "free queue full",
+        )
     }
 
     /// Copying send: `Err(Full)` when no slot is free.
@@ -292,7 +302,8 @@ impl<'a> WorkQueue<'a> {
             return Ok(None);
         };
         let n = len.min(buf.len());
-        self.data.copy_out(self.slot_offset(idx), &mut buf[..n], false);
+        self.data
+            .copy_out(self.slot_offset(idx), &mut buf[..n], false);
         self.release(idx)?;
         Ok(Some(len))
     }

@@ -259,14 +259,19 @@ fn overwrite_mode_counts_missed_messages() {
         got.push(u64::from_le_bytes(m[..8].try_into().unwrap()));
     }
     assert!(!got.is_empty() && got.len() < 1000);
-    assert!(got.windows(2).all(|w| w[1] == w[0] + 1), "a contiguous tail");
+    assert!(
+        got.windows(2).all(|w| w[1] == w[0] + 1),
+        "a contiguous tail"
+    );
     assert_eq!(*got.last().unwrap(), 999);
     assert_eq!(missed + got.len() as u64, 1000);
 }
 
 #[test]
 fn typed_values_in_place() {
-    #[derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::KnownLayout, zerocopy::Immutable)]
+    #[derive(
+        zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::KnownLayout, zerocopy::Immutable,
+    )]
     #[repr(C)]
     struct Point {
         x: u64,
@@ -328,7 +333,9 @@ fn named_errors() {
     let took = t0.elapsed();
     assert!(took >= Duration::from_millis(100) && took < Duration::from_secs(5));
     // A loan dropped without send publishes nothing.
-    drop(publ.loan(10).unwrap());
+    {
+        let _unsent = publ.loan(10).unwrap();
+    }
     assert!(matches!(sub.try_recv(), Err(Error::Empty)));
 }
 
@@ -414,12 +421,20 @@ fn clean_removes_a_ring_whose_participants_died() {
     let inv = ipcx::inventory::scan();
     let o = inv.objects.iter().find(|o| o.name == obj).expect("listed");
     assert_eq!(o.kind, "shm");
-    assert!(o.participants.iter().all(|p| p.alive && p.role == "subscriber"));
+    assert!(
+        o.participants
+            .iter()
+            .all(|p| p.alive && p.role == "subscriber")
+    );
     let v = ipcx::inventory::judge(&inv, false);
     assert!(!v.iter().find(|v| v.name == obj).unwrap().stale);
     child.kill();
     let inv = ipcx::inventory::scan();
-    let o = inv.objects.iter().find(|o| o.name == obj).expect("still there");
+    let o = inv
+        .objects
+        .iter()
+        .find(|o| o.name == obj)
+        .expect("still there");
     assert!(o.participants.iter().all(|p| !p.alive));
     let v = ipcx::inventory::judge(&inv, false);
     let v = v.iter().find(|v| v.name == obj).unwrap();

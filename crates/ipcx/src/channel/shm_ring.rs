@@ -59,8 +59,12 @@ pub(crate) struct RingReceiver {
     sub: Subscriber,
 }
 
-pub(crate) fn receiver(name: &PosixName, opts: &Options) -> Result<Box<dyn MessageReceiver>, Error> {
-    let sub = Subscriber::create(name.as_str(), &ring_options(opts)).map_err(|e| convert(name, e))?;
+pub(crate) fn receiver(
+    name: &PosixName,
+    opts: &Options,
+) -> Result<Box<dyn MessageReceiver>, Error> {
+    let sub =
+        Subscriber::create(name.as_str(), &ring_options(opts)).map_err(|e| convert(name, e))?;
     Ok(Box::new(RingReceiver {
         name: name.clone(),
         sub,
@@ -80,9 +84,9 @@ impl MessageReceiver for RingReceiver {
                     if wait.expired() {
                         return Err(Error::Timeout);
                     }
-                    let nap = wait
-                        .remaining()
-                        .map_or(Duration::from_millis(5), |r| r.min(Duration::from_millis(5)));
+                    let nap = wait.remaining().map_or(Duration::from_millis(5), |r| {
+                        r.min(Duration::from_millis(5))
+                    });
                     std::thread::sleep(nap);
                 }
                 Err(e) => return Err(convert(&self.name, e)),

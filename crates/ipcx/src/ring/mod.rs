@@ -57,8 +57,8 @@ use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
 use ipcx_ring::{Peeked, Reader, Reservation, RingError, Writer, record_size};
-pub use segment::{Participant, is_ring, participants};
 use segment::{Create, ROLE_PUBLISHER, ROLE_SUBSCRIBER, Segment};
+pub use segment::{Participant, is_ring, participants};
 
 use crate::name::{InvalidName, PosixName};
 use crate::sync::futex::{FutexError, wait_on, wake_on};
@@ -105,7 +105,9 @@ pub enum Error {
         found: u64,
     },
     /// The ring was made by an incompatible ipcx.
-    #[error("ring {name} has layout version {found}, this ipcx uses {expected}: upgrade the older side")]
+    #[error(
+        "ring {name} has layout version {found}, this ipcx uses {expected}: upgrade the older side"
+    )]
     VersionMismatch {
         /// The name.
         name: String,
@@ -143,7 +145,9 @@ pub enum Error {
         name: String,
     },
     /// A control word or record header holds an impossible value (a peer scribbled on it).
-    #[error("ring {name} is corrupt ({what}): a peer wrote garbage into it; remove it and start again")]
+    #[error(
+        "ring {name} is corrupt ({what}): a peer wrote garbage into it; remove it and start again"
+    )]
     Corrupt {
         /// The name.
         name: String,

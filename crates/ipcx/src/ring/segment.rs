@@ -147,9 +147,12 @@ impl Segment {
             h.layout_size.store(layout.total as u64, Ordering::Relaxed);
             h.capacity.store(c.params.capacity, Ordering::Relaxed);
             h.max_msg.store(c.params.max_msg, Ordering::Relaxed);
-            h.max_participants
-                .store(c.participants, Ordering::Relaxed);
-            let flags = if c.params.overwrite { FLAG_OVERWRITE } else { 0 };
+            h.max_participants.store(c.participants, Ordering::Relaxed);
+            let flags = if c.params.overwrite {
+                FLAG_OVERWRITE
+            } else {
+                0
+            };
             h.flags.store(flags, Ordering::Relaxed);
             h.ready.store(1, Ordering::Release);
             Ok(seg)
@@ -191,7 +194,10 @@ impl Segment {
         let h = unsafe { &*map.as_ptr().cast::<Header>() };
         let magic = h.magic.load(Ordering::Relaxed);
         if magic != MAGIC {
-            return Err(Error::NotARing { name: n, found: magic });
+            return Err(Error::NotARing {
+                name: n,
+                found: magic,
+            });
         }
         while h.ready.load(Ordering::Acquire) != 1 {
             if Instant::now() >= deadline {
@@ -263,7 +269,13 @@ impl Segment {
     pub(crate) fn writer_cursor(&self) -> &Cursor {
         // SAFETY: [writer_off, writer_off + size_of Cursor) is inside the mapping (layout),
         // 128-aligned, and Cursor is all atomics.
-        unsafe { &*self.map.as_ptr().add(self.layout.writer_off).cast::<Cursor>() }
+        unsafe {
+            &*self
+                .map
+                .as_ptr()
+                .add(self.layout.writer_off)
+                .cast::<Cursor>()
+        }
     }
 
     pub(crate) fn ctl(&self) -> &Ctl {
@@ -276,7 +288,10 @@ impl Segment {
         // 128-aligned, and Cursor is all atomics.
         unsafe {
             std::slice::from_raw_parts(
-                self.map.as_ptr().add(self.layout.table_off).cast::<Cursor>(),
+                self.map
+                    .as_ptr()
+                    .add(self.layout.table_off)
+                    .cast::<Cursor>(),
                 self.participants as usize,
             )
         }
