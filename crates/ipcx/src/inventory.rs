@@ -64,6 +64,9 @@ pub struct Object {
     /// Unix sockets: listening (stream/seqpacket) or bound (datagram).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listening: Option<bool>,
+    /// ipcx rings (`shm:/NAME`): the publisher and subscribers registered in the segment.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub participants: Vec<crate::ring::Participant>,
 }
 
 /// The objects found, and notes on what could not be looked at.
@@ -121,6 +124,7 @@ fn blank(kind: &'static str, name: String, uid: u32, mode: u32) -> Object {
         last_alive: None,
         holders: Vec::new(),
         listening: None,
+        participants: Vec::new(),
     }
 }
 
@@ -226,13 +230,17 @@ fn dev_shm(inv: &mut Inventory, holders: &Holders) {
         let file = e.file_name().to_string_lossy().into_owned();
         let (kind, name) = match file.strip_prefix("sem.") {
             Some(sem) => ("posix-sem", format!("posix-sem:/{sem}")),
+            None if crate::ring::is_ring(&format!("/{file}")) => ("shm", format!("shm:/{file}")),
             None => ("posix-shm", format!("posix-shm:/{file}")),
         };
         let mut o = blank(kind, name, m.uid(), m.mode());
-        if kind == "posix-shm" {
+        if kind != "posix-sem" {
             o.size = Some(m.len());
         }
         o.holders = holders.file(m.dev(), m.ino());
+        if kind == "shm" {
+            o.participants = crate::ring::participants(&format!("/{file}")).unwrap_or_default();
+        }
         inv.objects.push(o);
     }
 }
@@ -553,6 +561,25 @@ pub fn judge(inv: &Inventory, all_users: bool) -> Vec<Verdict> {
             continue;
         }
         let v = match o.kind {
+            "shm" => {
+                let live: Vec<i32> = o
+                    .participants
+                    .iter()
+                    .filter(|p| p.alive)
+                    .map(|p| p.pid)
+                    .collect();
+                if !live.is_empty() {
+                    verdict(false, format!("ring participants pid {live:?} are alive"))
+                } else if !live_holders.is_empty() {
+                    verdict(false, format!("in use by pid {live_holders:?}"))
+                } else {
+                    verdict(
+                        true,
+                        "an ipcx ring whose participants are all dead and that no process maps"
+                            .into(),
+                    )
+                }
+            }
             "sysv-shm" => {
                 let creator_dead = o.creator_alive == Some(false);
                 let last_dead = o.last_alive != Some(true);
@@ -615,6 +642,8 @@ pub enum ObjectName {
     Fifo(std::path::PathBuf),
     /// `unix:PATH` (also `unix-dgram:`, `unix-seqpacket:`): the socket file.
     UnixSocket(std::path::PathBuf),
+    /// `shm:/NAME`: an ipcx ring.
+    Ring(String),
 }
 
 /// A System V object, by key or by id.
@@ -628,7 +657,7 @@ pub enum SysvRef {
 
 /// Object kinds `ObjectName::parse` knows, for messages.
 pub const OBJECT_KINDS: &str = "posix-shm:/NAME, posix-sem:/NAME, mq:/NAME, sysv-shm:KEY, \
-     sysv-sem:KEY, sysv-mq:KEY (or id=ID), fifo:PATH, unix:PATH";
+     sysv-sem:KEY, sysv-mq:KEY (or id=ID), fifo:PATH, unix:PATH, shm:/NAME";
 
 impl ObjectName {
     /// Parses an object name.
@@ -654,6 +683,7 @@ impl ObjectName {
             "posix-shm" => ObjectName::PosixShm(posix(rest)?),
             "posix-sem" => ObjectName::PosixSem(posix(rest)?),
             "mq" => ObjectName::Mq(posix(rest)?),
+            "shm" => ObjectName::Ring(posix(rest)?),
             "sysv-shm" => ObjectName::SysvShm(sysv(rest)?),
             "sysv-sem" => ObjectName::SysvSem(sysv(rest)?),
             "sysv-mq" => ObjectName::SysvMq(sysv(rest)?),
@@ -690,6 +720,7 @@ impl std::fmt::Display for ObjectName {
             ObjectName::SysvMq(r) => f.write_str(&sysv("sysv-mq", r)),
             ObjectName::Fifo(p) => write!(f, "fifo:{}", p.display()),
             ObjectName::UnixSocket(p) => write!(f, "unix:{}", p.display()),
+            ObjectName::Ring(n) => write!(f, "shm:{n}"),
         }
     }
 }
@@ -775,6 +806,15 @@ pub fn remove(obj: &ObjectName) -> Result<(), RemoveError> {
         ObjectName::SysvMq(r) => remove_sysv_mq(*r),
         ObjectName::Fifo(p) => remove_file(p, &what, "FIFO", |t| t.is_fifo()),
         ObjectName::UnixSocket(p) => remove_file(p, &what, "socket", |t| t.is_socket()),
+        ObjectName::Ring(n) => crate::ring::remove(n).map_err(|e| match e {
+            crate::ring::Error::NotFound { .. } => not_found(),
+            crate::ring::Error::PermissionDenied { .. } => denied(),
+            crate::ring::Error::NotARing { .. } => RemoveError::WrongType {
+                what: what.clone(),
+                expected: "ipcx ring",
+            },
+            e => other(&e),
+        }),
     }
 }
 

@@ -41,6 +41,7 @@ pub mod name;
 pub mod pattern;
 pub mod pipe;
 pub mod registry;
+pub mod ring;
 pub mod rpc;
 pub mod sem;
 pub mod shm;

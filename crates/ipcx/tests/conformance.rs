@@ -25,6 +25,7 @@ fn endpoints(dir: &util::TempDir) -> Vec<Endpoint> {
         format!("tcp:127.0.0.1:{}", tcp4),
         format!("tcp:[::1]:{tcp6}"),
         format!("udp:127.0.0.1:{udp}"),
+        format!("shm:{}", util::posix_name("conf-ring")),
     ]
     .iter()
     .map(|a| Endpoint::parse(a).unwrap())

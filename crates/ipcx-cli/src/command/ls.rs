@@ -67,7 +67,16 @@ fn row(o: &Object) -> [String; 8] {
         (Some(p), None) => p.to_string(),
         _ => "-".into(),
     };
-    let last = if o.last_pid.is_some() {
+    let last = if !o.participants.is_empty() {
+        o.participants
+            .iter()
+            .map(|p| {
+                let state = if p.alive { "alive" } else { "dead" };
+                format!("{} {} ({state})", p.role, p.pid)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    } else if o.last_pid.is_some() {
         alive(o.last_pid, o.last_alive)
     } else if !o.holders.is_empty() {
         format!(

@@ -15,6 +15,7 @@
 //! | `unix-dgram:PATH`, `unix-seqpacket:PATH` (also `@NAME`) | Unix datagram / seqpacket | native |
 //! | `tcp:HOST:PORT`, `tcp:[V6]:PORT` | TCP (TCP_NODELAY) | framed |
 //! | `udp:HOST:PORT` | UDP | native (one datagram each) |
+//! | `shm:/NAME` | ipcx zero-copy shared-memory ring ([`crate::ring`]) | native |
 //!
 //! Framed endpoints use [`crate::framing`]: a 4-byte big-endian length, then the bytes.
 //!
@@ -50,6 +51,7 @@ mod fifo;
 mod mq;
 mod raw;
 pub use raw::RawReader;
+mod shm_ring;
 mod socket;
 
 /// A parsed endpoint address. See the [module documentation](self) for the syntax.
@@ -82,10 +84,12 @@ pub enum Endpoint {
         /// Port.
         port: u16,
     },
+    /// `shm:/NAME`: the ipcx zero-copy shared-memory ring.
+    Shm(PosixName),
 }
 
 const EXPECTED: &str = "expected one of fifo:PATH, mq:/NAME, sysv-mq:KEY, unix:PATH, unix:@NAME, \
-     unix-dgram:PATH, unix-seqpacket:PATH, tcp:HOST:PORT, udp:HOST:PORT";
+     unix-dgram:PATH, unix-seqpacket:PATH, tcp:HOST:PORT, udp:HOST:PORT, shm:/NAME";
 
 impl Endpoint {
     /// Parses an address such as `mq:/jobs`, `unix:@svc` or `tcp:[::1]:7000`.
@@ -123,9 +127,7 @@ impl Endpoint {
                     Endpoint::Udp { host, port }
                 })
             }
-            "shm" => Err(bad(
-                "shm: (the zero-copy shared-memory ring) is not available in this version".into(),
-            )),
+            "shm" => Ok(Endpoint::Shm(PosixName::new(rest)?)),
             other => Err(bad(format!("unknown scheme {other:?}; {EXPECTED}"))),
         }
     }
@@ -157,6 +159,7 @@ impl Endpoint {
             Endpoint::UnixSeqpacket(addr) => socket::unix_receiver(UnixKind::Seqpacket, addr, opts),
             Endpoint::Tcp { host, port } => socket::tcp_receiver(host, *port, opts),
             Endpoint::Udp { host, port } => socket::udp_receiver(host, *port, opts),
+            Endpoint::Shm(name) => shm_ring::receiver(name, opts),
         }
     }
 
@@ -171,6 +174,7 @@ impl Endpoint {
             Endpoint::UnixSeqpacket(addr) => socket::unix_sender(UnixKind::Seqpacket, addr, opts),
             Endpoint::Tcp { host, port } => socket::tcp_sender(host, *port, opts),
             Endpoint::Udp { host, port } => socket::udp_sender(host, *port, opts),
+            Endpoint::Shm(name) => shm_ring::sender(name, opts),
         }
     }
 }
@@ -193,6 +197,7 @@ impl fmt::Display for Endpoint {
             Endpoint::UnixSeqpacket(a) => write!(f, "unix-seqpacket:{a}"),
             Endpoint::Tcp { host, port } => write!(f, "tcp:{}:{port}", hp(host)),
             Endpoint::Udp { host, port } => write!(f, "udp:{}:{port}", hp(host)),
+            Endpoint::Shm(n) => write!(f, "shm:{n}"),
         }
     }
 }
@@ -739,6 +744,7 @@ mod tests {
             "tcp:127.0.0.1:7000",
             "tcp:[::1]:7000",
             "udp:localhost:9",
+            "shm:/ring",
         ];
         for c in cases {
             let ep = Endpoint::parse(c).unwrap_or_else(|e| panic!("{c}: {e}"));
@@ -771,7 +777,7 @@ mod tests {
             ("tcp:h:99999", "invalid port"),
             ("udp::80", "missing host"),
             ("unix:", "empty"),
-            ("shm:/ring", "not available"),
+            ("shm:ring", "starts with '/'"),
         ] {
             let e = Endpoint::parse(bad).unwrap_err().to_string();
             assert!(e.contains(needle), "{bad}: {e}");

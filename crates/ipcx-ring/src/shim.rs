@@ -1,0 +1,160 @@
+//! Atomics from `core` or, under `--cfg loom`, from `loom`; and the data area.
+#![allow(unsafe_code)] // the shared-memory exception: raw access to the mapped data area
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+
+#[cfg(not(loom))]
+pub(crate) use core::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+
+/// The data area of a ring: `len` bytes at a base address (shared memory), or under loom a
+/// slice of atomic words. All accesses are bounds-checked against `len`.
+#[derive(Debug, Clone, Copy)]
+pub struct Data {
+    #[cfg(not(loom))]
+    base: *mut u8,
+    #[cfg(loom)]
+    words: &'static [AtomicU64],
+    len: usize,
+}
+
+// SAFETY: Data is an address range in shared memory; every access through it is either atomic,
+// volatile, or to bytes the ring protocol gives one party exclusively.
+unsafe impl Send for Data {}
+// SAFETY: as above.
+unsafe impl Sync for Data {}
+
+impl Data {
+    /// The data area at `base`, `len` bytes.
+    ///
+    /// # Safety
+    /// `[base, base+len)` must be readable and writable, 16-byte aligned, and stay mapped as
+    /// long as this `Data` (and any copy) is used; no Rust reference may cover those bytes
+    /// except the ones the ring algorithms hand out.
+    #[cfg(not(loom))]
+    pub unsafe fn new(base: *mut u8, len: usize) -> Data {
+        Data { base, len }
+    }
+
+    /// Loom: a data area made of atomic words (`8 * words.len()` bytes).
+    #[cfg(loom)]
+    pub fn from_words(words: &'static [AtomicU64]) -> Data {
+        Data {
+            words,
+            len: words.len() * 8,
+        }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the area is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn check(&self, off: usize, n: usize) {
+        assert!(
+            off.checked_add(n).is_some_and(|e| e <= self.len),
+            "ring access out of bounds"
+        );
+    }
+
+    /// The address of byte `off` (zero-copy access by the process layer).
+    #[cfg(not(loom))]
+    pub fn ptr(&self, off: usize, n: usize) -> *mut u8 {
+        self.check(off, n);
+        // SAFETY: off + n <= len (checked), so the result stays inside the area.
+        unsafe { self.base.add(off) }
+    }
+
+    /// Reads the aligned 64-bit word at `off` (volatile: another process may change it).
+    pub(crate) fn read_u64(&self, off: usize) -> u64 {
+        self.check(off, 8);
+        assert!(off.is_multiple_of(8));
+        #[cfg(not(loom))]
+        // SAFETY: in bounds and aligned (checked; the base is 16-aligned).
+        unsafe {
+            core::ptr::read_volatile(self.base.add(off).cast::<u64>())
+        }
+        #[cfg(loom)]
+        self.words[off / 8].load(Ordering::Relaxed)
+    }
+
+    /// Writes the aligned 64-bit word at `off`.
+    pub(crate) fn write_u64(&self, off: usize, v: u64) {
+        self.check(off, 8);
+        assert!(off.is_multiple_of(8));
+        #[cfg(not(loom))]
+        // SAFETY: in bounds and aligned (checked; the base is 16-aligned).
+        unsafe {
+            core::ptr::write_volatile(self.base.add(off).cast::<u64>(), v)
+        }
+        #[cfg(loom)]
+        self.words[off / 8].store(v, Ordering::Relaxed)
+    }
+
+    /// Copies `src` to `off`. `racy`: readers may read the bytes concurrently (overwrite mode),
+    /// so the copy is volatile.
+    pub fn copy_in(&self, off: usize, src: &[u8], racy: bool) {
+        self.check(off, src.len());
+        #[cfg(not(loom))]
+        {
+            if racy {
+                for (i, b) in src.iter().enumerate() {
+                    // SAFETY: off + i < len (checked above).
+                    unsafe { core::ptr::write_volatile(self.base.add(off + i), *b) };
+                }
+            } else {
+                // SAFETY: in bounds (checked); the protocol gives the writer these bytes
+                // exclusively, and `src` is not in the area (the caller owns it).
+                unsafe {
+                    core::ptr::copy_nonoverlapping(src.as_ptr(), self.base.add(off), src.len())
+                };
+            }
+        }
+        #[cfg(loom)]
+        {
+            let _ = racy;
+            assert!(off % 8 == 0);
+            for (i, chunk) in src.chunks(8).enumerate() {
+                let mut w = [0u8; 8];
+                w[..chunk.len()].copy_from_slice(chunk);
+                self.words[off / 8 + i].store(u64::from_le_bytes(w), Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Copies bytes at `off` into `dst`; see [`Data::copy_in`] for `racy`.
+    pub fn copy_out(&self, off: usize, dst: &mut [u8], racy: bool) {
+        self.check(off, dst.len());
+        #[cfg(not(loom))]
+        {
+            if racy {
+                for (i, b) in dst.iter_mut().enumerate() {
+                    // SAFETY: off + i < len (checked above).
+                    *b = unsafe { core::ptr::read_volatile(self.base.add(off + i)) };
+                }
+            } else {
+                // SAFETY: in bounds (checked); the protocol guarantees no one writes these
+                // bytes until the reader releases them; `dst` is not in the area.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(self.base.add(off), dst.as_mut_ptr(), dst.len())
+                };
+            }
+        }
+        #[cfg(loom)]
+        {
+            let _ = racy;
+            assert!(off % 8 == 0);
+            for (i, chunk) in dst.chunks_mut(8).enumerate() {
+                let w = self.words[off / 8 + i]
+                    .load(Ordering::Relaxed)
+                    .to_le_bytes();
+                chunk.copy_from_slice(&w[..chunk.len()]);
+            }
+        }
+    }
+}

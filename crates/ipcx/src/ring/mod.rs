@@ -1,0 +1,925 @@
+//! The zero-copy shared-memory ring: `shm:/NAME`.
+//!
+//! One [`Publisher`] and up to `max_subscribers` [`Subscriber`]s share a named POSIX
+//! shared-memory segment (`/dev/shm/NAME`, mode `0o600`). Messages of any size up to the
+//! maximum fixed at creation travel through a byte ring in that segment: the publisher writes
+//! them in place ([`Publisher::loan`] gives a [`SampleMut`] over the ring's own bytes) or copies
+//! them ([`Publisher::send`]); each subscriber reads them in place ([`Subscriber::recv`] gives a
+//! [`Sample`] borrowing the ring's bytes). 1:1 is the same thing with one subscriber.
+//!
+//! ```no_run
+//! use ipcx::ring::{Options, Publisher, Subscriber};
+//! let mut sub = Subscriber::create("/frames", &Options::new())?; // creates the ring
+//! let mut publ = Publisher::open("/frames", &Options::new())?;
+//! let mut s = publ.loan(5)?;
+//! s.copy_from_slice(b"hello");
+//! s.send()?;
+//! let msg = sub.recv()?;
+//! assert_eq!(&*msg, b"hello");
+//! # Ok::<(), ipcx::ring::Error>(())
+//! ```
+//!
+//! # Delivery
+//! * **Lossless** (default): the publisher never overwrites a message a live subscriber has not
+//!   read; a full ring blocks [`Publisher::send`] (or fails with [`Error::Full`] for
+//!   [`Publisher::try_send`]). A subscriber receives every message published after its
+//!   `create`/`open` returned.
+//! * **Overwrite** ([`Options::overwrite`]): the publisher never waits; a slow subscriber skips
+//!   the oldest messages and [`Sample::missed`] says how many. Samples are then copies (the
+//!   bytes in the ring may be overwritten at any time).
+//!
+//! # Waiting
+//! [`WaitStrategy::SpinThenSleep`] (default) spins briefly, yields the CPU a few times, then
+//! sleeps on a futex in the segment; [`WaitStrategy::Spin`] never sleeps (lowest latency, one
+//! CPU busy; it still yields now and then so that on a small machine it never starves the peer
+//! it waits for); [`WaitStrategy::Block`] sleeps at once. A sender makes a system call (futex
+//! wake) only when a receiver announced that it sleeps.
+//!
+//! # Dead peers
+//! Every participant records its pid and process start time in the segment. A blocked call
+//! looks at them every few milliseconds while it sleeps: a dead subscriber's place (and the
+//! messages it held back) is reclaimed, so the publisher goes on; a subscriber whose publisher
+//! died gets [`Error::PeerGone`] once it has read everything. The last participant to leave
+//! removes the name; `ipcx clean` removes a ring whose participants all died.
+//!
+//! # Trust
+//! Every position, length and record header read from the segment is checked before use: a
+//! peer that writes garbage into the control words makes calls fail with [`Error::Corrupt`],
+//! never read or write out of bounds. The payload bytes themselves are shared with the peers:
+//! give access (the segment's mode) only to processes you trust not to write into messages
+//! they do not own.
+#![allow(unsafe_code)] // the shared-memory exception: in-place views of ring records
+
+mod segment;
+
+use std::sync::Arc;
+use std::sync::atomic::{Ordering, fence};
+use std::time::Duration;
+
+use ipcx_ring::{Peeked, Reader, Reservation, RingError, Writer, record_size};
+use segment::{Create, ROLE_PUBLISHER, ROLE_SUBSCRIBER, Segment};
+pub use segment::{Participant, is_ring, participants};
+
+use crate::name::{InvalidName, PosixName};
+use crate::sync::futex::{FutexError, wait_on, wake_on};
+use crate::sys::shm::OpenMode;
+use crate::wait::Wait;
+
+/// Why a ring operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The name is not a valid POSIX name.
+    #[error(transparent)]
+    InvalidName(#[from] InvalidName),
+    /// No ring has this name.
+    #[error("no ring shm:{name}: start a subscriber first (it creates the ring), or use create")]
+    NotFound {
+        /// The name.
+        name: String,
+    },
+    /// `create_new` found the name taken.
+    #[error("shm:{name} already exists: open it, or remove it (ipcx rm shm:{name}) if it is stale")]
+    AlreadyExists {
+        /// The name.
+        name: String,
+    },
+    /// The segment's mode does not allow this user.
+    #[error("permission denied on ring shm:{name}: check its owner and mode (ipcx ls)")]
+    PermissionDenied {
+        /// The name.
+        name: String,
+    },
+    /// The creation parameters are unusable.
+    #[error("invalid ring parameters: {reason}")]
+    InvalidParameters {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The object is not an ipcx ring.
+    #[error("{name} is not an ipcx ring (magic {found:#018x}): use another name")]
+    NotARing {
+        /// The name.
+        name: String,
+        /// The magic number found.
+        found: u64,
+    },
+    /// The ring was made by an incompatible ipcx.
+    #[error(
+        "ring {name} has layout version {found}, this ipcx uses {expected}: upgrade the older side"
+    )]
+    VersionMismatch {
+        /// The name.
+        name: String,
+        /// Found.
+        found: u32,
+        /// Expected.
+        expected: u32,
+    },
+    /// A header field disagrees with what this side needs or computes.
+    #[error("ring {name} is incompatible ({field}: expected {expected}, found {found})")]
+    Incompatible {
+        /// The name.
+        name: String,
+        /// The field.
+        field: &'static str,
+        /// Expected.
+        expected: u64,
+        /// Found.
+        found: u64,
+    },
+    /// The segment is smaller than its header says.
+    #[error("ring {name} is {size} bytes but needs {needed}: truncated or not a ring")]
+    TooSmall {
+        /// The name.
+        name: String,
+        /// Size found.
+        size: u64,
+        /// Size needed.
+        needed: u64,
+    },
+    /// The creator did not finish initialising in time.
+    #[error("ring {name} was never initialised: its creator died while creating it; remove it")]
+    NotInitialised {
+        /// The name.
+        name: String,
+    },
+    /// A control word or record header holds an impossible value (a peer scribbled on it).
+    #[error(
+        "ring {name} is corrupt ({what}): a peer wrote garbage into it; remove it and start again"
+    )]
+    Corrupt {
+        /// The name.
+        name: String,
+        /// What was wrong.
+        what: &'static str,
+    },
+    /// Another live process publishes on this ring.
+    #[error("ring {name} already has a publisher (pid {pid}): one publisher per ring")]
+    PublisherExists {
+        /// The name.
+        name: String,
+        /// Its pid.
+        pid: i32,
+    },
+    /// Every subscriber place is taken by a live process.
+    #[error("ring {name} has no free subscriber place (max {max}): create it with more")]
+    TooManySubscribers {
+        /// The name.
+        name: String,
+        /// The maximum.
+        max: u32,
+    },
+    /// The message is larger than the ring's maximum.
+    #[error("message of {len} bytes is too large for this ring (at most {max} bytes)")]
+    TooLarge {
+        /// The length.
+        len: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// `try_send`/`try_loan`: no room now.
+    #[error("the ring is full: a subscriber is behind; retry, or use a blocking send")]
+    Full,
+    /// `try_recv`: nothing waiting.
+    #[error("no message waiting")]
+    Empty,
+    /// The deadline passed.
+    #[error("timed out")]
+    Timeout,
+    /// The peer died (or left and nothing is left to read).
+    #[error("peer gone: {what}")]
+    PeerGone {
+        /// Which peer.
+        what: String,
+    },
+    /// Any other OS error.
+    #[error("ring {name}: {source}")]
+    Io {
+        /// The name.
+        name: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    fn from_io(name: &PosixName, source: std::io::Error) -> Error {
+        let name = name.to_string();
+        match source.raw_os_error() {
+            Some(libc::ENOENT) => Error::NotFound { name },
+            Some(libc::EEXIST) => Error::AlreadyExists { name },
+            Some(libc::EACCES | libc::EPERM) => Error::PermissionDenied { name },
+            _ => Error::Io { name, source },
+        }
+    }
+
+    fn from_ring(name: &PosixName, e: RingError) -> Error {
+        match e {
+            RingError::Full => Error::Full,
+            RingError::TooLarge { len, max } => Error::TooLarge { len, max },
+            RingError::Corrupt(what) => Error::Corrupt {
+                name: name.to_string(),
+                what,
+            },
+        }
+    }
+}
+
+/// How a blocked call waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum WaitStrategy {
+    /// Busy-poll (with an occasional `sched_yield`): lowest latency, one CPU busy.
+    Spin,
+    /// Spin briefly, yield a few times, then sleep on a futex (default).
+    #[default]
+    SpinThenSleep,
+    /// Sleep on a futex at once.
+    Block,
+}
+
+/// Ring creation and behaviour options.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Options {
+    /// Bytes in the data area (rounded up to a power of two; default 1 MiB).
+    pub capacity: usize,
+    /// The largest message (default 64 KiB; the capacity grows to hold two of them).
+    pub max_message: usize,
+    /// Subscriber places (default 16).
+    pub max_subscribers: u32,
+    /// Overwrite the oldest messages instead of waiting for slow subscribers.
+    pub overwrite: bool,
+    /// Mode of a created segment (default `0o600`).
+    pub mode: u32,
+    /// How blocked calls wait.
+    pub strategy: WaitStrategy,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            capacity: 1 << 20,
+            max_message: 64 << 10,
+            max_subscribers: 16,
+            overwrite: false,
+            mode: 0o600,
+            strategy: WaitStrategy::SpinThenSleep,
+        }
+    }
+}
+
+impl Options {
+    /// Defaults.
+    pub fn new() -> Options {
+        Options::default()
+    }
+    /// Data area size in bytes.
+    pub fn capacity(mut self, bytes: usize) -> Options {
+        self.capacity = bytes;
+        self
+    }
+    /// Largest message.
+    pub fn max_message(mut self, bytes: usize) -> Options {
+        self.max_message = bytes;
+        self
+    }
+    /// Subscriber places.
+    pub fn max_subscribers(mut self, n: u32) -> Options {
+        self.max_subscribers = n;
+        self
+    }
+    /// Overwrite the oldest messages instead of blocking (pub/sub with a missed count).
+    pub fn overwrite(mut self, on: bool) -> Options {
+        self.overwrite = on;
+        self
+    }
+    /// Creation mode.
+    pub fn mode(mut self, mode: u32) -> Options {
+        self.mode = mode;
+        self
+    }
+    /// Wait strategy.
+    pub fn strategy(mut self, s: WaitStrategy) -> Options {
+        self.strategy = s;
+        self
+    }
+
+    fn create(&self) -> Result<Create, Error> {
+        let max_msg = u32::try_from(self.max_message).map_err(|_| Error::InvalidParameters {
+            reason: "max_message must fit in 32 bits",
+        })?;
+        let need = record_size(u64::from(max_msg)) * 2;
+        let capacity = (self.capacity as u64)
+            .max(need)
+            .max(64)
+            .checked_next_power_of_two()
+            .ok_or(Error::InvalidParameters {
+                reason: "capacity too large",
+            })?;
+        Ok(Create {
+            params: ipcx_ring::Params {
+                capacity,
+                max_msg,
+                overwrite: self.overwrite,
+            },
+            participants: self.max_subscribers,
+            mode: self.mode,
+        })
+    }
+}
+
+/// Spin iterations before yielding, yields before sleeping, and how often a sleeper wakes up
+/// to look for dead peers.
+const SPINS: u32 = 4000;
+const YIELDS: u32 = 8;
+const TICK: Duration = Duration::from_millis(20);
+
+/// Waits until `ready()` is true, as `wait` and `strategy` say. `tick()` runs every [`TICK`]
+/// while waiting (liveness checks) and may end the wait with an error.
+fn wait_until(
+    line: &ipcx_ring::WaitLine,
+    strategy: WaitStrategy,
+    wait: Wait,
+    mut ready: impl FnMut() -> bool,
+    mut tick: impl FnMut() -> Result<(), Error>,
+) -> Result<(), Error> {
+    if ready() {
+        return Ok(());
+    }
+    if wait == Wait::NoWait {
+        return Err(Error::Timeout);
+    }
+    if strategy != WaitStrategy::Block {
+        for _ in 0..SPINS {
+            std::hint::spin_loop();
+            if ready() {
+                return Ok(());
+            }
+        }
+        for _ in 0..YIELDS {
+            std::thread::yield_now();
+            if ready() {
+                return Ok(());
+            }
+        }
+    }
+    let mut last_tick = std::time::Instant::now();
+    loop {
+        if wait.expired() {
+            return Err(Error::Timeout);
+        }
+        if last_tick.elapsed() >= TICK {
+            tick()?;
+            last_tick = std::time::Instant::now();
+        }
+        if strategy == WaitStrategy::Spin {
+            for _ in 0..SPINS {
+                std::hint::spin_loop();
+                if ready() {
+                    return Ok(());
+                }
+            }
+            std::thread::yield_now();
+            if ready() {
+                return Ok(());
+            }
+            continue;
+        }
+        line.sleepers.fetch_add(1, Ordering::SeqCst);
+        let seq = line.seq.load(Ordering::SeqCst);
+        if ready() {
+            line.sleepers.fetch_sub(1, Ordering::SeqCst);
+            return Ok(());
+        }
+        let until = match wait.remaining() {
+            Some(r) if r < TICK => wait,
+            _ => Wait::timeout(TICK),
+        };
+        let r = wait_on(&line.seq, seq, until);
+        line.sleepers.fetch_sub(1, Ordering::SeqCst);
+        match r {
+            Ok(_) | Err(FutexError::Timeout) | Err(FutexError::WouldBlock) => {}
+            Err(FutexError::Io(source)) => {
+                return Err(Error::Io {
+                    name: String::new(),
+                    source,
+                });
+            }
+        }
+        if ready() {
+            return Ok(());
+        }
+    }
+}
+
+/// Wakes the sleepers of `line`, if any (no system call otherwise).
+fn notify(line: &ipcx_ring::WaitLine) {
+    // Pairs with the sleeper's SeqCst increment then re-check: either it sees our update, or
+    // we see it counted.
+    fence(Ordering::SeqCst);
+    if line.sleepers.load(Ordering::Relaxed) > 0 {
+        line.seq.fetch_add(1, Ordering::SeqCst);
+        let _ = wake_on(&line.seq, i32::MAX as u32);
+    }
+}
+
+/// Extends a borrow of the segment to `'static`.
+///
+/// # Safety
+/// The returned reference must not be used after the last `Arc<Segment>` it came from is
+/// dropped: the owners below hold that `Arc` and drop the borrowing fields first.
+unsafe fn extend<T: ?Sized>(r: &T) -> &'static T {
+    // SAFETY: forwarded to the caller (the mapping stays valid while the Arc lives).
+    unsafe { &*(r as *const T) }
+}
+
+/// The publishing side of a ring (one per ring).
+#[derive(Debug)]
+pub struct Publisher {
+    writer: Writer<'static>,
+    strategy: WaitStrategy,
+    seg: Arc<Segment>,
+}
+
+impl Publisher {
+    /// Opens the ring `name`, creating it with `opts` when missing.
+    pub fn create(name: &str, opts: &Options) -> Result<Publisher, Error> {
+        Publisher::establish(name, OpenMode::Create, opts)
+    }
+    /// Creates the ring `name`; fails with [`Error::AlreadyExists`] if it exists.
+    pub fn create_new(name: &str, opts: &Options) -> Result<Publisher, Error> {
+        Publisher::establish(name, OpenMode::CreateNew, opts)
+    }
+    /// Opens the existing ring `name` (its own parameters apply; `opts` gives the strategy).
+    pub fn open(name: &str, opts: &Options) -> Result<Publisher, Error> {
+        Publisher::establish(name, OpenMode::Open, opts)
+    }
+
+    fn establish(name: &str, how: OpenMode, opts: &Options) -> Result<Publisher, Error> {
+        let name = PosixName::new(name)?;
+        let (seg, _created) = Segment::establish(&name, how, &opts.create()?)?;
+        let seg = Arc::new(seg);
+        let wc = seg.writer_cursor();
+        if !Segment::claim(wc, ROLE_PUBLISHER) {
+            return Err(Error::PublisherExists {
+                name: name.to_string(),
+                pid: wc.pid.load(Ordering::Relaxed) as i32,
+            });
+        }
+        seg.header().writer_epoch.fetch_add(1, Ordering::AcqRel);
+        // SAFETY: `writer` borrows from `seg`, which the Publisher keeps alive and drops after
+        // `writer` (field order).
+        let (ctl, table) = unsafe { (extend(seg.ctl()), extend(seg.table())) };
+        let writer = match Writer::attach(ctl, table, seg.data(), seg.params) {
+            Ok(w) => w,
+            Err(e) => {
+                seg.leave(wc);
+                return Err(Error::from_ring(&name, e));
+            }
+        };
+        wc.state.store(ipcx_ring::ACTIVE, Ordering::Release);
+        Ok(Publisher {
+            writer,
+            strategy: opts.strategy,
+            seg,
+        })
+    }
+
+    /// The largest message.
+    pub fn max_message_len(&self) -> usize {
+        self.seg.params.max_msg as usize
+    }
+
+    /// How many subscribers are attached now.
+    pub fn subscribers(&self) -> usize {
+        self.writer.active_readers()
+    }
+
+    /// The ring's name.
+    pub fn name(&self) -> &str {
+        self.seg.name.as_str()
+    }
+
+    /// Keeps the segment after every participant left (removed with `ipcx rm shm:NAME`).
+    pub fn persist(mut self) -> Self {
+        if let Some(s) = Arc::get_mut(&mut self.seg) {
+            s.persist = true;
+        }
+        self
+    }
+
+    fn reserve(&mut self, len: usize, wait: Wait) -> Result<Reservation, Error> {
+        let seg = Arc::clone(&self.seg);
+        let mut result = None;
+        let w = &mut self.writer;
+        let r = wait_until(
+            &seg.ctl().space_wait,
+            self.strategy,
+            wait,
+            || match w.reserve(len) {
+                Err(RingError::Full) => false,
+                r => {
+                    result = Some(r);
+                    true
+                }
+            },
+            || {
+                seg.reap();
+                Ok(())
+            },
+        );
+        match (r, result) {
+            (_, Some(Ok(res))) => Ok(res),
+            (_, Some(Err(e))) => Err(Error::from_ring(&seg.name, e)),
+            (Err(Error::Timeout), None) if wait == Wait::NoWait => Err(Error::Full),
+            (Err(e), None) => Err(e),
+            (Ok(()), None) => Err(Error::Full),
+        }
+    }
+
+    /// Loans `len` writable bytes in the ring, waiting as `wait` says for room.
+    pub fn loan_wait(&mut self, len: usize, wait: Wait) -> Result<SampleMut<'_>, Error> {
+        let res = self.reserve(len, wait)?;
+        Ok(SampleMut { publ: self, res })
+    }
+    /// Loans `len` bytes, blocking until there is room.
+    pub fn loan(&mut self, len: usize) -> Result<SampleMut<'_>, Error> {
+        self.loan_wait(len, Wait::Forever)
+    }
+    /// Loans `len` bytes if there is room now ([`Error::Full`] otherwise).
+    pub fn try_loan(&mut self, len: usize) -> Result<SampleMut<'_>, Error> {
+        self.loan_wait(len, Wait::NoWait)
+    }
+
+    /// Copies `msg` into the ring, waiting as `wait` says for room.
+    pub fn send_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), Error> {
+        let res = self.reserve(msg.len(), wait)?;
+        self.writer.write(&res, 0, msg);
+        self.commit(res, msg.len());
+        Ok(())
+    }
+    /// Sends a copy of `msg`, blocking while the ring is full.
+    pub fn send(&mut self, msg: &[u8]) -> Result<(), Error> {
+        self.send_wait(msg, Wait::Forever)
+    }
+    /// Sends a copy of `msg` if there is room now.
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), Error> {
+        self.send_wait(msg, Wait::NoWait)
+    }
+    /// Sends a copy of `msg`, giving up after `timeout`.
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), Error> {
+        self.send_wait(msg, Wait::timeout(timeout))
+    }
+    /// Sends a plain-data value (its bytes).
+    pub fn send_value<T: zerocopy::IntoBytes + zerocopy::Immutable>(
+        &mut self,
+        value: &T,
+    ) -> Result<(), Error> {
+        self.send(value.as_bytes())
+    }
+
+    fn commit(&mut self, res: Reservation, len: usize) {
+        self.writer.commit(res, len);
+        notify(&self.seg.ctl().data_wait);
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.seg.leave(self.seg.writer_cursor());
+        notify(&self.seg.ctl().data_wait);
+    }
+}
+
+/// A message being written in place in the ring: `DerefMut<Target = [u8]>`.
+///
+/// Handing out `&mut [u8]` is sound: the bytes are reserved for this publisher (no subscriber
+/// reads past the published head, and the publisher is the only writer), they stay mapped as
+/// long as the publisher (which this borrows) lives, and nothing else touches them until
+/// [`SampleMut::send`] publishes them. Dropping it without sending publishes nothing.
+#[derive(Debug)]
+pub struct SampleMut<'a> {
+    publ: &'a mut Publisher,
+    res: Reservation,
+}
+
+impl SampleMut<'_> {
+    /// Publishes the message.
+    pub fn send(self) -> Result<(), Error> {
+        let len = self.res.len;
+        self.publ.commit(self.res, len);
+        Ok(())
+    }
+    /// Publishes only the first `len` bytes.
+    pub fn send_len(self, len: usize) -> Result<(), Error> {
+        self.publ.commit(self.res, len);
+        Ok(())
+    }
+    /// The loan as a plain-data value, when the length and alignment fit.
+    pub fn as_value_mut<T>(&mut self) -> Option<&mut T>
+    where
+        T: zerocopy::FromBytes + zerocopy::IntoBytes + zerocopy::KnownLayout,
+    {
+        T::mut_from_bytes(&mut self[..]).ok()
+    }
+}
+
+impl std::ops::Deref for SampleMut<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        let p = self.publ.writer.data().ptr(self.res.offset, self.res.len);
+        // SAFETY: the reserved range is inside the data area (checked by `ptr`), reserved for
+        // this publisher alone until committed (see the type's docs), and mapped while
+        // `self.publ` is borrowed.
+        unsafe { std::slice::from_raw_parts(p, self.res.len) }
+    }
+}
+
+impl std::ops::DerefMut for SampleMut<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        let p = self.publ.writer.data().ptr(self.res.offset, self.res.len);
+        // SAFETY: as for `deref`; `&mut self` makes this the only reference to the bytes.
+        unsafe { std::slice::from_raw_parts_mut(p, self.res.len) }
+    }
+}
+
+/// The receiving side of a ring (each subscriber receives every message).
+#[derive(Debug)]
+pub struct Subscriber {
+    reader: Reader<'static>,
+    strategy: WaitStrategy,
+    buf: Vec<u8>,
+    seg: Arc<Segment>,
+}
+
+impl Subscriber {
+    /// Opens the ring `name`, creating it with `opts` when missing.
+    pub fn create(name: &str, opts: &Options) -> Result<Subscriber, Error> {
+        Subscriber::establish(name, OpenMode::Create, opts)
+    }
+    /// Creates the ring `name`; fails with [`Error::AlreadyExists`] if it exists.
+    pub fn create_new(name: &str, opts: &Options) -> Result<Subscriber, Error> {
+        Subscriber::establish(name, OpenMode::CreateNew, opts)
+    }
+    /// Opens the existing ring `name`.
+    pub fn open(name: &str, opts: &Options) -> Result<Subscriber, Error> {
+        Subscriber::establish(name, OpenMode::Open, opts)
+    }
+
+    fn establish(name: &str, how: OpenMode, opts: &Options) -> Result<Subscriber, Error> {
+        let name = PosixName::new(name)?;
+        let (seg, _created) = Segment::establish(&name, how, &opts.create()?)?;
+        let seg = Arc::new(seg);
+        let mut claimed = seg
+            .table()
+            .iter()
+            .find(|c| Segment::claim(c, ROLE_SUBSCRIBER));
+        if claimed.is_none() && seg.reap() > 0 {
+            claimed = seg
+                .table()
+                .iter()
+                .find(|c| Segment::claim(c, ROLE_SUBSCRIBER));
+        }
+        let Some(cursor) = claimed else {
+            return Err(Error::TooManySubscribers {
+                name: name.to_string(),
+                max: seg.participants,
+            });
+        };
+        // SAFETY: `reader` borrows from `seg`, which the Subscriber keeps alive and drops after
+        // `reader` (field order).
+        let (ctl, cursor) = unsafe { (extend(seg.ctl()), extend(cursor)) };
+        let reader = match Reader::join(ctl, cursor, seg.data(), seg.params) {
+            Ok(r) => r,
+            Err(e) => {
+                seg.leave(cursor);
+                return Err(Error::from_ring(&name, e));
+            }
+        };
+        // A publisher waiting for this joiner to finish may sleep.
+        notify(&seg.ctl().space_wait);
+        let buf = if seg.params.overwrite {
+            vec![0; seg.params.max_msg as usize]
+        } else {
+            Vec::new()
+        };
+        Ok(Subscriber {
+            reader,
+            strategy: opts.strategy,
+            buf,
+            seg,
+        })
+    }
+
+    /// The largest message.
+    pub fn max_message_len(&self) -> usize {
+        self.seg.params.max_msg as usize
+    }
+
+    /// The ring's name.
+    pub fn name(&self) -> &str {
+        self.seg.name.as_str()
+    }
+
+    /// Keeps the segment after every participant left.
+    pub fn persist(mut self) -> Self {
+        if let Some(s) = Arc::get_mut(&mut self.seg) {
+            s.persist = true;
+        }
+        self
+    }
+
+    /// Whether a live publisher is attached.
+    pub fn publisher_alive(&self) -> bool {
+        let wc = self.seg.writer_cursor();
+        wc.state.load(Ordering::Acquire) != ipcx_ring::FREE && segment::cursor_alive(wc)
+    }
+
+    /// `Some(error)` when waiting is pointless: a publisher attached once and is now gone
+    /// (the caller has already found the ring empty).
+    fn gone(&self) -> Option<Error> {
+        let epoch = self.seg.header().writer_epoch.load(Ordering::Acquire);
+        if epoch > 0 && !self.publisher_alive() {
+            self.seg.reap();
+            return Some(Error::PeerGone {
+                what: format!("the publisher of shm:{} left or died", self.seg.name),
+            });
+        }
+        None
+    }
+
+    /// Receives the next message, waiting as `wait` says.
+    pub fn recv_wait(&mut self, wait: Wait) -> Result<Sample<'_>, Error> {
+        let name = self.seg.name.clone();
+        loop {
+            let got = if self.seg.params.overwrite {
+                let buf = &mut self.buf;
+                self.reader
+                    .try_recv(buf)
+                    .map(|o| o.map(|(len, missed)| Got::Copied { len, missed }))
+            } else {
+                self.reader.peek().map(|o| o.map(Got::Shared))
+            };
+            match got.map_err(|e| Error::from_ring(&name, e))? {
+                Some(Got::Shared(p)) => {
+                    return Ok(Sample {
+                        kind: SampleKind::Shared(p),
+                        sub: self,
+                    });
+                }
+                Some(Got::Copied { len, missed }) => {
+                    return Ok(Sample {
+                        kind: SampleKind::Copied { len, missed },
+                        sub: self,
+                    });
+                }
+                None => {}
+            }
+            if let Some(e) = self.gone() {
+                if self.reader.has_data() {
+                    continue;
+                }
+                return Err(e);
+            }
+            let reader = &self.reader;
+            let seg = &self.seg;
+            let r = wait_until(
+                &seg.ctl().data_wait,
+                self.strategy,
+                wait,
+                || reader.has_data(),
+                || {
+                    seg.reap();
+                    Ok(())
+                },
+            );
+            match r {
+                Ok(()) => continue,
+                Err(Error::Timeout) if wait == Wait::NoWait => {
+                    return Err(self.gone().unwrap_or(Error::Empty));
+                }
+                Err(Error::Timeout) => {
+                    // A last look: the publisher may have died while we slept.
+                    if let Some(e) = self.gone()
+                        && !self.reader.has_data()
+                    {
+                        return Err(e);
+                    }
+                    return Err(Error::Timeout);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Receives the next message, blocking.
+    pub fn recv(&mut self) -> Result<Sample<'_>, Error> {
+        self.recv_wait(Wait::Forever)
+    }
+    /// Receives a message if one is waiting ([`Error::Empty`] otherwise).
+    pub fn try_recv(&mut self) -> Result<Sample<'_>, Error> {
+        self.recv_wait(Wait::NoWait)
+    }
+    /// Receives a message, giving up after `timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Sample<'_>, Error> {
+        self.recv_wait(Wait::timeout(timeout))
+    }
+    /// Receives a plain-data value (a copy); [`Error::Incompatible`] if the size differs.
+    pub fn recv_value<T: zerocopy::FromBytes>(&mut self) -> Result<T, Error> {
+        let s = self.recv()?;
+        T::read_from_bytes(&s).map_err(|_| Error::Incompatible {
+            name: s.sub.seg.name.to_string(),
+            field: "message length",
+            expected: size_of::<T>() as u64,
+            found: s.len() as u64,
+        })
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.seg.leave(self.reader.cursor());
+        notify(&self.seg.ctl().space_wait);
+    }
+}
+
+enum Got {
+    Shared(Peeked),
+    Copied { len: usize, missed: u64 },
+}
+
+#[derive(Debug)]
+enum SampleKind {
+    Shared(Peeked),
+    Copied { len: usize, missed: u64 },
+}
+
+/// A received message: `Deref<Target = [u8]>`, in place in the ring (lossless rings) or a copy
+/// (overwrite rings).
+///
+/// Borrowing the ring's bytes is sound: the record lies inside the data area (its header was
+/// checked), the publisher does not reuse it until this subscriber's tail moves past it, and
+/// the tail moves only when the `Sample` is dropped; the borrow of the subscriber keeps the
+/// mapping alive. (A peer that ignores the protocol and writes into the segment anyway can
+/// change the bytes under you, never make ipcx access memory outside the segment.)
+#[derive(Debug)]
+pub struct Sample<'a> {
+    sub: &'a mut Subscriber,
+    kind: SampleKind,
+}
+
+impl Sample<'_> {
+    /// How many messages this subscriber missed just before this one (overwrite rings).
+    pub fn missed(&self) -> u64 {
+        match self.kind {
+            SampleKind::Copied { missed, .. } => missed,
+            SampleKind::Shared(_) => 0,
+        }
+    }
+    /// The message as a plain-data value, in place, when the length and alignment fit.
+    pub fn as_value<T>(&self) -> Option<&T>
+    where
+        T: zerocopy::FromBytes + zerocopy::KnownLayout + zerocopy::Immutable,
+    {
+        T::ref_from_bytes(&self[..]).ok()
+    }
+}
+
+impl std::ops::Deref for Sample<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self.kind {
+            SampleKind::Shared(p) => {
+                let ptr = self.sub.reader.data().ptr(p.offset, p.len);
+                // SAFETY: see the type's docs: in bounds (checked by `ptr`), not reused by the
+                // publisher until this Sample is dropped, mapped while `sub` is borrowed.
+                unsafe { std::slice::from_raw_parts(ptr, p.len) }
+            }
+            SampleKind::Copied { len, .. } => &self.sub.buf[..len.min(self.sub.buf.len())],
+        }
+    }
+}
+
+impl Drop for Sample<'_> {
+    fn drop(&mut self) {
+        if let SampleKind::Shared(p) = self.kind {
+            self.sub.reader.release(p);
+            notify(&self.sub.seg.ctl().space_wait);
+        }
+    }
+}
+
+/// Removes the ring `name` (after checking that it is a ring). Participants keep using it.
+pub fn remove(name: &str) -> Result<(), Error> {
+    let name = PosixName::new(name)?;
+    if !is_ring(name.as_str()) {
+        return Err(Error::NotARing {
+            name: name.to_string(),
+            found: 0,
+        });
+    }
+    crate::sys::shm::shm_unlink(&name).map_err(|e| Error::from_io(&name, e))
+}
