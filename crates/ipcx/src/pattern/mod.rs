@@ -32,6 +32,8 @@ pub mod mailbox;
 pub mod pubsub;
 pub mod pushpull;
 pub mod reqrep;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use link::{Link, LinkAddr, LinkListener};
 

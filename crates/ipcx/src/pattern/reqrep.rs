@@ -445,10 +445,31 @@ impl Client {
         hello: &Hello,
         timeout: Duration,
     ) -> Result<Client, ConnectError> {
+        let link = LinkAddr::parse(addr)?.connect(Wait::timeout(timeout))?;
+        Self::connect_link(link, addr, hello, timeout)
+    }
+
+    /// Runs the handshake on a connected link (another transport, such as TLS); `addr` names
+    /// the server in messages.
+    pub fn connect_link(
+        mut link: Box<dyn Link>,
+        addr: &str,
+        hello: &Hello,
+        timeout: Duration,
+    ) -> Result<Client, ConnectError> {
         let wait = Wait::timeout(timeout);
-        let mut link = LinkAddr::parse(addr)?.connect(wait)?;
         link.send_frame_wait(&Frame::Hello(hello.clone()).encode(), wait)?;
-        let f = link.recv_frame_wait(wait)?.ok_or_else(|| Error::PeerGone {
+        let f = link
+            .recv_frame_wait(wait)
+            .map_err(|e| match e {
+                // A length prefix that large is not an ipcx answer at all.
+                Error::TooLarge { .. } => Error::protocol(
+                    addr,
+                    "the answer is not an ipcx request/reply welcome (another protocol, or a TLS server: connect with TLS)",
+                ),
+                e => e,
+            })?
+            .ok_or_else(|| Error::PeerGone {
             what: format!("the server at {addr} closed during the handshake"),
         })?;
         let max_frame = match Frame::decode(&f) {
@@ -657,6 +678,10 @@ pub struct Peer {
 /// The authorisation hook: decides, per connecting peer, whether it may call.
 pub type Authorize = Arc<dyn Fn(&Peer) -> bool + Send + Sync>;
 
+/// A hook run on each accepted connection before the handshake, on the connection's own
+/// thread: it may wrap the link (a TLS server handshake) or refuse it with an error.
+pub type Upgrade = Arc<dyn Fn(Box<dyn Link>) -> Result<Box<dyn Link>, Error> + Send + Sync>;
+
 /// Server settings.
 #[derive(Clone)]
 pub struct ServerOptions {
@@ -670,6 +695,8 @@ pub struct ServerOptions {
     pub queue_len: usize,
     /// Who may connect (default: everyone who can reach the address).
     pub authorize: Option<Authorize>,
+    /// Wraps each accepted connection before the handshake (default: none).
+    pub upgrade: Option<Upgrade>,
 }
 
 impl fmt::Debug for ServerOptions {
@@ -680,6 +707,7 @@ impl fmt::Debug for ServerOptions {
             .field("max_request_len", &self.max_request_len)
             .field("queue_len", &self.queue_len)
             .field("authorize", &self.authorize.is_some())
+            .field("upgrade", &self.upgrade.is_some())
             .finish()
     }
 }
@@ -693,6 +721,7 @@ impl ServerOptions {
             max_request_len: crate::framing::DEFAULT_MAX_FRAME_LEN,
             queue_len: 1024,
             authorize: None,
+            upgrade: None,
         }
     }
 }
@@ -843,6 +872,12 @@ fn serve_conn(
     opts: &ServerOptions,
     closed: &AtomicBool,
 ) {
+    if let Some(up) = &opts.upgrade {
+        link = match up(link) {
+            Ok(l) => l,
+            Err(_) => return,
+        };
+    }
     link.set_max_frame_len(opts.max_request_len);
     let hello = match link.recv_frame_wait(Wait::timeout(HANDSHAKE_TIMEOUT)) {
         Ok(Some(f)) => match Frame::decode(&f) {
