@@ -741,12 +741,25 @@ pub struct Request {
     pub peer: Peer,
     id: u64,
     writer: Writer,
+    gone: Arc<AtomicBool>,
 }
 
 impl Request {
     /// Whether the deadline has passed.
     pub fn expired(&self) -> bool {
         self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Whether the caller's connection has ended (it closed it, or died): nobody will read the
+    /// reply. Noticed within about 250 ms of the connection ending.
+    pub fn caller_gone(&self) -> bool {
+        self.gone.load(Ordering::Relaxed)
+    }
+
+    /// A flag that becomes true when the caller's connection ends (see
+    /// [`Request::caller_gone`]), for handlers that check it while they work.
+    pub fn caller_gone_flag(&self) -> Arc<AtomicBool> {
+        self.gone.clone()
     }
 
     /// Sends the reply. A caller that has gone is not an error for the server: the reply is
@@ -933,13 +946,16 @@ fn serve_conn(
         Ok(w) => Arc::new(Mutex::new(w)),
         Err(_) => return,
     };
+    let gone = Arc::new(AtomicBool::new(false));
+    let hang_up = || gone.store(true, Ordering::Relaxed);
     while !closed.load(Ordering::SeqCst) {
         let f = match link.recv_frame_wait(Wait::timeout(Duration::from_millis(250))) {
             Ok(Some(f)) => f,
             Err(Error::Timeout | Error::WouldBlock) => continue,
             // End of stream, a client that vanished, or an oversize / malformed frame: drop
-            // the connection (the rest of the server is unaffected).
-            Ok(None) | Err(_) => return,
+            // the connection (the rest of the server is unaffected); calls in progress learn
+            // that nobody waits for them.
+            Ok(None) | Err(_) => return hang_up(),
         };
         let (id, deadline_ms, method, payload) = match Frame::decode(&f) {
             Ok(Frame::Request {
@@ -948,7 +964,7 @@ fn serve_conn(
                 method,
                 payload,
             }) => (id, deadline_ms, method, payload),
-            _ => return,
+            _ => return hang_up(),
         };
         let deadline = (deadline_ms > 0)
             .then(|| Instant::now().checked_add(Duration::from_millis(u64::from(deadline_ms))))
@@ -960,6 +976,7 @@ fn serve_conn(
             peer: peer.clone(),
             id,
             writer: writer.clone(),
+            gone: gone.clone(),
         };
         if tx.send(req).is_err() {
             return;

@@ -34,7 +34,8 @@
 //! * **Robust server**: each call runs under `catch_unwind`: a panicking handler answers
 //!   [`RpcError::HandlerPanicked`] and the server goes on; malformed frames and oversize
 //!   requests end only the offending connection; a client that vanishes mid-call costs the
-//!   server nothing but the work of that call.
+//!   server nothing but the work of that call, and handlers can notice it
+//!   ([`CallContext::caller_gone`], [`CallContext::cancelled`]) and stop early.
 //! * **Authorisation**: [`Service::authorize`] sees each connecting peer's kernel-verified
 //!   uid/gid/pid (Unix sockets) and may refuse it ([`RpcError::Denied`]).
 //! * **Transports**: Unix sockets (`unix:PATH`, `unix:@NAME`) and TCP (`tcp:HOST:PORT`);
@@ -187,9 +188,21 @@ pub struct CallContext {
     pub deadline: Option<Instant>,
     /// The caller's kernel-verified credentials (Unix sockets).
     pub credentials: Option<Credentials>,
+    gone: Arc<AtomicBool>,
 }
 
 impl CallContext {
+    /// Whether the caller's connection has ended (it closed it or died) while the call runs:
+    /// nobody will read the result, so stop working. Noticed within about 250 ms.
+    pub fn caller_gone(&self) -> bool {
+        self.gone.load(Ordering::Relaxed)
+    }
+
+    /// Whether to stop: the deadline passed or the caller is gone.
+    pub fn cancelled(&self) -> bool {
+        self.expired() || self.caller_gone()
+    }
+
     /// Whether the caller has stopped waiting: stop working when it has.
     pub fn expired(&self) -> bool {
         self.deadline.is_some_and(|d| Instant::now() >= d)
@@ -377,6 +390,7 @@ impl Service {
             method: req.method.clone(),
             deadline: req.deadline,
             credentials: req.peer.credentials,
+            gone: req.caller_gone_flag(),
         };
         let out = catch_unwind(AssertUnwindSafe(|| h(&ctx, &req.payload)));
         let _ = match out {
