@@ -37,6 +37,7 @@ pub mod placeholder;
 pub mod progress;
 pub mod protocol;
 pub mod report;
+pub mod rpc;
 pub mod runner;
 pub mod selftest;
 pub mod svg;
@@ -73,6 +74,8 @@ impl Registry {
         for kind in channel::ChannelKind::ALL {
             r.add(channel::ChannelRow::new(kind));
         }
+        r.add(rpc::RpcRow::new(rpc::RpcTransport::Unix));
+        r.add(rpc::RpcRow::new(rpc::RpcTransport::Tcp));
         r.add(selftest::SelfTest);
         r
     }

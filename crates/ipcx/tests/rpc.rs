@@ -381,3 +381,37 @@ fn frame_decoder_is_bounds_checked() {
         let _ = Frame::decode(&junk);
     }
 }
+
+#[test]
+fn a_handler_notices_that_its_caller_vanished() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let a = addr("gone");
+    // 0: not started, 1: running, 2: stopped because the caller went, 3: ran to the end.
+    let state = Arc::new(AtomicU32::new(0));
+    let st = state.clone();
+    let _s = calc()
+        .method_ctx("slow", move |ctx: &CallContext, ms: u64| {
+            st.store(1, Ordering::SeqCst);
+            let until = Instant::now() + Duration::from_millis(ms);
+            while Instant::now() < until {
+                if ctx.caller_gone() {
+                    st.store(2, Ordering::SeqCst);
+                    return Err("caller gone".to_string());
+                }
+                assert!(!ctx.cancelled() || ctx.expired());
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            st.store(3, Ordering::SeqCst);
+            Ok(ms)
+        })
+        .serve(&a)
+        .unwrap();
+    let mut child = util::spawn_role("slow_caller", &[&a]);
+    assert!(util::wait_until(LONG, || state.load(Ordering::SeqCst) == 1));
+    child.kill();
+    let t = Instant::now();
+    assert!(util::wait_until(LONG, || state.load(Ordering::SeqCst) != 1));
+    assert_eq!(state.load(Ordering::SeqCst), 2);
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+}

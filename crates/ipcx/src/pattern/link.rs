@@ -30,6 +30,11 @@ pub trait Link: Send + fmt::Debug {
     fn peer_credentials(&self) -> Option<Credentials>;
     /// The peer, for messages.
     fn peer_name(&self) -> String;
+    /// The connection's socket, for a transport that wraps it (TLS over TCP); `None` when the
+    /// link is not a plain socket (the default).
+    fn into_fd(self: Box<Self>) -> Option<OwnedFd> {
+        None
+    }
 }
 
 /// Where a connection-oriented pattern listens or connects: `unix:PATH`, `unix:@NAME` or
@@ -247,6 +252,9 @@ impl Link for TcpLink {
     }
     fn peer_credentials(&self) -> Option<Credentials> {
         None
+    }
+    fn into_fd(self: Box<Self>) -> Option<OwnedFd> {
+        Some(OwnedFd::from(self.stream))
     }
     fn peer_name(&self) -> String {
         match self.stream.peer_addr() {

@@ -32,6 +32,8 @@ pub mod mailbox;
 pub mod pubsub;
 pub mod pushpull;
 pub mod reqrep;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use link::{Link, LinkAddr, LinkListener};
 
@@ -90,6 +92,22 @@ pub enum Error {
         /// The peer.
         peer: String,
         /// What was wrong.
+        reason: String,
+    },
+    /// Work is outstanding but no worker has been connected for the grace period
+    /// ([`pushpull`]): start a worker (the tasks stay queued).
+    #[error("{outstanding} task(s) outstanding and no worker connected: start a worker")]
+    NoWorkers {
+        /// Tasks submitted and not answered.
+        outstanding: usize,
+    },
+    /// The TLS handshake failed or the TLS session broke (untrusted certificate, a client
+    /// certificate required but missing, a corrupted record...).
+    #[error("TLS with {peer} failed: {reason}")]
+    Tls {
+        /// The peer.
+        peer: String,
+        /// What went wrong and what to do.
         reason: String,
     },
     /// This end was shut down (its background threads stopped).

@@ -93,6 +93,8 @@ struct SubState {
     queue: VecDeque<Arc<Vec<u8>>>,
     missed: u64,
     dead: bool,
+    /// A frame taken from the queue is being written.
+    busy: bool,
 }
 
 #[derive(Debug)]
@@ -295,8 +297,35 @@ impl Publisher {
     }
 }
 
+impl Publisher {
+    /// Waits until every message published so far has been written to its subscribers'
+    /// connections (or the subscriber has gone), at most `timeout`.
+    pub fn flush_timeout(&self, timeout: Duration) -> Result<(), Error> {
+        let wait = Wait::timeout(timeout);
+        loop {
+            let pending = lock(&self.shared.subs).iter().any(|s| {
+                let st = lock(&s.state);
+                !st.dead && (st.busy || !st.queue.is_empty())
+            });
+            if !pending {
+                return Ok(());
+            }
+            if wait.expired() {
+                return Err(Error::Timeout);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+/// Dropping a publisher first gives the messages still queued up to [`DROP_FLUSH`] to reach
+/// their subscribers ([`Publisher::flush_timeout`] waits as long as asked), then closes every
+/// connection.
+pub const DROP_FLUSH: Duration = Duration::from_secs(2);
+
 impl Drop for Publisher {
     fn drop(&mut self) {
+        let _ = self.flush_timeout(DROP_FLUSH);
         self.shared.closed.store(true, Ordering::SeqCst);
         for s in lock(&self.shared.subs).iter() {
             lock(&s.state).dead = true;
@@ -367,6 +396,7 @@ fn serve_subscriber(mut link: Box<dyn Link>, shared: Arc<Shared>) {
             queue: VecDeque::new(),
             missed: 0,
             dead: false,
+            busy: false,
         }),
         ready: Condvar::new(),
     });
@@ -401,6 +431,7 @@ fn write_loop(link: &mut dyn Link, sub: &Sub, shared: &Shared) {
                 }
                 if let Some(f) = st.queue.pop_front() {
                     let m = std::mem::take(&mut st.missed);
+                    st.busy = true;
                     break (f, m);
                 }
                 st = sub.ready.wait(st).unwrap_or_else(|p| p.into_inner());
@@ -417,6 +448,7 @@ fn write_loop(link: &mut dyn Link, sub: &Sub, shared: &Shared) {
             f[1..9].copy_from_slice(&missed.to_be_bytes());
             link.send_frame_wait(&f, Wait::Forever)
         };
+        lock(&sub.state).busy = false;
         if res.is_err() {
             return;
         }

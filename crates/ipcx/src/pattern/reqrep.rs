@@ -445,10 +445,31 @@ impl Client {
         hello: &Hello,
         timeout: Duration,
     ) -> Result<Client, ConnectError> {
+        let link = LinkAddr::parse(addr)?.connect(Wait::timeout(timeout))?;
+        Self::connect_link(link, addr, hello, timeout)
+    }
+
+    /// Runs the handshake on a connected link (another transport, such as TLS); `addr` names
+    /// the server in messages.
+    pub fn connect_link(
+        mut link: Box<dyn Link>,
+        addr: &str,
+        hello: &Hello,
+        timeout: Duration,
+    ) -> Result<Client, ConnectError> {
         let wait = Wait::timeout(timeout);
-        let mut link = LinkAddr::parse(addr)?.connect(wait)?;
         link.send_frame_wait(&Frame::Hello(hello.clone()).encode(), wait)?;
-        let f = link.recv_frame_wait(wait)?.ok_or_else(|| Error::PeerGone {
+        let f = link
+            .recv_frame_wait(wait)
+            .map_err(|e| match e {
+                // A length prefix that large is not an ipcx answer at all.
+                Error::TooLarge { .. } => Error::protocol(
+                    addr,
+                    "the answer is not an ipcx request/reply welcome (another protocol, or a TLS server: connect with TLS)",
+                ),
+                e => e,
+            })?
+            .ok_or_else(|| Error::PeerGone {
             what: format!("the server at {addr} closed during the handshake"),
         })?;
         let max_frame = match Frame::decode(&f) {
@@ -657,6 +678,10 @@ pub struct Peer {
 /// The authorisation hook: decides, per connecting peer, whether it may call.
 pub type Authorize = Arc<dyn Fn(&Peer) -> bool + Send + Sync>;
 
+/// A hook run on each accepted connection before the handshake, on the connection's own
+/// thread: it may wrap the link (a TLS server handshake) or refuse it with an error.
+pub type Upgrade = Arc<dyn Fn(Box<dyn Link>) -> Result<Box<dyn Link>, Error> + Send + Sync>;
+
 /// Server settings.
 #[derive(Clone)]
 pub struct ServerOptions {
@@ -670,6 +695,8 @@ pub struct ServerOptions {
     pub queue_len: usize,
     /// Who may connect (default: everyone who can reach the address).
     pub authorize: Option<Authorize>,
+    /// Wraps each accepted connection before the handshake (default: none).
+    pub upgrade: Option<Upgrade>,
 }
 
 impl fmt::Debug for ServerOptions {
@@ -680,6 +707,7 @@ impl fmt::Debug for ServerOptions {
             .field("max_request_len", &self.max_request_len)
             .field("queue_len", &self.queue_len)
             .field("authorize", &self.authorize.is_some())
+            .field("upgrade", &self.upgrade.is_some())
             .finish()
     }
 }
@@ -693,6 +721,7 @@ impl ServerOptions {
             max_request_len: crate::framing::DEFAULT_MAX_FRAME_LEN,
             queue_len: 1024,
             authorize: None,
+            upgrade: None,
         }
     }
 }
@@ -712,12 +741,25 @@ pub struct Request {
     pub peer: Peer,
     id: u64,
     writer: Writer,
+    gone: Arc<AtomicBool>,
 }
 
 impl Request {
     /// Whether the deadline has passed.
     pub fn expired(&self) -> bool {
         self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Whether the caller's connection has ended (it closed it, or died): nobody will read the
+    /// reply. Noticed within about 250 ms of the connection ending.
+    pub fn caller_gone(&self) -> bool {
+        self.gone.load(Ordering::Relaxed)
+    }
+
+    /// A flag that becomes true when the caller's connection ends (see
+    /// [`Request::caller_gone`]), for handlers that check it while they work.
+    pub fn caller_gone_flag(&self) -> Arc<AtomicBool> {
+        self.gone.clone()
     }
 
     /// Sends the reply. A caller that has gone is not an error for the server: the reply is
@@ -843,6 +885,12 @@ fn serve_conn(
     opts: &ServerOptions,
     closed: &AtomicBool,
 ) {
+    if let Some(up) = &opts.upgrade {
+        link = match up(link) {
+            Ok(l) => l,
+            Err(_) => return,
+        };
+    }
     link.set_max_frame_len(opts.max_request_len);
     let hello = match link.recv_frame_wait(Wait::timeout(HANDSHAKE_TIMEOUT)) {
         Ok(Some(f)) => match Frame::decode(&f) {
@@ -898,13 +946,16 @@ fn serve_conn(
         Ok(w) => Arc::new(Mutex::new(w)),
         Err(_) => return,
     };
+    let gone = Arc::new(AtomicBool::new(false));
+    let hang_up = || gone.store(true, Ordering::Relaxed);
     while !closed.load(Ordering::SeqCst) {
         let f = match link.recv_frame_wait(Wait::timeout(Duration::from_millis(250))) {
             Ok(Some(f)) => f,
             Err(Error::Timeout | Error::WouldBlock) => continue,
             // End of stream, a client that vanished, or an oversize / malformed frame: drop
-            // the connection (the rest of the server is unaffected).
-            Ok(None) | Err(_) => return,
+            // the connection (the rest of the server is unaffected); calls in progress learn
+            // that nobody waits for them.
+            Ok(None) | Err(_) => return hang_up(),
         };
         let (id, deadline_ms, method, payload) = match Frame::decode(&f) {
             Ok(Frame::Request {
@@ -913,7 +964,7 @@ fn serve_conn(
                 method,
                 payload,
             }) => (id, deadline_ms, method, payload),
-            _ => return,
+            _ => return hang_up(),
         };
         let deadline = (deadline_ms > 0)
             .then(|| Instant::now().checked_add(Duration::from_millis(u64::from(deadline_ms))))
@@ -925,6 +976,7 @@ fn serve_conn(
             peer: peer.clone(),
             id,
             writer: writer.clone(),
+            gone: gone.clone(),
         };
         if tx.send(req).is_err() {
             return;

@@ -34,10 +34,14 @@
 //! * **Robust server**: each call runs under `catch_unwind`: a panicking handler answers
 //!   [`RpcError::HandlerPanicked`] and the server goes on; malformed frames and oversize
 //!   requests end only the offending connection; a client that vanishes mid-call costs the
-//!   server nothing but the work of that call.
+//!   server nothing but the work of that call, and handlers can notice it
+//!   ([`CallContext::caller_gone`], [`CallContext::cancelled`]) and stop early.
 //! * **Authorisation**: [`Service::authorize`] sees each connecting peer's kernel-verified
 //!   uid/gid/pid (Unix sockets) and may refuse it ([`RpcError::Denied`]).
-//! * **Transports**: Unix sockets (`unix:PATH`, `unix:@NAME`) and TCP (`tcp:HOST:PORT`).
+//! * **Transports**: Unix sockets (`unix:PATH`, `unix:@NAME`) and TCP (`tcp:HOST:PORT`);
+//!   with the `tls` feature, TLS over TCP ([`Service::serve_tls`], [`RpcClient::connect_tls`]):
+//!   the client always verifies the server's certificate, and the server can require client
+//!   certificates (see [`crate::pattern::tls`]).
 //! * **Async**: with the `tokio` feature, [`AsyncRpcClient`] offers `async fn call` (the
 //!   blocking client runs on tokio's blocking pool). A server is a set of threads; an async
 //!   program runs it as it is (it does not block the runtime).
@@ -143,6 +147,14 @@ pub enum RpcError {
         /// The limit.
         max: usize,
     },
+    /// The TLS handshake failed or the TLS session broke: an untrusted server certificate, a
+    /// client certificate the server requires but did not get or did not trust... (feature
+    /// `tls`).
+    #[error("TLS failed: {message}")]
+    Tls {
+        /// What went wrong and what to do.
+        message: String,
+    },
     /// Any other transport failure (nobody listening, protocol garbage...).
     #[error(transparent)]
     Transport(pattern::Error),
@@ -158,6 +170,9 @@ impl RpcError {
                 RpcError::PeerGone { what }
             }
             pattern::Error::TooLarge { len, max, .. } => RpcError::TooLarge { len, max },
+            e @ pattern::Error::Tls { .. } => RpcError::Tls {
+                message: e.to_string(),
+            },
             other => RpcError::Transport(other),
         }
     }
@@ -173,9 +188,21 @@ pub struct CallContext {
     pub deadline: Option<Instant>,
     /// The caller's kernel-verified credentials (Unix sockets).
     pub credentials: Option<Credentials>,
+    gone: Arc<AtomicBool>,
 }
 
 impl CallContext {
+    /// Whether the caller's connection has ended (it closed it or died) while the call runs:
+    /// nobody will read the result, so stop working. Noticed within about 250 ms.
+    pub fn caller_gone(&self) -> bool {
+        self.gone.load(Ordering::Relaxed)
+    }
+
+    /// Whether to stop: the deadline passed or the caller is gone.
+    pub fn cancelled(&self) -> bool {
+        self.expired() || self.caller_gone()
+    }
+
     /// Whether the caller has stopped waiting: stop working when it has.
     pub fn expired(&self) -> bool {
         self.deadline.is_some_and(|d| Instant::now() >= d)
@@ -290,7 +317,37 @@ impl Service {
     /// Starts serving at `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`) on background
     /// threads; the returned handle stops the server when dropped.
     pub fn serve(self, addr: &str) -> Result<RunningService, pattern::Error> {
+        self.serve_with(addr, None)
+    }
+
+    /// Starts serving over TLS at `addr` (`tcp:HOST:PORT`) with the server configuration
+    /// `config` (see [`crate::pattern::tls::server_config`]: the server's certificate and
+    /// key, and the client roots when clients must present certificates). Each handshake runs
+    /// on its connection's own thread; a client that fails it is dropped alone.
+    #[cfg(feature = "tls")]
+    pub fn serve_tls(
+        self,
+        addr: &str,
+        config: Arc<rustls::ServerConfig>,
+    ) -> Result<RunningService, pattern::Error> {
+        if !matches!(LinkAddr::parse(addr)?, LinkAddr::Tcp(_)) {
+            return Err(pattern::Error::InvalidAddress {
+                addr: addr.to_owned(),
+                reason: "TLS runs over TCP: use tcp:HOST:PORT".into(),
+            });
+        }
+        let up: reqrep::Upgrade =
+            Arc::new(move |link| crate::pattern::tls::accept(link, config.clone()));
+        self.serve_with(addr, Some(up))
+    }
+
+    fn serve_with(
+        self,
+        addr: &str,
+        upgrade: Option<reqrep::Upgrade>,
+    ) -> Result<RunningService, pattern::Error> {
         let mut opts = ServerOptions::new(&self.name, self.version);
+        opts.upgrade = upgrade;
         opts.authorize = self.authorize.clone();
         opts.max_request_len = self.max_request_len;
         let server = Arc::new(Server::bind(addr, opts)?);
@@ -333,6 +390,7 @@ impl Service {
             method: req.method.clone(),
             deadline: req.deadline,
             credentials: req.peer.credentials,
+            gone: req.caller_gone_flag(),
         };
         let out = catch_unwind(AssertUnwindSafe(|| h(&ctx, &req.payload)));
         let _ = match out {
@@ -403,7 +461,41 @@ impl RpcClient {
         version: u32,
         timeout: Duration,
     ) -> Result<RpcClient, RpcError> {
-        let inner = Client::connect(addr, service, version, timeout).map_err(|e| match e {
+        let r = Client::connect(addr, service, version, timeout);
+        Self::finish_connect(r, service, version)
+    }
+
+    /// Connects to `addr` (`tcp:HOST:PORT`) over TLS: the server's certificate must be valid
+    /// for `server_name` and signed by a root of `config` (see
+    /// [`crate::pattern::tls::client_config`], which also sets a client certificate). An
+    /// untrusted server, or a server that wants a client certificate this client lacks, is
+    /// [`RpcError::Tls`].
+    #[cfg(feature = "tls")]
+    pub fn connect_tls(
+        addr: &str,
+        server_name: &str,
+        config: Arc<rustls::ClientConfig>,
+        service: &str,
+        version: u32,
+        timeout: Duration,
+    ) -> Result<RpcClient, RpcError> {
+        let link = crate::pattern::tls::connect(addr, server_name, config, timeout)
+            .map_err(|e| RpcError::from_transport("(connect)", e))?;
+        let hello = reqrep::Hello {
+            protocol: reqrep::PROTOCOL_VERSION,
+            service: service.to_owned(),
+            version,
+        };
+        let r = Client::connect_link(link, addr, &hello, timeout);
+        Self::finish_connect(r, service, version)
+    }
+
+    fn finish_connect(
+        r: Result<Client, ConnectError>,
+        service: &str,
+        version: u32,
+    ) -> Result<RpcClient, RpcError> {
+        let inner = r.map_err(|e| match e {
             ConnectError::Transport(t) => RpcError::from_transport("(connect)", t),
             ConnectError::Refused(r) => match r.reason {
                 Refusal::ProtocolVersion => RpcError::VersionMismatch {

@@ -1,0 +1,330 @@
+//! The RPC rows: `rpc-unix` and `rpc-tcp`, one request/reply round trip per message.
+//!
+//! The peer runs the server end of the request/reply layer that `ipcx::rpc` is built on (a
+//! connection thread, the server's request queue, a reply routed by request id); the parent
+//! is a request/reply client (request ids, a pending-call table, a reader thread). One ping-pong
+//! round trip is one call whose arguments are the harness's message (its 8-byte sequence
+//! number, padded to the payload size) and whose result is the same bytes, so the smallest
+//! size measures a null call. The bytes go as they are: the typed layer's postcard encoding
+//! is not included.
+//!
+//! Only ping-pong is offered: a call is a round trip by nature.
+
+use std::time::{Duration, Instant};
+
+use ipcx::pattern::reqrep::{Client, Request, Server, ServerOptions, Status};
+use ipcx::pattern::{Error, LinkAddr};
+use ipcx::wait::Wait;
+use serde::{Deserialize, Serialize};
+
+use crate::mechanism::{HalfOpen, Link, LinkError, Mechanism, Prepared, RowContext, Side};
+use crate::report::Pattern;
+
+const SERVICE: &str = "ipcx-bench-echo";
+const METHOD: &str = "echo";
+/// Longest wait for one reply: a call is never retried (that would run it twice), so a slow
+/// reply fails the row instead.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Frame overhead of a request (kind, id, deadline, method).
+const OVERHEAD: usize = 64;
+
+/// Which transport the RPC row runs over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RpcTransport {
+    /// A Unix stream socket.
+    Unix,
+    /// TCP over loopback.
+    Tcp,
+}
+
+/// An RPC row.
+#[derive(Debug, Clone, Copy)]
+pub struct RpcRow {
+    transport: RpcTransport,
+}
+
+impl RpcRow {
+    /// The row for `transport`.
+    pub fn new(transport: RpcTransport) -> RpcRow {
+        RpcRow { transport }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Spec {
+    addr: String,
+    max_frame_len: usize,
+}
+
+fn map_err(what: &str, e: Error) -> LinkError {
+    match e {
+        Error::Timeout | Error::WouldBlock => LinkError::Timeout,
+        Error::PeerGone { what } | Error::Closed { what } => LinkError::PeerGone(what),
+        Error::TooLarge { .. } => LinkError::TooLarge(e.to_string()),
+        other => LinkError::Failed(format!("{what}: {other}")),
+    }
+}
+
+impl Mechanism for RpcRow {
+    fn name(&self) -> &str {
+        match self.transport {
+            RpcTransport::Unix => "rpc-unix",
+            RpcTransport::Tcp => "rpc-tcp",
+        }
+    }
+
+    fn description(&self) -> &str {
+        match self.transport {
+            RpcTransport::Unix => {
+                "RPC call (request/reply layer of ipcx::rpc) over a Unix stream socket"
+            }
+            RpcTransport::Tcp => "RPC call (request/reply layer of ipcx::rpc) over loopback TCP",
+        }
+    }
+
+    fn check_payload(&self, payload: usize) -> Result<(), String> {
+        let max = ipcx::framing::DEFAULT_MAX_FRAME_LEN - OVERHEAD;
+        if payload > max {
+            return Err(format!(
+                "an RPC call carries at most {max} bytes of arguments (the 16 MiB frame limit)"
+            ));
+        }
+        Ok(())
+    }
+
+    fn patterns(&self) -> &[Pattern] {
+        &[Pattern::PingPong]
+    }
+
+    fn prepare(&self, ctx: &RowContext) -> Result<Prepared, LinkError> {
+        let addr = match self.transport {
+            RpcTransport::Unix => {
+                let p = ctx.dir.join(format!("{}-rpc.sock", ctx.tag));
+                let s = p.display().to_string();
+                if s.len() <= 100 {
+                    format!("unix:{s}")
+                } else {
+                    format!("unix:@{}-rpc", ctx.tag)
+                }
+            }
+            RpcTransport::Tcp => {
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|s| s.local_addr())
+                    .map_err(|e| LinkError::Unsupported(format!("no free loopback port: {e}")))?
+                    .port();
+                format!("tcp:127.0.0.1:{port}")
+            }
+        };
+        let spec = Spec {
+            addr,
+            max_frame_len: (ctx.payload + OVERHEAD).max(64 << 10),
+        };
+        Ok(Prepared::new(
+            serde_json::to_string(&spec).expect("spec serialises"),
+        ))
+    }
+
+    fn open(&self, spec: &str, side: Side, payload: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
+        let _ = payload;
+        let spec: Spec = serde_json::from_str(spec)
+            .map_err(|e| LinkError::Failed(format!("bad rpc spec: {e}")))?;
+        match side {
+            Side::Parent => Ok(Box::new(ClientHalf { addr: spec.addr })),
+            Side::Peer => {
+                let mut opts = ServerOptions::new(SERVICE, 1);
+                opts.max_request_len = spec.max_frame_len;
+                let listener = LinkAddr::parse(&spec.addr)
+                    .and_then(|a| a.bind())
+                    .map_err(|e| map_err(&spec.addr, e))?;
+                let server =
+                    Server::from_listener(listener, opts).map_err(|e| map_err(&spec.addr, e))?;
+                Ok(Box::new(ServerLink {
+                    server,
+                    current: None,
+                }))
+            }
+        }
+    }
+}
+
+struct ClientHalf {
+    addr: String,
+}
+
+impl HalfOpen for ClientHalf {
+    fn connect(self: Box<Self>, wait: Wait) -> Result<Box<dyn Link>, LinkError> {
+        let deadline = match wait {
+            Wait::Until(d) => d,
+            _ => Instant::now() + Duration::from_secs(10),
+        };
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match Client::connect(&self.addr, SERVICE, 1, left.max(Duration::from_millis(1))) {
+                Ok(client) => {
+                    return Ok(Box::new(ClientLink {
+                        client,
+                        request: Vec::new(),
+                        addr: self.addr,
+                    }));
+                }
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(LinkError::Failed(format!("{}: {e}", self.addr))),
+            }
+        }
+    }
+}
+
+/// The calling side: `send` keeps the arguments, `recv` makes the call and returns the result.
+struct ClientLink {
+    client: Client,
+    request: Vec<u8>,
+    addr: String,
+}
+
+fn is_end(msg: &[u8]) -> bool {
+    msg.get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        == Some(u64::MAX)
+}
+
+impl Link for ClientLink {
+    fn send(&mut self, msg: &[u8], wait: Wait) -> Result<(), LinkError> {
+        let _ = wait;
+        if is_end(msg) {
+            // The end of a phase is not answered: the call is left to a thread of its own,
+            // which ends when the peer closes the connection (or after CALL_TIMEOUT).
+            if self.client.is_dead() {
+                return Err(LinkError::PeerGone(format!("{} is gone", self.addr)));
+            }
+            let (c, m) = (self.client.clone(), msg.to_vec());
+            std::thread::spawn(move || c.request(METHOD, &m, CALL_TIMEOUT));
+            return Ok(());
+        }
+        self.request.clear();
+        self.request.extend_from_slice(msg);
+        Ok(())
+    }
+
+    fn recv(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<(), LinkError> {
+        let _ = wait;
+        match self
+            .client
+            .request_wait(METHOD, &self.request, Wait::timeout(CALL_TIMEOUT))
+        {
+            Ok(r) if r.status == Status::Ok => {
+                *buf = r.payload;
+                Ok(())
+            }
+            Ok(r) => Err(LinkError::Failed(format!(
+                "the echo call failed with status {:?}",
+                r.status
+            ))),
+            Err(Error::Timeout) => Err(LinkError::Failed(format!(
+                "no reply from {} within {CALL_TIMEOUT:?}",
+                self.addr
+            ))),
+            Err(e) => Err(map_err(&self.addr, e)),
+        }
+    }
+
+    fn max_payload(&self) -> Option<usize> {
+        Some(self.client.max_payload_len(METHOD))
+    }
+}
+
+/// The serving side: `recv` takes the next call, `send` answers it.
+struct ServerLink {
+    server: Server,
+    current: Option<Request>,
+}
+
+impl HalfOpen for ServerLink {
+    fn connect(self: Box<Self>, wait: Wait) -> Result<Box<dyn Link>, LinkError> {
+        let _ = wait;
+        Ok(self)
+    }
+}
+
+impl Link for ServerLink {
+    fn send(&mut self, msg: &[u8], wait: Wait) -> Result<(), LinkError> {
+        let _ = wait;
+        let req = self
+            .current
+            .take()
+            .ok_or_else(|| LinkError::Failed("an RPC server only answers calls".into()))?;
+        req.reply(Status::Ok, msg)
+            .map_err(|e| map_err("replying", e))
+    }
+
+    fn recv(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<(), LinkError> {
+        let req = self
+            .server
+            .recv_wait(wait)
+            .map_err(|e| map_err("receiving a call", e))?;
+        buf.clear();
+        buf.extend_from_slice(&req.payload);
+        self.current = Some(req);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trips(row: RpcRow) {
+        let dir = std::env::temp_dir().join(format!("ipcx-bench-rpc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ctx = RowContext {
+            payload: 4096,
+            dir: dir.clone(),
+            tag: format!("ipcx-bench-rpc-{}-{}", std::process::id(), row.name()),
+        };
+        let p = row.prepare(&ctx).unwrap();
+        let peer_half = row.open(&p.spec, Side::Peer, 4096).unwrap();
+        let parent_half = row.open(&p.spec, Side::Parent, 4096).unwrap();
+        let wait = Wait::timeout(Duration::from_secs(10));
+        let mut peer = peer_half.connect(wait).unwrap();
+        let echo = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let mut n = 0;
+            loop {
+                peer.recv(&mut buf, Wait::timeout(Duration::from_secs(10)))
+                    .unwrap();
+                if is_end(&buf) {
+                    return n;
+                }
+                peer.send(&buf, Wait::Forever).unwrap();
+                n += 1;
+            }
+        });
+        let mut parent = parent_half.connect(wait).unwrap();
+        let mut buf = Vec::new();
+        for seq in 0..20u64 {
+            let mut msg = seq.to_le_bytes().to_vec();
+            msg.resize(if seq % 2 == 0 { 8 } else { 4096 }, 7);
+            parent.send(&msg, wait).unwrap();
+            parent.recv(&mut buf, wait).unwrap();
+            assert_eq!(buf, msg);
+        }
+        parent.send(&u64::MAX.to_le_bytes(), wait).unwrap();
+        assert_eq!(echo.join().unwrap(), 20);
+        assert!(row.check_payload(1 << 20).is_ok());
+        assert!(row.check_payload(64 << 20).is_err());
+        assert_eq!(row.patterns(), &[Pattern::PingPong]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn rpc_unix_echoes_calls() {
+        round_trips(RpcRow::new(RpcTransport::Unix));
+    }
+
+    #[test]
+    fn rpc_tcp_echoes_calls() {
+        round_trips(RpcRow::new(RpcTransport::Tcp));
+    }
+}

@@ -1,0 +1,168 @@
+//! Runs every example pair end to end and checks what they print, so that the examples keep
+//! working (they are documentation).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// A running example: killed on drop; its stdout lines arrive on a channel.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(exe: &str, args: &[&str]) -> Running {
+        let mut child = Command::new(exe)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start example");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line containing `needle`; returns it.
+    fn expect_line(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + LONG;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.contains(needle) {
+                        return l;
+                    }
+                }
+                Err(_) => panic!("no line with {needle:?}; saw {:?}", self.seen),
+            }
+        }
+    }
+
+    /// Waits for the program to exit successfully; returns everything it printed.
+    fn finish(mut self) -> Vec<String> {
+        let deadline = Instant::now() + LONG;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "example did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert!(
+            status.success(),
+            "example failed: {status}; printed {:?}",
+            self.seen
+        );
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(l);
+        }
+        std::mem::take(&mut self.seen)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run_ok(exe: &str, args: &[&str]) -> String {
+    let out = Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run example");
+    assert!(
+        out.status.success(),
+        "{exe} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn unique(tag: &str) -> String {
+    format!("ipcx-ex{}-{tag}", std::process::id())
+}
+
+#[test]
+fn direct_sender_and_receiver() {
+    let mut rx = Running::start(env!("CARGO_BIN_EXE_direct-receiver"), &["2"]);
+    let line = rx.expect_line("send to pid");
+    let pid = line.rsplit(' ').next().unwrap().to_owned();
+    run_ok(
+        env!("CARGO_BIN_EXE_direct-sender"),
+        &[&pid, "hello", "world"],
+    );
+    let out = rx.finish();
+    assert!(out.iter().any(|l| l.ends_with(": hello")), "{out:?}");
+    assert!(out.iter().any(|l| l.ends_with(": world")), "{out:?}");
+    assert!(out.iter().all(|l| !l.starts_with("from pid 0")), "{out:?}");
+}
+
+#[test]
+fn mailbox_producer_and_consumer() {
+    let name = format!("/{}", unique("jobs"));
+    let mut consumer = Running::start(env!("CARGO_BIN_EXE_mailbox-consumer"), &[&name, "3"]);
+    consumer.expect_line("ready");
+    run_ok(
+        env!("CARGO_BIN_EXE_mailbox-producer"),
+        &[&name, "build", "test", "deploy"],
+    );
+    let out = consumer.finish();
+    assert_eq!(out[1..], ["got: build", "got: test", "got: deploy"]);
+    assert!(!std::path::Path::new(&format!("/dev/mqueue{name}")).exists());
+}
+
+#[test]
+fn pubsub_publisher_and_subscriber() {
+    let addr = format!("unix:@{}", unique("prices"));
+    let mut publisher = Running::start(env!("CARGO_BIN_EXE_pubsub-publisher"), &[&addr, "1"]);
+    publisher.expect_line("publishing on");
+    let sub = Running::start(env!("CARGO_BIN_EXE_pubsub-subscriber"), &[&addr, "eur."]);
+    let out = sub.finish();
+    assert_eq!(out, ["eur.usd = 1.08", "eur.usd = 1.09", "eur.usd = 1.07"]);
+    publisher.finish();
+}
+
+#[test]
+fn pool_distributor_and_workers() {
+    let addr = format!("unix:@{}", unique("pool"));
+    let mut dist = Running::start(env!("CARGO_BIN_EXE_pool-distributor"), &[&addr, "10"]);
+    dist.expect_line("distributing on");
+    let w1 = Running::start(env!("CARGO_BIN_EXE_pool-worker"), &[&addr]);
+    let w2 = Running::start(env!("CARGO_BIN_EXE_pool-worker"), &[&addr]);
+    let out = dist.finish();
+    assert_eq!(out.iter().filter(|l| l.starts_with("result ")).count(), 10);
+    assert_eq!(out.last().map(String::as_str), Some("sum of squares: 385"));
+    // The workers exit on their own once the distributor has gone.
+    w1.finish();
+    w2.finish();
+}
+
+#[test]
+fn rpc_server_and_client() {
+    let addr = format!("unix:@{}", unique("calc"));
+    let mut server = Running::start(env!("CARGO_BIN_EXE_rpc-server"), &[&addr]);
+    server.expect_line("serving calc");
+    let out = run_ok(env!("CARGO_BIN_EXE_rpc-client"), &[&addr]);
+    assert_eq!(out, "40 + 2 = 42\n1 / 0 failed: division by zero\n");
+}
