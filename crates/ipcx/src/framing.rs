@@ -172,6 +172,11 @@ impl FrameDecoder {
         self.max
     }
 
+    /// Changes the maximum frame length; bytes already buffered are kept.
+    pub fn set_max_frame_len(&mut self, max: usize) {
+        self.max = max;
+    }
+
     /// Appends bytes received from the stream.
     pub fn extend(&mut self, bytes: &[u8]) {
         self.compact();

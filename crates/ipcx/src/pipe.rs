@@ -306,9 +306,9 @@ impl PipeReader {
     }
 
     /// Sets the longest frame accepted; a longer one is [`PipeError::FrameTooLarge`], raised
-    /// before allocating. Discards any partly received frame.
+    /// before allocating. Bytes already received are kept.
     pub fn set_max_frame_len(&mut self, max: usize) {
-        self.dec = FrameDecoder::new(max);
+        self.dec.set_max_frame_len(max);
     }
 
     /// Builder form of [`set_max_frame_len`](Self::set_max_frame_len).

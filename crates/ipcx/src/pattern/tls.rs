@@ -465,10 +465,8 @@ impl Link for TlsLink {
 
     fn set_max_frame_len(&mut self, max: usize) {
         self.max = max;
-        // Keep what was already received.
-        if self.decoder.pending() == 0 {
-            self.decoder = FrameDecoder::new(max);
-        }
+        // Keeps what was already received.
+        self.decoder.set_max_frame_len(max);
     }
 
     fn peer_credentials(&self) -> Option<Credentials> {

@@ -206,7 +206,7 @@ impl TcpStream {
 
     /// Sets the longest frame sent or accepted (default 16 MiB).
     pub fn set_max_frame_len(&mut self, max: usize) {
-        self.decoder = FrameDecoder::new(max);
+        self.decoder.set_max_frame_len(max);
     }
 
     /// Sends one frame, blocking.

@@ -432,7 +432,7 @@ impl UnixStream {
     /// Sets the longest frame [`recv_frame`](Self::recv_frame) accepts and
     /// [`send_frame`](Self::send_frame) sends (default 16 MiB).
     pub fn set_max_frame_len(&mut self, max: usize) {
-        self.decoder = FrameDecoder::new(max);
+        self.decoder.set_max_frame_len(max);
     }
 
     /// Sends one framed message, blocking.
