@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use ipcx::framing;
 use ipcx::pipe::{self, PIPE_BUF, PipeError, PipeReader, PipeWriter};
 use ipcx::socket::{
-    Credentials, SocketError, UnixAddr, UnixSeqpacket, UnixSeqpacketListener, UNIX_PATH_MAX,
+    Credentials, SocketError, UNIX_PATH_MAX, UnixAddr, UnixSeqpacket, UnixSeqpacketListener,
 };
 use ipcx::sync::{EventFd, EventFdError};
 use ipcx::wait::Wait;
@@ -183,13 +183,17 @@ impl Mechanism for PipeRow {
         Ok(Prepared::new(RendezvousSpec::new(ctx, "pipe").to_json()))
     }
 
-    fn open(&self, spec: &str, side: Side, _payload: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
+    fn open(
+        &self,
+        spec: &str,
+        side: Side,
+        _payload: usize,
+    ) -> Result<Box<dyn HalfOpen>, LinkError> {
         let spec = RendezvousSpec::parse(spec)?;
         match side {
             Side::Parent => {
-                let mk = || {
-                    pipe::pipe().map_err(|e| LinkError::Failed(format!("creating a pipe: {e}")))
-                };
+                let mk =
+                    || pipe::pipe().map_err(|e| LinkError::Failed(format!("creating a pipe: {e}")));
                 let (peer_rx, tx) = mk()?;
                 let (rx, peer_tx) = mk()?;
                 Ok(Box::new(PipeParent {
@@ -442,7 +446,11 @@ mod tests {
             tag: "ipcx-bench-1-2".into(),
         };
         let s = RendezvousSpec::new(&short, "pipe");
-        assert!(s.addr.len() <= UNIX_PATH_MAX && !s.addr.starts_with('@'), "{}", s.addr);
+        assert!(
+            s.addr.len() <= UNIX_PATH_MAX && !s.addr.starts_with('@'),
+            "{}",
+            s.addr
+        );
         let long = RowContext {
             dir: Path::new("/tmp").join("x".repeat(120)),
             ..short

@@ -142,7 +142,11 @@ mod tests {
         assert_eq!(WordCodec::tag(end), 1);
         assert_eq!(c.unpack(end), END_SEQ);
         assert_eq!(c.unpack(WordCodec::pack(3, 1)), 3);
-        assert_ne!(WordCodec::pack(0, 1), 0, "a message is never the empty word");
+        assert_ne!(
+            WordCodec::pack(0, 1),
+            0,
+            "a message is never the empty word"
+        );
     }
 
     #[test]
@@ -158,7 +162,15 @@ mod tests {
         assert!(matches!(s.seq(&buf), Err(LinkError::Failed(_))));
         assert!(s.seq(&buf[..32]).is_err());
         assert!(check_payload("futex", 64).is_ok());
-        assert!(check_payload("futex", 4096).unwrap_err().contains("sequence number"));
-        assert!(check_payload("limit", 4096).unwrap_err().contains("cache line"));
+        assert!(
+            check_payload("futex", 4096)
+                .unwrap_err()
+                .contains("sequence number")
+        );
+        assert!(
+            check_payload("limit", 4096)
+                .unwrap_err()
+                .contains("cache line")
+        );
     }
 }

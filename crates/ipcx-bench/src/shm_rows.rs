@@ -38,7 +38,7 @@ const SPINS_PER_CHECK: u32 = 256;
 
 /// After this long without an answer, a busy-polling side yields its CPU at every clock check,
 /// so that a peer scheduled on the same CPU gets to run.
-const YIELD_AFTER: Duration = Duration::from_micros(50);
+const YIELD_AFTER: Duration = Duration::from_micros(5);
 
 const PING_PONG: &[Pattern] = &[Pattern::PingPong];
 

@@ -50,8 +50,8 @@ pub fn block_signals() -> std::io::Result<()> {
 fn threads_not_blocking(sig: Signal) -> Result<Vec<String>, String> {
     let bit = 1u64 << (sig.raw() - 1);
     let mut open = Vec::new();
-    let tasks =
-        std::fs::read_dir("/proc/self/task").map_err(|e| format!("reading /proc/self/task: {e}"))?;
+    let tasks = std::fs::read_dir("/proc/self/task")
+        .map_err(|e| format!("reading /proc/self/task: {e}"))?;
     for t in tasks.flatten() {
         // A thread may exit while we look: skip what cannot be read.
         let Ok(status) = std::fs::read_to_string(t.path().join("status")) else {
@@ -240,6 +240,9 @@ mod tests {
         let open = threads_not_blocking(sig).unwrap();
         assert!(!open.is_empty());
         let e = check_blocked(sig).unwrap_err();
-        assert!(e.is_skip() && e.to_string().contains("block_signals"), "{e}");
+        assert!(
+            e.is_skip() && e.to_string().contains("block_signals"),
+            "{e}"
+        );
     }
 }

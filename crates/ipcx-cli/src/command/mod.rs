@@ -1,7 +1,7 @@
 //! One module per subcommand.
 
-pub mod clean;
 pub mod bench;
+pub mod clean;
 pub mod ls;
 pub mod recv;
 pub mod rm;
