@@ -4,7 +4,7 @@
 //! The peer is a separate program started before any row, so it cannot inherit these
 //! descriptors: the parent creates the objects in its [`Mechanism::open`] and hands the peer
 //! its ends by descriptor passing (`SCM_RIGHTS`) over a Unix seqpacket socket of
-//! `ipcx::socket` bound in the run's private directory ([`Rendezvous`]). Nothing is named, so
+//! `ipcx::socket` bound in the run's private directory. Nothing is named, so
 //! nothing outlives the two processes; the parent closes its copies of the peer's ends once
 //! they are sent, so a reader sees the end of the stream (and a writer `EPIPE`) when the other
 //! process dies.

@@ -37,7 +37,9 @@ const FOR_PARENT: u32 = 2;
 const SPINS_PER_CHECK: u32 = 256;
 
 /// After this long without an answer, a busy-polling side yields its CPU at every clock check,
-/// so that a peer scheduled on the same CPU gets to run.
+/// so that a peer scheduled on the same CPU gets to run (on 2 CPUs a spinner must never starve
+/// its peer). Between two CPUs an answer takes well under a microsecond, so this only matters
+/// when the scheduler put both processes on one CPU: then a round trip costs two yields.
 const YIELD_AFTER: Duration = Duration::from_micros(5);
 
 const PING_PONG: &[Pattern] = &[Pattern::PingPong];
@@ -180,7 +182,7 @@ impl WordLink {
             }
             std::hint::spin_loop();
             spins = spins.wrapping_add(1);
-            if spins % SPINS_PER_CHECK == 0 {
+            if spins.is_multiple_of(SPINS_PER_CHECK) {
                 let now = Instant::now();
                 match wait {
                     Wait::NoWait => return Err(LinkError::Timeout),
