@@ -72,7 +72,7 @@ impl SeqOnly {
 /// (who the message is for, so that a one-word mailbox knows whose turn it is), bit 2 the end
 /// marker, bits 3-31 the low 29 bits of the sequence number. [`WordCodec::unpack`] restores
 /// the full number from the last one it saw (consecutive messages differ by far less than
-/// 2^28, and a new phase restarts near zero).
+/// 2^28, and a new phase, after an end marker, starts again from zero).
 #[derive(Debug, Clone, Default)]
 pub struct WordCodec {
     last: u64,
@@ -106,6 +106,8 @@ impl WordCodec {
     /// The sequence number in `word`, restored to 64 bits.
     pub fn unpack(&mut self, word: u32) -> u64 {
         if word & END_BIT != 0 {
+            // The end of a phase: the next one starts again from zero.
+            self.last = 0;
             return END_SEQ;
         }
         let low = u64::from(word >> 3);
@@ -131,8 +133,9 @@ mod tests {
         let mut c = WordCodec::new();
         let mut seqs: Vec<u64> = (0..10).collect();
         seqs.extend((SEQ_MASK - 3)..(SEQ_MASK + 5));
+        // Steps well inside the window, across two more wraps.
+        seqs.extend((5..=12).map(|i| i << (SEQ_BITS - 2)));
         seqs.extend(((3 << SEQ_BITS) - 2)..((3 << SEQ_BITS) + 2));
-        seqs.extend(0..3); // a new phase
         for s in seqs {
             let w = WordCodec::pack(s, 2);
             assert_eq!(WordCodec::tag(w), 2);
@@ -141,7 +144,10 @@ mod tests {
         let end = WordCodec::pack(END_SEQ, 1);
         assert_eq!(WordCodec::tag(end), 1);
         assert_eq!(c.unpack(end), END_SEQ);
-        assert_eq!(c.unpack(WordCodec::pack(3, 1)), 3);
+        // A new phase.
+        for s in 0..3 {
+            assert_eq!(c.unpack(WordCodec::pack(s, 1)), s);
+        }
         assert_ne!(
             WordCodec::pack(0, 1),
             0,

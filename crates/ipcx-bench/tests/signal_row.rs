@@ -29,6 +29,7 @@ fn main() {
     println!("\nrunning 1 test");
     the_signal_row_measures_and_verifies_both_patterns();
     println!("test the_signal_row_measures_and_verifies_both_patterns ... ok\n");
+    println!("test result: ok. 1 passed; 0 failed\n");
 }
 
 fn the_signal_row_measures_and_verifies_both_patterns() {
