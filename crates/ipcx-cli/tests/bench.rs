@@ -352,6 +352,19 @@ fn run_dirs(pid: u32) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Shared-memory segments and named semaphores of the runs of `pid` (`/dev/shm`).
+fn shm_objects(pid: u32) -> Vec<String> {
+    let tag = format!("ipcx-bench-{pid}-");
+    std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&tag) || n.starts_with(&format!("sem.{tag}")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
@@ -440,6 +453,7 @@ fn ctrl_c_stops_the_peer_and_removes_what_the_run_created() {
         "the peer {peer} is still running"
     );
     assert!(run_dirs(pid).is_empty(), "{:?}", run_dirs(pid));
+    assert!(shm_objects(pid).is_empty(), "{:?}", shm_objects(pid));
     assert!(!json.exists(), "an unfinished run leaves no JSON file");
 }
 
@@ -454,6 +468,11 @@ fn the_peer_dies_with_its_parent() {
     let gone = wait_until(Duration::from_secs(10), || !running(peer));
     for d in run_dirs(pid) {
         let _ = std::fs::remove_dir_all(d);
+    }
+    // A parent killed with SIGKILL cannot remove what it created: here the shared word of the
+    // limit row, which always runs first.
+    for n in shm_objects(pid) {
+        let _ = std::fs::remove_file(Path::new("/dev/shm").join(n));
     }
     if !gone {
         signal(peer, "-KILL");
