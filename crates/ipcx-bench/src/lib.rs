@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 pub mod channel;
 pub mod checksum;
+pub mod fd_rows;
 pub mod histogram;
 pub mod mechanism;
 pub mod peer;
@@ -40,6 +41,9 @@ pub mod report;
 pub mod rpc;
 pub mod runner;
 pub mod selftest;
+pub mod seqonly;
+pub mod shm_rows;
+pub mod signal_row;
 pub mod svg;
 pub mod table;
 pub mod units;
@@ -63,14 +67,18 @@ impl Registry {
         Registry::default()
     }
 
-    /// The rows of `ipcx bench`: `limit` first, then the phase-2 rows (shown as not available
-    /// until they are implemented), every `ipcx::channel` endpoint kind, and the hidden
-    /// `selftest`.
+    /// The rows of `ipcx bench`: `limit` first, then the notification rows and pipes, every
+    /// `ipcx::channel` endpoint kind, and the hidden `selftest`.
     pub fn standard() -> Registry {
         let mut r = Registry::new();
-        for p in placeholder::PHASE2 {
-            r.add(p);
-        }
+        r.add(shm_rows::WordRow::limit());
+        r.add(shm_rows::WordRow::futex());
+        r.add(fd_rows::EventFdRow);
+        r.add(signal_row::SignalRow);
+        r.add(shm_rows::SemRow::new(shm_rows::SemKind::Posix));
+        r.add(shm_rows::SemRow::new(shm_rows::SemKind::SysV));
+        r.add(shm_rows::CondvarRow);
+        r.add(fd_rows::PipeRow);
         for kind in channel::ChannelKind::ALL {
             r.add(channel::ChannelRow::new(kind));
         }

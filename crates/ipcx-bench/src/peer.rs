@@ -133,7 +133,11 @@ fn failed(e: &LinkError) -> Reply {
 }
 
 /// Runs the peer until the parent is done with it.
+///
+/// Blocks the `signal` row's real-time signal first (before the control reader thread starts),
+/// so that it can only reach that row's signalfd.
 pub fn run_peer(registry: &Registry, args: &PeerArgs) -> io::Result<()> {
+    crate::signal_row::block_signals()?;
     // A Ctrl-C in the terminal reaches the whole process group: stop cleanly instead of dying.
     ipcx::interrupt::install()?;
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))

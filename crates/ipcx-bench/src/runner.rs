@@ -815,6 +815,10 @@ pub fn run(
 }
 
 /// Runs a plan made by [`plan`].
+///
+/// Blocks the `signal` row's real-time signal ([`crate::signal_row::bench_signal`]) in the
+/// calling thread first, and leaves it blocked: call it before this process starts threads of
+/// its own, or the `signal` row is skipped.
 pub fn run_plan(
     plan: &Plan,
     cfg: &BenchConfig,
@@ -822,6 +826,10 @@ pub fn run_plan(
     progress: &mut dyn Progress,
 ) -> Result<Report, RunError> {
     let started = Instant::now();
+    // Before this thread starts any other (the peer's reader, the progress bar): the signal
+    // row's signal must be blocked in every thread (see `signal_row`).
+    crate::signal_row::block_signals()
+        .map_err(|e| RunError::Harness(format!("blocking the signal row's signal: {e}")))?;
     let stop_flag = cfg.stop.clone();
     let stop = move || stop_flag.load(Ordering::SeqCst) || ipcx::interrupt::requested();
     if let Some(pin) = cfg.pin {

@@ -7,6 +7,10 @@ use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
 use crate::report::{BASELINE, BenchResult, Pattern, Report};
 use crate::units::{format_bytes_per_s, format_ns, format_rate, format_ratio, format_size};
 
+/// A `limit` p50 above this means the two busy-polling processes took turns on one CPU
+/// (between two CPUs a cache-line round trip takes well under 2 µs).
+const SHARED_CPU_FLOOR_NS: u64 = 5_000;
+
 /// One table line: the results of one mechanism at one payload size.
 #[derive(Debug, Clone)]
 pub struct Line<'a> {
@@ -158,6 +162,13 @@ pub fn render(report: &Report) -> String {
                  the cache-line floor between these two CPUs",
                 format_ns(p50 as f64)
             );
+            if p50 > SHARED_CPU_FLOOR_NS {
+                let _ = writeln!(
+                    out,
+                    "  (a cache-line round trip above {}: the two processes most likely shared                      one CPU during the {BASELINE} row, so ratios understate every row; pin them                      to two CPUs with --cpus, e.g. --cpus 0,1)",
+                    format_ns(SHARED_CPU_FLOOR_NS as f64)
+                );
+            }
         }
         (None, Some(why)) => {
             let _ = writeln!(out, "× limit omitted: {why}");
