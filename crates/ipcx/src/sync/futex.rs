@@ -215,7 +215,7 @@ impl Futex {
 
     /// Keeps the segment after this handle is dropped.
     pub fn persist(mut self) -> Self {
-        self.owner.unlink_on_drop = false;
+        self.owner.persist();
         self
     }
 

@@ -180,7 +180,7 @@ impl<T> SharedMutex<T> {
 
     /// Keeps the segment after this handle is dropped.
     pub fn persist(mut self) -> Self {
-        self.owner.unlink_on_drop = false;
+        self.owner.persist();
         self
     }
 

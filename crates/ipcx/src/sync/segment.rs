@@ -275,13 +275,33 @@ pub(crate) fn remove(name: &str) -> Result<(), SegmentError> {
 pub(crate) struct Owner {
     pub(crate) name: PosixName,
     pub(crate) unlink_on_drop: bool,
+    /// The owner-registry record of a segment this handle created.
+    registration: Option<crate::registry::Registration>,
 }
 
 impl Owner {
     pub(crate) fn new(name: PosixName, created: bool, opts: &Options) -> Owner {
+        let registration = created.then(|| {
+            let r = crate::registry::Registration::new(format!("posix-shm:{name}"));
+            if opts.persist {
+                r.persist();
+                None
+            } else {
+                Some(r)
+            }
+        });
         Owner {
             name,
             unlink_on_drop: created && !opts.persist,
+            registration: registration.flatten(),
+        }
+    }
+
+    /// Keeps the segment: no unlink on drop, and a persistent registry record.
+    pub(crate) fn persist(&mut self) {
+        self.unlink_on_drop = false;
+        if let Some(r) = self.registration.take() {
+            r.persist();
         }
     }
 }
