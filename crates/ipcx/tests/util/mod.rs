@@ -183,9 +183,55 @@ pub fn is_root() -> bool {
 }
 
 /// Like [`spawn_role`], but the child runs as uid/gid [`NOBODY`] (the test must run as root).
+///
+/// When `nobody` cannot reach this test binary (a checkout under a private home directory),
+/// the child runs a copy of it from a world-readable temporary directory.
 pub fn spawn_role_as_nobody(role: &str, args: &[&str]) -> ChildGuard {
     use std::os::unix::process::CommandExt;
     let mut cmd = role_command(role, args);
+    if let Some(exe) = exe_for_others() {
+        let mut copy = Command::new(exe);
+        copy.args([
+            "child_role",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(ROLE_ENV, role)
+        .env(ARGS_ENV, args.join("\x1f"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+        cmd = copy;
+    }
     cmd.uid(NOBODY).gid(NOBODY);
     ChildGuard(Some(cmd.spawn().expect("spawn child as nobody")))
+}
+
+/// `None` when every directory on the way to this test binary lets others through and the
+/// binary lets them run it; otherwise the path of a world-executable copy, made once per test
+/// process in `$TMPDIR/ipcx-nobody-exe-<pid>/` (small; left for the system's tmp cleaning,
+/// since tests may still be running it when this process ends).
+fn exe_for_others() -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::OnceLock;
+    static COPY: OnceLock<Option<PathBuf>> = OnceLock::new();
+    COPY.get_or_init(|| {
+        let exe = std::env::current_exe().ok()?;
+        let reachable =
+            exe.ancestors().skip(1).all(|dir| {
+                std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 != 0)
+            }) && std::fs::metadata(&exe).is_ok_and(|m| m.permissions().mode() & 0o005 == 0o005);
+        if reachable {
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("ipcx-nobody-exe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok()?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).ok()?;
+        let copy = dir.join("test-binary");
+        std::fs::copy(&exe, &copy).ok()?;
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).ok()?;
+        Some(copy)
+    })
+    .clone()
 }
