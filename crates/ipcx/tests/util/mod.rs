@@ -205,7 +205,15 @@ pub fn spawn_role_as_nobody(role: &str, args: &[&str]) -> ChildGuard {
         cmd = copy;
     }
     cmd.uid(NOBODY).gid(NOBODY);
-    ChildGuard(Some(cmd.spawn().expect("spawn child as nobody")))
+    // A fork by another test thread while the copy was being written briefly holds it open for
+    // writing, and exec then fails with ETXTBSY: retry for a moment.
+    for _ in 0..200 {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(26) => std::thread::sleep(Duration::from_millis(10)),
+            other => return ChildGuard(Some(other.expect("spawn child as nobody"))),
+        }
+    }
+    panic!("spawn child as nobody: the test binary copy stayed busy (ETXTBSY)")
 }
 
 /// `None` when every directory on the way to this test binary lets others through and the
