@@ -4,6 +4,8 @@
 //! parent). Each side creates the receiver it reads from, then opens a sender to the other's.
 //! For the queues (`mq`, `sysv-mq`) the parent creates both queues, so that it owns and removes
 //! them whatever happens to the peer: it holds a receiver on `a2b` that it never reads.
+//! For `shm` the parent creates both rings with no participant (a subscriber that never
+//! reads would hold the publisher back) and removes them when the row ends.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,6 +18,9 @@ use crate::mechanism::{HalfOpen, Link, LinkError, Mechanism, Prepared, RowContex
 
 /// The largest UDP payload over IPv4.
 pub const UDP_MAX: usize = 65_507;
+
+/// The largest message of a ring created with the default channel options.
+const SHM_DEFAULT_MAX: usize = 64 << 10;
 
 /// The endpoint kinds of `ipcx::channel`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,11 +41,14 @@ pub enum ChannelKind {
     Tcp,
     /// `udp:127.0.0.1:PORT`.
     Udp,
+    /// `shm:/NAME`: the shared-memory ring, through the channel interface (a copy in, a copy
+    /// out, the default wait strategy).
+    Shm,
 }
 
 impl ChannelKind {
     /// Every kind, in table order.
-    pub const ALL: [ChannelKind; 8] = [
+    pub const ALL: [ChannelKind; 9] = [
         ChannelKind::Fifo,
         ChannelKind::Mq,
         ChannelKind::SysvMq,
@@ -49,6 +57,7 @@ impl ChannelKind {
         ChannelKind::UnixSeqpacket,
         ChannelKind::Tcp,
         ChannelKind::Udp,
+        ChannelKind::Shm,
     ];
 
     /// The row name, which is also the endpoint scheme.
@@ -62,6 +71,7 @@ impl ChannelKind {
             ChannelKind::UnixSeqpacket => "unix-seqpacket",
             ChannelKind::Tcp => "tcp",
             ChannelKind::Udp => "udp",
+            ChannelKind::Shm => "shm",
         }
     }
 
@@ -75,6 +85,10 @@ impl ChannelKind {
             ChannelKind::UnixSeqpacket => "Unix seqpacket sockets via ipcx::channel",
             ChannelKind::Tcp => "TCP over loopback (TCP_NODELAY), framed, via ipcx::channel",
             ChannelKind::Udp => "UDP over loopback, windowed streaming, via ipcx::channel",
+            ChannelKind::Shm => {
+                "shared-memory rings (one per direction) via ipcx::channel: the copying path \
+                 of ipcx send/recv"
+            }
         }
     }
 }
@@ -103,7 +117,8 @@ struct Spec {
     a2b: String,
     b2a: String,
     max_frame_len: usize,
-    /// POSIX mq capacity, when the default message size is too small.
+    /// Queue or ring capacity (messages, bytes per message), when the default message size is
+    /// too small.
     mq_capacity: Option<(usize, usize)>,
 }
 
@@ -291,6 +306,7 @@ impl Mechanism for ChannelRow {
                 format!("udp:127.0.0.1:{}", free_port(true)?),
                 format!("udp:127.0.0.1:{}", free_port(true)?),
             ],
+            ChannelKind::Shm => dirs.iter().map(|d| format!("shm:/{tag}-{d}")).collect(),
         };
         let mut mq_capacity = None;
         if self.kind == ChannelKind::Mq {
@@ -303,13 +319,31 @@ impl Mechanism for ChannelRow {
                 mq_capacity = Some((n, ctx.payload));
             }
         }
-        let spec = Spec {
+        let mut spec = Spec {
             a2b: addrs[0].clone(),
             b2a: addrs[1].clone(),
             max_frame_len: ctx.payload.max(1024),
             mq_capacity,
         };
+        if self.kind == ChannelKind::Shm && ctx.payload > SHM_DEFAULT_MAX {
+            // Room for a few messages of this size, as `--capacity` gives `ipcx recv`.
+            spec.mq_capacity = Some((4, ctx.payload));
+        }
         let text = serde_json::to_string(&spec).expect("spec serialises");
+        if self.kind == ChannelKind::Shm {
+            // The parent creates both rings, so that it owns and removes them; the channel
+            // endpoints open them (a receiver creates a ring only when it is missing).
+            let (n, size) = spec.mq_capacity.unwrap_or((16, SHM_DEFAULT_MAX));
+            let opts = ipcx::ring::Options::new()
+                .max_message(size)
+                .capacity(n.saturating_mul(size + 16));
+            let names: Vec<String> = [&spec.a2b, &spec.b2a]
+                .iter()
+                .map(|a| a.trim_start_matches("shm:").to_owned())
+                .collect();
+            let guard = crate::ring_rows::create_rings(&names, &opts)?;
+            return Ok(Prepared::with_guard(text, guard));
+        }
         if matches!(self.kind, ChannelKind::Mq | ChannelKind::SysvMq) {
             // The parent creates the peer's queue too, so that it owns and removes it.
             let ep = parse(&spec.a2b)?;
@@ -456,8 +490,11 @@ mod tests {
     fn specs_have_fresh_names() {
         let dir = std::env::temp_dir();
         for kind in ChannelKind::ALL {
-            if matches!(kind, ChannelKind::Mq | ChannelKind::SysvMq) {
-                continue; // prepare creates the queues: covered by the two-process tests
+            if matches!(
+                kind,
+                ChannelKind::Mq | ChannelKind::SysvMq | ChannelKind::Shm
+            ) {
+                continue; // prepare creates the queues (rings): covered by the two-process tests
             }
             let row = ChannelRow::new(kind);
             let ctx = RowContext {

@@ -38,6 +38,7 @@ pub mod placeholder;
 pub mod progress;
 pub mod protocol;
 pub mod report;
+pub mod ring_rows;
 pub mod rpc;
 pub mod runner;
 pub mod selftest;
@@ -73,6 +74,10 @@ impl Registry {
         let mut r = Registry::new();
         r.add(shm_rows::WordRow::limit());
         r.add(shm_rows::WordRow::futex());
+        r.add(ring_rows::RingRow::spin());
+        r.add(ring_rows::RingRow::default_strategy());
+        r.add(ring_rows::OneCpu::ring());
+        r.add(ring_rows::OneCpu::futex());
         r.add(fd_rows::EventFdRow);
         r.add(signal_row::SignalRow);
         r.add(shm_rows::SemRow::new(shm_rows::SemKind::Posix));
@@ -173,6 +178,11 @@ mod tests {
             "unix-seqpacket",
             "tcp",
             "udp",
+            "shm",
+            "ring-spin",
+            "ring",
+            "ring-1cpu",
+            "futex-1cpu",
         ] {
             assert!(names.contains(&n), "{n}");
         }

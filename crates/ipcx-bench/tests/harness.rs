@@ -50,6 +50,9 @@ const MUST_SUCCEED: &[(&str, &[usize])] = &[
     ("sysv-mq", &[64, 4096]),
     ("unix-dgram", &[64, 4096]),
     ("udp", &[64, 4096]),
+    ("ring-spin", &[64, 4096]),
+    ("ring", &[64, 4096]),
+    ("shm", &[64, 4096]),
 ];
 
 /// Rows and sizes that may fail until the library stops abandoning a large frame whose send
@@ -622,5 +625,69 @@ fn shared_objects_are_removed_when_the_peer_is_killed_or_the_run_stopped() {
     let res = runner::run(&registry(), &cfg, &launcher(), &mut NoProgress);
     meddler.join().unwrap();
     assert!(matches!(res, Err(RunError::Interrupted)), "{res:?}");
+    assert_clean();
+}
+
+#[test]
+fn the_one_cpu_rows_pin_both_sides_and_restore_the_mask() {
+    let _g = serial();
+    let before = rustix::thread::sched_getaffinity(None).unwrap();
+    let r = run(&tiny(&["ring-1cpu", "futex-1cpu"], &[64, 4096]));
+    assert_eq!(
+        rustix::thread::sched_getaffinity(None).unwrap(),
+        before,
+        "the parent's CPU mask was not restored"
+    );
+    let one_cpu =
+        std::fs::read_to_string("/sys/devices/system/cpu/online").is_ok_and(|s| s.trim() == "0");
+    for (row, size) in [("ring-1cpu", 64), ("ring-1cpu", 4096), ("futex-1cpu", 64)] {
+        for p in [Pattern::PingPong, Pattern::Stream] {
+            if row == "futex-1cpu" && p == Pattern::Stream {
+                continue; // the futex row is ping-pong only
+            }
+            let res = find(&r, row, p, size);
+            if one_cpu {
+                assert!(res.skipped.is_some(), "{res:?}");
+            } else {
+                assert!(
+                    res.measured() && res.verified == Some(true),
+                    "{row} {p} {size}: {res:?}"
+                );
+            }
+        }
+    }
+    let big = find(&r, "futex-1cpu", Pattern::PingPong, 4096);
+    assert!(
+        big.skipped
+            .as_deref()
+            .unwrap_or_default()
+            .contains("sequence number"),
+        "{big:?}"
+    );
+    assert_clean();
+}
+
+#[test]
+fn the_rings_are_removed_when_the_peer_is_killed() {
+    let _g = serial();
+    let cfg = BenchConfig {
+        budget: Budget::Time(Duration::from_millis(300)),
+        ..tiny(&["ring-spin", "shm"], &[64])
+    };
+    let meddler = std::thread::spawn(move || {
+        assert!(wait_for_segment("-a2b"), "the ring row never started");
+        for pid in children() {
+            let pid = rustix::process::Pid::from_raw(pid.parse().unwrap()).unwrap();
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    });
+    let r = runner::run(&registry(), &cfg, &launcher(), &mut NoProgress).expect("the run ends");
+    meddler.join().unwrap();
+    // The row whose peer was killed failed; the run went on with a new peer.
+    assert!(
+        r.results.iter().any(|x| x.error.is_some()),
+        "{:#?}",
+        r.results
+    );
     assert_clean();
 }

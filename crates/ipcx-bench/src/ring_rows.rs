@@ -1,0 +1,477 @@
+//! The rows over the zero-copy shared-memory ring ([`ipcx::ring`]): `ring-spin`, `ring`, and
+//! the one-CPU rows `ring-1cpu` and `futex-1cpu`.
+//!
+//! A ring row uses two rings, one per direction (`a2b`: parent to peer, `b2a`: peer to parent).
+//! The parent creates both in [`Mechanism::prepare`] and removes them when the row ends (its
+//! guard), whatever happened to the peer; each side then opens the ring it reads as a
+//! [`Subscriber`] (its receiving half) and the other one as the [`Publisher`] (its sending half).
+//!
+//! The sender writes each message straight into the ring: it loans `len` bytes in place
+//! ([`Publisher::loan_wait`]), fills them and publishes them. The receiver reads the message
+//! where it lies ([`Subscriber::recv_wait`] gives a [`ipcx::ring::Sample`] borrowing the
+//! ring's bytes). The harness's [`Link`] interface hands the sender the message as a slice and
+//! wants the received message in a `Vec<u8>`: filling the loan is one copy (from the
+//! harness's buffer into the ring), and handing the message over is one copy (from the ring
+//! into the harness's buffer, which is where the checksum reads it). No other copy is made.
+//!
+//! The one-CPU rows ([`OneCpu`]) wrap another row: each side pins its thread to the same CPU
+//! when it opens its half and restores its previous CPU mask when the row ends. They show what
+//! a wait strategy costs when the peer can only run once the waiter gives the CPU up.
+
+use std::sync::Arc;
+
+use ipcx::ring::{self, Options, Publisher, Subscriber, WaitStrategy};
+use ipcx::wait::Wait;
+use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
+use serde::{Deserialize, Serialize};
+
+use crate::mechanism::{HalfOpen, Link, LinkError, Mechanism, Prepared, RowContext, Side};
+use crate::report::Pattern;
+
+/// The largest message of the rings below this payload size (the library's default).
+const MIN_MAX_MESSAGE: usize = 64 << 10;
+/// The smallest ring (the library's default capacity).
+const MIN_CAPACITY: usize = 1 << 20;
+/// A ring holds this many messages of the payload size (at least), so that streaming overlaps
+/// writing and reading.
+const MESSAGES_IN_RING: usize = 4;
+/// The largest payload the ring rows are measured at (the ring is four times as large).
+const MAX_PAYLOAD: usize = 256 << 20;
+
+/// The ring options of a row for `payload`-byte messages: the library's defaults (1 MiB ring,
+/// 64 KiB messages) for small payloads; room for four messages for large ones (a 4 MiB ring
+/// for 1 MiB messages).
+pub fn ring_options(payload: usize, strategy: WaitStrategy) -> Options {
+    Options::new()
+        .max_message(payload.max(MIN_MAX_MESSAGE))
+        .capacity((payload * MESSAGES_IN_RING).max(MIN_CAPACITY))
+        .max_subscribers(1)
+        .strategy(strategy)
+}
+
+/// A fresh ring name for direction `dir` of this row.
+fn ring_name(ctx: &RowContext, dir: &str) -> String {
+    format!("/{}-{dir}", ctx.tag)
+}
+
+fn ring_err(what: &str, e: ring::Error) -> LinkError {
+    match e {
+        ring::Error::Timeout | ring::Error::Empty | ring::Error::Full => LinkError::Timeout,
+        ring::Error::PeerGone { what: w } => LinkError::PeerGone(format!("{what}: {w}")),
+        e @ ring::Error::TooLarge { .. } => LinkError::TooLarge(e.to_string()),
+        e => LinkError::Failed(format!("{what}: {e}")),
+    }
+}
+
+fn check_payload(payload: usize) -> Result<(), String> {
+    if payload > MAX_PAYLOAD {
+        Err(format!(
+            "the ring rows are measured at payloads up to {} MiB (the ring holds four messages)",
+            MAX_PAYLOAD >> 20
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Creates the rings `names` with `opts` and leaves them in place, with no participant: the
+/// subscribers and the publisher of the row open them. Dropping the returned guard removes
+/// them.
+pub fn create_rings(names: &[String], opts: &Options) -> Result<RingGuard, LinkError> {
+    let mut guard = RingGuard(Vec::new());
+    for name in names {
+        // A subscriber creates the ring (a publisher would count as one that came and left);
+        // `persist` keeps the name when it leaves at once.
+        let sub = Subscriber::create_new(name, opts)
+            .map_err(|e| ring_err(&format!("creating ring shm:{name}"), e))?;
+        guard.0.push(name.clone());
+        drop(sub.persist());
+    }
+    Ok(guard)
+}
+
+/// Removes the rings it names when dropped (those the row's participants already removed are
+/// skipped).
+#[derive(Debug)]
+pub struct RingGuard(Vec<String>);
+
+impl Drop for RingGuard {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = ring::remove(name);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ring-spin and ring
+
+/// `ring-spin` ([`WaitStrategy::Spin`]) or `ring` (the default,
+/// [`WaitStrategy::SpinThenSleep`]): two rings, loans filled in place, samples read in place.
+#[derive(Debug, Clone, Copy)]
+pub struct RingRow {
+    strategy: WaitStrategy,
+}
+
+impl RingRow {
+    /// `ring-spin`: both sides busy-poll.
+    pub fn spin() -> RingRow {
+        RingRow {
+            strategy: WaitStrategy::Spin,
+        }
+    }
+
+    /// `ring`: the default strategy (spin briefly, yield, then sleep on a futex).
+    pub fn default_strategy() -> RingRow {
+        RingRow {
+            strategy: WaitStrategy::SpinThenSleep,
+        }
+    }
+
+    /// The wait strategy of both sides.
+    pub fn strategy(&self) -> WaitStrategy {
+        self.strategy
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RingSpec {
+    a2b: String,
+    b2a: String,
+    payload: usize,
+}
+
+impl Mechanism for RingRow {
+    fn name(&self) -> &str {
+        match self.strategy {
+            WaitStrategy::Spin => "ring-spin",
+            WaitStrategy::Block => "ring-block",
+            _ => "ring",
+        }
+    }
+
+    fn description(&self) -> &str {
+        match self.strategy {
+            WaitStrategy::Spin => {
+                "zero-copy shared-memory ring (ipcx::ring), one per direction, both sides \
+                 busy-polling: loans written in place, samples read in place"
+            }
+            WaitStrategy::Block => {
+                "zero-copy shared-memory ring (ipcx::ring), one per direction, both sides \
+                 sleeping on a futex at once"
+            }
+            _ => {
+                "zero-copy shared-memory ring (ipcx::ring), one per direction, default wait \
+                 strategy (spin, yield, then sleep on a futex)"
+            }
+        }
+    }
+
+    fn check_payload(&self, payload: usize) -> Result<(), String> {
+        check_payload(payload)
+    }
+
+    fn prepare(&self, ctx: &RowContext) -> Result<Prepared, LinkError> {
+        let spec = RingSpec {
+            a2b: ring_name(ctx, "a2b"),
+            b2a: ring_name(ctx, "b2a"),
+            payload: ctx.payload,
+        };
+        let guard = create_rings(
+            &[spec.a2b.clone(), spec.b2a.clone()],
+            &ring_options(ctx.payload, self.strategy),
+        )?;
+        let text = serde_json::to_string(&spec).expect("spec serialises");
+        Ok(Prepared::with_guard(text, guard))
+    }
+
+    fn open(&self, spec: &str, side: Side, payload: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
+        let spec: RingSpec = serde_json::from_str(spec)
+            .map_err(|e| LinkError::Failed(format!("bad ring spec: {e}")))?;
+        let (rx, tx) = match side {
+            Side::Parent => (spec.b2a, spec.a2b),
+            Side::Peer => (spec.a2b, spec.b2a),
+        };
+        let opts = ring_options(spec.payload.max(payload), self.strategy);
+        let sub =
+            Subscriber::open(&rx, &opts).map_err(|e| ring_err(&format!("opening shm:{rx}"), e))?;
+        Ok(Box::new(RingHalf { sub, tx, opts }))
+    }
+}
+
+struct RingHalf {
+    sub: Subscriber,
+    tx: String,
+    opts: Options,
+}
+
+impl HalfOpen for RingHalf {
+    fn connect(self: Box<Self>, _wait: Wait) -> Result<Box<dyn Link>, LinkError> {
+        // The ring exists since `prepare`, and its subscriber since the other side's `open`.
+        let publ = Publisher::open(&self.tx, &self.opts)
+            .map_err(|e| ring_err(&format!("publishing on shm:{}", self.tx), e))?;
+        Ok(Box::new(RingLink {
+            publ,
+            sub: self.sub,
+        }))
+    }
+}
+
+struct RingLink {
+    publ: Publisher,
+    sub: Subscriber,
+}
+
+impl Link for RingLink {
+    fn send(&mut self, msg: &[u8], wait: Wait) -> Result<(), LinkError> {
+        let mut loan = self
+            .publ
+            .loan_wait(msg.len(), wait)
+            .map_err(|e| ring_err("loaning", e))?;
+        loan.copy_from_slice(msg);
+        loan.send().map_err(|e| ring_err("publishing", e))
+    }
+
+    fn recv(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<(), LinkError> {
+        let sample = self
+            .sub
+            .recv_wait(wait)
+            .map_err(|e| ring_err("receiving", e))?;
+        // The one copy the Link interface requires: the harness checksums `buf`.
+        buf.clear();
+        buf.extend_from_slice(&sample);
+        Ok(())
+    }
+
+    fn max_payload(&self) -> Option<usize> {
+        Some(self.publ.max_message_len())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ring-1cpu and futex-1cpu
+
+/// The number of CPUs online, when `/sys` says.
+fn online_cpus() -> Option<usize> {
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?;
+    let mut n = 0;
+    for part in text.trim().split(',') {
+        n += match part.split_once('-') {
+            Some((a, b)) => b.parse::<usize>().ok()? - a.parse::<usize>().ok()? + 1,
+            None => {
+                part.parse::<usize>().ok()?;
+                1
+            }
+        };
+    }
+    Some(n)
+}
+
+/// The lowest CPU this thread may run on.
+fn first_allowed_cpu() -> Result<usize, LinkError> {
+    let set = sched_getaffinity(None)
+        .map_err(|e| LinkError::Unsupported(format!("reading the CPU affinity: {e}")))?;
+    (0..CpuSet::MAX_CPU)
+        .find(|&c| set.is_set(c))
+        .ok_or_else(|| LinkError::Unsupported("no CPU in this thread's affinity mask".into()))
+}
+
+/// The calling thread pinned to one CPU; its previous CPU mask is restored on drop.
+#[derive(Debug)]
+pub struct PinGuard {
+    previous: CpuSet,
+}
+
+impl PinGuard {
+    /// Pins the calling thread to `cpu`.
+    pub fn pin(cpu: usize) -> Result<PinGuard, LinkError> {
+        let previous = sched_getaffinity(None)
+            .map_err(|e| LinkError::Unsupported(format!("reading the CPU affinity: {e}")))?;
+        if cpu >= CpuSet::MAX_CPU {
+            return Err(LinkError::Unsupported(format!("CPU {cpu} does not exist")));
+        }
+        let mut set = CpuSet::new();
+        set.set(cpu);
+        sched_setaffinity(None, &set).map_err(|e| {
+            LinkError::Unsupported(format!("cannot pin this process to CPU {cpu}: {e}"))
+        })?;
+        Ok(PinGuard { previous })
+    }
+}
+
+impl Drop for PinGuard {
+    fn drop(&mut self) {
+        let _ = sched_setaffinity(None, &self.previous);
+    }
+}
+
+/// Another row with both processes pinned to the same CPU (the parent's first allowed CPU).
+#[derive(Debug, Clone)]
+pub struct OneCpu {
+    name: &'static str,
+    description: &'static str,
+    inner: Arc<dyn Mechanism>,
+}
+
+impl OneCpu {
+    /// `name` runs `inner` with both processes on one CPU.
+    pub fn new(
+        name: &'static str,
+        description: &'static str,
+        inner: impl Mechanism + 'static,
+    ) -> OneCpu {
+        OneCpu {
+            name,
+            description,
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// `ring-1cpu`: [`RingRow::default_strategy`] on one CPU.
+    pub fn ring() -> OneCpu {
+        OneCpu::new(
+            "ring-1cpu",
+            "the ring row (default wait strategy) with both processes pinned to the same CPU",
+            RingRow::default_strategy(),
+        )
+    }
+
+    /// `futex-1cpu`: the `futex` row on one CPU.
+    pub fn futex() -> OneCpu {
+        OneCpu::new(
+            "futex-1cpu",
+            "the futex row with both processes pinned to the same CPU",
+            crate::shm_rows::WordRow::futex(),
+        )
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct OneCpuSpec {
+    cpu: usize,
+    inner: String,
+}
+
+impl Mechanism for OneCpu {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn description(&self) -> &str {
+        self.description
+    }
+
+    fn unavailable(&self) -> Option<String> {
+        if let Some(n) = online_cpus().filter(|&n| n < 2) {
+            return Some(format!(
+                "this machine has {n} CPU online: every row already runs on one CPU"
+            ));
+        }
+        self.inner.unavailable()
+    }
+
+    fn check_payload(&self, payload: usize) -> Result<(), String> {
+        self.inner.check_payload(payload)
+    }
+
+    fn patterns(&self) -> &[Pattern] {
+        self.inner.patterns()
+    }
+
+    fn needs_flow_control(&self) -> bool {
+        self.inner.needs_flow_control()
+    }
+
+    fn prepare(&self, ctx: &RowContext) -> Result<Prepared, LinkError> {
+        let cpu = first_allowed_cpu()?;
+        let inner = self.inner.prepare(ctx)?;
+        let spec = OneCpuSpec {
+            cpu,
+            inner: inner.spec,
+        };
+        Ok(Prepared {
+            spec: serde_json::to_string(&spec).expect("spec serialises"),
+            guard: inner.guard,
+        })
+    }
+
+    fn open(&self, spec: &str, side: Side, payload: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
+        let spec: OneCpuSpec = serde_json::from_str(spec)
+            .map_err(|e| LinkError::Failed(format!("bad one-CPU spec: {e}")))?;
+        let pin = PinGuard::pin(spec.cpu)?;
+        let half = self.inner.open(&spec.inner, side, payload)?;
+        Ok(Box::new(PinnedHalf { half, pin }))
+    }
+}
+
+/// A half whose thread is pinned (the pin is dropped after the half).
+struct PinnedHalf {
+    half: Box<dyn HalfOpen>,
+    pin: PinGuard,
+}
+
+impl HalfOpen for PinnedHalf {
+    fn connect(self: Box<Self>, wait: Wait) -> Result<Box<dyn Link>, LinkError> {
+        let PinnedHalf { half, pin } = *self;
+        let link = half.connect(wait)?;
+        Ok(Box::new(PinnedLink { link, _pin: pin }))
+    }
+}
+
+/// A link whose thread stays pinned until the row ends (field order: the link is dropped
+/// before the CPU mask is restored).
+struct PinnedLink {
+    link: Box<dyn Link>,
+    _pin: PinGuard,
+}
+
+impl Link for PinnedLink {
+    fn send(&mut self, msg: &[u8], wait: Wait) -> Result<(), LinkError> {
+        self.link.send(msg, wait)
+    }
+
+    fn recv(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<(), LinkError> {
+        self.link.recv(buf, wait)
+    }
+
+    fn max_payload(&self) -> Option<usize> {
+        self.link.max_payload()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_1_mib_message_fits_with_room_for_more() {
+        let o = ring_options(1 << 20, WaitStrategy::Spin);
+        assert_eq!(o.max_message, 1 << 20);
+        assert_eq!(o.capacity, 4 << 20);
+        let o = ring_options(64, WaitStrategy::SpinThenSleep);
+        assert_eq!(o.max_message, 64 << 10);
+        assert_eq!(o.capacity, 1 << 20);
+        assert!(check_payload(1 << 20).is_ok());
+        assert!(check_payload(1 << 30).is_err());
+    }
+
+    #[test]
+    fn pinning_restores_the_previous_mask() {
+        let before = sched_getaffinity(None).unwrap();
+        let cpu = first_allowed_cpu().unwrap();
+        {
+            let _pin = PinGuard::pin(cpu).unwrap();
+            let now = sched_getaffinity(None).unwrap();
+            assert_eq!(now.count(), 1);
+            assert!(now.is_set(cpu));
+        }
+        assert_eq!(sched_getaffinity(None).unwrap(), before);
+    }
+
+    #[test]
+    fn online_cpus_parses() {
+        if let Some(n) = online_cpus() {
+            assert!(n >= 1);
+        }
+    }
+}
