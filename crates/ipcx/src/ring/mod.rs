@@ -331,9 +331,10 @@ impl Options {
     }
 }
 
-/// Spin iterations before yielding, yields before sleeping, and how often a sleeper wakes up
-/// to look for dead peers.
-const SPINS: u32 = 4000;
+/// How long a receiver spins before yielding the CPU (bounded by time, not iterations: on a
+/// machine with few cores the peer it waits for may need this very CPU), yields before
+/// sleeping, and how often a sleeper wakes up to look for dead peers.
+const SPIN_FOR: Duration = Duration::from_micros(5);
 const YIELDS: u32 = 8;
 const TICK: Duration = Duration::from_millis(20);
 
@@ -342,6 +343,7 @@ const TICK: Duration = Duration::from_millis(20);
 fn wait_until(
     line: &ipcx_ring::WaitLine,
     strategy: WaitStrategy,
+    policy: &mut SpinPolicy,
     wait: Wait,
     mut ready: impl FnMut() -> bool,
     mut tick: impl FnMut() -> Result<(), Error>,
@@ -353,15 +355,19 @@ fn wait_until(
         return Err(Error::Timeout);
     }
     if strategy != WaitStrategy::Block {
-        for _ in 0..SPINS {
-            std::hint::spin_loop();
-            if ready() {
-                return Ok(());
-            }
+        let spun = policy.should_spin(strategy);
+        if spun && spin(&mut ready) {
+            policy.spin_worked();
+            return Ok(());
         }
-        for _ in 0..YIELDS {
+        for n in 0..YIELDS {
             std::thread::yield_now();
             if ready() {
+                if spun && n == 0 {
+                    // Nothing came while we spun, and it came as soon as we let go of the
+                    // CPU: the peer needs this CPU. Spinning only delays it.
+                    policy.spin_failed();
+                }
                 return Ok(());
             }
         }
@@ -376,11 +382,8 @@ fn wait_until(
             last_tick = std::time::Instant::now();
         }
         if strategy == WaitStrategy::Spin {
-            for _ in 0..SPINS {
-                std::hint::spin_loop();
-                if ready() {
-                    return Ok(());
-                }
+            if spin(&mut ready) {
+                return Ok(());
             }
             std::thread::yield_now();
             if ready() {
@@ -415,6 +418,50 @@ fn wait_until(
     }
 }
 
+/// Whether a waiter spins before yielding. A waiter whose spin phase keeps failing while the
+/// peer answers as soon as it yields shares a CPU with that peer (or the machine is
+/// oversubscribed): it then yields at once, and tries spinning again every so often.
+#[derive(Debug, Default)]
+struct SpinPolicy {
+    /// Waits left before spinning is tried again.
+    skip: u32,
+}
+
+impl SpinPolicy {
+    /// Waits that yield at once after a spin phase proved useless.
+    const BACKOFF: u32 = 256;
+
+    fn should_spin(&mut self, strategy: WaitStrategy) -> bool {
+        if strategy == WaitStrategy::Spin || self.skip == 0 {
+            return true;
+        }
+        self.skip -= 1;
+        false
+    }
+    fn spin_worked(&mut self) {
+        self.skip = 0;
+    }
+    fn spin_failed(&mut self) {
+        self.skip = Self::BACKOFF;
+    }
+}
+
+/// Busy-polls `ready` for [`SPIN_FOR`]; returns whether it became true.
+fn spin(ready: &mut impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        for _ in 0..64 {
+            std::hint::spin_loop();
+            if ready() {
+                return true;
+            }
+        }
+        if start.elapsed() >= SPIN_FOR {
+            return false;
+        }
+    }
+}
+
 /// Wakes the sleepers of `line`, if any (no system call otherwise).
 fn notify(line: &ipcx_ring::WaitLine) {
     // Pairs with the sleeper's SeqCst increment then re-check: either it sees our update, or
@@ -442,6 +489,7 @@ pub struct Publisher {
     writer: Writer<'static>,
     strategy: WaitStrategy,
     seg: Arc<Segment>,
+    spin: SpinPolicy,
 }
 
 impl Publisher {
@@ -485,6 +533,7 @@ impl Publisher {
             writer,
             strategy: opts.strategy,
             seg,
+            spin: SpinPolicy::default(),
         })
     }
 
@@ -518,6 +567,7 @@ impl Publisher {
         let r = wait_until(
             &seg.ctl().space_wait,
             self.strategy,
+            &mut self.spin,
             wait,
             || match w.reserve(len) {
                 Err(RingError::Full) => false,
@@ -653,6 +703,10 @@ pub struct Subscriber {
     strategy: WaitStrategy,
     buf: Vec<u8>,
     seg: Arc<Segment>,
+    /// When the publisher's liveness was last read from `/proc` (a read costs microseconds,
+    /// so an empty ring does not pay it on every receive: at most once per [`TICK`]).
+    liveness_checked: Option<std::time::Instant>,
+    spin: SpinPolicy,
 }
 
 impl Subscriber {
@@ -711,6 +765,8 @@ impl Subscriber {
             strategy: opts.strategy,
             buf,
             seg,
+            liveness_checked: None,
+            spin: SpinPolicy::default(),
         })
     }
 
@@ -778,24 +834,36 @@ impl Subscriber {
                 }
                 None => {}
             }
-            if let Some(e) = self.gone() {
-                if self.reader.has_data() {
-                    continue;
+            let due = self
+                .liveness_checked
+                .is_none_or(|t| t.elapsed() >= TICK || wait == Wait::NoWait);
+            if due {
+                self.liveness_checked = Some(std::time::Instant::now());
+                if let Some(e) = self.gone() {
+                    if self.reader.has_data() {
+                        continue;
+                    }
+                    return Err(e);
                 }
-                return Err(e);
             }
-            let reader = &self.reader;
-            let seg = &self.seg;
+            let mut spin = std::mem::take(&mut self.spin);
+            let this = &*self;
             let r = wait_until(
-                &seg.ctl().data_wait,
-                self.strategy,
+                &this.seg.ctl().data_wait,
+                this.strategy,
+                &mut spin,
                 wait,
-                || reader.has_data(),
+                || this.reader.has_data(),
                 || {
-                    seg.reap();
-                    Ok(())
+                    this.seg.reap();
+                    // A publisher that died while we wait ends the wait.
+                    match this.gone() {
+                        Some(e) if !this.reader.has_data() => Err(e),
+                        _ => Ok(()),
+                    }
                 },
             );
+            self.spin = spin;
             match r {
                 Ok(()) => continue,
                 Err(Error::Timeout) if wait == Wait::NoWait => {
