@@ -832,11 +832,14 @@ pub fn run_plan(
         .map_err(|e| RunError::Harness(format!("blocking the signal row's signal: {e}")))?;
     let stop_flag = cfg.stop.clone();
     let stop = move || stop_flag.load(Ordering::SeqCst) || ipcx::interrupt::requested();
-    if let Some(pin) = cfg.pin {
-        crate::peer::pin_to_cpu(pin.parent_cpu).map_err(|e| {
-            RunError::Harness(format!("pinning the parent to CPU {}: {e}", pin.parent_cpu))
-        })?;
-    }
+    // Pinned for this run only: the guard restores the caller's CPU mask when the run ends
+    // (a program may run several plans, as the peers comparison does).
+    let _pinned = match cfg.pin {
+        Some(pin) => Some(crate::ring_rows::PinGuard::pin(pin.parent_cpu).map_err(|e| {
+            RunError::Harness(format!("pinning the parent to CPU {}: {e:?}", pin.parent_cpu))
+        })?),
+        None => None,
+    };
     let dir = RunDir::new()?;
     let total: u64 = plan.rows.iter().map(|r| r.patterns.len() as u64).sum();
     progress.begin(total);
