@@ -19,6 +19,10 @@
 //! # Ok::<(), ipcx::ring::Error>(())
 //! ```
 //!
+//! For a work queue (N producers, M consumers, each message to exactly one consumer), see
+//! [`work`]: [`Producer`] and [`Consumer`], with the same loans, samples, waiting and
+//! dead-peer handling.
+//!
 //! # Delivery
 //! * **Lossless** (default): the publisher never overwrites a message a live subscriber has not
 //!   read; a full ring blocks [`Publisher::send`] (or fails with [`Error::Full`] for
@@ -34,6 +38,10 @@
 //! CPU busy; it still yields now and then so that on a small machine it never starves the peer
 //! it waits for); [`WaitStrategy::Block`] sleeps at once. A sender makes a system call (futex
 //! wake) only when a receiver announced that it sleeps.
+//!
+//! With the `tokio` feature, [`Subscriber::recv_async`] and [`Consumer::recv_async`] wait
+//! without blocking a thread: a helper thread per async receiver sleeps on the futex and wakes
+//! the task through a local eventfd (fds cannot be shared through the segment).
 //!
 //! # Dead peers
 //! Every participant records its pid and process start time in the segment. A blocked call
@@ -1044,6 +1052,18 @@ pub fn remove(name: &str) -> Result<(), Error> {
         });
     }
     crate::sys::shm::shm_unlink(&name).map_err(|e| Error::from_io(&name, e))
+}
+
+/// Fuzzing hook: a freshly initialised segment image (a publish/subscribe ring, or a work
+/// queue when `work`) with the parameters of `opts`.
+#[doc(hidden)]
+pub fn fresh_segment_image(work: bool, opts: &Options) -> Result<Vec<u8>, Error> {
+    let c = if work {
+        opts.create_work()?
+    } else {
+        opts.create()?
+    };
+    Segment::fresh_image(&c)
 }
 
 /// Fuzzing hook: validates `bytes` as a segment image (a private copy), like opening a named

@@ -206,6 +206,18 @@ impl Segment {
                 layout,
                 persist: false,
             };
+            seg.init(c);
+            Ok(seg)
+        };
+        setup().inspect_err(|_| {
+            let _ = shm::shm_unlink(name);
+        })
+    }
+
+    /// Writes the header and initialises the queues of a fresh (zeroed) segment.
+    fn init(&self, c: &Create) {
+        let (seg, layout) = (self, self.layout);
+        {
             let h = seg.header();
             h.magic.store(MAGIC, Ordering::Relaxed);
             h.version.store(VERSION, Ordering::Relaxed);
@@ -224,11 +236,32 @@ impl Segment {
                 q.init();
             }
             h.ready.store(1, Ordering::Release);
-            Ok(seg)
+        }
+    }
+
+    /// A fresh segment image with the parameters `c` (the fuzzing hook's template).
+    pub(crate) fn fresh_image(c: &Create) -> Result<Vec<u8>, Error> {
+        let layout =
+            Layout::new(c.pattern, &c.params, c.participants).ok_or(Error::InvalidParameters {
+                reason: "no such layout",
+            })?;
+        let name = PosixName::new("/image").map_err(Error::InvalidName)?;
+        let map = Mapping::anonymous_shared(layout.total).map_err(|e| Error::from_io(&name, e))?;
+        let seg = Segment {
+            map,
+            fd: None,
+            name,
+            params: c.params,
+            participants: c.participants,
+            layout,
+            persist: true,
         };
-        setup().inspect_err(|_| {
-            let _ = shm::shm_unlink(name);
-        })
+        seg.init(c);
+        let mut out = vec![0u8; layout.total];
+        // SAFETY: the mapping is `layout.total` bytes, readable, and only `seg` (this
+        // function) uses it; `out` is not inside it.
+        unsafe { std::ptr::copy_nonoverlapping(seg.map.as_ptr(), out.as_mut_ptr(), out.len()) };
+        Ok(out)
     }
 
     fn open(name: &PosixName, pattern: u32) -> Result<Segment, Error> {
