@@ -78,13 +78,14 @@ fn marker(path: &str) {
 #[test]
 fn child_role() {
     util::role_main(&[
-        // args: name, id, count: waits for 2 producers and 2 consumers, then sends
+        // args: name, id, count, producers, consumers: waits for them, then sends
         ("produce", |args| {
             let mut p = open_retry(|| Producer::open(&args[0], &Options::new()));
             let id: u32 = args[1].parse().unwrap();
             let n: u64 = args[2].parse().unwrap();
+            let (np, nc): (usize, usize) = (args[3].parse().unwrap(), args[4].parse().unwrap());
             assert!(util::wait_until(Duration::from_secs(10), || {
-                p.producers() >= 2 && p.consumers() >= 2
+                p.producers() >= np && p.consumers() >= nc
             }));
             for seq in 0..n {
                 let m = payload(id, seq);
@@ -106,6 +107,15 @@ fn child_role() {
                 .flat_map(|(id, seq)| (u64::from(*id) << 40 | seq).to_le_bytes())
                 .collect();
             std::fs::write(&args[1], bytes).unwrap();
+        }),
+        // args: name: receives forever, a little slowly (killed mid-stream)
+        ("consume_slowly", |args| {
+            let mut c = open_retry(|| Consumer::open(&args[0], &Options::new()));
+            loop {
+                let m = c.recv().unwrap();
+                parse(&m);
+                std::thread::sleep(Duration::from_micros(50));
+            }
         }),
         // args: name, marker: receives one message, holds it, says so, sleeps (killed)
         ("receive_and_hold", |args| {
@@ -183,8 +193,8 @@ fn two_producers_two_consumers_each_message_exactly_once() {
     let mut a = Consumer::create_new(&name, &opts).unwrap();
     let mut b = util::spawn_role("consume", &[&name, out]);
     let n = N.to_string();
-    let mut p0 = util::spawn_role("produce", &[&name, "0", &n]);
-    let mut p1 = util::spawn_role("produce", &[&name, "1", &n]);
+    let mut p0 = util::spawn_role("produce", &[&name, "0", &n, "2", "2"]);
+    let mut p1 = util::spawn_role("produce", &[&name, "1", &n, "2", "2"]);
     let mine = consume_all(&mut a);
     p0.expect_success();
     p1.expect_success();
@@ -209,6 +219,46 @@ fn two_producers_two_consumers_each_message_exactly_once() {
     assert!(all == expected, "each message exactly once");
     drop(a);
     assert!(gone(&name), "the last participant removes the queue");
+}
+
+#[test]
+fn consumer_killed_mid_stream_the_others_carry_on() {
+    const N: u64 = 50_000;
+    let name = util::posix_name("ring-work-kms");
+    let _c = cleanup(&name);
+    let opts = Options::new().slots(8).max_message(256);
+    let mut me = Consumer::create_new(&name, &opts).unwrap();
+    let mut other = util::spawn_role("consume_slowly", &[&name]);
+    let mut producer = util::spawn_role("produce", &[&name, "0", &N.to_string(), "1", "2"]);
+    let mut got: Vec<u64> = Vec::new();
+    loop {
+        match me.recv_timeout(LONG) {
+            Ok(m) => {
+                let (id, seq) = parse(&m);
+                assert_eq!(id, 0);
+                got.push(seq);
+                if got.len() < 5000 {
+                    // As slow as the other consumer: it gets its share until the kill.
+                    std::thread::sleep(Duration::from_micros(50));
+                } else if got.len() == 5000 {
+                    other.kill();
+                }
+            }
+            Err(Error::PeerGone { .. }) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    producer.expect_success();
+    // After the kill, everything goes to us: the last message arrives; nothing twice; in
+    // order except (at most) the one message the dead consumer held, delivered again.
+    assert_eq!(got.iter().max(), Some(&(N - 1)));
+    let mut sorted = got.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), got.len(), "a message arrived twice");
+    let out_of_order = got.windows(2).filter(|w| w[1] < w[0]).count();
+    assert!(out_of_order <= 1, "{out_of_order} messages out of order");
+    eprintln!("{} of {N} messages here", got.len());
 }
 
 #[test]
