@@ -153,7 +153,8 @@ pub struct Cursor {
     pub start_time: AtomicU64,
     /// What kind of participant this is (process layer).
     pub role: AtomicU32,
-    /// Process layer: a slot index held, plus one (work queue), or zero.
+    /// Process layer (work queue): what the owner holds: 0 nothing, 1 a loaned slot, 2 a
+    /// received message; the slot and length are then in `tail`.
     pub holding: AtomicU32,
 }
 
@@ -507,6 +508,34 @@ impl<'a> Reader<'a> {
             tail,
             next_seq: None,
             join: (tail, seq_hint),
+            lapped: false,
+        })
+    }
+
+    /// Takes over an [`ACTIVE`] cursor at the tail stored in it (checked against the head):
+    /// a lossless reader resuming where the cursor's previous owner stopped.
+    pub fn resume(
+        ctl: &'a Ctl,
+        cursor: &'a Cursor,
+        data: Data,
+        p: Params,
+    ) -> Result<Reader<'a>, RingError> {
+        if !p.is_valid() || data.len() as u64 != p.capacity {
+            return corrupt("ring parameters");
+        }
+        let head = ctl.writer.head.load(Ordering::Acquire);
+        let tail = cursor.tail.load(Ordering::Acquire);
+        if !tail.is_multiple_of(16) || tail > head || head - tail > p.capacity {
+            return corrupt("reader cursor");
+        }
+        Ok(Reader {
+            ctl,
+            cursor,
+            data,
+            p,
+            tail,
+            next_seq: None,
+            join: (tail, 0),
             lapped: false,
         })
     }

@@ -142,7 +142,7 @@ impl<'a> WorkQueue<'a> {
     }
 
     /// The control block.
-    pub fn ctl(&self) -> &WorkCtl {
+    pub fn ctl(&self) -> &'a WorkCtl {
         self.ctl
     }
 
@@ -247,6 +247,28 @@ impl<'a> WorkQueue<'a> {
             return Err(RingError::Corrupt("work queue slot index or length"));
         }
         Ok((idx, len))
+    }
+
+    /// Whether the cell at `deq` holds a value (a cheap check for waiting loops).
+    fn has_value(q: &[WorkSlot], deq: &AtomicU64) -> bool {
+        let mask = q.len() as u64 - 1;
+        let pos = deq.load(Ordering::Acquire);
+        q[(pos & mask) as usize].seq.load(Ordering::Acquire) == pos.wrapping_add(1)
+    }
+
+    /// Whether a published message may be waiting (a cheap check for waiting loops).
+    pub fn has_ready(&self) -> bool {
+        Self::has_value(self.ready, &self.ctl.ready_deq.pos)
+    }
+
+    /// Whether a free slot may be available (a cheap check for waiting loops).
+    pub fn has_free(&self) -> bool {
+        Self::has_value(self.free, &self.ctl.free_deq.pos)
+    }
+
+    /// How many slots there are.
+    pub fn slots(&self) -> usize {
+        self.free.len()
     }
 
     /// Takes a free slot: `Ok(None)` when every slot is in use.

@@ -19,6 +19,10 @@
 //! # Ok::<(), ipcx::ring::Error>(())
 //! ```
 //!
+//! For a work queue (N producers, M consumers, each message to exactly one consumer), see
+//! [`work`]: [`Producer`] and [`Consumer`], with the same loans, samples, waiting and
+//! dead-peer handling.
+//!
 //! # Delivery
 //! * **Lossless** (default): the publisher never overwrites a message a live subscriber has not
 //!   read; a full ring blocks [`Publisher::send`] (or fails with [`Error::Full`] for
@@ -35,6 +39,10 @@
 //! it waits for); [`WaitStrategy::Block`] sleeps at once. A sender makes a system call (futex
 //! wake) only when a receiver announced that it sleeps.
 //!
+//! With the `tokio` feature, [`Subscriber::recv_async`] and [`Consumer::recv_async`] wait
+//! without blocking a thread: a helper thread per async receiver sleeps on the futex and wakes
+//! the task through a local eventfd (fds cannot be shared through the segment).
+//!
 //! # Dead peers
 //! Every participant records its pid and process start time in the segment. A blocked call
 //! looks at them every few milliseconds while it sleeps: a dead subscriber's place (and the
@@ -50,15 +58,19 @@
 //! they do not own.
 #![allow(unsafe_code)] // the shared-memory exception: in-place views of ring records
 
+#[cfg(feature = "tokio")]
+mod bridge;
 mod segment;
+pub mod work;
 
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
 use ipcx_ring::{Peeked, Reader, Reservation, RingError, Writer, record_size};
-use segment::{Create, ROLE_PUBLISHER, ROLE_SUBSCRIBER, Segment};
+use segment::{Create, PATTERN_PUBSUB, PATTERN_WORK, ROLE_PUBLISHER, ROLE_SUBSCRIBER, Segment};
 pub use segment::{Participant, is_ring, participants};
+pub use work::{Consumer, Producer};
 
 use crate::name::{InvalidName, PosixName};
 use crate::sync::futex::{FutexError, wait_on, wake_on};
@@ -170,6 +182,14 @@ pub enum Error {
         /// The maximum.
         max: u32,
     },
+    /// Every participant place of a work queue is taken by a live process.
+    #[error("work queue {name} has no free participant place (max {max}): create it with more")]
+    TooManyParticipants {
+        /// The name.
+        name: String,
+        /// The maximum.
+        max: u32,
+    },
     /// The message is larger than the ring's maximum.
     #[error("message of {len} bytes is too large for this ring (at most {max} bytes)")]
     TooLarge {
@@ -248,8 +268,12 @@ pub struct Options {
     pub capacity: usize,
     /// The largest message (default 64 KiB; the capacity grows to hold two of them).
     pub max_message: usize,
-    /// Subscriber places (default 16).
+    /// Subscriber places (default 16); for a work queue, producer and consumer places
+    /// together.
     pub max_subscribers: u32,
+    /// Work queue: message slots (rounded up to a power of two; default: as many as fit in
+    /// `capacity`, at least 2).
+    pub slots: Option<usize>,
     /// Overwrite the oldest messages instead of waiting for slow subscribers.
     pub overwrite: bool,
     /// Mode of a created segment (default `0o600`).
@@ -264,6 +288,7 @@ impl Default for Options {
             capacity: 1 << 20,
             max_message: 64 << 10,
             max_subscribers: 16,
+            slots: None,
             overwrite: false,
             mode: 0o600,
             strategy: WaitStrategy::SpinThenSleep,
@@ -289,6 +314,11 @@ impl Options {
     /// Subscriber places.
     pub fn max_subscribers(mut self, n: u32) -> Options {
         self.max_subscribers = n;
+        self
+    }
+    /// Work queue: message slots.
+    pub fn slots(mut self, n: usize) -> Options {
+        self.slots = Some(n);
         self
     }
     /// Overwrite the oldest messages instead of blocking (pub/sub with a missed count).
@@ -320,10 +350,47 @@ impl Options {
                 reason: "capacity too large",
             })?;
         Ok(Create {
+            pattern: PATTERN_PUBSUB,
             params: ipcx_ring::Params {
                 capacity,
                 max_msg,
                 overwrite: self.overwrite,
+            },
+            participants: self.max_subscribers,
+            mode: self.mode,
+        })
+    }
+}
+
+impl Options {
+    /// Work-queue creation parameters: `slots` slots of `max_message` bytes (rounded up to 16).
+    fn create_work(&self) -> Result<Create, Error> {
+        let max_msg = u32::try_from(self.max_message).map_err(|_| Error::InvalidParameters {
+            reason: "max_message must fit in 32 bits",
+        })?;
+        let slot = segment::slot_size(max_msg);
+        let slots = match self.slots {
+            Some(n) => n as u64,
+            None => (self.capacity as u64 / slot).max(2),
+        };
+        let slots = slots.max(1).checked_next_power_of_two();
+        let capacity = slots.and_then(|n| n.checked_mul(slot));
+        let (Some(slots), Some(capacity)) = (slots, capacity) else {
+            return Err(Error::InvalidParameters {
+                reason: "too many work-queue slots",
+            });
+        };
+        if slots > segment::MAX_SLOTS || capacity > 1 << 40 {
+            return Err(Error::InvalidParameters {
+                reason: "work queue: at most 2^20 slots and 1 TiB of data",
+            });
+        }
+        Ok(Create {
+            pattern: PATTERN_WORK,
+            params: ipcx_ring::Params {
+                capacity,
+                max_msg,
+                overwrite: false,
             },
             participants: self.max_subscribers,
             mode: self.mode,
@@ -421,8 +488,8 @@ fn wait_until(
 /// Whether a waiter spins before yielding. A waiter whose spin phase keeps failing while the
 /// peer answers as soon as it yields shares a CPU with that peer (or the machine is
 /// oversubscribed): it then yields at once, and tries spinning again every so often.
-#[derive(Debug, Default)]
-struct SpinPolicy {
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct SpinPolicy {
     /// Waits left before spinning is tried again.
     skip: u32,
 }
@@ -463,7 +530,7 @@ fn spin(ready: &mut impl FnMut() -> bool) -> bool {
 }
 
 /// Wakes the sleepers of `line`, if any (no system call otherwise).
-fn notify(line: &ipcx_ring::WaitLine) {
+pub(crate) fn notify(line: &ipcx_ring::WaitLine) {
     // Pairs with the sleeper's SeqCst increment then re-check: either it sees our update, or
     // we see it counted.
     fence(Ordering::SeqCst);
@@ -702,6 +769,8 @@ pub struct Subscriber {
     reader: Reader<'static>,
     strategy: WaitStrategy,
     buf: Vec<u8>,
+    #[cfg(feature = "tokio")]
+    bridge: Option<bridge::Bridge>,
     seg: Arc<Segment>,
     /// When the publisher's liveness was last read from `/proc` (a read costs microseconds,
     /// so an empty ring does not pay it on every receive: at most once per [`TICK`]).
@@ -764,6 +833,8 @@ impl Subscriber {
             reader,
             strategy: opts.strategy,
             buf,
+            #[cfg(feature = "tokio")]
+            bridge: None,
             seg,
             liveness_checked: None,
             spin: SpinPolicy::default(),
@@ -807,32 +878,32 @@ impl Subscriber {
         None
     }
 
+    /// The next message if one is waiting (a copy in `buf` on overwrite rings).
+    fn try_get(&mut self) -> Result<Option<Got>, Error> {
+        let got = if self.seg.params.overwrite {
+            let buf = &mut self.buf;
+            self.reader
+                .try_recv(buf)
+                .map(|o| o.map(|(len, missed)| Got::Copied { len, missed }))
+        } else {
+            self.reader.peek().map(|o| o.map(Got::Shared))
+        };
+        got.map_err(|e| Error::from_ring(&self.seg.name, e))
+    }
+
+    fn sample(&mut self, got: Got) -> Sample<'_> {
+        let kind = match got {
+            Got::Shared(p) => SampleKind::Shared(p),
+            Got::Copied { len, missed } => SampleKind::Copied { len, missed },
+        };
+        Sample { kind, sub: self }
+    }
+
     /// Receives the next message, waiting as `wait` says.
     pub fn recv_wait(&mut self, wait: Wait) -> Result<Sample<'_>, Error> {
-        let name = self.seg.name.clone();
-        loop {
-            let got = if self.seg.params.overwrite {
-                let buf = &mut self.buf;
-                self.reader
-                    .try_recv(buf)
-                    .map(|o| o.map(|(len, missed)| Got::Copied { len, missed }))
-            } else {
-                self.reader.peek().map(|o| o.map(Got::Shared))
-            };
-            match got.map_err(|e| Error::from_ring(&name, e))? {
-                Some(Got::Shared(p)) => {
-                    return Ok(Sample {
-                        kind: SampleKind::Shared(p),
-                        sub: self,
-                    });
-                }
-                Some(Got::Copied { len, missed }) => {
-                    return Ok(Sample {
-                        kind: SampleKind::Copied { len, missed },
-                        sub: self,
-                    });
-                }
-                None => {}
+        let got = loop {
+            if let Some(got) = self.try_get()? {
+                break got;
             }
             let due = self
                 .liveness_checked
@@ -880,7 +951,63 @@ impl Subscriber {
                 }
                 Err(e) => return Err(e),
             }
-        }
+        };
+        Ok(self.sample(got))
+    }
+
+    /// Receives the next message without blocking the thread (tokio).
+    ///
+    /// The first call starts a small helper thread for this subscriber: it sleeps on the
+    /// ring's futex while the task waits, and wakes the task through a local eventfd
+    /// registered with tokio (`AsyncFd`). Cost: one mostly idle thread per async receiver and
+    /// one eventfd write per wake-up; the publisher is unchanged (it wakes the futex only when
+    /// someone sleeps on it). Cancel-safe: nothing is consumed until the future completes.
+    #[cfg(feature = "tokio")]
+    pub async fn recv_async(&mut self) -> Result<Sample<'_>, Error> {
+        let got = loop {
+            if let Some(got) = self.try_get()? {
+                break got;
+            }
+            if let Some(e) = self.gone() {
+                if self.reader.has_data() {
+                    continue;
+                }
+                return Err(e);
+            }
+            if self.bridge.is_none() {
+                let at = self
+                    .seg
+                    .table()
+                    .iter()
+                    .position(|c| std::ptr::eq(c, self.reader.cursor()))
+                    .unwrap_or(0);
+                let b = bridge::Bridge::start(
+                    Arc::clone(&self.seg),
+                    |seg| Some(&seg.ctl().data_wait),
+                    move |seg| {
+                        let head = seg.ctl().writer.head.load(Ordering::Acquire);
+                        let tail = seg.table()[at].tail.load(Ordering::Acquire);
+                        let wc = seg.writer_cursor();
+                        let gone = seg.header().writer_epoch.load(Ordering::Acquire) > 0
+                            && (wc.state.load(Ordering::Acquire) == ipcx_ring::FREE
+                                || !segment::cursor_alive(wc));
+                        head != tail || gone
+                    },
+                )
+                .map_err(|source| Error::Io {
+                    name: self.seg.name.to_string(),
+                    source,
+                })?;
+                self.bridge = Some(b);
+            }
+            if let Some(b) = &self.bridge {
+                b.wait().await.map_err(|source| Error::Io {
+                    name: self.seg.name.to_string(),
+                    source,
+                })?;
+            }
+        };
+        Ok(self.sample(got))
     }
 
     /// Receives the next message, blocking.
@@ -990,4 +1117,82 @@ pub fn remove(name: &str) -> Result<(), Error> {
         });
     }
     crate::sys::shm::shm_unlink(&name).map_err(|e| Error::from_io(&name, e))
+}
+
+/// Fuzzing hook: a freshly initialised segment image (a publish/subscribe ring, or a work
+/// queue when `work`) with the parameters of `opts`.
+#[doc(hidden)]
+pub fn fresh_segment_image(work: bool, opts: &Options) -> Result<Vec<u8>, Error> {
+    let c = if work {
+        opts.create_work()?
+    } else {
+        opts.create()?
+    };
+    Segment::fresh_image(&c)
+}
+
+/// Fuzzing hook: validates `bytes` as a segment image (a private copy), like opening a named
+/// ring does, then walks it as a participant would: every active subscriber cursor reads all
+/// its records, a publisher appends a few, or on a work queue the held slots are given back,
+/// every queued message is taken and released and a few are sent. Returns how many records
+/// it read. Any inconsistency must be an error, never a panic or an access outside the image.
+#[doc(hidden)]
+pub fn check_segment_image(bytes: &[u8]) -> Result<usize, Error> {
+    let seg = Segment::from_image(bytes)?;
+    let err = |e| Error::from_ring(&seg.name, e);
+    let mut n = 0;
+    if let Some(q) = seg.work() {
+        for c in seg.table() {
+            let held = c.holding.swap(0, Ordering::AcqRel);
+            seg.give_back(held, c.tail.load(Ordering::Acquire));
+        }
+        for _ in 0..2 * q.slots() + 2 {
+            let Some((idx, len)) = q.take().map_err(err)? else {
+                break;
+            };
+            let _ = q.data().ptr(q.slot_offset(idx), len);
+            q.release(idx).map_err(err)?;
+            n += 1;
+        }
+        for _ in 0..q.slots() + 1 {
+            let Some(idx) = q.acquire().map_err(err)? else {
+                break;
+            };
+            q.data().copy_in(q.slot_offset(idx), b"fuzz", false);
+            q.publish(idx, 4).map_err(err)?;
+        }
+        return Ok(n);
+    }
+    let p = seg.params;
+    let mut buf = vec![0u8; p.max_msg as usize];
+    for c in seg.table() {
+        if c.state.load(Ordering::Acquire) != ipcx_ring::ACTIVE {
+            continue;
+        }
+        let mut r = Reader::resume(seg.ctl(), c, seg.data(), p).map_err(err)?;
+        for _ in 0..p.capacity / 16 + 2 {
+            if p.overwrite {
+                if r.try_recv(&mut buf).map_err(err)?.is_none() {
+                    break;
+                }
+            } else {
+                let Some(rec) = r.peek().map_err(err)? else {
+                    break;
+                };
+                let _ = r.data().ptr(rec.offset, rec.len);
+                r.release(rec);
+            }
+            n += 1;
+        }
+    }
+    let mut w = Writer::attach(seg.ctl(), seg.table(), seg.data(), p).map_err(err)?;
+    for i in 0..4u8 {
+        let len = (usize::from(i) * 7).min(p.max_msg as usize);
+        match w.try_send(&buf[..len]) {
+            Ok(()) => {}
+            Err(RingError::Full) => break,
+            Err(e) => return Err(err(e)),
+        }
+    }
+    Ok(n)
 }

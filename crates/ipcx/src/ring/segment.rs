@@ -5,7 +5,7 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ipcx_ring::{CLAIMED, Ctl, Cursor, Data, FREE, Params};
+use ipcx_ring::{CLAIMED, Ctl, Cursor, Data, FREE, Params, WorkCtl, WorkQueue, WorkSlot};
 
 use super::Error;
 use crate::name::PosixName;
@@ -19,12 +19,30 @@ pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"IPCXRING");
 pub(crate) const VERSION: u32 = 1;
 /// Pattern: publish/subscribe (1:1 and 1:M).
 pub(crate) const PATTERN_PUBSUB: u32 = 1;
+/// Pattern: work queue (N producers, M consumers, each message to one consumer).
+pub(crate) const PATTERN_WORK: u32 = 2;
 /// Largest participant table accepted.
 pub(crate) const MAX_PARTICIPANTS: u32 = 1024;
 
 /// Participant roles (stored in `Cursor::role`).
 pub(crate) const ROLE_PUBLISHER: u32 = 1;
 pub(crate) const ROLE_SUBSCRIBER: u32 = 2;
+pub(crate) const ROLE_PRODUCER: u32 = 3;
+pub(crate) const ROLE_CONSUMER: u32 = 4;
+
+/// Cursor state (process layer): a dead owner's cursor being reclaimed. Never claimed by a
+/// joiner; a reaper that dies there leaves it to the next reaper.
+pub(crate) const REAPING: u32 = 4;
+
+/// `Cursor::holding` values (work queue): what the owner holds; `tail` says which slot.
+pub(crate) const HOLD_NONE: u32 = 0;
+/// A loaned (free, being filled) slot: `tail` is its index.
+pub(crate) const HOLD_LOAN: u32 = 1;
+/// A received message: `tail` is `slot | len << 32`.
+pub(crate) const HOLD_MSG: u32 = 2;
+
+/// Largest work-queue slot count accepted.
+pub(crate) const MAX_SLOTS: u64 = 1 << 20;
 
 /// The segment header: every field an atomic, because a peer may change any byte at any time.
 #[repr(C, align(128))]
@@ -49,8 +67,14 @@ const FLAG_OVERWRITE: u32 = 1;
 /// Where everything is, computed from the parameters alone (never read from the segment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Layout {
+    pub(crate) pattern: u32,
     pub(crate) writer_off: usize,
     pub(crate) ctl_off: usize,
+    /// Work queue: the `free` and `ready` cell arrays (`slots` cells each).
+    pub(crate) free_off: usize,
+    pub(crate) ready_off: usize,
+    pub(crate) slots: usize,
+    pub(crate) slot_size: usize,
     pub(crate) table_off: usize,
     pub(crate) data_off: usize,
     pub(crate) total: usize,
@@ -60,22 +84,58 @@ fn align_up(x: usize, a: usize) -> usize {
     x.div_ceil(a) * a
 }
 
+/// Bytes per work-queue slot for messages of up to `max_msg` bytes.
+pub(crate) fn slot_size(max_msg: u32) -> u64 {
+    (u64::from(max_msg).max(1) + 15) & !15
+}
+
 impl Layout {
-    pub(crate) fn new(p: &Params, participants: u32) -> Option<Layout> {
-        if !p.is_valid() || participants == 0 || participants > MAX_PARTICIPANTS {
+    /// The layout of a `pattern` segment. Publish/subscribe: `p` as [`Params`] says. Work
+    /// queue: `p.capacity` is the data area, `slots * slot_size(p.max_msg)` bytes with
+    /// `slots` a power of two.
+    pub(crate) fn new(pattern: u32, p: &Params, participants: u32) -> Option<Layout> {
+        if participants == 0 || participants > MAX_PARTICIPANTS {
             return None;
         }
+        let (slots, slot) = match pattern {
+            PATTERN_PUBSUB if p.is_valid() => (0, 0),
+            PATTERN_WORK if !p.overwrite => {
+                let slot = slot_size(p.max_msg);
+                let slots = p.capacity / slot;
+                if slots * slot != p.capacity || !slots.is_power_of_two() || slots > MAX_SLOTS {
+                    return None;
+                }
+                (slots as usize, slot as usize)
+            }
+            _ => return None,
+        };
         let writer_off = align_up(size_of::<Header>(), 128);
         let ctl_off = align_up(writer_off + size_of::<Cursor>(), 128);
-        let table_off = align_up(ctl_off + size_of::<Ctl>(), 128);
+        let (free_off, ready_off, ctl_end) = if pattern == PATTERN_WORK {
+            let free_off = align_up(ctl_off + size_of::<WorkCtl>(), 128);
+            let ready_off = align_up(free_off + size_of::<WorkSlot>() * slots, 128);
+            (
+                free_off,
+                ready_off,
+                ready_off + size_of::<WorkSlot>() * slots,
+            )
+        } else {
+            (0, 0, ctl_off + size_of::<Ctl>())
+        };
+        let table_off = align_up(ctl_end, 128);
         let data_off = align_up(
             table_off + size_of::<Cursor>() * participants as usize,
             4096,
         );
         let total = data_off.checked_add(usize::try_from(p.capacity).ok()?)?;
         Some(Layout {
+            pattern,
             writer_off,
             ctl_off,
+            free_off,
+            ready_off,
+            slots,
+            slot_size: slot,
             table_off,
             data_off,
             total,
@@ -87,7 +147,8 @@ impl Layout {
 #[derive(Debug)]
 pub(crate) struct Segment {
     map: Mapping,
-    fd: OwnedFd,
+    /// `None` for a private image (the fuzzing hook).
+    fd: Option<OwnedFd>,
     pub(crate) name: PosixName,
     pub(crate) params: Params,
     pub(crate) participants: u32,
@@ -98,6 +159,7 @@ pub(crate) struct Segment {
 /// Creation parameters.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Create {
+    pub(crate) pattern: u32,
     pub(crate) params: Params,
     pub(crate) participants: u32,
     pub(crate) mode: u32,
@@ -112,19 +174,23 @@ impl Segment {
     ) -> Result<(Segment, bool), Error> {
         match how {
             OpenMode::CreateNew => Segment::create_new(name, c).map(|s| (s, true)),
-            OpenMode::Open => Segment::open(name).map(|s| (s, false)),
+            OpenMode::Open => Segment::open(name, c.pattern).map(|s| (s, false)),
             OpenMode::Create => match Segment::create_new(name, c) {
-                Err(Error::AlreadyExists { .. }) => Segment::open(name).map(|s| (s, false)),
+                Err(Error::AlreadyExists { .. }) => {
+                    Segment::open(name, c.pattern).map(|s| (s, false))
+                }
                 r => r.map(|s| (s, true)),
             },
         }
     }
 
     fn create_new(name: &PosixName, c: &Create) -> Result<Segment, Error> {
-        let layout = Layout::new(&c.params, c.participants).ok_or(Error::InvalidParameters {
-            reason: "capacity must be a power of two >= 64 bytes, at least twice the largest \
-                     record (message + 16 bytes, rounded up to 16), and 1..=1024 participants",
-        })?;
+        let layout =
+            Layout::new(c.pattern, &c.params, c.participants).ok_or(Error::InvalidParameters {
+                reason: "capacity must be a power of two >= 64 bytes, at least twice the largest \
+                         record (message + 16 bytes, rounded up to 16) (work queue: a power of \
+                         two number of slots, at most 2^20), and 1..=1024 participants",
+            })?;
         let io = |e| Error::from_io(name, e);
         let fd = shm::shm_open(name, OpenMode::CreateNew, true, c.mode).map_err(io)?;
         let setup = || -> Result<Segment, Error> {
@@ -133,17 +199,29 @@ impl Segment {
             let map = Mapping::map_shared(&fd, layout.total, 0, true).map_err(io)?;
             let seg = Segment {
                 map,
-                fd: fd.try_clone().map_err(io)?,
+                fd: Some(fd.try_clone().map_err(io)?),
                 name: name.clone(),
                 params: c.params,
                 participants: c.participants,
                 layout,
                 persist: false,
             };
+            seg.init(c);
+            Ok(seg)
+        };
+        setup().inspect_err(|_| {
+            let _ = shm::shm_unlink(name);
+        })
+    }
+
+    /// Writes the header and initialises the queues of a fresh (zeroed) segment.
+    fn init(&self, c: &Create) {
+        let (seg, layout) = (self, self.layout);
+        {
             let h = seg.header();
             h.magic.store(MAGIC, Ordering::Relaxed);
             h.version.store(VERSION, Ordering::Relaxed);
-            h.pattern.store(PATTERN_PUBSUB, Ordering::Relaxed);
+            h.pattern.store(c.pattern, Ordering::Relaxed);
             h.layout_size.store(layout.total as u64, Ordering::Relaxed);
             h.capacity.store(c.params.capacity, Ordering::Relaxed);
             h.max_msg.store(c.params.max_msg, Ordering::Relaxed);
@@ -154,15 +232,39 @@ impl Segment {
                 0
             };
             h.flags.store(flags, Ordering::Relaxed);
+            if let Some(q) = seg.work() {
+                q.init();
+            }
             h.ready.store(1, Ordering::Release);
-            Ok(seg)
-        };
-        setup().inspect_err(|_| {
-            let _ = shm::shm_unlink(name);
-        })
+        }
     }
 
-    fn open(name: &PosixName) -> Result<Segment, Error> {
+    /// A fresh segment image with the parameters `c` (the fuzzing hook's template).
+    pub(crate) fn fresh_image(c: &Create) -> Result<Vec<u8>, Error> {
+        let layout =
+            Layout::new(c.pattern, &c.params, c.participants).ok_or(Error::InvalidParameters {
+                reason: "no such layout",
+            })?;
+        let name = PosixName::new("/image").map_err(Error::InvalidName)?;
+        let map = Mapping::anonymous_shared(layout.total).map_err(|e| Error::from_io(&name, e))?;
+        let seg = Segment {
+            map,
+            fd: None,
+            name,
+            params: c.params,
+            participants: c.participants,
+            layout,
+            persist: true,
+        };
+        seg.init(c);
+        let mut out = vec![0u8; layout.total];
+        // SAFETY: the mapping is `layout.total` bytes, readable, and only `seg` (this
+        // function) uses it; `out` is not inside it.
+        unsafe { std::ptr::copy_nonoverlapping(seg.map.as_ptr(), out.as_mut_ptr(), out.len()) };
+        Ok(out)
+    }
+
+    fn open(name: &PosixName, pattern: u32) -> Result<Segment, Error> {
         let io = |e| Error::from_io(name, e);
         let fd = shm::shm_open(name, OpenMode::Open, true, 0).map_err(io)?;
         let n = name.to_string();
@@ -189,6 +291,34 @@ impl Segment {
             found: size,
         })?;
         let map = Mapping::map_shared(&fd, len, 0, true).map_err(io)?;
+        let seg = Segment::validate(map, Some(fd), name, size, deadline)?;
+        if seg.layout.pattern != pattern {
+            return Err(Error::Incompatible {
+                name: n,
+                field: "pattern (publish/subscribe is 1, work queue is 2)",
+                expected: pattern.into(),
+                found: seg.layout.pattern.into(),
+            });
+        }
+        Ok(seg)
+    }
+
+    /// Checks the header of a mapped segment of `size` bytes and computes its layout.
+    fn validate(
+        map: Mapping,
+        fd: Option<OwnedFd>,
+        name: &PosixName,
+        size: u64,
+        deadline: Instant,
+    ) -> Result<Segment, Error> {
+        let n = name.to_string();
+        if size < size_of::<Header>() as u64 || (map.len() as u64) < size {
+            return Err(Error::TooSmall {
+                name: n,
+                size,
+                needed: size_of::<Header>() as u64,
+            });
+        }
         // SAFETY: the mapping is at least size_of::<Header>() bytes (checked), page aligned,
         // and Header is all atomics (every bit pattern valid); it lives as long as `map`.
         let h = unsafe { &*map.as_ptr().cast::<Header>() };
@@ -220,7 +350,7 @@ impl Segment {
             found,
         };
         let pattern = h.pattern.load(Ordering::Relaxed);
-        if pattern != PATTERN_PUBSUB {
+        if pattern != PATTERN_PUBSUB && pattern != PATTERN_WORK {
             return Err(incompatible(
                 "pattern",
                 PATTERN_PUBSUB.into(),
@@ -233,7 +363,7 @@ impl Segment {
             overwrite: h.flags.load(Ordering::Relaxed) & FLAG_OVERWRITE != 0,
         };
         let participants = h.max_participants.load(Ordering::Relaxed);
-        let layout = Layout::new(&params, participants).ok_or_else(|| Error::Corrupt {
+        let layout = Layout::new(pattern, &params, participants).ok_or_else(|| Error::Corrupt {
             name: n.clone(),
             what: "ring parameters in the header",
         })?;
@@ -259,6 +389,17 @@ impl Segment {
         })
     }
 
+    /// A private copy of a segment image (the fuzzing hook): validated like a named one.
+    pub(crate) fn from_image(bytes: &[u8]) -> Result<Segment, Error> {
+        let name = PosixName::new("/image").map_err(Error::InvalidName)?;
+        let io = |e| Error::from_io(&name, e);
+        let map = Mapping::anonymous_shared(bytes.len().max(1)).map_err(io)?;
+        // SAFETY: the mapping is at least bytes.len() bytes, private to this call (no other
+        // reference to it exists yet), and `bytes` is not inside it.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), map.as_ptr(), bytes.len()) };
+        Segment::validate(map, None, &name, bytes.len() as u64, Instant::now())
+    }
+
     pub(crate) fn header(&self) -> &Header {
         // SAFETY: every Segment's mapping is at least `layout.total` bytes (checked at
         // create/open), which includes the header at offset 0; the mapping is page aligned and
@@ -279,8 +420,30 @@ impl Segment {
     }
 
     pub(crate) fn ctl(&self) -> &Ctl {
-        // SAFETY: as for writer_cursor: in bounds, aligned, all atomics.
+        assert_eq!(self.layout.pattern, PATTERN_PUBSUB);
+        // SAFETY: as for writer_cursor: in bounds (a publish/subscribe layout, asserted),
+        // aligned, all atomics.
         unsafe { &*self.map.as_ptr().add(self.layout.ctl_off).cast::<Ctl>() }
+    }
+
+    /// The work queue of a work-queue segment (`None` for publish/subscribe).
+    pub(crate) fn work(&self) -> Option<WorkQueue<'_>> {
+        if self.layout.pattern != PATTERN_WORK {
+            return None;
+        }
+        let l = &self.layout;
+        // SAFETY: a work layout puts a WorkCtl at ctl_off and `slots` WorkSlots at free_off and
+        // at ready_off, all inside the mapping (layout), 128-aligned and all atomics; the
+        // references borrow `self`, which keeps the mapping.
+        let (ctl, free, ready) = unsafe {
+            let base = self.map.as_ptr();
+            (
+                &*base.add(l.ctl_off).cast::<WorkCtl>(),
+                std::slice::from_raw_parts(base.add(l.free_off).cast::<WorkSlot>(), l.slots),
+                std::slice::from_raw_parts(base.add(l.ready_off).cast::<WorkSlot>(), l.slots),
+            )
+        };
+        WorkQueue::new(ctl, free, ready, self.data(), l.slot_size)
     }
 
     pub(crate) fn table(&self) -> &[Cursor] {
@@ -322,11 +485,15 @@ impl Segment {
     /// names this segment).
     pub(crate) fn leave(&self, me: &Cursor) {
         me.holding.store(0, Ordering::Relaxed);
+        me.pid.store(0, Ordering::Relaxed);
         me.state.store(FREE, Ordering::Release);
         if self.persist || self.others_alive(me) {
             return;
         }
-        let Ok(ours) = shm::fstat(&self.fd) else {
+        let Some(fd) = &self.fd else {
+            return;
+        };
+        let Ok(ours) = shm::fstat(fd) else {
             return;
         };
         if let Ok(fd) = shm::shm_open(&self.name, OpenMode::Open, false, 0)
@@ -361,7 +528,28 @@ impl Segment {
         true
     }
 
-    /// Frees every cursor whose process died; returns how many.
+    /// Claims `cursor` only if it is free (work queue: a dead owner's cursor must be reaped,
+    /// so that what it held is given back, before anyone reuses it).
+    pub(crate) fn claim_free(cursor: &Cursor, role: u32) -> bool {
+        if cursor
+            .state
+            .compare_exchange(FREE, CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        let me = std::process::id();
+        cursor.start_time.store(
+            process_start_time(me as i32).unwrap_or(0),
+            Ordering::Relaxed,
+        );
+        cursor.pid.store(me, Ordering::Relaxed);
+        cursor.role.store(role, Ordering::Release);
+        true
+    }
+
+    /// Frees every cursor whose process died; returns how many. On a work queue, what a dead
+    /// participant held is given back (see [`Segment::give_back`]).
     pub(crate) fn reap(&self) -> usize {
         let mut n = 0;
         for c in std::iter::once(self.writer_cursor()).chain(self.table()) {
@@ -369,13 +557,46 @@ impl Segment {
             if s != FREE
                 && !cursor_alive(c)
                 && c.state
-                    .compare_exchange(s, FREE, Ordering::AcqRel, Ordering::Relaxed)
+                    .compare_exchange(s, REAPING, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
             {
+                // `swap`: if two reapers get here (one took over from a dead one), only one
+                // gives the slot back.
+                let held = c.holding.swap(HOLD_NONE, Ordering::AcqRel);
+                let what = c.tail.load(Ordering::Acquire);
+                // pid 0 reads as "being claimed": a joiner that claims the cursor once it is
+                // FREE is never mistaken for the dead owner.
+                c.pid.store(0, Ordering::Release);
+                let _ =
+                    c.state
+                        .compare_exchange(REAPING, FREE, Ordering::AcqRel, Ordering::Relaxed);
+                self.give_back(held, what);
                 n += 1;
             }
         }
         n
+    }
+
+    /// Work queue: gives back what a dead participant held. A loaned slot returns to the free
+    /// pool (the unsent message is dropped); a received message is published again, so
+    /// another consumer gets it (redelivery). Values are checked by the queue.
+    pub(crate) fn give_back(&self, held: u32, what: u64) {
+        let Some(q) = self.work() else {
+            return;
+        };
+        let r = match held {
+            HOLD_LOAN => q.release(what as u32),
+            HOLD_MSG => q.publish(what as u32, (what >> 32) as usize),
+            _ => return,
+        };
+        if r.is_ok() {
+            let line = if held == HOLD_LOAN {
+                &q.ctl().space_wait
+            } else {
+                &q.ctl().data_wait
+            };
+            super::notify(line);
+        }
     }
 }
 
@@ -396,7 +617,7 @@ pub(crate) fn cursor_alive(c: &Cursor) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Participant {
-    /// `publisher` or `subscriber`.
+    /// `publisher`, `subscriber`, `producer` or `consumer`.
     pub role: &'static str,
     /// Process id.
     pub pid: i32,
@@ -407,7 +628,10 @@ pub struct Participant {
 /// Reads the participants of the ring `name` (read-only; every value checked).
 pub fn participants(name: &str) -> Result<Vec<Participant>, Error> {
     let name = PosixName::new(name)?;
-    let seg = Segment::open(&name)?;
+    let seg = match Segment::open(&name, PATTERN_PUBSUB) {
+        Err(Error::Incompatible { .. }) => Segment::open(&name, PATTERN_WORK)?,
+        r => r?,
+    };
     let mut out = Vec::new();
     for c in std::iter::once(seg.writer_cursor()).chain(seg.table()) {
         if c.state.load(Ordering::Acquire) == FREE {
@@ -416,6 +640,8 @@ pub fn participants(name: &str) -> Result<Vec<Participant>, Error> {
         let role = match c.role.load(Ordering::Acquire) {
             ROLE_PUBLISHER => "publisher",
             ROLE_SUBSCRIBER => "subscriber",
+            ROLE_PRODUCER => "producer",
+            ROLE_CONSUMER => "consumer",
             _ => "unknown",
         };
         out.push(Participant {

@@ -1,0 +1,123 @@
+//! Async receive: a helper thread that sleeps on a ring's futex for one async receiver and
+//! wakes its task through a local eventfd registered with tokio.
+//!
+//! A futex cannot be polled, and an eventfd cannot be shared through the segment (fds belong
+//! to a process), so each async receiver gets one helper thread. The thread is parked on a
+//! condition variable while the task does not wait; when the task waits, the thread sleeps on
+//! the futex like a blocking receiver (so senders wake it only when it announced that it
+//! sleeps), re-checks every [`TICK`](super::TICK) (reaping dead peers), and writes the eventfd
+//! once the receiver has something to do.
+
+use std::os::fd::OwnedFd;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
+
+use ipcx_ring::WaitLine;
+
+use super::TICK;
+use super::segment::Segment;
+use crate::sync::futex::wait_on;
+use crate::sys::eventfd;
+use crate::wait::Wait;
+
+/// Which futex line to sleep on (`None`: the segment is not what the receiver expects).
+pub(crate) type LineFn = fn(&Segment) -> Option<&WaitLine>;
+
+#[derive(Debug, Default)]
+struct Flags {
+    armed: bool,
+    stop: bool,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    flags: Mutex<Flags>,
+    cv: Condvar,
+}
+
+/// The async side of the helper thread.
+#[derive(Debug)]
+pub(crate) struct Bridge {
+    afd: tokio::io::unix::AsyncFd<OwnedFd>,
+    shared: Arc<Shared>,
+}
+
+impl Bridge {
+    /// Starts the helper thread. `ready` says whether the receiver has something to do (a
+    /// message, or a reason to fail).
+    pub(crate) fn start(
+        seg: Arc<Segment>,
+        line: LineFn,
+        ready: impl Fn(&Segment) -> bool + Send + 'static,
+    ) -> std::io::Result<Bridge> {
+        let efd = eventfd::eventfd(0, false)?;
+        let tfd = efd.try_clone()?;
+        let afd = crate::sys::signal::register_async(efd)?;
+        let shared = Arc::new(Shared::default());
+        let sh = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("ipcx-ring-wake".into())
+            .spawn(move || run(&seg, line, ready, &sh, &tfd))?;
+        Ok(Bridge { afd, shared })
+    }
+
+    /// Waits (asynchronously) until the receiver may have something to do.
+    pub(crate) async fn wait(&self) -> std::io::Result<()> {
+        {
+            let mut f = self.shared.flags.lock().unwrap_or_else(|e| e.into_inner());
+            f.armed = true;
+            self.shared.cv.notify_one();
+        }
+        let mut g = self.afd.readable().await?;
+        let _ = eventfd::read(self.afd.get_ref());
+        g.clear_ready();
+        Ok(())
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let mut f = self.shared.flags.lock().unwrap_or_else(|e| e.into_inner());
+        f.stop = true;
+        self.shared.cv.notify_one();
+    }
+}
+
+fn run(seg: &Segment, line: LineFn, ready: impl Fn(&Segment) -> bool, sh: &Shared, efd: &OwnedFd) {
+    loop {
+        {
+            let mut f = sh.flags.lock().unwrap_or_else(|e| e.into_inner());
+            while !f.armed && !f.stop {
+                f = sh.cv.wait(f).unwrap_or_else(|e| e.into_inner());
+            }
+            if f.stop {
+                return;
+            }
+        }
+        let Some(line) = line(seg) else {
+            return;
+        };
+        loop {
+            if sh.flags.lock().map(|f| f.stop).unwrap_or(true) {
+                return;
+            }
+            if ready(seg) {
+                break;
+            }
+            line.sleepers.fetch_add(1, Ordering::SeqCst);
+            let seq = line.seq.load(Ordering::SeqCst);
+            if ready(seg) {
+                line.sleepers.fetch_sub(1, Ordering::SeqCst);
+                break;
+            }
+            let woken = wait_on(&line.seq, seq, Wait::timeout(TICK));
+            line.sleepers.fetch_sub(1, Ordering::SeqCst);
+            if woken.is_err() {
+                // A tick without news: look for dead peers (their slots, their messages).
+                seg.reap();
+            }
+        }
+        sh.flags.lock().unwrap_or_else(|e| e.into_inner()).armed = false;
+        let _ = eventfd::write(efd, 1);
+    }
+}
