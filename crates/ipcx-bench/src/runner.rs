@@ -835,9 +835,14 @@ pub fn run_plan(
     // Pinned for this run only: the guard restores the caller's CPU mask when the run ends
     // (a program may run several plans, as the peers comparison does).
     let _pinned = match cfg.pin {
-        Some(pin) => Some(crate::ring_rows::PinGuard::pin(pin.parent_cpu).map_err(|e| {
-            RunError::Harness(format!("pinning the parent to CPU {}: {e:?}", pin.parent_cpu))
-        })?),
+        Some(pin) => Some(
+            crate::ring_rows::PinGuard::pin(pin.parent_cpu).map_err(|e| {
+                RunError::Harness(format!(
+                    "pinning the parent to CPU {}: {e:?}",
+                    pin.parent_cpu
+                ))
+            })?,
+        ),
         None => None,
     };
     let dir = RunDir::new()?;
