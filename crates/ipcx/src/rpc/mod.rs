@@ -38,7 +38,10 @@
 //!   ([`CallContext::caller_gone`], [`CallContext::cancelled`]) and stop early.
 //! * **Authorisation**: [`Service::authorize`] sees each connecting peer's kernel-verified
 //!   uid/gid/pid (Unix sockets) and may refuse it ([`RpcError::Denied`]).
-//! * **Transports**: Unix sockets (`unix:PATH`, `unix:@NAME`) and TCP (`tcp:HOST:PORT`);
+//! * **Transports**: Unix sockets (`unix:PATH`, `unix:@NAME`), TCP (`tcp:HOST:PORT`) and
+//!   shared-memory rings (`shm:/NAME`: a pair of rings per connection, set up through a
+//!   handshake on an abstract Unix socket that also gives the server the client's
+//!   credentials; see [`crate::pattern::shmlink`]);
 //!   with the `tls` feature, TLS over TCP ([`Service::serve_tls`], [`RpcClient::connect_tls`]):
 //!   the client always verifies the server's certificate, and the server can require client
 //!   certificates (see [`crate::pattern::tls`]).
@@ -314,7 +317,7 @@ impl Service {
         self
     }
 
-    /// Starts serving at `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`) on background
+    /// Starts serving at `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`, `shm:/NAME`) on background
     /// threads; the returned handle stops the server when dropped.
     pub fn serve(self, addr: &str) -> Result<RunningService, pattern::Error> {
         self.serve_with(addr, None)
