@@ -42,6 +42,8 @@ pub const MAX_FRAME: usize = (1 << 20) + 4096;
 /// How long the handshake on the accept socket may take, on either side.
 const HANDSHAKE: Duration = Duration::from_secs(2);
 const MAGIC: &[u8; 8] = b"IPCXSHM1";
+/// Longest single wait on a ring before looking whether its publisher is still alive.
+const PEER_CHECK: Duration = Duration::from_millis(100);
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -182,13 +184,23 @@ impl Link for ShmLink {
 
     fn recv_frame_wait(&mut self, wait: Wait) -> Result<Option<Vec<u8>>, Error> {
         let mut rx = lock(&self.rx);
-        match rx.recv_wait(wait) {
+        // The ring notices a dead publisher when a wait ends: wait in slices, so that a peer
+        // that dies is noticed within one slice however long the caller waits.
+        let slice = |wait: Wait| match wait.remaining() {
+            Some(left) if left <= PEER_CHECK => wait,
+            _ => Wait::timeout(PEER_CHECK),
+        };
+        let mut got = rx.recv_wait(slice(wait)).map(|s| s.to_vec());
+        while matches!(got, Err(ring::Error::Timeout)) && !wait.expired() {
+            got = rx.recv_wait(slice(wait)).map(|s| s.to_vec());
+        }
+        match got {
             Ok(s) if s.len() > self.max => Err(Error::TooLarge {
                 len: s.len(),
                 max: self.max,
                 what: "the ring link's maximum frame length".into(),
             }),
-            Ok(s) => Ok(Some(s.to_vec())),
+            Ok(s) => Ok(Some(s)),
             Err(ring::Error::PeerGone { .. }) => Ok(None),
             Err(e) => Err(ring_err("the ring link", e)),
         }
