@@ -315,14 +315,15 @@ impl Link for ClientLink {
     fn send(&mut self, msg: &[u8], wait: Wait) -> Result<(), LinkError> {
         let _ = wait;
         if is_end(msg) {
-            // The end of a phase is not answered: the call is left to a thread of its own,
-            // which ends when the peer closes the connection (or after CALL_TIMEOUT).
-            if self.client.is_dead() {
-                return Err(LinkError::PeerGone(format!("{} is gone", self.addr)));
-            }
-            let (c, m) = (self.client.clone(), msg.to_vec());
-            std::thread::spawn(move || c.request(METHOD, &m, CALL_TIMEOUT));
-            return Ok(());
+            // The end of a phase: the server answers it at once (before the harness sees it),
+            // so the call returns and no caller is left reading this connection.
+            return match self
+                .client
+                .request_wait(METHOD, msg, Wait::timeout(CALL_TIMEOUT))
+            {
+                Ok(_) => Ok(()),
+                Err(e) => Err(map_err(&self.addr, e)),
+            };
         }
         self.request.clear();
         self.request.extend_from_slice(msg);
@@ -387,7 +388,12 @@ impl Link for ServerLink {
             .map_err(|e| map_err("receiving a call", e))?;
         buf.clear();
         buf.extend_from_slice(&req.payload);
-        self.current = Some(req);
+        if is_end(buf) {
+            // Not echoed by the harness: answered here so that the caller is not left waiting.
+            let _ = req.reply(Status::Ok, b"");
+        } else {
+            self.current = Some(req);
+        }
         Ok(())
     }
 }
@@ -397,7 +403,12 @@ mod tests {
     use super::*;
 
     fn round_trips(row: impl Mechanism) {
-        let dir = std::env::temp_dir().join(format!("ipcx-bench-rpc-{}", std::process::id()));
+        // One directory per row: the tests run in parallel and each removes its own.
+        let dir = std::env::temp_dir().join(format!(
+            "ipcx-bench-rpc-{}-{}",
+            std::process::id(),
+            row.name()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let ctx = RowContext {
             payload: 4096,
