@@ -5,10 +5,10 @@
 //!
 //! The peer runs the server end of the request/reply layer that `ipcx::rpc` is built on (a
 //! connection thread, the server's request queue, a reply routed by request id); the parent
-//! is a request/reply client (request ids, a pending-call table; the calling thread reads its own reply). One ping-pong
-//! round trip is one call whose arguments are the harness's message (its 8-byte sequence
-//! number, padded to the payload size) and whose result is the same bytes, so the smallest
-//! size measures a null call. The bytes go as they are: the typed layer's postcard encoding
+//! is a request/reply client (request ids, a pending-call table; the calling thread reads its
+//! own reply). One ping-pong round trip is one call whose arguments are the harness's message
+//! (its 8-byte sequence number, padded to the payload size) and whose result is the same bytes,
+//! so the smallest size measures a null call. The bytes go as they are: the typed layer's postcard encoding
 //! is not included.
 //!
 //! Only ping-pong is offered: a call is a round trip by nature.
