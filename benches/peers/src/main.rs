@@ -14,6 +14,7 @@ mod ipcx_rows;
 mod others;
 mod overhead;
 mod raw;
+mod tarpc_row;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -91,6 +92,7 @@ pub fn registry() -> Registry {
     r.add(iceoryx::Iceoryx2);
     r.add(others::IpcChannel::default());
     r.add(others::Interprocess);
+    r.add(tarpc_row::Tarpc);
     for m in raw::rows() {
         r.add_arc(Arc::from(m));
     }

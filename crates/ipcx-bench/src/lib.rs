@@ -89,6 +89,8 @@ impl Registry {
         }
         r.add(rpc::RpcRow::new(rpc::RpcTransport::Unix));
         r.add(rpc::RpcRow::new(rpc::RpcTransport::Tcp));
+        r.add(rpc::RpcRow::new(rpc::RpcTransport::Shm));
+        r.add(rpc::ShmLinkRow);
         r.add(selftest::SelfTest);
         r
     }

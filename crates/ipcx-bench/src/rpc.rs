@@ -1,11 +1,14 @@
-//! The RPC rows: `rpc-unix` and `rpc-tcp`, one request/reply round trip per message.
+//! The RPC rows: `rpc-unix`, `rpc-tcp` and `rpc-shm`, one request/reply round trip per
+//! message; and `shm-link`, the ring link under `rpc-shm` on its own (frames echoed over a
+//! pair of shared-memory rings, no request/reply layer), the baseline `rpc-shm` is compared
+//! with.
 //!
 //! The peer runs the server end of the request/reply layer that `ipcx::rpc` is built on (a
 //! connection thread, the server's request queue, a reply routed by request id); the parent
-//! is a request/reply client (request ids, a pending-call table, a reader thread). One ping-pong
-//! round trip is one call whose arguments are the harness's message (its 8-byte sequence
-//! number, padded to the payload size) and whose result is the same bytes, so the smallest
-//! size measures a null call. The bytes go as they are: the typed layer's postcard encoding
+//! is a request/reply client (request ids, a pending-call table; the calling thread reads its
+//! own reply). One ping-pong round trip is one call whose arguments are the harness's message
+//! (its 8-byte sequence number, padded to the payload size) and whose result is the same bytes,
+//! so the smallest size measures a null call. The bytes go as they are: the typed layer's postcard encoding
 //! is not included.
 //!
 //! Only ping-pong is offered: a call is a round trip by nature.
@@ -35,6 +38,8 @@ pub enum RpcTransport {
     Unix,
     /// TCP over loopback.
     Tcp,
+    /// A pair of shared-memory rings (`shm:/NAME`).
+    Shm,
 }
 
 /// An RPC row.
@@ -70,6 +75,7 @@ impl Mechanism for RpcRow {
         match self.transport {
             RpcTransport::Unix => "rpc-unix",
             RpcTransport::Tcp => "rpc-tcp",
+            RpcTransport::Shm => "rpc-shm",
         }
     }
 
@@ -79,10 +85,22 @@ impl Mechanism for RpcRow {
                 "RPC call (request/reply layer of ipcx::rpc) over a Unix stream socket"
             }
             RpcTransport::Tcp => "RPC call (request/reply layer of ipcx::rpc) over loopback TCP",
+            RpcTransport::Shm => {
+                "RPC call (request/reply layer of ipcx::rpc) over a pair of shared-memory rings"
+            }
         }
     }
 
     fn check_payload(&self, payload: usize) -> Result<(), String> {
+        if self.transport == RpcTransport::Shm {
+            let max = ipcx::pattern::shmlink::MAX_FRAME - OVERHEAD;
+            if payload > max {
+                return Err(format!(
+                    "an RPC call over rings carries at most {max} bytes of arguments"
+                ));
+            }
+            return Ok(());
+        }
         let max = ipcx::framing::DEFAULT_MAX_FRAME_LEN - OVERHEAD;
         if payload > max {
             return Err(format!(
@@ -114,6 +132,7 @@ impl Mechanism for RpcRow {
                     .port();
                 format!("tcp:127.0.0.1:{port}")
             }
+            RpcTransport::Shm => shm_addr(ctx),
         };
         let spec = Spec {
             addr,
@@ -144,6 +163,108 @@ impl Mechanism for RpcRow {
                 }))
             }
         }
+    }
+}
+
+fn shm_addr(ctx: &RowContext) -> String {
+    let mut tag = ctx.tag.clone();
+    tag.truncate(150);
+    format!("shm:/{tag}-rpc")
+}
+
+/// The `shm-link` row: frames echoed over the ring link that `rpc-shm` runs on.
+#[derive(Debug, Clone, Copy)]
+pub struct ShmLinkRow;
+
+impl Mechanism for ShmLinkRow {
+    fn name(&self) -> &str {
+        "shm-link"
+    }
+
+    fn description(&self) -> &str {
+        "frames over a pair of shared-memory rings (the link under rpc-shm, ipcx::pattern::shmlink), no RPC layer"
+    }
+
+    fn check_payload(&self, payload: usize) -> Result<(), String> {
+        let max = ipcx::pattern::shmlink::MAX_FRAME;
+        if payload > max {
+            return Err(format!("a ring link carries at most {max} bytes per frame"));
+        }
+        Ok(())
+    }
+
+    fn patterns(&self) -> &[Pattern] {
+        &[Pattern::PingPong]
+    }
+
+    fn prepare(&self, ctx: &RowContext) -> Result<Prepared, LinkError> {
+        Ok(Prepared::new(shm_addr(ctx)))
+    }
+
+    fn open(&self, spec: &str, side: Side, payload: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
+        let _ = payload;
+        let addr = LinkAddr::parse(spec).map_err(|e| map_err(spec, e))?;
+        match side {
+            Side::Parent => Ok(Box::new(RawLinkHalf::Connect(addr))),
+            Side::Peer => {
+                let l = addr.bind().map_err(|e| map_err(spec, e))?;
+                Ok(Box::new(RawLinkHalf::Accept(l)))
+            }
+        }
+    }
+}
+
+enum RawLinkHalf {
+    Connect(LinkAddr),
+    Accept(ipcx::pattern::LinkListener),
+}
+
+impl HalfOpen for RawLinkHalf {
+    fn connect(self: Box<Self>, wait: Wait) -> Result<Box<dyn Link>, LinkError> {
+        let deadline = match wait {
+            Wait::Until(d) => d,
+            _ => Instant::now() + Duration::from_secs(10),
+        };
+        let link = match *self {
+            RawLinkHalf::Accept(l) => l
+                .accept_wait(Wait::Until(deadline))
+                .map_err(|e| map_err("accepting", e))?,
+            RawLinkHalf::Connect(a) => loop {
+                match a.connect(Wait::Until(deadline)) {
+                    Ok(l) => break l,
+                    Err(_) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(e) => return Err(map_err(&a.to_string(), e)),
+                }
+            },
+        };
+        Ok(Box::new(RawLink(link)))
+    }
+}
+
+struct RawLink(Box<dyn ipcx::pattern::Link>);
+
+impl Link for RawLink {
+    fn send(&mut self, msg: &[u8], wait: Wait) -> Result<(), LinkError> {
+        self.0
+            .send_frame_wait(msg, wait)
+            .map_err(|e| map_err("sending", e))
+    }
+
+    fn recv(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<(), LinkError> {
+        match self.0.recv_frame_wait(wait) {
+            Ok(Some(f)) => {
+                *buf = f;
+                Ok(())
+            }
+            Ok(None) => Err(LinkError::PeerGone("the peer closed the ring link".into())),
+            Err(e) => Err(map_err("receiving", e)),
+        }
+    }
+
+    fn max_payload(&self) -> Option<usize> {
+        Some(ipcx::pattern::shmlink::MAX_FRAME)
     }
 }
 
@@ -194,14 +315,15 @@ impl Link for ClientLink {
     fn send(&mut self, msg: &[u8], wait: Wait) -> Result<(), LinkError> {
         let _ = wait;
         if is_end(msg) {
-            // The end of a phase is not answered: the call is left to a thread of its own,
-            // which ends when the peer closes the connection (or after CALL_TIMEOUT).
-            if self.client.is_dead() {
-                return Err(LinkError::PeerGone(format!("{} is gone", self.addr)));
-            }
-            let (c, m) = (self.client.clone(), msg.to_vec());
-            std::thread::spawn(move || c.request(METHOD, &m, CALL_TIMEOUT));
-            return Ok(());
+            // The end of a phase: the server answers it at once (before the harness sees it),
+            // so the call returns and no caller is left reading this connection.
+            return match self
+                .client
+                .request_wait(METHOD, msg, Wait::timeout(CALL_TIMEOUT))
+            {
+                Ok(_) => Ok(()),
+                Err(e) => Err(map_err(&self.addr, e)),
+            };
         }
         self.request.clear();
         self.request.extend_from_slice(msg);
@@ -266,7 +388,12 @@ impl Link for ServerLink {
             .map_err(|e| map_err("receiving a call", e))?;
         buf.clear();
         buf.extend_from_slice(&req.payload);
-        self.current = Some(req);
+        if is_end(buf) {
+            // Not echoed by the harness: answered here so that the caller is not left waiting.
+            let _ = req.reply(Status::Ok, b"");
+        } else {
+            self.current = Some(req);
+        }
         Ok(())
     }
 }
@@ -275,8 +402,13 @@ impl Link for ServerLink {
 mod tests {
     use super::*;
 
-    fn round_trips(row: RpcRow) {
-        let dir = std::env::temp_dir().join(format!("ipcx-bench-rpc-{}", std::process::id()));
+    fn round_trips(row: impl Mechanism) {
+        // One directory per row: the tests run in parallel and each removes its own.
+        let dir = std::env::temp_dir().join(format!(
+            "ipcx-bench-rpc-{}-{}",
+            std::process::id(),
+            row.name()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let ctx = RowContext {
             payload: 4096,
@@ -287,8 +419,8 @@ mod tests {
         let peer_half = row.open(&p.spec, Side::Peer, 4096).unwrap();
         let parent_half = row.open(&p.spec, Side::Parent, 4096).unwrap();
         let wait = Wait::timeout(Duration::from_secs(10));
-        let mut peer = peer_half.connect(wait).unwrap();
         let echo = std::thread::spawn(move || {
+            let mut peer = peer_half.connect(wait).unwrap();
             let mut buf = Vec::new();
             let mut n = 0;
             loop {
@@ -326,5 +458,15 @@ mod tests {
     #[test]
     fn rpc_tcp_echoes_calls() {
         round_trips(RpcRow::new(RpcTransport::Tcp));
+    }
+
+    #[test]
+    fn rpc_shm_echoes_calls() {
+        round_trips(RpcRow::new(RpcTransport::Shm));
+    }
+
+    #[test]
+    fn shm_link_echoes_frames() {
+        round_trips(ShmLinkRow);
     }
 }

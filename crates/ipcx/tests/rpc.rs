@@ -334,84 +334,66 @@ fn async_client() {
 }
 
 #[test]
-fn frame_decoder_is_bounds_checked() {
-    let frames = [
-        Frame::Hello(Hello {
-            protocol: 1,
-            service: "s".into(),
-            version: 7,
-        }),
-        Frame::Welcome { max_frame: 9 },
-        Frame::Request {
-            id: 5,
-            deadline_ms: 100,
-            method: "m".into(),
-            payload: vec![1, 2, 3],
-        },
-        Frame::Reply {
-            id: 5,
-            status: Status::AppError,
-            payload: b"x".to_vec(),
-        },
-    ];
-    for f in &frames {
-        let b = f.encode();
-        assert_eq!(&Frame::decode(&b).unwrap(), f);
-        for cut in 0..b.len() {
-            // Requests and replies end in a payload of any length: only cuts into the header
-            // must fail; nothing may panic.
-            let _ = Frame::decode(&b[..cut]);
+fn native_async_client_over_a_unix_socket() {
+    let a = addr("async-native");
+    let mut server = util::spawn_role("server", &[&a]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut c = None;
+        let t = Instant::now();
+        while c.is_none() && t.elapsed() < LONG {
+            c = ipcx::rpc::AsyncRpcClient::connect(&a, "calc", 1, LONG)
+                .await
+                .ok();
+            if c.is_none() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
         }
-    }
-    assert!(Frame::decode(b"").is_err());
-    assert!(Frame::decode(b"\x01\0\0\0\0\0\0\0\x01\0\0\0\0\xff\xff").is_err());
-    assert!(Frame::decode(b"\x02\0\0\0\0\0\0\0\x01\x63").is_err());
-    assert!(Frame::decode(b"IPCXRQ\0\x01\0\0\0\x01\x01\x00").is_err());
-    let mut x = 0x9e37_79b9_u32;
-    for _ in 0..20_000 {
-        let len = (x % 40) as usize;
-        let junk: Vec<u8> = (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
+        let c = c.unwrap();
+        assert!(c.is_native());
+        assert_eq!(c.call::<_, i32>("add", &(2, 3), LONG).await.unwrap(), 5);
+        let e = c.call::<_, i32>("div", &(1, 0), LONG).await.unwrap_err();
+        assert!(
+            matches!(&e, RpcError::Remote { message, .. } if message == "division by zero"),
+            "{e:?}"
+        );
+        let e = c.call::<_, i32>("nope", &(), LONG).await.unwrap_err();
+        assert!(matches!(e, RpcError::UnknownMethod { .. }), "{e:?}");
+        // Concurrent calls on one connection, on a single-threaded runtime.
+        let calls: Vec<_> = (0..32)
+            .map(|i| {
+                let c = c.clone();
+                tokio::spawn(async move { c.call::<_, i32>("add", &(i, 1), LONG).await })
             })
             .collect();
-        let _ = Frame::decode(&junk);
-    }
-}
-
-#[test]
-fn a_handler_notices_that_its_caller_vanished() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU32, Ordering};
-    let a = addr("gone");
-    // 0: not started, 1: running, 2: stopped because the caller went, 3: ran to the end.
-    let state = Arc::new(AtomicU32::new(0));
-    let st = state.clone();
-    let _s = calc()
-        .method_ctx("slow", move |ctx: &CallContext, ms: u64| {
-            st.store(1, Ordering::SeqCst);
-            let until = Instant::now() + Duration::from_millis(ms);
-            while Instant::now() < until {
-                if ctx.caller_gone() {
-                    st.store(2, Ordering::SeqCst);
-                    return Err("caller gone".to_string());
-                }
-                assert!(!ctx.cancelled() || ctx.expired());
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            st.store(3, Ordering::SeqCst);
-            Ok(ms)
-        })
-        .serve(&a)
-        .unwrap();
-    let mut child = util::spawn_role("slow_caller", &[&a]);
-    assert!(util::wait_until(LONG, || state.load(Ordering::SeqCst) == 1));
-    child.kill();
-    let t = Instant::now();
-    assert!(util::wait_until(LONG, || state.load(Ordering::SeqCst) != 1));
-    assert_eq!(state.load(Ordering::SeqCst), 2);
-    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        for (i, h) in calls.into_iter().enumerate() {
+            assert_eq!(h.await.unwrap().unwrap(), i as i32 + 1);
+        }
+        // A call whose future is dropped leaves the connection usable.
+        let slow = c.call::<_, u64>("slow", &300u64, LONG);
+        let _ = tokio::time::timeout(Duration::from_millis(20), slow).await;
+        assert_eq!(c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap(), 2);
+        let e = c
+            .call::<_, u64>("slow", &10_000u64, Duration::from_millis(100))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, RpcError::Timeout { .. }), "{e:?}");
+        // A killed server fails the pending call and the next ones.
+        let c2 = c.clone();
+        let pending =
+            tokio::spawn(async move { c2.call::<_, u64>("slow", &10_000u64, LONG).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        server.kill();
+        let e = tokio::time::timeout(LONG, pending)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
+        let e = c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap_err();
+        assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
+    });
 }

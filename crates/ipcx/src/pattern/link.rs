@@ -4,13 +4,15 @@
 //! handle on the same connection, so that one thread reads while another writes. Unix stream
 //! sockets (with the peer's kernel-verified [`Credentials`]) and TCP implement it; another
 //! transport (the shared-memory ring, a TLS stream) plugs in by implementing the trait for its
-//! connection type and [`LinkListener`]'s role for its listener.
+//! connection type and [`LinkListener`]'s role for its listener; the shared-memory ring does
+//! (`shm:/NAME`, [`super::shmlink`]).
 
 use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use super::Error;
+use super::shmlink::{ShmLink, ShmListener};
 use crate::socket::{Credentials, TcpListener, TcpStream, UnixAddr, UnixListener, UnixStream};
 use crate::wait::Wait;
 
@@ -37,19 +39,22 @@ pub trait Link: Send + fmt::Debug {
     }
 }
 
-/// Where a connection-oriented pattern listens or connects: `unix:PATH`, `unix:@NAME` or
-/// `tcp:HOST:PORT`.
+/// Where a connection-oriented pattern listens or connects: `unix:PATH`, `unix:@NAME`,
+/// `tcp:HOST:PORT` or `shm:/NAME` (a pair of shared-memory rings per connection, see
+/// [`super::shmlink`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkAddr {
     /// A Unix stream socket (path or abstract name).
     Unix(UnixAddr),
     /// A TCP address, `HOST:PORT`.
     Tcp(String),
+    /// Shared-memory rings, `/NAME` (see [`super::shmlink`]).
+    Shm(String),
 }
 
 impl LinkAddr {
-    /// Parses `unix:PATH`, `unix:@NAME` or `tcp:HOST:PORT`; a bare `@NAME` or `/path` is a Unix
-    /// address.
+    /// Parses `unix:PATH`, `unix:@NAME`, `tcp:HOST:PORT` or `shm:/NAME`; a bare `@NAME` or
+    /// `/path` is a Unix address.
     pub fn parse(s: &str) -> Result<LinkAddr, Error> {
         let bad = |reason: &str| Error::InvalidAddress {
             addr: s.to_owned(),
@@ -64,10 +69,17 @@ impl LinkAddr {
             }
             return Ok(LinkAddr::Tcp(rest.to_owned()));
         }
+        if let Some(rest) = s.strip_prefix("shm:") {
+            return super::shmlink::check_name(rest)
+                .map(|n| LinkAddr::Shm(n.as_str().to_owned()))
+                .map_err(|r| bad(&r));
+        }
         if s.starts_with('@') || s.starts_with('/') {
             return UnixAddr::parse(s).map(LinkAddr::Unix).map_err(bad);
         }
-        Err(bad("expected unix:PATH, unix:@NAME or tcp:HOST:PORT"))
+        Err(bad(
+            "expected unix:PATH, unix:@NAME, tcp:HOST:PORT or shm:/NAME",
+        ))
     }
 
     /// Connects, giving up at the deadline.
@@ -92,6 +104,7 @@ impl LinkAddr {
                 };
                 Ok(Box::new(TcpLink::new(s)))
             }
+            LinkAddr::Shm(name) => Ok(Box::new(ShmLink::connect(name, wait)?)),
         }
     }
 
@@ -100,6 +113,7 @@ impl LinkAddr {
         match self {
             LinkAddr::Unix(a) => Ok(LinkListener::Unix(UnixListener::bind(a)?)),
             LinkAddr::Tcp(a) => Ok(LinkListener::Tcp(TcpListener::bind(a.as_str())?)),
+            LinkAddr::Shm(name) => Ok(LinkListener::Shm(ShmListener::bind(name)?)),
         }
     }
 }
@@ -109,6 +123,7 @@ impl fmt::Display for LinkAddr {
         match self {
             LinkAddr::Unix(a) => write!(f, "unix:{a}"),
             LinkAddr::Tcp(a) => write!(f, "tcp:{a}"),
+            LinkAddr::Shm(a) => write!(f, "shm:{a}"),
         }
     }
 }
@@ -128,6 +143,8 @@ pub enum LinkListener {
     Unix(UnixListener),
     /// TCP listener.
     Tcp(TcpListener),
+    /// Shared-memory ring links (an abstract Unix socket for the handshake).
+    Shm(ShmListener),
 }
 
 impl LinkListener {
@@ -144,6 +161,7 @@ impl LinkListener {
                 let (s, _) = l.accept_wait(wait)?;
                 Ok(Box::new(TcpLink::new(s)))
             }
+            LinkListener::Shm(l) => Ok(Box::new(l.accept_wait(wait)?)),
         }
     }
 
@@ -152,6 +170,7 @@ impl LinkListener {
         match self {
             LinkListener::Unix(l) => Ok(LinkAddr::Unix(l.local_addr().clone())),
             LinkListener::Tcp(l) => Ok(LinkAddr::Tcp(l.local_addr()?.to_string())),
+            LinkListener::Shm(l) => Ok(LinkAddr::Shm(l.name().to_owned())),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! | direct messaging | [`direct`] | 1:1, addressed by pid | abstract Unix datagram `@ipcx-inbox-<uid>-<pid>` |
 //! | mailbox | [`mailbox`] | N:M, each message to exactly one receiver | POSIX message queue |
 //! | publish/subscribe | [`pubsub`] | 1:M (N:M with several publishers), topic prefixes | Unix stream sockets, fan-out |
-//! | request/reply | [`reqrep`] | many clients, many servers, request ids, deadlines | Unix stream sockets or TCP |
+//! | request/reply | [`reqrep`] | many clients, many servers, request ids, deadlines | Unix stream sockets, TCP or shared-memory rings |
 //! | push/pull | [`pushpull`] | work distribution with credits and redelivery | Unix stream sockets or TCP |
 //!
 //! Every pattern reports failures through one [`Error`] enum, and every blocking call comes as
@@ -17,8 +17,8 @@
 //! [`MessageReceiver`](crate::channel::MessageReceiver), so they can be used wherever a channel
 //! can. The connection-oriented patterns (pub/sub, request/reply, push/pull) move their frames
 //! through the small [`Link`] abstraction (a framed, bidirectional connection that can be split
-//! into a reading and a writing half); a new transport, such as the shared-memory ring, plugs in
-//! by implementing [`Link`] for its connection type.
+//! into a reading and a writing half); a new transport plugs in by implementing [`Link`] for its
+//! connection type, as the shared-memory ring does ([`shmlink`], addresses `shm:/NAME`).
 
 use std::fmt;
 use std::io;
@@ -32,6 +32,7 @@ pub mod mailbox;
 pub mod pubsub;
 pub mod pushpull;
 pub mod reqrep;
+pub mod shmlink;
 #[cfg(feature = "tls")]
 pub mod tls;
 

@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -390,16 +390,81 @@ pub struct Refused {
     pub message: String,
 }
 
-type Pending = Mutex<HashMap<u64, mpsc::SyncSender<Reply>>>;
+/// The reading half of a client's connection and what has been read from it.
+#[derive(Debug)]
+struct ReadState {
+    /// The reading half; `None` while a caller reads from it.
+    reader: Option<Box<dyn Link>>,
+    /// The calls waiting for a reply, and the replies read for them so far.
+    replies: HashMap<u64, Option<Reply>>,
+    /// Why the connection ended, once it has.
+    dead: Option<String>,
+}
 
 #[derive(Debug)]
 struct ClientInner {
     writer: Mutex<Box<dyn Link>>,
-    pending: Pending,
+    state: Mutex<ReadState>,
+    /// Signalled when a reply was stored, the reader was put back, or the connection died.
+    ready: Condvar,
     next_id: AtomicU64,
-    dead: Mutex<Option<String>>,
     max_frame: usize,
     addr: String,
+}
+
+impl ClientInner {
+    fn set_dead(&self, why: String) {
+        let mut st = lock(&self.state);
+        if st.dead.is_none() {
+            st.dead = Some(why);
+        }
+        self.ready.notify_all();
+    }
+
+    /// Reads replies from `reader` as `wait` allows, storing each for its caller, until the
+    /// reply to `id` has come (0: none is awaited), nothing more is there in time, or the
+    /// connection ended.
+    fn read_replies(&self, reader: &mut dyn Link, id: u64, wait: Wait) {
+        loop {
+            match reader.recv_frame_wait(wait) {
+                Ok(Some(f)) => match Frame::decode(&f) {
+                    Ok(Frame::Reply {
+                        id: rid,
+                        status,
+                        payload,
+                    }) => {
+                        let mut st = lock(&self.state);
+                        if let Some(slot) = st.replies.get_mut(&rid) {
+                            *slot = Some(Reply { status, payload });
+                        }
+                        if rid == id {
+                            return;
+                        }
+                        // Another caller's reply.
+                        self.ready.notify_all();
+                    }
+                    Ok(_) => {
+                        return self.set_dead(format!(
+                            "the server at {} sent an unexpected frame",
+                            self.addr
+                        ));
+                    }
+                    Err(e) => {
+                        return self
+                            .set_dead(format!("the server at {} sent garbage: {e}", self.addr));
+                    }
+                },
+                Ok(None) => {
+                    return self
+                        .set_dead(format!("the server at {} closed the connection", self.addr));
+                }
+                Err(Error::Timeout | Error::WouldBlock) => return,
+                Err(e) => {
+                    return self.set_dead(format!("the connection to {} failed: {e}", self.addr));
+                }
+            }
+        }
+    }
 }
 
 /// The requesting end: one connection to one server, shared by any number of threads.
@@ -493,20 +558,16 @@ impl Client {
         let reader = link.try_clone_link()?;
         let inner = Arc::new(ClientInner {
             writer: Mutex::new(link),
-            pending: Mutex::new(HashMap::new()),
+            state: Mutex::new(ReadState {
+                reader: Some(reader),
+                replies: HashMap::new(),
+                dead: None,
+            }),
+            ready: Condvar::new(),
             next_id: AtomicU64::new(1),
-            dead: Mutex::new(None),
             max_frame,
             addr: addr.to_owned(),
         });
-        let weak = Arc::downgrade(&inner);
-        std::thread::Builder::new()
-            .name("ipcx-req-reader".into())
-            .spawn(move || client_reader(reader, weak))
-            .map_err(|source| Error::Io {
-                context: "spawning the client's reader thread".into(),
-                source,
-            })?;
         Ok(Client { inner })
     }
 
@@ -515,9 +576,21 @@ impl Client {
         &self.inner.addr
     }
 
-    /// Whether the connection has ended.
+    /// Whether the connection has ended (when no call is in progress, this looks at the
+    /// connection without waiting).
     pub fn is_dead(&self) -> bool {
-        lock(&self.inner.dead).is_some()
+        let mut st = lock(&self.inner.state);
+        if st.dead.is_some() {
+            return true;
+        }
+        if let Some(mut reader) = st.reader.take() {
+            drop(st);
+            self.inner.read_replies(&mut *reader, 0, Wait::NoWait);
+            st = lock(&self.inner.state);
+            st.reader = Some(reader);
+            self.inner.ready.notify_all();
+        }
+        st.dead.is_some()
     }
 
     /// The largest request payload the server accepts (for method `method`).
@@ -547,16 +620,18 @@ impl Client {
                 what: format!("requests to {} (the server's limit)", self.inner.addr),
             });
         }
-        if let Some(what) = lock(&self.inner.dead).clone() {
-            return Err(Error::PeerGone { what });
-        }
         let deadline_ms = match wait.remaining() {
             None => 0,
             Some(d) => u32::try_from(d.as_millis().max(1)).unwrap_or(u32::MAX),
         };
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::sync_channel(1);
-        lock(&self.inner.pending).insert(id, tx);
+        {
+            let mut st = lock(&self.inner.state);
+            if let Some(what) = st.dead.clone() {
+                return Err(Error::PeerGone { what });
+            }
+            st.replies.insert(id, None);
+        }
         let frame = Frame::Request {
             id,
             deadline_ms,
@@ -566,61 +641,61 @@ impl Client {
         .encode();
         let sent = lock(&self.inner.writer).send_frame_wait(&frame, wait);
         if let Err(e) = sent {
-            lock(&self.inner.pending).remove(&id);
+            lock(&self.inner.state).replies.remove(&id);
             return Err(e);
         }
-        let r = super::recv_mpsc(
-            &rx,
-            if wait == Wait::NoWait {
-                Wait::timeout(Duration::ZERO)
-            } else {
-                wait
-            },
-            "client",
-        );
-        match r {
-            Ok(reply) => Ok(reply),
-            Err(Error::Timeout | Error::WouldBlock) => {
-                lock(&self.inner.pending).remove(&id);
-                // The reply may have arrived in between.
-                rx.try_recv().map_err(|_| Error::Timeout)
-            }
-            Err(_) => Err(Error::PeerGone {
-                what: lock(&self.inner.dead)
-                    .clone()
-                    .unwrap_or_else(|| format!("the server at {} went away", self.inner.addr)),
-            }),
-        }
+        self.await_reply(id, wait)
     }
-}
 
-fn client_reader(mut link: Box<dyn Link>, inner: std::sync::Weak<ClientInner>) {
-    let why = loop {
-        // Wake up now and then to notice that every Client handle was dropped.
-        let r = link.recv_frame_wait(Wait::timeout(Duration::from_millis(250)));
-        let Some(inner) = inner.upgrade() else { return };
-        match r {
-            Ok(Some(f)) => match Frame::decode(&f) {
-                Ok(Frame::Reply {
-                    id,
-                    status,
-                    payload,
-                }) => {
-                    if let Some(tx) = lock(&inner.pending).remove(&id) {
-                        let _ = tx.try_send(Reply { status, payload });
-                    }
+    /// Waits for the reply to `id`. No thread reads replies in the background: a caller whose
+    /// reply has not come takes the reading half and reads until its own reply arrives,
+    /// storing the replies of other callers on the way and waking them; callers that find the
+    /// reading half taken wait to be woken. A lone caller thus reads its own reply, with no
+    /// hand-off between threads.
+    fn await_reply(&self, id: u64, wait: Wait) -> Result<Reply, Error> {
+        let inner = &*self.inner;
+        let mut st = lock(&inner.state);
+        // Whether this caller has read at least once (a call whose deadline has passed still
+        // looks at what has arrived, once).
+        let mut polled = false;
+        loop {
+            if let Some(Some(_)) = st.replies.get(&id)
+                && let Some(Some(reply)) = st.replies.remove(&id)
+            {
+                return Ok(reply);
+            }
+            if let Some(what) = st.dead.clone() {
+                st.replies.remove(&id);
+                return Err(Error::PeerGone { what });
+            }
+            let expired = wait.expired();
+            if (!expired || !polled)
+                && let Some(mut reader) = st.reader.take()
+            {
+                polled = true;
+                drop(st);
+                inner.read_replies(&mut *reader, id, wait);
+                st = lock(&inner.state);
+                st.reader = Some(reader);
+                // Another caller may be waiting to read its own reply.
+                inner.ready.notify_all();
+                continue;
+            }
+            if expired {
+                st.replies.remove(&id);
+                return Err(Error::Timeout);
+            }
+            st = match wait.remaining() {
+                None => inner.ready.wait(st).unwrap_or_else(|p| p.into_inner()),
+                Some(left) => {
+                    inner
+                        .ready
+                        .wait_timeout(st, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
                 }
-                Ok(_) => break format!("the server at {} sent an unexpected frame", inner.addr),
-                Err(e) => break format!("the server at {} sent garbage: {e}", inner.addr),
-            },
-            Ok(None) => break format!("the server at {} closed the connection", inner.addr),
-            Err(Error::Timeout | Error::WouldBlock) => continue,
-            Err(e) => break format!("the connection to {} failed: {e}", inner.addr),
+            };
         }
-    };
-    if let Some(inner) = inner.upgrade() {
-        *lock(&inner.dead) = Some(why);
-        lock(&inner.pending).clear();
     }
 }
 

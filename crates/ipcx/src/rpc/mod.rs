@@ -38,12 +38,16 @@
 //!   ([`CallContext::caller_gone`], [`CallContext::cancelled`]) and stop early.
 //! * **Authorisation**: [`Service::authorize`] sees each connecting peer's kernel-verified
 //!   uid/gid/pid (Unix sockets) and may refuse it ([`RpcError::Denied`]).
-//! * **Transports**: Unix sockets (`unix:PATH`, `unix:@NAME`) and TCP (`tcp:HOST:PORT`);
+//! * **Transports**: Unix sockets (`unix:PATH`, `unix:@NAME`), TCP (`tcp:HOST:PORT`) and
+//!   shared-memory rings (`shm:/NAME`: a pair of rings per connection, set up through a
+//!   handshake on an abstract Unix socket that also gives the server the client's
+//!   credentials; see [`crate::pattern::shmlink`]);
 //!   with the `tls` feature, TLS over TCP ([`Service::serve_tls`], [`RpcClient::connect_tls`]):
 //!   the client always verifies the server's certificate, and the server can require client
 //!   certificates (see [`crate::pattern::tls`]).
-//! * **Async**: with the `tokio` feature, [`AsyncRpcClient`] offers `async fn call` (the
-//!   blocking client runs on tokio's blocking pool). A server is a set of threads; an async
+//! * **Async**: with the `tokio` feature, [`AsyncRpcClient`] offers `async fn call`: native
+//!   over Unix sockets (a tokio socket, reader and writer tasks, no blocking pool); over the
+//!   other transports the blocking client runs on tokio's blocking pool. A server is a set of threads; an async
 //!   program runs it as it is (it does not block the runtime).
 
 use std::collections::HashMap;
@@ -314,7 +318,7 @@ impl Service {
         self
     }
 
-    /// Starts serving at `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`) on background
+    /// Starts serving at `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`, `shm:/NAME`) on background
     /// threads; the returned handle stops the server when dropped.
     pub fn serve(self, addr: &str) -> Result<RunningService, pattern::Error> {
         self.serve_with(addr, None)
@@ -445,6 +449,76 @@ impl Drop for RunningService {
     }
 }
 
+/// The error a failed connection turns into.
+fn connect_error(e: ConnectError, version: u32) -> RpcError {
+    match e {
+        ConnectError::Transport(t) => RpcError::from_transport("(connect)", t),
+        ConnectError::Refused(r) => match r.reason {
+            Refusal::ProtocolVersion => RpcError::VersionMismatch {
+                client: u32::from(reqrep::PROTOCOL_VERSION),
+                server: u32::from(r.server_protocol),
+                message: r.message,
+            },
+            Refusal::ServiceVersion => RpcError::VersionMismatch {
+                client: version,
+                server: r.server_version,
+                message: r.message,
+            },
+            Refusal::WrongService => RpcError::WrongService { message: r.message },
+            _ => RpcError::Denied { message: r.message },
+        },
+        #[allow(unreachable_patterns)]
+        other => RpcError::Transport(pattern::Error::Io {
+            context: "connecting".into(),
+            source: std::io::Error::other(other.to_string()),
+        }),
+    }
+}
+
+/// Turns a reply into the call's result.
+fn decode_reply<R: DeserializeOwned>(
+    method: &str,
+    service: &str,
+    reply: reqrep::Reply,
+    args_len: usize,
+    max: usize,
+) -> Result<R, RpcError> {
+    let text = || String::from_utf8_lossy(&reply.payload).into_owned();
+    match reply.status {
+        Status::Ok => postcard::from_bytes(&reply.payload).map_err(|e| RpcError::Decode {
+            method: method.into(),
+            what: "result",
+            remote: false,
+            detail: e.to_string(),
+        }),
+        Status::AppError => Err(RpcError::Remote {
+            method: method.into(),
+            message: text(),
+        }),
+        Status::UnknownMethod => Err(RpcError::UnknownMethod {
+            service: service.to_owned(),
+            method: method.into(),
+        }),
+        Status::BadRequest => Err(RpcError::Decode {
+            method: method.into(),
+            what: "arguments",
+            remote: true,
+            detail: text(),
+        }),
+        Status::DeadlineExceeded => Err(RpcError::Timeout {
+            method: method.into(),
+        }),
+        Status::Panicked => Err(RpcError::HandlerPanicked {
+            method: method.into(),
+            message: text(),
+        }),
+        Status::TooLarge => Err(RpcError::TooLarge { len: args_len, max }),
+        _ => Err(RpcError::PeerGone {
+            what: "the server is unavailable".into(),
+        }),
+    }
+}
+
 /// A typed RPC client, cheap to clone and usable from many threads at once (calls are
 /// multiplexed on one connection).
 #[derive(Debug, Clone)]
@@ -495,28 +569,7 @@ impl RpcClient {
         service: &str,
         version: u32,
     ) -> Result<RpcClient, RpcError> {
-        let inner = r.map_err(|e| match e {
-            ConnectError::Transport(t) => RpcError::from_transport("(connect)", t),
-            ConnectError::Refused(r) => match r.reason {
-                Refusal::ProtocolVersion => RpcError::VersionMismatch {
-                    client: u32::from(reqrep::PROTOCOL_VERSION),
-                    server: u32::from(r.server_protocol),
-                    message: r.message,
-                },
-                Refusal::ServiceVersion => RpcError::VersionMismatch {
-                    client: version,
-                    server: r.server_version,
-                    message: r.message,
-                },
-                Refusal::WrongService => RpcError::WrongService { message: r.message },
-                _ => RpcError::Denied { message: r.message },
-            },
-            #[allow(unreachable_patterns)]
-            other => RpcError::Transport(pattern::Error::Io {
-                context: "connecting".into(),
-                source: std::io::Error::other(other.to_string()),
-            }),
-        })?;
+        let inner = r.map_err(|e| connect_error(e, version))?;
         Ok(RpcClient {
             inner,
             service: service.to_owned(),
@@ -550,43 +603,8 @@ impl RpcClient {
             .inner
             .request_wait(method, &bytes, wait)
             .map_err(|e| RpcError::from_transport(method, e))?;
-        let text = || String::from_utf8_lossy(&reply.payload).into_owned();
-        match reply.status {
-            Status::Ok => postcard::from_bytes(&reply.payload).map_err(|e| RpcError::Decode {
-                method: method.into(),
-                what: "result",
-                remote: false,
-                detail: e.to_string(),
-            }),
-            Status::AppError => Err(RpcError::Remote {
-                method: method.into(),
-                message: text(),
-            }),
-            Status::UnknownMethod => Err(RpcError::UnknownMethod {
-                service: self.service.clone(),
-                method: method.into(),
-            }),
-            Status::BadRequest => Err(RpcError::Decode {
-                method: method.into(),
-                what: "arguments",
-                remote: true,
-                detail: text(),
-            }),
-            Status::DeadlineExceeded => Err(RpcError::Timeout {
-                method: method.into(),
-            }),
-            Status::Panicked => Err(RpcError::HandlerPanicked {
-                method: method.into(),
-                message: text(),
-            }),
-            Status::TooLarge => Err(RpcError::TooLarge {
-                len: bytes.len(),
-                max: self.inner.max_payload_len(method),
-            }),
-            _ => Err(RpcError::PeerGone {
-                what: "the server is unavailable".into(),
-            }),
-        }
+        let max = self.inner.max_payload_len(method);
+        decode_reply(method, &self.service, reply, bytes.len(), max)
     }
 
     /// The raw request/reply client underneath.
@@ -595,23 +613,43 @@ impl RpcClient {
     }
 }
 
-/// An async RPC client (tokio): each call runs the blocking client on tokio's blocking pool,
-/// so many calls can be outstanding at once on one connection.
+/// An async RPC client (tokio). Over a Unix socket (`unix:PATH`, `unix:@NAME`) it is native:
+/// the connection is a tokio socket, a reader task routes each reply to its call and a writer
+/// task sends whole requests (so dropping a call's future never leaves half a request on the
+/// connection); nothing runs on the blocking pool. Over the other transports each call runs
+/// the blocking client on tokio's blocking pool. Either way many calls can be outstanding at
+/// once on one connection.
 #[cfg(feature = "tokio")]
 #[derive(Debug, Clone)]
 pub struct AsyncRpcClient {
-    inner: RpcClient,
+    inner: AsyncKind,
+}
+
+#[cfg(feature = "tokio")]
+#[derive(Debug, Clone)]
+enum AsyncKind {
+    Native(Arc<native::Conn>),
+    Blocking(RpcClient),
 }
 
 #[cfg(feature = "tokio")]
 impl AsyncRpcClient {
-    /// Connects (on the blocking pool).
+    /// Connects: natively over a Unix socket, on the blocking pool otherwise.
     pub async fn connect(
         addr: &str,
         service: &str,
         version: u32,
         timeout: Duration,
     ) -> Result<AsyncRpcClient, RpcError> {
+        let parsed = LinkAddr::parse(addr).map_err(|e| RpcError::from_transport("(connect)", e))?;
+        if let LinkAddr::Unix(a) = parsed {
+            let conn = native::Conn::connect(&a, addr, service, version, timeout)
+                .await
+                .map_err(|e| connect_error(e, version))?;
+            return Ok(AsyncRpcClient {
+                inner: AsyncKind::Native(conn),
+            });
+        }
         let (a, s) = (addr.to_owned(), service.to_owned());
         let inner =
             tokio::task::spawn_blocking(move || RpcClient::connect(&a, &s, version, timeout))
@@ -619,7 +657,9 @@ impl AsyncRpcClient {
                 .map_err(|e| RpcError::PeerGone {
                     what: format!("connect task failed: {e}"),
                 })??;
-        Ok(AsyncRpcClient { inner })
+        Ok(AsyncRpcClient {
+            inner: AsyncKind::Blocking(inner),
+        })
     }
 
     /// Calls `method` with `args`, waiting at most `timeout`.
@@ -634,13 +674,309 @@ impl AsyncRpcClient {
             remote: false,
             detail: e.to_string(),
         })?;
-        let (c, m) = (self.inner.clone(), method.to_owned());
-        let wait = Wait::timeout(timeout);
-        tokio::task::spawn_blocking(move || c.call_wait::<RawArgs, R>(&m, &RawArgs(bytes), wait))
-            .await
-            .map_err(|e| RpcError::PeerGone {
-                what: format!("call task failed: {e}"),
-            })?
+        match &self.inner {
+            AsyncKind::Native(conn) => {
+                let reply = conn
+                    .request(method, &bytes, timeout)
+                    .await
+                    .map_err(|e| RpcError::from_transport(method, e))?;
+                let max = conn.max_payload_len(method);
+                decode_reply(method, &conn.service, reply, bytes.len(), max)
+            }
+            AsyncKind::Blocking(c) => {
+                let (c, m) = (c.clone(), method.to_owned());
+                let wait = Wait::timeout(timeout);
+                tokio::task::spawn_blocking(move || {
+                    c.call_wait::<RawArgs, R>(&m, &RawArgs(bytes), wait)
+                })
+                .await
+                .map_err(|e| RpcError::PeerGone {
+                    what: format!("call task failed: {e}"),
+                })?
+            }
+        }
+    }
+
+    /// Whether calls run natively on tokio (Unix sockets) rather than on the blocking pool.
+    pub fn is_native(&self) -> bool {
+        matches!(self.inner, AsyncKind::Native(_))
+    }
+}
+
+#[cfg(feature = "tokio")]
+mod native {
+    //! The native async request/reply client over a tokio Unix socket.
+
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex, Weak};
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+    use tokio::sync::{mpsc, oneshot};
+
+    use crate::framing::{self, FrameDecoder};
+    use crate::pattern::Error;
+    use crate::pattern::reqrep::{self, ConnectError, Frame, Hello, Refused, Reply};
+    use crate::socket::UnixAddr;
+
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    #[derive(Debug)]
+    pub(super) struct Conn {
+        requests: mpsc::UnboundedSender<Vec<u8>>,
+        pending: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
+        dead: Mutex<Option<String>>,
+        next_id: AtomicU64,
+        max_frame: usize,
+        addr: String,
+        pub(super) service: String,
+        reader: tokio::task::AbortHandle,
+    }
+
+    impl Drop for Conn {
+        fn drop(&mut self) {
+            self.reader.abort();
+        }
+    }
+
+    async fn read_frame(
+        r: &mut OwnedReadHalf,
+        dec: &mut FrameDecoder,
+        buf: &mut [u8],
+    ) -> Result<Option<Vec<u8>>, Error> {
+        loop {
+            if let Some(f) = dec
+                .next_frame()
+                .map_err(|e| Error::from(crate::socket::SocketError::from(e)))?
+            {
+                return Ok(Some(f));
+            }
+            match r.read(buf).await {
+                Ok(0) => return Ok(None),
+                Ok(n) => dec.extend(&buf[..n]),
+                Err(source) => {
+                    return Err(Error::Io {
+                        context: "receiving a reply".into(),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    impl Conn {
+        pub(super) async fn connect(
+            a: &UnixAddr,
+            addr: &str,
+            service: &str,
+            version: u32,
+            timeout: Duration,
+        ) -> Result<Arc<Conn>, ConnectError> {
+            let hello = Hello {
+                protocol: reqrep::PROTOCOL_VERSION,
+                service: service.to_owned(),
+                version,
+            };
+            let handshake = async {
+                let s = crate::socket::tokio::connect_unix(a)
+                    .await
+                    .map_err(Error::from)?;
+                let (mut r, mut w) = s.into_split();
+                let frame = framing::encode_frame(
+                    &Frame::Hello(hello).encode(),
+                    framing::DEFAULT_MAX_FRAME_LEN,
+                )
+                .map_err(|e| Error::from(crate::socket::SocketError::from(e)))?;
+                w.write_all(&frame).await.map_err(|source| Error::Io {
+                    context: "sending the hello".into(),
+                    source,
+                })?;
+                let mut dec = FrameDecoder::new(framing::DEFAULT_MAX_FRAME_LEN);
+                let mut buf = vec![0u8; 64 * 1024];
+                let f = read_frame(&mut r, &mut dec, &mut buf)
+                    .await?
+                    .ok_or_else(|| Error::PeerGone {
+                        what: format!("the server at {addr} closed during the handshake"),
+                    })?;
+                Ok::<_, Error>((r, w, dec, buf, f))
+            };
+            let (r, w, dec, buf, f) = tokio::time::timeout(timeout, handshake)
+                .await
+                .map_err(|_| Error::Timeout)??;
+            let max_frame = match Frame::decode(&f) {
+                Ok(Frame::Welcome { max_frame }) => max_frame as usize,
+                Ok(Frame::Refused {
+                    reason,
+                    protocol,
+                    version,
+                    message,
+                }) => {
+                    return Err(ConnectError::Refused(Refused {
+                        reason,
+                        server_protocol: protocol,
+                        server_version: version,
+                        message,
+                    }));
+                }
+                _ => {
+                    return Err(Error::Protocol {
+                        peer: addr.to_owned(),
+                        reason: "expected welcome or refusal".into(),
+                    }
+                    .into());
+                }
+            };
+            let (tx, rx) = mpsc::unbounded_channel();
+            let conn = Arc::new_cyclic(|weak: &Weak<Conn>| {
+                let reader = tokio::spawn(read_replies(r, dec, buf, weak.clone())).abort_handle();
+                Conn {
+                    requests: tx,
+                    pending: Mutex::new(HashMap::new()),
+                    dead: Mutex::new(None),
+                    next_id: AtomicU64::new(1),
+                    max_frame,
+                    addr: addr.to_owned(),
+                    service: service.to_owned(),
+                    reader,
+                }
+            });
+            tokio::spawn(write_requests(w, rx, Arc::downgrade(&conn)));
+            Ok(conn)
+        }
+
+        pub(super) fn max_payload_len(&self, method: &str) -> usize {
+            self.max_frame.saturating_sub(15 + method.len())
+        }
+
+        fn set_dead(&self, why: String) {
+            let mut d = lock(&self.dead);
+            if d.is_none() {
+                *d = Some(why);
+            }
+            drop(d);
+            // Dropping the senders ends every waiting call.
+            lock(&self.pending).clear();
+        }
+
+        fn gone(&self) -> Error {
+            Error::PeerGone {
+                what: lock(&self.dead)
+                    .clone()
+                    .unwrap_or_else(|| format!("the server at {} went away", self.addr)),
+            }
+        }
+
+        pub(super) async fn request(
+            &self,
+            method: &str,
+            payload: &[u8],
+            timeout: Duration,
+        ) -> Result<Reply, Error> {
+            if method.len() > reqrep::MAX_NAME_LEN {
+                return Err(Error::TooLarge {
+                    len: method.len(),
+                    max: reqrep::MAX_NAME_LEN,
+                    what: "a method name".into(),
+                });
+            }
+            let max = self.max_payload_len(method);
+            if payload.len() > max {
+                return Err(Error::TooLarge {
+                    len: payload.len(),
+                    max,
+                    what: format!("requests to {} (the server's limit)", self.addr),
+                });
+            }
+            if lock(&self.dead).is_some() {
+                return Err(self.gone());
+            }
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let (tx, rx) = oneshot::channel();
+            lock(&self.pending).insert(id, tx);
+            let deadline_ms = u32::try_from(timeout.as_millis().max(1)).unwrap_or(u32::MAX);
+            let frame = Frame::Request {
+                id,
+                deadline_ms,
+                method: method.to_owned(),
+                payload: payload.to_vec(),
+            }
+            .encode();
+            let frame = match framing::encode_frame(&frame, self.max_frame.max(frame.len())) {
+                Ok(f) => f,
+                Err(e) => {
+                    lock(&self.pending).remove(&id);
+                    return Err(crate::socket::SocketError::from(e).into());
+                }
+            };
+            if self.requests.send(frame).is_err() {
+                lock(&self.pending).remove(&id);
+                return Err(self.gone());
+            }
+            match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(reply)) => Ok(reply),
+                Ok(Err(_)) => Err(self.gone()),
+                Err(_) => {
+                    lock(&self.pending).remove(&id);
+                    Err(Error::Timeout)
+                }
+            }
+        }
+    }
+
+    async fn write_requests(
+        mut w: OwnedWriteHalf,
+        mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+        conn: Weak<Conn>,
+    ) {
+        while let Some(frame) = rx.recv().await {
+            if let Err(e) = w.write_all(&frame).await {
+                if let Some(c) = conn.upgrade() {
+                    c.set_dead(format!("the connection to {} failed: {e}", c.addr));
+                }
+                return;
+            }
+        }
+    }
+
+    async fn read_replies(
+        mut r: OwnedReadHalf,
+        mut dec: FrameDecoder,
+        mut buf: Vec<u8>,
+        conn: Weak<Conn>,
+    ) {
+        loop {
+            let got = read_frame(&mut r, &mut dec, &mut buf).await;
+            let Some(c) = conn.upgrade() else { return };
+            match got {
+                Ok(Some(f)) => match Frame::decode(&f) {
+                    Ok(Frame::Reply {
+                        id,
+                        status,
+                        payload,
+                    }) => {
+                        if let Some(tx) = lock(&c.pending).remove(&id) {
+                            let _ = tx.send(Reply { status, payload });
+                        }
+                    }
+                    _ => {
+                        return c.set_dead(format!(
+                            "the server at {} sent an unexpected or malformed frame",
+                            c.addr
+                        ));
+                    }
+                },
+                Ok(None) => {
+                    return c.set_dead(format!("the server at {} closed the connection", c.addr));
+                }
+                Err(e) => {
+                    return c.set_dead(format!("the connection to {} failed: {e}", c.addr));
+                }
+            }
+        }
     }
 }
 

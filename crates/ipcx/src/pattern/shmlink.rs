@@ -1,0 +1,324 @@
+//! A [`Link`] over a pair of shared-memory rings (`shm:/NAME`), one per direction.
+//!
+//! A ring has one publisher, so a connection cannot share a well-known ring with other
+//! clients. Instead:
+//!
+//! 1. The server binds the abstract Unix socket `@ipcx-shm-link/NAME` (which also makes
+//!    `shm:/NAME` unique: a second server on the same name fails with "address in use").
+//! 2. A client connects to that socket and creates two fresh rings named after the server,
+//!    its pid and a counter: `/NAME.link-PID-N-q` (client → server, the client publishes)
+//!    and `/NAME.link-PID-N-r` (server → client, the client subscribes). It sends both names
+//!    in one frame on the socket.
+//! 3. The server checks that the names belong to this server (`/NAME.link-` prefix), opens the
+//!    request ring as its subscriber and the reply ring as its publisher, removes both names
+//!    (the mapping stays; nothing is left in `/dev/shm` even if both processes are killed
+//!    later) and answers `OK` on the socket. The socket is then closed: messages move through
+//!    the rings only.
+//!
+//! The socket gives the server the client's kernel-verified credentials (for an authorisation
+//! hook) before it touches the client's rings. The rings are created with mode `0o600`, so the
+//! server must run as the client's user (or as root).
+//!
+//! A peer that ends (cleanly or killed) is noticed by the ring: the reading side gets `Ok(None)`
+//! once it has read everything the peer sent (the ring checks the publisher's pid and start
+//! time while it waits).
+//!
+//! Messages are copied into the ring on send and out of it on receive (a [`Link`] hands out
+//! owned frames). The largest frame is [`MAX_FRAME`].
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::{Error, Link};
+use crate::name::PosixName;
+use crate::ring::{self, Publisher, Subscriber};
+use crate::socket::{Credentials, UnixAddr, UnixListener, UnixStream};
+use crate::wait::Wait;
+
+/// The largest frame a ring link carries (1 MiB plus room for a request header).
+pub const MAX_FRAME: usize = (1 << 20) + 4096;
+/// How long the handshake on the accept socket may take, on either side.
+const HANDSHAKE: Duration = Duration::from_secs(2);
+const MAGIC: &[u8; 8] = b"IPCXSHM1";
+/// Longest single wait on a ring before looking whether its publisher is still alive.
+const PEER_CHECK: Duration = Duration::from_millis(100);
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn ring_options() -> ring::Options {
+    ring::Options::new()
+        .max_message(MAX_FRAME)
+        .max_subscribers(1)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Validates `name` (`/NAME`) as the base of a ring link.
+pub(crate) fn check_name(name: &str) -> Result<PosixName, String> {
+    let n = PosixName::new(name).map_err(|e| e.to_string())?;
+    // Room for ".link-PID-N-q".
+    if n.as_str().len() > 200 {
+        return Err("the name is too long for a ring link (at most 200 bytes)".into());
+    }
+    Ok(n)
+}
+
+fn accept_addr(name: &str) -> Result<UnixAddr, Error> {
+    UnixAddr::parse(&format!("@ipcx-shm-link{name}")).map_err(|reason| Error::InvalidAddress {
+        addr: format!("shm:{name}"),
+        reason: reason.to_owned(),
+    })
+}
+
+fn ring_err(what: &str, e: ring::Error) -> Error {
+    match e {
+        ring::Error::Timeout => Error::Timeout,
+        ring::Error::Empty => Error::WouldBlock,
+        ring::Error::Full => Error::Full { what: what.into() },
+        ring::Error::PeerGone { what } => Error::PeerGone { what },
+        ring::Error::TooLarge { len, max } => Error::TooLarge {
+            len,
+            max,
+            what: what.into(),
+        },
+        other => Error::Io {
+            context: what.into(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    }
+}
+
+/// A connection over two shared-memory rings (see the [module docs](self)).
+pub struct ShmLink {
+    tx: Arc<Mutex<Publisher>>,
+    rx: Arc<Mutex<Subscriber>>,
+    cred: Option<Credentials>,
+    peer: String,
+    max: usize,
+}
+
+impl fmt::Debug for ShmLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShmLink")
+            .field("peer", &self.peer)
+            .field("max", &self.max)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ShmLink {
+    /// Connects to the server of `shm:NAME` (`name` is `/NAME`), giving up at the deadline.
+    pub fn connect(name: &str, wait: Wait) -> Result<ShmLink, Error> {
+        let base = check_name(name).map_err(|reason| Error::InvalidAddress {
+            addr: format!("shm:{name}"),
+            reason,
+        })?;
+        let addr = accept_addr(base.as_str())?;
+        let timeout = wait.remaining().unwrap_or(HANDSHAKE).min(HANDSHAKE * 15);
+        let mut sock =
+            UnixStream::connect_timeout(&addr, timeout).map_err(|e| match Error::from(e) {
+                Error::NotFound { .. } => Error::NotFound {
+                    what: format!("ring link server at shm:{base}"),
+                    hint: "start the server first".into(),
+                },
+                other => other,
+            })?;
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let req = format!("{base}.link-{pid}-{n}-q");
+        let rep = format!("{base}.link-{pid}-{n}-r");
+        let opts = ring_options();
+        let tx = Publisher::create_new(&req, &opts).map_err(|e| ring_err("creating a ring", e))?;
+        let rx = Subscriber::create_new(&rep, &opts).map_err(|e| ring_err("creating a ring", e))?;
+        let mut hello = MAGIC.to_vec();
+        for s in [&req, &rep] {
+            hello.extend_from_slice(&(s.len() as u16).to_be_bytes());
+            hello.extend_from_slice(s.as_bytes());
+        }
+        let hs = Wait::timeout(timeout);
+        sock.send_frame_wait(&hello, hs)?;
+        let answer = sock.recv_frame_wait(hs)?.ok_or_else(|| Error::PeerGone {
+            what: format!("the server at shm:{base} closed during the handshake"),
+        })?;
+        if answer != b"OK" {
+            return Err(Error::protocol(
+                format!("shm:{base}"),
+                String::from_utf8_lossy(answer.strip_prefix(b"NO").unwrap_or(&answer)),
+            ));
+        }
+        // The server removed them already; this is for a server that did not.
+        let _ = ring::remove(&req);
+        let _ = ring::remove(&rep);
+        let cred = sock.peer_credentials().ok();
+        let peer = match cred {
+            Some(c) => format!("shm:{base} (server pid {})", c.pid),
+            None => format!("shm:{base}"),
+        };
+        Ok(ShmLink {
+            tx: Arc::new(Mutex::new(tx)),
+            rx: Arc::new(Mutex::new(rx)),
+            cred,
+            peer,
+            max: MAX_FRAME,
+        })
+    }
+}
+
+impl Link for ShmLink {
+    fn send_frame_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), Error> {
+        if msg.len() > self.max {
+            return Err(Error::TooLarge {
+                len: msg.len(),
+                max: self.max,
+                what: "the ring link's maximum frame length".into(),
+            });
+        }
+        lock(&self.tx)
+            .send_wait(msg, wait)
+            .map_err(|e| ring_err("the ring link", e))
+    }
+
+    fn recv_frame_wait(&mut self, wait: Wait) -> Result<Option<Vec<u8>>, Error> {
+        let mut rx = lock(&self.rx);
+        // The ring notices a dead publisher when a wait ends: wait in slices, so that a peer
+        // that dies is noticed within one slice however long the caller waits.
+        let slice = |wait: Wait| match wait.remaining() {
+            Some(left) if left <= PEER_CHECK => wait,
+            _ => Wait::timeout(PEER_CHECK),
+        };
+        let mut got = rx.recv_wait(slice(wait)).map(|s| s.to_vec());
+        while matches!(got, Err(ring::Error::Timeout)) && !wait.expired() {
+            got = rx.recv_wait(slice(wait)).map(|s| s.to_vec());
+        }
+        match got {
+            Ok(s) if s.len() > self.max => Err(Error::TooLarge {
+                len: s.len(),
+                max: self.max,
+                what: "the ring link's maximum frame length".into(),
+            }),
+            Ok(s) => Ok(Some(s)),
+            Err(ring::Error::PeerGone { .. }) => Ok(None),
+            Err(e) => Err(ring_err("the ring link", e)),
+        }
+    }
+
+    fn try_clone_link(&self) -> Result<Box<dyn Link>, Error> {
+        Ok(Box::new(ShmLink {
+            tx: self.tx.clone(),
+            rx: self.rx.clone(),
+            cred: self.cred,
+            peer: self.peer.clone(),
+            max: self.max,
+        }))
+    }
+
+    fn set_max_frame_len(&mut self, max: usize) {
+        self.max = max.min(MAX_FRAME);
+    }
+
+    fn peer_credentials(&self) -> Option<Credentials> {
+        self.cred
+    }
+
+    fn peer_name(&self) -> String {
+        self.peer.clone()
+    }
+}
+
+/// The server side of `shm:/NAME`: accepts ring links (see the [module docs](self)).
+#[derive(Debug)]
+pub struct ShmListener {
+    base: PosixName,
+    sock: UnixListener,
+}
+
+impl ShmListener {
+    /// Listens for ring links to `shm:NAME` (`name` is `/NAME`).
+    pub fn bind(name: &str) -> Result<ShmListener, Error> {
+        let base = check_name(name).map_err(|reason| Error::InvalidAddress {
+            addr: format!("shm:{name}"),
+            reason,
+        })?;
+        let sock = UnixListener::bind(&accept_addr(base.as_str())?)?;
+        Ok(ShmListener { base, sock })
+    }
+
+    /// The base name (`/NAME`).
+    pub fn name(&self) -> &str {
+        self.base.as_str()
+    }
+
+    /// Accepts one client, waiting as `wait` allows for it to connect; the handshake itself
+    /// takes at most two seconds.
+    pub fn accept_wait(&self, wait: Wait) -> Result<ShmLink, Error> {
+        let (mut sock, cred) = self.sock.accept_wait(wait)?;
+        let hs = Wait::timeout(HANDSHAKE);
+        let peer = format!("shm:{} client pid {} uid {}", self.base, cred.pid, cred.uid);
+        let f = sock.recv_frame_wait(hs)?.ok_or_else(|| Error::PeerGone {
+            what: format!("{peer} left during the handshake"),
+        })?;
+        let (req, rep) = match self.parse_hello(&f) {
+            Ok(names) => names,
+            Err(reason) => {
+                let _ = sock.send_frame_wait(format!("NO{reason}").as_bytes(), hs);
+                return Err(Error::protocol(peer, reason));
+            }
+        };
+        let opts = ring_options();
+        let opened = Subscriber::open(&req, &opts).and_then(|rx| {
+            let tx = Publisher::open(&rep, &opts)?;
+            Ok((tx, rx))
+        });
+        let _ = ring::remove(&req);
+        let _ = ring::remove(&rep);
+        let (tx, rx) = match opened {
+            Ok(p) => p,
+            Err(e) => {
+                let reason = format!("the server could not open the client's rings: {e}");
+                let _ = sock.send_frame_wait(format!("NO{reason}").as_bytes(), hs);
+                return Err(Error::protocol(peer, reason));
+            }
+        };
+        sock.send_frame_wait(b"OK", hs)?;
+        Ok(ShmLink {
+            tx: Arc::new(Mutex::new(tx)),
+            rx: Arc::new(Mutex::new(rx)),
+            cred: Some(cred),
+            peer,
+            max: MAX_FRAME,
+        })
+    }
+
+    fn parse_hello(&self, f: &[u8]) -> Result<(String, String), String> {
+        let mut rest = f
+            .strip_prefix(MAGIC)
+            .ok_or("not an ipcx ring link handshake")?;
+        let mut names = Vec::with_capacity(2);
+        for suffix in ["-q", "-r"] {
+            let (len, tail) = rest.split_at_checked(2).ok_or("handshake cut short")?;
+            let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+            let (name, tail) = tail.split_at_checked(len).ok_or("handshake cut short")?;
+            rest = tail;
+            let name = std::str::from_utf8(name).map_err(|_| "ring name is not UTF-8")?;
+            let prefix = format!("{}.link-", self.base);
+            if !name.starts_with(&prefix) || !name.ends_with(suffix) {
+                return Err(format!(
+                    "ring {name:?} does not belong to shm:{}",
+                    self.base
+                ));
+            }
+            PosixName::new(name).map_err(|e| e.to_string())?;
+            names.push(name.to_owned());
+        }
+        if !rest.is_empty() {
+            return Err("trailing bytes in the handshake".into());
+        }
+        let rep = names.pop().unwrap_or_default();
+        let req = names.pop().unwrap_or_default();
+        Ok((req, rep))
+    }
+}
