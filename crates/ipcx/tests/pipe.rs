@@ -10,6 +10,7 @@ use ipcx::pipe::{
     self, LargeFrames, MAX_ATOMIC_MESSAGE, PIPE_BUF, PipeError, PipeReader, PipeWriter,
 };
 use ipcx::wait::Wait;
+use util::checked::{check_msg, make_msg};
 
 const BOUND: Duration = Duration::from_secs(20);
 
@@ -35,42 +36,6 @@ fn slow_large_reader(args: &[String]) {
     let m = rx.recv_timeout(BOUND).unwrap();
     assert_eq!(m.len(), len);
     assert!(m.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Message format for the atomicity tests: id, seq, filler, FNV-1a checksum.
-
-fn fnv(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
-fn make_msg(id: u32, seq: u32, len: usize) -> Vec<u8> {
-    let len = len.max(16);
-    let mut m = Vec::with_capacity(len);
-    m.extend_from_slice(&id.to_be_bytes());
-    m.extend_from_slice(&seq.to_be_bytes());
-    let fill = (id.wrapping_mul(31).wrapping_add(seq)) as u8;
-    m.resize(len - 8, fill);
-    let sum = fnv(&m);
-    m.extend_from_slice(&sum.to_be_bytes());
-    m
-}
-
-/// Checks a message; returns (id, seq).
-fn check_msg(m: &[u8]) -> (u32, u32) {
-    assert!(m.len() >= 16, "short message {}", m.len());
-    let (body, sum) = m.split_at(m.len() - 8);
-    assert_eq!(fnv(body).to_be_bytes(), sum, "corrupt message");
-    let id = u32::from_be_bytes(body[0..4].try_into().unwrap());
-    let seq = u32::from_be_bytes(body[4..8].try_into().unwrap());
-    let fill = (id.wrapping_mul(31).wrapping_add(seq)) as u8;
-    assert!(body[8..].iter().all(|b| *b == fill), "interleaved message");
-    (id, seq)
 }
 
 fn msg_len(id: u32, seq: u32, max: usize) -> usize {

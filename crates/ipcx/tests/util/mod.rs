@@ -7,6 +7,8 @@
 //! variable, `child_role` returns at once.
 #![allow(dead_code)]
 
+pub mod checked;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
