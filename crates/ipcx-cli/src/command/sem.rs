@@ -4,12 +4,15 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use ipcx::inventory::{self, ObjectName, SysvRef};
+use ipcx::inventory::{self, SysvRef};
 use ipcx::sem::Semaphore;
 use ipcx::sysv::sem::SemaphoreSet;
 use ipcx::wait::Wait;
 
 use crate::cli::{parse_duration, parse_mode};
+use crate::command::{Family, Target};
+
+const FAMILY: Family = Family::Sem;
 
 /// Arguments of `ipcx sem`.
 #[derive(Debug, clap::Args)]
@@ -68,26 +71,6 @@ enum Action {
     },
 }
 
-enum Target {
-    Posix(String),
-    Sysv(SysvRef),
-}
-
-fn target(obj: &str) -> anyhow::Result<Target> {
-    let full = if obj.starts_with('/') {
-        format!("posix-sem:{obj}")
-    } else {
-        obj.to_owned()
-    };
-    match ObjectName::parse(&full).map_err(crate::command::usage)? {
-        ObjectName::PosixSem(n) => Ok(Target::Posix(n)),
-        ObjectName::SysvSem(r) => Ok(Target::Sysv(r)),
-        other => Err(crate::command::usage(format!(
-            "{other} is not a semaphore: use /NAME, posix-sem:/NAME or sysv-sem:KEY"
-        ))),
-    }
-}
-
 fn set(r: SysvRef) -> anyhow::Result<SemaphoreSet> {
     Ok(match r {
         SysvRef::Key(k) => SemaphoreSet::open(k)?,
@@ -103,7 +86,7 @@ pub fn run(args: SemArgs) -> anyhow::Result<()> {
             value,
             nsems,
             mode,
-        } => match target(&obj)? {
+        } => match Target::parse(&obj, FAMILY)? {
             Target::Posix(n) => {
                 Semaphore::options()
                     .mode(mode)
@@ -125,7 +108,7 @@ pub fn run(args: SemArgs) -> anyhow::Result<()> {
                 anyhow::bail!("a set is created by key (sysv-sem:KEY), not by id")
             }
         },
-        Action::Post { obj, index } => match target(&obj)? {
+        Action::Post { obj, index } => match Target::parse(&obj, FAMILY)? {
             Target::Posix(n) => Semaphore::open(&n)?.post()?,
             Target::Sysv(r) => set(r)?.post(index)?,
         },
@@ -135,7 +118,7 @@ pub fn run(args: SemArgs) -> anyhow::Result<()> {
             timeout,
         } => {
             let wait = Wait::from_timeout(timeout);
-            let timed_out = match target(&obj)? {
+            let timed_out = match Target::parse(&obj, FAMILY)? {
                 Target::Posix(n) => match Semaphore::open(&n)?.wait_with(wait) {
                     Err(ipcx::sem::Error::Timeout) => true,
                     other => {
@@ -160,17 +143,14 @@ pub fn run(args: SemArgs) -> anyhow::Result<()> {
             }
         }
         Action::Get { obj, index } => {
-            let v = match target(&obj)? {
+            let v = match Target::parse(&obj, FAMILY)? {
                 Target::Posix(n) => u64::from(Semaphore::open(&n)?.value()?),
                 Target::Sysv(r) => u64::from(set(r)?.get(usize::from(index))?),
             };
             println!("{v}");
         }
         Action::Rm { obj } => {
-            let name = match target(&obj)? {
-                Target::Posix(n) => ObjectName::PosixSem(n),
-                Target::Sysv(r) => ObjectName::SysvSem(r),
-            };
+            let name = Target::parse(&obj, FAMILY)?.object_name(FAMILY);
             inventory::remove(&name)?;
         }
     }

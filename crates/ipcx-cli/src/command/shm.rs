@@ -4,11 +4,14 @@
 use std::io::{self, Read, Write};
 
 use anyhow::{Context, bail};
-use ipcx::inventory::{self, ObjectName, SysvRef};
+use ipcx::inventory::{self, SysvRef};
 use ipcx::shm::Shm;
 use ipcx::sysv::shm::Segment;
 
 use crate::cli::{parse_mode, parse_size};
+use crate::command::{Family, Target};
+
+const FAMILY: Family = Family::Shm;
 
 /// Arguments of `ipcx shm`.
 #[derive(Debug, clap::Args)]
@@ -58,26 +61,6 @@ enum Action {
     },
 }
 
-enum Target {
-    Posix(String),
-    Sysv(SysvRef),
-}
-
-fn target(obj: &str) -> anyhow::Result<Target> {
-    let full = if obj.starts_with('/') {
-        format!("posix-shm:{obj}")
-    } else {
-        obj.to_owned()
-    };
-    match ObjectName::parse(&full).map_err(crate::command::usage)? {
-        ObjectName::PosixShm(n) => Ok(Target::Posix(n)),
-        ObjectName::SysvShm(r) => Ok(Target::Sysv(r)),
-        other => Err(crate::command::usage(format!(
-            "{other} is not shared memory: use /NAME, posix-shm:/NAME or sysv-shm:KEY"
-        ))),
-    }
-}
-
 fn segment(r: SysvRef) -> anyhow::Result<Segment> {
     Ok(match r {
         SysvRef::Key(k) => Segment::open(k)?,
@@ -88,7 +71,7 @@ fn segment(r: SysvRef) -> anyhow::Result<Segment> {
 /// Runs `ipcx shm`.
 pub fn run(args: ShmArgs) -> anyhow::Result<()> {
     match args.action {
-        Action::Create { obj, size, mode } => match target(&obj)? {
+        Action::Create { obj, size, mode } => match Target::parse(&obj, FAMILY)? {
             Target::Posix(n) => {
                 let shm = Shm::options().mode(mode).size(size).create_new(&n)?;
                 shm.persist();
@@ -118,14 +101,14 @@ pub fn run(args: ShmArgs) -> anyhow::Result<()> {
                 }
             };
             let offset = usize::try_from(offset).context("offset too large")?;
-            match target(&obj)? {
+            match Target::parse(&obj, FAMILY)? {
                 Target::Posix(n) => Shm::open(&n)?.map()?.write_at(offset, &data)?,
                 Target::Sysv(r) => segment(r)?.attach()?.write_at(offset, &data)?,
             }
         }
         Action::Read { obj, offset, len } => {
             let offset = usize::try_from(offset).context("offset too large")?;
-            let bytes = match target(&obj)? {
+            let bytes = match Target::parse(&obj, FAMILY)? {
                 Target::Posix(n) => {
                     let map = Shm::open_read_only(&n)?.map_read_only()?;
                     read(map.len(), offset, len, |o, b| {
@@ -144,10 +127,7 @@ pub fn run(args: ShmArgs) -> anyhow::Result<()> {
             out.flush()?;
         }
         Action::Rm { obj } => {
-            let name = match target(&obj)? {
-                Target::Posix(n) => ObjectName::PosixShm(n),
-                Target::Sysv(r) => ObjectName::SysvShm(r),
-            };
+            let name = Target::parse(&obj, FAMILY)?.object_name(FAMILY);
             inventory::remove(&name)?;
         }
     }
