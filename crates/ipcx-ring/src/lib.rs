@@ -12,15 +12,22 @@
 //! # Algorithms
 //! * [`Writer`] / [`Reader`]: one writer, any number of readers, each reader with its own
 //!   cursor ([`Cursor`]). Messages are variable-size *records* in a byte ring: a 16-byte header
-//!   (`len: u32`, `kind: u32`, `seq: u64`) then the payload, padded to 16 bytes. A record never
-//!   straddles the end of the ring: the writer fills the tail with a padding record instead.
-//!   1:1 (SPSC) is this algorithm with one reader.
+//!   (`len: u32`, `kind: u32`, then a 64-bit *tag*) then the payload, padded to 16 bytes. A
+//!   record never straddles the end of the ring: the writer fills the tail with a padding
+//!   record instead. 1:1 (SPSC) is this algorithm with one reader.
 //!   - **Lossless** (default): the writer never writes past `min(tail of active readers) +
-//!     capacity`, so a slow reader makes the writer wait ([`RingError::Full`]).
+//!     capacity`, so a slow reader makes the writer wait ([`RingError::Full`]). The tag is the
+//!     record's *commit stamp*, `position | 1`, stored last with release ordering: a reader
+//!     polls the stamp at its own tail, so one cache line brings it both the news and the
+//!     start of the message (the writer's `head`, a separate line, is read only when the stamp
+//!     does not match). Before it stamps a record, the writer clears the stamp word of the
+//!     record that will follow (when that space is free), so stale bytes from an earlier lap
+//!     can never pass for a stamp.
 //!   - **Overwrite** (opt-in): the writer ignores readers and moves `oldest` (the first intact
 //!     record) forward before it overwrites anything; a reader copies a record, then checks
-//!     (seqlock style) that `oldest` did not pass it. Readers learn from record sequence numbers
-//!     how many messages they missed.
+//!     (seqlock style) that `oldest` did not pass it. The tag is the record's sequence number:
+//!     readers learn from it how many messages they missed. Readers follow the published
+//!     `head` here (the stamp scheme needs the writer to respect readers).
 //! * [`WorkQueue`]: N producers, M consumers, each message to exactly one consumer: two bounded
 //!   Vyukov MPMC queues of slot indices (a free list and a ready list) over a pool of fixed-size
 //!   slots.
@@ -99,6 +106,7 @@ impl Params {
             && self.capacity <= 1 << 40
             && record_size(u64::from(self.max_msg)) <= self.capacity / 2
     }
+    #[inline]
     fn mask(&self) -> u64 {
         self.capacity - 1
     }
@@ -211,9 +219,17 @@ fn corrupt<T>(what: &'static str) -> Result<T, RingError> {
 struct RawHeader {
     len: u32,
     kind: u32,
+    /// Lossless rings: the commit stamp; overwrite rings: the sequence number.
     seq: u64,
 }
 
+/// The commit stamp of a lossless record at `pos` (never 0: zeroed memory holds no stamp).
+#[inline]
+const fn stamp(pos: u64) -> u64 {
+    pos | 1
+}
+
+#[inline]
 fn read_header(data: &Data, off: u64) -> RawHeader {
     let w0 = data.read_u64(off as usize);
     let seq = data.read_u64(off as usize + 8);
@@ -231,6 +247,7 @@ fn write_header(data: &Data, off: u64, len: u32, kind: u32, seq: u64) {
 
 /// Validates the header of the record at `pos` and returns its size, or an error naming what
 /// is wrong. `limit` is the end of what may be read (`head`).
+#[inline]
 fn checked_size(p: &Params, h: &RawHeader, pos: u64, limit: u64) -> Result<u64, RingError> {
     let off = pos & p.mask();
     let size = match h.kind {
@@ -290,13 +307,36 @@ impl<'a> Writer<'a> {
         if !p.is_valid() || data.len() as u64 != p.capacity {
             return corrupt("ring parameters");
         }
-        let head = ctl.writer.head.load(Ordering::Acquire);
+        let mut head = ctl.writer.head.load(Ordering::Acquire);
         let oldest = ctl.writer.oldest.load(Ordering::Acquire);
-        let seq = ctl.writer.seq.load(Ordering::Acquire);
+        let mut seq = ctl.writer.seq.load(Ordering::Acquire);
         if !head.is_multiple_of(16)
             || (p.overwrite && (oldest > head || head - oldest > p.capacity))
         {
             return corrupt("writer cursor");
+        }
+        if !p.overwrite {
+            // A writer that died between stamping a record and publishing the head past it
+            // did commit it (readers may have consumed it already): move past it. The writer
+            // clears the next record's stamp first, so at most a padding record and a message
+            // are found.
+            let published = head;
+            for _ in 0..2 {
+                let off = head & p.mask();
+                if data.load_acquire_u64((off + 8) as usize) != stamp(head) {
+                    break;
+                }
+                let h = read_header(&data, off);
+                let size = checked_size(&p, &h, head, published + p.capacity)?;
+                if h.kind == KIND_MSG {
+                    seq += 1;
+                }
+                head += size;
+            }
+            if head != published {
+                ctl.writer.seq.store(seq, Ordering::Relaxed);
+                ctl.writer.head.store(head, Ordering::Release);
+            }
         }
         Ok(Writer {
             ctl,
@@ -357,6 +397,7 @@ impl<'a> Writer<'a> {
 
     /// Reserves room for a record of `len` bytes: [`RingError::Full`] if a lossless ring has
     /// no room until a reader moves on.
+    #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<Reservation, RingError> {
         if len > self.p.max_msg as usize {
             return Err(RingError::TooLarge {
@@ -380,9 +421,6 @@ impl<'a> Writer<'a> {
             if self.head + need > self.limit {
                 return Err(RingError::Full);
             }
-        }
-        if pad > 0 {
-            write_header(&self.data, off, (pad - HEADER) as u32, KIND_PAD, 0);
         }
         Ok(Reservation {
             offset: (((self.head + pad) & self.p.mask()) + HEADER) as usize,
@@ -414,6 +452,7 @@ impl<'a> Writer<'a> {
     }
 
     /// Copies `len` bytes of payload into a reservation.
+    #[inline]
     pub fn write(&self, r: &Reservation, at: usize, bytes: &[u8]) {
         let end = at.saturating_add(bytes.len());
         assert!(end <= r.len, "write past the reservation");
@@ -421,23 +460,53 @@ impl<'a> Writer<'a> {
     }
 
     /// Publishes a reserved record with `len <= r.len` payload bytes.
+    #[inline]
     pub fn commit(&mut self, r: Reservation, len: usize) {
         let len = len.min(r.len);
         let start = self.head + r.pad;
-        write_header(
-            &self.data,
-            start & self.p.mask(),
-            len as u32,
-            KIND_MSG,
-            self.seq,
-        );
+        let end = start + record_size(len as u64);
+        let mask = self.p.mask();
+        if self.p.overwrite {
+            if r.pad > 0 {
+                write_header(
+                    &self.data,
+                    self.head & mask,
+                    (r.pad - HEADER) as u32,
+                    KIND_PAD,
+                    0,
+                );
+            }
+            write_header(&self.data, start & mask, len as u32, KIND_MSG, self.seq);
+        } else {
+            // Clear the stamp word of the record that will follow, when that space is free:
+            // it holds stale bytes from an earlier lap, which might read as `stamp(end)`.
+            // When it is not free, `end - capacity` is the (slowest) reader's tail, a record
+            // boundary: the word is the stamp of that record, `stamp(end - capacity)`.
+            if end + HEADER <= self.limit {
+                self.data.store_release_u64(((end & mask) + 8) as usize, 0);
+            }
+            if r.pad > 0 {
+                let off = self.head & mask;
+                self.data.write_u64(
+                    off as usize,
+                    u64::from((r.pad - HEADER) as u32) | (u64::from(KIND_PAD) << 32),
+                );
+                self.data
+                    .store_release_u64(off as usize + 8, stamp(self.head));
+            }
+            let off = (start & mask) as usize;
+            self.data
+                .write_u64(off, len as u64 | (u64::from(KIND_MSG) << 32));
+            self.data.store_release_u64(off + 8, stamp(start));
+        }
         self.seq += 1;
-        self.head = start + record_size(len as u64);
+        self.head = end;
         self.ctl.writer.seq.store(self.seq, Ordering::Relaxed);
         self.ctl.writer.head.store(self.head, Ordering::Release);
     }
 
     /// Reserve, copy, commit.
+    #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), RingError> {
         let r = self.reserve(msg.len())?;
         self.write(&r, 0, msg);
@@ -453,8 +522,6 @@ pub struct Peeked {
     pub offset: usize,
     /// Payload length.
     pub len: usize,
-    /// The record's sequence number.
-    pub seq: u64,
     next: u64,
 }
 
@@ -525,7 +592,12 @@ impl<'a> Reader<'a> {
         }
         let head = ctl.writer.head.load(Ordering::Acquire);
         let tail = cursor.tail.load(Ordering::Acquire);
-        if !tail.is_multiple_of(16) || tail > head || head - tail > p.capacity {
+        // A lossless reader may be one record ahead of the published head (see `peek`).
+        let ahead_ok = !p.overwrite && tail > head && tail - head <= p.capacity / 2;
+        if !tail.is_multiple_of(16)
+            || (tail > head && !ahead_ok)
+            || head.abs_diff(tail) > p.capacity
+        {
             return corrupt("reader cursor");
         }
         Ok(Reader {
@@ -555,28 +627,67 @@ impl<'a> Reader<'a> {
         self.cursor
     }
 
-    /// Whether a message may be waiting (a cheap check for waiting loops).
+    /// Whether a message may be waiting (a cheap check for waiting loops: on a lossless ring
+    /// it reads the commit stamp at the reader's tail, and the writer's head only when the
+    /// stamp does not match).
+    #[inline]
     pub fn has_data(&self) -> bool {
-        self.ctl.writer.head.load(Ordering::Acquire) != self.tail
+        if self.p.overwrite {
+            return self.ctl.writer.head.load(Ordering::Acquire) != self.tail;
+        }
+        self.stamped() || self.ctl.writer.head.load(Ordering::Acquire) > self.tail
+    }
+
+    /// The cheapest look for a busy-polling waiter: [`Reader::stamped`] on lossless rings
+    /// (one word, no look at the writer's line), the head on overwrite rings. It may miss a
+    /// message [`Reader::has_data`] sees only if the ring is corrupt.
+    #[inline]
+    pub fn poll_ready(&self) -> bool {
+        if self.p.overwrite {
+            self.ctl.writer.head.load(Ordering::Acquire) != self.tail
+        } else {
+            self.stamped()
+        }
+    }
+
+    /// Lossless rings: whether the record at the tail is committed (its stamp is there).
+    /// Reads one word, in the cache line the record starts in: the cheapest poll there is.
+    #[inline]
+    pub fn stamped(&self) -> bool {
+        !self.p.overwrite
+            && self
+                .data
+                .load_acquire_u64(((self.tail & self.p.mask()) + 8) as usize)
+                == stamp(self.tail)
     }
 
     /// Lossless rings: the next record, without consuming it (its bytes stay valid and
     /// unchanged until [`Reader::release`]). `Ok(None)` when nothing is waiting.
+    #[inline]
     pub fn peek(&mut self) -> Result<Option<Peeked>, RingError> {
         if self.p.overwrite {
             return corrupt("peek on an overwrite ring");
         }
         loop {
-            let head = self.ctl.writer.head.load(Ordering::Acquire);
-            if head < self.tail || head - self.tail > self.p.capacity || !head.is_multiple_of(16) {
-                return corrupt("writer cursor");
-            }
-            if head == self.tail {
-                return Ok(None);
-            }
             let off = self.tail & self.p.mask();
+            if !self.stamped() {
+                // Nothing committed at the tail, or a broken ring: the head tells which (the
+                // writer stamps a record before it publishes the head past it).
+                let head = self.ctl.writer.head.load(Ordering::Acquire);
+                if !head.is_multiple_of(16) || head.abs_diff(self.tail) > self.p.capacity {
+                    return corrupt("writer cursor");
+                }
+                // The head may even be behind: the writer stamps a record, then publishes it.
+                if head <= self.tail {
+                    return Ok(None);
+                }
+                if !self.stamped() {
+                    return corrupt("record below the head without its commit stamp");
+                }
+            }
             let h = read_header(&self.data, off);
-            let size = checked_size(&self.p, &h, self.tail, head)?;
+            // The stamp bounds the record by the ring, not by the head (not read here).
+            let size = checked_size(&self.p, &h, self.tail, self.tail + self.p.capacity)?;
             if h.kind == KIND_PAD {
                 self.tail += size;
                 self.cursor.tail.store(self.tail, Ordering::Release);
@@ -585,20 +696,16 @@ impl<'a> Reader<'a> {
             return Ok(Some(Peeked {
                 offset: (off + HEADER) as usize,
                 len: h.len as usize,
-                seq: h.seq,
                 next: self.tail + size,
             }));
         }
     }
 
     /// Consumes the record returned by the last [`Reader::peek`]: the writer may reuse it.
-    /// Returns how many messages were skipped before it (0 on a lossless ring, unless a
-    /// writer crashed and another resumed).
-    pub fn release(&mut self, r: Peeked) -> u64 {
-        let missed = self.note_seq(r.seq, self.tail);
+    #[inline]
+    pub fn release(&mut self, r: Peeked) {
         self.tail = r.next;
         self.cursor.tail.store(self.tail, Ordering::Release);
-        missed
     }
 
     /// Counts the messages skipped before the record `seq` found at `pos`. Before the first
@@ -616,6 +723,7 @@ impl<'a> Reader<'a> {
 
     /// Copies the next message into `buf` (lossless or overwrite rings). Returns the length
     /// and how many messages were missed just before it (overwrite mode), or `None`.
+    #[inline]
     pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<Option<(usize, u64)>, RingError> {
         if !self.p.overwrite {
             let Some(r) = self.peek()? else {
@@ -623,8 +731,8 @@ impl<'a> Reader<'a> {
             };
             let n = r.len.min(buf.len());
             self.data.copy_out(r.offset, &mut buf[..n], false);
-            let missed = self.release(r);
-            return Ok(Some((r.len, missed)));
+            self.release(r);
+            return Ok(Some((r.len, 0)));
         }
         self.recv_overwrite(buf)
     }
@@ -676,5 +784,105 @@ impl<'a> Reader<'a> {
                 return Ok(Some((len, missed)));
             }
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec::Vec;
+
+    const P: Params = Params {
+        capacity: 64,
+        max_msg: 16,
+        overwrite: false,
+    };
+
+    /// A data area on the heap (u64 words: 16-byte alignment is not needed by the tests'
+    /// accesses, which are all 8-aligned word or byte copies).
+    fn area(words: &mut [u128]) -> Data {
+        let len = words.len() * 16;
+        #[allow(unsafe_code)]
+        // SAFETY: the buffer is `len` bytes, 16-aligned (u128), outlives every use in the test,
+        // and no reference to it is used while the ring accesses it.
+        unsafe {
+            Data::new(words.as_mut_ptr().cast::<u8>(), len)
+        }
+    }
+
+    fn word(v: u64) -> [u8; 8] {
+        v.to_le_bytes()
+    }
+
+    /// A payload from an earlier lap that holds the very stamp a later record will have, at
+    /// the place that record's stamp goes, is never taken for a committed record.
+    #[test]
+    fn stale_payload_never_reads_as_a_stamp() {
+        let mut buf = [0u128; 4];
+        let data = area(&mut buf);
+        let ctl = Ctl::new();
+        let cursors = [Cursor::new()];
+        cursors[0].state.store(CLAIMED, Ordering::Relaxed);
+        let mut r = Reader::join(&ctl, &cursors[0], data, P).unwrap();
+        let mut w = Writer::attach(&ctl, &cursors, data, P).unwrap();
+        let mut out = [0u8; 16];
+        // Record at 0: payload at offsets 16..32 looks like a message header (len 0) with the
+        // stamp of a record at position 80 (offset 16).
+        let mut forged = Vec::new();
+        forged.extend_from_slice(&word(u64::from(KIND_MSG) << 32));
+        forged.extend_from_slice(&word(stamp(80)));
+        w.try_send(&forged).unwrap();
+        assert_eq!(r.try_recv(&mut out).unwrap(), Some((16, 0)));
+        w.try_send(&[7; 16]).unwrap(); // at 32
+        assert_eq!(r.try_recv(&mut out).unwrap(), Some((16, 0)));
+        w.try_send(&[]).unwrap(); // at 64, ends at 80
+        assert_eq!(r.try_recv(&mut out).unwrap(), Some((0, 0)));
+        assert!(!r.has_data());
+        assert_eq!(r.try_recv(&mut out).unwrap(), None);
+        w.try_send(&[9; 3]).unwrap(); // at 80
+        assert_eq!(r.try_recv(&mut out).unwrap(), Some((3, 0)));
+        assert_eq!(&out[..3], &[9; 3]);
+    }
+
+    /// A writer that died after stamping a record but before publishing the head: the next
+    /// writer takes the record as committed, and the reader (who may have read it) goes on.
+    #[test]
+    fn a_new_writer_adopts_a_stamped_but_unpublished_record() {
+        let mut buf = [0u128; 4];
+        let data = area(&mut buf);
+        let ctl = Ctl::new();
+        let cursors = [Cursor::new()];
+        cursors[0].state.store(CLAIMED, Ordering::Relaxed);
+        let mut r = Reader::join(&ctl, &cursors[0], data, P).unwrap();
+        let mut w = Writer::attach(&ctl, &cursors, data, P).unwrap();
+        w.try_send(b"one").unwrap();
+        // Undo the head's publication, as if the writer had died just before it.
+        ctl.writer.head.store(0, Ordering::Release);
+        ctl.writer.seq.store(0, Ordering::Release);
+        let mut out = [0u8; 16];
+        assert_eq!(r.try_recv(&mut out).unwrap(), Some((3, 0)));
+        assert_eq!(r.try_recv(&mut out).unwrap(), None);
+        let mut w = Writer::attach(&ctl, &cursors, data, P).unwrap();
+        assert_eq!(ctl.writer.head.load(Ordering::Acquire), 32);
+        w.try_send(b"two").unwrap();
+        assert_eq!(r.try_recv(&mut out).unwrap(), Some((3, 0)));
+        assert_eq!(&out[..3], b"two");
+    }
+
+    /// A record below the published head without its stamp is an error, not a hang.
+    #[test]
+    fn a_missing_stamp_below_the_head_is_corrupt() {
+        let mut buf = [0u128; 4];
+        let data = area(&mut buf);
+        let ctl = Ctl::new();
+        let cursors = [Cursor::new()];
+        cursors[0].state.store(CLAIMED, Ordering::Relaxed);
+        let mut r = Reader::join(&ctl, &cursors[0], data, P).unwrap();
+        let mut w = Writer::attach(&ctl, &cursors, data, P).unwrap();
+        w.try_send(b"one").unwrap();
+        data.write_u64(8, 12345);
+        let mut out = [0u8; 16];
+        assert!(matches!(r.try_recv(&mut out), Err(RingError::Corrupt(_))));
     }
 }

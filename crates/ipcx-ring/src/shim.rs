@@ -46,6 +46,7 @@ impl Data {
     }
 
     /// Length in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
@@ -55,6 +56,7 @@ impl Data {
         self.len == 0
     }
 
+    #[inline]
     fn check(&self, off: usize, n: usize) {
         assert!(
             off.checked_add(n).is_some_and(|e| e <= self.len),
@@ -64,6 +66,7 @@ impl Data {
 
     /// The address of byte `off` (zero-copy access by the process layer).
     #[cfg(not(loom))]
+    #[inline]
     pub fn ptr(&self, off: usize, n: usize) -> *mut u8 {
         self.check(off, n);
         // SAFETY: off + n <= len (checked), so the result stays inside the area.
@@ -71,6 +74,7 @@ impl Data {
     }
 
     /// Reads the aligned 64-bit word at `off` (volatile: another process may change it).
+    #[inline]
     pub(crate) fn read_u64(&self, off: usize) -> u64 {
         self.check(off, 8);
         assert!(off.is_multiple_of(8));
@@ -84,6 +88,7 @@ impl Data {
     }
 
     /// Writes the aligned 64-bit word at `off`.
+    #[inline]
     pub(crate) fn write_u64(&self, off: usize, v: u64) {
         self.check(off, 8);
         assert!(off.is_multiple_of(8));
@@ -96,8 +101,43 @@ impl Data {
         self.words[off / 8].store(v, Ordering::Relaxed)
     }
 
+    /// Reads the aligned 64-bit word at `off` with acquire ordering: bytes the writer stored
+    /// before its [`Data::store_release_u64`] of this word are visible after it.
+    #[inline]
+    pub(crate) fn load_acquire_u64(&self, off: usize) -> u64 {
+        self.check(off, 8);
+        assert!(off.is_multiple_of(8));
+        #[cfg(not(loom))]
+        {
+            // SAFETY: in bounds and 8-aligned (checked; the base is 16-aligned); the word lives
+            // in shared memory that stays mapped while `self` is used, and every access to it
+            // from any process is atomic or volatile (never a Rust reference).
+            let word = unsafe { AtomicU64::from_ptr(self.base.add(off).cast::<u64>()) };
+            word.load(Ordering::Acquire)
+        }
+        #[cfg(loom)]
+        self.words[off / 8].load(Ordering::Acquire)
+    }
+
+    /// Writes the aligned 64-bit word at `off` with release ordering (see
+    /// [`Data::load_acquire_u64`]).
+    #[inline]
+    pub(crate) fn store_release_u64(&self, off: usize, v: u64) {
+        self.check(off, 8);
+        assert!(off.is_multiple_of(8));
+        #[cfg(not(loom))]
+        {
+            // SAFETY: as in `load_acquire_u64`.
+            let word = unsafe { AtomicU64::from_ptr(self.base.add(off).cast::<u64>()) };
+            word.store(v, Ordering::Release);
+        }
+        #[cfg(loom)]
+        self.words[off / 8].store(v, Ordering::Release)
+    }
+
     /// Copies `src` to `off`. `racy`: readers may read the bytes concurrently (overwrite mode),
     /// so the copy is volatile.
+    #[inline]
     pub fn copy_in(&self, off: usize, src: &[u8], racy: bool) {
         self.check(off, src.len());
         #[cfg(not(loom))]
@@ -128,6 +168,7 @@ impl Data {
     }
 
     /// Copies bytes at `off` into `dst`; see [`Data::copy_in`] for `racy`.
+    #[inline]
     pub fn copy_out(&self, off: usize, dst: &mut [u8], racy: bool) {
         self.check(off, dst.len());
         #[cfg(not(loom))]

@@ -354,12 +354,16 @@ fn garbage_and_foreign_segments_are_named_errors() {
     map.write_at(0, b"IPCXRING").unwrap();
     map.write_at(8, &99u32.to_ne_bytes()).unwrap();
     map.write_at(44, &1u32.to_ne_bytes()).unwrap(); // the ready flag
-    assert!(matches!(
-        Subscriber::open(&name, &Options::new()),
-        Err(Error::VersionMismatch { found: 99, .. })
-    ));
+    let expected = match Subscriber::open(&name, &Options::new()) {
+        Err(Error::VersionMismatch {
+            found: 99,
+            expected,
+            ..
+        }) => expected,
+        other => panic!("{other:?}"),
+    };
     // The right version, impossible parameters.
-    map.write_at(8, &1u32.to_ne_bytes()).unwrap();
+    map.write_at(8, &expected.to_ne_bytes()).unwrap();
     let e = Subscriber::open(&name, &Options::new()).unwrap_err();
     assert!(
         matches!(e, Error::Corrupt { .. } | Error::Incompatible { .. }),

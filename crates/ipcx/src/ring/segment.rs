@@ -16,7 +16,7 @@ use crate::sys::shm::{self, OpenMode};
 /// "IPCXRING" in little-endian bytes.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"IPCXRING");
 /// Layout version of this build.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 /// Pattern: publish/subscribe (1:1 and 1:M).
 pub(crate) const PATTERN_PUBSUB: u32 = 1;
 /// Pattern: work queue (N producers, M consumers, each message to one consumer).

@@ -226,7 +226,7 @@ impl Producer {
             m.strategy,
             &mut spin,
             wait,
-            || match m.q.acquire() {
+            |_| match m.q.acquire() {
                 Ok(None) => false,
                 r => {
                     got = Some(r);
@@ -441,7 +441,7 @@ impl Consumer {
             m.strategy,
             &mut spin,
             wait,
-            || m.q.has_ready(),
+            |_| m.q.has_ready(),
             || {
                 m.seg.reap();
                 match self.gone() {
