@@ -41,9 +41,9 @@
 //!   receiver waits for messages as long as it likes even when no other process has the
 //!   mailbox open, as with a POSIX queue.
 //! * **Lifetime**: the mailbox (and the messages in it) lives as long as any handle to it is
-//!   open, in any process; the last handle to close removes it, unless one of them called
-//!   [`Mailbox::persist`] (then [`Mailbox::remove`] or `ipcx rm shm:/NAME` removes it). The
-//!   creating handle does not remove it while others still use it.
+//!   open, in any process; the last handle to close removes it, unless that handle was made
+//!   with [`Mailbox::persist`] (then [`Mailbox::remove`] or `ipcx rm shm:/NAME` removes it).
+//!   The creating handle does not remove it while others still use it.
 //! * **Dead peers**: a receiver killed while it held a message (between taking it from the
 //!   queue and copying it out, a few instructions) has that message sent again to another
 //!   receiver, so delivery is *at least once* across a receiver crash and exactly once
@@ -285,12 +285,25 @@ impl Mailbox {
         match parse(name)? {
             Addr::Queue(q) => Ok(MessageQueue::unlink(q)?),
             Addr::Ring(n) => ring::remove(n.as_str()).map_err(|e| {
+                let missing = matches!(e, ring::Error::NotARing { .. })
+                    && !std::path::Path::new("/dev/shm")
+                        .join(&n.as_str()[1..])
+                        .exists();
+                let e = if missing {
+                    ring::Error::NotFound {
+                        name: n.to_string(),
+                    }
+                } else {
+                    e
+                };
                 super::ring_error(e, &format!("mailbox {name}"), "nothing to remove")
             }),
         }
     }
 
-    /// Keeps the mailbox after this handle is dropped (for a ring: after every handle is).
+    /// Keeps the mailbox after this handle is dropped. For a ring: this handle never removes
+    /// it, even when it is the last one open (then [`Mailbox::remove`] or `ipcx rm` does);
+    /// another handle that was not persisted and closes last still removes it.
     pub fn persist(self) -> Mailbox {
         let inner = match self.inner {
             Inner::Queue(q) => Inner::Queue(q.persist()),
@@ -331,14 +344,13 @@ impl Mailbox {
     /// Messages waiting now ([`Error::Unsupported`] for a ring).
     pub fn len(&self) -> Result<usize, Error> {
         match &self.inner {
-            Inner::Queue(q) => {
-                q.attributes()
-                    .map(|a| a.current_messages)
-                    .map_err(|source| Error::Io {
-                        context: format!("mq_getattr on {}", self.name),
-                        source,
-                    })
-            }
+            Inner::Queue(q) => q
+                .attributes()
+                .map(|a| a.current_messages)
+                .map_err(|source| Error::Io {
+                    context: format!("mq_getattr on {}", self.name),
+                    source,
+                }),
             Inner::Ring(_) => Err(self.unsupported("counting the waiting messages")),
         }
     }
