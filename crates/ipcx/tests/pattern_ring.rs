@@ -116,6 +116,19 @@ fn child_role() {
             );
             assert_eq!(sub.total_missed(), missed);
         }),
+        ("counter", |args| {
+            // addr tag n: waits for one subscriber, publishes tag-0 .. tag-(n-1), then end.
+            let p = Publisher::bind(&args[0]).unwrap();
+            p.wait_for_subscribers(1, LONG).unwrap();
+            let n: usize = args[2].parse().unwrap();
+            for i in 0..n {
+                p.publish_timeout(b"n", format!("{}-{i}", args[1]).as_bytes(), LONG)
+                    .unwrap();
+            }
+            p.publish_timeout(b"end", args[1].as_bytes(), LONG).unwrap();
+            // Dropping it lets the subscriber read the rest (the ring outlives the publisher;
+            // a socket publisher flushes first), then tells it the publisher is gone.
+        }),
         ("ticker", |args| {
             let p = Publisher::bind(&args[0]).unwrap();
             let mut i = 0u64;
@@ -504,8 +517,15 @@ fn pubsub_bad_input_gives_named_errors() {
     let e = p.publish(&[b'x'; 2000], b"").unwrap_err();
     assert!(matches!(e, Error::TooLarge { .. }), "{e:?}");
     let mut sub = Subscriber::connect(&addr, &[b""], SHORT).unwrap();
-    let e = sub.connect_also("unix:@whatever", SHORT).unwrap_err();
-    assert!(matches!(e, Error::Unsupported { .. }), "{e:?}");
+    let e = sub
+        .connect_also(&format!("unix:@{}", util::unique("nobody")), SHORT)
+        .unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
+    let e = sub.connect_also(&missing, SHORT).unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
+    // The subscriber still reads its ring (now through a thread).
+    p.publish(b"t", b"still").unwrap();
+    assert_eq!(sub.recv_timeout(LONG).unwrap().data, b"still");
     let long = vec![b'x'; 2000];
     let e = Subscriber::connect(&addr, &[&long], SHORT).unwrap_err();
     assert!(matches!(e, Error::TooLarge { .. }), "{e:?}");
@@ -514,4 +534,52 @@ fn pubsub_bad_input_gives_named_errors() {
     let _mb = Mailbox::create(&format!("shm:{mname}")).unwrap();
     let e = Subscriber::connect(&format!("shm:{mname}"), &[b""], SHORT).unwrap_err();
     assert!(matches!(e, Error::Ring(_)), "{e:?}");
+}
+
+#[test]
+fn pubsub_one_subscriber_two_ring_publishers_and_a_socket_one() {
+    let (a, _ga) = ring_name("nma");
+    let (b, _gb) = ring_name("nmb");
+    let (ra, rb) = (format!("shm:{a}"), format!("shm:{b}"));
+    let sock = format!("unix:@{}", util::unique("nmc"));
+    let mut kids = vec![
+        util::spawn_role("counter", &[&ra, "a", "300"]),
+        util::spawn_role("counter", &[&rb, "b", "300"]),
+        util::spawn_role("counter", &[&sock, "c", "300"]),
+    ];
+    let mut sub = None;
+    assert!(util::wait_until(LONG, || {
+        sub = Subscriber::connect(&ra, &[b""], LONG).ok();
+        sub.is_some()
+    }));
+    let mut sub = sub.unwrap();
+    for addr in [&rb, &sock] {
+        assert!(util::wait_until(LONG, || sub
+            .connect_also(addr, LONG)
+            .is_ok()));
+    }
+    let mut next = [0usize; 3];
+    let mut ended = 0;
+    while ended < 3 {
+        // A publisher that is done ends its stream with one PeerGone, whenever it exits.
+        let d = match sub.recv_timeout(LONG) {
+            Err(Error::PeerGone { .. }) => continue,
+            r => r.unwrap(),
+        };
+        assert_eq!(d.missed, 0);
+        let tag = ["a", "b", "c"][d.source];
+        if d.topic == b"end" {
+            assert_eq!(d.data, tag.as_bytes());
+            assert_eq!(next[d.source], 300, "{tag} ended early");
+            ended += 1;
+            continue;
+        }
+        let want = format!("{tag}-{}", next[d.source]);
+        assert_eq!(d.data, want.as_bytes(), "order within one publisher");
+        next[d.source] += 1;
+    }
+    drop(sub);
+    for k in &mut kids {
+        k.expect_success();
+    }
 }

@@ -4,7 +4,7 @@
 //! |---|---|---|---|
 //! | direct messaging | [`direct`] | 1:1, addressed by pid | abstract Unix datagram `@ipcx-inbox-<uid>-<pid>` |
 //! | mailbox | [`mailbox`] | N:M, each message to exactly one receiver | POSIX message queue (`/NAME`, `mq:/NAME`) or shared-memory work queue (`shm:/NAME`) |
-//! | publish/subscribe | [`pubsub`] | 1:M (N:M with several publishers), topic prefixes | Unix stream sockets or TCP, fan-out; or natively 1:M over one shared-memory ring (`shm:/NAME`) |
+//! | publish/subscribe | [`pubsub`] | 1:M (N:M with several publishers), topic prefixes | Unix stream sockets or TCP, fan-out; or natively over shared-memory rings (`shm:/NAME`, one ring per publisher) |
 //! | request/reply | [`reqrep`] | many clients, many servers, request ids, deadlines | Unix stream sockets, TCP or shared-memory rings |
 //! | push/pull | [`pushpull`] | work distribution with credits and redelivery | Unix stream sockets or TCP |
 //!

@@ -57,10 +57,13 @@
 //!   rates, use one ring per topic (one address each). The missed count of an overwrite ring
 //!   counts every message lost, whatever its topic (the ring cannot know the topic of a
 //!   message that was overwritten).
-//! * **1:M only**: a ring has exactly one publisher (a second live one gets [`Error::Ring`]
-//!   with `PublisherExists`), and a ring subscriber reads one ring:
-//!   [`Subscriber::connect_also`] is [`Error::Unsupported`] with a ring on either side. For
-//!   N:M, use socket addresses (every subscriber connects to every publisher).
+//! * **N:M is one ring per publisher**: a ring has exactly one publisher (a second live one
+//!   gets [`Error::Ring`] with `PublisherExists`). A subscriber adds the other publishers'
+//!   rings (or sockets) with [`Subscriber::connect_also`]; there is no discovery, it names
+//!   each one. A subscriber with one ring reads it directly, in the calling thread; with
+//!   more than one source, each ring gets a reading thread (like a socket), which adds a
+//!   thread hand-off per message and a [`Delivery::source`] to tell them apart. Order is kept
+//!   per publisher, not across them.
 //! * The publisher going away (closed or killed) ends its subscribers' stream with
 //!   [`Error::PeerGone`] once they have read what it published; a subscriber that dies
 //!   gives its place back, and the publisher stops waiting for it within milliseconds.
@@ -650,8 +653,35 @@ pub struct Subscriber {
     sources: usize,
     missed: Arc<AtomicU64>,
     topics: Vec<Vec<u8>>,
-    /// Reading a ring directly (`shm:/NAME`).
+    /// Reading a ring directly (`shm:/NAME`, the only source).
     ring: Option<RingSub>,
+    /// Tells the ring-reading threads to stop (set on drop).
+    stop: Arc<AtomicBool>,
+}
+
+/// How often a ring-reading thread looks whether its subscriber was dropped.
+const STOP_CHECK: Duration = Duration::from_millis(100);
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Attaches to the publisher's ring `name` (given as `addr`).
+fn open_ring(name: &str, addr: &str) -> Result<RingSub, Error> {
+    let sub = ring::Subscriber::open(name, &ring::Options::new()).map_err(|e| {
+        super::ring_error(
+            e,
+            &format!("publisher at {addr}"),
+            "start the publisher first (it creates the ring)",
+        )
+    })?;
+    Ok(RingSub {
+        sub,
+        addr: addr.to_owned(),
+        missed: 0,
+    })
 }
 
 #[derive(Debug)]
@@ -692,26 +722,56 @@ impl Subscriber {
             missed: Arc::new(AtomicU64::new(0)),
             topics: topics.iter().map(|t| t.to_vec()).collect(),
             ring: None,
+            stop: Arc::new(AtomicBool::new(false)),
         };
         if let LinkAddr::Shm(name) = LinkAddr::parse(addr)? {
             s.check_topics()?;
-            let sub = ring::Subscriber::open(&name, &ring::Options::new()).map_err(|e| {
-                super::ring_error(
-                    e,
-                    &format!("publisher at {addr}"),
-                    "start the publisher first (it creates the ring)",
-                )
-            })?;
-            s.ring = Some(RingSub {
-                sub,
-                addr: addr.to_owned(),
-                missed: 0,
-            });
+            s.ring = Some(open_ring(&name, addr)?);
             s.sources = 1;
             return Ok(s);
         }
         s.connect_also(addr, timeout)?;
         Ok(s)
+    }
+
+    /// Moves a ring read directly into a reading thread, like any other source.
+    fn ring_to_thread(&mut self, r: RingSub, source: usize) -> Result<(), Error> {
+        let (tx, live, missed, stop) = (
+            self.tx.clone(),
+            self.live.clone(),
+            self.missed.clone(),
+            self.stop.clone(),
+        );
+        let topics = self.topics.clone();
+        live.fetch_add(1, Ordering::SeqCst);
+        let spawned = std::thread::Builder::new()
+            .name("ipcx-sub-ring".into())
+            .spawn(move || {
+                let mut r = r;
+                while !stop.load(Ordering::SeqCst) {
+                    match recv_ring(&mut r, &topics, &missed, Wait::timeout(STOP_CHECK)) {
+                        Ok(d) => {
+                            if tx.send(Ok(Delivery { source, ..d })).is_err() {
+                                break;
+                            }
+                        }
+                        Err(Error::Timeout) => {}
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            break;
+                        }
+                    }
+                }
+                live.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(source) = spawned {
+            self.live.fetch_sub(1, Ordering::SeqCst);
+            return Err(Error::Io {
+                context: "spawning a subscriber thread".into(),
+                source,
+            });
+        }
+        Ok(())
     }
 
     fn check_topics(&self) -> Result<(), Error> {
@@ -732,17 +792,25 @@ impl Subscriber {
         Ok(())
     }
 
-    /// Also subscribes, with the same topics, to the publisher at `addr` (N:M). Ring
-    /// subscriptions are 1:M: a subscriber of a ring cannot add sources, and a ring cannot be
-    /// added to a socket subscriber ([`Error::Unsupported`]); for N:M use socket addresses.
+    /// Also subscribes, with the same topics, to the publisher at `addr` (N:M), a socket
+    /// address or another publisher's ring (`shm:/NAME`, which must exist). With more than one
+    /// source, each ring is read by a thread of this subscriber, as each socket is.
     pub fn connect_also(&mut self, addr: &str, timeout: Duration) -> Result<(), Error> {
         let wait = Wait::timeout(timeout);
         let parsed = LinkAddr::parse(addr)?;
-        if self.ring.is_some() || matches!(parsed, LinkAddr::Shm(_)) {
-            return Err(Error::Unsupported {
-                what: "subscribing to several publishers (N:M)".into(),
-                transport: "shared-memory rings (one publisher per ring; use sockets)".into(),
-            });
+        if let LinkAddr::Shm(name) = &parsed {
+            self.check_topics()?;
+            let r = open_ring(name, addr)?;
+            if let Some(first) = self.ring.take() {
+                self.ring_to_thread(first, 0)?;
+            }
+            let source = self.sources;
+            self.ring_to_thread(r, source)?;
+            self.sources += 1;
+            return Ok(());
+        }
+        if let Some(first) = self.ring.take() {
+            self.ring_to_thread(first, 0)?;
         }
         if self.topics.len() > MAX_TOPICS {
             return Err(Error::TooLarge {
