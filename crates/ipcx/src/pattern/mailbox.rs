@@ -44,10 +44,10 @@
 //!   open, in any process; the last handle to close removes it, unless that handle was made
 //!   with [`Mailbox::persist`] (then [`Mailbox::remove`] or `ipcx rm shm:/NAME` removes it).
 //!   The creating handle does not remove it while others still use it.
-//! * **Dead peers**: a receiver killed while it held a message (between taking it from the
-//!   queue and copying it out, a few instructions) has that message sent again to another
-//!   receiver, so delivery is *at least once* across a receiver crash and exactly once
-//!   otherwise; a sender killed while writing a message frees its slot. Blocked calls notice
+//! * **Dead peers**: a receiver killed while it held a message (in the short window between
+//!   taking it from the queue and finishing copying it out) has that message sent again to
+//!   another receiver, so delivery is *at least once* across a receiver crash and exactly
+//!   once otherwise; a sender killed while writing a message frees its slot. Blocked calls notice
 //!   dead peers every few milliseconds: nothing waits for a dead process.
 //! * [`Mailbox::len`] and [`Mailbox::is_empty`] are [`Error::Unsupported`] (the ring does not
 //!   count the queued messages).
