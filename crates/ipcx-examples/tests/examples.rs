@@ -133,6 +133,21 @@ fn mailbox_producer_and_consumer() {
 }
 
 #[test]
+fn mailbox_producer_and_consumer_over_the_ring() {
+    let name = format!("/{}", unique("ringjobs"));
+    let addr = format!("shm:{name}");
+    let mut consumer = Running::start(env!("CARGO_BIN_EXE_mailbox-consumer"), &[&addr, "3"]);
+    consumer.expect_line("ready");
+    run_ok(
+        env!("CARGO_BIN_EXE_mailbox-producer"),
+        &[&addr, "build", "test", "deploy"],
+    );
+    let out = consumer.finish();
+    assert_eq!(out[1..], ["got: build", "got: test", "got: deploy"]);
+    assert!(!std::path::Path::new(&format!("/dev/shm{name}")).exists());
+}
+
+#[test]
 fn pubsub_publisher_and_subscriber() {
     let addr = format!("unix:@{}", unique("prices"));
     let mut publisher = Running::start(env!("CARGO_BIN_EXE_pubsub-publisher"), &[&addr, "1"]);
@@ -141,6 +156,19 @@ fn pubsub_publisher_and_subscriber() {
     let out = sub.finish();
     assert_eq!(out, ["eur.usd = 1.08", "eur.usd = 1.09", "eur.usd = 1.07"]);
     publisher.finish();
+}
+
+#[test]
+fn pubsub_publisher_and_subscriber_over_the_ring() {
+    let name = format!("/{}", unique("ringprices"));
+    let addr = format!("shm:{name}");
+    let mut publisher = Running::start(env!("CARGO_BIN_EXE_pubsub-publisher"), &[&addr, "1"]);
+    publisher.expect_line("publishing on");
+    let sub = Running::start(env!("CARGO_BIN_EXE_pubsub-subscriber"), &[&addr, "eur."]);
+    let out = sub.finish();
+    assert_eq!(out, ["eur.usd = 1.08", "eur.usd = 1.09", "eur.usd = 1.07"]);
+    publisher.finish();
+    assert!(!std::path::Path::new(&format!("/dev/shm{name}")).exists());
 }
 
 #[test]

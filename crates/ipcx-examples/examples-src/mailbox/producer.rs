@@ -1,5 +1,5 @@
 //! Puts each argument into the mailbox as one message (the consumer must have created it).
-//! Usage: `mailbox-producer NAME MESSAGE...`
+//! Usage: `mailbox-producer NAME MESSAGE...` (NAME `/NAME` or `shm:/NAME`, as the consumer's).
 use ipcx::pattern::mailbox::Mailbox;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,6 +1,7 @@
 //! Publishes prices on two topics to every subscriber, then `end`.
 //! Usage: `pubsub-publisher [ADDR] [SUBSCRIBERS]` (defaults `unix:@ipcx-example-prices`, 1):
-//! waits for that many subscribers before publishing.
+//! waits for that many subscribers before publishing. `shm:/NAME` publishes into a
+//! shared-memory ring that every subscriber reads.
 use std::time::Duration;
 
 use ipcx::pattern::pubsub::Publisher;

@@ -3,8 +3,8 @@
 //! | pattern | module | shape | transport |
 //! |---|---|---|---|
 //! | direct messaging | [`direct`] | 1:1, addressed by pid | abstract Unix datagram `@ipcx-inbox-<uid>-<pid>` |
-//! | mailbox | [`mailbox`] | N:M, each message to exactly one receiver | POSIX message queue |
-//! | publish/subscribe | [`pubsub`] | 1:M (N:M with several publishers), topic prefixes | Unix stream sockets, fan-out |
+//! | mailbox | [`mailbox`] | N:M, each message to exactly one receiver | POSIX message queue (`/NAME`, `mq:/NAME`) or shared-memory work queue (`shm:/NAME`) |
+//! | publish/subscribe | [`pubsub`] | 1:M (N:M with several publishers), topic prefixes | Unix stream sockets or TCP, fan-out; or natively over shared-memory rings (`shm:/NAME`, one ring per publisher) |
 //! | request/reply | [`reqrep`] | many clients, many servers, request ids, deadlines | Unix stream sockets, TCP or shared-memory rings |
 //! | push/pull | [`pushpull`] | work distribution with credits and redelivery | Unix stream sockets or TCP |
 //!
@@ -19,6 +19,13 @@
 //! through the small [`Link`] abstraction (a framed, bidirectional connection that can be split
 //! into a reading and a writing half); a new transport plugs in by implementing [`Link`] for its
 //! connection type, as the shared-memory ring does ([`shmlink`], addresses `shm:/NAME`).
+//!
+//! Mailboxes and pub/sub use the shared-memory ring directly instead ([`crate::ring`]): the
+//! address picks the transport and the API stays the same. A ring mailbox is a work queue
+//! ([`crate::ring::Producer`]/[`crate::ring::Consumer`]); ring pub/sub is one broadcast ring
+//! ([`crate::ring::Publisher`]/[`crate::ring::Subscriber`]) that every subscriber reads through
+//! its own cursor, with no copy per subscriber in the publisher. Each module's docs list what
+//! differs between the transports.
 
 use std::fmt;
 use std::io;
@@ -123,6 +130,19 @@ pub enum Error {
     /// A POSIX message queue could not be opened or created.
     #[error(transparent)]
     Queue(#[from] crate::mq::OpenError),
+    /// A shared-memory ring failure not covered above (already exists, permission denied,
+    /// another live publisher, no free participant place, corrupt segment...).
+    #[error(transparent)]
+    Ring(crate::ring::Error),
+    /// The operation is not available on this transport (for example message priorities on
+    /// a ring mailbox).
+    #[error("{what} is not supported over {transport}")]
+    Unsupported {
+        /// The operation.
+        what: String,
+        /// The transport.
+        transport: String,
+    },
     /// Any other OS failure.
     #[error("{context}: {source}")]
     Io {
@@ -180,6 +200,32 @@ impl From<SocketError> for Error {
             },
             other => Error::Socket(other),
         }
+    }
+}
+
+/// Maps a ring error onto the pattern's named cases; `what` names the object (`mailbox
+/// shm:/jobs`), `hint` says what to do when it is missing.
+pub(crate) fn ring_error(e: crate::ring::Error, what: &str, hint: &str) -> Error {
+    use crate::ring::Error as R;
+    match e {
+        R::Timeout => Error::Timeout,
+        R::Empty => Error::WouldBlock,
+        R::Full => Error::Full { what: what.into() },
+        R::TooLarge { len, max } => Error::TooLarge {
+            len,
+            max,
+            what: format!("{what} (its max message size)"),
+        },
+        R::PeerGone { what } => Error::PeerGone { what },
+        R::NotFound { .. } => Error::NotFound {
+            what: what.into(),
+            hint: hint.into(),
+        },
+        R::InvalidName(e) => Error::InvalidAddress {
+            addr: what.into(),
+            reason: e.to_string(),
+        },
+        other => Error::Ring(other),
     }
 }
 

@@ -2,9 +2,10 @@
 //! for, from the moment it joined.
 //!
 //! A [`Publisher`] binds an address (`unix:@NAME`, `unix:PATH` or `tcp:HOST:PORT`, see
-//! [`LinkAddr`]); [`Subscriber`]s connect and name the topic prefixes they want (`b""` for
-//! everything). Messages are fanned out over one connection per subscriber. A subscriber can
-//! connect to several publishers ([`Subscriber::connect_also`]): N:M. A topic per address
+//! [`LinkAddr`], or `shm:/NAME` for a shared-memory ring, see below); [`Subscriber`]s connect
+//! and name the topic prefixes they want (`b""` for everything). Over sockets, messages are
+//! fanned out over one connection per subscriber and a subscriber can connect to several
+//! publishers ([`Subscriber::connect_also`]): N:M. A topic per address
 //! (one publisher per topic) works as well as prefixes on one address.
 //!
 //! # Guarantees
@@ -34,8 +35,45 @@
 //! # Ok::<(), ipcx::pattern::Error>(())
 //! ```
 //!
+//! # Over a shared-memory ring (`shm:/NAME`)
+//! [`Publisher::bind`] with `shm:/NAME` (or [`Publisher::bind_ring`]) creates a broadcast ring
+//! ([`crate::ring`]) and [`Subscriber::connect`] attaches to it: there is no fan-out and no
+//! thread. The publisher writes each message once, in place; every subscriber reads it
+//! through its own cursor in the ring. The API and guarantees are the same, with these
+//! differences:
+//! * **Slow subscribers**: the ring is lossless by default: when the slowest subscriber is a
+//!   whole ring behind, [`Publisher::publish`] waits ([`Publisher::try_publish`] fails with
+//!   [`Error::Full`], [`Publisher::publish_timeout`] with [`Error::Timeout`], the message
+//!   then sent to nobody). [`SlowPolicy::DropOldest`] makes an *overwrite* ring: the
+//!   publisher never waits and a subscriber that fell behind skips the oldest messages, told
+//!   through [`Delivery::missed`] and [`Subscriber::total_missed`] as over sockets. The
+//!   ring's capacity is in bytes ([`RING_CAPACITY`]; set it with [`Publisher::bind_ring`]),
+//!   not [`PublisherOptions::queue_len`] messages; the policy is fixed when the ring is
+//!   created.
+//! * **Topics**: each record carries its topic (`topic_len:u16 topic data`) and each
+//!   subscriber filters with its prefixes. The cost is honest to state: *every subscriber
+//!   reads every record*, wanted or not, and a lossless ring waits for subscribers that skip a
+//!   topic as much as for those that read it. When topics have very different subscribers or
+//!   rates, use one ring per topic (one address each). The missed count of an overwrite ring
+//!   counts every message lost, whatever its topic (the ring cannot know the topic of a
+//!   message that was overwritten).
+//! * **N:M is one ring per publisher**: a ring has exactly one publisher (a second live one
+//!   gets [`Error::Ring`] with `PublisherExists`). A subscriber adds the other publishers'
+//!   rings (or sockets) with [`Subscriber::connect_also`]; there is no discovery, it names
+//!   each one. A subscriber with one ring reads it directly, in the calling thread; with
+//!   more than one source, each ring gets a reading thread (like a socket), which adds a
+//!   thread hand-off per message and a [`Delivery::source`] to tell them apart. Order is kept
+//!   per publisher, not across them.
+//! * The publisher going away (closed or killed) ends its subscribers' stream with
+//!   [`Error::PeerGone`] once they have read what it published; a subscriber that dies
+//!   gives its place back, and the publisher stops waiting for it within milliseconds.
+//! * [`Subscriber::connect`] does not wait for a ring that does not exist yet:
+//!   [`Error::NotFound`] at once (start the publisher first), as for a socket with no
+//!   listener. A ring publisher lives on after [`Publisher`] is dropped while subscribers
+//!   still read it; the last one out removes it.
+//!
 //! # Wire format
-//! Frames on the connection (ipcx framing): the subscriber sends `IPCXSUB1`, a `u16` count and
+//! Over sockets, frames on the connection (ipcx framing): the subscriber sends `IPCXSUB1`, a `u16` count and
 //! that many `u16`-length-prefixed prefixes (at most [`MAX_TOPICS`] of at most
 //! [`MAX_TOPIC_LEN`] bytes); the publisher answers `[1]` (welcome), then sends each message as
 //! `[2] missed:u64 topic_len:u16 topic data` (big-endian).
@@ -48,7 +86,44 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::{Error, Link, LinkAddr, LinkListener};
+use crate::ring;
 use crate::wait::Wait;
+
+/// Ring publishers: the data area's size by default (bytes).
+pub const RING_CAPACITY: usize = 1 << 20;
+/// Ring publishers: the largest record (topic, data and a 2-byte topic length) by default.
+pub const RING_MAX_MESSAGE: usize = 64 << 10;
+/// Ring publishers: subscriber places by default.
+pub const RING_SUBSCRIBERS: u32 = 64;
+
+/// The ring options a ring publisher is created with by default.
+pub fn ring_options() -> ring::Options {
+    ring::Options::new()
+        .capacity(RING_CAPACITY)
+        .max_message(RING_MAX_MESSAGE)
+        .max_subscribers(RING_SUBSCRIBERS)
+}
+
+/// Takes `m` as `wait` allows (`None` when the deadline passed first).
+fn lock_wait<T>(m: &Mutex<T>, wait: Wait) -> Option<MutexGuard<'_, T>> {
+    let mut pause = Duration::from_micros(50);
+    loop {
+        match m.try_lock() {
+            Ok(g) => return Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => {}
+        }
+        if wait == Wait::Forever {
+            return Some(lock(m));
+        }
+        let left = wait.remaining().unwrap_or_default();
+        if left.is_zero() {
+            return None;
+        }
+        std::thread::sleep(pause.min(left));
+        pause = (pause * 2).min(Duration::from_millis(5));
+    }
+}
 
 /// Longest topic or prefix, in bytes.
 pub const MAX_TOPIC_LEN: usize = 1024;
@@ -124,24 +199,56 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The publishing end: binds an address and fans messages out to subscribers.
+/// The publishing end: binds an address and fans messages out to subscribers, or publishes
+/// into a shared-memory ring that every subscriber reads.
 #[derive(Debug)]
 pub struct Publisher {
-    shared: Arc<Shared>,
+    kind: PubKind,
     addr: LinkAddr,
-    acceptor: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+enum PubKind {
+    Fanout {
+        shared: Arc<Shared>,
+        acceptor: Option<JoinHandle<()>>,
+    },
+    Ring(Mutex<ring::Publisher>),
 }
 
 impl Publisher {
-    /// Binds `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`) with default options.
+    /// Binds `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`, or `shm:/NAME` for a
+    /// shared-memory ring) with default options.
     pub fn bind(addr: &str) -> Result<Publisher, Error> {
         Self::bind_with(&LinkAddr::parse(addr)?, PublisherOptions::default())
     }
 
-    /// Binds with options.
+    /// Binds with options. For `shm:/NAME`, [`SlowPolicy::DropOldest`] makes an overwrite
+    /// ring and `queue_len` is not used (the ring's capacity is in bytes: see
+    /// [`Publisher::bind_ring`]).
     pub fn bind_with(addr: &LinkAddr, opts: PublisherOptions) -> Result<Publisher, Error> {
+        if let LinkAddr::Shm(name) = addr {
+            let ropts = ring_options().overwrite(opts.policy == SlowPolicy::DropOldest);
+            return Self::bind_ring(name, &ropts);
+        }
         let listener = addr.bind()?;
         Self::from_listener(listener, opts)
+    }
+
+    /// Publishes into the shared-memory ring `name` (`/NAME`), creating it with `opts` when
+    /// missing ([`RING_CAPACITY`] bytes, messages up to [`RING_MAX_MESSAGE`] bytes with their
+    /// topic, [`RING_SUBSCRIBERS`] subscriber places by default). `opts.overwrite` is the
+    /// [`SlowPolicy::DropOldest`] of the ring. An existing ring (subscribers still attached
+    /// to a publisher that left or died) keeps its own parameters. Another live publisher on
+    /// the ring is [`Error::Ring`] (`PublisherExists`).
+    pub fn bind_ring(name: &str, opts: &ring::Options) -> Result<Publisher, Error> {
+        let addr = format!("shm:{name}");
+        let p = ring::Publisher::create(name, opts)
+            .map_err(|e| super::ring_error(e, &addr, "start the publisher first"))?;
+        Ok(Publisher {
+            kind: PubKind::Ring(Mutex::new(p)),
+            addr: LinkAddr::Shm(name.to_owned()),
+        })
     }
 
     /// Serves subscribers arriving on `listener`.
@@ -170,9 +277,11 @@ impl Publisher {
                 source,
             })?;
         Ok(Publisher {
-            shared,
+            kind: PubKind::Fanout {
+                shared,
+                acceptor: Some(acceptor),
+            },
             addr,
-            acceptor: Some(acceptor),
         })
     }
 
@@ -181,9 +290,12 @@ impl Publisher {
         &self.addr
     }
 
-    /// Subscribers registered now.
+    /// Subscribers registered now (for a ring: attached to it).
     pub fn subscribers(&self) -> usize {
-        lock(&self.shared.subs).len()
+        match &self.kind {
+            PubKind::Fanout { shared, .. } => lock(&shared.subs).len(),
+            PubKind::Ring(p) => lock(p).subscribers(),
+        }
     }
 
     /// Waits until at least `n` subscribers are registered.
@@ -231,7 +343,11 @@ impl Publisher {
                 what: "a topic".into(),
             });
         }
-        let cap = self.shared.opts.queue_len;
+        let shared = match &self.kind {
+            PubKind::Fanout { shared, .. } => shared,
+            PubKind::Ring(p) => return self.publish_ring(p, topic, data, wait),
+        };
+        let cap = shared.opts.queue_len;
         let mut frame = Vec::with_capacity(11 + topic.len() + data.len());
         frame.push(MSG);
         frame.extend_from_slice(&0u64.to_be_bytes());
@@ -239,14 +355,14 @@ impl Publisher {
         frame.extend_from_slice(topic);
         frame.extend_from_slice(data);
         let frame = Arc::new(frame);
-        let mut space = lock(&self.shared.space_lock);
+        let mut space = lock(&shared.space_lock);
         loop {
-            let subs: Vec<Arc<Sub>> = lock(&self.shared.subs)
+            let subs: Vec<Arc<Sub>> = lock(&shared.subs)
                 .iter()
                 .filter(|s| s.wants(topic))
                 .cloned()
                 .collect();
-            let blocked = self.shared.opts.policy == SlowPolicy::Block
+            let blocked = shared.opts.policy == SlowPolicy::Block
                 && subs.iter().any(|s| {
                     let st = lock(&s.state);
                     !st.dead && st.queue.len() >= cap
@@ -273,8 +389,7 @@ impl Publisher {
                     });
                 }
                 Wait::Forever => {
-                    space = self
-                        .shared
+                    space = shared
                         .space
                         .wait_timeout(space, Duration::from_millis(100))
                         .unwrap_or_else(|p| p.into_inner())
@@ -285,8 +400,7 @@ impl Publisher {
                     if left.is_zero() {
                         return Err(Error::Timeout);
                     }
-                    space = self
-                        .shared
+                    space = shared
                         .space
                         .wait_timeout(space, left.min(Duration::from_millis(100)))
                         .unwrap_or_else(|p| p.into_inner())
@@ -298,12 +412,53 @@ impl Publisher {
 }
 
 impl Publisher {
+    /// Ring: one record `topic_len:u16 topic data` written in place.
+    fn publish_ring(
+        &self,
+        p: &Mutex<ring::Publisher>,
+        topic: &[u8],
+        data: &[u8],
+        wait: Wait,
+    ) -> Result<(), Error> {
+        let what = self.addr.to_string();
+        let timed_out = || {
+            if wait == Wait::NoWait {
+                Error::Full { what: what.clone() }
+            } else {
+                Error::Timeout
+            }
+        };
+        let Some(mut p) = lock_wait(p, wait) else {
+            return Err(timed_out());
+        };
+        let len = 2 + topic.len() + data.len();
+        let max = p.max_message_len();
+        if len > max {
+            return Err(Error::TooLarge {
+                len: topic.len() + data.len(),
+                max: max - 2,
+                what: format!("ring {what} (topic and data together)"),
+            });
+        }
+        let mut s = p
+            .loan_wait(len, wait)
+            .map_err(|e| super::ring_error(e, &what, ""))?;
+        s[..2].copy_from_slice(&(topic.len() as u16).to_be_bytes());
+        s[2..2 + topic.len()].copy_from_slice(topic);
+        s[2 + topic.len()..].copy_from_slice(data);
+        s.send().map_err(|e| super::ring_error(e, &what, ""))
+    }
+
     /// Waits until every message published so far has been written to its subscribers'
-    /// connections (or the subscriber has gone), at most `timeout`.
+    /// connections (or the subscriber has gone), at most `timeout`. A ring publisher has
+    /// nothing to flush (a published message is in the ring) and returns at once.
     pub fn flush_timeout(&self, timeout: Duration) -> Result<(), Error> {
+        let PubKind::Fanout { shared, .. } = &self.kind else {
+            return Ok(());
+        };
         let wait = Wait::timeout(timeout);
         loop {
-            let pending = lock(&self.shared.subs).iter().any(|s| {
+            let pending = lock(&shared.subs).iter().any(|s| {
                 let st = lock(&s.state);
                 !st.dead && (st.busy || !st.queue.is_empty())
             });
@@ -326,12 +481,15 @@ pub const DROP_FLUSH: Duration = Duration::from_secs(2);
 impl Drop for Publisher {
     fn drop(&mut self) {
         let _ = self.flush_timeout(DROP_FLUSH);
-        self.shared.closed.store(true, Ordering::SeqCst);
-        for s in lock(&self.shared.subs).iter() {
+        let PubKind::Fanout { shared, acceptor } = &mut self.kind else {
+            return;
+        };
+        shared.closed.store(true, Ordering::SeqCst);
+        for s in lock(&shared.subs).iter() {
             lock(&s.state).dead = true;
             s.ready.notify_all();
         }
-        if let Some(h) = self.acceptor.take() {
+        if let Some(h) = acceptor.take() {
             let _ = h.join();
         }
     }
@@ -495,6 +653,53 @@ pub struct Subscriber {
     sources: usize,
     missed: Arc<AtomicU64>,
     topics: Vec<Vec<u8>>,
+    /// Reading a ring directly (`shm:/NAME`, the only source).
+    ring: Option<RingSub>,
+    /// Tells the ring-reading threads to stop (set on drop).
+    stop: Arc<AtomicBool>,
+}
+
+/// How often a ring-reading thread looks whether its subscriber was dropped.
+const STOP_CHECK: Duration = Duration::from_millis(100);
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Attaches to the publisher's ring `name` (given as `addr`).
+fn open_ring(name: &str, addr: &str) -> Result<RingSub, Error> {
+    let sub = ring::Subscriber::open(name, &ring::Options::new()).map_err(|e| {
+        super::ring_error(
+            e,
+            &format!("publisher at {addr}"),
+            "start the publisher first (it creates the ring)",
+        )
+    })?;
+    Ok(RingSub {
+        sub,
+        addr: addr.to_owned(),
+        missed: 0,
+    })
+}
+
+#[derive(Debug)]
+struct RingSub {
+    sub: ring::Subscriber,
+    addr: String,
+    /// Missed messages not yet reported with a delivery.
+    missed: u64,
+}
+
+/// Decodes a ring record: `topic_len:u16 topic data`.
+fn parse_record(rec: &[u8]) -> Result<(&[u8], &[u8]), &'static str> {
+    let (tlen, rest) = take_u16(rec).ok_or("record cut short")?;
+    let tlen = usize::from(tlen);
+    if rest.len() < tlen {
+        return Err("topic longer than the record");
+    }
+    Ok(rest.split_at(tlen))
 }
 
 /// How many received messages a subscriber buffers before pushing back on its publishers.
@@ -503,6 +708,10 @@ const SUB_BUFFER: usize = 64;
 impl Subscriber {
     /// Connects to the publisher at `addr`, subscribing to messages whose topic starts with
     /// one of `topics` (`b""`: all). Returns once the publisher has registered it.
+    ///
+    /// For `shm:/NAME` the subscriber attaches to the publisher's ring (which must exist:
+    /// [`Error::NotFound`] at once otherwise) and reads it directly, with no thread; every
+    /// message published after this returns reaches it.
     pub fn connect(addr: &str, topics: &[&[u8]], timeout: Duration) -> Result<Subscriber, Error> {
         let (tx, rx) = mpsc::sync_channel(SUB_BUFFER);
         let mut s = Subscriber {
@@ -512,14 +721,97 @@ impl Subscriber {
             sources: 0,
             missed: Arc::new(AtomicU64::new(0)),
             topics: topics.iter().map(|t| t.to_vec()).collect(),
+            ring: None,
+            stop: Arc::new(AtomicBool::new(false)),
         };
+        if let LinkAddr::Shm(name) = LinkAddr::parse(addr)? {
+            s.check_topics()?;
+            s.ring = Some(open_ring(&name, addr)?);
+            s.sources = 1;
+            return Ok(s);
+        }
         s.connect_also(addr, timeout)?;
         Ok(s)
     }
 
-    /// Also subscribes, with the same topics, to the publisher at `addr` (N:M).
+    /// Moves a ring read directly into a reading thread, like any other source.
+    fn ring_to_thread(&mut self, r: RingSub, source: usize) -> Result<(), Error> {
+        let (tx, live, missed, stop) = (
+            self.tx.clone(),
+            self.live.clone(),
+            self.missed.clone(),
+            self.stop.clone(),
+        );
+        let topics = self.topics.clone();
+        live.fetch_add(1, Ordering::SeqCst);
+        let spawned = std::thread::Builder::new()
+            .name("ipcx-sub-ring".into())
+            .spawn(move || {
+                let mut r = r;
+                while !stop.load(Ordering::SeqCst) {
+                    match recv_ring(&mut r, &topics, &missed, Wait::timeout(STOP_CHECK)) {
+                        Ok(d) => {
+                            if tx.send(Ok(Delivery { source, ..d })).is_err() {
+                                break;
+                            }
+                        }
+                        Err(Error::Timeout) => {}
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            break;
+                        }
+                    }
+                }
+                live.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(source) = spawned {
+            self.live.fetch_sub(1, Ordering::SeqCst);
+            return Err(Error::Io {
+                context: "spawning a subscriber thread".into(),
+                source,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_topics(&self) -> Result<(), Error> {
+        if self.topics.len() > MAX_TOPICS {
+            return Err(Error::TooLarge {
+                len: self.topics.len(),
+                max: MAX_TOPICS,
+                what: "the list of topic prefixes".into(),
+            });
+        }
+        if let Some(t) = self.topics.iter().find(|t| t.len() > MAX_TOPIC_LEN) {
+            return Err(Error::TooLarge {
+                len: t.len(),
+                max: MAX_TOPIC_LEN,
+                what: "a topic prefix".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Also subscribes, with the same topics, to the publisher at `addr` (N:M), a socket
+    /// address or another publisher's ring (`shm:/NAME`, which must exist). With more than one
+    /// source, each ring is read by a thread of this subscriber, as each socket is.
     pub fn connect_also(&mut self, addr: &str, timeout: Duration) -> Result<(), Error> {
         let wait = Wait::timeout(timeout);
+        let parsed = LinkAddr::parse(addr)?;
+        if let LinkAddr::Shm(name) = &parsed {
+            self.check_topics()?;
+            let r = open_ring(name, addr)?;
+            if let Some(first) = self.ring.take() {
+                self.ring_to_thread(first, 0)?;
+            }
+            let source = self.sources;
+            self.ring_to_thread(r, source)?;
+            self.sources += 1;
+            return Ok(());
+        }
+        if let Some(first) = self.ring.take() {
+            self.ring_to_thread(first, 0)?;
+        }
         if self.topics.len() > MAX_TOPICS {
             return Err(Error::TooLarge {
                 len: self.topics.len(),
@@ -540,7 +832,7 @@ impl Subscriber {
             hello.extend_from_slice(&(t.len() as u16).to_be_bytes());
             hello.extend_from_slice(t);
         }
-        let mut link = LinkAddr::parse(addr)?.connect(wait)?;
+        let mut link = parsed.connect(wait)?;
         link.send_frame_wait(&hello, wait)?;
         match link.recv_frame_wait(wait)? {
             Some(f) if f == [WELCOME] => {}
@@ -624,6 +916,9 @@ impl Subscriber {
 
     /// Receives a message, waiting as `wait` allows.
     pub fn recv_wait(&mut self, wait: Wait) -> Result<Delivery, Error> {
+        if let Some(r) = &mut self.ring {
+            return recv_ring(r, &self.topics, &self.missed, wait);
+        }
         let gone = || Error::PeerGone {
             what: "every publisher this subscriber was connected to is gone".into(),
         };
@@ -646,6 +941,41 @@ impl Subscriber {
                 Err(Error::Timeout) if !wait.expired() => continue,
                 Err(e) => return Err(e),
             }
+        }
+    }
+}
+
+/// Reads the ring until a record on one of `topics` arrives (records on other topics are
+/// skipped: every subscriber reads every record).
+fn recv_ring(
+    r: &mut RingSub,
+    topics: &[Vec<u8>],
+    total: &AtomicU64,
+    wait: Wait,
+) -> Result<Delivery, Error> {
+    loop {
+        let s = r
+            .sub
+            .recv_wait(wait)
+            .map_err(|e| super::ring_error(e, &r.addr, "start the publisher first"))?;
+        let m = s.missed();
+        if m > 0 {
+            total.fetch_add(m, Ordering::Relaxed);
+            r.missed += m;
+        }
+        let (topic, data) = parse_record(&s).map_err(|reason| Error::protocol(&r.addr, reason))?;
+        if topics.iter().any(|p| topic.starts_with(p)) {
+            let d = Delivery {
+                topic: topic.to_vec(),
+                data: data.to_vec(),
+                missed: 0,
+                source: 0,
+            };
+            drop(s);
+            return Ok(Delivery {
+                missed: std::mem::take(&mut r.missed),
+                ..d
+            });
         }
     }
 }
