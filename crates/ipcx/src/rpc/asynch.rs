@@ -765,11 +765,17 @@ impl Call {
             Method::Sync(h) => {
                 let c = ctx.clone();
                 match tokio::task::spawn_blocking(move || {
-                    catch_unwind(AssertUnwindSafe(|| h(&c, &payload)))
+                    // It may have waited for a blocking thread: a call whose deadline passed
+                    // meanwhile is not started.
+                    if c.expired() {
+                        return None;
+                    }
+                    Some(catch_unwind(AssertUnwindSafe(|| h(&c, &payload))))
                 })
                 .await
                 {
-                    Ok(out) => out,
+                    Ok(Some(out)) => out,
+                    Ok(None) => return (Status::DeadlineExceeded, Vec::new()),
                     // The runtime is shutting down.
                     Err(_) => return (Status::Unavailable, Vec::new()),
                 }
