@@ -1,30 +1,6 @@
 //! Async (tokio) RPC servers, and the tokio streams the async client runs over.
 //!
-//! An [`AsyncService`] holds sync handlers (as [`Service`] does) and async ones
-//! ([`AsyncService::method_async`]); [`AsyncService::serve_async`] serves it from inside a tokio
-//! runtime. The wire protocol is the one of [`crate::pattern::reqrep`], so sync clients call
-//! async servers and async clients call sync servers.
-//!
-//! * **Unix sockets and TCP** are served natively: a tokio listener, one task per connection
-//!   reading requests, one task per call, one task writing replies; nothing blocks the
-//!   runtime. Calls on one connection run concurrently and their replies go out as they
-//!   finish, each carrying its request's id.
-//! * **`shm:/NAME`** (and TLS, [`AsyncService::serve_tls_async`]) goes through a bridge: the
-//!   thread-based [`crate::pattern::reqrep::Server`] accepts and reads (a thread per
-//!   connection, plus its accept thread), one more thread hands each request to the runtime,
-//!   and each reply is written from tokio's blocking pool. Handlers still run as tasks; the
-//!   cost is two thread hand-offs per call and those threads.
-//! * **Sync handlers** ([`AsyncService::method`], [`AsyncService::method_ctx`]) run on tokio's
-//!   blocking pool: they may block, and they cannot be cancelled. Cheap handlers that never
-//!   block are better registered with [`AsyncService::method_async`], which runs them on the
-//!   runtime's own threads.
-//! * **Deadlines**: a call whose deadline has passed is not started (it is answered
-//!   [`Status::DeadlineExceeded`]); an async handler sees the deadline in its
-//!   [`CallContext`], and its future is dropped when the deadline passes (the caller has
-//!   stopped waiting; the reply is [`Status::DeadlineExceeded`]). Async handlers in progress
-//!   are also dropped when their caller's connection ends.
-//! * **Panics**: a panicking handler (sync or async, while building its future or polling it)
-//!   answers [`Status::Panicked`]; the server goes on.
+//! The user-facing documentation is on [`AsyncService`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -88,9 +64,36 @@ type AsyncHandler = Arc<dyn Fn(CallContext, Vec<u8>) -> BoxFuture + Send + Sync>
 /// `tokio`). Build it with [`AsyncService::new`], or from a [`Service`] (`From`,
 /// [`Service::method_async`]) to add async handlers to an existing definition.
 ///
+/// It holds sync handlers (as [`Service`] does) and async ones
+/// ([`AsyncService::method_async`]); [`AsyncService::serve_async`] serves it from inside a tokio
+/// runtime. The wire protocol is the one of [`crate::pattern::reqrep`], so sync clients call
+/// async servers and async clients call sync servers.
+///
+/// * **Unix sockets and TCP** are served natively: a tokio listener, one task per connection
+///   reading requests, one task per call, one task writing replies; nothing blocks the
+///   runtime. Calls on one connection run concurrently and their replies go out as they
+///   finish, each carrying its request's id.
+/// * **`shm:/NAME`** (and TLS, [`AsyncService::serve_tls_async`]) goes through a bridge: the
+///   thread-based [`crate::pattern::reqrep::Server`] accepts and reads (a thread per
+///   connection, plus its accept thread), one more thread hands each request to the runtime,
+///   and each reply is written from tokio's blocking pool. Handlers still run as tasks; the
+///   cost is two thread hand-offs per call and those threads.
+/// * **Sync handlers** ([`AsyncService::method`], [`AsyncService::method_ctx`]) run on tokio's
+///   blocking pool: they may block, and they cannot be cancelled. Cheap handlers that never
+///   block are better registered with [`AsyncService::method_async`], which runs them on the
+///   runtime's own threads.
+/// * **Deadlines**: a call whose deadline has passed is not started (it is answered
+///   [`Status::DeadlineExceeded`]); an async handler sees the deadline in its
+///   [`CallContext`], and its future is dropped when the deadline passes (the caller has
+///   stopped waiting; the reply is [`Status::DeadlineExceeded`]). Async handlers in progress
+///   are also dropped when their caller's connection ends.
+/// * **Panics**: a panicking handler (sync or async, while building its future or polling it)
+///   answers [`Status::Panicked`]; the server goes on.
+///
 /// ```no_run
 /// use ipcx::rpc::{AsyncService, CallContext};
 /// use std::time::Duration;
+/// # #[allow(dead_code)]
 /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
 /// let server = AsyncService::new("calc", 1)
 ///     .method("add", |a: (i32, i32)| Ok::<_, String>(a.0 + a.1))
@@ -162,7 +165,7 @@ impl AsyncService {
     }
 
     /// Adds a sync method taking `A` and returning `R` or an application error `E`; it runs on
-    /// tokio's blocking pool (see the [module documentation](self)).
+    /// tokio's blocking pool (see [`AsyncService`]).
     pub fn method<A, R, E, F>(mut self, name: &str, f: F) -> AsyncService
     where
         A: DeserializeOwned,
@@ -243,7 +246,7 @@ impl AsyncService {
 
     /// Starts serving at `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`, `shm:/NAME`) on
     /// the current tokio runtime: natively over Unix sockets and TCP, through a bridge thread
-    /// over shared memory (see the [module documentation](self)). Must be called from inside a
+    /// over shared memory (see [`AsyncService`]). Must be called from inside a
     /// runtime. The returned handle stops the server when dropped, or gracefully with
     /// [`AsyncRunningService::shutdown`].
     pub async fn serve_async(self, addr: &str) -> Result<AsyncRunningService, pattern::Error> {
@@ -282,7 +285,7 @@ impl AsyncService {
 
     /// Starts serving over TLS at `addr` (`tcp:HOST:PORT`), as [`Service::serve_tls`] does,
     /// from inside a tokio runtime. TLS goes through the bridge of the thread-based server
-    /// (see the [module documentation](self)): handlers run as tasks, connections are read
+    /// (see [`AsyncService`]): handlers run as tasks, connections are read
     /// by threads.
     #[cfg(feature = "tls")]
     pub async fn serve_tls_async(
