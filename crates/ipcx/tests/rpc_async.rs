@@ -225,6 +225,7 @@ fn child_role() {
             assert_eq!(c.call::<_, i32>("add", &(3, 4), LONG).unwrap(), 7);
             assert_eq!(c.call::<_, i32>("add_async", &(30, 40), LONG).unwrap(), 70);
         }),
+        ("tls_adder", tls_adder),
         ("denied_caller", |args| {
             let e = RpcClient::connect(&args[0], "calc", 1, LONG).unwrap_err();
             assert!(matches!(e, RpcError::Denied { .. }), "{e:?}");
@@ -641,4 +642,52 @@ fn shared_memory_goes_through_the_bridge() {
         .filter(|e| e.file_name().to_string_lossy().contains(base))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// Calls the TLS server at `args[0]`, trusting the root certificate in the file `args[1]`.
+fn tls_adder(args: &[String]) {
+    #[cfg(feature = "tls")]
+    {
+        use ipcx::pattern::tls;
+        use ipcx::pattern::tls::rustls::pki_types::CertificateDer;
+        let root = CertificateDer::from(std::fs::read(&args[1]).unwrap());
+        let cfg = tls::client_config(&[root], None).unwrap();
+        let c = RpcClient::connect_tls(&args[0], "localhost", cfg, "calc", 1, LONG).unwrap();
+        assert_eq!(c.call::<_, i32>("add", &(3, 4), LONG).unwrap(), 7);
+        assert_eq!(c.call::<_, i32>("add_async", &(30, 40), LONG).unwrap(), 70);
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = args;
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn tls_goes_through_the_bridge() {
+    use ipcx::pattern::tls::{self, rustls};
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let cfg = tls::server_config(vec![cert.der().clone()], key, None).unwrap();
+    let rt = runtime();
+    let s = rt
+        .block_on(probed(&Arc::default()).serve_tls_async("tcp:127.0.0.1:0", cfg))
+        .unwrap();
+    assert!(!s.is_native());
+    let dir = util::TempDir::new("rpca-tls");
+    let root = dir.join("root.der");
+    std::fs::write(&root, ca.der().as_ref()).unwrap();
+    util::spawn_role(
+        "tls_adder",
+        &[&s.addr().to_string(), root.to_str().unwrap()],
+    )
+    .expect_success();
+    rt.block_on(s.shutdown());
 }
