@@ -661,8 +661,10 @@ async fn serve_conn(
         return;
     }
 
-    // Replies go through one writer task, so that each is written whole.
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    // Replies go through one writer task, so that each is written whole. A call counts as in
+    // flight until its reply is queued, so a client that does not read its replies stops
+    // being read (rather than making the server buffer without bound).
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(shared.max_in_flight);
     let writer = tokio::spawn(async move {
         while let Some(b) = rx.recv().await {
             if w.write_all(&b).await.is_err() {
@@ -701,11 +703,12 @@ async fn serve_conn(
                 };
                 calls.spawn(async move {
                     let (status, payload) = call.run(&shared).await;
-                    let _ = tx.send(frame_bytes(&Frame::Reply {
+                    let reply = frame_bytes(&Frame::Reply {
                         id,
                         status,
                         payload,
-                    }));
+                    });
+                    let _ = tx.send(reply).await;
                 });
                 continue;
             }
