@@ -194,3 +194,25 @@ fn rpc_server_and_client() {
     let out = run_ok(env!("CARGO_BIN_EXE_rpc-client"), &[&addr]);
     assert_eq!(out, "40 + 2 = 42\n1 / 0 failed: division by zero\n");
 }
+
+#[test]
+fn rpc_async_server_with_sync_and_async_clients() {
+    let addr = format!("unix:@{}", unique("calc-async"));
+    let mut server = Running::start(env!("CARGO_BIN_EXE_rpc-async-server"), &[&addr]);
+    server.expect_line("serving calc");
+    let expected = "40 + 2 = 42\n1 / 0 failed: division by zero\n";
+    assert_eq!(run_ok(env!("CARGO_BIN_EXE_rpc-client"), &[&addr]), expected);
+    assert_eq!(
+        run_ok(env!("CARGO_BIN_EXE_rpc-async-client"), &[&addr]),
+        expected
+    );
+}
+
+#[test]
+fn rpc_async_client_with_the_sync_server() {
+    let addr = format!("unix:@{}", unique("calc-sync"));
+    let mut server = Running::start(env!("CARGO_BIN_EXE_rpc-server"), &[&addr]);
+    server.expect_line("serving calc");
+    let out = run_ok(env!("CARGO_BIN_EXE_rpc-async-client"), &[&addr]);
+    assert_eq!(out, "40 + 2 = 42\n1 / 0 failed: division by zero\n");
+}

@@ -46,9 +46,13 @@
 //!   the client always verifies the server's certificate, and the server can require client
 //!   certificates (see [`crate::pattern::tls`]).
 //! * **Async**: with the `tokio` feature, [`AsyncRpcClient`] offers `async fn call`: native
-//!   over Unix sockets (a tokio socket, reader and writer tasks, no blocking pool); over the
-//!   other transports the blocking client runs on tokio's blocking pool. A server is a set of threads; an async
-//!   program runs it as it is (it does not block the runtime).
+//!   over Unix sockets and TCP (a tokio socket, reader and writer tasks, no blocking pool);
+//!   over shared memory and TLS the blocking client runs on tokio's blocking pool.
+//!   [`AsyncService`] serves async handlers (and sync ones) from inside a tokio runtime:
+//!   natively over Unix sockets and TCP, through a bridge thread over shared memory and TLS
+//!   (see [`AsyncService`]). Sync and async clients and servers all speak the same protocol.
+//!   A thread-based server ([`Service::serve`]) also runs fine inside an async program (it
+//!   does not block the runtime).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -67,6 +71,11 @@ use crate::pattern::reqrep::{
 use crate::pattern::{self, LinkAddr};
 use crate::socket::Credentials;
 use crate::wait::Wait;
+
+#[cfg(feature = "tokio")]
+mod asynch;
+#[cfg(feature = "tokio")]
+pub use asynch::{AsyncRunningService, AsyncService};
 
 /// Why a call (or connecting) failed.
 #[derive(Debug, thiserror::Error)]
@@ -613,11 +622,11 @@ impl RpcClient {
     }
 }
 
-/// An async RPC client (tokio). Over a Unix socket (`unix:PATH`, `unix:@NAME`) it is native:
-/// the connection is a tokio socket, a reader task routes each reply to its call and a writer
+/// An async RPC client (tokio). Over a Unix socket (`unix:PATH`, `unix:@NAME`) or TCP
+/// (`tcp:HOST:PORT`) it is native: the connection is a tokio socket, a reader task routes each reply to its call and a writer
 /// task sends whole requests (so dropping a call's future never leaves half a request on the
-/// connection); nothing runs on the blocking pool. Over the other transports each call runs
-/// the blocking client on tokio's blocking pool. Either way many calls can be outstanding at
+/// connection); nothing runs on the blocking pool. Over shared memory (`shm:/NAME`) each call
+/// runs the blocking client on tokio's blocking pool. Either way many calls can be outstanding at
 /// once on one connection.
 #[cfg(feature = "tokio")]
 #[derive(Debug, Clone)]
@@ -634,7 +643,7 @@ enum AsyncKind {
 
 #[cfg(feature = "tokio")]
 impl AsyncRpcClient {
-    /// Connects: natively over a Unix socket, on the blocking pool otherwise.
+    /// Connects: natively over a Unix socket or TCP, on the blocking pool otherwise.
     pub async fn connect(
         addr: &str,
         service: &str,
@@ -642,8 +651,8 @@ impl AsyncRpcClient {
         timeout: Duration,
     ) -> Result<AsyncRpcClient, RpcError> {
         let parsed = LinkAddr::parse(addr).map_err(|e| RpcError::from_transport("(connect)", e))?;
-        if let LinkAddr::Unix(a) = parsed {
-            let conn = native::Conn::connect(&a, addr, service, version, timeout)
+        if matches!(parsed, LinkAddr::Unix(_) | LinkAddr::Tcp(_)) {
+            let conn = native::Conn::connect(&parsed, addr, service, version, timeout)
                 .await
                 .map_err(|e| connect_error(e, version))?;
             return Ok(AsyncRpcClient {
@@ -697,7 +706,7 @@ impl AsyncRpcClient {
         }
     }
 
-    /// Whether calls run natively on tokio (Unix sockets) rather than on the blocking pool.
+    /// Whether calls run natively on tokio (Unix sockets, TCP) rather than on the blocking pool.
     pub fn is_native(&self) -> bool {
         matches!(self.inner, AsyncKind::Native(_))
     }
@@ -705,7 +714,7 @@ impl AsyncRpcClient {
 
 #[cfg(feature = "tokio")]
 mod native {
-    //! The native async request/reply client over a tokio Unix socket.
+    //! The native async request/reply client over a tokio Unix socket or TCP stream.
 
     use std::collections::HashMap;
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -713,13 +722,14 @@ mod native {
     use std::time::Duration;
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
     use tokio::sync::{mpsc, oneshot};
 
     use crate::framing::{self, FrameDecoder};
     use crate::pattern::Error;
+    use crate::pattern::LinkAddr;
     use crate::pattern::reqrep::{self, ConnectError, Frame, Hello, Refused, Reply};
-    use crate::socket::UnixAddr;
+
+    use super::asynch::{BoxRead, BoxWrite};
 
     fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         m.lock().unwrap_or_else(|p| p.into_inner())
@@ -744,7 +754,7 @@ mod native {
     }
 
     async fn read_frame(
-        r: &mut OwnedReadHalf,
+        r: &mut BoxRead,
         dec: &mut FrameDecoder,
         buf: &mut [u8],
     ) -> Result<Option<Vec<u8>>, Error> {
@@ -770,7 +780,7 @@ mod native {
 
     impl Conn {
         pub(super) async fn connect(
-            a: &UnixAddr,
+            a: &LinkAddr,
             addr: &str,
             service: &str,
             version: u32,
@@ -782,10 +792,7 @@ mod native {
                 version,
             };
             let handshake = async {
-                let s = crate::socket::tokio::connect_unix(a)
-                    .await
-                    .map_err(Error::from)?;
-                let (mut r, mut w) = s.into_split();
+                let (mut r, mut w) = super::asynch::connect_stream(a).await?;
                 let frame = framing::encode_frame(
                     &Frame::Hello(hello).encode(),
                     framing::DEFAULT_MAX_FRAME_LEN,
@@ -928,7 +935,7 @@ mod native {
     }
 
     async fn write_requests(
-        mut w: OwnedWriteHalf,
+        mut w: BoxWrite,
         mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
         conn: Weak<Conn>,
     ) {
@@ -943,7 +950,7 @@ mod native {
     }
 
     async fn read_replies(
-        mut r: OwnedReadHalf,
+        mut r: BoxRead,
         mut dec: FrameDecoder,
         mut buf: Vec<u8>,
         conn: Weak<Conn>,

@@ -1,0 +1,693 @@
+//! Async (tokio) RPC between processes: an async server called by sync and async clients, a
+//! sync server called by the native async client over TCP, concurrent calls on one
+//! connection answered out of order, deadlines seen by async handlers, calls past their
+//! deadline not started, handler panics, unknown methods, version mismatch, a client killed
+//! mid-call, graceful shutdown, and the shared-memory bridge.
+#![cfg(feature = "tokio")]
+mod util;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ipcx::pattern::reqrep::{Client, ConnectError, Hello, Refusal};
+use ipcx::rpc::{AsyncRpcClient, AsyncService, CallContext, RpcClient, RpcError, Service};
+
+const LONG: Duration = Duration::from_secs(20);
+
+fn unix_addr(tag: &str) -> String {
+    format!("unix:@{}", util::unique(tag))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn explode(_: ()) -> Result<(), String> {
+    tokio::task::yield_now().await;
+    panic!("async handler exploded")
+}
+
+/// The service the server roles run: sync and async handlers side by side.
+fn calc() -> AsyncService {
+    let arrived = Arc::new(tokio::sync::watch::Sender::new(0usize));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let holding = Arc::new(AtomicBool::new(false));
+    let (r1, r2, h1, h2) = (runs.clone(), runs, holding.clone(), holding);
+    Service::new("calc", 1)
+        .method("add", |a: (i32, i32)| Ok::<_, String>(a.0 + a.1))
+        .method("boom", |_: ()| -> Result<(), String> {
+            panic!("sync handler exploded")
+        })
+        .method_async("add_async", |a: (i32, i32), _ctx: CallContext| async move {
+            Ok::<_, String>(a.0 + a.1)
+        })
+        .method_async("div", |a: (i32, i32), _ctx: CallContext| async move {
+            if a.1 == 0 {
+                Err("division by zero".to_string())
+            } else {
+                Ok(a.0 / a.1)
+            }
+        })
+        .method_async("boom_async", |a: (), _ctx: CallContext| explode(a))
+        .method_async(
+            "boom_early",
+            |_: (), _ctx: CallContext| -> std::future::Ready<Result<(), String>> {
+                panic!("exploded before returning its future")
+            },
+        )
+        .method_async(
+            "echo_after",
+            |(ms, tag): (u64, u32), _ctx: CallContext| async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok::<_, String>(tag)
+            },
+        )
+        // Returns once `want` calls have arrived in all: only concurrent calls get there.
+        .method_async("rendezvous", move |want: usize, _ctx: CallContext| {
+            let arrived = arrived.clone();
+            async move {
+                arrived.send_modify(|n| *n += 1);
+                let mut rx = arrived.subscribe();
+                let _ = rx.wait_for(|n| *n >= want).await;
+                Ok::<_, String>(want)
+            }
+        })
+        .method_async("deadline", |_: (), ctx: CallContext| async move {
+            Ok::<_, String>(ctx.remaining().map(|d| d.as_millis() as u64))
+        })
+        .method_async("whoami", |_: (), ctx: CallContext| async move {
+            Ok::<_, String>(ctx.credentials.map(|c| (c.pid, c.uid)))
+        })
+        .method_ctx("hold_sync", move |_ctx: &CallContext, ms: u64| {
+            h1.store(true, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(ms));
+            h1.store(false, Ordering::SeqCst);
+            Ok::<_, String>(ms)
+        })
+        .method_async("holding", move |_: (), _ctx: CallContext| {
+            let h = h2.load(Ordering::SeqCst);
+            async move { Ok::<_, String>(h) }
+        })
+        .method_ctx("counted", move |_ctx: &CallContext, _: ()| {
+            r1.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, String>(())
+        })
+        .method_async("count", move |_: (), _ctx: CallContext| {
+            let n = r2.load(Ordering::SeqCst);
+            async move { Ok::<_, String>(n) }
+        })
+}
+
+/// The same arithmetic, served by the thread-based server.
+fn sync_calc() -> Service {
+    Service::new("calc", 1)
+        .method("add", |a: (i32, i32)| Ok::<_, String>(a.0 + a.1))
+        .method_ctx("slow", |ctx: &CallContext, ms: u64| {
+            let until = Instant::now() + Duration::from_millis(ms);
+            while Instant::now() < until {
+                if ctx.expired() {
+                    return Err("gave up".to_string());
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(ms)
+        })
+        .method("echo_after", |(ms, tag): (u64, u32)| {
+            std::thread::sleep(Duration::from_millis(ms));
+            Ok::<_, String>(tag)
+        })
+}
+
+/// Writes the served address where the parent reads it (whole, through a rename).
+fn publish(path: &str, addr: &str) {
+    let tmp = format!("{path}.tmp");
+    std::fs::write(&tmp, addr).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn published(path: &Path) -> String {
+    assert!(util::wait_until(LONG, || path.exists()), "no address");
+    std::fs::read_to_string(path).unwrap()
+}
+
+fn connect(a: &str) -> RpcClient {
+    let mut c = None;
+    assert!(util::wait_until(LONG, || {
+        c = RpcClient::connect(a, "calc", 1, LONG).ok();
+        c.is_some()
+    }));
+    c.unwrap()
+}
+
+async fn connect_async(a: &str) -> AsyncRpcClient {
+    let t = Instant::now();
+    loop {
+        match AsyncRpcClient::connect(a, "calc", 1, LONG).await {
+            Ok(c) => return c,
+            Err(e) if t.elapsed() > LONG => panic!("{e:?}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+/// Starts the async server role at `addr` and returns the address it serves.
+fn spawn_async_server(
+    addr: &str,
+    dir: &util::TempDir,
+    extra: &[&str],
+) -> (util::ChildGuard, String) {
+    let file = dir.join("addr");
+    let f = file.to_str().unwrap();
+    let mut args = vec![addr, f];
+    args.extend_from_slice(extra);
+    let child = util::spawn_role("async_server", &args);
+    let a = published(&file);
+    (child, a)
+}
+
+#[test]
+fn child_role() {
+    util::role_main(&[
+        ("async_server", |args| {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(2).enable_all();
+            if args.get(2).map(String::as_str) == Some("one-blocking-thread") {
+                b.max_blocking_threads(1);
+            }
+            b.build().unwrap().block_on(async {
+                let s = calc().serve_async(&args[0]).await.unwrap();
+                assert!(s.is_native());
+                publish(&args[1], &s.addr().to_string());
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            });
+        }),
+        ("sync_server", |args| {
+            let s = sync_calc().serve(&args[0]).unwrap();
+            publish(&args[1], &s.addr().to_string());
+            std::thread::sleep(Duration::from_secs(60));
+        }),
+        ("hold_caller", |args| {
+            let c = RpcClient::connect(&args[0], "calc", 1, LONG).unwrap();
+            let _ = c.call::<_, u64>("hold", &10_000u64, LONG);
+        }),
+        ("deadline_caller", |args| {
+            let c = RpcClient::connect(&args[0], "calc", 1, LONG).unwrap();
+            let t = Instant::now();
+            let e = c
+                .call::<_, u64>("hold", &10_000u64, Duration::from_millis(200))
+                .unwrap_err();
+            let took = t.elapsed();
+            assert!(matches!(e, RpcError::Timeout { .. }), "{e:?}");
+            assert!(
+                took >= Duration::from_millis(200) && took < Duration::from_secs(5),
+                "{took:?}"
+            );
+        }),
+        ("shutdown_caller", |args| {
+            runtime().block_on(async {
+                let c = AsyncRpcClient::connect(&args[0], "calc", 1, LONG)
+                    .await
+                    .unwrap();
+                // Answered although the server is told to stop meanwhile.
+                assert_eq!(c.call::<_, u64>("hold", &500u64, LONG).await.unwrap(), 500);
+                let e = c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap_err();
+                assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
+            });
+        }),
+        ("adder", |args| {
+            let c = RpcClient::connect(&args[0], "calc", 1, LONG).unwrap();
+            assert_eq!(c.call::<_, i32>("add", &(3, 4), LONG).unwrap(), 7);
+            assert_eq!(c.call::<_, i32>("add_async", &(30, 40), LONG).unwrap(), 70);
+        }),
+        ("tls_adder", tls_adder),
+        ("denied_caller", |args| {
+            let e = RpcClient::connect(&args[0], "calc", 1, LONG).unwrap_err();
+            assert!(matches!(e, RpcError::Denied { .. }), "{e:?}");
+        }),
+    ]);
+}
+
+/// What the in-process server's `hold` handler saw.
+#[derive(Default)]
+struct Probe {
+    started: AtomicBool,
+    finished: AtomicBool,
+    dropped: AtomicBool,
+    remaining_ms: Mutex<Option<u64>>,
+}
+
+/// Marks the handler's future as dropped before it finished.
+struct DropMark(Arc<Probe>, bool);
+
+impl Drop for DropMark {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.dropped.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A service for servers run by the test process itself, to look at what handlers saw.
+fn probed(probe: &Arc<Probe>) -> AsyncService {
+    let p = probe.clone();
+    AsyncService::new("calc", 1)
+        .method("add", |a: (i32, i32)| Ok::<_, String>(a.0 + a.1))
+        .method_async("add_async", |a: (i32, i32), _ctx: CallContext| async move {
+            Ok::<_, String>(a.0 + a.1)
+        })
+        .method_async("hold", move |ms: u64, ctx: CallContext| {
+            let p = p.clone();
+            async move {
+                let mut mark = DropMark(p.clone(), false);
+                *p.remaining_ms.lock().unwrap() = ctx.remaining().map(|d| d.as_millis() as u64);
+                p.started.store(true, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                p.finished.store(true, Ordering::SeqCst);
+                mark.1 = true;
+                Ok::<_, String>(ms)
+            }
+        })
+}
+
+#[test]
+fn async_server_answers_a_sync_client() {
+    let dir = util::TempDir::new("rpca-sync-client");
+    let (mut server, a) = spawn_async_server(&unix_addr("rpca"), &dir, &[]);
+    let c = connect(&a);
+    assert_eq!(c.call::<_, i32>("add", &(1, 2), LONG).unwrap(), 3);
+    assert_eq!(c.call::<_, i32>("add_async", &(20, 22), LONG).unwrap(), 42);
+    let e = c.call::<_, i32>("div", &(1, 0), LONG).unwrap_err();
+    assert!(
+        matches!(&e, RpcError::Remote { message, .. } if message == "division by zero"),
+        "{e:?}"
+    );
+    assert_eq!(c.call::<_, i32>("div", &(9, 3), LONG).unwrap(), 3);
+    let e = c.call::<_, i32>("add_async", &(), LONG).unwrap_err();
+    assert!(matches!(e, RpcError::Decode { remote: true, .. }), "{e:?}");
+    let e = c.call::<_, String>("add_async", &(1, 2), LONG).unwrap_err();
+    assert!(matches!(e, RpcError::Decode { remote: false, .. }), "{e:?}");
+    let who: Option<(i32, u32)> = c.call("whoami", &(), LONG).unwrap();
+    assert_eq!(who.map(|w| w.0), Some(std::process::id() as i32));
+    // The handler sees the caller's deadline.
+    let left: Option<u64> = c.call("deadline", &(), Duration::from_secs(3)).unwrap();
+    assert!(left.is_some_and(|ms| ms > 0 && ms <= 3000), "{left:?}");
+    server.kill();
+}
+
+#[test]
+fn handler_panics_are_answered_and_the_server_goes_on() {
+    let dir = util::TempDir::new("rpca-panic");
+    let (mut server, a) = spawn_async_server(&unix_addr("rpca-panic"), &dir, &[]);
+    let c = connect(&a);
+    for (method, text) in [
+        ("boom", "sync handler exploded"),
+        ("boom_async", "async handler exploded"),
+        ("boom_early", "exploded before returning its future"),
+    ] {
+        let e = c.call::<_, ()>(method, &(), LONG).unwrap_err();
+        assert!(
+            matches!(&e, RpcError::HandlerPanicked { message, .. } if message.contains(text)),
+            "{method}: {e:?}"
+        );
+        assert_eq!(c.call::<_, i32>("add_async", &(40, 2), LONG).unwrap(), 42);
+    }
+    runtime().block_on(async {
+        let c = connect_async(&a).await;
+        let e = c.call::<_, ()>("boom_async", &(), LONG).await.unwrap_err();
+        assert!(matches!(e, RpcError::HandlerPanicked { .. }), "{e:?}");
+        assert_eq!(c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap(), 2);
+    });
+    server.kill();
+}
+
+#[test]
+fn unknown_methods_are_typed_errors() {
+    let dir = util::TempDir::new("rpca-unknown");
+    let (mut server, a) = spawn_async_server(&unix_addr("rpca-unknown"), &dir, &[]);
+    let c = connect(&a);
+    let e = c.call::<_, i32>("nope", &(), LONG).unwrap_err();
+    assert!(
+        matches!(&e, RpcError::UnknownMethod { service, method } if service == "calc" && method == "nope"),
+        "{e:?}"
+    );
+    runtime().block_on(async {
+        let c = connect_async(&a).await;
+        let e = c.call::<_, i32>("nope", &(), LONG).await.unwrap_err();
+        assert!(matches!(e, RpcError::UnknownMethod { .. }), "{e:?}");
+    });
+    assert_eq!(c.call::<_, i32>("add", &(1, 2), LONG).unwrap(), 3);
+    server.kill();
+}
+
+#[test]
+fn async_server_over_tcp_with_the_native_async_client() {
+    let dir = util::TempDir::new("rpca-tcp");
+    let (mut server, a) = spawn_async_server("tcp:127.0.0.1:0", &dir, &[]);
+    assert!(a.starts_with("tcp:127.0.0.1:"), "{a}");
+    let c = connect(&a);
+    assert_eq!(c.call::<_, i32>("add_async", &(2, 3), LONG).unwrap(), 5);
+    let who: Option<(i32, u32)> = c.call("whoami", &(), LONG).unwrap();
+    assert_eq!(who, None, "no credentials over TCP");
+    runtime().block_on(async {
+        let c = connect_async(&a).await;
+        assert!(c.is_native());
+        assert_eq!(c.call::<_, i32>("add", &(20, 22), LONG).await.unwrap(), 42);
+        assert_eq!(
+            c.call::<_, i32>("add_async", &(2, 2), LONG).await.unwrap(),
+            4
+        );
+        let e = c.call::<_, i32>("div", &(1, 0), LONG).await.unwrap_err();
+        assert!(matches!(e, RpcError::Remote { .. }), "{e:?}");
+    });
+    server.kill();
+}
+
+#[test]
+fn sync_server_and_native_async_client_over_tcp() {
+    let dir = util::TempDir::new("rpca-sync-server");
+    let file = dir.join("addr");
+    let mut server = util::spawn_role("sync_server", &["tcp:127.0.0.1:0", file.to_str().unwrap()]);
+    let a = published(&file);
+    runtime().block_on(async {
+        let c = connect_async(&a).await;
+        assert!(c.is_native());
+        assert_eq!(c.call::<_, i32>("add", &(2, 3), LONG).await.unwrap(), 5);
+        let calls: Vec<_> = (0..32)
+            .map(|i| {
+                let c = c.clone();
+                tokio::spawn(async move { c.call::<_, i32>("add", &(i, 1), LONG).await })
+            })
+            .collect();
+        for (i, h) in calls.into_iter().enumerate() {
+            assert_eq!(h.await.unwrap().unwrap(), i as i32 + 1);
+        }
+        let t = Instant::now();
+        let e = c
+            .call::<_, u64>("slow", &10_000u64, Duration::from_millis(100))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, RpcError::Timeout { .. }), "{e:?}");
+        let took = t.elapsed();
+        assert!(
+            took >= Duration::from_millis(100) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+        let e = c.call::<_, i32>("nope", &(), LONG).await.unwrap_err();
+        assert!(matches!(e, RpcError::UnknownMethod { .. }), "{e:?}");
+        // A killed server fails the pending call and the next ones.
+        let c2 = c.clone();
+        let pending =
+            tokio::spawn(async move { c2.call::<_, u64>("slow", &10_000u64, LONG).await });
+        // The call is on its way once the server answers another one sent after it.
+        assert_eq!(c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap(), 2);
+        server.kill();
+        let e = tokio::time::timeout(LONG, pending)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
+        let e = c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap_err();
+        assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
+    });
+}
+
+#[test]
+fn concurrent_calls_on_one_connection_are_answered_out_of_order() {
+    let dir = util::TempDir::new("rpca-concurrent");
+    let (mut server, a) = spawn_async_server(&unix_addr("rpca-conc"), &dir, &[]);
+    // Eight calls that each wait until all eight have arrived: they only return if the
+    // server runs them at the same time (one sync client, one connection, eight threads).
+    let c = connect(&a);
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let c = c.clone();
+            std::thread::spawn(move || c.call::<_, usize>("rendezvous", &8usize, LONG))
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap().unwrap(), 8);
+    }
+    runtime().block_on(async {
+        let c = connect_async(&a).await;
+        // The same with the async client: eight more calls.
+        let calls: Vec<_> = (0..8)
+            .map(|_| {
+                let c = c.clone();
+                tokio::spawn(async move { c.call::<_, usize>("rendezvous", &16usize, LONG).await })
+            })
+            .collect();
+        for h in calls {
+            assert_eq!(h.await.unwrap().unwrap(), 16);
+        }
+        // Calls sent in order, the first ones taking longest: replies come back in reverse
+        // order and each reaches its own caller.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let n = 6u32;
+        for tag in 0..n {
+            let (c, tx) = (c.clone(), tx.clone());
+            let ms = u64::from(n - tag) * 150;
+            tokio::spawn(async move {
+                let got = c.call::<_, u32>("echo_after", &(ms, tag), LONG).await;
+                let _ = tx.send((tag, got));
+            });
+        }
+        drop(tx);
+        let mut order = Vec::new();
+        while let Some((tag, got)) = rx.recv().await {
+            assert_eq!(got.unwrap(), tag, "a reply reached the wrong caller");
+            order.push(tag);
+        }
+        assert_eq!(order.len(), n as usize);
+        assert_eq!(order.first(), Some(&(n - 1)), "{order:?}");
+        assert_eq!(order.last(), Some(&0), "{order:?}");
+    });
+    server.kill();
+}
+
+#[test]
+fn async_handlers_see_the_deadline_and_are_dropped_past_it() {
+    let probe = Arc::new(Probe::default());
+    let rt = runtime();
+    let s = rt
+        .block_on(probed(&probe).serve_async(&unix_addr("rpca-deadline")))
+        .unwrap();
+    let a = s.addr().to_string();
+    let mut child = util::spawn_role("deadline_caller", &[&a]);
+    child.expect_success();
+    assert!(util::wait_until(LONG, || probe
+        .dropped
+        .load(Ordering::SeqCst)));
+    assert!(probe.started.load(Ordering::SeqCst));
+    assert!(!probe.finished.load(Ordering::SeqCst));
+    let left = *probe.remaining_ms.lock().unwrap();
+    assert!(left.is_some_and(|ms| ms <= 200), "{left:?}");
+    rt.block_on(s.shutdown());
+}
+
+#[test]
+fn a_call_past_its_deadline_is_not_started() {
+    let dir = util::TempDir::new("rpca-not-started");
+    // One blocking thread: a sync call waits for it while another sync call holds it.
+    let (mut server, a) = spawn_async_server(
+        &unix_addr("rpca-not-started"),
+        &dir,
+        &["one-blocking-thread"],
+    );
+    let c = connect(&a);
+    let c2 = c.clone();
+    let hold = std::thread::spawn(move || c2.call::<_, u64>("hold_sync", &1500u64, LONG));
+    assert!(util::wait_until(LONG, || c
+        .call::<_, bool>("holding", &(), LONG)
+        .unwrap()));
+    let e = c
+        .call::<_, ()>("counted", &(), Duration::from_millis(100))
+        .unwrap_err();
+    assert!(matches!(e, RpcError::Timeout { .. }), "{e:?}");
+    assert_eq!(hold.join().unwrap().unwrap(), 1500);
+    // The expired call never ran; a call in time does.
+    assert_eq!(c.call::<_, usize>("count", &(), LONG).unwrap(), 0);
+    c.call::<_, ()>("counted", &(), LONG).unwrap();
+    assert_eq!(c.call::<_, usize>("count", &(), LONG).unwrap(), 1);
+    server.kill();
+}
+
+#[test]
+fn version_mismatch_and_refusals_from_an_async_server() {
+    let dir = util::TempDir::new("rpca-version");
+    let (mut server, a) = spawn_async_server(&unix_addr("rpca-version"), &dir, &[]);
+    connect(&a);
+    let e = RpcClient::connect(&a, "calc", 2, LONG).unwrap_err();
+    match &e {
+        RpcError::VersionMismatch {
+            client: 2,
+            server: 1,
+            message,
+        } => assert!(message.contains("version 2") && message.contains("version 1")),
+        other => panic!("{other:?}"),
+    }
+    let e = RpcClient::connect(&a, "weather", 1, LONG).unwrap_err();
+    assert!(matches!(e, RpcError::WrongService { .. }), "{e:?}");
+    let hello = Hello {
+        protocol: 99,
+        service: "calc".into(),
+        version: 1,
+    };
+    match Client::connect_hello(&a, &hello, LONG) {
+        Err(ConnectError::Refused(r)) => {
+            assert_eq!(r.reason, Refusal::ProtocolVersion);
+            assert_eq!(r.server_protocol, ipcx::pattern::reqrep::PROTOCOL_VERSION);
+        }
+        other => panic!("{other:?}"),
+    }
+    runtime().block_on(async {
+        let e = AsyncRpcClient::connect(&a, "calc", 3, LONG)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                RpcError::VersionMismatch {
+                    client: 3,
+                    server: 1,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    });
+    server.kill();
+    // The authorisation hook refuses a client in another process.
+    let rt = runtime();
+    let s = rt
+        .block_on(
+            probed(&Arc::default())
+                .authorize(|_| false)
+                .serve_async(&unix_addr("rpca-deny")),
+        )
+        .unwrap();
+    util::spawn_role("denied_caller", &[&s.addr().to_string()]).expect_success();
+    drop(s);
+}
+
+#[test]
+fn a_client_killed_mid_call_cancels_its_async_handler() {
+    let probe = Arc::new(Probe::default());
+    let rt = runtime();
+    let s = rt
+        .block_on(probed(&probe).serve_async(&unix_addr("rpca-killed")))
+        .unwrap();
+    let a = s.addr().to_string();
+    let mut child = util::spawn_role("hold_caller", &[&a]);
+    assert!(util::wait_until(LONG, || probe
+        .started
+        .load(Ordering::SeqCst)));
+    child.kill();
+    assert!(util::wait_until(LONG, || probe
+        .dropped
+        .load(Ordering::SeqCst)));
+    assert!(!probe.finished.load(Ordering::SeqCst));
+    // The server goes on.
+    util::spawn_role("adder", &[&a]).expect_success();
+    rt.block_on(s.shutdown());
+}
+
+#[test]
+fn graceful_shutdown_lets_calls_in_progress_finish() {
+    let probe = Arc::new(Probe::default());
+    let rt = runtime();
+    let s = rt
+        .block_on(probed(&probe).serve_async(&unix_addr("rpca-shutdown")))
+        .unwrap();
+    let a = s.addr().to_string();
+    let mut child = util::spawn_role("shutdown_caller", &[&a]);
+    assert!(util::wait_until(LONG, || probe
+        .started
+        .load(Ordering::SeqCst)));
+    assert!(rt.block_on(s.shutdown_timeout(LONG)));
+    assert!(probe.finished.load(Ordering::SeqCst));
+    child.expect_success();
+    // The address is free: nobody answers there any more.
+    let e = RpcClient::connect(&a, "calc", 1, Duration::from_secs(1)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            RpcError::Transport(ipcx::pattern::Error::NotFound { .. })
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn shared_memory_goes_through_the_bridge() {
+    let name = util::posix_name("rpca-shm");
+    let rt = runtime();
+    let s = rt
+        .block_on(probed(&Arc::default()).serve_async(&format!("shm:{name}")))
+        .unwrap();
+    assert!(!s.is_native());
+    let a = s.addr().to_string();
+    util::spawn_role("adder", &[&a]).expect_success();
+    rt.block_on(s.shutdown());
+    let base = name.trim_start_matches('/');
+    let left: Vec<_> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(base))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// Calls the TLS server at `args[0]`, trusting the root certificate in the file `args[1]`.
+fn tls_adder(args: &[String]) {
+    #[cfg(feature = "tls")]
+    {
+        use ipcx::pattern::tls;
+        use ipcx::pattern::tls::rustls::pki_types::CertificateDer;
+        let root = CertificateDer::from(std::fs::read(&args[1]).unwrap());
+        let cfg = tls::client_config(&[root], None).unwrap();
+        let c = RpcClient::connect_tls(&args[0], "localhost", cfg, "calc", 1, LONG).unwrap();
+        assert_eq!(c.call::<_, i32>("add", &(3, 4), LONG).unwrap(), 7);
+        assert_eq!(c.call::<_, i32>("add_async", &(30, 40), LONG).unwrap(), 70);
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = args;
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn tls_goes_through_the_bridge() {
+    use ipcx::pattern::tls::{self, rustls};
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let cfg = tls::server_config(vec![cert.der().clone()], key, None).unwrap();
+    let rt = runtime();
+    let s = rt
+        .block_on(probed(&Arc::default()).serve_tls_async("tcp:127.0.0.1:0", cfg))
+        .unwrap();
+    assert!(!s.is_native());
+    let dir = util::TempDir::new("rpca-tls");
+    let root = dir.join("root.der");
+    std::fs::write(&root, ca.der().as_ref()).unwrap();
+    util::spawn_role(
+        "tls_adder",
+        &[&s.addr().to_string(), root.to_str().unwrap()],
+    )
+    .expect_success();
+    rt.block_on(s.shutdown());
+}
