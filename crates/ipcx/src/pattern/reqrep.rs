@@ -403,7 +403,8 @@ struct ReadState {
 
 #[derive(Debug)]
 struct ClientInner {
-    writer: Mutex<Box<dyn Link>>,
+    /// The writing half, and the buffer requests are encoded in.
+    writer: Mutex<(Box<dyn Link>, Vec<u8>)>,
     state: Mutex<ReadState>,
     /// Signalled when a reply was stored, the reader was put back, or the connection died.
     ready: Condvar,
@@ -422,49 +423,77 @@ impl ClientInner {
     }
 
     /// Reads replies from `reader` as `wait` allows, storing each for its caller, until the
-    /// reply to `id` has come (0: none is awaited), nothing more is there in time, or the
-    /// connection ended.
-    fn read_replies(&self, reader: &mut dyn Link, id: u64, wait: Wait) {
+    /// reply to `id` has come (returned; 0: none is awaited), nothing more is there in time, or
+    /// the connection ended. Each frame is decoded where the link lends it (in place in the
+    /// ring).
+    fn read_replies(&self, reader: &mut dyn Link, id: u64, wait: Wait) -> Option<Reply> {
         loop {
-            match reader.recv_frame_wait(wait) {
-                Ok(Some(f)) => match Frame::decode(&f) {
-                    Ok(Frame::Reply {
-                        id: rid,
+            let mut mine = None;
+            let mut bad = None;
+            let got = reader.recv_frame_with(wait, &mut |f| match decode_reply(f) {
+                Ok((rid, status, payload)) if rid == id => {
+                    mine = Some(Reply {
                         status,
-                        payload,
-                    }) => {
-                        let mut st = lock(&self.state);
-                        if let Some(slot) = st.replies.get_mut(&rid) {
-                            *slot = Some(Reply { status, payload });
-                        }
-                        if rid == id {
-                            return;
-                        }
+                        payload: payload.to_vec(),
+                    });
+                }
+                Ok((rid, status, payload)) => {
+                    let mut st = lock(&self.state);
+                    if let Some(slot) = st.replies.get_mut(&rid) {
+                        *slot = Some(Reply {
+                            status,
+                            payload: payload.to_vec(),
+                        });
                         // Another caller's reply.
                         self.ready.notify_all();
                     }
-                    Ok(_) => {
-                        return self.set_dead(format!(
-                            "the server at {} sent an unexpected frame",
-                            self.addr
-                        ));
-                    }
-                    Err(e) => {
-                        return self
-                            .set_dead(format!("the server at {} sent garbage: {e}", self.addr));
-                    }
-                },
-                Ok(None) => {
-                    return self
-                        .set_dead(format!("the server at {} closed the connection", self.addr));
                 }
-                Err(Error::Timeout | Error::WouldBlock) => return,
+                Err(e) => bad = Some(e),
+            });
+            match got {
+                Ok(true) => {
+                    if let Some(e) = bad {
+                        self.set_dead(format!("the server at {} sent garbage: {e}", self.addr));
+                        return None;
+                    }
+                    if mine.is_some() {
+                        return mine;
+                    }
+                }
+                Ok(false) => {
+                    self.set_dead(format!("the server at {} closed the connection", self.addr));
+                    return None;
+                }
+                Err(Error::Timeout | Error::WouldBlock) => return None,
                 Err(e) => {
-                    return self.set_dead(format!("the connection to {} failed: {e}", self.addr));
+                    self.set_dead(format!("the connection to {} failed: {e}", self.addr));
+                    return None;
                 }
             }
         }
     }
+}
+
+/// Decodes a reply in place: id, status, payload.
+fn decode_reply(f: &[u8]) -> Result<(u64, Status, &[u8]), DecodeError> {
+    let mut c = Cursor(f);
+    if c.u8()? != 0x02 {
+        return Err(DecodeError("expected a reply"));
+    }
+    let id = c.u64()?;
+    let status = Status::from_u8(c.u8()?).ok_or(DecodeError("unknown status"))?;
+    Ok((id, status, c.0))
+}
+
+/// Encodes a request frame into `out` (cleared first), in one go.
+fn encode_request(out: &mut Vec<u8>, id: u64, deadline_ms: u32, method: &str, payload: &[u8]) {
+    out.clear();
+    out.reserve(15 + method.len() + payload.len());
+    out.push(0x01);
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&deadline_ms.to_be_bytes());
+    put_name(out, method);
+    out.extend_from_slice(payload);
 }
 
 /// The requesting end: one connection to one server, shared by any number of threads.
@@ -557,7 +586,7 @@ impl Client {
         };
         let reader = link.try_clone_link()?;
         let inner = Arc::new(ClientInner {
-            writer: Mutex::new(link),
+            writer: Mutex::new((link, Vec::new())),
             state: Mutex::new(ReadState {
                 reader: Some(reader),
                 replies: HashMap::new(),
@@ -624,34 +653,62 @@ impl Client {
             None => 0,
             Some(d) => u32::try_from(d.as_millis().max(1)).unwrap_or(u32::MAX),
         };
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut st = lock(&self.inner.state);
+        let inner = &*self.inner;
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        // A caller that finds nobody reading replies takes the reading half before sending:
+        // then nobody else can read its reply, so it needs no entry in the table.
+        let own_reader = {
+            let mut st = lock(&inner.state);
             if let Some(what) = st.dead.clone() {
                 return Err(Error::PeerGone { what });
             }
-            st.replies.insert(id, None);
+            let r = st.reader.take();
+            if r.is_none() {
+                st.replies.insert(id, None);
+            }
+            r
+        };
+        let sent = {
+            let mut w = lock(&inner.writer);
+            let (link, buf) = &mut *w;
+            encode_request(buf, id, deadline_ms, method, payload);
+            link.send_frame_wait(buf, wait)
+        };
+        match own_reader {
+            Some(mut reader) => {
+                let got = match sent {
+                    Ok(()) => inner.read_replies(&mut *reader, id, wait),
+                    Err(_) => None,
+                };
+                let mut st = lock(&inner.state);
+                st.reader = Some(reader);
+                if !st.replies.is_empty() {
+                    // Other callers wait: one of them reads next.
+                    inner.ready.notify_all();
+                }
+                sent?;
+                if let Some(r) = got {
+                    return Ok(r);
+                }
+                if let Some(what) = st.dead.clone() {
+                    return Err(Error::PeerGone { what });
+                }
+                Err(Error::Timeout)
+            }
+            None => {
+                if let Err(e) = sent {
+                    lock(&inner.state).replies.remove(&id);
+                    return Err(e);
+                }
+                self.await_reply(id, wait)
+            }
         }
-        let frame = Frame::Request {
-            id,
-            deadline_ms,
-            method: method.to_owned(),
-            payload: payload.to_vec(),
-        }
-        .encode();
-        let sent = lock(&self.inner.writer).send_frame_wait(&frame, wait);
-        if let Err(e) = sent {
-            lock(&self.inner.state).replies.remove(&id);
-            return Err(e);
-        }
-        self.await_reply(id, wait)
     }
 
-    /// Waits for the reply to `id`. No thread reads replies in the background: a caller whose
-    /// reply has not come takes the reading half and reads until its own reply arrives,
-    /// storing the replies of other callers on the way and waking them; callers that find the
-    /// reading half taken wait to be woken. A lone caller thus reads its own reply, with no
-    /// hand-off between threads.
+    /// Waits for the reply to `id`, registered in the table. No thread reads replies in the
+    /// background: a caller whose reply has not come takes the reading half and reads until its
+    /// own reply arrives, storing the replies of other callers on the way and waking them;
+    /// callers that find the reading half taken wait to be woken.
     fn await_reply(&self, id: u64, wait: Wait) -> Result<Reply, Error> {
         let inner = &*self.inner;
         let mut st = lock(&inner.state);
@@ -673,12 +730,20 @@ impl Client {
                 && let Some(mut reader) = st.reader.take()
             {
                 polled = true;
+                // Nobody else reads now: the reply cannot be stored by another caller.
+                st.replies.remove(&id);
                 drop(st);
-                inner.read_replies(&mut *reader, id, wait);
+                let got = inner.read_replies(&mut *reader, id, wait);
                 st = lock(&inner.state);
                 st.reader = Some(reader);
                 // Another caller may be waiting to read its own reply.
                 inner.ready.notify_all();
+                if let Some(r) = got {
+                    return Ok(r);
+                }
+                if st.dead.is_none() && !wait.expired() {
+                    st.replies.insert(id, None);
+                }
                 continue;
             }
             if expired {
@@ -956,10 +1021,11 @@ impl Connection {
                 inner.waiting.fetch_sub(1, Ordering::SeqCst);
             }
         };
-        let got = reader.recv_frame_wait(wait);
+        let mut req = None;
+        let got = reader.recv_frame_with(wait, &mut |f| req = self.request(f));
         self.put_back(reader);
         match got {
-            Ok(Some(f)) => match self.request(&f) {
+            Ok(true) => match req {
                 Some(r) => Ok(r),
                 None => {
                     self.end();
@@ -972,7 +1038,7 @@ impl Connection {
             Err(e @ (Error::Timeout | Error::WouldBlock)) => Err(e),
             // End of stream, a client that vanished, or an oversize frame: the connection
             // ends; calls in progress learn that nobody waits for them.
-            Ok(None) => {
+            Ok(false) => {
                 self.end();
                 Err(self.ended_error())
             }
@@ -1319,15 +1385,16 @@ fn serve_inline(conn: &Connection, handler: &Handler, sh: &Shared) {
             }
             continue;
         };
-        let got = reader.recv_frame_wait(Wait::timeout(POLL));
+        let mut req = None;
+        let got = reader.recv_frame_with(Wait::timeout(POLL), &mut |f| req = conn.request(f));
         conn.put_back(reader);
         let req = match got {
-            Ok(Some(f)) => match conn.request(&f) {
+            Ok(true) => match req {
                 Some(r) => r,
                 None => break,
             },
             Err(Error::Timeout | Error::WouldBlock) => continue,
-            Ok(None) | Err(_) => break,
+            Ok(false) | Err(_) => break,
         };
         if sh.closed.load(Ordering::SeqCst) {
             // The server stopped while this request came: the caller sees the connection end.
