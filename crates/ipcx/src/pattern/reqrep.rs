@@ -15,6 +15,30 @@
 //!
 //! The typed RPC layer ([`crate::rpc`]) is built on this module.
 //!
+//! # Serving
+//! A request is answered without passing it between threads wherever that can be avoided,
+//! since each hand-off costs a futex wake-up, tens of times the cost of a ring round trip:
+//! * **Handler mode** ([`ServerOptions::handler`], what [`crate::rpc`] uses): the thread that
+//!   reads a connection runs the request itself and writes the reply itself. Before running it,
+//!   the thread puts the connection's reading half back; if a request runs for longer than
+//!   about 0.2 ms while nobody reads its connection, the server's watcher thread starts another
+//!   thread on that connection (up to [`ServerOptions::threads_per_connection`]), which reads
+//!   and runs the next request; a thread that finishes a request and finds another thread
+//!   reading leaves. So a lone caller is served by one thread with no hand-off, concurrent
+//!   calls on one connection still run side by side, and a caller that vanishes during a long
+//!   call is noticed (by the thread that took over reading). The watcher ticks only while
+//!   requests run and sleeps otherwise. A panicking handler is caught; the connection goes on.
+//! * **Queue mode** (no handler): each connection's thread queues requests for whichever
+//!   thread calls [`Server::recv`].
+//! * **One connection, one thread** ([`Connection`]): a program may accept a connection and
+//!   read its requests on its own thread ([`Connection::recv_wait`]), replying from it.
+//!
+//! On the client, a caller that finds nobody reading replies takes the reading half before
+//! sending and reads its own reply (the ring spins briefly, then sleeps); callers that come
+//! while another reads register in a table, and whoever reads stores their replies and wakes
+//! them. Frames are decoded where the link lends them ([`Link::recv_frame_with`]: in place in
+//! the ring).
+//!
 //! # Wire format
 //! Every message is one ipcx frame; [`Frame::decode`] reads one, checking every length
 //! against the bytes present (it never panics and never allocates more than the frame).
