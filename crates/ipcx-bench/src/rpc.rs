@@ -3,10 +3,11 @@
 //! pair of shared-memory rings, no request/reply layer), the baseline `rpc-shm` is compared
 //! with.
 //!
-//! The peer runs the server end of the request/reply layer that `ipcx::rpc` is built on (a
-//! connection thread, the server's request queue, a reply routed by request id); the parent
-//! is a request/reply client (request ids, a pending-call table; the calling thread reads its
-//! own reply). One ping-pong round trip is one call whose arguments are the harness's message
+//! The peer runs the server end of the request/reply layer that `ipcx::rpc` is built on: the
+//! handshake, then each request read and answered by the same thread (as an `ipcx::rpc`
+//! service's connection thread does: `reqrep::Connection`), the reply tagged with the request
+//! id; the parent is a request/reply client (request ids, a pending-call table; the calling
+//! thread reads its own reply). One ping-pong round trip is one call whose arguments are the harness's message
 //! (its 8-byte sequence number, padded to the payload size) and whose result is the same bytes,
 //! so the smallest size measures a null call. The bytes go as they are: the typed layer's postcard encoding
 //! is not included.
@@ -15,8 +16,8 @@
 
 use std::time::{Duration, Instant};
 
-use ipcx::pattern::reqrep::{Client, Request, Server, ServerOptions, Status};
-use ipcx::pattern::{Error, LinkAddr};
+use ipcx::pattern::reqrep::{Client, Connection, Request, ServerOptions, Status};
+use ipcx::pattern::{Error, LinkAddr, LinkListener};
 use ipcx::wait::Wait;
 use serde::{Deserialize, Serialize};
 
@@ -155,12 +156,7 @@ impl Mechanism for RpcRow {
                 let listener = LinkAddr::parse(&spec.addr)
                     .and_then(|a| a.bind())
                     .map_err(|e| map_err(&spec.addr, e))?;
-                let server =
-                    Server::from_listener(listener, opts).map_err(|e| map_err(&spec.addr, e))?;
-                Ok(Box::new(ServerLink {
-                    server,
-                    current: None,
-                }))
+                Ok(Box::new(ServerHalf { listener, opts }))
             }
         }
     }
@@ -357,17 +353,34 @@ impl Link for ClientLink {
     }
 }
 
-/// The serving side: `recv` takes the next call, `send` answers it.
-struct ServerLink {
-    server: Server,
-    current: Option<Request>,
+/// The serving side before the client connects.
+struct ServerHalf {
+    listener: LinkListener,
+    opts: ServerOptions,
 }
 
-impl HalfOpen for ServerLink {
+impl HalfOpen for ServerHalf {
     fn connect(self: Box<Self>, wait: Wait) -> Result<Box<dyn Link>, LinkError> {
-        let _ = wait;
-        Ok(self)
+        let deadline = match wait {
+            Wait::Until(d) => d,
+            _ => Instant::now() + Duration::from_secs(10),
+        };
+        let conn = Connection::accept(&self.listener, &self.opts, Wait::Until(deadline))
+            .map_err(|e| map_err("accepting the client", e))?;
+        Ok(Box::new(ServerLink {
+            conn,
+            current: None,
+            _listener: self.listener,
+        }))
     }
+}
+
+/// The serving side: `recv` reads the next call from the connection, `send` answers it, both
+/// on the harness's thread (as a server's connection thread does).
+struct ServerLink {
+    conn: Connection,
+    current: Option<Request>,
+    _listener: LinkListener,
 }
 
 impl Link for ServerLink {
@@ -383,7 +396,7 @@ impl Link for ServerLink {
 
     fn recv(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<(), LinkError> {
         let req = self
-            .server
+            .conn
             .recv_wait(wait)
             .map_err(|e| map_err("receiving a call", e))?;
         buf.clear();

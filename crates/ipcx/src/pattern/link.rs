@@ -23,6 +23,18 @@ pub trait Link: Send + fmt::Debug {
     /// Receives one message, waiting as `wait` allows: `Ok(None)` when the peer closed
     /// cleanly between messages.
     fn recv_frame_wait(&mut self, wait: Wait) -> Result<Option<Vec<u8>>, Error>;
+    /// Receives one message and lends it to `f` (a transport that can, such as the ring,
+    /// lends it in place without copying it out); `Ok(false)` when the peer closed cleanly
+    /// between messages. The default receives an owned frame.
+    fn recv_frame_with(&mut self, wait: Wait, f: &mut dyn FnMut(&[u8])) -> Result<bool, Error> {
+        Ok(match self.recv_frame_wait(wait)? {
+            Some(frame) => {
+                f(&frame);
+                true
+            }
+            None => false,
+        })
+    }
     /// A second handle on the same connection (one may read while the other writes; each
     /// direction must be used by one handle only).
     fn try_clone_link(&self) -> Result<Box<dyn Link>, Error>;

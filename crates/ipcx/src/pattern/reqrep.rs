@@ -15,6 +15,30 @@
 //!
 //! The typed RPC layer ([`crate::rpc`]) is built on this module.
 //!
+//! # Serving
+//! A request is answered without passing it between threads wherever that can be avoided,
+//! since each hand-off costs a futex wake-up, tens of times the cost of a ring round trip:
+//! * **Handler mode** ([`ServerOptions::handler`], what [`crate::rpc`] uses): the thread that
+//!   reads a connection runs the request itself and writes the reply itself. Before running it,
+//!   the thread puts the connection's reading half back; if a request runs for longer than
+//!   about 0.2 ms while nobody reads its connection, the server's watcher thread starts another
+//!   thread on that connection (up to [`ServerOptions::threads_per_connection`]), which reads
+//!   and runs the next request; a thread that finishes a request and finds another thread
+//!   reading leaves. So a lone caller is served by one thread with no hand-off, concurrent
+//!   calls on one connection still run side by side, and a caller that vanishes during a long
+//!   call is noticed (by the thread that took over reading). The watcher ticks only while
+//!   requests run and sleeps otherwise. A panicking handler is caught; the connection goes on.
+//! * **Queue mode** (no handler): each connection's thread queues requests for whichever
+//!   thread calls [`Server::recv`].
+//! * **One connection, one thread** ([`Connection`]): a program may accept a connection and
+//!   read its requests on its own thread ([`Connection::recv_wait`]), replying from it.
+//!
+//! On the client, a caller that finds nobody reading replies takes the reading half before
+//! sending and reads its own reply (the ring spins briefly, then sleeps); callers that come
+//! while another reads register in a table, and whoever reads stores their replies and wakes
+//! them. Frames are decoded where the link lends them ([`Link::recv_frame_with`]: in place in
+//! the ring).
+//!
 //! # Wire format
 //! Every message is one ipcx frame; [`Frame::decode`] reads one, checking every length
 //! against the bytes present (it never panics and never allocates more than the frame).
@@ -31,7 +55,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -403,7 +427,8 @@ struct ReadState {
 
 #[derive(Debug)]
 struct ClientInner {
-    writer: Mutex<Box<dyn Link>>,
+    /// The writing half, and the buffer requests are encoded in.
+    writer: Mutex<(Box<dyn Link>, Vec<u8>)>,
     state: Mutex<ReadState>,
     /// Signalled when a reply was stored, the reader was put back, or the connection died.
     ready: Condvar,
@@ -422,49 +447,77 @@ impl ClientInner {
     }
 
     /// Reads replies from `reader` as `wait` allows, storing each for its caller, until the
-    /// reply to `id` has come (0: none is awaited), nothing more is there in time, or the
-    /// connection ended.
-    fn read_replies(&self, reader: &mut dyn Link, id: u64, wait: Wait) {
+    /// reply to `id` has come (returned; 0: none is awaited), nothing more is there in time, or
+    /// the connection ended. Each frame is decoded where the link lends it (in place in the
+    /// ring).
+    fn read_replies(&self, reader: &mut dyn Link, id: u64, wait: Wait) -> Option<Reply> {
         loop {
-            match reader.recv_frame_wait(wait) {
-                Ok(Some(f)) => match Frame::decode(&f) {
-                    Ok(Frame::Reply {
-                        id: rid,
+            let mut mine = None;
+            let mut bad = None;
+            let got = reader.recv_frame_with(wait, &mut |f| match decode_reply(f) {
+                Ok((rid, status, payload)) if rid == id => {
+                    mine = Some(Reply {
                         status,
-                        payload,
-                    }) => {
-                        let mut st = lock(&self.state);
-                        if let Some(slot) = st.replies.get_mut(&rid) {
-                            *slot = Some(Reply { status, payload });
-                        }
-                        if rid == id {
-                            return;
-                        }
+                        payload: payload.to_vec(),
+                    });
+                }
+                Ok((rid, status, payload)) => {
+                    let mut st = lock(&self.state);
+                    if let Some(slot) = st.replies.get_mut(&rid) {
+                        *slot = Some(Reply {
+                            status,
+                            payload: payload.to_vec(),
+                        });
                         // Another caller's reply.
                         self.ready.notify_all();
                     }
-                    Ok(_) => {
-                        return self.set_dead(format!(
-                            "the server at {} sent an unexpected frame",
-                            self.addr
-                        ));
-                    }
-                    Err(e) => {
-                        return self
-                            .set_dead(format!("the server at {} sent garbage: {e}", self.addr));
-                    }
-                },
-                Ok(None) => {
-                    return self
-                        .set_dead(format!("the server at {} closed the connection", self.addr));
                 }
-                Err(Error::Timeout | Error::WouldBlock) => return,
+                Err(e) => bad = Some(e),
+            });
+            match got {
+                Ok(true) => {
+                    if let Some(e) = bad {
+                        self.set_dead(format!("the server at {} sent garbage: {e}", self.addr));
+                        return None;
+                    }
+                    if mine.is_some() {
+                        return mine;
+                    }
+                }
+                Ok(false) => {
+                    self.set_dead(format!("the server at {} closed the connection", self.addr));
+                    return None;
+                }
+                Err(Error::Timeout | Error::WouldBlock) => return None,
                 Err(e) => {
-                    return self.set_dead(format!("the connection to {} failed: {e}", self.addr));
+                    self.set_dead(format!("the connection to {} failed: {e}", self.addr));
+                    return None;
                 }
             }
         }
     }
+}
+
+/// Decodes a reply in place: id, status, payload.
+fn decode_reply(f: &[u8]) -> Result<(u64, Status, &[u8]), DecodeError> {
+    let mut c = Cursor(f);
+    if c.u8()? != 0x02 {
+        return Err(DecodeError("expected a reply"));
+    }
+    let id = c.u64()?;
+    let status = Status::from_u8(c.u8()?).ok_or(DecodeError("unknown status"))?;
+    Ok((id, status, c.0))
+}
+
+/// Encodes a request frame into `out` (cleared first), in one go.
+fn encode_request(out: &mut Vec<u8>, id: u64, deadline_ms: u32, method: &str, payload: &[u8]) {
+    out.clear();
+    out.reserve(15 + method.len() + payload.len());
+    out.push(0x01);
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&deadline_ms.to_be_bytes());
+    put_name(out, method);
+    out.extend_from_slice(payload);
 }
 
 /// The requesting end: one connection to one server, shared by any number of threads.
@@ -557,7 +610,7 @@ impl Client {
         };
         let reader = link.try_clone_link()?;
         let inner = Arc::new(ClientInner {
-            writer: Mutex::new(link),
+            writer: Mutex::new((link, Vec::new())),
             state: Mutex::new(ReadState {
                 reader: Some(reader),
                 replies: HashMap::new(),
@@ -624,34 +677,62 @@ impl Client {
             None => 0,
             Some(d) => u32::try_from(d.as_millis().max(1)).unwrap_or(u32::MAX),
         };
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut st = lock(&self.inner.state);
+        let inner = &*self.inner;
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        // A caller that finds nobody reading replies takes the reading half before sending:
+        // then nobody else can read its reply, so it needs no entry in the table.
+        let own_reader = {
+            let mut st = lock(&inner.state);
             if let Some(what) = st.dead.clone() {
                 return Err(Error::PeerGone { what });
             }
-            st.replies.insert(id, None);
+            let r = st.reader.take();
+            if r.is_none() {
+                st.replies.insert(id, None);
+            }
+            r
+        };
+        let sent = {
+            let mut w = lock(&inner.writer);
+            let (link, buf) = &mut *w;
+            encode_request(buf, id, deadline_ms, method, payload);
+            link.send_frame_wait(buf, wait)
+        };
+        match own_reader {
+            Some(mut reader) => {
+                let got = match sent {
+                    Ok(()) => inner.read_replies(&mut *reader, id, wait),
+                    Err(_) => None,
+                };
+                let mut st = lock(&inner.state);
+                st.reader = Some(reader);
+                if !st.replies.is_empty() {
+                    // Other callers wait: one of them reads next.
+                    inner.ready.notify_all();
+                }
+                sent?;
+                if let Some(r) = got {
+                    return Ok(r);
+                }
+                if let Some(what) = st.dead.clone() {
+                    return Err(Error::PeerGone { what });
+                }
+                Err(Error::Timeout)
+            }
+            None => {
+                if let Err(e) = sent {
+                    lock(&inner.state).replies.remove(&id);
+                    return Err(e);
+                }
+                self.await_reply(id, wait)
+            }
         }
-        let frame = Frame::Request {
-            id,
-            deadline_ms,
-            method: method.to_owned(),
-            payload: payload.to_vec(),
-        }
-        .encode();
-        let sent = lock(&self.inner.writer).send_frame_wait(&frame, wait);
-        if let Err(e) = sent {
-            lock(&self.inner.state).replies.remove(&id);
-            return Err(e);
-        }
-        self.await_reply(id, wait)
     }
 
-    /// Waits for the reply to `id`. No thread reads replies in the background: a caller whose
-    /// reply has not come takes the reading half and reads until its own reply arrives,
-    /// storing the replies of other callers on the way and waking them; callers that find the
-    /// reading half taken wait to be woken. A lone caller thus reads its own reply, with no
-    /// hand-off between threads.
+    /// Waits for the reply to `id`, registered in the table. No thread reads replies in the
+    /// background: a caller whose reply has not come takes the reading half and reads until its
+    /// own reply arrives, storing the replies of other callers on the way and waking them;
+    /// callers that find the reading half taken wait to be woken.
     fn await_reply(&self, id: u64, wait: Wait) -> Result<Reply, Error> {
         let inner = &*self.inner;
         let mut st = lock(&inner.state);
@@ -673,12 +754,20 @@ impl Client {
                 && let Some(mut reader) = st.reader.take()
             {
                 polled = true;
+                // Nobody else reads now: the reply cannot be stored by another caller.
+                st.replies.remove(&id);
                 drop(st);
-                inner.read_replies(&mut *reader, id, wait);
+                let got = inner.read_replies(&mut *reader, id, wait);
                 st = lock(&inner.state);
                 st.reader = Some(reader);
                 // Another caller may be waiting to read its own reply.
                 inner.ready.notify_all();
+                if let Some(r) = got {
+                    return Ok(r);
+                }
+                if st.dead.is_none() && !wait.expired() {
+                    st.replies.insert(id, None);
+                }
                 continue;
             }
             if expired {
@@ -757,6 +846,12 @@ pub type Authorize = Arc<dyn Fn(&Peer) -> bool + Send + Sync>;
 /// thread: it may wrap the link (a TLS server handshake) or refuse it with an error.
 pub type Upgrade = Arc<dyn Fn(Box<dyn Link>) -> Result<Box<dyn Link>, Error> + Send + Sync>;
 
+/// A handler run on the thread that read the request (see [`ServerOptions::handler`]). It
+/// answers with [`Request::reply`]; a panic is caught (the connection goes on), but a handler
+/// that panics before replying leaves its caller to time out, so catch panics and answer
+/// [`Status::Panicked`] where that matters (the typed RPC layer does).
+pub type Handler = Arc<dyn Fn(Request) + Send + Sync>;
+
 /// Server settings.
 #[derive(Clone)]
 pub struct ServerOptions {
@@ -766,12 +861,19 @@ pub struct ServerOptions {
     pub version: u32,
     /// Largest request frame accepted (default 16 MiB).
     pub max_request_len: usize,
-    /// Requests queued for the handlers before connections stop being read (default 1024).
+    /// Requests queued for [`Server::recv`] before connections stop being read (default
+    /// 1024; unused with a [`handler`](ServerOptions::handler)).
     pub queue_len: usize,
     /// Who may connect (default: everyone who can reach the address).
     pub authorize: Option<Authorize>,
     /// Wraps each accepted connection before the handshake (default: none).
     pub upgrade: Option<Upgrade>,
+    /// Runs each request on the thread that read it, instead of queueing it for
+    /// [`Server::recv`] (default: none, queue). See the [module docs](self#serving).
+    pub handler: Option<Handler>,
+    /// With a handler: how many requests of one connection may run at once, that is how
+    /// many threads may serve one connection (default 4, at least 1).
+    pub threads_per_connection: usize,
 }
 
 impl fmt::Debug for ServerOptions {
@@ -783,6 +885,8 @@ impl fmt::Debug for ServerOptions {
             .field("queue_len", &self.queue_len)
             .field("authorize", &self.authorize.is_some())
             .field("upgrade", &self.upgrade.is_some())
+            .field("handler", &self.handler.is_some())
+            .field("threads_per_connection", &self.threads_per_connection)
             .finish()
     }
 }
@@ -797,6 +901,8 @@ impl ServerOptions {
             queue_len: 1024,
             authorize: None,
             upgrade: None,
+            handler: None,
+            threads_per_connection: 4,
         }
     }
 }
@@ -840,24 +946,307 @@ impl Request {
     /// Sends the reply. A caller that has gone is not an error for the server: the reply is
     /// dropped ([`Error::PeerGone`] is returned for information).
     pub fn reply(self, status: Status, payload: &[u8]) -> Result<(), Error> {
-        let frame = Frame::Reply {
-            id: self.id,
-            status,
-            payload: payload.to_vec(),
-        }
-        .encode();
+        // The reply frame, encoded in one allocation.
+        let mut frame = Vec::with_capacity(10 + payload.len());
+        frame.push(0x02);
+        frame.extend_from_slice(&self.id.to_be_bytes());
+        frame.push(status.to_u8());
+        frame.extend_from_slice(payload);
         lock(&self.writer).send_frame_wait(&frame, Wait::timeout(Duration::from_secs(30)))
     }
 }
 
-/// The replying end: accepts clients and hands out their requests. It is `Sync`: several
-/// threads may take requests from one server.
+// ---------------------------------------------------------------------------------------------
+// One connection
+
+/// The server's end of one connection, after the handshake.
+#[derive(Debug)]
+struct ConnInner {
+    /// The reading half; `None` while a thread reads it.
+    reader: Mutex<Option<Box<dyn Link>>>,
+    /// Signalled when the reading half is put back (only when `waiting` says someone waits).
+    readable: Condvar,
+    /// Threads waiting in [`Connection::recv_wait`] for the reading half.
+    waiting: AtomicUsize,
+    /// Times the reading half was put back: the watcher's clock for a half left unread.
+    releases: AtomicU64,
+    /// Requests of this connection running on their reading thread (handler mode).
+    running: AtomicUsize,
+    /// Threads serving this connection (handler mode).
+    threads: AtomicUsize,
+    /// The connection ended (the caller closed it, died or sent garbage).
+    ended: AtomicBool,
+    writer: Writer,
+    gone: Arc<AtomicBool>,
+    peer: Peer,
+}
+
+/// The server's end of one connection, read by whichever thread calls
+/// [`Connection::recv_wait`]: the request comes straight from the link to that thread, and
+/// its reply goes straight from that thread to the link (no hand-off between threads). For a
+/// program that serves a connection on a thread of its own; [`Server`] serves many.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    inner: Arc<ConnInner>,
+}
+
+impl Connection {
+    /// Accepts one client on `listener` (waiting as `wait` allows for it to connect) and runs
+    /// the handshake (upgrade, version checks, authorisation) as `opts` say; a client that
+    /// fails the handshake is refused and [`Error::Protocol`] returned.
+    pub fn accept(
+        listener: &LinkListener,
+        opts: &ServerOptions,
+        wait: Wait,
+    ) -> Result<Connection, Error> {
+        let link = listener.accept_wait(wait)?;
+        handshake(link, opts)
+    }
+
+    /// Who is connected.
+    pub fn peer(&self) -> &Peer {
+        &self.inner.peer
+    }
+
+    /// Whether the connection has ended (noticed while a thread reads it).
+    pub fn is_ended(&self) -> bool {
+        self.inner.ended.load(Ordering::SeqCst)
+    }
+
+    /// Reads the next request on the calling thread, waiting as `wait` allows (also for
+    /// another thread that is reading). The connection's end is [`Error::PeerGone`]; a
+    /// malformed frame ends the connection. A request whose deadline has passed is returned
+    /// like any other ([`Request::expired`]).
+    pub fn recv_wait(&self, wait: Wait) -> Result<Request, Error> {
+        let inner = &*self.inner;
+        let mut reader = {
+            let mut slot = lock(&inner.reader);
+            loop {
+                if inner.ended.load(Ordering::SeqCst) {
+                    return Err(self.ended_error());
+                }
+                if let Some(r) = slot.take() {
+                    break r;
+                }
+                if wait.expired() {
+                    return Err(Error::Timeout);
+                }
+                inner.waiting.fetch_add(1, Ordering::SeqCst);
+                slot = match wait.remaining() {
+                    None => inner.readable.wait(slot).unwrap_or_else(|p| p.into_inner()),
+                    Some(left) => {
+                        inner
+                            .readable
+                            .wait_timeout(slot, left)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0
+                    }
+                };
+                inner.waiting.fetch_sub(1, Ordering::SeqCst);
+            }
+        };
+        let mut req = None;
+        let got = reader.recv_frame_with(wait, &mut |f| req = self.request(f));
+        self.put_back(reader);
+        match got {
+            Ok(true) => match req {
+                Some(r) => Ok(r),
+                None => {
+                    self.end();
+                    Err(Error::protocol(
+                        inner.peer.name.clone(),
+                        "the client sent something else than a request",
+                    ))
+                }
+            },
+            Err(e @ (Error::Timeout | Error::WouldBlock)) => Err(e),
+            // End of stream, a client that vanished, or an oversize frame: the connection
+            // ends; calls in progress learn that nobody waits for them.
+            Ok(false) => {
+                self.end();
+                Err(self.ended_error())
+            }
+            Err(e) => {
+                self.end();
+                Err(e)
+            }
+        }
+    }
+
+    fn ended_error(&self) -> Error {
+        Error::PeerGone {
+            what: format!("{} closed the connection", self.inner.peer.name),
+        }
+    }
+
+    fn end(&self) {
+        self.inner.ended.store(true, Ordering::SeqCst);
+        self.inner.gone.store(true, Ordering::SeqCst);
+        let _g = lock(&self.inner.reader);
+        self.inner.readable.notify_all();
+    }
+
+    fn put_back(&self, reader: Box<dyn Link>) {
+        let inner = &*self.inner;
+        *lock(&inner.reader) = Some(reader);
+        inner.releases.fetch_add(1, Ordering::SeqCst);
+        if inner.waiting.load(Ordering::SeqCst) > 0 {
+            inner.readable.notify_one();
+        }
+    }
+
+    /// Takes the reading half if nobody reads it; `None` when another thread does.
+    fn try_take_reader(&self) -> Option<Box<dyn Link>> {
+        lock(&self.inner.reader).take()
+    }
+
+    fn request(&self, f: &[u8]) -> Option<Request> {
+        let Ok(Frame::Request {
+            id,
+            deadline_ms,
+            method,
+            payload,
+        }) = Frame::decode(f)
+        else {
+            return None;
+        };
+        let deadline = (deadline_ms > 0)
+            .then(|| Instant::now().checked_add(Duration::from_millis(u64::from(deadline_ms))))
+            .flatten();
+        Some(Request {
+            method,
+            payload,
+            deadline,
+            peer: self.inner.peer.clone(),
+            id,
+            writer: self.inner.writer.clone(),
+            gone: self.inner.gone.clone(),
+        })
+    }
+}
+
+fn refuse(link: &mut dyn Link, reason: Refusal, opts: &ServerOptions, message: String) -> Error {
+    let f = Frame::Refused {
+        reason,
+        protocol: PROTOCOL_VERSION,
+        version: opts.version,
+        message: message.clone(),
+    };
+    let _ = link.send_frame_wait(&f.encode(), Wait::timeout(HANDSHAKE_TIMEOUT));
+    Error::protocol(link.peer_name(), message)
+}
+
+/// The server's side of the handshake on a freshly accepted link.
+fn handshake(mut link: Box<dyn Link>, opts: &ServerOptions) -> Result<Connection, Error> {
+    if let Some(up) = &opts.upgrade {
+        link = up(link)?;
+    }
+    link.set_max_frame_len(opts.max_request_len);
+    let hello = match link.recv_frame_wait(Wait::timeout(HANDSHAKE_TIMEOUT))? {
+        Some(f) => match Frame::decode(&f) {
+            Ok(Frame::Hello(h)) => h,
+            _ => return Err(Error::protocol(link.peer_name(), "expected a hello")),
+        },
+        None => {
+            return Err(Error::PeerGone {
+                what: format!("{} left during the handshake", link.peer_name()),
+            });
+        }
+    };
+    let peer = Peer {
+        credentials: link.peer_credentials(),
+        name: link.peer_name(),
+    };
+    if hello.protocol != PROTOCOL_VERSION {
+        let m = format!(
+            "wire protocol version mismatch: client speaks {}, server speaks {PROTOCOL_VERSION}; upgrade one side",
+            hello.protocol
+        );
+        return Err(refuse(&mut *link, Refusal::ProtocolVersion, opts, m));
+    }
+    if hello.service != opts.service {
+        let m = format!(
+            "this server provides service {:?}, not {:?}",
+            opts.service, hello.service
+        );
+        return Err(refuse(&mut *link, Refusal::WrongService, opts, m));
+    }
+    if hello.version != opts.version {
+        let m = format!(
+            "service {:?} version mismatch: client wants version {}, server provides version {}",
+            opts.service, hello.version, opts.version
+        );
+        return Err(refuse(&mut *link, Refusal::ServiceVersion, opts, m));
+    }
+    if let Some(auth) = &opts.authorize {
+        let ok =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| auth(&peer))).unwrap_or(false);
+        if !ok {
+            let m = format!("{} may not use service {:?}", peer.name, opts.service);
+            return Err(refuse(&mut *link, Refusal::Denied, opts, m));
+        }
+    }
+    let max = u32::try_from(opts.max_request_len).unwrap_or(u32::MAX);
+    link.send_frame_wait(
+        &Frame::Welcome { max_frame: max }.encode(),
+        Wait::timeout(HANDSHAKE_TIMEOUT),
+    )?;
+    let writer: Writer = Arc::new(Mutex::new(link.try_clone_link()?));
+    Ok(Connection {
+        inner: Arc::new(ConnInner {
+            reader: Mutex::new(Some(link)),
+            readable: Condvar::new(),
+            waiting: AtomicUsize::new(0),
+            releases: AtomicU64::new(0),
+            running: AtomicUsize::new(0),
+            threads: AtomicUsize::new(1),
+            ended: AtomicBool::new(false),
+            writer,
+            gone: Arc::new(AtomicBool::new(false)),
+            peer,
+        }),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server
+
+/// How long a connection thread waits for a request before looking whether the server closed.
+const POLL: Duration = Duration::from_millis(250);
+/// How often the watcher looks for connections left unread while their handlers run.
+const TAKEOVER: Duration = Duration::from_micros(200);
+/// Ticks without any running handler after which the watcher sleeps until woken.
+const IDLE_TICKS: u32 = 50;
+
+/// What the connection threads of a server share.
+struct Shared {
+    opts: ServerOptions,
+    closed: AtomicBool,
+    /// The watcher: the connections it looks after, and its sleep.
+    conns: Mutex<Vec<(Weak<ConnInner>, u64)>>,
+    watch: Mutex<()>,
+    wake_watcher: Condvar,
+    /// The watcher sleeps until woken (no handler ran lately).
+    watcher_asleep: AtomicBool,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The replying end: accepts clients and hands out their requests, or runs them with a
+/// [`Handler`]. It is `Sync`: several threads may take requests from one server.
 #[derive(Debug)]
 pub struct Server {
     rx: Mutex<mpsc::Receiver<Request>>,
     addr: LinkAddr,
-    closed: Arc<AtomicBool>,
+    shared: Arc<Shared>,
     acceptor: Option<JoinHandle<()>>,
+    watcher: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -870,34 +1259,54 @@ impl Server {
     pub fn from_listener(listener: LinkListener, opts: ServerOptions) -> Result<Server, Error> {
         let addr = listener.local_addr()?;
         let (tx, rx) = mpsc::sync_channel(opts.queue_len.max(1));
-        let closed = Arc::new(AtomicBool::new(false));
-        let c = closed.clone();
-        let opts = Arc::new(opts);
+        let inline = opts.handler.is_some();
+        let shared = Arc::new(Shared {
+            opts,
+            closed: AtomicBool::new(false),
+            conns: Mutex::new(Vec::new()),
+            watch: Mutex::new(()),
+            wake_watcher: Condvar::new(),
+            watcher_asleep: AtomicBool::new(false),
+        });
+        let spawn_err = |source| Error::Io {
+            context: "spawning a server thread".into(),
+            source,
+        };
+        let watcher = if inline {
+            let sh = shared.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("ipcx-rep-watch".into())
+                    .spawn(move || watch(&sh))
+                    .map_err(spawn_err)?,
+            )
+        } else {
+            None
+        };
+        let sh = shared.clone();
         let acceptor = std::thread::Builder::new()
             .name("ipcx-rep-accept".into())
             .spawn(move || {
-                while !c.load(Ordering::SeqCst) {
+                while !sh.closed.load(Ordering::SeqCst) {
                     match listener.accept_wait(Wait::timeout(Duration::from_millis(50))) {
                         Ok(link) => {
-                            let (tx, opts, c) = (tx.clone(), opts.clone(), c.clone());
+                            let (tx, sh) = (tx.clone(), sh.clone());
                             let _ = std::thread::Builder::new()
                                 .name("ipcx-rep-conn".into())
-                                .spawn(move || serve_conn(link, tx, &opts, &c));
+                                .spawn(move || serve_conn(link, tx, &sh));
                         }
                         Err(Error::Timeout | Error::WouldBlock) => {}
                         Err(_) => std::thread::sleep(Duration::from_millis(10)),
                     }
                 }
             })
-            .map_err(|source| Error::Io {
-                context: "spawning the server's accept thread".into(),
-                source,
-            })?;
+            .map_err(spawn_err)?;
         Ok(Server {
             rx: Mutex::new(rx),
             addr,
-            closed,
+            shared,
             acceptor: Some(acceptor),
+            watcher,
         })
     }
 
@@ -922,7 +1331,8 @@ impl Server {
     }
 
     /// Receives a request, waiting as `wait` allows. Requests whose deadline passed while
-    /// queued are answered [`Status::DeadlineExceeded`] and skipped.
+    /// queued are answered [`Status::DeadlineExceeded`] and skipped. A server with a
+    /// [`handler`](ServerOptions::handler) hands none out: this only waits.
     pub fn recv_wait(&self, wait: Wait) -> Result<Request, Error> {
         loop {
             let r = super::recv_mpsc(&lock(&self.rx), wait, "server")?;
@@ -937,124 +1347,171 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.closed.store(true, Ordering::SeqCst);
-        if let Some(h) = self.acceptor.take() {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        {
+            let _g = lock(&self.shared.watch);
+            self.shared.wake_watcher.notify_all();
+        }
+        for h in [self.acceptor.take(), self.watcher.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = h.join();
         }
     }
 }
 
-fn refuse(link: &mut dyn Link, reason: Refusal, opts: &ServerOptions, message: String) {
-    let f = Frame::Refused {
-        reason,
-        protocol: PROTOCOL_VERSION,
-        version: opts.version,
-        message,
+fn serve_conn(link: Box<dyn Link>, tx: mpsc::SyncSender<Request>, sh: &Arc<Shared>) {
+    let Ok(conn) = handshake(link, &sh.opts) else {
+        return;
     };
-    let _ = link.send_frame_wait(&f.encode(), Wait::timeout(HANDSHAKE_TIMEOUT));
+    if let Some(handler) = &sh.opts.handler {
+        lock(&sh.conns).push((Arc::downgrade(&conn.inner), u64::MAX));
+        return serve_inline(&conn, handler, sh);
+    }
+    while !sh.closed.load(Ordering::SeqCst) {
+        match conn.recv_wait(Wait::timeout(POLL)) {
+            Ok(req) => {
+                if tx.send(req).is_err() {
+                    return;
+                }
+            }
+            Err(Error::Timeout | Error::WouldBlock) => {}
+            Err(_) => return,
+        }
+    }
 }
 
-fn serve_conn(
-    mut link: Box<dyn Link>,
-    tx: mpsc::SyncSender<Request>,
-    opts: &ServerOptions,
-    closed: &AtomicBool,
-) {
-    if let Some(up) = &opts.upgrade {
-        link = match up(link) {
-            Ok(l) => l,
-            Err(_) => return,
+/// One thread serving a connection in handler mode: it reads a request and runs it itself
+/// (see the [module docs](self#serving)). It returns when the connection or the server ends,
+/// or when another thread has taken over reading the connection while this one ran a request
+/// (then that thread serves it; the last thread of a connection never leaves early).
+fn serve_inline(conn: &Connection, handler: &Handler, sh: &Shared) {
+    let inner = &*conn.inner;
+    while !sh.closed.load(Ordering::SeqCst) && !inner.ended.load(Ordering::SeqCst) {
+        let Some(mut reader) = conn.try_take_reader() else {
+            // Another thread reads: leave, unless this is the connection's last thread.
+            if inner
+                .threads
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                    (n > 1).then(|| n - 1)
+                })
+                .is_ok()
+            {
+                return;
+            }
+            // The reader is about to be put back, or the watcher will see it is not read.
+            let slot = lock(&inner.reader);
+            if slot.is_none() && !inner.ended.load(Ordering::SeqCst) {
+                inner.waiting.fetch_add(1, Ordering::SeqCst);
+                let _ = inner.readable.wait_timeout(slot, POLL);
+                inner.waiting.fetch_sub(1, Ordering::SeqCst);
+            }
+            continue;
         };
-    }
-    link.set_max_frame_len(opts.max_request_len);
-    let hello = match link.recv_frame_wait(Wait::timeout(HANDSHAKE_TIMEOUT)) {
-        Ok(Some(f)) => match Frame::decode(&f) {
-            Ok(Frame::Hello(h)) => h,
-            _ => return,
-        },
-        _ => return,
-    };
-    let peer = Peer {
-        credentials: link.peer_credentials(),
-        name: link.peer_name(),
-    };
-    if hello.protocol != PROTOCOL_VERSION {
-        let m = format!(
-            "wire protocol version mismatch: client speaks {}, server speaks {PROTOCOL_VERSION}; upgrade one side",
-            hello.protocol
-        );
-        return refuse(&mut *link, Refusal::ProtocolVersion, opts, m);
-    }
-    if hello.service != opts.service {
-        let m = format!(
-            "this server provides service {:?}, not {:?}",
-            opts.service, hello.service
-        );
-        return refuse(&mut *link, Refusal::WrongService, opts, m);
-    }
-    if hello.version != opts.version {
-        let m = format!(
-            "service {:?} version mismatch: client wants version {}, server provides version {}",
-            opts.service, hello.version, opts.version
-        );
-        return refuse(&mut *link, Refusal::ServiceVersion, opts, m);
-    }
-    if let Some(auth) = &opts.authorize {
-        let ok =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| auth(&peer))).unwrap_or(false);
-        if !ok {
-            let m = format!("{} may not use service {:?}", peer.name, opts.service);
-            return refuse(&mut *link, Refusal::Denied, opts, m);
-        }
-    }
-    let max = u32::try_from(opts.max_request_len).unwrap_or(u32::MAX);
-    if link
-        .send_frame_wait(
-            &Frame::Welcome { max_frame: max }.encode(),
-            Wait::timeout(HANDSHAKE_TIMEOUT),
-        )
-        .is_err()
-    {
-        return;
-    }
-    let writer: Writer = match link.try_clone_link() {
-        Ok(w) => Arc::new(Mutex::new(w)),
-        Err(_) => return,
-    };
-    let gone = Arc::new(AtomicBool::new(false));
-    let hang_up = || gone.store(true, Ordering::Relaxed);
-    while !closed.load(Ordering::SeqCst) {
-        let f = match link.recv_frame_wait(Wait::timeout(Duration::from_millis(250))) {
-            Ok(Some(f)) => f,
+        let mut req = None;
+        let got = reader.recv_frame_with(Wait::timeout(POLL), &mut |f| req = conn.request(f));
+        conn.put_back(reader);
+        let req = match got {
+            Ok(true) => match req {
+                Some(r) => r,
+                None => break,
+            },
             Err(Error::Timeout | Error::WouldBlock) => continue,
-            // End of stream, a client that vanished, or an oversize / malformed frame: drop
-            // the connection (the rest of the server is unaffected); calls in progress learn
-            // that nobody waits for them.
-            Ok(None) | Err(_) => return hang_up(),
+            Ok(false) | Err(_) => break,
         };
-        let (id, deadline_ms, method, payload) = match Frame::decode(&f) {
-            Ok(Frame::Request {
-                id,
-                deadline_ms,
-                method,
-                payload,
-            }) => (id, deadline_ms, method, payload),
-            _ => return hang_up(),
-        };
-        let deadline = (deadline_ms > 0)
-            .then(|| Instant::now().checked_add(Duration::from_millis(u64::from(deadline_ms))))
-            .flatten();
-        let req = Request {
-            method,
-            payload,
-            deadline,
-            peer: peer.clone(),
-            id,
-            writer: writer.clone(),
-            gone: gone.clone(),
-        };
-        if tx.send(req).is_err() {
-            return;
+        if sh.closed.load(Ordering::SeqCst) {
+            // The server stopped while this request came: the caller sees the connection end.
+            break;
         }
+        if req.expired() {
+            let _ = req.reply(Status::DeadlineExceeded, b"");
+            continue;
+        }
+        inner.running.fetch_add(1, Ordering::SeqCst);
+        if sh.watcher_asleep.load(Ordering::SeqCst) {
+            let _g = lock(&sh.watch);
+            sh.watcher_asleep.store(false, Ordering::SeqCst);
+            sh.wake_watcher.notify_one();
+        }
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(req)));
+        inner.running.fetch_sub(1, Ordering::SeqCst);
+    }
+    conn.end();
+    inner.threads.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// The watcher of a server in handler mode: every [`TAKEOVER`] while requests run, it starts
+/// a thread on each connection whose reading half has stayed unread for a whole tick while a
+/// request of it runs (up to [`ServerOptions::threads_per_connection`] threads).
+fn watch(sh: &Arc<Shared>) {
+    let mut idle = 0u32;
+    while !sh.closed.load(Ordering::SeqCst) {
+        let mut any_running = false;
+        let mut takeovers = Vec::new();
+        {
+            let mut conns = lock(&sh.conns);
+            conns.retain_mut(|(weak, seen)| {
+                let Some(c) = weak.upgrade() else {
+                    return false;
+                };
+                if c.ended.load(Ordering::SeqCst) {
+                    return false;
+                }
+                let running = c.running.load(Ordering::SeqCst);
+                let releases = c.releases.load(Ordering::SeqCst);
+                any_running |= running > 0;
+                let unread = running > 0
+                    && releases == *seen
+                    && lock(&c.reader).is_some()
+                    && c.threads.load(Ordering::SeqCst) < sh.opts.threads_per_connection.max(1);
+                *seen = if lock(&c.reader).is_some() {
+                    releases
+                } else {
+                    u64::MAX
+                };
+                if unread {
+                    c.threads.fetch_add(1, Ordering::SeqCst);
+                    takeovers.push(Connection { inner: c });
+                }
+                true
+            });
+        }
+        for conn in takeovers {
+            let Some(handler) = sh.opts.handler.clone() else {
+                break;
+            };
+            let sh2 = sh.clone();
+            let c2 = conn.clone();
+            let spawned = std::thread::Builder::new()
+                .name("ipcx-rep-conn".into())
+                .spawn(move || serve_inline(&c2, &handler, &sh2));
+            if spawned.is_err() {
+                conn.inner.threads.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        idle = if any_running { 0 } else { idle + 1 };
+        let mut g = lock(&sh.watch);
+        if idle < IDLE_TICKS {
+            drop(g);
+            std::thread::sleep(TAKEOVER);
+            continue;
+        }
+        sh.watcher_asleep.store(true, Ordering::SeqCst);
+        // A handler that started before the flag was set is seen here.
+        let running = lock(&sh.conns).iter().any(|(w, _)| {
+            w.upgrade()
+                .is_some_and(|c| c.running.load(Ordering::SeqCst) > 0)
+        });
+        if !running && !sh.closed.load(Ordering::SeqCst) {
+            g = sh
+                .wake_watcher
+                .wait_timeout(g, Duration::from_secs(1))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        sh.watcher_asleep.store(false, Ordering::SeqCst);
+        drop(g);
+        idle = 0;
     }
 }

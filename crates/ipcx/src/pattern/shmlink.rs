@@ -23,8 +23,9 @@
 //! once it has read everything the peer sent (the ring checks the publisher's pid and start
 //! time while it waits).
 //!
-//! Messages are copied into the ring on send and out of it on receive (a [`Link`] hands out
-//! owned frames). The largest frame is [`MAX_FRAME`].
+//! Messages are copied into the ring on send; on receive, [`Link::recv_frame_with`] reads them
+//! in place (the request/reply layer decodes them there), [`Link::recv_frame_wait`] copies them
+//! out. The largest frame is [`MAX_FRAME`].
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -183,26 +184,38 @@ impl Link for ShmLink {
     }
 
     fn recv_frame_wait(&mut self, wait: Wait) -> Result<Option<Vec<u8>>, Error> {
+        let mut out = None;
+        self.recv_frame_with(wait, &mut |f| out = Some(f.to_vec()))?;
+        Ok(out)
+    }
+
+    fn recv_frame_with(&mut self, wait: Wait, f: &mut dyn FnMut(&[u8])) -> Result<bool, Error> {
         let mut rx = lock(&self.rx);
-        // The ring notices a dead publisher when a wait ends: wait in slices, so that a peer
-        // that dies is noticed within one slice however long the caller waits.
-        let slice = |wait: Wait| match wait.remaining() {
-            Some(left) if left <= PEER_CHECK => wait,
-            _ => Wait::timeout(PEER_CHECK),
-        };
-        let mut got = rx.recv_wait(slice(wait)).map(|s| s.to_vec());
-        while matches!(got, Err(ring::Error::Timeout)) && !wait.expired() {
-            got = rx.recv_wait(slice(wait)).map(|s| s.to_vec());
-        }
-        match got {
-            Ok(s) if s.len() > self.max => Err(Error::TooLarge {
-                len: s.len(),
-                max: self.max,
-                what: "the ring link's maximum frame length".into(),
-            }),
-            Ok(s) => Ok(Some(s)),
-            Err(ring::Error::PeerGone { .. }) => Ok(None),
-            Err(e) => Err(ring_err("the ring link", e)),
+        loop {
+            // The ring notices a dead publisher when a wait ends: wait in slices, so that a
+            // peer that dies is noticed within one slice however long the caller waits.
+            let slice = match wait.remaining() {
+                Some(left) if left <= PEER_CHECK => wait,
+                _ => Wait::timeout(PEER_CHECK),
+            };
+            let got = rx.recv_wait(slice);
+            match got {
+                Ok(s) if s.len() > self.max => {
+                    return Err(Error::TooLarge {
+                        len: s.len(),
+                        max: self.max,
+                        what: "the ring link's maximum frame length".into(),
+                    });
+                }
+                Ok(s) => {
+                    // The sample is read in place, in the ring.
+                    f(&s);
+                    return Ok(true);
+                }
+                Err(ring::Error::Timeout) if !wait.expired() => {}
+                Err(ring::Error::PeerGone { .. }) => return Ok(false),
+                Err(e) => return Err(ring_err("the ring link", e)),
+            }
         }
     }
 

@@ -315,7 +315,8 @@ impl Service {
         self
     }
 
-    /// How many calls run at once (handler threads; default 4).
+    /// How many calls of one connection run at once (threads serving one connection;
+    /// default 4). Each call runs on the thread that read it from the connection.
     pub fn threads(mut self, n: usize) -> Service {
         self.threads = n.max(1);
         self
@@ -363,29 +364,13 @@ impl Service {
         opts.upgrade = upgrade;
         opts.authorize = self.authorize.clone();
         opts.max_request_len = self.max_request_len;
+        opts.threads_per_connection = self.threads;
+        // Each call runs on the thread that read it (see `reqrep`'s "Serving").
+        let svc = Arc::new(self);
+        opts.handler = Some(Arc::new(move |req| svc.dispatch(req)));
         let server = Arc::new(Server::bind(addr, opts)?);
         let stop = Arc::new(AtomicBool::new(false));
-        let svc = Arc::new(self);
-        let mut workers = Vec::new();
-        for _ in 0..svc.threads {
-            let (server, stop, svc) = (server.clone(), stop.clone(), svc.clone());
-            let h = std::thread::Builder::new()
-                .name(format!("ipcx-rpc-{}", svc.name))
-                .spawn(move || {
-                    while !stop.load(Ordering::SeqCst) {
-                        match server.recv_timeout(Duration::from_millis(100)) {
-                            Ok(req) => svc.dispatch(req),
-                            Err(pattern::Error::Timeout) => {}
-                            Err(_) => return,
-                        }
-                    }
-                })
-                .map_err(|source| pattern::Error::Io {
-                    context: "spawning an RPC handler thread".into(),
-                    source,
-                })?;
-            workers.push(h);
-        }
+        let workers = Vec::new();
         Ok(RunningService {
             addr: server.addr().clone(),
             stop,
