@@ -197,6 +197,8 @@ impl Segment {
             shm::fchmod(&fd, c.mode).map_err(io)?;
             shm::ftruncate(&fd, layout.total as u64).map_err(io)?;
             let map = Mapping::map_shared(&fd, layout.total, 0, true).map_err(io)?;
+            // No page faults on the ring's first lap (they would show in the latency tail).
+            map.populate();
             let seg = Segment {
                 map,
                 fd: Some(fd.try_clone().map_err(io)?),
@@ -292,6 +294,7 @@ impl Segment {
         })?;
         let map = Mapping::map_shared(&fd, len, 0, true).map_err(io)?;
         let seg = Segment::validate(map, Some(fd), name, size, deadline)?;
+        seg.map.populate();
         if seg.layout.pattern != pattern {
             return Err(Error::Incompatible {
                 name: n,
