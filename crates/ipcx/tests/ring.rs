@@ -4,7 +4,7 @@ mod util;
 
 use std::time::{Duration, Instant};
 
-use ipcx::ring::{Error, Options, Publisher, Subscriber, WaitStrategy};
+use ipcx::ring::{self, Error, Options, Publisher, Subscriber, WaitStrategy};
 
 const STRESS: u64 = 1_000_000;
 
@@ -305,6 +305,7 @@ fn named_errors() {
         Subscriber::open("bad", &Options::new()),
         Err(Error::InvalidName(_))
     ));
+    assert!(matches!(ring::remove(&name), Err(Error::NotFound { .. })));
     let opts = Options::new().max_message(100).max_subscribers(1);
     let mut sub = Subscriber::create_new(&name, &opts).unwrap();
     assert!(matches!(

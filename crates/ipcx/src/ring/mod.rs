@@ -1142,6 +1142,12 @@ impl Drop for Sample<'_> {
 /// Removes the ring `name` (after checking that it is a ring). Participants keep using it.
 pub fn remove(name: &str) -> Result<(), Error> {
     let name = PosixName::new(name)?;
+    let file = format!("/dev/shm/{}", name.as_str().trim_start_matches('/'));
+    if std::fs::symlink_metadata(&file).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        return Err(Error::NotFound {
+            name: name.to_string(),
+        });
+    }
     if !is_ring(name.as_str()) {
         return Err(Error::NotARing {
             name: name.to_string(),
