@@ -662,7 +662,10 @@ impl<'a> Reader<'a> {
     }
 
     /// Lossless rings: the next record, without consuming it (its bytes stay valid and
-    /// unchanged until [`Reader::release`]). `Ok(None)` when nothing is waiting.
+    /// unchanged until [`Reader::release`]). `Ok(None)` when no committed record is at the
+    /// tail: this looks at the record's stamp only, never at the writer's line (which a
+    /// polling reader would otherwise pull away from the writer at every look). A waiter
+    /// calls [`Reader::check`] now and then to tell an empty ring from a broken one.
     #[inline]
     pub fn peek(&mut self) -> Result<Option<Peeked>, RingError> {
         if self.p.overwrite {
@@ -671,19 +674,7 @@ impl<'a> Reader<'a> {
         loop {
             let off = self.tail & self.p.mask();
             if !self.stamped() {
-                // Nothing committed at the tail, or a broken ring: the head tells which (the
-                // writer stamps a record before it publishes the head past it).
-                let head = self.ctl.writer.head.load(Ordering::Acquire);
-                if !head.is_multiple_of(16) || head.abs_diff(self.tail) > self.p.capacity {
-                    return corrupt("writer cursor");
-                }
-                // The head may even be behind: the writer stamps a record, then publishes it.
-                if head <= self.tail {
-                    return Ok(None);
-                }
-                if !self.stamped() {
-                    return corrupt("record below the head without its commit stamp");
-                }
+                return Ok(None);
             }
             let h = read_header(&self.data, off);
             // The stamp bounds the record by the ring, not by the head (not read here).
@@ -699,6 +690,24 @@ impl<'a> Reader<'a> {
                 next: self.tail + size,
             }));
         }
+    }
+
+    /// Lossless rings, after [`Reader::peek`] found nothing: whether the ring is consistent.
+    /// The writer stamps a record before it publishes the head past it, so a head past the
+    /// tail with no stamp at the tail is [`RingError::Corrupt`].
+    pub fn check(&self) -> Result<(), RingError> {
+        if self.p.overwrite {
+            return Ok(());
+        }
+        let head = self.ctl.writer.head.load(Ordering::Acquire);
+        if !head.is_multiple_of(16) || head.abs_diff(self.tail) > self.p.capacity {
+            return corrupt("writer cursor");
+        }
+        // The head may even be behind: the writer stamps a record, then publishes it.
+        if head > self.tail && !self.stamped() {
+            return corrupt("record below the head without its commit stamp");
+        }
+        Ok(())
     }
 
     /// Consumes the record returned by the last [`Reader::peek`]: the writer may reuse it.
@@ -727,6 +736,7 @@ impl<'a> Reader<'a> {
     pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<Option<(usize, u64)>, RingError> {
         if !self.p.overwrite {
             let Some(r) = self.peek()? else {
+                self.check()?;
                 return Ok(None);
             };
             let n = r.len.min(buf.len());

@@ -403,18 +403,19 @@ impl Options {
 /// sleeping, and how often a sleeper wakes up to look for dead peers.
 const SPIN_FOR: Duration = Duration::from_micros(5);
 const YIELDS: u32 = 8;
-/// Polls of the ring before a waiter starts the timed spin (no clock read in between).
-const QUICK_POLLS: u32 = 64;
 const TICK: Duration = Duration::from_millis(20);
 
 /// Waits until `ready(quick)` is true, as `wait` and `strategy` say. While spinning it is
 /// called with `quick = true`: it may then look at less (one cache line) as long as it never
 /// says true wrongly. `tick()` runs every [`TICK`] while waiting (liveness checks) and may end
-/// the wait with an error.
+/// the wait with an error. `spun`: the caller has just spun (and nothing came), so the spin
+/// phase is skipped.
+#[allow(clippy::too_many_arguments)]
 fn wait_until(
     line: &ipcx_ring::WaitLine,
     strategy: WaitStrategy,
     policy: &mut SpinPolicy,
+    spun: bool,
     wait: Wait,
     mut ready: impl FnMut(bool) -> bool,
     mut tick: impl FnMut() -> Result<(), Error>,
@@ -426,8 +427,9 @@ fn wait_until(
         return Err(Error::Timeout);
     }
     if strategy != WaitStrategy::Block {
-        let spun = policy.should_spin(strategy);
-        if spun && spin(&mut ready) {
+        let already = spun;
+        let spun = already || policy.should_spin(strategy);
+        if spun && !already && spin(&mut ready) {
             policy.spin_worked();
             return Ok(());
         }
@@ -509,7 +511,7 @@ impl SpinPolicy {
         self.skip -= 1;
         false
     }
-    /// Whether a waiter may poll before the timed spin (without counting it as a wait).
+    /// Whether a waiter spins now (like `should_spin`, without counting a skipped wait).
     fn may_poll(&self, strategy: WaitStrategy) -> bool {
         strategy == WaitStrategy::Spin
             || (strategy == WaitStrategy::SpinThenSleep && self.skip == 0)
@@ -651,6 +653,7 @@ impl Publisher {
             &seg.ctl().space_wait,
             self.strategy,
             &mut self.spin,
+            false,
             wait,
             |_| match w.reserve(len) {
                 Err(RingError::Full) => false,
@@ -917,20 +920,27 @@ impl Subscriber {
 
     /// Receives the next message, waiting as `wait` says.
     pub fn recv_wait(&mut self, wait: Wait) -> Result<Sample<'_>, Error> {
-        let got = 'got: loop {
+        let got = loop {
             if let Some(got) = self.try_get()? {
                 break got;
             }
-            // A peer that answers within a few hundred nanoseconds is caught here, by polling
-            // one word, before any look at the clock or the participants.
+            // Spin first, polling one word (the stamp at our tail) and reading the clock only
+            // every few dozen polls: a peer that answers within the spin window costs no
+            // look at the clock, the writer's line or the participants.
+            let mut spun = false;
             if wait != Wait::NoWait && self.spin.may_poll(self.strategy) {
-                for _ in 0..QUICK_POLLS {
-                    std::hint::spin_loop();
-                    if self.reader.poll_ready() {
-                        continue 'got;
-                    }
+                let reader = &self.reader;
+                if spin(&mut |_| reader.poll_ready()) {
+                    self.spin.spin_worked();
+                    continue;
                 }
+                spun = true;
             }
+            // Nothing at the tail: an empty ring, or a broken one (which must not look empty
+            // forever).
+            self.reader
+                .check()
+                .map_err(|e| Error::from_ring(&self.seg.name, e))?;
             let due = self
                 .liveness_checked
                 .is_none_or(|t| t.elapsed() >= TICK || wait == Wait::NoWait);
@@ -949,6 +959,7 @@ impl Subscriber {
                 &this.seg.ctl().data_wait,
                 this.strategy,
                 &mut spin,
+                spun,
                 wait,
                 |quick| {
                     if quick {
@@ -1000,6 +1011,9 @@ impl Subscriber {
             if let Some(got) = self.try_get()? {
                 break got;
             }
+            self.reader
+                .check()
+                .map_err(|e| Error::from_ring(&self.seg.name, e))?;
             if let Some(e) = self.gone() {
                 if self.reader.has_data() {
                     continue;
@@ -1215,6 +1229,7 @@ pub fn check_segment_image(bytes: &[u8]) -> Result<usize, Error> {
                 }
             } else {
                 let Some(rec) = r.peek().map_err(err)? else {
+                    r.check().map_err(err)?;
                     break;
                 };
                 let _ = r.data().ptr(rec.offset, rec.len);

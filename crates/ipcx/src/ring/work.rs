@@ -225,6 +225,7 @@ impl Producer {
             &m.q.ctl().space_wait,
             m.strategy,
             &mut spin,
+            false,
             wait,
             |_| match m.q.acquire() {
                 Ok(None) => false,
@@ -440,6 +441,7 @@ impl Consumer {
             &m.q.ctl().data_wait,
             m.strategy,
             &mut spin,
+            false,
             wait,
             |_| m.q.has_ready(),
             || {
