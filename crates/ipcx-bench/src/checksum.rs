@@ -187,6 +187,18 @@ impl PayloadGen {
         &self.buf
     }
 
+    /// Writes the message with sequence number `seq` into `dst` (which must be
+    /// [`PayloadGen::len`] bytes long): the same bytes as [`PayloadGen::message`], written
+    /// where the caller wants them (a ring's loan) instead of into this generator's buffer.
+    ///
+    /// # Panics
+    /// When `dst` has another length.
+    pub fn write_message(&self, seq: u64, dst: &mut [u8]) {
+        assert_eq!(dst.len(), self.buf.len(), "message length");
+        dst[..8].copy_from_slice(&seq.to_le_bytes());
+        dst[8..].copy_from_slice(&self.buf[8..]);
+    }
+
     /// The sums of message `seq`, without reading it (the template's first word is zero, so
     /// putting `seq` there adds `seq` to `a` and `words * seq` to `b`).
     pub fn sum(&self, seq: u64) -> MessageSum {
@@ -296,6 +308,9 @@ mod tests {
             let mut g = PayloadGen::new(len);
             for seq in [0, 1, 2, 1000, u64::MAX - 1, 0x0123_4567_89ab_cdef] {
                 let expect = g.sum(seq);
+                let mut in_place = vec![0xa5; g.len()];
+                g.write_message(seq, &mut in_place);
+                assert_eq!(MessageSum::compute(&in_place), expect, "{len} {seq}");
                 assert_eq!(MessageSum::compute(g.message(seq)), expect, "{len} {seq}");
             }
         }

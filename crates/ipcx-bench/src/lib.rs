@@ -76,6 +76,7 @@ impl Registry {
         r.add(shm_rows::WordRow::futex());
         r.add(ring_rows::RingRow::spin());
         r.add(ring_rows::RingRow::default_strategy());
+        r.add(ring_rows::RingRow::loan());
         r.add(ring_rows::OneCpu::ring());
         r.add(ring_rows::OneCpu::futex());
         r.add(fd_rows::EventFdRow);
@@ -183,6 +184,7 @@ mod tests {
             "shm",
             "ring-spin",
             "ring",
+            "ring-loan",
             "ring-1cpu",
             "futex-1cpu",
         ] {

@@ -658,6 +658,29 @@ impl Watch<'_> {
         }
     }
 
+    /// [`Watch::send`] for message `seq` of `template`, written where the link wants it.
+    fn send_generated(
+        &mut self,
+        link: &mut dyn Link,
+        template: &mut PayloadGen,
+        seq: u64,
+        deadline: &mut Instant,
+    ) -> Result<(), PhaseError> {
+        loop {
+            match link.send_generated(template, seq, Wait::Until(*deadline)) {
+                Ok(()) => {
+                    self.count += 1;
+                    return Ok(());
+                }
+                Err(LinkError::Timeout) => {
+                    self.check()?;
+                    *deadline = Instant::now() + SLICE;
+                }
+                Err(e) => return Err(self.link_error(e)),
+            }
+        }
+    }
+
     fn recv(
         &mut self,
         link: &mut dyn Link,
@@ -715,7 +738,7 @@ fn ping_pong(
         while !b.done(i, elapsed) {
             let t0 = Instant::now();
             let mut deadline = t0 + SLICE;
-            w.send(link, g.message(seq), &mut deadline)?;
+            w.send_generated(link, &mut g, seq, &mut deadline)?;
             w.recv(link, &mut buf, &mut deadline)?;
             let t1 = Instant::now();
             if buf.len() != payload || seq_of(&buf) != Some(seq) {
@@ -781,7 +804,7 @@ fn stream(
                 }
             }
         }
-        w.send(link, g.message(seq), &mut deadline)?;
+        w.send_generated(link, &mut g, seq, &mut deadline)?;
         sent.add(g.sum(seq));
         seq += 1;
         if seq.is_multiple_of(16) || payload >= 64 << 10 {
