@@ -19,7 +19,7 @@ use crate::protocol::{Command, Incoming, Reply, send_line, spawn_reader};
 use crate::report::{
     BASELINE, BenchResult, Machine, Pattern, Pinning, Report, RunInfo, Throughput,
 };
-use crate::{Registry, units};
+use crate::{Registry, memcpy_ref, units};
 
 /// How much measuring each row gets.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -870,7 +870,7 @@ pub fn run_plan(
     };
     let dir = RunDir::new()?;
     let total: u64 = plan.rows.iter().map(|r| r.patterns.len() as u64).sum();
-    progress.begin(total);
+    progress.begin(total + cfg.sizes.len() as u64);
     let mut peer: Option<Peer> = None;
     let mut results = Vec::new();
     let mut row_no = 0u64;
@@ -923,6 +923,23 @@ pub fn run_plan(
         p.shutdown(Duration::from_secs(2));
     }
     drop(dir);
+    // The copy reference, in this (pinned) process with the peer gone.
+    let mut memcpy = Vec::new();
+    for &payload in &cfg.sizes {
+        if stop() {
+            progress.finish();
+            return Err(RunError::Interrupted);
+        }
+        progress.step(&format!(
+            "memcpy reference {}",
+            units::format_size(payload as u64)
+        ));
+        memcpy.push(memcpy_ref::measure(
+            payload,
+            memcpy_ref::area_for(payload),
+            memcpy_ref::duration(cfg.budget),
+        ));
+    }
     progress.finish();
     let mut report = Report {
         ipcx_version: ipcx_version(),
@@ -936,6 +953,7 @@ pub fn run_plan(
             elapsed_s: Some(started.elapsed().as_secs_f64()),
         },
         results,
+        memcpy,
     };
     report.compute_ratios();
     Ok(report)
