@@ -30,11 +30,11 @@ impl MessageSum {
     /// Reads every byte of `data`.
     ///
     /// The value is that of the serial definition (`a += w; b += a` per word, in order), but
-    /// the words are summed in [`LANES`] independent lanes over 64-byte blocks so that the
+    /// the words are summed in eight independent lanes over 64-byte blocks so that the
     /// compiler can vectorise the loop and no single dependency chain limits it: lane `k` keeps
     /// `a_k` (its words' sum) and `q_k` (the sum of its running `a_k`, one per block). After `m`
-    /// blocks, word `k` of block `j` has been added to the serial `b` `L·(m−j) − k` times, so
-    /// `a = Σ a_k` and `b = L·Σ q_k − Σ k·a_k` (all wrapping). The remaining words and the
+    /// blocks, word `k` of block `j` has been added to the serial `b` `8·(m−j) − k` times, so
+    /// `a = Σ a_k` and `b = 8·Σ q_k − Σ k·a_k` (all wrapping). The remaining words and the
     /// zero-padded tail then continue serially.
     pub fn compute(data: &[u8]) -> MessageSum {
         const BLOCK: usize = LANES * 8;
