@@ -138,7 +138,8 @@ pub fn render(report: &Report) -> String {
         let n = notes.mark(
             "memcpy: not IPC, a reference measured in this run: one thread of this process \
              copying a message-size buffer into the next stretch of an area as large as the \
-             ring rows' ring for that size, round and round (every byte read once, written once)",
+             ring rows' ring for that size, round and round (every byte read once, written once); \
+             the fastest of a few short windows",
         );
         for m in &report.memcpy {
             let copies_per_s = m.bytes_per_s / m.payload_bytes.max(1) as f64;
