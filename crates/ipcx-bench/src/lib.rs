@@ -33,6 +33,7 @@ pub mod checksum;
 pub mod fd_rows;
 pub mod histogram;
 pub mod mechanism;
+pub mod memcpy_ref;
 pub mod peer;
 pub mod placeholder;
 pub mod progress;
@@ -52,6 +53,7 @@ pub mod units;
 pub use checksum::{Digest, MessageSum, PayloadGen};
 pub use histogram::{Recorder, RttSummary};
 pub use mechanism::{HalfOpen, Link, LinkError, Mechanism, Prepared, RowContext, Side};
+pub use memcpy_ref::MemcpyResult;
 pub use peer::{PeerArgs, run_peer};
 pub use report::{BenchResult, Machine, Pattern, Pinning, Report, RunInfo, Throughput};
 pub use runner::{BenchConfig, Budget, NoProgress, PeerLauncher, Progress, RunError};
@@ -76,6 +78,7 @@ impl Registry {
         r.add(shm_rows::WordRow::futex());
         r.add(ring_rows::RingRow::spin());
         r.add(ring_rows::RingRow::default_strategy());
+        r.add(ring_rows::RingRow::loan());
         r.add(ring_rows::OneCpu::ring());
         r.add(ring_rows::OneCpu::futex());
         r.add(fd_rows::EventFdRow);
@@ -183,6 +186,7 @@ mod tests {
             "shm",
             "ring-spin",
             "ring",
+            "ring-loan",
             "ring-1cpu",
             "futex-1cpu",
         ] {

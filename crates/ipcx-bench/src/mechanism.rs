@@ -29,6 +29,7 @@ use std::path::PathBuf;
 
 use ipcx::wait::Wait;
 
+use crate::checksum::PayloadGen;
 use crate::report::Pattern;
 
 /// Which of the two processes is calling.
@@ -92,6 +93,33 @@ pub trait Link: Send {
     /// Receives one message into `buf` (replacing its contents). [`LinkError::Timeout`] when
     /// `wait` runs out; a partially received message must be kept for the next call.
     fn recv(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<(), LinkError>;
+
+    /// Receives one message and hands it to `read` as a slice, once. A link that can expose
+    /// the message where it lies (a shared-memory ring) does so and leaves `scratch` alone; the
+    /// default receives into `scratch` with [`Link::recv`] and hands that over. Timeouts as for
+    /// [`Link::recv`] (`read` is not called then).
+    fn recv_with(
+        &mut self,
+        scratch: &mut Vec<u8>,
+        wait: Wait,
+        read: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), LinkError> {
+        self.recv(scratch, wait)?;
+        read(scratch);
+        Ok(())
+    }
+
+    /// Sends message `seq` of `template`. A link that can write the message in place (into a
+    /// ring's loan) overrides this with [`PayloadGen::write_message`]; the default sends
+    /// [`PayloadGen::message`] with [`Link::send`]. Timeouts as for [`Link::send`].
+    fn send_generated(
+        &mut self,
+        template: &mut PayloadGen,
+        seq: u64,
+        wait: Wait,
+    ) -> Result<(), LinkError> {
+        self.send(template.message(seq), wait)
+    }
 
     /// The largest message this link carries, when it knows.
     fn max_payload(&self) -> Option<usize> {

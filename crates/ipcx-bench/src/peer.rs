@@ -341,6 +341,24 @@ impl<'a> Retry<'a> {
         }
     }
 
+    fn recv_with(
+        &mut self,
+        link: &mut dyn Link,
+        scratch: &mut Vec<u8>,
+        read: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), Reply> {
+        loop {
+            match link.recv_with(scratch, Wait::Until(self.deadline), read) {
+                Ok(()) => {
+                    self.count += 1;
+                    return Ok(());
+                }
+                Err(LinkError::Timeout) => self.on_timeout("receive")?,
+                Err(e) => return Err(failed(&e)),
+            }
+        }
+    }
+
     fn send(&mut self, link: &mut dyn Link, msg: &[u8]) -> Result<(), Reply> {
         loop {
             match link.send(msg, Wait::Until(self.deadline)) {
@@ -376,31 +394,40 @@ fn echo(link: &mut dyn Link, flags: &Flags) -> Reply {
 }
 
 /// Reads and checksums every message until the end marker, checking that none is missing,
-/// returning a credit every `credit_every` messages when asked to.
+/// returning a credit every `credit_every` messages when asked to. The checksum reads each
+/// message where the link hands it over ([`Link::recv_with`]): in place for a ring.
 fn sink(link: &mut dyn Link, credit_every: u64, flags: &Flags) -> Reply {
-    let mut buf = Vec::new();
+    let mut scratch = Vec::new();
     let mut digest = Digest::new();
     let mut io = Retry::new(flags);
     let mut expected: u64 = 0;
     loop {
-        if let Err(r) = io.recv(link, &mut buf) {
+        // What the message was: its sequence number and length (checksummed when in order).
+        let mut got: (Option<u64>, usize) = (None, 0);
+        let mut read = |msg: &[u8]| {
+            let seq = seq_of(msg);
+            got = (seq, msg.len());
+            if seq == Some(expected) {
+                digest.add_bytes(msg);
+            }
+        };
+        if let Err(r) = io.recv_with(link, &mut scratch, &mut read) {
             return r;
         }
-        match seq_of(&buf) {
+        match got.0 {
             Some(END_SEQ) => return Reply::Done { digest },
             Some(s) if s == expected => {}
-            got => {
+            seq => {
                 return Reply::Failed {
                     reason: format!(
                         "message {expected} never arrived (got {}): the mechanism lost or \
                          reordered messages",
-                        got.map_or_else(|| format!("{} bytes", buf.len()), |s| format!("#{s}"))
+                        seq.map_or_else(|| format!("{} bytes", got.1), |s| format!("#{s}"))
                     ),
                     skip: false,
                 };
             }
         }
-        digest.add_bytes(&buf);
         expected += 1;
         if credit_every > 0 && expected.is_multiple_of(credit_every) {
             let credit = expected.to_le_bytes();

@@ -23,6 +23,7 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 
 pub use crate::histogram::RttSummary;
+pub use crate::memcpy_ref::MemcpyResult;
 
 /// The mechanism every p50 ratio is computed against.
 pub const BASELINE: &str = "limit";
@@ -85,6 +86,10 @@ pub struct BenchResult {
     /// p50 divided by the p50 of the `limit` row of the same run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ratio_to_limit: Option<f64>,
+    /// Stream throughput divided by the in-process memcpy reference of the same run at the
+    /// same payload size ([`Report::memcpy`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratio_to_memcpy: Option<f64>,
     /// Whether the receiver's checksum (and message count) matched what was sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
@@ -107,6 +112,7 @@ impl BenchResult {
             rtt_ns: None,
             throughput: None,
             ratio_to_limit: None,
+            ratio_to_memcpy: None,
             verified: None,
             skipped: None,
             error: None,
@@ -266,12 +272,25 @@ pub struct Report {
     pub run: RunInfo,
     /// One entry per mechanism, pattern and payload size, skipped ones included.
     pub results: Vec<BenchResult>,
+    /// The in-process memcpy reference, one entry per payload size (see
+    /// [`crate::memcpy_ref`]); empty when it was not measured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub memcpy: Vec<MemcpyResult>,
 }
 
 impl Report {
     /// Fills `ratio_to_limit` of every ping-pong result from the baseline row's p50 (its
-    /// smallest measured payload), or records why ratios are omitted.
+    /// smallest measured payload), or records why ratios are omitted; and `ratio_to_memcpy`
+    /// of every stream result from the memcpy reference at its payload size.
     pub fn compute_ratios(&mut self) {
+        for r in &mut self.results {
+            r.ratio_to_memcpy = r.throughput.as_ref().and_then(|t| {
+                self.memcpy
+                    .iter()
+                    .find(|m| m.payload_bytes == r.payload_bytes && m.bytes_per_s > 0.0)
+                    .map(|m| t.bytes_per_s / m.bytes_per_s)
+            });
+        }
         let baseline = self
             .results
             .iter()
@@ -342,6 +361,7 @@ mod tests {
                 elapsed_s: None,
             },
             results,
+            memcpy: Vec::new(),
         }
     }
 

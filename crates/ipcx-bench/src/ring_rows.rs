@@ -1,5 +1,5 @@
-//! The rows over the zero-copy shared-memory ring ([`ipcx::ring`]): `ring-spin`, `ring`, and
-//! the one-CPU rows `ring-1cpu` and `futex-1cpu`.
+//! The rows over the zero-copy shared-memory ring ([`ipcx::ring`]): `ring-spin`, `ring`,
+//! `ring-loan`, and the one-CPU rows `ring-1cpu` and `futex-1cpu`.
 //!
 //! A ring row uses two rings, one per direction (`a2b`: parent to peer, `b2a`: peer to parent).
 //! The parent creates both in [`Mechanism::prepare`] and removes them when the row ends (its
@@ -9,10 +9,16 @@
 //! The sender writes each message straight into the ring: it loans `len` bytes in place
 //! ([`Publisher::loan_wait`]), fills them and publishes them. The receiver reads the message
 //! where it lies ([`Subscriber::recv_wait`] gives a [`ipcx::ring::Sample`] borrowing the
-//! ring's bytes). The harness's [`Link`] interface hands the sender the message as a slice and
-//! wants the received message in a `Vec<u8>`: filling the loan is one copy (from the
-//! harness's buffer into the ring), and handing the message over is one copy (from the ring
-//! into the harness's buffer, which is where the checksum reads it). No other copy is made.
+//! ring's bytes) and hands it to the harness in place ([`Link::recv_with`]): the peer's
+//! checksum reads every byte in shared memory, with no copy. (A plain [`Link::recv`], used
+//! where the harness needs the message afterwards, as the ping-pong's echo, copies it out.)
+//!
+//! On the sending side, `ring-spin` and `ring` are handed the message in the harness's buffer
+//! ([`Link::send`]) and copy it into the loan: one copy per message. `ring-loan` writes each
+//! message into the loan itself ([`Link::send_generated`]): the sequence number word and the
+//! rest of the message template, the same bytes as every other row, with no message buffer
+//! of its own in between. Both write every byte of every message into the ring; `ring-loan`
+//! is what a producer that builds its data in the ring's memory does.
 //!
 //! The one-CPU rows ([`OneCpu`]) wrap another row: each side pins its thread to the same CPU
 //! when it opens its half and restores its previous CPU mask when the row ends. They show what
@@ -25,6 +31,7 @@ use ipcx::wait::Wait;
 use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
 use serde::{Deserialize, Serialize};
 
+use crate::checksum::PayloadGen;
 use crate::mechanism::{HalfOpen, Link, LinkError, Mechanism, Prepared, RowContext, Side};
 use crate::report::Pattern;
 
@@ -106,11 +113,13 @@ impl Drop for RingGuard {
 // ---------------------------------------------------------------------------------------------
 // ring-spin and ring
 
-/// `ring-spin` ([`WaitStrategy::Spin`]) or `ring` (the default,
-/// [`WaitStrategy::SpinThenSleep`]): two rings, loans filled in place, samples read in place.
+/// `ring-spin` ([`WaitStrategy::Spin`]), `ring` (the default,
+/// [`WaitStrategy::SpinThenSleep`]) or `ring-loan` (the default strategy, messages written in
+/// the loan by the sender): two rings, loans filled in place, samples read in place.
 #[derive(Debug, Clone, Copy)]
 pub struct RingRow {
     strategy: WaitStrategy,
+    loans: bool,
 }
 
 impl RingRow {
@@ -118,6 +127,7 @@ impl RingRow {
     pub fn spin() -> RingRow {
         RingRow {
             strategy: WaitStrategy::Spin,
+            loans: false,
         }
     }
 
@@ -125,7 +135,22 @@ impl RingRow {
     pub fn default_strategy() -> RingRow {
         RingRow {
             strategy: WaitStrategy::SpinThenSleep,
+            loans: false,
         }
+    }
+
+    /// `ring-loan`: the default strategy, and the sender writes each message in the ring's
+    /// loan itself instead of copying it from the harness's buffer.
+    pub fn loan() -> RingRow {
+        RingRow {
+            strategy: WaitStrategy::SpinThenSleep,
+            loans: true,
+        }
+    }
+
+    /// Whether the sender writes its messages in the loan itself.
+    pub fn loans(&self) -> bool {
+        self.loans
     }
 
     /// The wait strategy of both sides.
@@ -143,6 +168,9 @@ struct RingSpec {
 
 impl Mechanism for RingRow {
     fn name(&self) -> &str {
+        if self.loans {
+            return "ring-loan";
+        }
         match self.strategy {
             WaitStrategy::Spin => "ring-spin",
             WaitStrategy::Block => "ring-block",
@@ -151,6 +179,11 @@ impl Mechanism for RingRow {
     }
 
     fn description(&self) -> &str {
+        if self.loans {
+            return "zero-copy shared-memory ring (ipcx::ring), default wait strategy, the \
+                    sender writing each message in its loan (no message buffer of its own), \
+                    samples read in place";
+        }
         match self.strategy {
             WaitStrategy::Spin => {
                 "zero-copy shared-memory ring (ipcx::ring), one per direction, both sides \
@@ -195,7 +228,12 @@ impl Mechanism for RingRow {
         let opts = ring_options(spec.payload.max(payload), self.strategy);
         let sub =
             Subscriber::open(&rx, &opts).map_err(|e| ring_err(&format!("opening shm:{rx}"), e))?;
-        Ok(Box::new(RingHalf { sub, tx, opts }))
+        Ok(Box::new(RingHalf {
+            sub,
+            tx,
+            opts,
+            loans: self.loans,
+        }))
     }
 }
 
@@ -203,6 +241,7 @@ struct RingHalf {
     sub: Subscriber,
     tx: String,
     opts: Options,
+    loans: bool,
 }
 
 impl HalfOpen for RingHalf {
@@ -213,6 +252,7 @@ impl HalfOpen for RingHalf {
         Ok(Box::new(RingLink {
             publ,
             sub: self.sub,
+            loans: self.loans,
         }))
     }
 }
@@ -220,6 +260,8 @@ impl HalfOpen for RingHalf {
 struct RingLink {
     publ: Publisher,
     sub: Subscriber,
+    /// Whether [`Link::send_generated`] writes the message in the loan itself.
+    loans: bool,
 }
 
 impl Link for RingLink {
@@ -237,10 +279,42 @@ impl Link for RingLink {
             .sub
             .recv_wait(wait)
             .map_err(|e| ring_err("receiving", e))?;
-        // The one copy the Link interface requires: the harness checksums `buf`.
+        // The caller wants the message in its own buffer: one copy.
         buf.clear();
         buf.extend_from_slice(&sample);
         Ok(())
+    }
+
+    fn recv_with(
+        &mut self,
+        _scratch: &mut Vec<u8>,
+        wait: Wait,
+        read: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), LinkError> {
+        let sample = self
+            .sub
+            .recv_wait(wait)
+            .map_err(|e| ring_err("receiving", e))?;
+        // In place: `read` sees the ring's bytes, released when the sample drops.
+        read(&sample);
+        Ok(())
+    }
+
+    fn send_generated(
+        &mut self,
+        template: &mut PayloadGen,
+        seq: u64,
+        wait: Wait,
+    ) -> Result<(), LinkError> {
+        if !self.loans {
+            return self.send(template.message(seq), wait);
+        }
+        let mut loan = self
+            .publ
+            .loan_wait(template.len(), wait)
+            .map_err(|e| ring_err("loaning", e))?;
+        template.write_message(seq, &mut loan);
+        loan.send().map_err(|e| ring_err("publishing", e))
     }
 
     fn max_payload(&self) -> Option<usize> {
@@ -432,6 +506,24 @@ impl Link for PinnedLink {
 
     fn recv(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<(), LinkError> {
         self.link.recv(buf, wait)
+    }
+
+    fn recv_with(
+        &mut self,
+        scratch: &mut Vec<u8>,
+        wait: Wait,
+        read: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), LinkError> {
+        self.link.recv_with(scratch, wait, read)
+    }
+
+    fn send_generated(
+        &mut self,
+        template: &mut PayloadGen,
+        seq: u64,
+        wait: Wait,
+    ) -> Result<(), LinkError> {
+        self.link.send_generated(template, seq, wait)
     }
 
     fn max_payload(&self) -> Option<usize> {

@@ -19,7 +19,7 @@ use crate::protocol::{Command, Incoming, Reply, send_line, spawn_reader};
 use crate::report::{
     BASELINE, BenchResult, Machine, Pattern, Pinning, Report, RunInfo, Throughput,
 };
-use crate::{Registry, units};
+use crate::{Registry, memcpy_ref, units};
 
 /// How much measuring each row gets.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -658,6 +658,29 @@ impl Watch<'_> {
         }
     }
 
+    /// [`Watch::send`] for message `seq` of `template`, written where the link wants it.
+    fn send_generated(
+        &mut self,
+        link: &mut dyn Link,
+        template: &mut PayloadGen,
+        seq: u64,
+        deadline: &mut Instant,
+    ) -> Result<(), PhaseError> {
+        loop {
+            match link.send_generated(template, seq, Wait::Until(*deadline)) {
+                Ok(()) => {
+                    self.count += 1;
+                    return Ok(());
+                }
+                Err(LinkError::Timeout) => {
+                    self.check()?;
+                    *deadline = Instant::now() + SLICE;
+                }
+                Err(e) => return Err(self.link_error(e)),
+            }
+        }
+    }
+
     fn recv(
         &mut self,
         link: &mut dyn Link,
@@ -715,7 +738,7 @@ fn ping_pong(
         while !b.done(i, elapsed) {
             let t0 = Instant::now();
             let mut deadline = t0 + SLICE;
-            w.send(link, g.message(seq), &mut deadline)?;
+            w.send_generated(link, &mut g, seq, &mut deadline)?;
             w.recv(link, &mut buf, &mut deadline)?;
             let t1 = Instant::now();
             if buf.len() != payload || seq_of(&buf) != Some(seq) {
@@ -781,7 +804,7 @@ fn stream(
                 }
             }
         }
-        w.send(link, g.message(seq), &mut deadline)?;
+        w.send_generated(link, &mut g, seq, &mut deadline)?;
         sent.add(g.sum(seq));
         seq += 1;
         if seq.is_multiple_of(16) || payload >= 64 << 10 {
@@ -847,7 +870,7 @@ pub fn run_plan(
     };
     let dir = RunDir::new()?;
     let total: u64 = plan.rows.iter().map(|r| r.patterns.len() as u64).sum();
-    progress.begin(total);
+    progress.begin(total + cfg.sizes.len() as u64);
     let mut peer: Option<Peer> = None;
     let mut results = Vec::new();
     let mut row_no = 0u64;
@@ -900,6 +923,23 @@ pub fn run_plan(
         p.shutdown(Duration::from_secs(2));
     }
     drop(dir);
+    // The copy reference, in this (pinned) process with the peer gone.
+    let mut memcpy = Vec::new();
+    for &payload in &cfg.sizes {
+        if stop() {
+            progress.finish();
+            return Err(RunError::Interrupted);
+        }
+        progress.step(&format!(
+            "memcpy reference {}",
+            units::format_size(payload as u64)
+        ));
+        memcpy.push(memcpy_ref::measure(
+            payload,
+            memcpy_ref::area_for(payload),
+            memcpy_ref::duration(cfg.budget),
+        ));
+    }
     progress.finish();
     let mut report = Report {
         ipcx_version: ipcx_version(),
@@ -913,6 +953,7 @@ pub fn run_plan(
             elapsed_s: Some(started.elapsed().as_secs_f64()),
         },
         results,
+        memcpy,
     };
     report.compute_ratios();
     Ok(report)

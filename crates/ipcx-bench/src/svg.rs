@@ -278,6 +278,7 @@ mod tests {
                 elapsed_s: None,
             },
             results,
+            memcpy: Vec::new(),
         }
     }
 

@@ -134,6 +134,28 @@ pub fn render(report: &Report) -> String {
             note.join("; "),
         ]);
     }
+    if !report.memcpy.is_empty() {
+        let n = notes.mark(
+            "memcpy: not IPC, a reference measured in this run: one thread of this process \
+             copying a message-size buffer into the next stretch of an area as large as the \
+             ring rows' ring for that size, round and round (every byte read once, written once); \
+             the fastest of a few short windows",
+        );
+        for m in &report.memcpy {
+            let copies_per_s = m.bytes_per_s / m.payload_bytes.max(1) as f64;
+            t.add_row(vec![
+                "memcpy".to_owned(),
+                format_size(m.payload_bytes),
+                "—".to_owned(),
+                "—".to_owned(),
+                "—".to_owned(),
+                "—".to_owned(),
+                format_rate(copies_per_s, ""),
+                format_bytes_per_s(m.bytes_per_s),
+                format!("reference [{n}]"),
+            ]);
+        }
+    }
     for i in [1usize, 2, 3, 4, 5, 6, 7] {
         if let Some(c) = t.column_mut(i) {
             c.set_cell_alignment(CellAlignment::Right);
@@ -175,6 +197,9 @@ pub fn render(report: &Report) -> String {
         }
         (None, None) => {}
     }
+    if let Some(line) = memcpy_footer(report) {
+        let _ = writeln!(out, "{line}");
+    }
     for (i, n) in notes.0.iter().enumerate() {
         let _ = writeln!(out, "[{}] {n}", i + 1);
     }
@@ -183,6 +208,34 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(out, "{failed} measurement(s) failed; see the notes above");
     }
     out
+}
+
+/// `% of memcpy at 1 MiB (stream throughput / memcpy reference): ring 85%, ...` for the
+/// largest payload with a reference, or `None` when no stream row was measured there.
+fn memcpy_footer(report: &Report) -> Option<String> {
+    let top = report
+        .memcpy
+        .iter()
+        .filter(|m| m.bytes_per_s > 0.0)
+        .max_by_key(|m| m.payload_bytes)?;
+    let rows: Vec<String> = report
+        .results
+        .iter()
+        .filter(|r| r.payload_bytes == top.payload_bytes && r.pattern == Pattern::Stream)
+        .filter_map(|r| {
+            let ratio = r.ratio_to_memcpy?;
+            Some(format!("{} {:.0}%", r.mechanism, ratio * 100.0))
+        })
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "% of memcpy at {} (each stream throughput over the memcpy row's {} at that size): {}",
+        format_size(top.payload_bytes),
+        format_bytes_per_s(top.bytes_per_s),
+        rows.join(", ")
+    ))
 }
 
 #[cfg(test)]
@@ -235,6 +288,12 @@ mod tests {
                 elapsed_s: None,
             },
             results,
+            memcpy: vec![crate::report::MemcpyResult {
+                payload_bytes: 64,
+                area_bytes: 1 << 20,
+                bytes_per_s: 108_800_000.0,
+                copies: 1000,
+            }],
         };
         r.compute_ratios();
         let s = render(&r);
@@ -246,6 +305,11 @@ mod tests {
         assert!(s.contains("UDP carries at most"), "{s}");
         assert!(s.contains("stream failed [3]"), "{s}");
         assert!(s.contains("1 measurement(s) failed"), "{s}");
+        // The copy reference: its own line, and the stream row's share of it.
+        assert!(s.contains("│ memcpy"), "{s}");
+        assert!(s.contains("108.8 MB/s") || s.contains("109 MB/s"), "{s}");
+        assert!(s.contains("% of memcpy at 64 B"), "{s}");
+        assert!(s.contains("unix 50%"), "{s}");
         // The limit row is one line, not one per size.
         assert_eq!(s.matches("│ limit").count(), 1, "{s}");
     }
