@@ -109,6 +109,20 @@ pub trait Link: Send {
         Ok(())
     }
 
+    /// Echo in place: receives one message and, unless it is the end marker (sequence number
+    /// [`crate::checksum::END_SEQ`]: not echoed, `Ok(false)`), sends it straight back, then
+    /// hands it to `read` (`Ok(true)`). A link that can forward a message where it lies (a
+    /// ring: from the received sample into a loan, one copy) implements it; the default is
+    /// `None`, and the caller receives and sends through [`Link::recv`] and [`Link::send`].
+    /// A timeout (`Some(Err(Timeout))`) consumes nothing.
+    fn forward(
+        &mut self,
+        _wait: Wait,
+        _read: &mut dyn FnMut(&[u8]),
+    ) -> Option<Result<bool, LinkError>> {
+        None
+    }
+
     /// Sends message `seq` of `template`. A link that can write the message in place (into a
     /// ring's loan) overrides this with [`PayloadGen::write_message`]; the default sends
     /// [`PayloadGen::message`] with [`Link::send`]. Timeouts as for [`Link::send`].

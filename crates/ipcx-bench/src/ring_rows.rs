@@ -31,7 +31,7 @@ use ipcx::wait::Wait;
 use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
 use serde::{Deserialize, Serialize};
 
-use crate::checksum::PayloadGen;
+use crate::checksum::{END_SEQ, PayloadGen, seq_of};
 use crate::mechanism::{HalfOpen, Link, LinkError, Mechanism, Prepared, RowContext, Side};
 use crate::report::Pattern;
 
@@ -300,6 +300,32 @@ impl Link for RingLink {
         Ok(())
     }
 
+    fn forward(
+        &mut self,
+        wait: Wait,
+        read: &mut dyn FnMut(&[u8]),
+    ) -> Option<Result<bool, LinkError>> {
+        let sample = match self.sub.recv_wait(wait) {
+            Ok(s) => s,
+            Err(e) => return Some(Err(ring_err("receiving", e))),
+        };
+        if seq_of(&sample) == Some(END_SEQ) {
+            return Some(Ok(false));
+        }
+        // Ping-pong keeps one message in flight, so the reply ring has room; should the
+        // parent die, the ring reclaims its place and the loan goes through.
+        let mut loan = match self.publ.loan_wait(sample.len(), Wait::Forever) {
+            Ok(l) => l,
+            Err(e) => return Some(Err(ring_err("loaning", e))),
+        };
+        loan.copy_from_slice(&sample);
+        if let Err(e) = loan.send() {
+            return Some(Err(ring_err("publishing", e)));
+        }
+        read(&sample);
+        Some(Ok(true))
+    }
+
     fn send_generated(
         &mut self,
         template: &mut PayloadGen,
@@ -524,6 +550,14 @@ impl Link for PinnedLink {
         wait: Wait,
     ) -> Result<(), LinkError> {
         self.link.send_generated(template, seq, wait)
+    }
+
+    fn forward(
+        &mut self,
+        wait: Wait,
+        read: &mut dyn FnMut(&[u8]),
+    ) -> Option<Result<bool, LinkError>> {
+        self.link.forward(wait, read)
     }
 
     fn max_payload(&self) -> Option<usize> {
