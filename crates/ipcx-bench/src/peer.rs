@@ -328,17 +328,27 @@ impl<'a> Retry<'a> {
         Ok(())
     }
 
-    fn recv(&mut self, link: &mut dyn Link, buf: &mut Vec<u8>) -> Result<(), Reply> {
+    /// Runs one link operation (`what`: for the error) until it succeeds, renewing the
+    /// deadline each time it runs out.
+    fn retry(
+        &mut self,
+        what: &str,
+        mut op: impl FnMut(Wait) -> Result<(), LinkError>,
+    ) -> Result<(), Reply> {
         loop {
-            match link.recv(buf, Wait::Until(self.deadline)) {
+            match op(Wait::Until(self.deadline)) {
                 Ok(()) => {
                     self.count += 1;
                     return Ok(());
                 }
-                Err(LinkError::Timeout) => self.on_timeout("receive")?,
+                Err(LinkError::Timeout) => self.on_timeout(what)?,
                 Err(e) => return Err(failed(&e)),
             }
         }
+    }
+
+    fn recv(&mut self, link: &mut dyn Link, buf: &mut Vec<u8>) -> Result<(), Reply> {
+        self.retry("receive", |wait| link.recv(buf, wait))
     }
 
     fn recv_with(
@@ -347,29 +357,11 @@ impl<'a> Retry<'a> {
         scratch: &mut Vec<u8>,
         read: &mut dyn FnMut(&[u8]),
     ) -> Result<(), Reply> {
-        loop {
-            match link.recv_with(scratch, Wait::Until(self.deadline), read) {
-                Ok(()) => {
-                    self.count += 1;
-                    return Ok(());
-                }
-                Err(LinkError::Timeout) => self.on_timeout("receive")?,
-                Err(e) => return Err(failed(&e)),
-            }
-        }
+        self.retry("receive", |wait| link.recv_with(scratch, wait, read))
     }
 
     fn send(&mut self, link: &mut dyn Link, msg: &[u8]) -> Result<(), Reply> {
-        loop {
-            match link.send(msg, Wait::Until(self.deadline)) {
-                Ok(()) => {
-                    self.count += 1;
-                    return Ok(());
-                }
-                Err(LinkError::Timeout) => self.on_timeout("send")?,
-                Err(e) => return Err(failed(&e)),
-            }
-        }
+        self.retry("send", |wait| link.send(msg, wait))
     }
 }
 

@@ -637,14 +637,15 @@ impl Watch<'_> {
         e.into()
     }
 
-    fn send(
+    /// Runs one link operation until it succeeds, renewing the deadline by a [`SLICE`] each
+    /// time it runs out (after checking the peer is still there and no stop was asked for).
+    fn retry(
         &mut self,
-        link: &mut dyn Link,
-        msg: &[u8],
         deadline: &mut Instant,
+        mut op: impl FnMut(Wait) -> Result<(), LinkError>,
     ) -> Result<(), PhaseError> {
         loop {
-            match link.send(msg, Wait::Until(*deadline)) {
+            match op(Wait::Until(*deadline)) {
                 Ok(()) => {
                     self.count += 1;
                     return Ok(());
@@ -656,6 +657,15 @@ impl Watch<'_> {
                 Err(e) => return Err(self.link_error(e)),
             }
         }
+    }
+
+    fn send(
+        &mut self,
+        link: &mut dyn Link,
+        msg: &[u8],
+        deadline: &mut Instant,
+    ) -> Result<(), PhaseError> {
+        self.retry(deadline, |wait| link.send(msg, wait))
     }
 
     /// [`Watch::send`] for message `seq` of `template`, written where the link wants it.
@@ -666,19 +676,7 @@ impl Watch<'_> {
         seq: u64,
         deadline: &mut Instant,
     ) -> Result<(), PhaseError> {
-        loop {
-            match link.send_generated(template, seq, Wait::Until(*deadline)) {
-                Ok(()) => {
-                    self.count += 1;
-                    return Ok(());
-                }
-                Err(LinkError::Timeout) => {
-                    self.check()?;
-                    *deadline = Instant::now() + SLICE;
-                }
-                Err(e) => return Err(self.link_error(e)),
-            }
-        }
+        self.retry(deadline, |wait| link.send_generated(template, seq, wait))
     }
 
     /// [`Watch::recv`] through [`Link::recv_with`]: `read` sees the message where it lies.
@@ -689,19 +687,7 @@ impl Watch<'_> {
         deadline: &mut Instant,
         read: &mut dyn FnMut(&[u8]),
     ) -> Result<(), PhaseError> {
-        loop {
-            match link.recv_with(scratch, Wait::Until(*deadline), read) {
-                Ok(()) => {
-                    self.count += 1;
-                    return Ok(());
-                }
-                Err(LinkError::Timeout) => {
-                    self.check()?;
-                    *deadline = Instant::now() + SLICE;
-                }
-                Err(e) => return Err(self.link_error(e)),
-            }
-        }
+        self.retry(deadline, |wait| link.recv_with(scratch, wait, read))
     }
 
     fn recv(
@@ -710,19 +696,7 @@ impl Watch<'_> {
         buf: &mut Vec<u8>,
         deadline: &mut Instant,
     ) -> Result<(), PhaseError> {
-        loop {
-            match link.recv(buf, Wait::Until(*deadline)) {
-                Ok(()) => {
-                    self.count += 1;
-                    return Ok(());
-                }
-                Err(LinkError::Timeout) => {
-                    self.check()?;
-                    *deadline = Instant::now() + SLICE;
-                }
-                Err(e) => return Err(self.link_error(e)),
-            }
-        }
+        self.retry(deadline, |wait| link.recv(buf, wait))
     }
 
     /// Waits for the peer's `Done` at the end of a phase.
