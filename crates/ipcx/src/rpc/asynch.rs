@@ -19,11 +19,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::{CallContext, Handler, Outcome, Service};
+use super::{CallContext, Handler, Outcome, Service, reply_of};
 use crate::framing::{self, FrameDecoder};
-use crate::pattern::reqrep::{
-    self, Authorize, Frame, Hello, Peer, Refusal, Server, ServerOptions, Status,
-};
+use crate::pattern::reqrep::{self, Authorize, Frame, Peer, Server, ServerOptions, Status};
 use crate::pattern::{self, LinkAddr, LinkListener};
 use crate::socket::tokio::AsyncUnixListener;
 
@@ -525,55 +523,6 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>, mut stop: watch::R
     while conns.join_next().await.is_some() {}
 }
 
-/// Checks a client's hello against the service: `Err` is the refusal to send. The same
-/// rules and messages as the thread-based server.
-fn check_hello(
-    hello: &Hello,
-    service: &str,
-    version: u32,
-    authorize: Option<&Authorize>,
-    peer: &Peer,
-) -> Result<(), (Refusal, String)> {
-    if hello.protocol != reqrep::PROTOCOL_VERSION {
-        return Err((
-            Refusal::ProtocolVersion,
-            format!(
-                "wire protocol version mismatch: client speaks {}, server speaks {}; upgrade one side",
-                hello.protocol,
-                reqrep::PROTOCOL_VERSION
-            ),
-        ));
-    }
-    if hello.service != service {
-        return Err((
-            Refusal::WrongService,
-            format!(
-                "this server provides service {service:?}, not {:?}",
-                hello.service
-            ),
-        ));
-    }
-    if hello.version != version {
-        return Err((
-            Refusal::ServiceVersion,
-            format!(
-                "service {service:?} version mismatch: client wants version {}, server provides version {version}",
-                hello.version
-            ),
-        ));
-    }
-    if let Some(auth) = authorize {
-        let ok = catch_unwind(AssertUnwindSafe(|| auth(peer))).unwrap_or(false);
-        if !ok {
-            return Err((
-                Refusal::Denied,
-                format!("{} may not use service {service:?}", peer.name),
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// Encodes a frame with its length prefix. Replies larger than a client accepts are turned
 /// into an application error saying so, rather than breaking the connection.
 fn frame_bytes(f: &Frame) -> Vec<u8> {
@@ -638,7 +587,7 @@ async fn serve_conn(
             },
             _ => return,
         };
-    let answer = match check_hello(
+    let answer = match reqrep::check_hello(
         &hello,
         &shared.service,
         shared.version,
@@ -804,29 +753,6 @@ impl Call {
             },
         };
         reply_of(out, &ctx)
-    }
-}
-
-/// A handler's outcome (or panic) as a reply: the same mapping as the thread-based server.
-fn reply_of(
-    out: Result<Outcome, Box<dyn std::any::Any + Send>>,
-    ctx: &CallContext,
-) -> (Status, Vec<u8>) {
-    match out {
-        Ok(Outcome::Ok(b)) => (Status::Ok, b),
-        // A handler that gave up because the caller's deadline passed: the caller is told it
-        // timed out.
-        Ok(Outcome::App(_)) if ctx.expired() => (Status::DeadlineExceeded, Vec::new()),
-        Ok(Outcome::App(m)) => (Status::AppError, m.into_bytes()),
-        Ok(Outcome::BadArgs(m)) => (Status::BadRequest, m.into_bytes()),
-        Err(p) => {
-            let m = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "(no message)".into());
-            (Status::Panicked, m.into_bytes())
-        }
     }
 }
 

@@ -228,7 +228,9 @@ impl CallContext {
     }
 }
 
-enum Outcome {
+/// What a handler produced: the encoded result, an application error, or arguments that did
+/// not decode.
+pub(crate) enum Outcome {
     Ok(Vec<u8>),
     App(String),
     BadArgs(String),
@@ -391,22 +393,32 @@ impl Service {
             gone: req.caller_gone_flag(),
         };
         let out = catch_unwind(AssertUnwindSafe(|| h(&ctx, &req.payload)));
-        let _ = match out {
-            Ok(Outcome::Ok(b)) => req.reply(Status::Ok, &b),
-            // A handler that gave up because the caller's deadline passed: the caller is told
-            // it timed out.
-            Ok(Outcome::App(_)) if ctx.expired() => req.reply(Status::DeadlineExceeded, b""),
-            Ok(Outcome::App(m)) => req.reply(Status::AppError, m.as_bytes()),
-            Ok(Outcome::BadArgs(m)) => req.reply(Status::BadRequest, m.as_bytes()),
-            Err(p) => {
-                let m = p
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "(no message)".into());
-                req.reply(Status::Panicked, m.as_bytes())
-            }
-        };
+        let (status, payload) = reply_of(out, &ctx);
+        let _ = req.reply(status, &payload);
+    }
+}
+
+/// A handler's outcome (or the payload of its panic) as the reply's status and payload. One
+/// mapping for the thread-based server ([`Service`]) and the async one ([`AsyncService`]).
+pub(crate) fn reply_of(
+    out: Result<Outcome, Box<dyn std::any::Any + Send>>,
+    ctx: &CallContext,
+) -> (Status, Vec<u8>) {
+    match out {
+        Ok(Outcome::Ok(b)) => (Status::Ok, b),
+        // A handler that gave up because the caller's deadline passed: the caller is told it
+        // timed out.
+        Ok(Outcome::App(_)) if ctx.expired() => (Status::DeadlineExceeded, Vec::new()),
+        Ok(Outcome::App(m)) => (Status::AppError, m.into_bytes()),
+        Ok(Outcome::BadArgs(m)) => (Status::BadRequest, m.into_bytes()),
+        Err(p) => {
+            let m = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into());
+            (Status::Panicked, m.into_bytes())
+        }
     }
 }
 
