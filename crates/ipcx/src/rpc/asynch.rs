@@ -832,7 +832,7 @@ impl Future for CatchUnwind {
     }
 }
 
-/// Runs the requests the bridge thread hands over (shared memory, TLS).
+/// Runs the requests the bridge thread hands over (shared memory).
 async fn bridge_loop(
     mut rx: mpsc::Receiver<reqrep::Request>,
     shared: Arc<Shared>,
