@@ -2,7 +2,10 @@
 //! sync server called by the native async client over TCP, concurrent calls on one
 //! connection answered out of order, deadlines seen by async handlers, calls past their
 //! deadline not started, handler panics, unknown methods, version mismatch, a client killed
-//! mid-call, graceful shutdown, and the shared-memory bridge.
+//! mid-call, graceful shutdown, and the shared-memory bridge; native async TLS both ways
+//! (sync client and async server, async client and sync server) with client certificates
+//! required and refused; the async client over shared memory (concurrent calls routed to
+//! their callers, a killed server seen as `PeerGone`).
 #![cfg(feature = "tokio")]
 mod util;
 
@@ -77,6 +80,10 @@ fn calc() -> AsyncService {
                 let _ = rx.wait_for(|n| *n >= want).await;
                 Ok::<_, String>(want)
             }
+        })
+        .method_async("echo_len", |v: Vec<u8>, _ctx: CallContext| async move {
+            tokio::task::yield_now().await;
+            Ok::<_, String>((v.len(), v.first().copied(), v.last().copied()))
         })
         .method_async("deadline", |_: (), ctx: CallContext| async move {
             Ok::<_, String>(ctx.remaining().map(|d| d.as_millis() as u64))
@@ -182,7 +189,7 @@ fn child_role() {
             }
             b.build().unwrap().block_on(async {
                 let s = calc().serve_async(&args[0]).await.unwrap();
-                assert!(s.is_native());
+                assert_eq!(s.is_native(), !args[0].starts_with("shm:"));
                 publish(&args[1], &s.addr().to_string());
                 tokio::time::sleep(Duration::from_secs(60)).await;
             });
@@ -225,7 +232,8 @@ fn child_role() {
             assert_eq!(c.call::<_, i32>("add", &(3, 4), LONG).unwrap(), 7);
             assert_eq!(c.call::<_, i32>("add_async", &(30, 40), LONG).unwrap(), 70);
         }),
-        ("tls_adder", tls_adder),
+        ("tls_async_server", tls_async_server),
+        ("tls_async_caller", tls_async_caller),
         ("denied_caller", |args| {
             let e = RpcClient::connect(&args[0], "calc", 1, LONG).unwrap_err();
             assert!(matches!(e, RpcError::Denied { .. }), "{e:?}");
@@ -644,50 +652,500 @@ fn shared_memory_goes_through_the_bridge() {
     assert!(left.is_empty(), "{left:?}");
 }
 
-/// Calls the TLS server at `args[0]`, trusting the root certificate in the file `args[1]`.
-fn tls_adder(args: &[String]) {
-    #[cfg(feature = "tls")]
-    {
-        use ipcx::pattern::tls;
-        use ipcx::pattern::tls::rustls::pki_types::CertificateDer;
-        let root = CertificateDer::from(std::fs::read(&args[1]).unwrap());
-        let cfg = tls::client_config(&[root], None).unwrap();
-        let c = RpcClient::connect_tls(&args[0], "localhost", cfg, "calc", 1, LONG).unwrap();
-        assert_eq!(c.call::<_, i32>("add", &(3, 4), LONG).unwrap(), 7);
-        assert_eq!(c.call::<_, i32>("add_async", &(30, 40), LONG).unwrap(), 70);
+#[test]
+fn async_client_over_shared_memory_routes_concurrent_calls() {
+    let name = util::posix_name("rpca-shm-client");
+    let dir = util::TempDir::new("rpca-shm-client");
+    let (mut server, a) = spawn_async_server(&format!("shm:{name}"), &dir, &[]);
+    runtime().block_on(async {
+        let c = connect_async(&a).await;
+        assert!(c.is_native());
+        assert_eq!(c.call::<_, i32>("add", &(20, 22), LONG).await.unwrap(), 42);
+        // Eight calls that each wait until all eight have arrived: all are in flight at once
+        // on the one connection.
+        let calls: Vec<_> = (0..8)
+            .map(|_| {
+                let c = c.clone();
+                tokio::spawn(async move { c.call::<_, usize>("rendezvous", &8usize, LONG).await })
+            })
+            .collect();
+        for h in calls {
+            assert_eq!(h.await.unwrap().unwrap(), 8);
+        }
+        // Replies in reverse order, each to its own caller.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let n = 6u32;
+        for tag in 0..n {
+            let (c, tx) = (c.clone(), tx.clone());
+            let ms = u64::from(n - tag) * 150;
+            tokio::spawn(async move {
+                let got = c.call::<_, u32>("echo_after", &(ms, tag), LONG).await;
+                let _ = tx.send((tag, got));
+            });
+        }
+        drop(tx);
+        let mut order = Vec::new();
+        while let Some((tag, got)) = rx.recv().await {
+            assert_eq!(got.unwrap(), tag, "a reply reached the wrong caller");
+            order.push(tag);
+        }
+        assert_eq!(order.first(), Some(&(n - 1)), "{order:?}");
+        assert_eq!(order.last(), Some(&0), "{order:?}");
+        // More request bytes at once than the request ring holds: the calls that find it
+        // full wait for room on the connection's writer thread, and all are answered.
+        let big: Vec<_> = (0..48u8)
+            .map(|i| {
+                let c = c.clone();
+                tokio::spawn(async move {
+                    let v = vec![i; 512 * 1024];
+                    c.call::<_, (usize, Option<u8>, Option<u8>)>("echo_len", &v, LONG)
+                        .await
+                        .map(|r| (i, r))
+                })
+            })
+            .collect();
+        for h in big {
+            let (i, r) = h.await.unwrap().unwrap();
+            assert_eq!(r, (512 * 1024, Some(i), Some(i)));
+        }
+        // Errors are typed as over the other transports.
+        let e = c.call::<_, i32>("nope", &(), LONG).await.unwrap_err();
+        assert!(matches!(e, RpcError::UnknownMethod { .. }), "{e:?}");
+        let e = c.call::<_, ()>("boom_async", &(), LONG).await.unwrap_err();
+        assert!(matches!(e, RpcError::HandlerPanicked { .. }), "{e:?}");
+        let t = Instant::now();
+        let e = c
+            .call::<_, u32>("echo_after", &(10_000u64, 1u32), Duration::from_millis(100))
+            .await
+            .unwrap_err();
+        let took = t.elapsed();
+        assert!(matches!(e, RpcError::Timeout { .. }), "{e:?}");
+        assert!(
+            took >= Duration::from_millis(100) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+        // Oversize arguments are refused before sending.
+        let e = c
+            .call::<_, (usize, Option<u8>, Option<u8>)>("echo_len", &vec![0u8; 2 << 20], LONG)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, RpcError::TooLarge { .. }), "{e:?}");
+        assert_eq!(c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap(), 2);
+    });
+    server.kill();
+    assert_no_rings_left(&name);
+}
+
+#[test]
+fn async_shm_client_sees_a_killed_sync_server_as_peer_gone() {
+    let name = util::posix_name("rpca-shm-killed");
+    let dir = util::TempDir::new("rpca-shm-killed");
+    let file = dir.join("addr");
+    let mut server = util::spawn_role(
+        "sync_server",
+        &[&format!("shm:{name}"), file.to_str().unwrap()],
+    );
+    let a = published(&file);
+    runtime().block_on(async {
+        let c = connect_async(&a).await;
+        // Concurrent calls to the thread-based server, each answered to its caller.
+        let calls: Vec<_> = (0..32)
+            .map(|i| {
+                let c = c.clone();
+                tokio::spawn(async move { c.call::<_, i32>("add", &(i, 1), LONG).await })
+            })
+            .collect();
+        for (i, h) in calls.into_iter().enumerate() {
+            assert_eq!(h.await.unwrap().unwrap(), i as i32 + 1);
+        }
+        let c2 = c.clone();
+        let pending =
+            tokio::spawn(async move { c2.call::<_, u64>("slow", &10_000u64, LONG).await });
+        // The slow call is on its way once a call sent after it is answered.
+        assert_eq!(c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap(), 2);
+        let t = Instant::now();
+        server.kill();
+        let e = tokio::time::timeout(LONG, pending)
+            .await
+            .expect("the pending call hung")
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert!(c.is_dead());
+        let e = c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap_err();
+        assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
+    });
+    assert_no_rings_left(&name);
+}
+
+/// Nothing named after `name` is left in /dev/shm.
+fn assert_no_rings_left(name: &str) {
+    let base = name.trim_start_matches('/');
+    let left: Vec<_> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(base))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS
+
+#[cfg(feature = "tls")]
+mod certs {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use ipcx::pattern::tls::{self, rustls};
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    /// A leaf certificate chain and its key.
+    pub type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+    /// A CA and certificates it signs.
+    pub struct Ca {
+        issuer: CertifiedIssuer<'static, KeyPair>,
     }
+
+    impl Ca {
+        pub fn new(name: &str) -> Ca {
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.distinguished_name.push(
+                rcgen::DnType::CommonName,
+                format!("ipcx async test CA {name}"),
+            );
+            Ca {
+                issuer: CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap(),
+            }
+        }
+        pub fn root(&self) -> CertificateDer<'static> {
+            self.issuer.der().clone()
+        }
+        pub fn leaf(&self, names: &[&str]) -> Identity {
+            let key = KeyPair::generate().unwrap();
+            let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+            let cert = CertificateParams::new(names)
+                .unwrap()
+                .signed_by(&key, &self.issuer)
+                .unwrap();
+            let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+            (vec![cert.der().clone()], key)
+        }
+    }
+
+    /// Writes an identity as `dir/NAME.der` and `dir/NAME-key.der`.
+    pub fn write_identity(dir: &Path, name: &str, id: &Identity) {
+        std::fs::write(dir.join(format!("{name}.der")), id.0[0].as_ref()).unwrap();
+        std::fs::write(dir.join(format!("{name}-key.der")), id.1.secret_der()).unwrap();
+    }
+
+    /// Reads what [`write_identity`] wrote, if it did.
+    pub fn read_identity(dir: &Path, name: &str) -> Option<Identity> {
+        let cert = std::fs::read(dir.join(format!("{name}.der"))).ok()?;
+        let key = std::fs::read(dir.join(format!("{name}-key.der"))).ok()?;
+        Some((
+            vec![CertificateDer::from(cert)],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+        ))
+    }
+
+    pub fn read_root(dir: &Path, name: &str) -> Option<CertificateDer<'static>> {
+        std::fs::read(dir.join(name)).ok().map(CertificateDer::from)
+    }
+
+    /// Reads a server's configuration from `dir` (server.der, server-key.der, and
+    /// client-ca.der when clients must present certificates).
+    pub fn server_config(dir: &Path) -> Arc<rustls::ServerConfig> {
+        let (chain, key) = read_identity(dir, "server").unwrap();
+        let client_roots = read_root(dir, "client-ca.der").map(|r| vec![r]);
+        tls::server_config(chain, key, client_roots.as_deref()).unwrap()
+    }
+
+    /// A client configuration trusting `dir/root.der`, with `dir/client*.der` if there.
+    pub fn client_config(dir: &Path, with_identity: bool) -> Arc<rustls::ClientConfig> {
+        let root = read_root(dir, "root.der").unwrap();
+        let id = if with_identity {
+            read_identity(dir, "client")
+        } else {
+            None
+        };
+        tls::client_config(&[root], id).unwrap()
+    }
+
+    /// Puts a server identity for `localhost` signed by `ca` in `dir`, with `ca`'s root, and
+    /// the client CA when given.
+    pub fn setup(dir: &Path, ca: &Ca, client_ca: Option<&Ca>) {
+        write_identity(dir, "server", &ca.leaf(&["localhost"]));
+        std::fs::write(dir.join("root.der"), ca.root().as_ref()).unwrap();
+        if let Some(c) = client_ca {
+            std::fs::write(dir.join("client-ca.der"), c.root().as_ref()).unwrap();
+        }
+    }
+}
+
+/// Serves `calc()` over TLS natively from the certificates in `args[0]`; writes the address to
+/// `args[0]/addr`.
+fn tls_async_server(args: &[String]) {
+    #[cfg(feature = "tls")]
+    runtime().block_on(async {
+        let dir = Path::new(&args[0]);
+        let s = calc()
+            .serve_tls_async("tcp:127.0.0.1:0", certs::server_config(dir))
+            .await
+            .unwrap();
+        assert!(s.is_native());
+        publish(dir.join("addr").to_str().unwrap(), &s.addr().to_string());
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    });
+    #[cfg(not(feature = "tls"))]
+    let _ = args;
+}
+
+/// The async TLS client in a process of its own: calls the server at `args[0]` with the
+/// certificates in `args[1]`. With `args[2] == "cert-required"`, first checks that connecting
+/// without a client certificate is refused, then connects with one.
+fn tls_async_caller(args: &[String]) {
+    #[cfg(feature = "tls")]
+    runtime().block_on(async {
+        let dir = Path::new(&args[1]);
+        if args.get(2).map(String::as_str) == Some("cert-required") {
+            let e = AsyncRpcClient::connect_tls(
+                &args[0],
+                "localhost",
+                certs::client_config(dir, false),
+                "calc",
+                1,
+                LONG,
+            )
+            .await
+            .unwrap_err();
+            assert!(
+                matches!(&e, RpcError::Tls { message } if message.contains("client certificate")),
+                "{e:?}"
+            );
+        }
+        let c = AsyncRpcClient::connect_tls(
+            &args[0],
+            "localhost",
+            certs::client_config(dir, true),
+            "calc",
+            1,
+            LONG,
+        )
+        .await
+        .unwrap();
+        assert_eq!(c.call::<_, i32>("add", &(3, 4), LONG).await.unwrap(), 7);
+        let calls: Vec<_> = (0..16u32)
+            .map(|i| {
+                let c = c.clone();
+                tokio::spawn(async move { c.call::<_, u32>("echo_after", &(5u64, i), LONG).await })
+            })
+            .collect();
+        for (i, h) in calls.into_iter().enumerate() {
+            assert_eq!(h.await.unwrap().unwrap(), i as u32);
+        }
+        let e = c.call::<_, i32>("nope", &(), LONG).await.unwrap_err();
+        assert!(matches!(e, RpcError::UnknownMethod { .. }), "{e:?}");
+    });
     #[cfg(not(feature = "tls"))]
     let _ = args;
 }
 
 #[cfg(feature = "tls")]
+fn spawn_tls_async_server(dir: &util::TempDir) -> (util::ChildGuard, String) {
+    let child = util::spawn_role("tls_async_server", &[dir.path().to_str().unwrap()]);
+    let a = published(&dir.join("addr"));
+    (child, a)
+}
+
+#[cfg(feature = "tls")]
 #[test]
-fn tls_goes_through_the_bridge() {
-    use ipcx::pattern::tls::{self, rustls};
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca)
+fn native_tls_server_answers_sync_and_async_clients() {
+    use ipcx::pattern::tls;
+    let ca = certs::Ca::new("server");
+    let dir = util::TempDir::new("rpca-tls-native");
+    certs::setup(dir.path(), &ca, None);
+    let (mut server, a) = spawn_tls_async_server(&dir);
+    // The sync TLS client.
+    let cfg = tls::client_config(&[ca.root()], None).unwrap();
+    let c = RpcClient::connect_tls(&a, "localhost", cfg.clone(), "calc", 1, LONG).unwrap();
+    assert_eq!(c.call::<_, i32>("add", &(3, 4), LONG).unwrap(), 7);
+    assert_eq!(c.call::<_, i32>("add_async", &(30, 40), LONG).unwrap(), 70);
+    let big = vec![7u8; 600 * 1024];
+    let r: (usize, Option<u8>, Option<u8>) = c.call("echo_len", &big, LONG).unwrap();
+    assert_eq!(r, (big.len(), Some(7), Some(7)));
+    runtime().block_on(async {
+        // The native async TLS client, with concurrent calls answered out of order.
+        let c = AsyncRpcClient::connect_tls(&a, "localhost", cfg.clone(), "calc", 1, LONG)
+            .await
+            .unwrap();
+        assert!(c.is_native());
+        assert_eq!(c.call::<_, i32>("add", &(20, 22), LONG).await.unwrap(), 42);
+        let calls: Vec<_> = (0..8)
+            .map(|_| {
+                let c = c.clone();
+                tokio::spawn(async move { c.call::<_, usize>("rendezvous", &8usize, LONG).await })
+            })
+            .collect();
+        for h in calls {
+            assert_eq!(h.await.unwrap().unwrap(), 8);
+        }
+        let r: (usize, Option<u8>, Option<u8>) = c.call("echo_len", &big, LONG).await.unwrap();
+        assert_eq!(r, (big.len(), Some(7), Some(7)));
+        let e = c.call::<_, i32>("div", &(1, 0), LONG).await.unwrap_err();
+        assert!(
+            matches!(&e, RpcError::Remote { message, .. } if message == "division by zero"),
+            "{e:?}"
+        );
+        // Version checks and refusals come through TLS as over plain sockets.
+        let e = AsyncRpcClient::connect_tls(&a, "localhost", cfg.clone(), "calc", 2, LONG)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                RpcError::VersionMismatch {
+                    client: 2,
+                    server: 1,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        // An untrusted server, and the wrong server name, fail clearly.
+        let other = certs::Ca::new("other");
+        let untrusting = tls::client_config(&[other.root()], None).unwrap();
+        let e = AsyncRpcClient::connect_tls(&a, "localhost", untrusting, "calc", 1, LONG)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, RpcError::Tls { message } if message.contains("not trusted")),
+            "{e:?}"
+        );
+        let e = AsyncRpcClient::connect_tls(&a, "example.org", cfg.clone(), "calc", 1, LONG)
+            .await
+            .unwrap_err();
+        assert!(matches!(&e, RpcError::Tls { .. }), "{e:?}");
+        // TLS needs TCP.
+        let e = AsyncRpcClient::connect_tls("unix:@x", "localhost", cfg.clone(), "calc", 1, LONG)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, RpcError::Transport(_)), "{e:?}");
+        // A plain client gets an error, not a hang.
+        let t = Instant::now();
+        let e = AsyncRpcClient::connect(&a, "calc", 1, Duration::from_secs(3))
+            .await
+            .unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(10), "{e:?}");
+        // The server is unharmed; a killed server fails the calls of the async client.
+        assert_eq!(c.call::<_, i32>("add", &(1, 2), LONG).await.unwrap(), 3);
+        let c2 = c.clone();
+        let pending = tokio::spawn(async move {
+            c2.call::<_, u32>("echo_after", &(10_000u64, 1u32), LONG)
+                .await
+        });
+        assert_eq!(c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap(), 2);
+        server.kill();
+        let e = tokio::time::timeout(LONG, pending)
+            .await
+            .expect("the pending call hung")
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
+    });
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn native_async_tls_client_calls_a_sync_tls_server() {
+    use ipcx::pattern::tls;
+    let ca = certs::Ca::new("server");
+    let client_ca = certs::Ca::new("clients");
+    let dir = util::TempDir::new("rpca-tls-sync-server");
+    certs::setup(dir.path(), &ca, Some(&client_ca));
+    certs::write_identity(dir.path(), "client", &client_ca.leaf(&["client"]));
+    // The thread-based TLS server requiring client certificates, here; the async client in a
+    // process of its own.
+    let s = Service::new("calc", 1)
+        .method("add", |a: (i32, i32)| Ok::<_, String>(a.0 + a.1))
+        .method("echo_after", |(ms, tag): (u64, u32)| {
+            std::thread::sleep(Duration::from_millis(ms));
+            Ok::<_, String>(tag)
+        })
+        .serve_tls("tcp:127.0.0.1:0", certs::server_config(dir.path()))
         .unwrap();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    let cfg = tls::server_config(vec![cert.der().clone()], key, None).unwrap();
-    let rt = runtime();
-    let s = rt
-        .block_on(probed(&Arc::default()).serve_tls_async("tcp:127.0.0.1:0", cfg))
-        .unwrap();
-    assert!(!s.is_native());
-    let dir = util::TempDir::new("rpca-tls");
-    let root = dir.join("root.der");
-    std::fs::write(&root, ca.der().as_ref()).unwrap();
+    let a = s.addr().to_string();
     util::spawn_role(
-        "tls_adder",
-        &[&s.addr().to_string(), root.to_str().unwrap()],
+        "tls_async_caller",
+        &[&a, dir.path().to_str().unwrap(), "cert-required"],
     )
     .expect_success();
-    rt.block_on(s.shutdown());
+    // A client certificate from a CA the server does not trust.
+    let stranger = certs::Ca::new("stranger");
+    let cfg = tls::client_config(&[ca.root()], Some(stranger.leaf(&["client"]))).unwrap();
+    runtime().block_on(async {
+        let e = AsyncRpcClient::connect_tls(&a, "localhost", cfg, "calc", 1, LONG)
+            .await
+            .unwrap_err();
+        assert!(matches!(&e, RpcError::Tls { .. }), "{e:?}");
+    });
+    drop(s);
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn native_tls_server_requires_client_certificates() {
+    use ipcx::pattern::tls;
+    let ca = certs::Ca::new("server");
+    let client_ca = certs::Ca::new("clients");
+    let dir = util::TempDir::new("rpca-mtls");
+    certs::setup(dir.path(), &ca, Some(&client_ca));
+    certs::write_identity(dir.path(), "client", &client_ca.leaf(&["client"]));
+    let (mut server, a) = spawn_tls_async_server(&dir);
+    // The sync client: refused without a certificate, served with one.
+    let e = RpcClient::connect_tls(
+        &a,
+        "localhost",
+        tls::client_config(&[ca.root()], None).unwrap(),
+        "calc",
+        1,
+        LONG,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&e, RpcError::Tls { message } if message.contains("client certificate")),
+        "{e:?}"
+    );
+    let c = RpcClient::connect_tls(
+        &a,
+        "localhost",
+        certs::client_config(dir.path(), true),
+        "calc",
+        1,
+        LONG,
+    )
+    .unwrap();
+    assert_eq!(c.call::<_, i32>("add", &(20, 22), LONG).unwrap(), 42);
+    // The async client in another process: the same.
+    util::spawn_role(
+        "tls_async_caller",
+        &[&a, dir.path().to_str().unwrap(), "cert-required"],
+    )
+    .expect_success();
+    runtime().block_on(async {
+        // A certificate from a CA the server does not trust is refused.
+        let stranger = certs::Ca::new("stranger");
+        let cfg = tls::client_config(&[ca.root()], Some(stranger.leaf(&["client"]))).unwrap();
+        let e = AsyncRpcClient::connect_tls(&a, "localhost", cfg, "calc", 1, LONG)
+            .await
+            .unwrap_err();
+        assert!(matches!(&e, RpcError::Tls { .. }), "{e:?}");
+    });
+    // The server went on through all of it.
+    assert_eq!(c.call::<_, i32>("add", &(1, 2), LONG).unwrap(), 3);
+    server.kill();
 }

@@ -1136,6 +1136,56 @@ fn refuse(link: &mut dyn Link, reason: Refusal, opts: &ServerOptions, message: S
     Error::protocol(link.peer_name(), message)
 }
 
+/// Checks a client's hello against the service `service` version `version` and asks the
+/// authorisation hook (a panicking hook refuses). `Err` is the refusal to send: its reason and
+/// a message saying what to do. Shared by this server and the async RPC server.
+pub(crate) fn check_hello(
+    hello: &Hello,
+    service: &str,
+    version: u32,
+    authorize: Option<&Authorize>,
+    peer: &Peer,
+) -> Result<(), (Refusal, String)> {
+    if hello.protocol != PROTOCOL_VERSION {
+        return Err((
+            Refusal::ProtocolVersion,
+            format!(
+                "wire protocol version mismatch: client speaks {}, server speaks {PROTOCOL_VERSION}; upgrade one side",
+                hello.protocol
+            ),
+        ));
+    }
+    if hello.service != service {
+        return Err((
+            Refusal::WrongService,
+            format!(
+                "this server provides service {service:?}, not {:?}",
+                hello.service
+            ),
+        ));
+    }
+    if hello.version != version {
+        return Err((
+            Refusal::ServiceVersion,
+            format!(
+                "service {service:?} version mismatch: client wants version {}, server provides version {version}",
+                hello.version
+            ),
+        ));
+    }
+    if let Some(auth) = authorize {
+        let ok =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| auth(peer))).unwrap_or(false);
+        if !ok {
+            return Err((
+                Refusal::Denied,
+                format!("{} may not use service {service:?}", peer.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The server's side of the handshake on a freshly accepted link.
 fn handshake(mut link: Box<dyn Link>, opts: &ServerOptions) -> Result<Connection, Error> {
     if let Some(up) = &opts.upgrade {
@@ -1157,34 +1207,14 @@ fn handshake(mut link: Box<dyn Link>, opts: &ServerOptions) -> Result<Connection
         credentials: link.peer_credentials(),
         name: link.peer_name(),
     };
-    if hello.protocol != PROTOCOL_VERSION {
-        let m = format!(
-            "wire protocol version mismatch: client speaks {}, server speaks {PROTOCOL_VERSION}; upgrade one side",
-            hello.protocol
-        );
-        return Err(refuse(&mut *link, Refusal::ProtocolVersion, opts, m));
-    }
-    if hello.service != opts.service {
-        let m = format!(
-            "this server provides service {:?}, not {:?}",
-            opts.service, hello.service
-        );
-        return Err(refuse(&mut *link, Refusal::WrongService, opts, m));
-    }
-    if hello.version != opts.version {
-        let m = format!(
-            "service {:?} version mismatch: client wants version {}, server provides version {}",
-            opts.service, hello.version, opts.version
-        );
-        return Err(refuse(&mut *link, Refusal::ServiceVersion, opts, m));
-    }
-    if let Some(auth) = &opts.authorize {
-        let ok =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| auth(&peer))).unwrap_or(false);
-        if !ok {
-            let m = format!("{} may not use service {:?}", peer.name, opts.service);
-            return Err(refuse(&mut *link, Refusal::Denied, opts, m));
-        }
+    if let Err((reason, m)) = check_hello(
+        &hello,
+        &opts.service,
+        opts.version,
+        opts.authorize.as_ref(),
+        &peer,
+    ) {
+        return Err(refuse(&mut *link, reason, opts, m));
     }
     let max = u32::try_from(opts.max_request_len).unwrap_or(u32::MAX);
     link.send_frame_wait(

@@ -12,7 +12,9 @@
 //!   ([`rustls`]) so that callers build configurations with the same version.
 //!
 //! The RPC layer uses this module through [`crate::rpc::Service::serve_tls`] and
-//! [`crate::rpc::RpcClient::connect_tls`].
+//! [`crate::rpc::RpcClient::connect_tls`], and (with the `tokio` feature too, natively on
+//! tokio-rustls with the same configurations and checks) through
+//! `AsyncService::serve_tls_async` and `AsyncRpcClient::connect_tls`.
 //!
 //! Ordering and concurrency: a [`TlsLink`] and its clone (one reads while the other writes)
 //! share the rustls session behind a mutex; socket reads and writes happen outside that lock,
@@ -138,6 +140,23 @@ fn tls_error(peer: &str, client: bool, e: &rustls::Error) -> Error {
     }
 }
 
+/// The name the server's certificate must be valid for.
+fn parse_server_name(server_name: &str) -> Result<ServerName<'static>, Error> {
+    ServerName::try_from(server_name.to_owned()).map_err(|_| Error::Tls {
+        peer: server_name.to_owned(),
+        reason: format!("{server_name:?} is not a valid DNS name or IP address"),
+    })
+}
+
+/// The TLS error inside an I/O error of a TLS stream (as tokio-rustls reports them), with
+/// advice; `None` when the error is not a TLS one.
+#[cfg(feature = "tokio")]
+pub(crate) fn tls_error_in(peer: &str, client: bool, e: &io::Error) -> Option<Error> {
+    e.get_ref()
+        .and_then(|i| i.downcast_ref::<rustls::Error>())
+        .map(|t| tls_error(peer, client, t))
+}
+
 fn io_tls_error(peer: &str, client: bool, e: io::Error) -> Error {
     if let Some(t) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
         return tls_error(peer, client, t);
@@ -192,11 +211,8 @@ impl TlsLink {
         server_name: &str,
         config: Arc<ClientConfig>,
     ) -> Result<TlsLink, Error> {
-        let name = ServerName::try_from(server_name.to_owned()).map_err(|_| Error::Tls {
-            peer: server_name.to_owned(),
-            reason: format!("{server_name:?} is not a valid DNS name or IP address"),
-        })?;
-        let c = ClientConnection::new(config, name).map_err(config_error)?;
+        let c =
+            ClientConnection::new(config, parse_server_name(server_name)?).map_err(config_error)?;
         Self::handshake(TcpStream::from(sock), Connection::Client(c), true)
     }
 
@@ -509,4 +525,47 @@ pub fn accept(link: Box<dyn Link>, config: Arc<ServerConfig>) -> Result<Box<dyn 
         reason: "this transport cannot carry TLS: serve TLS on tcp:HOST:PORT".into(),
     })?;
     Ok(Box::new(TlsLink::server(fd, config)?))
+}
+
+/// Connects to `addr` (`tcp:HOST:PORT`) with tokio and runs a TLS client handshake, with the
+/// same checks as [`connect`] (the server's certificate must be valid for `server_name` and
+/// signed by a root of `config`). The caller bounds the time it takes.
+#[cfg(feature = "tokio")]
+pub(crate) async fn connect_async(
+    addr: &str,
+    server_name: &str,
+    config: Arc<ClientConfig>,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, Error> {
+    let LinkAddr::Tcp(hostport) = LinkAddr::parse(addr)? else {
+        return Err(Error::InvalidAddress {
+            addr: addr.to_owned(),
+            reason: "TLS runs over TCP: use tcp:HOST:PORT".into(),
+        });
+    };
+    let name = parse_server_name(server_name)?;
+    let sock = crate::socket::tokio::connect_tcp(hostport.as_str()).await?;
+    let peer = match sock.peer_addr() {
+        Ok(a) => format!("tls peer {a}"),
+        Err(_) => "tls peer".into(),
+    };
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, sock)
+        .await
+        .map_err(|e| io_tls_error(&peer, true, e))
+}
+
+/// Runs the server side of a TLS handshake on an accepted tokio TCP stream, within
+/// [`HANDSHAKE_TIMEOUT`]: the same policy as [`accept`] (the configuration decides whether a
+/// client certificate is required). `peer` names the client in errors.
+#[cfg(feature = "tokio")]
+pub(crate) async fn accept_async(
+    sock: tokio::net::TcpStream,
+    acceptor: &tokio_rustls::TlsAcceptor,
+    peer: &str,
+) -> Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, Error> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(sock)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(io_tls_error(peer, false, e)),
+        Err(_) => Err(Error::Timeout),
+    }
 }

@@ -19,11 +19,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::{CallContext, Handler, Outcome, Service};
+use super::{CallContext, Handler, Outcome, Service, reply_of};
 use crate::framing::{self, FrameDecoder};
-use crate::pattern::reqrep::{
-    self, Authorize, Frame, Hello, Peer, Refusal, Server, ServerOptions, Status,
-};
+use crate::pattern::reqrep::{self, Authorize, Frame, Peer, Server, ServerOptions, Status};
 use crate::pattern::{self, LinkAddr, LinkListener};
 use crate::socket::tokio::AsyncUnixListener;
 
@@ -69,15 +67,16 @@ type AsyncHandler = Arc<dyn Fn(CallContext, Vec<u8>) -> BoxFuture + Send + Sync>
 /// runtime. The wire protocol is the one of [`crate::pattern::reqrep`], so sync clients call
 /// async servers and async clients call sync servers.
 ///
-/// * **Unix sockets and TCP** are served natively: a tokio listener, one task per connection
-///   reading requests, one task per call, one task writing replies; nothing blocks the
-///   runtime. Calls on one connection run concurrently and their replies go out as they
-///   finish, each carrying its request's id.
-/// * **`shm:/NAME`** (and TLS, [`AsyncService::serve_tls_async`]) goes through a bridge: the
-///   thread-based [`crate::pattern::reqrep::Server`] accepts and reads (a thread per
-///   connection, plus its accept thread), one more thread hands each request to the runtime,
-///   and each reply is written from tokio's blocking pool. Handlers still run as tasks; the
-///   cost is two thread hand-offs per call and those threads.
+/// * **Unix sockets, TCP and TLS** ([`AsyncService::serve_tls_async`], tokio-rustls) are
+///   served natively: a tokio listener, one task per connection (running the TLS handshake
+///   first, then reading requests), one task per call, one task writing replies; nothing
+///   blocks the runtime. Calls on one connection run concurrently and their replies go out as
+///   they finish, each carrying its request's id.
+/// * **`shm:/NAME`** goes through a bridge: the thread-based
+///   [`crate::pattern::reqrep::Server`] accepts and reads (a thread per connection, plus its
+///   accept thread), one more thread hands each request to the runtime, and each reply is
+///   written from tokio's blocking pool. Handlers still run as tasks; the cost is two thread
+///   hand-offs per call and those threads.
 /// * **Sync handlers** ([`AsyncService::method`], [`AsyncService::method_ctx`]) run on tokio's
 ///   blocking pool: they may block, and they cannot be cancelled. Cheap handlers that never
 ///   block are better registered with [`AsyncService::method_async`], which runs them on the
@@ -252,59 +251,40 @@ impl AsyncService {
     pub async fn serve_async(self, addr: &str) -> Result<AsyncRunningService, pattern::Error> {
         let parsed = LinkAddr::parse(addr)?;
         if matches!(parsed, LinkAddr::Shm(_)) {
-            return self.serve_bridge(addr, None);
+            return self.serve_bridge(addr);
         }
-        let listener = match parsed.bind()? {
-            LinkListener::Unix(l) => Listener::Unix(AsyncUnixListener::from_listener(l)?),
-            LinkListener::Tcp(l) => {
-                let l = std::net::TcpListener::from(std::os::fd::OwnedFd::from(l));
-                let io = |source| pattern::Error::Io {
-                    context: "registering a TCP listener with tokio".into(),
-                    source,
-                };
-                l.set_nonblocking(true).map_err(io)?;
-                Listener::Tcp(tokio::net::TcpListener::from_std(l).map_err(io)?)
-            }
-            other => {
-                return Err(pattern::Error::InvalidAddress {
-                    addr: addr.to_owned(),
-                    reason: format!("no native async listener for {other:?}"),
-                });
-            }
-        };
-        let addr = listener.local_addr()?;
-        let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, self.shared(), stop_rx));
-        Ok(AsyncRunningService {
-            addr,
-            stop,
-            task: Some(task),
-            bridge_stop: None,
-        })
+        let shared = self.shared();
+        serve_native(addr, &parsed, shared)
     }
 
-    /// Starts serving over TLS at `addr` (`tcp:HOST:PORT`), as [`Service::serve_tls`] does,
-    /// from inside a tokio runtime. TLS goes through the bridge of the thread-based server
-    /// (see [`AsyncService`]): handlers run as tasks, connections are read
-    /// by threads.
+    /// Starts serving over TLS at `addr` (`tcp:HOST:PORT`) with the server configuration
+    /// `config`, natively on tokio (tokio-rustls; needs the `tls` and `tokio` features): the
+    /// same policy as [`Service::serve_tls`] with the same configuration (see
+    /// [`crate::pattern::tls::server_config`]): the server presents its certificate, and
+    /// clients must present one signed by the client roots when the configuration has them.
+    /// Each handshake runs in its connection's task (at most
+    /// [`crate::pattern::tls::HANDSHAKE_TIMEOUT`]); a client that fails it is dropped alone.
+    /// Sync clients ([`super::RpcClient::connect_tls`]) and async ones
+    /// ([`super::AsyncRpcClient::connect_tls`]) both call it.
     #[cfg(feature = "tls")]
     pub async fn serve_tls_async(
         self,
         addr: &str,
         config: Arc<rustls::ServerConfig>,
     ) -> Result<AsyncRunningService, pattern::Error> {
-        if !matches!(LinkAddr::parse(addr)?, LinkAddr::Tcp(_)) {
+        let parsed = LinkAddr::parse(addr)?;
+        if !matches!(parsed, LinkAddr::Tcp(_)) {
             return Err(pattern::Error::InvalidAddress {
                 addr: addr.to_owned(),
                 reason: "TLS runs over TCP: use tcp:HOST:PORT".into(),
             });
         }
-        let up: reqrep::Upgrade =
-            Arc::new(move |link| crate::pattern::tls::accept(link, config.clone()));
-        self.serve_bridge(addr, Some(up))
+        let mut shared = self.shared();
+        shared.tls = Some(tokio_rustls::TlsAcceptor::from(config));
+        serve_native(addr, &parsed, shared)
     }
 
-    fn shared(self) -> Arc<Shared> {
+    fn shared(self) -> Shared {
         let mut methods: HashMap<String, Method> = self
             .base
             .methods
@@ -314,29 +294,26 @@ impl AsyncService {
         for (k, h) in self.async_methods {
             methods.insert(k, Method::Async(h));
         }
-        Arc::new(Shared {
+        Shared {
             service: self.base.name,
             version: self.base.version,
             methods,
             authorize: self.base.authorize,
             max_request_len: self.base.max_request_len,
             max_in_flight: self.max_in_flight,
-        })
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
     }
 
-    fn serve_bridge(
-        self,
-        addr: &str,
-        upgrade: Option<reqrep::Upgrade>,
-    ) -> Result<AsyncRunningService, pattern::Error> {
+    fn serve_bridge(self, addr: &str) -> Result<AsyncRunningService, pattern::Error> {
         let mut opts = ServerOptions::new(&self.base.name, self.base.version);
         opts.authorize = self.base.authorize.clone();
         opts.max_request_len = self.base.max_request_len;
         opts.queue_len = self.max_in_flight;
-        opts.upgrade = upgrade;
         let server = Server::bind(addr, opts)?;
         let addr = server.addr().clone();
-        let shared = self.shared();
+        let shared = Arc::new(self.shared());
         let (tx, rx) = mpsc::channel(shared.max_in_flight);
         let bridge_stop = Arc::new(AtomicBool::new(false));
         let s = bridge_stop.clone();
@@ -376,6 +353,41 @@ impl AsyncService {
     }
 }
 
+/// Binds `addr` (Unix socket or TCP) and serves it natively on the current runtime.
+fn serve_native(
+    addr: &str,
+    parsed: &LinkAddr,
+    shared: Shared,
+) -> Result<AsyncRunningService, pattern::Error> {
+    let listener = match parsed.bind()? {
+        LinkListener::Unix(l) => Listener::Unix(AsyncUnixListener::from_listener(l)?),
+        LinkListener::Tcp(l) => {
+            let l = std::net::TcpListener::from(std::os::fd::OwnedFd::from(l));
+            let io = |source| pattern::Error::Io {
+                context: "registering a TCP listener with tokio".into(),
+                source,
+            };
+            l.set_nonblocking(true).map_err(io)?;
+            Listener::Tcp(tokio::net::TcpListener::from_std(l).map_err(io)?)
+        }
+        other => {
+            return Err(pattern::Error::InvalidAddress {
+                addr: addr.to_owned(),
+                reason: format!("no native async listener for {other:?}"),
+            });
+        }
+    };
+    let addr = listener.local_addr()?;
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(accept_loop(listener, Arc::new(shared), stop_rx));
+    Ok(AsyncRunningService {
+        addr,
+        stop,
+        task: Some(task),
+        bridge_stop: None,
+    })
+}
+
 /// An async service being served. Dropping it stops the server at once (calls in progress
 /// are abandoned); [`AsyncRunningService::shutdown`] stops it gracefully.
 #[derive(Debug)]
@@ -392,8 +404,8 @@ impl AsyncRunningService {
         &self.addr
     }
 
-    /// Whether connections are served natively on tokio sockets (Unix sockets and TCP),
-    /// rather than through the bridge thread (shared memory, TLS).
+    /// Whether connections are served natively on tokio sockets (Unix sockets, TCP, TLS),
+    /// rather than through the bridge thread (shared memory).
     pub fn is_native(&self) -> bool {
         self.bridge_stop.is_none()
     }
@@ -451,6 +463,43 @@ struct Shared {
     authorize: Option<Authorize>,
     max_request_len: usize,
     max_in_flight: usize,
+    /// Set: every TCP connection starts with a TLS handshake.
+    #[cfg(feature = "tls")]
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// An accepted connection, before any TLS handshake.
+enum Accepted {
+    Unix(tokio::net::UnixStream),
+    Tcp(tokio::net::TcpStream),
+}
+
+impl Accepted {
+    /// Runs the TLS handshake when the server speaks TLS, and splits the stream.
+    async fn open(self, shared: &Shared, peer: &mut Peer) -> Option<(BoxRead, BoxWrite)> {
+        match self {
+            Accepted::Unix(s) => {
+                let (r, w) = s.into_split();
+                Some((Box::new(r), Box::new(w)))
+            }
+            Accepted::Tcp(s) => {
+                #[cfg(feature = "tls")]
+                if let Some(acceptor) = &shared.tls {
+                    peer.name = peer.name.replacen("tcp peer", "tls peer", 1);
+                    // A client that fails the handshake is dropped alone (rustls has sent it
+                    // the alert saying why).
+                    let s = crate::pattern::tls::accept_async(s, acceptor, &peer.name)
+                        .await
+                        .ok()?;
+                    let (r, w) = tokio::io::split(s);
+                    return Some((Box::new(r), Box::new(w)));
+                }
+                let _ = (shared, peer);
+                let (r, w) = s.into_split();
+                Some((Box::new(r), Box::new(w)))
+            }
+        }
+    }
 }
 
 enum Listener {
@@ -472,16 +521,15 @@ impl Listener {
         }
     }
 
-    async fn accept(&self) -> Result<(BoxRead, BoxWrite, Peer), pattern::Error> {
+    async fn accept(&self) -> Result<(Accepted, Peer), pattern::Error> {
         match self {
             Listener::Unix(l) => {
                 let (s, cred) = l.accept().await?;
-                let (r, w) = s.into_split();
                 let peer = Peer {
                     credentials: Some(cred),
                     name: format!("unix peer pid {} uid {}", cred.pid, cred.uid),
                 };
-                Ok((Box::new(r), Box::new(w), peer))
+                Ok((Accepted::Unix(s), peer))
             }
             Listener::Tcp(l) => {
                 let (s, a) = l.accept().await.map_err(|source| pattern::Error::Io {
@@ -489,12 +537,11 @@ impl Listener {
                     source,
                 })?;
                 let _ = s.set_nodelay(true);
-                let (r, w) = s.into_split();
                 let peer = Peer {
                     credentials: None,
                     name: format!("tcp peer {a}"),
                 };
-                Ok((Box::new(r), Box::new(w), peer))
+                Ok((Accepted::Tcp(s), peer))
             }
         }
     }
@@ -510,8 +557,8 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>, mut stop: watch::R
     loop {
         tokio::select! {
             got = listener.accept() => match got {
-                Ok((r, w, peer)) => {
-                    conns.spawn(serve_conn(r, w, peer, shared.clone(), stop.clone()));
+                Ok((conn, peer)) => {
+                    conns.spawn(serve_conn(conn, peer, shared.clone(), stop.clone()));
                 }
                 // Out of descriptors and the like: do not spin.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -523,55 +570,6 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>, mut stop: watch::R
     // Free the address first, then let the connections finish their calls.
     drop(listener);
     while conns.join_next().await.is_some() {}
-}
-
-/// Checks a client's hello against the service: `Err` is the refusal to send. The same
-/// rules and messages as the thread-based server.
-fn check_hello(
-    hello: &Hello,
-    service: &str,
-    version: u32,
-    authorize: Option<&Authorize>,
-    peer: &Peer,
-) -> Result<(), (Refusal, String)> {
-    if hello.protocol != reqrep::PROTOCOL_VERSION {
-        return Err((
-            Refusal::ProtocolVersion,
-            format!(
-                "wire protocol version mismatch: client speaks {}, server speaks {}; upgrade one side",
-                hello.protocol,
-                reqrep::PROTOCOL_VERSION
-            ),
-        ));
-    }
-    if hello.service != service {
-        return Err((
-            Refusal::WrongService,
-            format!(
-                "this server provides service {service:?}, not {:?}",
-                hello.service
-            ),
-        ));
-    }
-    if hello.version != version {
-        return Err((
-            Refusal::ServiceVersion,
-            format!(
-                "service {service:?} version mismatch: client wants version {}, server provides version {version}",
-                hello.version
-            ),
-        ));
-    }
-    if let Some(auth) = authorize {
-        let ok = catch_unwind(AssertUnwindSafe(|| auth(peer))).unwrap_or(false);
-        if !ok {
-            return Err((
-                Refusal::Denied,
-                format!("{} may not use service {service:?}", peer.name),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Encodes a frame with its length prefix. Replies larger than a client accepts are turned
@@ -621,12 +619,14 @@ async fn read_frame(
 /// Serves one connection: handshake, then requests until the client leaves or the server
 /// stops.
 async fn serve_conn(
-    mut r: BoxRead,
-    mut w: BoxWrite,
-    peer: Peer,
+    conn: Accepted,
+    mut peer: Peer,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let Some((mut r, mut w)) = conn.open(&shared, &mut peer).await else {
+        return;
+    };
     let mut dec = FrameDecoder::new(shared.max_request_len);
     let mut buf = vec![0u8; READ_CHUNK];
     let hello =
@@ -638,7 +638,7 @@ async fn serve_conn(
             },
             _ => return,
         };
-    let answer = match check_hello(
+    let answer = match reqrep::check_hello(
         &hello,
         &shared.service,
         shared.version,
@@ -656,7 +656,12 @@ async fn serve_conn(
         },
     };
     let refused = matches!(answer, Frame::Refused { .. });
-    let sent = tokio::time::timeout(HANDSHAKE_TIMEOUT, w.write_all(&frame_bytes(&answer))).await;
+    let sent = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        w.write_all(&frame_bytes(&answer)).await?;
+        // A TLS stream may hold the record until flushed.
+        w.flush().await
+    })
+    .await;
     if refused || !matches!(sent, Ok(Ok(()))) {
         return;
     }
@@ -668,6 +673,10 @@ async fn serve_conn(
     let writer = tokio::spawn(async move {
         while let Some(b) = rx.recv().await {
             if w.write_all(&b).await.is_err() {
+                return;
+            }
+            // Replies queued meanwhile go out before the flush (which TLS needs).
+            if rx.is_empty() && w.flush().await.is_err() {
                 return;
             }
         }
@@ -807,29 +816,6 @@ impl Call {
     }
 }
 
-/// A handler's outcome (or panic) as a reply: the same mapping as the thread-based server.
-fn reply_of(
-    out: Result<Outcome, Box<dyn std::any::Any + Send>>,
-    ctx: &CallContext,
-) -> (Status, Vec<u8>) {
-    match out {
-        Ok(Outcome::Ok(b)) => (Status::Ok, b),
-        // A handler that gave up because the caller's deadline passed: the caller is told it
-        // timed out.
-        Ok(Outcome::App(_)) if ctx.expired() => (Status::DeadlineExceeded, Vec::new()),
-        Ok(Outcome::App(m)) => (Status::AppError, m.into_bytes()),
-        Ok(Outcome::BadArgs(m)) => (Status::BadRequest, m.into_bytes()),
-        Err(p) => {
-            let m = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "(no message)".into());
-            (Status::Panicked, m.into_bytes())
-        }
-    }
-}
-
 /// Polls a handler's future, turning a panic into an `Err` with the panic's payload.
 struct CatchUnwind(BoxFuture);
 
@@ -846,7 +832,7 @@ impl Future for CatchUnwind {
     }
 }
 
-/// Runs the requests the bridge thread hands over (shared memory, TLS).
+/// Runs the requests the bridge thread hands over (shared memory).
 async fn bridge_loop(
     mut rx: mpsc::Receiver<reqrep::Request>,
     shared: Arc<Shared>,

@@ -45,12 +45,14 @@
 //!   with the `tls` feature, TLS over TCP ([`Service::serve_tls`], [`RpcClient::connect_tls`]):
 //!   the client always verifies the server's certificate, and the server can require client
 //!   certificates (see [`crate::pattern::tls`]).
-//! * **Async**: with the `tokio` feature, [`AsyncRpcClient`] offers `async fn call`: native
-//!   over Unix sockets and TCP (a tokio socket, reader and writer tasks, no blocking pool);
-//!   over shared memory and TLS the blocking client runs on tokio's blocking pool.
+//! * **Async**: with the `tokio` feature, [`AsyncRpcClient`] offers `async fn call` over
+//!   every transport without tying up tokio's blocking pool: natively over Unix sockets, TCP
+//!   and TLS ([`AsyncRpcClient::connect_tls`], tokio-rustls; reader and writer tasks), and
+//!   over shared memory with a reader thread per connection that completes each call's future.
 //!   [`AsyncService`] serves async handlers (and sync ones) from inside a tokio runtime:
-//!   natively over Unix sockets and TCP, through a bridge thread over shared memory and TLS
-//!   (see [`AsyncService`]). Sync and async clients and servers all speak the same protocol.
+//!   natively over Unix sockets, TCP and TLS ([`AsyncService::serve_tls_async`]), through a
+//!   bridge thread over shared memory (see [`AsyncService`]). Sync and async clients and
+//!   servers all speak the same protocol (and the same TLS policy).
 //!   A thread-based server ([`Service::serve`]) also runs fine inside an async program (it
 //!   does not block the runtime).
 
@@ -228,7 +230,9 @@ impl CallContext {
     }
 }
 
-enum Outcome {
+/// What a handler produced: the encoded result, an application error, or arguments that did
+/// not decode.
+pub(crate) enum Outcome {
     Ok(Vec<u8>),
     App(String),
     BadArgs(String),
@@ -391,22 +395,32 @@ impl Service {
             gone: req.caller_gone_flag(),
         };
         let out = catch_unwind(AssertUnwindSafe(|| h(&ctx, &req.payload)));
-        let _ = match out {
-            Ok(Outcome::Ok(b)) => req.reply(Status::Ok, &b),
-            // A handler that gave up because the caller's deadline passed: the caller is told
-            // it timed out.
-            Ok(Outcome::App(_)) if ctx.expired() => req.reply(Status::DeadlineExceeded, b""),
-            Ok(Outcome::App(m)) => req.reply(Status::AppError, m.as_bytes()),
-            Ok(Outcome::BadArgs(m)) => req.reply(Status::BadRequest, m.as_bytes()),
-            Err(p) => {
-                let m = p
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "(no message)".into());
-                req.reply(Status::Panicked, m.as_bytes())
-            }
-        };
+        let (status, payload) = reply_of(out, &ctx);
+        let _ = req.reply(status, &payload);
+    }
+}
+
+/// A handler's outcome (or the payload of its panic) as the reply's status and payload. One
+/// mapping for the thread-based server ([`Service`]) and the async one ([`AsyncService`]).
+pub(crate) fn reply_of(
+    out: Result<Outcome, Box<dyn std::any::Any + Send>>,
+    ctx: &CallContext,
+) -> (Status, Vec<u8>) {
+    match out {
+        Ok(Outcome::Ok(b)) => (Status::Ok, b),
+        // A handler that gave up because the caller's deadline passed: the caller is told it
+        // timed out.
+        Ok(Outcome::App(_)) if ctx.expired() => (Status::DeadlineExceeded, Vec::new()),
+        Ok(Outcome::App(m)) => (Status::AppError, m.into_bytes()),
+        Ok(Outcome::BadArgs(m)) => (Status::BadRequest, m.into_bytes()),
+        Err(p) => {
+            let m = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into());
+            (Status::Panicked, m.into_bytes())
+        }
     }
 }
 
@@ -607,28 +621,33 @@ impl RpcClient {
     }
 }
 
-/// An async RPC client (tokio). Over a Unix socket (`unix:PATH`, `unix:@NAME`) or TCP
-/// (`tcp:HOST:PORT`) it is native: the connection is a tokio socket, a reader task routes each reply to its call and a writer
-/// task sends whole requests (so dropping a call's future never leaves half a request on the
-/// connection); nothing runs on the blocking pool. Over shared memory (`shm:/NAME`) each call
-/// runs the blocking client on tokio's blocking pool. Either way many calls can be outstanding at
-/// once on one connection.
+/// An async RPC client (tokio): many calls can be outstanding at once on one connection, each
+/// reply reaching its own caller; no call ties up a thread of tokio's blocking pool.
+///
+/// * **Unix sockets** (`unix:PATH`, `unix:@NAME`), **TCP** (`tcp:HOST:PORT`) and **TLS**
+///   ([`AsyncRpcClient::connect_tls`], feature `tls`): the connection is a tokio stream
+///   (tokio-rustls for TLS); a reader task routes each reply to its call and a writer task
+///   sends whole requests, so dropping a call's future never leaves half a request on the
+///   connection.
+/// * **Shared memory** (`shm:/NAME`): a ring cannot be polled by tokio, so each connection has
+///   a reader thread of its own: it sleeps on the reply ring and completes each call's future
+///   as its reply arrives (one hand-off per call, from that thread to the task). Requests are
+///   copied into the request ring by the calling task itself when the ring has room (nothing
+///   waits); only when it is full does a request go to the connection's writer thread, which
+///   waits for room until the call's deadline. Cost: two threads per connection (the writer
+///   idle unless the ring fills), and connecting runs once on the blocking pool (the ring
+///   handshake blocks briefly). A server that dies is noticed by the reader thread within
+///   about 100 ms: pending and later calls fail with [`RpcError::PeerGone`].
 #[cfg(feature = "tokio")]
 #[derive(Debug, Clone)]
 pub struct AsyncRpcClient {
-    inner: AsyncKind,
-}
-
-#[cfg(feature = "tokio")]
-#[derive(Debug, Clone)]
-enum AsyncKind {
-    Native(Arc<native::Conn>),
-    Blocking(RpcClient),
+    conn: Arc<native::Conn>,
 }
 
 #[cfg(feature = "tokio")]
 impl AsyncRpcClient {
-    /// Connects: natively over a Unix socket or TCP, on the blocking pool otherwise.
+    /// Connects to `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`, `shm:/NAME`) as a
+    /// client of `service` version `version`, giving up after `timeout`.
     pub async fn connect(
         addr: &str,
         service: &str,
@@ -636,24 +655,32 @@ impl AsyncRpcClient {
         timeout: Duration,
     ) -> Result<AsyncRpcClient, RpcError> {
         let parsed = LinkAddr::parse(addr).map_err(|e| RpcError::from_transport("(connect)", e))?;
-        if matches!(parsed, LinkAddr::Unix(_) | LinkAddr::Tcp(_)) {
-            let conn = native::Conn::connect(&parsed, addr, service, version, timeout)
-                .await
-                .map_err(|e| connect_error(e, version))?;
-            return Ok(AsyncRpcClient {
-                inner: AsyncKind::Native(conn),
-            });
-        }
-        let (a, s) = (addr.to_owned(), service.to_owned());
-        let inner =
-            tokio::task::spawn_blocking(move || RpcClient::connect(&a, &s, version, timeout))
-                .await
-                .map_err(|e| RpcError::PeerGone {
-                    what: format!("connect task failed: {e}"),
-                })??;
-        Ok(AsyncRpcClient {
-            inner: AsyncKind::Blocking(inner),
-        })
+        let conn = native::Conn::connect(parsed, addr, service, version, timeout)
+            .await
+            .map_err(|e| connect_error(e, version))?;
+        Ok(AsyncRpcClient { conn })
+    }
+
+    /// Connects to `addr` (`tcp:HOST:PORT`) over TLS, natively on tokio (feature `tls`): the
+    /// same checks as [`RpcClient::connect_tls`] with the same configuration (the server's
+    /// certificate must be valid for `server_name` and signed by a root of `config`; `config`
+    /// may carry a client certificate). An untrusted server, or a server that wants a client
+    /// certificate this client lacks or does not trust, is [`RpcError::Tls`]. Calls both the
+    /// async TLS server ([`AsyncService::serve_tls_async`]) and the thread-based one
+    /// ([`Service::serve_tls`]).
+    #[cfg(feature = "tls")]
+    pub async fn connect_tls(
+        addr: &str,
+        server_name: &str,
+        config: Arc<rustls::ClientConfig>,
+        service: &str,
+        version: u32,
+        timeout: Duration,
+    ) -> Result<AsyncRpcClient, RpcError> {
+        let conn = native::Conn::connect_tls(addr, server_name, config, service, version, timeout)
+            .await
+            .map_err(|e| connect_error(e, version))?;
+        Ok(AsyncRpcClient { conn })
     }
 
     /// Calls `method` with `args`, waiting at most `timeout`.
@@ -668,73 +695,99 @@ impl AsyncRpcClient {
             remote: false,
             detail: e.to_string(),
         })?;
-        match &self.inner {
-            AsyncKind::Native(conn) => {
-                let reply = conn
-                    .request(method, &bytes, timeout)
-                    .await
-                    .map_err(|e| RpcError::from_transport(method, e))?;
-                let max = conn.max_payload_len(method);
-                decode_reply(method, &conn.service, reply, bytes.len(), max)
-            }
-            AsyncKind::Blocking(c) => {
-                let (c, m) = (c.clone(), method.to_owned());
-                let wait = Wait::timeout(timeout);
-                tokio::task::spawn_blocking(move || {
-                    c.call_wait::<RawArgs, R>(&m, &RawArgs(bytes), wait)
-                })
-                .await
-                .map_err(|e| RpcError::PeerGone {
-                    what: format!("call task failed: {e}"),
-                })?
-            }
-        }
+        let conn = &self.conn;
+        let reply = conn
+            .request(method, &bytes, timeout)
+            .await
+            .map_err(|e| RpcError::from_transport(method, e))?;
+        let max = conn.max_payload_len(method);
+        decode_reply(method, &conn.service, reply, bytes.len(), max)
     }
 
-    /// Whether calls run natively on tokio (Unix sockets, TCP) rather than on the blocking pool.
+    /// Whether calls avoid tokio's blocking pool. True over every transport (it was false
+    /// over shared memory, before that client got its own reader thread).
     pub fn is_native(&self) -> bool {
-        matches!(self.inner, AsyncKind::Native(_))
+        true
+    }
+
+    /// Whether the connection has ended (the server closed it, died, or sent garbage).
+    pub fn is_dead(&self) -> bool {
+        self.conn.is_dead()
     }
 }
 
 #[cfg(feature = "tokio")]
 mod native {
-    //! The native async request/reply client over a tokio Unix socket or TCP stream.
+    //! The async request/reply client: over a tokio stream (Unix socket, TCP, TLS), or over a
+    //! ring link with a reader thread (see [`super::AsyncRpcClient`]).
 
     use std::collections::HashMap;
     use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::{Arc, Mutex, Weak};
+    use std::sync::{Arc, Mutex, TryLockError, Weak};
     use std::time::Duration;
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::sync::{mpsc, oneshot};
 
     use crate::framing::{self, FrameDecoder};
-    use crate::pattern::Error;
-    use crate::pattern::LinkAddr;
     use crate::pattern::reqrep::{self, ConnectError, Frame, Hello, Refused, Reply};
+    use crate::pattern::{Error, Link, LinkAddr};
+    use crate::wait::Wait;
 
     use super::asynch::{BoxRead, BoxWrite};
+
+    /// How long the ring reader thread waits at a time before looking whether its client is
+    /// still there.
+    const RING_POLL: Duration = Duration::from_millis(250);
 
     fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         m.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Where requests go.
+    #[derive(Debug)]
+    enum Out {
+        /// Length-prefixed frames for the writer task of a tokio stream.
+        Stream(mpsc::UnboundedSender<Vec<u8>>),
+        /// A ring link: the calling task writes when there is room; otherwise the writer
+        /// thread waits for room (frame, and how long it may wait).
+        Ring {
+            link: Arc<Mutex<Box<dyn Link>>>,
+            backlog: std::sync::mpsc::Sender<(Vec<u8>, Wait)>,
+        },
+    }
+
     #[derive(Debug)]
     pub(super) struct Conn {
-        requests: mpsc::UnboundedSender<Vec<u8>>,
+        out: Out,
         pending: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
         dead: Mutex<Option<String>>,
         next_id: AtomicU64,
         max_frame: usize,
         addr: String,
         pub(super) service: String,
-        reader: tokio::task::AbortHandle,
+        /// The reader task of a stream (the ring reader thread ends on its own once the
+        /// client is gone).
+        reader: Option<tokio::task::AbortHandle>,
     }
 
     impl Drop for Conn {
         fn drop(&mut self) {
-            self.reader.abort();
+            if let Some(r) = &self.reader {
+                r.abort();
+            }
+        }
+    }
+
+    /// A read error, with the TLS advice when it is a TLS failure.
+    fn read_error(addr: &str, source: std::io::Error) -> Error {
+        #[cfg(feature = "tls")]
+        if let Some(e) = crate::pattern::tls::tls_error_in(addr, true, &source) {
+            return e;
+        }
+        Error::Io {
+            context: format!("receiving from {addr}"),
+            source,
         }
     }
 
@@ -742,6 +795,7 @@ mod native {
         r: &mut BoxRead,
         dec: &mut FrameDecoder,
         buf: &mut [u8],
+        addr: &str,
     ) -> Result<Option<Vec<u8>>, Error> {
         loop {
             if let Some(f) = dec
@@ -753,95 +807,217 @@ mod native {
             match r.read(buf).await {
                 Ok(0) => return Ok(None),
                 Ok(n) => dec.extend(&buf[..n]),
-                Err(source) => {
-                    return Err(Error::Io {
-                        context: "receiving a reply".into(),
-                        source,
-                    });
-                }
+                Err(e) => return Err(read_error(addr, e)),
             }
         }
     }
 
+    /// The server's answer to the hello: its largest request frame, or why it refused.
+    fn welcome(f: &[u8], addr: &str) -> Result<usize, ConnectError> {
+        match Frame::decode(f) {
+            Ok(Frame::Welcome { max_frame }) => Ok(max_frame as usize),
+            Ok(Frame::Refused {
+                reason,
+                protocol,
+                version,
+                message,
+            }) => Err(ConnectError::Refused(Refused {
+                reason,
+                server_protocol: protocol,
+                server_version: version,
+                message,
+            })),
+            _ => Err(Error::Protocol {
+                peer: addr.to_owned(),
+                reason: "expected welcome or refusal".into(),
+            }
+            .into()),
+        }
+    }
+
+    fn hello(service: &str, version: u32) -> Hello {
+        Hello {
+            protocol: reqrep::PROTOCOL_VERSION,
+            service: service.to_owned(),
+            version,
+        }
+    }
+
     impl Conn {
+        fn new(out: Out, max_frame: usize, addr: &str, service: &str) -> Conn {
+            Conn {
+                out,
+                pending: Mutex::new(HashMap::new()),
+                dead: Mutex::new(None),
+                next_id: AtomicU64::new(1),
+                max_frame,
+                addr: addr.to_owned(),
+                service: service.to_owned(),
+                reader: None,
+            }
+        }
+
+        /// Connects to a Unix socket, TCP or ring address.
         pub(super) async fn connect(
-            a: &LinkAddr,
+            a: LinkAddr,
             addr: &str,
             service: &str,
             version: u32,
             timeout: Duration,
         ) -> Result<Arc<Conn>, ConnectError> {
-            let hello = Hello {
-                protocol: reqrep::PROTOCOL_VERSION,
-                service: service.to_owned(),
-                version,
+            if matches!(a, LinkAddr::Shm(_)) {
+                return Self::connect_ring(a, addr, service, version, timeout).await;
+            }
+            let go = async {
+                let (r, w) = super::asynch::connect_stream(&a).await?;
+                Self::over_stream(r, w, addr, service, version).await
             };
-            let handshake = async {
-                let (mut r, mut w) = super::asynch::connect_stream(a).await?;
-                let frame = framing::encode_frame(
-                    &Frame::Hello(hello).encode(),
-                    framing::DEFAULT_MAX_FRAME_LEN,
-                )
-                .map_err(|e| Error::from(crate::socket::SocketError::from(e)))?;
-                w.write_all(&frame).await.map_err(|source| Error::Io {
-                    context: "sending the hello".into(),
-                    source,
-                })?;
-                let mut dec = FrameDecoder::new(framing::DEFAULT_MAX_FRAME_LEN);
-                let mut buf = vec![0u8; 64 * 1024];
-                let f = read_frame(&mut r, &mut dec, &mut buf)
-                    .await?
-                    .ok_or_else(|| Error::PeerGone {
-                        what: format!("the server at {addr} closed during the handshake"),
-                    })?;
-                Ok::<_, Error>((r, w, dec, buf, f))
-            };
-            let (r, w, dec, buf, f) = tokio::time::timeout(timeout, handshake)
+            tokio::time::timeout(timeout, go)
                 .await
-                .map_err(|_| Error::Timeout)??;
-            let max_frame = match Frame::decode(&f) {
-                Ok(Frame::Welcome { max_frame }) => max_frame as usize,
-                Ok(Frame::Refused {
-                    reason,
-                    protocol,
-                    version,
-                    message,
-                }) => {
-                    return Err(ConnectError::Refused(Refused {
-                        reason,
-                        server_protocol: protocol,
-                        server_version: version,
-                        message,
-                    }));
-                }
-                _ => {
-                    return Err(Error::Protocol {
-                        peer: addr.to_owned(),
-                        reason: "expected welcome or refusal".into(),
+                .map_err(|_| Error::Timeout)?
+        }
+
+        /// Connects over TLS (tokio-rustls).
+        #[cfg(feature = "tls")]
+        pub(super) async fn connect_tls(
+            addr: &str,
+            server_name: &str,
+            config: Arc<rustls::ClientConfig>,
+            service: &str,
+            version: u32,
+            timeout: Duration,
+        ) -> Result<Arc<Conn>, ConnectError> {
+            let go = async {
+                let s = crate::pattern::tls::connect_async(addr, server_name, config).await?;
+                let (r, w) = tokio::io::split(s);
+                Self::over_stream(Box::new(r), Box::new(w), addr, service, version).await
+            };
+            tokio::time::timeout(timeout, go)
+                .await
+                .map_err(|_| Error::Timeout)?
+        }
+
+        /// Runs the handshake on a connected stream, then starts its reader and writer tasks.
+        async fn over_stream(
+            mut r: BoxRead,
+            mut w: BoxWrite,
+            addr: &str,
+            service: &str,
+            version: u32,
+        ) -> Result<Arc<Conn>, ConnectError> {
+            let frame = framing::encode_frame(
+                &Frame::Hello(hello(service, version)).encode(),
+                framing::DEFAULT_MAX_FRAME_LEN,
+            )
+            .map_err(|e| Error::from(crate::socket::SocketError::from(e)))?;
+            let sent = async {
+                w.write_all(&frame).await?;
+                w.flush().await
+            }
+            .await;
+            let mut dec = FrameDecoder::new(framing::DEFAULT_MAX_FRAME_LEN);
+            let mut buf = vec![0u8; 64 * 1024];
+            // Read even when sending failed: a TLS server that refused this client's
+            // certificate may have said why before closing.
+            let got = read_frame(&mut r, &mut dec, &mut buf, addr).await;
+            let f = match (sent, got) {
+                (_, Err(e @ Error::Tls { .. })) => return Err(e.into()),
+                (Err(source), _) => {
+                    return Err(Error::Io {
+                        context: format!("sending the hello to {addr}"),
+                        source,
                     }
                     .into());
                 }
+                (Ok(()), Err(e)) => return Err(e.into()),
+                (Ok(()), Ok(None)) => {
+                    return Err(Error::PeerGone {
+                        what: format!("the server at {addr} closed during the handshake"),
+                    }
+                    .into());
+                }
+                (Ok(()), Ok(Some(f))) => f,
             };
+            let max_frame = welcome(&f, addr)?;
             let (tx, rx) = mpsc::unbounded_channel();
             let conn = Arc::new_cyclic(|weak: &Weak<Conn>| {
-                let reader = tokio::spawn(read_replies(r, dec, buf, weak.clone())).abort_handle();
-                Conn {
-                    requests: tx,
-                    pending: Mutex::new(HashMap::new()),
-                    dead: Mutex::new(None),
-                    next_id: AtomicU64::new(1),
-                    max_frame,
-                    addr: addr.to_owned(),
-                    service: service.to_owned(),
-                    reader,
-                }
+                let mut c = Conn::new(Out::Stream(tx), max_frame, addr, service);
+                c.reader = Some(
+                    tokio::spawn(read_replies(r, dec, buf, weak.clone(), addr.to_owned()))
+                        .abort_handle(),
+                );
+                c
             });
             tokio::spawn(write_requests(w, rx, Arc::downgrade(&conn)));
             Ok(conn)
         }
 
+        /// Connects over a pair of rings: the ring handshake and the hello run once on the
+        /// blocking pool, then the reader and writer threads start.
+        async fn connect_ring(
+            a: LinkAddr,
+            addr: &str,
+            service: &str,
+            version: u32,
+            timeout: Duration,
+        ) -> Result<Arc<Conn>, ConnectError> {
+            let (addr_s, h) = (addr.to_owned(), hello(service, version));
+            let (link, reader, max_frame) = tokio::task::spawn_blocking(move || {
+                let wait = Wait::timeout(timeout);
+                let mut link = a.connect(wait)?;
+                link.send_frame_wait(&Frame::Hello(h).encode(), wait)?;
+                let f = link.recv_frame_wait(wait)?.ok_or_else(|| Error::PeerGone {
+                    what: format!("the server at {addr_s} closed during the handshake"),
+                })?;
+                let max = welcome(&f, &addr_s)?;
+                let reader = link.try_clone_link()?;
+                Ok::<_, ConnectError>((link, reader, max))
+            })
+            .await
+            .map_err(|e| Error::Io {
+                context: "connecting".into(),
+                source: std::io::Error::other(e.to_string()),
+            })??;
+            let max_frame = max_frame.min(crate::pattern::shmlink::MAX_FRAME);
+            let link = Arc::new(Mutex::new(link));
+            let (btx, brx) = std::sync::mpsc::channel();
+            let conn = Arc::new(Conn::new(
+                Out::Ring {
+                    link: link.clone(),
+                    backlog: btx,
+                },
+                max_frame,
+                addr,
+                service,
+            ));
+            let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+                std::thread::Builder::new()
+                    .name(name.into())
+                    .spawn(f)
+                    .map_err(|source| Error::Io {
+                        context: "starting a thread of the async ring client".into(),
+                        source,
+                    })
+            };
+            let weak = Arc::downgrade(&conn);
+            spawn(
+                "ipcx-rpc-ring-read",
+                Box::new(move || read_ring(reader, weak)),
+            )?;
+            let weak = Arc::downgrade(&conn);
+            spawn(
+                "ipcx-rpc-ring-write",
+                Box::new(move || write_ring(link, brx, weak)),
+            )?;
+            Ok(conn)
+        }
+
         pub(super) fn max_payload_len(&self, method: &str) -> usize {
             self.max_frame.saturating_sub(15 + method.len())
+        }
+
+        pub(super) fn is_dead(&self) -> bool {
+            lock(&self.dead).is_some()
         }
 
         fn set_dead(&self, why: String) {
@@ -859,6 +1035,46 @@ mod native {
                 what: lock(&self.dead)
                     .clone()
                     .unwrap_or_else(|| format!("the server at {} went away", self.addr)),
+            }
+        }
+
+        /// Hands a reply to its caller (if it still waits).
+        fn complete(&self, id: u64, reply: Reply) {
+            if let Some(tx) = lock(&self.pending).remove(&id) {
+                let _ = tx.send(reply);
+            }
+        }
+
+        /// Sends a request frame; `Err` when the connection is over.
+        fn send(&self, frame: Vec<u8>, timeout: Duration) -> Result<(), Error> {
+            match &self.out {
+                Out::Stream(tx) => tx.send(frame).map_err(|_| self.gone()),
+                Out::Ring { link, backlog } => {
+                    let mut guard = match link.try_lock() {
+                        Ok(g) => Some(g),
+                        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                        // The writer thread waits for room: queue behind it.
+                        Err(TryLockError::WouldBlock) => None,
+                    };
+                    if let Some(l) = guard.as_mut() {
+                        match l.send_frame_wait(&frame, Wait::NoWait) {
+                            Ok(()) => return Ok(()),
+                            Err(Error::Full { .. } | Error::WouldBlock | Error::Timeout) => {}
+                            Err(e) => {
+                                let e = Error::PeerGone {
+                                    what: format!("the connection to {} failed: {e}", self.addr),
+                                };
+                                drop(guard);
+                                self.set_dead(e.to_string());
+                                return Err(e);
+                            }
+                        }
+                    }
+                    drop(guard);
+                    backlog
+                        .send((frame, Wait::timeout(timeout)))
+                        .map_err(|_| self.gone())
+                }
             }
         }
 
@@ -883,12 +1099,14 @@ mod native {
                     what: format!("requests to {} (the server's limit)", self.addr),
                 });
             }
-            if lock(&self.dead).is_some() {
+            if self.is_dead() {
                 return Err(self.gone());
             }
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let (tx, rx) = oneshot::channel();
             lock(&self.pending).insert(id, tx);
+            // Removes the entry however the call ends (reply, timeout, or its future dropped).
+            let _forget = Forget(self, id);
             let deadline_ms = u32::try_from(timeout.as_millis().max(1)).unwrap_or(u32::MAX);
             let frame = Frame::Request {
                 id,
@@ -897,25 +1115,26 @@ mod native {
                 payload: payload.to_vec(),
             }
             .encode();
-            let frame = match framing::encode_frame(&frame, self.max_frame.max(frame.len())) {
-                Ok(f) => f,
-                Err(e) => {
-                    lock(&self.pending).remove(&id);
-                    return Err(crate::socket::SocketError::from(e).into());
-                }
+            let frame = match &self.out {
+                Out::Stream(_) => framing::encode_frame(&frame, self.max_frame.max(frame.len()))
+                    .map_err(|e| Error::from(crate::socket::SocketError::from(e)))?,
+                Out::Ring { .. } => frame,
             };
-            if self.requests.send(frame).is_err() {
-                lock(&self.pending).remove(&id);
-                return Err(self.gone());
-            }
+            self.send(frame, timeout)?;
             match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(reply)) => Ok(reply),
                 Ok(Err(_)) => Err(self.gone()),
-                Err(_) => {
-                    lock(&self.pending).remove(&id);
-                    Err(Error::Timeout)
-                }
+                Err(_) => Err(Error::Timeout),
             }
+        }
+    }
+
+    /// Forgets a call's entry in the pending table when the call ends.
+    struct Forget<'a>(&'a Conn, u64);
+
+    impl Drop for Forget<'_> {
+        fn drop(&mut self) {
+            lock(&self.0.pending).remove(&self.1);
         }
     }
 
@@ -925,7 +1144,12 @@ mod native {
         conn: Weak<Conn>,
     ) {
         while let Some(frame) = rx.recv().await {
-            if let Err(e) = w.write_all(&frame).await {
+            let mut r = w.write_all(&frame).await;
+            // Requests queued meanwhile go out before the flush (which TLS needs).
+            if r.is_ok() && rx.is_empty() {
+                r = w.flush().await;
+            }
+            if let Err(e) = r {
                 if let Some(c) = conn.upgrade() {
                     c.set_dead(format!("the connection to {} failed: {e}", c.addr));
                 }
@@ -939,9 +1163,10 @@ mod native {
         mut dec: FrameDecoder,
         mut buf: Vec<u8>,
         conn: Weak<Conn>,
+        addr: String,
     ) {
         loop {
-            let got = read_frame(&mut r, &mut dec, &mut buf).await;
+            let got = read_frame(&mut r, &mut dec, &mut buf, &addr).await;
             let Some(c) = conn.upgrade() else { return };
             match got {
                 Ok(Some(f)) => match Frame::decode(&f) {
@@ -949,11 +1174,39 @@ mod native {
                         id,
                         status,
                         payload,
-                    }) => {
-                        if let Some(tx) = lock(&c.pending).remove(&id) {
-                            let _ = tx.send(Reply { status, payload });
-                        }
+                    }) => c.complete(id, Reply { status, payload }),
+                    _ => {
+                        return c.set_dead(format!(
+                            "the server at {addr} sent an unexpected or malformed frame"
+                        ));
                     }
+                },
+                Ok(None) => {
+                    return c.set_dead(format!("the server at {addr} closed the connection"));
+                }
+                Err(e) => {
+                    return c.set_dead(format!("the connection to {addr} failed: {e}"));
+                }
+            }
+        }
+    }
+
+    /// The ring reader thread: completes each call as its reply arrives, until the server
+    /// is gone or the client is.
+    fn read_ring(mut reader: Box<dyn Link>, conn: Weak<Conn>) {
+        loop {
+            let mut frame = None;
+            let got = reader.recv_frame_with(Wait::timeout(RING_POLL), &mut |f| {
+                frame = Some(reqrep::Frame::decode(f));
+            });
+            let Some(c) = conn.upgrade() else { return };
+            match got {
+                Ok(true) => match frame {
+                    Some(Ok(Frame::Reply {
+                        id,
+                        status,
+                        payload,
+                    })) => c.complete(id, Reply { status, payload }),
                     _ => {
                         return c.set_dead(format!(
                             "the server at {} sent an unexpected or malformed frame",
@@ -961,30 +1214,35 @@ mod native {
                         ));
                     }
                 },
-                Ok(None) => {
+                Ok(false) => {
                     return c.set_dead(format!("the server at {} closed the connection", c.addr));
                 }
+                Err(Error::Timeout | Error::WouldBlock) => {}
                 Err(e) => {
                     return c.set_dead(format!("the connection to {} failed: {e}", c.addr));
                 }
             }
         }
     }
-}
 
-/// Already-encoded arguments: serialised as the bytes themselves (postcard of a tuple struct
-/// of `u8`s would add a length, so this writes them one by one).
-#[cfg(feature = "tokio")]
-struct RawArgs(Vec<u8>);
-
-#[cfg(feature = "tokio")]
-impl Serialize for RawArgs {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeTuple;
-        let mut t = s.serialize_tuple(self.0.len())?;
-        for b in &self.0 {
-            t.serialize_element(b)?;
+    /// The ring writer thread: sends the requests that found the ring full, each waiting for
+    /// room until its call's deadline. Ends with the client.
+    fn write_ring(
+        link: Arc<Mutex<Box<dyn Link>>>,
+        backlog: std::sync::mpsc::Receiver<(Vec<u8>, Wait)>,
+        conn: Weak<Conn>,
+    ) {
+        for (frame, wait) in backlog {
+            match lock(&link).send_frame_wait(&frame, wait) {
+                // Still full at the deadline: that call has timed out meanwhile.
+                Ok(()) | Err(Error::Full { .. } | Error::WouldBlock | Error::Timeout) => {}
+                Err(e) => {
+                    if let Some(c) = conn.upgrade() {
+                        c.set_dead(format!("the connection to {} failed: {e}", c.addr));
+                    }
+                    return;
+                }
+            }
         }
-        t.end()
     }
 }
