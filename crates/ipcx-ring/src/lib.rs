@@ -981,6 +981,73 @@ mod tests {
         assert_eq!(&out[..3], b"two");
     }
 
+    /// Messages of every size, many laps, a reader lagging by a varying amount: every
+    /// message arrives whole and in order (through the fast paths, padding and full rings).
+    #[test]
+    fn varied_sizes_over_many_laps() {
+        const Q: Params = Params {
+            capacity: 256,
+            max_msg: 100,
+            overwrite: false,
+        };
+        let mut buf = [0u128; 16];
+        let data = area(&mut buf);
+        let ctl = Ctl::new();
+        let cursors = [Cursor::new()];
+        cursors[0].state.store(CLAIMED, Ordering::Relaxed);
+        let mut r = Reader::join(&ctl, &cursors[0], data, Q).unwrap();
+        let mut w = Writer::attach(&ctl, &cursors, data, Q).unwrap();
+        let msg = |i: u32| -> Vec<u8> {
+            let len = (i * 37 % 101) as usize;
+            (0..len).map(|j| (i as usize + j) as u8).collect()
+        };
+        let (mut sent, mut got) = (0u32, 0u32);
+        let mut out = [0u8; 100];
+        while got < 2000 {
+            // Send a few (until full), then receive a few.
+            for _ in 0..(sent % 5) + 1 {
+                match w.try_send(&msg(sent)) {
+                    Ok(()) => sent += 1,
+                    Err(RingError::Full) => break,
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+            for _ in 0..(got % 4) + 1 {
+                let Some((n, 0)) = r.try_recv(&mut out).unwrap() else {
+                    break;
+                };
+                assert_eq!(&out[..n], &msg(got)[..]);
+                got += 1;
+            }
+        }
+        assert!(w.head > 20 * Q.capacity);
+    }
+
+    /// A stamped record whose header is garbage is corrupt, whichever check it fails.
+    #[test]
+    fn a_stamped_record_with_a_bad_header_is_corrupt() {
+        for w0 in [
+            u64::from(KIND_MSG) << 32 | 17, // above max_msg
+            3 << 32,                        // unknown kind
+            u64::from(KIND_PAD) << 32,      // padding that does not reach the end
+            0,
+        ] {
+            let mut buf = [0u128; 4];
+            let data = area(&mut buf);
+            let ctl = Ctl::new();
+            let cursors = [Cursor::new()];
+            cursors[0].state.store(CLAIMED, Ordering::Relaxed);
+            let mut r = Reader::join(&ctl, &cursors[0], data, P).unwrap();
+            data.write_u64(0, w0);
+            data.write_u64(8, stamp(0));
+            let mut out = [0u8; 16];
+            assert!(
+                matches!(r.try_recv(&mut out), Err(RingError::Corrupt(_))),
+                "{w0:#x}"
+            );
+        }
+    }
+
     /// A record below the published head without its stamp is an error, not a hang.
     #[test]
     fn a_missing_stamp_below_the_head_is_corrupt() {

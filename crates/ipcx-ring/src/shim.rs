@@ -159,10 +159,7 @@ impl Data {
         #[cfg(not(loom))]
         {
             if racy {
-                for (i, b) in src.iter().enumerate() {
-                    // SAFETY: off + i < len (checked above).
-                    unsafe { core::ptr::write_volatile(self.base.add(off + i), *b) };
-                }
+                self.copy_in_volatile(off, src);
             } else {
                 // SAFETY: in bounds (checked); the protocol gives the writer these bytes
                 // exclusively, and `src` is not in the area (the caller owns it).
@@ -183,6 +180,28 @@ impl Data {
         }
     }
 
+    /// `copy_in` byte by byte, volatile (kept out of line: the plain copy is the hot one).
+    #[cfg(not(loom))]
+    #[inline(never)]
+    fn copy_in_volatile(&self, off: usize, src: &[u8]) {
+        self.check(off, src.len());
+        for (i, b) in src.iter().enumerate() {
+            // SAFETY: off + i < len (checked above).
+            unsafe { core::ptr::write_volatile(self.base.add(off + i), *b) };
+        }
+    }
+
+    /// `copy_out` byte by byte, volatile (kept out of line).
+    #[cfg(not(loom))]
+    #[inline(never)]
+    fn copy_out_volatile(&self, off: usize, dst: &mut [u8]) {
+        self.check(off, dst.len());
+        for (i, b) in dst.iter_mut().enumerate() {
+            // SAFETY: off + i < len (checked above).
+            *b = unsafe { core::ptr::read_volatile(self.base.add(off + i)) };
+        }
+    }
+
     /// Copies bytes at `off` into `dst`; see [`Data::copy_in`] for `racy`.
     #[inline]
     pub fn copy_out(&self, off: usize, dst: &mut [u8], racy: bool) {
@@ -190,10 +209,7 @@ impl Data {
         #[cfg(not(loom))]
         {
             if racy {
-                for (i, b) in dst.iter_mut().enumerate() {
-                    // SAFETY: off + i < len (checked above).
-                    *b = unsafe { core::ptr::read_volatile(self.base.add(off + i)) };
-                }
+                self.copy_out_volatile(off, dst);
             } else {
                 // SAFETY: in bounds (checked); the protocol guarantees no one writes these
                 // bytes until the reader releases them; `dst` is not in the area.
