@@ -738,27 +738,27 @@ impl<'a> Reader<'a> {
     /// calls [`Reader::check`] now and then to tell an empty ring from a broken one.
     #[inline]
     pub fn peek(&mut self) -> Result<Option<Peeked>, RingError> {
-        if !self.stamped() {
-            if self.p.overwrite {
+        // Copies in registers: the acquire load below would make the compiler read the
+        // fields again.
+        let (tail, cells, p) = (self.tail, self.cells, self.p);
+        if p.overwrite || cells.stamp(tail) != stamp(tail) {
+            if p.overwrite {
                 return corrupt("peek on an overwrite ring");
             }
             return Ok(None);
         }
-        // Fast path: a message record (the stamp matched, so this is a lossless ring) with a
-        // valid length that ends inside the ring. `w0 - (KIND_MSG << 32)` is the length when
-        // the kind is KIND_MSG, and above `max_msg` for any other kind.
-        let len = self
-            .cells
-            .header(self.tail)
-            .wrapping_sub(u64::from(KIND_MSG) << 32);
-        if len <= u64::from(self.p.max_msg) {
-            let off = self.tail & self.p.mask();
+        // Fast path: a message record with a valid length that ends inside the ring.
+        // `w0 - (KIND_MSG << 32)` is the length when the kind is KIND_MSG, and above
+        // `max_msg` for any other kind.
+        let len = cells.header(tail).wrapping_sub(u64::from(KIND_MSG) << 32);
+        if len <= u64::from(p.max_msg) {
+            let off = tail & p.mask();
             let size = record_size(len);
-            if off + size <= self.p.capacity {
+            if off + size <= p.capacity {
                 return Ok(Some(Peeked {
                     offset: (off + HEADER) as usize,
                     len: len as usize,
-                    next: self.tail + size,
+                    next: tail + size,
                 }));
             }
         }
