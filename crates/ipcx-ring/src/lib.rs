@@ -47,7 +47,7 @@ mod work;
 pub use shim::Data;
 pub use work::{WorkCtl, WorkQueue, WorkSlot};
 
-use shim::{AtomicU32, AtomicU64, Ordering, fence};
+use shim::{AtomicU32, AtomicU64, Cells, Ordering, fence};
 
 /// Bytes of a record header.
 pub const HEADER: u64 = 16;
@@ -287,10 +287,14 @@ pub struct Writer<'a> {
     ctl: &'a Ctl,
     readers: &'a [Cursor],
     data: Data,
+    cells: Cells,
     p: Params,
     head: u64,
     /// Lossless: the writer may fill up to here without looking at the readers again.
     limit: u64,
+    /// Lossless: a record that ends at or below this fits without a look at the readers and
+    /// without padding (`min(limit, end of the head's lap)`); overwrite: 0 (no fast path).
+    fast_end: u64,
     oldest: u64,
     seq: u64,
 }
@@ -304,9 +308,10 @@ impl<'a> Writer<'a> {
         data: Data,
         p: Params,
     ) -> Result<Writer<'a>, RingError> {
-        if !p.is_valid() || data.len() as u64 != p.capacity {
-            return corrupt("ring parameters");
-        }
+        let cells = match data.cells() {
+            Some(c) if p.is_valid() && data.len() as u64 == p.capacity => c,
+            _ => return corrupt("ring parameters"),
+        };
         let mut head = ctl.writer.head.load(Ordering::Acquire);
         let oldest = ctl.writer.oldest.load(Ordering::Acquire);
         let mut seq = ctl.writer.seq.load(Ordering::Acquire);
@@ -342,9 +347,11 @@ impl<'a> Writer<'a> {
             ctl,
             readers,
             data,
+            cells,
             p,
             head,
             limit: head,
+            fast_end: 0,
             oldest,
             seq,
         })
@@ -358,6 +365,11 @@ impl<'a> Writer<'a> {
     /// The data area.
     pub fn data(&self) -> &Data {
         &self.data
+    }
+
+    /// The control block.
+    pub fn ctl(&self) -> &'a Ctl {
+        self.ctl
     }
 
     /// The smallest tail of the active readers (`None`: no active reader), checked against
@@ -399,6 +411,24 @@ impl<'a> Writer<'a> {
     /// no room until a reader moves on.
     #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<Reservation, RingError> {
+        // Fast path: a lossless ring with room below `fast_end` (no padding, no look at the
+        // readers). `len <= max_msg` first, so the record size cannot overflow.
+        if len <= self.p.max_msg as usize {
+            let end = self.head + record_size(len as u64);
+            if end <= self.fast_end {
+                return Ok(Reservation {
+                    offset: ((self.head & self.p.mask()) + HEADER) as usize,
+                    len,
+                    pad: 0,
+                });
+            }
+        }
+        self.reserve_slow(len)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn reserve_slow(&mut self, len: usize) -> Result<Reservation, RingError> {
         if len > self.p.max_msg as usize {
             return Err(RingError::TooLarge {
                 len,
@@ -418,15 +448,26 @@ impl<'a> Writer<'a> {
         } else if self.head + need > self.limit {
             let min = self.min_tail()?.unwrap_or(self.head);
             self.limit = min + self.p.capacity;
+            self.set_fast_end();
             if self.head + need > self.limit {
                 return Err(RingError::Full);
             }
+        }
+        if !self.p.overwrite {
+            self.set_fast_end();
         }
         Ok(Reservation {
             offset: (((self.head + pad) & self.p.mask()) + HEADER) as usize,
             len,
             pad,
         })
+    }
+
+    /// Lossless: `fast_end = min(limit, end of the head's lap)` (`head & !mask` is the start
+    /// of the lap `head` is in).
+    fn set_fast_end(&mut self) {
+        let lap_end = (self.head & !self.p.mask()) + self.p.capacity;
+        self.fast_end = self.limit.min(lap_end);
     }
 
     /// Overwrite mode: moves `oldest` past every record that a write up to `end` destroys,
@@ -462,6 +503,29 @@ impl<'a> Writer<'a> {
     /// Publishes a reserved record with `len <= r.len` payload bytes.
     #[inline]
     pub fn commit(&mut self, r: Reservation, len: usize) {
+        if r.pad != 0 || self.p.overwrite {
+            return self.commit_slow(r, len);
+        }
+        // Fast path (lossless, no padding): as below, with the header words reached through
+        // `cells` (positions masked into the area: no bounds check needed).
+        let len = len.min(r.len);
+        let start = self.head;
+        let end = start + record_size(len as u64);
+        if end + HEADER <= self.limit {
+            self.cells.set_stamp(end, 0);
+        }
+        self.cells
+            .set_header(start, len as u64 | (u64::from(KIND_MSG) << 32));
+        self.cells.set_stamp(start, stamp(start));
+        self.seq += 1;
+        self.head = end;
+        self.ctl.writer.seq.store(self.seq, Ordering::Relaxed);
+        self.ctl.writer.head.store(end, Ordering::Release);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn commit_slow(&mut self, r: Reservation, len: usize) {
         let len = len.min(r.len);
         let start = self.head + r.pad;
         let end = start + record_size(len as u64);
@@ -531,6 +595,7 @@ pub struct Reader<'a> {
     ctl: &'a Ctl,
     cursor: &'a Cursor,
     data: Data,
+    cells: Cells,
     p: Params,
     tail: u64,
     next_seq: Option<u64>,
@@ -549,9 +614,10 @@ impl<'a> Reader<'a> {
         data: Data,
         p: Params,
     ) -> Result<Reader<'a>, RingError> {
-        if !p.is_valid() || data.len() as u64 != p.capacity {
-            return corrupt("ring parameters");
-        }
+        let cells = match data.cells() {
+            Some(c) if p.is_valid() && data.len() as u64 == p.capacity => c,
+            _ => return corrupt("ring parameters"),
+        };
         // The writer never looks at a reader's tail until it sees it ACTIVE, and holds back
         // while it sees it JOINING. With the SeqCst fences (here and in `Writer::min_tail`),
         // either the writer sees JOINING/ACTIVE, or its last look at the readers came before
@@ -571,6 +637,7 @@ impl<'a> Reader<'a> {
             ctl,
             cursor,
             data,
+            cells,
             p,
             tail,
             next_seq: None,
@@ -587,9 +654,10 @@ impl<'a> Reader<'a> {
         data: Data,
         p: Params,
     ) -> Result<Reader<'a>, RingError> {
-        if !p.is_valid() || data.len() as u64 != p.capacity {
-            return corrupt("ring parameters");
-        }
+        let cells = match data.cells() {
+            Some(c) if p.is_valid() && data.len() as u64 == p.capacity => c,
+            _ => return corrupt("ring parameters"),
+        };
         let head = ctl.writer.head.load(Ordering::Acquire);
         let tail = cursor.tail.load(Ordering::Acquire);
         // A lossless reader may be one record ahead of the published head (see `peek`).
@@ -604,6 +672,7 @@ impl<'a> Reader<'a> {
             ctl,
             cursor,
             data,
+            cells,
             p,
             tail,
             next_seq: None,
@@ -625,6 +694,11 @@ impl<'a> Reader<'a> {
     /// The reader's cursor.
     pub fn cursor(&self) -> &Cursor {
         self.cursor
+    }
+
+    /// The control block.
+    pub fn ctl(&self) -> &'a Ctl {
+        self.ctl
     }
 
     /// Whether a message may be waiting (a cheap check for waiting loops: on a lossless ring
@@ -654,11 +728,7 @@ impl<'a> Reader<'a> {
     /// Reads one word, in the cache line the record starts in: the cheapest poll there is.
     #[inline]
     pub fn stamped(&self) -> bool {
-        !self.p.overwrite
-            && self
-                .data
-                .load_acquire_u64(((self.tail & self.p.mask()) + 8) as usize)
-                == stamp(self.tail)
+        !self.p.overwrite && self.cells.stamp(self.tail) == stamp(self.tail)
     }
 
     /// Lossless rings: the next record, without consuming it (its bytes stay valid and
@@ -668,6 +738,37 @@ impl<'a> Reader<'a> {
     /// calls [`Reader::check`] now and then to tell an empty ring from a broken one.
     #[inline]
     pub fn peek(&mut self) -> Result<Option<Peeked>, RingError> {
+        // Copies in registers: the acquire load below would make the compiler read the
+        // fields again.
+        let (tail, cells, p) = (self.tail, self.cells, self.p);
+        if p.overwrite || cells.stamp(tail) != stamp(tail) {
+            if p.overwrite {
+                return corrupt("peek on an overwrite ring");
+            }
+            return Ok(None);
+        }
+        // Fast path: a message record with a valid length that ends inside the ring.
+        // `w0 - (KIND_MSG << 32)` is the length when the kind is KIND_MSG, and above
+        // `max_msg` for any other kind.
+        let len = cells.header(tail).wrapping_sub(u64::from(KIND_MSG) << 32);
+        if len <= u64::from(p.max_msg) {
+            let off = tail & p.mask();
+            let size = record_size(len);
+            if off + size <= p.capacity {
+                return Ok(Some(Peeked {
+                    offset: (off + HEADER) as usize,
+                    len: len as usize,
+                    next: tail + size,
+                }));
+            }
+        }
+        self.peek_slow()
+    }
+
+    /// [`Reader::peek`] for the records its fast path leaves: padding, and anything invalid.
+    #[cold]
+    #[inline(never)]
+    fn peek_slow(&mut self) -> Result<Option<Peeked>, RingError> {
         if self.p.overwrite {
             return corrupt("peek on an overwrite ring");
         }
@@ -878,6 +979,73 @@ mod tests {
         w.try_send(b"two").unwrap();
         assert_eq!(r.try_recv(&mut out).unwrap(), Some((3, 0)));
         assert_eq!(&out[..3], b"two");
+    }
+
+    /// Messages of every size, many laps, a reader lagging by a varying amount: every
+    /// message arrives whole and in order (through the fast paths, padding and full rings).
+    #[test]
+    fn varied_sizes_over_many_laps() {
+        const Q: Params = Params {
+            capacity: 256,
+            max_msg: 100,
+            overwrite: false,
+        };
+        let mut buf = [0u128; 16];
+        let data = area(&mut buf);
+        let ctl = Ctl::new();
+        let cursors = [Cursor::new()];
+        cursors[0].state.store(CLAIMED, Ordering::Relaxed);
+        let mut r = Reader::join(&ctl, &cursors[0], data, Q).unwrap();
+        let mut w = Writer::attach(&ctl, &cursors, data, Q).unwrap();
+        let msg = |i: u32| -> Vec<u8> {
+            let len = (i * 37 % 101) as usize;
+            (0..len).map(|j| (i as usize + j) as u8).collect()
+        };
+        let (mut sent, mut got) = (0u32, 0u32);
+        let mut out = [0u8; 100];
+        while got < 2000 {
+            // Send a few (until full), then receive a few.
+            for _ in 0..(sent % 5) + 1 {
+                match w.try_send(&msg(sent)) {
+                    Ok(()) => sent += 1,
+                    Err(RingError::Full) => break,
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+            for _ in 0..(got % 4) + 1 {
+                let Some((n, 0)) = r.try_recv(&mut out).unwrap() else {
+                    break;
+                };
+                assert_eq!(&out[..n], &msg(got)[..]);
+                got += 1;
+            }
+        }
+        assert!(w.head > 20 * Q.capacity);
+    }
+
+    /// A stamped record whose header is garbage is corrupt, whichever check it fails.
+    #[test]
+    fn a_stamped_record_with_a_bad_header_is_corrupt() {
+        for w0 in [
+            u64::from(KIND_MSG) << 32 | 17, // above max_msg
+            3 << 32,                        // unknown kind
+            u64::from(KIND_PAD) << 32,      // padding that does not reach the end
+            0,
+        ] {
+            let mut buf = [0u128; 4];
+            let data = area(&mut buf);
+            let ctl = Ctl::new();
+            let cursors = [Cursor::new()];
+            cursors[0].state.store(CLAIMED, Ordering::Relaxed);
+            let mut r = Reader::join(&ctl, &cursors[0], data, P).unwrap();
+            data.write_u64(0, w0);
+            data.write_u64(8, stamp(0));
+            let mut out = [0u8; 16];
+            assert!(
+                matches!(r.try_recv(&mut out), Err(RingError::Corrupt(_))),
+                "{w0:#x}"
+            );
+        }
     }
 
     /// A record below the published head without its stamp is an error, not a hang.

@@ -135,6 +135,22 @@ impl Data {
         self.words[off / 8].store(v, Ordering::Release)
     }
 
+    /// The area seen as 16-byte cells (see [`Cells`]), when its length is a power of two of
+    /// at least 16 bytes (a ring's data area).
+    #[inline]
+    pub(crate) fn cells(&self) -> Option<Cells> {
+        if !self.len.is_power_of_two() || self.len < 16 {
+            return None;
+        }
+        Some(Cells {
+            #[cfg(not(loom))]
+            base: self.base,
+            #[cfg(loom)]
+            words: self.words,
+            mask: (self.len - 1) & !15,
+        })
+    }
+
     /// Copies `src` to `off`. `racy`: readers may read the bytes concurrently (overwrite mode),
     /// so the copy is volatile.
     #[inline]
@@ -143,10 +159,7 @@ impl Data {
         #[cfg(not(loom))]
         {
             if racy {
-                for (i, b) in src.iter().enumerate() {
-                    // SAFETY: off + i < len (checked above).
-                    unsafe { core::ptr::write_volatile(self.base.add(off + i), *b) };
-                }
+                self.copy_in_volatile(off, src);
             } else {
                 // SAFETY: in bounds (checked); the protocol gives the writer these bytes
                 // exclusively, and `src` is not in the area (the caller owns it).
@@ -167,6 +180,28 @@ impl Data {
         }
     }
 
+    /// `copy_in` byte by byte, volatile (kept out of line: the plain copy is the hot one).
+    #[cfg(not(loom))]
+    #[inline(never)]
+    fn copy_in_volatile(&self, off: usize, src: &[u8]) {
+        self.check(off, src.len());
+        for (i, b) in src.iter().enumerate() {
+            // SAFETY: off + i < len (checked above).
+            unsafe { core::ptr::write_volatile(self.base.add(off + i), *b) };
+        }
+    }
+
+    /// `copy_out` byte by byte, volatile (kept out of line).
+    #[cfg(not(loom))]
+    #[inline(never)]
+    fn copy_out_volatile(&self, off: usize, dst: &mut [u8]) {
+        self.check(off, dst.len());
+        for (i, b) in dst.iter_mut().enumerate() {
+            // SAFETY: off + i < len (checked above).
+            *b = unsafe { core::ptr::read_volatile(self.base.add(off + i)) };
+        }
+    }
+
     /// Copies bytes at `off` into `dst`; see [`Data::copy_in`] for `racy`.
     #[inline]
     pub fn copy_out(&self, off: usize, dst: &mut [u8], racy: bool) {
@@ -174,10 +209,7 @@ impl Data {
         #[cfg(not(loom))]
         {
             if racy {
-                for (i, b) in dst.iter_mut().enumerate() {
-                    // SAFETY: off + i < len (checked above).
-                    *b = unsafe { core::ptr::read_volatile(self.base.add(off + i)) };
-                }
+                self.copy_out_volatile(off, dst);
             } else {
                 // SAFETY: in bounds (checked); the protocol guarantees no one writes these
                 // bytes until the reader releases them; `dst` is not in the area.
@@ -197,5 +229,91 @@ impl Data {
                 chunk.copy_from_slice(&w[..chunk.len()]);
             }
         }
+    }
+}
+
+/// A ring's data area seen as 16-byte cells: records start on cell boundaries, and the two
+/// 64-bit words of a record header fill the cell it starts in. A position (a byte counter) is
+/// mapped to its cell by masking, so every access lands inside the area and 8-aligned whatever
+/// the position: the fast paths reach header words without a bounds check.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cells {
+    #[cfg(not(loom))]
+    base: *mut u8,
+    #[cfg(loom)]
+    words: &'static [AtomicU64],
+    /// `len - 1` with the low four bits cleared (`len`, the area's length, is a power of two
+    /// and at least 16).
+    mask: usize,
+}
+
+// SAFETY: like `Data`: an address range in shared memory, accessed only atomically or
+// volatilely through this type.
+unsafe impl Send for Cells {}
+// SAFETY: as above.
+unsafe impl Sync for Cells {}
+
+impl Cells {
+    /// Byte offset of word `word` (0 or 1) of the cell holding position `pos`: at most
+    /// `len - 16 + 8`, a multiple of 8.
+    #[inline]
+    fn at(&self, pos: u64, word: usize) -> usize {
+        (pos as usize & self.mask) | ((word & 1) << 3)
+    }
+
+    /// The header's first word (length and kind) of the cell at `pos` (volatile read).
+    #[inline]
+    pub(crate) fn header(&self, pos: u64) -> u64 {
+        let off = self.at(pos, 0);
+        #[cfg(not(loom))]
+        // SAFETY: `off + 8 <= len` and `off` is 8-aligned (see `at`; the base is 16-aligned,
+        // `Data::new`), so the word is inside the mapped area.
+        unsafe {
+            core::ptr::read_volatile(self.base.add(off).cast::<u64>())
+        }
+        #[cfg(loom)]
+        self.words[off / 8].load(Ordering::Relaxed)
+    }
+
+    /// Writes the header's first word of the cell at `pos`.
+    #[inline]
+    pub(crate) fn set_header(&self, pos: u64, v: u64) {
+        let off = self.at(pos, 0);
+        #[cfg(not(loom))]
+        // SAFETY: as in `header`.
+        unsafe {
+            core::ptr::write_volatile(self.base.add(off).cast::<u64>(), v)
+        }
+        #[cfg(loom)]
+        self.words[off / 8].store(v, Ordering::Relaxed)
+    }
+
+    /// The header's second word (the stamp) of the cell at `pos`, with acquire ordering.
+    #[inline]
+    pub(crate) fn stamp(&self, pos: u64) -> u64 {
+        let off = self.at(pos, 1);
+        #[cfg(not(loom))]
+        {
+            // SAFETY: in bounds and 8-aligned (see `at`); the word stays mapped while `self`
+            // is used, and every access to it from any process is atomic or volatile.
+            let word = unsafe { AtomicU64::from_ptr(self.base.add(off).cast::<u64>()) };
+            word.load(Ordering::Acquire)
+        }
+        #[cfg(loom)]
+        self.words[off / 8].load(Ordering::Acquire)
+    }
+
+    /// Writes the header's second word of the cell at `pos` with release ordering.
+    #[inline]
+    pub(crate) fn set_stamp(&self, pos: u64, v: u64) {
+        let off = self.at(pos, 1);
+        #[cfg(not(loom))]
+        {
+            // SAFETY: as in `stamp`.
+            let word = unsafe { AtomicU64::from_ptr(self.base.add(off).cast::<u64>()) };
+            word.store(v, Ordering::Release);
+        }
+        #[cfg(loom)]
+        self.words[off / 8].store(v, Ordering::Release)
     }
 }

@@ -543,6 +543,7 @@ fn spin(ready: &mut impl FnMut(bool) -> bool) -> bool {
 }
 
 /// Wakes the sleepers of `line`, if any (no system call otherwise).
+#[inline]
 pub(crate) fn notify(line: &ipcx_ring::WaitLine) {
     // Pairs with the sleeper's SeqCst increment then re-check: either it sees our update, or
     // we see it counted.
@@ -640,11 +641,20 @@ impl Publisher {
         self
     }
 
+    #[inline]
     fn reserve(&mut self, len: usize, wait: Wait) -> Result<Reservation, Error> {
         match self.writer.reserve(len) {
-            Ok(res) => return Ok(res),
-            Err(RingError::Full) => {}
-            Err(e) => return Err(Error::from_ring(&self.seg.name, e)),
+            Ok(res) => Ok(res),
+            Err(e) => self.reserve_slow(e, len, wait),
+        }
+    }
+
+    /// The ring said `e` to a reservation: wait for room (`Full`) or report the error.
+    #[cold]
+    #[inline(never)]
+    fn reserve_slow(&mut self, e: RingError, len: usize, wait: Wait) -> Result<Reservation, Error> {
+        if e != RingError::Full {
+            return Err(Error::from_ring(&self.seg.name, e));
         }
         let seg = Arc::clone(&self.seg);
         let mut result = None;
@@ -677,11 +687,13 @@ impl Publisher {
     }
 
     /// Loans `len` writable bytes in the ring, waiting as `wait` says for room.
+    #[inline]
     pub fn loan_wait(&mut self, len: usize, wait: Wait) -> Result<SampleMut<'_>, Error> {
         let res = self.reserve(len, wait)?;
         Ok(SampleMut { publ: self, res })
     }
     /// Loans `len` bytes, blocking until there is room.
+    #[inline]
     pub fn loan(&mut self, len: usize) -> Result<SampleMut<'_>, Error> {
         self.loan_wait(len, Wait::Forever)
     }
@@ -691,6 +703,7 @@ impl Publisher {
     }
 
     /// Copies `msg` into the ring, waiting as `wait` says for room.
+    #[inline]
     pub fn send_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), Error> {
         let res = self.reserve(msg.len(), wait)?;
         self.writer.write(&res, 0, msg);
@@ -698,6 +711,7 @@ impl Publisher {
         Ok(())
     }
     /// Sends a copy of `msg`, blocking while the ring is full.
+    #[inline]
     pub fn send(&mut self, msg: &[u8]) -> Result<(), Error> {
         self.send_wait(msg, Wait::Forever)
     }
@@ -717,9 +731,10 @@ impl Publisher {
         self.send(value.as_bytes())
     }
 
+    #[inline]
     fn commit(&mut self, res: Reservation, len: usize) {
         self.writer.commit(res, len);
-        notify(&self.seg.ctl().data_wait);
+        notify(&self.writer.ctl().data_wait);
     }
 }
 
@@ -744,12 +759,14 @@ pub struct SampleMut<'a> {
 
 impl SampleMut<'_> {
     /// Publishes the message.
+    #[inline]
     pub fn send(self) -> Result<(), Error> {
         let len = self.res.len;
         self.publ.commit(self.res, len);
         Ok(())
     }
     /// Publishes only the first `len` bytes.
+    #[inline]
     pub fn send_len(self, len: usize) -> Result<(), Error> {
         self.publ.commit(self.res, len);
         Ok(())
@@ -765,6 +782,7 @@ impl SampleMut<'_> {
 
 impl std::ops::Deref for SampleMut<'_> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         let p = self.publ.writer.data().ptr(self.res.offset, self.res.len);
         // SAFETY: the reserved range is inside the data area (checked by `ptr`), reserved for
@@ -775,6 +793,7 @@ impl std::ops::Deref for SampleMut<'_> {
 }
 
 impl std::ops::DerefMut for SampleMut<'_> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
         let p = self.publ.writer.data().ptr(self.res.offset, self.res.len);
         // SAFETY: as for `deref`; `&mut self` makes this the only reference to the bytes.
@@ -919,7 +938,22 @@ impl Subscriber {
     }
 
     /// Receives the next message, waiting as `wait` says.
+    #[inline]
     pub fn recv_wait(&mut self, wait: Wait) -> Result<Sample<'_>, Error> {
+        // Fast path: a message is waiting in a lossless ring.
+        if !self.reader.params().overwrite
+            && let Ok(Some(p)) = self.reader.peek()
+        {
+            return Ok(Sample {
+                sub: self,
+                kind: SampleKind::Shared(p),
+            });
+        }
+        self.recv_slow(wait)
+    }
+
+    #[inline(never)]
+    fn recv_slow(&mut self, wait: Wait) -> Result<Sample<'_>, Error> {
         let got = loop {
             if let Some(got) = self.try_get()? {
                 break got;
@@ -1057,6 +1091,7 @@ impl Subscriber {
     }
 
     /// Receives the next message, blocking.
+    #[inline]
     pub fn recv(&mut self) -> Result<Sample<'_>, Error> {
         self.recv_wait(Wait::Forever)
     }
@@ -1131,6 +1166,7 @@ impl Sample<'_> {
 
 impl std::ops::Deref for Sample<'_> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         match self.kind {
             SampleKind::Shared(p) => {
@@ -1145,10 +1181,11 @@ impl std::ops::Deref for Sample<'_> {
 }
 
 impl Drop for Sample<'_> {
+    #[inline]
     fn drop(&mut self) {
         if let SampleKind::Shared(p) = self.kind {
             self.sub.reader.release(p);
-            notify(&self.sub.seg.ctl().space_wait);
+            notify(&self.sub.reader.ctl().space_wait);
         }
     }
 }
