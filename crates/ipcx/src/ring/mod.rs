@@ -493,15 +493,20 @@ fn wait_until(
 
 /// Whether a waiter spins before yielding. A waiter whose spin phase keeps failing while the
 /// peer answers as soon as it yields shares a CPU with that peer (or the machine is
-/// oversubscribed): it then yields at once, and tries spinning again every so often.
+/// oversubscribed): it then yields at once, and tries spinning again every so often. One
+/// failure proves little (an interrupt or a preemption can hold up a peer on another CPU):
+/// the waits skipped double with each failure in a row, from 2 to [`SpinPolicy::BACKOFF`],
+/// and a spin that works starts over.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct SpinPolicy {
     /// Waits left before spinning is tried again.
     skip: u32,
+    /// Waits skipped after the last failure (0: the last spin worked).
+    backoff: u32,
 }
 
 impl SpinPolicy {
-    /// Waits that yield at once after a spin phase proved useless.
+    /// The most waits that yield at once after spin phases proved useless.
     const BACKOFF: u32 = 256;
 
     fn should_spin(&mut self, strategy: WaitStrategy) -> bool {
@@ -518,9 +523,11 @@ impl SpinPolicy {
     }
     fn spin_worked(&mut self) {
         self.skip = 0;
+        self.backoff = 0;
     }
     fn spin_failed(&mut self) {
-        self.skip = Self::BACKOFF;
+        self.backoff = (self.backoff * 2).clamp(2, Self::BACKOFF);
+        self.skip = self.backoff;
     }
 }
 
@@ -1285,4 +1292,37 @@ pub fn check_segment_image(bytes: &[u8]) -> Result<usize, Error> {
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SpinPolicy, WaitStrategy};
+
+    fn skipped(p: &mut SpinPolicy) -> u32 {
+        let mut n = 0;
+        while !p.should_spin(WaitStrategy::SpinThenSleep) {
+            n += 1;
+        }
+        n
+    }
+
+    /// One failed spin costs little; failures in a row back off exponentially up to the cap;
+    /// a spin that works starts over; a spinning strategy always spins.
+    #[test]
+    fn spin_backoff_doubles_and_resets() {
+        let mut p = SpinPolicy::default();
+        assert!(p.may_poll(WaitStrategy::SpinThenSleep));
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            p.spin_failed();
+            assert!(!p.may_poll(WaitStrategy::SpinThenSleep));
+            assert!(p.may_poll(WaitStrategy::Spin));
+            seen.push(skipped(&mut p));
+        }
+        assert_eq!(seen, [2, 4, 8, 16, 32, 64, 128, 256, 256, 256]);
+        p.spin_worked();
+        p.spin_failed();
+        assert_eq!(skipped(&mut p), 2);
+        assert!(!p.may_poll(WaitStrategy::Block));
+    }
 }
