@@ -3,8 +3,11 @@
 //! Measures every IPC mechanism between two real processes: round-trip latency (ping-pong,
 //! recorded in an HDR histogram after a warm-up) and one-way throughput (streaming, with the
 //! receiver checksumming every byte and the parent verifying the checksum), then prints a table,
-//! writes a JSON report and draws an SVG chart. Every p50 is compared with the `limit` row of
-//! the same run: a cache-line ping-pong through shared memory, the physical floor.
+//! writes a JSON report and draws an SVG chart. Every p50 is compared with the `limit` row, a
+//! cache-line ping-pong through shared memory (the physical floor): measured once in full at
+//! the start of the run, and again briefly just before each other row's ping-pong, because on a
+//! shared virtual machine the floor drifts within a run and every row drifts with it; each ratio
+//! divides by the floor measured next to its row (see [`report`]).
 //!
 //! The harness is generic: a row is anything that implements [`Mechanism`] (open a receiving
 //! half on each side, then connect the sending halves, giving a [`Link`] that moves messages).

@@ -7,7 +7,7 @@
 //!  "results": [
 //!    {"mechanism": "unix", "pattern": "ping-pong", "payload_bytes": 64, "processes": true,
 //!     "rtt_ns": {"p50": 42500, "p99": 61000, "p999": 86000, "mean": 43210.5, "samples": 5000},
-//!     "ratio_to_limit": 354.2},
+//!     "floor_p50_ns": 120, "floor_p99_9_ns": 240, "ratio_to_limit": 354.2},
 //!    {"mechanism": "unix", "pattern": "stream", "payload_bytes": 64, "processes": true,
 //!     "throughput": {"msgs_per_s": 850000.0, "bytes_per_s": 54400000.0, "messages": 212500},
 //!     "verified": true},
@@ -16,6 +16,24 @@
 //!  ]}
 //! ```
 //! Absent figures are omitted; `machine.pinned` is `null` when the run was not pinned.
+//!
+//! ## The floor next to each row
+//!
+//! The cache-line floor of a shared virtual machine drifts within a run (the hypervisor moves
+//! the vCPUs: for tens of seconds a round trip takes ~140 ns, then ~430 ns), and every row's
+//! latency drifts with it. So the runner measures a short `limit` ping-pong just before each
+//! row's ping-pong (same peer process, a few tens of ms) and records it in that result:
+//!
+//! - `floor_p50_ns`, `floor_p99_9_ns`: the p50 and p99.9 of that adjacent `limit` ping-pong
+//!   (for the `limit` row itself: its own figures). `rtt_ns.p999 / floor_p99_9_ns` is the tail
+//!   ratio against the same floor.
+//! - `ratio_to_limit`: `rtt_ns.p50 / floor_p50_ns`; when a result has no adjacent floor (a
+//!   report from before this change, or the floor measurement failed) it is divided by
+//!   `run.baseline_p50_ns` as before.
+//! - `run.baseline_p50_ns` is still the p50 of the full `limit` row (measured once, first), kept
+//!   for compatibility; it is no longer what the ratios of rows with a floor divide by.
+//!
+//! Both floor fields are optional: reports written before they existed still read back.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -83,7 +101,15 @@ pub struct BenchResult {
     /// Throughput (stream rows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throughput: Option<Throughput>,
-    /// p50 divided by the p50 of the `limit` row of the same run.
+    /// The p50 of the `limit` ping-pong measured just before this row (ping-pong results;
+    /// for the `limit` row, its own p50). See the [module docs](self).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor_p50_ns: Option<u64>,
+    /// The p99.9 of that same adjacent `limit` ping-pong, for tail ratios.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor_p99_9_ns: Option<u64>,
+    /// p50 divided by [`BenchResult::floor_p50_ns`], or by the p50 of the run's `limit` row
+    /// ([`RunInfo::baseline_p50_ns`]) when this result has no adjacent floor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ratio_to_limit: Option<f64>,
     /// Stream throughput divided by the in-process memcpy reference of the same run at the
@@ -111,6 +137,8 @@ impl BenchResult {
             processes: true,
             rtt_ns: None,
             throughput: None,
+            floor_p50_ns: None,
+            floor_p99_9_ns: None,
             ratio_to_limit: None,
             ratio_to_memcpy: None,
             verified: None,
@@ -250,7 +278,9 @@ pub struct RunInfo {
     pub sizes: Vec<u64>,
     /// The baseline row (`limit`).
     pub baseline: String,
-    /// The baseline's p50 that ratios divide by.
+    /// The p50 of the full baseline row (its smallest payload). Ratios of results with an
+    /// adjacent floor ([`BenchResult::floor_p50_ns`]) divide by that floor instead; the others
+    /// divide by this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline_p50_ns: Option<u64>,
     /// Why ratios are missing, when they are.
@@ -279,9 +309,11 @@ pub struct Report {
 }
 
 impl Report {
-    /// Fills `ratio_to_limit` of every ping-pong result from the baseline row's p50 (its
-    /// smallest measured payload), or records why ratios are omitted; and `ratio_to_memcpy`
-    /// of every stream result from the memcpy reference at its payload size.
+    /// Fills `ratio_to_limit` of every ping-pong result: its p50 over the floor measured next
+    /// to it ([`BenchResult::floor_p50_ns`]), or over the baseline row's p50 (its smallest
+    /// measured payload) when it has none; records why ratios are omitted when there is neither.
+    /// Fills `ratio_to_memcpy` of every stream result from the memcpy reference at its payload
+    /// size.
     pub fn compute_ratios(&mut self) {
         for r in &mut self.results {
             r.ratio_to_memcpy = r.throughput.as_ref().and_then(|t| {
@@ -296,29 +328,50 @@ impl Report {
             .iter()
             .filter(|r| r.mechanism == BASELINE && r.pattern == Pattern::PingPong)
             .filter_map(|r| r.rtt_ns.as_ref().map(|s| (r.payload_bytes, s.p50)))
-            .min_by_key(|(size, _)| *size);
-        match baseline {
-            Some((_, p50)) if p50 > 0 => {
-                self.run.baseline_p50_ns = Some(p50);
-                self.run.ratios_omitted = None;
-                for r in &mut self.results {
-                    r.ratio_to_limit = r.rtt_ns.as_ref().map(|s| s.p50 as f64 / p50 as f64);
-                }
-            }
-            _ => {
-                self.run.baseline_p50_ns = None;
-                let why = self
-                    .results
-                    .iter()
-                    .find(|r| r.mechanism == BASELINE)
-                    .and_then(|r| r.skipped.clone().or_else(|| r.error.clone()))
-                    .unwrap_or_else(|| "it did not run".to_owned());
-                self.run.ratios_omitted = Some(format!("the {BASELINE} row was skipped: {why}"));
-                for r in &mut self.results {
-                    r.ratio_to_limit = None;
-                }
-            }
+            .min_by_key(|(size, _)| *size)
+            .map(|(_, p50)| p50)
+            .filter(|&p50| p50 > 0);
+        self.run.baseline_p50_ns = baseline;
+        let any_floor = self.results.iter().any(|r| r.floor_p50_ns.unwrap_or(0) > 0);
+        if baseline.is_none() && !any_floor {
+            let why = self
+                .results
+                .iter()
+                .find(|r| r.mechanism == BASELINE)
+                .and_then(|r| r.skipped.clone().or_else(|| r.error.clone()))
+                .unwrap_or_else(|| "it did not run".to_owned());
+            self.run.ratios_omitted = Some(format!("the {BASELINE} row was skipped: {why}"));
+        } else {
+            self.run.ratios_omitted = None;
         }
+        for r in &mut self.results {
+            r.ratio_to_limit = r.rtt_ns.as_ref().and_then(|s| {
+                let floor = r.floor_p50_ns.filter(|&f| f > 0).or(baseline)?;
+                Some(s.p50 as f64 / floor as f64)
+            });
+        }
+    }
+
+    /// The smallest and largest floor measured next to a row (the `limit` row's own figures
+    /// excluded), or `None` when no row has one.
+    pub fn floor_range(&self) -> Option<(u64, u64)> {
+        let floors = self
+            .results
+            .iter()
+            .filter(|r| r.mechanism != BASELINE)
+            .filter_map(|r| r.floor_p50_ns);
+        floors.fold(None, |acc, f| match acc {
+            None => Some((f, f)),
+            Some((lo, hi)) => Some((lo.min(f), hi.max(f))),
+        })
+    }
+
+    /// Measured ping-pong results with no adjacent floor (their ratio, if any, divides by the
+    /// baseline row's p50).
+    pub fn without_floor(&self) -> impl Iterator<Item = &BenchResult> {
+        self.results
+            .iter()
+            .filter(|r| r.rtt_ns.is_some() && r.floor_p50_ns.is_none())
     }
 
     /// Results that failed while running.
@@ -422,5 +475,79 @@ mod tests {
         assert!(res.get("throughput").is_none());
         assert!(v["machine"]["pinned"].is_null());
         assert_eq!(Report::from_json(&s).unwrap(), r);
+    }
+
+    #[test]
+    fn each_ratio_divides_by_the_floor_measured_next_to_it() {
+        let mut limit = BenchResult::new(BASELINE, Pattern::PingPong, 64);
+        limit.rtt_ns = rtt(140);
+        limit.floor_p50_ns = Some(140);
+        limit.floor_p99_9_ns = Some(420);
+        // Measured in a slow phase: the floor next to it was 430 ns.
+        let mut ring = BenchResult::new("ring", Pattern::PingPong, 64);
+        ring.rtt_ns = rtt(860);
+        ring.floor_p50_ns = Some(430);
+        ring.floor_p99_9_ns = Some(1_290);
+        // Its floor measurement failed: the limit row's p50 stands in.
+        let mut unix = BenchResult::new("unix", Pattern::PingPong, 64);
+        unix.rtt_ns = rtt(14_000);
+        let mut stream = BenchResult::new("ring", Pattern::Stream, 64);
+        stream.throughput = Some(Throughput {
+            msgs_per_s: 1e6,
+            bytes_per_s: 64e6,
+            messages: None,
+        });
+        let mut r = report(vec![limit, ring, unix, stream]);
+        r.compute_ratios();
+        assert_eq!(r.run.baseline_p50_ns, Some(140));
+        assert!(r.run.ratios_omitted.is_none());
+        assert_eq!(r.results[0].ratio_to_limit, Some(1.0));
+        assert_eq!(r.results[1].ratio_to_limit, Some(2.0));
+        assert_eq!(r.results[2].ratio_to_limit, Some(100.0));
+        assert_eq!(r.results[3].ratio_to_limit, None);
+        assert_eq!(r.floor_range(), Some((430, 430)));
+        let without: Vec<_> = r.without_floor().map(|r| r.mechanism.as_str()).collect();
+        assert_eq!(without, ["unix"]);
+
+        // No limit row (a size it cannot carry) but floors next to the rows: ratios still.
+        let mut ring = BenchResult::new("ring", Pattern::PingPong, 4096);
+        ring.rtt_ns = rtt(3_000);
+        ring.floor_p50_ns = Some(150);
+        let mut r = report(vec![
+            BenchResult::skipped(BASELINE, Pattern::PingPong, 4096, "one cache line"),
+            ring,
+        ]);
+        r.compute_ratios();
+        assert_eq!(r.run.baseline_p50_ns, None);
+        assert!(r.run.ratios_omitted.is_none());
+        assert_eq!(r.results[1].ratio_to_limit, Some(20.0));
+    }
+
+    #[test]
+    fn the_floor_fields_round_trip_and_older_reports_still_read() {
+        let mut ring = BenchResult::new("ring", Pattern::PingPong, 64);
+        ring.rtt_ns = rtt(600);
+        ring.floor_p50_ns = Some(150);
+        ring.floor_p99_9_ns = Some(700);
+        let mut r = report(vec![ring]);
+        r.compute_ratios();
+        let s = r.to_json();
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        let res = &v["results"][0];
+        assert_eq!(res["floor_p50_ns"], 150);
+        assert_eq!(res["floor_p99_9_ns"], 700);
+        assert_eq!(res["ratio_to_limit"], 4.0);
+        let back = Report::from_json(&s).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(back.results[0].floor_p99_9_ns, Some(700));
+
+        // A report written before the floor fields existed.
+        let mut old = v.clone();
+        let obj = old["results"][0].as_object_mut().unwrap();
+        obj.remove("floor_p50_ns");
+        obj.remove("floor_p99_9_ns");
+        let back = Report::from_json(&old.to_string()).unwrap();
+        assert_eq!(back.results[0].floor_p50_ns, None);
+        assert_eq!(back.results[0].floor_p99_9_ns, None);
     }
 }

@@ -45,11 +45,16 @@ impl Budget {
         }
     }
 
-    /// The measurement budget when `units` measurements are planned.
-    fn per_phase(&self, units: usize) -> PhaseBudget {
+    /// The measurement budget when `units` measurements and `floors` adjacent floors are
+    /// planned. The floors' time comes out of the run's total (quick and default), so adding
+    /// them does not lengthen a run.
+    fn per_phase(&self, units: usize, floors: usize) -> PhaseBudget {
         let units = units.max(1) as f64;
+        let floors_s = self.floor_phase().cost().as_secs_f64() * floors as f64;
         let spread = |total: f64, min: f64, max: f64| {
-            PhaseBudget::Time(Duration::from_secs_f64((total / units).clamp(min, max)))
+            // Never less than half the total for the rows themselves.
+            let rows = (total - floors_s).max(total / 2.0);
+            PhaseBudget::Time(Duration::from_secs_f64((rows / units).clamp(min, max)))
         };
         match *self {
             Budget::Quick => spread(22.0, 0.05, 0.5),
@@ -58,7 +63,30 @@ impl Budget {
             Budget::Time(d) => PhaseBudget::Time(d),
         }
     }
+
+    /// The budget of the short `limit` ping-pong measured just before each row (the floor
+    /// that row's ratio divides by): [`FLOOR_TIME`], or the row's own iteration count (at most
+    /// [`FLOOR_MAX_ROUND_TRIPS`]) or duration when shorter.
+    pub fn floor_phase(&self) -> PhaseBudget {
+        match *self {
+            Budget::Quick | Budget::Default => PhaseBudget::Time(FLOOR_TIME),
+            Budget::Iterations(n) => PhaseBudget::Count(n.clamp(1, FLOOR_MAX_ROUND_TRIPS)),
+            Budget::Time(d) => PhaseBudget::Time(d.min(FLOOR_TIME)),
+        }
+    }
 }
+
+/// How long the floor measured next to each row runs (after a warm-up of a tenth of it).
+/// Long enough for tens of thousands of cache-line round trips, short next to the tens of
+/// seconds a hypervisor keeps the vCPUs in one place.
+pub const FLOOR_TIME: Duration = Duration::from_millis(30);
+
+/// The most round trips of a floor under [`Budget::Iterations`].
+pub const FLOOR_MAX_ROUND_TRIPS: u64 = 50_000;
+
+/// What setting up and closing one floor link costs, on top of its measurement (creating the
+/// word, both sides opening it, four control round trips to the peer), for planning.
+const FLOOR_SETUP: Duration = Duration::from_millis(2);
 
 /// The budget of one measurement.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -91,6 +119,17 @@ impl PhaseBudget {
             PhaseBudget::Count(n) => Duration::from_micros(50).saturating_mul(n as u32),
             PhaseBudget::Time(d) => d,
         }
+    }
+
+    /// An estimate of the wall time of a floor with this budget: warm-up, measurement and
+    /// setting up its link.
+    fn cost(&self) -> Duration {
+        let run = match *self {
+            // A cache-line round trip, with room for the slow phases.
+            PhaseBudget::Count(n) => Duration::from_nanos(500).saturating_mul(n as u32),
+            PhaseBudget::Time(d) => d,
+        };
+        run + run / 10 + FLOOR_SETUP
     }
 }
 
@@ -232,9 +271,51 @@ pub struct Plan {
     pub rows: Vec<PlannedRow>,
     /// The budget of each measurement.
     pub phase: PhaseBudget,
+    /// The budget of the `limit` ping-pong measured just before each row's ping-pong (see
+    /// [`Plan::floors`]).
+    pub floor: PhaseBudget,
+}
+
+/// The `limit` row and the payload its floors run at: the smallest requested size it carries
+/// (64 bytes or fewer when none is).
+fn floor_source(rows: &[PlannedRow]) -> Option<(Arc<dyn Mechanism>, usize)> {
+    let m = rows
+        .iter()
+        .find(|r| r.mechanism.name() == BASELINE)?
+        .mechanism
+        .clone();
+    if m.unavailable().is_some() || !m.patterns().contains(&Pattern::PingPong) {
+        return None;
+    }
+    let smallest = rows
+        .iter()
+        .filter(|r| r.mechanism.name() == BASELINE)
+        .map(|r| r.payload)
+        .min()?;
+    let payload = [smallest, 64, units::MIN_PAYLOAD]
+        .into_iter()
+        .find(|&p| m.check_payload(p).is_ok())?;
+    Some((m, payload))
+}
+
+/// Whether `row` gets a floor measured just before it: a ping-pong row that runs, other than
+/// the `limit` row itself.
+fn wants_floor(row: &PlannedRow) -> bool {
+    row.skip.is_none()
+        && row.mechanism.name() != BASELINE
+        && row.patterns.contains(&Pattern::PingPong)
 }
 
 impl Plan {
+    /// How many floors the run measures: one before each ping-pong row other than `limit`,
+    /// when the plan has a usable `limit` row (none otherwise).
+    pub fn floors(&self) -> usize {
+        if floor_source(&self.rows).is_none() {
+            return 0;
+        }
+        self.rows.iter().filter(|r| wants_floor(r)).count()
+    }
+
     /// Measurements that will run.
     pub fn units(&self) -> usize {
         self.rows
@@ -248,7 +329,9 @@ impl Plan {
     pub fn estimate(&self) -> Duration {
         let per = self.phase.estimate();
         let n = self.units() as u32;
-        per.saturating_mul(n) + per.saturating_mul(n) / 10
+        per.saturating_mul(n)
+            + per.saturating_mul(n) / 10
+            + self.floor.cost().saturating_mul(self.floors() as u32)
     }
 }
 
@@ -285,15 +368,13 @@ pub fn plan(registry: &Registry, cfg: &BenchConfig) -> Result<Plan, RunError> {
             });
         }
     }
-    let units = planned
-        .iter()
-        .filter(|r| r.skip.is_none())
-        .map(|r| r.patterns.len())
-        .sum();
-    Ok(Plan {
+    let mut plan = Plan {
         rows: planned,
-        phase: cfg.budget.per_phase(units),
-    })
+        phase: PhaseBudget::Count(1),
+        floor: cfg.budget.floor_phase(),
+    };
+    plan.phase = cfg.budget.per_phase(plan.units(), plan.floors());
+    Ok(plan)
 }
 
 /// Checks that both CPUs may be used by this process.
@@ -874,6 +955,7 @@ pub fn run_plan(
     let mut peer: Option<Peer> = None;
     let mut results = Vec::new();
     let mut row_no = 0u64;
+    let floor_src = floor_source(&plan.rows);
     for row in &plan.rows {
         let name = row.mechanism.name().to_owned();
         if let Some(why) = &row.skip {
@@ -893,6 +975,41 @@ pub fn run_plan(
         if peer.is_none() {
             peer = Some(Peer::spawn(launcher, dir.path(), cfg, &stop)?);
         }
+        // The floor next to this row, with the same peer process.
+        let floor = match &floor_src {
+            Some((limit, payload)) if wants_floor(row) => {
+                row_no += 1;
+                let p = peer.as_mut().expect("peer started");
+                let (floor, end) = measure_floor(
+                    limit,
+                    *payload,
+                    dir.path(),
+                    row_no,
+                    p,
+                    plan.floor,
+                    cfg,
+                    &stop,
+                );
+                match end {
+                    RowEnd::Fine => {}
+                    RowEnd::PeerLost => {
+                        if let Some(mut old) = peer.take() {
+                            old.shutdown(Duration::from_millis(500));
+                        }
+                        peer = Some(Peer::spawn(launcher, dir.path(), cfg, &stop)?);
+                    }
+                    RowEnd::Interrupted => {
+                        if let Some(mut old) = peer.take() {
+                            old.shutdown(Duration::from_secs(2));
+                        }
+                        progress.finish();
+                        return Err(RunError::Interrupted);
+                    }
+                }
+                floor
+            }
+            _ => None,
+        };
         let p = peer.as_mut().expect("peer started");
         row_no += 1;
         let ctx = RowContext {
@@ -900,7 +1017,8 @@ pub fn run_plan(
             dir: dir.path().to_owned(),
             tag: format!("ipcx-bench-{}-{row_no}", std::process::id()),
         };
-        let (row_results, lost) = run_row(row, &ctx, p, plan.phase, cfg, &stop, progress);
+        let (mut row_results, lost) = run_row(row, &ctx, p, plan.phase, cfg, &stop, progress);
+        attach_floor(&mut row_results, floor.as_ref());
         results.extend(row_results);
         match lost {
             RowEnd::Fine => {}
@@ -957,6 +1075,55 @@ pub fn run_plan(
     };
     report.compute_ratios();
     Ok(report)
+}
+
+/// Measures the floor next to a row: a short ping-pong of the `limit` row `limit` at
+/// `payload` with the run's peer, as any row is measured (its own word, opened and closed).
+/// `None` when it did not produce figures.
+#[allow(clippy::too_many_arguments)]
+fn measure_floor(
+    limit: &Arc<dyn Mechanism>,
+    payload: usize,
+    dir: &Path,
+    row_no: u64,
+    peer: &mut Peer,
+    budget: PhaseBudget,
+    cfg: &BenchConfig,
+    stop: &dyn Fn() -> bool,
+) -> (Option<RttSummary>, RowEnd) {
+    let row = PlannedRow {
+        mechanism: limit.clone(),
+        payload,
+        skip: None,
+        patterns: vec![Pattern::PingPong],
+    };
+    let ctx = RowContext {
+        payload,
+        dir: dir.to_owned(),
+        tag: format!("ipcx-bench-{}-{row_no}", std::process::id()),
+    };
+    let (results, end) = run_row(&row, &ctx, peer, budget, cfg, stop, &mut NoProgress);
+    (results.into_iter().find_map(|r| r.rtt_ns), end)
+}
+
+/// Records the floor measured next to a row in its measured ping-pong results; the `limit`
+/// row's own results are their own floor.
+fn attach_floor(results: &mut [BenchResult], floor: Option<&RttSummary>) {
+    for r in results
+        .iter_mut()
+        .filter(|r| r.pattern == Pattern::PingPong)
+    {
+        let Some(rtt) = &r.rtt_ns else { continue };
+        let f = if r.mechanism == BASELINE {
+            Some((rtt.p50, rtt.p999))
+        } else {
+            floor.map(|f| (f.p50, f.p999))
+        };
+        if let Some((p50, p999)) = f {
+            r.floor_p50_ns = Some(p50);
+            r.floor_p99_9_ns = Some(p999);
+        }
+    }
 }
 
 /// The version of the ipcx library this harness was built with.
@@ -1181,5 +1348,75 @@ fn close(peer: &mut Peer, stop: &dyn Fn() -> bool) -> Result<(), PhaseError> {
             // A late answer to an earlier command: skip it.
             _ => continue,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(mechanisms: &[&str], sizes: &[usize], budget: Budget) -> BenchConfig {
+        BenchConfig {
+            mechanisms: mechanisms.iter().map(|s| (*s).to_owned()).collect(),
+            sizes: sizes.to_vec(),
+            budget,
+            ..BenchConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_floor_is_planned_before_each_ping_pong_row_but_the_limit_row() {
+        let reg = Registry::standard();
+        let p = plan(&reg, &cfg(&["ring", "unix"], &[64, 4096], Budget::Quick)).unwrap();
+        // limit 64 B is its own floor, limit 4 KiB is skipped: ring and unix at both sizes.
+        assert_eq!(p.floors(), 4);
+        assert_eq!(p.floor, PhaseBudget::Time(FLOOR_TIME));
+        let (m, payload) = floor_source(&p.rows).unwrap();
+        assert_eq!((m.name(), payload), (BASELINE, 64));
+
+        // A size the limit row cannot carry: the floors still run, at a size it can.
+        let p = plan(&reg, &cfg(&["unix"], &[4096], Budget::Quick)).unwrap();
+        assert_eq!(p.floors(), 1);
+        assert_eq!(floor_source(&p.rows).unwrap().1, 64);
+
+        // A registry without a limit row (the peers' ipcx-vs-raw rounds): no floors.
+        let mut only = Registry::new();
+        only.add(crate::selftest::SelfTest);
+        let p = plan(&only, &cfg(&["selftest"], &[64], Budget::Iterations(10))).unwrap();
+        assert_eq!(p.floors(), 0);
+    }
+
+    #[test]
+    fn floors_are_short_and_come_out_of_the_run_total() {
+        assert_eq!(Budget::Iterations(20).floor_phase(), PhaseBudget::Count(20));
+        assert_eq!(
+            Budget::Iterations(10_000_000).floor_phase(),
+            PhaseBudget::Count(FLOOR_MAX_ROUND_TRIPS)
+        );
+        assert_eq!(
+            Budget::Time(Duration::from_millis(5)).floor_phase(),
+            PhaseBudget::Time(Duration::from_millis(5))
+        );
+        assert_eq!(
+            Budget::Time(Duration::from_secs(2)).floor_phase(),
+            PhaseBudget::Time(FLOOR_TIME)
+        );
+        let secs = |b: PhaseBudget| match b {
+            PhaseBudget::Time(d) => d.as_secs_f64(),
+            PhaseBudget::Count(_) => unreachable!(),
+        };
+        // 60 measurements and 40 floors of ~35 ms: the quick run's 22 s less the floors.
+        let without = secs(Budget::Quick.per_phase(60, 0));
+        let with = secs(Budget::Quick.per_phase(60, 40));
+        assert!((without - 22.0 / 60.0).abs() < 1e-9, "{without}");
+        let floors = Budget::Quick.floor_phase().cost().as_secs_f64() * 40.0;
+        assert!((with - (22.0 - floors) / 60.0).abs() < 1e-9, "{with}");
+        // Never below half the total, whatever the number of floors.
+        let many = secs(Budget::Quick.per_phase(60, 100_000));
+        assert!((many - 11.0 / 60.0).abs() < 1e-9, "{many}");
+        assert_eq!(
+            Budget::Iterations(7).per_phase(60, 40),
+            PhaseBudget::Count(7)
+        );
     }
 }

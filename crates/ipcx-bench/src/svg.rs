@@ -38,10 +38,22 @@ fn draw(root: &Area<'_>, report: &Report) -> DrawResult {
         (20, 14),
         ("sans-serif", 20).into_font().color(&BLACK),
     ))?;
-    let sub = match (report.run.baseline_p50_ns, &report.run.ratios_omitted) {
-        (Some(p), _) => format!("limit row (the floor): p50 {}", format_ns(p as f64)),
-        (None, Some(why)) => format!("no floor: {why}"),
-        (None, None) => String::new(),
+    let limit_row = report
+        .run
+        .baseline_p50_ns
+        .map(|p| format!("limit row (the floor): p50 {}", format_ns(p as f64)));
+    let floors = report.floor_range().map(|(lo, hi)| {
+        format!(
+            "floors measured just before each row: p50 {}–{}",
+            format_ns(lo as f64),
+            format_ns(hi as f64)
+        )
+    });
+    let sub = match (limit_row, floors, &report.run.ratios_omitted) {
+        (Some(a), Some(b), _) => format!("{a}; {b}"),
+        (Some(a), None, _) | (None, Some(a), _) => a,
+        (None, None, Some(why)) => format!("no floor: {why}"),
+        (None, None, None) => String::new(),
     };
     top.draw(&Text::new(
         sub,
@@ -307,8 +319,14 @@ mod tests {
                 rs.push(s);
             }
         }
+        rs[0].floor_p50_ns = Some(140);
+        rs[2].floor_p50_ns = Some(430);
         let svg = render(&report(rs)).unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..100]);
+        assert!(
+            svg.contains("floors measured just before each row"),
+            "{svg}"
+        );
         assert!(svg.contains("unix") && svg.contains("tcp"));
         assert!(svg.contains("1 MiB"));
 

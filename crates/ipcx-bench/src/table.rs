@@ -176,26 +176,8 @@ pub fn render(report: &Report) -> String {
         report.run.budget
     );
     let _ = writeln!(out, "{t}");
-    match (report.run.baseline_p50_ns, &report.run.ratios_omitted) {
-        (Some(p50), _) => {
-            let _ = writeln!(
-                out,
-                "× limit: each p50 divided by the p50 of the {BASELINE} row of this run ({}), \
-                 the cache-line floor between these two CPUs",
-                format_ns(p50 as f64)
-            );
-            if p50 > SHARED_CPU_FLOOR_NS {
-                let _ = writeln!(
-                    out,
-                    "  (a cache-line round trip above {}: the two processes most likely shared                      one CPU during the {BASELINE} row, so ratios understate every row; pin them                      to two CPUs with --cpus, e.g. --cpus 0,1)",
-                    format_ns(SHARED_CPU_FLOOR_NS as f64)
-                );
-            }
-        }
-        (None, Some(why)) => {
-            let _ = writeln!(out, "× limit omitted: {why}");
-        }
-        (None, None) => {}
+    for line in ratio_footer(report) {
+        let _ = writeln!(out, "{line}");
     }
     if let Some(line) = memcpy_footer(report) {
         let _ = writeln!(out, "{line}");
@@ -206,6 +188,75 @@ pub fn render(report: &Report) -> String {
     let failed = report.failures().count();
     if failed > 0 {
         let _ = writeln!(out, "{failed} measurement(s) failed; see the notes above");
+    }
+    out
+}
+
+/// The lines under the table that say what the "× limit" column divides by.
+fn ratio_footer(report: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    let shared_cpu = |what: &str| {
+        format!(
+            "  (a cache-line round trip above {}: the two processes most likely shared one CPU \
+             during {what}, so ratios against it understate; pin them to two CPUs with --cpus, \
+             e.g. --cpus 0,1)",
+            format_ns(SHARED_CPU_FLOOR_NS as f64)
+        )
+    };
+    match (
+        report.floor_range(),
+        report.run.baseline_p50_ns,
+        &report.run.ratios_omitted,
+    ) {
+        (Some((lo, hi)), base, _) => {
+            let range = if lo == hi {
+                format_ns(lo as f64)
+            } else {
+                format!("{}–{}", format_ns(lo as f64), format_ns(hi as f64))
+            };
+            let limit_row = base.map_or_else(String::new, |p50| {
+                format!(
+                    "; the {BASELINE} row itself, measured first: {}",
+                    format_ns(p50 as f64)
+                )
+            });
+            out.push(format!(
+                "× limit: each p50 divided by the p50 of a {BASELINE} ping-pong (the cache-line \
+                 floor between these two CPUs) measured just before that row; floors this run: \
+                 {range}{limit_row}"
+            ));
+            let without = report
+                .without_floor()
+                .filter(|r| r.mechanism != BASELINE)
+                .count();
+            if without > 0 {
+                out.push(match base {
+                    Some(p50) => format!(
+                        "  ({without} measurement(s) got no floor of their own: divided by the \
+                         {BASELINE} row's {} instead)",
+                        format_ns(p50 as f64)
+                    ),
+                    None => {
+                        format!("  ({without} measurement(s) got no floor of their own: no ratio)")
+                    }
+                });
+            }
+            if hi > SHARED_CPU_FLOOR_NS {
+                out.push(shared_cpu("some of these floors"));
+            }
+        }
+        (None, Some(p50), _) => {
+            out.push(format!(
+                "× limit: each p50 divided by the p50 of the {BASELINE} row of this run ({}), \
+                 the cache-line floor between these two CPUs",
+                format_ns(p50 as f64)
+            ));
+            if p50 > SHARED_CPU_FLOOR_NS {
+                out.push(shared_cpu(&format!("the {BASELINE} row")));
+            }
+        }
+        (None, None, Some(why)) => out.push(format!("× limit omitted: {why}")),
+        (None, None, None) => {}
     }
     out
 }
@@ -312,5 +363,67 @@ mod tests {
         assert!(s.contains("unix 50%"), "{s}");
         // The limit row is one line, not one per size.
         assert_eq!(s.matches("│ limit").count(), 1, "{s}");
+    }
+
+    #[test]
+    fn the_ratio_column_divides_by_the_floor_next_to_each_row() {
+        let rtt = |p50: u64| {
+            Some(RttSummary {
+                p50,
+                p99: p50 * 2,
+                p999: p50 * 3,
+                mean: p50 as f64,
+                min: None,
+                max: None,
+                samples: None,
+            })
+        };
+        let mut limit = BenchResult::new(BASELINE, Pattern::PingPong, 64);
+        limit.rtt_ns = rtt(140);
+        limit.floor_p50_ns = Some(140);
+        let mut fast = BenchResult::new("ring", Pattern::PingPong, 64);
+        fast.rtt_ns = rtt(700);
+        fast.floor_p50_ns = Some(140);
+        let mut slow = BenchResult::new("ring-spin", Pattern::PingPong, 64);
+        slow.rtt_ns = rtt(1_290);
+        slow.floor_p50_ns = Some(430);
+        let mut lone = BenchResult::new("unix", Pattern::PingPong, 64);
+        lone.rtt_ns = rtt(14_000);
+        let mut r = Report {
+            ipcx_version: "0.1.0".into(),
+            machine: Machine::detect(None),
+            run: RunInfo {
+                budget: "quick".into(),
+                sizes: vec![64],
+                baseline: BASELINE.into(),
+                baseline_p50_ns: None,
+                ratios_omitted: None,
+                elapsed_s: None,
+            },
+            results: vec![limit, fast, slow, lone],
+            memcpy: Vec::new(),
+        };
+        r.compute_ratios();
+        let s = render(&r);
+        let row = |name: &str| {
+            s.lines()
+                .find(|l| l.starts_with(&format!("│ {name} ")))
+                .unwrap_or_else(|| panic!("{name}: {s}"))
+                .to_owned()
+        };
+        assert!(row("limit").contains("1.0"), "{s}");
+        assert!(row("ring").contains("┆     5.0 ┆"), "{s}");
+        assert!(row("ring-spin").contains("┆     3.0 ┆"), "{s}");
+        assert!(row("unix").contains("┆     100 ┆"), "{s}");
+        assert!(
+            s.contains("measured just before that row; floors this run: 140 ns–430 ns"),
+            "{s}"
+        );
+        assert!(s.contains("measured first: 140 ns"), "{s}");
+        assert!(
+            s.contains("1 measurement(s) got no floor of their own"),
+            "{s}"
+        );
+        assert!(!s.contains("shared one CPU"), "{s}");
     }
 }

@@ -309,6 +309,11 @@ fn the_selftest_row_measures_and_verifies_every_size_between_two_processes() {
     );
     for x in r.results.iter().filter(|x| x.rtt_ns.is_some()) {
         assert!(x.ratio_to_limit.is_some_and(|v| v > 0.0), "{x:?}");
+        // Each ping-pong carries the floor measured just before it, and divides by it.
+        let floor = x.floor_p50_ns.unwrap_or_else(|| panic!("no floor: {x:?}"));
+        assert!(x.floor_p99_9_ns.is_some_and(|t| t >= floor), "{x:?}");
+        let p50 = x.rtt_ns.as_ref().unwrap().p50;
+        assert_eq!(x.ratio_to_limit, Some(p50 as f64 / floor as f64), "{x:?}");
     }
     assert_clean();
 }
