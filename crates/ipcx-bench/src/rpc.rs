@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use ipcx::pattern::reqrep::{Client, Connection, Request, ServerOptions, Status};
+use ipcx::pattern::reqrep::{Client, Connection, ServerOptions, Status};
 use ipcx::pattern::{Error, LinkAddr, LinkListener};
 use ipcx::wait::Wait;
 use serde::{Deserialize, Serialize};
@@ -328,17 +328,17 @@ impl Link for ClientLink {
 
     fn recv(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<(), LinkError> {
         let _ = wait;
+        // The reply is lent where it lies (as `ipcx::rpc` decodes it) and copied into `buf`.
         match self
             .client
-            .request_wait(METHOD, &self.request, Wait::timeout(CALL_TIMEOUT))
-        {
-            Ok(r) if r.status == Status::Ok => {
-                *buf = r.payload;
-                Ok(())
-            }
-            Ok(r) => Err(LinkError::Failed(format!(
-                "the echo call failed with status {:?}",
-                r.status
+            .request_with(METHOD, &self.request, CALL_TIMEOUT, |status, p| {
+                buf.clear();
+                buf.extend_from_slice(p);
+                status
+            }) {
+            Ok(Status::Ok) => Ok(()),
+            Ok(status) => Err(LinkError::Failed(format!(
+                "the echo call failed with status {status:?}"
             ))),
             Err(Error::Timeout) => Err(LinkError::Failed(format!(
                 "no reply from {} within {CALL_TIMEOUT:?}",
@@ -379,33 +379,39 @@ impl HalfOpen for ServerHalf {
 /// on the harness's thread (as a server's connection thread does).
 struct ServerLink {
     conn: Connection,
-    current: Option<Request>,
+    /// The id of the call being answered.
+    current: Option<u64>,
     _listener: LinkListener,
 }
 
 impl Link for ServerLink {
     fn send(&mut self, msg: &[u8], wait: Wait) -> Result<(), LinkError> {
         let _ = wait;
-        let req = self
+        let id = self
             .current
             .take()
             .ok_or_else(|| LinkError::Failed("an RPC server only answers calls".into()))?;
-        req.reply(Status::Ok, msg)
+        self.conn
+            .reply(id, Status::Ok, msg)
             .map_err(|e| map_err("replying", e))
     }
 
     fn recv(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<(), LinkError> {
-        let req = self
+        // The call is lent where it lies (as an `ipcx::rpc` service's connection thread
+        // decodes it) and its arguments copied into `buf`.
+        let id = self
             .conn
-            .recv_wait(wait)
+            .recv_with(wait, |call| {
+                buf.clear();
+                buf.extend_from_slice(call.payload);
+                call.id()
+            })
             .map_err(|e| map_err("receiving a call", e))?;
-        buf.clear();
-        buf.extend_from_slice(&req.payload);
         if is_end(buf) {
             // Not echoed by the harness: answered here so that the caller is not left waiting.
-            let _ = req.reply(Status::Ok, b"");
+            let _ = self.conn.reply(id, Status::Ok, b"");
         } else {
-            self.current = Some(req);
+            self.current = Some(id);
         }
         Ok(())
     }

@@ -20,6 +20,12 @@ use crate::wait::Wait;
 pub trait Link: Send + fmt::Debug {
     /// Sends one message, waiting as `wait` allows.
     fn send_frame_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), Error>;
+    /// Sends one message made of `parts` laid end to end, waiting as `wait` allows (a
+    /// transport that can, such as the ring, writes the parts straight into place). The
+    /// default joins them into one buffer and sends that.
+    fn send_frame_parts(&mut self, parts: &[&[u8]], wait: Wait) -> Result<(), Error> {
+        self.send_frame_wait(&parts.concat(), wait)
+    }
     /// Receives one message, waiting as `wait` allows: `Ok(None)` when the peer closed
     /// cleanly between messages.
     fn recv_frame_wait(&mut self, wait: Wait) -> Result<Option<Vec<u8>>, Error>;

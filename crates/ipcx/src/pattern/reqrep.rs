@@ -427,8 +427,8 @@ struct ReadState {
 
 #[derive(Debug)]
 struct ClientInner {
-    /// The writing half, and the buffer requests are encoded in.
-    writer: Mutex<(Box<dyn Link>, Vec<u8>)>,
+    /// The writing half.
+    writer: Mutex<Box<dyn Link>>,
     state: Mutex<ReadState>,
     /// Signalled when a reply was stored, the reader was put back, or the connection died.
     ready: Condvar,
@@ -450,16 +450,21 @@ impl ClientInner {
     /// reply to `id` has come (returned; 0: none is awaited), nothing more is there in time, or
     /// the connection ended. Each frame is decoded where the link lends it (in place in the
     /// ring).
-    fn read_replies(&self, reader: &mut dyn Link, id: u64, wait: Wait) -> Option<Reply> {
+    fn read_replies(
+        &self,
+        reader: &mut dyn Link,
+        id: u64,
+        wait: Wait,
+        sink: &mut dyn FnMut(Status, &[u8]),
+    ) -> bool {
         loop {
-            let mut mine = None;
+            let mut mine = false;
             let mut bad = None;
             let got = reader.recv_frame_with(wait, &mut |f| match decode_reply(f) {
                 Ok((rid, status, payload)) if rid == id => {
-                    mine = Some(Reply {
-                        status,
-                        payload: payload.to_vec(),
-                    });
+                    // Lent to the caller where it lies.
+                    sink(status, payload);
+                    mine = true;
                 }
                 Ok((rid, status, payload)) => {
                     let mut st = lock(&self.state);
@@ -478,20 +483,20 @@ impl ClientInner {
                 Ok(true) => {
                     if let Some(e) = bad {
                         self.set_dead(format!("the server at {} sent garbage: {e}", self.addr));
-                        return None;
+                        return false;
                     }
-                    if mine.is_some() {
-                        return mine;
+                    if mine {
+                        return true;
                     }
                 }
                 Ok(false) => {
                     self.set_dead(format!("the server at {} closed the connection", self.addr));
-                    return None;
+                    return false;
                 }
-                Err(Error::Timeout | Error::WouldBlock) => return None,
+                Err(Error::Timeout | Error::WouldBlock) => return false,
                 Err(e) => {
                     self.set_dead(format!("the connection to {} failed: {e}", self.addr));
-                    return None;
+                    return false;
                 }
             }
         }
@@ -509,15 +514,46 @@ fn decode_reply(f: &[u8]) -> Result<(u64, Status, &[u8]), DecodeError> {
     Ok((id, status, c.0))
 }
 
-/// Encodes a request frame into `out` (cleared first), in one go.
-fn encode_request(out: &mut Vec<u8>, id: u64, deadline_ms: u32, method: &str, payload: &[u8]) {
-    out.clear();
-    out.reserve(15 + method.len() + payload.len());
-    out.push(0x01);
-    out.extend_from_slice(&id.to_be_bytes());
-    out.extend_from_slice(&deadline_ms.to_be_bytes());
-    put_name(out, method);
-    out.extend_from_slice(payload);
+/// Decodes a request in place: id, deadline_ms, method, payload.
+fn decode_request(f: &[u8]) -> Result<(u64, u32, &str, &[u8]), DecodeError> {
+    let mut c = Cursor(f);
+    if c.u8()? != 0x01 {
+        return Err(DecodeError("expected a request"));
+    }
+    let id = c.u64()?;
+    let deadline_ms = c.u32()?;
+    let len = usize::from(c.u16()?);
+    if len > MAX_NAME_LEN {
+        return Err(DecodeError("name longer than 255 bytes"));
+    }
+    let method = std::str::from_utf8(c.take(len)?).map_err(|_| DecodeError("name is not UTF-8"))?;
+    Ok((id, deadline_ms, method, c.0))
+}
+
+/// The header of a request frame (the method name and the payload follow it).
+fn request_header(id: u64, deadline_ms: u32, method: &str) -> [u8; 15] {
+    let mut h = [0u8; 15];
+    h[0] = 0x01;
+    h[1..9].copy_from_slice(&id.to_be_bytes());
+    h[9..13].copy_from_slice(&deadline_ms.to_be_bytes());
+    h[13..15].copy_from_slice(&(method.len() as u16).to_be_bytes());
+    h
+}
+
+/// Sends a reply frame on `writer`: without waiting first (no clock read), then, if the link
+/// is full, waiting up to 30 s for room.
+fn send_reply(writer: &Writer, id: u64, status: Status, payload: &[u8]) -> Result<(), Error> {
+    let mut h = [0u8; 10];
+    h[0] = 0x02;
+    h[1..9].copy_from_slice(&id.to_be_bytes());
+    h[9] = status.to_u8();
+    let mut w = lock(writer);
+    match w.send_frame_parts(&[&h, payload], Wait::NoWait) {
+        Err(Error::Full { .. } | Error::WouldBlock | Error::Timeout) => {
+            w.send_frame_parts(&[&h, payload], Wait::timeout(Duration::from_secs(30)))
+        }
+        r => r,
+    }
 }
 
 /// The requesting end: one connection to one server, shared by any number of threads.
@@ -610,7 +646,7 @@ impl Client {
         };
         let reader = link.try_clone_link()?;
         let inner = Arc::new(ClientInner {
-            writer: Mutex::new((link, Vec::new())),
+            writer: Mutex::new(link),
             state: Mutex::new(ReadState {
                 reader: Some(reader),
                 replies: HashMap::new(),
@@ -638,7 +674,8 @@ impl Client {
         }
         if let Some(mut reader) = st.reader.take() {
             drop(st);
-            self.inner.read_replies(&mut *reader, 0, Wait::NoWait);
+            self.inner
+                .read_replies(&mut *reader, 0, Wait::NoWait, &mut |_, _| {});
             st = lock(&self.inner.state);
             st.reader = Some(reader);
             self.inner.ready.notify_all();
@@ -653,11 +690,62 @@ impl Client {
 
     /// Sends a request and waits for its reply until `timeout` has passed.
     pub fn request(&self, method: &str, payload: &[u8], timeout: Duration) -> Result<Reply, Error> {
-        self.request_wait(method, payload, Wait::timeout(timeout))
+        self.request_with(method, payload, timeout, |status, p| Reply {
+            status,
+            payload: p.to_vec(),
+        })
     }
 
     /// Sends a request and waits for its reply as `wait` allows.
     pub fn request_wait(&self, method: &str, payload: &[u8], wait: Wait) -> Result<Reply, Error> {
+        self.request_wait_with(method, payload, wait, |status, p| Reply {
+            status,
+            payload: p.to_vec(),
+        })
+    }
+
+    /// Like [`Client::request`], but lends the reply's status and payload to `f` instead of
+    /// copying the payload out: where the link can, in place (in the ring), so that a caller
+    /// that decodes the reply needs no buffer of its own. Returns what `f` returns.
+    pub fn request_with<R>(
+        &self,
+        method: &str,
+        payload: &[u8],
+        timeout: Duration,
+        f: impl FnOnce(Status, &[u8]) -> R,
+    ) -> Result<R, Error> {
+        // One look at the clock serves both the deadline and the time sent along.
+        let wait = Wait::timeout(timeout);
+        let deadline_ms = match wait {
+            Wait::Forever => 0,
+            _ => u32::try_from(timeout.as_millis().max(1)).unwrap_or(u32::MAX),
+        };
+        self.call(method, payload, wait, deadline_ms, f)
+    }
+
+    /// Like [`Client::request_wait`], lending the reply to `f` (see [`Client::request_with`]).
+    pub fn request_wait_with<R>(
+        &self,
+        method: &str,
+        payload: &[u8],
+        wait: Wait,
+        f: impl FnOnce(Status, &[u8]) -> R,
+    ) -> Result<R, Error> {
+        let deadline_ms = match wait.remaining() {
+            None => 0,
+            Some(d) => u32::try_from(d.as_millis().max(1)).unwrap_or(u32::MAX),
+        };
+        self.call(method, payload, wait, deadline_ms, f)
+    }
+
+    fn call<R>(
+        &self,
+        method: &str,
+        payload: &[u8],
+        wait: Wait,
+        deadline_ms: u32,
+        f: impl FnOnce(Status, &[u8]) -> R,
+    ) -> Result<R, Error> {
         if method.len() > MAX_NAME_LEN {
             return Err(Error::TooLarge {
                 len: method.len(),
@@ -673,9 +761,12 @@ impl Client {
                 what: format!("requests to {} (the server's limit)", self.inner.addr),
             });
         }
-        let deadline_ms = match wait.remaining() {
-            None => 0,
-            Some(d) => u32::try_from(d.as_millis().max(1)).unwrap_or(u32::MAX),
+        let mut f = Some(f);
+        let mut out = None;
+        let mut sink = |status: Status, p: &[u8]| {
+            if let Some(f) = f.take() {
+                out = Some(f(status, p));
+            }
         };
         let inner = &*self.inner;
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
@@ -693,16 +784,14 @@ impl Client {
             r
         };
         let sent = {
-            let mut w = lock(&inner.writer);
-            let (link, buf) = &mut *w;
-            encode_request(buf, id, deadline_ms, method, payload);
-            link.send_frame_wait(buf, wait)
+            let head = request_header(id, deadline_ms, method);
+            lock(&inner.writer).send_frame_parts(&[&head, method.as_bytes(), payload], wait)
         };
         match own_reader {
             Some(mut reader) => {
                 let got = match sent {
-                    Ok(()) => inner.read_replies(&mut *reader, id, wait),
-                    Err(_) => None,
+                    Ok(()) => inner.read_replies(&mut *reader, id, wait, &mut sink),
+                    Err(_) => false,
                 };
                 let mut st = lock(&inner.state);
                 st.reader = Some(reader);
@@ -711,8 +800,9 @@ impl Client {
                     inner.ready.notify_all();
                 }
                 sent?;
-                if let Some(r) = got {
-                    return Ok(r);
+                if got {
+                    drop(st);
+                    return out.ok_or(Error::Timeout);
                 }
                 if let Some(what) = st.dead.clone() {
                     return Err(Error::PeerGone { what });
@@ -724,7 +814,8 @@ impl Client {
                     lock(&inner.state).replies.remove(&id);
                     return Err(e);
                 }
-                self.await_reply(id, wait)
+                self.await_reply(id, wait, &mut sink)?;
+                out.ok_or(Error::Timeout)
             }
         }
     }
@@ -733,7 +824,12 @@ impl Client {
     /// background: a caller whose reply has not come takes the reading half and reads until its
     /// own reply arrives, storing the replies of other callers on the way and waking them;
     /// callers that find the reading half taken wait to be woken.
-    fn await_reply(&self, id: u64, wait: Wait) -> Result<Reply, Error> {
+    fn await_reply(
+        &self,
+        id: u64,
+        wait: Wait,
+        sink: &mut dyn FnMut(Status, &[u8]),
+    ) -> Result<(), Error> {
         let inner = &*self.inner;
         let mut st = lock(&inner.state);
         // Whether this caller has read at least once (a call whose deadline has passed still
@@ -743,7 +839,9 @@ impl Client {
             if let Some(Some(_)) = st.replies.get(&id)
                 && let Some(Some(reply)) = st.replies.remove(&id)
             {
-                return Ok(reply);
+                drop(st);
+                sink(reply.status, &reply.payload);
+                return Ok(());
             }
             if let Some(what) = st.dead.clone() {
                 st.replies.remove(&id);
@@ -757,13 +855,13 @@ impl Client {
                 // Nobody else reads now: the reply cannot be stored by another caller.
                 st.replies.remove(&id);
                 drop(st);
-                let got = inner.read_replies(&mut *reader, id, wait);
+                let got = inner.read_replies(&mut *reader, id, wait, sink);
                 st = lock(&inner.state);
                 st.reader = Some(reader);
                 // Another caller may be waiting to read its own reply.
                 inner.ready.notify_all();
-                if let Some(r) = got {
-                    return Ok(r);
+                if got {
+                    return Ok(());
                 }
                 if st.dead.is_none() && !wait.expired() {
                     st.replies.insert(id, None);
@@ -852,6 +950,48 @@ pub type Upgrade = Arc<dyn Fn(Box<dyn Link>) -> Result<Box<dyn Link>, Error> + S
 /// [`Status::Panicked`] where that matters (the typed RPC layer does).
 pub type Handler = Arc<dyn Fn(Request) + Send + Sync>;
 
+/// A handler that answers a call lent in place (see [`ServerOptions::call_handler`]): it
+/// writes the reply's payload into the buffer (empty on entry) and returns the reply's status;
+/// the server sends the reply. A panic is caught and answered [`Status::Panicked`].
+pub type CallHandler = Arc<dyn Fn(&Call<'_>, &mut Vec<u8>) -> Status + Send + Sync>;
+
+/// A request lent by the connection, without copying its method name or payload out (see
+/// [`Connection::recv_with`] and [`ServerOptions::call_handler`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Call<'a> {
+    /// The method name.
+    pub method: &'a str,
+    /// The payload.
+    pub payload: &'a [u8],
+    /// When the caller stops waiting, if it said.
+    pub deadline: Option<Instant>,
+    /// Who sent it.
+    pub peer: &'a Arc<Peer>,
+    /// Becomes true when the caller's connection ends (see [`Request::caller_gone`]).
+    pub gone: &'a Arc<AtomicBool>,
+    id: u64,
+}
+
+impl Call<'_> {
+    /// The request's id, to answer it with [`Connection::reply`].
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Whether the deadline has passed.
+    pub fn expired(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+/// The deadline `deadline_ms` milliseconds from now (0: none).
+fn deadline_of(deadline_ms: u32) -> Option<Instant> {
+    (deadline_ms > 0)
+        .then(|| Instant::now().checked_add(Duration::from_millis(u64::from(deadline_ms))))
+        .flatten()
+}
+
 /// Server settings.
 #[derive(Clone)]
 pub struct ServerOptions {
@@ -871,6 +1011,10 @@ pub struct ServerOptions {
     /// Runs each request on the thread that read it, instead of queueing it for
     /// [`Server::recv`] (default: none, queue). See the [module docs](self#serving).
     pub handler: Option<Handler>,
+    /// Like [`handler`](ServerOptions::handler) (and used instead of it when both are set),
+    /// but the call is lent to the handler ([`Call`]) and its reply encoded into a buffer the
+    /// connection thread reuses: no allocation per call. What [`crate::rpc`] uses.
+    pub call_handler: Option<CallHandler>,
     /// With a handler: how many requests of one connection may run at once, that is how
     /// many threads may serve one connection (default 4, at least 1).
     pub threads_per_connection: usize,
@@ -886,6 +1030,7 @@ impl fmt::Debug for ServerOptions {
             .field("authorize", &self.authorize.is_some())
             .field("upgrade", &self.upgrade.is_some())
             .field("handler", &self.handler.is_some())
+            .field("call_handler", &self.call_handler.is_some())
             .field("threads_per_connection", &self.threads_per_connection)
             .finish()
     }
@@ -902,6 +1047,7 @@ impl ServerOptions {
             authorize: None,
             upgrade: None,
             handler: None,
+            call_handler: None,
             threads_per_connection: 4,
         }
     }
@@ -919,7 +1065,7 @@ pub struct Request {
     /// When the caller stops waiting, if it said.
     pub deadline: Option<Instant>,
     /// Who sent it.
-    pub peer: Peer,
+    pub peer: Arc<Peer>,
     id: u64,
     writer: Writer,
     gone: Arc<AtomicBool>,
@@ -946,13 +1092,7 @@ impl Request {
     /// Sends the reply. A caller that has gone is not an error for the server: the reply is
     /// dropped ([`Error::PeerGone`] is returned for information).
     pub fn reply(self, status: Status, payload: &[u8]) -> Result<(), Error> {
-        // The reply frame, encoded in one allocation.
-        let mut frame = Vec::with_capacity(10 + payload.len());
-        frame.push(0x02);
-        frame.extend_from_slice(&self.id.to_be_bytes());
-        frame.push(status.to_u8());
-        frame.extend_from_slice(payload);
-        lock(&self.writer).send_frame_wait(&frame, Wait::timeout(Duration::from_secs(30)))
+        send_reply(&self.writer, self.id, status, payload)
     }
 }
 
@@ -978,7 +1118,7 @@ struct ConnInner {
     ended: AtomicBool,
     writer: Writer,
     gone: Arc<AtomicBool>,
-    peer: Peer,
+    peer: Arc<Peer>,
 }
 
 /// The server's end of one connection, read by whichever thread calls
@@ -1018,6 +1158,59 @@ impl Connection {
     /// malformed frame ends the connection. A request whose deadline has passed is returned
     /// like any other ([`Request::expired`]).
     pub fn recv_wait(&self, wait: Wait) -> Result<Request, Error> {
+        let mut req = None;
+        self.recv_frame(wait, &mut |f| req = self.request(f))?;
+        req.ok_or_else(|| self.not_a_request())
+    }
+
+    /// Reads the next request like [`Connection::recv_wait`], but lends it to `f` where the
+    /// link holds it (in place in the ring) instead of copying it out; answer it with
+    /// [`Connection::reply`] and [`Call::id`]. The reading half stays taken while `f` runs:
+    /// keep `f` short (copy what is needed and return).
+    pub fn recv_with<R>(&self, wait: Wait, f: impl FnOnce(&Call<'_>) -> R) -> Result<R, Error> {
+        let inner = &*self.inner;
+        let mut f = Some(f);
+        let mut out = None;
+        let mut bad = false;
+        self.recv_frame(wait, &mut |frame| match decode_request(frame) {
+            Ok((id, deadline_ms, method, payload)) => {
+                let call = Call {
+                    method,
+                    payload,
+                    deadline: deadline_of(deadline_ms),
+                    peer: &inner.peer,
+                    gone: &inner.gone,
+                    id,
+                };
+                if let Some(f) = f.take() {
+                    out = Some(f(&call));
+                }
+            }
+            Err(_) => bad = true,
+        })?;
+        match out {
+            Some(r) if !bad => Ok(r),
+            _ => Err(self.not_a_request()),
+        }
+    }
+
+    /// Answers the request `id` ([`Call::id`]). A caller that has gone is not an error for
+    /// the server (see [`Request::reply`]).
+    pub fn reply(&self, id: u64, status: Status, payload: &[u8]) -> Result<(), Error> {
+        send_reply(&self.inner.writer, id, status, payload)
+    }
+
+    fn not_a_request(&self) -> Error {
+        self.end();
+        Error::protocol(
+            self.inner.peer.name.clone(),
+            "the client sent something else than a request",
+        )
+    }
+
+    /// Takes the reading half (waiting as `wait` allows), reads one frame into `f`, puts the
+    /// half back; ends the connection on its end or failure.
+    fn recv_frame(&self, wait: Wait, f: &mut dyn FnMut(&[u8])) -> Result<(), Error> {
         let inner = &*self.inner;
         let mut reader = {
             let mut slot = lock(&inner.reader);
@@ -1045,20 +1238,10 @@ impl Connection {
                 inner.waiting.fetch_sub(1, Ordering::SeqCst);
             }
         };
-        let mut req = None;
-        let got = reader.recv_frame_with(wait, &mut |f| req = self.request(f));
+        let got = reader.recv_frame_with(wait, f);
         self.put_back(reader);
         match got {
-            Ok(true) => match req {
-                Some(r) => Ok(r),
-                None => {
-                    self.end();
-                    Err(Error::protocol(
-                        inner.peer.name.clone(),
-                        "the client sent something else than a request",
-                    ))
-                }
-            },
+            Ok(true) => Ok(()),
             Err(e @ (Error::Timeout | Error::WouldBlock)) => Err(e),
             // End of stream, a client that vanished, or an oversize frame: the connection
             // ends; calls in progress learn that nobody waits for them.
@@ -1110,13 +1293,10 @@ impl Connection {
         else {
             return None;
         };
-        let deadline = (deadline_ms > 0)
-            .then(|| Instant::now().checked_add(Duration::from_millis(u64::from(deadline_ms))))
-            .flatten();
         Some(Request {
             method,
             payload,
-            deadline,
+            deadline: deadline_of(deadline_ms),
             peer: self.inner.peer.clone(),
             id,
             writer: self.inner.writer.clone(),
@@ -1233,7 +1413,7 @@ fn handshake(mut link: Box<dyn Link>, opts: &ServerOptions) -> Result<Connection
             ended: AtomicBool::new(false),
             writer,
             gone: Arc::new(AtomicBool::new(false)),
-            peer,
+            peer: Arc::new(peer),
         }),
     })
 }
@@ -1289,7 +1469,7 @@ impl Server {
     pub fn from_listener(listener: LinkListener, opts: ServerOptions) -> Result<Server, Error> {
         let addr = listener.local_addr()?;
         let (tx, rx) = mpsc::sync_channel(opts.queue_len.max(1));
-        let inline = opts.handler.is_some();
+        let inline = opts.handler.is_some() || opts.call_handler.is_some();
         let shared = Arc::new(Shared {
             opts,
             closed: AtomicBool::new(false),
@@ -1395,9 +1575,9 @@ fn serve_conn(link: Box<dyn Link>, tx: mpsc::SyncSender<Request>, sh: &Arc<Share
     let Ok(conn) = handshake(link, &sh.opts) else {
         return;
     };
-    if let Some(handler) = &sh.opts.handler {
+    if sh.opts.handler.is_some() || sh.opts.call_handler.is_some() {
         lock(&sh.conns).push((Arc::downgrade(&conn.inner), u64::MAX));
-        return serve_inline(&conn, handler, sh);
+        return serve_inline(&conn, sh);
     }
     while !sh.closed.load(Ordering::SeqCst) {
         match conn.recv_wait(Wait::timeout(POLL)) {
@@ -1416,8 +1596,11 @@ fn serve_conn(link: Box<dyn Link>, tx: mpsc::SyncSender<Request>, sh: &Arc<Share
 /// (see the [module docs](self#serving)). It returns when the connection or the server ends,
 /// or when another thread has taken over reading the connection while this one ran a request
 /// (then that thread serves it; the last thread of a connection never leaves early).
-fn serve_inline(conn: &Connection, handler: &Handler, sh: &Shared) {
+fn serve_inline(conn: &Connection, sh: &Shared) {
     let inner = &*conn.inner;
+    // The request (copied out of the link, so that the reading half can be put back while it
+    // runs) and the reply's payload, reused from call to call.
+    let (mut frame, mut out) = (Vec::new(), Vec::new());
     while !sh.closed.load(Ordering::SeqCst) && !inner.ended.load(Ordering::SeqCst) {
         let Some(mut reader) = conn.try_take_reader() else {
             // Another thread reads: leave, unless this is the connection's last thread.
@@ -1438,6 +1621,52 @@ fn serve_inline(conn: &Connection, handler: &Handler, sh: &Shared) {
                 inner.waiting.fetch_sub(1, Ordering::SeqCst);
             }
             continue;
+        };
+        if let Some(handler) = &sh.opts.call_handler {
+            let got = reader.recv_frame_with(Wait::timeout(POLL), &mut |f| {
+                frame.clear();
+                frame.extend_from_slice(f);
+            });
+            conn.put_back(reader);
+            match got {
+                Ok(true) => {}
+                Err(Error::Timeout | Error::WouldBlock) => continue,
+                Ok(false) | Err(_) => break,
+            }
+            let Ok((id, deadline_ms, method, payload)) = decode_request(&frame) else {
+                break;
+            };
+            if sh.closed.load(Ordering::SeqCst) {
+                break;
+            }
+            // Read just now with at least a millisecond left: its deadline has not passed.
+            let call = Call {
+                method,
+                payload,
+                deadline: deadline_of(deadline_ms),
+                peer: &inner.peer,
+                gone: &inner.gone,
+                id,
+            };
+            inner.running.fetch_add(1, Ordering::SeqCst);
+            if sh.watcher_asleep.load(Ordering::SeqCst) {
+                let _g = lock(&sh.watch);
+                sh.watcher_asleep.store(false, Ordering::SeqCst);
+                sh.wake_watcher.notify_one();
+            }
+            out.clear();
+            let status =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&call, &mut out)))
+                    .unwrap_or_else(|_| {
+                        out.clear();
+                        Status::Panicked
+                    });
+            let _ = send_reply(&inner.writer, id, status, &out);
+            inner.running.fetch_sub(1, Ordering::SeqCst);
+            continue;
+        }
+        let Some(handler) = &sh.opts.handler else {
+            break;
         };
         let mut req = None;
         let got = reader.recv_frame_with(Wait::timeout(POLL), &mut |f| req = conn.request(f));
@@ -1508,14 +1737,11 @@ fn watch(sh: &Arc<Shared>) {
             });
         }
         for conn in takeovers {
-            let Some(handler) = sh.opts.handler.clone() else {
-                break;
-            };
             let sh2 = sh.clone();
             let c2 = conn.clone();
             let spawned = std::thread::Builder::new()
                 .name("ipcx-rep-conn".into())
-                .spawn(move || serve_inline(&c2, &handler, &sh2));
+                .spawn(move || serve_inline(&c2, &sh2));
             if spawned.is_err() {
                 conn.inner.threads.fetch_sub(1, Ordering::SeqCst);
             }

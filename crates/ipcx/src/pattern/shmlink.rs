@@ -30,7 +30,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Error, Link};
 use crate::name::PosixName;
@@ -100,6 +100,8 @@ pub struct ShmLink {
     cred: Option<Credentials>,
     peer: String,
     max: usize,
+    /// The end of the current wait slice on the receiving ring (see `recv_frame_with`).
+    slice_end: Option<Instant>,
 }
 
 impl fmt::Debug for ShmLink {
@@ -165,6 +167,7 @@ impl ShmLink {
             cred,
             peer,
             max: MAX_FRAME,
+            slice_end: None,
         })
     }
 }
@@ -189,14 +192,49 @@ impl Link for ShmLink {
         Ok(out)
     }
 
+    fn send_frame_parts(&mut self, parts: &[&[u8]], wait: Wait) -> Result<(), Error> {
+        let len = parts.iter().map(|p| p.len()).sum::<usize>();
+        if len > self.max {
+            return Err(Error::TooLarge {
+                len,
+                max: self.max,
+                what: "the ring link's maximum frame length".into(),
+            });
+        }
+        let mut tx = lock(&self.tx);
+        // Written straight into the ring: no joined copy.
+        let mut loan = tx
+            .loan_wait(len, wait)
+            .map_err(|e| ring_err("the ring link", e))?;
+        let mut at = 0;
+        for p in parts {
+            loan[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        }
+        loan.send().map_err(|e| ring_err("the ring link", e))
+    }
+
     fn recv_frame_with(&mut self, wait: Wait, f: &mut dyn FnMut(&[u8])) -> Result<bool, Error> {
         let mut rx = lock(&self.rx);
         loop {
-            // The ring notices a dead publisher when a wait ends: wait in slices, so that a
-            // peer that dies is noticed within one slice however long the caller waits.
-            let slice = match wait.remaining() {
-                Some(left) if left <= PEER_CHECK => wait,
-                _ => Wait::timeout(PEER_CHECK),
+            // The ring notices a dead publisher when a wait ends: wait in slices of at most
+            // `PEER_CHECK`, so that a peer that dies is noticed within one slice however long
+            // the caller waits. The slice's end is kept from one receive to the next and
+            // renewed only when a wait reaches it, so that a frame already there (or arriving
+            // while the ring spins) costs no look at the clock. A slice that ended long ago
+            // just ends the ring's wait early once, then a fresh one starts.
+            let slice = match (wait, self.slice_end) {
+                (Wait::NoWait, _) => Wait::NoWait,
+                (Wait::Forever, Some(end)) => Wait::Until(end),
+                (Wait::Until(d), Some(end)) => Wait::Until(d.min(end)),
+                (_, None) => {
+                    let end = Instant::now() + PEER_CHECK;
+                    self.slice_end = Some(end);
+                    match wait {
+                        Wait::Until(d) => Wait::Until(d.min(end)),
+                        _ => Wait::Until(end),
+                    }
+                }
             };
             let got = rx.recv_wait(slice);
             match got {
@@ -212,7 +250,14 @@ impl Link for ShmLink {
                     f(&s);
                     return Ok(true);
                 }
-                Err(ring::Error::Timeout) if !wait.expired() => {}
+                Err(ring::Error::Timeout) if !wait.expired() => {
+                    // The slice ended (or had ended already): the next wait starts a new one.
+                    self.slice_end = None;
+                }
+                Err(ring::Error::Timeout) => {
+                    self.slice_end = None;
+                    return Err(Error::Timeout);
+                }
                 Err(ring::Error::PeerGone { .. }) => return Ok(false),
                 Err(e) => return Err(ring_err("the ring link", e)),
             }
@@ -226,6 +271,7 @@ impl Link for ShmLink {
             cred: self.cred,
             peer: self.peer.clone(),
             max: self.max,
+            slice_end: None,
         }))
     }
 
@@ -303,6 +349,7 @@ impl ShmListener {
             cred: Some(cred),
             peer,
             max: MAX_FRAME,
+            slice_end: None,
         })
     }
 

@@ -289,7 +289,7 @@ impl AsyncService {
             .base
             .methods
             .iter()
-            .map(|(k, h)| (k.clone(), Method::Sync(h.clone())))
+            .map(|(k, h)| (k.clone(), Method::Sync(h.handler.clone())))
             .collect();
         for (k, h) in self.async_methods {
             methods.insert(k, Method::Async(h));

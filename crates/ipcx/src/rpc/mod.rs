@@ -68,7 +68,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::pattern::reqrep::{
-    self, Client, ConnectError, Peer, Refusal, Request, Server, ServerOptions, Status,
+    self, Client, ConnectError, Peer, Refusal, Server, ServerOptions, Status,
 };
 use crate::pattern::{self, LinkAddr};
 use crate::socket::Credentials;
@@ -240,12 +240,28 @@ pub(crate) enum Outcome {
 
 type Handler = Arc<dyn Fn(&CallContext, &[u8]) -> Outcome + Send + Sync>;
 
+/// A method's handler for the thread-based server: it decodes the arguments where they lie
+/// and encodes the result into the connection thread's reply buffer (`Outcome::Ok` with an
+/// empty vector: the result is in the buffer). It sees a [`CallContext`] only if it asked for
+/// one (`method_ctx`).
+type InPlace = Arc<dyn Fn(Option<&CallContext>, &[u8], &mut Vec<u8>) -> Outcome + Send + Sync>;
+
+/// A registered method: the handler for the async server and the in-place one.
+#[derive(Clone)]
+pub(crate) struct Method {
+    /// The handler the async server runs (feature `tokio`).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) handler: Handler,
+    in_place: InPlace,
+    wants_ctx: bool,
+}
+
 /// A service definition: a name, a version and methods.
 #[derive(Clone)]
 pub struct Service {
     name: String,
     version: u32,
-    methods: HashMap<String, Handler>,
+    methods: HashMap<String, Method>,
     authorize: Option<reqrep::Authorize>,
     threads: usize,
     max_request_len: usize,
@@ -284,7 +300,14 @@ impl Service {
         E: fmt::Display,
         F: Fn(A) -> Result<R, E> + Send + Sync + 'static,
     {
-        self.method_ctx(name, move |_ctx: &CallContext, a: A| f(a))
+        let f = Arc::new(f);
+        let f2 = f.clone();
+        let mut s = self.method_ctx(name, move |_ctx: &CallContext, a: A| f(a));
+        if let Some(m) = s.methods.get_mut(name) {
+            m.wants_ctx = false;
+            m.in_place = Arc::new(move |_ctx, bytes, out| run_in_place(bytes, out, |a| f2(a)));
+        }
+        s
     }
 
     /// Adds a method whose handler also sees the [`CallContext`] (deadline, caller).
@@ -295,6 +318,12 @@ impl Service {
         E: fmt::Display,
         F: Fn(&CallContext, A) -> Result<R, E> + Send + Sync + 'static,
     {
+        let f = Arc::new(f);
+        let f2 = f.clone();
+        let in_place: InPlace = Arc::new(move |ctx, bytes, out| match ctx {
+            Some(ctx) => run_in_place(bytes, out, |a| f2(ctx, a)),
+            None => Outcome::App("internal error: no call context".into()),
+        });
         let h: Handler = Arc::new(move |ctx, bytes| {
             let args: A = match postcard::from_bytes(bytes) {
                 Ok(a) => a,
@@ -308,7 +337,14 @@ impl Service {
                 Err(e) => Outcome::App(e.to_string()),
             }
         });
-        self.methods.insert(name.to_owned(), h);
+        self.methods.insert(
+            name.to_owned(),
+            Method {
+                handler: h,
+                in_place,
+                wants_ctx: true,
+            },
+        );
         self
     }
 
@@ -371,7 +407,7 @@ impl Service {
         opts.threads_per_connection = self.threads;
         // Each call runs on the thread that read it (see `reqrep`'s "Serving").
         let svc = Arc::new(self);
-        opts.handler = Some(Arc::new(move |req| svc.dispatch(req)));
+        opts.call_handler = Some(Arc::new(move |call, out| svc.dispatch(call, out)));
         let server = Arc::new(Server::bind(addr, opts)?);
         let stop = Arc::new(AtomicBool::new(false));
         let workers = Vec::new();
@@ -383,34 +419,84 @@ impl Service {
         })
     }
 
-    fn dispatch(&self, req: Request) {
-        let Some(h) = self.methods.get(&req.method).cloned() else {
-            let _ = req.reply(Status::UnknownMethod, b"");
-            return;
+    /// Runs one call on the connection thread that read it: the arguments are decoded where
+    /// they lie, the result encoded into `out` (the thread's reply buffer).
+    fn dispatch(&self, call: &reqrep::Call<'_>, out: &mut Vec<u8>) -> Status {
+        let Some(m) = self.methods.get(call.method) else {
+            return Status::UnknownMethod;
         };
-        let ctx = CallContext {
-            method: req.method.clone(),
-            deadline: req.deadline,
-            credentials: req.peer.credentials,
-            gone: req.caller_gone_flag(),
-        };
-        let out = catch_unwind(AssertUnwindSafe(|| h(&ctx, &req.payload)));
-        let (status, payload) = reply_of(out, &ctx);
-        let _ = req.reply(status, &payload);
+        // Only handlers that asked for it get a context (it costs an allocation).
+        let ctx = m.wants_ctx.then(|| CallContext {
+            method: call.method.to_owned(),
+            deadline: call.deadline,
+            credentials: call.peer.credentials,
+            gone: call.gone.clone(),
+        });
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            (m.in_place)(ctx.as_ref(), call.payload, out)
+        }));
+        match r {
+            Ok(Outcome::Ok(b)) if b.is_empty() => Status::Ok,
+            r => {
+                let deadline = call.deadline;
+                let (status, payload) = reply_of_deadline(r, deadline);
+                out.clear();
+                out.extend_from_slice(&payload);
+                status
+            }
+        }
+    }
+}
+
+/// Decodes the arguments in `bytes`, runs `f` and encodes its result into `out`
+/// (`Outcome::Ok` with an empty vector when it is there).
+fn run_in_place<A, R, E>(
+    bytes: &[u8],
+    out: &mut Vec<u8>,
+    f: impl FnOnce(A) -> Result<R, E>,
+) -> Outcome
+where
+    A: DeserializeOwned,
+    R: Serialize,
+    E: fmt::Display,
+{
+    let args: A = match postcard::from_bytes(bytes) {
+        Ok(a) => a,
+        Err(e) => return Outcome::BadArgs(e.to_string()),
+    };
+    match f(args) {
+        Ok(r) => match postcard::to_extend(&r, std::mem::take(out)) {
+            Ok(b) => {
+                *out = b;
+                Outcome::Ok(Vec::new())
+            }
+            Err(e) => Outcome::App(format!("the server could not encode the result: {e}")),
+        },
+        Err(e) => Outcome::App(e.to_string()),
     }
 }
 
 /// A handler's outcome (or the payload of its panic) as the reply's status and payload. One
 /// mapping for the thread-based server ([`Service`]) and the async one ([`AsyncService`]).
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
 pub(crate) fn reply_of(
     out: Result<Outcome, Box<dyn std::any::Any + Send>>,
     ctx: &CallContext,
+) -> (Status, Vec<u8>) {
+    reply_of_deadline(out, ctx.deadline)
+}
+
+fn reply_of_deadline(
+    out: Result<Outcome, Box<dyn std::any::Any + Send>>,
+    deadline: Option<Instant>,
 ) -> (Status, Vec<u8>) {
     match out {
         Ok(Outcome::Ok(b)) => (Status::Ok, b),
         // A handler that gave up because the caller's deadline passed: the caller is told it
         // timed out.
-        Ok(Outcome::App(_)) if ctx.expired() => (Status::DeadlineExceeded, Vec::new()),
+        Ok(Outcome::App(_)) if deadline.is_some_and(|d| Instant::now() >= d) => {
+            (Status::DeadlineExceeded, Vec::new())
+        }
         Ok(Outcome::App(m)) => (Status::AppError, m.into_bytes()),
         Ok(Outcome::BadArgs(m)) => (Status::BadRequest, m.into_bytes()),
         Err(p) => {
@@ -487,13 +573,14 @@ fn connect_error(e: ConnectError, version: u32) -> RpcError {
 fn decode_reply<R: DeserializeOwned>(
     method: &str,
     service: &str,
-    reply: reqrep::Reply,
+    status: Status,
+    payload: &[u8],
     args_len: usize,
     max: usize,
 ) -> Result<R, RpcError> {
-    let text = || String::from_utf8_lossy(&reply.payload).into_owned();
-    match reply.status {
-        Status::Ok => postcard::from_bytes(&reply.payload).map_err(|e| RpcError::Decode {
+    let text = || String::from_utf8_lossy(payload).into_owned();
+    match status {
+        Status::Ok => postcard::from_bytes(payload).map_err(|e| RpcError::Decode {
             method: method.into(),
             what: "result",
             remote: false,
@@ -591,7 +678,9 @@ impl RpcClient {
         args: &A,
         timeout: Duration,
     ) -> Result<R, RpcError> {
-        self.call_wait(method, args, Wait::timeout(timeout))
+        self.call_inner(method, args, |c, a, f| {
+            c.request_with(method, a, timeout, f)
+        })
     }
 
     /// Calls `method`, waiting as `wait` allows ([`Wait::Forever`]: no deadline).
@@ -601,18 +690,46 @@ impl RpcClient {
         args: &A,
         wait: Wait,
     ) -> Result<R, RpcError> {
-        let bytes = postcard::to_allocvec(args).map_err(|e| RpcError::Decode {
+        self.call_inner(method, args, |c, a, f| {
+            c.request_wait_with(method, a, wait, f)
+        })
+    }
+
+    /// Encodes the arguments (on the stack when they are small), sends them with `send` and
+    /// decodes the reply where the connection lends it.
+    fn call_inner<A: Serialize, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        args: &A,
+        send: impl FnOnce(
+            &Client,
+            &[u8],
+            &mut dyn FnMut(Status, &[u8]) -> Result<R, RpcError>,
+        ) -> Result<Result<R, RpcError>, pattern::Error>,
+    ) -> Result<R, RpcError> {
+        let err = |e: postcard::Error| RpcError::Decode {
             method: method.into(),
             what: "arguments",
             remote: false,
             detail: e.to_string(),
-        })?;
-        let reply = self
-            .inner
-            .request_wait(method, &bytes, wait)
-            .map_err(|e| RpcError::from_transport(method, e))?;
+        };
+        let mut small = [0u8; 256];
+        let heap;
+        let bytes: &[u8] = match postcard::to_slice(args, &mut small) {
+            Ok(b) => b,
+            Err(postcard::Error::SerializeBufferFull) => {
+                heap = postcard::to_allocvec(args).map_err(err)?;
+                &heap
+            }
+            Err(e) => return Err(err(e)),
+        };
         let max = self.inner.max_payload_len(method);
-        decode_reply(method, &self.service, reply, bytes.len(), max)
+        let len = bytes.len();
+        let service = &self.service;
+        send(&self.inner, bytes, &mut |status, payload| {
+            decode_reply(method, service, status, payload, len, max)
+        })
+        .map_err(|e| RpcError::from_transport(method, e))?
     }
 
     /// The raw request/reply client underneath.
@@ -701,7 +818,14 @@ impl AsyncRpcClient {
             .await
             .map_err(|e| RpcError::from_transport(method, e))?;
         let max = conn.max_payload_len(method);
-        decode_reply(method, &conn.service, reply, bytes.len(), max)
+        decode_reply(
+            method,
+            &conn.service,
+            reply.status,
+            &reply.payload,
+            bytes.len(),
+            max,
+        )
     }
 
     /// Whether calls avoid tokio's blocking pool. True over every transport (it was false
