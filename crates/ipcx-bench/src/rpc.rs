@@ -235,26 +235,44 @@ impl HalfOpen for RawLinkHalf {
                 }
             },
         };
-        Ok(Box::new(RawLink(link)))
+        // One handle per direction, as the request/reply layer holds them (no lock on the
+        // ring's directions).
+        let mut tx = link;
+        let rx = tx.take_reading_half().map_err(|e| map_err("splitting", e))?;
+        Ok(Box::new(RawLink { tx, rx }))
     }
 }
 
-struct RawLink(Box<dyn ipcx::pattern::Link>);
+struct RawLink {
+    tx: Box<dyn ipcx::pattern::Link>,
+    rx: Box<dyn ipcx::pattern::Link>,
+}
 
 impl Link for RawLink {
     fn send(&mut self, msg: &[u8], wait: Wait) -> Result<(), LinkError> {
-        self.0
+        self.tx
             .send_frame_wait(msg, wait)
             .map_err(|e| map_err("sending", e))
     }
 
     fn recv(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<(), LinkError> {
-        match self.0.recv_frame_wait(wait) {
-            Ok(Some(f)) => {
-                *buf = f;
-                Ok(())
-            }
-            Ok(None) => Err(LinkError::PeerGone("the peer closed the ring link".into())),
+        // Read where the ring lends it, copied into the caller's reused buffer.
+        self.recv_with(&mut Vec::new(), wait, &mut |f| {
+            buf.clear();
+            buf.extend_from_slice(f);
+        })
+    }
+
+    fn recv_with(
+        &mut self,
+        _scratch: &mut Vec<u8>,
+        wait: Wait,
+        read: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), LinkError> {
+        // In place, as the request/reply layer reads it.
+        match self.rx.recv_frame_with(wait, read) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(LinkError::PeerGone("the peer closed the ring link".into())),
             Err(e) => Err(map_err("receiving", e)),
         }
     }

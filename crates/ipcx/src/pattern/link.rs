@@ -44,6 +44,13 @@ pub trait Link: Send + fmt::Debug {
     /// A second handle on the same connection (one may read while the other writes; each
     /// direction must be used by one handle only).
     fn try_clone_link(&self) -> Result<Box<dyn Link>, Error>;
+    /// Hands the reading direction to a new handle and keeps the writing direction in this
+    /// one; each must then be used by one thread at a time. A transport that can (the ring)
+    /// then uses each direction without a lock; the default clones the link
+    /// ([`Link::try_clone_link`]).
+    fn take_reading_half(&mut self) -> Result<Box<dyn Link>, Error> {
+        self.try_clone_link()
+    }
     /// Sets the largest message accepted and sent.
     fn set_max_frame_len(&mut self, max: usize);
     /// The peer's kernel-verified credentials (Unix sockets), if the transport knows them.

@@ -644,7 +644,7 @@ impl Client {
             Ok(_) => return Err(Error::protocol(addr, "expected welcome or refusal").into()),
             Err(e) => return Err(Error::protocol(addr, e.0).into()),
         };
-        let reader = link.try_clone_link()?;
+        let reader = link.take_reading_half()?;
         let inner = Arc::new(ClientInner {
             writer: Mutex::new(link),
             state: Mutex::new(ReadState {
@@ -1401,10 +1401,11 @@ fn handshake(mut link: Box<dyn Link>, opts: &ServerOptions) -> Result<Connection
         &Frame::Welcome { max_frame: max }.encode(),
         Wait::timeout(HANDSHAKE_TIMEOUT),
     )?;
-    let writer: Writer = Arc::new(Mutex::new(link.try_clone_link()?));
+    let reader = link.take_reading_half()?;
+    let writer: Writer = Arc::new(Mutex::new(link));
     Ok(Connection {
         inner: Arc::new(ConnInner {
-            reader: Mutex::new(Some(link)),
+            reader: Mutex::new(Some(reader)),
             readable: Condvar::new(),
             waiting: AtomicUsize::new(0),
             releases: AtomicU64::new(0),

@@ -93,10 +93,62 @@ fn ring_err(what: &str, e: ring::Error) -> Error {
     }
 }
 
+/// One direction of a ring link as one handle holds it.
+enum Half<T> {
+    /// This handle alone uses it: no lock.
+    Own(T),
+    /// Shared with clones of the handle ([`Link::try_clone_link`]).
+    Shared(Arc<Mutex<T>>),
+    /// Handed to another handle ([`Link::take_reading_half`]).
+    Gone,
+}
+
+impl<T> Half<T> {
+    fn shared(t: T) -> Half<T> {
+        Half::Shared(Arc::new(Mutex::new(t)))
+    }
+
+    /// Runs `f` on the direction, locking it only when it is shared.
+    fn with<R>(
+        &mut self,
+        what: &str,
+        f: impl FnOnce(&mut T) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        match self {
+            Half::Own(t) => f(t),
+            Half::Shared(m) => f(&mut lock(m)),
+            Half::Gone => Err(Error::Io {
+                context: format!("this handle of the ring link does not {what}"),
+                source: std::io::Error::other("that direction was handed to another handle"),
+            }),
+        }
+    }
+
+    /// The same direction for a clone: `None` when this handle owns it alone.
+    fn try_clone(&self) -> Option<Half<T>> {
+        match self {
+            Half::Own(_) => None,
+            Half::Shared(m) => Some(Half::Shared(m.clone())),
+            Half::Gone => Some(Half::Gone),
+        }
+    }
+
+    /// Owns the direction alone if no clone shares it any more.
+    fn into_own(self) -> Half<T> {
+        match self {
+            Half::Shared(m) => match Arc::try_unwrap(m) {
+                Ok(m) => Half::Own(m.into_inner().unwrap_or_else(|p| p.into_inner())),
+                Err(m) => Half::Shared(m),
+            },
+            other => other,
+        }
+    }
+}
+
 /// A connection over two shared-memory rings (see the [module docs](self)).
 pub struct ShmLink {
-    tx: Arc<Mutex<Publisher>>,
-    rx: Arc<Mutex<Subscriber>>,
+    tx: Half<Publisher>,
+    rx: Half<Subscriber>,
     cred: Option<Credentials>,
     peer: String,
     max: usize,
@@ -162,8 +214,8 @@ impl ShmLink {
             None => format!("shm:{base}"),
         };
         Ok(ShmLink {
-            tx: Arc::new(Mutex::new(tx)),
-            rx: Arc::new(Mutex::new(rx)),
+            tx: Half::shared(tx),
+            rx: Half::shared(rx),
             cred,
             peer,
             max: MAX_FRAME,
@@ -181,9 +233,10 @@ impl Link for ShmLink {
                 what: "the ring link's maximum frame length".into(),
             });
         }
-        lock(&self.tx)
-            .send_wait(msg, wait)
-            .map_err(|e| ring_err("the ring link", e))
+        self.tx.with("send", |tx| {
+            tx.send_wait(msg, wait)
+                .map_err(|e| ring_err("the ring link", e))
+        })
     }
 
     fn recv_frame_wait(&mut self, wait: Wait) -> Result<Option<Vec<u8>>, Error> {
@@ -201,73 +254,53 @@ impl Link for ShmLink {
                 what: "the ring link's maximum frame length".into(),
             });
         }
-        let mut tx = lock(&self.tx);
-        // Written straight into the ring: no joined copy.
-        let mut loan = tx
-            .loan_wait(len, wait)
-            .map_err(|e| ring_err("the ring link", e))?;
-        let mut at = 0;
-        for p in parts {
-            loan[at..at + p.len()].copy_from_slice(p);
-            at += p.len();
-        }
-        loan.send().map_err(|e| ring_err("the ring link", e))
+        self.tx.with("send", |tx| {
+            // Written straight into the ring: no joined copy.
+            let mut loan = tx
+                .loan_wait(len, wait)
+                .map_err(|e| ring_err("the ring link", e))?;
+            let mut at = 0;
+            for p in parts {
+                loan[at..at + p.len()].copy_from_slice(p);
+                at += p.len();
+            }
+            loan.send().map_err(|e| ring_err("the ring link", e))
+        })
     }
 
     fn recv_frame_with(&mut self, wait: Wait, f: &mut dyn FnMut(&[u8])) -> Result<bool, Error> {
-        let mut rx = lock(&self.rx);
-        loop {
-            // The ring notices a dead publisher when a wait ends: wait in slices of at most
-            // `PEER_CHECK`, so that a peer that dies is noticed within one slice however long
-            // the caller waits. The slice's end is kept from one receive to the next and
-            // renewed only when a wait reaches it, so that a frame already there (or arriving
-            // while the ring spins) costs no look at the clock. A slice that ended long ago
-            // just ends the ring's wait early once, then a fresh one starts.
-            let slice = match (wait, self.slice_end) {
-                (Wait::NoWait, _) => Wait::NoWait,
-                (Wait::Forever, Some(end)) => Wait::Until(end),
-                (Wait::Until(d), Some(end)) => Wait::Until(d.min(end)),
-                (_, None) => {
-                    let end = Instant::now() + PEER_CHECK;
-                    self.slice_end = Some(end);
-                    match wait {
-                        Wait::Until(d) => Wait::Until(d.min(end)),
-                        _ => Wait::Until(end),
-                    }
-                }
-            };
-            let got = rx.recv_wait(slice);
-            match got {
-                Ok(s) if s.len() > self.max => {
-                    return Err(Error::TooLarge {
-                        len: s.len(),
-                        max: self.max,
-                        what: "the ring link's maximum frame length".into(),
-                    });
-                }
-                Ok(s) => {
-                    // The sample is read in place, in the ring.
-                    f(&s);
-                    return Ok(true);
-                }
-                Err(ring::Error::Timeout) if !wait.expired() => {
-                    // The slice ended (or had ended already): the next wait starts a new one.
-                    self.slice_end = None;
-                }
-                Err(ring::Error::Timeout) => {
-                    self.slice_end = None;
-                    return Err(Error::Timeout);
-                }
-                Err(ring::Error::PeerGone { .. }) => return Ok(false),
-                Err(e) => return Err(ring_err("the ring link", e)),
-            }
-        }
+        let (slice_end, max) = (&mut self.slice_end, self.max);
+        self.rx
+            .with("receive", |rx| recv_on(rx, slice_end, max, wait, f))
     }
 
     fn try_clone_link(&self) -> Result<Box<dyn Link>, Error> {
+        let (Some(tx), Some(rx)) = (self.tx.try_clone(), self.rx.try_clone()) else {
+            return Err(Error::Io {
+                context: "cloning a ring link handle".into(),
+                source: std::io::Error::other(
+                    "a handle split with take_reading_half cannot be cloned",
+                ),
+            });
+        };
         Ok(Box::new(ShmLink {
-            tx: self.tx.clone(),
-            rx: self.rx.clone(),
+            tx,
+            rx,
+            cred: self.cred,
+            peer: self.peer.clone(),
+            max: self.max,
+            slice_end: None,
+        }))
+    }
+
+    fn take_reading_half(&mut self) -> Result<Box<dyn Link>, Error> {
+        // Each handle then owns its direction alone (unless an earlier clone still shares
+        // it): sending and receiving take no lock.
+        let rx = std::mem::replace(&mut self.rx, Half::Gone).into_own();
+        self.tx = std::mem::replace(&mut self.tx, Half::Gone).into_own();
+        Ok(Box::new(ShmLink {
+            tx: Half::Gone,
+            rx,
             cred: self.cred,
             peer: self.peer.clone(),
             max: self.max,
@@ -285,6 +318,62 @@ impl Link for ShmLink {
 
     fn peer_name(&self) -> String {
         self.peer.clone()
+    }
+}
+
+/// Receives one frame from `rx` into `f` (see [`Link::recv_frame_with`]).
+fn recv_on(
+    rx: &mut Subscriber,
+    slice_end: &mut Option<Instant>,
+    max: usize,
+    wait: Wait,
+    f: &mut dyn FnMut(&[u8]),
+) -> Result<bool, Error> {
+    loop {
+        // The ring notices a dead publisher when a wait ends: wait in slices of at most
+        // `PEER_CHECK`, so that a peer that dies is noticed within one slice however long
+        // the caller waits. The slice's end is kept from one receive to the next and
+        // renewed only when a wait reaches it, so that a frame already there (or arriving
+        // while the ring spins) costs no look at the clock. A slice that ended long ago
+        // just ends the ring's wait early once, then a fresh one starts.
+        let slice = match (wait, *slice_end) {
+            (Wait::NoWait, _) => Wait::NoWait,
+            (Wait::Forever, Some(end)) => Wait::Until(end),
+            (Wait::Until(d), Some(end)) => Wait::Until(d.min(end)),
+            (_, None) => {
+                let end = Instant::now() + PEER_CHECK;
+                *slice_end = Some(end);
+                match wait {
+                    Wait::Until(d) => Wait::Until(d.min(end)),
+                    _ => Wait::Until(end),
+                }
+            }
+        };
+        let got = rx.recv_wait(slice);
+        match got {
+            Ok(s) if s.len() > max => {
+                return Err(Error::TooLarge {
+                    len: s.len(),
+                    max,
+                    what: "the ring link's maximum frame length".into(),
+                });
+            }
+            Ok(s) => {
+                // The sample is read in place, in the ring.
+                f(&s);
+                return Ok(true);
+            }
+            Err(ring::Error::Timeout) if !wait.expired() => {
+                // The slice ended (or had ended already): the next wait starts a new one.
+                *slice_end = None;
+            }
+            Err(ring::Error::Timeout) => {
+                *slice_end = None;
+                return Err(Error::Timeout);
+            }
+            Err(ring::Error::PeerGone { .. }) => return Ok(false),
+            Err(e) => return Err(ring_err("the ring link", e)),
+        }
     }
 }
 
@@ -344,8 +433,8 @@ impl ShmListener {
         };
         sock.send_frame_wait(b"OK", hs)?;
         Ok(ShmLink {
-            tx: Arc::new(Mutex::new(tx)),
-            rx: Arc::new(Mutex::new(rx)),
+            tx: Half::shared(tx),
+            rx: Half::shared(rx),
             cred: Some(cred),
             peer,
             max: MAX_FRAME,

@@ -1094,7 +1094,7 @@ mod native {
                     what: format!("the server at {addr_s} closed during the handshake"),
                 })?;
                 let max = welcome(&f, &addr_s)?;
-                let reader = link.try_clone_link()?;
+                let reader = link.take_reading_half()?;
                 Ok::<_, ConnectError>((link, reader, max))
             })
             .await
