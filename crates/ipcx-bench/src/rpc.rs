@@ -238,7 +238,9 @@ impl HalfOpen for RawLinkHalf {
         // One handle per direction, as the request/reply layer holds them (no lock on the
         // ring's directions).
         let mut tx = link;
-        let rx = tx.take_reading_half().map_err(|e| map_err("splitting", e))?;
+        let rx = tx
+            .take_reading_half()
+            .map_err(|e| map_err("splitting", e))?;
         Ok(Box::new(RawLink { tx, rx }))
     }
 }

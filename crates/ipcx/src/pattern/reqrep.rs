@@ -414,23 +414,47 @@ pub struct Refused {
     pub message: String,
 }
 
-/// The reading half of a client's connection and what has been read from it.
+/// What has been read from a client's connection for callers that do not read themselves.
 #[derive(Debug)]
 struct ReadState {
-    /// The reading half; `None` while a caller reads from it.
-    reader: Option<Box<dyn Link>>,
     /// The calls waiting for a reply, and the replies read for them so far.
     replies: HashMap<u64, Option<Reply>>,
     /// Why the connection ended, once it has.
     dead: Option<String>,
 }
 
+impl ReadState {
+    /// Registers a call waiting for its reply (`waiters` counts the entries).
+    fn register(&mut self, id: u64, waiters: &AtomicUsize) {
+        if self.replies.insert(id, None).is_none() {
+            waiters.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Removes a call's entry, returning its reply if one was stored.
+    fn unregister(&mut self, id: u64, waiters: &AtomicUsize) -> Option<Reply> {
+        let slot = self.replies.remove(&id)?;
+        waiters.fetch_sub(1, Ordering::SeqCst);
+        slot
+    }
+}
+
+type ReaderGuard<'a> = MutexGuard<'a, Box<dyn Link>>;
+
 #[derive(Debug)]
 struct ClientInner {
     /// The writing half.
     writer: Mutex<Box<dyn Link>>,
+    /// The reading half, held by the caller that reads (taken with `try_lock`: a caller
+    /// that finds it held registers in `state` instead of waiting for the lock).
+    reader: Mutex<Box<dyn Link>>,
     state: Mutex<ReadState>,
-    /// Signalled when a reply was stored, the reader was put back, or the connection died.
+    /// Entries in `state.replies`: callers waiting for a reply someone else reads.
+    waiters: AtomicUsize,
+    /// The connection ended (`state.dead` says why).
+    dead: AtomicBool,
+    /// Signalled when a reply was stored, the reader was put back while calls waited, or the
+    /// connection died.
     ready: Condvar,
     next_id: AtomicU64,
     max_frame: usize,
@@ -443,7 +467,40 @@ impl ClientInner {
         if st.dead.is_none() {
             st.dead = Some(why);
         }
+        self.dead.store(true, Ordering::SeqCst);
         self.ready.notify_all();
+    }
+
+    fn dead_error(&self) -> Error {
+        Error::PeerGone {
+            what: lock(&self.state)
+                .dead
+                .clone()
+                .unwrap_or_else(|| format!("the connection to {} ended", self.addr)),
+        }
+    }
+
+    /// Takes the reading half if nobody reads it.
+    fn try_take_reader(&self) -> Option<ReaderGuard<'_>> {
+        match self.reader.try_lock() {
+            Ok(g) => Some(g),
+            // A caller's reply handler panicked while reading: the half itself is intact.
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Puts the reading half back and, if calls wait for a reply, wakes them: one of them
+    /// reads next. A caller registers (`waiters`) before it tries to take the half, and
+    /// this looks at `waiters` after putting it back; the fences make sure that one of
+    /// the two sees the other, so no waiter sleeps with the half free.
+    fn put_back_reader(&self, g: ReaderGuard<'_>) {
+        drop(g);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::Relaxed) > 0 {
+            let _st = lock(&self.state);
+            self.ready.notify_all();
+        }
     }
 
     /// Reads replies from `reader` as `wait` allows, storing each for its caller, until the
@@ -647,11 +704,13 @@ impl Client {
         let reader = link.take_reading_half()?;
         let inner = Arc::new(ClientInner {
             writer: Mutex::new(link),
+            reader: Mutex::new(reader),
             state: Mutex::new(ReadState {
-                reader: Some(reader),
                 replies: HashMap::new(),
                 dead: None,
             }),
+            waiters: AtomicUsize::new(0),
+            dead: AtomicBool::new(false),
             ready: Condvar::new(),
             next_id: AtomicU64::new(1),
             max_frame,
@@ -668,19 +727,15 @@ impl Client {
     /// Whether the connection has ended (when no call is in progress, this looks at the
     /// connection without waiting).
     pub fn is_dead(&self) -> bool {
-        let mut st = lock(&self.inner.state);
-        if st.dead.is_some() {
+        let inner = &*self.inner;
+        if inner.dead.load(Ordering::SeqCst) {
             return true;
         }
-        if let Some(mut reader) = st.reader.take() {
-            drop(st);
-            self.inner
-                .read_replies(&mut *reader, 0, Wait::NoWait, &mut |_, _| {});
-            st = lock(&self.inner.state);
-            st.reader = Some(reader);
-            self.inner.ready.notify_all();
+        if let Some(mut reader) = inner.try_take_reader() {
+            inner.read_replies(&mut **reader, 0, Wait::NoWait, &mut |_, _| {});
+            inner.put_back_reader(reader);
         }
-        st.dead.is_some()
+        inner.dead.load(Ordering::SeqCst)
     }
 
     /// The largest request payload the server accepts (for method `method`).
@@ -772,16 +827,19 @@ impl Client {
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         // A caller that finds nobody reading replies takes the reading half before sending:
         // then nobody else can read its reply, so it needs no entry in the table.
-        let own_reader = {
-            let mut st = lock(&inner.state);
-            if let Some(what) = st.dead.clone() {
-                return Err(Error::PeerGone { what });
+        if inner.dead.load(Ordering::SeqCst) {
+            return Err(inner.dead_error());
+        }
+        let own_reader = match inner.try_take_reader() {
+            Some(r) => Some(r),
+            None => {
+                let mut st = lock(&inner.state);
+                if let Some(what) = st.dead.clone() {
+                    return Err(Error::PeerGone { what });
+                }
+                st.register(id, &inner.waiters);
+                None
             }
-            let r = st.reader.take();
-            if r.is_none() {
-                st.replies.insert(id, None);
-            }
-            r
         };
         let sent = {
             let head = request_header(id, deadline_ms, method);
@@ -790,28 +848,23 @@ impl Client {
         match own_reader {
             Some(mut reader) => {
                 let got = match sent {
-                    Ok(()) => inner.read_replies(&mut *reader, id, wait, &mut sink),
+                    Ok(()) => inner.read_replies(&mut **reader, id, wait, &mut sink),
                     Err(_) => false,
                 };
-                let mut st = lock(&inner.state);
-                st.reader = Some(reader);
-                if !st.replies.is_empty() {
-                    // Other callers wait: one of them reads next.
-                    inner.ready.notify_all();
-                }
+                // Other callers may wait: one of them reads next.
+                inner.put_back_reader(reader);
                 sent?;
                 if got {
-                    drop(st);
                     return out.ok_or(Error::Timeout);
                 }
-                if let Some(what) = st.dead.clone() {
-                    return Err(Error::PeerGone { what });
+                if inner.dead.load(Ordering::SeqCst) {
+                    return Err(inner.dead_error());
                 }
                 Err(Error::Timeout)
             }
             None => {
                 if let Err(e) = sent {
-                    lock(&inner.state).replies.remove(&id);
+                    lock(&inner.state).unregister(id, &inner.waiters);
                     return Err(e);
                 }
                 self.await_reply(id, wait, &mut sink)?;
@@ -837,39 +890,41 @@ impl Client {
         let mut polled = false;
         loop {
             if let Some(Some(_)) = st.replies.get(&id)
-                && let Some(Some(reply)) = st.replies.remove(&id)
+                && let Some(reply) = st.unregister(id, &inner.waiters)
             {
                 drop(st);
                 sink(reply.status, &reply.payload);
                 return Ok(());
             }
             if let Some(what) = st.dead.clone() {
-                st.replies.remove(&id);
+                st.unregister(id, &inner.waiters);
                 return Err(Error::PeerGone { what });
             }
             let expired = wait.expired();
+            // Registered (counted in `waiters`) before looking at the reading half: see
+            // `put_back_reader`.
+            std::sync::atomic::fence(Ordering::SeqCst);
             if (!expired || !polled)
-                && let Some(mut reader) = st.reader.take()
+                && let Some(mut reader) = inner.try_take_reader()
             {
                 polled = true;
                 // Nobody else reads now: the reply cannot be stored by another caller.
-                st.replies.remove(&id);
+                st.unregister(id, &inner.waiters);
                 drop(st);
-                let got = inner.read_replies(&mut *reader, id, wait, sink);
-                st = lock(&inner.state);
-                st.reader = Some(reader);
+                let got = inner.read_replies(&mut **reader, id, wait, sink);
                 // Another caller may be waiting to read its own reply.
-                inner.ready.notify_all();
+                inner.put_back_reader(reader);
                 if got {
                     return Ok(());
                 }
+                st = lock(&inner.state);
                 if st.dead.is_none() && !wait.expired() {
-                    st.replies.insert(id, None);
+                    st.register(id, &inner.waiters);
                 }
                 continue;
             }
             if expired {
-                st.replies.remove(&id);
+                st.unregister(id, &inner.waiters);
                 return Err(Error::Timeout);
             }
             st = match wait.remaining() {
