@@ -494,14 +494,14 @@ fn wait_until(
 /// Whether a waiter spins before yielding. A waiter whose spin phase keeps failing while the
 /// peer answers as soon as it yields shares a CPU with that peer (or the machine is
 /// oversubscribed): it then yields at once, and tries spinning again every so often. One
-/// failure proves little (an interrupt or a preemption can hold up a peer on another CPU):
-/// the waits skipped double with each failure in a row, from 2 to [`SpinPolicy::BACKOFF`],
-/// and a spin that works starts over.
+/// failure proves little (an interrupt or a preemption can hold up a peer on another CPU), so
+/// it changes nothing; from the second failure in a row the waits skipped double, from 2 to
+/// [`SpinPolicy::BACKOFF`], and a spin that works starts over.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct SpinPolicy {
     /// Waits left before spinning is tried again.
     skip: u32,
-    /// Waits skipped after the last failure (0: the last spin worked).
+    /// Waits skipped after the last failure (0: the last spin worked; 1: one failure).
     backoff: u32,
 }
 
@@ -526,6 +526,10 @@ impl SpinPolicy {
         self.backoff = 0;
     }
     fn spin_failed(&mut self) {
+        if self.backoff == 0 {
+            self.backoff = 1;
+            return;
+        }
         self.backoff = (self.backoff * 2).clamp(2, Self::BACKOFF);
         self.skip = self.backoff;
     }
@@ -1306,7 +1310,7 @@ mod tests {
         n
     }
 
-    /// One failed spin costs little; failures in a row back off exponentially up to the cap;
+    /// One failed spin costs nothing; failures in a row back off exponentially up to the cap;
     /// a spin that works starts over; a spinning strategy always spins.
     #[test]
     fn spin_backoff_doubles_and_resets() {
@@ -1315,13 +1319,15 @@ mod tests {
         let mut seen = Vec::new();
         for _ in 0..10 {
             p.spin_failed();
-            assert!(!p.may_poll(WaitStrategy::SpinThenSleep));
             assert!(p.may_poll(WaitStrategy::Spin));
             seen.push(skipped(&mut p));
         }
-        assert_eq!(seen, [2, 4, 8, 16, 32, 64, 128, 256, 256, 256]);
+        assert_eq!(seen, [0, 2, 4, 8, 16, 32, 64, 128, 256, 256]);
         p.spin_worked();
         p.spin_failed();
+        assert_eq!(skipped(&mut p), 0);
+        p.spin_failed();
+        assert!(!p.may_poll(WaitStrategy::SpinThenSleep));
         assert_eq!(skipped(&mut p), 2);
         assert!(!p.may_poll(WaitStrategy::Block));
     }
