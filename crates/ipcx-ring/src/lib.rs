@@ -910,15 +910,39 @@ mod tests {
         overwrite: false,
     };
 
-    /// A data area on the heap (u64 words: 16-byte alignment is not needed by the tests'
-    /// accesses, which are all 8-aligned word or byte copies).
-    fn area(words: &mut [u128]) -> Data {
-        let len = words.len() * 16;
-        #[allow(unsafe_code)]
-        // SAFETY: the buffer is `len` bytes, 16-aligned (u128), outlives every use in the test,
-        // and no reference to it is used while the ring accesses it.
-        unsafe {
-            Data::new(words.as_mut_ptr().cast::<u8>(), len)
+    /// A ring on the heap with one claimed reader cursor.
+    struct Rig {
+        /// The data area's storage (16-aligned); only reached through `data`.
+        _words: Vec<u128>,
+        data: Data,
+        ctl: Ctl,
+        cursors: [Cursor; 1],
+        p: Params,
+    }
+
+    impl Rig {
+        fn new(p: Params) -> Rig {
+            let mut words = std::vec![0u128; p.capacity as usize / 16];
+            #[allow(unsafe_code)]
+            // SAFETY: the buffer is `capacity` bytes, 16-aligned (u128), on the heap (it does
+            // not move with the Rig), lives as long as the Rig, and no reference to it is used
+            // while the ring accesses it.
+            let data = unsafe { Data::new(words.as_mut_ptr().cast::<u8>(), words.len() * 16) };
+            let cursors = [Cursor::new()];
+            cursors[0].state.store(CLAIMED, Ordering::Relaxed);
+            Rig {
+                _words: words,
+                data,
+                ctl: Ctl::new(),
+                cursors,
+                p,
+            }
+        }
+        fn reader(&self) -> Reader<'_> {
+            Reader::join(&self.ctl, &self.cursors[0], self.data, self.p).unwrap()
+        }
+        fn writer(&self) -> Writer<'_> {
+            Writer::attach(&self.ctl, &self.cursors, self.data, self.p).unwrap()
         }
     }
 
@@ -930,13 +954,9 @@ mod tests {
     /// the place that record's stamp goes, is never taken for a committed record.
     #[test]
     fn stale_payload_never_reads_as_a_stamp() {
-        let mut buf = [0u128; 4];
-        let data = area(&mut buf);
-        let ctl = Ctl::new();
-        let cursors = [Cursor::new()];
-        cursors[0].state.store(CLAIMED, Ordering::Relaxed);
-        let mut r = Reader::join(&ctl, &cursors[0], data, P).unwrap();
-        let mut w = Writer::attach(&ctl, &cursors, data, P).unwrap();
+        let rig = Rig::new(P);
+        let mut r = rig.reader();
+        let mut w = rig.writer();
         let mut out = [0u8; 16];
         // Record at 0: payload at offsets 16..32 looks like a message header (len 0) with the
         // stamp of a record at position 80 (offset 16).
@@ -960,22 +980,18 @@ mod tests {
     /// writer takes the record as committed, and the reader (who may have read it) goes on.
     #[test]
     fn a_new_writer_adopts_a_stamped_but_unpublished_record() {
-        let mut buf = [0u128; 4];
-        let data = area(&mut buf);
-        let ctl = Ctl::new();
-        let cursors = [Cursor::new()];
-        cursors[0].state.store(CLAIMED, Ordering::Relaxed);
-        let mut r = Reader::join(&ctl, &cursors[0], data, P).unwrap();
-        let mut w = Writer::attach(&ctl, &cursors, data, P).unwrap();
+        let rig = Rig::new(P);
+        let mut r = rig.reader();
+        let mut w = rig.writer();
         w.try_send(b"one").unwrap();
         // Undo the head's publication, as if the writer had died just before it.
-        ctl.writer.head.store(0, Ordering::Release);
-        ctl.writer.seq.store(0, Ordering::Release);
+        rig.ctl.writer.head.store(0, Ordering::Release);
+        rig.ctl.writer.seq.store(0, Ordering::Release);
         let mut out = [0u8; 16];
         assert_eq!(r.try_recv(&mut out).unwrap(), Some((3, 0)));
         assert_eq!(r.try_recv(&mut out).unwrap(), None);
-        let mut w = Writer::attach(&ctl, &cursors, data, P).unwrap();
-        assert_eq!(ctl.writer.head.load(Ordering::Acquire), 32);
+        let mut w = rig.writer();
+        assert_eq!(rig.ctl.writer.head.load(Ordering::Acquire), 32);
         w.try_send(b"two").unwrap();
         assert_eq!(r.try_recv(&mut out).unwrap(), Some((3, 0)));
         assert_eq!(&out[..3], b"two");
@@ -990,13 +1006,9 @@ mod tests {
             max_msg: 100,
             overwrite: false,
         };
-        let mut buf = [0u128; 16];
-        let data = area(&mut buf);
-        let ctl = Ctl::new();
-        let cursors = [Cursor::new()];
-        cursors[0].state.store(CLAIMED, Ordering::Relaxed);
-        let mut r = Reader::join(&ctl, &cursors[0], data, Q).unwrap();
-        let mut w = Writer::attach(&ctl, &cursors, data, Q).unwrap();
+        let rig = Rig::new(Q);
+        let mut r = rig.reader();
+        let mut w = rig.writer();
         let msg = |i: u32| -> Vec<u8> {
             let len = (i * 37 % 101) as usize;
             (0..len).map(|j| (i as usize + j) as u8).collect()
@@ -1032,14 +1044,10 @@ mod tests {
             u64::from(KIND_PAD) << 32,      // padding that does not reach the end
             0,
         ] {
-            let mut buf = [0u128; 4];
-            let data = area(&mut buf);
-            let ctl = Ctl::new();
-            let cursors = [Cursor::new()];
-            cursors[0].state.store(CLAIMED, Ordering::Relaxed);
-            let mut r = Reader::join(&ctl, &cursors[0], data, P).unwrap();
-            data.write_u64(0, w0);
-            data.write_u64(8, stamp(0));
+            let rig = Rig::new(P);
+            let mut r = rig.reader();
+            rig.data.write_u64(0, w0);
+            rig.data.write_u64(8, stamp(0));
             let mut out = [0u8; 16];
             assert!(
                 matches!(r.try_recv(&mut out), Err(RingError::Corrupt(_))),
@@ -1051,15 +1059,11 @@ mod tests {
     /// A record below the published head without its stamp is an error, not a hang.
     #[test]
     fn a_missing_stamp_below_the_head_is_corrupt() {
-        let mut buf = [0u128; 4];
-        let data = area(&mut buf);
-        let ctl = Ctl::new();
-        let cursors = [Cursor::new()];
-        cursors[0].state.store(CLAIMED, Ordering::Relaxed);
-        let mut r = Reader::join(&ctl, &cursors[0], data, P).unwrap();
-        let mut w = Writer::attach(&ctl, &cursors, data, P).unwrap();
+        let rig = Rig::new(P);
+        let mut r = rig.reader();
+        let mut w = rig.writer();
         w.try_send(b"one").unwrap();
-        data.write_u64(8, 12345);
+        rig.data.write_u64(8, 12345);
         let mut out = [0u8; 16];
         assert!(matches!(r.try_recv(&mut out), Err(RingError::Corrupt(_))));
     }
