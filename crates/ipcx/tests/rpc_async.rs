@@ -144,12 +144,7 @@ fn published(path: &Path) -> String {
 }
 
 fn connect(a: &str) -> RpcClient {
-    let mut c = None;
-    assert!(util::wait_until(LONG, || {
-        c = RpcClient::connect(a, "calc", 1, LONG).ok();
-        c.is_some()
-    }));
-    c.unwrap()
+    util::wait_for(LONG, || RpcClient::connect(a, "calc", 1, LONG).ok())
 }
 
 async fn connect_async(a: &str) -> AsyncRpcClient {

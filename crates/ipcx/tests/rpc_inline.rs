@@ -50,12 +50,7 @@ fn service() -> Service {
 }
 
 fn connect(a: &str) -> RpcClient {
-    let mut c = None;
-    assert!(util::wait_until(LONG, || {
-        c = RpcClient::connect(a, "inline", 1, LONG).ok();
-        c.is_some()
-    }));
-    c.unwrap()
+    util::wait_for(LONG, || RpcClient::connect(a, "inline", 1, LONG).ok())
 }
 
 #[test]

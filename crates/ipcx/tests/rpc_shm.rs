@@ -35,12 +35,7 @@ fn calc() -> Service {
 }
 
 fn connect(a: &str) -> RpcClient {
-    let mut c = None;
-    assert!(util::wait_until(LONG, || {
-        c = RpcClient::connect(a, "calc", 1, LONG).ok();
-        c.is_some()
-    }));
-    c.unwrap()
+    util::wait_for(LONG, || RpcClient::connect(a, "calc", 1, LONG).ok())
 }
 
 /// Segments in /dev/shm whose name starts with the address's name.

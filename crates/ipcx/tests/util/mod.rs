@@ -173,6 +173,20 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
+/// Calls `attempt` until it gives a value (every millisecond, for up to `timeout`), and
+/// returns it; panics when time runs out (connecting to a server a child is still starting).
+pub fn wait_for<T>(timeout: Duration, mut attempt: impl FnMut() -> Option<T>) -> T {
+    let mut got = None;
+    assert!(
+        wait_until(timeout, || {
+            got = attempt();
+            got.is_some()
+        }),
+        "nothing within {timeout:?}"
+    );
+    got.expect("set when wait_until succeeds")
+}
+
 /// The unprivileged identity permission tests run as (`nobody`).
 pub const NOBODY: u32 = 65534;
 
