@@ -30,7 +30,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Error, Link};
 use crate::name::PosixName;
@@ -43,8 +43,6 @@ pub const MAX_FRAME: usize = (1 << 20) + 4096;
 /// How long the handshake on the accept socket may take, on either side.
 const HANDSHAKE: Duration = Duration::from_secs(2);
 const MAGIC: &[u8; 8] = b"IPCXSHM1";
-/// Longest single wait on a ring before looking whether its publisher is still alive.
-const PEER_CHECK: Duration = Duration::from_millis(100);
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -152,8 +150,6 @@ pub struct ShmLink {
     cred: Option<Credentials>,
     peer: String,
     max: usize,
-    /// The end of the current wait slice on the receiving ring (see `recv_frame_with`).
-    slice_end: Option<Instant>,
 }
 
 impl fmt::Debug for ShmLink {
@@ -219,7 +215,6 @@ impl ShmLink {
             cred,
             peer,
             max: MAX_FRAME,
-            slice_end: None,
         })
     }
 }
@@ -269,9 +264,8 @@ impl Link for ShmLink {
     }
 
     fn recv_frame_with(&mut self, wait: Wait, f: &mut dyn FnMut(&[u8])) -> Result<bool, Error> {
-        let (slice_end, max) = (&mut self.slice_end, self.max);
-        self.rx
-            .with("receive", |rx| recv_on(rx, slice_end, max, wait, f))
+        let max = self.max;
+        self.rx.with("receive", |rx| recv_on(rx, max, wait, f))
     }
 
     fn try_clone_link(&self) -> Result<Box<dyn Link>, Error> {
@@ -289,7 +283,6 @@ impl Link for ShmLink {
             cred: self.cred,
             peer: self.peer.clone(),
             max: self.max,
-            slice_end: None,
         }))
     }
 
@@ -304,7 +297,6 @@ impl Link for ShmLink {
             cred: self.cred,
             peer: self.peer.clone(),
             max: self.max,
-            slice_end: None,
         }))
     }
 
@@ -321,59 +313,29 @@ impl Link for ShmLink {
     }
 }
 
-/// Receives one frame from `rx` into `f` (see [`Link::recv_frame_with`]).
+/// Receives one frame from `rx` into `f` (see [`Link::recv_frame_with`]). A publisher that
+/// dies while we wait ends the ring's wait within its liveness tick (`PeerGone`), however long
+/// the caller waits.
 fn recv_on(
     rx: &mut Subscriber,
-    slice_end: &mut Option<Instant>,
     max: usize,
     wait: Wait,
     f: &mut dyn FnMut(&[u8]),
 ) -> Result<bool, Error> {
-    loop {
-        // The ring notices a dead publisher when a wait ends: wait in slices of at most
-        // `PEER_CHECK`, so that a peer that dies is noticed within one slice however long
-        // the caller waits. The slice's end is kept from one receive to the next and
-        // renewed only when a wait reaches it, so that a frame already there (or arriving
-        // while the ring spins) costs no look at the clock. A slice that ended long ago
-        // just ends the ring's wait early once, then a fresh one starts.
-        let slice = match (wait, *slice_end) {
-            (Wait::NoWait, _) => Wait::NoWait,
-            (Wait::Forever, Some(end)) => Wait::Until(end),
-            (Wait::Until(d), Some(end)) => Wait::Until(d.min(end)),
-            (_, None) => {
-                let end = Instant::now() + PEER_CHECK;
-                *slice_end = Some(end);
-                match wait {
-                    Wait::Until(d) => Wait::Until(d.min(end)),
-                    _ => Wait::Until(end),
-                }
-            }
-        };
-        let got = rx.recv_wait(slice);
-        match got {
-            Ok(s) if s.len() > max => {
-                return Err(Error::TooLarge {
-                    len: s.len(),
-                    max,
-                    what: "the ring link's maximum frame length".into(),
-                });
-            }
-            Ok(s) => {
-                // The sample is read in place, in the ring.
-                f(&s);
-                return Ok(true);
-            }
-            Err(ring::Error::Timeout) if !wait.expired() => {
-                // The slice ended (or had ended already): the next wait starts a new one.
-                *slice_end = None;
-            }
-            Err(ring::Error::Timeout) => {
-                *slice_end = None;
-                return Err(Error::Timeout);
-            }
-            Err(ring::Error::PeerGone { .. }) => return Ok(false),
-            Err(e) => return Err(ring_err("the ring link", e)),
+    match rx.recv_wait(wait) {
+        Ok(s) if s.len() > max => Err(Error::TooLarge {
+            len: s.len(),
+            max,
+            what: "the ring link's maximum frame length".into(),
+        }),
+        Ok(s) => {
+            // The sample is read in place, in the ring.
+            f(&s);
+            Ok(true)
         }
+        Err(ring::Error::Timeout) => Err(Error::Timeout),
+        Err(ring::Error::PeerGone { .. }) => Ok(false),
+        Err(e) => Err(ring_err("the ring link", e)),
     }
 }
 
@@ -438,7 +400,6 @@ impl ShmListener {
             cred: Some(cred),
             peer,
             max: MAX_FRAME,
-            slice_end: None,
         })
     }
 

@@ -754,7 +754,8 @@ impl RpcClient {
 ///   waits for room until the call's deadline. Cost: two threads per connection (the writer
 ///   idle unless the ring fills), and connecting runs once on the blocking pool (the ring
 ///   handshake blocks briefly). A server that dies is noticed by the reader thread within
-///   about 100 ms: pending and later calls fail with [`RpcError::PeerGone`].
+///   the ring's liveness tick (about 20 ms): pending and later calls fail with
+///   [`RpcError::PeerGone`].
 #[cfg(feature = "tokio")]
 #[derive(Debug, Clone)]
 pub struct AsyncRpcClient {
