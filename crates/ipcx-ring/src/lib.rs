@@ -327,11 +327,10 @@ impl<'a> Writer<'a> {
             // are found.
             let published = head;
             for _ in 0..2 {
-                let off = head & p.mask();
-                if data.load_acquire_u64((off + 8) as usize) != stamp(head) {
+                if cells.stamp(head) != stamp(head) {
                     break;
                 }
-                let h = read_header(&data, off);
+                let h = read_header(&data, head & p.mask());
                 let size = checked_size(&p, &h, head, published + p.capacity)?;
                 if h.kind == KIND_MSG {
                     seq += 1;
@@ -547,21 +546,18 @@ impl<'a> Writer<'a> {
             // When it is not free, `end - capacity` is the (slowest) reader's tail, a record
             // boundary: the word is the stamp of that record, `stamp(end - capacity)`.
             if end + HEADER <= self.limit {
-                self.data.store_release_u64(((end & mask) + 8) as usize, 0);
+                self.cells.set_stamp(end, 0);
             }
             if r.pad > 0 {
-                let off = self.head & mask;
-                self.data.write_u64(
-                    off as usize,
+                self.cells.set_header(
+                    self.head,
                     u64::from((r.pad - HEADER) as u32) | (u64::from(KIND_PAD) << 32),
                 );
-                self.data
-                    .store_release_u64(off as usize + 8, stamp(self.head));
+                self.cells.set_stamp(self.head, stamp(self.head));
             }
-            let off = (start & mask) as usize;
-            self.data
-                .write_u64(off, len as u64 | (u64::from(KIND_MSG) << 32));
-            self.data.store_release_u64(off + 8, stamp(start));
+            self.cells
+                .set_header(start, len as u64 | (u64::from(KIND_MSG) << 32));
+            self.cells.set_stamp(start, stamp(start));
         }
         self.seq += 1;
         self.head = end;

@@ -101,40 +101,6 @@ impl Data {
         self.words[off / 8].store(v, Ordering::Relaxed)
     }
 
-    /// Reads the aligned 64-bit word at `off` with acquire ordering: bytes the writer stored
-    /// before its [`Data::store_release_u64`] of this word are visible after it.
-    #[inline]
-    pub(crate) fn load_acquire_u64(&self, off: usize) -> u64 {
-        self.check(off, 8);
-        assert!(off.is_multiple_of(8));
-        #[cfg(not(loom))]
-        {
-            // SAFETY: in bounds and 8-aligned (checked; the base is 16-aligned); the word lives
-            // in shared memory that stays mapped while `self` is used, and every access to it
-            // from any process is atomic or volatile (never a Rust reference).
-            let word = unsafe { AtomicU64::from_ptr(self.base.add(off).cast::<u64>()) };
-            word.load(Ordering::Acquire)
-        }
-        #[cfg(loom)]
-        self.words[off / 8].load(Ordering::Acquire)
-    }
-
-    /// Writes the aligned 64-bit word at `off` with release ordering (see
-    /// [`Data::load_acquire_u64`]).
-    #[inline]
-    pub(crate) fn store_release_u64(&self, off: usize, v: u64) {
-        self.check(off, 8);
-        assert!(off.is_multiple_of(8));
-        #[cfg(not(loom))]
-        {
-            // SAFETY: as in `load_acquire_u64`.
-            let word = unsafe { AtomicU64::from_ptr(self.base.add(off).cast::<u64>()) };
-            word.store(v, Ordering::Release);
-        }
-        #[cfg(loom)]
-        self.words[off / 8].store(v, Ordering::Release)
-    }
-
     /// The area seen as 16-byte cells (see [`Cells`]), when its length is a power of two of
     /// at least 16 bytes (a ring's data area).
     #[inline]
