@@ -736,32 +736,36 @@ impl Subscriber {
 
     /// Moves a ring read directly into a reading thread, like any other source.
     fn ring_to_thread(&mut self, r: RingSub, source: usize) -> Result<(), Error> {
-        let (tx, live, missed, stop) = (
-            self.tx.clone(),
-            self.live.clone(),
-            self.missed.clone(),
-            self.stop.clone(),
-        );
+        let (tx, missed, stop) = (self.tx.clone(), self.missed.clone(), self.stop.clone());
         let topics = self.topics.clone();
-        live.fetch_add(1, Ordering::SeqCst);
-        let spawned = std::thread::Builder::new()
-            .name("ipcx-sub-ring".into())
-            .spawn(move || {
-                let mut r = r;
-                while !stop.load(Ordering::SeqCst) {
-                    match recv_ring(&mut r, &topics, &missed, Wait::timeout(STOP_CHECK)) {
-                        Ok(d) => {
-                            if tx.send(Ok(Delivery { source, ..d })).is_err() {
-                                break;
-                            }
-                        }
-                        Err(Error::Timeout) => {}
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
+        self.spawn_reader("ipcx-sub-ring", move || {
+            let mut r = r;
+            while !stop.load(Ordering::SeqCst) {
+                match recv_ring(&mut r, &topics, &missed, Wait::timeout(STOP_CHECK)) {
+                    Ok(d) => {
+                        if tx.send(Ok(Delivery { source, ..d })).is_err() {
                             break;
                         }
                     }
+                    Err(Error::Timeout) => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        break;
+                    }
                 }
+            }
+        })
+    }
+
+    /// Starts a thread that reads one source; [`Subscriber::recv_wait`] counts it as live
+    /// until `read` returns, however it returns.
+    fn spawn_reader(&self, name: &str, read: impl FnOnce() + Send + 'static) -> Result<(), Error> {
+        let live = self.live.clone();
+        live.fetch_add(1, Ordering::SeqCst);
+        let spawned = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                read();
                 live.fetch_sub(1, Ordering::SeqCst);
             });
         if let Err(source) = spawned {
@@ -846,50 +850,37 @@ impl Subscriber {
         let source = self.sources;
         self.sources += 1;
         let tx = self.tx.clone();
-        let live = self.live.clone();
         let missed = self.missed.clone();
         let name = addr.to_owned();
-        live.fetch_add(1, Ordering::SeqCst);
-        let spawned = std::thread::Builder::new()
-            .name("ipcx-sub".into())
-            .spawn(move || {
-                let end = loop {
-                    let f = match link.recv_frame_wait(Wait::Forever) {
-                        Ok(Some(f)) => f,
-                        Ok(None) => {
-                            break Error::PeerGone {
-                                what: format!("the publisher at {name} closed"),
-                            };
-                        }
-                        Err(e) => break e,
-                    };
-                    let d = match parse_message(&f) {
-                        Ok((m, topic, data)) => {
-                            missed.fetch_add(m, Ordering::Relaxed);
-                            Delivery {
-                                topic: topic.to_vec(),
-                                data: data.to_vec(),
-                                missed: m,
-                                source,
-                            }
-                        }
-                        Err(reason) => break Error::protocol(&name, reason),
-                    };
-                    if tx.send(Ok(d)).is_err() {
-                        return;
+        self.spawn_reader("ipcx-sub", move || {
+            let end = loop {
+                let f = match link.recv_frame_wait(Wait::Forever) {
+                    Ok(Some(f)) => f,
+                    Ok(None) => {
+                        break Error::PeerGone {
+                            what: format!("the publisher at {name} closed"),
+                        };
                     }
+                    Err(e) => break e,
                 };
-                let _ = tx.send(Err(end));
-                live.fetch_sub(1, Ordering::SeqCst);
-            });
-        if let Err(source) = spawned {
-            self.live.fetch_sub(1, Ordering::SeqCst);
-            return Err(Error::Io {
-                context: "spawning a subscriber thread".into(),
-                source,
-            });
-        }
-        Ok(())
+                let d = match parse_message(&f) {
+                    Ok((m, topic, data)) => {
+                        missed.fetch_add(m, Ordering::Relaxed);
+                        Delivery {
+                            topic: topic.to_vec(),
+                            data: data.to_vec(),
+                            missed: m,
+                            source,
+                        }
+                    }
+                    Err(reason) => break Error::protocol(&name, reason),
+                };
+                if tx.send(Ok(d)).is_err() {
+                    return;
+                }
+            };
+            let _ = tx.send(Err(end));
+        })
     }
 
     /// Messages dropped for this subscriber so far (all publishers).
