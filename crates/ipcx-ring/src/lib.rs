@@ -720,6 +720,15 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Hints the processor to fetch the cache line after the one the tail's record starts in.
+    /// A reader polling the stamp calls it with each poll: a small record's second line
+    /// (a 64-byte message and its header span two) then comes in while it polls the first,
+    /// instead of after it. Only a hint: nothing is read.
+    #[inline]
+    pub fn prefetch_next(&self) {
+        self.cells.prefetch((self.tail | 63) + 1);
+    }
+
     /// Lossless rings: whether the record at the tail is committed (its stamp is there).
     /// Reads one word, in the cache line the record starts in: the cheapest poll there is.
     #[inline]

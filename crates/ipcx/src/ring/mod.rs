@@ -969,13 +969,17 @@ impl Subscriber {
             if let Some(got) = self.try_get()? {
                 break got;
             }
-            // Spin first, polling one word (the stamp at our tail) and reading the clock only
-            // every few dozen polls: a peer that answers within the spin window costs no
-            // look at the clock, the writer's line or the participants.
+            // Spin first, polling one word (the stamp at our tail, with a hint for the line
+            // after it) and reading the clock only every few dozen polls: a peer that answers
+            // within the spin window costs no look at the clock, the writer's line or the
+            // participants.
             let mut spun = false;
             if wait != Wait::NoWait && self.spin.may_poll(self.strategy) {
                 let reader = &self.reader;
-                if spin(&mut |_| reader.poll_ready()) {
+                if spin(&mut |_| {
+                    reader.prefetch_next();
+                    reader.poll_ready()
+                }) {
                     self.spin.spin_worked();
                     continue;
                 }
