@@ -5,9 +5,9 @@
 //! receiver checksumming every byte and the parent verifying the checksum), then prints a table,
 //! writes a JSON report and draws an SVG chart. Every p50 is compared with the `limit` row, a
 //! cache-line ping-pong through shared memory (the physical floor): measured once in full at
-//! the start of the run, and again briefly just before each other row's ping-pong, because on a
-//! shared virtual machine the floor drifts within a run and every row drifts with it; each ratio
-//! divides by the floor measured next to its row (see [`report`]).
+//! the start of the run, and again in short slices between the rounds of each other row's
+//! ping-pong, because on a shared virtual machine the floor drifts within a run and every row
+//! drifts with it; each ratio divides by the floor measured alongside its row (see [`report`]).
 //!
 //! The harness is generic: a row is anything that implements [`Mechanism`] (open a receiving
 //! half on each side, then connect the sending halves, giving a [`Link`] that moves messages).

@@ -21,12 +21,15 @@
 //!
 //! The cache-line floor of a shared virtual machine drifts within a run (the hypervisor moves
 //! the vCPUs: for tens of seconds a round trip takes ~140 ns, then ~430 ns), and every row's
-//! latency drifts with it. So the runner measures a short `limit` ping-pong just before each
-//! row's ping-pong (same peer process, a few tens of ms) and records it in that result:
+//! latency drifts with it, sometimes within a second. So the runner measures each row's
+//! ping-pong in rounds (8 in a quick run, 16 in a full one), each right after a slice of a
+//! `limit` ping-pong (same peer process, a few ms), and pools the round trips of the rounds and
+//! those of the slices: the row and its floor are sampled over the same stretch of time, in the
+//! same mix of placements. It records the pooled floor in that result:
 //!
-//! - `floor_p50_ns`, `floor_p99_9_ns`: the p50 and p99.9 of that adjacent `limit` ping-pong
-//!   (for the `limit` row itself: its own figures). `rtt_ns.p999 / floor_p99_9_ns` is the tail
-//!   ratio against the same floor.
+//! - `floor_p50_ns`, `floor_p99_9_ns`: the p50 and p99.9 of the pooled `limit` slices next to
+//!   the row (for the `limit` row itself: its own figures); `rtt_ns` is pooled over the row's
+//!   rounds. `rtt_ns.p999 / floor_p99_9_ns` is the tail ratio against the same floor.
 //! - `ratio_to_limit`: `rtt_ns.p50 / floor_p50_ns`; when a result has no adjacent floor (a
 //!   report from before this change, or the floor measurement failed) it is divided by
 //!   `run.baseline_p50_ns` as before.
@@ -101,11 +104,11 @@ pub struct BenchResult {
     /// Throughput (stream rows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throughput: Option<Throughput>,
-    /// The p50 of the `limit` ping-pong measured just before this row (ping-pong results;
-    /// for the `limit` row, its own p50). See the [module docs](self).
+    /// The p50 of the `limit` ping-pong slices measured between this row's rounds (ping-pong
+    /// results; for the `limit` row, its own p50). See the [module docs](self).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub floor_p50_ns: Option<u64>,
-    /// The p99.9 of that same adjacent `limit` ping-pong, for tail ratios.
+    /// The p99.9 of those same `limit` slices, for tail ratios.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub floor_p99_9_ns: Option<u64>,
     /// p50 divided by [`BenchResult::floor_p50_ns`], or by the p50 of the run's `limit` row

@@ -50,7 +50,7 @@ impl Budget {
     /// them does not lengthen a run.
     fn per_phase(&self, units: usize, floors: usize) -> PhaseBudget {
         let units = units.max(1) as f64;
-        let floors_s = self.floor_phase().cost().as_secs_f64() * floors as f64;
+        let floors_s = self.floor_slice().cost().as_secs_f64() * floors as f64;
         let spread = |total: f64, min: f64, max: f64| {
             // Never less than half the total for the rows themselves.
             let rows = (total - floors_s).max(total / 2.0);
@@ -64,8 +64,8 @@ impl Budget {
         }
     }
 
-    /// The budget of the short `limit` ping-pong measured just before each row (the floor
-    /// that row's ratio divides by): [`FLOOR_TIME`], or the row's own iteration count (at most
+    /// The budget of the short `limit` ping-pong measured alongside each row (the floor that
+    /// row's ratio divides by, in [`Budget::floor_rounds`] slices): [`FLOOR_TIME`], or the row's own iteration count (at most
     /// [`FLOOR_MAX_ROUND_TRIPS`]) or duration when shorter.
     pub fn floor_phase(&self) -> PhaseBudget {
         match *self {
@@ -74,12 +74,31 @@ impl Budget {
             Budget::Time(d) => PhaseBudget::Time(d.min(FLOOR_TIME)),
         }
     }
+
+    /// In how many rounds a ping-pong row runs, each after a slice of its floor: several
+    /// under a time budget, one under an iteration count (which stays exact).
+    pub fn floor_rounds(&self) -> u32 {
+        match *self {
+            Budget::Quick | Budget::Time(_) => FLOOR_ROUNDS,
+            Budget::Default => 2 * FLOOR_ROUNDS,
+            Budget::Iterations(_) => 1,
+        }
+    }
+
+    /// One slice of a row's floor: [`Budget::floor_phase`] spread over its rounds.
+    pub fn floor_slice(&self) -> PhaseBudget {
+        self.floor_phase().split(self.floor_rounds())
+    }
 }
 
 /// How long the floor measured next to each row runs (after a warm-up of a tenth of it).
 /// Long enough for tens of thousands of cache-line round trips, short next to the tens of
 /// seconds a hypervisor keeps the vCPUs in one place.
-pub const FLOOR_TIME: Duration = Duration::from_millis(30);
+pub const FLOOR_TIME: Duration = Duration::from_millis(40);
+
+/// The rounds of a ping-pong row and its floor under the quick budget (twice as many under
+/// the default one).
+pub const FLOOR_ROUNDS: u32 = 8;
 
 /// The most round trips of a floor under [`Budget::Iterations`].
 pub const FLOOR_MAX_ROUND_TRIPS: u64 = 50_000;
@@ -110,6 +129,15 @@ impl PhaseBudget {
         match *self {
             PhaseBudget::Count(n) => count >= n,
             PhaseBudget::Time(d) => elapsed >= d,
+        }
+    }
+
+    /// One of `n` equal parts of this budget (at least one round trip).
+    pub fn split(&self, n: u32) -> PhaseBudget {
+        let n = n.max(1);
+        match *self {
+            PhaseBudget::Count(c) => PhaseBudget::Count(c.div_ceil(u64::from(n)).max(1)),
+            PhaseBudget::Time(d) => PhaseBudget::Time(d / n),
         }
     }
 
@@ -150,6 +178,9 @@ pub struct BenchConfig {
     /// Set to stop the run early, as Ctrl-C does (the run also stops on
     /// `ipcx::interrupt::requested()`).
     pub stop: Arc<AtomicBool>,
+    /// In how many rounds each ping-pong row with a floor runs, each after a slice of the
+    /// floor (`None`: [`Budget::floor_rounds`]).
+    pub rounds: Option<u32>,
 }
 
 impl Default for BenchConfig {
@@ -161,6 +192,7 @@ impl Default for BenchConfig {
             pin: None,
             stall_timeout: Duration::from_secs(10),
             stop: Arc::new(AtomicBool::new(false)),
+            rounds: None,
         }
     }
 }
@@ -271,9 +303,12 @@ pub struct Plan {
     pub rows: Vec<PlannedRow>,
     /// The budget of each measurement.
     pub phase: PhaseBudget,
-    /// The budget of the `limit` ping-pong measured just before each row's ping-pong (see
-    /// [`Plan::floors`]).
+    /// The budget of one slice of the `limit` ping-pong measured before each round of a
+    /// row's ping-pong (see [`Plan::floors`]).
     pub floor: PhaseBudget,
+    /// In how many rounds each ping-pong row with a floor runs (each round after a slice of
+    /// the floor; the other patterns run once, in the last round).
+    pub rounds: u32,
 }
 
 /// The `limit` row and the payload its floors run at: the smallest requested size it carries
@@ -298,8 +333,8 @@ fn floor_source(rows: &[PlannedRow]) -> Option<(Arc<dyn Mechanism>, usize)> {
     Some((m, payload))
 }
 
-/// Whether `row` gets a floor measured just before it: a ping-pong row that runs, other than
-/// the `limit` row itself.
+/// Whether `row` gets a floor measured next to it: a ping-pong row that runs, other than the
+/// `limit` row itself.
 fn wants_floor(row: &PlannedRow) -> bool {
     row.skip.is_none()
         && row.mechanism.name() != BASELINE
@@ -307,13 +342,13 @@ fn wants_floor(row: &PlannedRow) -> bool {
 }
 
 impl Plan {
-    /// How many floors the run measures: one before each ping-pong row other than `limit`,
-    /// when the plan has a usable `limit` row (none otherwise).
+    /// How many floor slices the run measures: one before each round of each ping-pong row
+    /// other than `limit`, when the plan has a usable `limit` row (none otherwise).
     pub fn floors(&self) -> usize {
         if floor_source(&self.rows).is_none() {
             return 0;
         }
-        self.rows.iter().filter(|r| wants_floor(r)).count()
+        self.rows.iter().filter(|r| wants_floor(r)).count() * self.rounds.max(1) as usize
     }
 
     /// Measurements that will run.
@@ -371,8 +406,13 @@ pub fn plan(registry: &Registry, cfg: &BenchConfig) -> Result<Plan, RunError> {
     let mut plan = Plan {
         rows: planned,
         phase: PhaseBudget::Count(1),
-        floor: cfg.budget.floor_phase(),
+        floor: cfg.budget.floor_slice(),
+        rounds: cfg.budget.floor_rounds(),
     };
+    if let Some(n) = cfg.rounds {
+        plan.rounds = n.max(1);
+        plan.floor = cfg.budget.floor_phase().split(plan.rounds);
+    }
     plan.phase = cfg.budget.per_phase(plan.units(), plan.floors());
     Ok(plan)
 }
@@ -802,6 +842,7 @@ fn ping_pong(
     w: &mut Watch<'_>,
     payload: usize,
     budget: PhaseBudget,
+    mut pool: Option<&mut Recorder>,
 ) -> Result<RttSummary, PhaseError> {
     w.peer.send(&Command::Echo)?;
     let mut g = PayloadGen::new(payload);
@@ -831,6 +872,9 @@ fn ping_pong(
             }
             if measure {
                 rec.record(t1 - t0);
+                if let Some(pool) = pool.as_deref_mut() {
+                    pool.record(t1 - t0);
+                }
             }
             sent.add(g.sum(seq));
             seq += 1;
@@ -975,12 +1019,25 @@ pub fn run_plan(
         if peer.is_none() {
             peer = Some(Peer::spawn(launcher, dir.path(), cfg, &stop)?);
         }
-        // The floor next to this row, with the same peer process.
-        let floor = match &floor_src {
-            Some((limit, payload)) if wants_floor(row) => {
+        // The row's ping-pong runs in rounds, each right after a slice of the floor with the
+        // same peer process; both pool their round trips. The host moves the vCPUs every few
+        // seconds, so a floor measured once, before the row, may come from another placement
+        // than the row itself; interleaved, the floor and the row see the same mix.
+        let floor_of_row = floor_src.as_ref().filter(|_| wants_floor(row));
+        let rounds = if floor_of_row.is_some() {
+            plan.rounds.max(1)
+        } else {
+            1
+        };
+        let mut floor_pool = Recorder::new();
+        let mut row_pool = Recorder::new();
+        let mut row_results = Vec::new();
+        let mut lost = RowEnd::Fine;
+        for round in 0..rounds {
+            if let Some((limit, payload)) = floor_of_row {
                 row_no += 1;
                 let p = peer.as_mut().expect("peer started");
-                let (floor, end) = measure_floor(
+                let end = measure_floor(
                     limit,
                     *payload,
                     dir.path(),
@@ -989,6 +1046,7 @@ pub fn run_plan(
                     plan.floor,
                     cfg,
                     &stop,
+                    &mut floor_pool,
                 );
                 match end {
                     RowEnd::Fine => {}
@@ -1006,18 +1064,79 @@ pub fn run_plan(
                         return Err(RunError::Interrupted);
                     }
                 }
-                floor
             }
-            _ => None,
-        };
-        let p = peer.as_mut().expect("peer started");
-        row_no += 1;
-        let ctx = RowContext {
-            payload: row.payload,
-            dir: dir.path().to_owned(),
-            tag: format!("ipcx-bench-{}-{row_no}", std::process::id()),
-        };
-        let (mut row_results, lost) = run_row(row, &ctx, p, plan.phase, cfg, &stop, progress);
+            let p = peer.as_mut().expect("peer started");
+            row_no += 1;
+            let ctx = RowContext {
+                payload: row.payload,
+                dir: dir.path().to_owned(),
+                tag: format!("ipcx-bench-{}-{row_no}", std::process::id()),
+            };
+            let last = round + 1 == rounds;
+            if last {
+                // The last round measures every pattern (the other ones at full length).
+                let (res, end) = run_row(
+                    row,
+                    &ctx,
+                    p,
+                    plan.phase.split(rounds),
+                    plan.phase,
+                    cfg,
+                    &stop,
+                    progress,
+                    Some(&mut row_pool),
+                );
+                row_results = res;
+                lost = end;
+                break;
+            }
+            let ping = PlannedRow {
+                patterns: vec![Pattern::PingPong],
+                ..row.clone()
+            };
+            let (res, end) = run_row(
+                &ping,
+                &ctx,
+                p,
+                plan.phase.split(rounds),
+                plan.phase,
+                cfg,
+                &stop,
+                &mut NoProgress,
+                Some(&mut row_pool),
+            );
+            let fine = res.iter().all(|r| r.rtt_ns.is_some());
+            if !fine || !matches!(end, RowEnd::Fine) {
+                // The row did not run through: its outcome stands for every pattern.
+                let why = res
+                    .iter()
+                    .find_map(|r| r.skipped.clone().or_else(|| r.error.clone()))
+                    .unwrap_or_else(|| "interrupted".into());
+                let skipped = res.iter().any(|r| r.skipped.is_some());
+                for &pattern in &row.patterns {
+                    progress.step(&format!(
+                        "{name} {} {pattern}",
+                        units::format_size(row.payload as u64)
+                    ));
+                    row_results.push(if skipped {
+                        BenchResult::skipped(&name, pattern, row.payload, why.clone())
+                    } else {
+                        BenchResult::failed(&name, pattern, row.payload, why.clone())
+                    });
+                }
+                lost = end;
+                break;
+            }
+        }
+        if rounds > 1 {
+            // The pooled round trips of every round replace the last round's own.
+            for r in &mut row_results {
+                if r.pattern == Pattern::PingPong && r.rtt_ns.is_some() {
+                    r.rtt_ns = row_pool.summary();
+                }
+            }
+        }
+        let floor = floor_pool.summary();
         attach_floor(&mut row_results, floor.as_ref());
         results.extend(row_results);
         match lost {
@@ -1077,9 +1196,9 @@ pub fn run_plan(
     Ok(report)
 }
 
-/// Measures the floor next to a row: a short ping-pong of the `limit` row `limit` at
-/// `payload` with the run's peer, as any row is measured (its own word, opened and closed).
-/// `None` when it did not produce figures.
+/// Measures one slice of the floor next to a row: a short ping-pong of the `limit` row
+/// `limit` at `payload` with the run's peer, as any row is measured (its own word, opened and
+/// closed), its round trips recorded in `pool`.
 #[allow(clippy::too_many_arguments)]
 fn measure_floor(
     limit: &Arc<dyn Mechanism>,
@@ -1090,7 +1209,8 @@ fn measure_floor(
     budget: PhaseBudget,
     cfg: &BenchConfig,
     stop: &dyn Fn() -> bool,
-) -> (Option<RttSummary>, RowEnd) {
+    pool: &mut Recorder,
+) -> RowEnd {
     let row = PlannedRow {
         mechanism: limit.clone(),
         payload,
@@ -1102,8 +1222,18 @@ fn measure_floor(
         dir: dir.to_owned(),
         tag: format!("ipcx-bench-{}-{row_no}", std::process::id()),
     };
-    let (results, end) = run_row(&row, &ctx, peer, budget, cfg, stop, &mut NoProgress);
-    (results.into_iter().find_map(|r| r.rtt_ns), end)
+    let (_, end) = run_row(
+        &row,
+        &ctx,
+        peer,
+        budget,
+        budget,
+        cfg,
+        stop,
+        &mut NoProgress,
+        Some(pool),
+    );
+    end
 }
 
 /// Records the floor measured next to a row in its measured ping-pong results; the `limit`
@@ -1137,15 +1267,20 @@ enum RowEnd {
     Interrupted,
 }
 
-/// Runs one row and size: open both sides, measure each pattern, close.
+/// Runs one row and size: open both sides, measure each pattern, close. The ping-pong runs
+/// for `ping`, the other patterns for `budget`; the ping-pong's round trips are also recorded
+/// in `pool`, when given.
+#[allow(clippy::too_many_arguments)]
 fn run_row(
     row: &PlannedRow,
     ctx: &RowContext,
     peer: &mut Peer,
+    ping: PhaseBudget,
     budget: PhaseBudget,
     cfg: &BenchConfig,
     stop: &dyn Fn() -> bool,
     progress: &mut dyn Progress,
+    mut pool: Option<&mut Recorder>,
 ) -> (Vec<BenchResult>, RowEnd) {
     let m = &row.mechanism;
     let name = m.name().to_owned();
@@ -1269,7 +1404,14 @@ fn run_row(
             answered: false,
         };
         let res = match pattern {
-            Pattern::PingPong => ping_pong(link.as_mut(), &mut w, row.payload, budget).map(|s| {
+            Pattern::PingPong => ping_pong(
+                link.as_mut(),
+                &mut w,
+                row.payload,
+                ping,
+                pool.as_deref_mut(),
+            )
+            .map(|s| {
                 let mut r = BenchResult::new(&name, pattern, row.payload);
                 r.rtt_ns = Some(s);
                 r.verified = Some(true);
@@ -1368,15 +1510,18 @@ mod tests {
     fn a_floor_is_planned_before_each_ping_pong_row_but_the_limit_row() {
         let reg = Registry::standard();
         let p = plan(&reg, &cfg(&["ring", "unix"], &[64, 4096], Budget::Quick)).unwrap();
-        // limit 64 B is its own floor, limit 4 KiB is skipped: ring and unix at both sizes.
-        assert_eq!(p.floors(), 4);
-        assert_eq!(p.floor, PhaseBudget::Time(FLOOR_TIME));
+        // limit 64 B is its own floor, limit 4 KiB is skipped: ring and unix at both sizes,
+        // a slice before each round.
+        assert_eq!(p.rounds, FLOOR_ROUNDS);
+        assert_eq!(p.floors(), 4 * FLOOR_ROUNDS as usize);
+        assert_eq!(p.floor, PhaseBudget::Time(FLOOR_TIME / FLOOR_ROUNDS));
         let (m, payload) = floor_source(&p.rows).unwrap();
         assert_eq!((m.name(), payload), (BASELINE, 64));
 
         // A size the limit row cannot carry: the floors still run, at a size it can.
-        let p = plan(&reg, &cfg(&["unix"], &[4096], Budget::Quick)).unwrap();
-        assert_eq!(p.floors(), 1);
+        let p = plan(&reg, &cfg(&["unix"], &[4096], Budget::Iterations(100))).unwrap();
+        assert_eq!((p.rounds, p.floors()), (1, 1));
+        assert_eq!(p.floor, PhaseBudget::Count(100));
         assert_eq!(floor_source(&p.rows).unwrap().1, 64);
 
         // A registry without a limit row (the peers' ipcx-vs-raw rounds): no floors.
@@ -1405,11 +1550,11 @@ mod tests {
             PhaseBudget::Time(d) => d.as_secs_f64(),
             PhaseBudget::Count(_) => unreachable!(),
         };
-        // 60 measurements and 40 floors of ~35 ms: the quick run's 22 s less the floors.
+        // 60 measurements and 40 floor slices: the quick run's 22 s less the floors.
         let without = secs(Budget::Quick.per_phase(60, 0));
         let with = secs(Budget::Quick.per_phase(60, 40));
         assert!((without - 22.0 / 60.0).abs() < 1e-9, "{without}");
-        let floors = Budget::Quick.floor_phase().cost().as_secs_f64() * 40.0;
+        let floors = Budget::Quick.floor_slice().cost().as_secs_f64() * 40.0;
         assert!((with - (22.0 - floors) / 60.0).abs() < 1e-9, "{with}");
         // Never below half the total, whatever the number of floors.
         let many = secs(Budget::Quick.per_phase(60, 100_000));
@@ -1417,6 +1562,19 @@ mod tests {
         assert_eq!(
             Budget::Iterations(7).per_phase(60, 40),
             PhaseBudget::Count(7)
+        );
+        // Slices: a time budget is split evenly, a count rounded up (never to zero).
+        assert_eq!(Budget::Default.floor_rounds(), 2 * FLOOR_ROUNDS);
+        assert_eq!(
+            Budget::Default.floor_slice(),
+            PhaseBudget::Time(FLOOR_TIME / (2 * FLOOR_ROUNDS))
+        );
+        assert_eq!(Budget::Iterations(9).floor_rounds(), 1);
+        assert_eq!(PhaseBudget::Count(10).split(4), PhaseBudget::Count(3));
+        assert_eq!(PhaseBudget::Count(1).split(8), PhaseBudget::Count(1));
+        assert_eq!(
+            PhaseBudget::Time(Duration::from_millis(80)).split(8),
+            PhaseBudget::Time(Duration::from_millis(10))
         );
     }
 }

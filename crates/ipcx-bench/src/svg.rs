@@ -44,7 +44,7 @@ fn draw(root: &Area<'_>, report: &Report) -> DrawResult {
         .map(|p| format!("limit row (the floor): p50 {}", format_ns(p as f64)));
     let floors = report.floor_range().map(|(lo, hi)| {
         format!(
-            "floors measured just before each row: p50 {}–{}",
+            "floors measured alongside each row: p50 {}–{}",
             format_ns(lo as f64),
             format_ns(hi as f64)
         )
@@ -323,10 +323,7 @@ mod tests {
         rs[2].floor_p50_ns = Some(430);
         let svg = render(&report(rs)).unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..100]);
-        assert!(
-            svg.contains("floors measured just before each row"),
-            "{svg}"
-        );
+        assert!(svg.contains("floors measured alongside each row"), "{svg}");
         assert!(svg.contains("unix") && svg.contains("tcp"));
         assert!(svg.contains("1 MiB"));
 

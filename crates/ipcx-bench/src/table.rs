@@ -222,7 +222,8 @@ fn ratio_footer(report: &Report) -> Vec<String> {
             });
             out.push(format!(
                 "× limit: each p50 divided by the p50 of a {BASELINE} ping-pong (the cache-line \
-                 floor between these two CPUs) measured just before that row; floors this run: \
+                 floor between these two CPUs) measured in slices between that row's rounds; \
+                 floors this run: \
                  {range}{limit_row}"
             ));
             let without = report
@@ -416,7 +417,9 @@ mod tests {
         assert!(row("ring-spin").contains("┆     3.0 ┆"), "{s}");
         assert!(row("unix").contains("┆     100 ┆"), "{s}");
         assert!(
-            s.contains("measured just before that row; floors this run: 140 ns–430 ns"),
+            s.contains(
+                "measured in slices between that row's rounds; floors this run: 140 ns–430 ns"
+            ),
             "{s}"
         );
         assert!(s.contains("measured first: 140 ns"), "{s}");

@@ -319,6 +319,45 @@ fn the_selftest_row_measures_and_verifies_every_size_between_two_processes() {
 }
 
 #[test]
+fn a_ping_pong_row_in_rounds_pools_them_with_its_floor_slices() {
+    let _g = serial();
+    // 25 round trips in 3 rounds: 9 each (rounded up), every one recorded in the pool; the
+    // stream runs once, in full, in the last round.
+    let cfg = BenchConfig {
+        rounds: Some(3),
+        ..tiny(&["selftest"], &[64])
+    };
+    let plan = runner::plan(&registry(), &cfg).unwrap();
+    assert_eq!((plan.rounds, plan.floors()), (3, 3));
+    let r = run(&cfg);
+    let p = find(&r, "selftest", Pattern::PingPong, 64);
+    let rtt = p.rtt_ns.as_ref().unwrap_or_else(|| panic!("{p:?}"));
+    assert_eq!(rtt.samples, Some(27), "{p:?}");
+    assert_eq!(p.verified, Some(true));
+    let floor = p.floor_p50_ns.unwrap_or_else(|| panic!("no floor: {p:?}"));
+    assert!(p.floor_p99_9_ns.is_some_and(|t| t >= floor), "{p:?}");
+    let s = find(&r, "selftest", Pattern::Stream, 64);
+    let t = s.throughput.as_ref().unwrap_or_else(|| panic!("{s:?}"));
+    assert_eq!(t.messages, Some(25), "{s:?}");
+    assert_eq!(s.verified, Some(true));
+    // A row that cannot run at a size is skipped once per pattern, not once per round.
+    let cfg = BenchConfig {
+        rounds: Some(3),
+        ..tiny(&["udp"], &[1 << 20])
+    };
+    let r = run(&cfg);
+    let n = r.results.iter().filter(|x| x.mechanism == "udp").count();
+    assert_eq!(n, 2, "{:?}", r.results);
+    assert!(
+        r.results
+            .iter()
+            .filter(|x| x.mechanism == "udp")
+            .all(|x| x.skipped.is_some())
+    );
+    assert_clean();
+}
+
+#[test]
 fn rows_that_must_succeed_do() {
     let _g = serial();
     let rows: Vec<&str> = MUST_SUCCEED.iter().map(|(r, _)| *r).collect();
