@@ -169,6 +169,8 @@ pub fn run(
             pin: base.pin,
             stall_timeout: base.stall_timeout,
             stop: base.stop.clone(),
+            // No floors here (the registry has no limit row): one round per row.
+            rounds: None,
         };
         let report = runner::run(&reg, &cfg, launcher, &mut NoProgress)
             .map_err(|e| anyhow!("ipcx vs raw, round {}: {e}", round + 1))?;
