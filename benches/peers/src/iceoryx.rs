@@ -226,3 +226,44 @@ impl Link for SendPorts {
         }
     }
 }
+
+/// The iceoryx2 files in `/dev/shm` that a run created, removed when it ends: iceoryx2 keeps
+/// a management segment per version there (`iox2_*_global_mgmt`) after its last node is
+/// gone. Files that were there before the run (another iceoryx2 application's) are left alone.
+#[derive(Debug)]
+pub struct Leftovers {
+    before: std::collections::HashSet<std::path::PathBuf>,
+}
+
+impl Leftovers {
+    const DIR: &'static str = "/dev/shm";
+
+    fn list() -> std::collections::HashSet<std::path::PathBuf> {
+        std::fs::read_dir(Self::DIR)
+            .map(|dir| {
+                dir.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("iox2_"))
+                    .map(|e| e.path())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Notes the iceoryx2 files present now.
+    pub fn note() -> Leftovers {
+        Leftovers {
+            before: Self::list(),
+        }
+    }
+}
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        for path in Self::list() {
+            let ours = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file());
+            if ours && !self.before.contains(&path) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+}

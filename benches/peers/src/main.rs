@@ -162,6 +162,8 @@ fn run(args: Args) -> anyhow::Result<bool> {
         &[PEER_ARG],
     );
     let started = Instant::now();
+    // Removes what iceoryx2 leaves in /dev/shm when the run ends.
+    let _iox2 = iceoryx::Leftovers::note();
     eprintln!(
         "ipcx-peers: {} measurements, about {} s, then {} round(s) of ipcx vs raw",
         plan.units(),
