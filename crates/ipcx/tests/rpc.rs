@@ -4,54 +4,33 @@ mod util;
 
 use std::time::{Duration, Instant};
 
-use ipcx::pattern::reqrep::{Client, ConnectError, Frame, Hello, Refusal, Status};
+use ipcx::pattern::reqrep::{Client, Frame, Hello, Status};
 use ipcx::rpc::{CallContext, RpcClient, RpcError, Service};
 use ipcx::socket::{UnixAddr, UnixStream};
-
-const LONG: Duration = Duration::from_secs(20);
-
-fn addr(tag: &str) -> String {
-    format!("unix:@{}", util::unique(tag))
-}
+use util::rpc::{LONG, connect, unix_addr as addr};
 
 fn calc() -> Service {
-    Service::new("calc", 1)
-        .method("add", |a: (i32, i32)| Ok::<_, String>(a.0 + a.1))
-        .method("div", |a: (i32, i32)| {
-            if a.1 == 0 {
-                Err("division by zero".to_string())
-            } else {
-                Ok(a.0 / a.1)
-            }
-        })
+    util::rpc::calc_add()
+        .method("div", util::rpc::div)
         .method("boom", |_: ()| -> Result<(), String> {
             panic!("handler exploded")
         })
         .method_ctx("slow", |ctx: &CallContext, ms: u64| {
-            let until = Instant::now() + Duration::from_millis(ms);
-            while Instant::now() < until {
-                if ctx.expired() {
-                    return Err("gave up: the caller's deadline passed".to_string());
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Ok(ms)
+            util::rpc::slow(
+                ctx,
+                ms,
+                CallContext::expired,
+                "gave up: the caller's deadline passed",
+            )
         })
-        .method_ctx("whoami", |ctx: &CallContext, _: ()| {
-            Ok::<_, String>(ctx.credentials.map(|c| (c.pid, c.uid)))
-        })
-}
-
-fn connect(a: &str) -> RpcClient {
-    util::wait_for(LONG, || RpcClient::connect(a, "calc", 1, LONG).ok())
+        .method_ctx("whoami", util::rpc::whoami)
 }
 
 #[test]
 fn child_role() {
     util::role_main(&[
         ("server", |args| {
-            let _s = calc().serve(&args[0]).unwrap();
-            std::thread::sleep(Duration::from_secs(60));
+            util::rpc::serve_until_killed(calc(), &args[0])
         }),
         ("slow_caller", |args| {
             let c = RpcClient::connect(&args[0], "calc", 1, LONG).unwrap();
@@ -71,16 +50,10 @@ fn typed_calls_and_typed_errors_across_processes() {
     let c = connect(&a);
     assert_eq!(c.call::<_, i32>("add", &(1, 2), LONG).unwrap(), 3);
     let e = c.call::<_, i32>("div", &(1, 0), LONG).unwrap_err();
-    assert!(
-        matches!(&e, RpcError::Remote { message, .. } if message == "division by zero"),
-        "{e:?}"
-    );
+    util::rpc::assert_division_by_zero(&e);
     let e = c.call::<_, i32>("nope", &(), LONG).unwrap_err();
     assert!(matches!(e, RpcError::UnknownMethod { .. }), "{e:?}");
-    let e = c.call::<_, i32>("add", &(), LONG).unwrap_err();
-    assert!(matches!(e, RpcError::Decode { remote: true, .. }), "{e:?}");
-    let e = c.call::<_, String>("add", &(1, 2), LONG).unwrap_err();
-    assert!(matches!(e, RpcError::Decode { remote: false, .. }), "{e:?}");
+    util::rpc::assert_decode_errors(&c, "add");
     let e = c.call::<_, ()>("boom", &(), LONG).unwrap_err();
     assert!(
         matches!(&e, RpcError::HandlerPanicked { message, .. } if message.contains("exploded")),
@@ -104,10 +77,7 @@ fn deadlines() {
         .unwrap_err();
     let took = t.elapsed();
     assert!(matches!(e, RpcError::Timeout { .. }), "{e:?}");
-    assert!(
-        took >= Duration::from_millis(100) && took < Duration::from_secs(5),
-        "{took:?}"
-    );
+    util::rpc::assert_took(took, Duration::from_millis(100));
     // The connection is still good, and the late reply does not confuse the next call.
     assert_eq!(c.call::<_, u64>("slow", &1u64, LONG).unwrap(), 1);
     assert_eq!(c.call::<_, i32>("add", &(2, 2), LONG).unwrap(), 4);
@@ -141,37 +111,8 @@ fn many_outstanding_calls_on_one_connection() {
 fn version_and_service_mismatch_fail_clearly() {
     let a = addr("version");
     let _s = calc().serve(&a).unwrap();
-    let e = RpcClient::connect(&a, "calc", 2, LONG).unwrap_err();
-    match &e {
-        RpcError::VersionMismatch {
-            client: 2,
-            server: 1,
-            message,
-        } => assert!(message.contains("version 2") && message.contains("version 1")),
-        other => panic!("{other:?}"),
-    }
-    let e = RpcClient::connect(&a, "weather", 1, LONG).unwrap_err();
-    assert!(matches!(e, RpcError::WrongService { .. }), "{e:?}");
-    let hello = Hello {
-        protocol: 99,
-        service: "calc".into(),
-        version: 1,
-    };
-    match Client::connect_hello(&a, &hello, LONG) {
-        Err(ConnectError::Refused(r)) => {
-            assert_eq!(r.reason, Refusal::ProtocolVersion);
-            assert_eq!(r.server_protocol, ipcx::pattern::reqrep::PROTOCOL_VERSION);
-        }
-        other => panic!("{other:?}"),
-    }
-    let e = RpcClient::connect(&addr("nobody-there"), "calc", 1, LONG).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            RpcError::Transport(ipcx::pattern::Error::NotFound { .. })
-        ),
-        "{e:?}"
-    );
+    util::rpc::assert_version_and_service_refusals(&a);
+    util::rpc::assert_nobody_serves(&addr("nobody-there"), LONG);
 }
 
 #[test]
@@ -219,16 +160,7 @@ fn killed_server_fails_the_call_without_hanging() {
     let a = addr("killed");
     let mut server = util::spawn_role("server", &[&a]);
     let c = connect(&a);
-    let c2 = c.clone();
-    let call = std::thread::spawn(move || c2.call::<_, u64>("slow", &10_000u64, LONG));
-    std::thread::sleep(Duration::from_millis(100));
-    server.kill();
-    let t = Instant::now();
-    let e = call.join().unwrap().unwrap_err();
-    assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
-    assert!(t.elapsed() < Duration::from_secs(10));
-    let e = c.call::<_, i32>("add", &(1, 1), LONG).unwrap_err();
-    assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
+    util::rpc::killed_server_fails_the_calls(&c, &mut server);
 }
 
 #[test]
@@ -302,24 +234,11 @@ fn raw_request_reply_statuses() {
 fn async_client() {
     let a = addr("async");
     let _s = calc().serve(&a).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    util::rpc::runtime().block_on(async {
         let c = ipcx::rpc::AsyncRpcClient::connect(&a, "calc", 1, LONG)
             .await
             .unwrap();
-        let calls: Vec<_> = (0..16)
-            .map(|i| {
-                let c = c.clone();
-                tokio::spawn(async move { c.call::<_, i32>("add", &(i, 1), LONG).await })
-            })
-            .collect();
-        for (i, h) in calls.into_iter().enumerate() {
-            assert_eq!(h.await.unwrap().unwrap(), i as i32 + 1);
-        }
+        util::rpc::concurrent_adds(&c, 16).await;
         let e = c
             .call::<_, u64>("slow", &10_000u64, Duration::from_millis(100))
             .await
@@ -337,36 +256,15 @@ fn native_async_client_over_a_unix_socket() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut c = None;
-        let t = Instant::now();
-        while c.is_none() && t.elapsed() < LONG {
-            c = ipcx::rpc::AsyncRpcClient::connect(&a, "calc", 1, LONG)
-                .await
-                .ok();
-            if c.is_none() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        }
-        let c = c.unwrap();
+        let c = util::rpc::connect_async(&a).await;
         assert!(c.is_native());
         assert_eq!(c.call::<_, i32>("add", &(2, 3), LONG).await.unwrap(), 5);
         let e = c.call::<_, i32>("div", &(1, 0), LONG).await.unwrap_err();
-        assert!(
-            matches!(&e, RpcError::Remote { message, .. } if message == "division by zero"),
-            "{e:?}"
-        );
+        util::rpc::assert_division_by_zero(&e);
         let e = c.call::<_, i32>("nope", &(), LONG).await.unwrap_err();
         assert!(matches!(e, RpcError::UnknownMethod { .. }), "{e:?}");
         // Concurrent calls on one connection, on a single-threaded runtime.
-        let calls: Vec<_> = (0..32)
-            .map(|i| {
-                let c = c.clone();
-                tokio::spawn(async move { c.call::<_, i32>("add", &(i, 1), LONG).await })
-            })
-            .collect();
-        for (i, h) in calls.into_iter().enumerate() {
-            assert_eq!(h.await.unwrap().unwrap(), i as i32 + 1);
-        }
+        util::rpc::concurrent_adds(&c, 32).await;
         // A call whose future is dropped leaves the connection usable.
         let slow = c.call::<_, u64>("slow", &300u64, LONG);
         let _ = tokio::time::timeout(Duration::from_millis(20), slow).await;
@@ -377,17 +275,7 @@ fn native_async_client_over_a_unix_socket() {
             .unwrap_err();
         assert!(matches!(e, RpcError::Timeout { .. }), "{e:?}");
         // A killed server fails the pending call and the next ones.
-        let c2 = c.clone();
-        let pending =
-            tokio::spawn(async move { c2.call::<_, u64>("slow", &10_000u64, LONG).await });
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        server.kill();
-        let e = tokio::time::timeout(LONG, pending)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap_err();
-        assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
+        util::rpc::pending_call_fails_when_the_server_dies(&c, || server.kill()).await;
         let e = c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap_err();
         assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
     });

@@ -14,22 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ipcx::pattern::reqrep::{Client, ConnectError, Hello, Refusal};
 use ipcx::rpc::{AsyncRpcClient, AsyncService, CallContext, RpcClient, RpcError, Service};
-
-const LONG: Duration = Duration::from_secs(20);
-
-fn unix_addr(tag: &str) -> String {
-    format!("unix:@{}", util::unique(tag))
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use util::rpc::{LONG, connect, connect_async, runtime, unix_addr};
 
 async fn explode(_: ()) -> Result<(), String> {
     tokio::task::yield_now().await;
@@ -42,8 +28,7 @@ fn calc() -> AsyncService {
     let runs = Arc::new(AtomicUsize::new(0));
     let holding = Arc::new(AtomicBool::new(false));
     let (r1, r2, h1, h2) = (runs.clone(), runs, holding.clone(), holding);
-    Service::new("calc", 1)
-        .method("add", |a: (i32, i32)| Ok::<_, String>(a.0 + a.1))
+    util::rpc::calc_add()
         .method("boom", |_: ()| -> Result<(), String> {
             panic!("sync handler exploded")
         })
@@ -51,11 +36,7 @@ fn calc() -> AsyncService {
             Ok::<_, String>(a.0 + a.1)
         })
         .method_async("div", |a: (i32, i32), _ctx: CallContext| async move {
-            if a.1 == 0 {
-                Err("division by zero".to_string())
-            } else {
-                Ok(a.0 / a.1)
-            }
+            util::rpc::div(a)
         })
         .method_async("boom_async", |a: (), _ctx: CallContext| explode(a))
         .method_async(
@@ -113,22 +94,11 @@ fn calc() -> AsyncService {
 
 /// The same arithmetic, served by the thread-based server.
 fn sync_calc() -> Service {
-    Service::new("calc", 1)
-        .method("add", |a: (i32, i32)| Ok::<_, String>(a.0 + a.1))
+    util::rpc::calc_add()
         .method_ctx("slow", |ctx: &CallContext, ms: u64| {
-            let until = Instant::now() + Duration::from_millis(ms);
-            while Instant::now() < until {
-                if ctx.expired() {
-                    return Err("gave up".to_string());
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Ok(ms)
+            util::rpc::slow(ctx, ms, CallContext::expired, "gave up")
         })
-        .method("echo_after", |(ms, tag): (u64, u32)| {
-            std::thread::sleep(Duration::from_millis(ms));
-            Ok::<_, String>(tag)
-        })
+        .method("echo_after", util::rpc::echo_after)
 }
 
 /// Writes the served address where the parent reads it (whole, through a rename).
@@ -141,21 +111,6 @@ fn publish(path: &str, addr: &str) {
 fn published(path: &Path) -> String {
     assert!(util::wait_until(LONG, || path.exists()), "no address");
     std::fs::read_to_string(path).unwrap()
-}
-
-fn connect(a: &str) -> RpcClient {
-    util::wait_for(LONG, || RpcClient::connect(a, "calc", 1, LONG).ok())
-}
-
-async fn connect_async(a: &str) -> AsyncRpcClient {
-    let t = Instant::now();
-    loop {
-        match AsyncRpcClient::connect(a, "calc", 1, LONG).await {
-            Ok(c) => return c,
-            Err(e) if t.elapsed() > LONG => panic!("{e:?}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-        }
-    }
 }
 
 /// Starts the async server role at `addr` and returns the address it serves.
@@ -206,10 +161,7 @@ fn child_role() {
                 .unwrap_err();
             let took = t.elapsed();
             assert!(matches!(e, RpcError::Timeout { .. }), "{e:?}");
-            assert!(
-                took >= Duration::from_millis(200) && took < Duration::from_secs(5),
-                "{took:?}"
-            );
+            util::rpc::assert_took(took, Duration::from_millis(200));
         }),
         ("shutdown_caller", |args| {
             runtime().block_on(async {
@@ -260,7 +212,7 @@ impl Drop for DropMark {
 fn probed(probe: &Arc<Probe>) -> AsyncService {
     let p = probe.clone();
     AsyncService::new("calc", 1)
-        .method("add", |a: (i32, i32)| Ok::<_, String>(a.0 + a.1))
+        .method("add", util::rpc::add)
         .method_async("add_async", |a: (i32, i32), _ctx: CallContext| async move {
             Ok::<_, String>(a.0 + a.1)
         })
@@ -286,15 +238,9 @@ fn async_server_answers_a_sync_client() {
     assert_eq!(c.call::<_, i32>("add", &(1, 2), LONG).unwrap(), 3);
     assert_eq!(c.call::<_, i32>("add_async", &(20, 22), LONG).unwrap(), 42);
     let e = c.call::<_, i32>("div", &(1, 0), LONG).unwrap_err();
-    assert!(
-        matches!(&e, RpcError::Remote { message, .. } if message == "division by zero"),
-        "{e:?}"
-    );
+    util::rpc::assert_division_by_zero(&e);
     assert_eq!(c.call::<_, i32>("div", &(9, 3), LONG).unwrap(), 3);
-    let e = c.call::<_, i32>("add_async", &(), LONG).unwrap_err();
-    assert!(matches!(e, RpcError::Decode { remote: true, .. }), "{e:?}");
-    let e = c.call::<_, String>("add_async", &(1, 2), LONG).unwrap_err();
-    assert!(matches!(e, RpcError::Decode { remote: false, .. }), "{e:?}");
+    util::rpc::assert_decode_errors(&c, "add_async");
     let who: Option<(i32, u32)> = c.call("whoami", &(), LONG).unwrap();
     assert_eq!(who.map(|w| w.0), Some(std::process::id() as i32));
     // The handler sees the caller's deadline.
@@ -381,41 +327,18 @@ fn sync_server_and_native_async_client_over_tcp() {
         let c = connect_async(&a).await;
         assert!(c.is_native());
         assert_eq!(c.call::<_, i32>("add", &(2, 3), LONG).await.unwrap(), 5);
-        let calls: Vec<_> = (0..32)
-            .map(|i| {
-                let c = c.clone();
-                tokio::spawn(async move { c.call::<_, i32>("add", &(i, 1), LONG).await })
-            })
-            .collect();
-        for (i, h) in calls.into_iter().enumerate() {
-            assert_eq!(h.await.unwrap().unwrap(), i as i32 + 1);
-        }
+        util::rpc::concurrent_adds(&c, 32).await;
         let t = Instant::now();
         let e = c
             .call::<_, u64>("slow", &10_000u64, Duration::from_millis(100))
             .await
             .unwrap_err();
         assert!(matches!(e, RpcError::Timeout { .. }), "{e:?}");
-        let took = t.elapsed();
-        assert!(
-            took >= Duration::from_millis(100) && took < Duration::from_secs(5),
-            "{took:?}"
-        );
+        util::rpc::assert_took(t.elapsed(), Duration::from_millis(100));
         let e = c.call::<_, i32>("nope", &(), LONG).await.unwrap_err();
         assert!(matches!(e, RpcError::UnknownMethod { .. }), "{e:?}");
         // A killed server fails the pending call and the next ones.
-        let c2 = c.clone();
-        let pending =
-            tokio::spawn(async move { c2.call::<_, u64>("slow", &10_000u64, LONG).await });
-        // The call is on its way once the server answers another one sent after it.
-        assert_eq!(c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap(), 2);
-        server.kill();
-        let e = tokio::time::timeout(LONG, pending)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap_err();
-        assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
+        util::rpc::pending_call_fails_when_the_server_dies(&c, || server.kill()).await;
         let e = c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap_err();
         assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
     });
@@ -440,36 +363,11 @@ fn concurrent_calls_on_one_connection_are_answered_out_of_order() {
     runtime().block_on(async {
         let c = connect_async(&a).await;
         // The same with the async client: eight more calls.
-        let calls: Vec<_> = (0..8)
-            .map(|_| {
-                let c = c.clone();
-                tokio::spawn(async move { c.call::<_, usize>("rendezvous", &16usize, LONG).await })
-            })
-            .collect();
-        for h in calls {
-            assert_eq!(h.await.unwrap().unwrap(), 16);
-        }
+        util::rpc::rendezvous(&c, 8, 16).await;
         // Calls sent in order, the first ones taking longest: replies come back in reverse
         // order and each reaches its own caller.
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let n = 6u32;
-        for tag in 0..n {
-            let (c, tx) = (c.clone(), tx.clone());
-            let ms = u64::from(n - tag) * 150;
-            tokio::spawn(async move {
-                let got = c.call::<_, u32>("echo_after", &(ms, tag), LONG).await;
-                let _ = tx.send((tag, got));
-            });
-        }
-        drop(tx);
-        let mut order = Vec::new();
-        while let Some((tag, got)) = rx.recv().await {
-            assert_eq!(got.unwrap(), tag, "a reply reached the wrong caller");
-            order.push(tag);
-        }
-        assert_eq!(order.len(), n as usize);
-        assert_eq!(order.first(), Some(&(n - 1)), "{order:?}");
-        assert_eq!(order.last(), Some(&0), "{order:?}");
+        let order = util::rpc::replies_in_reverse_order(&c).await;
+        assert_eq!(order.len(), 6);
     });
     server.kill();
 }
@@ -526,29 +424,7 @@ fn version_mismatch_and_refusals_from_an_async_server() {
     let dir = util::TempDir::new("rpca-version");
     let (mut server, a) = spawn_async_server(&unix_addr("rpca-version"), &dir, &[]);
     connect(&a);
-    let e = RpcClient::connect(&a, "calc", 2, LONG).unwrap_err();
-    match &e {
-        RpcError::VersionMismatch {
-            client: 2,
-            server: 1,
-            message,
-        } => assert!(message.contains("version 2") && message.contains("version 1")),
-        other => panic!("{other:?}"),
-    }
-    let e = RpcClient::connect(&a, "weather", 1, LONG).unwrap_err();
-    assert!(matches!(e, RpcError::WrongService { .. }), "{e:?}");
-    let hello = Hello {
-        protocol: 99,
-        service: "calc".into(),
-        version: 1,
-    };
-    match Client::connect_hello(&a, &hello, LONG) {
-        Err(ConnectError::Refused(r)) => {
-            assert_eq!(r.reason, Refusal::ProtocolVersion);
-            assert_eq!(r.server_protocol, ipcx::pattern::reqrep::PROTOCOL_VERSION);
-        }
-        other => panic!("{other:?}"),
-    }
+    util::rpc::assert_version_and_service_refusals(&a);
     runtime().block_on(async {
         let e = AsyncRpcClient::connect(&a, "calc", 3, LONG)
             .await
@@ -617,14 +493,7 @@ fn graceful_shutdown_lets_calls_in_progress_finish() {
     assert!(probe.finished.load(Ordering::SeqCst));
     child.expect_success();
     // The address is free: nobody answers there any more.
-    let e = RpcClient::connect(&a, "calc", 1, Duration::from_secs(1)).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            RpcError::Transport(ipcx::pattern::Error::NotFound { .. })
-        ),
-        "{e:?}"
-    );
+    util::rpc::assert_nobody_serves(&a, Duration::from_secs(1));
 }
 
 #[test]
@@ -638,13 +507,7 @@ fn shared_memory_goes_through_the_bridge() {
     let a = s.addr().to_string();
     util::spawn_role("adder", &[&a]).expect_success();
     rt.block_on(s.shutdown());
-    let base = name.trim_start_matches('/');
-    let left: Vec<_> = std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().contains(base))
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
+    assert_no_rings_left(&name);
 }
 
 #[test]
@@ -658,34 +521,9 @@ fn async_client_over_shared_memory_routes_concurrent_calls() {
         assert_eq!(c.call::<_, i32>("add", &(20, 22), LONG).await.unwrap(), 42);
         // Eight calls that each wait until all eight have arrived: all are in flight at once
         // on the one connection.
-        let calls: Vec<_> = (0..8)
-            .map(|_| {
-                let c = c.clone();
-                tokio::spawn(async move { c.call::<_, usize>("rendezvous", &8usize, LONG).await })
-            })
-            .collect();
-        for h in calls {
-            assert_eq!(h.await.unwrap().unwrap(), 8);
-        }
+        util::rpc::rendezvous(&c, 8, 8).await;
         // Replies in reverse order, each to its own caller.
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let n = 6u32;
-        for tag in 0..n {
-            let (c, tx) = (c.clone(), tx.clone());
-            let ms = u64::from(n - tag) * 150;
-            tokio::spawn(async move {
-                let got = c.call::<_, u32>("echo_after", &(ms, tag), LONG).await;
-                let _ = tx.send((tag, got));
-            });
-        }
-        drop(tx);
-        let mut order = Vec::new();
-        while let Some((tag, got)) = rx.recv().await {
-            assert_eq!(got.unwrap(), tag, "a reply reached the wrong caller");
-            order.push(tag);
-        }
-        assert_eq!(order.first(), Some(&(n - 1)), "{order:?}");
-        assert_eq!(order.last(), Some(&0), "{order:?}");
+        util::rpc::replies_in_reverse_order(&c).await;
         // More request bytes at once than the request ring holds: the calls that find it
         // full wait for room on the connection's writer thread, and all are answered.
         let big: Vec<_> = (0..48u8)
@@ -715,10 +553,7 @@ fn async_client_over_shared_memory_routes_concurrent_calls() {
             .unwrap_err();
         let took = t.elapsed();
         assert!(matches!(e, RpcError::Timeout { .. }), "{e:?}");
-        assert!(
-            took >= Duration::from_millis(100) && took < Duration::from_secs(5),
-            "{took:?}"
-        );
+        util::rpc::assert_took(took, Duration::from_millis(100));
         // Oversize arguments are refused before sending.
         let e = c
             .call::<_, (usize, Option<u8>, Option<u8>)>("echo_len", &vec![0u8; 2 << 20], LONG)
@@ -744,29 +579,9 @@ fn async_shm_client_sees_a_killed_sync_server_as_peer_gone() {
     runtime().block_on(async {
         let c = connect_async(&a).await;
         // Concurrent calls to the thread-based server, each answered to its caller.
-        let calls: Vec<_> = (0..32)
-            .map(|i| {
-                let c = c.clone();
-                tokio::spawn(async move { c.call::<_, i32>("add", &(i, 1), LONG).await })
-            })
-            .collect();
-        for (i, h) in calls.into_iter().enumerate() {
-            assert_eq!(h.await.unwrap().unwrap(), i as i32 + 1);
-        }
-        let c2 = c.clone();
-        let pending =
-            tokio::spawn(async move { c2.call::<_, u64>("slow", &10_000u64, LONG).await });
-        // The slow call is on its way once a call sent after it is answered.
-        assert_eq!(c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap(), 2);
-        let t = Instant::now();
-        server.kill();
-        let e = tokio::time::timeout(LONG, pending)
-            .await
-            .expect("the pending call hung")
-            .unwrap()
-            .unwrap_err();
-        assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
-        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        util::rpc::concurrent_adds(&c, 32).await;
+        let took = util::rpc::pending_call_fails_when_the_server_dies(&c, || server.kill()).await;
+        assert!(took < Duration::from_secs(5), "{took:?}");
         assert!(c.is_dead());
         let e = c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap_err();
         assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
@@ -794,43 +609,9 @@ mod certs {
     use std::sync::Arc;
 
     use ipcx::pattern::tls::{self, rustls};
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-    /// A leaf certificate chain and its key.
-    pub type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
-
-    /// A CA and certificates it signs.
-    pub struct Ca {
-        issuer: CertifiedIssuer<'static, KeyPair>,
-    }
-
-    impl Ca {
-        pub fn new(name: &str) -> Ca {
-            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            p.distinguished_name.push(
-                rcgen::DnType::CommonName,
-                format!("ipcx async test CA {name}"),
-            );
-            Ca {
-                issuer: CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap(),
-            }
-        }
-        pub fn root(&self) -> CertificateDer<'static> {
-            self.issuer.der().clone()
-        }
-        pub fn leaf(&self, names: &[&str]) -> Identity {
-            let key = KeyPair::generate().unwrap();
-            let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-            let cert = CertificateParams::new(names)
-                .unwrap()
-                .signed_by(&key, &self.issuer)
-                .unwrap();
-            let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-            (vec![cert.der().clone()], key)
-        }
-    }
+    pub use crate::util::rpc::{Ca, Identity};
 
     /// Writes an identity as `dir/NAME.der` and `dir/NAME-key.der`.
     pub fn write_identity(dir: &Path, name: &str, id: &Identity) {
@@ -980,22 +761,11 @@ fn native_tls_server_answers_sync_and_async_clients() {
             .unwrap();
         assert!(c.is_native());
         assert_eq!(c.call::<_, i32>("add", &(20, 22), LONG).await.unwrap(), 42);
-        let calls: Vec<_> = (0..8)
-            .map(|_| {
-                let c = c.clone();
-                tokio::spawn(async move { c.call::<_, usize>("rendezvous", &8usize, LONG).await })
-            })
-            .collect();
-        for h in calls {
-            assert_eq!(h.await.unwrap().unwrap(), 8);
-        }
+        util::rpc::rendezvous(&c, 8, 8).await;
         let r: (usize, Option<u8>, Option<u8>) = c.call("echo_len", &big, LONG).await.unwrap();
         assert_eq!(r, (big.len(), Some(7), Some(7)));
         let e = c.call::<_, i32>("div", &(1, 0), LONG).await.unwrap_err();
-        assert!(
-            matches!(&e, RpcError::Remote { message, .. } if message == "division by zero"),
-            "{e:?}"
-        );
+        util::rpc::assert_division_by_zero(&e);
         // Version checks and refusals come through TLS as over plain sockets.
         let e = AsyncRpcClient::connect_tls(&a, "localhost", cfg.clone(), "calc", 2, LONG)
             .await
@@ -1065,12 +835,8 @@ fn native_async_tls_client_calls_a_sync_tls_server() {
     certs::write_identity(dir.path(), "client", &client_ca.leaf(&["client"]));
     // The thread-based TLS server requiring client certificates, here; the async client in a
     // process of its own.
-    let s = Service::new("calc", 1)
-        .method("add", |a: (i32, i32)| Ok::<_, String>(a.0 + a.1))
-        .method("echo_after", |(ms, tag): (u64, u32)| {
-            std::thread::sleep(Duration::from_millis(ms));
-            Ok::<_, String>(tag)
-        })
+    let s = util::rpc::calc_add()
+        .method("echo_after", util::rpc::echo_after)
         .serve_tls("tcp:127.0.0.1:0", certs::server_config(dir.path()))
         .unwrap();
     let a = s.addr().to_string();

@@ -10,16 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ipcx::rpc::{CallContext, RpcClient, RpcError, Service};
-
-const LONG: Duration = Duration::from_secs(20);
-
-fn shm_addr(tag: &str) -> String {
-    format!("shm:{}", util::posix_name(tag))
-}
-
-fn unix_addr(tag: &str) -> String {
-    format!("unix:@{}", util::unique(tag))
-}
+use util::rpc::{LONG, shm_addr, unix_addr};
 
 fn service() -> Service {
     let slow_running = Arc::new(AtomicBool::new(false));
@@ -50,15 +41,14 @@ fn service() -> Service {
 }
 
 fn connect(a: &str) -> RpcClient {
-    util::wait_for(LONG, || RpcClient::connect(a, "inline", 1, LONG).ok())
+    util::rpc::connect_to(a, "inline")
 }
 
 #[test]
 fn child_role() {
     util::role_main(&[
         ("server", |args| {
-            let _s = service().serve(&args[0]).unwrap();
-            std::thread::sleep(Duration::from_secs(60));
+            util::rpc::serve_until_killed(service(), &args[0])
         }),
         ("holding_caller", |args| {
             let c = RpcClient::connect(&args[0], "inline", 1, LONG).unwrap();

@@ -8,34 +8,15 @@ use ipcx::pattern::reqrep::{Client, Status};
 use ipcx::pattern::{Error, LinkAddr};
 use ipcx::rpc::{CallContext, RpcClient, RpcError, Service};
 use ipcx::socket::{UnixAddr, UnixStream};
-
-const LONG: Duration = Duration::from_secs(20);
-
-fn addr(tag: &str) -> String {
-    format!("shm:{}", util::posix_name(tag))
-}
+use util::rpc::{LONG, connect, shm_addr as addr};
 
 fn calc() -> Service {
-    Service::new("calc", 1)
-        .method("add", |a: (i32, i32)| Ok::<_, String>(a.0 + a.1))
+    util::rpc::calc_add()
         .method("echo", |b: Vec<u8>| Ok::<_, String>(b))
         .method_ctx("slow", |ctx: &CallContext, ms: u64| {
-            let until = Instant::now() + Duration::from_millis(ms);
-            while Instant::now() < until {
-                if ctx.cancelled() {
-                    return Err("gave up".to_string());
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Ok(ms)
+            util::rpc::slow(ctx, ms, CallContext::cancelled, "gave up")
         })
-        .method_ctx("whoami", |ctx: &CallContext, _: ()| {
-            Ok::<_, String>(ctx.credentials.map(|c| (c.pid, c.uid)))
-        })
-}
-
-fn connect(a: &str) -> RpcClient {
-    util::wait_for(LONG, || RpcClient::connect(a, "calc", 1, LONG).ok())
+        .method_ctx("whoami", util::rpc::whoami)
 }
 
 /// Segments in /dev/shm whose name starts with the address's name.
@@ -55,8 +36,7 @@ fn leftovers(a: &str) -> Vec<String> {
 fn child_role() {
     util::role_main(&[
         ("server", |args| {
-            let _s = calc().serve(&args[0]).unwrap();
-            std::thread::sleep(Duration::from_secs(60));
+            util::rpc::serve_until_killed(calc(), &args[0])
         }),
         ("slow_caller", |args| {
             let c = RpcClient::connect(&args[0], "calc", 1, LONG).unwrap();
@@ -133,16 +113,7 @@ fn killed_server_fails_the_call_with_peer_gone() {
     let mut server = util::spawn_role("server", &[&a]);
     let c = connect(&a);
     assert_eq!(c.call::<_, i32>("add", &(1, 1), LONG).unwrap(), 2);
-    let c2 = c.clone();
-    let call = std::thread::spawn(move || c2.call::<_, u64>("slow", &10_000u64, LONG));
-    std::thread::sleep(Duration::from_millis(100));
-    server.kill();
-    let t = Instant::now();
-    let e = call.join().unwrap().unwrap_err();
-    assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
-    assert!(t.elapsed() < Duration::from_secs(10));
-    let e = c.call::<_, i32>("add", &(1, 1), LONG).unwrap_err();
-    assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
+    util::rpc::killed_server_fails_the_calls(&c, &mut server);
     drop(c);
     assert_eq!(leftovers(&a), Vec::<String>::new());
 }

@@ -9,44 +9,11 @@ use std::time::{Duration, Instant};
 
 use ipcx::pattern::tls::{self, rustls};
 use ipcx::rpc::{RpcClient, RpcError, Service};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-
-const LONG: Duration = Duration::from_secs(20);
-
-/// A CA and certificates it signs.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name
-            .push(rcgen::DnType::CommonName, format!("ipcx test CA {name}"));
-        Ca {
-            issuer: CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap(),
-        }
-    }
-    fn root(&self) -> CertificateDer<'static> {
-        self.issuer.der().clone()
-    }
-    /// A leaf certificate for `names`, with its key.
-    fn leaf(&self, names: &[&str]) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
-        let key = KeyPair::generate().unwrap();
-        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let cert = CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &self.issuer)
-            .unwrap();
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        (vec![cert.der().clone()], key)
-    }
-}
+use util::rpc::{Ca, LONG};
 
 fn calc() -> Service {
-    Service::new("calc", 1).method("add", |a: (i32, i32)| Ok::<_, String>(a.0 + a.1))
+    util::rpc::calc_add()
 }
 
 fn read_der(p: &Path) -> Vec<u8> {
