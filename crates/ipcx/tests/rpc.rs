@@ -275,7 +275,10 @@ fn native_async_client_over_a_unix_socket() {
             .unwrap_err();
         assert!(matches!(e, RpcError::Timeout { .. }), "{e:?}");
         // A killed server fails the pending call and the next ones.
-        util::rpc::pending_call_fails_when_the_server_dies(&c, || server.kill()).await;
+        util::rpc::pending_call_fails_when_the_server_dies::<_, u64>(&c, "slow", 10_000u64, || {
+            server.kill()
+        })
+        .await;
         let e = c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap_err();
         assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
     });

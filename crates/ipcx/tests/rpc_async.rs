@@ -338,7 +338,10 @@ fn sync_server_and_native_async_client_over_tcp() {
         let e = c.call::<_, i32>("nope", &(), LONG).await.unwrap_err();
         assert!(matches!(e, RpcError::UnknownMethod { .. }), "{e:?}");
         // A killed server fails the pending call and the next ones.
-        util::rpc::pending_call_fails_when_the_server_dies(&c, || server.kill()).await;
+        util::rpc::pending_call_fails_when_the_server_dies::<_, u64>(&c, "slow", 10_000u64, || {
+            server.kill()
+        })
+        .await;
         let e = c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap_err();
         assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
     });
@@ -580,7 +583,13 @@ fn async_shm_client_sees_a_killed_sync_server_as_peer_gone() {
         let c = connect_async(&a).await;
         // Concurrent calls to the thread-based server, each answered to its caller.
         util::rpc::concurrent_adds(&c, 32).await;
-        let took = util::rpc::pending_call_fails_when_the_server_dies(&c, || server.kill()).await;
+        let took = util::rpc::pending_call_fails_when_the_server_dies::<_, u64>(
+            &c,
+            "slow",
+            10_000u64,
+            || server.kill(),
+        )
+        .await;
         assert!(took < Duration::from_secs(5), "{took:?}");
         assert!(c.is_dead());
         let e = c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap_err();
@@ -808,19 +817,13 @@ fn native_tls_server_answers_sync_and_async_clients() {
         assert!(t.elapsed() < Duration::from_secs(10), "{e:?}");
         // The server is unharmed; a killed server fails the calls of the async client.
         assert_eq!(c.call::<_, i32>("add", &(1, 2), LONG).await.unwrap(), 3);
-        let c2 = c.clone();
-        let pending = tokio::spawn(async move {
-            c2.call::<_, u32>("echo_after", &(10_000u64, 1u32), LONG)
-                .await
-        });
-        assert_eq!(c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap(), 2);
-        server.kill();
-        let e = tokio::time::timeout(LONG, pending)
-            .await
-            .expect("the pending call hung")
-            .unwrap()
-            .unwrap_err();
-        assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
+        util::rpc::pending_call_fails_when_the_server_dies::<_, u32>(
+            &c,
+            "echo_after",
+            (10_000u64, 1u32),
+            || server.kill(),
+        )
+        .await;
     });
 }
 

@@ -249,16 +249,21 @@ mod asynch {
         order
     }
 
-    /// Sends a `slow` call of 10 s, waits until a call sent after it is answered, runs `kill`
-    /// (which kills the server) and checks that the pending call fails with `PeerGone`.
-    /// Returns the time from `kill` to that failure.
-    pub async fn pending_call_fails_when_the_server_dies(
+    /// Sends a call of `method` that takes long (returning an `R`), waits until a call sent
+    /// after it is answered, runs `kill` (which kills the server) and checks that the pending
+    /// call fails with `PeerGone`. Returns the time from `kill` to that failure.
+    pub async fn pending_call_fails_when_the_server_dies<A, R>(
         c: &AsyncRpcClient,
+        method: &'static str,
+        args: A,
         kill: impl FnOnce(),
-    ) -> Duration {
+    ) -> Duration
+    where
+        A: serde::Serialize + Send + Sync + 'static,
+        R: serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    {
         let c2 = c.clone();
-        let pending =
-            tokio::spawn(async move { c2.call::<_, u64>("slow", &10_000u64, LONG).await });
+        let pending = tokio::spawn(async move { c2.call::<_, R>(method, &args, LONG).await });
         // The slow call is on its way once a call sent after it is answered.
         assert_eq!(c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap(), 2);
         let t = Instant::now();
