@@ -197,6 +197,32 @@ struct Probe {
     remaining_ms: Mutex<Option<u64>>,
 }
 
+impl Probe {
+    /// Waits (at most [`LONG`]) until `flag`, one of this probe's, is set.
+    fn wait_for(&self, flag: &AtomicBool) -> bool {
+        util::wait_until(LONG, || flag.load(Ordering::SeqCst))
+    }
+}
+
+/// Serves [`probed`] in this process at a new Unix address named after `tag`: the probe, the
+/// runtime, the running server and its address.
+fn serve_probed(
+    tag: &str,
+) -> (
+    Arc<Probe>,
+    tokio::runtime::Runtime,
+    ipcx::rpc::AsyncRunningService,
+    String,
+) {
+    let probe = Arc::new(Probe::default());
+    let rt = runtime();
+    let s = rt
+        .block_on(probed(&probe).serve_async(&unix_addr(tag)))
+        .unwrap();
+    let a = s.addr().to_string();
+    (probe, rt, s, a)
+}
+
 /// Marks the handler's future as dropped before it finished.
 struct DropMark(Arc<Probe>, bool);
 
@@ -377,17 +403,10 @@ fn concurrent_calls_on_one_connection_are_answered_out_of_order() {
 
 #[test]
 fn async_handlers_see_the_deadline_and_are_dropped_past_it() {
-    let probe = Arc::new(Probe::default());
-    let rt = runtime();
-    let s = rt
-        .block_on(probed(&probe).serve_async(&unix_addr("rpca-deadline")))
-        .unwrap();
-    let a = s.addr().to_string();
+    let (probe, rt, s, a) = serve_probed("rpca-deadline");
     let mut child = util::spawn_role("deadline_caller", &[&a]);
     child.expect_success();
-    assert!(util::wait_until(LONG, || probe
-        .dropped
-        .load(Ordering::SeqCst)));
+    assert!(probe.wait_for(&probe.dropped));
     assert!(probe.started.load(Ordering::SeqCst));
     assert!(!probe.finished.load(Ordering::SeqCst));
     let left = *probe.remaining_ms.lock().unwrap();
@@ -460,20 +479,11 @@ fn version_mismatch_and_refusals_from_an_async_server() {
 
 #[test]
 fn a_client_killed_mid_call_cancels_its_async_handler() {
-    let probe = Arc::new(Probe::default());
-    let rt = runtime();
-    let s = rt
-        .block_on(probed(&probe).serve_async(&unix_addr("rpca-killed")))
-        .unwrap();
-    let a = s.addr().to_string();
+    let (probe, rt, s, a) = serve_probed("rpca-killed");
     let mut child = util::spawn_role("hold_caller", &[&a]);
-    assert!(util::wait_until(LONG, || probe
-        .started
-        .load(Ordering::SeqCst)));
+    assert!(probe.wait_for(&probe.started));
     child.kill();
-    assert!(util::wait_until(LONG, || probe
-        .dropped
-        .load(Ordering::SeqCst)));
+    assert!(probe.wait_for(&probe.dropped));
     assert!(!probe.finished.load(Ordering::SeqCst));
     // The server goes on.
     util::spawn_role("adder", &[&a]).expect_success();
@@ -482,16 +492,9 @@ fn a_client_killed_mid_call_cancels_its_async_handler() {
 
 #[test]
 fn graceful_shutdown_lets_calls_in_progress_finish() {
-    let probe = Arc::new(Probe::default());
-    let rt = runtime();
-    let s = rt
-        .block_on(probed(&probe).serve_async(&unix_addr("rpca-shutdown")))
-        .unwrap();
-    let a = s.addr().to_string();
+    let (probe, rt, s, a) = serve_probed("rpca-shutdown");
     let mut child = util::spawn_role("shutdown_caller", &[&a]);
-    assert!(util::wait_until(LONG, || probe
-        .started
-        .load(Ordering::SeqCst)));
+    assert!(probe.wait_for(&probe.started));
     assert!(rt.block_on(s.shutdown_timeout(LONG)));
     assert!(probe.finished.load(Ordering::SeqCst));
     child.expect_success();
