@@ -202,28 +202,33 @@ pub fn is_root() -> bool {
 /// Like [`spawn_role`], but the child runs as uid/gid [`NOBODY`] (the test must run as root).
 ///
 /// When `nobody` cannot reach this test binary (a checkout under a private home directory),
-/// the child runs a copy of it from a world-readable temporary directory.
+/// the child runs it from a world-readable temporary directory of its own, removed as soon as
+/// the child has started (it runs from its own mapping of the file by then).
 pub fn spawn_role_as_nobody(role: &str, args: &[&str]) -> ChildGuard {
     use std::os::unix::process::CommandExt;
     let mut cmd = role_command(role, args);
-    if let Some(exe) = exe_for_others() {
-        let mut copy = Command::new(exe);
-        copy.args([
-            "child_role",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(ROLE_ENV, role)
-        .env(ARGS_ENV, args.join("\x1f"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-        cmd = copy;
+    let reachable = exe_reachable_by_others();
+    let copy = (!reachable).then(ExeForOthers::new);
+    if let Some(copy) = &copy {
+        let mut other = Command::new(&copy.exe);
+        other
+            .args([
+                "child_role",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+                "-q",
+            ])
+            .env(ROLE_ENV, role)
+            .env(ARGS_ENV, args.join("\x1f"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        cmd = other;
     }
     cmd.uid(NOBODY).gid(NOBODY);
-    // A fork by another test thread while the copy was being written briefly holds it open for
-    // writing, and exec then fails with ETXTBSY: retry for a moment.
+    // When the binary had to be copied, a fork by another test thread while the copy was being
+    // written briefly holds it open for writing, and exec then fails with ETXTBSY: retry for a
+    // moment.
     for _ in 0..200 {
         match cmd.spawn() {
             Err(e) if e.raw_os_error() == Some(26) => std::thread::sleep(Duration::from_millis(10)),
@@ -233,30 +238,52 @@ pub fn spawn_role_as_nobody(role: &str, args: &[&str]) -> ChildGuard {
     panic!("spawn child as nobody: the test binary copy stayed busy (ETXTBSY)")
 }
 
-/// `None` when every directory on the way to this test binary lets others through and the
-/// binary lets them run it; otherwise the path of a world-executable copy, made once per test
-/// process in `$TMPDIR/ipcx-nobody-exe-<pid>/` (small; left for the system's tmp cleaning,
-/// since tests may still be running it when this process ends).
-fn exe_for_others() -> Option<PathBuf> {
+/// Whether every directory on the way to this test binary lets others through and the binary
+/// lets them run it.
+fn exe_reachable_by_others() -> bool {
     use std::os::unix::fs::PermissionsExt;
-    use std::sync::OnceLock;
-    static COPY: OnceLock<Option<PathBuf>> = OnceLock::new();
-    COPY.get_or_init(|| {
-        let exe = std::env::current_exe().ok()?;
-        let reachable =
-            exe.ancestors().skip(1).all(|dir| {
-                std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 != 0)
-            }) && std::fs::metadata(&exe).is_ok_and(|m| m.permissions().mode() & 0o005 == 0o005);
-        if reachable {
-            return None;
+    let Ok(exe) = std::env::current_exe() else {
+        return false;
+    };
+    exe.ancestors()
+        .skip(1)
+        .all(|dir| std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
+        && std::fs::metadata(&exe).is_ok_and(|m| m.permissions().mode() & 0o005 == 0o005)
+}
+
+/// This test binary in a world-readable directory of its own under `$TMPDIR`: a hard link when
+/// the binary's own mode lets others run it (same file system), a copy otherwise. Dropping it
+/// removes the directory.
+struct ExeForOthers {
+    dir: PathBuf,
+    exe: PathBuf,
+}
+
+impl ExeForOthers {
+    fn new() -> ExeForOthers {
+        use std::os::unix::fs::PermissionsExt;
+        let exe = std::env::current_exe().expect("this test binary's path");
+        let dir = std::env::temp_dir().join(unique("nobody-exe"));
+        std::fs::create_dir(&dir).expect("a directory for the test binary");
+        let this = ExeForOthers {
+            exe: dir.join("test-binary"),
+            dir,
+        };
+        std::fs::set_permissions(&this.dir, std::fs::Permissions::from_mode(0o755))
+            .expect("opening the directory to others");
+        let runnable =
+            std::fs::metadata(&exe).is_ok_and(|m| m.permissions().mode() & 0o005 == 0o005);
+        if !(runnable && std::fs::hard_link(&exe, &this.exe).is_ok()) {
+            std::fs::copy(&exe, &this.exe).expect("copying the test binary");
+            std::fs::set_permissions(&this.exe, std::fs::Permissions::from_mode(0o755))
+                .expect("letting others run the copy");
         }
-        let dir = std::env::temp_dir().join(format!("ipcx-nobody-exe-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).ok()?;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).ok()?;
-        let copy = dir.join("test-binary");
-        std::fs::copy(&exe, &copy).ok()?;
-        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).ok()?;
-        Some(copy)
-    })
-    .clone()
+        this
+    }
+}
+
+impl Drop for ExeForOthers {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
