@@ -30,6 +30,7 @@
 //! - `floor_p50_ns`, `floor_p99_9_ns`: the p50 and p99.9 of the pooled `limit` slices next to
 //!   the row (for the `limit` row itself: its own figures); `rtt_ns` is pooled over the row's
 //!   rounds. `rtt_ns.p999 / floor_p99_9_ns` is the tail ratio against the same floor.
+//! - `tail_ratio_to_limit`: `rtt_ns.p999 / floor_p99_9_ns` (the "p99.9 × limit" column).
 //! - `ratio_to_limit`: `rtt_ns.p50 / floor_p50_ns`; when a result has no adjacent floor (a
 //!   report from before this change, or the floor measurement failed) it is divided by
 //!   `run.baseline_p50_ns` as before.
@@ -115,6 +116,10 @@ pub struct BenchResult {
     /// ([`RunInfo::baseline_p50_ns`]) when this result has no adjacent floor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ratio_to_limit: Option<f64>,
+    /// The p99.9 divided by [`BenchResult::floor_p99_9_ns`]: the tail against the floor's own
+    /// tail, measured alongside (none without a floor of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail_ratio_to_limit: Option<f64>,
     /// Stream throughput divided by the in-process memcpy reference of the same run at the
     /// same payload size ([`Report::memcpy`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,6 +148,7 @@ impl BenchResult {
             floor_p50_ns: None,
             floor_p99_9_ns: None,
             ratio_to_limit: None,
+            tail_ratio_to_limit: None,
             ratio_to_memcpy: None,
             verified: None,
             skipped: None,
@@ -352,6 +358,10 @@ impl Report {
                 let floor = r.floor_p50_ns.filter(|&f| f > 0).or(baseline)?;
                 Some(s.p50 as f64 / floor as f64)
             });
+            r.tail_ratio_to_limit = r.rtt_ns.as_ref().and_then(|s| {
+                let floor = r.floor_p99_9_ns.filter(|&f| f > 0)?;
+                Some(s.p999 as f64 / floor as f64)
+            });
         }
     }
 
@@ -508,6 +518,11 @@ mod tests {
         assert_eq!(r.results[1].ratio_to_limit, Some(2.0));
         assert_eq!(r.results[2].ratio_to_limit, Some(100.0));
         assert_eq!(r.results[3].ratio_to_limit, None);
+        // Tails divide by the floor's own p99.9 (ring: 2580 / 1290), and only by that.
+        assert_eq!(r.results[0].tail_ratio_to_limit, Some(1.0));
+        assert_eq!(r.results[1].tail_ratio_to_limit, Some(2.0));
+        assert_eq!(r.results[2].tail_ratio_to_limit, None);
+        assert_eq!(r.results[3].tail_ratio_to_limit, None);
         assert_eq!(r.floor_range(), Some((430, 430)));
         let without: Vec<_> = r.without_floor().map(|r| r.mechanism.as_str()).collect();
         assert_eq!(without, ["unix"]);

@@ -89,6 +89,7 @@ pub fn render(report: &Report) -> String {
             "p99",
             "p99.9",
             "× limit",
+            "p99.9 × limit",
             "msgs/s",
             "throughput",
             "note",
@@ -129,6 +130,8 @@ pub fn render(report: &Report) -> String {
             rtt.map_or_else(dash, |s| format_ns(s.p999 as f64)),
             ping.and_then(|r| r.ratio_to_limit)
                 .map_or_else(dash, format_ratio),
+            ping.and_then(|r| r.tail_ratio_to_limit)
+                .map_or_else(dash, format_ratio),
             thr.map_or_else(dash, |t| format_rate(t.msgs_per_s, "")),
             thr.map_or_else(dash, |t| format_bytes_per_s(t.bytes_per_s)),
             note.join("; "),
@@ -150,13 +153,14 @@ pub fn render(report: &Report) -> String {
                 "—".to_owned(),
                 "—".to_owned(),
                 "—".to_owned(),
+                "—".to_owned(),
                 format_rate(copies_per_s, ""),
                 format_bytes_per_s(m.bytes_per_s),
                 format!("reference [{n}]"),
             ]);
         }
     }
-    for i in [1usize, 2, 3, 4, 5, 6, 7] {
+    for i in [1usize, 2, 3, 4, 5, 6, 7, 8] {
         if let Some(c) = t.column_mut(i) {
             c.set_cell_alignment(CellAlignment::Right);
         }
@@ -224,7 +228,8 @@ fn ratio_footer(report: &Report) -> Vec<String> {
                 "× limit: each p50 divided by the p50 of a {BASELINE} ping-pong (the cache-line \
                  floor between these two CPUs) measured in slices between that row's rounds; \
                  floors this run: \
-                 {range}{limit_row}"
+                 {range}{limit_row}; p99.9 × limit: each p99.9 divided by the p99.9 of the \
+                 same floor slices"
             ));
             let without = report
                 .without_floor()
@@ -385,6 +390,7 @@ mod tests {
         let mut fast = BenchResult::new("ring", Pattern::PingPong, 64);
         fast.rtt_ns = rtt(700);
         fast.floor_p50_ns = Some(140);
+        fast.floor_p99_9_ns = Some(700);
         let mut slow = BenchResult::new("ring-spin", Pattern::PingPong, 64);
         slow.rtt_ns = rtt(1_290);
         slow.floor_p50_ns = Some(430);
@@ -416,6 +422,19 @@ mod tests {
         assert!(row("ring").contains("┆     5.0 ┆"), "{s}");
         assert!(row("ring-spin").contains("┆     3.0 ┆"), "{s}");
         assert!(row("unix").contains("┆     100 ┆"), "{s}");
+        // The tail column: ring's p99.9 (2100 ns) over its floor slices' p99.9 (700 ns); none
+        // for a row without a floor of its own.
+        let tail = |name: &str| {
+            row(name)
+                .split('┆')
+                .nth(6)
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        };
+        assert_eq!(tail("ring"), "3.0", "{s}");
+        assert_eq!(tail("unix"), "—", "{s}");
+        assert!(s.contains("p99.9 × limit: each p99.9 divided by"), "{s}");
         assert!(
             s.contains(
                 "measured in slices between that row's rounds; floors this run: 140 ns–430 ns"
