@@ -38,16 +38,16 @@ use crate::report::Pattern;
 /// The largest message of the rings below this payload size (the library's default).
 const MIN_MAX_MESSAGE: usize = 64 << 10;
 /// The smallest ring (the library's default capacity).
-const MIN_CAPACITY: usize = 1 << 20;
+const MIN_CAPACITY: usize = ring::DEFAULT_CAPACITY;
 /// A ring holds this many messages of the payload size (at least), so that streaming overlaps
 /// writing and reading.
 const MESSAGES_IN_RING: usize = 4;
 /// The largest payload the ring rows are measured at (the ring is four times as large).
 const MAX_PAYLOAD: usize = 256 << 20;
 
-/// The ring options of a row for `payload`-byte messages: the library's defaults (1 MiB ring,
-/// 64 KiB messages) for small payloads; room for four messages for large ones (a 4 MiB ring
-/// for 1 MiB messages).
+/// The ring options of a row for `payload`-byte messages: the library's defaults (4 MiB ring,
+/// 64 KiB messages) for small payloads; room for four messages for large ones (a 16 MiB ring
+/// for 4 MiB messages).
 pub fn ring_options(payload: usize, strategy: WaitStrategy) -> Options {
     Options::new()
         .max_message(payload.max(MIN_MAX_MESSAGE))
@@ -574,9 +574,11 @@ mod tests {
         let o = ring_options(1 << 20, WaitStrategy::Spin);
         assert_eq!(o.max_message, 1 << 20);
         assert_eq!(o.capacity, 4 << 20);
+        let o = ring_options(4 << 20, WaitStrategy::Spin);
+        assert_eq!(o.capacity, 16 << 20);
         let o = ring_options(64, WaitStrategy::SpinThenSleep);
         assert_eq!(o.max_message, 64 << 10);
-        assert_eq!(o.capacity, 1 << 20);
+        assert_eq!(o.capacity, ring::DEFAULT_CAPACITY);
         assert!(check_payload(1 << 20).is_ok());
         assert!(check_payload(1 << 30).is_err());
     }

@@ -89,8 +89,8 @@ use super::{Error, Link, LinkAddr, LinkListener};
 use crate::ring;
 use crate::wait::Wait;
 
-/// Ring publishers: the data area's size by default (bytes).
-pub const RING_CAPACITY: usize = 1 << 20;
+/// Ring publishers: the data area's size by default (bytes): the ring's own default.
+pub const RING_CAPACITY: usize = ring::DEFAULT_CAPACITY;
 /// Ring publishers: the largest record (topic, data and a 2-byte topic length) by default.
 pub const RING_MAX_MESSAGE: usize = 64 << 10;
 /// Ring publishers: subscriber places by default.
