@@ -418,9 +418,9 @@ mod tests {
                 .unwrap_or_else(|| panic!("{name}: {s}"))
                 .to_owned()
         };
-        assert!(row("limit").contains("1.0"), "{s}");
-        assert!(row("ring").contains("┆     5.0 ┆"), "{s}");
-        assert!(row("ring-spin").contains("┆     3.0 ┆"), "{s}");
+        assert!(row("limit").contains("1.00"), "{s}");
+        assert!(row("ring").contains("┆    5.00 ┆"), "{s}");
+        assert!(row("ring-spin").contains("┆    3.00 ┆"), "{s}");
         assert!(row("unix").contains("┆     100 ┆"), "{s}");
         // The tail column: ring's p99.9 (2100 ns) over its floor slices' p99.9 (700 ns); none
         // for a row without a floor of its own.
@@ -432,7 +432,7 @@ mod tests {
                 .trim()
                 .to_owned()
         };
-        assert_eq!(tail("ring"), "3.0", "{s}");
+        assert_eq!(tail("ring"), "3.00", "{s}");
         assert_eq!(tail("unix"), "—", "{s}");
         assert!(s.contains("p99.9 × limit: each p99.9 divided by"), "{s}");
         assert!(

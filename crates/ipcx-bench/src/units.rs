@@ -113,12 +113,15 @@ fn three_digits(v: f64) -> String {
     }
 }
 
-/// Prints a ratio: `1.0`, `6.3`, `354`.
+/// Prints a ratio: `1.00`, `1.46`, `63.1`, `354` (two decimals below 10, where the goals
+/// against the floor lie, such as 1.5).
 pub fn format_ratio(r: f64) -> String {
     if r >= 100.0 {
         format!("{r:.0}")
-    } else {
+    } else if r >= 10.0 {
         format!("{r:.1}")
+    } else {
+        format!("{r:.2}")
     }
 }
 
@@ -155,6 +158,8 @@ mod tests {
         assert_eq!(format_rate(105.0, ""), "105/s");
         assert_eq!(format_rate(1.5e6, ""), "1.50 M/s");
         assert_eq!(format_ratio(354.4), "354");
-        assert_eq!(format_ratio(6.31), "6.3");
+        assert_eq!(format_ratio(63.14), "63.1");
+        assert_eq!(format_ratio(6.31), "6.31");
+        assert_eq!(format_ratio(1.456), "1.46");
     }
 }
