@@ -263,10 +263,10 @@ pub enum WaitStrategy {
 /// The data area of a ring by default: 4 MiB, larger than the L2 caches of both the writer's
 /// and the reader's core together on current x86 servers (1–2 MiB each), far below a shared
 /// L3. Then the lines a writer reuses a lap later are no longer held by the reader's core, and
-/// streaming runs at the speed of the shared cache whatever the message size. With a 1 MiB ring
-/// on a 1 MiB-L2 machine, messages of 16–256 KiB streamed at 9–12 GB/s; with 4 MiB, at 38–41
-/// GB/s, like 1 MiB messages (`ipcx bench --sizes 4k,16k,64k,256k,1m ring ring-loan`). Many
-/// small rings can ask for less with [`Options::capacity`].
+/// messages of 16 KiB and more stream at the speed of the shared cache, whatever their size.
+/// With a 1 MiB ring on a 1 MiB-L2 machine, messages of 16–256 KiB streamed at 9–12 GB/s; with
+/// 4 MiB, at 38–41 GB/s, like 1 MiB messages (`ipcx bench --sizes 4k,16k,64k,256k,1m ring
+/// ring-loan`). Many small rings can ask for less with [`Options::capacity`].
 pub const DEFAULT_CAPACITY: usize = 4 << 20;
 
 /// Ring creation and behaviour options.
