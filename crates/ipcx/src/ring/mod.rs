@@ -260,7 +260,7 @@ pub enum WaitStrategy {
     Block,
 }
 
-/// The data area of a ring by default: 4 MiB, larger than the L2 caches of both the writer's
+/// The data area of a ring by default: 4 MiB, at least the L2 caches of both the writer's
 /// and the reader's core together on current x86 servers (1–2 MiB each), far below a shared
 /// L3. Then the lines a writer reuses a lap later are no longer held by the reader's core, and
 /// messages of 16 KiB and more stream at the speed of the shared cache, whatever their size.
