@@ -70,6 +70,38 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest method or service name.
 pub const MAX_NAME_LEN: usize = 255;
 
+/// The largest request payload for `method` in frames of at most `max_frame` bytes (a request
+/// header takes 15 bytes and the method name).
+pub(crate) fn max_request_payload(max_frame: usize, method: &str) -> usize {
+    max_frame.saturating_sub(15 + method.len())
+}
+
+/// Refuses, before anything is sent, a request the server to `addr` could not take: a method
+/// name over [`MAX_NAME_LEN`], or a payload over [`max_request_payload`].
+pub(crate) fn check_request(
+    method: &str,
+    payload_len: usize,
+    max_frame: usize,
+    addr: &str,
+) -> Result<(), Error> {
+    if method.len() > MAX_NAME_LEN {
+        return Err(Error::TooLarge {
+            len: method.len(),
+            max: MAX_NAME_LEN,
+            what: "a method name".into(),
+        });
+    }
+    let max = max_request_payload(max_frame, method);
+    if payload_len > max {
+        return Err(Error::TooLarge {
+            len: payload_len,
+            max,
+            what: format!("requests to {addr} (the server's limit)"),
+        });
+    }
+    Ok(())
+}
+
 /// A reply's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -740,7 +772,7 @@ impl Client {
 
     /// The largest request payload the server accepts (for method `method`).
     pub fn max_payload_len(&self, method: &str) -> usize {
-        self.inner.max_frame.saturating_sub(15 + method.len())
+        max_request_payload(self.inner.max_frame, method)
     }
 
     /// Sends a request and waits for its reply until `timeout` has passed.
@@ -801,21 +833,12 @@ impl Client {
         deadline_ms: u32,
         f: impl FnOnce(Status, &[u8]) -> R,
     ) -> Result<R, Error> {
-        if method.len() > MAX_NAME_LEN {
-            return Err(Error::TooLarge {
-                len: method.len(),
-                max: MAX_NAME_LEN,
-                what: "a method name".into(),
-            });
-        }
-        let max = self.max_payload_len(method);
-        if payload.len() > max {
-            return Err(Error::TooLarge {
-                len: payload.len(),
-                max,
-                what: format!("requests to {} (the server's limit)", self.inner.addr),
-            });
-        }
+        check_request(
+            method,
+            payload.len(),
+            self.inner.max_frame,
+            &self.inner.addr,
+        )?;
         let mut f = Some(f);
         let mut out = None;
         let mut sink = |status: Status, p: &[u8]| {

@@ -1138,7 +1138,7 @@ mod native {
         }
 
         pub(super) fn max_payload_len(&self, method: &str) -> usize {
-            self.max_frame.saturating_sub(15 + method.len())
+            reqrep::max_request_payload(self.max_frame, method)
         }
 
         pub(super) fn is_dead(&self) -> bool {
@@ -1209,21 +1209,7 @@ mod native {
             payload: &[u8],
             timeout: Duration,
         ) -> Result<Reply, Error> {
-            if method.len() > reqrep::MAX_NAME_LEN {
-                return Err(Error::TooLarge {
-                    len: method.len(),
-                    max: reqrep::MAX_NAME_LEN,
-                    what: "a method name".into(),
-                });
-            }
-            let max = self.max_payload_len(method);
-            if payload.len() > max {
-                return Err(Error::TooLarge {
-                    len: payload.len(),
-                    max,
-                    what: format!("requests to {} (the server's limit)", self.addr),
-                });
-            }
+            reqrep::check_request(method, payload.len(), self.max_frame, &self.addr)?;
             if self.is_dead() {
                 return Err(self.gone());
             }
