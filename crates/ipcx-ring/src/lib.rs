@@ -211,6 +211,14 @@ impl Default for Cursor {
     }
 }
 
+/// The cells of `data`, once `p` has been checked and matches it (else [`RingError::Corrupt`]).
+fn cells_of(data: &Data, p: &Params) -> Result<Cells, RingError> {
+    match data.cells() {
+        Some(c) if p.is_valid() && data.len() as u64 == p.capacity => Ok(c),
+        _ => corrupt("ring parameters"),
+    }
+}
+
 fn corrupt<T>(what: &'static str) -> Result<T, RingError> {
     Err(RingError::Corrupt(what))
 }
@@ -308,10 +316,7 @@ impl<'a> Writer<'a> {
         data: Data,
         p: Params,
     ) -> Result<Writer<'a>, RingError> {
-        let cells = match data.cells() {
-            Some(c) if p.is_valid() && data.len() as u64 == p.capacity => c,
-            _ => return corrupt("ring parameters"),
-        };
+        let cells = cells_of(&data, &p)?;
         let mut head = ctl.writer.head.load(Ordering::Acquire);
         let oldest = ctl.writer.oldest.load(Ordering::Acquire);
         let mut seq = ctl.writer.seq.load(Ordering::Acquire);
@@ -610,10 +615,7 @@ impl<'a> Reader<'a> {
         data: Data,
         p: Params,
     ) -> Result<Reader<'a>, RingError> {
-        let cells = match data.cells() {
-            Some(c) if p.is_valid() && data.len() as u64 == p.capacity => c,
-            _ => return corrupt("ring parameters"),
-        };
+        let cells = cells_of(&data, &p)?;
         // The writer never looks at a reader's tail until it sees it ACTIVE, and holds back
         // while it sees it JOINING. With the SeqCst fences (here and in `Writer::min_tail`),
         // either the writer sees JOINING/ACTIVE, or its last look at the readers came before
@@ -650,10 +652,7 @@ impl<'a> Reader<'a> {
         data: Data,
         p: Params,
     ) -> Result<Reader<'a>, RingError> {
-        let cells = match data.cells() {
-            Some(c) if p.is_valid() && data.len() as u64 == p.capacity => c,
-            _ => return corrupt("ring parameters"),
-        };
+        let cells = cells_of(&data, &p)?;
         let head = ctl.writer.head.load(Ordering::Acquire);
         let tail = cursor.tail.load(Ordering::Acquire);
         // A lossless reader may be one record ahead of the published head (see `peek`).
