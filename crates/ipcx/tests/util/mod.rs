@@ -94,7 +94,11 @@ pub fn role_main(roles: &[Role]) {
 
 /// A command that runs `role` with `args` in a new process of this test binary.
 pub fn role_command(role: &str, args: &[&str]) -> Command {
-    let exe = std::env::current_exe().expect("current_exe");
+    role_command_of(std::env::current_exe().expect("current_exe"), role, args)
+}
+
+/// [`role_command`] with the test binary at `exe`.
+fn role_command_of(exe: impl AsRef<std::ffi::OsStr>, role: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(exe);
     cmd.args([
         "child_role",
@@ -206,25 +210,11 @@ pub fn is_root() -> bool {
 /// the child has started (it runs from its own mapping of the file by then).
 pub fn spawn_role_as_nobody(role: &str, args: &[&str]) -> ChildGuard {
     use std::os::unix::process::CommandExt;
-    let mut cmd = role_command(role, args);
-    let reachable = exe_reachable_by_others();
-    let copy = (!reachable).then(ExeForOthers::new);
-    if let Some(copy) = &copy {
-        let mut other = Command::new(&copy.exe);
-        other
-            .args([
-                "child_role",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-                "-q",
-            ])
-            .env(ROLE_ENV, role)
-            .env(ARGS_ENV, args.join("\x1f"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
-        cmd = other;
-    }
+    let copy = (!exe_reachable_by_others()).then(ExeForOthers::new);
+    let mut cmd = match &copy {
+        Some(copy) => role_command_of(&copy.exe, role, args),
+        None => role_command(role, args),
+    };
     cmd.uid(NOBODY).gid(NOBODY);
     // When the binary had to be copied, a fork by another test thread while the copy was being
     // written briefly holds it open for writing, and exec then fails with ETXTBSY: retry for a
