@@ -275,14 +275,11 @@ impl Link for RingLink {
     }
 
     fn recv(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<(), LinkError> {
-        let sample = self
-            .sub
-            .recv_wait(wait)
-            .map_err(|e| ring_err("receiving", e))?;
         // The caller wants the message in its own buffer: one copy.
-        buf.clear();
-        buf.extend_from_slice(&sample);
-        Ok(())
+        self.recv_with(&mut Vec::new(), wait, &mut |sample| {
+            buf.clear();
+            buf.extend_from_slice(sample);
+        })
     }
 
     fn recv_with(
