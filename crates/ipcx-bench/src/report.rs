@@ -410,25 +410,32 @@ impl Report {
     }
 }
 
+/// A quick-run report of `results` at 64 bytes, no memcpy reference, ratios not computed yet
+/// (the tests of this module and of the table).
+#[cfg(test)]
+pub(crate) fn test_report(results: Vec<BenchResult>) -> Report {
+    Report {
+        ipcx_version: "0.1.0".into(),
+        machine: Machine::detect(None),
+        run: RunInfo {
+            budget: "quick".into(),
+            sizes: vec![64],
+            baseline: BASELINE.into(),
+            baseline_p50_ns: None,
+            ratios_omitted: None,
+            elapsed_s: None,
+        },
+        results,
+        memcpy: Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn report(results: Vec<BenchResult>) -> Report {
-        Report {
-            ipcx_version: "0.1.0".into(),
-            machine: Machine::detect(None),
-            run: RunInfo {
-                budget: "quick".into(),
-                sizes: vec![64],
-                baseline: BASELINE.into(),
-                baseline_p50_ns: None,
-                ratios_omitted: None,
-                elapsed_s: None,
-            },
-            results,
-            memcpy: Vec::new(),
-        }
+        test_report(results)
     }
 
     fn rtt(p50: u64) -> Option<RttSummary> {

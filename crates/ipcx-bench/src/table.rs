@@ -299,7 +299,7 @@ fn memcpy_footer(report: &Report) -> Option<String> {
 mod tests {
     use super::*;
     use crate::histogram::RttSummary;
-    use crate::report::{Machine, RunInfo, Throughput};
+    use crate::report::Throughput;
 
     #[test]
     fn renders_measured_skipped_and_failed_rows() {
@@ -333,25 +333,14 @@ mod tests {
         let mut ok_tcp = BenchResult::new("tcp", Pattern::PingPong, 64);
         ok_tcp.rtt_ns = results[4].rtt_ns.clone();
         results.insert(8, ok_tcp);
-        let mut r = Report {
-            ipcx_version: "0.1.0".into(),
-            machine: Machine::detect(None),
-            run: RunInfo {
-                budget: "quick".into(),
-                sizes: vec![64, 4096],
-                baseline: BASELINE.into(),
-                baseline_p50_ns: None,
-                ratios_omitted: None,
-                elapsed_s: None,
-            },
-            results,
-            memcpy: vec![crate::report::MemcpyResult {
-                payload_bytes: 64,
-                area_bytes: 1 << 20,
-                bytes_per_s: 108_800_000.0,
-                copies: 1000,
-            }],
-        };
+        let mut r = crate::report::test_report(results);
+        r.run.sizes = vec![64, 4096];
+        r.memcpy = vec![crate::report::MemcpyResult {
+            payload_bytes: 64,
+            area_bytes: 1 << 20,
+            bytes_per_s: 108_800_000.0,
+            copies: 1000,
+        }];
         r.compute_ratios();
         let s = render(&r);
         assert!(s.contains("unpinned"), "{s}");
@@ -396,20 +385,7 @@ mod tests {
         slow.floor_p50_ns = Some(430);
         let mut lone = BenchResult::new("unix", Pattern::PingPong, 64);
         lone.rtt_ns = rtt(14_000);
-        let mut r = Report {
-            ipcx_version: "0.1.0".into(),
-            machine: Machine::detect(None),
-            run: RunInfo {
-                budget: "quick".into(),
-                sizes: vec![64],
-                baseline: BASELINE.into(),
-                baseline_p50_ns: None,
-                ratios_omitted: None,
-                elapsed_s: None,
-            },
-            results: vec![limit, fast, slow, lone],
-            memcpy: Vec::new(),
-        };
+        let mut r = crate::report::test_report(vec![limit, fast, slow, lone]);
         r.compute_ratios();
         let s = render(&r);
         let row = |name: &str| {
