@@ -835,19 +835,20 @@ impl Watch<'_> {
     }
 }
 
-/// Round trips: warm-up, then the measurement; the peer's checksum of everything it echoed is
-/// verified.
+/// Round trips: warm-up, then the measurement, recorded in `rec` (which may hold the round
+/// trips of earlier rounds of the same row); the peer's checksum of everything it echoed is
+/// verified. Returns the summary of everything `rec` holds then.
 fn ping_pong(
     link: &mut dyn Link,
     w: &mut Watch<'_>,
     payload: usize,
     budget: PhaseBudget,
-    mut pool: Option<&mut Recorder>,
+    rec: &mut Recorder,
 ) -> Result<RttSummary, PhaseError> {
     w.peer.send(&Command::Echo)?;
     let mut g = PayloadGen::new(payload);
     let mut sent = Digest::new();
-    let mut rec = Recorder::new();
+    let before = rec.len();
     let mut buf = Vec::with_capacity(payload);
     let mut seq: u64 = 0;
     for (measure, b) in [(false, budget.warmup()), (true, budget)] {
@@ -872,9 +873,6 @@ fn ping_pong(
             }
             if measure {
                 rec.record(t1 - t0);
-                if let Some(pool) = pool.as_deref_mut() {
-                    pool.record(t1 - t0);
-                }
             }
             sent.add(g.sum(seq));
             seq += 1;
@@ -891,6 +889,7 @@ fn ping_pong(
     sent.verify(&got)
         .map_err(|e| PhaseError::Failed(format!("ping-pong: {e}")))?;
     rec.summary()
+        .filter(|_| rec.len() > before)
         .ok_or_else(|| PhaseError::Failed("no round trip measured".into()))
 }
 
@@ -1084,7 +1083,7 @@ pub fn run_plan(
                     cfg,
                     &stop,
                     progress,
-                    Some(&mut row_pool),
+                    &mut row_pool,
                 );
                 row_results = res;
                 lost = end;
@@ -1103,7 +1102,7 @@ pub fn run_plan(
                 cfg,
                 &stop,
                 &mut NoProgress,
-                Some(&mut row_pool),
+                &mut row_pool,
             );
             let fine = res.iter().all(|r| r.rtt_ns.is_some());
             if !fine || !matches!(end, RowEnd::Fine) {
@@ -1126,14 +1125,6 @@ pub fn run_plan(
                 }
                 lost = end;
                 break;
-            }
-        }
-        if rounds > 1 {
-            // The pooled round trips of every round replace the last round's own.
-            for r in &mut row_results {
-                if r.pattern == Pattern::PingPong && r.rtt_ns.is_some() {
-                    r.rtt_ns = row_pool.summary();
-                }
             }
         }
         let floor = floor_pool.summary();
@@ -1231,7 +1222,7 @@ fn measure_floor(
         cfg,
         stop,
         &mut NoProgress,
-        Some(pool),
+        pool,
     );
     end
 }
@@ -1268,8 +1259,8 @@ enum RowEnd {
 }
 
 /// Runs one row and size: open both sides, measure each pattern, close. The ping-pong runs
-/// for `ping`, the other patterns for `budget`; the ping-pong's round trips are also recorded
-/// in `pool`, when given.
+/// for `ping`, the other patterns for `budget`; the ping-pong's round trips are recorded in
+/// `pool`, and its result summarises all of `pool` (the rounds of a row so far).
 #[allow(clippy::too_many_arguments)]
 fn run_row(
     row: &PlannedRow,
@@ -1280,7 +1271,7 @@ fn run_row(
     cfg: &BenchConfig,
     stop: &dyn Fn() -> bool,
     progress: &mut dyn Progress,
-    mut pool: Option<&mut Recorder>,
+    pool: &mut Recorder,
 ) -> (Vec<BenchResult>, RowEnd) {
     let m = &row.mechanism;
     let name = m.name().to_owned();
@@ -1404,19 +1395,14 @@ fn run_row(
             answered: false,
         };
         let res = match pattern {
-            Pattern::PingPong => ping_pong(
-                link.as_mut(),
-                &mut w,
-                row.payload,
-                ping,
-                pool.as_deref_mut(),
-            )
-            .map(|s| {
-                let mut r = BenchResult::new(&name, pattern, row.payload);
-                r.rtt_ns = Some(s);
-                r.verified = Some(true);
-                r
-            }),
+            Pattern::PingPong => {
+                ping_pong(link.as_mut(), &mut w, row.payload, ping, pool).map(|s| {
+                    let mut r = BenchResult::new(&name, pattern, row.payload);
+                    r.rtt_ns = Some(s);
+                    r.verified = Some(true);
+                    r
+                })
+            }
             Pattern::Stream => stream(
                 link.as_mut(),
                 &mut w,
