@@ -118,33 +118,30 @@ fn direct_sender_and_receiver() {
     assert!(out.iter().all(|l| !l.starts_with("from pid 0")), "{out:?}");
 }
 
-#[test]
-fn mailbox_producer_and_consumer() {
-    let name = format!("/{}", unique("jobs"));
-    let mut consumer = Running::start(env!("CARGO_BIN_EXE_mailbox-consumer"), &[&name, "3"]);
+/// The mailbox example at `addr`: three jobs from the producer reach the consumer, in order,
+/// and `object` (the queue's file) is gone afterwards.
+fn mailbox_round(addr: &str, object: &str) {
+    let mut consumer = Running::start(env!("CARGO_BIN_EXE_mailbox-consumer"), &[addr, "3"]);
     consumer.expect_line("ready");
     run_ok(
         env!("CARGO_BIN_EXE_mailbox-producer"),
-        &[&name, "build", "test", "deploy"],
+        &[addr, "build", "test", "deploy"],
     );
     let out = consumer.finish();
     assert_eq!(out[1..], ["got: build", "got: test", "got: deploy"]);
-    assert!(!std::path::Path::new(&format!("/dev/mqueue{name}")).exists());
+    assert!(!std::path::Path::new(object).exists());
+}
+
+#[test]
+fn mailbox_producer_and_consumer() {
+    let name = format!("/{}", unique("jobs"));
+    mailbox_round(&name, &format!("/dev/mqueue{name}"));
 }
 
 #[test]
 fn mailbox_producer_and_consumer_over_the_ring() {
     let name = format!("/{}", unique("ringjobs"));
-    let addr = format!("shm:{name}");
-    let mut consumer = Running::start(env!("CARGO_BIN_EXE_mailbox-consumer"), &[&addr, "3"]);
-    consumer.expect_line("ready");
-    run_ok(
-        env!("CARGO_BIN_EXE_mailbox-producer"),
-        &[&addr, "build", "test", "deploy"],
-    );
-    let out = consumer.finish();
-    assert_eq!(out[1..], ["got: build", "got: test", "got: deploy"]);
-    assert!(!std::path::Path::new(&format!("/dev/shm{name}")).exists());
+    mailbox_round(&format!("shm:{name}"), &format!("/dev/shm{name}"));
 }
 
 #[test]
