@@ -175,6 +175,56 @@ fn reader_joins_concurrently() {
     });
 }
 
+/// The hot window: a writer whose reader has read everything starts a record that would end
+/// past the window at the next lap (a padding record to the end of this one), and a record
+/// sent while the reader is still busy stays where it is. With the writer starting just below
+/// the window's end, the second message is sent once the reader has taken the first (a
+/// rewind), the third at once: whatever the interleaving, the reader gets all three, intact
+/// and in order, across the padding.
+#[test]
+fn hot_window_rewind() {
+    const HOT: Params = Params {
+        capacity: 512,
+        max_msg: 16,
+        overwrite: false,
+    };
+    loom::model(|| {
+        let ctl = leak(Ctl::new());
+        // The first record (32 bytes) ends at the window's end, 256.
+        ctl.writer.head.store(224, Ordering::Relaxed);
+        let cursors: &'static [Cursor] = Box::leak(vec![Cursor::new()].into_boxed_slice());
+        let data = Data::from_words(words(512));
+        cursors[0].state.store(CLAIMED, Ordering::Relaxed);
+        let mut r = Reader::join(ctl, &cursors[0], data, HOT).unwrap();
+        let t = thread::spawn(move || {
+            let mut w = Writer::attach(ctl, cursors, data, HOT).unwrap();
+            w.set_hot_window(256);
+            let mut offsets = Vec::new();
+            for i in 0..3u8 {
+                if i == 1 {
+                    while cursors[0].tail.load(Ordering::Acquire) != 256 {
+                        thread::yield_now();
+                    }
+                }
+                let m = msg(i, 16);
+                let res = w.reserve(m.len()).unwrap();
+                w.write(&res, 0, &m);
+                w.commit(res, m.len());
+                offsets.push(res.offset);
+            }
+            offsets
+        });
+        let mut buf = [0u8; 16];
+        for i in 0..3u8 {
+            let (len, missed) = recv_spin(&mut r, &mut buf);
+            assert_eq!(missed, 0);
+            assert_eq!(&buf[..len], &msg(i, 16)[..]);
+        }
+        // Payloads at 240, then at the next lap's start (16), then right after it (48).
+        assert_eq!(t.join().unwrap(), [240, 16, 48]);
+    });
+}
+
 /// Overwrite mode: the writer never waits; the reader never returns a torn record, sees
 /// increasing sequence numbers, and received + missed accounts for every message.
 #[test]

@@ -102,6 +102,17 @@ fn child_role() {
             let _s = Subscriber::open(&args[0], &Options::new()).unwrap();
             std::thread::sleep(Duration::from_secs(60));
         }),
+        // args: request ring, reply ring, count: sends back every request it receives
+        ("echo", |args| {
+            let opts = Options::new().capacity(HOT_RING).max_message(4096);
+            let mut requests = Subscriber::open(&args[0], &opts).unwrap();
+            let mut replies = open_publisher(&args[1], &opts);
+            wait_subscribers(&replies, 1);
+            for _ in 0..args[2].parse::<u64>().unwrap() {
+                let m = requests.recv_timeout(Duration::from_secs(20)).unwrap();
+                replies.send_timeout(&m, Duration::from_secs(20)).unwrap();
+            }
+        }),
         // args: name: creates a ring and sleeps (killed by the test)
         ("create_and_sleep", |args| {
             let _s = Subscriber::create_new(&args[0], &Options::new()).unwrap();
@@ -124,6 +135,49 @@ fn zero_copy_between_processes_in_order() {
     child.expect_success();
     drop(sub);
     assert!(gone(&name), "the last participant removes the ring");
+}
+
+/// A ring of eight hot windows, for the request/reply test.
+const HOT_RING: usize = 8 * ring::HOT_WINDOW as usize;
+
+/// Request/reply through two rings small enough to wrap hundreds of times: single round trips
+/// (the rings stay empty, so small messages keep to the hot window, with a padding record at
+/// each turn), bursts of 40 requests (the echo falls behind: the whole ring) and 2 KiB
+/// messages (never in the window) in turn. Every reply comes back intact and in order.
+#[test]
+fn request_reply_through_the_hot_window_and_bursts() {
+    let (req, rep) = (
+        util::posix_name("ring-hot-q"),
+        util::posix_name("ring-hot-r"),
+    );
+    let (_c1, _c2) = (cleanup(&req), cleanup(&rep));
+    let opts = Options::new().capacity(HOT_RING).max_message(4096);
+    let mut replies = Subscriber::create_new(&rep, &opts).unwrap();
+    let mut requests = Publisher::create_new(&req, &opts).unwrap();
+    const N: u64 = 40_000;
+    let mut child = util::spawn_role("echo", &[&req, &rep, &N.to_string()]);
+    wait_subscribers(&requests, 1);
+    let msg = |i: u64| {
+        let mut m = payload(i);
+        if i % 1000 >= 900 {
+            m.resize(2048, (i % 251) as u8);
+        }
+        m
+    };
+    let t = Duration::from_secs(20);
+    let mut i = 0;
+    while i < N {
+        let burst = if i % 1000 < 200 { 40.min(N - i) } else { 1 };
+        for k in i..i + burst {
+            requests.send_timeout(&msg(k), t).unwrap();
+        }
+        for k in i..i + burst {
+            let got = replies.recv_timeout(t).unwrap();
+            assert_eq!(&*got, &msg(k)[..], "reply {k}");
+        }
+        i += burst;
+    }
+    child.expect_success();
 }
 
 #[test]

@@ -32,6 +32,17 @@
 //!   the oldest messages and [`Sample::missed`] says how many. Samples are then copies (the
 //!   bytes in the ring may be overwritten at any time).
 //!
+//! # Request/reply traffic stays in the cache
+//! A lossless ring that traffic keeps empty (the request ring and the reply ring of a
+//! request/reply exchange: each message is read before the next one is sent) does not sweep
+//! its whole capacity. Once a message of at most an eighth of the [`HOT_WINDOW`] (8 KiB)
+//! would end past the window in the current lap, the publisher looks at the subscribers:
+//! when all of them have read everything, the message starts the next lap instead. Such an
+//! exchange then cycles through a few KiB that stay in both processes' L1 caches, which takes
+//! about 20–30 ns off a 64-byte round trip on a machine where it costs 220 ns. A stream,
+//! whose subscribers are behind the publisher, keeps the whole ring. [`Options::hot_window`]
+//! sets the window, or turns it off with 0.
+//!
 //! # Waiting
 //! [`WaitStrategy::SpinThenSleep`] (default) spins briefly, yields the CPU a few times, then
 //! sleeps on a futex in the segment; [`WaitStrategy::Spin`] never sleeps (lowest latency, one
@@ -67,6 +78,7 @@ use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
+pub use ipcx_ring::HOT_WINDOW;
 use ipcx_ring::{Peeked, Reader, Reservation, RingError, Writer, record_size};
 use segment::{Create, PATTERN_PUBSUB, PATTERN_WORK, ROLE_PUBLISHER, ROLE_SUBSCRIBER, Segment};
 pub use segment::{Participant, is_ring, participants};
@@ -290,6 +302,10 @@ pub struct Options {
     pub mode: u32,
     /// How blocked calls wait.
     pub strategy: WaitStrategy,
+    /// Publisher of a lossless ring: the hot window in bytes (see [`HOT_WINDOW`]); `Some(0)`
+    /// turns it off. Default `None`: [`HOT_WINDOW`] for rings of at least four windows, off
+    /// for smaller ones.
+    pub hot_window: Option<usize>,
 }
 
 impl Default for Options {
@@ -302,6 +318,7 @@ impl Default for Options {
             overwrite: false,
             mode: 0o600,
             strategy: WaitStrategy::SpinThenSleep,
+            hot_window: None,
         }
     }
 }
@@ -344,6 +361,11 @@ impl Options {
     /// Wait strategy.
     pub fn strategy(mut self, s: WaitStrategy) -> Options {
         self.strategy = s;
+        self
+    }
+    /// Hot window of the publisher (0: off); see [`HOT_WINDOW`].
+    pub fn hot_window(mut self, bytes: usize) -> Options {
+        self.hot_window = Some(bytes);
         self
     }
 
@@ -624,7 +646,12 @@ impl Publisher {
         // `writer` (field order).
         let (ctl, table) = unsafe { (extend(seg.ctl()), extend(seg.table())) };
         let writer = match Writer::attach(ctl, table, seg.data(), seg.params) {
-            Ok(w) => w,
+            Ok(mut w) => {
+                if let Some(bytes) = opts.hot_window {
+                    w.set_hot_window(bytes as u64);
+                }
+                w
+            }
             Err(e) => {
                 seg.leave(wc);
                 return Err(Error::from_ring(&name, e));
