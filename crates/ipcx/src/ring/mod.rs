@@ -39,9 +39,12 @@
 //! would end past the window in the current lap, the publisher looks at the subscribers:
 //! when all of them have read everything, the message starts the next lap instead. Such an
 //! exchange then cycles through a few KiB that stay in both processes' L1 caches, which takes
-//! about 20–30 ns off a 64-byte round trip on a machine where it costs 220 ns. A stream,
-//! whose subscribers are behind the publisher, keeps the whole ring. [`Options::hot_window`]
-//! sets the window, or turns it off with 0.
+//! about 20–30 ns off a 64-byte round trip on a machine where it costs 220 ns. A stream keeps
+//! the whole ring: its subscribers are usually behind the publisher, and a subscriber that
+//! keeps up (found at the head, like a request/reply peer) is told apart by the rate: while
+//! the publisher sends faster than one message per 125 ns, which a request/reply exchange
+//! cannot, the window is off. Held to a few KiB, a stream would run at half speed or less.
+//! [`Options::hot_window`] sets the window, or turns it off with 0.
 //!
 //! # Waiting
 //! [`WaitStrategy::SpinThenSleep`] (default) spins briefly, yields the CPU a few times, then
@@ -611,6 +614,7 @@ unsafe fn extend<T: ?Sized>(r: &T) -> &'static T {
 #[derive(Debug)]
 pub struct Publisher {
     writer: Writer<'static>,
+    hot: HotGate,
     strategy: WaitStrategy,
     seg: Arc<Segment>,
     spin: SpinPolicy,
@@ -659,6 +663,7 @@ impl Publisher {
         };
         wc.state.store(ipcx_ring::ACTIVE, Ordering::Release);
         Ok(Publisher {
+            hot: HotGate::new(&writer),
             writer,
             strategy: opts.strategy,
             seg,
@@ -783,6 +788,71 @@ impl Publisher {
     fn commit(&mut self, res: Reservation, len: usize) {
         self.writer.commit(res, len);
         notify(&self.writer.ctl().data_wait);
+        self.hot.sent(&mut self.writer);
+    }
+}
+
+/// Sends counted between two looks at the clock by [`HotGate`].
+const GATE_SENDS: u32 = 64;
+/// A publisher sending faster than one message per this interval streams: request/reply
+/// traffic cannot (one message per round trip, and a round trip takes longer).
+const STREAM_INTERVAL: Duration = Duration::from_nanos(125);
+
+/// Turns the writer's hot window off while the publisher streams, and on again when it does
+/// not. A subscriber that keeps up with a stream is often at the head when the writer looks,
+/// like a request/reply peer, but a stream held to a few KiB runs at half speed or less
+/// (each line the writer fills is one the reader has just read); the rate tells the two
+/// apart. One look at the clock every [`GATE_SENDS`] sends, after the send.
+#[derive(Debug)]
+struct HotGate {
+    /// The window asked for (0: off for good).
+    window: u64,
+    /// Whether the writer's window is on now.
+    on: bool,
+    /// Sends since `since`.
+    sends: u32,
+    since: Option<std::time::Instant>,
+}
+
+impl HotGate {
+    fn new(writer: &Writer<'_>) -> HotGate {
+        HotGate {
+            window: writer.hot_window(),
+            on: true,
+            sends: 0,
+            since: None,
+        }
+    }
+
+    #[inline]
+    fn sent(&mut self, writer: &mut Writer<'_>) {
+        if self.window != 0 {
+            self.sends += 1;
+            if self.sends >= GATE_SENDS {
+                self.look(writer);
+            }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn look(&mut self, writer: &mut Writer<'_>) {
+        if let Some(window) = self.batch_done(std::time::Instant::now()) {
+            writer.set_hot_window(window);
+        }
+    }
+
+    /// A batch of sends ended at `now`: the window to set, when it changes.
+    fn batch_done(&mut self, now: std::time::Instant) -> Option<u64> {
+        let streaming = self
+            .since
+            .is_some_and(|t| now.duration_since(t) < STREAM_INTERVAL * GATE_SENDS);
+        self.since = Some(now);
+        self.sends = 0;
+        (streaming == self.on).then(|| {
+            self.on = !streaming;
+            if self.on { self.window } else { 0 }
+        })
     }
 }
 
@@ -1341,7 +1411,49 @@ pub fn check_segment_image(bytes: &[u8]) -> Result<usize, Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::{SpinPolicy, WaitStrategy};
+    use super::{
+        GATE_SENDS, HOT_WINDOW, HotGate, Options, Publisher, STREAM_INTERVAL, SpinPolicy,
+        WaitStrategy,
+    };
+    use std::time::{Duration, Instant};
+
+    /// The hot window goes off after a batch of sends faster than request/reply traffic can
+    /// send, and on again after a slower one.
+    #[test]
+    fn the_hot_window_is_off_while_streaming() {
+        let mut gate = HotGate {
+            window: HOT_WINDOW,
+            on: true,
+            sends: 0,
+            since: None,
+        };
+        let t0 = Instant::now();
+        let batch = STREAM_INTERVAL * GATE_SENDS;
+        let at = |d: Duration| t0 + d;
+        assert_eq!(gate.batch_done(at(Duration::ZERO)), None, "the first look");
+        let fast = batch / 2;
+        assert_eq!(gate.batch_done(at(fast)), Some(0), "a fast batch");
+        assert_eq!(gate.batch_done(at(fast * 2)), None, "off already");
+        let slow = fast * 2 + batch * 3;
+        assert_eq!(gate.batch_done(at(slow)), Some(HOT_WINDOW), "a slow batch");
+        assert_eq!(gate.batch_done(at(slow + batch * 3)), None, "on already");
+        assert_eq!(gate.batch_done(at(slow + batch * 3 + fast)), Some(0));
+    }
+
+    /// A publisher starts with the default window, or none when the options say 0.
+    #[test]
+    fn publisher_hot_window_options() {
+        for (opts, want) in [
+            (Options::new(), HOT_WINDOW),
+            (Options::new().hot_window(0), 0),
+            (Options::new().hot_window(4096), 4096),
+        ] {
+            let name = format!("/ipcx-unit-hot-{}-{want}", std::process::id());
+            let publ = Publisher::create_new(&name, &opts).unwrap();
+            super::remove(&name).unwrap();
+            assert_eq!((publ.writer.hot_window(), publ.hot.window), (want, want));
+        }
+    }
 
     fn skipped(p: &mut SpinPolicy) -> u32 {
         let mut n = 0;
