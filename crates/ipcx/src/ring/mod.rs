@@ -41,9 +41,10 @@
 //! exchange then cycles through a few KiB that stay in both processes' L1 caches, which takes
 //! about 20–30 ns off a 64-byte round trip on a machine where it costs 220 ns. A stream keeps
 //! the whole ring: its subscribers are usually behind the publisher, and a subscriber that
-//! keeps up (found at the head, like a request/reply peer) is told apart by the rate: while
-//! the publisher sends faster than one message per 125 ns, which a request/reply exchange
-//! cannot, the window is off. Held to a few KiB, a stream would run at half speed or less.
+//! keeps up (found at the head, like a request/reply peer) is told apart by what the
+//! publishing thread did since its last send. The window is on for a send that follows a
+//! wait for a message on any ring of the same thread (the request or the reply), off for one
+//! that does not. Held to a few KiB, a stream would run at half speed or less.
 //! [`Options::hot_window`] sets the window, or turns it off with 0.
 //!
 //! # Waiting
@@ -784,7 +785,7 @@ impl Publisher {
         self.send(value.as_bytes())
     }
 
-    #[inline]
+    #[inline(always)]
     fn commit(&mut self, res: Reservation, len: usize) {
         self.writer.commit(res, len);
         notify(&self.writer.ctl().data_wait);
@@ -792,26 +793,29 @@ impl Publisher {
     }
 }
 
-/// Sends counted between two looks at the clock by [`HotGate`].
-const GATE_SENDS: u32 = 64;
-/// A publisher sending faster than one message per this interval streams: request/reply
-/// traffic cannot (one message per round trip, and a round trip takes longer).
-const STREAM_INTERVAL: Duration = Duration::from_nanos(125);
+thread_local! {
+    /// Whether this thread waited for a message on a ring since its last ring send.
+    static RECEIVE_WAITED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 
-/// Turns the writer's hot window off while the publisher streams, and on again when it does
-/// not. A subscriber that keeps up with a stream is often at the head when the writer looks,
-/// like a request/reply peer, but a stream held to a few KiB runs at half speed or less
-/// (each line the writer fills is one the reader has just read); the rate tells the two
-/// apart. One look at the clock every [`GATE_SENDS`] sends, after the send.
+/// Notes that this thread waits for a message (see [`HotGate`]).
+#[inline]
+pub(crate) fn waiting_for_a_message() {
+    RECEIVE_WAITED.set(true);
+}
+
+/// Turns the writer's hot window on for sends that follow a wait for a message on the same
+/// thread, and off for the others. A request/reply peer sends after waiting for the reply
+/// (or the request); a streaming publisher sends again at once. Both find their subscriber
+/// at the head when the writer looks, but a stream held to a few KiB runs at half speed or
+/// less (each line the writer fills is one the reader has just read), and a stream whose
+/// thread waits for its input is paced by that input.
 #[derive(Debug)]
 struct HotGate {
     /// The window asked for (0: off for good).
     window: u64,
     /// Whether the writer's window is on now.
     on: bool,
-    /// Sends since `since`.
-    sends: u32,
-    since: Option<std::time::Instant>,
 }
 
 impl HotGate {
@@ -819,40 +823,25 @@ impl HotGate {
         HotGate {
             window: writer.hot_window(),
             on: true,
-            sends: 0,
-            since: None,
         }
     }
 
-    #[inline]
+    /// After a send: the window for the next one.
+    #[inline(always)]
     fn sent(&mut self, writer: &mut Writer<'_>) {
         if self.window != 0 {
-            self.sends += 1;
-            if self.sends >= GATE_SENDS {
-                self.look(writer);
+            let waited = RECEIVE_WAITED.replace(false);
+            if waited != self.on {
+                self.switch(writer, waited);
             }
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn look(&mut self, writer: &mut Writer<'_>) {
-        if let Some(window) = self.batch_done(std::time::Instant::now()) {
-            writer.set_hot_window(window);
-        }
-    }
-
-    /// A batch of sends ended at `now`: the window to set, when it changes.
-    fn batch_done(&mut self, now: std::time::Instant) -> Option<u64> {
-        let streaming = self
-            .since
-            .is_some_and(|t| now.duration_since(t) < STREAM_INTERVAL * GATE_SENDS);
-        self.since = Some(now);
-        self.sends = 0;
-        (streaming == self.on).then(|| {
-            self.on = !streaming;
-            if self.on { self.window } else { 0 }
-        })
+    fn switch(&mut self, writer: &mut Writer<'_>, on: bool) {
+        self.on = on;
+        writer.set_hot_window(if on { self.window } else { 0 });
     }
 }
 
@@ -1081,6 +1070,9 @@ impl Subscriber {
             // within the spin window costs no look at the clock, the writer's line or the
             // participants.
             let mut spun = false;
+            if wait != Wait::NoWait {
+                waiting_for_a_message();
+            }
             if wait != Wait::NoWait && self.spin.may_poll(self.strategy) {
                 let reader = &self.reader;
                 if spin(&mut |_| {
@@ -1203,6 +1195,7 @@ impl Subscriber {
                 self.bridge = Some(b);
             }
             if let Some(b) = &self.bridge {
+                waiting_for_a_message();
                 b.wait().await.map_err(|source| Error::Io {
                     name: self.seg.name.to_string(),
                     source,
@@ -1411,33 +1404,38 @@ pub fn check_segment_image(bytes: &[u8]) -> Result<usize, Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::{
-        GATE_SENDS, HOT_WINDOW, HotGate, Options, Publisher, STREAM_INTERVAL, SpinPolicy,
-        WaitStrategy,
-    };
-    use std::time::{Duration, Instant};
+    use super::{Error, HOT_WINDOW, Options, Publisher, SpinPolicy, Subscriber, WaitStrategy};
+    use std::time::Duration;
 
-    /// The hot window goes off after a batch of sends faster than request/reply traffic can
-    /// send, and on again after a slower one.
+    /// The hot window is on for a send that follows a wait for a message on the same thread
+    /// (request/reply), off for one that does not (a stream).
     #[test]
-    fn the_hot_window_is_off_while_streaming() {
-        let mut gate = HotGate {
-            window: HOT_WINDOW,
-            on: true,
-            sends: 0,
-            since: None,
+    fn the_hot_window_follows_waits_for_messages() {
+        let name = format!("/ipcx-unit-hotwait-{}", std::process::id());
+        let mut sub = Subscriber::create_new(&name, &Options::new()).unwrap();
+        let mut publ = Publisher::open(&name, &Options::new()).unwrap();
+        super::remove(&name).unwrap();
+        let window_after = |publ: &mut Publisher, sub: &mut Subscriber, wait: bool| {
+            if wait {
+                // Nothing to read: the receive waits 1 ms.
+                assert!(matches!(
+                    sub.recv_timeout(Duration::from_millis(1)),
+                    Err(Error::Timeout)
+                ));
+            }
+            publ.send(b"x").unwrap();
+            sub.try_recv().unwrap();
+            publ.writer.hot_window()
         };
-        let t0 = Instant::now();
-        let batch = STREAM_INTERVAL * GATE_SENDS;
-        let at = |d: Duration| t0 + d;
-        assert_eq!(gate.batch_done(at(Duration::ZERO)), None, "the first look");
-        let fast = batch / 2;
-        assert_eq!(gate.batch_done(at(fast)), Some(0), "a fast batch");
-        assert_eq!(gate.batch_done(at(fast * 2)), None, "off already");
-        let slow = fast * 2 + batch * 3;
-        assert_eq!(gate.batch_done(at(slow)), Some(HOT_WINDOW), "a slow batch");
-        assert_eq!(gate.batch_done(at(slow + batch * 3)), None, "on already");
-        assert_eq!(gate.batch_done(at(slow + batch * 3 + fast)), Some(0));
+        let (p, s) = (&mut publ, &mut sub);
+        assert_eq!(window_after(p, s, false), 0, "a send at once streams");
+        assert_eq!(window_after(p, s, true), HOT_WINDOW, "a send after a wait");
+        assert_eq!(window_after(p, s, true), HOT_WINDOW);
+        assert_eq!(window_after(p, s, false), 0);
+        // A receive that finds its message at once is no wait.
+        p.send(b"y").unwrap();
+        s.recv().unwrap();
+        assert_eq!(window_after(p, s, false), 0);
     }
 
     /// A publisher starts with the default window, or none when the options say 0.

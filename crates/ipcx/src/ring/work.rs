@@ -476,6 +476,9 @@ impl Consumer {
                 }
                 return Err(e);
             }
+            if wait != Wait::NoWait {
+                super::waiting_for_a_message();
+            }
             self.wait(wait)?;
         };
         Ok(Sample {
@@ -531,6 +534,7 @@ impl Consumer {
                 self.bridge = Some(b);
             }
             if let Some(b) = &self.bridge {
+                super::waiting_for_a_message();
                 b.wait().await.map_err(|source| Error::Io {
                     name: self.m.seg.name.to_string(),
                     source,
