@@ -1199,6 +1199,21 @@ struct ConnInner {
     peer: Arc<Peer>,
 }
 
+impl ConnInner {
+    /// The request in `frame`, lent as a [`Call`] (`None`: not a request frame).
+    fn call<'a>(&'a self, frame: &'a [u8]) -> Option<Call<'a>> {
+        let (id, deadline_ms, method, payload) = decode_request(frame).ok()?;
+        Some(Call {
+            method,
+            payload,
+            deadline: deadline_of(deadline_ms),
+            peer: &self.peer,
+            gone: &self.gone,
+            id,
+        })
+    }
+}
+
 /// The server's end of one connection, read by whichever thread calls
 /// [`Connection::recv_wait`]: the request comes straight from the link to that thread, and
 /// its reply goes straight from that thread to the link (no hand-off between threads). For a
@@ -1250,21 +1265,13 @@ impl Connection {
         let mut f = Some(f);
         let mut out = None;
         let mut bad = false;
-        self.recv_frame(wait, &mut |frame| match decode_request(frame) {
-            Ok((id, deadline_ms, method, payload)) => {
-                let call = Call {
-                    method,
-                    payload,
-                    deadline: deadline_of(deadline_ms),
-                    peer: &inner.peer,
-                    gone: &inner.gone,
-                    id,
-                };
+        self.recv_frame(wait, &mut |frame| match inner.call(frame) {
+            Some(call) => {
                 if let Some(f) = f.take() {
                     out = Some(f(&call));
                 }
             }
-            Err(_) => bad = true,
+            None => bad = true,
         })?;
         match out {
             Some(r) if !bad => Ok(r),
@@ -1712,21 +1719,13 @@ fn serve_inline(conn: &Connection, sh: &Shared) {
                 Err(Error::Timeout | Error::WouldBlock) => continue,
                 Ok(false) | Err(_) => break,
             }
-            let Ok((id, deadline_ms, method, payload)) = decode_request(&frame) else {
+            let Some(call) = inner.call(&frame) else {
                 break;
             };
             if sh.closed.load(Ordering::SeqCst) {
                 break;
             }
             // Read just now with at least a millisecond left: its deadline has not passed.
-            let call = Call {
-                method,
-                payload,
-                deadline: deadline_of(deadline_ms),
-                peer: &inner.peer,
-                gone: &inner.gone,
-                id,
-            };
             inner.running.fetch_add(1, Ordering::SeqCst);
             if sh.watcher_asleep.load(Ordering::SeqCst) {
                 let _g = lock(&sh.watch);
@@ -1740,7 +1739,7 @@ fn serve_inline(conn: &Connection, sh: &Shared) {
                         out.clear();
                         Status::Panicked
                     });
-            let _ = send_reply(&inner.writer, id, status, &out);
+            let _ = send_reply(&inner.writer, call.id, status, &out);
             inner.running.fetch_sub(1, Ordering::SeqCst);
             continue;
         }
