@@ -83,6 +83,19 @@ impl From<std::io::Error> for LinkError {
     }
 }
 
+/// [`Link::recv`] for a link that lends its messages in place: receives through
+/// [`Link::recv_with`] and copies the message into the caller's reused `buf`.
+pub fn recv_copied<L: Link + ?Sized>(
+    link: &mut L,
+    buf: &mut Vec<u8>,
+    wait: Wait,
+) -> Result<(), LinkError> {
+    link.recv_with(&mut Vec::new(), wait, &mut |m| {
+        buf.clear();
+        buf.extend_from_slice(m);
+    })
+}
+
 /// A two-way message link between the parent and the peer: one side of it.
 pub trait Link: Send {
     /// Sends one message. Returns [`LinkError::Timeout`] when `wait` runs out before the message

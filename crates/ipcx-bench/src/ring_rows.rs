@@ -275,11 +275,7 @@ impl Link for RingLink {
     }
 
     fn recv(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<(), LinkError> {
-        // The caller wants the message in its own buffer: one copy.
-        self.recv_with(&mut Vec::new(), wait, &mut |sample| {
-            buf.clear();
-            buf.extend_from_slice(sample);
-        })
+        crate::mechanism::recv_copied(self, buf, wait)
     }
 
     fn recv_with(

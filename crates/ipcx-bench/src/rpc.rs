@@ -258,11 +258,7 @@ impl Link for RawLink {
     }
 
     fn recv(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<(), LinkError> {
-        // Read where the ring lends it, copied into the caller's reused buffer.
-        self.recv_with(&mut Vec::new(), wait, &mut |f| {
-            buf.clear();
-            buf.extend_from_slice(f);
-        })
+        crate::mechanism::recv_copied(self, buf, wait)
     }
 
     fn recv_with(
