@@ -410,6 +410,20 @@ impl Report {
     }
 }
 
+/// A round-trip summary with this p50, p99 twice and p99.9 three times as long (tests).
+#[cfg(test)]
+pub(crate) fn test_rtt(p50: u64) -> Option<RttSummary> {
+    Some(RttSummary {
+        p50,
+        p99: p50 * 2,
+        p999: p50 * 3,
+        mean: p50 as f64,
+        min: None,
+        max: None,
+        samples: Some(10),
+    })
+}
+
 /// A quick-run report of `results` at 64 bytes, no memcpy reference, ratios not computed yet
 /// (the tests of this module and of the table).
 #[cfg(test)]
@@ -439,15 +453,7 @@ mod tests {
     }
 
     fn rtt(p50: u64) -> Option<RttSummary> {
-        Some(RttSummary {
-            p50,
-            p99: p50 * 2,
-            p999: p50 * 3,
-            mean: p50 as f64,
-            min: None,
-            max: None,
-            samples: Some(10),
-        })
+        test_rtt(p50)
     }
 
     #[test]

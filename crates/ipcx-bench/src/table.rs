@@ -362,17 +362,7 @@ mod tests {
 
     #[test]
     fn the_ratio_column_divides_by_the_floor_next_to_each_row() {
-        let rtt = |p50: u64| {
-            Some(RttSummary {
-                p50,
-                p99: p50 * 2,
-                p999: p50 * 3,
-                mean: p50 as f64,
-                min: None,
-                max: None,
-                samples: None,
-            })
-        };
+        let rtt = crate::report::test_rtt;
         let mut limit = BenchResult::new(BASELINE, Pattern::PingPong, 64);
         limit.rtt_ns = rtt(140);
         limit.floor_p50_ns = Some(140);
