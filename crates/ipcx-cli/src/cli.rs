@@ -66,6 +66,14 @@ pub struct EndpointFlags {
     /// Largest framed message accepted (bytes).
     #[arg(long, default_value_t = ipcx::framing::DEFAULT_MAX_FRAME_LEN)]
     pub max_frame: usize,
+    /// Also trust objects and peers of this user id (repeatable). By default only our own
+    /// user's are: an object another user created, or an abstract-socket peer of another
+    /// user, is refused.
+    #[arg(long = "allow-uid", value_name = "UID")]
+    pub allow_uid: Vec<u32>,
+    /// Trust objects and peers of every user.
+    #[arg(long)]
+    pub allow_any_uid: bool,
 }
 
 impl EndpointFlags {
@@ -82,7 +90,15 @@ impl EndpointFlags {
         if let Some(t) = self.timeout {
             o = o.connect_timeout(t);
         }
-        o
+        let mut trust = if self.allow_any_uid {
+            ipcx::trust::Trust::any_user()
+        } else {
+            ipcx::trust::Trust::own_user()
+        };
+        for &uid in &self.allow_uid {
+            trust = trust.allow_uid(uid);
+        }
+        o.trust(trust)
     }
 }
 

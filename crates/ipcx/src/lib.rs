@@ -49,6 +49,7 @@ pub mod signal;
 pub mod socket;
 pub mod sync;
 pub mod sysv;
+pub mod trust;
 pub mod wait;
 
 pub use channel::{Endpoint, Message, Meta};

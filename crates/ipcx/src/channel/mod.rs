@@ -45,6 +45,7 @@ use serde::de::DeserializeOwned;
 use crate::framing::{DEFAULT_MAX_FRAME_LEN, FrameError};
 use crate::name::{InvalidName, PosixName};
 use crate::socket::UnixAddr;
+use crate::trust::Trust;
 use crate::wait::Wait;
 
 mod fifo;
@@ -289,6 +290,9 @@ pub struct Options {
     /// Connection-oriented senders, FIFO writers: how long to wait for the peer to appear
     /// (default: forever).
     pub connect_timeout: Option<Duration>,
+    /// Which users' objects and peers are trusted besides our own (default: our own uid only;
+    /// see [`crate::trust`]).
+    pub trust: Trust,
 }
 
 impl Default for Options {
@@ -302,6 +306,7 @@ impl Default for Options {
             max_messages: None,
             max_message_size: None,
             connect_timeout: None,
+            trust: Trust::own_user(),
         }
     }
 }
@@ -345,6 +350,11 @@ impl Options {
     /// Sets the connect / open timeout.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = Some(timeout);
+        self
+    }
+    /// Sets which other users' objects and peers are trusted.
+    pub fn trust(mut self, trust: Trust) -> Self {
+        self.trust = trust;
         self
     }
 }
@@ -557,6 +567,27 @@ pub enum Error {
     /// A typed message could not be encoded or decoded.
     #[error("message encoding failed: {0}")]
     Codec(#[from] postcard::Error),
+    /// The object or peer belongs to a user the caller does not trust ([`crate::trust`]).
+    #[error(transparent)]
+    ForeignOwner(#[from] crate::trust::ForeignOwner),
+    /// A multi-peer receiver refused or dropped one peer (another user, over the receiver's
+    /// memory or connection budget, idle too long) and goes on serving the others.
+    #[error("dropped {peer}: {reason}")]
+    PeerDropped {
+        /// The peer.
+        peer: String,
+        /// Why it was dropped.
+        reason: String,
+    },
+    /// Shared state that a peer wrote (a ring header, a mapping) is inconsistent, or was
+    /// truncated or replaced under a live mapping.
+    #[error("{what} is corrupt: {reason}")]
+    Corrupt {
+        /// The object.
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Any other OS failure, with context.
     #[error("{context}: {source}")]
     Io {
@@ -580,6 +611,7 @@ impl Error {
                 | Error::TooLarge { .. }
                 | Error::FrameTooLarge { .. }
                 | Error::TruncatedFrame { .. }
+                | Error::PeerDropped { .. }
                 | Error::Codec(_)
         )
     }
