@@ -1,7 +1,6 @@
 //! POSIX message queues (`ipcx::mq`) and the `mq:/NAME` channel adapter, across processes.
 mod util;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ipcx::channel::{Endpoint, Error as ChanError, Options};
@@ -17,8 +16,14 @@ fn guard(name: &str) -> util::Cleanup<impl FnMut()> {
     })
 }
 
+/// Whether a queue of this name exists, asked of the kernel with `mq_open` (the /dev/mqueue
+/// listing is there only where someone mounted it).
 fn exists(name: &str) -> bool {
-    Path::new("/dev/mqueue").join(&name[1..]).exists()
+    match MessageQueue::options().read(true).write(false).open(name) {
+        Ok(_) => true,
+        Err(OpenError::NotFound { .. }) => false,
+        Err(_) => true,
+    }
 }
 
 #[test]
