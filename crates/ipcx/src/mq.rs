@@ -52,7 +52,11 @@ use std::time::Duration;
 
 use crate::name::{InvalidName, PosixName};
 use crate::sys::mq as sys;
+use crate::trust::{ForeignOwner, Trust};
 use crate::wait::Wait;
+
+/// How long a blocked send waits before it looks again whether the queue was unlinked.
+const UNLINK_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Why a queue could not be opened, created or unlinked.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +130,10 @@ pub enum OpenError {
         #[source]
         source: io::Error,
     },
+    /// The queue exists but belongs to a user the caller does not trust
+    /// ([`OpenOptions::trust`]). It was left as it is.
+    #[error(transparent)]
+    ForeignOwner(#[from] ForeignOwner),
     /// Any other OS failure.
     #[error("message queue {name}: {source}")]
     Io {
@@ -161,9 +169,31 @@ pub enum SendError {
     /// The handle was opened without write access.
     #[error("this handle was opened without write access")]
     NotWritable,
+    /// The queue's name was removed (`mq_unlink`: its receiver exited, or someone removed
+    /// it) while this handle still had the queue open. Nobody can open it any more, so nothing
+    /// sent into it would ever be received. Found when a send would block (the queue is full),
+    /// not on every send: see [`MessageQueue::undelivered`] for the end of a batch.
+    #[error(
+        "the queue was removed (its receiver exited, or someone removed it): this message was \
+         not sent{}",
+        lost_text(*stranded)
+    )]
+    Unlinked {
+        /// Messages sent earlier that are still in the queue and will never be received.
+        stranded: usize,
+    },
     /// Any other OS failure.
     #[error("mq_send failed: {0}")]
     Io(#[source] io::Error),
+}
+
+/// ", and the N messages still in it are lost" (nothing when there are none).
+fn lost_text(stranded: usize) -> String {
+    match stranded {
+        0 => String::new(),
+        1 => ", and the 1 message still in it is lost".into(),
+        n => format!(", and the {n} messages still in it are lost"),
+    }
 }
 
 /// Why a receive failed.
@@ -216,6 +246,7 @@ pub struct OpenOptions {
     mode: u32,
     capacity: Option<(usize, usize)>,
     nonblocking: bool,
+    trust: Trust,
 }
 
 impl Default for OpenOptions {
@@ -235,6 +266,7 @@ impl OpenOptions {
             mode: 0o600,
             capacity: None,
             nonblocking: false,
+            trust: Trust::own_user(),
         }
     }
 
@@ -273,6 +305,15 @@ impl OpenOptions {
     /// `/proc/sys/fs/mqueue/msg_default` and `msgsize_default`). Ignored when the queue exists.
     pub fn capacity(&mut self, max_messages: usize, max_message_size: usize) -> &mut Self {
         self.capacity = Some((max_messages, max_message_size));
+        self
+    }
+
+    /// Whose existing queues to use besides the caller's own (default: only the caller's own
+    /// uid; see [`crate::trust`]). A queue that this call did not create and that belongs to
+    /// another user is [`OpenError::ForeignOwner`]: another user could read the messages or
+    /// forge them.
+    pub fn trust(&mut self, trust: Trust) -> &mut Self {
+        self.trust = trust;
         self
     }
 
@@ -346,21 +387,34 @@ impl OpenOptions {
             args.how = sys::Disposition::Open;
             (sys::mq_open(name, &args).map_err(err)?, false)
         };
-        let attr = sys::mq_getattr(fd.as_fd()).map_err(err)?;
-        Ok(MessageQueue {
-            fd,
+        // From here on, a queue this call created is removed again on any error (the handle
+        // owns it); one it opened is left alone.
+        let mut q = MessageQueue {
+            fd: Some(fd),
             core: Core {
                 link: Link {
                     name: Some(name.clone()),
                     owner: created,
-                    registration: created
-                        .then(|| crate::registry::Registration::new(format!("mq:{name}"))),
+                    registration: None,
                 },
-                msgsize: attr.msgsize.max(0) as usize,
+                msgsize: 0,
                 readable: args.read,
                 writable: args.write,
+                watch_unlink: true,
             },
-        })
+        };
+        if created {
+            // mq_open applied the umask: give exactly the mode asked for.
+            sys::mq_fchmod(q.fd(), self.mode).map_err(err)?;
+            q.core.link.registration =
+                Some(crate::registry::Registration::new(format!("mq:{name}")));
+        } else {
+            let st = sys::mq_fstat(q.fd()).map_err(err)?;
+            self.trust
+                .check_owner(&format!("message queue {name}"), st.uid)?;
+        }
+        q.core.msgsize = sys::mq_getattr(q.fd()).map_err(err)?.msgsize.max(0) as usize;
+        Ok(q)
     }
 }
 
@@ -445,7 +499,8 @@ fn attributes(fd: BorrowedFd<'_>) -> io::Result<Attributes> {
 ///
 /// The handle is `Send + Sync`: several threads may send and receive through one handle.
 pub struct MessageQueue {
-    fd: OwnedFd,
+    /// Always `Some`, except inside the methods that take the handle apart.
+    fd: Option<OwnedFd>,
     core: Core,
 }
 
@@ -456,12 +511,15 @@ struct Core {
     msgsize: usize,
     readable: bool,
     writable: bool,
+    /// Whether a removed name means the receiver is gone: true for queues opened by name,
+    /// false for adopted descriptors (which may be of a queue unlinked on purpose).
+    watch_unlink: bool,
 }
 
 impl fmt::Debug for MessageQueue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MessageQueue")
-            .field("fd", &self.fd.as_raw_fd())
+            .field("fd", &self.fd().as_raw_fd())
             .field("name", &self.core.link.name)
             .field("owner", &self.core.link.owner)
             .field("msgsize", &self.core.msgsize)
@@ -470,6 +528,31 @@ impl fmt::Debug for MessageQueue {
 }
 
 impl MessageQueue {
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.fd
+            .as_ref()
+            .expect("the descriptor is taken only by methods that consume the handle")
+            .as_fd()
+    }
+
+    /// Takes the handle apart: its descriptor and everything else, leaving an empty handle
+    /// that does nothing when dropped.
+    fn take_apart(&mut self) -> (OwnedFd, Core) {
+        let fd = self
+            .fd
+            .take()
+            .expect("the descriptor is taken only by methods that consume the handle");
+        let core = Core {
+            link: Link {
+                name: self.core.link.name.take(),
+                owner: std::mem::take(&mut self.core.link.owner),
+                registration: self.core.link.registration.take(),
+            },
+            ..self.core
+        };
+        (fd, core)
+    }
+
     /// Options for opening or creating a queue.
     pub fn options() -> OpenOptions {
         OpenOptions::new()
@@ -525,13 +608,27 @@ impl MessageQueue {
         self.core.link.name.as_ref()
     }
 
-    /// Unlinks the queue's name now and closes this handle.
+    /// Unlinks the queue's name now and closes this handle. When the name was already
+    /// removed (and perhaps taken by another queue since), nothing is unlinked.
     pub fn remove(mut self) -> Result<(), OpenError> {
         self.core.link.owner = false;
         match &self.core.link.name {
-            Some(name) => sys::mq_unlink(name).map_err(|e| open_error(name, None, e)),
-            None => Ok(()),
+            Some(name) if still_linked(self.fd()) => {
+                sys::mq_unlink(name).map_err(|e| open_error(name, None, e))
+            }
+            _ => Ok(()),
         }
+    }
+
+    /// `Some(n)` when the queue's name was removed since this handle opened it (its receiver
+    /// exited, or someone removed it): nobody can open it any more, so the `n` messages still
+    /// in it will never be received. `None` while the name exists, and for queues adopted from
+    /// a descriptor.
+    ///
+    /// A send into such a queue succeeds while there is room, so a sender should ask this at
+    /// the end of a batch; a send that would block reports [`SendError::Unlinked`] itself.
+    pub fn undelivered(&self) -> Option<usize> {
+        self.core.unlinked(self.fd())
     }
 
     /// The largest message this queue takes (`mq_msgsize`, read when the handle was opened).
@@ -542,7 +639,7 @@ impl MessageQueue {
     /// The queue's current attributes (`mq_getattr`).
     #[doc(alias = "mq_getattr")]
     pub fn attributes(&self) -> io::Result<Attributes> {
-        attributes(self.fd.as_fd())
+        attributes(self.fd())
     }
 
     /// Sends `msg` with `priority` (higher is received first), blocking while the queue is
@@ -573,7 +670,7 @@ impl MessageQueue {
 
     /// Sends, waiting as `wait` allows.
     pub fn send_wait(&self, msg: &[u8], priority: u32, wait: Wait) -> Result<(), SendError> {
-        self.core.send(self.fd.as_fd(), msg, priority, wait)
+        self.core.send(self.fd(), msg, priority, wait)
     }
 
     /// Receives the highest-priority message, blocking while the queue is empty. Returns the
@@ -631,13 +728,13 @@ impl MessageQueue {
 
     /// [`recv_into`](MessageQueue::recv_into) waiting as `wait` allows.
     pub fn recv_into_wait(&self, buf: &mut [u8], wait: Wait) -> Result<(usize, u32), RecvError> {
-        self.core.recv_into(self.fd.as_fd(), buf, wait)
+        self.core.recv_into(self.fd(), buf, wait)
     }
 
     /// Puts the descriptor in (or out of) non-blocking mode (`mq_setattr`).
     #[doc(alias = "mq_setattr")]
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        sys::mq_set_nonblocking(self.fd.as_fd(), nonblocking)
+        sys::mq_set_nonblocking(self.fd(), nonblocking)
     }
 
     /// Turns this handle into an async one (sets `O_NONBLOCK` and registers the descriptor
@@ -646,13 +743,22 @@ impl MessageQueue {
     /// # Errors
     /// Fails outside a tokio runtime, or when the descriptor cannot be registered.
     #[cfg(feature = "tokio")]
-    pub fn into_async(self) -> io::Result<AsyncMessageQueue> {
+    pub fn into_async(mut self) -> io::Result<AsyncMessageQueue> {
         self.set_nonblocking(true)?;
-        let MessageQueue { fd, core } = self;
-        Ok(AsyncMessageQueue {
-            io: crate::sys::mq::register_async(fd)?,
-            core,
-        })
+        let (fd, mut core) = self.take_apart();
+        match crate::sys::mq::register_async(fd) {
+            Ok(io) => Ok(AsyncMessageQueue { io, core }),
+            Err(e) => {
+                // The descriptor is gone with the error: remove a queue this handle created by
+                // name, as dropping it would have done.
+                if std::mem::take(&mut core.link.owner)
+                    && let Some(name) = &core.link.name
+                {
+                    let _ = sys::mq_unlink(name);
+                }
+                Err(e)
+            }
+        }
     }
 }
 
@@ -673,17 +779,59 @@ impl Core {
                 max: self.msgsize,
             });
         }
-        sys::mq_send(fd, msg, priority, wait).map_err(|e| match e.raw_os_error() {
-            Some(libc::EAGAIN) => SendError::Full,
-            Some(libc::ETIMEDOUT) if wait == Wait::NoWait => SendError::Full,
-            Some(libc::ETIMEDOUT) => SendError::Timeout,
-            Some(libc::EMSGSIZE) => SendError::TooLarge {
-                len: msg.len(),
-                max: self.msgsize,
-            },
-            Some(libc::EBADF) => SendError::NotWritable,
-            _ => SendError::Io(e),
-        })
+        // A blocking send waits in slices: when a slice ends with the queue still full, it
+        // looks whether the queue was unlinked (its receiver is gone) before waiting on. A
+        // send that finds room costs no more than one mq_timedsend.
+        loop {
+            let slice = match wait {
+                Wait::NoWait => Wait::NoWait,
+                _ => {
+                    let end = std::time::Instant::now() + UNLINK_CHECK_INTERVAL;
+                    match wait {
+                        Wait::Until(d) if d <= end => wait,
+                        _ => Wait::Until(end),
+                    }
+                }
+            };
+            let e = match sys::mq_send(fd, msg, priority, slice) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            match e.raw_os_error() {
+                Some(libc::EAGAIN | libc::ETIMEDOUT) => {
+                    if let Some(stranded) = self.unlinked(fd) {
+                        return Err(SendError::Unlinked { stranded });
+                    }
+                    // EAGAIN: a non-blocking descriptor, where every send is a `try_send`.
+                    if wait == Wait::NoWait || e.raw_os_error() == Some(libc::EAGAIN) {
+                        return Err(SendError::Full);
+                    }
+                    if wait.expired() {
+                        return Err(SendError::Timeout);
+                    }
+                }
+                Some(libc::EMSGSIZE) => {
+                    return Err(SendError::TooLarge {
+                        len: msg.len(),
+                        max: self.msgsize,
+                    });
+                }
+                Some(libc::EBADF) => return Err(SendError::NotWritable),
+                _ => return Err(SendError::Io(e)),
+            }
+        }
+    }
+
+    /// `Some(messages still queued)` when the queue, opened by name, has lost its name.
+    fn unlinked(&self, fd: BorrowedFd<'_>) -> Option<usize> {
+        if !self.watch_unlink || still_linked(fd) {
+            return None;
+        }
+        Some(
+            sys::mq_getattr(fd)
+                .map(|a| a.curmsgs.max(0) as usize)
+                .unwrap_or(0),
+        )
     }
 
     fn recv_into(
@@ -736,34 +884,56 @@ impl Link {
     }
 }
 
-impl Drop for Link {
-    fn drop(&mut self) {
-        if self.owner
+impl Link {
+    /// Unlinks the name if this handle owns the queue and the name still names it: once the
+    /// name was removed (by `ipcx rm`, say), it may name another process's queue since.
+    fn release(&mut self, fd: BorrowedFd<'_>) {
+        if std::mem::take(&mut self.owner)
             && let Some(name) = &self.name
+            && still_linked(fd)
         {
             let _ = sys::mq_unlink(name);
         }
     }
 }
 
+/// Whether the queue behind `fd` still has its name (a queue has at most one: names cannot be
+/// linked twice, so a link count of 1 means the name still leads to this very queue).
+fn still_linked(fd: BorrowedFd<'_>) -> bool {
+    sys::mq_fstat(fd).is_ok_and(|st| st.nlink > 0)
+}
+
+impl Drop for MessageQueue {
+    fn drop(&mut self) {
+        if let Some(fd) = &self.fd {
+            self.core.link.release(fd.as_fd());
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl Drop for AsyncMessageQueue {
+    fn drop(&mut self) {
+        self.core.link.release(self.io.get_ref().as_fd());
+    }
+}
+
 impl AsFd for MessageQueue {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.fd()
     }
 }
 
 impl AsRawFd for MessageQueue {
     fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.fd().as_raw_fd()
     }
 }
 
 impl From<MessageQueue> for OwnedFd {
     /// The descriptor; the queue is no longer unlinked on drop.
-    fn from(q: MessageQueue) -> OwnedFd {
-        let MessageQueue { fd, mut core } = q;
-        core.link.owner = false;
-        fd
+    fn from(mut q: MessageQueue) -> OwnedFd {
+        q.take_apart().0
     }
 }
 
@@ -776,7 +946,7 @@ impl From<OwnedFd> for MessageQueue {
             .map(|a| a.msgsize.max(0) as usize)
             .unwrap_or(0);
         MessageQueue {
-            fd,
+            fd: Some(fd),
             core: Core {
                 link: Link {
                     name: None,
@@ -786,6 +956,7 @@ impl From<OwnedFd> for MessageQueue {
                 msgsize,
                 readable: true,
                 writable: true,
+                watch_unlink: false,
             },
         }
     }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use ipcx::channel::{Endpoint, Error as ChanError, Options};
 use ipcx::mq::{MessageQueue, OpenError, RecvError, SendError};
+use ipcx::trust::Trust;
 
 const LONG: Duration = Duration::from_secs(10);
 
@@ -19,7 +20,12 @@ fn guard(name: &str) -> util::Cleanup<impl FnMut()> {
 /// Whether a queue of this name exists, asked of the kernel with `mq_open` (the /dev/mqueue
 /// listing is there only where someone mounted it).
 fn exists(name: &str) -> bool {
-    match MessageQueue::options().read(true).write(false).open(name) {
+    match MessageQueue::options()
+        .read(true)
+        .write(false)
+        .trust(Trust::any_user())
+        .open(name)
+    {
         Ok(_) => true,
         Err(OpenError::NotFound { .. }) => false,
         Err(_) => true,
@@ -35,7 +41,69 @@ fn child_role() {
         ("create_too_big", role_create_too_big),
         ("echo", role_echo),
         ("chan_send", role_chan_send),
+        ("create_foreign", role_create_foreign),
+        ("send_until_unlinked", role_send_until_unlinked),
+        (
+            "create_with_mode_under_umask",
+            role_create_with_mode_under_umask,
+        ),
     ]);
+}
+
+/// Run as nobody. args: name. Creates the queue with mode 0666, leaves it in place and puts a
+/// forged message in it.
+fn role_create_foreign(args: &[String]) {
+    let q = MessageQueue::options()
+        .mode(0o666)
+        .capacity(4, 64)
+        .create_new(true)
+        .open(&args[0])
+        .expect("create as nobody")
+        .persist();
+    q.send(b"forged", 0).expect("send");
+}
+
+/// args: name, capacity. Sends until a send fails; that must be `Unlinked` with the whole
+/// capacity stranded, on the message after the queue filled up.
+fn role_send_until_unlinked(args: &[String]) {
+    let q = MessageQueue::options()
+        .read(false)
+        .open(&args[0])
+        .expect("open");
+    let capacity: usize = args[1].parse().unwrap();
+    let mut sent = 0;
+    let err = loop {
+        match q.send(b"m", 0) {
+            Ok(()) => sent += 1,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(sent, capacity, "sends before the failure");
+    match &err {
+        SendError::Unlinked { stranded } => assert_eq!(*stranded, capacity),
+        other => panic!("expected Unlinked, got {other:?}"),
+    }
+    assert!(err.to_string().contains("was removed"), "{err}");
+    assert_eq!(q.undelivered(), Some(capacity));
+}
+
+/// args: name. Creates a queue with mode 0660 under umask 077 and checks its mode.
+fn role_create_with_mode_under_umask(args: &[String]) {
+    use std::os::unix::fs::PermissionsExt;
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    let q = MessageQueue::options()
+        .mode(0o660)
+        .create_new(true)
+        .open(&args[0])
+        .expect("create")
+        .persist();
+    let fd: std::os::fd::OwnedFd = q.into();
+    let mode = std::fs::File::from(fd)
+        .metadata()
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o660, "mode {mode:o}");
 }
 
 /// args: name. Sends "low"/1, "high"/9, "mid"/5, "low2"/1.
@@ -445,4 +513,114 @@ fn channel_sender_needs_a_queue_unless_create() {
     assert_eq!(rx.recv_timeout(LONG).unwrap().data, b"kept");
     drop(rx);
     assert!(exists(&name));
+}
+
+#[test]
+fn foreign_queue_is_refused_unless_its_owner_is_trusted() {
+    if !util::is_root() {
+        eprintln!("skipped: needs root to create the foreign queue as nobody");
+        return;
+    }
+    let name = util::posix_name("foreign");
+    let _g = guard(&name);
+    util::spawn_role_as_nobody("create_foreign", &[&name]).expect_success();
+
+    let e = MessageQueue::open(&name).unwrap_err();
+    assert!(matches!(e, OpenError::ForeignOwner(_)), "{e:?}");
+    let ep = Endpoint::parse(&format!("mq:{name}")).unwrap();
+    for e in [
+        ep.receiver(&Options::new()).unwrap_err(),
+        ep.sender(&Options::new()).unwrap_err(),
+    ] {
+        assert!(matches!(e, ChanError::ForeignOwner(_)), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains(&format!("mq:{name}")), "{text}");
+        assert!(text.contains(&format!("uid {}", util::NOBODY)), "{text}");
+        assert!(text.contains("--allow-uid"), "{text}");
+    }
+    assert!(exists(&name), "a refused queue is left in place");
+
+    // Trusting nobody explicitly makes it work; the receiver did not create the queue, so it
+    // leaves it in place.
+    let trusting = Options::new().trust(Trust::own_user().allow_uid(util::NOBODY));
+    let mut rx = ep.receiver(&trusting).unwrap();
+    assert_eq!(rx.recv_timeout(LONG).unwrap().data, b"forged");
+    drop(rx);
+    assert!(exists(&name), "a receiver removes only a queue it created");
+    MessageQueue::options()
+        .trust(Trust::any_user())
+        .open(&name)
+        .unwrap();
+}
+
+#[test]
+fn blocked_send_ends_when_the_queue_is_unlinked() {
+    let name = util::posix_name("unl");
+    let _g = guard(&name);
+    let q = MessageQueue::options()
+        .capacity(3, 16)
+        .create_new(true)
+        .open(&name)
+        .unwrap();
+    let mut child = util::spawn_role("send_until_unlinked", &[&name, "3"]);
+    assert!(util::wait_until(LONG, || q
+        .attributes()
+        .is_ok_and(|a| a.current_messages == 3)));
+    drop(q); // the "receiver" goes away: the queue is unlinked with the sender blocked on it
+    assert!(child.wait_timeout(LONG).success(), "sender failed");
+}
+
+#[test]
+fn full_unlinked_queue_reports_what_is_lost() {
+    let name = util::posix_name("unl2");
+    let _g = guard(&name);
+    let q = MessageQueue::options()
+        .capacity(2, 16)
+        .create_new(true)
+        .open(&name)
+        .unwrap();
+    q.send(b"a", 0).unwrap();
+    assert_eq!(q.undelivered(), None);
+    MessageQueue::unlink(&name).unwrap();
+    // Room left: the send goes through (into a queue nobody can open any more) ...
+    q.send(b"b", 0).unwrap();
+    assert_eq!(q.undelivered(), Some(2));
+    // ... and when it would block, it fails at once, for every kind of wait.
+    assert!(matches!(
+        q.try_send(b"c", 0),
+        Err(SendError::Unlinked { stranded: 2 })
+    ));
+    let t = Instant::now();
+    assert!(matches!(
+        q.send_timeout(b"c", 0, LONG),
+        Err(SendError::Unlinked { stranded: 2 })
+    ));
+    assert!(t.elapsed() < LONG);
+    // A descriptor adopted as it is (perhaps of a queue unlinked on purpose) is not watched.
+    let fd: std::os::fd::OwnedFd = q.into();
+    let adopted = MessageQueue::from(fd);
+    assert!(matches!(adopted.try_send(b"c", 0), Err(SendError::Full)));
+    assert_eq!(adopted.undelivered(), None);
+}
+
+#[test]
+fn drop_leaves_a_queue_that_took_the_name_since() {
+    let name = util::posix_name("retaken");
+    let _g = guard(&name);
+    let q = MessageQueue::create_new(&name).unwrap();
+    MessageQueue::unlink(&name).unwrap();
+    let other = MessageQueue::create_new(&name).unwrap().persist();
+    drop(q);
+    assert!(
+        exists(&name),
+        "the creator's drop removed a newer queue of the same name"
+    );
+    drop(other);
+}
+
+#[test]
+fn mode_is_exactly_the_one_asked_for() {
+    let name = util::posix_name("mode");
+    let _g = guard(&name);
+    util::spawn_role("create_with_mode_under_umask", &[&name]).expect_success();
 }

@@ -30,8 +30,17 @@ fn posix_open_error(what: &str, e: mq::OpenError) -> Error {
             what: what.to_owned(),
             source,
         },
-        other => Error::Io {
+        mq::OpenError::ForeignOwner(mut e) => {
+            e.what = what.to_owned();
+            Error::ForeignOwner(e)
+        }
+        mq::OpenError::Io { source, .. } => Error::Io {
             context: format!("opening {what}"),
+            source,
+        },
+        // The rest name the queue and the limit themselves.
+        other => Error::Io {
+            context: "opening a POSIX message queue".into(),
             source: io::Error::other(other),
         },
     }
@@ -39,7 +48,7 @@ fn posix_open_error(what: &str, e: mq::OpenError) -> Error {
 
 fn posix_options(opts: &Options, create: bool) -> mq::OpenOptions {
     let mut o = MessageQueue::options();
-    o.mode(opts.mode).create(create);
+    o.mode(opts.mode).create(create).trust(opts.trust.clone());
     if create {
         let defaults = (
             crate::sys::mq::read_limit("/proc/sys/fs/mqueue/msg_default").unwrap_or(10) as usize,
@@ -112,6 +121,9 @@ impl MessageSender for PosixSender {
                     what: what_posix(&self.q),
                 },
                 mq::SendError::Timeout => Error::Timeout,
+                e @ mq::SendError::Unlinked { .. } => Error::PeerGone {
+                    what: format!("{}: {e}", what_posix(&self.q)),
+                },
                 e => Error::Io {
                     context: format!("sending to {}", what_posix(&self.q)),
                     source: io::Error::other(e),

@@ -1,5 +1,5 @@
 //! POSIX message queues: `mq_open`, `mq_timedsend`, `mq_timedreceive`, `mq_getattr`,
-//! `mq_setattr`, `mq_unlink`.
+//! `mq_setattr`, `mq_unlink`, and `fstat`/`fchmod` on the queue descriptor.
 //!
 //! On Linux a message-queue descriptor (`mqd_t`) is a file descriptor: it is pollable, it is
 //! closed by `close(2)` (glibc's `mq_close` is exactly that), and the kernel always creates it
@@ -100,6 +100,34 @@ pub(crate) fn mq_open(name: &PosixName, args: &OpenArgs) -> io::Result<OwnedFd> 
 pub(crate) fn mq_unlink(name: &PosixName) -> io::Result<()> {
     // SAFETY: `name` is a valid NUL-terminated string that outlives the call.
     cvt(unsafe { libc::mq_unlink(name.as_c_str().as_ptr()) }).map(drop)
+}
+
+/// What `fstat` tells about an open queue.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueStat {
+    /// The owner's uid.
+    pub(crate) uid: u32,
+    /// Links to the queue's inode: 1 while its name exists, 0 once `mq_unlink` removed it
+    /// (the queue itself lives on until its last descriptor is closed).
+    pub(crate) nlink: u64,
+}
+
+/// `fstat(2)` on a queue descriptor: its owner, and whether its name still exists.
+pub(crate) fn mq_fstat(fd: BorrowedFd<'_>) -> io::Result<QueueStat> {
+    let st = rustix::fs::fstat(fd)?;
+    Ok(QueueStat {
+        uid: st.st_uid,
+        nlink: st.st_nlink as u64,
+    })
+}
+
+/// `fchmod(2)` on a queue descriptor: sets the exact permission bits (`mq_open` applies the
+/// umask to the mode it is given).
+pub(crate) fn mq_fchmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    Ok(rustix::fs::fchmod(
+        fd,
+        rustix::fs::Mode::from_raw_mode(mode),
+    )?)
 }
 
 /// The attributes `mq_getattr` reports.
