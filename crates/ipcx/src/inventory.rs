@@ -285,6 +285,7 @@ fn mq_messages(name: &str) -> Option<u64> {
     let q = crate::mq::MessageQueue::options()
         .read(true)
         .write(false)
+        .trust(crate::trust::Trust::any_user())
         .open(name)
         .ok()?;
     Some(q.attributes().ok()?.current_messages as u64)
@@ -863,7 +864,10 @@ fn remove_sysv_mq(r: SysvRef) -> Result<(), RemoveError> {
     use crate::sysv::msg::{ControlError, MessageQueue, OpenError};
     let what = ObjectName::SysvMq(r).to_string();
     let q = match r {
-        SysvRef::Key(k) => MessageQueue::open(k),
+        // Removal is up to the kernel's permission check, whoever owns the queue.
+        SysvRef::Key(k) => MessageQueue::options()
+            .trust(crate::trust::Trust::any_user())
+            .open(k),
         SysvRef::Id(id) => MessageQueue::from_id(id),
     }
     .map_err(|e| match e {

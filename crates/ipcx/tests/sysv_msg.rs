@@ -7,13 +7,17 @@ use std::time::{Duration, Instant};
 use ipcx::channel::{Endpoint, Error as ChanError, Options};
 use ipcx::sysv::Key;
 use ipcx::sysv::msg::{MessageQueue, OpenError, RecvError, SendError};
+use ipcx::trust::Trust;
 
 const LONG: Duration = Duration::from_secs(10);
 
 /// Removes the queue with `key` when the test ends, whatever happens.
 fn guard(key: i32) -> util::Cleanup<impl FnMut()> {
     util::Cleanup(move || {
-        if let Ok(q) = MessageQueue::open(Key(key)) {
+        if let Ok(q) = MessageQueue::options()
+            .trust(Trust::any_user())
+            .open(Key(key))
+        {
             let _ = q.remove();
         }
     })
@@ -21,7 +25,9 @@ fn guard(key: i32) -> util::Cleanup<impl FnMut()> {
 
 fn exists(key: i32) -> bool {
     !matches!(
-        MessageQueue::open(Key(key)),
+        MessageQueue::options()
+            .trust(Trust::any_user())
+            .open(Key(key)),
         Err(OpenError::NotFound { .. })
     )
 }
@@ -35,7 +41,20 @@ fn child_role() {
         ("wait_removed", role_wait_removed),
         ("send_by_id", role_send_by_id),
         ("chan_send", role_chan_send),
+        ("create_foreign", role_create_foreign),
     ]);
+}
+
+/// Run as nobody. args: key. Creates the queue with mode 0666, leaves it in place and puts a
+/// forged message in it.
+fn role_create_foreign(args: &[String]) {
+    let q = MessageQueue::options()
+        .mode(0o666)
+        .create_new(true)
+        .open(Key(args[0].parse().unwrap()))
+        .expect("create as nobody")
+        .persist();
+    q.send(1, b"forged").expect("send");
 }
 
 /// args: key. Sends a/3, b/1, c/2, d/1 in that order.
@@ -429,4 +448,35 @@ fn channel_adapter_sends_types_and_selects() {
         exists(key),
         "a receiver that did not create the queue keeps it"
     );
+}
+
+#[test]
+fn foreign_queue_is_refused_unless_its_owner_is_trusted() {
+    if !util::is_root() {
+        eprintln!("skipped: needs root to create the foreign queue as nobody");
+        return;
+    }
+    let key = util::sysv_key();
+    let _g = guard(key);
+    util::spawn_role_as_nobody("create_foreign", &[&key.to_string()]).expect_success();
+
+    let e = MessageQueue::open(Key(key)).unwrap_err();
+    assert!(matches!(e, OpenError::ForeignOwner(_)), "{e:?}");
+    let ep = Endpoint::parse(&format!("sysv-mq:{key}")).unwrap();
+    for e in [
+        ep.receiver(&Options::new()).unwrap_err(),
+        ep.sender(&Options::new()).unwrap_err(),
+    ] {
+        assert!(matches!(e, ChanError::ForeignOwner(_)), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains(&format!("sysv-mq:{key}")), "{text}");
+        assert!(text.contains(&format!("uid {}", util::NOBODY)), "{text}");
+    }
+    assert!(exists(key), "a refused queue is left in place");
+
+    let trusting = Options::new().trust(Trust::own_user().allow_uid(util::NOBODY));
+    let mut rx = ep.receiver(&trusting).unwrap();
+    assert_eq!(rx.recv_timeout(LONG).unwrap().data, b"forged");
+    drop(rx);
+    assert!(exists(key), "a receiver removes only a queue it created");
 }

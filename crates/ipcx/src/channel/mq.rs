@@ -184,6 +184,14 @@ fn sysv_open_error(key: i32, e: sysv::OpenError) -> Error {
         sysv::OpenError::PermissionDenied { source, .. } => {
             Error::PermissionDenied { what, source }
         }
+        sysv::OpenError::ForeignOwner(mut e) => {
+            e.what = what;
+            Error::ForeignOwner(e)
+        }
+        sysv::OpenError::Io { source, .. } => Error::Io {
+            context: format!("opening {what}"),
+            source,
+        },
         other => Error::Io {
             context: format!("opening {what}"),
             source: io::Error::other(other),
@@ -251,7 +259,10 @@ impl MessageSender for SysvSender {
                 sysv::SendError::Full => Error::Full { what },
                 sysv::SendError::Timeout => Error::Timeout,
                 sysv::SendError::Removed => Error::PeerGone {
-                    what: format!("{what} was removed"),
+                    what: format!(
+                        "{what} was removed (its receiver exited, or someone removed it): this \
+                         message was not sent, and any still in the queue are lost"
+                    ),
                 },
                 e => Error::Io {
                     context: format!("sending to {what}"),
@@ -269,6 +280,7 @@ pub(crate) fn sysv_receiver(key: i32, opts: &Options) -> Result<Box<dyn MessageR
     let k = check_key(key)?;
     let q = sysv::MessageQueue::options()
         .mode(opts.mode)
+        .trust(opts.trust.clone())
         .create(true)
         .write(false)
         .open(k)
@@ -293,6 +305,7 @@ pub(crate) fn sysv_sender(key: i32, opts: &Options) -> Result<Box<dyn MessageSen
     }
     let q = sysv::MessageQueue::options()
         .mode(opts.mode)
+        .trust(opts.trust.clone())
         .create(opts.create)
         .read(false)
         .open(k)

@@ -11,6 +11,19 @@ pub mod msg;
 pub mod sem;
 pub mod shm;
 
+/// Refuses an existing object (that this call did not create) unless both its owner and its
+/// creator are trusted: the owner can hand a System V object to another uid with `IPC_SET`,
+/// the creator cannot change.
+pub(crate) fn check_owner(
+    trust: &crate::trust::Trust,
+    what: &str,
+    uid: u32,
+    cuid: u32,
+) -> Result<(), crate::trust::ForeignOwner> {
+    trust.check_owner(what, cuid)?;
+    trust.check_owner(what, uid)
+}
+
 /// A System V IPC key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key(pub i32);

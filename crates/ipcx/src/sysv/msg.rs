@@ -114,6 +114,10 @@ pub enum OpenError {
         /// The id.
         id: i32,
     },
+    /// The queue exists but its owner or creator is a user the caller does not trust
+    /// ([`OpenOptions::trust`]). It was left as it is.
+    #[error(transparent)]
+    ForeignOwner(#[from] crate::trust::ForeignOwner),
     /// Any other OS failure.
     #[error("System V message queue {key}: {source}")]
     Io {
@@ -274,6 +278,7 @@ pub struct OpenOptions {
     read: bool,
     write: bool,
     max_bytes: Option<u64>,
+    trust: crate::trust::Trust,
 }
 
 impl Default for OpenOptions {
@@ -292,6 +297,7 @@ impl OpenOptions {
             read: true,
             write: true,
             max_bytes: None,
+            trust: crate::trust::Trust::own_user(),
         }
     }
 
@@ -330,6 +336,15 @@ impl OpenOptions {
     /// (default `/proc/sys/kernel/msgmnb`). Raising it above that limit needs privilege.
     pub fn max_bytes(&mut self, max_bytes: u64) -> &mut Self {
         self.max_bytes = Some(max_bytes);
+        self
+    }
+
+    /// Whose existing queues to use besides the caller's own (default: only the caller's own
+    /// uid; see [`crate::trust`]). A queue that this call did not create and whose owner or
+    /// creator is another user is [`OpenError::ForeignOwner`]. Checking needs `IPC_STAT`, so
+    /// a queue whose mode denies the caller read access is [`OpenError::PermissionDenied`].
+    pub fn trust(&mut self, trust: crate::trust::Trust) -> &mut Self {
+        self.trust = trust;
         self
     }
 
@@ -373,6 +388,11 @@ impl OpenOptions {
         } else {
             (sys::msgget(key.0, self.access()).map_err(err)?, false)
         };
+        if !created {
+            let ds = sys::stat(id).map_err(err)?;
+            let what = format!("System V message queue {key}");
+            super::check_owner(&self.trust, &what, ds.uid, ds.cuid)?;
+        }
         let q = MessageQueue::new(id, key, created);
         if created && let Some(max) = self.max_bytes {
             // On failure `q` is dropped, which removes the queue just created.

@@ -1,0 +1,235 @@
+//! Queues and semaphores against hostile and vanishing peers, through the real `ipcx` binary:
+//! objects another user created beforehand are refused unless that user is trusted (and are
+//! never removed), and a sender whose receiver is gone ends with an error instead of hanging.
+mod util;
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use ipcx::trust::Trust;
+use util::{Bg, ipcx, run, stderr, stdout, wait_output};
+
+/// The unprivileged user the hostile side runs as.
+const NOBODY: u32 = 65534;
+
+fn is_root() -> bool {
+    ipcx::trust::euid() == 0
+}
+
+/// `ipcx ARGS` run as `nobody`; `None` (with a note) when that cannot start.
+fn run_as_nobody(args: &[&str]) -> Option<Output> {
+    let mut cmd: Command = ipcx();
+    cmd.args(args)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match cmd.spawn() {
+        Ok(child) => Some(wait_output(child, Duration::from_secs(30))),
+        Err(e) => {
+            eprintln!("skipped: cannot run ipcx as nobody ({e}); is the binary reachable?");
+            None
+        }
+    }
+}
+
+/// Whether the POSIX queue exists (asked of the kernel, whoever owns it).
+fn mq_exists(name: &str) -> bool {
+    ipcx::mq::MessageQueue::options()
+        .trust(Trust::any_user())
+        .open(name)
+        .is_ok()
+}
+
+/// Unlinks the POSIX queue when the test ends.
+struct MqGuard(String);
+
+impl Drop for MqGuard {
+    fn drop(&mut self) {
+        let _ = ipcx::mq::MessageQueue::unlink(&self.0);
+    }
+}
+
+/// Removes the System V queue with this key when the test ends.
+struct SysvMqGuard(i32);
+
+impl Drop for SysvMqGuard {
+    fn drop(&mut self) {
+        if let Ok(q) = ipcx::sysv::msg::MessageQueue::options()
+            .trust(Trust::any_user())
+            .open(ipcx::sysv::Key(self.0))
+        {
+            let _ = q.remove();
+        }
+    }
+}
+
+#[test]
+fn recv_refuses_a_queue_another_user_created_and_leaves_it() {
+    if !is_root() {
+        eprintln!("skipped: needs root to create the hostile queue as nobody");
+        return;
+    }
+    let name = format!("/{}", util::unique("hostile"));
+    let _g = MqGuard(name.clone());
+    let ep = format!("mq:{name}");
+    let Some(out) = run_as_nobody(&["send", &ep, "--create", "--mode", "666", "forged"]) else {
+        return;
+    };
+    assert!(out.status.success(), "nobody's send: {}", stderr(&out));
+
+    let out = run(&["recv", &ep, "--count", "1", "--timeout", "5s"]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    assert_eq!(stdout(&out), "", "printed a forged message");
+    let err = stderr(&out);
+    assert!(err.contains(&format!("uid {NOBODY}")), "{err}");
+    assert!(err.contains(&format!("--allow-uid {NOBODY}")), "{err}");
+    assert!(mq_exists(&name), "the refused queue was removed");
+    let out = run(&["send", &ep, "x"]);
+    assert_eq!(out.status.code(), Some(1), "send into a foreign queue");
+
+    let uid = NOBODY.to_string();
+    let out = run(&[
+        "recv",
+        &ep,
+        "--count",
+        "1",
+        "--timeout",
+        "5s",
+        "--allow-uid",
+        &uid,
+    ]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    assert_eq!(stdout(&out), "forged\n");
+    assert!(
+        mq_exists(&name),
+        "a receiver removed a queue it did not create"
+    );
+}
+
+#[test]
+fn recv_refuses_a_sysv_queue_another_user_created_and_leaves_it() {
+    if !is_root() {
+        eprintln!("skipped: needs root to create the hostile queue as nobody");
+        return;
+    }
+    let key = util::sysv_key();
+    let _g = SysvMqGuard(key);
+    let ep = format!("sysv-mq:{key}");
+    let Some(out) = run_as_nobody(&["send", &ep, "--create", "--mode", "666", "forged"]) else {
+        return;
+    };
+    assert!(out.status.success(), "nobody's send: {}", stderr(&out));
+
+    let out = run(&["recv", &ep, "--count", "1", "--timeout", "5s"]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+    let err = stderr(&out);
+    assert!(err.contains(&format!("--allow-uid {NOBODY}")), "{err}");
+
+    let uid = NOBODY.to_string();
+    let out = run(&[
+        "recv",
+        &ep,
+        "--count",
+        "1",
+        "--timeout",
+        "5s",
+        "--allow-uid",
+        &uid,
+    ]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    assert_eq!(stdout(&out), "forged\n");
+    assert!(
+        ipcx::sysv::msg::MessageQueue::options()
+            .trust(Trust::any_user())
+            .open(ipcx::sysv::Key(key))
+            .is_ok(),
+        "a receiver removed a queue it did not create"
+    );
+}
+
+/// `seq 1 100 | ipcx send mq:/X` while `ipcx recv mq:/X --count 1` takes one and exits: the
+/// sender must end (exit 1, "peer gone") instead of waiting forever on the unlinked queue.
+#[test]
+fn mq_send_ends_when_its_receiver_exits() {
+    let msg_default: usize = std::fs::read_to_string("/proc/sys/fs/mqueue/msg_default")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(10);
+    if msg_default >= 99 {
+        eprintln!("skipped: the default queue holds {msg_default} messages, all 100 would fit");
+        return;
+    }
+    let name = format!("/{}", util::unique("gone"));
+    let _g = MqGuard(name.clone());
+    let ep = format!("mq:{name}");
+    let recv = Bg::spawn(&["recv", &ep, "--count", "1"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !mq_exists(&name) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the receiver made no queue"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut send = ipcx()
+        .args(["send", &ep])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines: String = (1..=100).map(|i| format!("{i}\n")).collect();
+    let mut stdin = send.stdin.take().unwrap();
+    // The sender may stop reading once it fails: a broken pipe here is fine.
+    let _ = stdin.write_all(lines.as_bytes());
+    drop(stdin);
+    let out = wait_output(send, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("peer gone"), "{err}");
+    assert!(err.contains("was removed"), "{err}");
+    assert!(err.contains("lost"), "{err}");
+    let got = recv.wait(Duration::from_secs(10));
+    assert_eq!(stdout(&got), "1\n");
+}
+
+/// The same for a System V queue that its receiver removes: the blocked msgsnd ends with
+/// EIDRM, reported as "peer gone".
+#[test]
+fn sysv_send_ends_when_its_receiver_exits() {
+    let key = util::sysv_key();
+    let _g = SysvMqGuard(key);
+    let ep = format!("sysv-mq:{key}");
+    let recv = Bg::spawn(&["recv", &ep, "--count", "1"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ipcx::sysv::msg::MessageQueue::open(ipcx::sysv::Key(key)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the receiver made no queue"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut send = ipcx()
+        .args(["send", &ep])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Enough lines to fill the queue's default 16 KiB several times over.
+    let line = format!("{}\n", "x".repeat(1000));
+    let lines = line.repeat(100);
+    let mut stdin = send.stdin.take().unwrap();
+    let _ = stdin.write_all(lines.as_bytes());
+    drop(stdin);
+    let out = wait_output(send, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("peer gone"), "{err}");
+    assert!(err.contains("was removed"), "{err}");
+    recv.wait(Duration::from_secs(10));
+}
