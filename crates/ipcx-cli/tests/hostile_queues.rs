@@ -233,3 +233,37 @@ fn sysv_send_ends_when_its_receiver_exits() {
     assert!(err.contains("was removed"), "{err}");
     recv.wait(Duration::from_secs(10));
 }
+
+/// Key 0 is IPC_PRIVATE (a new object nobody else can find) and -1 would be 0xffffffff: both
+/// are usage errors that say why, and nothing is created.
+#[test]
+fn sysv_key_zero_and_negative_keys_are_refused() {
+    for args in [
+        &["sem", "create", "sysv-sem:0"][..],
+        &["sem", "create", "sysv-sem:0x0"],
+        &["shm", "create", "sysv-shm:0", "--size", "64"],
+        &["recv", "sysv-mq:0", "--timeout", "10ms"],
+        &["send", "sysv-mq:0", "x"],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("IPC_PRIVATE"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    for args in [
+        &["sem", "create", "sysv-sem:-1"][..],
+        &["sem", "get", "sysv-sem:-1"],
+        &["recv", "sysv-mq:-1", "--timeout", "10ms"],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("0xffffffff"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}

@@ -210,21 +210,33 @@ impl std::str::FromStr for Endpoint {
     }
 }
 
-/// Parses a System V IPC key: decimal (possibly negative) or `0x` hexadecimal.
+/// Parses a System V IPC key: decimal or `0x` hexadecimal, from 1 to 0xffffffff (returned as
+/// the kernel's `key_t`, an `i32`).
+///
+/// Key 0 is `IPC_PRIVATE`, which makes a new object that no other process can find by key, and
+/// a negative number would silently stand for a large key (-1 for 0xffffffff): both are
+/// refused, with the reason.
 pub fn parse_key(s: &str) -> Result<i32, String> {
-    let bad = || {
-        format!(
-            "invalid System V key {s:?}: expected a decimal number or 0x-prefixed hex, as in 1234 or 0x4d2"
-        )
-    };
-    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        u32::from_str_radix(hex, 16)
-            .map(|k| k as i32)
-            .map_err(|_| bad())
+    let expected = "expected a decimal number or 0x-prefixed hex from 1 to 0xffffffff, as in \
+                    1234 or 0x4d2";
+    let key = if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        u32::from_str_radix(hex, 16).ok()
+    } else if s.starts_with('-') {
+        return Err(format!(
+            "invalid System V key {s:?}: keys are unsigned; write a large key in hex \
+             (0xffffffff, not -1)"
+        ));
     } else {
-        s.parse::<i32>()
-            .or_else(|_| s.parse::<u32>().map(|k| k as i32))
-            .map_err(|_| bad())
+        s.parse::<u32>().ok()
+    };
+    match key {
+        None => Err(format!("invalid System V key {s:?}: {expected}")),
+        Some(0) => Err(format!(
+            "invalid System V key {s:?}: key 0 is IPC_PRIVATE, which makes an object no other \
+             process can open by key; choose a nonzero key (a private object is named by id, \
+             as id=ID)"
+        )),
+        Some(k) => Ok(k as i32),
     }
 }
 

@@ -73,4 +73,23 @@ mod tests {
         assert_eq!(Key::parse("0x10").unwrap(), Key(16));
         assert_eq!(Key(16).to_string(), "0x00000010");
     }
+
+    #[test]
+    fn parse_refuses_ipc_private_and_negative_keys() {
+        assert_eq!(Key::parse("1234").unwrap(), Key(1234));
+        assert_eq!(Key::parse("0xffffffff").unwrap(), Key(-1));
+        assert_eq!(Key::parse("4294967295").unwrap(), Key(-1));
+        for zero in ["0", "0x0", "00", "0x00000000"] {
+            let e = Key::parse(zero).unwrap_err();
+            assert!(e.contains("IPC_PRIVATE"), "{zero}: {e}");
+        }
+        for neg in ["-1", "-4660"] {
+            let e = Key::parse(neg).unwrap_err();
+            assert!(e.contains("unsigned"), "{neg}: {e}");
+        }
+        for bad in ["", "zz", "0x", "0x1ffffffff", "4294967296", "+-1"] {
+            let e = Key::parse(bad).unwrap_err();
+            assert!(e.contains("invalid System V key"), "{bad}: {e}");
+        }
+    }
 }
