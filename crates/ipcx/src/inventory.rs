@@ -789,7 +789,9 @@ pub fn remove(obj: &ObjectName) -> Result<(), RemoveError> {
         ObjectName::SysvShm(r) => {
             let id = match r {
                 SysvRef::Id(id) => *id,
-                SysvRef::Key(k) => crate::sysv::shm::Segment::open(Key(k.0))
+                SysvRef::Key(k) => crate::sysv::shm::SegmentOptions::new()
+                    .trust(crate::trust::Trust::any_user())
+                    .open(Key(k.0))
                     .map_err(shm_err)?
                     .id(),
             };
@@ -798,7 +800,9 @@ pub fn remove(obj: &ObjectName) -> Result<(), RemoveError> {
         ObjectName::SysvSem(r) => {
             let mut set = match r {
                 SysvRef::Id(id) => crate::sysv::sem::SemaphoreSet::from_id(*id),
-                SysvRef::Key(k) => crate::sysv::sem::SemaphoreSet::open(*k),
+                SysvRef::Key(k) => crate::sysv::sem::SemaphoreSet::options()
+                    .trust(crate::trust::Trust::any_user())
+                    .open(*k, 0),
             }
             .map_err(sem_err)?;
             set.remove().map_err(sem_err)

@@ -20,8 +20,14 @@
 //! The handle that created the semaphore unlinks its name on drop unless [`Semaphore::persist`]
 //! was called; handles that only opened it never unlink. Unlinking removes the name: processes
 //! that still have the semaphore open keep using it, and new `open`s fail with
-//! [`Error::NotFound`]. Drop unlinks by name, so if the name was unlinked and re-created by
-//! someone else in the meantime, the newer semaphore's name is removed.
+//! [`Error::NotFound`]. Drop unlinks by name only while the name still leads to the very
+//! semaphore this handle created (same file identity), never a newer one that took the name.
+//!
+//! # Trust
+//! A semaphore that the call did not create and that belongs to another user is refused
+//! ([`Error::ForeignOwner`]) unless [`OpenOptions::trust`] allows that user: another user
+//! could post or take it at will. `sem_open` gives no descriptor, so the owner is read from
+//! the semaphore's file (`/dev/shm/sem.NAME`) right after opening it.
 //!
 //! # Creation
 //! glibc creates a semaphore file by writing a temporary file and `link`ing it into place, so
@@ -55,7 +61,7 @@ pub enum Error {
     #[error(transparent)]
     InvalidName(#[from] InvalidName),
     /// No semaphore has this name.
-    #[error("no semaphore {name}: create it first (Semaphore::create) or check the name")]
+    #[error("no semaphore {name}: create it first (ipcx sem create {name}) or check the name")]
     NotFound {
         /// The name looked up.
         name: String,
@@ -90,6 +96,10 @@ pub enum Error {
     /// `post` at [`VALUE_MAX`].
     #[error("semaphore value would exceed SEM_VALUE_MAX ({VALUE_MAX})")]
     Overflow,
+    /// The semaphore exists but belongs to a user the caller does not trust
+    /// ([`OpenOptions::trust`]). It was left as it is.
+    #[error(transparent)]
+    ForeignOwner(#[from] crate::trust::ForeignOwner),
     /// Any other OS error.
     #[error("{what}: {source}")]
     Io {
@@ -118,12 +128,13 @@ impl Error {
 }
 
 /// How to open or create a semaphore, like [`std::fs::OpenOptions`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenOptions {
     create: bool,
     create_new: bool,
     mode: u32,
     value: u32,
+    trust: crate::trust::Trust,
 }
 
 impl Default for OpenOptions {
@@ -140,7 +151,16 @@ impl OpenOptions {
             create_new: false,
             mode: 0o600,
             value: 0,
+            trust: crate::trust::Trust::own_user(),
         }
+    }
+
+    /// Whose existing semaphores to use besides the caller's own (default: only the caller's
+    /// own uid; see [`crate::trust`]). An existing semaphore of another user is
+    /// [`Error::ForeignOwner`].
+    pub fn trust(&mut self, trust: crate::trust::Trust) -> &mut Self {
+        self.trust = trust;
+        self
     }
 
     /// Create the semaphore if it does not exist.
@@ -177,22 +197,22 @@ impl OpenOptions {
             return Err(Error::InvalidValue { value: self.value });
         }
         if self.create_new {
-            return Self::open_how(name, OpenHow::CreateNew, self.mode, self.value);
+            return self.open_how(name, OpenHow::CreateNew, self.mode, self.value);
         }
         if !self.create {
-            return Self::open_how(name, OpenHow::Open, 0, 0);
+            return self.open_how(name, OpenHow::Open, 0, 0);
         }
         // Open-or-create: try to create, then to open; another process may remove or create the
         // semaphore in between, so try a few times.
         let mut last = None;
         for _ in 0..16 {
             match sys::sem_open(&name, OpenHow::CreateNew, self.mode, self.value) {
-                Ok(raw) => return Ok(Semaphore::new(raw, name, true)),
+                Ok(raw) => return self.opened(raw, name, true),
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                 Err(e) => return Err(Error::from_open(&name, e)),
             }
             match sys::sem_open(&name, OpenHow::Open, 0, 0) {
-                Ok(raw) => return Ok(Semaphore::new(raw, name, false)),
+                Ok(raw) => return self.opened(raw, name, false),
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => last = Some(e),
                 Err(e) => return Err(Error::from_open(&name, e)),
             }
@@ -203,11 +223,35 @@ impl OpenOptions {
         ))
     }
 
-    fn open_how(name: PosixName, how: OpenHow, mode: u32, value: u32) -> Result<Semaphore, Error> {
+    fn open_how(
+        &self,
+        name: PosixName,
+        how: OpenHow,
+        mode: u32,
+        value: u32,
+    ) -> Result<Semaphore, Error> {
         match sys::sem_open(&name, how, mode, value) {
-            Ok(raw) => Ok(Semaphore::new(raw, name, how == OpenHow::CreateNew)),
+            Ok(raw) => self.opened(raw, name, how == OpenHow::CreateNew),
             Err(e) => Err(Error::from_open(&name, e)),
         }
+    }
+
+    /// The handle for a semaphore just opened: one this call created is ours; an existing
+    /// one must belong to a trusted user.
+    fn opened(&self, raw: NamedSem, name: PosixName, created: bool) -> Result<Semaphore, Error> {
+        let file = match sys::sem_file(&name) {
+            Ok(file) => Some(file),
+            // Without its owner, an existing semaphore cannot be trusted.
+            Err(e) if !created => return Err(Error::from_open(&name, e)),
+            Err(_) => None,
+        };
+        if !created && let Some(file) = &file {
+            self.trust
+                .check_owner(&format!("semaphore {}", name.as_str()), file.uid)?;
+        }
+        let mut sem = Semaphore::new(raw, name, created);
+        sem.file = file;
+        Ok(sem)
     }
 }
 
@@ -224,6 +268,8 @@ pub struct Semaphore {
     owner: bool,
     persist: bool,
     registration: Option<crate::registry::Registration>,
+    /// The identity of the semaphore's file when it was opened (`None` if unknown).
+    file: Option<sys::SemFile>,
 }
 
 impl Semaphore {
@@ -236,6 +282,17 @@ impl Semaphore {
             registration,
             owner,
             persist: false,
+            file: None,
+        }
+    }
+
+    /// Whether the name still leads to this very semaphore (same file).
+    fn name_is_ours(&self) -> bool {
+        let same = |a: &sys::SemFile, b: &sys::SemFile| a.dev == b.dev && a.ino == b.ino;
+        match (&self.file, sys::sem_file(&self.name)) {
+            (Some(ours), Ok(now)) => same(ours, &now),
+            (None, _) => true,
+            (Some(_), Err(_)) => false,
         }
     }
 
@@ -348,11 +405,18 @@ impl Semaphore {
     }
 
     /// Removes the semaphore's name now (processes that have it open keep using it). After
-    /// this, drop does not unlink again.
+    /// this, drop does not unlink again. When the name no longer leads to this semaphore (it
+    /// was removed, and perhaps taken by another one since), nothing is removed:
+    /// [`Error::NotFound`].
     #[doc(alias = "sem_unlink")]
     pub fn unlink(&mut self) -> Result<(), Error> {
         self.owner = false;
         self.registration = None;
+        if !self.name_is_ours() {
+            return Err(Error::NotFound {
+                name: self.name.as_str().to_owned(),
+            });
+        }
         unlink_name(&self.name)
     }
 
@@ -377,7 +441,7 @@ fn unlink_name(name: &PosixName) -> Result<(), Error> {
 
 impl Drop for Semaphore {
     fn drop(&mut self) {
-        if self.owner && !self.persist {
+        if self.owner && !self.persist && self.name_is_ours() {
             let _ = sys::sem_unlink(&self.name);
         }
     }

@@ -17,6 +17,17 @@ fn child_role() {
             Semaphore::open(&args[0]).unwrap().post().unwrap()
         }),
         ("open_denied", open_denied),
+        ("create_foreign", |args| {
+            drop(
+                Semaphore::options()
+                    .create_new(true)
+                    .mode(0o666)
+                    .value(1)
+                    .open(&args[0])
+                    .unwrap()
+                    .persist(),
+            )
+        }),
     ]);
 }
 
@@ -214,4 +225,57 @@ fn one_handle_is_shared_between_threads() {
     let t = std::thread::spawn(move || s2.wait_timeout(SHORT));
     sem.post().unwrap();
     t.join().unwrap().unwrap();
+}
+
+#[test]
+fn foreign_semaphore_is_refused_unless_its_owner_is_trusted() {
+    if !util::is_root() {
+        eprintln!("skipped: needs root to create the foreign semaphore as nobody");
+        return;
+    }
+    let name = util::posix_name("foreign");
+    let _guard = util::Cleanup(|| {
+        let _ = Semaphore::remove(&name);
+    });
+    util::spawn_role_as_nobody("create_foreign", &[&name]).expect_success();
+    for e in [
+        Semaphore::open(&name).unwrap_err(),
+        Semaphore::create(&name, 0).unwrap_err(),
+    ] {
+        assert!(matches!(e, Error::ForeignOwner(_)), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains(&name), "{text}");
+        assert!(text.contains(&format!("uid {}", util::NOBODY)), "{text}");
+    }
+    assert!(
+        Path::new(&sem_file(&name)).exists(),
+        "a refused semaphore is left"
+    );
+    let trusted = Semaphore::options()
+        .create(true)
+        .trust(ipcx::trust::Trust::own_user().allow_uid(util::NOBODY))
+        .open(&name)
+        .unwrap();
+    assert!(!trusted.is_owner());
+    trusted.try_wait().unwrap();
+    drop(trusted);
+    assert!(Path::new(&sem_file(&name)).exists(), "an opener removed it");
+}
+
+#[test]
+fn drop_leaves_a_semaphore_that_took_the_name_since() {
+    let name = util::posix_name("retaken");
+    let _guard = util::Cleanup(|| {
+        let _ = Semaphore::remove(&name);
+    });
+    let first = Semaphore::create_new(&name, 0).unwrap();
+    Semaphore::remove(&name).unwrap();
+    let second = Semaphore::create_new(&name, 5).unwrap().persist();
+    drop(first);
+    assert_eq!(
+        Semaphore::open(&name).unwrap().value().unwrap(),
+        5,
+        "the first creator's drop removed the newer semaphore"
+    );
+    drop(second);
 }

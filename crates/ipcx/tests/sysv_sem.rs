@@ -17,6 +17,18 @@ fn child_role() {
         ("hold_with_undo", hold_with_undo),
         ("expect_removed", expect_removed),
         ("open_denied", open_denied),
+        ("create_foreign", |args| {
+            let key = Key::new(args[0].parse().unwrap());
+            drop(
+                SemaphoreSet::options()
+                    .create_new(true)
+                    .mode(0o666)
+                    .values(&[1])
+                    .open(key, 1)
+                    .unwrap()
+                    .persist(),
+            );
+        }),
     ]);
 }
 
@@ -294,4 +306,46 @@ fn private_set_is_reached_by_id() {
     other.post(0).unwrap();
     assert_eq!(set.get(0).unwrap(), 1);
     assert!(!other.is_owner());
+}
+
+#[test]
+fn foreign_set_is_refused_unless_its_owner_is_trusted() {
+    if !util::is_root() {
+        eprintln!("skipped: needs root to create the foreign set as nobody");
+        return;
+    }
+    let key = Key::new(util::sysv_key());
+    let _guard = util::Cleanup(|| {
+        let _ = SemaphoreSet::remove_key(key);
+    });
+    util::spawn_role_as_nobody("create_foreign", &[&key.0.to_string()]).expect_success();
+    for e in [
+        SemaphoreSet::open(key).unwrap_err(),
+        SemaphoreSet::create(key, 1).unwrap_err(),
+    ] {
+        assert!(matches!(e, Error::ForeignOwner(_)), "{e:?}");
+        assert!(
+            e.to_string().contains(&format!("uid {}", util::NOBODY)),
+            "{e}"
+        );
+    }
+    let trusted = SemaphoreSet::options()
+        .create(true)
+        .trust(ipcx::trust::Trust::own_user().allow_uid(util::NOBODY))
+        .open(key, 1)
+        .unwrap();
+    assert!(!trusted.is_owner());
+    assert_eq!(trusted.get(0).unwrap(), 1);
+    drop(trusted);
+    assert!(
+        SemaphoreSet::from_id(
+            SemaphoreSet::options()
+                .trust(ipcx::trust::Trust::any_user())
+                .open(key, 0)
+                .unwrap()
+                .id()
+        )
+        .is_ok(),
+        "an opener removed the set"
+    );
 }

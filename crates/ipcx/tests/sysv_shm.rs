@@ -53,6 +53,16 @@ fn attach_and_hold(args: &[String]) {
 fn child_role() {
     util::role_main(&[
         ("attach_and_hold", attach_and_hold),
+        ("create_foreign", |args| {
+            let key = Key::new(args[0].parse().unwrap());
+            let seg = ipcx::sysv::shm::SegmentOptions::new()
+                .mode(0o666)
+                .size(64)
+                .create_new(key)
+                .unwrap()
+                .persist();
+            seg.attach().unwrap().write::<u64>(0, &7).unwrap();
+        }),
         ("by_key", |args| {
             let key = Key::new(args[0].parse().unwrap());
             let seg = Segment::open(key).unwrap();
@@ -334,4 +344,39 @@ fn permission_denied_for_another_user() {
     let _g = remove_guard(key);
     let _seg = Segment::create_new(key, 64).unwrap();
     util::spawn_role_as_nobody("denied", &[&key.raw().to_string()]).expect_success();
+}
+
+#[test]
+fn foreign_segment_is_refused_unless_its_owner_is_trusted() {
+    if !util::is_root() {
+        eprintln!("skipped: needs root to create the foreign segment as nobody");
+        return;
+    }
+    let key = Key::new(util::sysv_key());
+    let _guard = Cleanup(|| {
+        if let Ok(seg) = ipcx::sysv::shm::SegmentOptions::new()
+            .trust(ipcx::trust::Trust::any_user())
+            .open(key)
+        {
+            let _ = Segment::remove_id(seg.id());
+        }
+    });
+    util::spawn_role_as_nobody("create_foreign", &[&key.0.to_string()]).expect_success();
+    for e in [
+        Segment::open(key).unwrap_err(),
+        Segment::create(key, 64).unwrap_err(),
+    ] {
+        assert!(matches!(e, SysvShmError::ForeignOwner(_)), "{e:?}");
+        assert!(
+            e.to_string().contains(&format!("uid {}", util::NOBODY)),
+            "{e}"
+        );
+    }
+    let seg = ipcx::sysv::shm::SegmentOptions::new()
+        .trust(ipcx::trust::Trust::own_user().allow_uid(util::NOBODY))
+        .open(key)
+        .unwrap();
+    assert!(!seg.is_owner());
+    let v: u64 = seg.attach().unwrap().read(0).unwrap();
+    assert_eq!(v, 7);
 }

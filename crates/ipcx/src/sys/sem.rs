@@ -73,6 +73,32 @@ pub(crate) fn sem_open(
         .ok_or_else(|| io::Error::other("sem_open returned a null pointer"))
 }
 
+/// The owner and identity of the file glibc keeps a named semaphore in
+/// (`/dev/shm/sem.NAME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SemFile {
+    pub(crate) uid: u32,
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+}
+
+/// `lstat` of the semaphore's file: `sem_open` gives no descriptor to `fstat`, so this is how
+/// the owner and the identity of a named semaphore are known. Never follows a symlink.
+pub(crate) fn sem_file(name: &PosixName) -> io::Result<SemFile> {
+    let base = name.as_str().strip_prefix('/').unwrap_or(name.as_str());
+    let path = format!("/dev/shm/sem.{base}");
+    let st = rustix::fs::statat(
+        rustix::fs::CWD,
+        path.as_str(),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )?;
+    Ok(SemFile {
+        uid: st.st_uid,
+        dev: st.st_dev,
+        ino: st.st_ino,
+    })
+}
+
 /// `sem_unlink(name)`.
 pub(crate) fn sem_unlink(name: &PosixName) -> io::Result<()> {
     // SAFETY: `name` is a valid NUL-terminated string that outlives the call.

@@ -102,6 +102,10 @@ pub enum Error {
     /// The system limit on semaphore sets or semaphores is reached (`ENOSPC`).
     #[error("no space for a new semaphore set (SEMMNI/SEMMNS limit reached): remove unused sets")]
     NoSpace,
+    /// The set exists but its owner or creator is a user the caller does not trust
+    /// ([`Options::trust`]). It was left as it is.
+    #[error(transparent)]
+    ForeignOwner(#[from] crate::trust::ForeignOwner),
     /// Any other OS error.
     #[error("{what}: {source}")]
     Io {
@@ -208,6 +212,7 @@ pub struct Options {
     create_new: bool,
     mode: u32,
     values: Option<Vec<u16>>,
+    trust: crate::trust::Trust,
 }
 
 impl Default for Options {
@@ -224,7 +229,16 @@ impl Options {
             create_new: false,
             mode: 0o600,
             values: None,
+            trust: crate::trust::Trust::own_user(),
         }
+    }
+
+    /// Whose existing sets to use besides the caller's own (default: only the caller's own
+    /// uid; see [`crate::trust`]). A set that this call did not create and whose owner or
+    /// creator is another user is [`Error::ForeignOwner`].
+    pub fn trust(&mut self, trust: crate::trust::Trust) -> &mut Self {
+        self.trust = trust;
+        self
     }
 
     /// Create the set if it does not exist.
@@ -302,6 +316,11 @@ impl Options {
             let id = sys::semget(key.0, n, 0).map_err(|e| Error::on_get(key, nsems, e))?;
             (id, false)
         };
+        if !created {
+            let st = sys::stat(id).map_err(|e| Error::on_set("semctl(IPC_STAT)", id, e))?;
+            let what = format!("semaphore set sysv-sem:{key}");
+            super::check_owner(&self.trust, &what, st.uid, st.cuid)?;
+        }
         let mut set = SemaphoreSet::from_parts(id, key, created)?;
         if created {
             set.registration = Some(crate::registry::Registration::new(

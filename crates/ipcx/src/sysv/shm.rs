@@ -138,6 +138,10 @@ pub enum SysvShmError {
         /// The type asked for.
         type_name: &'static str,
     },
+    /// The segment exists but its owner or creator is a user the caller does not trust
+    /// ([`SegmentOptions::trust`]). It was left as it is.
+    #[error(transparent)]
+    ForeignOwner(#[from] crate::trust::ForeignOwner),
     /// Any other OS error.
     #[error("{what}: {source}")]
     Io {
@@ -190,6 +194,7 @@ fn key_error(what: &str, key: Key, e: io::Error) -> SysvShmError {
 pub struct SegmentOptions {
     mode: u32,
     size: usize,
+    trust: crate::trust::Trust,
 }
 
 impl Default for SegmentOptions {
@@ -197,6 +202,7 @@ impl Default for SegmentOptions {
         SegmentOptions {
             mode: 0o600,
             size: 0,
+            trust: crate::trust::Trust::own_user(),
         }
     }
 }
@@ -220,6 +226,15 @@ impl SegmentOptions {
         self
     }
 
+    /// Whose existing segments to open by key besides the caller's own (default: only the
+    /// caller's own uid; see [`crate::trust`]). A segment whose owner or creator is another
+    /// user is [`SysvShmError::ForeignOwner`]. [`Segment::from_id`] does not check: an id is
+    /// handed over on purpose.
+    pub fn trust(&mut self, trust: crate::trust::Trust) -> &mut Self {
+        self.trust = trust;
+        self
+    }
+
     /// Opens the segment with `key`.
     pub fn open(&self, key: Key) -> Result<Segment, SysvShmError> {
         if key == Key::PRIVATE {
@@ -236,6 +251,9 @@ impl SegmentOptions {
                 key_error("open", key, e)
             }
         })?;
+        let st = sys::sysv_shm::stat(id).map_err(|e| id_error("inspect", id, e))?;
+        let what = format!("segment sysv-shm:{key}");
+        super::check_owner(&self.trust, &what, st.uid, st.cuid)?;
         Ok(Segment {
             id,
             key,
