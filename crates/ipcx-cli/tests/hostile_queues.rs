@@ -267,3 +267,43 @@ fn sysv_key_zero_and_negative_keys_are_refused() {
         );
     }
 }
+
+/// A sender that never blocks still learns at the end that its messages went into a queue
+/// whose receiver removed it.
+#[test]
+fn mq_send_reports_messages_stranded_in_a_removed_queue() {
+    let name = format!("/{}", util::unique("strand"));
+    let _g = MqGuard(name.clone());
+    let q = ipcx::mq::MessageQueue::options()
+        .capacity(8, 64)
+        .create_new(true)
+        .open(&name)
+        .unwrap();
+    let mut send = ipcx()
+        .args(["send", &format!("mq:{name}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = send.stdin.take().unwrap();
+    stdin.write_all(b"one\ntwo\n").unwrap();
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while q.attributes().unwrap().current_messages < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the messages never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(q); // the receiver goes, removing its queue with both messages in it
+    drop(stdin);
+    let out = wait_output(send, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("peer gone") && err.contains("2 messages"),
+        "{err}"
+    );
+}

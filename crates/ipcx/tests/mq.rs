@@ -624,3 +624,19 @@ fn mode_is_exactly_the_one_asked_for() {
     let _g = guard(&name);
     util::spawn_role("create_with_mode_under_umask", &[&name]).expect_success();
 }
+
+#[test]
+fn channel_sender_reports_messages_left_in_a_removed_queue_at_finish() {
+    let name = util::posix_name("finish");
+    let _g = guard(&name);
+    let ep = Endpoint::parse(&format!("mq:{name}")).unwrap();
+    let rx = ep.receiver(&Options::new().capacity(4, 16)).unwrap();
+    let mut tx = ep.sender(&Options::new()).unwrap();
+    tx.send(b"a").unwrap();
+    tx.finish().unwrap();
+    drop(rx); // the receiver created the queue: it is unlinked with "a" still in it
+    tx.send(b"b").unwrap(); // room left: accepted, into the void
+    let e = tx.finish().unwrap_err();
+    assert!(matches!(e, ChanError::PeerGone { .. }), "{e:?}");
+    assert!(e.to_string().contains("2 messages"), "{e}");
+}

@@ -40,7 +40,8 @@ pub fn run(args: SendArgs) -> anyhow::Result<()> {
             send_one(&mut tx, &ep, m.as_bytes(), wait())?;
         }
     }
-    Ok(())
+    // Messages accepted by a queue that lost its receiver meanwhile are reported here.
+    tx.finish().map_err(|e| endpoint_error(&ep, e))
 }
 
 fn send_one(

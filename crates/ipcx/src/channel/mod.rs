@@ -435,6 +435,14 @@ pub trait MessageSender: Send + fmt::Debug {
         self.send_wait(msg, Wait::NoWait)
     }
 
+    /// Ends a batch of sends: reports messages that were accepted but can no longer reach a
+    /// receiver. A POSIX queue takes messages while it has room even after its receiver
+    /// removed it, so its sender checks here ([`Error::PeerGone`] with the count lost).
+    /// Mechanisms that find out on every send do nothing.
+    fn finish(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// Sends one message, giving up with [`Error::Timeout`] after `timeout`.
     fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), Error> {
         self.send_wait(msg, Wait::timeout(timeout))
@@ -471,6 +479,9 @@ impl<S: MessageSender + ?Sized> MessageSender for Box<S> {
     }
     fn max_message_len(&self) -> Option<usize> {
         (**self).max_message_len()
+    }
+    fn finish(&mut self) -> Result<(), Error> {
+        (**self).finish()
     }
 }
 

@@ -134,6 +134,20 @@ impl MessageSender for PosixSender {
     fn max_message_len(&self) -> Option<usize> {
         Some(self.q.max_message_size())
     }
+
+    fn finish(&mut self) -> Result<(), Error> {
+        match self.q.undelivered() {
+            Some(lost) if lost > 0 => Err(Error::PeerGone {
+                what: format!(
+                    "{} was removed (its receiver exited, or someone removed it) with {lost} \
+                     message{} sent into it that will never be received",
+                    what_posix(&self.q),
+                    if lost == 1 { "" } else { "s" }
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 pub(crate) fn posix_receiver(
