@@ -73,7 +73,10 @@ pub enum Error {
         name: String,
     },
     /// The semaphore's mode does not allow this process to open it.
-    #[error("permission denied opening semaphore {name}: its mode does not allow this user")]
+    #[error(
+        "cannot open semaphore {name}: its mode does not allow this user (check its owner and \
+         mode with ipcx ls)"
+    )]
     PermissionDenied {
         /// The name.
         name: String,

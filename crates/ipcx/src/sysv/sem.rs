@@ -62,7 +62,10 @@ pub enum Error {
         key: Key,
     },
     /// The set's mode does not allow this operation to this user.
-    #[error("permission denied on semaphore set {what}: its mode does not allow this user")]
+    #[error(
+        "semaphore set {what}: its mode does not allow this user (check its owner and mode \
+         with ipcx ls)"
+    )]
     PermissionDenied {
         /// The key or id.
         what: String,

@@ -69,7 +69,9 @@ pub enum SysvShmError {
         source: io::Error,
     },
     /// The segment's mode does not allow this access.
-    #[error("permission denied: {what}: check the segment's owner and mode (ipcs -m)")]
+    #[error(
+        "{what}: the segment's mode does not allow this user (check its owner and mode with ipcx ls)"
+    )]
     PermissionDenied {
         /// What was attempted.
         what: String,
@@ -251,7 +253,7 @@ impl SegmentOptions {
                 key_error("open", key, e)
             }
         })?;
-        let st = sys::sysv_shm::stat(id).map_err(|e| id_error("inspect", id, e))?;
+        let st = sys::sysv_shm::stat(id).map_err(|e| key_error("open", key, e))?;
         let what = format!("segment sysv-shm:{key}");
         super::check_owner(&self.trust, &what, st.uid, st.cuid)?;
         Ok(Segment {
