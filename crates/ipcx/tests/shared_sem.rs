@@ -14,6 +14,14 @@ fn child_role() {
         ("consume", role_consume),
         ("take_and_hang", role_take_and_hang),
         ("open_denied", role_open_denied),
+        ("create_foreign", |args| {
+            let opts = ipcx::sync::Options::new().mode(0o666);
+            drop(
+                SharedSemaphore::create_new_with(&args[0], 1, &opts)
+                    .unwrap()
+                    .persist(),
+            );
+        }),
     ]);
 }
 
@@ -130,4 +138,37 @@ fn named_errors() {
     if util::is_root() {
         util::spawn_role_as_nobody("open_denied", &[&name]).expect_success();
     }
+}
+
+#[test]
+fn foreign_segment_is_refused_unless_its_owner_is_trusted() {
+    if !util::is_root() {
+        eprintln!("skipped: needs root to create the foreign segment as nobody");
+        return;
+    }
+    let name = util::posix_name("foreign");
+    let _c = Cleanup(|| {
+        let _ = SharedSemaphore::remove(&name);
+    });
+    util::spawn_role_as_nobody("create_foreign", &[&name]).expect_success();
+    for e in [
+        SharedSemaphore::open(&name).unwrap_err(),
+        SharedSemaphore::create(&name, 0).unwrap_err(),
+    ] {
+        match &e {
+            SegmentError::NotOwner { uid, .. } => assert_eq!(*uid, util::NOBODY),
+            other => panic!("expected NotOwner, got {other:?}"),
+        }
+        assert!(e.to_string().contains("trust"), "{e}");
+    }
+    let opts =
+        ipcx::sync::Options::new().trust(ipcx::trust::Trust::own_user().allow_uid(util::NOBODY));
+    let s = SharedSemaphore::open_with(&name, &opts).unwrap();
+    assert!(!s.created());
+    s.try_wait().unwrap();
+    drop(s);
+    assert!(
+        SharedSemaphore::open_with(&name, &opts).is_ok(),
+        "an opener removed the segment"
+    );
 }

@@ -16,12 +16,13 @@ use crate::sys::shm::{OpenMode, shm_unlink};
 /// let opts = ipcx::sync::Options::new().mode(0o640).tag(7).open_timeout(Duration::from_secs(2));
 /// # let _ = opts;
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     pub(crate) mode: u32,
     pub(crate) tag: Option<u64>,
     pub(crate) open_timeout: Duration,
     pub(crate) persist: bool,
+    pub(crate) trust: crate::trust::Trust,
 }
 
 impl Default for Options {
@@ -31,6 +32,7 @@ impl Default for Options {
             tag: None,
             open_timeout: Duration::from_secs(1),
             persist: false,
+            trust: crate::trust::Trust::own_user(),
         }
     }
 }
@@ -60,6 +62,14 @@ impl Options {
     /// before failing with [`SegmentError::NotInitialised`] (default one second).
     pub fn open_timeout(mut self, timeout: Duration) -> Options {
         self.open_timeout = timeout;
+        self
+    }
+
+    /// Whose existing segments to use besides the caller's own (default: only the caller's own
+    /// uid; see [`crate::trust`]). `open` and `create` refuse an existing segment of another
+    /// user with [`SegmentError::NotOwner`]: its owner could corrupt the lock or the value.
+    pub fn trust(mut self, trust: crate::trust::Trust) -> Options {
+        self.trust = trust;
         self
     }
 
@@ -116,10 +126,10 @@ pub enum SegmentError {
         #[source]
         source: io::Error,
     },
-    /// `create` found an existing segment owned by another user; use `open` to attach to a
-    /// segment someone else made on purpose.
+    /// An existing segment belongs to a user the caller does not trust ([`Options::trust`]).
     #[error(
-        "sync segment {name} exists and belongs to uid {uid}: use open() if you trust it, or another name"
+        "sync segment {name} belongs to uid {uid}, not to us: trust that user explicitly \
+         (Options::trust), or use another name"
     )]
     NotOwner {
         /// The segment's name.
@@ -257,6 +267,8 @@ pub(crate) fn establish<R>(
         how,
         mode: opts.mode,
         open_timeout: opts.open_timeout,
+        allowed_uids: opts.trust.allowed_uids(),
+        any_owner: opts.trust.allows_any(),
     };
     match f(&e) {
         Ok(r) => Ok((r, name)),

@@ -134,6 +134,24 @@ pub(crate) struct Establish<'a> {
     pub(crate) mode: u32,
     /// How long an opener waits for a creator that is still initialising.
     pub(crate) open_timeout: Duration,
+    /// An existing segment of another uid is refused ([`SegFault::NotOwner`]) unless its uid
+    /// is listed here or `any_owner` is set.
+    pub(crate) allowed_uids: &'a [u32],
+    /// Accept an existing segment whoever owns it.
+    pub(crate) any_owner: bool,
+}
+
+impl Establish<'_> {
+    /// `Ok` when an existing segment (open descriptor `fd`) belongs to a trusted uid.
+    fn check_owner(&self, fd: &std::os::fd::OwnedFd) -> Result<(), SegFault> {
+        let uid = rustix::fs::fstat(fd)?.st_uid;
+        let me = rustix::process::geteuid().as_raw();
+        if self.any_owner || uid == me || self.allowed_uids.contains(&uid) {
+            Ok(())
+        } else {
+            Err(SegFault::NotOwner { uid })
+        }
+    }
 }
 
 /// A mapped, checked, initialised segment.
@@ -177,6 +195,7 @@ impl Segment {
             }
             OpenMode::Open => {
                 let fd = shm_open(e.name, OpenMode::Open, true, e.mode)?;
+                e.check_owner(&fd)?;
                 Self::open_existing(fd, spec, e.open_timeout)
             }
             OpenMode::Create => {
@@ -191,11 +210,7 @@ impl Segment {
                     }
                     match shm_open(e.name, OpenMode::Open, true, e.mode) {
                         Ok(fd) => {
-                            let st = rustix::fs::fstat(&fd)?;
-                            let me = rustix::process::geteuid().as_raw();
-                            if st.st_uid != me {
-                                return Err(SegFault::NotOwner { uid: st.st_uid });
-                            }
+                            e.check_owner(&fd)?;
                             return Self::open_existing(fd, spec, e.open_timeout);
                         }
                         Err(err) if err.raw_os_error() == Some(libc::ENOENT) && attempts < 100 => {
