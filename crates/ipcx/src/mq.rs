@@ -26,6 +26,22 @@
 //!   trying an exclusive create first, so a `create` that opened an existing queue never
 //!   unlinks it. Unlinking only removes the name: processes that have the queue open keep using
 //!   it until they close it.
+//! * **Mode**: a new queue gets exactly the mode asked for (`fchmod` after `mq_open`, which
+//!   applies the umask).
+//! * **Trust**: an existing queue that belongs to another user is refused
+//!   ([`OpenError::ForeignOwner`], checked with `fstat` on the descriptor) unless
+//!   [`OpenOptions::trust`] allows that user: its owner could read the messages or forge them.
+//! * **A receiver that is gone**: a queue has no count of readers, but a receiver that goes
+//!   away removes the queue it created, and a removed queue can never be opened again. A send
+//!   that would block waits in slices of 100 ms and, between them, checks whether the queue's
+//!   name was removed (`fstat`: the link count drops to 0); if so it fails with
+//!   [`SendError::Unlinked`], counting the messages stranded in the queue. A send that finds
+//!   room costs nothing extra, so a sender that never blocks asks
+//!   [`MessageQueue::undelivered`] at the end of its batch. A queue whose name still exists is
+//!   a valid meeting point (a receiver may come later): a send blocked on it waits on (use a
+//!   timeout). Descriptors adopted with `From<OwnedFd>` are not watched (the queue may have
+//!   been unlinked on purpose), and an [`AsyncMessageQueue`] checks only when it tries to send,
+//!   not while it waits for room.
 //! * Every blocking operation comes as `op`, `try_op` (never blocks) and `op_timeout`.
 //!   Timeouts are turned into an absolute `CLOCK_REALTIME` deadline for `mq_timedsend` /
 //!   `mq_timedreceive`, as those calls require, so a wall-clock step during the wait shortens or

@@ -35,7 +35,13 @@
 //! * A message larger than the system's `msgmax` (`/proc/sys/kernel/msgmax`, default 8192) or
 //!   than the queue's capacity `msg_qbytes` is [`SendError::TooLarge`], which names the limit
 //!   (the kernel would otherwise fail with `EINVAL`, or block forever).
-//! * A queue removed while a call waits on it ends the call with `Removed`.
+//! * A queue removed while a call waits on it ends the call with `Removed` (the channel
+//!   adapter reports it as `PeerGone`): System V queues are named by id, so a removed queue is
+//!   never written into silently.
+//! * **Trust**: an existing queue whose owner or creator is another user is refused
+//!   ([`OpenError::ForeignOwner`]) unless [`OpenOptions::trust`] allows that user. Both are
+//!   checked because the owner can hand the queue to another uid (`IPC_SET`); the creator
+//!   cannot change.
 //!
 //! # References
 //! [svipc(7)](https://man7.org/linux/man-pages/man7/svipc.7.html),
