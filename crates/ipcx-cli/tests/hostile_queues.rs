@@ -307,3 +307,47 @@ fn mq_send_reports_messages_stranded_in_a_removed_queue() {
         "{err}"
     );
 }
+
+/// Semaphores another user made are refused too (its owner could post or take them at will),
+/// and left in place.
+#[test]
+fn sem_refuses_semaphores_another_user_created() {
+    if !is_root() {
+        eprintln!("skipped: needs root to create the hostile semaphores as nobody");
+        return;
+    }
+    let posix = format!("/{}", util::unique("hsem"));
+    let sysv = format!("sysv-sem:{}", util::sysv_key());
+    struct Rm(Vec<String>);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            for o in &self.0 {
+                let _ = run(&["sem", "rm", o]);
+            }
+        }
+    }
+    let _rm = Rm(vec![posix.clone(), sysv.clone()]);
+    for obj in [&posix, &sysv] {
+        let Some(out) = run_as_nobody(&["sem", "create", obj, "--mode", "666", "--value", "1"])
+        else {
+            return;
+        };
+        assert!(out.status.success(), "nobody's create: {}", stderr(&out));
+        for args in [["sem", "get", obj.as_str()], ["sem", "post", obj.as_str()]] {
+            let out = run(&args);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+            assert!(
+                stderr(&out).contains(&format!("uid {NOBODY}")),
+                "{}",
+                stderr(&out)
+            );
+        }
+        let out = run_as_nobody(&["sem", "get", obj]).unwrap();
+        assert_eq!(
+            stdout(&out).trim(),
+            "1",
+            "the semaphore changed: {}",
+            stderr(&out)
+        );
+    }
+}
