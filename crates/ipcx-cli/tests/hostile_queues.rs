@@ -201,6 +201,14 @@ fn mq_send_ends_when_its_receiver_exits() {
 /// EIDRM, reported as "peer gone".
 #[test]
 fn sysv_send_ends_when_its_receiver_exits() {
+    let msgmnb: usize = std::fs::read_to_string("/proc/sys/kernel/msgmnb")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(16384);
+    if msgmnb >= 100 * 1001 {
+        eprintln!("skipped: a new queue holds {msgmnb} bytes, all 100 messages would fit");
+        return;
+    }
     let key = util::sysv_key();
     let _g = SysvMqGuard(key);
     let ep = format!("sysv-mq:{key}");
