@@ -87,6 +87,40 @@ fn child_role() {
     ]);
 }
 
+/// The checks the suite relies on catch what they must: a torn, spliced, shifted or
+/// truncated message, a duplicate and a gap.
+#[test]
+fn self_checking_messages_catch_torn_duplicated_and_lost_ones() {
+    let a = fault::make(1, 7, 70_000);
+    let b = fault::make(2, 7, 70_000);
+    assert_eq!(fault::check(&a), Ok(Checked::Data { id: 1, seq: 7 }));
+    let mut spliced = a[..30_000].to_vec();
+    spliced.extend_from_slice(&b[30_000..]);
+    assert!(fault::check(&spliced).is_err(), "a splice of two messages");
+    assert!(fault::check(&a[..69_999]).is_err(), "a truncated message");
+    let mut shifted = a.clone();
+    shifted.copy_within(5000..60_000, 5001);
+    assert!(fault::check(&shifted).is_err(), "a shifted tail");
+    let mut flipped = a.clone();
+    flipped[40_000] ^= 1;
+    assert!(fault::check(&flipped).is_err(), "one bit");
+    let mut other_len = fault::make(1, 7, 4096);
+    other_len[16..20].copy_from_slice(&4097u32.to_be_bytes());
+    assert!(fault::check(&other_len).is_err(), "a wrong length");
+    assert_eq!(
+        fault::check(&fault::make_end(3, 99)),
+        Ok(Checked::End { id: 3, count: 99 })
+    );
+
+    let mut t = Tally::default();
+    let mut seqs = Sequences::default();
+    for seq in [0, 1, 1, 2, 5, 3, 6] {
+        seqs.see(9, seq, &mut t);
+    }
+    assert_eq!((t.duplicated, t.lost, t.delivered), (2, 2, 5));
+    assert_eq!(seqs.next_of(9), 7);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Child roles
 
