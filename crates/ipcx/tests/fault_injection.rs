@@ -527,27 +527,34 @@ fn receivers_killed(name: &str, trials: u64, rng: &mut Rng) -> Tally {
     tally
 }
 
-/// Both directions on one transport; prints the counts and asserts they are zero.
+/// Both directions on one transport.
 fn run_transport(name: &str) {
     let seed = fault::seed();
     let trials = trials();
     eprintln!("fault {name}: seed={seed} (IPCX_FAULT_SEED={seed} replays it)");
-    let t0 = Instant::now();
     let mut rng = Rng::new(seed);
     let a = timed(|| senders_killed(name, trials, &mut rng));
     let b = timed(|| receivers_killed(name, trials, &mut rng));
-    let mut all = a.clone();
-    all.add(&b);
+    report(name, ("sender killed", a), ("receiver killed", b), seed);
+}
+
+/// Prints the counts of both directions and their sum, and asserts that they are zero.
+fn report(name: &str, a: (&str, Tally), b: (&str, Tally), seed: u64) {
+    let mut all = a.1.clone();
+    all.add(&b.1);
     eprintln!(
-        "{}\n{}\n{}\n{}\n{}\n  took {:.1} s",
+        "{}\n{}\n{}\n{}\n{}",
         all.line(name),
-        a.line(&format!("{name} (sender killed)")),
-        a.details(),
-        b.line(&format!("{name} (receiver killed)")),
-        b.details(),
-        t0.elapsed().as_secs_f64()
+        a.1.line(&format!("{name} ({})", a.0)),
+        a.1.details(),
+        b.1.line(&format!("{name} ({})", b.0)),
+        b.1.details(),
     );
-    assert_clean(name, &all, seed);
+    assert!(
+        all.hangs == 0 && all.torn == 0 && all.duplicated == 0 && all.lost == 0,
+        "{} (seed {seed})",
+        all.line(name)
+    );
 }
 
 /// Runs one direction and notes how long it took.
@@ -556,14 +563,6 @@ fn timed(run: impl FnOnce() -> Tally) -> Tally {
     let mut t = run();
     t.took = t0.elapsed();
     t
-}
-
-fn assert_clean(name: &str, t: &Tally, seed: u64) {
-    assert!(
-        t.hangs == 0 && t.torn == 0 && t.duplicated == 0 && t.lost == 0,
-        "{} (seed {seed})",
-        t.line(name)
-    );
 }
 
 #[test]
@@ -840,40 +839,30 @@ fn fault_pushpull() {
     let seed = fault::seed();
     let trials = trials();
     eprintln!("fault pushpull: seed={seed} (IPCX_FAULT_SEED={seed} replays it)");
-    let t0 = Instant::now();
     let mut rng = Rng::new(seed);
     let a = timed(|| pushpull_workers_killed(trials, &mut rng));
     let b = timed(|| pushpull_distributors_killed(trials, &mut rng));
-    let mut all = a.clone();
-    all.add(&b);
-    eprintln!(
-        "{}\n{}\n{}\n{}\n{}\n  took {:.1} s",
-        all.line("pushpull"),
-        a.line("pushpull (worker killed)"),
-        a.details(),
-        b.line("pushpull (distributor killed)"),
-        b.details(),
-        t0.elapsed().as_secs_f64()
+    report(
+        "pushpull",
+        ("worker killed", a),
+        ("distributor killed", b),
+        seed,
     );
-    assert_clean("pushpull", &all, seed);
 }
 
 // ---------------------------------------------------------------------------------------------
 // RPC
 
-/// Torn arguments the test process's server saw.
-static SERVER_TORN: AtomicU64 = AtomicU64::new(0);
-
-/// The `fault` service: `echo` checks its argument and answers message (`REPLY_ID`, its
-/// number) of the size asked for.
-fn service() -> Service {
+/// The `fault` service: `echo` checks its argument (counting torn ones in `torn`) and answers
+/// message (`REPLY_ID`, its number) of the size asked for.
+fn service(torn: Arc<AtomicU64>) -> Service {
     Service::new("fault", 1)
         .method(
             "echo",
-            |(msg, reply_len): (Vec<u8>, u32)| match fault::check(&msg) {
+            move |(msg, reply_len): (Vec<u8>, u32)| match fault::check(&msg) {
                 Ok(Checked::Data { seq, .. }) => Ok(fault::make(REPLY_ID, seq, reply_len as usize)),
                 other => {
-                    SERVER_TORN.fetch_add(1, Ordering::SeqCst);
+                    torn.fetch_add(1, Ordering::SeqCst);
                     Err(format!("torn argument: {other:?}"))
                 }
             },
@@ -920,7 +909,7 @@ fn role_rpc_client(args: &[String]) {
 
 fn role_rpc_server(args: &[String]) {
     fault::exit_when_stdin_closes(None);
-    let _server = service().serve(&args[0]).expect("serve");
+    let _server = service(Arc::default()).serve(&args[0]).expect("serve");
     fault::say("ready");
     loop {
         std::thread::sleep(Duration::from_secs(1));
@@ -930,11 +919,11 @@ fn role_rpc_server(args: &[String]) {
 /// Clients killed mid-call; the server (this process) must keep answering: after each kill a
 /// probe call of its own must succeed.
 fn rpc_clients_killed(addr: &str, trials: u64, rng: &mut Rng) -> Tally {
-    let server = service().serve(addr).expect("serve");
+    let torn = Arc::new(AtomicU64::new(0));
+    let server = service(torn.clone()).serve(addr).expect("serve");
     let sizes = fault::sizes(None);
     let probe = RpcClient::connect(addr, "fault", 1, Duration::from_secs(10)).expect("probe");
     let mut tally = Tally::default();
-    let torn_before = SERVER_TORN.load(Ordering::SeqCst);
     for t in 0..trials {
         let v = fault::spawn_piped("rpc_client", &[addr, &rng.next_u64().to_string()]);
         let early = rng.below(8) == 0;
@@ -961,7 +950,7 @@ fn rpc_clients_killed(addr: &str, trials: u64, rng: &mut Rng) -> Tally {
             tally.hangs += 1;
         }
     }
-    tally.torn += SERVER_TORN.load(Ordering::SeqCst) - torn_before;
+    tally.torn += torn.load(Ordering::SeqCst);
     drop(server);
     tally.trials = trials;
     tally
@@ -1060,45 +1049,34 @@ fn link_cleanup(addr: &str) -> util::Cleanup<impl FnMut()> {
     })
 }
 
-#[test]
-fn fault_rpc() {
+/// Both directions of RPC over `addr`.
+fn run_rpc(name: &str, addr: &str) {
     let seed = fault::seed();
     let trials = trials();
-    eprintln!("fault rpc: seed={seed} (IPCX_FAULT_SEED={seed} replays it)");
+    eprintln!("fault {name}: seed={seed} (IPCX_FAULT_SEED={seed} replays it)");
     let mut rng = Rng::new(seed);
-    let mut total = Tally::default();
-    let shm = util::rpc::shm_addr("fault-rpc");
-    let _links = link_cleanup(&shm);
-    for (name, addr) in [
-        ("rpc unix", util::rpc::unix_addr("fault-rpc")),
-        (
-            "rpc tcp",
-            format!(
-                "tcp:127.0.0.1:{}",
-                std::net::TcpListener::bind("127.0.0.1:0")
-                    .and_then(|l| l.local_addr())
-                    .expect("a free port")
-                    .port()
-            ),
-        ),
-        ("rpc shm", shm.clone()),
-    ] {
-        let t0 = Instant::now();
-        let a = timed(|| rpc_clients_killed(&addr, trials, &mut rng));
-        let b = timed(|| rpc_servers_killed(&addr, trials, &mut rng));
-        let mut all = a.clone();
-        all.add(&b);
-        eprintln!(
-            "{}\n{}\n{}\n{}\n{}\n  took {:.1} s",
-            all.line(name),
-            a.line(&format!("{name} (client killed)")),
-            a.details(),
-            b.line(&format!("{name} (server killed)")),
-            b.details(),
-            t0.elapsed().as_secs_f64()
-        );
-        total.add(&all);
-    }
-    eprintln!("{}", total.line("rpc"));
-    assert_clean("rpc", &total, seed);
+    let a = timed(|| rpc_clients_killed(addr, trials, &mut rng));
+    let b = timed(|| rpc_servers_killed(addr, trials, &mut rng));
+    report(name, ("client killed", a), ("server killed", b), seed);
+}
+
+#[test]
+fn fault_rpc_unix() {
+    run_rpc("rpc unix", &util::rpc::unix_addr("fault-rpc"));
+}
+
+#[test]
+fn fault_rpc_tcp() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    run_rpc("rpc tcp", &format!("tcp:127.0.0.1:{port}"));
+}
+
+#[test]
+fn fault_rpc_shm() {
+    let addr = util::rpc::shm_addr("fault-rpc");
+    let _links = link_cleanup(&addr);
+    run_rpc("rpc shm", &addr);
 }
