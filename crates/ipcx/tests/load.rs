@@ -9,12 +9,14 @@
 //! A ring has one publisher at a time: its 4 senders start together and take turns (each
 //! waits for the publisher place, then sends its share).
 //!
-//! # Long runs
-//! `IPCX_LOAD_MESSAGES=N` sets the total per transport. The default, 200 000, takes about 25 s
-//! for all transports in a debug build on 2 cores; the full 10^6 took about two minutes there
-//! (unix-dgram alone 36 s), and is best run in release:
+//! # How many
+//! `IPCX_LOAD_MESSAGES=N` sets the total per transport (default 10^6, the full figure: about
+//! 70 s for all transports in a debug build on 2 busy cores with the default two test threads,
+//! two minutes with one; unix-dgram is the slowest at about 35 s). For a quick look use fewer,
+//! for clean timings run them one at a time in release:
 //! ```text
-//! IPCX_LOAD_MESSAGES=1000000 cargo test --release -p ipcx --test load -- --nocapture --test-threads=1
+//! IPCX_LOAD_MESSAGES=100000 cargo test -p ipcx --test load -- --nocapture
+//! cargo test --release -p ipcx --test load -- --nocapture --test-threads=1
 //! ```
 mod util;
 
@@ -29,12 +31,12 @@ const SENDERS: u32 = 4;
 /// Bytes per message.
 const SIZE: usize = 64;
 
-/// Messages per transport: `IPCX_LOAD_MESSAGES`, default 200 000.
+/// Messages per transport: `IPCX_LOAD_MESSAGES`, default 10^6.
 fn messages() -> u64 {
     std::env::var("IPCX_LOAD_MESSAGES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(200_000)
+        .unwrap_or(1_000_000)
 }
 
 #[test]
