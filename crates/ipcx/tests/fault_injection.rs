@@ -685,6 +685,9 @@ fn pushpull_workers_killed(trials: u64, rng: &mut Rng) -> Tally {
                 match r {
                     Ok(res) => {
                         quiet_since = None;
+                        if res.attempt > 1 {
+                            tally.report("result of a task handed out again after its worker died");
+                        }
                         let want = submitted.lock().unwrap().get(&res.id).copied();
                         if !answered.insert(res.id) {
                             tally.duplicated += 1;
