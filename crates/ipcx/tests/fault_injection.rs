@@ -954,6 +954,9 @@ fn rpc_clients_killed(addr: &str, trials: u64, rng: &mut Rng) -> Tally {
         }
     }
     tally.torn += torn.load(Ordering::SeqCst);
+    if addr.starts_with("shm:") {
+        check_dead_clients_rings(addr);
+    }
     drop(server);
     tally.trials = trials;
     tally
@@ -1022,33 +1025,66 @@ fn rpc_servers_killed(addr: &str, trials: u64, rng: &mut Rng) -> Tally {
     tally
 }
 
-/// Removes the ring pairs of `shm:/NAME` connections that a client killed during the
-/// handshake leaves in /dev/shm (`/NAME.link-PID-N-q`, `-r`: the server never learnt their
-/// names; `ipcx clean` is what removes them otherwise), and counts them.
-fn link_cleanup(addr: &str) -> util::Cleanup<impl FnMut()> {
+/// The ring pairs of `shm:/NAME` connections that clients killed during the handshake left in
+/// /dev/shm (`/NAME.link-PID-N-q`, `-r` of a dead PID): whole rings, and half-made ones (killed
+/// while creating them). The server removes them when it starts and at each connection.
+fn dead_clients_rings(addr: &str) -> (usize, usize) {
     let prefix = format!("{}.link-", addr.trim_start_matches("shm:/"));
+    let (mut rings, mut half_made) = (0, 0);
+    for e in std::fs::read_dir("/dev/shm")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if ipcx::registry::pid_alive(pid) {
+            continue;
+        }
+        if ipcx::ring::is_ring(&format!("/{name}")) {
+            rings += 1;
+        } else {
+            half_made += 1;
+        }
+    }
+    (rings, half_made)
+}
+
+/// After the kills, one more connection (the server's sweep runs at each one): no ring of a
+/// dead client may be left.
+fn check_dead_clients_rings(addr: &str) {
+    drop(RpcClient::connect(addr, "fault", 1, Duration::from_secs(10)).expect("connect"));
+    let (rings, half_made) = dead_clients_rings(addr);
+    eprintln!(
+        "fault rpc shm: {rings} link rings and {half_made} half-made ones left in /dev/shm \
+         by clients killed while connecting"
+    );
+    assert_eq!(
+        (rings, half_made),
+        (0, 0),
+        "rings of dead clients left in /dev/shm"
+    );
+}
+
+/// Removes whatever is named after `addr` in /dev/shm if the test fails half-way.
+fn link_cleanup(addr: &str) -> util::Cleanup<impl FnMut()> {
+    let prefix = format!("{}.", addr.trim_start_matches("shm:/"));
     util::Cleanup(move || {
-        let (mut rings, mut half_made) = (0, 0);
         for e in std::fs::read_dir("/dev/shm")
             .into_iter()
             .flatten()
             .flatten()
         {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&prefix) {
-                if ipcx::ring::remove(&format!("/{name}")).is_ok() {
-                    rings += 1;
-                } else {
-                    // Killed while creating it: not a ring yet.
-                    half_made += 1;
-                    let _ = std::fs::remove_file(e.path());
-                }
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(e.path());
             }
         }
-        eprintln!(
-            "fault rpc shm: {rings} link rings and {half_made} half-made ones left in /dev/shm \
-             by clients killed while connecting (removed)"
-        );
     })
 }
 
