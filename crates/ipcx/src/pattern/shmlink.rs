@@ -217,6 +217,11 @@ impl ShmLink {
         let opts = ring_options();
         let tx = Publisher::create_new(&req, &opts).map_err(|e| ring_err("creating a ring", e))?;
         let rx = Subscriber::create_new(&rep, &opts).map_err(|e| ring_err("creating a ring", e))?;
+        // Recorded again now that the files exist, so that a record can name the very file
+        // (the registry may note an object's identity when recording it).
+        for n in [&req, &rep] {
+            registry::register(&record_name(n));
+        }
         let mut hello = MAGIC.to_vec();
         for s in [&req, &rep] {
             hello.extend_from_slice(&(s.len() as u16).to_be_bytes());
