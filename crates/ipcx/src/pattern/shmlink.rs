@@ -40,8 +40,8 @@
 //!   share one.
 //! * **`ipcx clean` proves them stale.** Before creating each ring, the client records it in
 //!   the owner registry ([`crate::registry`]) as `posix-shm:/NAME.link-PID-N-q`, the name
-//!   `ipcx ls` gives a file without a ring header; the record goes once the handshake is
-//!   over. A half-made file left by a killed client therefore has a record whose creator is
+//!   `ipcx ls` gives a file without a ring header (and again once it exists); the record goes
+//!   once the handshake is over. A half-made file left by a killed client therefore has a record whose creator is
 //!   dead, and `ipcx clean` removes it (with no server running). A whole ring left that way
 //!   has a dead publisher or subscriber, which `ipcx clean` already takes as stale.
 //!
