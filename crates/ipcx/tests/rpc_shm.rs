@@ -43,6 +43,10 @@ fn child_role() {
             assert_eq!(c.call::<_, i32>("add", &(1, 1), LONG).unwrap(), 2);
             let _ = c.call::<_, u64>("slow", &10_000u64, LONG);
         }),
+        ("half_made", |args| half_made(&args[0])),
+        ("connecting", |args| {
+            let _ = RpcClient::connect(&args[0], "calc", 1, LONG);
+        }),
     ]);
 }
 
@@ -208,4 +212,239 @@ fn a_second_server_on_the_same_name_is_refused() {
     let a = addr("twice");
     let _s = calc().serve(&a).unwrap();
     assert!(calc().serve(&a).is_err());
+}
+
+/// A pid no process has: a child that exited and was reaped.
+fn dead_pid() -> u32 {
+    loop {
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let pid = c.id();
+        c.wait().unwrap();
+        if !ipcx::registry::pid_alive(pid as i32) {
+            return pid;
+        }
+    }
+}
+
+/// What a client killed while creating a ring leaves: a file without a ring header.
+fn half_made(name: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(format!("/dev/shm{name}"))
+        .unwrap();
+    f.write_all(&[0u8; 4096]).unwrap();
+}
+
+/// What a client killed after creating a ring leaves: a whole ring.
+fn whole_ring(name: &str) {
+    let opts = ipcx::ring::Options::new().max_subscribers(1);
+    drop(
+        ipcx::ring::Publisher::create_new(name, &opts)
+            .unwrap()
+            .persist(),
+    );
+}
+
+/// Removes every segment named after `a` (for a test that fails half-way).
+fn remove_leftovers(a: &str) -> util::Cleanup<impl FnMut()> {
+    let a = a.to_owned();
+    util::Cleanup(move || {
+        for n in leftovers(&a) {
+            let _ = std::fs::remove_file(format!("/dev/shm/{n}"));
+        }
+    })
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[test]
+fn rings_left_by_dead_clients_are_removed_when_the_server_starts_and_at_the_next_connect() {
+    let a = addr("dead");
+    let name = a.trim_start_matches("shm:");
+    let _clean = remove_leftovers(&a);
+    // Rings of a client that died before this server started: one half-made, one whole.
+    let dead = dead_pid();
+    half_made(&format!("{name}.link-{dead}-0-q"));
+    whole_ring(&format!("{name}.link-{dead}-0-r"));
+    // A live process's rings (it may be connecting right now), and names that are not a
+    // client's rings, stay.
+    let me = std::process::id();
+    let keep = sorted(vec![
+        format!("{}.link-{me}-999999-q", &name[1..]),
+        format!("{}.link-{dead}-x-q", &name[1..]),
+        format!("{}.link-{dead}-0-q.bak", &name[1..]),
+        format!("{}.linked-{dead}-0-q", &name[1..]),
+    ]);
+    for k in &keep {
+        half_made(&format!("/{k}"));
+    }
+    let _s = calc().serve(&a).unwrap();
+    assert_eq!(sorted(leftovers(&a)), keep);
+    // A client that dies while connecting to the running server: the next connect removes
+    // what it left.
+    let dead = dead_pid();
+    whole_ring(&format!("{name}.link-{dead}-7-q"));
+    half_made(&format!("{name}.link-{dead}-7-r"));
+    let c = connect(&a);
+    assert_eq!(sorted(leftovers(&a)), keep);
+    assert_eq!(c.call::<_, i32>("add", &(1, 2), LONG).unwrap(), 3);
+}
+
+/// A stand-in server on `a`'s handshake socket: for each client, reads its hello, then runs
+/// `answer` on the socket (with the names of the client's rings).
+fn fake_server(
+    a: &str,
+    answer: fn(&mut UnixStream, &[String]),
+) -> std::thread::JoinHandle<Vec<String>> {
+    let sock = UnixAddr::parse(&format!("@ipcx-shm-link{}", a.trim_start_matches("shm:"))).unwrap();
+    let l = ipcx::socket::UnixListener::bind(&sock).unwrap();
+    std::thread::spawn(move || {
+        let wait = ipcx::wait::Wait::timeout(LONG);
+        let (mut s, _) = l.accept_wait(wait).unwrap();
+        let hello = s.recv_frame_wait(wait).unwrap().unwrap();
+        // MAGIC, then two names each after a 2-byte length.
+        let mut rest = &hello[8..];
+        let mut names = Vec::new();
+        for _ in 0..2 {
+            let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+            names.push(String::from_utf8(rest[2..2 + len].to_vec()).unwrap());
+            rest = &rest[2 + len..];
+        }
+        answer(&mut s, &names);
+        names
+    })
+}
+
+#[test]
+fn a_failed_handshake_leaves_no_rings_and_no_records() {
+    let a = addr("refused");
+    let _clean = remove_leftovers(&a);
+    // The server refuses; the server hangs up without answering.
+    let refuse: fn(&mut UnixStream, &[String]) = |s, names| {
+        // While the client waits for the answer, its rings exist and are recorded as its own
+        // (`ipcx clean` proves them stale if it is killed now).
+        let me = std::process::id() as i32;
+        let records = ipcx::registry::records(false);
+        for n in names {
+            assert!(
+                records
+                    .iter()
+                    .any(|r| r.object == format!("posix-shm:{n}") && r.pid == me),
+                "{n} is not recorded"
+            );
+        }
+        s.send_frame_wait(b"NOgo away", ipcx::wait::Wait::timeout(LONG))
+            .unwrap();
+    };
+    let hang_up: fn(&mut UnixStream, &[String]) = |_, _| {};
+    for answer in [refuse, hang_up] {
+        let server = fake_server(&a, answer);
+        let e = RpcClient::connect(&a, "calc", 1, LONG).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                RpcError::Transport(Error::Protocol { .. }) | RpcError::PeerGone { .. }
+            ),
+            "{e:?}"
+        );
+        let names = server.join().unwrap();
+        assert_eq!(leftovers(&a), Vec::<String>::new());
+        let records = ipcx::registry::records(false);
+        for n in &names {
+            assert!(
+                !records.iter().any(|r| r.object == format!("posix-shm:{n}")),
+                "{n} is still recorded"
+            );
+        }
+    }
+}
+
+#[test]
+fn rings_of_a_client_killed_while_connecting_are_provably_stale_and_the_server_removes_them() {
+    let a = addr("killed-connecting");
+    let _clean = remove_leftovers(&a);
+    // A stand-in for the server that never answers: the client is killed while it waits for
+    // the answer, its rings made and named.
+    let sock = UnixAddr::parse(&format!("@ipcx-shm-link{}", a.trim_start_matches("shm:"))).unwrap();
+    let l = ipcx::socket::UnixListener::bind(&sock).unwrap();
+    let mut client = util::spawn_role("connecting", &[&a]);
+    let pid = client.pid();
+    let wait = ipcx::wait::Wait::timeout(LONG);
+    let (mut s, _) = l.accept_wait(wait).unwrap();
+    s.recv_frame_wait(wait).unwrap().unwrap();
+    client.kill();
+    drop((s, l));
+    let mut files = sorted(leftovers(&a));
+    assert_eq!(files.len(), 2, "{files:?}");
+    let (req, rep) = (
+        format!("/{}", files.remove(0)),
+        format!("/{}", files.remove(0)),
+    );
+    assert!(req.ends_with("-q") && rep.ends_with("-r"));
+    // Its records survive it.
+    let records = ipcx::registry::records(false);
+    for n in [&req, &rep] {
+        assert!(
+            records
+                .iter()
+                .any(|r| r.object == format!("posix-shm:{n}") && r.pid == pid),
+            "{n} is not recorded as pid {pid}'s"
+        );
+    }
+    // Killed while creating the request ring, it would have left it without its header.
+    {
+        use std::io::{Seek, Write};
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/dev/shm{req}"))
+            .unwrap();
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        f.write_all(&[0u8; 8]).unwrap();
+    }
+    // `ipcx clean` proves both stale: the half-made one by its record, the whole one by its
+    // dead participants.
+    let verdicts = ipcx::inventory::judge(&ipcx::inventory::scan(), false);
+    for object in [format!("posix-shm:{req}"), format!("shm:{rep}")] {
+        let v = verdicts
+            .iter()
+            .find(|v| v.name == object)
+            .unwrap_or_else(|| panic!("{object} not listed"));
+        assert!(v.stale, "{object}: {}", v.reason);
+    }
+    // The server removes both when it starts, and forgets the records.
+    let _s = calc().serve(&a).unwrap();
+    assert_eq!(leftovers(&a), Vec::<String>::new());
+    let records = ipcx::registry::records(false);
+    assert!(
+        !records
+            .iter()
+            .any(|r| r.object == format!("posix-shm:{req}")
+                || r.object == format!("posix-shm:{rep}")),
+        "records left"
+    );
+}
+
+#[test]
+fn another_users_files_under_a_dead_clients_name_are_kept() {
+    if !util::is_root() {
+        eprintln!("skipped: run as root to make nobody's file (CI does)");
+        return;
+    }
+    let a = addr("foreign");
+    let name = a.trim_start_matches("shm:");
+    let _clean = remove_leftovers(&a);
+    let file = format!("{name}.link-{}-0-q", dead_pid());
+    util::spawn_role_as_nobody("half_made", &[&file]).expect_success();
+    let _s = calc().serve(&a).unwrap();
+    let c = connect(&a);
+    assert_eq!(c.call::<_, i32>("add", &(1, 2), LONG).unwrap(), 3);
+    // Not ours to remove: `/dev/shm` is sticky, and root must not remove what another user made.
+    assert_eq!(leftovers(&a), vec![file[1..].to_owned()]);
 }

@@ -19,6 +19,32 @@
 //! hook) before it touches the client's rings. The rings are created with mode `0o600`, so the
 //! server must run as the client's user (or as root).
 //!
+//! # A client that dies while connecting
+//!
+//! Between creating its rings (step 2) and the server removing their names (step 3), the
+//! names exist only because of the client. A client that fails the handshake removes them
+//! itself (and so does a client whose server refuses it or dies). A client killed in that
+//! window leaves one or two files, often half-made (killed while the ring was being created,
+//! before it has a ring header), that the server never learnt the names of. Two things
+//! remove them:
+//!
+//! * **The server sweeps them.** When it starts (once it holds the socket, so the names are
+//!   its own) and each time it accepts a connection (before the handshake, so the sweep has
+//!   run when that client's connect returns), it removes every `/NAME.link-PID-N-q` and
+//!   `-r` owned by its own user whose PID no longer runs, and forgets their owner records.
+//!   A file whose PID runs is kept: it is a client connecting right now, or a process that
+//!   reuses a dead client's pid (its files go once that process has ended too). Another
+//!   user's files are kept (`/dev/shm` is sticky: not ours to remove). A leftover thus
+//!   lasts until the next connection, or the next start of the server. Pids are read in the
+//!   server's pid namespace, as the rings' own liveness checks do: client and server must
+//!   share one.
+//! * **`ipcx clean` proves them stale.** Before creating each ring, the client records it in
+//!   the owner registry ([`crate::registry`]) as `posix-shm:/NAME.link-PID-N-q`, the name
+//!   `ipcx ls` gives a file without a ring header (and again once it exists); the record goes
+//!   once the handshake is over. A half-made file left by a killed client therefore has a record whose creator is
+//!   dead, and `ipcx clean` removes it (with no server running). A whole ring left that way
+//!   has a dead publisher or subscriber, which `ipcx clean` already takes as stale.
+//!
 //! A peer that ends (cleanly or killed) is noticed by the ring: the reading side gets `Ok(None)`
 //! once it has read everything the peer sent (the ring checks the publisher's pid and start
 //! time while it waits).
@@ -28,13 +54,16 @@
 //! out. The largest frame is [`MAX_FRAME`].
 
 use std::fmt;
+use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::{Error, Link};
 use crate::name::PosixName;
+use crate::registry::{self, Registration};
 use crate::ring::{self, Publisher, Subscriber};
+use crate::shm::Shm;
 use crate::socket::{Credentials, UnixAddr, UnixListener, UnixStream};
 use crate::wait::Wait;
 
@@ -182,9 +211,17 @@ impl ShmLink {
         let pid = std::process::id();
         let req = format!("{base}.link-{pid}-{n}-q");
         let rep = format!("{base}.link-{pid}-{n}-r");
+        // Recorded before the files exist, so that a client killed while creating them leaves
+        // records that prove them stale; forgotten (dropped) once the handshake is over.
+        let _records = [&req, &rep].map(|n| Registration::new(record_name(n)));
         let opts = ring_options();
         let tx = Publisher::create_new(&req, &opts).map_err(|e| ring_err("creating a ring", e))?;
         let rx = Subscriber::create_new(&rep, &opts).map_err(|e| ring_err("creating a ring", e))?;
+        // Recorded again now that the files exist, so that a record can name the very file
+        // (the registry may note an object's identity when recording it).
+        for n in [&req, &rep] {
+            registry::register(&record_name(n));
+        }
         let mut hello = MAGIC.to_vec();
         for s in [&req, &rep] {
             hello.extend_from_slice(&(s.len() as u16).to_be_bytes());
@@ -201,7 +238,8 @@ impl ShmLink {
                 String::from_utf8_lossy(answer.strip_prefix(b"NO").unwrap_or(&answer)),
             ));
         }
-        // The server removed them already; this is for a server that did not.
+        // The server removed them already; this is for a server that did not. (On an error
+        // above, dropping `tx` and `rx` removes them.)
         let _ = ring::remove(&req);
         let _ = ring::remove(&rep);
         let cred = sock.peer_credentials().ok();
@@ -313,6 +351,29 @@ impl Link for ShmLink {
     }
 }
 
+/// The owner-registry name of a client's ring `name` while it is being made (see the
+/// [module docs](self)).
+fn record_name(name: &str) -> String {
+    format!("posix-shm:{name}")
+}
+
+/// Whether `rest` (what follows `/NAME.link-` in a name) is `PID-N-q` or `PID-N-r`, the name
+/// of a client's ring, and that PID no longer runs.
+fn dead_client(rest: &str) -> bool {
+    let Some(rest) = rest.strip_suffix("-q").or_else(|| rest.strip_suffix("-r")) else {
+        return false;
+    };
+    let Some((pid, n)) = rest.split_once('-') else {
+        return false;
+    };
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    number(pid)
+        && number(n)
+        && pid
+            .parse::<i32>()
+            .is_ok_and(|p| p > 0 && !registry::pid_alive(p))
+}
+
 /// Receives one frame from `rx` into `f` (see [`Link::recv_frame_with`]). A publisher that
 /// dies while we wait ends the ring's wait within its liveness tick (`PeerGone`), however long
 /// the caller waits.
@@ -354,7 +415,9 @@ impl ShmListener {
             reason,
         })?;
         let sock = UnixListener::bind(&accept_addr(base.as_str())?)?;
-        Ok(ShmListener { base, sock })
+        let listener = ShmListener { base, sock };
+        listener.sweep();
+        Ok(listener)
     }
 
     /// The base name (`/NAME`).
@@ -366,6 +429,7 @@ impl ShmListener {
     /// takes at most two seconds.
     pub fn accept_wait(&self, wait: Wait) -> Result<ShmLink, Error> {
         let (mut sock, cred) = self.sock.accept_wait(wait)?;
+        self.sweep();
         let hs = Wait::timeout(HANDSHAKE);
         let peer = format!("shm:{} client pid {} uid {}", self.base, cred.pid, cred.uid);
         let f = sock.recv_frame_wait(hs)?.ok_or_else(|| Error::PeerGone {
@@ -401,6 +465,31 @@ impl ShmListener {
             peer,
             max: MAX_FRAME,
         })
+    }
+
+    /// Removes the rings that clients killed while connecting left under this server's name
+    /// (see the [module docs](self)).
+    fn sweep(&self) {
+        let prefix = format!("{}.link-", self.base.as_str().trim_start_matches('/'));
+        let Ok(dir) = std::fs::read_dir("/dev/shm") else {
+            return;
+        };
+        let me = crate::trust::euid();
+        for e in dir.flatten() {
+            let file = e.file_name();
+            let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
+                continue;
+            };
+            // The entry itself (never a symlink's target), of our own user: checked before the
+            // pid, so another user's files cost one `stat` each.
+            if !e.metadata().is_ok_and(|m| m.is_file() && m.uid() == me) || !dead_client(rest) {
+                continue;
+            }
+            let name = format!("/{}", file.to_string_lossy());
+            if Shm::unlink(&name).is_ok() {
+                registry::unregister(&record_name(&name));
+            }
+        }
     }
 
     fn parse_hello(&self, f: &[u8]) -> Result<(String, String), String> {

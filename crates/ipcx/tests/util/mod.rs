@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod checked;
+pub mod fault;
 pub mod rpc;
 
 use std::path::{Path, PathBuf};
