@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use util::{Bg, TempDir, run, stderr};
+use util::{Bg, TempDir, run, stderr, stdout};
 
 /// Connects a plain (std) stream to the socket file at `path`, waiting for the receiver to
 /// bind it.
@@ -76,4 +76,135 @@ fn claimed_lengths_cost_the_receiver_only_what_arrives() {
     let out = rx.wait(Duration::from_secs(30));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "last\n");
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn the_peer_that_would_pass_the_buffer_cap_is_dropped() {
+    let dir = TempDir::new();
+    let path = dir.join("cap.sock");
+    let ep = format!("unix:{path}");
+    let mut rx = Bg::spawn(&[
+        "recv",
+        &ep,
+        "--count",
+        "2",
+        "--timeout",
+        "20s",
+        "--max-buffered",
+        "1m",
+        "--max-frame",
+        "4194304",
+    ]);
+    // A peer sends 2 MiB of a 3 MiB frame: past the 1 MiB cap.
+    let mut big = connect_when_ready(&path);
+    big.write_all(&(3u32 << 20).to_be_bytes()).unwrap();
+    // The receiver drops the connection part way: the rest of the write fails.
+    let _ = big.write_all(&vec![7u8; 2 << 20]);
+    let sent = run(&["send", &ep, "good"]);
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    assert_eq!(rx.read_stdout_line(), "good");
+    let sent = run(&["send", &ep, "after"]);
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    let out = rx.wait(Duration::from_secs(30));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "after\n");
+    let err = stderr(&out);
+    assert!(
+        err.contains("dropped") && err.contains("--max-buffered"),
+        "{err}"
+    );
+}
+
+/// The uid `nobody` runs as (looked up in /etc/passwd; 65534 when it is not listed).
+fn nobody_uid() -> u32 {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.first() == Some(&"nobody")).then(|| f.get(2)?.parse().ok())?
+            })
+        })
+        .unwrap_or(65534)
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+/// Runs `ipcx ARGS` as `nobody` to completion.
+fn run_as_nobody(args: &[&str]) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let child = util::ipcx()
+        .args(args)
+        .uid(nobody_uid())
+        .gid(nobody_uid())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ipcx as nobody");
+    util::wait_output(child, Duration::from_secs(30))
+}
+
+#[test]
+fn peers_of_another_user_are_refused_unless_allowed() {
+    if !is_root() {
+        eprintln!("skipped: needs root to run a sender as nobody");
+        return;
+    }
+    let nobody = nobody_uid().to_string();
+    for kind in ["unix", "unix-dgram", "unix-seqpacket"] {
+        let ep = format!("{kind}:@{}", util::unique("uid"));
+        // Refused by default: only our own message comes out.
+        let rx = Bg::spawn(&["recv", &ep, "--count", "1", "--timeout", "20s"]);
+        // The hostile sender skips its own check of the receiver's uid.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let sent = run_as_nobody(&["send", &ep, "--allow-any-uid", "forged\nline"]);
+            if sent.status.success() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{kind}: {}", stderr(&sent));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let sent = run(&["send", &ep, "mine"]);
+        assert!(sent.status.success(), "{kind}: {}", stderr(&sent));
+        let out = rx.wait(Duration::from_secs(30));
+        assert!(out.status.success(), "{kind}: {}", stderr(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "mine\n", "{kind}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("uid {nobody} is not trusted")),
+            "{kind}: {err}"
+        );
+
+        // Allowed explicitly: nobody's message is delivered, with its uid.
+        let rx = Bg::spawn(&[
+            "recv",
+            &ep,
+            "--count",
+            "1",
+            "--timeout",
+            "20s",
+            "--json",
+            "--allow-uid",
+            &nobody,
+        ]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let sent = run_as_nobody(&["send", &ep, "--allow-any-uid", "from nobody"]);
+            if sent.status.success() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{kind}: {}", stderr(&sent));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = rx.wait(Duration::from_secs(30));
+        assert!(out.status.success(), "{kind}: {}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+        assert_eq!(v["text"], "from nobody", "{kind}");
+        assert_eq!(v["uid"].as_u64(), Some(u64::from(nobody_uid())), "{kind}");
+    }
 }

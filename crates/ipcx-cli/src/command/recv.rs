@@ -62,7 +62,7 @@ pub fn run(args: RecvArgs) -> anyhow::Result<()> {
                         return Err(Exit(crate::EXIT_TIMEOUT).into());
                     }
                 }
-                Err(e) if e.is_recoverable() => eprintln!("ipcx: {e} (dropped; still serving)"),
+                Err(e) if e.is_recoverable() => eprintln!("ipcx: {e} (still serving)"),
                 Err(Error::PeerGone { .. }) if !ep.is_framed() => {
                     return Ok(());
                 }
@@ -126,6 +126,7 @@ fn recv_raw(
                     return Err(Exit(crate::EXIT_TIMEOUT).into());
                 }
             }
+            Err(e) if e.is_recoverable() => eprintln!("ipcx: {e} (still serving)"),
             Err(e) => return Err(endpoint_error(ep, e)),
         }
     }

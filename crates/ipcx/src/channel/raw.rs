@@ -64,7 +64,8 @@ impl Endpoint {
                 Ok(Box::new(FifoRaw { fifo, reader }))
             }
             Endpoint::Unix(addr) => {
-                let listener = UnixListener::bind_with_mode(addr, opts.mode).map_err(sock)?;
+                let mut listener = UnixListener::bind_with_mode(addr, opts.mode).map_err(sock)?;
+                listener.set_trust(opts.trust.clone());
                 Ok(Box::new(UnixRaw {
                     listener,
                     conn: None,

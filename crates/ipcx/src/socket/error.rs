@@ -106,6 +106,22 @@ pub enum SocketError {
     /// A framing error on a byte stream (oversize frame, truncated frame).
     #[error(transparent)]
     Frame(FrameError),
+    /// A peer of a user this socket does not trust connected, or sent a datagram: the
+    /// connection was closed, the datagram discarded (see [`crate::trust`]). Receiving or
+    /// accepting again goes on with the next peer.
+    #[error(
+        "refused a peer on {addr}: pid {pid} runs as uid {uid}, which is not trusted (we are uid {euid}); trust it explicitly with --allow-uid {uid} (Trust::allow_uid) or --allow-any-uid"
+    )]
+    ForeignPeer {
+        /// The socket's address.
+        addr: String,
+        /// The peer's pid (0 when the kernel did not say).
+        pid: i32,
+        /// The peer's uid (`u32::MAX` when the kernel did not say).
+        uid: u32,
+        /// Our effective uid.
+        euid: u32,
+    },
     /// Any other OS failure, with context.
     #[error("{context}: {source}")]
     Io {

@@ -24,7 +24,17 @@
 //! holds the same inode (dev, ino) it created; [`UnixListener::persist`] keeps it.
 //!
 //! Abstract names (`@name`) have no file, no mode (anyone in the network namespace may
-//! connect: check [`Credentials`]) and vanish with the socket.
+//! connect) and vanish with the socket.
+//!
+//! # Whom a socket accepts: the same-user rule
+//! Every bound socket ([`UnixListener`], [`UnixSeqpacketListener`], a bound [`UnixDatagram`])
+//! checks the kernel-verified uid of each peer (`SO_PEERCRED` at accept, `SCM_CREDENTIALS` per
+//! datagram) against its [`Trust`]: by default only the socket's own effective uid. A
+//! connection from another user is closed at accept, a datagram from another user discarded,
+//! and the call returns [`SocketError::ForeignPeer`] naming the peer (call again to go on).
+//! This is the only protection an abstract name has, and it applies to paths too (a socket
+//! file's mode is a second fence). Widen it with `set_trust` ([`Trust::allow_uid`],
+//! [`Trust::any_user`]).
 //!
 //! # References
 //! [unix(7)](https://man7.org/linux/man-pages/man7/unix.7.html),
@@ -41,6 +51,7 @@ use super::error::SocketError;
 use super::fdpass::{MAX_FDS, ReceivedFds};
 use crate::framing::{self, DEFAULT_MAX_FRAME_LEN, FrameDecoder};
 use crate::sys::socket::{self as sys, FileId, PathKind, RawUnixAddr, UnixType};
+use crate::trust::Trust;
 use crate::wait::Wait;
 use crate::wait::{WaitError, poll_until, retry_ready};
 
@@ -262,12 +273,36 @@ fn accept_on(
     fd: BorrowedFd<'_>,
     wait: Wait,
     name: &str,
+    trust: &Trust,
 ) -> Result<(OwnedFd, Credentials), SocketError> {
     let conn = retry_ready(fd, true, wait, || sys::accept(fd))
         .map_err(|e| map_wait(e, || format!("accepting on {name}")))?;
-    let cred =
-        sys::peer_cred(conn.as_fd()).map_err(|e| SocketError::io("getsockopt(SO_PEERCRED)", e))?;
-    Ok((conn, cred.into()))
+    let cred: Credentials = sys::peer_cred(conn.as_fd())
+        .map_err(|e| SocketError::io("getsockopt(SO_PEERCRED)", e))?
+        .into();
+    check_peer(trust, name, Some(cred))?;
+    Ok((conn, cred))
+}
+
+/// `Ok` when `trust` permits the peer with credentials `cred`; a peer without credentials is
+/// trusted only by [`Trust::any_user`].
+pub(crate) fn check_peer(
+    trust: &Trust,
+    addr: &str,
+    cred: Option<Credentials>,
+) -> Result<(), SocketError> {
+    if trust.allows_any() {
+        return Ok(());
+    }
+    match cred {
+        Some(c) if trust.permits(c.uid) => Ok(()),
+        _ => Err(SocketError::ForeignPeer {
+            addr: addr.to_owned(),
+            pid: cred.map_or(0, |c| c.pid),
+            uid: cred.map_or(u32::MAX, |c| c.uid),
+            euid: crate::trust::euid(),
+        }),
+    }
 }
 
 macro_rules! fd_traits {
@@ -296,6 +331,17 @@ macro_rules! listener_common {
             /// The address this socket is bound to.
             pub fn local_addr(&self) -> &UnixAddr {
                 &self.addr
+            }
+
+            /// Sets whose connections this listener accepts (default: its own user's only;
+            /// see the [module documentation](self)).
+            pub fn set_trust(&mut self, trust: Trust) {
+                self.trust = trust;
+            }
+
+            /// Whose connections this listener accepts.
+            pub fn trust(&self) -> &Trust {
+                &self.trust
             }
 
             /// Keeps the socket file after drop (by default the socket that created the file
@@ -333,6 +379,7 @@ pub struct UnixListener {
     fd: OwnedFd,
     addr: UnixAddr,
     file: Option<SocketFile>,
+    trust: Trust,
 }
 
 fd_traits!(UnixListener);
@@ -352,6 +399,7 @@ impl UnixListener {
             fd,
             addr: addr.clone(),
             file,
+            trust: Trust::own_user(),
         })
     }
 
@@ -377,7 +425,7 @@ impl UnixListener {
 
     /// Accepts a connection, waiting as `wait` allows.
     pub fn accept_wait(&self, wait: Wait) -> Result<(UnixStream, Credentials), SocketError> {
-        let (fd, cred) = accept_on(self.fd.as_fd(), wait, &self.addr.to_string())?;
+        let (fd, cred) = accept_on(self.fd.as_fd(), wait, &self.addr.to_string(), &self.trust)?;
         Ok((UnixStream::from(fd), cred))
     }
 }
@@ -811,6 +859,7 @@ macro_rules! message_ops {
                 if m.credentials.is_none() && $connected {
                     m.credentials = peer_credentials(self.fd.as_fd()).ok();
                 }
+                self.check_sender(&m)?;
                 Ok(m)
             }
         }
@@ -826,6 +875,7 @@ pub struct UnixSeqpacketListener {
     fd: OwnedFd,
     addr: UnixAddr,
     file: Option<SocketFile>,
+    trust: Trust,
 }
 
 fd_traits!(UnixSeqpacketListener);
@@ -847,6 +897,7 @@ impl UnixSeqpacketListener {
             fd,
             addr: addr.clone(),
             file,
+            trust: Trust::own_user(),
         })
     }
 
@@ -870,7 +921,7 @@ impl UnixSeqpacketListener {
 
     /// Accepts a connection, waiting as `wait` allows.
     pub fn accept_wait(&self, wait: Wait) -> Result<(UnixSeqpacket, Credentials), SocketError> {
-        let (fd, cred) = accept_on(self.fd.as_fd(), wait, &self.addr.to_string())?;
+        let (fd, cred) = accept_on(self.fd.as_fd(), wait, &self.addr.to_string(), &self.trust)?;
         Ok((UnixSeqpacket { fd }, cred))
     }
 }
@@ -892,6 +943,11 @@ impl From<OwnedFd> for UnixSeqpacket {
 }
 
 impl UnixSeqpacket {
+    /// Connections were checked at accept (or connect).
+    fn check_sender(&self, _: &ReceivedMessage) -> Result<(), SocketError> {
+        Ok(())
+    }
+
     /// Connects to `addr`.
     pub fn connect(addr: &UnixAddr) -> Result<UnixSeqpacket, SocketError> {
         Ok(UnixSeqpacket {
@@ -936,6 +992,8 @@ pub struct UnixDatagram {
     fd: OwnedFd,
     addr: Option<UnixAddr>,
     file: Option<SocketFile>,
+    /// Whose datagrams a bound socket takes; `None` (unbound sockets, pairs): no check.
+    trust: Option<Trust>,
 }
 
 fd_traits!(UnixDatagram);
@@ -947,6 +1005,7 @@ impl From<OwnedFd> for UnixDatagram {
             fd,
             addr: None,
             file: None,
+            trust: None,
         }
     }
 }
@@ -964,6 +1023,7 @@ impl UnixDatagram {
             fd,
             addr: Some(addr.clone()),
             file,
+            trust: Some(Trust::own_user()),
         })
     }
 
@@ -985,6 +1045,22 @@ impl UnixDatagram {
         Ok((a.into(), b.into()))
     }
 
+    /// Refuses (after dropping it, with its fds) a datagram from a user this socket does not
+    /// trust.
+    fn check_sender(&self, m: &ReceivedMessage) -> Result<(), SocketError> {
+        match &self.trust {
+            Some(t) => {
+                let addr = self
+                    .addr
+                    .as_ref()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                check_peer(t, &addr, m.credentials)
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Sets the default destination (then [`send`](Self::send) works). A missing peer is
     /// [`SocketError::NotFound`].
     pub fn connect(&self, addr: &UnixAddr) -> Result<(), SocketError> {
@@ -996,6 +1072,13 @@ impl UnixDatagram {
     /// The bound address, if any.
     pub fn local_addr(&self) -> Option<&UnixAddr> {
         self.addr.as_ref()
+    }
+
+    /// Sets whose datagrams this socket takes (a bound socket defaults to its own user's
+    /// only; see the [module documentation](self)): a datagram from another user is
+    /// discarded and the receive returns [`SocketError::ForeignPeer`].
+    pub fn set_trust(&mut self, trust: Trust) {
+        self.trust = Some(trust);
     }
 
     /// Keeps the socket file after drop.
