@@ -208,3 +208,124 @@ fn peers_of_another_user_are_refused_unless_allowed() {
         assert_eq!(v["uid"].as_u64(), Some(u64::from(nobody_uid())), "{kind}");
     }
 }
+
+/// Starts `ipcx ARGS` in the background with at most `nofile` open descriptors.
+fn spawn_with_fd_limit(nofile: u32, args: &[&str]) -> Bg {
+    Bg(Some(
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_ipcx"))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn ipcx under ulimit -n"),
+    ))
+}
+
+fn frame(msg: &[u8]) -> Vec<u8> {
+    let mut f = (msg.len() as u32).to_be_bytes().to_vec();
+    f.extend_from_slice(msg);
+    f
+}
+
+#[test]
+fn running_out_of_descriptors_pauses_accepting_and_keeps_serving() {
+    let dir = TempDir::new();
+    let path = dir.join("fds.sock");
+    let ep = format!("unix:{path}");
+    let mut rx = spawn_with_fd_limit(64, &["recv", &ep, "--count", "3", "--timeout", "20s"]);
+    let mut good = connect_when_ready(&path);
+    // More idle connections than the receiver has descriptors for.
+    let idle: Vec<UnixStream> = (0..100).map(|_| connect_when_ready(&path)).collect();
+    good.write_all(&frame(b"one")).unwrap();
+    assert_eq!(rx.read_stdout_line(), "one");
+    std::thread::sleep(Duration::from_millis(100));
+    // Still serving the connected peer after running out.
+    good.write_all(&frame(b"two")).unwrap();
+    assert_eq!(rx.read_stdout_line(), "two");
+    // Once the idle ones are gone, new senders are served.
+    drop(idle);
+    let sent = run(&["send", &ep, "--timeout", "10s", "three"]);
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    let out = rx.wait(Duration::from_secs(30));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "three\n");
+    let err = stderr(&out);
+    assert!(err.contains("out of resources while accepting"), "{err}");
+    assert_eq!(err.matches("out of resources").count(), 1, "{err}");
+}
+
+#[test]
+fn a_peer_stuck_inside_a_frame_is_dropped_and_a_quiet_one_is_not() {
+    let dir = TempDir::new();
+    let path = dir.join("idle.sock");
+    let ep = format!("unix:{path}");
+    let mut rx = Bg::spawn(&[
+        "recv",
+        &ep,
+        "--count",
+        "2",
+        "--timeout",
+        "20s",
+        "--idle-timeout",
+        "300ms",
+    ]);
+    let mut quiet = connect_when_ready(&path);
+    let mut stuck = connect_when_ready(&path);
+    stuck.write_all(&[0, 0, 0, 100, b'x']).unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    // The stuck peer was dropped: its connection is closed.
+    let _ = stuck.write_all(b"more");
+    let mut rest = Vec::new();
+    stuck
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let closed = std::io::Read::read_to_end(&mut stuck, &mut rest);
+    assert!(
+        matches!(closed, Ok(0)) || closed.is_err(),
+        "still open: {closed:?}"
+    );
+    // The quiet one is still served.
+    quiet.write_all(&frame(b"after the pause")).unwrap();
+    assert_eq!(rx.read_stdout_line(), "after the pause");
+    quiet.write_all(&frame(b"end")).unwrap();
+    let out = rx.wait(Duration::from_secs(30));
+    let err = stderr(&out);
+    assert!(err.contains("--idle-timeout"), "{err}");
+    assert_eq!(err.matches("dropped").count(), 1, "{err}");
+}
+
+#[test]
+fn past_max_connections_new_senders_wait_for_a_free_slot() {
+    let dir = TempDir::new();
+    let path = dir.join("max.sock");
+    let ep = format!("unix:{path}");
+    let mut rx = Bg::spawn(&[
+        "recv",
+        &ep,
+        "--count",
+        "3",
+        "--timeout",
+        "20s",
+        "--max-connections",
+        "2",
+    ]);
+    let mut a = connect_when_ready(&path);
+    let b = connect_when_ready(&path);
+    a.write_all(&frame(b"from a")).unwrap();
+    assert_eq!(rx.read_stdout_line(), "from a");
+    // A third sender's connection waits in the backlog; its message comes once b leaves.
+    let mut c = connect_when_ready(&path);
+    c.write_all(&frame(b"from c")).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    a.write_all(&frame(b"from a again")).unwrap();
+    assert_eq!(rx.read_stdout_line(), "from a again");
+    drop(b);
+    assert_eq!(rx.read_stdout_line(), "from c");
+    drop((a, c));
+    let out = rx.wait(Duration::from_secs(30));
+    assert!(out.status.success(), "{}", stderr(&out));
+}
