@@ -329,3 +329,100 @@ fn past_max_connections_new_senders_wait_for_a_free_slot() {
     let out = rx.wait(Duration::from_secs(30));
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// Starts `ipcx ARGS` as `nobody` in the background.
+fn spawn_as_nobody(args: &[&str]) -> Bg {
+    use std::os::unix::process::CommandExt;
+    Bg(Some(
+        util::ipcx()
+            .args(args)
+            .uid(nobody_uid())
+            .gid(nobody_uid())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn ipcx as nobody"),
+    ))
+}
+
+/// A directory everyone may create files in (sticky, like /tmp).
+fn shared_dir() -> TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new();
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    dir
+}
+
+#[test]
+fn another_users_socket_files_are_never_removed_nor_trusted() {
+    if !is_root() {
+        eprintln!("skipped: needs root to run a receiver as nobody");
+        return;
+    }
+    let dir = shared_dir();
+    let nobody = nobody_uid();
+
+    // A stale socket file of nobody's: refused and left in place.
+    let stale = dir.join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    std::os::unix::fs::chown(&stale, Some(nobody), Some(nobody)).unwrap();
+    let out = run(&["recv", &format!("unix:{stale}"), "--timeout", "1s"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("stale socket file of uid {nobody}")),
+        "{}",
+        stderr(&out)
+    );
+    let meta = std::fs::symlink_metadata(&stale).expect("the stale socket file is still there");
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), nobody);
+
+    // nobody's live receiver: our receiver refuses the path, and our sender refuses to talk
+    // to it unless told to trust nobody.
+    let live = dir.join("live.sock");
+    let ep = format!("unix:{live}");
+    let rx = spawn_as_nobody(&[
+        "recv",
+        &ep,
+        "--mode",
+        "666",
+        "--allow-uid",
+        "0",
+        "--count",
+        "1",
+        "--timeout",
+        "20s",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::symlink_metadata(&live).is_err() {
+        assert!(Instant::now() < deadline, "nobody's receiver did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = run(&["recv", &ep, "--timeout", "1s"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        live_exists(&live),
+        "our receiver removed nobody's socket file"
+    );
+    let out = run(&["send", &ep, "secret"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("belongs to uid {nobody}")),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&[
+        "send",
+        &ep,
+        "--allow-uid",
+        &nobody.to_string(),
+        "hello nobody",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = rx.wait(Duration::from_secs(30));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hello nobody\n");
+}
+
+fn live_exists(p: &str) -> bool {
+    std::fs::symlink_metadata(p).is_ok()
+}

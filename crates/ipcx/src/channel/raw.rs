@@ -37,6 +37,8 @@ impl Endpoint {
                     None => UnixStream::connect(addr),
                 }
                 .map_err(|e| super::socket::map_err(e, &what, true))?;
+                let server = s.peer_credentials().ok().map(|c| c.uid);
+                super::socket::check_receiver(&opts.trust, &what, server)?;
                 Ok(Box::new(s))
             }
             Endpoint::Tcp { host, port } => {

@@ -40,6 +40,7 @@ use crate::socket::{
     UnixListener, UnixSeqpacket, UnixSeqpacketListener, UnixStream,
 };
 use crate::sys::socket as sys;
+use crate::trust::Trust;
 use crate::wait::Wait;
 
 /// Maps a socket error on `what` (as in `unix:/tmp/s`) to a channel error.
@@ -82,6 +83,11 @@ pub(crate) fn map_err(e: SocketError, what: &str, sending: bool) -> Error {
         SocketError::PeerGone { what: w } => Error::PeerGone {
             what: format!("{what}: {w}"),
         },
+        SocketError::ForeignSocketFile { owner, euid, .. } => Error::AlreadyExists {
+            what: format!("{what} (a stale socket file of uid {owner}; we are uid {euid})"),
+            hint: "it is not ours and was left untouched: have its owner remove it, or pick another path"
+                .into(),
+        },
         SocketError::ForeignPeer { pid, uid, euid, .. } => Error::PeerDropped {
             peer: format!("{what} peer pid {pid} (uid {uid})"),
             reason: format!(
@@ -92,6 +98,17 @@ pub(crate) fn map_err(e: SocketError, what: &str, sending: bool) -> Error {
             context: what.to_owned(),
             source: other.into(),
         },
+    }
+}
+
+/// Refuses a receiver that runs as a user `trust` does not permit. `uid` is what the kernel
+/// says of it: the listener's uid (`SO_PEERCRED` after connect: stream, seqpacket) or the
+/// socket file's owner (datagrams to a path); `None` (an abstract datagram name) is not
+/// checked.
+pub(crate) fn check_receiver(trust: &Trust, what: &str, uid: Option<u32>) -> Result<(), Error> {
+    match uid {
+        Some(uid) => Ok(trust.check_owner(&format!("the receiver at {what}"), uid)?),
+        None => Ok(()),
     }
 }
 
@@ -676,6 +693,8 @@ pub(crate) fn unix_sender(
                 w => UnixStream::connect_timeout(addr, timeout(w)),
             })
             .map_err(|e| map_err(e, &what, false))?;
+            let server = s.peer_credentials().ok().map(|c| c.uid);
+            check_receiver(&opts.trust, &what, server)?;
             Box::new(StreamSender {
                 fd: s.into(),
                 max: opts.max_frame_len,
@@ -688,6 +707,8 @@ pub(crate) fn unix_sender(
                 w => UnixSeqpacket::connect_timeout(addr, timeout(w)),
             })
             .map_err(|e| map_err(e, &what, false))?;
+            let server = s.peer_credentials().ok().map(|c| c.uid);
+            check_receiver(&opts.trust, &what, server)?;
             // Like datagrams, a seqpacket message must fit in the send buffer.
             let fd: OwnedFd = s.into();
             let max = crate::sys::socket::send_buffer_size(fd.as_fd())
@@ -702,6 +723,12 @@ pub(crate) fn unix_sender(
                 Ok(s)
             })
             .map_err(|e| map_err(e, &what, false))?;
+            // Datagram sockets have no SO_PEERCRED: a path's socket file tells its owner.
+            let owner = match addr {
+                UnixAddr::Path(p) => sys::lstat_owner(p).ok().flatten(),
+                UnixAddr::Abstract(_) => None,
+            };
+            check_receiver(&opts.trust, &what, owner)?;
             let max = s.max_message_len().ok();
             Box::new(PacketSender {
                 fd: s.into(),

@@ -122,6 +122,19 @@ pub enum SocketError {
         /// Our effective uid.
         euid: u32,
     },
+    /// A stale socket file (nothing listens behind it) of another user is at the path: it is
+    /// not ours to remove, and was left untouched.
+    #[error(
+        "{addr} is a stale socket file of uid {owner}, not ours (uid {euid}); it was left untouched: have its owner remove it, or pick another path"
+    )]
+    ForeignSocketFile {
+        /// The path.
+        addr: String,
+        /// The file's owner.
+        owner: u32,
+        /// Our effective uid.
+        euid: u32,
+    },
     /// Any other OS failure, with context.
     #[error("{context}: {source}")]
     Io {

@@ -5,7 +5,8 @@
 //! [`UnixDatagram::bind`]):
 //! * an absent path is created;
 //! * a **stale** socket file (nothing is bound behind it: a probe connect gets
-//!   `ECONNREFUSED`) is removed and the path reused;
+//!   `ECONNREFUSED`) of our own user is removed and the path reused; another user's is
+//!   [`SocketError::ForeignSocketFile`] and is left untouched (never ours to remove);
 //! * a socket file of a **live** socket is [`SocketError::AddrInUse`];
 //! * anything else (regular file, directory, symbolic link: symlinks are never followed) is
 //!   [`SocketError::NotASocket`] and is left untouched.
@@ -163,7 +164,17 @@ fn prepare_path(kind: UnixType, path: &Path) -> Result<(), SocketError> {
     })?;
     match sys::connect_unix(probe.as_fd(), &raw) {
         Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
-            // Stale: remove it if it is still the file we looked at.
+            // Stale. Only our own user's stale socket is reclaimed: another user's file is not
+            // ours to remove, even where the permissions would let us.
+            let euid = crate::trust::euid();
+            match sys::lstat_owner(path) {
+                Ok(Some(owner)) if owner != euid => {
+                    return Err(SocketError::ForeignSocketFile { addr, owner, euid });
+                }
+                Ok(_) => {}
+                Err(e) => return Err(SocketError::io(format!("lstat {addr}"), e)),
+            }
+            // Remove it if it is still the file we looked at.
             if sys::lstat_kind(path).ok() == Some(PathKind::Socket(id)) {
                 sys::unlink(path)
                     .map_err(|e| SocketError::io(format!("removing stale socket {addr}"), e))?;
