@@ -426,3 +426,30 @@ fn another_users_socket_files_are_never_removed_nor_trusted() {
 fn live_exists(p: &str) -> bool {
     std::fs::symlink_metadata(p).is_ok()
 }
+
+#[test]
+fn sending_to_a_path_that_is_not_a_socket_fails_at_once() {
+    let dir = TempDir::new();
+    let file = dir.join("plain");
+    std::fs::write(&file, b"not a socket").unwrap();
+    for kind in ["unix", "unix-dgram", "unix-seqpacket"] {
+        let ep = format!("{kind}:{file}");
+        for timeout in [None, Some("5s")] {
+            let mut args = vec!["send", &ep];
+            if let Some(t) = timeout {
+                args.extend(["--timeout", t]);
+            }
+            args.push("msg");
+            let t0 = Instant::now();
+            let out = run(&args);
+            assert_eq!(out.status.code(), Some(1), "{kind}: {}", stderr(&out));
+            assert!(stderr(&out).contains("not a socket"), "{}", stderr(&out));
+            assert!(
+                t0.elapsed() < Duration::from_secs(4),
+                "{kind} {timeout:?}: waited {:?}",
+                t0.elapsed()
+            );
+        }
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a socket");
+}

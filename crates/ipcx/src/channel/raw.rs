@@ -36,7 +36,7 @@ impl Endpoint {
                     Some(t) => UnixStream::connect_timeout(addr, t),
                     None => UnixStream::connect(addr),
                 }
-                .map_err(|e| super::socket::map_err(e, &what, true))?;
+                .map_err(|e| super::socket::map_connect_err(e, &what))?;
                 let server = s.peer_credentials().ok().map(|c| c.uid);
                 super::socket::check_receiver(&opts.trust, &what, server)?;
                 Ok(Box::new(s))

@@ -101,6 +101,18 @@ pub(crate) fn map_err(e: SocketError, what: &str, sending: bool) -> Error {
     }
 }
 
+/// Maps a failure to connect to `what`: a path that is not a socket is "no listener", at
+/// once (nothing can ever listen there), rather than the receiver's "already exists".
+pub(crate) fn map_connect_err(e: SocketError, what: &str) -> Error {
+    match e {
+        SocketError::NotASocket { what: kind, .. } => Error::NotFound {
+            what: format!("listener at {what}"),
+            hint: format!("the path is {kind}: give the path the receiver binds"),
+        },
+        other => map_err(other, what, false),
+    }
+}
+
 /// Refuses a receiver that runs as a user `trust` does not permit. `uid` is what the kernel
 /// says of it: the listener's uid (`SO_PEERCRED` after connect: stream, seqpacket) or the
 /// socket file's owner (datagrams to a path); `None` (an abstract datagram name) is not
@@ -692,7 +704,7 @@ pub(crate) fn unix_sender(
                 Wait::Forever => UnixStream::connect(addr),
                 w => UnixStream::connect_timeout(addr, timeout(w)),
             })
-            .map_err(|e| map_err(e, &what, false))?;
+            .map_err(|e| map_connect_err(e, &what))?;
             let server = s.peer_credentials().ok().map(|c| c.uid);
             check_receiver(&opts.trust, &what, server)?;
             Box::new(StreamSender {
@@ -706,7 +718,7 @@ pub(crate) fn unix_sender(
                 Wait::Forever => UnixSeqpacket::connect(addr),
                 w => UnixSeqpacket::connect_timeout(addr, timeout(w)),
             })
-            .map_err(|e| map_err(e, &what, false))?;
+            .map_err(|e| map_connect_err(e, &what))?;
             let server = s.peer_credentials().ok().map(|c| c.uid);
             check_receiver(&opts.trust, &what, server)?;
             // Like datagrams, a seqpacket message must fit in the send buffer.
@@ -722,7 +734,7 @@ pub(crate) fn unix_sender(
                 s.connect(addr)?;
                 Ok(s)
             })
-            .map_err(|e| map_err(e, &what, false))?;
+            .map_err(|e| map_connect_err(e, &what))?;
             // Datagram sockets have no SO_PEERCRED: a path's socket file tells its owner.
             let owner = match addr {
                 UnixAddr::Path(p) => sys::lstat_owner(p).ok().flatten(),
@@ -749,7 +761,7 @@ pub(crate) fn tcp_sender(
         None => TcpStream::connect((host, port)),
         Some(left) => TcpStream::connect_timeout((host, port), left),
     })
-    .map_err(|e| map_err(e, &what, false))?;
+    .map_err(|e| map_connect_err(e, &what))?;
     Ok(Box::new(StreamSender {
         fd: s.into(),
         max: opts.max_frame_len,

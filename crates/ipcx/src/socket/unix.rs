@@ -245,14 +245,29 @@ fn bind_socket(
     Ok((fd, file))
 }
 
+/// Maps a connect(2) failure on `addr`: a refused connection to a path that is not a socket
+/// at all (a regular file: it will never listen) is [`SocketError::NotASocket`], not the
+/// "nothing listens yet" of a missing or stale socket.
+fn connect_failed(addr: &UnixAddr, e: io::Error) -> SocketError {
+    if let UnixAddr::Path(p) = addr
+        && matches!(e.raw_os_error(), Some(libc::ECONNREFUSED | libc::ENOTSOCK))
+        && sys::stat_is_socket(p).ok() == Some(Some(false))
+    {
+        return SocketError::NotASocket {
+            addr: addr.to_string(),
+            what: "not a socket, so nothing can ever listen there",
+        };
+    }
+    SocketError::connect(addr.to_string(), e)
+}
+
 /// Connects a socket of `kind` to `addr`, waiting as `wait` allows for a full backlog (the
 /// peer must exist: a missing one is [`SocketError::NotFound`] at once).
 fn connect_socket(kind: UnixType, addr: &UnixAddr, wait: Wait) -> Result<OwnedFd, SocketError> {
     let raw = raw_addr(addr)?;
-    let name = addr.to_string();
     if wait == Wait::Forever {
         let fd = sys::unix_socket(kind, false).map_err(|e| SocketError::io("socket(2)", e))?;
-        sys::connect_unix(fd.as_fd(), &raw).map_err(|e| SocketError::connect(&name, e))?;
+        sys::connect_unix(fd.as_fd(), &raw).map_err(|e| connect_failed(addr, e))?;
         return Ok(fd);
     }
     // Non-blocking: a Unix connect to a full backlog fails with EAGAIN (no EINPROGRESS), and
@@ -273,7 +288,7 @@ fn connect_socket(kind: UnixType, addr: &UnixAddr, wait: Wait) -> Result<OwnedFd
                 }
                 pause = (pause * 2).min(Duration::from_millis(50));
             }
-            Err(e) => return Err(SocketError::connect(&name, e)),
+            Err(e) => return Err(connect_failed(addr, e)),
         }
     }
     sys::set_nonblocking(fd.as_fd(), false).map_err(|e| SocketError::io("fcntl", e))?;
@@ -1076,8 +1091,7 @@ impl UnixDatagram {
     /// [`SocketError::NotFound`].
     pub fn connect(&self, addr: &UnixAddr) -> Result<(), SocketError> {
         let raw = raw_addr(addr)?;
-        sys::connect_unix(self.fd.as_fd(), &raw)
-            .map_err(|e| SocketError::connect(addr.to_string(), e))
+        sys::connect_unix(self.fd.as_fd(), &raw).map_err(|e| connect_failed(addr, e))
     }
 
     /// The bound address, if any.

@@ -312,6 +312,18 @@ pub(crate) fn lstat_kind(path: &Path) -> io::Result<PathKind> {
     }
 }
 
+/// Whether `path` (following symlinks, as `connect(2)` does) is a socket; `None` when
+/// nothing is there.
+pub(crate) fn stat_is_socket(path: &Path) -> io::Result<Option<bool>> {
+    match rustix::fs::stat(path) {
+        Ok(st) => Ok(Some(
+            FileType::from_raw_mode(st.st_mode) == FileType::Socket,
+        )),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The owner (uid) of what sits at `path`, without following a final symlink; `None` when
 /// nothing is there.
 pub(crate) fn lstat_owner(path: &Path) -> io::Result<Option<u32>> {
