@@ -17,8 +17,14 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Send messages to an endpoint (each MSG one message; with none, each line of stdin).
+    ///
+    /// udp: a datagram the receiver has no room for is lost without an error on either side;
+    /// use a unix or tcp endpoint when every message must arrive.
     Send(crate::command::send::SendArgs),
     /// Receive messages from an endpoint and print each on its own line.
+    ///
+    /// udp: datagrams are lost under load without an error; on exit recv prints (on stderr)
+    /// how many it received.
     Recv(crate::command::recv::RecvArgs),
     /// List every IPC object on the machine: kind, name, owner, mode, size or message count,
     /// creator pid and whether it is alive.

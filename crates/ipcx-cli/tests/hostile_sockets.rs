@@ -453,3 +453,50 @@ fn sending_to_a_path_that_is_not_a_socket_fails_at_once() {
     }
     assert_eq!(std::fs::read(&file).unwrap(), b"not a socket");
 }
+
+#[test]
+fn udp_recv_counts_what_it_received_and_help_says_udp_loses() {
+    let ep = format!("udp:127.0.0.1:{}", util::free_port(true));
+    let rx = Bg::spawn(&["recv", &ep, "--count", "3", "--timeout", "20s"]);
+    // UDP has no connection: resend until the receiver is there and counts all three.
+    let out = util::send_when_ready(&["send", &ep, "one", "two", "three"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut rx = Some(rx);
+    // The first batch may have gone out before the receiver bound: send again until it has 3.
+    let out = loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let done = rx
+            .as_mut()
+            .and_then(|b| b.0.as_mut())
+            .and_then(|c| c.try_wait().ok().flatten())
+            .is_some();
+        if done || Instant::now() > deadline {
+            break rx.take().unwrap().wait(Duration::from_secs(30));
+        }
+        let _ = run(&["send", &ep, "again"]);
+    };
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 3);
+    assert!(
+        stderr(&out).contains("received 3 datagram(s)"),
+        "{}",
+        stderr(&out)
+    );
+    // Timing out still reports the count.
+    let ep = format!("udp:127.0.0.1:{}", util::free_port(true));
+    let out = run(&["recv", &ep, "--timeout", "200ms"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("received 0 datagram(s)"),
+        "{}",
+        stderr(&out)
+    );
+    for cmd in ["send", "recv"] {
+        let help = stdout(&run(&[cmd, "--help"]));
+        assert!(
+            help.contains("udp") && help.contains("lost"),
+            "{cmd}: {help}"
+        );
+    }
+}
