@@ -24,6 +24,7 @@ use crate::framing::{self, FrameDecoder};
 use crate::pattern::reqrep::{self, Authorize, Frame, Peer, Server, ServerOptions, Status};
 use crate::pattern::{self, LinkAddr, LinkListener};
 use crate::socket::tokio::AsyncUnixListener;
+use crate::trust::Trust;
 
 /// How long a connecting client has to send its hello.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -112,6 +113,7 @@ pub struct AsyncService {
     base: Service,
     async_methods: HashMap<String, AsyncHandler>,
     max_in_flight: usize,
+    trust: Trust,
 }
 
 impl fmt::Debug for AsyncService {
@@ -122,6 +124,7 @@ impl fmt::Debug for AsyncService {
             .field("base", &self.base)
             .field("async_methods", &m)
             .field("max_in_flight", &self.max_in_flight)
+            .field("trust", &self.trust)
             .finish()
     }
 }
@@ -132,6 +135,7 @@ impl From<Service> for AsyncService {
             base,
             async_methods: HashMap::new(),
             max_in_flight: 1024,
+            trust: Trust::own_user(),
         }
     }
 }
@@ -230,6 +234,14 @@ impl AsyncService {
         self
     }
 
+    /// Which users may call over Unix sockets (default: our own uid only; see
+    /// [`crate::trust`]): another user's client is refused in the handshake
+    /// ([`super::RpcError::Denied`] on its side, saying why).
+    pub fn trust(mut self, trust: Trust) -> AsyncService {
+        self.trust = trust;
+        self
+    }
+
     /// The largest request accepted (default 16 MiB).
     pub fn max_request_len(mut self, n: usize) -> AsyncService {
         self.base = self.base.max_request_len(n);
@@ -299,6 +311,7 @@ impl AsyncService {
             version: self.base.version,
             methods,
             authorize: self.base.authorize,
+            trust: self.trust,
             max_request_len: self.base.max_request_len,
             max_in_flight: self.max_in_flight,
             #[cfg(feature = "tls")]
@@ -309,6 +322,7 @@ impl AsyncService {
     fn serve_bridge(self, addr: &str) -> Result<AsyncRunningService, pattern::Error> {
         let mut opts = ServerOptions::new(&self.base.name, self.base.version);
         opts.authorize = self.base.authorize.clone();
+        opts.trust = self.trust.clone();
         opts.max_request_len = self.base.max_request_len;
         opts.queue_len = self.max_in_flight;
         let server = Server::bind(addr, opts)?;
@@ -359,7 +373,8 @@ fn serve_native(
     parsed: &LinkAddr,
     shared: Shared,
 ) -> Result<AsyncRunningService, pattern::Error> {
-    let listener = match parsed.bind()? {
+    // The handshake applies the service's trust and tells a refused client why.
+    let listener = match parsed.bind_with_trust(Trust::any_user())? {
         LinkListener::Unix(l) => Listener::Unix(AsyncUnixListener::from_listener(l)?),
         LinkListener::Tcp(l) => {
             let l = std::net::TcpListener::from(std::os::fd::OwnedFd::from(l));
@@ -461,6 +476,8 @@ struct Shared {
     version: u32,
     methods: HashMap<String, Method>,
     authorize: Option<Authorize>,
+    /// Whose Unix connections the handshake accepts.
+    trust: Trust,
     max_request_len: usize,
     max_in_flight: usize,
     /// Set: every TCP connection starts with a TLS handshake.
@@ -552,16 +569,27 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
+/// The first pause after a failed accept (out of descriptors and the like); each further
+/// failure doubles it, up to [`MAX_ACCEPT_PAUSE`], and a successful accept resets it.
+const MIN_ACCEPT_PAUSE: Duration = Duration::from_millis(10);
+const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
+
 async fn accept_loop(listener: Listener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut conns = JoinSet::new();
+    let mut pause = MIN_ACCEPT_PAUSE;
     loop {
         tokio::select! {
             got = listener.accept() => match got {
                 Ok((conn, peer)) => {
+                    pause = MIN_ACCEPT_PAUSE;
                     conns.spawn(serve_conn(conn, peer, shared.clone(), stop.clone()));
                 }
-                // Out of descriptors and the like: do not spin.
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                // Out of descriptors and the like: do not spin, keep serving the connections
+                // there are, and try again after a pause that grows while it lasts.
+                Err(_) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_ACCEPT_PAUSE);
+                }
             },
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
             _ = stopped(&mut stop) => break,
@@ -643,6 +671,7 @@ async fn serve_conn(
         &shared.service,
         shared.version,
         shared.authorize.as_ref(),
+        &shared.trust,
         &peer,
     ) {
         Ok(()) => Frame::Welcome {
