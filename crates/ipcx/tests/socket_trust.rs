@@ -81,6 +81,13 @@ fn rpc_servers_deny_another_user_unless_trusted() {
         .serve(&a)
         .unwrap();
     util::spawn_role_as_nobody("call_denied", &[&a]).expect_success();
+    let a = unix_addr("rpc-trusted");
+    let _t = ipcx::rpc::Service::new("calc", 1)
+        .method("add", add)
+        .trust(Trust::own_user().allow_uid(util::NOBODY))
+        .serve(&a)
+        .unwrap();
+    util::spawn_role_as_nobody("call_add", &[&a]).expect_success();
 
     // Async server: denied by default, served once trusted.
     let rt = runtime();

@@ -113,7 +113,6 @@ pub struct AsyncService {
     base: Service,
     async_methods: HashMap<String, AsyncHandler>,
     max_in_flight: usize,
-    trust: Trust,
 }
 
 impl fmt::Debug for AsyncService {
@@ -124,7 +123,6 @@ impl fmt::Debug for AsyncService {
             .field("base", &self.base)
             .field("async_methods", &m)
             .field("max_in_flight", &self.max_in_flight)
-            .field("trust", &self.trust)
             .finish()
     }
 }
@@ -135,7 +133,6 @@ impl From<Service> for AsyncService {
             base,
             async_methods: HashMap::new(),
             max_in_flight: 1024,
-            trust: Trust::own_user(),
         }
     }
 }
@@ -238,7 +235,7 @@ impl AsyncService {
     /// [`crate::trust`]): another user's client is refused in the handshake
     /// ([`super::RpcError::Denied`] on its side, saying why).
     pub fn trust(mut self, trust: Trust) -> AsyncService {
-        self.trust = trust;
+        self.base = self.base.trust(trust);
         self
     }
 
@@ -311,7 +308,7 @@ impl AsyncService {
             version: self.base.version,
             methods,
             authorize: self.base.authorize,
-            trust: self.trust,
+            trust: self.base.trust,
             max_request_len: self.base.max_request_len,
             max_in_flight: self.max_in_flight,
             #[cfg(feature = "tls")]
@@ -322,7 +319,7 @@ impl AsyncService {
     fn serve_bridge(self, addr: &str) -> Result<AsyncRunningService, pattern::Error> {
         let mut opts = ServerOptions::new(&self.base.name, self.base.version);
         opts.authorize = self.base.authorize.clone();
-        opts.trust = self.trust.clone();
+        opts.trust = self.base.trust.clone();
         opts.max_request_len = self.base.max_request_len;
         opts.queue_len = self.max_in_flight;
         let server = Server::bind(addr, opts)?;
