@@ -35,47 +35,88 @@ fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS in /proc/PID/status")
 }
 
+/// A connection to a stream receiver: a socket file's path or a TCP port.
+#[derive(Clone)]
+enum Target {
+    Unix(String),
+    Tcp(u16),
+}
+
+impl Target {
+    fn connect(&self) -> Box<dyn Write> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r: std::io::Result<Box<dyn Write>> = match self {
+                Target::Unix(p) => UnixStream::connect(p).map(|s| Box::new(s) as Box<dyn Write>),
+                Target::Tcp(port) => std::net::TcpStream::connect(("127.0.0.1", *port))
+                    .map(|s| Box::new(s) as Box<dyn Write>),
+            };
+            match r {
+                Ok(s) => return s,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "no receiver: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        match self {
+            Target::Unix(p) => format!("unix:{p}"),
+            Target::Tcp(port) => format!("tcp:127.0.0.1:{port}"),
+        }
+    }
+}
+
 #[test]
 fn claimed_lengths_cost_the_receiver_only_what_arrives() {
     let dir = TempDir::new();
-    let path = dir.join("claims.sock");
-    let ep = format!("unix:{path}");
-    let mut rx = Bg::spawn(&["recv", &ep, "--count", "4", "--timeout", "20s"]);
-    let mut first = connect_when_ready(&path);
-    first.write_all(&[0, 0, 0, 5]).unwrap();
-    first.write_all(b"first").unwrap();
-    assert_eq!(rx.read_stdout_line(), "first");
-    let before = rss_kib(rx.pid());
-    // Twenty peers each claim a 16 MiB frame, then send one byte of it. A good sender after
-    // each step: once its message is out, the receiver has read what the peers sent before.
-    let mut hostile: Vec<UnixStream> = (0..20)
-        .map(|_| {
-            let mut s = connect_when_ready(&path);
-            s.write_all(&(16u32 << 20).to_be_bytes()).unwrap();
-            s
-        })
-        .collect();
-    let sent = run(&["send", &ep, "good"]);
-    assert!(sent.status.success(), "{}", stderr(&sent));
-    assert_eq!(rx.read_stdout_line(), "good");
-    for s in &mut hostile {
-        s.write_all(b"x").unwrap();
+    for target in [
+        Target::Unix(dir.join("claims.sock")),
+        Target::Tcp(util::free_port(false)),
+    ] {
+        let ep = target.endpoint();
+        let mut rx = Bg::spawn(&["recv", &ep, "--count", "4", "--timeout", "20s"]);
+        let mut first = target.connect();
+        first.write_all(&[0, 0, 0, 5]).unwrap();
+        first.write_all(b"first").unwrap();
+        assert_eq!(rx.read_stdout_line(), "first");
+        let before = rss_kib(rx.pid());
+        // Twenty peers each claim a 16 MiB frame, then send one byte of it. A good sender
+        // after each step: once its message is out, the receiver has read what the peers sent
+        // before.
+        let mut hostile: Vec<Box<dyn Write>> = (0..20)
+            .map(|_| {
+                let mut s = target.connect();
+                s.write_all(&(16u32 << 20).to_be_bytes()).unwrap();
+                s
+            })
+            .collect();
+        let sent = run(&["send", &ep, "good"]);
+        assert!(sent.status.success(), "{}", stderr(&sent));
+        assert_eq!(rx.read_stdout_line(), "good");
+        for s in &mut hostile {
+            s.write_all(b"x").unwrap();
+        }
+        let sent = run(&["send", &ep, "still good"]);
+        assert!(sent.status.success(), "{}", stderr(&sent));
+        assert_eq!(rx.read_stdout_line(), "still good");
+        let after = rss_kib(rx.pid());
+        eprintln!(
+            "{ep}: receiver RSS {before} KiB before, {after} KiB with 20 peers claiming 16 MiB each"
+        );
+        assert!(
+            after < before + 16 * 1024,
+            "{ep}: the receiver grew from {before} KiB to {after} KiB"
+        );
+        drop(hostile);
+        let sent = run(&["send", &ep, "last"]);
+        assert!(sent.status.success(), "{}", stderr(&sent));
+        let out = rx.wait(Duration::from_secs(30));
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "last\n");
     }
-    let sent = run(&["send", &ep, "still good"]);
-    assert!(sent.status.success(), "{}", stderr(&sent));
-    assert_eq!(rx.read_stdout_line(), "still good");
-    let after = rss_kib(rx.pid());
-    eprintln!("receiver RSS: {before} KiB before, {after} KiB with 20 peers claiming 16 MiB each");
-    assert!(
-        after < before + 16 * 1024,
-        "the receiver grew from {before} KiB to {after} KiB"
-    );
-    drop(hostile);
-    let sent = run(&["send", &ep, "last"]);
-    assert!(sent.status.success(), "{}", stderr(&sent));
-    let out = rx.wait(Duration::from_secs(30));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "last\n");
-    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 #[test]

@@ -301,7 +301,12 @@ impl Server {
                         last_read: Instant::now(),
                     });
                 }
-                Err(SocketError::WouldBlock) => return,
+                Err(SocketError::WouldBlock) => {
+                    // Nothing waiting: whatever ran out is not in the way (any more).
+                    self.paused_until = None;
+                    self.pause = MIN_ACCEPT_PAUSE;
+                    return;
+                }
                 Err(e @ SocketError::ForeignPeer { .. }) => {
                     self.ready.push_back(Err(map_err(e, &self.what, false)));
                 }
