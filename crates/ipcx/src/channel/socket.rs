@@ -485,7 +485,10 @@ impl MessageReceiver for Server {
             first = false;
             // Wake for the next idle deadline and the end of an accept pause.
             let accepting = self.accepting();
-            let wake = [next_idle, self.paused_until.filter(|_| !accepting)];
+            let pause_ends = self
+                .paused_until
+                .filter(|&t| t > Instant::now() && self.conns.len() < self.max_connections);
+            let wake = [next_idle, pause_ends];
             for t in wake.into_iter().flatten() {
                 let ms = t
                     .saturating_duration_since(Instant::now())

@@ -312,11 +312,7 @@ fn accept_on(
 
 /// `Ok` when `trust` permits the peer with credentials `cred`; a peer without credentials is
 /// trusted only by [`Trust::any_user`].
-pub(crate) fn check_peer(
-    trust: &Trust,
-    addr: &str,
-    cred: Option<Credentials>,
-) -> Result<(), SocketError> {
+fn check_peer(trust: &Trust, addr: &str, cred: Option<Credentials>) -> Result<(), SocketError> {
     if trust.allows_any() {
         return Ok(());
     }
