@@ -417,51 +417,53 @@ fn another_users_socket_files_are_never_removed_nor_trusted() {
     let meta = std::fs::symlink_metadata(&stale).expect("the stale socket file is still there");
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), nobody);
 
-    // nobody's live receiver: our receiver refuses the path, and our sender refuses to talk
-    // to it unless told to trust nobody.
-    let live = dir.join("live.sock");
-    let ep = format!("unix:{live}");
-    let rx = spawn_as_nobody(&[
-        "recv",
-        &ep,
-        "--mode",
-        "666",
-        "--allow-uid",
-        "0",
-        "--count",
-        "1",
-        "--timeout",
-        "20s",
-    ]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::symlink_metadata(&live).is_err() {
-        assert!(Instant::now() < deadline, "nobody's receiver did not start");
-        std::thread::sleep(Duration::from_millis(10));
+    // nobody's live receivers: our receiver refuses the path, and our sender refuses to talk
+    // to them unless told to trust nobody.
+    for kind in ["unix", "unix-seqpacket", "unix-dgram"] {
+        let live = dir.join(&format!("{kind}.sock"));
+        let ep = format!("{kind}:{live}");
+        let rx = spawn_as_nobody(&[
+            "recv",
+            &ep,
+            "--mode",
+            "666",
+            "--allow-uid",
+            "0",
+            "--count",
+            "1",
+            "--timeout",
+            "20s",
+        ]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::symlink_metadata(&live).is_err() {
+            assert!(Instant::now() < deadline, "nobody's receiver did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let out = run(&["recv", &ep, "--timeout", "1s"]);
+        assert_eq!(out.status.code(), Some(1), "{kind}: {}", stderr(&out));
+        assert!(
+            live_exists(&live),
+            "{kind}: our receiver removed nobody's socket file"
+        );
+        let out = run(&["send", &ep, "secret"]);
+        assert_eq!(out.status.code(), Some(1), "{kind}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("belongs to uid {nobody}")),
+            "{kind}: {}",
+            stderr(&out)
+        );
+        let out = run(&[
+            "send",
+            &ep,
+            "--allow-uid",
+            &nobody.to_string(),
+            "hello nobody",
+        ]);
+        assert!(out.status.success(), "{kind}: {}", stderr(&out));
+        let out = rx.wait(Duration::from_secs(30));
+        assert!(out.status.success(), "{kind}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "hello nobody\n", "{kind}");
     }
-    let out = run(&["recv", &ep, "--timeout", "1s"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        live_exists(&live),
-        "our receiver removed nobody's socket file"
-    );
-    let out = run(&["send", &ep, "secret"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains(&format!("belongs to uid {nobody}")),
-        "{}",
-        stderr(&out)
-    );
-    let out = run(&[
-        "send",
-        &ep,
-        "--allow-uid",
-        &nobody.to_string(),
-        "hello nobody",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let out = rx.wait(Duration::from_secs(30));
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out), "hello nobody\n");
 }
 
 fn live_exists(p: &str) -> bool {
