@@ -1,6 +1,6 @@
-//! Feeds arbitrary bytes to the frame decoders: `FrameDecoder` (in chunks of random sizes) and
-//! `read_frame`. Neither may panic, both must agree, and every decoded frame must re-encode to
-//! exactly the bytes it was decoded from.
+//! Feeds arbitrary bytes to the frame decoders: `FrameDecoder` (fed in chunks of random sizes,
+//! and reading for itself with small limits) and `read_frame`. None may panic, all must agree,
+//! and every decoded frame must re-encode to exactly the bytes it was decoded from.
 #![no_main]
 
 use ipcx::framing::{FrameDecoder, FrameError, encode_frame, read_frame};
@@ -58,6 +58,38 @@ fuzz_target!(|input: &[u8]| {
             Err(e) => panic!("unexpected finish error {e}"),
         }
     }
+
+    // The decoder reading for itself, with small read limits: the same frames, and never
+    // more buffered than what arrived.
+    let mut dec = FrameDecoder::new(max);
+    let mut r = data;
+    let mut i = 0;
+    let limit = 1 + usize::from(seed) * 3;
+    'read: loop {
+        let before = dec.pending();
+        match dec.read_from_limit(&mut r, limit) {
+            Ok(0) => break,
+            Ok(n) => {
+                assert!(n <= limit);
+                assert_eq!(dec.pending(), before + n);
+            }
+            Err(e) => panic!("reading a slice failed: {e}"),
+        }
+        loop {
+            match dec.next_frame() {
+                Ok(Some(f)) => {
+                    assert_eq!(frames.get(i), Some(&f), "read_from_limit disagrees");
+                    i += 1;
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    assert!(failed);
+                    break 'read;
+                }
+            }
+        }
+    }
+    assert_eq!(i, frames.len());
 
     // Blocking decoder over the same bytes: the same frames, then the same outcome.
     let mut r = data;

@@ -17,8 +17,14 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Send messages to an endpoint (each MSG one message; with none, each line of stdin).
+    ///
+    /// udp: a datagram the receiver has no room for is lost without an error on either side;
+    /// use a unix or tcp endpoint when every message must arrive.
     Send(crate::command::send::SendArgs),
     /// Receive messages from an endpoint and print each on its own line.
+    ///
+    /// udp: datagrams are lost under load without an error; on exit recv prints (on stderr)
+    /// how many it received.
     Recv(crate::command::recv::RecvArgs),
     /// List every IPC object on the machine: kind, name, owner, mode, size or message count,
     /// creator pid and whether it is alive.
@@ -74,6 +80,18 @@ pub struct EndpointFlags {
     /// Trust objects and peers of every user.
     #[arg(long)]
     pub allow_any_uid: bool,
+    /// recv on unix, unix-seqpacket, tcp: the most bytes of partial messages buffered across
+    /// all senders together (e.g. 64m); the sender whose message would pass it is dropped.
+    #[arg(long, value_parser = parse_size, default_value = "64m", value_name = "SIZE")]
+    pub max_buffered: u64,
+    /// recv on unix, unix-seqpacket, tcp: the most senders served at once; past it, new
+    /// senders wait (in the listen backlog) until one leaves.
+    #[arg(long, default_value_t = ipcx::channel::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
+    pub max_connections: usize,
+    /// recv on unix, tcp: drop a sender that stops in the middle of a message for this long
+    /// (e.g. 30s; 0 never). A sender quiet between messages is never dropped.
+    #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DUR")]
+    pub idle_timeout: Duration,
 }
 
 impl EndpointFlags {
@@ -83,7 +101,10 @@ impl EndpointFlags {
             .mode(self.mode)
             .create(self.create)
             .priority(self.priority)
-            .max_frame_len(self.max_frame);
+            .max_frame_len(self.max_frame)
+            .max_buffered(usize::try_from(self.max_buffered).unwrap_or(usize::MAX))
+            .max_connections(self.max_connections)
+            .idle_timeout((!self.idle_timeout.is_zero()).then_some(self.idle_timeout));
         if let Some(t) = self.mtype {
             o = o.mtype(t);
         }

@@ -96,7 +96,9 @@ pub fn decode_header(header: [u8; HEADER_LEN], max: usize) -> Result<usize, Fram
 
 /// Reads one frame from a blocking stream.
 ///
-/// Returns `Ok(None)` on a clean end of stream (between frames), the payload otherwise.
+/// Returns `Ok(None)` on a clean end of stream (between frames), the payload otherwise. The
+/// payload buffer grows as bytes arrive (doubling, capped by the declared length): a peer that
+/// declares a large frame and sends little costs little memory.
 pub fn read_frame<R: Read + ?Sized>(r: &mut R, max: usize) -> Result<Option<Vec<u8>>, FrameError> {
     let mut header = [0u8; HEADER_LEN];
     let got = read_full(r, &mut header)?;
@@ -110,15 +112,31 @@ pub fn read_frame<R: Read + ?Sized>(r: &mut R, max: usize) -> Result<Option<Vec<
         });
     }
     let len = decode_header(header, max)?;
-    let mut payload = vec![0u8; len];
-    let got = read_full(r, &mut payload)?;
-    if got < len {
-        return Err(FrameError::Truncated {
-            expected: HEADER_LEN + len,
-            got: HEADER_LEN + got,
-        });
+    let mut payload = Vec::with_capacity(len.min(READ_CHUNK));
+    loop {
+        if payload.len() == len {
+            return Ok(Some(payload));
+        }
+        if payload.len() == payload.capacity() {
+            // Double what has arrived, never past the declared length.
+            payload.reserve_exact(payload.len().max(READ_CHUNK).min(len - payload.len()));
+        }
+        let old = payload.len();
+        let room = payload.capacity().min(len) - old;
+        payload.resize(old + room, 0);
+        match r.read(&mut payload[old..]) {
+            Ok(0) => {
+                payload.truncate(old);
+                return Err(FrameError::Truncated {
+                    expected: HEADER_LEN + len,
+                    got: HEADER_LEN + old,
+                });
+            }
+            Ok(n) => payload.truncate(old + n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => payload.truncate(old),
+            Err(e) => return Err(e.into()),
+        }
     }
-    Ok(Some(payload))
 }
 
 /// Reads until `buf` is full or the stream ends; returns the bytes read.
@@ -154,8 +172,12 @@ pub struct FrameDecoder {
     start: usize,
 }
 
-/// Bytes [`FrameDecoder::read_from`] asks for per read.
+/// Bytes read per call while no large frame is in progress (through a chunk on the stack), and
+/// the smallest step a payload buffer grows by.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// Buffer capacity a decoder keeps once the bytes that needed it are consumed.
+const RETAINED: usize = 4 * READ_CHUNK;
 
 impl FrameDecoder {
     /// A decoder that rejects frames longer than `max` bytes.
@@ -185,21 +207,46 @@ impl FrameDecoder {
 
     /// Reads once from `r` into the decoder; returns the bytes read (`0` at end of stream).
     ///
-    /// A `WouldBlock` error from a non-blocking reader is returned as is.
+    /// A `WouldBlock` error from a non-blocking reader is returned as is. The buffer grows with
+    /// the bytes that arrive, never with the length a header declares: see
+    /// [`read_from_limit`](Self::read_from_limit).
     pub fn read_from<R: Read + ?Sized>(&mut self, r: &mut R) -> io::Result<usize> {
+        self.read_from_limit(r, usize::MAX)
+    }
+
+    /// Reads once from `r`, at most `limit` bytes (at least one), into the decoder; returns
+    /// the bytes read (`0` at end of stream).
+    ///
+    /// Memory follows what arrived: small reads go through a fixed chunk on the stack and
+    /// only the bytes received are kept; while a large frame is in progress the buffer at most
+    /// doubles per read, and never grows past what the frame still needs. A peer that declares
+    /// a 16 MiB frame and sends one byte costs a few bytes, not 16 MiB.
+    pub fn read_from_limit<R: Read + ?Sized>(
+        &mut self,
+        r: &mut R,
+        limit: usize,
+    ) -> io::Result<usize> {
         self.compact();
-        let old = self.buf.len();
-        let want = self
-            .wanted()
-            .clamp(1, READ_CHUNK.max(self.wanted().min(self.max)));
-        self.buf.resize(old + want, 0);
-        let res = r.read(&mut self.buf[old..]);
+        let limit = limit.max(1);
+        let pending = self.buf.len();
+        if pending < READ_CHUNK {
+            let mut chunk = [0u8; READ_CHUNK];
+            let want = READ_CHUNK.min(limit);
+            let n = r.read(&mut chunk[..want])?;
+            self.buf.extend_from_slice(&chunk[..n]);
+            return Ok(n);
+        }
+        let want = self.wanted().min(pending).min(limit).max(1);
+        self.buf.reserve_exact(want);
+        self.buf.resize(pending + want, 0);
+        let res = r.read(&mut self.buf[pending..]);
         let n = *res.as_ref().unwrap_or(&0);
-        self.buf.truncate(old + n);
+        self.buf.truncate(pending + n);
         res
     }
 
-    /// How many more bytes the frame being decoded needs (at least one read chunk).
+    /// How many more bytes the frame being decoded needs (at least one read chunk while its
+    /// header is incomplete or oversize).
     fn wanted(&self) -> usize {
         let pending = &self.buf[self.start..];
         if pending.len() >= HEADER_LEN {
@@ -207,9 +254,7 @@ impl FrameDecoder {
             h.copy_from_slice(&pending[..HEADER_LEN]);
             let len = u32::from_be_bytes(h) as usize;
             if len <= self.max {
-                return (HEADER_LEN + len)
-                    .saturating_sub(pending.len())
-                    .max(READ_CHUNK);
+                return (HEADER_LEN + len).saturating_sub(pending.len()).max(1);
             }
         }
         READ_CHUNK
@@ -235,6 +280,10 @@ impl FrameDecoder {
         if self.start == self.buf.len() {
             self.buf.clear();
             self.start = 0;
+            if self.buf.capacity() > RETAINED {
+                // A large frame is done: give its buffer back.
+                self.buf = Vec::new();
+            }
         }
         Ok(Some(frame))
     }
@@ -276,6 +325,9 @@ impl FrameDecoder {
         if self.start > 0 {
             self.buf.drain(..self.start);
             self.start = 0;
+            if self.buf.capacity() > RETAINED && self.buf.len() < self.buf.capacity() / 4 {
+                self.buf.shrink_to(self.buf.len() * 2);
+            }
         }
     }
 }
@@ -379,5 +431,92 @@ mod tests {
         }
         assert_eq!(n, 50);
         d.finish().unwrap();
+    }
+
+    /// A reader that hands out `data` and then reports `WouldBlock` (or end of stream), and
+    /// records the largest buffer it was offered.
+    struct Trickle {
+        data: Vec<u8>,
+        at: usize,
+        largest_buf: usize,
+        eof: bool,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.largest_buf = self.largest_buf.max(buf.len());
+            if self.at == self.data.len() {
+                return if self.eof {
+                    Ok(0)
+                } else {
+                    Err(io::ErrorKind::WouldBlock.into())
+                };
+            }
+            let n = buf.len().min(self.data.len() - self.at);
+            buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    fn trickle(data: Vec<u8>, eof: bool) -> Trickle {
+        Trickle {
+            data,
+            at: 0,
+            largest_buf: 0,
+            eof,
+        }
+    }
+
+    #[test]
+    fn a_claimed_length_costs_only_what_arrives() {
+        let claim = 16 << 20;
+        let mut wire = (claim as u32).to_be_bytes().to_vec();
+        wire.push(7);
+        // Blocking decoder: never offered a buffer near the claimed length.
+        let mut r = trickle(wire.clone(), true);
+        assert!(matches!(
+            read_frame(&mut r, claim),
+            Err(FrameError::Truncated { got: 5, .. })
+        ));
+        assert!(r.largest_buf <= READ_CHUNK, "{}", r.largest_buf);
+        // Incremental decoder: keeps the five bytes, not 16 MiB.
+        let mut d = FrameDecoder::new(claim);
+        let mut r = trickle(wire, false);
+        assert_eq!(d.read_from(&mut r).unwrap(), 5);
+        assert!(d.read_from(&mut r).is_err());
+        assert_eq!(d.pending(), 5);
+        assert!(d.buf.capacity() < 1024, "{}", d.buf.capacity());
+    }
+
+    #[test]
+    fn a_large_frame_grows_by_doubling_and_is_given_back() {
+        let msg: Vec<u8> = (0..3_000_000u32).map(|i| i as u8).collect();
+        let wire = encode_frame(&msg, 4 << 20).unwrap();
+        let mut r = trickle(wire.clone(), true);
+        assert_eq!(read_frame(&mut r, 4 << 20).unwrap().unwrap(), msg);
+        let mut d = FrameDecoder::new(4 << 20);
+        let mut r = trickle(wire, true);
+        let mut got = None;
+        let mut largest = 0;
+        while got.is_none() {
+            let before = d.pending();
+            let n = d.read_from(&mut r).unwrap();
+            assert!(n > 0);
+            assert!(
+                n <= before.max(READ_CHUNK),
+                "read {n} with {before} buffered"
+            );
+            largest = largest.max(d.buf.capacity());
+            got = d.next_frame().unwrap();
+        }
+        assert_eq!(got.unwrap(), msg);
+        assert!(largest < 2 * msg.len() + READ_CHUNK, "{largest}");
+        assert!(d.buf.capacity() <= RETAINED);
+        // A limit bounds one read.
+        let mut d = FrameDecoder::new(100);
+        let mut r = trickle(vec![0, 0, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9], true);
+        assert_eq!(d.read_from_limit(&mut r, 3).unwrap(), 3);
+        assert_eq!(d.pending(), 3);
     }
 }

@@ -11,6 +11,7 @@ use ipcx::socket::{
     SocketError, UnixAddr, UnixDatagram, UnixListener, UnixSeqpacket, UnixSeqpacketListener,
     UnixStream,
 };
+use ipcx::trust::Trust;
 
 const T: Duration = Duration::from_secs(10);
 
@@ -54,6 +55,19 @@ fn child_role() {
             s.send_frame(b"hello").unwrap();
             // Wait for the parent to close.
             let _ = s.recv_frame_timeout(T);
+        }),
+        ("stream_try_hello", |a| {
+            // The listener may already have refused (closed) the connection.
+            let mut s = UnixStream::connect(&addr(&a[0])).unwrap();
+            let _ = s.send_frame(b"hello");
+        }),
+        ("seq_send", |a| {
+            let s = UnixSeqpacket::connect(&addr(&a[0])).unwrap();
+            let _ = s.send(b"forged");
+        }),
+        ("dgram_send", |a| {
+            let s = UnixDatagram::unbound().unwrap();
+            s.send_to(b"forged", &addr(&a[0])).unwrap();
         }),
         ("stream_expect_denied", |a| {
             match UnixStream::connect(&addr(&a[0])) {
@@ -166,9 +180,10 @@ fn credentials_of_a_child_running_as_nobody() {
         eprintln!("skipped: needs root to start a child as nobody");
         return;
     }
-    // An abstract name: no file permissions in the way.
+    // An abstract name: no file permissions in the way; this listener trusts nobody's uid.
     let a = abstract_name("nobody");
-    let l = UnixListener::bind(&a).unwrap();
+    let mut l = UnixListener::bind(&a).unwrap();
+    l.set_trust(Trust::own_user().allow_uid(util::NOBODY));
     let mut child = util::spawn_role_as_nobody("stream_hello", &[&a.to_string()]);
     let (mut conn, who) = l.accept_timeout(T).unwrap();
     assert_eq!(who.uid, util::NOBODY);
@@ -182,7 +197,8 @@ fn credentials_of_a_child_running_as_nobody() {
     let dir = util::TempDir::new("nobody");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let open = UnixAddr::Path(dir.join("open.sock"));
-    let l = UnixListener::bind_with_mode(&open, 0o666).unwrap();
+    let mut l = UnixListener::bind_with_mode(&open, 0o666).unwrap();
+    l.set_trust(Trust::any_user());
     let mut child = util::spawn_role_as_nobody("stream_hello", &[&open.to_string()]);
     let (mut conn, who) = l.accept_timeout(T).unwrap();
     assert_eq!(who.uid, util::NOBODY);
@@ -194,6 +210,53 @@ fn credentials_of_a_child_running_as_nobody() {
     let _l = UnixListener::bind(&closed).unwrap();
     let mut child = util::spawn_role_as_nobody("stream_expect_denied", &[&closed.to_string()]);
     child.expect_success();
+}
+
+#[test]
+fn listeners_and_datagram_sockets_refuse_another_user_by_default() {
+    if !util::is_root() {
+        eprintln!("skipped: needs root to start a child as nobody");
+        return;
+    }
+    // Stream and seqpacket: the connection is closed at accept, and the accept says who.
+    let a = abstract_name("refuse");
+    let l = UnixListener::bind(&a).unwrap();
+    let mut child = util::spawn_role_as_nobody("stream_try_hello", &[&a.to_string()]);
+    match l.accept_timeout(T) {
+        Err(SocketError::ForeignPeer { uid, pid, .. }) => {
+            assert_eq!(uid, util::NOBODY);
+            assert_eq!(pid, child.pid());
+        }
+        other => panic!("expected ForeignPeer, got {other:?}"),
+    }
+    child.expect_success();
+    let s = abstract_name("refuse-seq");
+    let l = UnixSeqpacketListener::bind(&s).unwrap();
+    let mut child = util::spawn_role_as_nobody("seq_send", &[&s.to_string()]);
+    assert!(matches!(
+        l.accept_timeout(T),
+        Err(SocketError::ForeignPeer {
+            uid: util::NOBODY,
+            ..
+        })
+    ));
+    child.expect_success();
+    // Datagrams: discarded, with a ForeignPeer error; our own still arrive.
+    let d = abstract_name("refuse-dgram");
+    let rx = UnixDatagram::bind(&d).unwrap();
+    util::spawn_role_as_nobody("dgram_send", &[&d.to_string()]).expect_success();
+    assert!(matches!(
+        rx.recv_timeout(T),
+        Err(SocketError::ForeignPeer {
+            uid: util::NOBODY,
+            ..
+        })
+    ));
+    UnixDatagram::unbound()
+        .unwrap()
+        .send_to(b"own", &d)
+        .unwrap();
+    assert_eq!(rx.recv_timeout(T).unwrap().data, b"own");
 }
 
 #[test]

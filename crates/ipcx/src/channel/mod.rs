@@ -305,7 +305,28 @@ pub struct Options {
     /// Which users' objects and peers are trusted besides our own (default: our own uid only;
     /// see [`crate::trust`]).
     pub trust: Trust,
+    /// Receivers serving many peers (unix, unix-seqpacket, tcp): the most bytes of partial
+    /// frames buffered across all peers together (default [`DEFAULT_MAX_BUFFERED`], 64 MiB).
+    /// The peer whose partial frame would pass it is dropped ([`Error::PeerDropped`]).
+    pub max_buffered: usize,
+    /// Receivers serving many peers: the most connections served at once (default
+    /// [`DEFAULT_MAX_CONNECTIONS`]). At the limit the receiver stops accepting; further
+    /// senders wait in the kernel's listen backlog until a connected peer leaves.
+    pub max_connections: usize,
+    /// Receivers serving many peers: how long a peer may hold a partial frame without sending
+    /// more of it before it is dropped (default 30 s; `None`: never). A peer that sends nothing
+    /// between frames is never dropped for it.
+    pub idle_timeout: Option<Duration>,
 }
+
+/// Default [`Options::max_buffered`]: 64 MiB.
+pub const DEFAULT_MAX_BUFFERED: usize = 64 << 20;
+
+/// Default [`Options::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// Default [`Options::idle_timeout`]: 30 s.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for Options {
     fn default() -> Self {
@@ -319,6 +340,9 @@ impl Default for Options {
             max_message_size: None,
             connect_timeout: None,
             trust: Trust::own_user(),
+            max_buffered: DEFAULT_MAX_BUFFERED,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
         }
     }
 }
@@ -367,6 +391,21 @@ impl Options {
     /// Sets which other users' objects and peers are trusted.
     pub fn trust(mut self, trust: Trust) -> Self {
         self.trust = trust;
+        self
+    }
+    /// Sets the cap on bytes buffered across all peers of one receiver.
+    pub fn max_buffered(mut self, max: usize) -> Self {
+        self.max_buffered = max;
+        self
+    }
+    /// Sets the most connections one receiver serves at once.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
+    }
+    /// Sets how long a peer may hold a partial frame without progress (`None`: forever).
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
         self
     }
 }
@@ -620,6 +659,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A receiver ran out of a resource (file descriptors, kernel memory) while accepting: it
+    /// stops accepting for a moment (backing off) and goes on serving the peers it has.
+    #[error("{what}: {reason}")]
+    AcceptPaused {
+        /// The receiver.
+        what: String,
+        /// What ran out, and for how long accepting pauses.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -635,6 +683,7 @@ impl Error {
                 | Error::FrameTooLarge { .. }
                 | Error::TruncatedFrame { .. }
                 | Error::PeerDropped { .. }
+                | Error::AcceptPaused { .. }
                 | Error::Codec(_)
         )
     }

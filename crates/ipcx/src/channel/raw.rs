@@ -36,7 +36,9 @@ impl Endpoint {
                     Some(t) => UnixStream::connect_timeout(addr, t),
                     None => UnixStream::connect(addr),
                 }
-                .map_err(|e| super::socket::map_err(e, &what, true))?;
+                .map_err(|e| super::socket::map_connect_err(e, &what))?;
+                let server = s.peer_credentials().ok().map(|c| c.uid);
+                super::socket::check_receiver(&opts.trust, &what, server)?;
                 Ok(Box::new(s))
             }
             Endpoint::Tcp { host, port } => {
@@ -64,7 +66,8 @@ impl Endpoint {
                 Ok(Box::new(FifoRaw { fifo, reader }))
             }
             Endpoint::Unix(addr) => {
-                let listener = UnixListener::bind_with_mode(addr, opts.mode).map_err(sock)?;
+                let mut listener = UnixListener::bind_with_mode(addr, opts.mode).map_err(sock)?;
+                listener.set_trust(opts.trust.clone());
                 Ok(Box::new(UnixRaw {
                     listener,
                     conn: None,

@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use super::Error;
 use super::shmlink::{ShmLink, ShmListener};
-use crate::socket::{Credentials, TcpListener, TcpStream, UnixAddr, UnixListener, UnixStream};
+use crate::socket::{
+    Credentials, SocketError, TcpListener, TcpStream, UnixAddr, UnixListener, UnixStream,
+};
+use crate::trust::Trust;
 use crate::wait::Wait;
 
 /// A framed, bidirectional connection.
@@ -133,10 +136,22 @@ impl LinkAddr {
         }
     }
 
-    /// Binds a listener here.
+    /// Binds a listener here. A Unix listener accepts only peers of our own uid (see
+    /// [`LinkAddr::bind_with_trust`]).
     pub fn bind(&self) -> Result<LinkListener, Error> {
+        self.bind_with_trust(Trust::own_user())
+    }
+
+    /// Binds a listener here whose Unix connections must come from users `trust` permits:
+    /// another user's connection is closed at accept ([`LinkListener::accept_wait`] returns
+    /// the refusal; accept again to go on). TCP peers carry no uid and are not checked.
+    pub fn bind_with_trust(&self, trust: Trust) -> Result<LinkListener, Error> {
         match self {
-            LinkAddr::Unix(a) => Ok(LinkListener::Unix(UnixListener::bind(a)?)),
+            LinkAddr::Unix(a) => {
+                let mut l = UnixListener::bind(a)?;
+                l.set_trust(trust);
+                Ok(LinkListener::Unix(l))
+            }
             LinkAddr::Tcp(a) => Ok(LinkListener::Tcp(TcpListener::bind(a.as_str())?)),
             LinkAddr::Shm(name) => Ok(LinkListener::Shm(ShmListener::bind(name)?)),
         }
@@ -172,9 +187,52 @@ pub enum LinkListener {
     Shm(ShmListener),
 }
 
+/// How long accepting pauses when the process is out of descriptors or memory.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// Whether an accept failure means "out of descriptors or memory for now".
+fn out_of_resources(e: &Error) -> bool {
+    let source = match e {
+        Error::Socket(SocketError::Io { source, .. }) | Error::Io { source, .. } => source,
+        _ => return false,
+    };
+    matches!(
+        source.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
 impl LinkListener {
+    /// Sets which users' Unix connections are accepted (see [`LinkAddr::bind_with_trust`]);
+    /// no effect on TCP and shared-memory listeners.
+    pub fn set_trust(&mut self, trust: Trust) {
+        if let LinkListener::Unix(l) = self {
+            l.set_trust(trust);
+        }
+    }
+
     /// Accepts one connection, waiting as `wait` allows.
+    ///
+    /// Out of descriptors or memory (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`), it pauses (100
+    /// ms at a time, within `wait`) instead of failing at once, so that an accept loop neither
+    /// spins nor ends while the connections it serves go on; a wait that ends during the
+    /// pause is [`Error::Timeout`].
     pub fn accept_wait(&self, wait: Wait) -> Result<Box<dyn Link>, Error> {
+        loop {
+            match self.accept_once(wait) {
+                Err(e) if out_of_resources(&e) && wait != Wait::NoWait => match wait.remaining() {
+                    Some(left) if left <= ACCEPT_PAUSE => {
+                        std::thread::sleep(left);
+                        return Err(Error::Timeout);
+                    }
+                    _ => std::thread::sleep(ACCEPT_PAUSE),
+                },
+                other => return other,
+            }
+        }
+    }
+
+    fn accept_once(&self, wait: Wait) -> Result<Box<dyn Link>, Error> {
         match self {
             LinkListener::Unix(l) => {
                 let (s, cred) = l.accept_wait(wait)?;

@@ -1096,6 +1096,10 @@ pub struct ServerOptions {
     /// With a handler: how many requests of one connection may run at once, that is how
     /// many threads may serve one connection (default 4, at least 1).
     pub threads_per_connection: usize,
+    /// Which users may connect over Unix sockets (default: our own uid only; see
+    /// [`crate::trust`]): another user's client is refused in the handshake
+    /// ([`Refusal::Denied`], saying so). TCP clients carry no uid and are not checked.
+    pub trust: crate::trust::Trust,
 }
 
 impl fmt::Debug for ServerOptions {
@@ -1110,6 +1114,7 @@ impl fmt::Debug for ServerOptions {
             .field("handler", &self.handler.is_some())
             .field("call_handler", &self.call_handler.is_some())
             .field("threads_per_connection", &self.threads_per_connection)
+            .field("trust", &self.trust)
             .finish()
     }
 }
@@ -1127,6 +1132,7 @@ impl ServerOptions {
             handler: None,
             call_handler: None,
             threads_per_connection: 4,
+            trust: crate::trust::Trust::own_user(),
         }
     }
 }
@@ -1409,6 +1415,7 @@ pub(crate) fn check_hello(
     service: &str,
     version: u32,
     authorize: Option<&Authorize>,
+    trust: &crate::trust::Trust,
     peer: &Peer,
 ) -> Result<(), (Refusal, String)> {
     if hello.protocol != PROTOCOL_VERSION {
@@ -1435,6 +1442,19 @@ pub(crate) fn check_hello(
             format!(
                 "service {service:?} version mismatch: client wants version {}, server provides version {version}",
                 hello.version
+            ),
+        ));
+    }
+    if let Some(c) = peer.credentials
+        && !trust.permits(c.uid)
+    {
+        return Err((
+            Refusal::Denied,
+            format!(
+                "{} runs as uid {}, which this server does not trust (it runs as uid {}): the server must allow that uid explicitly",
+                peer.name,
+                c.uid,
+                crate::trust::euid()
             ),
         ));
     }
@@ -1477,6 +1497,7 @@ fn handshake(mut link: Box<dyn Link>, opts: &ServerOptions) -> Result<Connection
         &opts.service,
         opts.version,
         opts.authorize.as_ref(),
+        &opts.trust,
         &peer,
     ) {
         return Err(refuse(&mut *link, reason, opts, m));
@@ -1548,7 +1569,9 @@ pub struct Server {
 impl Server {
     /// Binds `addr` and serves `opts.service`.
     pub fn bind(addr: &str, opts: ServerOptions) -> Result<Server, Error> {
-        Self::from_listener(LinkAddr::parse(addr)?.bind()?, opts)
+        // The handshake applies `opts.trust` and tells a refused client why.
+        let listener = LinkAddr::parse(addr)?.bind_with_trust(crate::trust::Trust::any_user())?;
+        Self::from_listener(listener, opts)
     }
 
     /// Serves clients arriving on `listener`.

@@ -24,6 +24,7 @@ use crate::framing::{self, FrameDecoder};
 use crate::pattern::reqrep::{self, Authorize, Frame, Peer, Server, ServerOptions, Status};
 use crate::pattern::{self, LinkAddr, LinkListener};
 use crate::socket::tokio::AsyncUnixListener;
+use crate::trust::Trust;
 
 /// How long a connecting client has to send its hello.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -230,6 +231,14 @@ impl AsyncService {
         self
     }
 
+    /// Which users may call over Unix sockets (default: our own uid only; see
+    /// [`crate::trust`]): another user's client is refused in the handshake
+    /// ([`super::RpcError::Denied`] on its side, saying why).
+    pub fn trust(mut self, trust: Trust) -> AsyncService {
+        self.base = self.base.trust(trust);
+        self
+    }
+
     /// The largest request accepted (default 16 MiB).
     pub fn max_request_len(mut self, n: usize) -> AsyncService {
         self.base = self.base.max_request_len(n);
@@ -299,6 +308,7 @@ impl AsyncService {
             version: self.base.version,
             methods,
             authorize: self.base.authorize,
+            trust: self.base.trust,
             max_request_len: self.base.max_request_len,
             max_in_flight: self.max_in_flight,
             #[cfg(feature = "tls")]
@@ -309,6 +319,7 @@ impl AsyncService {
     fn serve_bridge(self, addr: &str) -> Result<AsyncRunningService, pattern::Error> {
         let mut opts = ServerOptions::new(&self.base.name, self.base.version);
         opts.authorize = self.base.authorize.clone();
+        opts.trust = self.base.trust.clone();
         opts.max_request_len = self.base.max_request_len;
         opts.queue_len = self.max_in_flight;
         let server = Server::bind(addr, opts)?;
@@ -359,7 +370,8 @@ fn serve_native(
     parsed: &LinkAddr,
     shared: Shared,
 ) -> Result<AsyncRunningService, pattern::Error> {
-    let listener = match parsed.bind()? {
+    // The handshake applies the service's trust and tells a refused client why.
+    let listener = match parsed.bind_with_trust(Trust::any_user())? {
         LinkListener::Unix(l) => Listener::Unix(AsyncUnixListener::from_listener(l)?),
         LinkListener::Tcp(l) => {
             let l = std::net::TcpListener::from(std::os::fd::OwnedFd::from(l));
@@ -461,6 +473,8 @@ struct Shared {
     version: u32,
     methods: HashMap<String, Method>,
     authorize: Option<Authorize>,
+    /// Whose Unix connections the handshake accepts.
+    trust: Trust,
     max_request_len: usize,
     max_in_flight: usize,
     /// Set: every TCP connection starts with a TLS handshake.
@@ -552,16 +566,27 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
+/// The first pause after a failed accept (out of descriptors and the like); each further
+/// failure doubles it, up to [`MAX_ACCEPT_PAUSE`], and a successful accept resets it.
+const MIN_ACCEPT_PAUSE: Duration = Duration::from_millis(10);
+const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
+
 async fn accept_loop(listener: Listener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut conns = JoinSet::new();
+    let mut pause = MIN_ACCEPT_PAUSE;
     loop {
         tokio::select! {
             got = listener.accept() => match got {
                 Ok((conn, peer)) => {
+                    pause = MIN_ACCEPT_PAUSE;
                     conns.spawn(serve_conn(conn, peer, shared.clone(), stop.clone()));
                 }
-                // Out of descriptors and the like: do not spin.
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                // Out of descriptors and the like: do not spin, keep serving the connections
+                // there are, and try again after a pause that grows while it lasts.
+                Err(_) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_ACCEPT_PAUSE);
+                }
             },
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
             _ = stopped(&mut stop) => break,
@@ -643,6 +668,7 @@ async fn serve_conn(
         &shared.service,
         shared.version,
         shared.authorize.as_ref(),
+        &shared.trust,
         &peer,
     ) {
         Ok(()) => Frame::Welcome {

@@ -265,6 +265,7 @@ pub struct Service {
     authorize: Option<reqrep::Authorize>,
     threads: usize,
     max_request_len: usize,
+    trust: crate::trust::Trust,
 }
 
 impl fmt::Debug for Service {
@@ -289,6 +290,7 @@ impl Service {
             authorize: None,
             threads: 4,
             max_request_len: crate::framing::DEFAULT_MAX_FRAME_LEN,
+            trust: crate::trust::Trust::own_user(),
         }
     }
 
@@ -355,6 +357,14 @@ impl Service {
         self
     }
 
+    /// Which users may call over Unix sockets (default: our own uid only; see
+    /// [`crate::trust`]): another user's client is refused before the authorisation hook
+    /// runs, with [`RpcError::Denied`] saying why.
+    pub fn trust(mut self, trust: crate::trust::Trust) -> Service {
+        self.trust = trust;
+        self
+    }
+
     /// How many calls of one connection run at once (threads serving one connection;
     /// default 4). Each call runs on the thread that read it from the connection.
     pub fn threads(mut self, n: usize) -> Service {
@@ -403,6 +413,7 @@ impl Service {
         let mut opts = ServerOptions::new(&self.name, self.version);
         opts.upgrade = upgrade;
         opts.authorize = self.authorize.clone();
+        opts.trust = self.trust.clone();
         opts.max_request_len = self.max_request_len;
         opts.threads_per_connection = self.threads;
         // Each call runs on the thread that read it (see `reqrep`'s "Serving").

@@ -106,6 +106,35 @@ pub enum SocketError {
     /// A framing error on a byte stream (oversize frame, truncated frame).
     #[error(transparent)]
     Frame(FrameError),
+    /// A peer of a user this socket does not trust connected, or sent a datagram: the
+    /// connection was closed, the datagram discarded (see [`crate::trust`]). Receiving or
+    /// accepting again goes on with the next peer.
+    #[error(
+        "refused a peer on {addr}: pid {pid} runs as uid {uid}, which is not trusted (we are uid {euid}); trust it explicitly with --allow-uid {uid} (Trust::allow_uid) or --allow-any-uid"
+    )]
+    ForeignPeer {
+        /// The socket's address.
+        addr: String,
+        /// The peer's pid (0 when the kernel did not say).
+        pid: i32,
+        /// The peer's uid (`u32::MAX` when the kernel did not say).
+        uid: u32,
+        /// Our effective uid.
+        euid: u32,
+    },
+    /// A stale socket file (nothing listens behind it) of another user is at the path: it is
+    /// not ours to remove, and was left untouched.
+    #[error(
+        "{addr} is a stale socket file of uid {owner}, not ours (uid {euid}); it was left untouched: have its owner remove it, or pick another path"
+    )]
+    ForeignSocketFile {
+        /// The path.
+        addr: String,
+        /// The file's owner.
+        owner: u32,
+        /// Our effective uid.
+        euid: u32,
+    },
     /// Any other OS failure, with context.
     #[error("{context}: {source}")]
     Io {

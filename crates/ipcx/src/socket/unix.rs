@@ -5,7 +5,8 @@
 //! [`UnixDatagram::bind`]):
 //! * an absent path is created;
 //! * a **stale** socket file (nothing is bound behind it: a probe connect gets
-//!   `ECONNREFUSED`) is removed and the path reused;
+//!   `ECONNREFUSED`) of our own user is removed and the path reused; another user's is
+//!   [`SocketError::ForeignSocketFile`] and is left untouched (never ours to remove);
 //! * a socket file of a **live** socket is [`SocketError::AddrInUse`];
 //! * anything else (regular file, directory, symbolic link: symlinks are never followed) is
 //!   [`SocketError::NotASocket`] and is left untouched.
@@ -24,7 +25,17 @@
 //! holds the same inode (dev, ino) it created; [`UnixListener::persist`] keeps it.
 //!
 //! Abstract names (`@name`) have no file, no mode (anyone in the network namespace may
-//! connect: check [`Credentials`]) and vanish with the socket.
+//! connect) and vanish with the socket.
+//!
+//! # Whom a socket accepts: the same-user rule
+//! Every bound socket ([`UnixListener`], [`UnixSeqpacketListener`], a bound [`UnixDatagram`])
+//! checks the kernel-verified uid of each peer (`SO_PEERCRED` at accept, `SCM_CREDENTIALS` per
+//! datagram) against its [`Trust`]: by default only the socket's own effective uid. A
+//! connection from another user is closed at accept, a datagram from another user discarded,
+//! and the call returns [`SocketError::ForeignPeer`] naming the peer (call again to go on).
+//! This is the only protection an abstract name has, and it applies to paths too (a socket
+//! file's mode is a second fence). Widen it with `set_trust` ([`Trust::allow_uid`],
+//! [`Trust::any_user`]).
 //!
 //! # References
 //! [unix(7)](https://man7.org/linux/man-pages/man7/unix.7.html),
@@ -41,6 +52,7 @@ use super::error::SocketError;
 use super::fdpass::{MAX_FDS, ReceivedFds};
 use crate::framing::{self, DEFAULT_MAX_FRAME_LEN, FrameDecoder};
 use crate::sys::socket::{self as sys, FileId, PathKind, RawUnixAddr, UnixType};
+use crate::trust::Trust;
 use crate::wait::Wait;
 use crate::wait::{WaitError, poll_until, retry_ready};
 
@@ -152,7 +164,17 @@ fn prepare_path(kind: UnixType, path: &Path) -> Result<(), SocketError> {
     })?;
     match sys::connect_unix(probe.as_fd(), &raw) {
         Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
-            // Stale: remove it if it is still the file we looked at.
+            // Stale. Only our own user's stale socket is reclaimed: another user's file is not
+            // ours to remove, even where the permissions would let us.
+            let euid = crate::trust::euid();
+            match sys::lstat_owner(path) {
+                Ok(Some(owner)) if owner != euid => {
+                    return Err(SocketError::ForeignSocketFile { addr, owner, euid });
+                }
+                Ok(_) => {}
+                Err(e) => return Err(SocketError::io(format!("lstat {addr}"), e)),
+            }
+            // Remove it if it is still the file we looked at.
             if sys::lstat_kind(path).ok() == Some(PathKind::Socket(id)) {
                 sys::unlink(path)
                     .map_err(|e| SocketError::io(format!("removing stale socket {addr}"), e))?;
@@ -223,14 +245,29 @@ fn bind_socket(
     Ok((fd, file))
 }
 
+/// Maps a connect(2) failure on `addr`: a refused connection to a path that is not a socket
+/// at all (a regular file: it will never listen) is [`SocketError::NotASocket`], not the
+/// "nothing listens yet" of a missing or stale socket.
+fn connect_failed(addr: &UnixAddr, e: io::Error) -> SocketError {
+    if let UnixAddr::Path(p) = addr
+        && matches!(e.raw_os_error(), Some(libc::ECONNREFUSED | libc::ENOTSOCK))
+        && sys::stat_is_socket(p).ok() == Some(Some(false))
+    {
+        return SocketError::NotASocket {
+            addr: addr.to_string(),
+            what: "not a socket, so nothing can ever listen there",
+        };
+    }
+    SocketError::connect(addr.to_string(), e)
+}
+
 /// Connects a socket of `kind` to `addr`, waiting as `wait` allows for a full backlog (the
 /// peer must exist: a missing one is [`SocketError::NotFound`] at once).
 fn connect_socket(kind: UnixType, addr: &UnixAddr, wait: Wait) -> Result<OwnedFd, SocketError> {
     let raw = raw_addr(addr)?;
-    let name = addr.to_string();
     if wait == Wait::Forever {
         let fd = sys::unix_socket(kind, false).map_err(|e| SocketError::io("socket(2)", e))?;
-        sys::connect_unix(fd.as_fd(), &raw).map_err(|e| SocketError::connect(&name, e))?;
+        sys::connect_unix(fd.as_fd(), &raw).map_err(|e| connect_failed(addr, e))?;
         return Ok(fd);
     }
     // Non-blocking: a Unix connect to a full backlog fails with EAGAIN (no EINPROGRESS), and
@@ -251,7 +288,7 @@ fn connect_socket(kind: UnixType, addr: &UnixAddr, wait: Wait) -> Result<OwnedFd
                 }
                 pause = (pause * 2).min(Duration::from_millis(50));
             }
-            Err(e) => return Err(SocketError::connect(&name, e)),
+            Err(e) => return Err(connect_failed(addr, e)),
         }
     }
     sys::set_nonblocking(fd.as_fd(), false).map_err(|e| SocketError::io("fcntl", e))?;
@@ -262,12 +299,32 @@ fn accept_on(
     fd: BorrowedFd<'_>,
     wait: Wait,
     name: &str,
+    trust: &Trust,
 ) -> Result<(OwnedFd, Credentials), SocketError> {
     let conn = retry_ready(fd, true, wait, || sys::accept(fd))
         .map_err(|e| map_wait(e, || format!("accepting on {name}")))?;
-    let cred =
-        sys::peer_cred(conn.as_fd()).map_err(|e| SocketError::io("getsockopt(SO_PEERCRED)", e))?;
-    Ok((conn, cred.into()))
+    let cred: Credentials = sys::peer_cred(conn.as_fd())
+        .map_err(|e| SocketError::io("getsockopt(SO_PEERCRED)", e))?
+        .into();
+    check_peer(trust, name, Some(cred))?;
+    Ok((conn, cred))
+}
+
+/// `Ok` when `trust` permits the peer with credentials `cred`; a peer without credentials is
+/// trusted only by [`Trust::any_user`].
+fn check_peer(trust: &Trust, addr: &str, cred: Option<Credentials>) -> Result<(), SocketError> {
+    if trust.allows_any() {
+        return Ok(());
+    }
+    match cred {
+        Some(c) if trust.permits(c.uid) => Ok(()),
+        _ => Err(SocketError::ForeignPeer {
+            addr: addr.to_owned(),
+            pid: cred.map_or(0, |c| c.pid),
+            uid: cred.map_or(u32::MAX, |c| c.uid),
+            euid: crate::trust::euid(),
+        }),
+    }
 }
 
 macro_rules! fd_traits {
@@ -296,6 +353,17 @@ macro_rules! listener_common {
             /// The address this socket is bound to.
             pub fn local_addr(&self) -> &UnixAddr {
                 &self.addr
+            }
+
+            /// Sets whose connections this listener accepts (default: its own user's only;
+            /// see the [module documentation](self)).
+            pub fn set_trust(&mut self, trust: Trust) {
+                self.trust = trust;
+            }
+
+            /// Whose connections this listener accepts.
+            pub fn trust(&self) -> &Trust {
+                &self.trust
             }
 
             /// Keeps the socket file after drop (by default the socket that created the file
@@ -333,6 +401,7 @@ pub struct UnixListener {
     fd: OwnedFd,
     addr: UnixAddr,
     file: Option<SocketFile>,
+    trust: Trust,
 }
 
 fd_traits!(UnixListener);
@@ -352,6 +421,7 @@ impl UnixListener {
             fd,
             addr: addr.clone(),
             file,
+            trust: Trust::own_user(),
         })
     }
 
@@ -377,7 +447,7 @@ impl UnixListener {
 
     /// Accepts a connection, waiting as `wait` allows.
     pub fn accept_wait(&self, wait: Wait) -> Result<(UnixStream, Credentials), SocketError> {
-        let (fd, cred) = accept_on(self.fd.as_fd(), wait, &self.addr.to_string())?;
+        let (fd, cred) = accept_on(self.fd.as_fd(), wait, &self.addr.to_string(), &self.trust)?;
         Ok((UnixStream::from(fd), cred))
     }
 }
@@ -811,6 +881,7 @@ macro_rules! message_ops {
                 if m.credentials.is_none() && $connected {
                     m.credentials = peer_credentials(self.fd.as_fd()).ok();
                 }
+                self.check_sender(&m)?;
                 Ok(m)
             }
         }
@@ -826,6 +897,7 @@ pub struct UnixSeqpacketListener {
     fd: OwnedFd,
     addr: UnixAddr,
     file: Option<SocketFile>,
+    trust: Trust,
 }
 
 fd_traits!(UnixSeqpacketListener);
@@ -847,6 +919,7 @@ impl UnixSeqpacketListener {
             fd,
             addr: addr.clone(),
             file,
+            trust: Trust::own_user(),
         })
     }
 
@@ -870,7 +943,7 @@ impl UnixSeqpacketListener {
 
     /// Accepts a connection, waiting as `wait` allows.
     pub fn accept_wait(&self, wait: Wait) -> Result<(UnixSeqpacket, Credentials), SocketError> {
-        let (fd, cred) = accept_on(self.fd.as_fd(), wait, &self.addr.to_string())?;
+        let (fd, cred) = accept_on(self.fd.as_fd(), wait, &self.addr.to_string(), &self.trust)?;
         Ok((UnixSeqpacket { fd }, cred))
     }
 }
@@ -892,6 +965,11 @@ impl From<OwnedFd> for UnixSeqpacket {
 }
 
 impl UnixSeqpacket {
+    /// Connections were checked at accept (or connect).
+    fn check_sender(&self, _: &ReceivedMessage) -> Result<(), SocketError> {
+        Ok(())
+    }
+
     /// Connects to `addr`.
     pub fn connect(addr: &UnixAddr) -> Result<UnixSeqpacket, SocketError> {
         Ok(UnixSeqpacket {
@@ -936,6 +1014,8 @@ pub struct UnixDatagram {
     fd: OwnedFd,
     addr: Option<UnixAddr>,
     file: Option<SocketFile>,
+    /// Whose datagrams a bound socket takes; `None` (unbound sockets, pairs): no check.
+    trust: Option<Trust>,
 }
 
 fd_traits!(UnixDatagram);
@@ -947,6 +1027,7 @@ impl From<OwnedFd> for UnixDatagram {
             fd,
             addr: None,
             file: None,
+            trust: None,
         }
     }
 }
@@ -964,6 +1045,7 @@ impl UnixDatagram {
             fd,
             addr: Some(addr.clone()),
             file,
+            trust: Some(Trust::own_user()),
         })
     }
 
@@ -985,17 +1067,39 @@ impl UnixDatagram {
         Ok((a.into(), b.into()))
     }
 
+    /// Refuses (after dropping it, with its fds) a datagram from a user this socket does not
+    /// trust.
+    fn check_sender(&self, m: &ReceivedMessage) -> Result<(), SocketError> {
+        match &self.trust {
+            Some(t) => {
+                let addr = self
+                    .addr
+                    .as_ref()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                check_peer(t, &addr, m.credentials)
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Sets the default destination (then [`send`](Self::send) works). A missing peer is
     /// [`SocketError::NotFound`].
     pub fn connect(&self, addr: &UnixAddr) -> Result<(), SocketError> {
         let raw = raw_addr(addr)?;
-        sys::connect_unix(self.fd.as_fd(), &raw)
-            .map_err(|e| SocketError::connect(addr.to_string(), e))
+        sys::connect_unix(self.fd.as_fd(), &raw).map_err(|e| connect_failed(addr, e))
     }
 
     /// The bound address, if any.
     pub fn local_addr(&self) -> Option<&UnixAddr> {
         self.addr.as_ref()
+    }
+
+    /// Sets whose datagrams this socket takes (a bound socket defaults to its own user's
+    /// only; see the [module documentation](self)): a datagram from another user is
+    /// discarded and the receive returns [`SocketError::ForeignPeer`].
+    pub fn set_trust(&mut self, trust: Trust) {
+        self.trust = Some(trust);
     }
 
     /// Keeps the socket file after drop.

@@ -312,6 +312,28 @@ pub(crate) fn lstat_kind(path: &Path) -> io::Result<PathKind> {
     }
 }
 
+/// Whether `path` (following symlinks, as `connect(2)` does) is a socket; `None` when
+/// nothing is there.
+pub(crate) fn stat_is_socket(path: &Path) -> io::Result<Option<bool>> {
+    match rustix::fs::stat(path) {
+        Ok(st) => Ok(Some(
+            FileType::from_raw_mode(st.st_mode) == FileType::Socket,
+        )),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The owner (uid) of what sits at `path`, without following a final symlink; `None` when
+/// nothing is there.
+pub(crate) fn lstat_owner(path: &Path) -> io::Result<Option<u32>> {
+    match rustix::fs::lstat(path) {
+        Ok(st) => Ok(Some(st.st_uid)),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Sets the mode of the socket file at `path` without following symlinks: opens it with
 /// `O_PATH | O_NOFOLLOW`, checks with `fstat` that it is a socket, then changes the mode of
 /// exactly that inode through `/proc/self/fd`. Returns the socket file's identity.
