@@ -293,6 +293,9 @@ pub struct Options {
     /// Which users' objects and peers are trusted besides our own (default: our own uid only;
     /// see [`crate::trust`]).
     pub trust: Trust,
+    /// Receivers: the most bytes held for incomplete messages of all peers together (default
+    /// 64 MiB); the peer or message that would pass it is dropped ([`Error::PeerDropped`]).
+    pub max_buffered: usize,
 }
 
 impl Default for Options {
@@ -307,6 +310,7 @@ impl Default for Options {
             max_message_size: None,
             connect_timeout: None,
             trust: Trust::own_user(),
+            max_buffered: crate::pipe::DEFAULT_MAX_BUFFERED,
         }
     }
 }
@@ -355,6 +359,11 @@ impl Options {
     /// Sets which other users' objects and peers are trusted.
     pub fn trust(mut self, trust: Trust) -> Self {
         self.trust = trust;
+        self
+    }
+    /// Sets the cap on bytes a receiver holds for incomplete messages of all peers together.
+    pub fn max_buffered(mut self, max: usize) -> Self {
+        self.max_buffered = max;
         self
     }
 }
