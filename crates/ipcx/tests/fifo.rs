@@ -911,3 +911,38 @@ fn channel_receiver_drops_a_message_over_max_buffered_and_goes_on() {
     assert_eq!(rx.recv_timeout(BOUND).unwrap().data, b"after");
     tx.expect_success();
 }
+
+#[test]
+fn channel_sender_without_reader_fails_at_once_unless_given_time() {
+    let dir = util::TempDir::new("fifo-lonely");
+    let f = Fifo::create(dir.join("lonely")).unwrap();
+    let ep = Endpoint::parse(&format!("fifo:{}", s(f.path()))).unwrap();
+    // No timeout: PeerGone at once (run in a thread, so that a hang fails the test).
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let ep2 = ep.clone();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(ep2.sender(&Options::new()).map(drop));
+    });
+    let err = done
+        .recv_timeout(BOUND)
+        .expect("a sender with no reader hangs")
+        .unwrap_err();
+    assert!(matches!(err, Error::PeerGone { .. }), "{err}");
+    assert!(
+        err.to_string().contains("no reader") && err.to_string().contains("start the receiver"),
+        "{err}"
+    );
+    // A timeout waits that long for a reader.
+    let start = Instant::now();
+    let err = ep
+        .sender(&Options::new().connect_timeout(Duration::from_millis(200)))
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout), "{err}");
+    assert!(start.elapsed() >= Duration::from_millis(200));
+    // And finds one that comes in time.
+    let mut late = util::spawn_role("channel_send", &[&format!("fifo:{}", s(f.path())), "late"]);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut rx = f.open_reader().unwrap();
+    assert_eq!(rx.recv_timeout(BOUND).unwrap(), b"late");
+    late.expect_success();
+}

@@ -11,8 +11,10 @@
 //! [`Error::FrameTooLarge`], after which the stream is out of step: its bytes are dropped until
 //! every writer has closed.
 //!
-//! The sender opens an existing FIFO (or creates it, kept, with `opts.create`), waiting for a
-//! reader for at most `opts.connect_timeout`.
+//! The sender opens an existing FIFO (or creates it, kept, with `opts.create`). With
+//! `opts.connect_timeout` it waits that long for a reader ([`Error::Timeout`] then); without,
+//! a FIFO that no reader has open is [`Error::PeerGone`] at once, as a socket with no listener
+//! is.
 
 use std::path::Path;
 
@@ -111,9 +113,10 @@ pub(crate) fn sender(path: &Path, opts: &Options) -> Result<Box<dyn MessageSende
     Ok(Box::new(FifoSender { writer }))
 }
 
-/// How long a FIFO sender waits for a reader: `opts.connect_timeout`, or forever.
+/// How long a FIFO sender waits for a reader: `opts.connect_timeout`, or not at all (as a
+/// socket sender does not wait for a listener).
 pub(crate) fn open_wait(opts: &Options) -> Wait {
-    Wait::from_timeout(opts.connect_timeout)
+    opts.connect_timeout.map_or(Wait::NoWait, Wait::timeout)
 }
 
 /// Receives from a FIFO, one writer after another.

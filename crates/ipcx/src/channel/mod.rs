@@ -288,7 +288,7 @@ pub struct Options {
     /// POSIX mq creation: largest message (default: the system default).
     pub max_message_size: Option<usize>,
     /// Connection-oriented senders, FIFO writers: how long to wait for the peer to appear
-    /// (default: forever).
+    /// (default: not at all: no listener, or no reader on the FIFO, is [`Error::PeerGone`]).
     pub connect_timeout: Option<Duration>,
     /// Which users' objects and peers are trusted besides our own (default: our own uid only;
     /// see [`crate::trust`]).
