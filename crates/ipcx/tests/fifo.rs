@@ -946,3 +946,32 @@ fn channel_sender_without_reader_fails_at_once_unless_given_time() {
     assert_eq!(rx.recv_timeout(BOUND).unwrap(), b"late");
     late.expect_success();
 }
+
+#[cfg(feature = "tokio")]
+#[test]
+fn async_fifo_reader_and_writer_carry_large_messages_as_chunks() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = util::TempDir::new("fifo-async-big");
+        let to_child = Fifo::create(dir.join("in")).unwrap();
+        let from_child = Fifo::create(dir.join("out")).unwrap();
+        let mut rx = from_child.open_reader().unwrap().into_async().unwrap();
+        let mut child = util::spawn_role("echo", &[s(to_child.path()), s(from_child.path()), "3"]);
+        let tx = to_child.open_writer_wait(Wait::timeout(BOUND)).unwrap();
+        let mut tx = tx.into_async().unwrap();
+        for len in [100_000usize, 10, 300_000] {
+            let m: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            tx.send(&m).await.unwrap();
+            let mut back = tokio::time::timeout(BOUND, rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            back.reverse();
+            assert_eq!(back, m);
+        }
+        child.expect_success();
+    });
+}
