@@ -24,10 +24,14 @@
 //! ("no reader on fifo PATH: start the receiver first"). Readers open at once (non-blocking);
 //! their `recv` waits for a writer.
 //!
-//! # Several writers
-//! Writers opened here use [`LargeFrames::Lock`]: frames of up to [`crate::pipe::PIPE_BUF`]
-//! bytes are atomic by themselves, larger ones are written under an exclusive `flock` that
-//! every ipcx FIFO writer honours. See [`crate::pipe`] for the details.
+//! # Several writers, and writers that crash
+//! Writers opened here use [`LargeFrames::Chunk`]: a message whose frame fits in
+//! [`crate::pipe::PIPE_BUF`] bytes goes out as one plain frame in one atomic write; a larger one
+//! as atomic chunks that name their writer, which the reader reassembles per writer
+//! ([`crate::pipe::chunk`]). A writer killed at any point can only lose its own message in
+//! progress: the reader drops it (a recoverable [`PipeError::TruncatedFrame`] naming the
+//! writer) and every complete message of every other writer arrives intact and in order. See
+//! [`crate::pipe`] for the details, and for the cap on what the reader buffers.
 //!
 //! ```no_run
 //! use ipcx::fifo::{self, Fifo};
@@ -56,6 +60,8 @@ use std::time::Duration;
 
 use rustix::fs::FileType;
 
+#[cfg(doc)]
+use crate::pipe::PipeError;
 use crate::pipe::{LargeFrames, PipeReader, PipeWriter};
 use crate::sys;
 use crate::wait::Wait;
@@ -456,7 +462,7 @@ pub fn open_writer_timeout(
 
 /// Opens the write end of the FIFO at `path`, waiting for a reader as `wait` allows.
 ///
-/// The writer uses [`LargeFrames::Lock`].
+/// The writer uses [`LargeFrames::Chunk`].
 pub fn open_writer_wait(path: impl AsRef<Path>, wait: Wait) -> Result<PipeWriter, FifoError> {
     let path = path.as_ref();
     expect_fifo(path)?;
@@ -466,7 +472,7 @@ pub fn open_writer_wait(path: impl AsRef<Path>, wait: Wait) -> Result<PipeWriter
             Ok(fd) => {
                 verify_opened(path, &fd)?;
                 return Ok(PipeWriter::wrap(fd, format!("fifo:{}", path.display()))
-                    .with_large_frames(LargeFrames::Lock));
+                    .with_large_frames(LargeFrames::Chunk));
             }
             Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
                 let left = wait.remaining();

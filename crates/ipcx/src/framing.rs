@@ -22,6 +22,10 @@ pub const HEADER_LEN: usize = 4;
 /// Default maximum frame length: 16 MiB.
 pub const DEFAULT_MAX_FRAME_LEN: usize = 16 << 20;
 
+/// Default cap on what one receiver holds for incomplete messages of all its peers together:
+/// 64 MiB.
+pub const DEFAULT_MAX_BUFFERED: usize = 64 << 20;
+
 /// A framing failure.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -20,29 +20,47 @@
 //! Drop the parent's copy of an end it gave away: a reader sees end of stream only once every
 //! copy of the write end is closed.
 //!
-//! # Message atomicity with several writers
-//! The kernel writes at most `PIPE_BUF` (4096) bytes atomically. A frame of up to [`PIPE_BUF`]
-//! bytes, header included, always goes out in **one** `write(2)` call, so frames from several
-//! writers never interleave. Larger frames follow the writer's [`LargeFrames`] policy:
+//! # Message atomicity with several writers, and writers that crash
+//! The kernel writes at most `PIPE_BUF` (4096) bytes atomically: such a write is in the pipe
+//! whole or not at all, even when its writer is killed in the middle of the call. A frame of up
+//! to [`PIPE_BUF`] bytes, header included, always goes out in **one** `write(2)` call, as a
+//! plain frame (4-byte big-endian length, then the bytes), so frames from several writers never
+//! interleave. Larger messages follow the writer's [`LargeFrames`] policy:
 //!
 //! * [`LargeFrames::Refuse`] (the default for anonymous pipes): a frame above `PIPE_BUF` is
 //!   refused with [`PipeError::NotAtomic`], which names the limit. Nothing is written.
-//! * [`LargeFrames::Lock`] (the default for writers that open a FIFO by path): every frame is
-//!   written under `flock(2)` on the FIFO: a shared lock for frames up to `PIPE_BUF`, an
-//!   exclusive lock for larger ones, so a large frame is never interleaved with a frame from
-//!   another ipcx writer. `flock` locks belong to an open file description, so this only
-//!   excludes writers that opened the FIFO themselves (not copies of one descriptor inherited
-//!   across `fork`), and writers that do not take the lock (a shell `printf`) are not
-//!   excluded.
-//! * [`LargeFrames::SingleWriter`]: the caller promises it is the only writer; large frames
-//!   are written in as many calls as needed, without a lock.
+//! * [`LargeFrames::Chunk`] (the default for writers that open a FIFO by path): the message
+//!   is cut into chunks of at most `PIPE_BUF` bytes, each written atomically and carrying the
+//!   writer's identity (process id and start time, handle), the message's sequence number, its
+//!   length and the chunk's offset ([`chunk`] specifies the format). Chunks of several writers
+//!   may interleave in the pipe; the reader puts each writer's message back together
+//!   ([`reassembly`]). No lock is taken.
+//! * [`LargeFrames::SingleWriter`]: the caller promises it is the only writer; a large message
+//!   goes out as one plain frame in as many writes as needed (what programs that do not know
+//!   the chunk format read).
 //!
-//! A send's deadline bounds the wait for a frame to *start*: once the first bytes of a frame
-//! larger than `PIPE_BUF` are out, the writer finishes the frame, whatever the deadline, as long
-//! as the reader keeps making room (see [`crate::wait::FRAME_STALL_LIMIT`]). Only a reader that
-//! stops reading in the middle of a frame for that long leaves the stream torn: the writer then
-//! reports [`PipeError::Torn`] and refuses every later send (the reader will see a truncated
-//! frame).
+//! What a writer that crashes (or is killed) can and cannot do to the reader: with
+//! [`LargeFrames::Chunk`] and small messages it can only leave an incomplete message of its
+//! own, which the reader drops (reported as [`PipeError::TruncatedFrame`] naming the writer)
+//! when that writer starts another message, when its process is found gone (checked before the
+//! reader waits), or when every writer has closed. Every complete message of every other
+//! writer arrives intact and in order. A writer that writes a plain frame larger than
+//! `PIPE_BUF` (single-writer mode, or a program that does not chunk) and dies half-way leaves
+//! the stream out of step: the reader sees the next bytes as the rest of that frame. A writer
+//! that can open the pipe can also forge messages: the pipe's file mode is the trust boundary.
+//!
+//! A reader's memory grows with the bytes that arrived, never with a length a writer declares,
+//! and what it holds for incomplete messages of all writers together is capped
+//! ([`PipeReader::set_max_buffered`], default [`DEFAULT_MAX_BUFFERED`]): the message that would
+//! pass the cap is dropped with [`PipeError::Dropped`] and the others go on.
+//!
+//! A send's deadline bounds the wait for a message to *start*: once its first bytes are out,
+//! the writer finishes it, whatever the deadline, as long as the reader keeps making room (see
+//! [`crate::wait::FRAME_STALL_LIMIT`]). When the reader stops reading for that long in the
+//! middle of a chunked message, the send fails with [`PipeError::Timeout`] and the writer stays
+//! usable (the reader drops the partial message when the next one starts); in the middle of a
+//! single-writer plain frame the stream is torn: the writer reports [`PipeError::Torn`] and
+//! refuses every later send.
 //!
 //! # Descriptor mode
 //! The descriptors held by [`PipeReader`] and [`PipeWriter`] are in non-blocking mode; waiting
@@ -69,18 +87,23 @@
 //! # References
 //! [pipe(7)](https://man7.org/linux/man-pages/man7/pipe.7.html),
 //! [pipe(2)](https://man7.org/linux/man-pages/man2/pipe.2.html),
-//! [flock(2)](https://man7.org/linux/man-pages/man2/flock.2.html)
+//! [write(2)](https://man7.org/linux/man-pages/man2/write.2.html) (atomic writes of up to
+//! `PIPE_BUF` bytes)
+
+pub mod chunk;
+pub mod reassembly;
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::process::{Command, Stdio};
-use std::thread;
 use std::time::Duration;
 
-use crate::framing::{self, DEFAULT_MAX_FRAME_LEN, FrameDecoder, FrameError};
+use crate::framing::{self, DEFAULT_MAX_FRAME_LEN};
 use crate::sys;
 use crate::wait::{Wait, poll_wait};
+use chunk::WriterId;
+use reassembly::{Reassembler, ReassemblyError};
 
 /// The largest write the kernel keeps atomic on a pipe or FIFO (4096 on Linux). A frame of up
 /// to this many bytes, header included, never interleaves with frames of other writers.
@@ -91,6 +114,15 @@ const PIPE_DEFAULT_CAPACITY: usize = 64 * 1024;
 
 /// The longest message that fits in one atomic frame: [`PIPE_BUF`] minus the frame header.
 pub const MAX_ATOMIC_MESSAGE: usize = PIPE_BUF - framing::HEADER_LEN;
+
+/// Default cap on what a reader holds for incomplete messages, all writers together: 64 MiB.
+pub const DEFAULT_MAX_BUFFERED: usize = framing::DEFAULT_MAX_BUFFERED;
+
+/// How often, at most, a reader looks whether the writers of its incomplete messages are gone.
+const GONE_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How many writers one such look covers at most.
+const GONE_CHECK_LIMIT: usize = 256;
 
 /// Why a pipe or FIFO read or write failed.
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +169,7 @@ pub enum PipeError {
     /// The frame is larger than `PIPE_BUF` and the writer's policy is
     /// [`LargeFrames::Refuse`]: it could interleave with other writers' frames.
     #[error(
-        "message of {len} bytes does not fit in one atomic pipe write on {what}: at most {max} bytes (PIPE_BUF {pipe_buf} minus the 4-byte header); send smaller messages, or choose LargeFrames::Lock or LargeFrames::SingleWriter"
+        "message of {len} bytes does not fit in one atomic pipe write on {what}: at most {max} bytes (PIPE_BUF {pipe_buf} minus the 4-byte header); send smaller messages, or choose LargeFrames::Chunk or LargeFrames::SingleWriter"
     )]
     NotAtomic {
         /// The message length.
@@ -161,7 +193,9 @@ pub enum PipeError {
         /// The pipe or FIFO.
         what: String,
     },
-    /// The stream ended inside a frame (the writer closed or died mid-message).
+    /// A message was left incomplete: the stream ended inside a frame, or (chunked messages) a
+    /// writer closed, died or started another message in the middle of one; `what` then names
+    /// the writer. The reader goes on with the next message.
     #[error("stream from {what} ended inside a frame: {got} of {expected} bytes arrived")]
     TruncatedFrame {
         /// Bytes the frame should have had (header included).
@@ -194,6 +228,16 @@ pub enum PipeError {
         #[source]
         source: io::Error,
     },
+    /// The reader dropped one writer's message, or the stream until every writer has closed,
+    /// and goes on: the message would pass the cap on what the reader buffers, or the bytes are
+    /// not a chunk this reader can use.
+    #[error("dropped a message from {what}: {reason}")]
+    Dropped {
+        /// The pipe or FIFO, and the writer when known.
+        what: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl PipeError {
@@ -220,17 +264,20 @@ impl From<PipeError> for io::Error {
     }
 }
 
-/// How a writer sends frames larger than [`PIPE_BUF`]; see the [module documentation](self).
+/// How a writer sends messages whose frame is larger than [`PIPE_BUF`]; see the
+/// [module documentation](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum LargeFrames {
     /// Refuse them with [`PipeError::NotAtomic`] (default for anonymous pipes).
     #[default]
     Refuse,
-    /// Write every frame under `flock(2)`: shared for small frames, exclusive for large ones
-    /// (default for FIFO writers opened by path).
-    Lock,
-    /// No lock; large frames in several writes. Only correct with a single writer.
+    /// Cut them into atomic chunks ([`chunk`]) that the reader reassembles per writer: safe
+    /// with any number of writers, any of which may crash (default for FIFO writers opened by
+    /// path). The reader must be an ipcx reader or speak the chunk format.
+    Chunk,
+    /// One plain frame in several writes. Only correct with a single writer; any reader of the
+    /// plain framing reads it.
     SingleWriter,
 }
 
@@ -253,8 +300,13 @@ pub fn pipe() -> io::Result<(PipeReader, PipeWriter)> {
 /// buffered are not visible to [`Read`].
 pub struct PipeReader {
     fd: OwnedFd,
-    dec: FrameDecoder,
+    dec: Reassembler,
     what: String,
+    /// When the writers of incomplete messages were last looked at.
+    gone_checked: Option<std::time::Instant>,
+    /// Writers found gone with a message incomplete: dropped once the pipe has been emptied
+    /// after they were found gone (their last chunks may still be in it until then).
+    gone: Vec<WriterId>,
     /// The last read drained the pipe: wait with `poll` before reading again, instead of a
     /// read that would only say `EAGAIN` (a message exchange then costs poll + read, as with a
     /// blocking descriptor, not read + poll + read).
@@ -266,7 +318,7 @@ impl fmt::Debug for PipeReader {
         f.debug_struct("PipeReader")
             .field("fd", &self.fd.as_raw_fd())
             .field("what", &self.what)
-            .field("buffered", &self.dec.pending())
+            .field("buffered", &self.dec.buffered())
             .finish()
     }
 }
@@ -275,8 +327,10 @@ impl PipeReader {
     pub(crate) fn wrap(fd: OwnedFd, what: String) -> PipeReader {
         PipeReader {
             fd,
-            dec: FrameDecoder::new(DEFAULT_MAX_FRAME_LEN),
+            dec: Reassembler::new(DEFAULT_MAX_FRAME_LEN, DEFAULT_MAX_BUFFERED),
             what,
+            gone_checked: None,
+            gone: Vec::new(),
             drained: false,
         }
     }
@@ -295,7 +349,8 @@ impl PipeReader {
     pub fn try_clone(&self) -> io::Result<PipeReader> {
         Ok(
             PipeReader::wrap(sys::pipe::dup(&self.fd)?, self.what.clone())
-                .with_max_frame_len(self.max_frame_len()),
+                .with_max_frame_len(self.max_frame_len())
+                .with_max_buffered(self.max_buffered()),
         )
     }
 
@@ -317,11 +372,37 @@ impl PipeReader {
         self
     }
 
+    /// The most bytes held for incomplete messages, all writers together (default
+    /// [`DEFAULT_MAX_BUFFERED`], 64 MiB).
+    pub fn max_buffered(&self) -> usize {
+        self.dec.max_buffered()
+    }
+
+    /// Sets the cap on bytes held for incomplete messages: the message that would pass it is
+    /// dropped with [`PipeError::Dropped`], and the reader goes on.
+    pub fn set_max_buffered(&mut self, max: usize) {
+        self.dec.set_max_buffered(max);
+    }
+
+    /// Builder form of [`set_max_buffered`](Self::set_max_buffered).
+    pub fn with_max_buffered(mut self, max: usize) -> PipeReader {
+        self.set_max_buffered(max);
+        self
+    }
+
+    /// Bytes this reader holds now: incomplete messages and bytes not yet taken apart.
+    pub fn buffered(&self) -> usize {
+        self.dec.buffered()
+    }
+
     /// Receives one message, blocking until one arrives.
     ///
     /// # Errors
-    /// [`PipeError::PeerGone`] at the end of the stream (every writer closed),
-    /// [`PipeError::TruncatedFrame`] if it ended inside a frame, [`PipeError::FrameTooLarge`].
+    /// [`PipeError::PeerGone`] at the end of the stream (every writer closed). Recoverable
+    /// (call again for the next message): [`PipeError::TruncatedFrame`] when the stream ended
+    /// inside a frame or a writer left a chunked message incomplete, [`PipeError::Dropped`],
+    /// [`PipeError::FrameTooLarge`] (after a plain frame above the maximum, the stream is out of
+    /// step: its bytes are dropped until every writer has closed).
     pub fn recv(&mut self) -> Result<Vec<u8>, PipeError> {
         self.recv_wait(Wait::Forever)
     }
@@ -343,12 +424,13 @@ impl PipeReader {
     /// hang-up on a read end that has never had a writer).
     pub fn recv_wait(&mut self, wait: Wait) -> Result<Vec<u8>, PipeError> {
         loop {
-            match self.dec.next_frame() {
-                Ok(Some(frame)) => return Ok(frame),
-                Ok(None) => {}
-                Err(e) => return Err(self.frame_error(e)),
+            match self.dec.next() {
+                Some(Ok(msg)) => return Ok(msg),
+                Some(Err(e)) => return Err(self.reassembly_error(e)),
+                None => {}
             }
-            if !self.drained || wait == Wait::NoWait {
+            let mut emptied = false;
+            if !self.drained || wait == Wait::NoWait || self.gone_check_due() {
                 let mut src = FdRead(self.fd.as_fd());
                 // Ok(0): no writer right now; WouldBlock: writers but no data. Either way,
                 // poll: a hang-up means the end of the stream, and a FIFO that never had a
@@ -361,9 +443,12 @@ impl PipeReader {
                         continue;
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => emptied = true,
                     Err(e) => return Err(PipeError::io(format!("reading {}", self.what), e)),
                 }
+            }
+            if emptied && self.drop_gone_writers() {
+                continue;
             }
             match poll_wait(self.fd.as_fd(), true, wait)
                 .map_err(|e| PipeError::io(format!("polling {}", self.what), e))?
@@ -378,7 +463,14 @@ impl PipeReader {
                     if self.drain() > 0 {
                         continue;
                     }
-                    return Err(self.end_of_stream());
+                    self.dec.end_of_stream();
+                    if let Some(item) = self.dec.next() {
+                        return item.map_err(|e| self.reassembly_error(e));
+                    }
+                    return Err(PipeError::PeerGone {
+                        what: self.what.clone(),
+                        detail: "every writer closed the pipe (end of stream)",
+                    });
                 }
                 None => {
                     return Err(match wait {
@@ -407,33 +499,40 @@ impl PipeReader {
         total
     }
 
-    /// End of stream (the pipe is drained): truncated frame or peer gone. Resets the decoder.
-    fn end_of_stream(&mut self) -> PipeError {
-        let fin = self.dec.finish();
-        match fin {
-            Ok(()) => PipeError::PeerGone {
-                what: self.what.clone(),
-                detail: "every writer closed the pipe (end of stream)",
-            },
-            Err(e) => {
-                let e = self.frame_error(e);
-                self.dec = FrameDecoder::new(self.dec.max_frame_len());
-                e
-            }
-        }
+    /// Whether it is time to look for writers that are gone with a message incomplete.
+    fn gone_check_due(&self) -> bool {
+        self.dec.has_partial_messages()
+            && self
+                .gone_checked
+                .is_none_or(|t| t.elapsed() >= GONE_CHECK_INTERVAL)
     }
 
-    fn frame_error(&self, e: FrameError) -> PipeError {
-        let what = self.what.clone();
-        match e {
-            FrameError::TooLarge { len, max } => PipeError::FrameTooLarge { len, max, what },
-            FrameError::Truncated { expected, got } => PipeError::TruncatedFrame {
-                expected,
-                got,
-                what,
-            },
-            FrameError::Io(source) => PipeError::io(format!("reading {what}"), source),
+    /// Called when a read found the pipe empty: drops the incomplete messages of the writers
+    /// found gone before that read (everything they wrote has been read by now), then looks
+    /// for more (at most every [`GONE_CHECK_INTERVAL`]), to be dropped after the next read
+    /// that finds the pipe empty. Returns whether the loop should go round again rather than
+    /// wait: there is something to report, or a read to make.
+    fn drop_gone_writers(&mut self) -> bool {
+        for w in std::mem::take(&mut self.gone) {
+            self.dec.drop_writer(w, reassembly::Cause::WriterGone);
         }
+        if self.dec.has_pending_output() {
+            return true;
+        }
+        if !self.gone_check_due() {
+            return false;
+        }
+        self.gone_checked = Some(std::time::Instant::now());
+        self.gone = self.dec.gone_writers(GONE_CHECK_LIMIT);
+        if self.gone.is_empty() {
+            return false;
+        }
+        self.drained = false;
+        true
+    }
+
+    fn reassembly_error(&self, e: ReassemblyError) -> PipeError {
+        reassembly_error(&self.what, e)
     }
 
     /// Reads raw bytes, waiting as `wait` allows. `Ok(0)` is the end of the stream.
@@ -497,14 +596,57 @@ impl PipeReader {
     /// An async reader (feature `tokio`; needs a tokio runtime with I/O enabled).
     #[cfg(feature = "tokio")]
     pub fn into_async(self) -> io::Result<AsyncPipeReader> {
-        let max = self.max_frame_len();
+        let dec = Reassembler::new(self.max_frame_len(), self.max_buffered());
         let what = self.what;
         let inner = tokio::net::unix::pipe::Receiver::from_owned_fd(self.fd)?;
-        Ok(AsyncPipeReader {
-            inner,
-            dec: FrameDecoder::new(max),
-            what,
-        })
+        Ok(AsyncPipeReader { inner, dec, what })
+    }
+}
+
+/// A reassembly error as a [`PipeError`] on `what`, naming the writer where there is one.
+fn reassembly_error(what: &str, e: ReassemblyError) -> PipeError {
+    let name = |w: Option<WriterId>| match w {
+        Some(w) => format!("{what} ({w})"),
+        None => what.to_owned(),
+    };
+    match e {
+        ReassemblyError::TooLarge { len, max, writer } => PipeError::FrameTooLarge {
+            len,
+            max,
+            what: name(writer),
+        },
+        ReassemblyError::Truncated {
+            expected,
+            got,
+            writer,
+        } => PipeError::TruncatedFrame {
+            expected,
+            got,
+            what: match writer {
+                Some((w, cause)) => format!("{what} ({w}, {cause})"),
+                None => what.to_owned(),
+            },
+        },
+        ReassemblyError::OverBudget {
+            len,
+            max_buffered,
+            writer,
+        } => PipeError::Dropped {
+            what: name(writer),
+            reason: format!(
+                "its {len} bytes would pass the limit of {max_buffered} bytes the reader holds for incomplete messages (raise max_buffered, or send smaller messages)"
+            ),
+        },
+        e @ ReassemblyError::BadChunk(_) => PipeError::Dropped {
+            what: what.to_owned(),
+            reason: if e.loses_the_stream() {
+                format!(
+                    "{e}; the stream is out of step and is dropped until every writer has closed"
+                )
+            } else {
+                format!("{e}; the chunk was skipped")
+            },
+        },
     }
 }
 
@@ -522,6 +664,10 @@ pub struct PipeWriter {
     large: LargeFrames,
     torn: Option<(usize, usize)>,
     what: String,
+    /// Chunked messages: this handle's identity (made at the first one, again after a fork)
+    /// and the next message's sequence number.
+    chunk_writer: Option<WriterId>,
+    seq: u32,
 }
 
 impl fmt::Debug for PipeWriter {
@@ -542,6 +688,8 @@ impl PipeWriter {
             large: LargeFrames::Refuse,
             torn: None,
             what,
+            chunk_writer: None,
+            seq: 0,
         }
     }
 
@@ -553,8 +701,8 @@ impl PipeWriter {
     }
 
     /// A second handle to the same write end (`dup`), with the same settings: for handing
-    /// the end to several children ([`pass_to_child`]). Copies share one open file
-    /// description, hence one `flock` (see [`LargeFrames::Lock`]).
+    /// the end to several children ([`pass_to_child`]). The copy is a writer of its own for
+    /// chunked messages ([`LargeFrames::Chunk`]).
     pub fn try_clone(&self) -> io::Result<PipeWriter> {
         Ok(PipeWriter {
             fd: sys::pipe::dup(&self.fd)?,
@@ -562,6 +710,8 @@ impl PipeWriter {
             large: self.large,
             torn: self.torn,
             what: self.what.clone(),
+            chunk_writer: None,
+            seq: 0,
         })
     }
 
@@ -617,7 +767,8 @@ impl PipeWriter {
     }
 
     /// Sends one message, waiting as `wait` allows. A frame of up to [`PIPE_BUF`] bytes is
-    /// written in one `write(2)`: all of it or nothing.
+    /// written in one `write(2)`: all of it or nothing. A larger one follows the
+    /// [`LargeFrames`] policy.
     pub fn send_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), PipeError> {
         if let Some((written, len)) = self.torn {
             return Err(PipeError::Torn {
@@ -626,65 +777,66 @@ impl PipeWriter {
                 what: self.what.clone(),
             });
         }
-        let frame = framing::encode_frame(msg, self.max).map_err(|_| PipeError::TooLarge {
-            len: msg.len(),
-            max: self.max,
-            what: self.what.clone(),
-        })?;
-        let small = frame.len() <= PIPE_BUF;
-        if !small && self.large == LargeFrames::Refuse {
-            return Err(PipeError::NotAtomic {
+        // Lengths with the top bit mark chunks: a plain frame stays below.
+        let max = self.max.min(chunk::MAX_PLAIN_LEN);
+        if msg.len() > max {
+            return Err(PipeError::TooLarge {
                 len: msg.len(),
-                max: MAX_ATOMIC_MESSAGE,
-                pipe_buf: PIPE_BUF,
+                max,
                 what: self.what.clone(),
             });
         }
-        let locked = self.large == LargeFrames::Lock;
-        if locked {
-            self.lock(!small, wait)?;
-        }
-        let res = self.write_frame(&frame, wait);
-        if locked {
-            let _ = sys::pipe::unlock(&self.fd);
-        }
-        res
-    }
-
-    /// Takes the writers' lock (exclusive for a large frame), waiting as `wait` allows.
-    fn lock(&self, exclusive: bool, wait: Wait) -> Result<(), PipeError> {
-        let mut pause = Duration::from_micros(100);
-        loop {
-            let blocking = wait == Wait::Forever;
-            match sys::pipe::flock(&self.fd, exclusive, blocking) {
-                Ok(()) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let Some(left) = wait.remaining() else {
-                        continue;
-                    };
-                    if left.is_zero() {
-                        return Err(if wait == Wait::NoWait {
-                            PipeError::Full {
-                                what: self.what.clone(),
-                            }
-                        } else {
-                            PipeError::Timeout {
-                                what: self.what.clone(),
-                            }
-                        });
-                    }
-                    thread::sleep(pause.min(left));
-                    pause = (pause * 2).min(Duration::from_millis(10));
-                }
-                Err(e) => {
-                    return Err(PipeError::io(format!("locking {}", self.what), e));
+        if framing::HEADER_LEN + msg.len() > PIPE_BUF {
+            match self.large {
+                LargeFrames::Chunk => return self.send_chunked(msg, wait),
+                LargeFrames::SingleWriter => {}
+                _ => {
+                    return Err(PipeError::NotAtomic {
+                        len: msg.len(),
+                        max: MAX_ATOMIC_MESSAGE,
+                        pipe_buf: PIPE_BUF,
+                        what: self.what.clone(),
+                    });
                 }
             }
         }
+        let frame = framing::encode_frame(msg, max).map_err(|_| PipeError::TooLarge {
+            len: msg.len(),
+            max,
+            what: self.what.clone(),
+        })?;
+        self.write_frame(&frame, wait)
     }
 
-    /// Writes a whole frame; a small one in a single write call.
+    /// Sends a large message as atomic chunks ([`chunk`]). Once the first chunk is out, the
+    /// rest follows as long as the reader makes room; a reader that stalls makes the send fail
+    /// with the message incomplete, which the reader drops when this writer's next message
+    /// starts.
+    fn send_chunked(&mut self, msg: &[u8], wait: Wait) -> Result<(), PipeError> {
+        let writer = match self.chunk_writer {
+            Some(w) if w.is_own() => w,
+            _ => {
+                let w = WriterId::new();
+                self.chunk_writer = Some(w);
+                w
+            }
+        };
+        let seq = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        let mut started = false;
+        chunk::for_each_chunk(writer, seq, msg, |c| {
+            let w = if started {
+                wait.for_frame_remainder()
+            } else {
+                wait
+            };
+            let res = self.write_frame(c, w);
+            started = true;
+            res
+        })
+    }
+
+    /// Writes a whole frame or chunk; one of up to [`PIPE_BUF`] bytes in a single write call.
     fn write_frame(&mut self, frame: &[u8], wait: Wait) -> Result<(), PipeError> {
         let mut written = 0;
         while written < frame.len() {
@@ -780,19 +932,18 @@ impl PipeWriter {
         &self.what
     }
 
-    /// An async writer (feature `tokio`; needs a tokio runtime with I/O enabled). Frames above
-    /// [`PIPE_BUF`] are sent only with [`LargeFrames::SingleWriter`]; otherwise refused.
+    /// An async writer (feature `tokio`; needs a tokio runtime with I/O enabled), with this
+    /// writer's [`LargeFrames`] policy.
     #[cfg(feature = "tokio")]
     pub fn into_async(self) -> io::Result<AsyncPipeWriter> {
-        let max = self.max;
-        let large = self.large;
-        let what = self.what;
         let inner = tokio::net::unix::pipe::Sender::from_owned_fd(self.fd)?;
         Ok(AsyncPipeWriter {
             inner,
-            max,
-            single_writer: large == LargeFrames::SingleWriter,
-            what,
+            max: self.max,
+            large: self.large,
+            what: self.what,
+            chunk_writer: self.chunk_writer,
+            seq: self.seq,
         })
     }
 }
@@ -984,8 +1135,10 @@ mod async_pipe {
     use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
     use tokio::net::unix::pipe;
 
-    use super::{MAX_ATOMIC_MESSAGE, PIPE_BUF, PipeError};
-    use crate::framing::{self, FrameDecoder, FrameError};
+    use super::chunk::{self, WriterId};
+    use super::reassembly::Reassembler;
+    use super::{LargeFrames, MAX_ATOMIC_MESSAGE, PIPE_BUF, PipeError};
+    use crate::framing;
 
     /// The async read end of a pipe or FIFO (feature `tokio`): [`AsyncRead`] for raw bytes,
     /// [`recv`](Self::recv) for framed messages.
@@ -995,7 +1148,7 @@ mod async_pipe {
     #[derive(Debug)]
     pub struct AsyncPipeReader {
         pub(super) inner: pipe::Receiver,
-        pub(super) dec: FrameDecoder,
+        pub(super) dec: Reassembler,
         pub(super) what: String,
     }
 
@@ -1006,10 +1159,10 @@ mod async_pipe {
         /// As [`super::PipeReader::recv`].
         pub async fn recv(&mut self) -> Result<Vec<u8>, PipeError> {
             loop {
-                match self.dec.next_frame() {
-                    Ok(Some(f)) => return Ok(f),
-                    Ok(None) => {}
-                    Err(e) => return Err(self.frame_error(e)),
+                match self.dec.next() {
+                    Some(Ok(m)) => return Ok(m),
+                    Some(Err(e)) => return Err(super::reassembly_error(&self.what, e)),
+                    None => {}
                 }
                 self.inner.readable().await.map_err(|e| PipeError::Io {
                     context: format!("waiting on {}", self.what),
@@ -1037,14 +1190,13 @@ mod async_pipe {
                     });
                 match res {
                     Ok(0) => {
-                        let fin = self.dec.finish();
-                        self.dec = FrameDecoder::new(self.dec.max_frame_len());
-                        return Err(match fin {
-                            Ok(()) => PipeError::PeerGone {
-                                what: self.what.clone(),
-                                detail: "every writer closed the pipe (end of stream)",
-                            },
-                            Err(e) => self.frame_error(e),
+                        self.dec.end_of_stream();
+                        if let Some(item) = self.dec.next() {
+                            return item.map_err(|e| super::reassembly_error(&self.what, e));
+                        }
+                        return Err(PipeError::PeerGone {
+                            what: self.what.clone(),
+                            detail: "every writer closed the pipe (end of stream)",
                         });
                     }
                     Ok(_) => {}
@@ -1060,22 +1212,6 @@ mod async_pipe {
                         });
                     }
                 }
-            }
-        }
-
-        fn frame_error(&self, e: FrameError) -> PipeError {
-            let what = self.what.clone();
-            match e {
-                FrameError::TooLarge { len, max } => PipeError::FrameTooLarge { len, max, what },
-                FrameError::Truncated { expected, got } => PipeError::TruncatedFrame {
-                    expected,
-                    got,
-                    what,
-                },
-                FrameError::Io(source) => PipeError::Io {
-                    context: format!("reading {what}"),
-                    source,
-                },
             }
         }
 
@@ -1101,29 +1237,69 @@ mod async_pipe {
     pub struct AsyncPipeWriter {
         pub(super) inner: pipe::Sender,
         pub(super) max: usize,
-        pub(super) single_writer: bool,
+        pub(super) large: LargeFrames,
         pub(super) what: String,
+        pub(super) chunk_writer: Option<WriterId>,
+        pub(super) seq: u32,
     }
 
     impl AsyncPipeWriter {
-        /// Sends one message. A frame of up to [`PIPE_BUF`] bytes goes out in one write.
+        /// Sends one message. A frame of up to [`PIPE_BUF`] bytes goes out in one write; a
+        /// larger one follows the writer's [`LargeFrames`] policy.
         ///
-        /// Not cancel-safe for frames above `PIPE_BUF` (single-writer mode only): dropping the
-        /// future mid-frame leaves the stream inside a frame.
+        /// Not cancel-safe for messages above `PIPE_BUF`: dropping the future mid-message
+        /// leaves it incomplete (chunked: the reader drops it when this writer's next message
+        /// starts; single-writer: the stream is left inside a frame).
         pub async fn send(&mut self, msg: &[u8]) -> Result<(), PipeError> {
-            let frame = framing::encode_frame(msg, self.max).map_err(|_| PipeError::TooLarge {
+            let max = self.max.min(chunk::MAX_PLAIN_LEN);
+            let frame = framing::encode_frame(msg, max).map_err(|_| PipeError::TooLarge {
                 len: msg.len(),
-                max: self.max,
+                max,
                 what: self.what.clone(),
             })?;
-            if frame.len() > PIPE_BUF && !self.single_writer {
-                return Err(PipeError::NotAtomic {
-                    len: msg.len(),
-                    max: MAX_ATOMIC_MESSAGE,
-                    pipe_buf: PIPE_BUF,
-                    what: self.what.clone(),
-                });
+            if frame.len() > PIPE_BUF {
+                match self.large {
+                    LargeFrames::SingleWriter => {}
+                    LargeFrames::Chunk => return self.send_chunked(msg).await,
+                    _ => {
+                        return Err(PipeError::NotAtomic {
+                            len: msg.len(),
+                            max: MAX_ATOMIC_MESSAGE,
+                            pipe_buf: PIPE_BUF,
+                            what: self.what.clone(),
+                        });
+                    }
+                }
             }
+            self.write_all(&frame).await
+        }
+
+        /// Sends a large message as atomic chunks (see [`super::PipeWriter`]).
+        async fn send_chunked(&mut self, msg: &[u8]) -> Result<(), PipeError> {
+            let writer = match self.chunk_writer {
+                Some(w) if w.is_own() => w,
+                _ => {
+                    let w = WriterId::new();
+                    self.chunk_writer = Some(w);
+                    w
+                }
+            };
+            let seq = self.seq;
+            self.seq = self.seq.wrapping_add(1);
+            let mut chunks = Vec::new();
+            chunk::for_each_chunk::<()>(writer, seq, msg, |c| {
+                chunks.push(c.to_vec());
+                Ok(())
+            })
+            .expect("collecting chunks does not fail");
+            for c in &chunks {
+                self.write_all(c).await?;
+            }
+            Ok(())
+        }
+
+        /// Writes all of `frame`; one of up to `PIPE_BUF` bytes in a single write.
+        async fn write_all(&mut self, frame: &[u8]) -> Result<(), PipeError> {
             let mut written = 0;
             while written < frame.len() {
                 self.inner.writable().await.map_err(|e| PipeError::Io {

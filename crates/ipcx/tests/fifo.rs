@@ -24,6 +24,10 @@ fn child_role() {
         ("expect_denied", expect_denied),
         ("channel_send", channel_send),
         ("half_frame", half_frame),
+        ("batch_writer", batch_writer),
+        ("big_writer", big_writer),
+        ("large_loop_writer", large_loop_writer),
+        ("claim_receiver", claim_receiver),
     ]);
 }
 
@@ -84,6 +88,163 @@ fn half_frame(args: &[String]) {
     let mut tx = fifo::open_writer_timeout(&args[0], BOUND).unwrap();
     use std::io::Write;
     tx.write_all(&[0, 0, 0, 10, b'a', b'b']).unwrap();
+}
+
+/// Writer args[1] on FIFO args[0]: sends args[2] checksummed messages, prints "batch done" on
+/// stdout, waits for one byte on stdin, then sends args[3] more (sequence numbers go on).
+fn batch_writer(args: &[String]) {
+    use std::io::{Read, Write};
+    let id: u32 = args[1].parse().unwrap();
+    let first: u32 = args[2].parse().unwrap();
+    let second: u32 = args[3].parse().unwrap();
+    let mut tx = fifo::open_writer_timeout(&args[0], BOUND).unwrap();
+    for seq in 0..first {
+        tx.send(&make_msg(id, seq, batch_len(seq))).unwrap();
+    }
+    let mut out = std::io::stdout();
+    writeln!(out, "batch done").unwrap();
+    out.flush().unwrap();
+    let mut go = [0u8; 1];
+    std::io::stdin().read_exact(&mut go).unwrap();
+    for seq in first..first + second {
+        tx.send(&make_msg(id, seq, batch_len(seq))).unwrap();
+    }
+}
+
+/// Sizes for [`batch_writer`]: small ones and, every third, one above PIPE_BUF.
+fn batch_len(seq: u32) -> usize {
+    if seq % 3 == 1 {
+        12_000 + seq as usize * 100
+    } else {
+        100 + seq as usize
+    }
+}
+
+/// Prints "start" on stdout, then sends one checksummed message of args[1] bytes as writer 9
+/// into FIFO args[0] (the test kills it on the way).
+fn big_writer(args: &[String]) {
+    use std::io::Write;
+    let len: usize = args[1].parse().unwrap();
+    let mut tx = fifo::open_writer_timeout(&args[0], BOUND).unwrap();
+    let msg = make_msg(9, 0, len);
+    let mut out = std::io::stdout();
+    writeln!(out, "start").unwrap();
+    out.flush().unwrap();
+    tx.send(&msg).unwrap();
+}
+
+/// Sends checksummed messages above PIPE_BUF as writer 7 into FIFO args[0] until killed.
+fn large_loop_writer(args: &[String]) {
+    let mut tx = fifo::open_writer_timeout(&args[0], BOUND).unwrap();
+    for seq in 0.. {
+        tx.send(&make_msg(7, seq, 30_000 + (seq as usize % 5) * 7_000))
+            .unwrap();
+    }
+}
+
+/// Receives on the channel endpoint fifo:args[0] (default options) until killed, after
+/// printing "ready"; only unrecoverable errors end it.
+fn claim_receiver(args: &[String]) {
+    use std::io::Write;
+    let ep = Endpoint::parse(&format!("fifo:{}", args[0])).unwrap();
+    let mut rx = ep.receiver(&Options::new()).unwrap();
+    let mut out = std::io::stdout();
+    writeln!(out, "ready").unwrap();
+    out.flush().unwrap();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(_) | Err(Error::Timeout) => {}
+            Err(e) => assert!(e.is_recoverable(), "{e}"),
+        }
+    }
+}
+
+/// A counter of /proc/PID/io (`rchar`, `wchar`).
+fn io_counter(pid: i32, name: &str) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
+    io.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Bytes process `pid` has written so far.
+fn bytes_written(pid: i32) -> u64 {
+    io_counter(pid, "wchar")
+}
+
+/// Waits until process `pid` has read at least `total` bytes in all, and a little more for
+/// it to act on them (its loop goes round every 50 ms).
+fn wait_read(pid: i32, total: u64) {
+    assert!(
+        util::wait_until(BOUND, || io_counter(pid, "rchar") >= total),
+        "process {pid} did not read its input: {} of {total}",
+        io_counter(pid, "rchar")
+    );
+    std::thread::sleep(Duration::from_millis(150));
+}
+
+/// Resident memory of process `pid` in KiB (`VmRSS` of /proc/PID/status).
+fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB")
+        .parse()
+        .unwrap()
+}
+
+/// Waits until process `pid` has written at least `least` bytes and then stopped writing for
+/// 200 ms (blocked on a full pipe).
+fn wait_blocked_writing(pid: i32, least: u64) {
+    let mut last = 0;
+    let mut since = Instant::now();
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let now = bytes_written(pid);
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else if now >= least && since.elapsed() >= Duration::from_millis(200) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "writer {pid} did not block");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Reads one line from a child's piped stdout.
+fn read_line(child: &mut util::ChildGuard) -> String {
+    use std::io::Read;
+    let out = child.child().stdout.as_mut().unwrap();
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while out.read(&mut b).unwrap() == 1 && b[0] != b'\n' {
+        line.push(b[0]);
+    }
+    String::from_utf8_lossy(&line).into_owned()
+}
+
+/// Spawns `role` with its stdin and stdout piped to the test.
+fn spawn_piped(role: &str, args: &[&str]) -> util::ChildGuard {
+    let mut cmd = util::role_command(role, args);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    util::ChildGuard(Some(cmd.spawn().unwrap()))
+}
+
+/// Waits for a line equal to `want` on a child's stdout (the test harness may print first).
+fn expect_line(child: &mut util::ChildGuard, want: &str) {
+    for _ in 0..20 {
+        if read_line(child) == want {
+            return;
+        }
+    }
+    panic!("no line {want:?} from the child");
 }
 
 fn s(p: &Path) -> &str {
@@ -566,4 +727,251 @@ fn a_writer_that_connects_while_the_fifo_is_created_loses_nothing() {
     let mut rx = fifo.open_reader().unwrap();
     assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), b"early");
     assert!(sh.wait().unwrap().success());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writers killed in the middle of a message.
+
+#[test]
+fn a_writer_killed_mid_message_costs_no_message_of_another_writer() {
+    let dir = util::TempDir::new("fifo-kill");
+    let f = Fifo::create(dir.join("kill")).unwrap();
+    let mut rx = f.open_reader().unwrap();
+    // Writer 1 puts a first batch (small and large messages) into the FIFO and waits.
+    let mut b = spawn_piped("batch_writer", &[s(f.path()), "1", "4", "6"]);
+    expect_line(&mut b, "batch done");
+    // Writer 9 starts a 1 MiB message; nothing reads, so it blocks with part of it written.
+    let mut a = spawn_piped("big_writer", &[s(f.path()), &(1 << 20).to_string()]);
+    expect_line(&mut a, "start");
+    let a_pid = a.pid();
+    wait_blocked_writing(a_pid, 8192);
+    a.kill();
+    // Writer 1 sends its second batch after the dead writer's partial message.
+    {
+        use std::io::Write;
+        let stdin = b.child().stdin.as_mut().unwrap();
+        stdin.write_all(b"g").unwrap();
+        stdin.flush().unwrap();
+    }
+    let mut next = 0u32;
+    let mut truncated = Vec::new();
+    loop {
+        match rx.recv_timeout(BOUND) {
+            Ok(m) => {
+                let (id, seq) = check_msg(&m);
+                assert_eq!((id, seq), (1, next), "a message was lost or reordered");
+                assert_eq!(m.len(), batch_len(seq).max(16));
+                next += 1;
+            }
+            Err(e @ PipeError::TruncatedFrame { .. }) => truncated.push(e.to_string()),
+            Err(PipeError::PeerGone { .. }) => break,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(next, 10, "every message of the surviving writer arrives");
+    assert_eq!(truncated.len(), 1, "{truncated:?}");
+    assert!(
+        truncated[0].contains(&format!("pid {a_pid}")),
+        "the error names the dead writer: {}",
+        truncated[0]
+    );
+    b.expect_success();
+}
+
+#[test]
+fn writers_killed_at_random_points_never_tear_another_writers_messages() {
+    const TRIALS: u32 = 200;
+    const EACH: u32 = 60;
+    let dir = util::TempDir::new("fifo-kills");
+    let mut torn_reports = 0;
+    for trial in 0..TRIALS {
+        let f = Fifo::create(dir.join(&format!("k{trial}"))).unwrap();
+        let mut rx = f.open_reader().unwrap();
+        let mut victim = util::spawn_role("large_loop_writer", &[s(f.path())]);
+        let victim_pid = victim.pid();
+        let mut good = util::spawn_role("atomic_writer", &[s(f.path()), "1", &EACH.to_string()]);
+        // Kill the victim after a varying number of received messages (once the survivor has
+        // the FIFO open: it must not see the end of the stream first).
+        let kill_after = (trial * 7) % 23;
+        let mut received = 0;
+        let mut next_good = 0u32;
+        let mut next_victim = 0u32;
+        loop {
+            if received >= kill_after && next_good > 0 {
+                victim.kill();
+            }
+            match rx.recv_timeout(BOUND) {
+                Ok(m) => {
+                    received += 1;
+                    let (id, seq) = check_msg(&m);
+                    match id {
+                        1 => {
+                            assert_eq!(seq, next_good, "trial {trial}: lost or reordered");
+                            assert_eq!(m.len(), msg_len(1, seq).max(16));
+                            next_good += 1;
+                        }
+                        7 => {
+                            assert_eq!(seq, next_victim, "trial {trial}: victim reordered");
+                            next_victim += 1;
+                        }
+                        _ => panic!("trial {trial}: message from nowhere: writer {id}"),
+                    }
+                }
+                Err(e @ PipeError::TruncatedFrame { .. }) => {
+                    assert!(
+                        e.to_string().contains(&format!("pid {victim_pid}")),
+                        "trial {trial}: {e}"
+                    );
+                    torn_reports += 1;
+                }
+                Err(PipeError::PeerGone { .. }) => break,
+                Err(e) => panic!("trial {trial}: unexpected error: {e}"),
+            }
+        }
+        victim.kill();
+        assert_eq!(
+            next_good, EACH,
+            "trial {trial}: the surviving writer lost messages"
+        );
+        good.expect_success();
+    }
+    println!("{TRIALS} trials, {torn_reports} partial messages of killed writers reported");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile writers and the receiver's memory.
+
+#[test]
+fn a_claimed_length_costs_the_receiver_only_the_bytes_that_arrived() {
+    use std::io::Write;
+    let dir = util::TempDir::new("fifo-claim");
+    let path = dir.join("claim");
+    let mut rx = spawn_piped("claim_receiver", &[s(&path)]);
+    expect_line(&mut rx, "ready");
+    let pid = rx.pid();
+    let base = rss_kib(pid);
+    let mut read = io_counter(pid, "rchar");
+    // Chunks from 2000 writers (distinct ids), each claiming a 16 MiB message and bringing 4
+    // bytes of it.
+    let mut tx = fifo::open_writer_timeout(&path, BOUND).unwrap();
+    let mut wire = Vec::new();
+    for n in 0..2000u32 {
+        let header = ipcx::pipe::chunk::ChunkHeader {
+            writer: ipcx::pipe::chunk::WriterId {
+                pid_ns: 0,
+                pid: 1_000_000 + n,
+                start_time: 0,
+                serial: n,
+            },
+            seq: 0,
+            total: 16 << 20,
+            offset: 0,
+        };
+        let mut c = Vec::new();
+        ipcx::pipe::chunk::encode_chunk(&header, b"four", &mut c);
+        wire.extend_from_slice(&c);
+    }
+    tx.write_all(&wire).unwrap();
+    read += wire.len() as u64;
+    wait_read(pid, read);
+    let grown = rss_kib(pid).saturating_sub(base);
+    println!("2000 chunk claims: receiver grew by {grown} KiB (from {base} KiB)");
+    assert!(grown < 4096, "2000 claims of 16 MiB cost {grown} KiB");
+    drop(tx);
+    // Writer after writer, each a plain header claiming 16 MiB and one byte, kept open while
+    // the memory is measured.
+    for round in 0..5 {
+        let mut tx = fifo::open_writer_timeout(&path, BOUND).unwrap();
+        tx.write_all(&[1, 0, 0, 0, b'x']).unwrap();
+        read += 5;
+        wait_read(pid, read);
+        let grown = rss_kib(pid).saturating_sub(base);
+        println!("plain claim, round {round}: receiver grew by {grown} KiB");
+        assert!(
+            grown < 4096,
+            "round {round}: a claim of 16 MiB with 1 byte cost {grown} KiB"
+        );
+    }
+}
+
+#[test]
+fn channel_receiver_drops_a_message_over_max_buffered_and_goes_on() {
+    let dir = util::TempDir::new("fifo-cap");
+    let path = dir.join("cap");
+    let addr = format!("fifo:{}", s(&path));
+    let ep = Endpoint::parse(&addr).unwrap();
+    let mut rx = ep.receiver(&Options::new().max_buffered(20_000)).unwrap();
+    let big = "b".repeat(50_000);
+    let mut tx = util::spawn_role("channel_send", &[&addr, "before", &big, "after"]);
+    assert_eq!(rx.recv_timeout(BOUND).unwrap().data, b"before");
+    let err = rx.recv_timeout(BOUND).unwrap_err();
+    assert!(matches!(err, Error::PeerDropped { .. }), "{err}");
+    assert!(err.is_recoverable());
+    assert!(err.to_string().contains("20000"), "{err}");
+    assert_eq!(rx.recv_timeout(BOUND).unwrap().data, b"after");
+    tx.expect_success();
+}
+
+#[test]
+fn channel_sender_without_reader_fails_at_once_unless_given_time() {
+    let dir = util::TempDir::new("fifo-lonely");
+    let f = Fifo::create(dir.join("lonely")).unwrap();
+    let ep = Endpoint::parse(&format!("fifo:{}", s(f.path()))).unwrap();
+    // No timeout: PeerGone at once (run in a thread, so that a hang fails the test).
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let ep2 = ep.clone();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(ep2.sender(&Options::new()).map(drop));
+    });
+    let err = done
+        .recv_timeout(BOUND)
+        .expect("a sender with no reader hangs")
+        .unwrap_err();
+    assert!(matches!(err, Error::PeerGone { .. }), "{err}");
+    assert!(
+        err.to_string().contains("no reader") && err.to_string().contains("start the receiver"),
+        "{err}"
+    );
+    // A timeout waits that long for a reader.
+    let start = Instant::now();
+    let err = ep
+        .sender(&Options::new().connect_timeout(Duration::from_millis(200)))
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout), "{err}");
+    assert!(start.elapsed() >= Duration::from_millis(200));
+    // And finds one that comes in time.
+    let mut late = util::spawn_role("channel_send", &[&format!("fifo:{}", s(f.path())), "late"]);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut rx = f.open_reader().unwrap();
+    assert_eq!(rx.recv_timeout(BOUND).unwrap(), b"late");
+    late.expect_success();
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn async_fifo_reader_and_writer_carry_large_messages_as_chunks() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = util::TempDir::new("fifo-async-big");
+        let to_child = Fifo::create(dir.join("in")).unwrap();
+        let from_child = Fifo::create(dir.join("out")).unwrap();
+        let mut rx = from_child.open_reader().unwrap().into_async().unwrap();
+        let mut child = util::spawn_role("echo", &[s(to_child.path()), s(from_child.path()), "3"]);
+        let tx = to_child.open_writer_wait(Wait::timeout(BOUND)).unwrap();
+        let mut tx = tx.into_async().unwrap();
+        for len in [100_000usize, 10, 300_000] {
+            let m: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            tx.send(&m).await.unwrap();
+            let mut back = tokio::time::timeout(BOUND, rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            back.reverse();
+            assert_eq!(back, m);
+        }
+        child.expect_success();
+    });
 }

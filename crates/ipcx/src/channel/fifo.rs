@@ -2,13 +2,19 @@
 //!
 //! The receiver creates the FIFO when it is missing (mode `opts.mode`, removed when the
 //! receiver is dropped) and serves writer after writer: when the last writer closes, it opens
-//! the FIFO again and waits for the next one. A writer that closed or died inside a frame is
-//! reported as a recoverable [`Error::TruncatedFrame`]; a frame above the maximum as a
-//! recoverable [`Error::FrameTooLarge`], after which the rest of that writer's stream is
-//! discarded (it cannot be resynchronised) until every writer has closed.
+//! the FIFO again and waits for the next one. A writer that closed, died or went on to another
+//! message in the middle of a chunked message is reported as a recoverable
+//! [`Error::TruncatedFrame`] naming it; the other writers' messages are not affected
+//! ([`crate::pipe`]). A message that would pass `opts.max_buffered` (what the receiver holds for
+//! incomplete messages, all writers together) is dropped as a recoverable
+//! [`Error::PeerDropped`]. A plain frame above the maximum is a recoverable
+//! [`Error::FrameTooLarge`], after which the stream is out of step: its bytes are dropped until
+//! every writer has closed.
 //!
-//! The sender opens an existing FIFO (or creates it, kept, with `opts.create`), waiting for a
-//! reader for at most `opts.connect_timeout`.
+//! The sender opens an existing FIFO (or creates it, kept, with `opts.create`). With
+//! `opts.connect_timeout` it waits that long for a reader ([`Error::Timeout`] then); without,
+//! a FIFO that no reader has open is [`Error::PeerGone`] at once, as a socket with no listener
+//! is.
 
 use std::path::Path;
 
@@ -79,6 +85,7 @@ impl From<PipeError> for Error {
                 peer: what,
             },
             PipeError::Io { context, source } => Error::Io { context, source },
+            PipeError::Dropped { what, reason } => Error::PeerDropped { peer: what, reason },
             other => Error::Io {
                 context: "pipe".into(),
                 source: std::io::Error::other(other),
@@ -89,13 +96,11 @@ impl From<PipeError> for Error {
 
 pub(crate) fn receiver(path: &Path, opts: &Options) -> Result<Box<dyn MessageReceiver>, Error> {
     let fifo = Fifo::options().mode(opts.mode).create(path)?;
-    let reader = fifo.open_reader()?.with_max_frame_len(opts.max_frame_len);
-    Ok(Box::new(FifoReceiver {
-        fifo,
-        reader,
-        max: opts.max_frame_len,
-        discarding: false,
-    }))
+    let reader = fifo
+        .open_reader()?
+        .with_max_frame_len(opts.max_frame_len)
+        .with_max_buffered(opts.max_buffered);
+    Ok(Box::new(FifoReceiver { fifo, reader }))
 }
 
 pub(crate) fn sender(path: &Path, opts: &Options) -> Result<Box<dyn MessageSender>, Error> {
@@ -103,9 +108,15 @@ pub(crate) fn sender(path: &Path, opts: &Options) -> Result<Box<dyn MessageSende
         // Created or found; a sender never removes the FIFO.
         let _kept = Fifo::options().mode(opts.mode).create(path)?.persist();
     }
-    let writer = fifo::open_writer_wait(path, Wait::from_timeout(opts.connect_timeout))?
-        .with_max_frame_len(opts.max_frame_len);
+    let writer =
+        fifo::open_writer_wait(path, open_wait(opts))?.with_max_frame_len(opts.max_frame_len);
     Ok(Box::new(FifoSender { writer }))
+}
+
+/// How long a FIFO sender waits for a reader: `opts.connect_timeout`, or not at all (as a
+/// socket sender does not wait for a listener).
+pub(crate) fn open_wait(opts: &Options) -> Wait {
+    opts.connect_timeout.map_or(Wait::NoWait, Wait::timeout)
 }
 
 /// Receives from a FIFO, one writer after another.
@@ -113,53 +124,30 @@ pub(crate) fn sender(path: &Path, opts: &Options) -> Result<Box<dyn MessageSende
 struct FifoReceiver {
     fifo: Fifo,
     reader: PipeReader,
-    max: usize,
-    /// After an oversize frame: drop bytes until every writer has closed.
-    discarding: bool,
 }
 
 impl FifoReceiver {
     /// Opens a fresh read end (before closing the old one, so the FIFO's buffer is never
     /// without a reader) to wait for the next writer.
     fn reopen(&mut self) -> Result<(), Error> {
-        let fresh = self.fifo.open_reader()?.with_max_frame_len(self.max);
+        let fresh = self
+            .fifo
+            .open_reader()?
+            .with_max_frame_len(self.reader.max_frame_len())
+            .with_max_buffered(self.reader.max_buffered());
         self.reader = fresh;
         Ok(())
-    }
-
-    /// Discards bytes until every writer closed, as `wait` allows.
-    fn discard(&mut self, wait: Wait) -> Result<(), Error> {
-        let mut buf = [0u8; 4096];
-        loop {
-            match self.reader.read_wait(&mut buf, wait) {
-                Ok(0) => {
-                    self.discarding = false;
-                    return self.reopen();
-                }
-                Ok(_) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
     }
 }
 
 impl MessageReceiver for FifoReceiver {
     fn recv_wait(&mut self, wait: Wait) -> Result<Message, Error> {
         loop {
-            if self.discarding {
-                self.discard(wait)?;
-            }
             match self.reader.recv_wait(wait) {
                 Ok(data) => return Ok(Message::new(data)),
+                // Every writer closed (what they left incomplete was reported before): wait
+                // for the next ones on a fresh read end.
                 Err(PipeError::PeerGone { .. }) => self.reopen()?,
-                Err(e @ PipeError::TruncatedFrame { .. }) => {
-                    self.reopen()?;
-                    return Err(e.into());
-                }
-                Err(e @ PipeError::FrameTooLarge { .. }) => {
-                    self.discarding = true;
-                    return Err(e.into());
-                }
                 Err(e) => return Err(e.into()),
             }
         }

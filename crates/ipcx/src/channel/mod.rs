@@ -300,13 +300,13 @@ pub struct Options {
     /// POSIX mq creation: largest message (default: the system default).
     pub max_message_size: Option<usize>,
     /// Connection-oriented senders, FIFO writers: how long to wait for the peer to appear
-    /// (default: forever).
+    /// (default: not at all: no listener, or no reader on the FIFO, is [`Error::PeerGone`]).
     pub connect_timeout: Option<Duration>,
     /// Which users' objects and peers are trusted besides our own (default: our own uid only;
     /// see [`crate::trust`]).
     pub trust: Trust,
-    /// Receivers serving many peers (unix, unix-seqpacket, tcp): the most bytes of partial
-    /// frames buffered across all peers together (default [`DEFAULT_MAX_BUFFERED`], 64 MiB).
+    /// Receivers serving many peers (fifo, unix, unix-seqpacket, tcp): the most bytes held for
+    /// incomplete messages of all peers together (default [`DEFAULT_MAX_BUFFERED`], 64 MiB).
     /// The peer whose partial frame would pass it is dropped ([`Error::PeerDropped`]).
     pub max_buffered: usize,
     /// Receivers serving many peers: the most connections served at once (default
@@ -320,7 +320,7 @@ pub struct Options {
 }
 
 /// Default [`Options::max_buffered`]: 64 MiB.
-pub const DEFAULT_MAX_BUFFERED: usize = 64 << 20;
+pub const DEFAULT_MAX_BUFFERED: usize = crate::framing::DEFAULT_MAX_BUFFERED;
 
 /// Default [`Options::max_connections`].
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;

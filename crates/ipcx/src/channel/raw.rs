@@ -23,13 +23,15 @@ impl Endpoint {
     /// [`Endpoint::sender`], honouring `opts.connect_timeout`).
     pub fn raw_writer(&self, opts: &Options) -> Result<Box<dyn Write + Send>, Error> {
         let what = self.to_string();
-        let wait = Wait::from_timeout(opts.connect_timeout);
         match self {
             Endpoint::Fifo(path) => {
                 if opts.create {
                     let _kept = Fifo::options().mode(opts.mode).create(path)?.persist();
                 }
-                Ok(Box::new(fifo::open_writer_wait(path, wait)?))
+                Ok(Box::new(fifo::open_writer_wait(
+                    path,
+                    super::fifo::open_wait(opts),
+                )?))
             }
             Endpoint::Unix(addr) => {
                 let s = match opts.connect_timeout {

@@ -1,4 +1,4 @@
-//! Pipe primitives: `pipe2`, non-blocking mode, pipe capacity, `flock`, and placing a pipe end
+//! Pipe primitives: `pipe2`, non-blocking mode, pipe capacity, and placing a pipe end
 //! at a chosen descriptor number in a child process. Polling is in [`super::poll`].
 
 use std::io;
@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use rustix::fs::{FlockOperation, OFlags};
+use rustix::fs::OFlags;
 use rustix::pipe::PipeFlags;
 
 /// `PIPE_BUF`: the largest write the kernel keeps atomic on a pipe or FIFO.
@@ -65,23 +65,6 @@ pub(crate) fn set_pipe_size(fd: impl AsFd, size: usize) -> io::Result<usize> {
 pub(crate) fn is_pipe(fd: impl AsFd) -> io::Result<bool> {
     let st = rustix::fs::fstat(fd)?;
     Ok(rustix::fs::FileType::from_raw_mode(st.st_mode).is_fifo())
-}
-
-/// `flock(2)`: `exclusive` or shared; `block == false` adds `LOCK_NB` (then `WouldBlock` when
-/// the lock is held elsewhere).
-pub(crate) fn flock(fd: impl AsFd, exclusive: bool, block: bool) -> io::Result<()> {
-    let op = match (exclusive, block) {
-        (true, true) => FlockOperation::LockExclusive,
-        (true, false) => FlockOperation::NonBlockingLockExclusive,
-        (false, true) => FlockOperation::LockShared,
-        (false, false) => FlockOperation::NonBlockingLockShared,
-    };
-    Ok(rustix::fs::flock(fd, op)?)
-}
-
-/// `flock(LOCK_UN)`.
-pub(crate) fn unlock(fd: impl AsFd) -> io::Result<()> {
-    Ok(rustix::fs::flock(fd, FlockOperation::Unlock)?)
 }
 
 /// A new close-on-exec descriptor for whatever `fd` (a descriptor number this process
