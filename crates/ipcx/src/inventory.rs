@@ -1087,8 +1087,15 @@ fn remove_inner(obj: &ObjectName, what: &str, expected: Option<Identity>) -> Rem
         }
         ObjectName::Mq(n) => {
             let found = registry::queue_identity(n).ok();
-            if let Some(found) = found {
-                check(found)?;
+            match found {
+                Some(found) => check(found)?,
+                // Nothing proves it is still the object expected: leave it.
+                None if expected.is_some() => {
+                    return Err(no_id(other(
+                        &"cannot open it to check that it is still the queue recorded",
+                    )));
+                }
+                None => {}
             }
             remove_mq(n).map_err(|e| (e, found))?;
             Ok(found)
