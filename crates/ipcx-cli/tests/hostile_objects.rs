@@ -7,6 +7,14 @@ use std::process::Output;
 
 use util::{run, stderr, stdout};
 
+/// Held by the tests that run `ipcx clean` for real: a clean in one test would remove what
+/// another test's killed process left behind on purpose.
+static CLEAN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn clean_lock() -> std::sync::MutexGuard<'static, ()> {
+    CLEAN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Removes the /dev/shm file on drop, so failing tests leave nothing behind.
 struct ShmFile(std::path::PathBuf);
 
@@ -123,6 +131,7 @@ fn assert_no_panic(o: &Output) {
 
 #[test]
 fn a_fifo_in_dev_shm_is_refused_at_once() {
+    let _clean = clean_lock();
     let name = util::unique("fifo");
     let file = ShmFile::new(&name);
     let made = std::process::Command::new("mkfifo")
@@ -307,6 +316,7 @@ fn python(code: &str) -> bool {
 
 #[test]
 fn clean_keeps_an_object_that_reuses_a_recorded_name() {
+    let _clean = clean_lock();
     let name = util::unique("reuse");
     let mq = format!("mq:/{name}");
     let queue = format!("/{name}");
@@ -369,6 +379,7 @@ fn clean_keeps_an_object_that_reuses_a_recorded_name() {
 
 #[test]
 fn a_foreign_sysv_segment_is_kept_unless_forced() {
+    let _clean = clean_lock();
     let key = util::sysv_key();
     let name = format!("sysv-shm:0x{:08x}", key as u32);
     let _g = Remove(vec![name.clone()]);

@@ -6,6 +6,14 @@ use std::time::Duration;
 
 use util::{Bg, run, stderr, stdout};
 
+/// Held by the tests that run `ipcx clean` for real: a clean in one test would remove what
+/// another test's killed process left behind on purpose.
+static CLEAN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn clean_lock() -> std::sync::MutexGuard<'static, ()> {
+    CLEAN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Removes the named objects on drop (best effort), so failing tests leave nothing behind.
 struct Remove(Vec<String>);
 
@@ -207,6 +215,7 @@ fn ls_shows_objects_with_owner_mode_and_liveness() {
 
 #[test]
 fn clean_removes_only_what_it_can_prove_is_stale() {
+    let _clean = clean_lock();
     // A segment another program created, whose creator died without removing it and that
     // nobody attaches: stale by what the kernel records (removed with --force-foreign).
     let key = util::sysv_key();
@@ -276,6 +285,7 @@ fn rm_reports_missing_objects_and_bad_names() {
 
 #[test]
 fn clean_removes_what_a_killed_receiver_left_behind() {
+    let _clean = clean_lock();
     let name = util::unique("killed");
     let mq = format!("mq:/{name}");
     let dir = util::TempDir::new();
