@@ -198,7 +198,9 @@ fn fnv1a(s: &str) -> u64 {
 }
 
 /// The record's file name for `object`: always a valid file name no longer than [`ENTRY_MAX`].
-fn entry_name(object: &str) -> String {
+/// Exposed for fuzzing.
+#[doc(hidden)]
+pub fn entry_name(object: &str) -> String {
     let enc = encode(object);
     if enc.len() <= ENTRY_MAX && !enc.starts_with('.') {
         return enc;
@@ -235,8 +237,9 @@ fn warn(object: &str, e: &dyn std::fmt::Display) {
     }
 }
 
-/// The record line (without its newline).
-fn record_line(
+/// The record line (without its newline). Exposed for fuzzing.
+#[doc(hidden)]
+pub fn record_line(
     pid: u32,
     start: u64,
     persistent: bool,
