@@ -85,6 +85,10 @@ fn names_with_control_characters_are_printed_escaped() {
     let lines = stdout(&clean).lines().filter(|l| l.contains(&tag)).count();
     assert_eq!(lines, 1, "{}", stdout(&clean));
 
+    // ipcx rm takes the raw name (as a shell passes it) and removes the object.
+    let o = run(&["rm", &format!("posix-shm:/{evil}")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!file.0.exists());
     // An error message that quotes such a name escapes it too.
     let rm = run(&["rm", &format!("fifo:/nonexistent/{evil}")]);
     assert_eq!(rm.status.code(), Some(1));
@@ -145,10 +149,40 @@ fn a_fifo_in_dev_shm_is_refused_at_once() {
         assert!(stderr(&o).contains("is not a"), "{}", stderr(&o));
         assert!(file.0.exists(), "{obj}: the FIFO was removed");
     }
+    for args in [
+        vec!["shm", "read", &format!("/{name}")],
+        vec!["shm", "write", &format!("/{name}"), "x"],
+        vec!["recv", &format!("shm:/{name}"), "--timeout", "1s"],
+    ] {
+        let o = run_quick(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
+    }
     assert!(run_quick(&["ls"]).status.success());
     assert!(run_quick(&["clean", "--dry-run"]).status.success());
     assert!(run_quick(&["clean"]).status.success());
     assert!(file.0.exists());
+}
+
+#[test]
+fn a_symlink_in_dev_shm_is_not_followed() {
+    let dir = util::TempDir::new();
+    let target = dir.join("victim");
+    std::fs::write(&target, b"untouched").unwrap();
+    let name = util::unique("link");
+    let link = ShmFile::new(&name);
+    std::os::unix::fs::symlink(&target, &link.0).unwrap();
+    let o = run_quick(&["shm", "write", &format!("/{name}"), "owned"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&target).unwrap(), b"untouched");
+    let o = run_quick(&["shm", "read", &format!("/{name}")]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+    // rm removes the link itself, never its target.
+    let o = run_quick(&["rm", &format!("posix-shm:/{name}")]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(link.0.symlink_metadata().is_ok());
+    assert_eq!(std::fs::read(&target).unwrap(), b"untouched");
 }
 
 #[test]
