@@ -248,6 +248,25 @@ fn errors_print_each_text_once() {
     assert_eq!(text.matches("Is a directory").count(), 1, "{text}");
 }
 
+#[test]
+fn a_broken_ring_is_named_once() {
+    let name = util::unique("ring");
+    let file = ShmFile::new(&name);
+    std::fs::write(&file.0, b"IPCXRING").unwrap();
+    let o = run_quick(&["recv", &format!("shm:/{name}"), "--timeout", "1s"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let text = stderr(&o);
+    assert!(text.contains(&format!("/{name}")), "{text}");
+    assert!(
+        !text.contains(&format!("ring shm:/{name}: ring /{name}")),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&format!("shm:/{name}: shm:/{name}")),
+        "{text}"
+    );
+}
+
 /// The file name of this user's owner record for `object`, when it has one.
 fn record_exists(object: &str) -> bool {
     let uid = std::fs::metadata("/proc/self").map(|m| {

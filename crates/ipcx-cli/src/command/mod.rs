@@ -116,6 +116,12 @@ pub fn endpoint_error(ep: &Endpoint, e: Error) -> anyhow::Error {
             );
             anyhow::Error::new(crate::Exit(crate::EXIT_TIMEOUT))
         }
+        // "ring shm:/x" around "ring /x is corrupt": the cause says what it is about already.
+        Error::Io { context, source }
+            if context.split(' ').next() == source.to_string().split(' ').next() =>
+        {
+            anyhow!("{ep}: {source}")
+        }
         // A message that names the endpoint already is not prefixed with it again.
         e if e.to_string().contains(&ep.to_string()) => anyhow::Error::new(e),
         e => anyhow!("{ep}: {e}"),
