@@ -349,6 +349,52 @@ fn removing_by_decimal_key_forgets_the_record() {
     }
 }
 
+#[test]
+fn a_record_that_cannot_be_written_is_reported() {
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    });
+    if !root
+        || std::process::Command::new("setpriv")
+            .arg("--help")
+            .output()
+            .is_err()
+    {
+        eprintln!("not root or no setpriv: cannot run ipcx as a fresh uid; test skipped");
+        return;
+    }
+    // A uid nobody else uses, whose registry path another user has taken (here: a file).
+    let uid = 54000 + std::process::id() % 1000;
+    let squatted = format!("/tmp/.ipcx-owners-{uid}");
+    let _ = std::fs::remove_dir_all(&squatted);
+    std::fs::write(&squatted, b"not a directory").unwrap();
+    let name = util::unique("norecord");
+    let file = ShmFile::new(&name);
+    let o = std::process::Command::new("setpriv")
+        .args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={uid}"),
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_ipcx"),
+            "shm",
+            "create",
+            &format!("/{name}"),
+            "--size",
+            "64",
+        ])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&squatted);
+    drop(file);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot record the creator"),
+        "no warning: {}",
+        stderr(&o)
+    );
+}
+
 /// Runs a Python snippet (ctypes on the C library: another program than ipcx); `false` when
 /// python3 is missing.
 fn python(code: &str) -> bool {
