@@ -477,6 +477,47 @@ fn clean_keeps_an_object_that_reuses_a_recorded_name() {
 }
 
 #[test]
+fn a_record_without_identity_keeps_its_object() {
+    let _clean = clean_lock();
+    let uid = std::fs::metadata("/proc/self").map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid()
+    });
+    let registry = std::path::PathBuf::from(format!("/tmp/.ipcx-owners-{}", uid.unwrap()));
+    // Make sure this user's registry exists (ipcx creates it with its first record).
+    let dir = util::TempDir::new();
+    let probe = format!("fifo:{}", dir.join("probe"));
+    let _ = run(&["send", "--create", "--timeout", "1ms", &probe, "x"]);
+    let _ = run(&["rm", &probe]);
+    if !registry.is_dir() {
+        eprintln!("no owner registry for this user: test skipped");
+        return;
+    }
+    // A record as an older ipcx wrote it (pid and start time only), for a FIFO another
+    // program made, by a creator that is dead.
+    let path = dir.join("old.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let object = format!("fifo:{path}");
+    let record = registry.join(object.replace('%', "%25").replace('/', "%2F"));
+    std::fs::write(&record, b"999999999 1\n").unwrap();
+    let o = run(&["clean", "--verbose"]);
+    let _ = std::fs::remove_file(&record);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!(
+            "keep    {object}: its creator, pid 999999999, died, but the record (from an older ipcx)"
+        )),
+        "{}",
+        stdout(&o)
+    );
+    assert!(std::path::Path::new(&path).exists());
+}
+
+#[test]
 fn a_foreign_sysv_segment_is_kept_unless_forced() {
     let _clean = clean_lock();
     let key = util::sysv_key();

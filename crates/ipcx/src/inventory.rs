@@ -722,12 +722,16 @@ pub fn judge_with(inv: &Inventory, opts: JudgeOptions) -> Vec<Verdict> {
                     ),
                 )
             } else if same.is_none() {
+                let why = if r.identity.is_none() {
+                    "the record (from an older ipcx) does not say which object it made"
+                } else {
+                    "the object under this name now cannot be checked against the record"
+                };
                 verdict(
                     false,
                     format!(
-                        "its creator, pid {}, died, but the record (from an older ipcx) does not \
-                         say which object it made, so the one under this name now may be \
-                         another program's (remove it with ipcx rm if you know it is stale)",
+                        "its creator, pid {}, died, but {why}, so it may be another program's \
+                         (remove it with ipcx rm if you know it is stale)",
                         r.pid
                     ),
                 )
