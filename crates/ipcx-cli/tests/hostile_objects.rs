@@ -5,7 +5,7 @@ mod util;
 
 use std::process::Output;
 
-use util::{run, stderr, stdout};
+use util::{Remove, run, stderr, stdout};
 
 /// Held by the tests that run `ipcx clean` for real: a clean in one test would remove what
 /// another test's killed process left behind on purpose.
@@ -27,17 +27,6 @@ impl ShmFile {
 impl Drop for ShmFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Removes the named objects on drop (best effort).
-struct Remove(Vec<String>);
-
-impl Drop for Remove {
-    fn drop(&mut self) {
-        for o in &self.0 {
-            let _ = run(&["rm", o]);
-        }
     }
 }
 

@@ -4,7 +4,7 @@ mod util;
 
 use std::time::Duration;
 
-use util::{Bg, run, stderr, stdout};
+use util::{Bg, Remove, run, stderr, stdout};
 
 /// Held by the tests that run `ipcx clean` for real: a clean in one test would remove what
 /// another test's killed process left behind on purpose.
@@ -12,17 +12,6 @@ static CLEAN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn clean_lock() -> std::sync::MutexGuard<'static, ()> {
     CLEAN.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Removes the named objects on drop (best effort), so failing tests leave nothing behind.
-struct Remove(Vec<String>);
-
-impl Drop for Remove {
-    fn drop(&mut self) {
-        for o in &self.0 {
-            let _ = run(&["rm", o]);
-        }
-    }
 }
 
 #[test]
@@ -327,6 +316,7 @@ fn clean_removes_what_a_killed_receiver_left_behind() {
 fn rm_removes_queues() {
     let mq = format!("mq:/{}", util::unique("rmq"));
     let sysv = format!("sysv-mq:{}", util::sysv_key());
+    let _g = Remove(vec![mq.clone(), sysv.clone()]);
     for q in [&mq, &sysv] {
         // `send --create` makes the queue and leaves it.
         assert!(

@@ -219,6 +219,7 @@ fn closed_stdout_exits_zero() {
 fn ctrl_c_ends_recv_and_removes_what_it_created() {
     let name = util::unique("int");
     let mq = format!("mq:/{name}");
+    let _g = util::Remove(vec![mq.clone()]);
     let rx = Bg::spawn(&["recv", &mq]);
     // Looked for with mq_open: /dev/mqueue need not be mounted.
     let queue = format!("/{name}");

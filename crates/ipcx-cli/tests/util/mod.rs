@@ -100,6 +100,20 @@ impl Drop for Bg {
     }
 }
 
+/// Removes the named objects (as `ipcx rm` takes them) on drop, best effort, so that a failing
+/// test leaves nothing behind (a leaked POSIX queue counts against the user's small
+/// RLIMIT_MSGQUEUE, and enough of them make every later queue test fail).
+#[derive(Debug)]
+pub struct Remove(pub Vec<String>);
+
+impl Drop for Remove {
+    fn drop(&mut self) {
+        for o in &self.0 {
+            let _ = run(&["rm", o]);
+        }
+    }
+}
+
 /// Runs `ipcx send ARGS` until it succeeds (the receiver may still be starting), at most 10 s.
 pub fn send_when_ready(args: &[&str]) -> Output {
     let deadline = Instant::now() + Duration::from_secs(10);
