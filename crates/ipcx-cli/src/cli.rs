@@ -123,7 +123,12 @@ impl EndpointFlags {
     }
 }
 
-/// Parses `500ms`, `5s`, `2.5s`, `1m`, `1h`, `250us`; a bare number is seconds.
+/// The longest duration a flag takes: 100 years. Longer ones (which a deadline could not even
+/// represent) are a usage error; to wait forever, leave the flag out.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// Parses `500ms`, `5s`, `2.5s`, `1m`, `1h`, `250us`; a bare number is seconds. At most
+/// [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
@@ -146,7 +151,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             ));
         }
     };
-    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("invalid duration {s:?}: {e}"))
+    let secs = value * scale;
+    if secs > MAX_DURATION.as_secs_f64() {
+        return Err(format!(
+            "duration {s:?} is too long: at most 100 years (leave the flag out to wait forever)"
+        ));
+    }
+    let d =
+        Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))?;
+    if d > MAX_DURATION {
+        return Err(format!(
+            "duration {s:?} is too long: at most 100 years (leave the flag out to wait forever)"
+        ));
+    }
+    Ok(d)
 }
 
 /// Parses a size: bytes, or with a k, m or g suffix (powers of 1024).
@@ -187,6 +205,12 @@ mod tests {
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
         assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("9223372036854775807s").is_err());
+        assert!(parse_duration("1e400").is_err());
+        assert!(parse_duration("101y").is_err());
+        assert_eq!(parse_duration("36500d").ok(), None);
+        assert_eq!(parse_duration("876000h").unwrap(), MAX_DURATION);
+        assert!(parse_duration("876001h").is_err());
         assert!(parse_duration("5x").is_err());
     }
 

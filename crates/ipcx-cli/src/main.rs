@@ -5,6 +5,7 @@
 
 mod cli;
 mod command;
+mod escape;
 
 use std::process::ExitCode;
 
@@ -40,10 +41,27 @@ fn main() -> ExitCode {
                 let _ = clap_err.print();
                 return ExitCode::from(2);
             }
-            eprintln!("ipcx: {err:#}");
+            eprintln!("ipcx: {}", escape::escape(&error_text(&err)));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes joined by ": ", each distinct text once: a cause whose text the
+/// message already holds (a library error that quotes its OS error, say) is not repeated.
+fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let t = cause.to_string();
+        if t.is_empty() || text.contains(&t) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&t);
+    }
+    text
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

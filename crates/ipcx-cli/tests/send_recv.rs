@@ -219,13 +219,14 @@ fn closed_stdout_exits_zero() {
 fn ctrl_c_ends_recv_and_removes_what_it_created() {
     let name = util::unique("int");
     let mq = format!("mq:/{name}");
+    let _g = util::Remove(vec![mq.clone()]);
     let rx = Bg::spawn(&["recv", &mq]);
-    let path = format!("/dev/mqueue/{name}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !std::path::Path::new(&path).exists() {
-        assert!(std::time::Instant::now() < deadline, "queue never appeared");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    // Looked for with mq_open: /dev/mqueue need not be mounted.
+    let queue = format!("/{name}");
+    assert!(
+        util::wait_for(|| util::mq_exists(&queue)),
+        "queue never appeared"
+    );
     let pid = rx.pid().to_string();
     assert!(
         std::process::Command::new("kill")
@@ -236,7 +237,7 @@ fn ctrl_c_ends_recv_and_removes_what_it_created() {
     );
     let out = rx.wait(Duration::from_secs(10));
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(!std::path::Path::new(&path).exists(), "queue left behind");
+    assert!(!util::mq_exists(&queue), "queue left behind");
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
 use serde::Serialize;
 
-use crate::registry::{self, pid_alive};
+use crate::registry::{self, Identity, pid_alive};
 
 /// One IPC object.
 #[derive(Debug, Clone, Serialize)]
@@ -67,6 +67,10 @@ pub struct Object {
     /// ipcx rings (`shm:/NAME`): the publisher and subscribers registered in the segment.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub participants: Vec<crate::ring::Participant>,
+    /// Which object this is (device and inode, or the System V id), to tell it apart from the
+    /// object the owner registry recorded under the same name.
+    #[serde(skip)]
+    pub identity: Option<Identity>,
 }
 
 /// The objects found, and notes on what could not be looked at.
@@ -89,7 +93,7 @@ pub fn scan() -> Inventory {
         .collect();
     sysv(&mut inv, &holders);
     dev_shm(&mut inv, &holders);
-    mqueue(&mut inv, &holders);
+    mqueue(&mut inv, &holders, &registry);
     unix_sockets(&mut inv, &holders);
     registry_files(&mut inv, &holders, &registry);
     for o in &mut inv.objects {
@@ -125,12 +129,16 @@ fn blank(kind: &'static str, name: String, uid: u32, mode: u32) -> Object {
         holders: Vec::new(),
         listening: None,
         participants: Vec::new(),
+        identity: None,
     }
 }
 
-/// Parses a `/proc/sysvipc` table into rows of named columns.
-fn table(path: &str) -> Option<Vec<HashMap<String, String>>> {
-    let text = fs::read_to_string(path).ok()?;
+/// Parses the text of a `/proc/sysvipc` table (a header line of column names, then one row a
+/// line) into rows of named columns; `None` without a header. Exposed for fuzzing; the scan
+/// uses it.
+#[doc(hidden)]
+pub fn parse_table(text: &[u8]) -> Option<Vec<HashMap<String, String>>> {
+    let text = String::from_utf8_lossy(text);
     let mut lines = text.lines();
     let header: Vec<String> = lines
         .next()?
@@ -150,6 +158,54 @@ fn table(path: &str) -> Option<Vec<HashMap<String, String>>> {
     )
 }
 
+/// Parses the text of one `/proc/sysvipc/{shm,sem,msg}` table (`kind` is `sysv-shm`,
+/// `sysv-sem` or `sysv-mq`) into objects, with nothing filled in that needs other sources
+/// (holders, liveness). Rows that do not parse are skipped. Exposed for fuzzing; the scan uses
+/// it.
+#[doc(hidden)]
+pub fn parse_sysv(kind: &'static str, text: &[u8]) -> Vec<Object> {
+    let pid_opt = |p: Option<i32>| p.filter(|p| *p > 0);
+    let Some(rows) = parse_table(text) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for row in rows {
+        let (Some(key), Some(id), Some(perms), Some(uid)) = (
+            num::<i32>(&row, "key"),
+            row.get("shmid")
+                .or(row.get("semid"))
+                .or(row.get("msqid"))
+                .and_then(|s| s.parse::<i32>().ok()),
+            row.get("perms")
+                .and_then(|p| u32::from_str_radix(p, 8).ok()),
+            num::<u32>(&row, "uid"),
+        ) else {
+            continue;
+        };
+        let mut o = blank(kind, sysv_name(kind, key, id), uid, perms);
+        o.id = Some(id);
+        o.identity = Some(Identity::Sysv { id });
+        match kind {
+            "sysv-shm" => {
+                o.size = num(&row, "size");
+                o.attachments = num(&row, "nattch");
+                o.creator_pid = pid_opt(num(&row, "cpid"));
+                o.last_pid = pid_opt(num(&row, "lpid"));
+            }
+            "sysv-sem" => o.nsems = num(&row, "nsems"),
+            _ => {
+                o.size = num(&row, "cbytes");
+                o.messages = num(&row, "qnum");
+                let ls = pid_opt(num(&row, "lspid"));
+                let lr = pid_opt(num(&row, "lrpid"));
+                o.last_pid = lr.or(ls);
+            }
+        }
+        out.push(o);
+    }
+    out
+}
+
 fn num<T: std::str::FromStr>(row: &HashMap<String, String>, col: &str) -> Option<T> {
     row.get(col)?.parse().ok()
 }
@@ -164,49 +220,22 @@ pub fn sysv_name(kind: &str, key: i32, id: i32) -> String {
 }
 
 fn sysv(inv: &mut Inventory, holders: &Holders) {
-    let pid_opt = |p: Option<i32>| p.filter(|p| *p > 0);
     for (kind, file) in [
         ("sysv-shm", "/proc/sysvipc/shm"),
         ("sysv-sem", "/proc/sysvipc/sem"),
         ("sysv-mq", "/proc/sysvipc/msg"),
     ] {
-        let Some(rows) = table(file) else {
+        let Ok(text) = fs::read(file) else {
             inv.notes.push(format!(
                 "{file} is not readable: System V objects are not listed (is /proc mounted?)"
             ));
             continue;
         };
-        for row in rows {
-            let (Some(key), Some(id), Some(perms), Some(uid)) = (
-                num::<i32>(&row, "key"),
-                row.get("shmid")
-                    .or(row.get("semid"))
-                    .or(row.get("msqid"))
-                    .and_then(|s| s.parse::<i32>().ok()),
-                row.get("perms")
-                    .and_then(|p| u32::from_str_radix(p, 8).ok()),
-                num::<u32>(&row, "uid"),
-            ) else {
-                continue;
-            };
-            let mut o = blank(kind, sysv_name(kind, key, id), uid, perms);
-            o.id = Some(id);
-            match kind {
-                "sysv-shm" => {
-                    o.size = num(&row, "size");
-                    o.attachments = num(&row, "nattch");
-                    o.creator_pid = pid_opt(num(&row, "cpid"));
-                    o.last_pid = pid_opt(num(&row, "lpid"));
-                    o.holders = holders.sysv_shm(id);
-                }
-                "sysv-sem" => o.nsems = num(&row, "nsems"),
-                _ => {
-                    o.size = num(&row, "cbytes");
-                    o.messages = num(&row, "qnum");
-                    let ls = pid_opt(num(&row, "lspid"));
-                    let lr = pid_opt(num(&row, "lrpid"));
-                    o.last_pid = lr.or(ls);
-                }
+        for mut o in parse_sysv(kind, &text) {
+            if kind == "sysv-shm"
+                && let Some(id) = o.id
+            {
+                o.holders = holders.sysv_shm(id);
             }
             o.creator_alive = o.creator_pid.map(pid_alive);
             o.last_alive = o.last_pid.map(pid_alive);
@@ -237,6 +266,7 @@ fn dev_shm(inv: &mut Inventory, holders: &Holders) {
         if kind != "posix-sem" {
             o.size = Some(m.len());
         }
+        o.identity = Some(Identity::of_file(&m));
         o.holders = holders.file(m.dev(), m.ino());
         if kind == "shm" {
             o.participants = crate::ring::participants(&format!("/{file}")).unwrap_or_default();
@@ -245,39 +275,94 @@ fn dev_shm(inv: &mut Inventory, holders: &Holders) {
     }
 }
 
-fn mqueue(inv: &mut Inventory, holders: &Holders) {
-    let mounted = fs::read_to_string("/proc/mounts")
+/// The note `ipcx ls` and `ipcx clean` print when `/dev/mqueue` is not mounted.
+pub const MQUEUE_NOT_MOUNTED: &str = "POSIX queues not listed: /dev/mqueue is not mounted \
+     (mount -t mqueue none /dev/mqueue); only the queues the owner registry knows are shown";
+
+/// Whether an mqueue file system is mounted on `/dev/mqueue`.
+fn mqueue_mounted() -> bool {
+    fs::read_to_string("/proc/self/mounts")
         .map(|m| {
-            m.lines()
-                .any(|l| l.split_whitespace().nth(1) == Some("/dev/mqueue"))
+            m.lines().any(|l| {
+                let mut f = l.split_whitespace();
+                f.nth(1) == Some("/dev/mqueue") && f.next() == Some("mqueue")
+            })
         })
-        .unwrap_or(false);
-    if !mounted {
-        inv.notes.push(
-            "/dev/mqueue is not mounted, so POSIX message queues are not listed: \
-             mount it with `mkdir -p /dev/mqueue && mount -t mqueue none /dev/mqueue` (as root)"
-                .into(),
-        );
+        .unwrap_or(false)
+}
+
+fn mqueue(inv: &mut Inventory, holders: &Holders, registry: &HashMap<String, registry::Record>) {
+    if !mqueue_mounted() {
+        inv.notes.push(MQUEUE_NOT_MOUNTED.into());
+        registry_queues(inv, registry);
         return;
     }
     let Ok(rd) = fs::read_dir("/dev/mqueue") else {
+        inv.notes
+            .push("/dev/mqueue is not readable: POSIX queues are not listed".into());
         return;
     };
     for e in rd.flatten() {
         let Ok(m) = e.metadata() else { continue };
+        if !m.is_file() {
+            continue;
+        }
         let file = e.file_name().to_string_lossy().into_owned();
         let mut o = blank("mq", format!("mq:/{file}"), m.uid(), m.mode());
         // The file reads "QSIZE:n NOTIFY:... ": bytes queued.
-        if let Ok(text) = fs::read_to_string(e.path()) {
-            o.size = text
-                .split_whitespace()
-                .find_map(|f| f.strip_prefix("QSIZE:"))
-                .and_then(|n| n.parse().ok());
+        if let Ok(text) = read_regular_nonblocking(&e.path(), 4096) {
+            o.size = parse_mqueue_qsize(&text);
         }
         o.messages = mq_messages(&format!("/{file}"));
+        o.identity = Some(Identity::of_file(&m));
         o.holders = holders.file(m.dev(), m.ino());
         inv.objects.push(o);
     }
+}
+
+/// Without `/dev/mqueue`, the queues the owner registry knows are still found, with `mq_open`.
+fn registry_queues(inv: &mut Inventory, registry: &HashMap<String, registry::Record>) {
+    for r in registry.values() {
+        let Some(name) = r.object.strip_prefix("mq:") else {
+            continue;
+        };
+        let Ok(fd) = registry::open_queue(name) else {
+            continue;
+        };
+        let Ok(m) = fs::File::from(fd).metadata() else {
+            continue;
+        };
+        let mut o = blank("mq", r.object.clone(), m.uid(), m.mode());
+        o.identity = Some(Identity::of_file(&m));
+        o.messages = mq_messages(name);
+        inv.objects.push(o);
+    }
+}
+
+/// The bytes queued, from the text of a `/dev/mqueue` file (`QSIZE:n NOTIFY:...`).
+#[doc(hidden)]
+pub fn parse_mqueue_qsize(text: &[u8]) -> Option<u64> {
+    String::from_utf8_lossy(text)
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("QSIZE:"))
+        .and_then(|n| n.parse().ok())
+}
+
+/// Reads at most `max` bytes of a regular file, opened without following a symlink and without
+/// blocking (a FIFO put where a file was expected is refused, never waited on).
+fn read_regular_nonblocking(p: &std::path::Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(p)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut v = Vec::new();
+    f.take(max).read_to_end(&mut v)?;
+    Ok(v)
 }
 
 /// Messages queued in a POSIX queue (needs read access to open it; opening does not consume).
@@ -291,13 +376,26 @@ fn mq_messages(name: &str) -> Option<u64> {
     Some(q.attributes().ok()?.current_messages as u64)
 }
 
-fn unix_sockets(inv: &mut Inventory, holders: &Holders) {
-    let Ok(text) = fs::read_to_string("/proc/net/unix") else {
-        inv.notes
-            .push("/proc/net/unix is not readable: Unix sockets are not listed".into());
-        return;
-    };
-    let mut seen = HashMap::new();
+/// One bound Unix socket, as `/proc/net/unix` lists it.
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnixSocketLine {
+    /// `unix`, `unix-dgram` or `unix-seqpacket`.
+    pub kind: &'static str,
+    /// The socket inode.
+    pub inode: u64,
+    /// The path (`@NAME` for an abstract socket).
+    pub path: String,
+    /// Listening (stream, seqpacket).
+    pub listening: bool,
+}
+
+/// Parses the text of `/proc/net/unix`: the bound sockets, one entry per line that names a
+/// path (lines that do not parse are skipped). Exposed for fuzzing; the scan uses it.
+#[doc(hidden)]
+pub fn parse_proc_net_unix(text: &[u8]) -> Vec<UnixSocketLine> {
+    let text = String::from_utf8_lossy(text);
+    let mut out = Vec::new();
     for line in text.lines().skip(1) {
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.len() < 8 {
@@ -305,36 +403,55 @@ fn unix_sockets(inv: &mut Inventory, holders: &Holders) {
         }
         let flags = u32::from_str_radix(f[3], 16).unwrap_or(0);
         let ty = u32::from_str_radix(f[4], 16).unwrap_or(0);
-        let inode: u64 = f[6].parse().unwrap_or(0);
-        let path = f[7..].join(" ");
-        let listening = flags & 0x10000 != 0;
+        let Ok(inode) = f[6].parse() else { continue };
         let kind = match ty {
             1 => "unix",
             2 => "unix-dgram",
             5 => "unix-seqpacket",
             _ => continue,
         };
+        out.push(UnixSocketLine {
+            kind,
+            inode,
+            path: f[7..].join(" "),
+            listening: flags & 0x10000 != 0,
+        });
+    }
+    out
+}
+
+fn unix_sockets(inv: &mut Inventory, holders: &Holders) {
+    let Ok(text) = fs::read("/proc/net/unix") else {
+        inv.notes
+            .push("/proc/net/unix is not readable: Unix sockets are not listed".into());
+        return;
+    };
+    let mut seen = HashMap::new();
+    for s in parse_proc_net_unix(&text) {
         // Accepted connections repeat the listener's path: list listeners and bound sockets.
-        if kind != "unix-dgram" && !listening {
+        if s.kind != "unix-dgram" && !s.listening {
             continue;
         }
-        let name = format!("{kind}:{path}");
+        let name = format!("{}:{}", s.kind, s.path);
         if seen.contains_key(&name) {
             continue;
         }
-        let pids = holders.socket(inode);
-        let (uid, mode) = if path.starts_with('@') {
+        let pids = holders.socket(s.inode);
+        let (uid, mode, identity) = if s.path.starts_with('@') {
             let uid = pids.first().and_then(|p| proc_uid(*p)).unwrap_or(0);
-            (uid, 0o777)
+            (uid, 0o777, None)
         } else {
-            match fs::symlink_metadata(&path) {
-                Ok(m) if m.file_type().is_socket() => (m.uid(), m.mode()),
+            match fs::symlink_metadata(&s.path) {
+                Ok(m) if m.file_type().is_socket() => {
+                    (m.uid(), m.mode(), Some(Identity::of_file(&m)))
+                }
                 _ => continue, // the file was removed; the socket lingers unreachable
             }
         };
-        let mut o = blank(kind, name.clone(), uid, mode);
+        let mut o = blank(s.kind, name.clone(), uid, mode);
         o.listening = Some(true);
         o.holders = pids;
+        o.identity = identity;
         seen.insert(name, ());
         inv.objects.push(o);
     }
@@ -369,6 +486,7 @@ fn registry_files(
             continue;
         }
         let mut o = blank(kind, r.object.clone(), m.uid(), m.mode());
+        o.identity = Some(Identity::of_file(&m));
         if kind == "fifo" {
             o.holders = holders.file(m.dev(), m.ino());
         } else {
@@ -491,13 +609,52 @@ pub struct Verdict {
     /// The registry record that made the case, if any (forgotten once the object is removed).
     #[serde(skip)]
     pub record: Option<registry::Record>,
+    /// The record is about an object that no longer exists (the name now belongs to another
+    /// one): forget it, keep the object.
+    #[serde(skip)]
+    pub record_obsolete: bool,
+    /// The object's identity when judged: removing it checks that the name still refers to it.
+    #[serde(skip)]
+    pub identity: Option<Identity>,
 }
 
-/// Judges every object: stale only when it can be proven (a System V segment with no
-/// attachments whose creator and last user are dead; an ipcx object whose registered creator
-/// died and that no live process holds). Objects of other users are never stale unless
-/// `all_users`.
+/// How [`judge`] decides.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct JudgeOptions {
+    /// Judge other users' objects too (otherwise they are kept).
+    pub all_users: bool,
+    /// Judge System V segments that ipcx did not create by what the kernel records (no
+    /// attachments, creator and last user dead); otherwise they are kept.
+    pub force_foreign: bool,
+}
+
+impl JudgeOptions {
+    /// Judge other users' objects too.
+    pub fn all_users(mut self, yes: bool) -> Self {
+        self.all_users = yes;
+        self
+    }
+    /// Judge foreign System V segments by what the kernel records.
+    pub fn force_foreign(mut self, yes: bool) -> Self {
+        self.force_foreign = yes;
+        self
+    }
+}
+
+/// [`judge_with`] with default options, judging other users' objects when `all_users`.
 pub fn judge(inv: &Inventory, all_users: bool) -> Vec<Verdict> {
+    judge_with(inv, JudgeOptions::default().all_users(all_users))
+}
+
+/// Judges every object: stale only when it can be proven: an ipcx object whose registered
+/// creator died, that no live process holds, and that is still the very object recorded (same
+/// inode or System V id: a name reused by another program is kept); an ipcx ring whose
+/// participants are all dead. A System V segment ipcx did not create (no attachments, creator
+/// and last user dead) is stale only with [`JudgeOptions::force_foreign`]. Objects of other
+/// users are never stale unless [`JudgeOptions::all_users`].
+pub fn judge_with(inv: &Inventory, opts: JudgeOptions) -> Vec<Verdict> {
+    let all_users = opts.all_users;
     let me = fs::metadata("/proc/self")
         .map(|m| m.uid())
         .unwrap_or(u32::MAX);
@@ -512,6 +669,8 @@ pub fn judge(inv: &Inventory, all_users: bool) -> Vec<Verdict> {
             stale,
             reason,
             record: None,
+            record_obsolete: false,
+            identity: o.identity,
         };
         if o.uid != me && !all_users {
             out.push(verdict(
@@ -530,7 +689,22 @@ pub fn judge(inv: &Inventory, all_users: bool) -> Vec<Verdict> {
             .filter(|p| pid_alive(*p))
             .collect();
         if let Some(r) = records.get(&o.name) {
-            let mut v = if r.persistent {
+            let same = match (r.identity, o.identity) {
+                (Some(a), Some(b)) => Some(a.same_object(&b)),
+                _ => None,
+            };
+            let mut v = if same == Some(false) {
+                let mut v = verdict(
+                    false,
+                    format!(
+                        "the name now belongs to another object than the one ipcx recorded \
+                         (created by pid {}): not ipcx's to remove",
+                        r.pid
+                    ),
+                );
+                v.record_obsolete = !r.owner_alive();
+                v
+            } else if r.persistent {
                 verdict(
                     false,
                     format!(
@@ -546,6 +720,20 @@ pub fn judge(inv: &Inventory, all_users: bool) -> Vec<Verdict> {
                     format!(
                         "its creator, pid {}, died, but pid {:?} still use it",
                         r.pid, live_holders
+                    ),
+                )
+            } else if same.is_none() {
+                let why = if r.identity.is_none() {
+                    "the record (from an older ipcx) does not say which object it made"
+                } else {
+                    "the object under this name now cannot be checked against the record"
+                };
+                verdict(
+                    false,
+                    format!(
+                        "its creator, pid {}, died, but {why}, so it may be another program's \
+                         (remove it with ipcx rm if you know it is stale)",
+                        r.pid
                     ),
                 )
             } else {
@@ -584,7 +772,17 @@ pub fn judge(inv: &Inventory, all_users: bool) -> Vec<Verdict> {
             "sysv-shm" => {
                 let creator_dead = o.creator_alive == Some(false);
                 let last_dead = o.last_alive != Some(true);
-                if o.attachments == Some(0) && creator_dead && last_dead {
+                if o.attachments == Some(0) && creator_dead && last_dead && !opts.force_foreign {
+                    verdict(
+                        false,
+                        format!(
+                            "not created by ipcx: no attachments, and its creator (pid {}) and \
+                             last user are dead, but another program may mean to use it again \
+                             (--force-foreign removes such segments)",
+                            o.creator_pid.unwrap_or(0),
+                        ),
+                    )
+                } else if o.attachments == Some(0) && creator_dead && last_dead {
                     verdict(
                         true,
                         format!(
@@ -666,8 +864,10 @@ impl ObjectName {
         let (kind, rest) = s
             .split_once(':')
             .ok_or_else(|| format!("invalid object {s:?}: expected one of {OBJECT_KINDS}"))?;
+        // Names of existing objects: any program may have made them, control characters
+        // included, and `ipcx rm` must be able to remove them (ipcx never creates such names).
         let posix = |n: &str| -> Result<String, String> {
-            crate::name::PosixName::new(n)
+            crate::name::PosixName::existing(n)
                 .map(|n| n.as_str().to_owned())
                 .map_err(|e| e.to_string())
         };
@@ -752,17 +952,82 @@ pub enum RemoveError {
         /// What went wrong.
         message: String,
     },
+    /// The name now refers to another object than the one expected (see [`remove_checked`]):
+    /// left untouched.
+    #[error(
+        "{what} is now another object ({found}) than the one expected ({expected}); left untouched"
+    )]
+    Replaced {
+        /// The object.
+        what: String,
+        /// The identity expected.
+        expected: Identity,
+        /// The identity found.
+        found: Identity,
+    },
 }
 
-/// Removes one object.
+/// Removes one object, and forgets the owner record this user's registry holds for it.
 pub fn remove(obj: &ObjectName) -> Result<(), RemoveError> {
-    use crate::sysv::Key;
+    remove_checked(obj, None)
+}
+
+/// Removes one object if it is still the object `expected` (when given): same device and inode,
+/// or same System V id, checked right before removing. The owner record of the removed object
+/// (this user's) is forgotten.
+///
+/// Objects in `/dev/shm`, FIFOs and socket files are looked at without being opened (or, to
+/// read a ring's header, opened without blocking and without following a symlink), so a FIFO
+/// put under a shared-memory name is refused at once, never waited on.
+pub fn remove_checked(obj: &ObjectName, expected: Option<Identity>) -> Result<(), RemoveError> {
     let what = obj.to_string();
-    let not_found = || RemoveError::NotFound(what.clone());
-    let denied = || RemoveError::PermissionDenied(what.clone());
+    let result = remove_inner(obj, &what, expected);
+    if let Ok(removed) | Err((_, removed)) = &result
+        && let Some(id) = removed
+    {
+        // Forget the record, whatever name (decimal key, id=) the object was given.
+        let kind = what.split_once(':').map_or("", |(k, _)| k);
+        for r in registry::records(false) {
+            if r.identity.is_some_and(|r| r.same_object(id)) && r.object.starts_with(kind) {
+                registry::unregister(&r.object);
+            }
+        }
+    }
+    match result {
+        Ok(_) => {
+            registry::unregister(&what);
+            Ok(())
+        }
+        Err((e, _)) => {
+            if matches!(e, RemoveError::NotFound(_)) {
+                registry::unregister(&what);
+            }
+            Err(e)
+        }
+    }
+}
+
+type Removal = Result<Option<Identity>, (RemoveError, Option<Identity>)>;
+
+fn remove_inner(obj: &ObjectName, what: &str, expected: Option<Identity>) -> Removal {
+    let not_found = || RemoveError::NotFound(what.to_owned());
+    let denied = || RemoveError::PermissionDenied(what.to_owned());
     let other = |e: &dyn std::fmt::Display| RemoveError::Other {
-        what: what.clone(),
+        what: what.to_owned(),
         message: e.to_string(),
+    };
+    let check = |found: Identity| -> Result<(), (RemoveError, Option<Identity>)> {
+        match expected {
+            Some(e) if !e.same_object(&found) => Err((
+                RemoveError::Replaced {
+                    what: what.to_owned(),
+                    expected: e,
+                    found,
+                },
+                None,
+            )),
+            _ => Ok(()),
+        }
     };
     let shm_err = |e: crate::sysv::shm::SysvShmError| match e {
         crate::sysv::shm::SysvShmError::NotFound { .. }
@@ -775,27 +1040,47 @@ pub fn remove(obj: &ObjectName) -> Result<(), RemoveError> {
         crate::sysv::sem::Error::PermissionDenied { .. } => denied(),
         e => other(&e),
     };
+    let dev_shm = |n: &str, prefix: &str| {
+        std::path::Path::new("/dev/shm").join(format!("{prefix}{}", n.trim_start_matches('/')))
+    };
+    let no_id = |e: RemoveError| (e, None);
     match obj {
-        ObjectName::PosixShm(n) => crate::shm::Shm::unlink(n).map_err(|e| match e {
-            crate::shm::ShmError::NotFound { .. } => not_found(),
-            crate::shm::ShmError::PermissionDenied { .. } => denied(),
-            e => other(&e),
-        }),
-        ObjectName::PosixSem(n) => crate::sem::Semaphore::remove(n).map_err(|e| match e {
-            crate::sem::Error::NotFound { .. } => not_found(),
-            crate::sem::Error::PermissionDenied { .. } => denied(),
-            e => other(&e),
-        }),
+        ObjectName::PosixShm(n) => remove_path(
+            &dev_shm(n, ""),
+            what,
+            "shared-memory object",
+            expected,
+            |t| t.is_file(),
+        ),
+        ObjectName::PosixSem(n) => {
+            remove_path(&dev_shm(n, "sem."), what, "semaphore", expected, |t| {
+                t.is_file()
+            })
+        }
+        ObjectName::Ring(n) => {
+            let path = dev_shm(n, "");
+            let m = lstat(&path, what).map_err(no_id)?;
+            if !m.is_file() || !crate::ring::is_ring(n) {
+                return Err(no_id(RemoveError::WrongType {
+                    what: what.to_owned(),
+                    expected: "ipcx ring",
+                }));
+            }
+            remove_path(&path, what, "ipcx ring", expected, |t| t.is_file())
+        }
         ObjectName::SysvShm(r) => {
-            let id = match r {
-                SysvRef::Id(id) => *id,
+            let seg = match r {
+                SysvRef::Id(id) => crate::sysv::shm::Segment::from_id(*id),
+                // Removal is up to the kernel's permission check, whoever owns the segment.
                 SysvRef::Key(k) => crate::sysv::shm::SegmentOptions::new()
                     .trust(crate::trust::Trust::any_user())
-                    .open(Key(k.0))
-                    .map_err(shm_err)?
-                    .id(),
-            };
-            crate::sysv::shm::Segment::remove_id(id).map_err(shm_err)
+                    .open(*k),
+            }
+            .map_err(|e| no_id(shm_err(e)))?;
+            let id = Identity::Sysv { id: seg.id() };
+            check(id)?;
+            crate::sysv::shm::Segment::remove_id(seg.id()).map_err(|e| (shm_err(e), Some(id)))?;
+            Ok(Some(id))
         }
         ObjectName::SysvSem(r) => {
             let mut set = match r {
@@ -804,67 +1089,108 @@ pub fn remove(obj: &ObjectName) -> Result<(), RemoveError> {
                     .trust(crate::trust::Trust::any_user())
                     .open(*k, 0),
             }
-            .map_err(sem_err)?;
-            set.remove().map_err(sem_err)
+            .map_err(|e| no_id(sem_err(e)))?;
+            let id = Identity::Sysv { id: set.id() };
+            check(id)?;
+            set.remove().map_err(|e| (sem_err(e), Some(id)))?;
+            Ok(Some(id))
         }
-        ObjectName::Mq(n) => remove_mq(n),
-        ObjectName::SysvMq(r) => remove_sysv_mq(*r),
-        ObjectName::Fifo(p) => remove_file(p, &what, "FIFO", |t| t.is_fifo()),
-        ObjectName::UnixSocket(p) => remove_file(p, &what, "socket", |t| t.is_socket()),
-        ObjectName::Ring(n) => crate::ring::remove(n).map_err(|e| match e {
-            crate::ring::Error::NotFound { .. } => not_found(),
-            crate::ring::Error::PermissionDenied { .. } => denied(),
-            crate::ring::Error::NotARing { .. } => RemoveError::WrongType {
-                what: what.clone(),
-                expected: "ipcx ring",
-            },
-            e => other(&e),
-        }),
+        ObjectName::Mq(n) => {
+            let found = registry::queue_identity(n).ok();
+            match found {
+                Some(found) => check(found)?,
+                // Nothing proves it is still the object expected: leave it.
+                None if expected.is_some() => {
+                    return Err(no_id(other(
+                        &"cannot open it to check that it is still the queue recorded",
+                    )));
+                }
+                None => {}
+            }
+            remove_mq(n).map_err(|e| (e, found))?;
+            Ok(found)
+        }
+        ObjectName::SysvMq(r) => remove_sysv_mq(*r, expected),
+        ObjectName::Fifo(p) => remove_path(p, what, "FIFO", expected, |t| t.is_fifo()),
+        ObjectName::UnixSocket(p) => remove_path(p, what, "socket", expected, |t| t.is_socket()),
     }
 }
 
-fn remove_file(
-    p: &std::path::Path,
-    what: &str,
-    expected: &'static str,
-    is: impl Fn(&fs::FileType) -> bool,
-) -> Result<(), RemoveError> {
-    let m = fs::symlink_metadata(p).map_err(|e| match e.kind() {
+fn lstat(p: &std::path::Path, what: &str) -> Result<fs::Metadata, RemoveError> {
+    fs::symlink_metadata(p).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => RemoveError::NotFound(what.to_owned()),
         std::io::ErrorKind::PermissionDenied => RemoveError::PermissionDenied(what.to_owned()),
         _ => RemoveError::Other {
             what: what.to_owned(),
             message: e.to_string(),
         },
-    })?;
-    if !is(&m.file_type()) {
-        return Err(RemoveError::WrongType {
-            what: what.to_owned(),
-            expected,
-        });
-    }
-    fs::remove_file(p).map_err(|e| match e.kind() {
-        std::io::ErrorKind::PermissionDenied => RemoveError::PermissionDenied(what.to_owned()),
-        _ => RemoveError::Other {
-            what: what.to_owned(),
-            message: e.to_string(),
-        },
     })
+}
+
+/// Unlinks the file `p` (never opened: a FIFO is not waited on, a symlink not followed) if it
+/// is of the expected type and, when `expected` is given, still that very file.
+fn remove_path(
+    p: &std::path::Path,
+    what: &str,
+    expected_type: &'static str,
+    expected: Option<Identity>,
+    is: impl Fn(&fs::FileType) -> bool,
+) -> Removal {
+    let m = lstat(p, what).map_err(|e| (e, None))?;
+    if !is(&m.file_type()) {
+        return Err((
+            RemoveError::WrongType {
+                what: what.to_owned(),
+                expected: expected_type,
+            },
+            None,
+        ));
+    }
+    let found = Identity::of_file(&m);
+    if let Some(e) = expected
+        && !e.same_object(&found)
+    {
+        return Err((
+            RemoveError::Replaced {
+                what: what.to_owned(),
+                expected: e,
+                found,
+            },
+            None,
+        ));
+    }
+    fs::remove_file(p).map_err(|e| {
+        let err = match e.kind() {
+            std::io::ErrorKind::NotFound => RemoveError::NotFound(what.to_owned()),
+            // /dev/shm and /tmp are sticky: only the owner (or root) may unlink.
+            std::io::ErrorKind::PermissionDenied => RemoveError::PermissionDenied(what.to_owned()),
+            _ => RemoveError::Other {
+                what: what.to_owned(),
+                message: e.to_string(),
+            },
+        };
+        (err, Some(found))
+    })?;
+    Ok(Some(found))
 }
 
 fn remove_mq(name: &str) -> Result<(), RemoveError> {
     let what = format!("mq:{name}");
-    crate::mq::MessageQueue::unlink(name).map_err(|e| match e {
-        crate::mq::OpenError::NotFound { .. } => RemoveError::NotFound(what),
-        crate::mq::OpenError::PermissionDenied { .. } => RemoveError::PermissionDenied(what),
-        e => RemoveError::Other {
+    let pname = crate::name::PosixName::existing(name).map_err(|e| RemoveError::Other {
+        what: what.clone(),
+        message: e.to_string(),
+    })?;
+    crate::sys::mq::mq_unlink(&pname).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => RemoveError::NotFound(what),
+        std::io::ErrorKind::PermissionDenied => RemoveError::PermissionDenied(what),
+        _ => RemoveError::Other {
             what,
             message: e.to_string(),
         },
     })
 }
 
-fn remove_sysv_mq(r: SysvRef) -> Result<(), RemoveError> {
+fn remove_sysv_mq(r: SysvRef, expected: Option<Identity>) -> Removal {
     use crate::sysv::msg::{ControlError, MessageQueue, OpenError};
     let what = ObjectName::SysvMq(r).to_string();
     let q = match r {
@@ -874,22 +1200,42 @@ fn remove_sysv_mq(r: SysvRef) -> Result<(), RemoveError> {
             .open(k),
         SysvRef::Id(id) => MessageQueue::from_id(id),
     }
-    .map_err(|e| match e {
-        OpenError::NotFound { .. } | OpenError::NoSuchId { .. } => {
-            RemoveError::NotFound(what.clone())
-        }
-        OpenError::PermissionDenied { .. } => RemoveError::PermissionDenied(what.clone()),
-        e => RemoveError::Other {
-            what: what.clone(),
-            message: e.to_string(),
-        },
+    .map_err(|e| {
+        let e = match e {
+            OpenError::NotFound { .. } | OpenError::NoSuchId { .. } => {
+                RemoveError::NotFound(what.clone())
+            }
+            OpenError::PermissionDenied { .. } => RemoveError::PermissionDenied(what.clone()),
+            e => RemoveError::Other {
+                what: what.clone(),
+                message: e.to_string(),
+            },
+        };
+        (e, None)
     })?;
-    q.remove().map_err(|e| match e {
-        ControlError::Removed => RemoveError::NotFound(what.clone()),
-        ControlError::PermissionDenied { .. } => RemoveError::PermissionDenied(what.clone()),
-        e => RemoveError::Other {
-            what: what.clone(),
-            message: e.to_string(),
-        },
-    })
+    let found = Identity::Sysv { id: q.id() };
+    if let Some(e) = expected
+        && !e.same_object(&found)
+    {
+        return Err((
+            RemoveError::Replaced {
+                what,
+                expected: e,
+                found,
+            },
+            None,
+        ));
+    }
+    q.remove().map_err(|e| {
+        let e = match e {
+            ControlError::Removed => RemoveError::NotFound(what.clone()),
+            ControlError::PermissionDenied { .. } => RemoveError::PermissionDenied(what.clone()),
+            e => RemoveError::Other {
+                what: what.clone(),
+                message: e.to_string(),
+            },
+        };
+        (e, Some(found))
+    })?;
+    Ok(Some(found))
 }

@@ -347,7 +347,7 @@ impl OpenOptions {
     /// existing one for `create_new`, permission denied, a capacity above the system limits.
     #[doc(alias = "mq_open")]
     pub fn open(&self, name: &str) -> Result<MessageQueue, OpenError> {
-        let name = PosixName::new(name)?;
+        let name = PosixName::queue(name)?;
         self.open_name(&name)
     }
 
@@ -597,7 +597,7 @@ impl MessageQueue {
     /// Removes the name `name` (`mq_unlink`). Processes that have the queue open keep it.
     #[doc(alias = "mq_unlink")]
     pub fn unlink(name: &str) -> Result<(), OpenError> {
-        let name = PosixName::new(name)?;
+        let name = PosixName::queue(name)?;
         sys::mq_unlink(&name).map_err(|e| open_error(&name, None, e))
     }
 

@@ -1,15 +1,22 @@
 //! Validated names for POSIX named objects (shared memory, semaphores, message queues).
 //!
-//! A POSIX IPC name is one leading `/` followed by 1 to 255 bytes that contain no other `/` and no
-//! NUL byte. Semaphore names are shorter (251 bytes) because the C library stores them in
-//! `/dev/shm` under a `sem.` prefix. Names are checked before any system call, so a bad name is
-//! an [`InvalidName`] error that says what is wrong, never an obscure errno.
+//! A POSIX IPC name is one leading `/` followed by bytes that contain no other `/`, no NUL byte and
+//! no control character (ipcx refuses names that would print as terminal escapes; see
+//! [`InvalidName`]). The length limit is what the system accepts for each kind: a message queue
+//! name (kept by the kernel) has up to 255 bytes after the `/`; a shared-memory name, a file in
+//! `/dev/shm` opened by its whole name (the `/` included), up to 254; a semaphore name up to 251,
+//! because the C library stores it in `/dev/shm` under a `sem.` prefix. Names are checked before
+//! any system call, so a bad name is an [`InvalidName`] error that says what is wrong, never an
+//! obscure errno.
 
 use std::ffi::CString;
 use std::fmt;
 
-/// Longest name component (after the leading `/`) for shared memory and message queues.
+/// Longest name component (after the leading `/`) for message queues: the kernel's `NAME_MAX`.
 pub const NAME_MAX: usize = 255;
+/// Longest name component for shared memory (and ipcx rings): the whole name, its `/` included,
+/// must fit in `NAME_MAX`.
+pub const SHM_NAME_MAX: usize = NAME_MAX - 1;
 /// Longest name component for POSIX named semaphores (`sem.` + name must fit in `NAME_MAX`).
 pub const SEM_NAME_MAX: usize = NAME_MAX - 4;
 
@@ -30,17 +37,36 @@ pub struct PosixName {
 }
 
 impl PosixName {
-    /// Validates a shared-memory or message-queue name (`/` + 1..=255 bytes, no other `/`).
+    /// Validates a shared-memory (or ipcx ring) name (`/` + 1..=254 bytes, no other `/`, no
+    /// control character).
     pub fn new(name: &str) -> Result<PosixName, InvalidName> {
+        Self::with_max(name, SHM_NAME_MAX)
+    }
+
+    /// Validates a message-queue name (`/` + 1..=255 bytes, no other `/`, no control
+    /// character).
+    pub fn queue(name: &str) -> Result<PosixName, InvalidName> {
         Self::with_max(name, NAME_MAX)
     }
 
-    /// Validates a POSIX semaphore name (`/` + 1..=251 bytes, no other `/`).
+    /// Validates a POSIX semaphore name (`/` + 1..=251 bytes, no other `/`, no control
+    /// character).
     pub fn semaphore(name: &str) -> Result<PosixName, InvalidName> {
         Self::with_max(name, SEM_NAME_MAX)
     }
 
+    /// Validates the name of an object that already exists, made by any program: control
+    /// characters are let through (so that such an object can be inspected and removed), the
+    /// length is checked against the largest limit. Never used to create an object.
+    pub(crate) fn existing(name: &str) -> Result<PosixName, InvalidName> {
+        Self::check(name, NAME_MAX, true)
+    }
+
     fn with_max(name: &str, max: usize) -> Result<PosixName, InvalidName> {
+        Self::check(name, max, false)
+    }
+
+    fn check(name: &str, max: usize, allow_control: bool) -> Result<PosixName, InvalidName> {
         let err = |reason| InvalidName {
             name: name.to_owned(),
             reason,
@@ -59,11 +85,19 @@ impl PosixName {
             ));
         }
         if rest.len() > max {
-            return Err(err(if max == NAME_MAX {
-                "the name after '/' is longer than 255 bytes; shorten it"
-            } else {
-                "a semaphore name after '/' is longer than 251 bytes; shorten it"
+            return Err(err(match max {
+                NAME_MAX => "a queue name after '/' is longer than 255 bytes; shorten it",
+                SHM_NAME_MAX => {
+                    "a shared-memory name after '/' is longer than 254 bytes; shorten it"
+                }
+                _ => "a semaphore name after '/' is longer than 251 bytes; shorten it",
             }));
+        }
+        if !allow_control && rest.chars().any(char::is_control) {
+            return Err(err(
+                "the name contains a control character (such as ESC, BEL, CR or a newline), \
+                 which would print as a terminal escape; use printable characters",
+            ));
         }
         if rest == "." || rest == ".." {
             return Err(err("'.' and '..' are not valid names"));
@@ -110,8 +144,10 @@ mod tests {
     #[test]
     fn accepts_valid_names() {
         assert_eq!(PosixName::new("/jobs").unwrap().as_str(), "/jobs");
-        assert!(PosixName::new(&format!("/{}", "a".repeat(255))).is_ok());
+        assert!(PosixName::new(&format!("/{}", "a".repeat(254))).is_ok());
+        assert!(PosixName::queue(&format!("/{}", "a".repeat(255))).is_ok());
         assert!(PosixName::semaphore(&format!("/{}", "a".repeat(251))).is_ok());
+        assert!(PosixName::new("/ünïcödé").is_ok());
     }
 
     #[test]
@@ -120,7 +156,20 @@ mod tests {
             let e = PosixName::new(bad).unwrap_err();
             assert_eq!(e.name, bad);
         }
-        assert!(PosixName::new(&format!("/{}", "a".repeat(256))).is_err());
+        for bad in [
+            "/a\u{1b}[2J",
+            "/a\nb",
+            "/a\rb",
+            "/\u{7}",
+            "/a\u{7f}",
+            "/a\u{9b}",
+        ] {
+            let e = PosixName::new(bad).unwrap_err();
+            assert!(e.reason.contains("control character"), "{e}");
+            assert!(!e.to_string().contains('\u{1b}'), "{e}");
+        }
+        assert!(PosixName::new(&format!("/{}", "a".repeat(255))).is_err());
+        assert!(PosixName::queue(&format!("/{}", "a".repeat(256))).is_err());
         assert!(PosixName::semaphore(&format!("/{}", "a".repeat(252))).is_err());
         let msg = PosixName::new("jobs").unwrap_err().to_string();
         assert!(msg.contains("starts with '/'"), "{msg}");

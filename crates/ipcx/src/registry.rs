@@ -7,16 +7,93 @@
 //! or now belongs to a process with another start time) proves that the object was left behind
 //! by a crash: that is what `ipcx clean` removes.
 //!
+//! A record also holds the object's [`Identity`] (device and inode of a file in `/dev/shm`, of a
+//! FIFO or socket file, or of a POSIX queue, taken with `fstat` on a queue descriptor; the id of
+//! a System V object), because a name can be reused: after the object was removed, another
+//! program may create a new one under the same name. `ipcx clean` removes only the very object
+//! that was recorded. Records written by older versions of ipcx hold no identity; they are
+//! treated conservatively: such an object is never judged stale (nothing proves it is the one
+//! recorded), and `ipcx rm` removes it when you know it is.
+//!
+//! Record format (one line of text): `PID START [persist] [dev=D ino=I [btime=NS] | sysv-id=ID]
+//! [object=NAME]`, with NAME percent-encoded. The record's file name is the percent-encoded
+//! object name, or, when that would be too long for a file name, a prefix of it and a hash
+//! (the object name is then read from the record itself).
+//!
 //! The registry is best effort: if the directory cannot be used safely (it is not a directory
-//! owned by this user with mode 0700) nothing is recorded, and `ipcx clean` says so.
+//! owned by this user with mode 0700) or a record cannot be written, nothing is recorded, a
+//! warning goes to stderr (once per process), and `ipcx clean` will not remove that object.
 
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Which object a name referred to when it was recorded (names can be reused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Identity {
+    /// A file (in `/dev/shm`, a FIFO, a socket file) or a POSIX queue: device and inode, and
+    /// the creation time where the file system keeps one (ext4 gives a new file the inode
+    /// number of one just removed).
+    File {
+        /// Device.
+        dev: u64,
+        /// Inode.
+        ino: u64,
+        /// Creation (birth) time, nanoseconds since the epoch, when known.
+        btime: Option<u64>,
+    },
+    /// A System V object: its id (a new object under the same key gets another id).
+    Sysv {
+        /// The id.
+        id: i32,
+    },
+}
+
+impl Identity {
+    /// The identity of the file `m` describes.
+    pub fn of_file(m: &fs::Metadata) -> Identity {
+        Identity::File {
+            dev: m.dev(),
+            ino: m.ino(),
+            btime: m
+                .created()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .and_then(|d| u64::try_from(d.as_nanos()).ok()),
+        }
+    }
+
+    /// Whether both name the same object (creation times are compared when both are known).
+    pub fn same_object(&self, other: &Identity) -> bool {
+        match (self, other) {
+            (
+                Identity::File { dev, ino, btime },
+                Identity::File {
+                    dev: d2,
+                    ino: i2,
+                    btime: b2,
+                },
+            ) => dev == d2 && ino == i2 && (btime.is_none() || b2.is_none() || btime == b2),
+            (Identity::Sysv { id }, Identity::Sysv { id: id2 }) => id == id2,
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Identity::File { dev, ino, .. } => write!(f, "inode {ino} on device {dev:#x}"),
+            Identity::Sysv { id } => write!(f, "id {id}"),
+        }
+    }
+}
 
 /// A registry record: an object and the process that created it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct Record {
     /// The object, named as `ipcx ls` prints it (e.g. `posix-shm:/frames`).
     pub object: String,
@@ -28,6 +105,9 @@ pub struct Record {
     pub uid: u32,
     /// The object was made to outlive its creator on purpose (`persist`): never stale.
     pub persistent: bool,
+    /// Which object the name referred to when it was recorded; `None` in records written by
+    /// older versions (or when it could not be found out).
+    pub identity: Option<Identity>,
 }
 
 impl Record {
@@ -48,40 +128,92 @@ fn own_uid() -> u32 {
         .unwrap_or(u32::MAX)
 }
 
-/// The calling user's registry directory, created if missing; `None` when it cannot be trusted.
-fn own_dir(create: bool) -> Option<PathBuf> {
+/// The calling user's registry directory, created if missing.
+fn own_dir(create: bool) -> io::Result<PathBuf> {
     let uid = own_uid();
     let dir = dir_for(uid);
     match fs::symlink_metadata(&dir) {
         Ok(m) => {
             if m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o077 == 0 {
-                Some(dir)
+                Ok(dir)
             } else {
-                None
+                Err(io::Error::other(format!(
+                    "{} is not a directory of uid {uid} with mode 0700: not used",
+                    dir.display()
+                )))
             }
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
-            fs::DirBuilder::new().mode(0o700).create(&dir).ok()?;
+            fs::DirBuilder::new().mode(0o700).create(&dir)?;
             own_dir(false)
         }
-        Err(_) => None,
+        Err(e) => Err(e),
     }
 }
 
-fn entry_name(object: &str) -> String {
+/// Longest record file name: well under the 255 bytes of a file name, leaving room for the
+/// temporary name's `.PID.` prefix.
+const ENTRY_MAX: usize = 200;
+
+fn encode(object: &str) -> String {
     let mut s = String::with_capacity(object.len());
     for c in object.chars() {
         match c {
             '%' => s.push_str("%25"),
             '/' => s.push_str("%2F"),
+            c if c.is_whitespace() || c.is_control() => {
+                let mut b = [0u8; 4];
+                for byte in c.encode_utf8(&mut b).bytes() {
+                    s.push_str(&format!("%{byte:02X}"));
+                }
+            }
             c => s.push(c),
         }
     }
     s
 }
 
-fn object_name(entry: &str) -> String {
-    entry.replace("%2F", "/").replace("%25", "%")
+fn decode(entry: &str) -> Option<String> {
+    let b = entry.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// FNV-1a: a hash that stays the same across versions (record names must).
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The record's file name for `object`: always a valid file name no longer than [`ENTRY_MAX`].
+/// Exposed for fuzzing.
+#[doc(hidden)]
+pub fn entry_name(object: &str) -> String {
+    let enc = encode(object);
+    if enc.len() <= ENTRY_MAX && !enc.starts_with('.') {
+        return enc;
+    }
+    let mut cut = ENTRY_MAX - 20;
+    while !enc.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(
+        "{}~{:016x}",
+        enc[..cut].trim_start_matches('.'),
+        fnv1a(object)
+    )
 }
 
 /// Records that this process created `object` and will remove it.
@@ -94,13 +226,58 @@ pub fn persist(object: &str) {
     write_record(object, true)
 }
 
+/// Warns on stderr, once per process, that records cannot be written.
+fn warn(object: &str, e: &dyn std::fmt::Display) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        eprintln!(
+            "ipcx: warning: cannot record the creator of {object:?} in the owner registry ({e}); \
+             `ipcx clean` will not remove it if this process dies"
+        );
+    }
+}
+
+/// The record line (without its newline). Exposed for fuzzing.
+#[doc(hidden)]
+pub fn record_line(
+    pid: u32,
+    start: u64,
+    persistent: bool,
+    identity: Option<Identity>,
+    object: &str,
+) -> String {
+    let mut line = format!("{pid} {start}");
+    if persistent {
+        line.push_str(" persist");
+    }
+    match identity {
+        Some(Identity::File { dev, ino, btime }) => {
+            line.push_str(&format!(" dev={dev} ino={ino}"));
+            if let Some(b) = btime {
+                line.push_str(&format!(" btime={b}"));
+            }
+        }
+        Some(Identity::Sysv { id }) => line.push_str(&format!(" sysv-id={id}")),
+        None => {}
+    }
+    line.push_str(" object=");
+    line.push_str(&encode(object));
+    line
+}
+
 fn write_record(object: &str, persistent: bool) {
-    let Some(dir) = own_dir(true) else { return };
-    let Some(start) = process_start_time(std::process::id() as i32) else {
-        return;
+    let dir = match own_dir(true) {
+        Ok(d) => d,
+        Err(e) => return warn(object, &e),
     };
-    let path = dir.join(entry_name(object));
-    let tmp = dir.join(format!(".{}.{}", std::process::id(), entry_name(object)));
+    let me = std::process::id();
+    let Some(start) = process_start_time(me as i32) else {
+        return warn(object, &"/proc/self/stat is not readable");
+    };
+    let entry = entry_name(object);
+    let path = dir.join(&entry);
+    let tmp = dir.join(format!(".{me}.{entry}"));
+    let line = record_line(me, start, persistent, identity_of(object), object);
     let write = || -> io::Result<()> {
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -108,20 +285,132 @@ fn write_record(object: &str, persistent: bool) {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)?;
-        let flag = if persistent { " persist" } else { "" };
-        writeln!(f, "{} {}{flag}", std::process::id(), start)?;
+        writeln!(f, "{line}")?;
         fs::rename(&tmp, &path)
     };
-    if write().is_err() {
+    if let Err(e) = write() {
         let _ = fs::remove_file(&tmp);
+        warn(object, &e);
+    }
+}
+
+/// Finds out which object `object` names right now (see [`Identity`]); `None` when it does not
+/// exist or cannot be looked at.
+pub fn identity_of(object: &str) -> Option<Identity> {
+    let (kind, rest) = object.split_once(':')?;
+    let file = |p: &Path| fs::symlink_metadata(p).ok().map(|m| Identity::of_file(&m));
+    let sysv = |key: &str| -> Option<i32> {
+        let hex = key.strip_prefix("0x")?;
+        Some(u32::from_str_radix(hex, 16).ok()? as i32)
+    };
+    match kind {
+        "posix-shm" | "shm" => file(&Path::new("/dev/shm").join(rest.strip_prefix('/')?)),
+        "posix-sem" => {
+            file(&Path::new("/dev/shm").join(format!("sem.{}", rest.strip_prefix('/')?)))
+        }
+        "fifo" | "unix" | "unix-dgram" | "unix-seqpacket" => file(Path::new(rest)),
+        "mq" => queue_identity(rest).ok(),
+        _ if kind.starts_with("sysv-") && rest.starts_with("id=") => {
+            rest[3..].parse().ok().map(|id| Identity::Sysv { id })
+        }
+        "sysv-shm" => crate::sys::sysv_shm::shmget(sysv(rest)?, 0, 0)
+            .ok()
+            .map(|id| Identity::Sysv { id }),
+        "sysv-sem" => crate::sys::sysv_sem::semget(sysv(rest)?, 0, 0)
+            .ok()
+            .map(|id| Identity::Sysv { id }),
+        "sysv-mq" => crate::sys::sysv_msg::msgget(sysv(rest)?, 0)
+            .ok()
+            .map(|id| Identity::Sysv { id }),
+        _ => None,
+    }
+}
+
+/// A POSIX queue's identity, from `fstat` on a descriptor of it (which works without
+/// `/dev/mqueue` mounted): opened for reading, or writing when reading is not allowed.
+pub(crate) fn queue_identity(name: &str) -> io::Result<Identity> {
+    let m = fs::File::from(open_queue(name)?).metadata()?;
+    Ok(Identity::of_file(&m))
+}
+
+/// Opens an existing POSIX queue (any name it may have) without blocking and without taking
+/// anything from it: for reading, or for writing when reading is not allowed.
+pub(crate) fn open_queue(name: &str) -> io::Result<std::os::fd::OwnedFd> {
+    use crate::sys::mq::{Disposition, OpenArgs, mq_open};
+    let name = crate::name::PosixName::existing(name)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let args = |read: bool| OpenArgs {
+        read,
+        write: !read,
+        nonblocking: true,
+        how: Disposition::Open,
+        mode: 0,
+        capacity: None,
+    };
+    match mq_open(&name, &args(true)) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => mq_open(&name, &args(false)),
+        r => r,
     }
 }
 
 /// Forgets `object` (it was removed, or made persistent on purpose).
 pub fn unregister(object: &str) {
-    if let Some(dir) = own_dir(false) {
+    if let Ok(dir) = own_dir(false) {
         let _ = fs::remove_file(dir.join(entry_name(object)));
     }
+}
+
+/// Parses one record: `entry` is its file name, `text` its content. `None` when it is not a
+/// valid record (a hostile or damaged file is skipped, never trusted). Exposed for fuzzing.
+#[doc(hidden)]
+pub fn parse_record(entry: &str, text: &[u8], uid: u32) -> Option<Record> {
+    if entry.starts_with('.') {
+        return None;
+    }
+    let text = std::str::from_utf8(text).ok()?;
+    let mut it = text.split_whitespace();
+    let pid: i32 = it.next()?.parse().ok()?;
+    let start_time: u64 = it.next()?.parse().ok()?;
+    if pid <= 0 {
+        return None;
+    }
+    let (mut persistent, mut dev, mut ino, mut btime, mut sysv_id, mut stored) =
+        (false, None, None, None, None, None);
+    for field in it {
+        match field.split_once('=') {
+            None if field == "persist" => persistent = true,
+            Some(("dev", v)) => dev = Some(v.parse::<u64>().ok()?),
+            Some(("ino", v)) => ino = Some(v.parse::<u64>().ok()?),
+            Some(("btime", v)) => btime = Some(v.parse::<u64>().ok()?),
+            Some(("sysv-id", v)) => sysv_id = Some(v.parse::<i32>().ok()?),
+            Some(("object", v)) => stored = Some(decode(v)?),
+            // Fields of later versions are skipped.
+            _ => {}
+        }
+    }
+    let identity = match (dev, ino, btime, sysv_id) {
+        (Some(dev), Some(ino), btime, None) => Some(Identity::File { dev, ino, btime }),
+        (None, None, None, Some(id)) => Some(Identity::Sysv { id }),
+        (None, None, None, None) => None,
+        _ => return None,
+    };
+    // The file name names the object; a hashed file name must match the object stored inside.
+    let object = match stored {
+        Some(o) if entry_name(&o) == entry => o,
+        Some(_) => return None,
+        None => decode(entry)?,
+    };
+    if entry_name(&object) != entry {
+        return None;
+    }
+    Some(Record {
+        object,
+        pid,
+        start_time,
+        uid,
+        persistent,
+        identity,
+    })
 }
 
 /// The records of the calling user, or of every user when `all_users` (root reads them all).
@@ -138,7 +427,7 @@ pub fn records(all_users: bool) -> Vec<Record> {
                 }
             }
         }
-    } else if let Some(d) = own_dir(false) {
+    } else if let Ok(d) = own_dir(false) {
         dirs.push((d, own_uid()));
     }
     let mut out = Vec::new();
@@ -149,34 +438,24 @@ pub fn records(all_users: bool) -> Vec<Record> {
         }
         let Ok(rd) = fs::read_dir(&dir) else { continue };
         for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
+            let Ok(name) = e.file_name().into_string() else {
+                continue;
+            };
             if name.starts_with('.') {
                 continue;
             }
             let Ok(text) = read_small(&e.path()) else {
                 continue;
             };
-            let mut it = text.split_whitespace();
-            let (Some(pid), Some(start)) = (it.next(), it.next()) else {
-                continue;
-            };
-            let (Ok(pid), Ok(start_time)) = (pid.parse(), start.parse()) else {
-                continue;
-            };
-            out.push(Record {
-                object: object_name(&name),
-                pid,
-                start_time,
-                uid,
-                persistent: it.next() == Some("persist"),
-            });
+            out.extend(parse_record(&name, &text, uid));
         }
     }
     out.sort_by(|a, b| a.object.cmp(&b.object));
     out
 }
 
-/// Removes the record of `object` from `uid`'s registry (after `ipcx clean` removed it).
+/// Removes the record of `object` from `uid`'s registry (after `ipcx clean` removed it, or found
+/// that the name now belongs to another object).
 pub fn forget(uid: u32, object: &str) {
     let dir = dir_for(uid);
     if fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir() && m.uid() == uid) {
@@ -184,14 +463,18 @@ pub fn forget(uid: u32, object: &str) {
     }
 }
 
-fn read_small(p: &Path) -> io::Result<String> {
+/// Reads at most 16 KiB of a regular file, without following a symlink or blocking on a FIFO.
+fn read_small(p: &Path) -> io::Result<Vec<u8>> {
     let f = fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(p)?;
-    let mut s = String::new();
-    io::Read::read_to_string(&mut io::Read::take(f, 256), &mut s)?;
-    Ok(s)
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    let mut v = Vec::new();
+    io::Read::read_to_end(&mut io::Read::take(f, 16 << 10), &mut v)?;
+    Ok(v)
 }
 
 /// A process's start time in clock ticks since boot (`/proc/PID/stat` field 22), or `None`
@@ -200,11 +483,20 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
     if pid <= 0 {
         return None;
     }
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may contain spaces: skip past it.
-    let rest = &stat[stat.rfind(')')? + 2..];
+    let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
+    parse_start_time(&stat)
+}
+
+/// The start time in a `/proc/PID/stat` text (`None` for a zombie, a dead process or text that
+/// does not parse). Exposed for fuzzing; [`process_start_time`] uses it.
+#[doc(hidden)]
+pub fn parse_start_time(stat: &[u8]) -> Option<u64> {
+    // The command name (field 2) is in parentheses and may contain anything, spaces and
+    // parentheses included: skip past its last ')'.
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
     // rest starts at field 3 (state); the start time is field 22.
-    let mut fields = rest.split_whitespace();
+    let mut fields = rest.split_ascii_whitespace();
     let state = fields.next()?;
     if state == "Z" || state == "X" {
         return None;
@@ -223,10 +515,75 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for o in ["posix-shm:/a", "fifo:/tmp/x%y/z", "sysv-mq:0x00000010"] {
-            assert_eq!(object_name(&entry_name(o)), o);
-            assert!(!entry_name(o).contains('/'));
+        let long = format!("mq:/{}", "q".repeat(255));
+        let spaced = "fifo:/tmp/a b\nc";
+        for o in [
+            "posix-shm:/a",
+            "fifo:/tmp/x%y/z",
+            "sysv-mq:0x00000010",
+            &long,
+            spaced,
+        ] {
+            let entry = entry_name(o);
+            assert!(entry.len() <= ENTRY_MAX, "{entry}");
+            assert!(!entry.contains('/') && !entry.starts_with('.'), "{entry}");
+            let line = record_line(7, 9, false, None, o);
+            let r = parse_record(&entry, line.as_bytes(), 0).unwrap();
+            assert_eq!(r.object, o);
         }
+        assert_ne!(entry_name(&long), entry_name(&format!("{long}x")));
+    }
+
+    #[test]
+    fn records_old_and_new() {
+        let id = Identity::File {
+            dev: 3,
+            ino: 44,
+            btime: Some(55),
+        };
+        let line = record_line(12, 34, true, Some(id), "posix-shm:/a");
+        let r = parse_record("posix-shm:%2Fa", line.as_bytes(), 5).unwrap();
+        assert_eq!((r.pid, r.start_time, r.uid), (12, 34, 5));
+        assert!(r.persistent);
+        assert_eq!(r.identity, Some(id));
+        let sysv = record_line(
+            12,
+            34,
+            false,
+            Some(Identity::Sysv { id: 9 }),
+            "sysv-shm:0x1",
+        );
+        let r = parse_record("sysv-shm:0x1", sysv.as_bytes(), 0).unwrap();
+        assert_eq!(r.identity, Some(Identity::Sysv { id: 9 }));
+        // Written by an older version: no identity.
+        let r = parse_record("mq:%2Fq", b"12 34\n", 0).unwrap();
+        assert_eq!((r.object.as_str(), r.identity), ("mq:/q", None));
+        // A record stored under another object's file name is not believed.
+        assert!(parse_record("mq:%2Fq", line.as_bytes(), 0).is_none());
+        for bad in [
+            &b""[..],
+            b"x 1",
+            b"1",
+            b"-1 5",
+            b"1 2 dev=3",
+            b"1 2 ino=x",
+            b"\xff 1",
+        ] {
+            assert!(parse_record("mq:%2Fq", bad, 0).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn stat_parsing() {
+        let mut stat = b"42 (a) b) S".to_vec();
+        for f in 4..=21 {
+            stat.extend(format!(" {f}").bytes());
+        }
+        stat.extend(b" 777 23\n");
+        assert_eq!(parse_start_time(&stat), Some(777));
+        assert_eq!(parse_start_time(b"1 (x)"), None);
+        assert_eq!(parse_start_time(b"1 (x) Z 1 2 3"), None);
+        assert_eq!(parse_start_time(b")"), None);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 use std::io::Write;
 
-use ipcx::inventory::{self, ObjectName};
+use ipcx::inventory::{self, JudgeOptions, ObjectName, RemoveError};
+
+use crate::escape::escape;
 
 /// Arguments of `ipcx clean`.
 #[derive(Debug, clap::Args)]
@@ -13,6 +15,11 @@ pub struct CleanArgs {
     /// Also judge other users' objects (needs the right to remove them).
     #[arg(long)]
     pub all_users: bool,
+    /// Also remove System V segments that ipcx did not create when the kernel shows them
+    /// abandoned (no attachments, creator and last user dead). Without it they are kept: the
+    /// program that made one may mean to attach it again.
+    #[arg(long)]
+    pub force_foreign: bool,
     /// Also explain every object that is kept.
     #[arg(long, short)]
     pub verbose: bool,
@@ -21,37 +28,55 @@ pub struct CleanArgs {
 /// Runs `ipcx clean`.
 pub fn run(args: CleanArgs) -> anyhow::Result<()> {
     let inv = inventory::scan();
-    let verdicts = inventory::judge(&inv, args.all_users);
+    for note in &inv.notes {
+        eprintln!("note: {}", escape(note));
+    }
+    let opts = JudgeOptions::default()
+        .all_users(args.all_users)
+        .force_foreign(args.force_foreign);
+    let verdicts = inventory::judge_with(&inv, opts);
     let mut out = std::io::stdout().lock();
     let mut failed = 0;
     let (mut removed, mut kept) = (0, 0);
     for v in &verdicts {
+        let name = escape(&v.name);
         if !v.stale {
             kept += 1;
             if args.verbose || args.dry_run {
-                writeln!(out, "keep    {}: {}", v.name, v.reason)?;
+                writeln!(out, "keep    {name}: {}", escape(&v.reason))?;
+            }
+            if v.record_obsolete
+                && !args.dry_run
+                && let Some(r) = &v.record
+            {
+                ipcx::registry::forget(r.uid, &r.object);
             }
             continue;
         }
         if args.dry_run {
-            writeln!(out, "remove  {}: {}", v.name, v.reason)?;
+            writeln!(out, "remove  {name}: {}", escape(&v.reason))?;
             removed += 1;
             continue;
         }
         let result = ObjectName::parse(&v.name)
             .map_err(anyhow::Error::msg)
-            .and_then(|n| inventory::remove(&n).map_err(Into::into));
+            .and_then(|n| inventory::remove_checked(&n, v.identity).map_err(Into::into));
         match result {
             Ok(()) => {
                 removed += 1;
-                writeln!(out, "removed {}: {}", v.name, v.reason)?;
+                writeln!(out, "removed {name}: {}", escape(&v.reason))?;
                 if let Some(r) = &v.record {
                     ipcx::registry::forget(r.uid, &r.object);
                 }
             }
+            Err(e) if matches!(e.downcast_ref(), Some(RemoveError::Replaced { .. })) => {
+                // Replaced between the scan and now: not ours to remove any more.
+                kept += 1;
+                writeln!(out, "keep    {name}: {}", escape(&e.to_string()))?;
+            }
             Err(e) => {
                 failed += 1;
-                eprintln!("ipcx: could not remove {}: {e}", v.name);
+                eprintln!("ipcx: could not remove {name}: {}", escape(&e.to_string()));
             }
         }
     }
@@ -62,6 +87,7 @@ pub fn run(args: CleanArgs) -> anyhow::Result<()> {
         if !present.contains(r.object.as_str())
             && (r.persistent || !r.owner_alive())
             && !args.dry_run
+            && ipcx::registry::identity_of(&r.object).is_none()
         {
             ipcx::registry::forget(r.uid, &r.object);
         }

@@ -4,6 +4,8 @@ use std::io::{self, Write};
 
 use ipcx::inventory::{self, Object};
 
+use crate::escape::escape;
+
 /// Arguments of `ipcx ls`.
 #[derive(Debug, clap::Args)]
 pub struct LsArgs {
@@ -23,7 +25,7 @@ pub fn run(args: LsArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     for note in &inv.notes {
-        eprintln!("note: {note}");
+        eprintln!("note: {}", escape(note));
     }
     let rows: Vec<[String; 8]> = inv.objects.iter().map(row).collect();
     let header = [
@@ -40,7 +42,7 @@ pub fn run(args: LsArgs) -> anyhow::Result<()> {
     let mut widths = header.clone().map(|h| h.len());
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.len());
+            *w = (*w).max(c.chars().count());
         }
     }
     for r in std::iter::once(&header).chain(&rows) {
@@ -97,8 +99,10 @@ fn row(o: &Object) -> [String; 8] {
     };
     [
         o.kind.to_owned(),
-        o.name.clone(),
-        o.user.clone().unwrap_or_else(|| o.uid.to_string()),
+        escape(&o.name).into_owned(),
+        o.user
+            .as_deref()
+            .map_or_else(|| o.uid.to_string(), |u| escape(u).into_owned()),
         o.mode.clone(),
         size,
         o.messages.map_or("-".into(), |m| m.to_string()),

@@ -110,9 +110,20 @@ pub fn usage(msg: impl std::fmt::Display) -> anyhow::Error {
 pub fn endpoint_error(ep: &Endpoint, e: Error) -> anyhow::Error {
     match e {
         Error::Timeout => {
-            eprintln!("ipcx: {ep}: timed out");
+            eprintln!(
+                "ipcx: {}: timed out",
+                crate::escape::escape(&ep.to_string())
+            );
             anyhow::Error::new(crate::Exit(crate::EXIT_TIMEOUT))
         }
+        // "ring shm:/x" around "ring /x is corrupt": the cause says what it is about already.
+        Error::Io { context, source }
+            if context.split(' ').next() == source.to_string().split(' ').next() =>
+        {
+            anyhow!("{ep}: {source}")
+        }
+        // A message that names the endpoint already is not prefixed with it again.
+        e if e.to_string().contains(&ep.to_string()) => anyhow::Error::new(e),
         e => anyhow!("{ep}: {e}"),
     }
 }

@@ -88,6 +88,7 @@ pub fn run(args: SemArgs) -> anyhow::Result<()> {
             mode,
         } => match Target::parse(&obj, FAMILY)? {
             Target::Posix(n) => {
+                ipcx::name::PosixName::semaphore(&n).map_err(crate::command::usage)?;
                 Semaphore::options()
                     .mode(mode)
                     .value(value)
@@ -138,7 +139,10 @@ pub fn run(args: SemArgs) -> anyhow::Result<()> {
                 }
             };
             if timed_out {
-                eprintln!("ipcx: {obj}: still zero after the timeout");
+                eprintln!(
+                    "ipcx: {}: still zero after the timeout",
+                    crate::escape::escape(&obj)
+                );
                 return Err(crate::Exit(crate::EXIT_TIMEOUT).into());
             }
         }

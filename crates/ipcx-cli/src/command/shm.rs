@@ -9,7 +9,7 @@ use ipcx::shm::Shm;
 use ipcx::sysv::shm::Segment;
 
 use crate::cli::{parse_mode, parse_size};
-use crate::command::{Family, Target};
+use crate::command::{Family, Target, usage};
 
 const FAMILY: Family = Family::Shm;
 
@@ -73,6 +73,7 @@ pub fn run(args: ShmArgs) -> anyhow::Result<()> {
     match args.action {
         Action::Create { obj, size, mode } => match Target::parse(&obj, FAMILY)? {
             Target::Posix(n) => {
+                ipcx::name::PosixName::new(&n).map_err(usage)?;
                 let shm = Shm::options().mode(mode).size(size).create_new(&n)?;
                 shm.persist();
             }
@@ -107,23 +108,21 @@ pub fn run(args: ShmArgs) -> anyhow::Result<()> {
             }
         }
         Action::Read { obj, offset, len } => {
-            let offset = usize::try_from(offset).context("offset too large")?;
-            let bytes = match Target::parse(&obj, FAMILY)? {
+            let mut out = io::stdout().lock();
+            match Target::parse(&obj, FAMILY)? {
                 Target::Posix(n) => {
                     let map = Shm::open_read_only(&n)?.map_read_only()?;
-                    read(map.len(), offset, len, |o, b| {
+                    read(&mut out, map.len(), offset, len, |o, b| {
                         map.read_at(o, b).map_err(Into::into)
                     })?
                 }
                 Target::Sysv(r) => {
                     let att = segment(r)?.attach_read_only()?;
-                    read(att.len(), offset, len, |o, b| {
+                    read(&mut out, att.len(), offset, len, |o, b| {
                         att.read_at(o, b).map_err(Into::into)
                     })?
                 }
             };
-            let mut out = io::stdout().lock();
-            out.write_all(&bytes)?;
             out.flush()?;
         }
         Action::Rm { obj } => {
@@ -134,19 +133,40 @@ pub fn run(args: ShmArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How much `shm read` copies at once: the output is streamed, never buffered whole.
+const READ_CHUNK: usize = 64 << 10;
+
+/// Writes `len` bytes (default: to the end) from `offset` of a segment of `size` bytes to
+/// `out`, in chunks. The range is checked against the size (a runtime error, exit 1, when it
+/// reaches past the end) before anything is allocated.
 fn read(
+    out: &mut impl Write,
     size: usize,
-    offset: usize,
+    offset: u64,
     len: Option<u64>,
     f: impl Fn(usize, &mut [u8]) -> anyhow::Result<()>,
-) -> anyhow::Result<Vec<u8>> {
-    let len = match len {
-        Some(l) => usize::try_from(l).context("length too large")?,
-        None => size.checked_sub(offset).with_context(|| {
-            format!("offset {offset} is past the end of the segment ({size} bytes)")
-        })?,
-    };
-    let mut buf = vec![0u8; len];
-    f(offset, &mut buf)?;
-    Ok(buf)
+) -> anyhow::Result<()> {
+    let size = size as u64;
+    if offset > size {
+        bail!("--offset {offset} is past the end of the segment ({size} bytes)");
+    }
+    let len = len.unwrap_or(size - offset);
+    let end = offset
+        .checked_add(len)
+        .filter(|&end| end <= size)
+        .with_context(|| {
+            format!(
+                "--offset {offset} --len {len} reaches past the end of the segment ({size} bytes)"
+            )
+        })?;
+    // Both fit in usize: they are at most `size`, which came from a usize.
+    let (mut at, end) = (offset as usize, end as usize);
+    let mut buf = vec![0u8; READ_CHUNK.min(end - at)];
+    while at < end {
+        let n = READ_CHUNK.min(end - at);
+        f(at, &mut buf[..n])?;
+        out.write_all(&buf[..n])?;
+        at += n;
+    }
+    Ok(())
 }

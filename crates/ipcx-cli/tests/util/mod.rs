@@ -100,6 +100,20 @@ impl Drop for Bg {
     }
 }
 
+/// Removes the named objects (as `ipcx rm` takes them) on drop, best effort, so that a failing
+/// test leaves nothing behind (a leaked POSIX queue counts against the user's small
+/// RLIMIT_MSGQUEUE, and enough of them make every later queue test fail).
+#[derive(Debug)]
+pub struct Remove(pub Vec<String>);
+
+impl Drop for Remove {
+    fn drop(&mut self) {
+        for o in &self.0 {
+            let _ = run(&["rm", o]);
+        }
+    }
+}
+
 /// Runs `ipcx send ARGS` until it succeeds (the receiver may still be starting), at most 10 s.
 pub fn send_when_ready(args: &[&str]) -> Output {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -161,4 +175,36 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The messages in the POSIX queue `/NAME`, or `None` when it does not exist; asked with
+/// `mq_open` (no need for /dev/mqueue to be mounted, which it is not on a fresh machine).
+/// Opening an existing queue records nothing in the owner registry.
+pub fn mq_messages(name: &str) -> Option<u64> {
+    match ipcx::mq::MessageQueue::options()
+        .read(true)
+        .write(false)
+        .open(name)
+    {
+        Ok(q) => Some(q.attributes().map_or(0, |a| a.current_messages as u64)),
+        Err(ipcx::mq::OpenError::NotFound { .. }) => None,
+        Err(e) => panic!("mq_open {name}: {e}"),
+    }
+}
+
+/// Whether the POSIX queue `/NAME` exists (see [`mq_messages`]).
+pub fn mq_exists(name: &str) -> bool {
+    mq_messages(name).is_some()
+}
+
+/// Waits up to 10 s for `cond`; false when it never held.
+pub fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
 }

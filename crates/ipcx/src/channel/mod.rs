@@ -115,7 +115,7 @@ impl Endpoint {
                 }
                 Ok(Endpoint::Fifo(PathBuf::from(rest)))
             }
-            "mq" => Ok(Endpoint::Mq(PosixName::new(rest)?)),
+            "mq" => Ok(Endpoint::Mq(PosixName::queue(rest)?)),
             "sysv-mq" => Ok(Endpoint::SysvMq(parse_key(rest).map_err(bad)?)),
             "unix" => Ok(Endpoint::Unix(unix_addr(rest)?)),
             "unix-dgram" => Ok(Endpoint::UnixDgram(unix_addr(rest)?)),

@@ -663,8 +663,18 @@ pub fn is_ring(name: &str) -> bool {
     let Some(file) = name.strip_prefix('/') else {
         return false;
     };
+    use std::os::unix::fs::OpenOptionsExt;
     let mut magic = [0u8; 8];
-    std::fs::File::open(format!("/dev/shm/{file}"))
-        .and_then(|mut f| f.read_exact(&mut magic))
+    // Anyone can put a FIFO or a symlink in /dev/shm: never follow one, never wait on one.
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(format!("/dev/shm/{file}"))
+        .and_then(|mut f| {
+            if !f.metadata()?.is_file() {
+                return Err(std::io::Error::other("not a regular file"));
+            }
+            f.read_exact(&mut magic)
+        })
         .is_ok_and(|()| u64::from_le_bytes(magic) == MAGIC)
 }

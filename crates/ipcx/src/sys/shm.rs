@@ -6,7 +6,6 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::fs::Mode;
-use rustix::shm::OFlags;
 
 use super::retry_eintr;
 use crate::name::PosixName;
@@ -24,28 +23,41 @@ pub(crate) enum OpenMode {
     CreateNew,
 }
 
-/// `shm_open` with `O_CLOEXEC` (always set by the C library for shm_open).
+/// `shm_open`, as the C library does it (open `/dev/shm/NAME` with `O_CLOEXEC` and
+/// `O_NOFOLLOW`), and also with `O_NONBLOCK`, then checked to be a regular file: anyone can put
+/// a symlink or a FIFO in `/dev/shm`, and neither is followed nor waited on.
 pub(crate) fn shm_open(
     name: &PosixName,
     how: OpenMode,
     writable: bool,
     mode: u32,
 ) -> io::Result<OwnedFd> {
-    let mut flags = if writable {
-        OFlags::RDWR
-    } else {
-        OFlags::RDONLY
-    };
+    use rustix::fs::OFlags as F;
+    let mut flags = if writable { F::RDWR } else { F::RDONLY };
+    flags |= F::CLOEXEC | F::NOFOLLOW | F::NONBLOCK;
     match how {
         OpenMode::Open => {}
-        OpenMode::Create => flags |= OFlags::CREATE,
-        OpenMode::CreateNew => flags |= OFlags::CREATE | OFlags::EXCL,
+        OpenMode::Create => flags |= F::CREATE,
+        OpenMode::CreateNew => flags |= F::CREATE | F::EXCL,
     }
-    Ok(rustix::shm::open(
-        name.as_c_str(),
-        flags,
-        Mode::from_raw_mode(mode),
-    )?)
+    let path = format!("/dev/shm/{}", name.as_str().trim_start_matches('/'));
+    let fd = retry_eintr(|| {
+        Ok(rustix::fs::open(
+            path.as_str(),
+            flags,
+            Mode::from_raw_mode(mode),
+        )?)
+    })?;
+    let st = rustix::fs::fstat(&fd)?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(io::Error::other(format!(
+            "{path} is not a regular file (a FIFO or device put there under a shared-memory \
+             name); refused"
+        )));
+    }
+    // Regular files ignore O_NONBLOCK; clear it all the same, for whoever inherits the fd.
+    rustix::fs::fcntl_setfl(&fd, rustix::fs::fcntl_getfl(&fd)? - F::NONBLOCK)?;
+    Ok(fd)
 }
 
 /// `shm_unlink`.
