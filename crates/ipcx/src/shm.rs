@@ -40,12 +40,17 @@
 //!
 //! # A peer that shrinks the object
 //! Whoever can write a shared-memory object can also shrink it (`ftruncate`). Touching a page of
-//! a mapping that is no longer backed by the object raises `SIGBUS`, which terminates the process.
-//! That is a crash, not undefined behaviour: no byte beyond the object is ever read or written.
-//! When the peer is not trusted, use a [`Memfd`] sealed with [`Seals::SHRINK`] (or
-//! [`Memfd::seal_read_only`]): the kernel then refuses to shrink it. Memory-mapped *files*, which
-//! anyone with write access to the file can truncate, are handled more strictly in
-//! [`crate::mmap`].
+//! a mapping that is no longer backed by the object raises `SIGBUS`, which would terminate the
+//! process. ipcx catches it for its own mappings: the first access to a lost page replaces the
+//! whole mapping with zero pages private to this process, and every copy through
+//! [`ShmMap::read_at`], [`ShmMap::write_at`], [`ShmMap::read`] and the others then fails with
+//! [`ShmError::Truncated`] (a read that hit the truncation may have copied zeros into the buffer
+//! before it failed). Raw access through [`ShmMap::as_ptr`] or the slices finds zeros, never a
+//! signal; check [`ShmMap::is_truncated`] after it. Only a bounded number of mappings
+//! (1024 at once, in one process) is guarded; past that a truncation raises `SIGBUS` as before.
+//! When the peer is not trusted, a [`Memfd`] sealed with [`Seals::SHRINK`] (or
+//! [`Memfd::seal_read_only`]) is still better: the kernel then refuses to shrink it.
+
 //!
 //! # Ownership
 //! The handle that created a POSIX object ([`Shm::create_new`], or [`Shm::create`] when the
@@ -183,6 +188,14 @@ pub enum ShmError {
         #[source]
         source: io::Error,
     },
+    /// The object was shrunk (truncated) by another process under this mapping and an access
+    /// hit a lost page: the mapping now reads as zeros and is private to this process. The
+    /// bytes a read returned together with this error are not the object's; drop the mapping
+    /// (and map again if the object was resized).
+    #[error(
+        "the shared-memory object behind this mapping was truncated by another process: its bytes are gone; map it again"
+    )]
+    Truncated,
 }
 
 impl ShmError {
@@ -626,26 +639,32 @@ impl ShmMap {
         self.map.is_writable()
     }
 
-    /// Copies `buf.len()` bytes at `offset` out of the mapping.
+    /// Copies `buf.len()` bytes at `offset` out of the mapping ([`ShmError::Truncated`] once
+    /// another process shrank the object under it).
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<(), ShmError> {
-        region::read_at(&self.map, offset, buf)
+        region::read_at::<ShmError>(&self.map, offset, buf)?;
+        self.intact()
     }
 
     /// Copies `data` into the mapping at `offset`.
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<(), ShmError> {
-        region::write_at(&self.map, offset, data)
+        region::write_at::<ShmError>(&self.map, offset, data)?;
+        self.intact()
     }
 
     /// Reads a plain-data value (any bytes are a valid `T`) at `offset`. `offset` need not be
     /// aligned: the bytes are copied.
     pub fn read<T: FromBytes>(&self, offset: usize) -> Result<T, ShmError> {
-        region::read(&self.map, offset)
+        let v = region::read::<T, ShmError>(&self.map, offset)?;
+        self.intact().map(|()| v)
     }
 
     /// Reads a value at `offset` whose type has invalid bit patterns (`bool`, enums...):
     /// [`ShmError::InvalidValue`] when the bytes are not a valid `T`.
     pub fn try_read<T: TryFromBytes>(&self, offset: usize) -> Result<T, ShmError> {
-        region::try_read(&self.map, offset)
+        let v = region::try_read(&self.map, offset);
+        self.intact()?;
+        v
     }
 
     /// Writes a plain-data value at `offset` (unaligned is fine).
@@ -654,7 +673,21 @@ impl ShmMap {
         offset: usize,
         value: &T,
     ) -> Result<(), ShmError> {
-        region::write(&self.map, offset, value)
+        region::write::<T, ShmError>(&self.map, offset, value)?;
+        self.intact()
+    }
+
+    /// Whether another process shrank the object under this mapping and an access hit a lost
+    /// page: the mapping then reads as zeros (see the module docs).
+    pub fn is_truncated(&self) -> bool {
+        self.map.poisoned()
+    }
+
+    fn intact(&self) -> Result<(), ShmError> {
+        if self.map.poisoned() {
+            return Err(ShmError::Truncated);
+        }
+        Ok(())
     }
 
     /// The first byte of the mapping. Reading or writing through it is `unsafe` and subject to
