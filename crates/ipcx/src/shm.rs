@@ -50,7 +50,11 @@
 //! (1024 at once, in one process) is guarded; past that a truncation raises `SIGBUS` as before.
 //! When the peer is not trusted, a [`Memfd`] sealed with [`Seals::SHRINK`] (or
 //! [`Memfd::seal_read_only`]) is still better: the kernel then refuses to shrink it.
-
+//!
+//! # Another user's object
+//! An existing object is opened only if its owner is the caller's own user, unless
+//! [`ShmOptions::trust`] widens that: another user's object (which anyone can pre-create in
+//! `/dev/shm` with any mode) is [`ShmError::ForeignOwner`]. Symlinks are never followed.
 //!
 //! # Ownership
 //! The handle that created a POSIX object ([`Shm::create_new`], or [`Shm::create`] when the
@@ -81,6 +85,7 @@ use crate::region;
 use crate::sys;
 use crate::sys::mmap::Mapping;
 use crate::sys::shm::OpenMode;
+use crate::trust::Trust;
 
 /// Default permission bits of new objects.
 const DEFAULT_MODE: u32 = 0o600;
@@ -196,6 +201,9 @@ pub enum ShmError {
         "the shared-memory object behind this mapping was truncated by another process: its bytes are gone; map it again"
     )]
     Truncated,
+    /// The object belongs to a user that [`ShmOptions::trust`] does not trust.
+    #[error(transparent)]
+    ForeignOwner(#[from] crate::trust::ForeignOwner),
 }
 
 impl ShmError {
@@ -234,6 +242,7 @@ pub struct ShmOptions {
     mode: u32,
     size: u64,
     read_only: bool,
+    trust: Trust,
 }
 
 impl Default for ShmOptions {
@@ -242,6 +251,7 @@ impl Default for ShmOptions {
             mode: DEFAULT_MODE,
             size: 0,
             read_only: false,
+            trust: Trust::own_user(),
         }
     }
 }
@@ -271,20 +281,36 @@ impl ShmOptions {
         self
     }
 
+    /// Whose existing objects are opened (default: the caller's own uid only); another
+    /// user's object is [`ShmError::ForeignOwner`].
+    pub fn trust(&mut self, trust: Trust) -> &mut Self {
+        self.trust = trust;
+        self
+    }
+
     /// Opens an existing object ([`ShmError::NotFound`] when there is none).
     #[doc(alias = "shm_open")]
     pub fn open(&self, name: &str) -> Result<Shm, ShmError> {
         let pname = PosixName::new(name)?;
         let fd = sys::shm::shm_open(&pname, OpenMode::Open, !self.read_only, 0)
             .map_err(|e| ShmError::from_io("open shared memory", name, e))?;
+        self.opened(fd, pname)
+    }
+
+    /// An existing object's handle, once its owner is trusted.
+    fn opened(&self, fd: OwnedFd, pname: PosixName) -> Result<Shm, ShmError> {
+        let st = sys::shm::fstat(&fd).map_err(|e| ShmError::from_io("stat", pname.as_str(), e))?;
+        self.trust
+            .check_owner(&format!("posix-shm:{pname}"), st.uid)?;
         Ok(Shm::opened(fd, pname, !self.read_only))
     }
 
     /// Opens the object, creating it with [`ShmOptions::size`] bytes if it does not exist. The
     /// handle owns (unlinks on drop) the object only if it created it ([`Shm::is_owner`]).
     ///
-    /// An existing object is opened as it is (its size, mode and owner are not changed or
-    /// checked): whoever can create it first decides them. Use [`ShmOptions::create_new`] when
+    /// An existing object is opened as it is (its size and mode are not changed or checked;
+    /// its owner must be trusted, see [`ShmOptions::trust`]): whoever can create it first
+    /// decides them. Use [`ShmOptions::create_new`] when
     /// the object must be a fresh one of yours.
     pub fn create(&self, name: &str) -> Result<Shm, ShmError> {
         let pname = PosixName::new(name)?;
@@ -297,7 +323,7 @@ impl ShmOptions {
                 other => return other,
             }
             match sys::shm::shm_open(&pname, OpenMode::Open, !self.read_only, 0) {
-                Ok(fd) => return Ok(Shm::opened(fd, pname, !self.read_only)),
+                Ok(fd) => return self.opened(fd, pname),
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
                 Err(e) => return Err(ShmError::from_io("open shared memory", name, e)),
             }

@@ -52,6 +52,15 @@ fn child_role() {
             eprintln!("read {read:?}, write {write:?}");
             std::process::exit(code);
         }),
+        // args: name: creates the object with mode 666 and leaves it behind
+        ("create_666", |args| {
+            let _ = Shm::options()
+                .size(4096)
+                .mode(0o666)
+                .create_new(&args[0])
+                .unwrap()
+                .persist();
+        }),
         ("echo", |args| {
             let shm = Shm::open(&args[0]).unwrap();
             assert!(!shm.is_owner());
@@ -384,4 +393,29 @@ fn an_object_truncated_under_a_reader_is_an_error_not_sigbus() {
     let status = child.wait_timeout(Duration::from_secs(20));
     assert_eq!(status.code(), Some(1), "{status}");
     drop(shm);
+}
+
+/// An object that `nobody` made with mode 666 is refused unless its uid is trusted.
+#[test]
+fn another_users_object_is_refused_unless_trusted() {
+    if !util::is_root() {
+        eprintln!("skipped: the hostile side runs as nobody, which needs root");
+        return;
+    }
+    let name = util::posix_name("foreign");
+    let _g = unlink_guard(&name);
+    util::spawn_role_as_nobody("create_666", &[&name]).expect_success();
+    match Shm::open(&name) {
+        Err(ShmError::ForeignOwner(e)) => assert_eq!(e.owner, util::NOBODY, "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        Shm::create(&name, 4096),
+        Err(ShmError::ForeignOwner(_))
+    ));
+    let shm = Shm::options()
+        .trust(ipcx::trust::Trust::own_user().allow_uid(util::NOBODY))
+        .open(&name)
+        .unwrap();
+    assert!(!shm.is_owner());
 }

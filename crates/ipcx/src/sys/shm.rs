@@ -24,7 +24,9 @@ pub(crate) enum OpenMode {
     CreateNew,
 }
 
-/// `shm_open` with `O_CLOEXEC` (always set by the C library for shm_open).
+/// `shm_open` with `O_CLOEXEC`, `O_NOFOLLOW` (a symlink planted in `/dev/shm` is refused with
+/// `ELOOP`, as the C library's `shm_open` does) and `O_NONBLOCK` (a FIFO planted there opens at
+/// once instead of waiting for a peer; regular files ignore the flag).
 pub(crate) fn shm_open(
     name: &PosixName,
     how: OpenMode,
@@ -36,6 +38,7 @@ pub(crate) fn shm_open(
     } else {
         OFlags::RDONLY
     };
+    flags |= OFlags::from_bits_retain((libc::O_NOFOLLOW | libc::O_NONBLOCK) as u32);
     match how {
         OpenMode::Open => {}
         OpenMode::Create => flags |= OFlags::CREATE,
@@ -66,6 +69,8 @@ pub(crate) struct FdStat {
     /// Device and inode: the identity of the object.
     pub(crate) dev: u64,
     pub(crate) ino: u64,
+    /// Owner uid.
+    pub(crate) uid: u32,
 }
 
 /// `fstat(fd)`.
@@ -75,6 +80,7 @@ pub(crate) fn fstat(fd: impl AsFd) -> io::Result<FdStat> {
         size: u64::try_from(st.st_size).unwrap_or(0),
         dev: st.st_dev,
         ino: st.st_ino,
+        uid: st.st_uid,
     })
 }
 
