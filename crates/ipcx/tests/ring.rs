@@ -113,6 +113,12 @@ fn child_role() {
                 replies.send_timeout(&m, Duration::from_secs(20)).unwrap();
             }
         }),
+        // args: name: creates the ring (mode 666) and leaves it behind
+        ("create_666_and_keep", |args| {
+            let _ = Subscriber::create_new(&args[0], &Options::new().mode(0o666))
+                .unwrap()
+                .persist();
+        }),
         // args: name: creates a ring and sleeps (killed by the test)
         ("create_and_sleep", |args| {
             let _s = Subscriber::create_new(&args[0], &Options::new()).unwrap();
@@ -501,4 +507,39 @@ fn clean_removes_a_ring_whose_participants_died() {
     let parsed = ipcx::inventory::ObjectName::parse(&obj).unwrap();
     ipcx::inventory::remove(&parsed).unwrap();
     assert!(gone(&name));
+}
+/// A ring that `nobody` made (mode 666, kept after it left) is refused unless its uid is
+/// trusted, and a subscriber that only opened it never removes it.
+#[test]
+fn another_users_ring_is_refused_and_never_removed() {
+    if !util::is_root() {
+        eprintln!("skipped: the hostile side runs as nobody, which needs root");
+        return;
+    }
+    let name = util::posix_name("ring-foreign");
+    let _c = cleanup(&name);
+    util::spawn_role_as_nobody("create_666_and_keep", &[&name]).expect_success();
+    match Subscriber::open(&name, &Options::new()) {
+        Err(Error::ForeignOwner(e)) => {
+            assert_eq!(e.owner, util::NOBODY);
+            assert!(e.to_string().contains("65534"), "{e}");
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    assert!(matches!(
+        Publisher::open(&name, &Options::new()),
+        Err(Error::ForeignOwner(_))
+    ));
+    assert!(matches!(
+        Subscriber::create(&name, &Options::new()),
+        Err(Error::ForeignOwner(_))
+    ));
+    assert!(!gone(&name));
+    let trust = ipcx::trust::Trust::own_user().allow_uid(util::NOBODY);
+    let sub = Subscriber::open(&name, &Options::new().trust(trust)).unwrap();
+    drop(sub);
+    assert!(
+        !gone(&name),
+        "a subscriber that did not create the ring removed it"
+    );
 }

@@ -11,7 +11,9 @@ use crate::wait::Wait;
 /// Ring options from channel options: `capacity(n, size)` gives the largest message and room
 /// for `n` of them.
 fn ring_options(opts: &Options) -> ring::Options {
-    let mut o = ring::Options::new().mode(opts.mode);
+    let mut o = ring::Options::new()
+        .mode(opts.mode)
+        .trust(opts.trust.clone());
     if let Some(max) = opts.max_message_size {
         o = o.max_message(max);
     }
@@ -45,6 +47,11 @@ fn convert(name: &PosixName, e: ring::Error) -> Error {
         ring::Error::Timeout => Error::Timeout,
         ring::Error::PeerGone { what } => Error::PeerGone { what },
         ring::Error::InvalidName(e) => Error::InvalidName(e),
+        ring::Error::ForeignOwner(e) => Error::ForeignOwner(e),
+        ring::Error::Corrupt { what: reason, .. } => Error::Corrupt {
+            what,
+            reason: reason.into(),
+        },
         e => Error::Io {
             context: what,
             source: std::io::Error::other(e.to_string()),

@@ -62,15 +62,23 @@
 //! Every participant records its pid and process start time in the segment. A blocked call
 //! looks at them every few milliseconds while it sleeps: a dead subscriber's place (and the
 //! messages it held back) is reclaimed, so the publisher goes on; a subscriber whose publisher
-//! died gets [`Error::PeerGone`] once it has read everything. The last participant to leave
-//! removes the name; `ipcx clean` removes a ring whose participants all died.
+//! died gets [`Error::PeerGone`] once it has read everything. The participant that created
+//! the ring removes the name when it leaves last; if others remain, the last of them removes
+//! it. A participant that only opened a ring whose creator is still there never removes it.
+//! `ipcx clean` removes a ring whose participants all died.
 //!
 //! # Trust
-//! Every position, length and record header read from the segment is checked before use: a
-//! peer that writes garbage into the control words makes calls fail with [`Error::Corrupt`],
-//! never read or write out of bounds. The payload bytes themselves are shared with the peers:
-//! give access (the segment's mode) only to processes you trust not to write into messages
-//! they do not own.
+//! An existing segment is opened only if its owner is trusted ([`Options::trust`]; by default
+//! only the caller's own uid): another user's ring is [`Error::ForeignOwner`]. Its header is
+//! read with `pread` and checked (magic, version, parameters) before anything is mapped, and
+//! the file's size must be exactly the one the header gives ([`Error::Corrupt`] otherwise), so
+//! a huge sparse file is never faulted in; an opener fills its page tables up front only when
+//! the whole file is already allocated. Every position, length and record header read from the
+//! segment is checked before use: a peer that writes garbage into the control words makes
+//! calls fail with [`Error::Corrupt`], never read or write out of bounds. The payload bytes
+//! themselves are shared with the peers: give access (the segment's mode) only to processes
+//! you trust not to write into messages they do not own.
+
 #![allow(unsafe_code)] // the shared-memory exception: in-place views of ring records
 
 #[cfg(feature = "tokio")]
@@ -91,6 +99,7 @@ pub use work::{Consumer, Producer};
 use crate::name::{InvalidName, PosixName};
 use crate::sync::futex::{FutexError, wait_on, wake_on};
 use crate::sys::shm::OpenMode;
+use crate::trust::Trust;
 use crate::wait::Wait;
 
 /// Why a ring operation failed.
@@ -238,6 +247,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The segment belongs to a user that [`Options::trust`] does not trust.
+    #[error(transparent)]
+    ForeignOwner(#[from] crate::trust::ForeignOwner),
 }
 
 impl Error {
@@ -310,6 +322,9 @@ pub struct Options {
     /// turns it off. Default `None`: [`HOT_WINDOW`] for rings of at least four windows, off
     /// for smaller ones.
     pub hot_window: Option<usize>,
+    /// Whose existing segments are opened (default: the caller's own uid only); a segment
+    /// of another user is refused with [`Error::ForeignOwner`].
+    pub trust: Trust,
 }
 
 impl Default for Options {
@@ -323,6 +338,7 @@ impl Default for Options {
             mode: 0o600,
             strategy: WaitStrategy::SpinThenSleep,
             hot_window: None,
+            trust: Trust::own_user(),
         }
     }
 }
@@ -370,6 +386,11 @@ impl Options {
     /// Hot window of the publisher (0: off); see [`HOT_WINDOW`].
     pub fn hot_window(mut self, bytes: usize) -> Options {
         self.hot_window = Some(bytes);
+        self
+    }
+    /// Whose existing segments are opened (see [`Options::trust`](Options#structfield.trust)).
+    pub fn trust(mut self, trust: Trust) -> Options {
+        self.trust = trust;
         self
     }
 
@@ -637,7 +658,7 @@ impl Publisher {
 
     fn establish(name: &str, how: OpenMode, opts: &Options) -> Result<Publisher, Error> {
         let name = PosixName::new(name)?;
-        let (seg, _created) = Segment::establish(&name, how, &opts.create()?)?;
+        let seg = Segment::establish(&name, how, &opts.create()?, &opts.trust)?;
         let seg = Arc::new(seg);
         let wc = seg.writer_cursor();
         if !Segment::claim(wc, ROLE_PUBLISHER) {
@@ -939,7 +960,7 @@ impl Subscriber {
 
     fn establish(name: &str, how: OpenMode, opts: &Options) -> Result<Subscriber, Error> {
         let name = PosixName::new(name)?;
-        let (seg, _created) = Segment::establish(&name, how, &opts.create()?)?;
+        let seg = Segment::establish(&name, how, &opts.create()?, &opts.trust)?;
         let seg = Arc::new(seg);
         let mut claimed = seg
             .table()

@@ -76,7 +76,7 @@ struct Member {
 impl Member {
     fn join(name: &str, how: OpenMode, opts: &Options, role: u32) -> Result<Member, Error> {
         let name = PosixName::new(name)?;
-        let (seg, _created) = Segment::establish(&name, how, &opts.create_work()?)?;
+        let seg = Segment::establish(&name, how, &opts.create_work()?, &opts.trust)?;
         let seg = Arc::new(seg);
         let corrupt = || Error::Corrupt {
             name: name.to_string(),
