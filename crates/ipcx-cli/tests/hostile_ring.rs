@@ -1,9 +1,10 @@
 //! Hostile and faulty peers of the shared-memory ring (`shm:/NAME`), run against the real
-//! binary: a huge sparse ring file, rings that never finish initialising, and a ring made by
-//! another user.
+//! binary: a huge sparse ring file, rings that never finish initialising, a ring truncated
+//! under a live receiver and sender, and a ring made by another user.
 mod util;
 
 use std::fs::File;
+use std::io::Write;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -110,6 +111,81 @@ fn wait_for_ring(name: &str) {
         assert!(Instant::now() < deadline, "{path} never appeared");
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+fn truncate(name: &str) {
+    File::options()
+        .write(true)
+        .open(format!("/dev/shm/{name}"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
+/// `truncate -s 0` of the ring under a waiting `ipcx recv`: an error and status 1, not SIGBUS.
+#[test]
+fn a_ring_truncated_under_a_waiting_receiver_is_an_error() {
+    let name = unique("trunc-wait");
+    let _r = Remove(name.clone());
+    let recv = Bg::spawn(&["recv", &format!("shm:/{name}")]);
+    wait_for_ring(&name);
+    std::thread::sleep(Duration::from_millis(200));
+    truncate(&name);
+    let o = recv.wait(Duration::from_secs(10));
+    assert_eq!(o.status.code(), Some(1), "{:?}: {}", o.status, stderr(&o));
+    assert!(stderr(&o).contains("corrupt"), "{}", stderr(&o));
+}
+
+/// The same while messages stream: the receiver and the sender both end with an error.
+#[test]
+fn a_ring_truncated_under_a_streaming_pair_is_an_error_for_both() {
+    let name = unique("trunc-stream");
+    let _r = Remove(name.clone());
+    let ep = format!("shm:/{name}");
+    let recv = ipcx()
+        .args(["recv", &ep])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let recv = Bg(Some(recv));
+    wait_for_ring(&name);
+    let mut send = ipcx()
+        .args(["send", &ep])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = send.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let line = [b'x'; 200];
+        while input
+            .write_all(&line)
+            .and_then(|()| input.write_all(b"\n"))
+            .is_ok()
+        {}
+    });
+    let send = Bg(Some(send));
+    std::thread::sleep(Duration::from_millis(300));
+    truncate(&name);
+    let o = recv.wait(Duration::from_secs(10));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "recv {:?}: {}",
+        o.status,
+        stderr(&o)
+    );
+    let o = send.wait(Duration::from_secs(10));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "send {:?}: {}",
+        o.status,
+        stderr(&o)
+    );
+    feeder.join().unwrap();
 }
 
 const NOBODY: u32 = 65534;

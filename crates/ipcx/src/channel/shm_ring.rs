@@ -81,8 +81,13 @@ pub(crate) fn receiver(
 impl MessageReceiver for RingReceiver {
     fn recv_wait(&mut self, wait: Wait) -> Result<Message, Error> {
         loop {
-            match self.sub.recv_wait(wait) {
-                Ok(s) => return Ok(Message::new(s.to_vec())),
+            let got = self.sub.recv_wait(wait).map(|s| Message::new(s.to_vec()));
+            match got {
+                Ok(m) => {
+                    // A truncation while the bytes were copied may have zeroed part of them.
+                    self.sub.check().map_err(|e| convert(&self.name, e))?;
+                    return Ok(m);
+                }
                 // The publisher left or died: wait for the next one, as a FIFO reader does.
                 Err(ring::Error::PeerGone { .. }) => {
                     if wait == Wait::NoWait {
@@ -144,6 +149,7 @@ impl MessageSender for RingSender {
             });
         }
         if self.publ.subscribers() == 0 {
+            self.publ.check().map_err(|e| convert(&self.name, e))?;
             return Err(Error::PeerGone {
                 what: format!("ring shm:{} has no receiver", self.name),
             });

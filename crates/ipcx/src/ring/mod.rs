@@ -78,7 +78,15 @@
 //! calls fail with [`Error::Corrupt`], never read or write out of bounds. The payload bytes
 //! themselves are shared with the peers: give access (the segment's mode) only to processes
 //! you trust not to write into messages they do not own.
-
+//!
+//! A peer that truncates the segment under a live mapping does not kill this process with
+//! `SIGBUS`: the fault is caught (the mapping then reads as zeros, see `sys::sigbus`), and
+//! receiving, or waiting for a message or for room, fails with [`Error::Corrupt`]. The check
+//! costs nothing per message: it happens on the slow paths, and a waiter also compares the
+//! file's size with the layout every few milliseconds. A publisher that never has to wait
+//! only sees that no subscriber is left (the zeroed table has none) and its messages go
+//! nowhere: [`Publisher::check`] (one atomic load) tells it why, as the `shm:` channel sender
+//! does when it finds no subscriber; [`Subscriber::check`] likewise.
 #![allow(unsafe_code)] // the shared-memory exception: in-place views of ring records
 
 #[cfg(feature = "tokio")]
@@ -536,6 +544,9 @@ fn wait_until(
         match r {
             Ok(_) | Err(FutexError::Timeout) | Err(FutexError::WouldBlock) => {}
             Err(FutexError::Io(source)) => {
+                // A futex word whose page was truncated away faults (EFAULT): the liveness
+                // check names that.
+                tick()?;
                 return Err(Error::Io {
                     name: String::new(),
                     source,
@@ -703,6 +714,14 @@ impl Publisher {
         self.writer.active_readers()
     }
 
+    /// Whether the segment is still sound: [`Error::Corrupt`] once another process truncated
+    /// it under the mapping and an access hit a lost page (the mapping then reads as zeros:
+    /// no subscriber is seen any more and nothing sent arrives). Costs one atomic load; the
+    /// blocking calls check this, and the file's size, while they wait.
+    pub fn check(&self) -> Result<(), Error> {
+        self.seg.fault(false).map_or(Ok(()), Err)
+    }
+
     /// The ring's name.
     pub fn name(&self) -> &str {
         self.seg.name.as_str()
@@ -729,7 +748,10 @@ impl Publisher {
     #[inline(never)]
     fn reserve_slow(&mut self, e: RingError, len: usize, wait: Wait) -> Result<Reservation, Error> {
         if e != RingError::Full {
-            return Err(Error::from_ring(&self.seg.name, e));
+            return Err(self
+                .seg
+                .fault(true)
+                .unwrap_or_else(|| Error::from_ring(&self.seg.name, e)));
         }
         let seg = Arc::clone(&self.seg);
         let mut result = None;
@@ -749,7 +771,7 @@ impl Publisher {
             },
             || {
                 seg.reap();
-                Ok(())
+                seg.fault(true).map_or(Ok(()), Err)
             },
         );
         match (r, result) {
@@ -1025,6 +1047,13 @@ impl Subscriber {
         self
     }
 
+    /// Whether the segment is still sound (see [`Publisher::check`]). A message received
+    /// while another process truncates the segment may read as zeros in part: call this after
+    /// using a [`Sample`] when that matters.
+    pub fn check(&self) -> Result<(), Error> {
+        self.seg.fault(false).map_or(Ok(()), Err)
+    }
+
     /// Whether a live publisher is attached.
     pub fn publisher_alive(&self) -> bool {
         let wc = self.seg.writer_cursor();
@@ -1054,7 +1083,11 @@ impl Subscriber {
         } else {
             self.reader.peek().map(|o| o.map(Got::Shared))
         };
-        got.map_err(|e| Error::from_ring(&self.seg.name, e))
+        got.map_err(|e| {
+            self.seg
+                .fault(true)
+                .unwrap_or_else(|| Error::from_ring(&self.seg.name, e))
+        })
     }
 
     fn sample(&mut self, got: Got) -> Sample<'_> {
@@ -1086,6 +1119,9 @@ impl Subscriber {
             if let Some(got) = self.try_get()? {
                 break got;
             }
+            if let Some(e) = self.seg.fault(false) {
+                return Err(e);
+            }
             // Spin first, polling one word (the stamp at our tail, with a hint for the line
             // after it) and reading the clock only every few dozen polls: a peer that answers
             // within the spin window costs no look at the clock, the writer's line or the
@@ -1115,6 +1151,9 @@ impl Subscriber {
                 .is_none_or(|t| t.elapsed() >= TICK || wait == Wait::NoWait);
             if due {
                 self.liveness_checked = Some(std::time::Instant::now());
+                if let Some(e) = self.seg.fault(true) {
+                    return Err(e);
+                }
                 if let Some(e) = self.gone() {
                     if self.reader.has_data() {
                         continue;
@@ -1139,6 +1178,9 @@ impl Subscriber {
                 },
                 || {
                     this.seg.reap();
+                    if let Some(e) = this.seg.fault(true) {
+                        return Err(e);
+                    }
                     // A publisher that died while we wait ends the wait.
                     match this.gone() {
                         Some(e) if !this.reader.has_data() => Err(e),
@@ -1179,6 +1221,9 @@ impl Subscriber {
         let got = loop {
             if let Some(got) = self.try_get()? {
                 break got;
+            }
+            if let Some(e) = self.seg.fault(true) {
+                return Err(e);
             }
             self.reader
                 .check()

@@ -523,6 +523,22 @@ impl Segment {
         })
     }
 
+    /// `Some(Corrupt)` when the object behind the mapping was truncated: an access hit a lost
+    /// page (the mapping now reads as zeros, see [`crate::sys::sigbus`]) or, when `stat`, the
+    /// object is now smaller than the layout (one `fstat`). For slow paths and waits.
+    pub(crate) fn fault(&self, stat: bool) -> Option<Error> {
+        let shrunk = || {
+            self.fd
+                .as_ref()
+                .and_then(|fd| shm::fstat(fd).ok())
+                .is_some_and(|st| st.size < self.layout.total as u64)
+        };
+        (self.map.poisoned() || (stat && shrunk())).then(|| Error::Corrupt {
+            name: self.name.to_string(),
+            what: "its file was truncated under the mapping by another process",
+        })
+    }
+
     pub(crate) fn header(&self) -> &Header {
         // SAFETY: every Segment's mapping is at least `layout.total` bytes (checked at
         // create/open), which includes the header at offset 0; the mapping is page aligned and
