@@ -1468,6 +1468,121 @@ pub fn check_segment_image(bytes: &[u8]) -> Result<usize, Error> {
     Ok(n)
 }
 
+/// Fuzzing hook: a freshly initialised publish/subscribe segment in private memory that
+/// threads share live: one reads ([`LiveSegment::reader`]), one publishes
+/// ([`LiveSegment::writer`]) and one scribbles on it ([`LiveSegment::poke`]) at the same time.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct LiveSegment {
+    seg: Segment,
+}
+
+impl LiveSegment {
+    /// A fresh segment with the parameters of `opts`.
+    pub fn new(opts: &Options) -> Result<LiveSegment, Error> {
+        Ok(LiveSegment {
+            seg: Segment::fresh(&opts.create()?)?,
+        })
+    }
+
+    /// The segment's length in bytes.
+    pub fn len(&self) -> usize {
+        self.seg.len()
+    }
+
+    /// Always false.
+    pub fn is_empty(&self) -> bool {
+        self.seg.len() == 0
+    }
+
+    /// Writes `byte` at `offset` (ignored past the end), as a hostile peer would.
+    pub fn poke(&self, offset: usize, byte: u8) {
+        self.seg.poke(offset, byte);
+    }
+
+    /// The publisher's side.
+    pub fn writer(&self) -> Result<LiveWriter<'_>, Error> {
+        let s = &self.seg;
+        let w = Writer::attach(s.ctl(), s.table(), s.data(), s.params)
+            .map_err(|e| Error::from_ring(&s.name, e))?;
+        Ok(LiveWriter { w })
+    }
+
+    /// A subscriber's side, on the first free participant place.
+    pub fn reader(&self) -> Result<LiveReader<'_>, Error> {
+        let s = &self.seg;
+        let cursor = s
+            .table()
+            .iter()
+            .find(|c| Segment::claim_free(c, segment::ROLE_SUBSCRIBER))
+            .ok_or(Error::TooManySubscribers {
+                name: s.name.to_string(),
+                max: s.participants,
+            })?;
+        let r = Reader::join(s.ctl(), cursor, s.data(), s.params)
+            .map_err(|e| Error::from_ring(&s.name, e))?;
+        Ok(LiveReader {
+            r,
+            buf: vec![0; s.params.max_msg as usize],
+            seg: s,
+        })
+    }
+}
+
+/// Fuzzing hook: the publisher of a [`LiveSegment`].
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct LiveWriter<'a> {
+    w: Writer<'a>,
+}
+
+impl LiveWriter<'_> {
+    /// Sends `msg` if there is room ([`Error::Full`] otherwise).
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), Error> {
+        self.w.try_send(msg).map_err(|e| match e {
+            RingError::Full => Error::Full,
+            RingError::TooLarge { len, max } => Error::TooLarge { len, max },
+            RingError::Corrupt(what) => Error::Corrupt {
+                name: "/image".into(),
+                what,
+            },
+        })
+    }
+}
+
+/// Fuzzing hook: a subscriber of a [`LiveSegment`].
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct LiveReader<'a> {
+    r: Reader<'a>,
+    buf: Vec<u8>,
+    seg: &'a Segment,
+}
+
+impl LiveReader<'_> {
+    /// Receives the next message if one is there, without waiting, and copies it into `out`
+    /// (cut to its length); returns its length, `None` when the ring looks empty.
+    pub fn try_recv(&mut self, out: &mut Vec<u8>) -> Result<Option<usize>, Error> {
+        let err = |e| Error::from_ring(&self.seg.name, e);
+        if self.seg.params.overwrite {
+            let Some((len, _missed)) = self.r.try_recv(&mut self.buf).map_err(err)? else {
+                return Ok(None);
+            };
+            out.clear();
+            out.extend_from_slice(&self.buf[..len.min(self.buf.len())]);
+            return Ok(Some(len));
+        }
+        let Some(p) = self.r.peek().map_err(err)? else {
+            self.r.check().map_err(err)?;
+            return Ok(None);
+        };
+        out.resize(p.len, 0);
+        self.r.data().copy_out(p.offset, out, true);
+        self.r.release(p);
+        Ok(Some(p.len))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Error, HOT_WINDOW, Options, Publisher, SpinPolicy, Subscriber, WaitStrategy};

@@ -2,7 +2,7 @@
 #![allow(unsafe_code)] // the shared-memory exception: typed views of the mapped segment
 
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ipcx_ring::{CLAIMED, Ctl, Cursor, Data, FREE, Params, WorkCtl, WorkQueue, WorkSlot};
@@ -414,6 +414,24 @@ impl Segment {
         };
         seg.init(c);
         Ok(seg)
+    }
+
+    /// Writes `byte` at `offset` of the mapping (an atomic byte store: the fuzzing hook's
+    /// hostile peer); offsets past the end are ignored.
+    pub(crate) fn poke(&self, offset: usize, byte: u8) {
+        if offset >= self.map.len() {
+            return;
+        }
+        // SAFETY: `offset` is inside the mapping (checked), which stays mapped while `self`
+        // lives; an AtomicU8 has no alignment requirement and every access that races with
+        // this store is atomic or a volatile/racy copy of shared bytes.
+        let cell = unsafe { &*self.map.as_ptr().add(offset).cast::<AtomicU8>() };
+        cell.store(byte, Ordering::Relaxed);
+    }
+
+    /// The mapping's length.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
     }
 
     /// A fresh segment image with the parameters `c` (the fuzzing hook's template).
