@@ -548,6 +548,11 @@ fn a_ring_truncated_under_a_subscriber_is_corrupt_not_sigbus() {
     for streaming in [false, true] {
         let name = util::posix_name("ring-trunc");
         let _c = cleanup(&name);
+        // A truncated ring is no longer recognised as one: remove the file itself too.
+        let file = format!("/dev/shm{name}");
+        let _f = util::Cleanup(move || {
+            let _ = std::fs::remove_file(&file);
+        });
         let mut sub = util::spawn_role("subscribe_until_error", &[&name]);
         wait_for_file(&name);
         let _publ = streaming.then(|| util::spawn_role("publish_forever", &[&name]));

@@ -515,6 +515,11 @@ fn a_queue_truncated_under_a_consumer_is_corrupt_not_sigbus() {
     for streaming in [false, true] {
         let name = util::posix_name("work-trunc");
         let _c = cleanup(&name);
+        // A truncated ring is no longer recognised as one: remove the file itself too.
+        let file = format!("/dev/shm{name}");
+        let _f = util::Cleanup(move || {
+            let _ = std::fs::remove_file(&file);
+        });
         let mut cons = util::spawn_role("consume_until_error", &[&name]);
         assert!(util::wait_until(Duration::from_secs(10), || {
             std::fs::metadata(format!("/dev/shm{name}")).is_ok_and(|m| m.len() > 0)
@@ -541,6 +546,11 @@ fn a_queue_or_ring_truncated_under_an_async_receiver_is_corrupt() {
     for kind in ["work", "sub"] {
         let name = util::posix_name("async-trunc");
         let _c = cleanup(&name);
+        // A truncated ring is no longer recognised as one: remove the file itself too.
+        let file = format!("/dev/shm{name}");
+        let _f = util::Cleanup(move || {
+            let _ = std::fs::remove_file(&file);
+        });
         let mut child = util::spawn_role("recv_async_until_error", &[&name, kind]);
         assert!(util::wait_until(Duration::from_secs(10), || {
             std::fs::metadata(format!("/dev/shm{name}")).is_ok_and(|m| m.len() > 0)
