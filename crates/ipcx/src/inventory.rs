@@ -269,7 +269,14 @@ fn dev_shm(inv: &mut Inventory, holders: &Holders) {
         o.identity = Some(Identity::of_file(&m));
         o.holders = holders.file(m.dev(), m.ino());
         if kind == "shm" {
-            o.participants = crate::ring::participants(&format!("/{file}")).unwrap_or_default();
+            match crate::ring::participants(&format!("/{file}")) {
+                Ok(p) => o.participants = p,
+                Err(crate::ring::Error::NotInitialised { .. }) => inv.notes.push(format!(
+                    "shm:/{} is still being initialised (or its creator died doing so)",
+                    file.escape_debug()
+                )),
+                Err(_) => {}
+            }
         }
         inv.objects.push(o);
     }

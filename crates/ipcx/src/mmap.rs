@@ -20,7 +20,11 @@
 //! as ripgrep does for its mmap searcher, the constructors that map a file ([`MmapFile::open`],
 //! [`MmapFile::open_read_only`], [`MmapFile::map`], [`MmapFile::map_read_only`]) are
 //! `unsafe fn`: the caller promises that the file is not shrunk below the mapping while it
-//! exists. Given that promise, every other method is safe: bytes move by volatile copy-in /
+//! exists. (Broken, that promise no longer kills the process: ipcx catches the `SIGBUS` of its
+//! own mappings, the mapping then reads as zeros and the copying methods fail with
+//! [`MmapError::Truncated`]; see [`crate::shm`]. The constructors stay `unsafe` because raw
+//! access through [`MmapFile::as_ptr`] and the slices still depends on it.) Given that
+//! promise, every other method is safe: bytes move by volatile copy-in /
 //! copy-out with bounds checks, as in [`crate::shm`] (whose module docs explain why no `&[u8]`
 //! into shared memory is handed out safely). For memory that untrusted peers share, use a sealed
 //! [`crate::shm::Memfd`] instead: the kernel then refuses to shrink it.
@@ -112,6 +116,11 @@ pub enum MmapError {
         #[source]
         source: io::Error,
     },
+    /// The file was truncated under the mapping (the constructor's promise was broken) and an
+    /// access hit a lost page: the mapping now reads as zeros, private to this process. The
+    /// bytes a read returned together with this error are not the file's.
+    #[error("the mapped file was truncated under the mapping: its bytes are gone; map it again")]
+    Truncated,
 }
 
 fn io_error(what: impl Into<String>, e: io::Error) -> MmapError {
@@ -194,25 +203,31 @@ impl MmapFile {
         &self.file
     }
 
-    /// Copies `buf.len()` bytes at `offset` out of the mapping.
+    /// Copies `buf.len()` bytes at `offset` out of the mapping ([`MmapError::Truncated`] if
+    /// the file was truncated under it).
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<(), MmapError> {
-        region::read_at(&self.map, offset, buf)
+        region::read_at::<MmapError>(&self.map, offset, buf)?;
+        self.intact()
     }
 
     /// Copies `data` into the mapping at `offset`.
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<(), MmapError> {
-        region::write_at(&self.map, offset, data)
+        region::write_at::<MmapError>(&self.map, offset, data)?;
+        self.intact()
     }
 
     /// Reads a plain-data value at `offset` (unaligned is fine).
     pub fn read<T: FromBytes>(&self, offset: usize) -> Result<T, MmapError> {
-        region::read(&self.map, offset)
+        let v = region::read::<T, MmapError>(&self.map, offset)?;
+        self.intact().map(|()| v)
     }
 
     /// Reads a value whose type has invalid bit patterns; [`MmapError::InvalidValue`] when the
     /// bytes are not a valid `T`.
     pub fn try_read<T: TryFromBytes>(&self, offset: usize) -> Result<T, MmapError> {
-        region::try_read(&self.map, offset)
+        let v = region::try_read(&self.map, offset);
+        self.intact()?;
+        v
     }
 
     /// Writes a plain-data value at `offset` (unaligned is fine).
@@ -221,7 +236,21 @@ impl MmapFile {
         offset: usize,
         value: &T,
     ) -> Result<(), MmapError> {
-        region::write(&self.map, offset, value)
+        region::write::<T, MmapError>(&self.map, offset, value)?;
+        self.intact()
+    }
+
+    /// Whether the file was truncated under the mapping and an access hit a lost page (the
+    /// mapping then reads as zeros).
+    pub fn is_truncated(&self) -> bool {
+        self.map.poisoned()
+    }
+
+    fn intact(&self) -> Result<(), MmapError> {
+        if self.map.poisoned() {
+            return Err(MmapError::Truncated);
+        }
+        Ok(())
     }
 
     /// Writes the whole mapping to storage and waits (`msync(MS_SYNC)`).

@@ -40,12 +40,21 @@
 //!
 //! # A peer that shrinks the object
 //! Whoever can write a shared-memory object can also shrink it (`ftruncate`). Touching a page of
-//! a mapping that is no longer backed by the object raises `SIGBUS`, which terminates the process.
-//! That is a crash, not undefined behaviour: no byte beyond the object is ever read or written.
-//! When the peer is not trusted, use a [`Memfd`] sealed with [`Seals::SHRINK`] (or
-//! [`Memfd::seal_read_only`]): the kernel then refuses to shrink it. Memory-mapped *files*, which
-//! anyone with write access to the file can truncate, are handled more strictly in
-//! [`crate::mmap`].
+//! a mapping that is no longer backed by the object raises `SIGBUS`, which would terminate the
+//! process. ipcx catches it for its own mappings: the first access to a lost page replaces the
+//! whole mapping with zero pages private to this process, and every copy through
+//! [`ShmMap::read_at`], [`ShmMap::write_at`], [`ShmMap::read`] and the others then fails with
+//! [`ShmError::Truncated`] (a read that hit the truncation may have copied zeros into the buffer
+//! before it failed). Raw access through [`ShmMap::as_ptr`] or the slices finds zeros, never a
+//! signal; check [`ShmMap::is_truncated`] after it. Only a bounded number of mappings
+//! (1024 at once, in one process) is guarded; past that a truncation raises `SIGBUS` as before.
+//! When the peer is not trusted, a [`Memfd`] sealed with [`Seals::SHRINK`] (or
+//! [`Memfd::seal_read_only`]) is still better: the kernel then refuses to shrink it.
+//!
+//! # Another user's object
+//! An existing object is opened only if its owner is the caller's own user, unless
+//! [`ShmOptions::trust`] widens that: another user's object (which anyone can pre-create in
+//! `/dev/shm` with any mode) is [`ShmError::ForeignOwner`]. Symlinks are never followed.
 //!
 //! # Ownership
 //! The handle that created a POSIX object ([`Shm::create_new`], or [`Shm::create`] when the
@@ -76,6 +85,7 @@ use crate::region;
 use crate::sys;
 use crate::sys::mmap::Mapping;
 use crate::sys::shm::OpenMode;
+use crate::trust::Trust;
 
 /// Default permission bits of new objects.
 const DEFAULT_MODE: u32 = 0o600;
@@ -183,6 +193,17 @@ pub enum ShmError {
         #[source]
         source: io::Error,
     },
+    /// The object was shrunk (truncated) by another process under this mapping and an access
+    /// hit a lost page: the mapping now reads as zeros and is private to this process. The
+    /// bytes a read returned together with this error are not the object's; drop the mapping
+    /// (and map again if the object was resized).
+    #[error(
+        "the shared-memory object behind this mapping was truncated by another process: its bytes are gone; map it again"
+    )]
+    Truncated,
+    /// The object belongs to a user that [`ShmOptions::trust`] does not trust.
+    #[error(transparent)]
+    ForeignOwner(#[from] crate::trust::ForeignOwner),
 }
 
 impl ShmError {
@@ -221,6 +242,7 @@ pub struct ShmOptions {
     mode: u32,
     size: u64,
     read_only: bool,
+    trust: Trust,
 }
 
 impl Default for ShmOptions {
@@ -229,6 +251,7 @@ impl Default for ShmOptions {
             mode: DEFAULT_MODE,
             size: 0,
             read_only: false,
+            trust: Trust::own_user(),
         }
     }
 }
@@ -258,20 +281,36 @@ impl ShmOptions {
         self
     }
 
+    /// Whose existing objects are opened (default: the caller's own uid only); another
+    /// user's object is [`ShmError::ForeignOwner`].
+    pub fn trust(&mut self, trust: Trust) -> &mut Self {
+        self.trust = trust;
+        self
+    }
+
     /// Opens an existing object ([`ShmError::NotFound`] when there is none).
     #[doc(alias = "shm_open")]
     pub fn open(&self, name: &str) -> Result<Shm, ShmError> {
         let pname = PosixName::new(name)?;
         let fd = sys::shm::shm_open(&pname, OpenMode::Open, !self.read_only, 0)
             .map_err(|e| ShmError::from_io("open shared memory", name, e))?;
+        self.opened(fd, pname)
+    }
+
+    /// An existing object's handle, once its owner is trusted.
+    fn opened(&self, fd: OwnedFd, pname: PosixName) -> Result<Shm, ShmError> {
+        let st = sys::shm::fstat(&fd).map_err(|e| ShmError::from_io("stat", pname.as_str(), e))?;
+        self.trust
+            .check_owner(&format!("posix-shm:{pname}"), st.uid)?;
         Ok(Shm::opened(fd, pname, !self.read_only))
     }
 
     /// Opens the object, creating it with [`ShmOptions::size`] bytes if it does not exist. The
     /// handle owns (unlinks on drop) the object only if it created it ([`Shm::is_owner`]).
     ///
-    /// An existing object is opened as it is (its size, mode and owner are not changed or
-    /// checked): whoever can create it first decides them. Use [`ShmOptions::create_new`] when
+    /// An existing object is opened as it is (its size and mode are not changed or checked;
+    /// its owner must be trusted, see [`ShmOptions::trust`]): whoever can create it first
+    /// decides them. Use [`ShmOptions::create_new`] when
     /// the object must be a fresh one of yours.
     pub fn create(&self, name: &str) -> Result<Shm, ShmError> {
         let pname = PosixName::new(name)?;
@@ -284,7 +323,7 @@ impl ShmOptions {
                 other => return other,
             }
             match sys::shm::shm_open(&pname, OpenMode::Open, !self.read_only, 0) {
-                Ok(fd) => return Ok(Shm::opened(fd, pname, !self.read_only)),
+                Ok(fd) => return self.opened(fd, pname),
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
                 Err(e) => return Err(ShmError::from_io("open shared memory", name, e)),
             }
@@ -626,26 +665,32 @@ impl ShmMap {
         self.map.is_writable()
     }
 
-    /// Copies `buf.len()` bytes at `offset` out of the mapping.
+    /// Copies `buf.len()` bytes at `offset` out of the mapping ([`ShmError::Truncated`] once
+    /// another process shrank the object under it).
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<(), ShmError> {
-        region::read_at(&self.map, offset, buf)
+        region::read_at::<ShmError>(&self.map, offset, buf)?;
+        self.intact()
     }
 
     /// Copies `data` into the mapping at `offset`.
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<(), ShmError> {
-        region::write_at(&self.map, offset, data)
+        region::write_at::<ShmError>(&self.map, offset, data)?;
+        self.intact()
     }
 
     /// Reads a plain-data value (any bytes are a valid `T`) at `offset`. `offset` need not be
     /// aligned: the bytes are copied.
     pub fn read<T: FromBytes>(&self, offset: usize) -> Result<T, ShmError> {
-        region::read(&self.map, offset)
+        let v = region::read::<T, ShmError>(&self.map, offset)?;
+        self.intact().map(|()| v)
     }
 
     /// Reads a value at `offset` whose type has invalid bit patterns (`bool`, enums...):
     /// [`ShmError::InvalidValue`] when the bytes are not a valid `T`.
     pub fn try_read<T: TryFromBytes>(&self, offset: usize) -> Result<T, ShmError> {
-        region::try_read(&self.map, offset)
+        let v = region::try_read(&self.map, offset);
+        self.intact()?;
+        v
     }
 
     /// Writes a plain-data value at `offset` (unaligned is fine).
@@ -654,7 +699,21 @@ impl ShmMap {
         offset: usize,
         value: &T,
     ) -> Result<(), ShmError> {
-        region::write(&self.map, offset, value)
+        region::write::<T, ShmError>(&self.map, offset, value)?;
+        self.intact()
+    }
+
+    /// Whether another process shrank the object under this mapping and an access hit a lost
+    /// page: the mapping then reads as zeros (see the module docs).
+    pub fn is_truncated(&self) -> bool {
+        self.map.poisoned()
+    }
+
+    fn intact(&self) -> Result<(), ShmError> {
+        if self.map.poisoned() {
+            return Err(ShmError::Truncated);
+        }
+        Ok(())
     }
 
     /// The first byte of the mapping. Reading or writing through it is `unsafe` and subject to

@@ -31,6 +31,21 @@ fn file_of(dir: &util::TempDir, len: u64) -> std::path::PathBuf {
 #[test]
 fn child_role() {
     util::role_main(&[
+        // args: path: maps the file and reads until an error: exits 1 on Truncated, 2 else
+        ("read_until_truncated", |args| {
+            let m = map(&args[0]).unwrap();
+            let mut buf = vec![0u8; 8192];
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            let read = loop {
+                match m.read_at(0, &mut buf) {
+                    Ok(()) if std::time::Instant::now() < deadline => {}
+                    r => break r,
+                }
+            };
+            eprintln!("read {read:?}");
+            let truncated = matches!(read, Err(MmapError::Truncated)) && m.is_truncated();
+            std::process::exit(if truncated { 1 } else { 2 });
+        }),
         ("reply", |args| {
             let m = map(&args[0]).unwrap();
             let mut buf = [0u8; 11];
@@ -157,4 +172,22 @@ fn bounds_sizes_and_missing_files() {
         map(dir.join("missing")),
         Err(MmapError::NotFound { .. })
     ));
+}
+
+/// The file is truncated under a reading process (breaking the promise the constructor asks
+/// for): reads fail with `Truncated` (the process exits 1) instead of SIGBUS.
+#[test]
+fn a_file_truncated_under_a_reader_is_an_error_not_sigbus() {
+    let dir = util::TempDir::new("mmap-trunc");
+    let path = file_of(&dir, 64 << 10);
+    let mut child = util::spawn_role("read_until_truncated", &[path.to_str().unwrap()]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let status = child.wait_timeout(std::time::Duration::from_secs(20));
+    assert_eq!(status.code(), Some(1), "{status}");
 }

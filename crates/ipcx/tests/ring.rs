@@ -113,6 +113,27 @@ fn child_role() {
                 replies.send_timeout(&m, Duration::from_secs(20)).unwrap();
             }
         }),
+        // args: name: creates the ring (mode 666) and leaves it behind
+        ("create_666_and_keep", |args| {
+            let _ = Subscriber::create_new(&args[0], &Options::new().mode(0o666))
+                .unwrap()
+                .persist();
+        }),
+        // args: name: subscribes (creating the ring) and receives until an error: exits 1 on
+        // Corrupt, 2 on any other error
+        ("subscribe_until_error", |args| {
+            let mut s = Subscriber::create(&args[0], &Options::new()).unwrap();
+            loop {
+                match s.recv_timeout(Duration::from_secs(20)) {
+                    Ok(_) => {}
+                    Err(Error::Corrupt { .. }) => std::process::exit(1),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        std::process::exit(2)
+                    }
+                }
+            }
+        }),
         // args: name: creates a ring and sleeps (killed by the test)
         ("create_and_sleep", |args| {
             let _s = Subscriber::create_new(&args[0], &Options::new()).unwrap();
@@ -501,4 +522,79 @@ fn clean_removes_a_ring_whose_participants_died() {
     let parsed = ipcx::inventory::ObjectName::parse(&obj).unwrap();
     ipcx::inventory::remove(&parsed).unwrap();
     assert!(gone(&name));
+}
+
+/// Truncates `/dev/shm/NAME` to 0 bytes, as `truncate -s 0` does.
+fn truncate(name: &str) {
+    std::fs::File::options()
+        .write(true)
+        .open(format!("/dev/shm{name}"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
+/// Waits until `/dev/shm/NAME` exists with a size.
+fn wait_for_file(name: &str) {
+    assert!(util::wait_until(Duration::from_secs(10), || {
+        std::fs::metadata(format!("/dev/shm{name}")).is_ok_and(|m| m.len() > 0)
+    }));
+}
+
+/// A ring truncated under a subscriber process, while it waits and while it reads: the
+/// subscriber gets `Corrupt` (it exits 1), never SIGBUS.
+#[test]
+fn a_ring_truncated_under_a_subscriber_is_corrupt_not_sigbus() {
+    for streaming in [false, true] {
+        let name = util::posix_name("ring-trunc");
+        let _c = cleanup(&name);
+        // A truncated ring is no longer recognised as one: remove the file itself too.
+        let file = format!("/dev/shm{name}");
+        let _f = util::Cleanup(move || {
+            let _ = std::fs::remove_file(&file);
+        });
+        let mut sub = util::spawn_role("subscribe_until_error", &[&name]);
+        wait_for_file(&name);
+        let _publ = streaming.then(|| util::spawn_role("publish_forever", &[&name]));
+        std::thread::sleep(Duration::from_millis(300));
+        truncate(&name);
+        let status = sub.wait_timeout(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(1), "streaming {streaming}: {status}");
+    }
+}
+
+/// A ring that `nobody` made (mode 666, kept after it left) is refused unless its uid is
+/// trusted, and a subscriber that only opened it never removes it.
+#[test]
+fn another_users_ring_is_refused_and_never_removed() {
+    if !util::is_root() {
+        eprintln!("skipped: the hostile side runs as nobody, which needs root");
+        return;
+    }
+    let name = util::posix_name("ring-foreign");
+    let _c = cleanup(&name);
+    util::spawn_role_as_nobody("create_666_and_keep", &[&name]).expect_success();
+    match Subscriber::open(&name, &Options::new()) {
+        Err(Error::ForeignOwner(e)) => {
+            assert_eq!(e.owner, util::NOBODY);
+            assert!(e.to_string().contains("65534"), "{e}");
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    assert!(matches!(
+        Publisher::open(&name, &Options::new()),
+        Err(Error::ForeignOwner(_))
+    ));
+    assert!(matches!(
+        Subscriber::create(&name, &Options::new()),
+        Err(Error::ForeignOwner(_))
+    ));
+    assert!(!gone(&name));
+    let trust = ipcx::trust::Trust::own_user().allow_uid(util::NOBODY);
+    let sub = Subscriber::open(&name, &Options::new().trust(trust)).unwrap();
+    drop(sub);
+    assert!(
+        !gone(&name),
+        "a subscriber that did not create the ring removed it"
+    );
 }

@@ -78,6 +78,53 @@ fn marker(path: &str) {
 #[test]
 fn child_role() {
     util::role_main(&[
+        // args: name, "work" or "sub": creates a work queue (as a consumer) or a ring (as a
+        // subscriber) and waits with recv_async: exits 1 on Corrupt, 2 on anything else
+        ("recv_async_until_error", |args| {
+            #[cfg(feature = "tokio")]
+            {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let r = rt.block_on(async {
+                    if args[1] == "work" {
+                        let mut c = Consumer::create(&args[0], &Options::new()).unwrap();
+                        tokio::time::timeout(LONG, c.recv_async())
+                            .await
+                            .map(|r| r.map(|_| ()))
+                    } else {
+                        let mut s = Subscriber::create(&args[0], &Options::new()).unwrap();
+                        tokio::time::timeout(LONG, s.recv_async())
+                            .await
+                            .map(|r| r.map(|_| ()))
+                    }
+                });
+                let corrupt = matches!(r, Ok(Err(Error::Corrupt { .. })));
+                eprintln!("{r:?}");
+                std::process::exit(if corrupt { 1 } else { 2 });
+            }
+            #[cfg(not(feature = "tokio"))]
+            {
+                let _ = args;
+                std::process::exit(3);
+            }
+        }),
+        // args: name: creates the queue as a consumer and receives until an error: exits 1 on
+        // Corrupt, 2 on any other error
+        ("consume_until_error", |args| {
+            let mut c = Consumer::create(&args[0], &Options::new()).unwrap();
+            loop {
+                match c.recv_timeout(LONG) {
+                    Ok(_) => {}
+                    Err(Error::Corrupt { .. }) => std::process::exit(1),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        std::process::exit(2)
+                    }
+                }
+            }
+        }),
         // args: name, id, count, producers, consumers: waits for them, then sends
         ("produce", |args| {
             let mut p = open_retry(|| Producer::open(&args[0], &Options::new()));
@@ -459,4 +506,63 @@ fn root_owned_0600_ring_is_denied_to_nobody() {
     let _s = Subscriber::create_new(&ring, &opts).unwrap();
     let _c = Consumer::create_new(&work, &opts).unwrap();
     util::spawn_role_as_nobody("open_denied", &[&ring, &work]).expect_success();
+}
+
+/// A work queue truncated under a consumer process, while it waits and while it takes
+/// messages: the consumer gets `Corrupt` (it exits 1), never SIGBUS.
+#[test]
+fn a_queue_truncated_under_a_consumer_is_corrupt_not_sigbus() {
+    for streaming in [false, true] {
+        let name = util::posix_name("work-trunc");
+        let _c = cleanup(&name);
+        // A truncated ring is no longer recognised as one: remove the file itself too.
+        let file = format!("/dev/shm{name}");
+        let _f = util::Cleanup(move || {
+            let _ = std::fs::remove_file(&file);
+        });
+        let mut cons = util::spawn_role("consume_until_error", &[&name]);
+        assert!(util::wait_until(Duration::from_secs(10), || {
+            std::fs::metadata(format!("/dev/shm{name}")).is_ok_and(|m| m.len() > 0)
+        }));
+        let _prod =
+            streaming.then(|| util::spawn_role("produce", &[&name, "0", "1000000000", "1", "1"]));
+        std::thread::sleep(Duration::from_millis(300));
+        std::fs::File::options()
+            .write(true)
+            .open(format!("/dev/shm{name}"))
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        let status = cons.wait_timeout(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(1), "streaming {streaming}: {status}");
+    }
+}
+
+/// The same for async receivers: their helper thread notices the truncation and the receive
+/// ends with `Corrupt` instead of waiting forever.
+#[cfg(feature = "tokio")]
+#[test]
+fn a_queue_or_ring_truncated_under_an_async_receiver_is_corrupt() {
+    for kind in ["work", "sub"] {
+        let name = util::posix_name("async-trunc");
+        let _c = cleanup(&name);
+        // A truncated ring is no longer recognised as one: remove the file itself too.
+        let file = format!("/dev/shm{name}");
+        let _f = util::Cleanup(move || {
+            let _ = std::fs::remove_file(&file);
+        });
+        let mut child = util::spawn_role("recv_async_until_error", &[&name, kind]);
+        assert!(util::wait_until(Duration::from_secs(10), || {
+            std::fs::metadata(format!("/dev/shm{name}")).is_ok_and(|m| m.len() > 0)
+        }));
+        std::thread::sleep(Duration::from_millis(300));
+        std::fs::File::options()
+            .write(true)
+            .open(format!("/dev/shm{name}"))
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        let status = child.wait_timeout(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(1), "{kind}: {status}");
+    }
 }

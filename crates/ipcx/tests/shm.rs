@@ -29,6 +29,38 @@ fn unlink_guard(name: &str) -> Cleanup<impl FnMut()> {
 #[test]
 fn child_role() {
     util::role_main(&[
+        // args: name: maps the object read-only and reads (then writes, through a second,
+        // writable mapping) until an error: exits 1 on Truncated from both, 2 otherwise
+        ("read_until_truncated", |args| {
+            let shm = Shm::open(&args[0]).unwrap();
+            let (ro, rw) = (shm.map_read_only().unwrap(), shm.map().unwrap());
+            let mut buf = vec![0u8; 8192];
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let read = loop {
+                match ro.read_at(0, &mut buf) {
+                    Ok(()) if std::time::Instant::now() < deadline => {}
+                    r => break r,
+                }
+            };
+            let write = rw.write_at(4096, b"after");
+            let truncated = |r: &Result<(), ShmError>| matches!(r, Err(ShmError::Truncated));
+            let code = if truncated(&read) && truncated(&write) && ro.is_truncated() {
+                1
+            } else {
+                2
+            };
+            eprintln!("read {read:?}, write {write:?}");
+            std::process::exit(code);
+        }),
+        // args: name: creates the object with mode 666 and leaves it behind
+        ("create_666", |args| {
+            let _ = Shm::options()
+                .size(4096)
+                .mode(0o666)
+                .create_new(&args[0])
+                .unwrap()
+                .persist();
+        }),
         ("echo", |args| {
             let shm = Shm::open(&args[0]).unwrap();
             assert!(!shm.is_owner());
@@ -341,4 +373,49 @@ fn killed_creator_leaves_the_object_and_readers_keep_working() {
     assert_eq!(&buf, b"alive");
     // SIGKILL runs no destructor: the name stays until someone unlinks it.
     Shm::unlink(&name).unwrap();
+}
+
+/// Another process truncates the object under a reading process: its copies fail with
+/// `Truncated` (the process exits 1), never SIGBUS.
+#[test]
+fn an_object_truncated_under_a_reader_is_an_error_not_sigbus() {
+    let name = util::posix_name("trunc");
+    let _g = unlink_guard(&name);
+    let shm = Shm::create_new(&name, 64 << 10).unwrap();
+    let mut child = util::spawn_role("read_until_truncated", &[&name]);
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::File::options()
+        .write(true)
+        .open(format!("/dev/shm{name}"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let status = child.wait_timeout(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(1), "{status}");
+    drop(shm);
+}
+
+/// An object that `nobody` made with mode 666 is refused unless its uid is trusted.
+#[test]
+fn another_users_object_is_refused_unless_trusted() {
+    if !util::is_root() {
+        eprintln!("skipped: the hostile side runs as nobody, which needs root");
+        return;
+    }
+    let name = util::posix_name("foreign");
+    let _g = unlink_guard(&name);
+    util::spawn_role_as_nobody("create_666", &[&name]).expect_success();
+    match Shm::open(&name) {
+        Err(ShmError::ForeignOwner(e)) => assert_eq!(e.owner, util::NOBODY, "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        Shm::create(&name, 4096),
+        Err(ShmError::ForeignOwner(_))
+    ));
+    let shm = Shm::options()
+        .trust(ipcx::trust::Trust::own_user().allow_uid(util::NOBODY))
+        .open(&name)
+        .unwrap();
+    assert!(!shm.is_owner());
 }

@@ -11,7 +11,9 @@ use crate::wait::Wait;
 /// Ring options from channel options: `capacity(n, size)` gives the largest message and room
 /// for `n` of them.
 fn ring_options(opts: &Options) -> ring::Options {
-    let mut o = ring::Options::new().mode(opts.mode);
+    let mut o = ring::Options::new()
+        .mode(opts.mode)
+        .trust(opts.trust.clone());
     if let Some(max) = opts.max_message_size {
         o = o.max_message(max);
     }
@@ -45,6 +47,11 @@ fn convert(name: &PosixName, e: ring::Error) -> Error {
         ring::Error::Timeout => Error::Timeout,
         ring::Error::PeerGone { what } => Error::PeerGone { what },
         ring::Error::InvalidName(e) => Error::InvalidName(e),
+        ring::Error::ForeignOwner(e) => Error::ForeignOwner(e),
+        ring::Error::Corrupt { what: reason, .. } => Error::Corrupt {
+            what,
+            reason: reason.into(),
+        },
         e => Error::Io {
             context: what,
             source: std::io::Error::other(e.to_string()),
@@ -74,8 +81,13 @@ pub(crate) fn receiver(
 impl MessageReceiver for RingReceiver {
     fn recv_wait(&mut self, wait: Wait) -> Result<Message, Error> {
         loop {
-            match self.sub.recv_wait(wait) {
-                Ok(s) => return Ok(Message::new(s.to_vec())),
+            let got = self.sub.recv_wait(wait).map(|s| Message::new(s.to_vec()));
+            match got {
+                Ok(m) => {
+                    // A truncation while the bytes were copied may have zeroed part of them.
+                    self.sub.check().map_err(|e| convert(&self.name, e))?;
+                    return Ok(m);
+                }
                 // The publisher left or died: wait for the next one, as a FIFO reader does.
                 Err(ring::Error::PeerGone { .. }) => {
                     if wait == Wait::NoWait {
@@ -137,6 +149,7 @@ impl MessageSender for RingSender {
             });
         }
         if self.publ.subscribers() == 0 {
+            self.publ.check().map_err(|e| convert(&self.name, e))?;
             return Err(Error::PeerGone {
                 what: format!("ring shm:{} has no receiver", self.name),
             });

@@ -101,7 +101,8 @@ fn run(seg: &Segment, line: LineFn, ready: impl Fn(&Segment) -> bool, sh: &Share
             if sh.flags.lock().map(|f| f.stop).unwrap_or(true) {
                 return;
             }
-            if ready(seg) {
+            // A truncated segment wakes the task too: it reports the error.
+            if ready(seg) || seg.fault(false).is_some() {
                 break;
             }
             line.sleepers.fetch_add(1, Ordering::SeqCst);
@@ -113,8 +114,12 @@ fn run(seg: &Segment, line: LineFn, ready: impl Fn(&Segment) -> bool, sh: &Share
             let woken = wait_on(&line.seq, seq, Wait::timeout(TICK));
             line.sleepers.fetch_sub(1, Ordering::SeqCst);
             if woken.is_err() {
-                // A tick without news: look for dead peers (their slots, their messages).
+                // A tick without news: look for dead peers (their slots, their messages), and
+                // for a file truncated under the mapping.
                 seg.reap();
+                if seg.fault(true).is_some() {
+                    break;
+                }
             }
         }
         sh.flags.lock().unwrap_or_else(|e| e.into_inner()).armed = false;

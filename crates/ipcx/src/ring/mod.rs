@@ -62,15 +62,31 @@
 //! Every participant records its pid and process start time in the segment. A blocked call
 //! looks at them every few milliseconds while it sleeps: a dead subscriber's place (and the
 //! messages it held back) is reclaimed, so the publisher goes on; a subscriber whose publisher
-//! died gets [`Error::PeerGone`] once it has read everything. The last participant to leave
-//! removes the name; `ipcx clean` removes a ring whose participants all died.
+//! died gets [`Error::PeerGone`] once it has read everything. The participant that created
+//! the ring removes the name when it leaves last; if others remain, the last of them removes
+//! it. A participant that only opened a ring whose creator is still there never removes it.
+//! `ipcx clean` removes a ring whose participants all died.
 //!
 //! # Trust
-//! Every position, length and record header read from the segment is checked before use: a
-//! peer that writes garbage into the control words makes calls fail with [`Error::Corrupt`],
-//! never read or write out of bounds. The payload bytes themselves are shared with the peers:
-//! give access (the segment's mode) only to processes you trust not to write into messages
-//! they do not own.
+//! An existing segment is opened only if its owner is trusted ([`Options::trust`]; by default
+//! only the caller's own uid): another user's ring is [`Error::ForeignOwner`]. Its header is
+//! read with `pread` and checked (magic, version, parameters) before anything is mapped, and
+//! the file's size must be exactly the one the header gives ([`Error::Corrupt`] otherwise), so
+//! a huge sparse file is never faulted in; an opener fills its page tables up front only when
+//! the whole file is already allocated. Every position, length and record header read from the
+//! segment is checked before use: a peer that writes garbage into the control words makes
+//! calls fail with [`Error::Corrupt`], never read or write out of bounds. The payload bytes
+//! themselves are shared with the peers: give access (the segment's mode) only to processes
+//! you trust not to write into messages they do not own.
+//!
+//! A peer that truncates the segment under a live mapping does not kill this process with
+//! `SIGBUS`: the fault is caught (the mapping then reads as zeros, see `sys::sigbus`), and
+//! receiving, or waiting for a message or for room, fails with [`Error::Corrupt`]. The check
+//! costs nothing per message: it happens on the slow paths, and a waiter also compares the
+//! file's size with the layout every few milliseconds. A publisher that never has to wait
+//! only sees that no subscriber is left (the zeroed table has none) and its messages go
+//! nowhere: [`Publisher::check`] (one atomic load) tells it why, as the `shm:` channel sender
+//! does when it finds no subscriber; [`Subscriber::check`] likewise.
 #![allow(unsafe_code)] // the shared-memory exception: in-place views of ring records
 
 #[cfg(feature = "tokio")]
@@ -91,6 +107,7 @@ pub use work::{Consumer, Producer};
 use crate::name::{InvalidName, PosixName};
 use crate::sync::futex::{FutexError, wait_on, wake_on};
 use crate::sys::shm::OpenMode;
+use crate::trust::Trust;
 use crate::wait::Wait;
 
 /// Why a ring operation failed.
@@ -238,6 +255,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The segment belongs to a user that [`Options::trust`] does not trust.
+    #[error(transparent)]
+    ForeignOwner(#[from] crate::trust::ForeignOwner),
 }
 
 impl Error {
@@ -310,6 +330,9 @@ pub struct Options {
     /// turns it off. Default `None`: [`HOT_WINDOW`] for rings of at least four windows, off
     /// for smaller ones.
     pub hot_window: Option<usize>,
+    /// Whose existing segments are opened (default: the caller's own uid only); a segment
+    /// of another user is refused with [`Error::ForeignOwner`].
+    pub trust: Trust,
 }
 
 impl Default for Options {
@@ -323,6 +346,7 @@ impl Default for Options {
             mode: 0o600,
             strategy: WaitStrategy::SpinThenSleep,
             hot_window: None,
+            trust: Trust::own_user(),
         }
     }
 }
@@ -370,6 +394,11 @@ impl Options {
     /// Hot window of the publisher (0: off); see [`HOT_WINDOW`].
     pub fn hot_window(mut self, bytes: usize) -> Options {
         self.hot_window = Some(bytes);
+        self
+    }
+    /// Whose existing segments are opened (see [`Options::trust`](Options#structfield.trust)).
+    pub fn trust(mut self, trust: Trust) -> Options {
+        self.trust = trust;
         self
     }
 
@@ -515,6 +544,9 @@ fn wait_until(
         match r {
             Ok(_) | Err(FutexError::Timeout) | Err(FutexError::WouldBlock) => {}
             Err(FutexError::Io(source)) => {
+                // A futex word whose page was truncated away faults (EFAULT): the liveness
+                // check names that.
+                tick()?;
                 return Err(Error::Io {
                     name: String::new(),
                     source,
@@ -637,7 +669,7 @@ impl Publisher {
 
     fn establish(name: &str, how: OpenMode, opts: &Options) -> Result<Publisher, Error> {
         let name = PosixName::new(name)?;
-        let (seg, _created) = Segment::establish(&name, how, &opts.create()?)?;
+        let seg = Segment::establish(&name, how, &opts.create()?, &opts.trust)?;
         let seg = Arc::new(seg);
         let wc = seg.writer_cursor();
         if !Segment::claim(wc, ROLE_PUBLISHER) {
@@ -682,6 +714,14 @@ impl Publisher {
         self.writer.active_readers()
     }
 
+    /// Whether the segment is still sound: [`Error::Corrupt`] once another process truncated
+    /// it under the mapping and an access hit a lost page (the mapping then reads as zeros:
+    /// no subscriber is seen any more and nothing sent arrives). Costs one atomic load; the
+    /// blocking calls check this, and the file's size, while they wait.
+    pub fn check(&self) -> Result<(), Error> {
+        self.seg.fault(false).map_or(Ok(()), Err)
+    }
+
     /// The ring's name.
     pub fn name(&self) -> &str {
         self.seg.name.as_str()
@@ -708,7 +748,10 @@ impl Publisher {
     #[inline(never)]
     fn reserve_slow(&mut self, e: RingError, len: usize, wait: Wait) -> Result<Reservation, Error> {
         if e != RingError::Full {
-            return Err(Error::from_ring(&self.seg.name, e));
+            return Err(self
+                .seg
+                .fault(true)
+                .unwrap_or_else(|| Error::from_ring(&self.seg.name, e)));
         }
         let seg = Arc::clone(&self.seg);
         let mut result = None;
@@ -728,7 +771,7 @@ impl Publisher {
             },
             || {
                 seg.reap();
-                Ok(())
+                seg.fault(true).map_or(Ok(()), Err)
             },
         );
         match (r, result) {
@@ -939,7 +982,7 @@ impl Subscriber {
 
     fn establish(name: &str, how: OpenMode, opts: &Options) -> Result<Subscriber, Error> {
         let name = PosixName::new(name)?;
-        let (seg, _created) = Segment::establish(&name, how, &opts.create()?)?;
+        let seg = Segment::establish(&name, how, &opts.create()?, &opts.trust)?;
         let seg = Arc::new(seg);
         let mut claimed = seg
             .table()
@@ -1004,6 +1047,13 @@ impl Subscriber {
         self
     }
 
+    /// Whether the segment is still sound (see [`Publisher::check`]). A message received
+    /// while another process truncates the segment may read as zeros in part: call this after
+    /// using a [`Sample`] when that matters.
+    pub fn check(&self) -> Result<(), Error> {
+        self.seg.fault(false).map_or(Ok(()), Err)
+    }
+
     /// Whether a live publisher is attached.
     pub fn publisher_alive(&self) -> bool {
         let wc = self.seg.writer_cursor();
@@ -1033,7 +1083,11 @@ impl Subscriber {
         } else {
             self.reader.peek().map(|o| o.map(Got::Shared))
         };
-        got.map_err(|e| Error::from_ring(&self.seg.name, e))
+        got.map_err(|e| {
+            self.seg
+                .fault(true)
+                .unwrap_or_else(|| Error::from_ring(&self.seg.name, e))
+        })
     }
 
     fn sample(&mut self, got: Got) -> Sample<'_> {
@@ -1065,6 +1119,9 @@ impl Subscriber {
             if let Some(got) = self.try_get()? {
                 break got;
             }
+            if let Some(e) = self.seg.fault(false) {
+                return Err(e);
+            }
             // Spin first, polling one word (the stamp at our tail, with a hint for the line
             // after it) and reading the clock only every few dozen polls: a peer that answers
             // within the spin window costs no look at the clock, the writer's line or the
@@ -1094,6 +1151,9 @@ impl Subscriber {
                 .is_none_or(|t| t.elapsed() >= TICK || wait == Wait::NoWait);
             if due {
                 self.liveness_checked = Some(std::time::Instant::now());
+                if let Some(e) = self.seg.fault(true) {
+                    return Err(e);
+                }
                 if let Some(e) = self.gone() {
                     if self.reader.has_data() {
                         continue;
@@ -1118,6 +1178,9 @@ impl Subscriber {
                 },
                 || {
                     this.seg.reap();
+                    if let Some(e) = this.seg.fault(true) {
+                        return Err(e);
+                    }
                     // A publisher that died while we wait ends the wait.
                     match this.gone() {
                         Some(e) if !this.reader.has_data() => Err(e),
@@ -1158,6 +1221,9 @@ impl Subscriber {
         let got = loop {
             if let Some(got) = self.try_get()? {
                 break got;
+            }
+            if let Some(e) = self.seg.fault(true) {
+                return Err(e);
             }
             self.reader
                 .check()
@@ -1400,6 +1466,121 @@ pub fn check_segment_image(bytes: &[u8]) -> Result<usize, Error> {
         }
     }
     Ok(n)
+}
+
+/// Fuzzing hook: a freshly initialised publish/subscribe segment in private memory that
+/// threads share live: one reads ([`LiveSegment::reader`]), one publishes
+/// ([`LiveSegment::writer`]) and one scribbles on it ([`LiveSegment::poke`]) at the same time.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct LiveSegment {
+    seg: Segment,
+}
+
+impl LiveSegment {
+    /// A fresh segment with the parameters of `opts`.
+    pub fn new(opts: &Options) -> Result<LiveSegment, Error> {
+        Ok(LiveSegment {
+            seg: Segment::fresh(&opts.create()?)?,
+        })
+    }
+
+    /// The segment's length in bytes.
+    pub fn len(&self) -> usize {
+        self.seg.len()
+    }
+
+    /// Always false.
+    pub fn is_empty(&self) -> bool {
+        self.seg.len() == 0
+    }
+
+    /// Writes `byte` at `offset` (ignored past the end), as a hostile peer would.
+    pub fn poke(&self, offset: usize, byte: u8) {
+        self.seg.poke(offset, byte);
+    }
+
+    /// The publisher's side.
+    pub fn writer(&self) -> Result<LiveWriter<'_>, Error> {
+        let s = &self.seg;
+        let w = Writer::attach(s.ctl(), s.table(), s.data(), s.params)
+            .map_err(|e| Error::from_ring(&s.name, e))?;
+        Ok(LiveWriter { w })
+    }
+
+    /// A subscriber's side, on the first free participant place.
+    pub fn reader(&self) -> Result<LiveReader<'_>, Error> {
+        let s = &self.seg;
+        let cursor = s
+            .table()
+            .iter()
+            .find(|c| Segment::claim_free(c, segment::ROLE_SUBSCRIBER))
+            .ok_or(Error::TooManySubscribers {
+                name: s.name.to_string(),
+                max: s.participants,
+            })?;
+        let r = Reader::join(s.ctl(), cursor, s.data(), s.params)
+            .map_err(|e| Error::from_ring(&s.name, e))?;
+        Ok(LiveReader {
+            r,
+            buf: vec![0; s.params.max_msg as usize],
+            seg: s,
+        })
+    }
+}
+
+/// Fuzzing hook: the publisher of a [`LiveSegment`].
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct LiveWriter<'a> {
+    w: Writer<'a>,
+}
+
+impl LiveWriter<'_> {
+    /// Sends `msg` if there is room ([`Error::Full`] otherwise).
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), Error> {
+        self.w.try_send(msg).map_err(|e| match e {
+            RingError::Full => Error::Full,
+            RingError::TooLarge { len, max } => Error::TooLarge { len, max },
+            RingError::Corrupt(what) => Error::Corrupt {
+                name: "/image".into(),
+                what,
+            },
+        })
+    }
+}
+
+/// Fuzzing hook: a subscriber of a [`LiveSegment`].
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct LiveReader<'a> {
+    r: Reader<'a>,
+    buf: Vec<u8>,
+    seg: &'a Segment,
+}
+
+impl LiveReader<'_> {
+    /// Receives the next message if one is there, without waiting, and copies it into `out`
+    /// (cut to its length); returns its length, `None` when the ring looks empty.
+    pub fn try_recv(&mut self, out: &mut Vec<u8>) -> Result<Option<usize>, Error> {
+        let err = |e| Error::from_ring(&self.seg.name, e);
+        if self.seg.params.overwrite {
+            let Some((len, _missed)) = self.r.try_recv(&mut self.buf).map_err(err)? else {
+                return Ok(None);
+            };
+            out.clear();
+            out.extend_from_slice(&self.buf[..len.min(self.buf.len())]);
+            return Ok(Some(len));
+        }
+        let Some(p) = self.r.peek().map_err(err)? else {
+            self.r.check().map_err(err)?;
+            return Ok(None);
+        };
+        out.resize(p.len, 0);
+        self.r.data().copy_out(p.offset, out, true);
+        self.r.release(p);
+        Ok(Some(p.len))
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 #![allow(unsafe_code)] // the shared-memory exception: typed views of the mapped segment
 
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ipcx_ring::{CLAIMED, Ctl, Cursor, Data, FREE, Params, WorkCtl, WorkQueue, WorkSlot};
@@ -12,6 +12,7 @@ use crate::name::PosixName;
 use crate::registry::process_start_time;
 use crate::sys::mmap::Mapping;
 use crate::sys::shm::{self, OpenMode};
+use crate::trust::Trust;
 
 /// "IPCXRING" in little-endian bytes.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"IPCXRING");
@@ -60,6 +61,142 @@ pub(crate) struct Header {
     pub(crate) ready: AtomicU32,
     /// How many publishers ever attached (so subscribers can tell "gone" from "not yet").
     pub(crate) writer_epoch: AtomicU32,
+    /// Set by the creator when it leaves while other participants remain: the last of them
+    /// removes the name (a participant that did not create the ring removes it only then).
+    /// It lives in what was padding: older builds ignore it.
+    pub(crate) orphaned: AtomicU32,
+}
+
+/// The header's values as read from the segment (by `pread`, before anything is mapped, or
+/// from a mapping). Every one is hostile until [`HeaderValues::layout`] checked it.
+#[derive(Debug, Clone, Copy)]
+struct HeaderValues {
+    magic: u64,
+    version: u32,
+    pattern: u32,
+    layout_size: u64,
+    capacity: u64,
+    max_msg: u32,
+    participants: u32,
+    flags: u32,
+    ready: u32,
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_ne_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+impl HeaderValues {
+    /// Reads the fields from the first `size_of::<Header>()` bytes of `b`.
+    fn parse(b: &[u8; size_of::<Header>()]) -> HeaderValues {
+        use std::mem::offset_of;
+        HeaderValues {
+            magic: u64_at(b, offset_of!(Header, magic)),
+            version: u32_at(b, offset_of!(Header, version)),
+            pattern: u32_at(b, offset_of!(Header, pattern)),
+            layout_size: u64_at(b, offset_of!(Header, layout_size)),
+            capacity: u64_at(b, offset_of!(Header, capacity)),
+            max_msg: u32_at(b, offset_of!(Header, max_msg)),
+            participants: u32_at(b, offset_of!(Header, max_participants)),
+            flags: u32_at(b, offset_of!(Header, flags)),
+            ready: u32_at(b, offset_of!(Header, ready)),
+        }
+    }
+
+    /// Checks magic, ready flag, version and parameters; returns the parameters, the number
+    /// of participant places and the layout they give.
+    fn layout(&self, name: &PosixName) -> Result<(Params, u32, Layout), Error> {
+        let n = name.to_string();
+        if self.magic != MAGIC {
+            return Err(Error::NotARing {
+                name: n,
+                found: self.magic,
+            });
+        }
+        if self.ready != 1 {
+            return Err(Error::NotInitialised { name: n });
+        }
+        if self.version != VERSION {
+            return Err(Error::VersionMismatch {
+                name: n,
+                found: self.version,
+                expected: VERSION,
+            });
+        }
+        let incompatible = |field, expected: u64, found: u64| Error::Incompatible {
+            name: n.clone(),
+            field,
+            expected,
+            found,
+        };
+        if self.pattern != PATTERN_PUBSUB && self.pattern != PATTERN_WORK {
+            return Err(incompatible(
+                "pattern",
+                PATTERN_PUBSUB.into(),
+                self.pattern.into(),
+            ));
+        }
+        let params = Params {
+            capacity: self.capacity,
+            max_msg: self.max_msg,
+            overwrite: self.flags & FLAG_OVERWRITE != 0,
+        };
+        let layout = Layout::new(self.pattern, &params, self.participants).ok_or_else(|| {
+            Error::Corrupt {
+                name: n.clone(),
+                what: "ring parameters in the header",
+            }
+        })?;
+        if self.layout_size != layout.total as u64 {
+            return Err(incompatible(
+                "layout size",
+                layout.total as u64,
+                self.layout_size,
+            ));
+        }
+        Ok((params, self.participants, layout))
+    }
+}
+
+/// Reads the header of the object behind `fd` without mapping anything.
+///
+/// A copy is not atomic: it may read a field before the creator wrote it and the ready flag
+/// after. So once a copy shows the flag set, the header is read again: every field the creator
+/// wrote before setting the flag is in that second copy.
+fn read_header(fd: &OwnedFd, name: &PosixName) -> Result<HeaderValues, Error> {
+    let read = || {
+        let mut b = [0u8; size_of::<Header>()];
+        let n = shm::pread(fd, &mut b, 0).map_err(|e| Error::from_io(name, e))?;
+        if n < b.len() {
+            return Err(Error::TooSmall {
+                name: name.to_string(),
+                size: n as u64,
+                needed: b.len() as u64,
+            });
+        }
+        Ok(HeaderValues::parse(&b))
+    };
+    let first = read()?;
+    if first.ready != 1 {
+        return Ok(first);
+    }
+    read()
+}
+
+/// The object's size must be exactly what its header implies: a larger one is never mapped
+/// whole, a smaller one would fault.
+fn check_size(name: &PosixName, size: u64, layout: &Layout) -> Result<(), Error> {
+    if size == layout.total as u64 {
+        return Ok(());
+    }
+    Err(Error::Corrupt {
+        name: name.to_string(),
+        what: "the file's size differs from the size its header gives",
+    })
 }
 
 const FLAG_OVERWRITE: u32 = 1;
@@ -154,6 +291,9 @@ pub(crate) struct Segment {
     pub(crate) participants: u32,
     layout: Layout,
     pub(crate) persist: bool,
+    /// Whether this handle created the segment (only the creator removes the name, or the
+    /// last participant after the creator left; see [`Header::orphaned`]).
+    created: bool,
 }
 
 /// Creation parameters.
@@ -165,21 +305,32 @@ pub(crate) struct Create {
     pub(crate) mode: u32,
 }
 
+/// How an existing segment is opened.
+#[derive(Debug, Clone)]
+pub(crate) struct Open {
+    pub(crate) pattern: u32,
+    /// Whose segments are accepted.
+    pub(crate) trust: Trust,
+}
+
 impl Segment {
     /// Creates (`CreateNew`), opens (`Open`) or opens-or-creates (`Create`) the segment.
     pub(crate) fn establish(
         name: &PosixName,
         how: OpenMode,
         c: &Create,
-    ) -> Result<(Segment, bool), Error> {
+        trust: &Trust,
+    ) -> Result<Segment, Error> {
+        let o = Open {
+            pattern: c.pattern,
+            trust: trust.clone(),
+        };
         match how {
-            OpenMode::CreateNew => Segment::create_new(name, c).map(|s| (s, true)),
-            OpenMode::Open => Segment::open(name, c.pattern).map(|s| (s, false)),
+            OpenMode::CreateNew => Segment::create_new(name, c),
+            OpenMode::Open => Segment::open(name, &o),
             OpenMode::Create => match Segment::create_new(name, c) {
-                Err(Error::AlreadyExists { .. }) => {
-                    Segment::open(name, c.pattern).map(|s| (s, false))
-                }
-                r => r.map(|s| (s, true)),
+                Err(Error::AlreadyExists { .. }) => Segment::open(name, &o),
+                r => r,
             },
         }
     }
@@ -207,6 +358,7 @@ impl Segment {
                 participants: c.participants,
                 layout,
                 persist: false,
+                created: true,
             };
             seg.init(c);
             Ok(seg)
@@ -241,8 +393,9 @@ impl Segment {
         }
     }
 
-    /// A fresh segment image with the parameters `c` (the fuzzing hook's template).
-    pub(crate) fn fresh_image(c: &Create) -> Result<Vec<u8>, Error> {
+    /// A fresh segment with the parameters `c` in private anonymous memory (the fuzzing
+    /// hooks).
+    pub(crate) fn fresh(c: &Create) -> Result<Segment, Error> {
         let layout =
             Layout::new(c.pattern, &c.params, c.participants).ok_or(Error::InvalidParameters {
                 reason: "no such layout",
@@ -257,8 +410,34 @@ impl Segment {
             participants: c.participants,
             layout,
             persist: true,
+            created: false,
         };
         seg.init(c);
+        Ok(seg)
+    }
+
+    /// Writes `byte` at `offset` of the mapping (an atomic byte store: the fuzzing hook's
+    /// hostile peer); offsets past the end are ignored.
+    pub(crate) fn poke(&self, offset: usize, byte: u8) {
+        if offset >= self.map.len() {
+            return;
+        }
+        // SAFETY: `offset` is inside the mapping (checked), which stays mapped while `self`
+        // lives; an AtomicU8 has no alignment requirement and every access that races with
+        // this store is atomic or a volatile/racy copy of shared bytes.
+        let cell = unsafe { &*self.map.as_ptr().add(offset).cast::<AtomicU8>() };
+        cell.store(byte, Ordering::Relaxed);
+    }
+
+    /// The mapping's length.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// A fresh segment image with the parameters `c` (the fuzzing hook's template).
+    pub(crate) fn fresh_image(c: &Create) -> Result<Vec<u8>, Error> {
+        let seg = Segment::fresh(c)?;
+        let layout = seg.layout;
         let mut out = vec![0u8; layout.total];
         // SAFETY: the mapping is `layout.total` bytes, readable, and only `seg` (this
         // function) uses it; `out` is not inside it.
@@ -266,141 +445,116 @@ impl Segment {
         Ok(out)
     }
 
-    fn open(name: &PosixName, pattern: u32) -> Result<Segment, Error> {
+    /// Opens an existing segment: checks its owner, reads and checks its header without
+    /// mapping anything (waiting up to a second for a creator that is still initialising
+    /// it), checks the file's size against the header, and only then maps it. Nothing is
+    /// faulted in beyond what the participant touches, unless the object is fully allocated
+    /// already (its creator populated it): then the page tables are filled at once, which
+    /// costs no memory.
+    fn open(name: &PosixName, o: &Open) -> Result<Segment, Error> {
         let io = |e| Error::from_io(name, e);
         let fd = shm::shm_open(name, OpenMode::Open, true, 0).map_err(io)?;
-        let n = name.to_string();
+        let st = shm::fstat(&fd).map_err(io)?;
+        if !st.regular {
+            return Err(Error::NotARing {
+                name: name.to_string(),
+                found: 0,
+            });
+        }
+        o.trust.check_owner(&format!("ring shm:{name}"), st.uid)?;
         let deadline = Instant::now() + Duration::from_secs(1);
-        // The creator sizes the object right after creating it: wait for that, briefly.
-        let size = loop {
-            let size = shm::fstat(&fd).map_err(io)?.size;
-            if size >= size_of::<Header>() as u64 {
-                break size;
+        // The creator sizes the object, then writes the header, then sets the ready flag:
+        // wait for that, briefly.
+        let (st, (params, participants, layout)) = loop {
+            let st = shm::fstat(&fd).map_err(io)?;
+            let r = read_header(&fd, name).and_then(|h| h.layout(name));
+            match r {
+                // A zero magic: sized, header not written yet.
+                Err(
+                    Error::TooSmall { .. }
+                    | Error::NotInitialised { .. }
+                    | Error::NotARing { found: 0, .. },
+                ) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                r => break (st, r?),
             }
-            if Instant::now() >= deadline {
-                return Err(Error::TooSmall {
-                    name: n,
-                    size,
-                    needed: size_of::<Header>() as u64,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(1));
         };
-        let len = usize::try_from(size).map_err(|_| Error::Incompatible {
-            name: n.clone(),
-            field: "size",
-            expected: usize::MAX as u64,
-            found: size,
-        })?;
-        let map = Mapping::map_shared(&fd, len, 0, true).map_err(io)?;
-        let seg = Segment::validate(map, Some(fd), name, size, deadline)?;
-        seg.map.populate();
-        if seg.layout.pattern != pattern {
+        check_size(name, st.size, &layout)?;
+        let map = Mapping::map_shared(&fd, layout.total, 0, true).map_err(io)?;
+        if st.allocated >= st.size {
+            map.populate();
+        }
+        let seg = Segment {
+            map,
+            fd: Some(fd),
+            name: name.clone(),
+            params,
+            participants,
+            layout,
+            persist: false,
+            created: false,
+        };
+        if seg.layout.pattern != o.pattern {
             return Err(Error::Incompatible {
-                name: n,
+                name: name.to_string(),
                 field: "pattern (publish/subscribe is 1, work queue is 2)",
-                expected: pattern.into(),
+                expected: o.pattern.into(),
                 found: seg.layout.pattern.into(),
             });
         }
         Ok(seg)
     }
 
-    /// Checks the header of a mapped segment of `size` bytes and computes its layout.
-    fn validate(
-        map: Mapping,
-        fd: Option<OwnedFd>,
-        name: &PosixName,
-        size: u64,
-        deadline: Instant,
-    ) -> Result<Segment, Error> {
-        let n = name.to_string();
-        if size < size_of::<Header>() as u64 || (map.len() as u64) < size {
-            return Err(Error::TooSmall {
-                name: n,
-                size,
-                needed: size_of::<Header>() as u64,
-            });
-        }
-        // SAFETY: the mapping is at least size_of::<Header>() bytes (checked), page aligned,
-        // and Header is all atomics (every bit pattern valid); it lives as long as `map`.
-        let h = unsafe { &*map.as_ptr().cast::<Header>() };
-        let magic = h.magic.load(Ordering::Relaxed);
-        if magic != MAGIC {
-            return Err(Error::NotARing {
-                name: n,
-                found: magic,
-            });
-        }
-        while h.ready.load(Ordering::Acquire) != 1 {
-            if Instant::now() >= deadline {
-                return Err(Error::NotInitialised { name: n });
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let version = h.version.load(Ordering::Relaxed);
-        if version != VERSION {
-            return Err(Error::VersionMismatch {
-                name: n,
-                found: version,
-                expected: VERSION,
-            });
-        }
-        let incompatible = |field, expected: u64, found: u64| Error::Incompatible {
-            name: n.clone(),
-            field,
-            expected,
-            found,
-        };
-        let pattern = h.pattern.load(Ordering::Relaxed);
-        if pattern != PATTERN_PUBSUB && pattern != PATTERN_WORK {
-            return Err(incompatible(
-                "pattern",
-                PATTERN_PUBSUB.into(),
-                pattern.into(),
-            ));
-        }
-        let params = Params {
-            capacity: h.capacity.load(Ordering::Relaxed),
-            max_msg: h.max_msg.load(Ordering::Relaxed),
-            overwrite: h.flags.load(Ordering::Relaxed) & FLAG_OVERWRITE != 0,
-        };
-        let participants = h.max_participants.load(Ordering::Relaxed);
-        let layout = Layout::new(pattern, &params, participants).ok_or_else(|| Error::Corrupt {
-            name: n.clone(),
-            what: "ring parameters in the header",
-        })?;
-        let stored = h.layout_size.load(Ordering::Relaxed);
-        if stored != layout.total as u64 {
-            return Err(incompatible("layout size", layout.total as u64, stored));
-        }
-        if size < layout.total as u64 {
-            return Err(Error::TooSmall {
-                name: n,
-                size,
-                needed: layout.total as u64,
-            });
-        }
-        Ok(Segment {
-            map,
-            fd,
-            name: name.clone(),
-            params,
-            participants,
-            layout,
-            persist: false,
-        })
-    }
-
     /// A private copy of a segment image (the fuzzing hook): validated like a named one.
     pub(crate) fn from_image(bytes: &[u8]) -> Result<Segment, Error> {
         let name = PosixName::new("/image").map_err(Error::InvalidName)?;
         let io = |e| Error::from_io(&name, e);
-        let map = Mapping::anonymous_shared(bytes.len().max(1)).map_err(io)?;
-        // SAFETY: the mapping is at least bytes.len() bytes, private to this call (no other
-        // reference to it exists yet), and `bytes` is not inside it.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), map.as_ptr(), bytes.len()) };
-        Segment::validate(map, None, &name, bytes.len() as u64, Instant::now())
+        let Some(head) = bytes.first_chunk::<{ size_of::<Header>() }>() else {
+            return Err(Error::TooSmall {
+                name: name.to_string(),
+                size: bytes.len() as u64,
+                needed: size_of::<Header>() as u64,
+            });
+        };
+        let (params, participants, layout) = HeaderValues::parse(head).layout(&name)?;
+        if (bytes.len() as u64) < layout.total as u64 {
+            return Err(Error::TooSmall {
+                name: name.to_string(),
+                size: bytes.len() as u64,
+                needed: layout.total as u64,
+            });
+        }
+        let map = Mapping::anonymous_shared(layout.total).map_err(io)?;
+        // SAFETY: the mapping is layout.total bytes, private to this call (no other reference
+        // to it exists yet), and `bytes` (at least that long) is not inside it.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), map.as_ptr(), layout.total) };
+        Ok(Segment {
+            map,
+            fd: None,
+            name,
+            params,
+            participants,
+            layout,
+            persist: false,
+            created: false,
+        })
+    }
+
+    /// `Some(Corrupt)` when the object behind the mapping was truncated: an access hit a lost
+    /// page (the mapping now reads as zeros, see [`crate::sys::sigbus`]) or, when `stat`, the
+    /// object is now smaller than the layout (one `fstat`). For slow paths and waits.
+    pub(crate) fn fault(&self, stat: bool) -> Option<Error> {
+        let shrunk = || {
+            self.fd
+                .as_ref()
+                .and_then(|fd| shm::fstat(fd).ok())
+                .is_some_and(|st| st.size < self.layout.total as u64)
+        };
+        (self.map.poisoned() || (stat && shrunk())).then(|| Error::Corrupt {
+            name: self.name.to_string(),
+            what: "its file was truncated under the mapping by another process",
+        })
     }
 
     pub(crate) fn header(&self) -> &Header {
@@ -490,7 +644,17 @@ impl Segment {
         me.holding.store(0, Ordering::Relaxed);
         me.pid.store(0, Ordering::Relaxed);
         me.state.store(FREE, Ordering::Release);
-        if self.persist || self.others_alive(me) {
+        if self.persist {
+            return;
+        }
+        if self.others_alive(me) {
+            if self.created {
+                self.header().orphaned.store(1, Ordering::Release);
+            }
+            return;
+        }
+        // Only the creator removes the name, or the last participant once the creator left.
+        if !self.created && self.header().orphaned.load(Ordering::Acquire) != 1 {
             return;
         }
         let Some(fd) = &self.fd else {
@@ -607,13 +771,18 @@ impl Segment {
 /// pid is not written yet counts as alive (it is being claimed right now).
 pub(crate) fn cursor_alive(c: &Cursor) -> bool {
     let pid = c.pid.load(Ordering::Acquire);
+    alive(pid, c.start_time.load(Ordering::Relaxed))
+}
+
+/// Whether process `pid` started at `start` still runs (pid 0: being claimed, alive).
+fn alive(pid: u32, start: u64) -> bool {
     if pid == 0 {
         return true;
     }
     let Ok(pid) = i32::try_from(pid) else {
         return false;
     };
-    process_start_time(pid) == Some(c.start_time.load(Ordering::Relaxed))
+    process_start_time(pid) == Some(start)
 }
 
 /// One participant of a ring, as `ipcx ls` shows it.
@@ -628,29 +797,55 @@ pub struct Participant {
     pub alive: bool,
 }
 
-/// Reads the participants of the ring `name` (read-only; every value checked).
+/// Reads the participants of the ring `name`, for `ipcx ls` and `ipcx clean`.
+///
+/// Read-only and non-blocking: the header and the participant table are read with `pread`
+/// (nothing is mapped, no page of a sparse object is allocated), a ring whose creator has not
+/// finished initialising it is [`Error::NotInitialised`] at once, and a file whose size is not
+/// the one its header gives is [`Error::Corrupt`]. Every value read is checked.
 pub fn participants(name: &str) -> Result<Vec<Participant>, Error> {
+    use std::mem::offset_of;
     let name = PosixName::new(name)?;
-    let seg = match Segment::open(&name, PATTERN_PUBSUB) {
-        Err(Error::Incompatible { .. }) => Segment::open(&name, PATTERN_WORK)?,
-        r => r?,
-    };
+    let io = |e| Error::from_io(&name, e);
+    let fd = shm::shm_open(&name, OpenMode::Open, false, 0).map_err(io)?;
+    let st = shm::fstat(&fd).map_err(io)?;
+    if !st.regular {
+        return Err(Error::NotARing {
+            name: name.to_string(),
+            found: 0,
+        });
+    }
+    let (_, participants, layout) = read_header(&fd, &name)?.layout(&name)?;
+    check_size(&name, st.size, &layout)?;
+    // The writer's cursor, then the table: `participants` cursors.
+    let line = size_of::<Cursor>();
+    let mut cursors = vec![0u8; line * (1 + participants as usize)];
+    let (writer, table) = cursors.split_at_mut(line);
+    let got = shm::pread(&fd, writer, layout.writer_off as u64).map_err(io)?
+        + shm::pread(&fd, table, layout.table_off as u64).map_err(io)?;
+    if got < cursors.len() {
+        return Err(Error::Corrupt {
+            name: name.to_string(),
+            what: "the participant table is cut short",
+        });
+    }
     let mut out = Vec::new();
-    for c in std::iter::once(seg.writer_cursor()).chain(seg.table()) {
-        if c.state.load(Ordering::Acquire) == FREE {
+    for c in cursors.chunks_exact(line) {
+        if u32_at(c, offset_of!(Cursor, state)) == FREE {
             continue;
         }
-        let role = match c.role.load(Ordering::Acquire) {
+        let role = match u32_at(c, offset_of!(Cursor, role)) {
             ROLE_PUBLISHER => "publisher",
             ROLE_SUBSCRIBER => "subscriber",
             ROLE_PRODUCER => "producer",
             ROLE_CONSUMER => "consumer",
             _ => "unknown",
         };
+        let pid = u32_at(c, offset_of!(Cursor, pid));
         out.push(Participant {
             role,
-            pid: c.pid.load(Ordering::Acquire) as i32,
-            alive: cursor_alive(c),
+            pid: pid as i32,
+            alive: alive(pid, u64_at(c, offset_of!(Cursor, start_time))),
         });
     }
     Ok(out)
@@ -658,23 +853,18 @@ pub fn participants(name: &str) -> Result<Vec<Participant>, Error> {
 
 /// Whether the shared-memory object `name` starts with a ring header (without opening it for
 /// writing).
+///
+/// Never blocks and never follows a symlink: the object is opened with `O_NONBLOCK` and
+/// `O_NOFOLLOW`, and only a regular file is read.
 pub fn is_ring(name: &str) -> bool {
-    use std::io::Read;
-    let Some(file) = name.strip_prefix('/') else {
+    let Ok(name) = PosixName::new(name) else {
         return false;
     };
-    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(fd) = shm::shm_open(&name, OpenMode::Open, false, 0) else {
+        return false;
+    };
     let mut magic = [0u8; 8];
-    // Anyone can put a FIFO or a symlink in /dev/shm: never follow one, never wait on one.
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
-        .open(format!("/dev/shm/{file}"))
-        .and_then(|mut f| {
-            if !f.metadata()?.is_file() {
-                return Err(std::io::Error::other("not a regular file"));
-            }
-            f.read_exact(&mut magic)
-        })
-        .is_ok_and(|()| u64::from_le_bytes(magic) == MAGIC)
+    shm::fstat(&fd).is_ok_and(|st| st.regular)
+        && shm::pread(&fd, &mut magic, 0).is_ok_and(|n| n == 8)
+        && u64::from_le_bytes(magic) == MAGIC
 }

@@ -76,7 +76,7 @@ struct Member {
 impl Member {
     fn join(name: &str, how: OpenMode, opts: &Options, role: u32) -> Result<Member, Error> {
         let name = PosixName::new(name)?;
-        let (seg, _created) = Segment::establish(&name, how, &opts.create_work()?)?;
+        let seg = Segment::establish(&name, how, &opts.create_work()?, &opts.trust)?;
         let seg = Arc::new(seg);
         let corrupt = || Error::Corrupt {
             name: name.to_string(),
@@ -120,8 +120,11 @@ impl Member {
         })
     }
 
+    /// The error for what the queue said; a truncated segment is named as such.
     fn err(&self, e: RingError) -> Error {
-        Error::from_ring(&self.seg.name, e)
+        self.seg
+            .fault(true)
+            .unwrap_or_else(|| Error::from_ring(&self.seg.name, e))
     }
 
     fn count(&self, role: u32) -> usize {
@@ -236,7 +239,7 @@ impl Producer {
             },
             || {
                 m.seg.reap();
-                Ok(())
+                m.seg.fault(true).map_or(Ok(()), Err)
             },
         );
         m.spin.set(spin);
@@ -413,6 +416,9 @@ impl Consumer {
     }
 
     fn gone(&self) -> Option<Error> {
+        if let Some(e) = self.m.seg.fault(false) {
+            return Some(e);
+        }
         producers_gone(&self.m.seg).then(|| {
             self.m.seg.reap();
             Error::PeerGone {
@@ -446,6 +452,9 @@ impl Consumer {
             |_| m.q.has_ready(),
             || {
                 m.seg.reap();
+                if let Some(e) = m.seg.fault(true) {
+                    return Err(e);
+                }
                 match self.gone() {
                     Some(e) if !m.q.has_ready() => Err(e),
                     _ => Ok(()),

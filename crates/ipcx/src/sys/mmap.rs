@@ -8,12 +8,18 @@ use std::ptr::NonNull;
 use rustix::mm::{MapFlags, ProtFlags};
 
 use super::region::{Region, check_range};
+use super::sigbus::Guard;
 
 /// A mapped region, unmapped on drop. The accessors shared with System V attachments
 /// (`as_ptr`, `len`, `read_at`, ...) come from [`Region`] through `Deref`.
+///
+/// A shared mapping of a file or shared-memory object is guarded against `SIGBUS`
+/// ([`super::sigbus`]): if the object shrinks under it, an access to the lost pages finds
+/// zeros instead of killing the process, and [`Mapping::poisoned`] turns true.
 #[derive(Debug)]
 pub(crate) struct Mapping {
     region: Region,
+    guard: Option<Guard>,
 }
 
 impl Deref for Mapping {
@@ -56,7 +62,16 @@ impl Mapping {
         };
         // SAFETY: mmap just returned [ptr, ptr+len), shared, with the protection `writable`
         // asked for, and nothing else refers to it.
-        unsafe { Mapping::adopt(ptr, len, writable) }
+        let mut map = unsafe { Mapping::adopt(ptr, len, writable)? };
+        map.guard = Guard::register(map.as_ptr(), len, writable);
+        Ok(map)
+    }
+
+    /// Whether the object behind the mapping shrank under it and an access hit a lost page:
+    /// the whole mapping then reads as zeros (private to this process) and is useless.
+    #[inline]
+    pub(crate) fn poisoned(&self) -> bool {
+        self.guard.as_ref().is_some_and(Guard::poisoned)
     }
 
     /// Maps `len` bytes of zeroed anonymous memory shared with children created by fork.
@@ -89,7 +104,10 @@ impl Mapping {
         // SAFETY: the caller hands over [ptr, ptr+len), mapped as `writable` says, to this
         // Mapping, which alone owns it and unmaps it exactly once, in `Drop`.
         let region = unsafe { Region::new(ptr, len, writable) };
-        Ok(Mapping { region })
+        Ok(Mapping {
+            region,
+            guard: None,
+        })
     }
 
     /// The mapping as a mutable byte slice; `None` for a read-only mapping.
@@ -164,12 +182,17 @@ impl Mapping {
         // SAFETY: mremap just moved our mapping to [new, new+new_len) with the same protection,
         // which this Mapping now owns alone and unmaps exactly once, in `Drop`.
         self.region = unsafe { Region::new(new, new_len, self.is_writable()) };
+        if let Some(g) = &self.guard {
+            g.moved(self.as_ptr(), new_len);
+        }
         Ok(())
     }
 }
 
 impl Drop for Mapping {
     fn drop(&mut self) {
+        // The range leaves the SIGBUS table before it is unmapped.
+        drop(self.guard.take());
         // SAFETY: [ptr, ptr+len) was mapped by this Mapping and is unmapped exactly once here;
         // no reference into it outlives the Mapping (users borrow from it).
         unsafe {

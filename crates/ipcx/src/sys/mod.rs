@@ -52,6 +52,7 @@ pub(crate) mod mmap;
 pub(crate) mod poll;
 pub(crate) mod region;
 pub(crate) mod shm;
+pub(crate) mod sigbus;
 pub(crate) mod sysv;
 
 // Mechanism back ends, one per kernel area (filled in by each mechanism's change).

@@ -78,6 +78,12 @@ pub(crate) struct FdStat {
     /// Device and inode: the identity of the object.
     pub(crate) dev: u64,
     pub(crate) ino: u64,
+    /// Owner uid.
+    pub(crate) uid: u32,
+    /// Bytes actually allocated (`st_blocks * 512`): less than `size` for a sparse object.
+    pub(crate) allocated: u64,
+    /// Whether it is a regular file (shared-memory objects and memfds are).
+    pub(crate) regular: bool,
 }
 
 /// `fstat(fd)`.
@@ -87,7 +93,32 @@ pub(crate) fn fstat(fd: impl AsFd) -> io::Result<FdStat> {
         size: u64::try_from(st.st_size).unwrap_or(0),
         dev: st.st_dev,
         ino: st.st_ino,
+        uid: st.st_uid,
+        allocated: u64::try_from(st.st_blocks).unwrap_or(0).saturating_mul(512),
+        regular: rustix::fs::FileType::from_raw_mode(st.st_mode)
+            == rustix::fs::FileType::RegularFile,
     })
+}
+
+/// `pread(fd, buf, offset)` until `buf` is full or the end of the object; returns the bytes
+/// read. Reading a hole of a sparse object allocates nothing (unlike touching it through a
+/// mapping).
+pub(crate) fn pread(fd: impl AsFd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        let n = retry_eintr(|| {
+            Ok(rustix::io::pread(
+                &fd,
+                &mut buf[done..],
+                offset + done as u64,
+            )?)
+        })?;
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    Ok(done)
 }
 
 /// `fchmod(fd, mode)`: sets the exact permission bits (shm_open's mode is filtered by umask).
