@@ -72,14 +72,9 @@ pub struct EndpointFlags {
     /// Largest framed message accepted (bytes).
     #[arg(long, default_value_t = ipcx::framing::DEFAULT_MAX_FRAME_LEN)]
     pub max_frame: usize,
-    /// Also trust objects and peers of this user id (repeatable). By default only our own
-    /// user's are: an object another user created, or an abstract-socket peer of another
-    /// user, is refused.
-    #[arg(long = "allow-uid", value_name = "UID")]
-    pub allow_uid: Vec<u32>,
-    /// Trust objects and peers of every user.
-    #[arg(long)]
-    pub allow_any_uid: bool,
+    /// Whose objects and peers are trusted.
+    #[command(flatten)]
+    pub trust: TrustFlags,
     /// recv on unix, unix-seqpacket, tcp: the most bytes of partial messages buffered across
     /// all senders together (e.g. 64m); the sender whose message would pass it is dropped.
     #[arg(long, value_parser = parse_size, default_value = "64m", value_name = "SIZE")]
@@ -111,6 +106,26 @@ impl EndpointFlags {
         if let Some(t) = self.timeout {
             o = o.connect_timeout(t);
         }
+        o.trust(self.trust.trust())
+    }
+}
+
+/// The same-user rule's flags, shared by every command that opens existing objects.
+#[derive(Debug, Args)]
+pub struct TrustFlags {
+    /// Also trust objects and peers of this user id (repeatable). By default only our own
+    /// user's are: an object another user created, or an abstract-socket peer of another
+    /// user, is refused.
+    #[arg(long = "allow-uid", value_name = "UID")]
+    pub allow_uid: Vec<u32>,
+    /// Trust objects and peers of every user.
+    #[arg(long)]
+    pub allow_any_uid: bool,
+}
+
+impl TrustFlags {
+    /// The policy these flags describe.
+    pub fn trust(&self) -> ipcx::trust::Trust {
         let mut trust = if self.allow_any_uid {
             ipcx::trust::Trust::any_user()
         } else {
@@ -119,7 +134,7 @@ impl EndpointFlags {
         for &uid in &self.allow_uid {
             trust = trust.allow_uid(uid);
         }
-        o.trust(trust)
+        trust
     }
 }
 

@@ -10,6 +10,18 @@ use std::time::{Duration, Instant};
 
 use crate::sys::poll::{self, Events};
 
+/// The instant `timeout` after `from`, or `None` when it is too far to represent: a caller's
+/// `Duration::MAX` means "no deadline", never an overflow panic. Every deadline computed from a
+/// caller's duration goes through here.
+pub fn deadline_from(from: Instant, timeout: Duration) -> Option<Instant> {
+    from.checked_add(timeout)
+}
+
+/// The instant `timeout` from now, or `None` (no deadline) when it is too far to represent.
+pub fn deadline_after(timeout: Duration) -> Option<Instant> {
+    deadline_from(Instant::now(), timeout)
+}
+
 /// How long a blocking operation may wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wait {
@@ -44,10 +56,7 @@ impl Wait {
 
     /// A deadline `timeout` from now. A timeout too large to represent waits forever.
     pub fn timeout(timeout: Duration) -> Wait {
-        match Instant::now().checked_add(timeout) {
-            Some(deadline) => Wait::Until(deadline),
-            None => Wait::Forever,
-        }
+        deadline_after(timeout).map_or(Wait::Forever, Wait::Until)
     }
 
     /// From an optional timeout: `None` waits forever.

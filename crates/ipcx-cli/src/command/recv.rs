@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use base64::Engine;
 use ipcx::channel::{Error, Message};
-use ipcx::wait::Wait;
+use ipcx::wait::{Wait, deadline_after};
 
 use crate::Exit;
 use crate::cli::EndpointFlags;
@@ -66,7 +66,7 @@ fn recv_messages(
     let stdout = io::stdout();
     let mut out = stdout.lock();
     while args.count.is_none_or(|c| *received < c) {
-        let deadline = args.flags.timeout.map(|t| Instant::now() + t);
+        let deadline = args.flags.timeout.and_then(deadline_after);
         let msg = loop {
             if ipcx::interrupt::requested() {
                 return Ok(());
@@ -127,7 +127,7 @@ fn recv_raw(
     let mut buf = vec![0u8; 64 * 1024];
     let stdout = io::stdout();
     let mut out = stdout.lock();
-    let mut deadline = args.flags.timeout.map(|t| Instant::now() + t);
+    let mut deadline = args.flags.timeout.and_then(deadline_after);
     loop {
         if ipcx::interrupt::requested() {
             return Ok(());
@@ -138,7 +138,7 @@ fn recv_raw(
             Ok(n) => {
                 out.write_all(&buf[..n])?;
                 out.flush()?;
-                deadline = args.flags.timeout.map(|t| Instant::now() + t);
+                deadline = args.flags.timeout.and_then(deadline_after);
             }
             Err(Error::Timeout) => {
                 if deadline.is_some_and(|d| Instant::now() >= d) {

@@ -9,7 +9,7 @@ use ipcx::sem::Semaphore;
 use ipcx::sysv::sem::SemaphoreSet;
 use ipcx::wait::Wait;
 
-use crate::cli::{parse_duration, parse_mode};
+use crate::cli::{TrustFlags, parse_duration, parse_mode};
 use crate::command::{Family, Target};
 
 const FAMILY: Family = Family::Sem;
@@ -44,6 +44,9 @@ enum Action {
         /// System V: which semaphore of the set.
         #[arg(long, default_value_t = 0)]
         index: u16,
+        /// Whose semaphores are trusted.
+        #[command(flatten)]
+        trust: TrustFlags,
     },
     /// P: wait until positive, then take one (exit 3 on --timeout).
     Wait {
@@ -55,6 +58,9 @@ enum Action {
         /// Give up after this long.
         #[arg(long, value_parser = parse_duration)]
         timeout: Option<Duration>,
+        /// Whose semaphores are trusted.
+        #[command(flatten)]
+        trust: TrustFlags,
     },
     /// Print the value.
     Get {
@@ -63,6 +69,9 @@ enum Action {
         /// System V: which semaphore of the set.
         #[arg(long, default_value_t = 0)]
         index: u16,
+        /// Whose semaphores are trusted.
+        #[command(flatten)]
+        trust: TrustFlags,
     },
     /// Remove the semaphore (System V: the whole set).
     Rm {
@@ -71,9 +80,15 @@ enum Action {
     },
 }
 
-fn set(r: SysvRef) -> anyhow::Result<SemaphoreSet> {
+/// The existing POSIX semaphore `name`, if its owner is trusted.
+fn posix(name: &str, trust: &TrustFlags) -> anyhow::Result<Semaphore> {
+    Ok(Semaphore::options().trust(trust.trust()).open(name)?)
+}
+
+/// The existing System V set, if its owner and creator are trusted.
+fn set(r: SysvRef, trust: &TrustFlags) -> anyhow::Result<SemaphoreSet> {
     Ok(match r {
-        SysvRef::Key(k) => SemaphoreSet::open(k)?,
+        SysvRef::Key(k) => SemaphoreSet::options().trust(trust.trust()).open(k, 0)?,
         SysvRef::Id(id) => SemaphoreSet::from_id(id)?,
     })
 }
@@ -109,18 +124,19 @@ pub fn run(args: SemArgs) -> anyhow::Result<()> {
                 anyhow::bail!("a set is created by key (sysv-sem:KEY), not by id")
             }
         },
-        Action::Post { obj, index } => match Target::parse(&obj, FAMILY)? {
-            Target::Posix(n) => Semaphore::open(&n)?.post()?,
-            Target::Sysv(r) => set(r)?.post(index)?,
+        Action::Post { obj, index, trust } => match Target::parse(&obj, FAMILY)? {
+            Target::Posix(n) => posix(&n, &trust)?.post()?,
+            Target::Sysv(r) => set(r, &trust)?.post(index)?,
         },
         Action::Wait {
             obj,
             index,
             timeout,
+            trust,
         } => {
             let wait = Wait::from_timeout(timeout);
             let timed_out = match Target::parse(&obj, FAMILY)? {
-                Target::Posix(n) => match Semaphore::open(&n)?.wait_with(wait) {
+                Target::Posix(n) => match posix(&n, &trust)?.wait_with(wait) {
                     Err(ipcx::sem::Error::Timeout) => true,
                     other => {
                         other?;
@@ -128,7 +144,7 @@ pub fn run(args: SemArgs) -> anyhow::Result<()> {
                     }
                 },
                 Target::Sysv(r) => {
-                    let s = set(r)?;
+                    let s = set(r, &trust)?;
                     match s.op_wait(&[ipcx::sysv::sem::SemOp::wait(index)], wait) {
                         Err(ipcx::sysv::sem::Error::Timeout) => true,
                         other => {
@@ -146,10 +162,10 @@ pub fn run(args: SemArgs) -> anyhow::Result<()> {
                 return Err(crate::Exit(crate::EXIT_TIMEOUT).into());
             }
         }
-        Action::Get { obj, index } => {
+        Action::Get { obj, index, trust } => {
             let v = match Target::parse(&obj, FAMILY)? {
-                Target::Posix(n) => u64::from(Semaphore::open(&n)?.value()?),
-                Target::Sysv(r) => u64::from(set(r)?.get(usize::from(index))?),
+                Target::Posix(n) => u64::from(posix(&n, &trust)?.value()?),
+                Target::Sysv(r) => u64::from(set(r, &trust)?.get(usize::from(index))?),
             };
             println!("{v}");
         }

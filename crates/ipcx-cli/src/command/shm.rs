@@ -8,7 +8,7 @@ use ipcx::inventory::{self, SysvRef};
 use ipcx::shm::Shm;
 use ipcx::sysv::shm::Segment;
 
-use crate::cli::{parse_mode, parse_size};
+use crate::cli::{TrustFlags, parse_mode, parse_size};
 use crate::command::{Family, Target, usage};
 
 const FAMILY: Family = Family::Shm;
@@ -42,6 +42,9 @@ enum Action {
         /// Where to write.
         #[arg(long, value_parser = parse_size, default_value = "0")]
         offset: u64,
+        /// Whose segments are trusted.
+        #[command(flatten)]
+        trust: TrustFlags,
     },
     /// Write --len bytes from --offset to stdout (default: to the end).
     Read {
@@ -53,6 +56,9 @@ enum Action {
         /// How many bytes.
         #[arg(long, value_parser = parse_size)]
         len: Option<u64>,
+        /// Whose segments are trusted.
+        #[command(flatten)]
+        trust: TrustFlags,
     },
     /// Remove the segment.
     Rm {
@@ -61,9 +67,10 @@ enum Action {
     },
 }
 
-fn segment(r: SysvRef) -> anyhow::Result<Segment> {
+/// The existing System V segment, if its owner and creator are trusted.
+fn segment(r: SysvRef, trust: &TrustFlags) -> anyhow::Result<Segment> {
     Ok(match r {
-        SysvRef::Key(k) => Segment::open(k)?,
+        SysvRef::Key(k) => Segment::options().trust(trust.trust()).open(k)?,
         SysvRef::Id(id) => Segment::from_id(id)?,
     })
 }
@@ -89,7 +96,12 @@ pub fn run(args: ShmArgs) -> anyhow::Result<()> {
                 bail!("a segment is created by key (sysv-shm:KEY), not by id")
             }
         },
-        Action::Write { obj, data, offset } => {
+        Action::Write {
+            obj,
+            data,
+            offset,
+            trust,
+        } => {
             let data = match data {
                 Some(d) => d.into_bytes(),
                 None => {
@@ -103,21 +115,34 @@ pub fn run(args: ShmArgs) -> anyhow::Result<()> {
             };
             let offset = usize::try_from(offset).context("offset too large")?;
             match Target::parse(&obj, FAMILY)? {
-                Target::Posix(n) => Shm::open(&n)?.map()?.write_at(offset, &data)?,
-                Target::Sysv(r) => segment(r)?.attach()?.write_at(offset, &data)?,
+                Target::Posix(n) => Shm::options()
+                    .trust(trust.trust())
+                    .open(&n)?
+                    .map()?
+                    .write_at(offset, &data)?,
+                Target::Sysv(r) => segment(r, &trust)?.attach()?.write_at(offset, &data)?,
             }
         }
-        Action::Read { obj, offset, len } => {
+        Action::Read {
+            obj,
+            offset,
+            len,
+            trust,
+        } => {
             let mut out = io::stdout().lock();
             match Target::parse(&obj, FAMILY)? {
                 Target::Posix(n) => {
-                    let map = Shm::open_read_only(&n)?.map_read_only()?;
+                    let map = Shm::options()
+                        .read_only(true)
+                        .trust(trust.trust())
+                        .open(&n)?
+                        .map_read_only()?;
                     read(&mut out, map.len(), offset, len, |o, b| {
                         map.read_at(o, b).map_err(Into::into)
                     })?
                 }
                 Target::Sysv(r) => {
-                    let att = segment(r)?.attach_read_only()?;
+                    let att = segment(r, &trust)?.attach_read_only()?;
                     read(&mut out, att.len(), offset, len, |o, b| {
                         att.read_at(o, b).map_err(Into::into)
                     })?

@@ -208,3 +208,29 @@ pub fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
     }
     true
 }
+
+/// The unprivileged user the hostile side of a test runs as.
+pub const NOBODY: u32 = 65534;
+
+/// Whether the tests run as root (only root can start a child as [`NOBODY`]).
+pub fn is_root() -> bool {
+    ipcx::trust::euid() == 0
+}
+
+/// `ipcx ARGS` run as [`NOBODY`]; `None` (with a note) when that cannot start.
+pub fn run_as_nobody(args: &[&str]) -> Option<Output> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = ipcx();
+    cmd.args(args)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match cmd.spawn() {
+        Ok(child) => Some(wait_output(child, Duration::from_secs(30))),
+        Err(e) => {
+            eprintln!("skipped: cannot run ipcx as nobody ({e}); is the binary reachable?");
+            None
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! `shm:/NAME`: the zero-copy ring behind the generic channel interface. The receiver is a
 //! subscriber that creates the ring when missing; the sender is its publisher.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Error, Message, MessageReceiver, MessageSender, Options};
 use crate::name::PosixName;
@@ -116,8 +116,9 @@ pub(crate) struct RingSender {
 
 pub(crate) fn sender(name: &PosixName, opts: &Options) -> Result<Box<dyn MessageSender>, Error> {
     let ropts = ring_options(opts);
-    let deadline = opts.connect_timeout.map(|t| Instant::now() + t);
-    // Another sender may be finishing: retry a busy publisher place until the connect timeout.
+    // Another sender may be finishing: retry a busy publisher place until the connect timeout
+    // (without one, not at all; one too long to be a deadline, for ever).
+    let wait = opts.connect_timeout.map(Wait::timeout);
     let publ = loop {
         let r = if opts.create {
             Publisher::create(name.as_str(), &ropts)
@@ -125,9 +126,7 @@ pub(crate) fn sender(name: &PosixName, opts: &Options) -> Result<Box<dyn Message
             Publisher::open(name.as_str(), &ropts)
         };
         match r {
-            Err(ring::Error::PublisherExists { .. })
-                if deadline.is_some_and(|d| Instant::now() < d) =>
-            {
+            Err(ring::Error::PublisherExists { .. }) if wait.is_some_and(|w| !w.expired()) => {
                 std::thread::sleep(Duration::from_millis(5));
             }
             r => break r.map_err(|e| convert(name, e))?,

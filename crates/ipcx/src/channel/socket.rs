@@ -401,7 +401,10 @@ impl Server {
             if held == 0 {
                 continue;
             }
-            let due = self.conns[i].last_read + timeout;
+            // A timeout too long to be a deadline never expires.
+            let Some(due) = crate::wait::deadline_from(self.conns[i].last_read, timeout) else {
+                continue;
+            };
             if now >= due {
                 let conn = self.conns.remove(i);
                 self.buffered -= held;

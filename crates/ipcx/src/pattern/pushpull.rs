@@ -408,15 +408,15 @@ impl Distributor {
                 return Ok(r);
             }
             let no_workers_until = match st.alone_since {
-                Some(t) if st.outstanding > 0 => {
-                    let until = t + grace;
-                    if Instant::now() >= until {
+                // A grace too long to be a deadline never runs out.
+                Some(t) if st.outstanding > 0 => match crate::wait::deadline_from(t, grace) {
+                    Some(until) if Instant::now() >= until => {
                         return Err(Error::NoWorkers {
                             outstanding: st.outstanding,
                         });
                     }
-                    Some(until)
-                }
+                    until => until,
+                },
                 _ => None,
             };
             if wait == Wait::NoWait {

@@ -272,7 +272,10 @@ pub struct Stat {
 }
 
 fn time(t: i64) -> Option<SystemTime> {
-    (t > 0).then(|| SystemTime::UNIX_EPOCH + Duration::from_secs(t as u64))
+    // A timestamp `SystemTime` cannot hold reads as none.
+    (t > 0)
+        .then(|| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(t as u64)))
+        .flatten()
 }
 
 /// How to open or create a queue, in the style of [`std::fs::OpenOptions`].

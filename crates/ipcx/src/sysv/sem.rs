@@ -362,8 +362,11 @@ pub struct SemStat {
     pub ctime: SystemTime,
 }
 
+/// A kernel timestamp; one that `SystemTime` cannot hold reads as the epoch (unknown).
 fn to_time(secs: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64)
+    UNIX_EPOCH
+        .checked_add(Duration::from_secs(secs.max(0) as u64))
+        .unwrap_or(UNIX_EPOCH)
 }
 
 /// A System V semaphore set.
