@@ -324,8 +324,6 @@ fn fake_server(
 
 #[test]
 fn a_failed_handshake_leaves_no_rings_and_no_records() {
-    let a = addr("refused");
-    let _clean = remove_leftovers(&a);
     // The server refuses; the server hangs up without answering.
     let refuse: fn(&mut UnixStream, &[String]) = |s, names| {
         // While the client waits for the answer, its rings exist and are recorded as its own
@@ -344,7 +342,11 @@ fn a_failed_handshake_leaves_no_rings_and_no_records() {
             .unwrap();
     };
     let hang_up: fn(&mut UnixStream, &[String]) = |_, _| {};
-    for answer in [refuse, hang_up] {
+    // One address per answer: a child that another test forks while the first listener is
+    // open holds a copy of it until it execs, which could keep the name bound a moment longer.
+    for (tag, answer) in [("refused", refuse), ("hung-up", hang_up)] {
+        let a = addr(tag);
+        let _clean = remove_leftovers(&a);
         let server = fake_server(&a, answer);
         let e = RpcClient::connect(&a, "calc", 1, LONG).unwrap_err();
         assert!(
