@@ -498,7 +498,8 @@ fn receivers_killed(name: &str, trials: u64, rng: &mut Rng) -> Tally {
         killer.join().expect("killer thread");
         // The victim's report, in the order it received.
         let mut prev: Option<u64> = None;
-        for line in v.lines.iter() {
+        let got: Vec<String> = v.lines.iter().collect();
+        for (i, line) in got.iter().enumerate() {
             let mut parts = line.splitn(3, ' ');
             match parts.next() {
                 Some("m") => {
@@ -508,8 +509,12 @@ fn receivers_killed(name: &str, trials: u64, rng: &mut Rng) -> Tally {
                         tally.duplicated += 1;
                         continue;
                     }
-                    if let Some(p) = prev {
+                    if let Some(p) = prev
+                        && s != p + 1
+                    {
                         tally.lost += s - p - 1;
+                        let around = &got[i.saturating_sub(3)..(i + 3).min(got.len())];
+                        tally.torn_example(format!("gap after {p}: next {s}, in {around:?}"));
                     }
                     tally.delivered += 1;
                     prev = Some(s);
@@ -519,7 +524,7 @@ fn receivers_killed(name: &str, trials: u64, rng: &mut Rng) -> Tally {
                     tally.torn += 1;
                     tally.torn_example(line.clone());
                 }
-                _ => tally.report(&line),
+                _ => tally.report(line),
             }
         }
     }

@@ -99,7 +99,13 @@ impl WriterId {
         let Ok(pid) = i32::try_from(self.pid) else {
             return true;
         };
-        crate::registry::process_start_time(pid) != Some(self.start_time)
+        match crate::registry::process_start_time(pid) {
+            Some(start) => start != self.start_time,
+            // Gone only when the process itself is: a /proc read that failed for another
+            // reason (out of descriptors, say) proves nothing.
+            None => std::fs::symlink_metadata(format!("/proc/{pid}"))
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound),
+        }
     }
 }
 
