@@ -4,36 +4,11 @@
 mod util;
 
 use std::io::Write;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use ipcx::trust::Trust;
-use util::{Bg, ipcx, run, stderr, stdout, wait_output};
-
-/// The unprivileged user the hostile side runs as.
-const NOBODY: u32 = 65534;
-
-fn is_root() -> bool {
-    ipcx::trust::euid() == 0
-}
-
-/// `ipcx ARGS` run as `nobody`; `None` (with a note) when that cannot start.
-fn run_as_nobody(args: &[&str]) -> Option<Output> {
-    let mut cmd: Command = ipcx();
-    cmd.args(args)
-        .uid(NOBODY)
-        .gid(NOBODY)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    match cmd.spawn() {
-        Ok(child) => Some(wait_output(child, Duration::from_secs(30))),
-        Err(e) => {
-            eprintln!("skipped: cannot run ipcx as nobody ({e}); is the binary reachable?");
-            None
-        }
-    }
-}
+use util::{Bg, NOBODY, ipcx, is_root, run, run_as_nobody, stderr, stdout, wait_output};
 
 /// Whether the POSIX queue exists (asked of the kernel, whoever owns it).
 fn mq_exists(name: &str) -> bool {
