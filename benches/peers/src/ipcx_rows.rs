@@ -148,7 +148,7 @@ enum Waker {
     },
     /// `[a2b, b2a]`; the parent created them and removes them.
     Futex {
-        words: [Futex; 2],
+        words: Box<[Futex; 2]>,
         seen: u32,
     },
 }
@@ -337,7 +337,10 @@ impl HalfOpen for SlotParent {
         let (map, efds) = self.giving.hand_over(wait)?;
         let waker = match (efds, self.futexes) {
             (Some((a2b, b2a)), _) => Waker::Eventfd { tx: a2b, rx: b2a },
-            (None, Some(words)) => Waker::Futex { words, seen: 0 },
+            (None, Some(words)) => Waker::Futex {
+                words: Box::new(words),
+                seen: 0,
+            },
             _ => return Err(LinkError::Failed("nothing to wake with".into())),
         };
         Ok(Box::new(SlotLink {
@@ -377,7 +380,7 @@ impl HalfOpen for SlotPeer {
                     }
                 };
                 Waker::Futex {
-                    words: [open(fa)?, open(fb)?],
+                    words: Box::new([open(fa)?, open(fb)?]),
                     seen: 0,
                 }
             }
