@@ -182,7 +182,7 @@ pub fn parse_sysv(kind: &'static str, text: &[u8]) -> Vec<Object> {
         ) else {
             continue;
         };
-        let mut o = blank(kind, sysv_name(kind, key, id), uid, perms);
+        let mut o = blank(kind, crate::sysv::name(kind, key, id), uid, perms);
         o.id = Some(id);
         o.identity = Some(Identity::Sysv { id });
         match kind {
@@ -208,15 +208,6 @@ pub fn parse_sysv(kind: &'static str, text: &[u8]) -> Vec<Object> {
 
 fn num<T: std::str::FromStr>(row: &HashMap<String, String>, col: &str) -> Option<T> {
     row.get(col)?.parse().ok()
-}
-
-/// The name of a System V object: by key, or by id for IPC_PRIVATE objects.
-pub fn sysv_name(kind: &str, key: i32, id: i32) -> String {
-    if key == 0 {
-        format!("{kind}:id={id}")
-    } else {
-        format!("{kind}:0x{:08x}", key as u32)
-    }
 }
 
 fn sysv(inv: &mut Inventory, holders: &Holders) {
@@ -916,7 +907,7 @@ impl ObjectName {
 impl std::fmt::Display for ObjectName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let sysv = |kind: &str, r: &SysvRef| match r {
-            SysvRef::Key(k) => sysv_name(kind, k.0, 0),
+            SysvRef::Key(k) => crate::sysv::name(kind, k.0, 0),
             SysvRef::Id(id) => format!("{kind}:id={id}"),
         };
         match self {

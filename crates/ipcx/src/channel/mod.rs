@@ -116,7 +116,9 @@ impl Endpoint {
                 Ok(Endpoint::Fifo(PathBuf::from(rest)))
             }
             "mq" => Ok(Endpoint::Mq(PosixName::queue(rest)?)),
-            "sysv-mq" => Ok(Endpoint::SysvMq(parse_key(rest).map_err(bad)?)),
+            "sysv-mq" => Ok(Endpoint::SysvMq(
+                crate::sysv::Key::parse(rest).map_err(bad)?.raw(),
+            )),
             "unix" => Ok(Endpoint::Unix(unix_addr(rest)?)),
             "unix-dgram" => Ok(Endpoint::UnixDgram(unix_addr(rest)?)),
             "unix-seqpacket" => Ok(Endpoint::UnixSeqpacket(unix_addr(rest)?)),
@@ -207,36 +209,6 @@ impl std::str::FromStr for Endpoint {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Endpoint::parse(s)
-    }
-}
-
-/// Parses a System V IPC key: decimal or `0x` hexadecimal, from 1 to 0xffffffff (returned as
-/// the kernel's `key_t`, an `i32`).
-///
-/// Key 0 is `IPC_PRIVATE`, which makes a new object that no other process can find by key, and
-/// a negative number would silently stand for a large key (-1 for 0xffffffff): both are
-/// refused, with the reason.
-pub fn parse_key(s: &str) -> Result<i32, String> {
-    let expected = "expected a decimal number or 0x-prefixed hex from 1 to 0xffffffff, as in \
-                    1234 or 0x4d2";
-    let key = if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        u32::from_str_radix(hex, 16).ok()
-    } else if s.starts_with('-') {
-        return Err(format!(
-            "invalid System V key {s:?}: keys are unsigned; write a large key in hex \
-             (0xffffffff, not -1)"
-        ));
-    } else {
-        s.parse::<u32>().ok()
-    };
-    match key {
-        None => Err(format!("invalid System V key {s:?}: {expected}")),
-        Some(0) => Err(format!(
-            "invalid System V key {s:?}: key 0 is IPC_PRIVATE, which makes an object no other \
-             process can open by key; choose a nonzero key (a private object is named by id, \
-             as id=ID)"
-        )),
-        Some(k) => Ok(k as i32),
     }
 }
 

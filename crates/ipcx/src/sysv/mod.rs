@@ -24,6 +24,16 @@ pub(crate) fn check_owner(
     trust.check_owner(what, uid)
 }
 
+/// The name of a System V object as `ipcx ls` prints it and owner records hold it: by key, or
+/// by id for an `IPC_PRIVATE` object (`kind` is `sysv-mq`, `sysv-sem` or `sysv-shm`).
+pub fn name(kind: &str, key: i32, id: i32) -> String {
+    if key == 0 {
+        format!("{kind}:id={id}")
+    } else {
+        format!("{kind}:0x{:08x}", key as u32)
+    }
+}
+
 /// A System V IPC key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key(pub i32);
@@ -43,9 +53,34 @@ impl Key {
         crate::sys::sysv::ftok(path.as_ref(), id).map(Key)
     }
 
-    /// Parses a key as the CLI and endpoints write it: decimal or `0x` hexadecimal.
+    /// Parses a key as the CLI and endpoints write it: decimal or `0x` hexadecimal, from 1 to
+    /// 0xffffffff (kept as the kernel's `key_t`, an `i32`).
+    ///
+    /// Key 0 is `IPC_PRIVATE`, which makes a new object that no other process can find by key,
+    /// and a negative number would silently stand for a large key (-1 for 0xffffffff): both are
+    /// refused, with the reason.
     pub fn parse(s: &str) -> Result<Key, String> {
-        crate::channel::parse_key(s).map(Key)
+        let expected = "expected a decimal number or 0x-prefixed hex from 1 to 0xffffffff, as in \
+                        1234 or 0x4d2";
+        let key = if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+            u32::from_str_radix(hex, 16).ok()
+        } else if s.starts_with('-') {
+            return Err(format!(
+                "invalid System V key {s:?}: keys are unsigned; write a large key in hex \
+                 (0xffffffff, not -1)"
+            ));
+        } else {
+            s.parse::<u32>().ok()
+        };
+        match key {
+            None => Err(format!("invalid System V key {s:?}: {expected}")),
+            Some(0) => Err(format!(
+                "invalid System V key {s:?}: key 0 is IPC_PRIVATE, which makes an object no \
+                 other process can open by key; choose a nonzero key (a private object is named \
+                 by id, as id=ID)"
+            )),
+            Some(k) => Ok(Key(k as i32)),
+        }
     }
 
     /// The raw key.

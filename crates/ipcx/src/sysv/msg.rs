@@ -443,11 +443,8 @@ impl MessageQueue {
             key,
             owner,
             msgmax: usize::try_from(msgmax).unwrap_or(usize::MAX),
-            registration: owner.then(|| {
-                crate::registry::Registration::new(crate::inventory::sysv_name(
-                    "sysv-mq", key.0, id,
-                ))
-            }),
+            registration: owner
+                .then(|| crate::registry::Registration::new(super::name("sysv-mq", key.0, id))),
         }
     }
 

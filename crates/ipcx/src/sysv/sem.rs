@@ -326,9 +326,9 @@ impl Options {
         }
         let mut set = SemaphoreSet::from_parts(id, key, created)?;
         if created {
-            set.registration = Some(crate::registry::Registration::new(
-                crate::inventory::sysv_name("sysv-sem", key.0, id),
-            ));
+            set.registration = Some(crate::registry::Registration::new(super::name(
+                "sysv-sem", key.0, id,
+            )));
             if let Some(values) = &self.values {
                 set.set_all(values)?;
             }

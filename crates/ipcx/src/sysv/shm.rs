@@ -305,9 +305,9 @@ impl SegmentOptions {
             id,
             key,
             owner: true,
-            registration: Some(crate::registry::Registration::new(
-                crate::inventory::sysv_name("sysv-shm", key.0, id),
-            )),
+            registration: Some(crate::registry::Registration::new(super::name(
+                "sysv-shm", key.0, id,
+            ))),
         })
     }
 
