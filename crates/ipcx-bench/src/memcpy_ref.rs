@@ -23,8 +23,6 @@ use std::time::{Duration, Instant};
 use ipcx::ring::WaitStrategy;
 use serde::{Deserialize, Serialize};
 
-use crate::runner::Budget;
-
 /// One reference measurement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemcpyResult {
@@ -41,16 +39,6 @@ pub struct MemcpyResult {
 
 /// The windows the measurement of one size is split into (the fastest is reported).
 pub const WINDOWS: u32 = 5;
-
-/// How long each size is measured under `budget` (after a warm-up of a fifth of that).
-pub fn duration(budget: Budget) -> Duration {
-    match budget {
-        Budget::Quick => Duration::from_millis(150),
-        Budget::Default => Duration::from_millis(400),
-        Budget::Iterations(_) => Duration::from_millis(20),
-        Budget::Time(d) => d.clamp(Duration::from_millis(10), Duration::from_millis(500)),
-    }
-}
 
 /// The destination area for `payload`-byte copies: the data area of the ring rows' rings.
 pub fn area_for(payload: usize) -> usize {

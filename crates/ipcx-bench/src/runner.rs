@@ -85,6 +85,17 @@ impl Budget {
         }
     }
 
+    /// How long the in-process memcpy reference measures each size (after a warm-up of a fifth
+    /// of that).
+    pub fn memcpy_time(&self) -> Duration {
+        match *self {
+            Budget::Quick => Duration::from_millis(150),
+            Budget::Default => Duration::from_millis(400),
+            Budget::Iterations(_) => Duration::from_millis(20),
+            Budget::Time(d) => d.clamp(Duration::from_millis(10), Duration::from_millis(500)),
+        }
+    }
+
     /// One slice of a row's floor: [`Budget::floor_phase`] spread over its rounds.
     pub fn floor_slice(&self) -> PhaseBudget {
         self.floor_phase().split(self.floor_rounds())
@@ -1165,7 +1176,7 @@ pub fn run_plan(
         memcpy.push(memcpy_ref::measure(
             payload,
             memcpy_ref::area_for(payload),
-            memcpy_ref::duration(cfg.budget),
+            cfg.budget.memcpy_time(),
         ));
     }
     progress.finish();
