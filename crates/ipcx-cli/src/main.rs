@@ -3,6 +3,7 @@
 //! Thin by design: parse the command line ([`cli`]), call the library, print. Exit status: 0
 //! success, 1 runtime error, 2 usage error, 3 timed out. A closed stdout exits 0.
 
+mod args;
 mod cli;
 mod command;
 mod escape;

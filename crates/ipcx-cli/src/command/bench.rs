@@ -11,7 +11,7 @@ use ipcx_bench::runner::{self, BenchConfig, Budget, PeerLauncher, RunError};
 use ipcx_bench::{PeerArgs, Pinning, Registry};
 
 use crate::Exit;
-use crate::cli::parse_duration;
+use crate::args::parse_duration;
 
 /// The hidden subcommand the parent re-executes itself with.
 pub const PEER_SUBCOMMAND: &str = "__bench-peer";

@@ -9,7 +9,7 @@ use ipcx::channel::{Error, Message};
 use ipcx::wait::{Wait, deadline_after};
 
 use crate::Exit;
-use crate::cli::EndpointFlags;
+use crate::args::EndpointFlags;
 use crate::command::{endpoint_error, parse_endpoint};
 
 /// Arguments of `ipcx recv`.

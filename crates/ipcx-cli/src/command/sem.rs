@@ -9,7 +9,7 @@ use ipcx::sem::Semaphore;
 use ipcx::sysv::sem::SemaphoreSet;
 use ipcx::wait::Wait;
 
-use crate::cli::{TrustFlags, parse_duration, parse_mode};
+use crate::args::{TrustFlags, parse_duration, parse_mode};
 use crate::command::{Family, Target};
 
 const FAMILY: Family = Family::Sem;

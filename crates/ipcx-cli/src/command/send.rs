@@ -6,7 +6,7 @@ use anyhow::Context;
 use ipcx::channel::{Endpoint, MessageSender};
 use ipcx::wait::Wait;
 
-use crate::cli::EndpointFlags;
+use crate::args::EndpointFlags;
 use crate::command::{endpoint_error, parse_endpoint};
 
 /// Arguments of `ipcx send`.

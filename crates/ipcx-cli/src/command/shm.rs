@@ -8,7 +8,7 @@ use ipcx::inventory::{self, SysvRef};
 use ipcx::shm::Shm;
 use ipcx::sysv::shm::Segment;
 
-use crate::cli::{TrustFlags, parse_mode, parse_size};
+use crate::args::{TrustFlags, parse_mode, parse_size};
 use crate::command::{Family, Target, usage};
 
 const FAMILY: Family = Family::Shm;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use ipcx::signal::{Process, SigCode, Signal, SignalReceiver};
 use ipcx::wait::Wait;
 
-use crate::cli::parse_duration;
+use crate::args::parse_duration;
 
 /// Arguments of `ipcx signal`.
 #[derive(Debug, clap::Args)]
