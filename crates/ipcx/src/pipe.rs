@@ -101,7 +101,8 @@ use std::time::Duration;
 
 use crate::framing::{self, DEFAULT_MAX_FRAME_LEN};
 use crate::sys;
-use crate::wait::{Wait, poll_wait};
+use crate::sys::poll::poll_wait;
+use crate::wait::Wait;
 use chunk::WriterId;
 use reassembly::{Reassembler, ReassemblyError};
 

@@ -51,8 +51,10 @@ use std::process::Child;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::sys::poll::poll_wait;
+use crate::sys::poll::{WaitError, retry_ready};
 use crate::sys::signal as sys;
-use crate::wait::{Wait, WaitError, poll_wait, retry_ready};
+use crate::wait::Wait;
 
 /// Errors of signal operations.
 #[derive(Debug, thiserror::Error)]

@@ -4,11 +4,7 @@
 //! blocks, and `op_timeout(Duration)` gives up at a deadline. Internally they all funnel into one
 //! function taking a [`Wait`].
 
-use std::io;
-use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
-
-use crate::sys::poll::{self, Events};
 
 /// The instant `timeout` after `from`, or `None` when it is too far to represent: a caller's
 /// `Duration::MAX` means "no deadline", never an overflow panic. Every deadline computed from a
@@ -93,71 +89,6 @@ impl Wait {
             Wait::NoWait => true,
             Wait::Until(deadline) => Instant::now() >= *deadline,
         }
-    }
-}
-
-/// Polls `fd` for readability (`readable`) or writability until `poll(2)` reports something
-/// (readiness or a hang-up: see [`Events`]) or `wait` runs out. Returns the events, or `None`
-/// when the wait is over (for [`Wait::NoWait`], after one non-blocking poll).
-pub(crate) fn poll_wait(
-    fd: BorrowedFd<'_>,
-    readable: bool,
-    wait: Wait,
-) -> io::Result<Option<Events>> {
-    loop {
-        let ev = poll::poll(fd, readable, !readable, wait.poll_timeout_ms())?;
-        if ev.any() {
-            return Ok(Some(ev));
-        }
-        if wait.expired() {
-            return Ok(None);
-        }
-    }
-}
-
-/// Why a waited operation did not complete.
-#[derive(Debug)]
-pub(crate) enum WaitError {
-    /// `Wait::NoWait` and the call would block.
-    WouldBlock,
-    /// The deadline passed.
-    Timeout,
-    /// The call (or the poll) failed.
-    Io(io::Error),
-}
-
-/// The one loop every waiting fd operation goes through: runs `op` (a non-blocking call) until
-/// it does not fail with `EAGAIN`, polling `fd` for readability (`readable`) or writability in
-/// between, as `wait` allows.
-pub(crate) fn retry_ready<T>(
-    fd: BorrowedFd<'_>,
-    readable: bool,
-    wait: Wait,
-    mut op: impl FnMut() -> io::Result<T>,
-) -> Result<T, WaitError> {
-    loop {
-        match op() {
-            Ok(v) => return Ok(v),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(WaitError::Io(e)),
-        }
-        poll_until(fd, readable, wait)?;
-    }
-}
-
-/// Waits until `fd` is readable (or writable), reports a hang-up as ready (the next call then
-/// sees the error or end of stream). Unlike [`poll_wait`], fails without polling when `wait` is
-/// [`Wait::NoWait`] or already over.
-pub(crate) fn poll_until(fd: BorrowedFd<'_>, readable: bool, wait: Wait) -> Result<(), WaitError> {
-    if wait == Wait::NoWait {
-        return Err(WaitError::WouldBlock);
-    }
-    if wait.expired() {
-        return Err(WaitError::Timeout);
-    }
-    match poll_wait(fd, readable, wait).map_err(WaitError::Io)? {
-        Some(_) => Ok(()),
-        None => Err(WaitError::Timeout),
     }
 }
 

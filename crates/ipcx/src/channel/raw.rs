@@ -129,11 +129,11 @@ fn read_connections<C: Read + AsFd>(
             Some(c) => c,
             None => conn.insert(accept(wait)?),
         };
-        match crate::wait::poll_until(c.as_fd(), true, wait) {
+        match crate::sys::poll::poll_until(c.as_fd(), true, wait) {
             Ok(()) => {}
-            Err(crate::wait::WaitError::Timeout) => return Err(Error::Timeout),
-            Err(crate::wait::WaitError::WouldBlock) => return Err(Error::WouldBlock),
-            Err(crate::wait::WaitError::Io(e)) => {
+            Err(crate::sys::poll::WaitError::Timeout) => return Err(Error::Timeout),
+            Err(crate::sys::poll::WaitError::WouldBlock) => return Err(Error::WouldBlock),
+            Err(crate::sys::poll::WaitError::Io(e)) => {
                 return Err(Error::from_io("polling a connection", e));
             }
         }

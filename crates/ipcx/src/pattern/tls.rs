@@ -34,7 +34,8 @@ use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerCon
 use super::{Error, Link, LinkAddr};
 use crate::framing::{self, FrameDecoder, FrameError};
 use crate::socket::Credentials;
-use crate::wait::{FRAME_STALL_LIMIT, Wait, poll_wait};
+use crate::sys::poll::poll_wait;
+use crate::wait::{FRAME_STALL_LIMIT, Wait};
 
 /// How long a TLS handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

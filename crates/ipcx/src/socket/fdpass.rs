@@ -44,9 +44,9 @@
 use std::os::fd::{BorrowedFd, OwnedFd};
 
 use super::error::SocketError;
+use crate::sys::poll::{WaitError, retry_ready};
 use crate::sys::socket as sys;
 use crate::wait::Wait;
-use crate::wait::{WaitError, retry_ready};
 
 /// The most descriptors one message can carry (`SCM_MAX_FD`).
 pub const MAX_FDS: usize = sys::SCM_MAX_FD;

@@ -19,9 +19,9 @@ use std::time::Duration;
 use super::error::SocketError;
 use super::unix::{recv_stream_frame, send_stream_frame};
 use crate::framing::{self, DEFAULT_MAX_FRAME_LEN, FrameDecoder};
+use crate::sys::poll::{WaitError, retry_ready};
 use crate::sys::socket as sys;
 use crate::wait::Wait;
-use crate::wait::{WaitError, retry_ready};
 
 /// The largest UDP payload over IPv4: 65535 - 20 (IP header) - 8 (UDP header).
 pub const MAX_UDP_PAYLOAD_V4: usize = 65507;

@@ -51,10 +51,10 @@ use super::cred::Credentials;
 use super::error::SocketError;
 use super::fdpass::{MAX_FDS, ReceivedFds};
 use crate::framing::{self, DEFAULT_MAX_FRAME_LEN, FrameDecoder};
+use crate::sys::poll::{WaitError, poll_until, retry_ready};
 use crate::sys::socket::{self as sys, FileId, PathKind, RawUnixAddr, UnixType};
 use crate::trust::Trust;
 use crate::wait::Wait;
-use crate::wait::{WaitError, poll_until, retry_ready};
 
 /// Default socket file mode.
 pub const DEFAULT_MODE: u32 = 0o600;

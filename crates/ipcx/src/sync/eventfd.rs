@@ -19,7 +19,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use crate::sys::eventfd as sys;
-use crate::wait::{Wait, WaitError, retry_ready};
+use crate::sys::poll::{WaitError, retry_ready};
+use crate::wait::Wait;
 
 /// Why an eventfd operation failed.
 #[derive(Debug, thiserror::Error)]
