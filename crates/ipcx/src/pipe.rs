@@ -103,7 +103,7 @@ use crate::framing::{self, DEFAULT_MAX_FRAME_LEN};
 use crate::sys;
 use crate::sys::poll::poll_wait;
 use crate::wait::Wait;
-use chunk::WriterId;
+use chunk::{MessageNumbers, WriterId};
 use reassembly::{Reassembler, ReassemblyError};
 
 /// The largest write the kernel keeps atomic on a pipe or FIFO (4096 on Linux). A frame of up
@@ -665,10 +665,8 @@ pub struct PipeWriter {
     large: LargeFrames,
     torn: Option<(usize, usize)>,
     what: String,
-    /// Chunked messages: this handle's identity (made at the first one, again after a fork)
-    /// and the next message's sequence number.
-    chunk_writer: Option<WriterId>,
-    seq: u32,
+    /// Chunked messages: this handle's identity and the next message's sequence number.
+    numbers: MessageNumbers,
 }
 
 impl fmt::Debug for PipeWriter {
@@ -689,8 +687,7 @@ impl PipeWriter {
             large: LargeFrames::Refuse,
             torn: None,
             what,
-            chunk_writer: None,
-            seq: 0,
+            numbers: MessageNumbers::default(),
         }
     }
 
@@ -711,8 +708,7 @@ impl PipeWriter {
             large: self.large,
             torn: self.torn,
             what: self.what.clone(),
-            chunk_writer: None,
-            seq: 0,
+            numbers: MessageNumbers::default(),
         })
     }
 
@@ -814,16 +810,7 @@ impl PipeWriter {
     /// with the message incomplete, which the reader drops when this writer's next message
     /// starts.
     fn send_chunked(&mut self, msg: &[u8], wait: Wait) -> Result<(), PipeError> {
-        let writer = match self.chunk_writer {
-            Some(w) if w.is_own() => w,
-            _ => {
-                let w = WriterId::new();
-                self.chunk_writer = Some(w);
-                w
-            }
-        };
-        let seq = self.seq;
-        self.seq = self.seq.wrapping_add(1);
+        let (writer, seq) = self.numbers.next_message();
         let mut started = false;
         chunk::for_each_chunk(writer, seq, msg, |c| {
             let w = if started {
@@ -943,8 +930,7 @@ impl PipeWriter {
             max: self.max,
             large: self.large,
             what: self.what,
-            chunk_writer: self.chunk_writer,
-            seq: self.seq,
+            numbers: self.numbers,
         })
     }
 }
@@ -1136,7 +1122,7 @@ mod async_pipe {
     use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
     use tokio::net::unix::pipe;
 
-    use super::chunk::{self, WriterId};
+    use super::chunk::{self, MessageNumbers};
     use super::reassembly::Reassembler;
     use super::{LargeFrames, MAX_ATOMIC_MESSAGE, PIPE_BUF, PipeError};
     use crate::framing;
@@ -1240,8 +1226,7 @@ mod async_pipe {
         pub(super) max: usize,
         pub(super) large: LargeFrames,
         pub(super) what: String,
-        pub(super) chunk_writer: Option<WriterId>,
-        pub(super) seq: u32,
+        pub(super) numbers: MessageNumbers,
     }
 
     impl AsyncPipeWriter {
@@ -1277,16 +1262,7 @@ mod async_pipe {
 
         /// Sends a large message as atomic chunks (see [`super::PipeWriter`]).
         async fn send_chunked(&mut self, msg: &[u8]) -> Result<(), PipeError> {
-            let writer = match self.chunk_writer {
-                Some(w) if w.is_own() => w,
-                _ => {
-                    let w = WriterId::new();
-                    self.chunk_writer = Some(w);
-                    w
-                }
-            };
-            let seq = self.seq;
-            self.seq = self.seq.wrapping_add(1);
+            let (writer, seq) = self.numbers.next_message();
             let mut chunks = Vec::new();
             chunk::for_each_chunk::<()>(writer, seq, msg, |c| {
                 chunks.push(c.to_vec());

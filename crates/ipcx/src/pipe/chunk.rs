@@ -109,6 +109,27 @@ impl WriterId {
     }
 }
 
+/// What a writing handle numbers its chunked messages with: its [`WriterId`] (made at the first
+/// chunked message, and again after a fork) and the next message's sequence number.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct MessageNumbers {
+    writer: Option<WriterId>,
+    seq: u32,
+}
+
+impl MessageNumbers {
+    /// The writer id and sequence number for the next chunked message.
+    pub(crate) fn next_message(&mut self) -> (WriterId, u32) {
+        let writer = match self.writer {
+            Some(w) if w.is_own() => w,
+            _ => *self.writer.insert(WriterId::new()),
+        };
+        let seq = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        (writer, seq)
+    }
+}
+
 impl Default for WriterId {
     fn default() -> WriterId {
         WriterId::new()
