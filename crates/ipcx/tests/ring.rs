@@ -524,23 +524,6 @@ fn clean_removes_a_ring_whose_participants_died() {
     assert!(gone(&name));
 }
 
-/// Truncates `/dev/shm/NAME` to 0 bytes, as `truncate -s 0` does.
-fn truncate(name: &str) {
-    std::fs::File::options()
-        .write(true)
-        .open(format!("/dev/shm{name}"))
-        .unwrap()
-        .set_len(0)
-        .unwrap();
-}
-
-/// Waits until `/dev/shm/NAME` exists with a size.
-fn wait_for_file(name: &str) {
-    assert!(util::wait_until(Duration::from_secs(10), || {
-        std::fs::metadata(format!("/dev/shm{name}")).is_ok_and(|m| m.len() > 0)
-    }));
-}
-
 /// A ring truncated under a subscriber process, while it waits and while it reads: the
 /// subscriber gets `Corrupt` (it exits 1), never SIGBUS.
 #[test]
@@ -548,16 +531,12 @@ fn a_ring_truncated_under_a_subscriber_is_corrupt_not_sigbus() {
     for streaming in [false, true] {
         let name = util::posix_name("ring-trunc");
         let _c = cleanup(&name);
-        // A truncated ring is no longer recognised as one: remove the file itself too.
-        let file = format!("/dev/shm{name}");
-        let _f = util::Cleanup(move || {
-            let _ = std::fs::remove_file(&file);
-        });
+        let _f = util::remove_shm_file(&name);
         let mut sub = util::spawn_role("subscribe_until_error", &[&name]);
-        wait_for_file(&name);
+        util::wait_for_shm_file(&name);
         let _publ = streaming.then(|| util::spawn_role("publish_forever", &[&name]));
         std::thread::sleep(Duration::from_millis(300));
-        truncate(&name);
+        util::truncate_shm(&name);
         let status = sub.wait_timeout(Duration::from_secs(10));
         assert_eq!(status.code(), Some(1), "streaming {streaming}: {status}");
     }

@@ -515,24 +515,13 @@ fn a_queue_truncated_under_a_consumer_is_corrupt_not_sigbus() {
     for streaming in [false, true] {
         let name = util::posix_name("work-trunc");
         let _c = cleanup(&name);
-        // A truncated ring is no longer recognised as one: remove the file itself too.
-        let file = format!("/dev/shm{name}");
-        let _f = util::Cleanup(move || {
-            let _ = std::fs::remove_file(&file);
-        });
+        let _f = util::remove_shm_file(&name);
         let mut cons = util::spawn_role("consume_until_error", &[&name]);
-        assert!(util::wait_until(Duration::from_secs(10), || {
-            std::fs::metadata(format!("/dev/shm{name}")).is_ok_and(|m| m.len() > 0)
-        }));
+        util::wait_for_shm_file(&name);
         let _prod =
             streaming.then(|| util::spawn_role("produce", &[&name, "0", "1000000000", "1", "1"]));
         std::thread::sleep(Duration::from_millis(300));
-        std::fs::File::options()
-            .write(true)
-            .open(format!("/dev/shm{name}"))
-            .unwrap()
-            .set_len(0)
-            .unwrap();
+        util::truncate_shm(&name);
         let status = cons.wait_timeout(Duration::from_secs(10));
         assert_eq!(status.code(), Some(1), "streaming {streaming}: {status}");
     }
@@ -546,22 +535,11 @@ fn a_queue_or_ring_truncated_under_an_async_receiver_is_corrupt() {
     for kind in ["work", "sub"] {
         let name = util::posix_name("async-trunc");
         let _c = cleanup(&name);
-        // A truncated ring is no longer recognised as one: remove the file itself too.
-        let file = format!("/dev/shm{name}");
-        let _f = util::Cleanup(move || {
-            let _ = std::fs::remove_file(&file);
-        });
+        let _f = util::remove_shm_file(&name);
         let mut child = util::spawn_role("recv_async_until_error", &[&name, kind]);
-        assert!(util::wait_until(Duration::from_secs(10), || {
-            std::fs::metadata(format!("/dev/shm{name}")).is_ok_and(|m| m.len() > 0)
-        }));
+        util::wait_for_shm_file(&name);
         std::thread::sleep(Duration::from_millis(300));
-        std::fs::File::options()
-            .write(true)
-            .open(format!("/dev/shm{name}"))
-            .unwrap()
-            .set_len(0)
-            .unwrap();
+        util::truncate_shm(&name);
         let status = child.wait_timeout(Duration::from_secs(10));
         assert_eq!(status.code(), Some(1), "{kind}: {status}");
     }

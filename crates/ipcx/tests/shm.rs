@@ -384,12 +384,7 @@ fn an_object_truncated_under_a_reader_is_an_error_not_sigbus() {
     let shm = Shm::create_new(&name, 64 << 10).unwrap();
     let mut child = util::spawn_role("read_until_truncated", &[&name]);
     std::thread::sleep(Duration::from_millis(300));
-    std::fs::File::options()
-        .write(true)
-        .open(format!("/dev/shm{name}"))
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    util::truncate_shm(&name);
     let status = child.wait_timeout(Duration::from_secs(20));
     assert_eq!(status.code(), Some(1), "{status}");
     drop(shm);

@@ -67,6 +67,32 @@ impl<F: FnMut()> Drop for Cleanup<F> {
     }
 }
 
+/// Truncates `/dev/shm/NAME` to zero bytes under whoever maps it, as a hostile peer would.
+pub fn truncate_shm(name: &str) {
+    std::fs::File::options()
+        .write(true)
+        .open(format!("/dev/shm{name}"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
+/// Waits until `/dev/shm/NAME` exists with a size.
+pub fn wait_for_shm_file(name: &str) {
+    assert!(wait_until(std::time::Duration::from_secs(10), || {
+        std::fs::metadata(format!("/dev/shm{name}")).is_ok_and(|m| m.len() > 0)
+    }));
+}
+
+/// Removes the file `/dev/shm/NAME` when dropped (a truncated ring is no longer recognised as
+/// one, so the ring's own cleanup leaves it).
+pub fn remove_shm_file(name: &str) -> Cleanup<impl FnMut()> {
+    let file = format!("/dev/shm{name}");
+    Cleanup(move || {
+        let _ = std::fs::remove_file(&file);
+    })
+}
+
 /// A named child role: the name `spawn_role` selects and the function that runs it.
 pub type Role = (&'static str, fn(&[String]));
 
