@@ -9,7 +9,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use util::{Bg, ipcx, run, stderr, stdout, unique};
+use util::{Bg, NOBODY, ipcx, is_root, run, stderr, stdout, unique};
 
 /// The header fields the tests patch (offsets in the segment header).
 const LAYOUT_SIZE: usize = 16;
@@ -186,12 +186,6 @@ fn a_ring_truncated_under_a_streaming_pair_is_an_error_for_both() {
         stderr(&o)
     );
     feeder.join().unwrap();
-}
-
-const NOBODY: u32 = 65534;
-
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 /// Whether `nobody` can run the binary (every directory on the way lets others through).

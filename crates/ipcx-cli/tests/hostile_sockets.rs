@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use util::{Bg, TempDir, run, stderr, stdout};
+use util::{Bg, NOBODY, TempDir, is_root, run, run_as_nobody, stderr, stdout};
 
 /// Connects a plain (std) stream to the socket file at `path`, waiting for the receiver to
 /// bind it.
@@ -156,46 +156,13 @@ fn the_peer_that_would_pass_the_buffer_cap_is_dropped() {
     );
 }
 
-/// The uid `nobody` runs as (looked up in /etc/passwd; 65534 when it is not listed).
-fn nobody_uid() -> u32 {
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|p| {
-            p.lines().find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.first() == Some(&"nobody")).then(|| f.get(2)?.parse().ok())?
-            })
-        })
-        .unwrap_or(65534)
-}
-
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
-}
-
-/// Runs `ipcx ARGS` as `nobody` to completion.
-fn run_as_nobody(args: &[&str]) -> std::process::Output {
-    use std::os::unix::process::CommandExt;
-    let child = util::ipcx()
-        .args(args)
-        .uid(nobody_uid())
-        .gid(nobody_uid())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn ipcx as nobody");
-    util::wait_output(child, Duration::from_secs(30))
-}
-
 #[test]
 fn peers_of_another_user_are_refused_unless_allowed() {
     if !is_root() {
         eprintln!("skipped: needs root to run a sender as nobody");
         return;
     }
-    let nobody = nobody_uid().to_string();
+    let nobody = NOBODY.to_string();
     for kind in ["unix", "unix-dgram", "unix-seqpacket"] {
         let ep = format!("{kind}:@{}", util::unique("uid"));
         // Refused by default: only our own message comes out.
@@ -203,7 +170,8 @@ fn peers_of_another_user_are_refused_unless_allowed() {
         // The hostile sender skips its own check of the receiver's uid.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let sent = run_as_nobody(&["send", &ep, "--allow-any-uid", "forged\nline"]);
+            let sent = run_as_nobody(&["send", &ep, "--allow-any-uid", "forged\nline"])
+                .expect("spawn ipcx as nobody");
             if sent.status.success() {
                 break;
             }
@@ -235,7 +203,8 @@ fn peers_of_another_user_are_refused_unless_allowed() {
         ]);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let sent = run_as_nobody(&["send", &ep, "--allow-any-uid", "from nobody"]);
+            let sent = run_as_nobody(&["send", &ep, "--allow-any-uid", "from nobody"])
+                .expect("spawn ipcx as nobody");
             if sent.status.success() {
                 break;
             }
@@ -246,7 +215,7 @@ fn peers_of_another_user_are_refused_unless_allowed() {
         assert!(out.status.success(), "{kind}: {}", stderr(&out));
         let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
         assert_eq!(v["text"], "from nobody", "{kind}");
-        assert_eq!(v["uid"].as_u64(), Some(u64::from(nobody_uid())), "{kind}");
+        assert_eq!(v["uid"].as_u64(), Some(u64::from(NOBODY)), "{kind}");
     }
 }
 
@@ -377,8 +346,8 @@ fn spawn_as_nobody(args: &[&str]) -> Bg {
     Bg(Some(
         util::ipcx()
             .args(args)
-            .uid(nobody_uid())
-            .gid(nobody_uid())
+            .uid(NOBODY)
+            .gid(NOBODY)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -401,7 +370,7 @@ fn another_users_socket_files_are_never_removed_nor_trusted() {
         return;
     }
     let dir = shared_dir();
-    let nobody = nobody_uid();
+    let nobody = NOBODY;
 
     // A stale socket file of nobody's: refused and left in place.
     let stale = dir.join("stale.sock");
