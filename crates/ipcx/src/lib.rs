@@ -28,6 +28,7 @@
 
 pub(crate) mod sys;
 
+mod poison;
 mod region;
 
 pub mod channel;

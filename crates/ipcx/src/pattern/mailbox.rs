@@ -68,13 +68,14 @@
 //! # Ok::<(), ipcx::pattern::Error>(())
 //! ```
 
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::Error;
 use crate::channel::{self, Message, MessageReceiver, MessageSender, Meta};
 use crate::mq::{self, MessageQueue};
 use crate::name::PosixName;
+use crate::poison;
 use crate::ring;
 use crate::wait::Wait;
 
@@ -163,13 +164,11 @@ pub struct Mailbox {
 fn lock_wait<T>(m: &Mutex<T>, wait: Wait) -> Option<MutexGuard<'_, T>> {
     let mut pause = Duration::from_micros(50);
     loop {
-        match m.try_lock() {
-            Ok(g) => return Some(g),
-            Err(TryLockError::Poisoned(p)) => return Some(p.into_inner()),
-            Err(TryLockError::WouldBlock) => {}
+        if let Some(g) = poison::try_lock(m) {
+            return Some(g);
         }
         if wait == Wait::Forever {
-            return Some(m.lock().unwrap_or_else(|p| p.into_inner()));
+            return Some(poison::lock(m));
         }
         let left = wait.remaining().unwrap_or_default();
         if left.is_zero() {
@@ -308,8 +307,8 @@ impl Mailbox {
         let inner = match self.inner {
             Inner::Queue(q) => Inner::Queue(q.persist()),
             Inner::Ring(r) => {
-                let prod = r.prod.into_inner().unwrap_or_else(|p| p.into_inner());
-                let cons = r.cons.into_inner().unwrap_or_else(|p| p.into_inner());
+                let prod = poison::into_inner(r.prod);
+                let cons = poison::into_inner(r.cons);
                 Inner::Ring(RingBox {
                     prod: Mutex::new(prod.persist()),
                     cons: Mutex::new(cons.persist()),

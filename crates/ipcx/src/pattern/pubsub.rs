@@ -86,6 +86,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::{Error, Link, LinkAddr, LinkListener};
+use crate::poison::lock;
 use crate::ring;
 use crate::wait::Wait;
 
@@ -193,10 +194,6 @@ struct Shared {
     space_lock: Mutex<()>,
     closed: AtomicBool,
     opts: PublisherOptions,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The publishing end: binds an address and fans messages out to subscribers, or publishes

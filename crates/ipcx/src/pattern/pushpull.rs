@@ -56,11 +56,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{Error, Link, LinkAddr, LinkListener};
+use crate::poison::{lock, wait as cv_wait};
 use crate::wait::Wait;
 
 /// The wire protocol version this build speaks.
@@ -76,32 +77,12 @@ const CREDIT: u8 = 0x03;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(100);
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 fn be_u32(b: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(b.get(..4)?.try_into().ok()?))
 }
 
 fn be_u64(b: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(b.get(..8)?.try_into().ok()?))
-}
-
-/// Waits on `cv` until `wait` runs out; returns false when it has.
-fn cv_wait<'a, T>(cv: &Condvar, g: MutexGuard<'a, T>, wait: Wait) -> (MutexGuard<'a, T>, bool) {
-    match wait {
-        Wait::Forever => (cv.wait(g).unwrap_or_else(|p| p.into_inner()), true),
-        Wait::NoWait => (g, false),
-        Wait::Until(_) => {
-            let left = wait.remaining().unwrap_or_default();
-            if left.is_zero() {
-                return (g, false);
-            }
-            let (g, _) = cv.wait_timeout(g, left).unwrap_or_else(|p| p.into_inner());
-            (g, true)
-        }
-    }
 }
 
 /// The id the distributor gave a task.

@@ -60,6 +60,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{Error, Link, LinkAddr, LinkListener};
+use crate::poison::lock;
 use crate::socket::Credentials;
 use crate::wait::Wait;
 
@@ -417,10 +418,6 @@ impl Frame {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 // ---------------------------------------------------------------------------------------------
 // Client
 
@@ -514,12 +511,8 @@ impl ClientInner {
 
     /// Takes the reading half if nobody reads it.
     fn try_take_reader(&self) -> Option<ReaderGuard<'_>> {
-        match self.reader.try_lock() {
-            Ok(g) => Some(g),
-            // A caller's reply handler panicked while reading: the half itself is intact.
-            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-        }
+        // A caller's reply handler that panicked while reading left the half itself intact.
+        crate::poison::try_lock(&self.reader)
     }
 
     /// Puts the reading half back and, if calls wait for a reply, wakes them: one of them

@@ -56,11 +56,12 @@
 use std::fmt;
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{Error, Link};
 use crate::name::PosixName;
+use crate::poison::lock;
 use crate::registry::{self, Registration};
 use crate::ring::{self, Publisher, Subscriber};
 use crate::shm::Shm;
@@ -79,10 +80,6 @@ fn ring_options() -> ring::Options {
     ring::Options::new()
         .max_message(MAX_FRAME)
         .max_subscribers(1)
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Validates `name` (`/NAME`) as the base of a ring link.
@@ -164,7 +161,7 @@ impl<T> Half<T> {
     fn into_own(self) -> Half<T> {
         match self {
             Half::Shared(m) => match Arc::try_unwrap(m) {
-                Ok(m) => Half::Own(m.into_inner().unwrap_or_else(|p| p.into_inner())),
+                Ok(m) => Half::Own(crate::poison::into_inner(m)),
                 Err(m) => Half::Shared(m),
             },
             other => other,

@@ -859,7 +859,9 @@ mod native {
 
     use std::collections::HashMap;
     use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::{Arc, Mutex, TryLockError, Weak};
+    use std::sync::{Arc, Mutex, Weak};
+
+    use crate::poison::lock;
     use std::time::Duration;
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -875,10 +877,6 @@ mod native {
     /// How long the ring reader thread waits at a time before looking whether its client is
     /// still there.
     const RING_POLL: Duration = Duration::from_millis(250);
-
-    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-        m.lock().unwrap_or_else(|p| p.into_inner())
-    }
 
     /// Where requests go.
     #[derive(Debug)]
@@ -1186,12 +1184,8 @@ mod native {
             match &self.out {
                 Out::Stream(tx) => tx.send(frame).map_err(|_| self.gone()),
                 Out::Ring { link, backlog } => {
-                    let mut guard = match link.try_lock() {
-                        Ok(g) => Some(g),
-                        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-                        // The writer thread waits for room: queue behind it.
-                        Err(TryLockError::WouldBlock) => None,
-                    };
+                    // None: the writer thread waits for room: queue behind it.
+                    let mut guard = crate::poison::try_lock(link);
                     if let Some(l) = guard.as_mut() {
                         match l.send_frame_wait(&frame, Wait::NoWait) {
                             Ok(()) => return Ok(()),
