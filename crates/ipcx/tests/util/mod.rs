@@ -67,6 +67,19 @@ impl<F: FnMut()> Drop for Cleanup<F> {
     }
 }
 
+/// A unique ring name (`/ipcx-t…-<tag>`) and a guard that removes the ring when the test
+/// ends, even on failure.
+pub fn ring_name(tag: &str) -> (String, Cleanup<impl FnMut()>) {
+    let name = posix_name(tag);
+    let n = name.clone();
+    (
+        name,
+        Cleanup(move || {
+            let _ = ipcx::ring::remove(&n);
+        }),
+    )
+}
+
 /// Truncates `/dev/shm/NAME` to zero bytes under whoever maps it, as a hostile peer would.
 pub fn truncate_shm(name: &str) {
     std::fs::File::options()
