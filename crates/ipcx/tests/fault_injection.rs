@@ -297,6 +297,101 @@ fn ring_recv_victim(name: &str) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Victims and the survivor's bounded calls
+
+/// Runs one call of the survivor, bounded by `timeout`: one that took longer than `timeout`
+/// and [`SLACK`] counts as a hang in `tally`.
+fn bounded<T>(tally: &mut Tally, timeout: Duration, call: impl FnOnce() -> T) -> T {
+    let t0 = Instant::now();
+    let r = call();
+    if t0.elapsed() > timeout + SLACK {
+        tally.hangs += 1;
+    }
+    r
+}
+
+/// Waits for a random moment to kill victim `v`: one time in eight at once (within 3 ms, often
+/// before it connected), otherwise after its first line and then up to [`MAX_DELAY_US`].
+/// Returns whether that first line was `up` (true when it was not waited for).
+fn pause_before_kill(v: &fault::Piped, rng: &mut Rng, up: &str) -> bool {
+    let early = rng.below(8) == 0;
+    let (said_up, delay) = if early {
+        (true, rng.below(3000))
+    } else {
+        let said = v.line(Duration::from_secs(20));
+        (said.as_deref() == Some(up), rng.below(MAX_DELAY_US))
+    };
+    std::thread::sleep(Duration::from_micros(delay));
+    said_up
+}
+
+/// Starts victim `role` (which says "ready" once it serves) and connects to it; a victim that
+/// never got ready or a failed connection is reported in `tally` and gives `None`.
+fn serving_victim<T, E: std::fmt::Display>(
+    tally: &mut Tally,
+    role: &str,
+    args: &[&str],
+    connect: impl FnOnce() -> Result<T, E>,
+) -> Option<(fault::Piped, T)> {
+    let v = fault::spawn_piped(role, args);
+    if v.line(Duration::from_secs(20)).as_deref() != Some("ready") {
+        tally.report(&format!("a victim {role} never got ready"));
+        return None;
+    }
+    match connect() {
+        Ok(c) => Some((v, c)),
+        Err(e) => {
+            tally.report(&format!("connect: {e}"));
+            None
+        }
+    }
+}
+
+/// Kills a victim from a thread of its own after a delay, while the survivor goes on.
+struct Killer {
+    killed: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+    calls_after: u32,
+}
+
+impl Killer {
+    /// Kills `v`'s process `delay_us` microseconds from now.
+    fn start(v: &mut fault::Piped, delay_us: u64) -> Killer {
+        let killed = Arc::new(AtomicBool::new(false));
+        let k = killed.clone();
+        let mut guard = std::mem::replace(&mut v.child, util::ChildGuard(None));
+        let thread = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_micros(delay_us));
+            k.store(true, Ordering::SeqCst);
+            guard.kill();
+        });
+        Killer {
+            killed,
+            thread,
+            calls_after: 0,
+        }
+    }
+
+    /// Whether the victim has been killed.
+    fn killed(&self) -> bool {
+        self.killed.load(Ordering::SeqCst)
+    }
+
+    /// Counts a call the survivor is about to make; true once more than `n` came after the
+    /// kill (the survivor should have seen it by then).
+    fn past(&mut self, n: u32) -> bool {
+        if self.killed() {
+            self.calls_after += 1;
+        }
+        self.calls_after > n
+    }
+
+    fn join(self) {
+        self.thread.join().expect("killer thread");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Message transports
 
 /// Whether a transport takes several senders at once (a ring has one publisher).
@@ -346,16 +441,9 @@ fn senders_killed(name: &str, trials: u64, rng: &mut Rng) -> Tally {
                 &rng.next_u64().to_string(),
             ],
         );
-        let early = rng.below(8) == 0;
-        let delay = if early {
-            rng.below(3000)
-        } else {
-            if v.line(Duration::from_secs(20)).as_deref() != Some("connected") {
-                spawn_failures += 1;
-            }
-            rng.below(MAX_DELAY_US)
-        };
-        std::thread::sleep(Duration::from_micros(delay));
+        if !pause_before_kill(&v, rng, "connected") {
+            spawn_failures += 1;
+        }
         v.kill_and_collect();
     }
     let mut tally = Tally::default();
@@ -407,11 +495,7 @@ fn survive_as_receiver(
         if stop.load(Ordering::SeqCst) && stop_at.is_none() {
             stop_at = Some(Instant::now());
         }
-        let t0 = Instant::now();
-        let r = rx.recv_timeout(RECV_TIMEOUT);
-        if t0.elapsed() > RECV_TIMEOUT + SLACK {
-            tally.hangs += 1;
-        }
+        let r = bounded(&mut tally, RECV_TIMEOUT, || rx.recv_timeout(RECV_TIMEOUT));
         let steady_done = steady.is_none_or(|id| seqs.ends.contains_key(&id));
         match r {
             Ok(m) => {
@@ -455,38 +539,22 @@ fn receivers_killed(name: &str, trials: u64, rng: &mut Rng) -> Tally {
         let mut tx = connect(&ep);
         let sizes =
             sizes.get_or_insert_with(|| fault::sizes(fault::max_len(&ep, tx.max_message_len())));
-        let killed = Arc::new(AtomicBool::new(false));
-        let delay = rng.below(MAX_DELAY_US);
-        let killer = {
-            let killed = killed.clone();
-            let mut guard = std::mem::replace(&mut v.child, util::ChildGuard(None));
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_micros(delay));
-                killed.store(true, Ordering::SeqCst);
-                guard.kill();
-            })
-        };
-        let mut after_kill = 0;
+        let mut killer = Killer::start(&mut v, rng.below(MAX_DELAY_US));
         loop {
-            let was_killed = killed.load(Ordering::SeqCst);
-            if was_killed {
-                // One more send sees the dead receiver (or the room left in a queue).
-                after_kill += 1;
-                if after_kill > 1 {
-                    break;
-                }
+            let was_killed = killer.killed();
+            // One more send sees the dead receiver (or the room left in a queue).
+            if killer.past(1) {
+                break;
             }
             let m = fault::make(SURVIVOR_ID, seq, *rng.pick(sizes));
-            let t0 = Instant::now();
-            let r = tx.send_timeout(&m, SEND_TIMEOUT);
-            if t0.elapsed() > SEND_TIMEOUT + SLACK {
-                tally.hangs += 1;
-            }
+            let r = bounded(&mut tally, SEND_TIMEOUT, || {
+                tx.send_timeout(&m, SEND_TIMEOUT)
+            });
             match r {
                 Ok(()) => seq += 1,
                 Err(Error::Timeout) => {}
                 Err(e) => {
-                    if !was_killed && !killed.load(Ordering::SeqCst) {
+                    if !was_killed && !killer.killed() {
                         tally.report(&format!("send before the kill: {e}"));
                     }
                     seq += 1;
@@ -495,7 +563,7 @@ fn receivers_killed(name: &str, trials: u64, rng: &mut Rng) -> Tally {
             }
         }
         drop(tx);
-        killer.join().expect("killer thread");
+        killer.join();
         // The victim's report, in the order it received.
         let mut prev: Option<u64> = None;
         let got: Vec<String> = v.lines.iter().collect();
@@ -682,11 +750,9 @@ fn pushpull_workers_killed(trials: u64, rng: &mut Rng) -> Tally {
             let mut answered = HashSet::new();
             let mut quiet_since = None;
             loop {
-                let t0 = Instant::now();
-                let r = pool.recv_result_timeout(RECV_TIMEOUT);
-                if t0.elapsed() > RECV_TIMEOUT + SLACK {
-                    tally.hangs += 1;
-                }
+                let r = bounded(&mut tally, RECV_TIMEOUT, || {
+                    pool.recv_result_timeout(RECV_TIMEOUT)
+                });
                 match r {
                     Ok(res) => {
                         quiet_since = None;
@@ -748,14 +814,7 @@ fn pushpull_workers_killed(trials: u64, rng: &mut Rng) -> Tally {
     for _ in 0..trials {
         top_up(&pool, rng);
         let v = fault::spawn_piped("pp_worker", &[&addr, &rng.next_u64().to_string(), "4"]);
-        let early = rng.below(8) == 0;
-        let delay = if early {
-            rng.below(3000)
-        } else {
-            let _ = v.line(Duration::from_secs(20));
-            rng.below(MAX_DELAY_US)
-        };
-        std::thread::sleep(Duration::from_micros(delay));
+        pause_before_kill(&v, rng, "connected");
         v.kill_and_collect();
     }
     stop.store(true, Ordering::SeqCst);
@@ -775,44 +834,22 @@ fn pushpull_distributors_killed(trials: u64, rng: &mut Rng) -> Tally {
     let sizes = fault::sizes(None);
     let mut tally = Tally::default();
     for _ in 0..trials {
-        let mut v = fault::spawn_piped("pp_distributor", &[&addr, &rng.next_u64().to_string()]);
-        if v.line(Duration::from_secs(20)).as_deref() != Some("ready") {
-            tally.report("a distributor never got ready");
-            continue;
-        }
-        let mut w = match Worker::connect(&addr, 2, Duration::from_secs(5)) {
-            Ok(w) => w,
-            Err(e) => {
-                tally.report(&format!("connect: {e}"));
-                continue;
-            }
-        };
-        let killed = Arc::new(AtomicBool::new(false));
-        let delay = rng.below(MAX_DELAY_US);
-        let killer = {
-            let killed = killed.clone();
-            let mut guard = std::mem::replace(&mut v.child, util::ChildGuard(None));
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_micros(delay));
-                killed.store(true, Ordering::SeqCst);
-                guard.kill();
+        let seed = rng.next_u64().to_string();
+        let Some((mut v, mut w)) =
+            serving_victim(&mut tally, "pp_distributor", &[&addr, &seed], || {
+                Worker::connect(&addr, 2, Duration::from_secs(5))
             })
+        else {
+            continue;
         };
+        let mut killer = Killer::start(&mut v, rng.below(MAX_DELAY_US));
         let mut seen = HashSet::new();
-        let mut after_kill = 0;
         loop {
-            if killed.load(Ordering::SeqCst) {
-                after_kill += 1;
-                if after_kill > 3 {
-                    tally.report("the worker kept waiting after its distributor died");
-                    break;
-                }
+            if killer.past(3) {
+                tally.report("the worker kept waiting after its distributor died");
+                break;
             }
-            let t0 = Instant::now();
-            let r = w.recv_timeout(RECV_TIMEOUT);
-            if t0.elapsed() > RECV_TIMEOUT + SLACK {
-                tally.hangs += 1;
-            }
+            let r = bounded(&mut tally, RECV_TIMEOUT, || w.recv_timeout(RECV_TIMEOUT));
             match r {
                 Ok(task) => {
                     if !seen.insert(task.id) {
@@ -836,7 +873,7 @@ fn pushpull_distributors_killed(trials: u64, rng: &mut Rng) -> Tally {
                 Err(_) => break,
             }
         }
-        killer.join().expect("killer");
+        killer.join();
     }
     tally.trials = trials;
     tally
@@ -934,28 +971,19 @@ fn rpc_clients_killed(addr: &str, trials: u64, rng: &mut Rng) -> Tally {
     let mut tally = Tally::default();
     for t in 0..trials {
         let v = fault::spawn_piped("rpc_client", &[addr, &rng.next_u64().to_string()]);
-        let early = rng.below(8) == 0;
-        let delay = if early {
-            rng.below(3000)
-        } else {
-            let _ = v.line(Duration::from_secs(20));
-            rng.below(MAX_DELAY_US)
-        };
-        std::thread::sleep(Duration::from_micros(delay));
+        pause_before_kill(&v, rng, "connected");
         for line in v.kill_and_collect() {
             if line == "torn" {
                 tally.torn += 1;
             }
         }
         let timeout = Duration::from_secs(2);
-        let t0 = Instant::now();
-        match call_checked(&probe, t, rng, &sizes[..4], timeout) {
+        match bounded(&mut tally, timeout, || {
+            call_checked(&probe, t, rng, &sizes[..4], timeout)
+        }) {
             Ok(true) => tally.delivered += 1,
             Ok(false) => tally.torn += 1,
             Err(e) => tally.report(&format!("probe after a kill: {e}")),
-        }
-        if t0.elapsed() > timeout + SLACK {
-            tally.hangs += 1;
         }
     }
     tally.torn += torn.load(Ordering::SeqCst);
@@ -974,45 +1002,22 @@ fn rpc_servers_killed(addr: &str, trials: u64, rng: &mut Rng) -> Tally {
     let mut tally = Tally::default();
     let mut seq = 0;
     for _ in 0..trials {
-        let mut v = fault::spawn_piped("rpc_server", &[addr]);
-        if v.line(Duration::from_secs(20)).as_deref() != Some("ready") {
-            tally.report("a server never got ready");
+        let Some((mut v, client)) = serving_victim(&mut tally, "rpc_server", &[addr], || {
+            RpcClient::connect(addr, "fault", 1, Duration::from_secs(5))
+        }) else {
             continue;
-        }
-        let client = match RpcClient::connect(addr, "fault", 1, Duration::from_secs(5)) {
-            Ok(c) => c,
-            Err(e) => {
-                tally.report(&format!("connect: {e}"));
-                continue;
-            }
         };
-        let killed = Arc::new(AtomicBool::new(false));
-        let delay = rng.below(MAX_DELAY_US);
-        let killer = {
-            let killed = killed.clone();
-            let mut guard = std::mem::replace(&mut v.child, util::ChildGuard(None));
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_micros(delay));
-                killed.store(true, Ordering::SeqCst);
-                guard.kill();
-            })
-        };
+        let mut killer = Killer::start(&mut v, rng.below(MAX_DELAY_US));
         let timeout = Duration::from_secs(1);
-        let mut after_kill = 0;
         loop {
-            if killed.load(Ordering::SeqCst) {
-                after_kill += 1;
-                if after_kill > 3 {
-                    tally.report("calls kept timing out after the server died");
-                    break;
-                }
+            if killer.past(3) {
+                tally.report("calls kept timing out after the server died");
+                break;
             }
-            let t0 = Instant::now();
-            let r = call_checked(&client, seq, rng, &sizes, timeout);
+            let r = bounded(&mut tally, timeout, || {
+                call_checked(&client, seq, rng, &sizes, timeout)
+            });
             seq += 1;
-            if t0.elapsed() > timeout + SLACK {
-                tally.hangs += 1;
-            }
             match r {
                 Ok(true) => tally.delivered += 1,
                 Ok(false) => tally.torn += 1,
@@ -1024,7 +1029,7 @@ fn rpc_servers_killed(addr: &str, trials: u64, rng: &mut Rng) -> Tally {
                 }
             }
         }
-        killer.join().expect("killer");
+        killer.join();
     }
     tally.trials = trials;
     tally
