@@ -4,7 +4,6 @@
 //! fail with the command to install them.
 mod util;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ipcx::mq::MessageQueue;
@@ -15,48 +14,33 @@ const LONG: Duration = Duration::from_secs(20);
 
 /// Whether python3 with posix_ipc and sysv_ipc is available (see the module docs).
 fn python_ready() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import posix_ipc, sysv_ipc"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        let msg = "python3 with posix_ipc and sysv_ipc is not available: \
-                   pip install posix_ipc sysv_ipc";
-        if std::env::var("IPCX_INTEROP").as_deref() == Ok("1") {
-            panic!("{msg}");
-        }
-        eprintln!("skipped: {msg}");
-    }
-    ok
+    util::python::ready("posix_ipc, sysv_ipc")
 }
 
 /// Runs a python script (bounded by a timeout) and asserts it succeeded.
 fn python(script: &str, args: &[&str]) {
-    let mut child = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn python3");
-    let status = {
-        let deadline = std::time::Instant::now() + LONG;
-        loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if std::time::Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("python script timed out");
-            }
-            std::thread::sleep(Duration::from_millis(10));
+    util::python::run(script, args);
+}
+
+/// A unique POSIX queue name, and a guard that unlinks the queue when the test ends.
+fn mq_name(tag: &str) -> (String, util::Cleanup<impl FnMut()>) {
+    let name = util::posix_name(tag);
+    let n = name.clone();
+    let guard = util::Cleanup(move || {
+        let _ = MessageQueue::unlink(&n);
+    });
+    (name, guard)
+}
+
+/// A unique System V key, and a guard that removes its queue when the test ends.
+fn sysv_key() -> (i32, util::Cleanup<impl FnMut()>) {
+    let key = util::sysv_key();
+    let guard = util::Cleanup(move || {
+        if let Ok(q) = SysvQueue::open(Key(key)) {
+            let _ = q.remove();
         }
-    };
-    assert!(status.success(), "python script failed: {status}");
+    });
+    (key, guard)
 }
 
 #[test]
@@ -64,11 +48,7 @@ fn posix_ipcx_creates_python_sends_and_receives() {
     if !python_ready() {
         return;
     }
-    let name = util::posix_name("py");
-    let n = name.clone();
-    let _g = util::Cleanup(move || {
-        let _ = MessageQueue::unlink(&n);
-    });
+    let (name, _g) = mq_name("py");
     let q = MessageQueue::options()
         .capacity(8, 256)
         .create_new(true)
@@ -97,11 +77,7 @@ fn posix_python_creates_ipcx_sends_and_receives() {
     if !python_ready() {
         return;
     }
-    let name = util::posix_name("pyc");
-    let n = name.clone();
-    let _g = util::Cleanup(move || {
-        let _ = MessageQueue::unlink(&n);
-    });
+    let (name, _g) = mq_name("pyc");
     python(
         r#"
 import sys, posix_ipc
@@ -144,12 +120,7 @@ fn sysv_ipcx_creates_python_sends_and_receives() {
     if !python_ready() {
         return;
     }
-    let key = util::sysv_key();
-    let _g = util::Cleanup(move || {
-        if let Ok(q) = SysvQueue::open(Key(key)) {
-            let _ = q.remove();
-        }
-    });
+    let (key, _g) = sysv_key();
     let q = SysvQueue::create_new(Key(key)).unwrap();
     q.send(4, b"rust type 4").unwrap();
     q.send(2, b"rust type 2").unwrap();
@@ -177,12 +148,7 @@ fn sysv_python_creates_ipcx_sends_and_receives() {
     if !python_ready() {
         return;
     }
-    let key = util::sysv_key();
-    let _g = util::Cleanup(move || {
-        if let Ok(q) = SysvQueue::open(Key(key)) {
-            let _ = q.remove();
-        }
-    });
+    let (key, _g) = sysv_key();
     python(
         r#"
 import sys, sysv_ipc

@@ -6,7 +6,7 @@
 mod util;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{ChildStdout, Command, Stdio};
+use std::process::ChildStdout;
 use std::time::Duration;
 
 use ipcx::sem::Semaphore;
@@ -17,41 +17,12 @@ use util::ChildGuard;
 const SHORT: Duration = Duration::from_secs(10);
 
 fn python_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import posix_ipc, sysv_ipc"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if ok {
-        return true;
-    }
-    if std::env::var("IPCX_INTEROP").as_deref() == Ok("1") {
-        panic!(
-            "IPCX_INTEROP=1 but python3 cannot import posix_ipc and sysv_ipc: \
-             run `pip install posix_ipc sysv_ipc`"
-        );
-    }
-    eprintln!(
-        "skipping Python interop test: python3 with posix_ipc and sysv_ipc not found \
-         (pip install posix_ipc sysv_ipc; set IPCX_INTEROP=1 to make this a failure)"
-    );
-    false
+    util::python::ready("posix_ipc, sysv_ipc")
 }
 
 /// Runs `script` with `args`; its stdout is read line by line, its stdin written to.
 fn python(script: &str, args: &[&str]) -> (ChildGuard, BufReader<ChildStdout>) {
-    let mut child = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn python3");
-    let out = BufReader::new(child.stdout.take().unwrap());
-    (ChildGuard(Some(child)), out)
+    util::python::spawn(script, args)
 }
 
 /// Reads one line from the script (every script bounds its own waits, so this ends).

@@ -6,63 +6,20 @@
 //! `IPCX_INTEROP=1` they fail instead.
 mod util;
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use ipcx::shm::Shm;
 use ipcx::sysv::Key;
 use ipcx::sysv::shm::Segment;
 use util::Cleanup;
 
-/// Whether Python with both modules is available; panics under `IPCX_INTEROP=1` when it is not.
+/// Whether Python with the modules is available; panics under `IPCX_INTEROP=1` when it is not.
 fn python_ready() -> bool {
-    let ok = Command::new("python3")
-        .args([
-            "-c",
-            "import posix_ipc, sysv_ipc, multiprocessing.shared_memory",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        if std::env::var("IPCX_INTEROP").as_deref() == Ok("1") {
-            panic!(
-                "IPCX_INTEROP=1 but `python3 -c \"import posix_ipc, sysv_ipc\"` fails: \
-                 pip install posix_ipc sysv_ipc"
-            );
-        }
-        eprintln!(
-            "skipped: python3 with posix_ipc and sysv_ipc not found \
-             (pip install posix_ipc sysv_ipc; set IPCX_INTEROP=1 to make this an error)"
-        );
-    }
-    ok
+    util::python::ready("posix_ipc, sysv_ipc, multiprocessing.shared_memory")
 }
 
 /// Runs a Python script with arguments; asserts success within 30 s; returns its pid and stdout.
 fn python(script: &str, args: &[&str]) -> (i32, String) {
-    let child = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn python3");
-    let mut guard = util::ChildGuard(Some(child));
-    let pid = guard.pid();
-    let mut out = guard.child().stdout.take().unwrap();
-    let mut err = guard.child().stderr.take().unwrap();
-    let status = guard.wait_timeout(Duration::from_secs(30));
-    let (mut o, mut e) = (String::new(), String::new());
-    out.read_to_string(&mut o).unwrap();
-    err.read_to_string(&mut e).unwrap();
-    assert!(status.success(), "python failed ({status}):\n{e}");
-    (pid, o)
+    util::python::run(script, args)
 }
 
 fn unlink_guard(name: &str) -> Cleanup<impl FnMut()> {

@@ -9,6 +9,7 @@
 
 pub mod checked;
 pub mod fault;
+pub mod python;
 pub mod rpc;
 
 use std::path::{Path, PathBuf};
@@ -230,6 +231,38 @@ pub fn wait_for<T>(timeout: Duration, mut attempt: impl FnMut() -> Option<T>) ->
         "nothing within {timeout:?}"
     );
     got.expect("set when wait_until succeeds")
+}
+
+/// Runs `call`, a wait that must give up after `wait`: asserts that it took at least `wait`
+/// and less than 5 s, and returns what it returned.
+pub fn waits_for<T>(wait: Duration, call: impl FnOnce() -> T) -> T {
+    let t = Instant::now();
+    let r = call();
+    let took = t.elapsed();
+    assert!(
+        took >= wait && took < Duration::from_secs(5),
+        "a wait of {wait:?} took {took:?}"
+    );
+    r
+}
+
+/// Runs `fut` to its end on a current-thread tokio runtime (timers and I/O enabled).
+pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(fut)
+}
+
+/// In a child: sends each of `msgs` through a channel sender to endpoint `ep` made with
+/// `opts`, each within `timeout`.
+pub fn send_each(ep: &str, opts: &ipcx::channel::Options, msgs: &[String], timeout: Duration) {
+    let ep = ipcx::channel::Endpoint::parse(ep).unwrap();
+    let mut tx = ep.sender(opts).expect("sender");
+    for m in msgs {
+        tx.send_timeout(m.as_bytes(), timeout).expect("send");
+    }
 }
 
 /// The unprivileged identity permission tests run as (`nobody`).
