@@ -74,16 +74,10 @@ fn semaphore_mode_across_processes() {
 #[test]
 fn timeouts_and_limits() {
     let ev = EventFd::new(0).unwrap();
-    let t = Instant::now();
     assert!(matches!(
-        ev.read_timeout(Duration::from_millis(100)),
+        util::waits_for(util::SHORT, || ev.read_timeout(util::SHORT)),
         Err(EventFdError::Timeout)
     ));
-    let el = t.elapsed();
-    assert!(
-        el >= Duration::from_millis(100) && el < Duration::from_secs(5),
-        "{el:?}"
-    );
     assert!(matches!(
         ev.write(u64::MAX),
         Err(EventFdError::InvalidValue)

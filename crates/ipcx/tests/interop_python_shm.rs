@@ -6,7 +6,6 @@
 //! `IPCX_INTEROP=1` they fail instead.
 mod util;
 
-
 use ipcx::shm::Shm;
 use ipcx::sysv::Key;
 use ipcx::sysv::shm::Segment;

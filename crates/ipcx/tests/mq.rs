@@ -287,28 +287,16 @@ fn timeouts_return_within_bounds() {
         .create_new(true)
         .open(&name)
         .unwrap();
-    let t = Instant::now();
     assert!(matches!(
-        q.recv_timeout(Duration::from_millis(100)),
+        util::waits_for(util::SHORT, || q.recv_timeout(util::SHORT)),
         Err(RecvError::Timeout)
     ));
-    let el = t.elapsed();
-    assert!(
-        el >= Duration::from_millis(100) && el < Duration::from_secs(5),
-        "{el:?}"
-    );
 
     q.send(b"x", 0).unwrap();
-    let t = Instant::now();
     assert!(matches!(
-        q.send_timeout(b"y", 0, Duration::from_millis(100)),
+        util::waits_for(util::SHORT, || q.send_timeout(b"y", 0, util::SHORT)),
         Err(SendError::Timeout)
     ));
-    let el = t.elapsed();
-    assert!(
-        el >= Duration::from_millis(100) && el < Duration::from_secs(5),
-        "{el:?}"
-    );
     // A zero timeout is an immediate timeout, not a block.
     let t = Instant::now();
     assert!(matches!(

@@ -313,16 +313,8 @@ fn full_pipe_try_send_and_timeout() {
         seq as usize * 1004 >= cap - PIPE_BUF,
         "filled after {seq} frames"
     );
-    let start = Instant::now();
-    let err = tx
-        .send_timeout(&msg(seq), Duration::from_millis(100))
-        .unwrap_err();
-    let took = start.elapsed();
+    let err = util::waits_for(util::SHORT, || tx.send_timeout(&msg(seq), util::SHORT)).unwrap_err();
     assert!(matches!(err, PipeError::Timeout { .. }), "{err}");
-    assert!(
-        took >= Duration::from_millis(100) && took < Duration::from_secs(5),
-        "{took:?}"
-    );
 
     // Let the child drain: blocking sends go through again.
     go_tx.write_all(b"g").unwrap();
@@ -388,14 +380,8 @@ fn recv_timeout_with_silent_writer() {
             .unwrap(),
     ));
     assert!(matches!(rx.try_recv(), Err(PipeError::WouldBlock { .. })));
-    let start = Instant::now();
-    let err = rx.recv_timeout(Duration::from_millis(100)).unwrap_err();
-    let took = start.elapsed();
+    let err = util::waits_for(util::SHORT, || rx.recv_timeout(util::SHORT)).unwrap_err();
     assert!(matches!(err, PipeError::Timeout { .. }), "{err}");
-    assert!(
-        took >= Duration::from_millis(100) && took < Duration::from_secs(5),
-        "{took:?}"
-    );
 }
 
 #[test]

@@ -97,21 +97,16 @@ fn refused_and_timeouts() {
 
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     assert!(matches!(l.try_accept(), Err(SocketError::WouldBlock)));
-    let t0 = Instant::now();
     assert!(matches!(
-        l.accept_timeout(Duration::from_millis(100)),
+        util::waits_for(util::SHORT, || l.accept_timeout(util::SHORT)),
         Err(SocketError::Timeout)
     ));
-    let el = t0.elapsed();
-    assert!(el >= Duration::from_millis(100) && el < Duration::from_secs(5));
 
     let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let t0 = Instant::now();
     assert!(matches!(
-        u.recv_from_timeout(Duration::from_millis(100)),
+        util::waits_for(util::SHORT, || u.recv_from_timeout(util::SHORT)),
         Err(SocketError::Timeout)
     ));
-    assert!(t0.elapsed() >= Duration::from_millis(100));
 }
 
 #[test]

@@ -386,25 +386,17 @@ fn missing_peer_and_timeouts() {
 
     let l = UnixListener::bind(&abstract_name("acc")).unwrap();
     assert!(matches!(l.try_accept(), Err(SocketError::WouldBlock)));
-    let t0 = Instant::now();
     assert!(matches!(
-        l.accept_timeout(Duration::from_millis(100)),
+        util::waits_for(util::SHORT, || l.accept_timeout(util::SHORT)),
         Err(SocketError::Timeout)
     ));
-    let el = t0.elapsed();
-    assert!(
-        el >= Duration::from_millis(100) && el < Duration::from_secs(5),
-        "{el:?}"
-    );
 
     let (a, _b) = UnixSeqpacket::pair().unwrap();
     assert!(matches!(a.try_recv(), Err(SocketError::WouldBlock)));
-    let t0 = Instant::now();
     assert!(matches!(
-        a.recv_timeout(Duration::from_millis(100)),
+        util::waits_for(util::SHORT, || a.recv_timeout(util::SHORT)),
         Err(SocketError::Timeout)
     ));
-    assert!(t0.elapsed() >= Duration::from_millis(100));
 
     // A full socket: try_send says WouldBlock, a timed send times out.
     let (a, _b) = UnixDatagram::pair().unwrap();
@@ -414,12 +406,10 @@ fn missing_peer_and_timeouts() {
         assert!(n < 1_000_000);
     }
     assert!(matches!(a.try_send(b"x"), Err(SocketError::WouldBlock)));
-    let t0 = Instant::now();
     assert!(matches!(
-        a.send_timeout(b"x", Duration::from_millis(100)),
+        util::waits_for(util::SHORT, || a.send_timeout(b"x", util::SHORT)),
         Err(SocketError::Timeout)
     ));
-    assert!(t0.elapsed() >= Duration::from_millis(100));
 }
 
 #[test]

@@ -233,6 +233,9 @@ pub fn wait_for<T>(timeout: Duration, mut attempt: impl FnMut() -> Option<T>) ->
     got.expect("set when wait_until succeeds")
 }
 
+/// The timeout of the tests of a wait that gives up.
+pub const SHORT: Duration = Duration::from_millis(100);
+
 /// Runs `call`, a wait that must give up after `wait`: asserts that it took at least `wait`
 /// and less than 5 s, and returns what it returned.
 pub fn waits_for<T>(wait: Duration, call: impl FnOnce() -> T) -> T {
