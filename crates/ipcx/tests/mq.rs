@@ -9,12 +9,31 @@ use ipcx::trust::Trust;
 
 const LONG: Duration = Duration::from_secs(10);
 
-/// Unlinks the queue when the test ends, whatever happens.
-fn guard(name: &str) -> util::Cleanup<impl FnMut()> {
-    let name = name.to_owned();
-    util::Cleanup(move || {
-        let _ = MessageQueue::unlink(&name);
-    })
+/// A unique queue name, and a guard that unlinks the queue when the test ends, whatever
+/// happens.
+fn unique_queue_name(tag: &str) -> (String, util::Cleanup<impl FnMut()>) {
+    let name = util::posix_name(tag);
+    let n = name.clone();
+    let guard = util::Cleanup(move || {
+        let _ = MessageQueue::unlink(&n);
+    });
+    (name, guard)
+}
+
+/// A new queue of `capacity` messages of up to `size` bytes under a unique name (see
+/// [`unique_queue_name`]).
+fn new_queue(
+    tag: &str,
+    capacity: usize,
+    size: usize,
+) -> (String, util::Cleanup<impl FnMut()>, MessageQueue) {
+    let (name, guard) = unique_queue_name(tag);
+    let q = MessageQueue::options()
+        .capacity(capacity, size)
+        .create_new(true)
+        .open(&name)
+        .unwrap();
+    (name, guard, q)
 }
 
 /// Whether a queue of this name exists, asked of the kernel with `mq_open` (the /dev/mqueue
@@ -184,23 +203,13 @@ fn role_echo(args: &[String]) {
 
 /// args: endpoint, priority, messages...
 fn role_chan_send(args: &[String]) {
-    let ep = Endpoint::parse(&args[0]).unwrap();
     let opts = Options::new().priority(args[1].parse().unwrap());
-    let mut tx = ep.sender(&opts).expect("sender");
-    for m in &args[2..] {
-        tx.send_timeout(m.as_bytes(), LONG).expect("send");
-    }
+    util::send_each(&args[0], &opts, &args[2..], LONG);
 }
 
 #[test]
 fn priorities_order_messages_across_processes() {
-    let name = util::posix_name("prio");
-    let _g = guard(&name);
-    let q = MessageQueue::options()
-        .capacity(8, 64)
-        .create_new(true)
-        .open(&name)
-        .unwrap();
+    let (name, _g, q) = new_queue("prio", 8, 64);
     util::spawn_role("send_prios", &[&name]).expect_success();
     let got: Vec<(Vec<u8>, u32)> = (0..4).map(|_| q.try_recv().unwrap()).collect();
     let want = [("high", 9), ("mid", 5), ("low", 1), ("low2", 1)];
@@ -213,8 +222,7 @@ fn priorities_order_messages_across_processes() {
 
 #[test]
 fn child_receives_what_parent_sends() {
-    let name = util::posix_name("p2c");
-    let _g = guard(&name);
+    let (name, _g) = unique_queue_name("p2c");
     let q = MessageQueue::create_new(&name).unwrap();
     // Queue all three first, so that the order the child sees is fixed by priority.
     q.send(b"a", 0).unwrap();
@@ -226,13 +234,7 @@ fn child_receives_what_parent_sends() {
 
 #[test]
 fn attributes_report_capacity_and_count() {
-    let name = util::posix_name("attr");
-    let _g = guard(&name);
-    let q = MessageQueue::options()
-        .capacity(4, 100)
-        .create_new(true)
-        .open(&name)
-        .unwrap();
+    let (_name, _g, q) = new_queue("attr", 4, 100);
     q.send(b"one", 0).unwrap();
     q.send(b"two", 3).unwrap();
     let a = q.attributes().unwrap();
@@ -258,13 +260,7 @@ fn attributes_report_capacity_and_count() {
 
 #[test]
 fn full_empty_and_oversize_are_named() {
-    let name = util::posix_name("full");
-    let _g = guard(&name);
-    let q = MessageQueue::options()
-        .capacity(2, 16)
-        .create_new(true)
-        .open(&name)
-        .unwrap();
+    let (_name, _g, q) = new_queue("full", 2, 16);
     assert!(matches!(q.try_recv(), Err(RecvError::WouldBlock)));
     q.try_send(b"1", 0).unwrap();
     q.try_send(b"2", 0).unwrap();
@@ -280,13 +276,7 @@ fn full_empty_and_oversize_are_named() {
 
 #[test]
 fn timeouts_return_within_bounds() {
-    let name = util::posix_name("tmo");
-    let _g = guard(&name);
-    let q = MessageQueue::options()
-        .capacity(1, 16)
-        .create_new(true)
-        .open(&name)
-        .unwrap();
+    let (_name, _g, q) = new_queue("tmo", 1, 16);
     assert!(matches!(
         util::waits_for(util::SHORT, || q.recv_timeout(util::SHORT)),
         Err(RecvError::Timeout)
@@ -318,8 +308,7 @@ fn names_missing_and_existing_are_named_errors() {
             Err(OpenError::InvalidName(_))
         ));
     }
-    let name = util::posix_name("missing");
-    let _g = guard(&name);
+    let (name, _g) = unique_queue_name("missing");
     let e = MessageQueue::open(&name).unwrap_err();
     assert!(matches!(e, OpenError::NotFound { .. }), "{e:?}");
     assert!(e.to_string().contains(&name));
@@ -343,16 +332,14 @@ fn permission_denied_for_another_user() {
         eprintln!("skipped: needs root to run the denied side as nobody");
         return;
     }
-    let name = util::posix_name("perm");
-    let _g = guard(&name);
+    let (name, _g) = unique_queue_name("perm");
     let _q = MessageQueue::create_new(&name).unwrap(); // 0600, owned by root
     util::spawn_role_as_nobody("open_denied", &[&name]).expect_success();
 }
 
 #[test]
 fn capacity_above_system_limits_names_the_limit() {
-    let name = util::posix_name("cap");
-    let _g = guard(&name);
+    let (name, _g) = unique_queue_name("cap");
     if util::is_root() {
         // Root may exceed the /proc limits, so run the check unprivileged.
         util::spawn_role_as_nobody("create_too_big", &[&name]).expect_success();
@@ -371,8 +358,7 @@ fn capacity_above_system_limits_names_the_limit() {
 
 #[test]
 fn drop_unlinks_only_what_it_created_and_persist_keeps() {
-    let name = util::posix_name("own");
-    let _g = guard(&name);
+    let (name, _g) = unique_queue_name("own");
     let q = MessageQueue::create(&name).unwrap();
     assert!(q.is_owner() && exists(&name));
     let opener = MessageQueue::create(&name).unwrap();
@@ -396,8 +382,7 @@ fn drop_unlinks_only_what_it_created_and_persist_keeps() {
 #[test]
 fn descriptor_converts_to_and_from_owned_fd() {
     use std::os::fd::{AsFd, OwnedFd};
-    let name = util::posix_name("fd");
-    let _g = guard(&name);
+    let (name, _g) = unique_queue_name("fd");
     let q = MessageQueue::create_new(&name).unwrap();
     let _ = q.as_fd();
     let fd: OwnedFd = q.into(); // no longer unlinks
@@ -411,15 +396,9 @@ fn descriptor_converts_to_and_from_owned_fd() {
 #[test]
 fn async_send_and_recv_across_processes() {
     use ipcx::mq::AsyncMessageQueue;
-    let req = util::posix_name("areq");
-    let rep = util::posix_name("arep");
-    let _g1 = guard(&req);
-    let _g2 = guard(&rep);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    let (req, _g1) = unique_queue_name("areq");
+    let (rep, _g2) = unique_queue_name("arep");
+    util::block_on(async {
         let mut opts = MessageQueue::options();
         opts.capacity(1, 32).create_new(true);
         let req_q = AsyncMessageQueue::open(&opts, &req).unwrap();
@@ -440,8 +419,7 @@ fn async_send_and_recv_across_processes() {
 
 #[test]
 fn channel_receiver_creates_and_sender_sends_with_priority() {
-    let name = util::posix_name("chan");
-    let _g = guard(&name);
+    let (name, _g) = unique_queue_name("chan");
     let ep = Endpoint::parse(&format!("mq:{name}")).unwrap();
     let mut rx = ep
         .receiver(&Options::new().capacity(4, 128).mode(0o600))
@@ -482,8 +460,7 @@ fn channel_receiver_creates_and_sender_sends_with_priority() {
 
 #[test]
 fn channel_sender_needs_a_queue_unless_create() {
-    let name = util::posix_name("chsnd");
-    let _g = guard(&name);
+    let (name, _g) = unique_queue_name("chsnd");
     let ep = Endpoint::parse(&format!("mq:{name}")).unwrap();
     let e = ep.sender(&Options::new()).unwrap_err();
     assert!(matches!(e, ChanError::NotFound { .. }), "{e:?}");
@@ -509,23 +486,14 @@ fn foreign_queue_is_refused_unless_its_owner_is_trusted() {
         eprintln!("skipped: needs root to create the foreign queue as nobody");
         return;
     }
-    let name = util::posix_name("foreign");
-    let _g = guard(&name);
+    let (name, _g) = unique_queue_name("foreign");
     util::spawn_role_as_nobody("create_foreign", &[&name]).expect_success();
 
     let e = MessageQueue::open(&name).unwrap_err();
     assert!(matches!(e, OpenError::ForeignOwner(_)), "{e:?}");
     let ep = Endpoint::parse(&format!("mq:{name}")).unwrap();
-    for e in [
-        ep.receiver(&Options::new()).unwrap_err(),
-        ep.sender(&Options::new()).unwrap_err(),
-    ] {
-        assert!(matches!(e, ChanError::ForeignOwner(_)), "{e:?}");
-        let text = e.to_string();
-        assert!(text.contains(&format!("mq:{name}")), "{text}");
-        assert!(text.contains(&format!("uid {}", util::NOBODY)), "{text}");
-        assert!(text.contains("--allow-uid"), "{text}");
-    }
+    assert_eq!(ep.to_string(), format!("mq:{name}"));
+    util::assert_foreign_owner_refused(&ep, &["--allow-uid"]);
     assert!(exists(&name), "a refused queue is left in place");
 
     // Trusting nobody explicitly makes it work; the receiver did not create the queue, so it
@@ -543,13 +511,7 @@ fn foreign_queue_is_refused_unless_its_owner_is_trusted() {
 
 #[test]
 fn blocked_send_ends_when_the_queue_is_unlinked() {
-    let name = util::posix_name("unl");
-    let _g = guard(&name);
-    let q = MessageQueue::options()
-        .capacity(3, 16)
-        .create_new(true)
-        .open(&name)
-        .unwrap();
+    let (name, _g, q) = new_queue("unl", 3, 16);
     let mut child = util::spawn_role("send_until_unlinked", &[&name, "3"]);
     assert!(util::wait_until(LONG, || q
         .attributes()
@@ -560,13 +522,7 @@ fn blocked_send_ends_when_the_queue_is_unlinked() {
 
 #[test]
 fn full_unlinked_queue_reports_what_is_lost() {
-    let name = util::posix_name("unl2");
-    let _g = guard(&name);
-    let q = MessageQueue::options()
-        .capacity(2, 16)
-        .create_new(true)
-        .open(&name)
-        .unwrap();
+    let (name, _g, q) = new_queue("unl2", 2, 16);
     q.send(b"a", 0).unwrap();
     assert_eq!(q.undelivered(), None);
     MessageQueue::unlink(&name).unwrap();
@@ -593,8 +549,7 @@ fn full_unlinked_queue_reports_what_is_lost() {
 
 #[test]
 fn drop_leaves_a_queue_that_took_the_name_since() {
-    let name = util::posix_name("retaken");
-    let _g = guard(&name);
+    let (name, _g) = unique_queue_name("retaken");
     let q = MessageQueue::create_new(&name).unwrap();
     MessageQueue::unlink(&name).unwrap();
     let other = MessageQueue::create_new(&name).unwrap().persist();
@@ -608,15 +563,13 @@ fn drop_leaves_a_queue_that_took_the_name_since() {
 
 #[test]
 fn mode_is_exactly_the_one_asked_for() {
-    let name = util::posix_name("mode");
-    let _g = guard(&name);
+    let (name, _g) = unique_queue_name("mode");
     util::spawn_role("create_with_mode_under_umask", &[&name]).expect_success();
 }
 
 #[test]
 fn channel_sender_reports_messages_left_in_a_removed_queue_at_finish() {
-    let name = util::posix_name("finish");
-    let _g = guard(&name);
+    let (name, _g) = unique_queue_name("finish");
     let ep = Endpoint::parse(&format!("mq:{name}")).unwrap();
     let rx = ep.receiver(&Options::new().capacity(4, 16)).unwrap();
     let mut tx = ep.sender(&Options::new()).unwrap();

@@ -268,6 +268,25 @@ pub fn send_each(ep: &str, opts: &ipcx::channel::Options, msgs: &[String], timeo
     }
 }
 
+/// Asserts that a receiver and a sender of `ep`, an object that [`NOBODY`] created, are both
+/// refused as another user's, with a message naming the endpoint, the owner's uid and each of
+/// `hints`.
+pub fn assert_foreign_owner_refused(ep: &ipcx::channel::Endpoint, hints: &[&str]) {
+    use ipcx::channel::{Error, Options};
+    for e in [
+        ep.receiver(&Options::new()).unwrap_err(),
+        ep.sender(&Options::new()).unwrap_err(),
+    ] {
+        assert!(matches!(e, Error::ForeignOwner(_)), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains(&ep.to_string()), "{text}");
+        assert!(text.contains(&format!("uid {NOBODY}")), "{text}");
+        for h in hints {
+            assert!(text.contains(h), "{text}");
+        }
+    }
+}
+
 /// The unprivileged identity permission tests run as (`nobody`).
 pub const NOBODY: u32 = 65534;
 
