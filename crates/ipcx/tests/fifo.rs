@@ -655,38 +655,6 @@ fn channel_sender_rules() {
     fifo::remove(&path).unwrap();
 }
 
-#[cfg(feature = "tokio")]
-#[test]
-fn async_fifo_reader_and_writer() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let dir = util::TempDir::new("fifo");
-        let to_child = Fifo::create(dir.join("in")).unwrap();
-        let from_child = Fifo::create(dir.join("out")).unwrap();
-        // The reader is async before any writer exists: recv waits for the writer.
-        let mut rx = from_child.open_reader().unwrap().into_async().unwrap();
-        let mut child = util::spawn_role("echo", &[s(to_child.path()), s(from_child.path()), "10"]);
-        let tx = to_child.open_writer_wait(Wait::timeout(BOUND)).unwrap();
-        let mut tx = tx.into_async().unwrap();
-        for i in 0..10 {
-            let m = format!("async {i}");
-            tx.send(m.as_bytes()).await.unwrap();
-            let mut back = tokio::time::timeout(BOUND, rx.recv())
-                .await
-                .unwrap()
-                .unwrap();
-            back.reverse();
-            assert_eq!(back, m.as_bytes());
-        }
-        let end = tokio::time::timeout(BOUND, rx.recv()).await.unwrap();
-        assert!(matches!(end, Err(PipeError::PeerGone { .. })), "{end:?}");
-        child.expect_success();
-    });
-}
-
 #[test]
 fn a_writer_that_connects_while_the_fifo_is_created_loses_nothing() {
     // A writer already waiting for the FIFO (here a shell that opens it as soon as it exists)
@@ -932,31 +900,48 @@ fn channel_sender_without_reader_fails_at_once_unless_given_time() {
     late.expect_success();
 }
 
+/// Sends each of `msgs` to an echo child through two FIFOs with async ends, checks that each
+/// comes back reversed, then that the end of the child's stream is `PeerGone`.
 #[cfg(feature = "tokio")]
-#[test]
-fn async_fifo_reader_and_writer_carry_large_messages_as_chunks() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let dir = util::TempDir::new("fifo-async-big");
+fn async_echo(tag: &str, msgs: &[Vec<u8>]) {
+    util::block_on(async {
+        let dir = util::TempDir::new(tag);
         let to_child = Fifo::create(dir.join("in")).unwrap();
         let from_child = Fifo::create(dir.join("out")).unwrap();
+        // The reader is async before any writer exists: recv waits for the writer.
         let mut rx = from_child.open_reader().unwrap().into_async().unwrap();
-        let mut child = util::spawn_role("echo", &[s(to_child.path()), s(from_child.path()), "3"]);
+        let n = msgs.len().to_string();
+        let mut child = util::spawn_role("echo", &[s(to_child.path()), s(from_child.path()), &n]);
         let tx = to_child.open_writer_wait(Wait::timeout(BOUND)).unwrap();
         let mut tx = tx.into_async().unwrap();
-        for len in [100_000usize, 10, 300_000] {
-            let m: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-            tx.send(&m).await.unwrap();
+        for m in msgs {
+            tx.send(m).await.unwrap();
             let mut back = tokio::time::timeout(BOUND, rx.recv())
                 .await
                 .unwrap()
                 .unwrap();
             back.reverse();
-            assert_eq!(back, m);
+            assert_eq!(&back, m);
         }
+        let end = tokio::time::timeout(BOUND, rx.recv()).await.unwrap();
+        assert!(matches!(end, Err(PipeError::PeerGone { .. })), "{end:?}");
         child.expect_success();
     });
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn async_fifo_reader_and_writer() {
+    let msgs: Vec<Vec<u8>> = (0..10).map(|i| format!("async {i}").into_bytes()).collect();
+    async_echo("fifo", &msgs);
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn async_fifo_reader_and_writer_carry_large_messages_as_chunks() {
+    let msgs: Vec<Vec<u8>> = [100_000usize, 10, 300_000]
+        .iter()
+        .map(|&len| (0..len).map(|i| (i % 251) as u8).collect())
+        .collect();
+    async_echo("fifo-async-big", &msgs);
 }
