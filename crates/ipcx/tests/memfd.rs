@@ -20,6 +20,16 @@ fn proc_path(args: &[String]) -> String {
     format!("/proc/{}/fd/{}", args[0], args[1])
 }
 
+/// In a child: the parent's memfd (`args`: its pid and fd), opened read-write and mapped.
+fn map_read_write(args: &[String]) -> ShmMap {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(proc_path(args))
+        .unwrap();
+    Memfd::from(OwnedFd::from(file)).map().unwrap()
+}
+
 fn fd_args(m: &Memfd) -> [String; 2] {
     [std::process::id().to_string(), m.as_raw_fd().to_string()]
 }
@@ -62,24 +72,12 @@ fn child_role() {
             assert_eq!(ro.size().unwrap(), 4096);
         }),
         ("writer", |args| {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(proc_path(args))
-                .unwrap();
-            let m = Memfd::from(OwnedFd::from(file));
-            let map = m.map().unwrap();
+            let map = map_read_write(args);
             let v: u64 = map.read(0).unwrap();
             map.write::<u64>(8, &(v * 10)).unwrap();
         }),
         ("writer_then_hang", |args| {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(proc_path(args))
-                .unwrap();
-            let m = Memfd::from(OwnedFd::from(file));
-            let map = m.map().unwrap();
+            let map = map_read_write(args);
             map.write_at(0, b"child was here").unwrap();
             std::thread::sleep(Duration::from_secs(60));
         }),
