@@ -249,6 +249,16 @@ pub fn waits_for<T>(wait: Duration, call: impl FnOnce() -> T) -> T {
     r
 }
 
+/// Runs `call`, which must end at once (within 5 s) rather than wait out its timeout, and
+/// returns what it returned.
+pub fn returns_soon<T>(call: impl FnOnce() -> T) -> T {
+    let t = Instant::now();
+    let r = call();
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    r
+}
+
 /// Runs `fut` to its end on a current-thread tokio runtime (timers and I/O enabled).
 pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
