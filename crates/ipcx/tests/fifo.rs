@@ -294,6 +294,20 @@ fn open_writer_without_reader_times_out() {
     assert!(matches!(err, FifoError::NoReader { .. }), "{err}");
 }
 
+/// Asserts that `err` refuses a path because it is a symlink.
+fn assert_refused_symlink(err: &FifoError) {
+    assert!(
+        matches!(
+            err,
+            FifoError::NotAFifo {
+                kind: "symlink",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
 #[test]
 fn symlink_at_path_is_refused_and_left_alone() {
     let dir = util::TempDir::new("fifo");
@@ -302,16 +316,7 @@ fn symlink_at_path_is_refused_and_left_alone() {
     let link = dir.join("link");
     std::os::unix::fs::symlink(&target, &link).unwrap();
     let err = Fifo::create(&link).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            FifoError::NotAFifo {
-                kind: "symlink",
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_refused_symlink(&err);
     assert_eq!(std::fs::read_link(&link).unwrap(), target);
     assert_eq!(std::fs::read(&target).unwrap(), b"precious");
 
@@ -320,16 +325,7 @@ fn symlink_at_path_is_refused_and_left_alone() {
     let link2 = dir.join("link2");
     std::os::unix::fs::symlink(real.path(), &link2).unwrap();
     let err = fifo::open_reader(&link2).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            FifoError::NotAFifo {
-                kind: "symlink",
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_refused_symlink(&err);
     // A dangling symlink too.
     let dangling = dir.join("dangling");
     std::os::unix::fs::symlink(dir.join("nowhere"), &dangling).unwrap();

@@ -462,13 +462,7 @@ fn channel_receiver_creates_and_sender_sends_with_priority() {
 fn channel_sender_needs_a_queue_unless_create() {
     let (name, _g) = unique_queue_name("chsnd");
     let ep = Endpoint::parse(&format!("mq:{name}")).unwrap();
-    let e = ep.sender(&Options::new()).unwrap_err();
-    assert!(matches!(e, ChanError::NotFound { .. }), "{e:?}");
-    assert!(
-        e.to_string()
-            .contains("start a receiver first or pass --create"),
-        "{e}"
-    );
+    util::assert_sender_needs_a_receiver(&ep);
     let mut tx = ep.sender(&Options::new().create(true)).unwrap();
     tx.send(b"kept").unwrap();
     drop(tx);

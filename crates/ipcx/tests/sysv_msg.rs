@@ -388,13 +388,7 @@ fn channel_adapter_sends_types_and_selects() {
     let key = util::sysv_key();
     let _g = guard(key);
     let ep = Endpoint::parse(&format!("sysv-mq:{key}")).unwrap();
-    let e = ep.sender(&Options::new()).unwrap_err();
-    assert!(matches!(e, ChanError::NotFound { .. }), "{e:?}");
-    assert!(
-        e.to_string()
-            .contains("start a receiver first or pass --create"),
-        "{e}"
-    );
+    util::assert_sender_needs_a_receiver(&ep);
 
     let mut rx = ep.receiver(&Options::new().mtype(-4)).unwrap(); // lowest type <= 4
     assert!(exists(key));

@@ -297,6 +297,18 @@ pub fn assert_foreign_owner_refused(ep: &ipcx::channel::Endpoint, hints: &[&str]
     }
 }
 
+/// Asserts that a sender of `ep`, where no receiver created the object yet, fails as
+/// not found and says to start a receiver first or pass `--create`.
+pub fn assert_sender_needs_a_receiver(ep: &ipcx::channel::Endpoint) {
+    let e = ep.sender(&ipcx::channel::Options::new()).unwrap_err();
+    assert!(matches!(e, ipcx::channel::Error::NotFound { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("start a receiver first or pass --create"),
+        "{e}"
+    );
+}
+
 /// The unprivileged identity permission tests run as (`nobody`).
 pub const NOBODY: u32 = 65534;
 
