@@ -536,13 +536,14 @@ fn pubsub_fan_out_with_topic_prefixes(t: Transport) {
     if t != Transport::Tcp {
         assert_eq!(a, place.addr);
     }
-    // Two subscribers of "a." see every message on it; "c." reaches nobody.
+    // Three subscribers of "a." see every message on it; "c." reaches nobody.
     let mut kids = vec![
+        util::spawn_role("subscriber", &[&a, "a.", "400"]),
         util::spawn_role("subscriber", &[&a, "a.", "400"]),
         util::spawn_role("subscriber", &[&a, "a.", "400"]),
         util::spawn_role("subscriber", &[&a, "b.", "200"]),
     ];
-    p.wait_for_subscribers(3, LONG).unwrap();
+    p.wait_for_subscribers(4, LONG).unwrap();
     let (mut na, mut nb) = (0, 0);
     for i in 0..600 {
         if i % 3 == 2 {
@@ -1009,7 +1010,6 @@ impl Rep {
 
     /// Binds a queue-mode server at `addr`.
     fn server(&self, addr: &str) -> Server {
-        #[allow(unused_mut)]
         let mut opts = ServerOptions::new(SERVICE, 1);
         if self.t == Transport::Tls {
             opts.upgrade = Some(self.tls_upgrade());
