@@ -22,16 +22,6 @@ fn python(script: &str, args: &[&str]) {
     util::python::run(script, args);
 }
 
-/// A unique POSIX queue name, and a guard that unlinks the queue when the test ends.
-fn mq_name(tag: &str) -> (String, util::Cleanup<impl FnMut()>) {
-    let name = util::posix_name(tag);
-    let n = name.clone();
-    let guard = util::Cleanup(move || {
-        let _ = MessageQueue::unlink(&n);
-    });
-    (name, guard)
-}
-
 /// A unique System V key, and a guard that removes its queue when the test ends.
 fn sysv_key() -> (i32, util::Cleanup<impl FnMut()>) {
     let key = util::sysv_key();
@@ -48,7 +38,7 @@ fn posix_ipcx_creates_python_sends_and_receives() {
     if !python_ready() {
         return;
     }
-    let (name, _g) = mq_name("py");
+    let (name, _g) = util::mq_name("py");
     let q = MessageQueue::options()
         .capacity(8, 256)
         .create_new(true)
@@ -77,7 +67,7 @@ fn posix_python_creates_ipcx_sends_and_receives() {
     if !python_ready() {
         return;
     }
-    let (name, _g) = mq_name("pyc");
+    let (name, _g) = util::mq_name("pyc");
     python(
         r#"
 import sys, posix_ipc

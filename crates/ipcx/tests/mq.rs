@@ -9,25 +9,14 @@ use ipcx::trust::Trust;
 
 const LONG: Duration = Duration::from_secs(10);
 
-/// A unique queue name, and a guard that unlinks the queue when the test ends, whatever
-/// happens.
-fn unique_queue_name(tag: &str) -> (String, util::Cleanup<impl FnMut()>) {
-    let name = util::posix_name(tag);
-    let n = name.clone();
-    let guard = util::Cleanup(move || {
-        let _ = MessageQueue::unlink(&n);
-    });
-    (name, guard)
-}
-
 /// A new queue of `capacity` messages of up to `size` bytes under a unique name (see
-/// [`unique_queue_name`]).
+/// [`util::mq_name`]).
 fn new_queue(
     tag: &str,
     capacity: usize,
     size: usize,
 ) -> (String, util::Cleanup<impl FnMut()>, MessageQueue) {
-    let (name, guard) = unique_queue_name(tag);
+    let (name, guard) = util::mq_name(tag);
     let q = MessageQueue::options()
         .capacity(capacity, size)
         .create_new(true)
@@ -222,7 +211,7 @@ fn priorities_order_messages_across_processes() {
 
 #[test]
 fn child_receives_what_parent_sends() {
-    let (name, _g) = unique_queue_name("p2c");
+    let (name, _g) = util::mq_name("p2c");
     let q = MessageQueue::create_new(&name).unwrap();
     // Queue all three first, so that the order the child sees is fixed by priority.
     q.send(b"a", 0).unwrap();
@@ -308,7 +297,7 @@ fn names_missing_and_existing_are_named_errors() {
             Err(OpenError::InvalidName(_))
         ));
     }
-    let (name, _g) = unique_queue_name("missing");
+    let (name, _g) = util::mq_name("missing");
     let e = MessageQueue::open(&name).unwrap_err();
     assert!(matches!(e, OpenError::NotFound { .. }), "{e:?}");
     assert!(e.to_string().contains(&name));
@@ -332,14 +321,14 @@ fn permission_denied_for_another_user() {
         eprintln!("skipped: needs root to run the denied side as nobody");
         return;
     }
-    let (name, _g) = unique_queue_name("perm");
+    let (name, _g) = util::mq_name("perm");
     let _q = MessageQueue::create_new(&name).unwrap(); // 0600, owned by root
     util::spawn_role_as_nobody("open_denied", &[&name]).expect_success();
 }
 
 #[test]
 fn capacity_above_system_limits_names_the_limit() {
-    let (name, _g) = unique_queue_name("cap");
+    let (name, _g) = util::mq_name("cap");
     if util::is_root() {
         // Root may exceed the /proc limits, so run the check unprivileged.
         util::spawn_role_as_nobody("create_too_big", &[&name]).expect_success();
@@ -358,7 +347,7 @@ fn capacity_above_system_limits_names_the_limit() {
 
 #[test]
 fn drop_unlinks_only_what_it_created_and_persist_keeps() {
-    let (name, _g) = unique_queue_name("own");
+    let (name, _g) = util::mq_name("own");
     let q = MessageQueue::create(&name).unwrap();
     assert!(q.is_owner() && exists(&name));
     let opener = MessageQueue::create(&name).unwrap();
@@ -382,7 +371,7 @@ fn drop_unlinks_only_what_it_created_and_persist_keeps() {
 #[test]
 fn descriptor_converts_to_and_from_owned_fd() {
     use std::os::fd::{AsFd, OwnedFd};
-    let (name, _g) = unique_queue_name("fd");
+    let (name, _g) = util::mq_name("fd");
     let q = MessageQueue::create_new(&name).unwrap();
     let _ = q.as_fd();
     let fd: OwnedFd = q.into(); // no longer unlinks
@@ -396,8 +385,8 @@ fn descriptor_converts_to_and_from_owned_fd() {
 #[test]
 fn async_send_and_recv_across_processes() {
     use ipcx::mq::AsyncMessageQueue;
-    let (req, _g1) = unique_queue_name("areq");
-    let (rep, _g2) = unique_queue_name("arep");
+    let (req, _g1) = util::mq_name("areq");
+    let (rep, _g2) = util::mq_name("arep");
     util::block_on(async {
         let mut opts = MessageQueue::options();
         opts.capacity(1, 32).create_new(true);
@@ -419,7 +408,7 @@ fn async_send_and_recv_across_processes() {
 
 #[test]
 fn channel_receiver_creates_and_sender_sends_with_priority() {
-    let (name, _g) = unique_queue_name("chan");
+    let (name, _g) = util::mq_name("chan");
     let ep = Endpoint::parse(&format!("mq:{name}")).unwrap();
     let mut rx = ep
         .receiver(&Options::new().capacity(4, 128).mode(0o600))
@@ -460,7 +449,7 @@ fn channel_receiver_creates_and_sender_sends_with_priority() {
 
 #[test]
 fn channel_sender_needs_a_queue_unless_create() {
-    let (name, _g) = unique_queue_name("chsnd");
+    let (name, _g) = util::mq_name("chsnd");
     let ep = Endpoint::parse(&format!("mq:{name}")).unwrap();
     util::assert_sender_needs_a_receiver(&ep);
     let mut tx = ep.sender(&Options::new().create(true)).unwrap();
@@ -480,7 +469,7 @@ fn foreign_queue_is_refused_unless_its_owner_is_trusted() {
         eprintln!("skipped: needs root to create the foreign queue as nobody");
         return;
     }
-    let (name, _g) = unique_queue_name("foreign");
+    let (name, _g) = util::mq_name("foreign");
     util::spawn_role_as_nobody("create_foreign", &[&name]).expect_success();
 
     let e = MessageQueue::open(&name).unwrap_err();
@@ -543,7 +532,7 @@ fn full_unlinked_queue_reports_what_is_lost() {
 
 #[test]
 fn drop_leaves_a_queue_that_took_the_name_since() {
-    let (name, _g) = unique_queue_name("retaken");
+    let (name, _g) = util::mq_name("retaken");
     let q = MessageQueue::create_new(&name).unwrap();
     MessageQueue::unlink(&name).unwrap();
     let other = MessageQueue::create_new(&name).unwrap().persist();
@@ -557,13 +546,13 @@ fn drop_leaves_a_queue_that_took_the_name_since() {
 
 #[test]
 fn mode_is_exactly_the_one_asked_for() {
-    let (name, _g) = unique_queue_name("mode");
+    let (name, _g) = util::mq_name("mode");
     util::spawn_role("create_with_mode_under_umask", &[&name]).expect_success();
 }
 
 #[test]
 fn channel_sender_reports_messages_left_in_a_removed_queue_at_finish() {
-    let (name, _g) = unique_queue_name("finish");
+    let (name, _g) = util::mq_name("finish");
     let ep = Endpoint::parse(&format!("mq:{name}")).unwrap();
     let rx = ep.receiver(&Options::new().capacity(4, 16)).unwrap();
     let mut tx = ep.sender(&Options::new()).unwrap();

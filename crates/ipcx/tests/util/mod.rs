@@ -30,6 +30,17 @@ pub fn posix_name(tag: &str) -> String {
     format!("/{}", unique(tag))
 }
 
+/// A unique POSIX message queue name, and a guard that unlinks the queue when the test ends,
+/// whatever happens.
+pub fn mq_name(tag: &str) -> (String, Cleanup<impl FnMut()>) {
+    let name = posix_name(tag);
+    let n = name.clone();
+    let guard = Cleanup(move || {
+        let _ = ipcx::mq::MessageQueue::unlink(&n);
+    });
+    (name, guard)
+}
+
 /// A unique System V key derived from the pid and a counter (never IPC_PRIVATE).
 pub fn sysv_key() -> i32 {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
