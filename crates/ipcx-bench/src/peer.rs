@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use ipcx::wait::Wait;
 use serde::{Deserialize, Serialize};
 
-use crate::Registry;
 use crate::checksum::{Digest, END_SEQ, seq_of};
 use crate::mechanism::{HalfOpen, Link, LinkError, Side};
 use crate::protocol::{Command, Incoming, Reply, send_line, spawn_reader};
+use crate::registry::Registry;
 
 /// How long one blocking link call lasts before the loops look at their stop flags.
 pub(crate) const SLICE: Duration = Duration::from_millis(100);

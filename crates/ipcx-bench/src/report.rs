@@ -45,7 +45,20 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 
 pub use crate::histogram::RttSummary;
-pub use crate::memcpy_ref::MemcpyResult;
+
+/// One measurement of the in-process copy reference ([`crate::memcpy_ref`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemcpyResult {
+    /// Bytes per copy (the payload size).
+    pub payload_bytes: u64,
+    /// The destination area the copies rotate through (the ring's data area for this size).
+    pub area_bytes: u64,
+    /// Bytes copied per second (each byte read once and written once), in the fastest of
+    /// the [`crate::memcpy_ref::WINDOWS`] windows.
+    pub bytes_per_s: f64,
+    /// Copies timed in that window.
+    pub copies: u64,
+}
 
 /// The mechanism every p50 ratio is computed against.
 pub const BASELINE: &str = "limit";
