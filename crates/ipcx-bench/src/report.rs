@@ -210,6 +210,19 @@ pub struct Pinning {
     pub peer_cpu: usize,
 }
 
+impl Pinning {
+    /// Parses `PARENT,PEER`, such as `0,1` (the `--cpus` flag of `ipcx bench` and the peers).
+    pub fn parse(s: &str) -> Result<Pinning, String> {
+        let bad = || format!("invalid CPU pair {s:?}: expected PARENT,PEER such as 0,1");
+        let (a, b) = s.split_once(',').ok_or_else(bad)?;
+        let cpu = |v: &str| v.trim().parse::<usize>().map_err(|_| bad());
+        Ok(Pinning {
+            parent_cpu: cpu(a)?,
+            peer_cpu: cpu(b)?,
+        })
+    }
+}
+
 impl fmt::Display for Pinning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
