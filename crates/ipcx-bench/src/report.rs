@@ -20,9 +20,9 @@
 //! ## The floor next to each row
 //!
 //! The cache-line floor of a shared virtual machine drifts within a run (the hypervisor moves
-//! the vCPUs: for tens of seconds a round trip takes ~140 ns, then ~430 ns), and every row's
-//! latency drifts with it, sometimes within a second. So the runner measures each row's
-//! ping-pong in rounds (8 in a quick run, 16 in a full one), each right after a slice of a
+//! the vCPUs; the README's "Why the figures are what they are" has an example), and every
+//! row's latency drifts with it. So the runner measures each row's ping-pong in rounds (8 in
+//! a quick run, 16 in a full one), each right after a slice of a
 //! `limit` ping-pong (same peer process, a few ms), and pools the round trips of the rounds and
 //! those of the slices: the row and its floor are sampled over the same stretch of time, in the
 //! same mix of placements. It records the pooled floor in that result:
