@@ -3,7 +3,9 @@ mod util;
 
 use std::time::Duration;
 
-use util::{Bg, TempDir, free_port, run, send_when_ready, stderr, stdout};
+use util::{
+    Bg, TempDir, free_port, recv_in_background, run, send_when_ready, stderr, stdout, succeeded,
+};
 
 fn every_endpoint(dir: &TempDir) -> Vec<String> {
     vec![
@@ -72,16 +74,8 @@ fn stdin_lines_are_messages() {
 fn json_shows_priority_type_and_credentials() {
     let mq = format!("mq:/{}", util::unique("json"));
     let rx = Bg::spawn(&["recv", &mq, "--json", "--count", "2", "--timeout", "20s"]);
-    assert!(
-        send_when_ready(&["send", &mq, "--priority", "1", "low"])
-            .status
-            .success()
-    );
-    assert!(
-        run(&["send", &mq, "--priority", "9", "high"])
-            .status
-            .success()
-    );
+    succeeded(send_when_ready(&["send", &mq, "--priority", "1", "low"]));
+    succeeded(run(&["send", &mq, "--priority", "9", "high"]));
     let out = rx.wait(Duration::from_secs(30));
     let lines: Vec<serde_json::Value> = stdout(&out)
         .lines()
@@ -100,27 +94,9 @@ fn json_shows_priority_type_and_credentials() {
     }
 
     let sysv = format!("sysv-mq:{}", util::sysv_key());
-    let rx = Bg::spawn(&[
-        "recv",
-        &sysv,
-        "--json",
-        "--count",
-        "1",
-        "--type",
-        "7",
-        "--timeout",
-        "20s",
-    ]);
-    assert!(
-        send_when_ready(&["send", &sysv, "--type", "3", "other"])
-            .status
-            .success()
-    );
-    assert!(
-        run(&["send", &sysv, "--type", "7", "wanted"])
-            .status
-            .success()
-    );
+    let rx = recv_in_background(&sysv, "1", &["--json", "--type", "7"]);
+    succeeded(send_when_ready(&["send", &sysv, "--type", "3", "other"]));
+    succeeded(run(&["send", &sysv, "--type", "7", "wanted"]));
     let out = rx.wait(Duration::from_secs(30));
     let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(v["type"], 7);
@@ -128,11 +104,7 @@ fn json_shows_priority_type_and_credentials() {
 
     let abs = format!("unix:@{}", util::unique("cred"));
     let rx = Bg::spawn(&["recv", &abs, "--json", "--count", "1", "--timeout", "20s"]);
-    assert!(
-        send_when_ready(&["send", &abs, "\u{1}\u{2}"])
-            .status
-            .success()
-    );
+    succeeded(send_when_ready(&["send", &abs, "\u{1}\u{2}"]));
     let out = rx.wait(Duration::from_secs(30));
     let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(v["uid"].as_u64(), Some(u64::from(my_uid())));
@@ -244,16 +216,7 @@ fn ctrl_c_ends_recv_and_removes_what_it_created() {
 fn a_bad_peer_is_dropped_while_others_are_served() {
     let dir = TempDir::new();
     let ep = format!("unix:{}", dir.join("srv.sock"));
-    let rx = Bg::spawn(&[
-        "recv",
-        &ep,
-        "--count",
-        "2",
-        "--timeout",
-        "20s",
-        "--max-frame",
-        "1024",
-    ]);
+    let rx = recv_in_background(&ep, "2", &["--max-frame", "1024"]);
     assert!(send_when_ready(&["send", &ep, "good one"]).status.success());
     // A raw sender declares a 4 GiB frame: reported and dropped.
     let bad = run(&["send", "--raw", &ep, "\u{7f}\u{7f}\u{7f}\u{7f}garbage"]);

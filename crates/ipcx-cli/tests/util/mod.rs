@@ -39,6 +39,20 @@ pub fn run(args: &[&str]) -> Output {
     wait_output(child, Duration::from_secs(30))
 }
 
+/// Asserts that `ipcx` exited with status 0 (showing its stderr when it did not) and returns
+/// its output.
+pub fn succeeded(out: Output) -> Output {
+    assert!(out.status.success(), "{}", stderr(&out));
+    out
+}
+
+/// `ipcx recv ENDPOINT --count COUNT --timeout 20s EXTRA...` in the background.
+pub fn recv_in_background(ep: &str, count: &str, extra: &[&str]) -> Bg {
+    let mut args = vec!["recv", ep, "--count", count, "--timeout", "20s"];
+    args.extend_from_slice(extra);
+    Bg::spawn(&args)
+}
+
 /// Waits for a child's output, killing it after `timeout`.
 pub fn wait_output(mut child: Child, timeout: Duration) -> Output {
     let deadline = Instant::now() + timeout;
