@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ipcx::wait::Wait;
-use ipcx_bench::{LinkError, RowContext};
+use ipcx_bench::{HalfOpen, Link, LinkError, Side};
 
 /// The most descriptors one handoff carries.
 const MAX_FDS: usize = 8;
@@ -201,14 +201,6 @@ fn recv_fds(s: &UnixStream) -> io::Result<Vec<OwnedFd>> {
     Ok(out)
 }
 
-/// The handoff socket path of a row.
-pub fn handoff_path(ctx: &RowContext, what: &str) -> String {
-    ctx.dir
-        .join(format!("{}-{what}.sock", ctx.tag))
-        .display()
-        .to_string()
-}
-
 /// Parent side of a row whose peer gets descriptors: what to give, what to keep.
 pub struct Giving<K> {
     /// The listener the peer comes to.
@@ -225,5 +217,69 @@ impl<K> Giving<K> {
         let borrowed: Vec<_> = self.give.iter().map(|f| f.as_fd()).collect();
         self.offer.give(&borrowed, wait)?;
         Ok(self.keep)
+    }
+}
+
+/// Makes one side's link of a pipe-pair row from its write end, its read end and the payload.
+pub type PipeLinkFn = fn(OwnedFd, OwnedFd, usize) -> Box<dyn Link>;
+
+/// Opens one side of a row over two anonymous pipes: the parent makes both with `pipe` (read
+/// end, write end), keeps one end of each and offers the peer the other two at `spec`; each
+/// side's link is `link(write end, read end, payload)`.
+pub fn open_pipe_pair(
+    spec: &str,
+    side: Side,
+    payload: usize,
+    pipe: fn() -> Result<(OwnedFd, OwnedFd), LinkError>,
+    link: PipeLinkFn,
+) -> Result<Box<dyn HalfOpen>, LinkError> {
+    match side {
+        Side::Parent => {
+            let offer = Offer::bind(spec.as_ref())?;
+            let (a2b_r, a2b_w) = pipe()?;
+            let (b2a_r, b2a_w) = pipe()?;
+            Ok(Box::new(PipeParent {
+                giving: Giving {
+                    offer,
+                    give: vec![a2b_r, b2a_w],
+                    keep: (a2b_w, b2a_r),
+                },
+                payload,
+                link,
+            }))
+        }
+        Side::Peer => Ok(Box::new(PipePeer {
+            claim: Claim::connect(spec)?,
+            payload,
+            link,
+        })),
+    }
+}
+
+struct PipeParent {
+    giving: Giving<(OwnedFd, OwnedFd)>,
+    payload: usize,
+    link: PipeLinkFn,
+}
+
+struct PipePeer {
+    claim: Claim,
+    payload: usize,
+    link: PipeLinkFn,
+}
+
+impl HalfOpen for PipeParent {
+    fn connect(self: Box<Self>, wait: Wait) -> Result<Box<dyn Link>, LinkError> {
+        let (tx, rx) = self.giving.hand_over(wait)?;
+        Ok((self.link)(tx, rx, self.payload))
+    }
+}
+
+impl HalfOpen for PipePeer {
+    fn connect(self: Box<Self>, wait: Wait) -> Result<Box<dyn Link>, LinkError> {
+        let mut fds = self.claim.take(2, wait)?;
+        let tx = fds.pop().expect("two fds");
+        let rx = fds.pop().expect("two fds");
+        Ok((self.link)(tx, rx, self.payload))
     }
 }

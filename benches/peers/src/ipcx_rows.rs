@@ -20,7 +20,7 @@ use ipcx::sync::{EventFd, EventFdError, Futex, FutexError};
 use ipcx::wait::Wait;
 use ipcx_bench::{HalfOpen, Link, LinkError, Mechanism, Pattern, Prepared, RowContext, Side};
 
-use crate::handoff::{Claim, Giving, Offer, handoff_path};
+use crate::handoff::{Claim, Giving, Offer, open_pipe_pair};
 
 const PING_PONG_ONLY: &[Pattern] = &[Pattern::PingPong];
 
@@ -84,9 +84,6 @@ fn pipe_link(tx: OwnedFd, rx: OwnedFd, payload: usize) -> PipeLink {
     }
 }
 
-struct PipeParent(Giving<(OwnedFd, OwnedFd)>, usize);
-struct PipePeer(Claim, usize);
-
 impl Mechanism for IpcxPipe {
     fn name(&self) -> &str {
         "pipe"
@@ -95,42 +92,19 @@ impl Mechanism for IpcxPipe {
         "anonymous pipes through ipcx::pipe (framed), the peer's ends passed with SCM_RIGHTS"
     }
     fn prepare(&self, ctx: &RowContext) -> Result<Prepared, LinkError> {
-        Ok(Prepared::new(handoff_path(ctx, "pipe")))
+        Ok(Prepared::new(ctx.socket_path("pipe")))
     }
     fn open(&self, spec: &str, side: Side, payload: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
-        match side {
-            Side::Parent => {
-                let offer = Offer::bind(spec.as_ref())?;
-                let (a2b_r, a2b_w) = ipcx::pipe::pipe().map_err(|e| failed("pipe", e))?;
-                let (b2a_r, b2a_w) = ipcx::pipe::pipe().map_err(|e| failed("pipe", e))?;
-                Ok(Box::new(PipeParent(
-                    Giving {
-                        offer,
-                        give: vec![a2b_r.into(), b2a_w.into()],
-                        keep: (a2b_w.into(), b2a_r.into()),
-                    },
-                    payload,
-                )))
-            }
-            Side::Peer => Ok(Box::new(PipePeer(Claim::connect(spec)?, payload))),
-        }
+        open_pipe_pair(spec, side, payload, ipcx_pipe, |tx, rx, payload| {
+            Box::new(pipe_link(tx, rx, payload))
+        })
     }
 }
 
-impl HalfOpen for PipeParent {
-    fn connect(self: Box<Self>, wait: Wait) -> Result<Box<dyn Link>, LinkError> {
-        let (tx, rx) = self.0.hand_over(wait)?;
-        Ok(Box::new(pipe_link(tx, rx, self.1)))
-    }
-}
-
-impl HalfOpen for PipePeer {
-    fn connect(self: Box<Self>, wait: Wait) -> Result<Box<dyn Link>, LinkError> {
-        let mut fds = self.0.take(2, wait)?;
-        let tx = fds.pop().expect("two fds");
-        let rx = fds.pop().expect("two fds");
-        Ok(Box::new(pipe_link(tx, rx, self.1)))
-    }
+/// An anonymous pipe through `ipcx::pipe` (read end, write end).
+fn ipcx_pipe() -> Result<(OwnedFd, OwnedFd), LinkError> {
+    let (r, w) = ipcx::pipe::pipe().map_err(|e| failed("pipe", e))?;
+    Ok((r.into(), w.into()))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -276,7 +250,7 @@ impl Mechanism for IpcxSlots {
         // The handoff socket, then the futex names (unused by eventfd).
         Ok(Prepared::new(format!(
             "{} /{}-fa2b /{}-fb2a",
-            handoff_path(ctx, self.name()),
+            ctx.socket_path(self.name()),
             ctx.tag,
             ctx.tag
         )))

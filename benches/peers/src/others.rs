@@ -61,12 +61,7 @@ impl Mechanism for IpcChannel {
             .insert(name.clone(), server);
         Ok(Prepared::new(name))
     }
-    fn open(
-        &self,
-        spec: &str,
-        side: Side,
-        _payload: usize,
-    ) -> Result<Box<dyn HalfOpen>, LinkError> {
+    fn open(&self, spec: &str, side: Side, _: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
         match side {
             Side::Parent => {
                 let server = self
@@ -197,19 +192,9 @@ impl Mechanism for Interprocess {
         "interprocess 2.4 local socket (a Unix stream socket), length-prefixed messages"
     }
     fn prepare(&self, ctx: &RowContext) -> Result<Prepared, LinkError> {
-        Ok(Prepared::new(
-            ctx.dir
-                .join(format!("{}-interprocess.sock", ctx.tag))
-                .display()
-                .to_string(),
-        ))
+        Ok(Prepared::new(ctx.socket_path("interprocess")))
     }
-    fn open(
-        &self,
-        spec: &str,
-        side: Side,
-        _payload: usize,
-    ) -> Result<Box<dyn HalfOpen>, LinkError> {
+    fn open(&self, spec: &str, side: Side, _: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
         match side {
             Side::Parent => {
                 let name = spec

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use ipcx::wait::Wait;
 use ipcx_bench::{HalfOpen, Link, LinkError, Mechanism, Pattern, Prepared, RowContext, Side};
 
-use crate::handoff::{Claim, Giving, Offer, handoff_path};
+use crate::handoff::{Claim, Giving, Offer, open_pipe_pair};
 
 /// How long one blocking call may last before the link reports a timeout (the harness then
 /// checks Ctrl-C and the peer, and calls again).
@@ -226,9 +226,6 @@ fn pipe2() -> Result<(OwnedFd, OwnedFd), LinkError> {
 #[derive(Debug, Default)]
 pub struct RawPipe;
 
-struct PipeParent(Giving<(OwnedFd, OwnedFd)>, usize);
-struct PipePeer(Claim, usize);
-
 impl Mechanism for RawPipe {
     fn name(&self) -> &str {
         "raw-pipe"
@@ -237,41 +234,12 @@ impl Mechanism for RawPipe {
         "bare libc: two anonymous pipes, writev of length + payload, poll + read"
     }
     fn prepare(&self, ctx: &RowContext) -> Result<Prepared, LinkError> {
-        Ok(Prepared::new(handoff_path(ctx, "raw-pipe")))
+        Ok(Prepared::new(ctx.socket_path("raw-pipe")))
     }
     fn open(&self, spec: &str, side: Side, payload: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
-        match side {
-            Side::Parent => {
-                let offer = Offer::bind(spec.as_ref())?;
-                let (a2b_r, a2b_w) = pipe2()?;
-                let (b2a_r, b2a_w) = pipe2()?;
-                Ok(Box::new(PipeParent(
-                    Giving {
-                        offer,
-                        give: vec![a2b_r, b2a_w],
-                        keep: (a2b_w, b2a_r),
-                    },
-                    payload,
-                )))
-            }
-            Side::Peer => Ok(Box::new(PipePeer(Claim::connect(spec)?, payload))),
-        }
-    }
-}
-
-impl HalfOpen for PipeParent {
-    fn connect(self: Box<Self>, wait: Wait) -> Result<Box<dyn Link>, LinkError> {
-        let (tx, rx) = self.0.hand_over(wait)?;
-        Ok(Box::new(RawStreamLink::new(tx, rx, true, self.1)))
-    }
-}
-
-impl HalfOpen for PipePeer {
-    fn connect(self: Box<Self>, wait: Wait) -> Result<Box<dyn Link>, LinkError> {
-        let mut fds = self.0.take(2, wait)?;
-        let tx = fds.pop().expect("two fds");
-        let rx = fds.pop().expect("two fds");
-        Ok(Box::new(RawStreamLink::new(tx, rx, true, self.1)))
+        open_pipe_pair(spec, side, payload, pipe2, |tx, rx, payload| {
+            Box::new(RawStreamLink::new(tx, rx, true, payload))
+        })
     }
 }
 
@@ -295,7 +263,7 @@ impl Mechanism for RawUnix {
         "bare libc: one Unix stream connection, writev of length + payload, read (SO_RCVTIMEO)"
     }
     fn prepare(&self, ctx: &RowContext) -> Result<Prepared, LinkError> {
-        Ok(Prepared::new(handoff_path(ctx, "raw-unix")))
+        Ok(Prepared::new(ctx.socket_path("raw-unix")))
     }
     fn open(&self, spec: &str, side: Side, payload: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
         let path = PathBuf::from(spec);
@@ -577,12 +545,7 @@ impl Mechanism for RawMq {
         );
         Ok(Prepared::with_guard(spec, guard))
     }
-    fn open(
-        &self,
-        spec: &str,
-        side: Side,
-        _payload: usize,
-    ) -> Result<Box<dyn HalfOpen>, LinkError> {
+    fn open(&self, spec: &str, side: Side, _: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
         let parts: Vec<&str> = spec.split(' ').collect();
         let [a2b, b2a, size] = parts[..] else {
             return Err(LinkError::Failed(format!("bad raw-mq spec {spec:?}")));
@@ -907,7 +870,7 @@ impl Mechanism for RawSlots {
         PING_PONG_ONLY
     }
     fn prepare(&self, ctx: &RowContext) -> Result<Prepared, LinkError> {
-        Ok(Prepared::new(handoff_path(ctx, self.name())))
+        Ok(Prepared::new(ctx.socket_path(self.name())))
     }
     fn open(&self, spec: &str, side: Side, payload: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
         match side {

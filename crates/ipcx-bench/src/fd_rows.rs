@@ -37,8 +37,7 @@ impl RendezvousSpec {
     /// A fresh address for `row` under the run's directory (an abstract name when the path
     /// would be too long for a socket address).
     pub(crate) fn new(ctx: &RowContext, row: &str) -> RendezvousSpec {
-        let path = ctx.dir.join(format!("{}-{row}.sock", ctx.tag));
-        let s = path.display().to_string();
+        let s = ctx.socket_path(row);
         let addr = if s.len() <= UNIX_PATH_MAX - 7 {
             s
         } else {
@@ -183,12 +182,7 @@ impl Mechanism for PipeRow {
         Ok(Prepared::new(RendezvousSpec::new(ctx, "pipe").to_json()))
     }
 
-    fn open(
-        &self,
-        spec: &str,
-        side: Side,
-        _payload: usize,
-    ) -> Result<Box<dyn HalfOpen>, LinkError> {
+    fn open(&self, spec: &str, side: Side, _: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
         let spec = RendezvousSpec::parse(spec)?;
         match side {
             Side::Parent => {
