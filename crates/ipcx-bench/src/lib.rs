@@ -31,10 +31,12 @@
 
 pub mod channel;
 pub mod checksum;
+pub mod cpu;
 pub mod fd_rows;
 pub mod histogram;
 pub mod mechanism;
 pub mod memcpy_ref;
+pub mod one_cpu;
 pub mod peer;
 pub mod placeholder;
 pub mod progress;

@@ -17,6 +17,7 @@ use ipcx::wait::Wait;
 use serde::{Deserialize, Serialize};
 
 use crate::checksum::{Digest, END_SEQ, seq_of};
+use crate::cpu::pin_to_cpu;
 use crate::mechanism::{HalfOpen, Link, LinkError, Side};
 use crate::protocol::{Command, Incoming, Reply, send_line, spawn_reader};
 use crate::registry::Registry;
@@ -102,13 +103,6 @@ impl PeerArgs {
         let v = std::env::var(Self::ENV).ok()?;
         Some(serde_json::from_str(&v).map_err(|e| format!("{}: {e}", Self::ENV)))
     }
-}
-
-/// Pins the calling thread (and the threads it starts later) to `cpu`.
-pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
-    let mut set = rustix::thread::CpuSet::new();
-    set.set(cpu);
-    rustix::thread::sched_setaffinity(None, &set).map_err(io::Error::from)
 }
 
 struct Flags {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::mechanism::Mechanism;
-use crate::{channel, fd_rows, report, ring_rows, rpc, selftest, shm_rows, signal_row};
+use crate::{channel, fd_rows, one_cpu, report, ring_rows, rpc, selftest, shm_rows, signal_row};
 
 /// The rows a run may use, in table order.
 #[derive(Debug, Clone, Default)]
@@ -27,8 +27,8 @@ impl Registry {
         r.add(ring_rows::RingRow::spin());
         r.add(ring_rows::RingRow::default_strategy());
         r.add(ring_rows::RingRow::loan());
-        r.add(ring_rows::OneCpu::ring());
-        r.add(ring_rows::OneCpu::futex());
+        r.add(one_cpu::OneCpu::ring());
+        r.add(one_cpu::OneCpu::futex());
         r.add(fd_rows::EventFdRow);
         r.add(signal_row::SignalRow);
         r.add(shm_rows::SemRow::new(shm_rows::SemKind::Posix));

@@ -249,7 +249,7 @@ pub struct Machine {
 impl Machine {
     /// Looks at this machine.
     pub fn detect(pinned: Option<Pinning>) -> Machine {
-        let cpus = online_cpus()
+        let cpus = crate::cpu::online_cpus()
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let model = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
@@ -286,22 +286,6 @@ impl Machine {
             self.kernel
         )
     }
-}
-
-/// The number of online CPUs (`/sys/devices/system/cpu/online`, e.g. `0-1,4`).
-fn online_cpus() -> Option<usize> {
-    let s = std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?;
-    let mut n = 0;
-    for part in s.trim().split(',') {
-        match part.split_once('-') {
-            Some((a, b)) => n += b.parse::<usize>().ok()? + 1 - a.parse::<usize>().ok()?,
-            None => {
-                part.parse::<usize>().ok()?;
-                n += 1;
-            }
-        }
-    }
-    (n > 0).then_some(n)
 }
 
 /// How the run was configured, and what the ratios are relative to.

@@ -27,8 +27,9 @@ use plan::{floor_source, wants_floor};
 use row::{RowEnd, run_row};
 use run_dir::RunDir;
 
+use crate::cpu::PinGuard;
 use crate::histogram::Recorder;
-use crate::mechanism::RowContext;
+use crate::mechanism::{LinkError, RowContext};
 use crate::progress::{NoProgress, Progress};
 use crate::registry::Registry;
 use crate::report::{BASELINE, BenchResult, Machine, Pattern, Report, RunInfo};
@@ -67,12 +68,14 @@ pub fn run_plan(
     // (a program may run several plans, as the peers comparison does).
     let _pinned = match cfg.pin {
         Some(pin) => Some(
-            crate::ring_rows::PinGuard::pin(pin.parent_cpu).map_err(|e| {
-                RunError::Harness(format!(
-                    "pinning the parent to CPU {}: {e:?}",
-                    pin.parent_cpu
-                ))
-            })?,
+            PinGuard::pin(pin.parent_cpu)
+                .map_err(LinkError::Unsupported)
+                .map_err(|e| {
+                    RunError::Harness(format!(
+                        "pinning the parent to CPU {}: {e:?}",
+                        pin.parent_cpu
+                    ))
+                })?,
         ),
         None => None,
     };
