@@ -4,11 +4,13 @@
 mod util;
 
 use std::io::Write;
-use std::process::Stdio;
 use std::time::Duration;
 
 use ipcx::trust::Trust;
-use util::{Bg, NOBODY, ipcx, is_root, run, run_as_nobody, stderr, stdout, wait_for, wait_output};
+use util::{
+    Bg, NOBODY, is_root, run, run_as_nobody, run_with_stdin, spawn_piped, stderr, stdout, wait_for,
+    wait_output,
+};
 
 /// Whether the POSIX queue exists (asked of the kernel, whoever owns it).
 fn mq_exists(name: &str) -> bool {
@@ -82,18 +84,7 @@ fn recv_trusting_nobody(ep: &str) {
 /// Pipes `lines` into `ipcx send EP` while its receiver goes away, and waits for the sender:
 /// it ends with exit 1, "peer gone" and "was removed". Returns its error.
 fn send_ends_when_the_queue_goes(ep: &str, lines: &str) -> String {
-    let mut send = ipcx()
-        .args(["send", ep])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = send.stdin.take().unwrap();
-    // The sender may stop reading once it fails: a broken pipe here is fine.
-    let _ = stdin.write_all(lines.as_bytes());
-    drop(stdin);
-    let out = wait_output(send, Duration::from_secs(10));
+    let out = run_with_stdin(&["send", ep], lines.as_bytes());
     assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("peer gone"), "{err}");
@@ -247,13 +238,7 @@ fn mq_send_reports_messages_stranded_in_a_removed_queue() {
         .create_new(true)
         .open(&name)
         .unwrap();
-    let mut send = ipcx()
-        .args(["send", &format!("mq:{name}")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut send = spawn_piped(&["send", &format!("mq:{name}")]);
     let mut stdin = send.stdin.take().unwrap();
     stdin.write_all(b"one\ntwo\n").unwrap();
     stdin.flush().unwrap();

@@ -4,7 +4,8 @@ mod util;
 use std::time::Duration;
 
 use util::{
-    Bg, TempDir, free_port, recv_in_background, run, send_when_ready, stderr, stdout, succeeded,
+    Bg, TempDir, free_port, recv_in_background, run, run_with_stdin_when_ready, send_when_ready,
+    stderr, stdout, succeeded,
 };
 
 fn every_endpoint(dir: &TempDir) -> Vec<String> {
@@ -43,29 +44,10 @@ fn stdin_lines_are_messages() {
     let dir = TempDir::new();
     let ep = format!("unix:{}", dir.join("lines.sock"));
     let rx = Bg::spawn(&["recv", &ep, "--count", "2", "--timeout", "20s"]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut child = util::ipcx()
-            .args(["send", &ep])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        // The sender may already have failed (receiver not ready): then retry.
-        let _ = child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"first line\nsecond line\n");
-        let out = util::wait_output(child, Duration::from_secs(10));
-        if out.status.success() {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{}", stderr(&out));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    succeeded(run_with_stdin_when_ready(
+        &["send", &ep],
+        b"first line\nsecond line\n",
+    ));
     let out = rx.wait(Duration::from_secs(30));
     assert_eq!(stdout(&out), "first line\nsecond line\n");
 }
@@ -115,24 +97,7 @@ fn json_shows_priority_type_and_credentials() {
     let rx = Bg::spawn(&["recv", &bin, "--json", "--count", "1", "--timeout", "20s"]);
     // Invalid UTF-8 arrives as base64 (sent raw through a framed stream is not possible from a
     // shell argument, so use stdin with a lone 0xff byte).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut child = util::ipcx()
-            .args(["send", &bin])
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        // The sender may already have failed (receiver not ready): then retry.
-        let _ = child.stdin.take().unwrap().write_all(&[0xff, b'\n']);
-        let out = util::wait_output(child, Duration::from_secs(10));
-        if out.status.success() {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{}", stderr(&out));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    succeeded(run_with_stdin_when_ready(&["send", &bin], &[0xff, b'\n']));
     let out = rx.wait(Duration::from_secs(30));
     let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(v["base64"], "/w==");

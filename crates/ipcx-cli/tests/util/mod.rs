@@ -140,6 +140,40 @@ pub fn send_when_ready(args: &[&str]) -> Output {
     }
 }
 
+/// Starts `ipcx ARGS` with its stdin, stdout and stderr piped.
+pub fn spawn_piped(args: &[&str]) -> Child {
+    ipcx()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ipcx")
+}
+
+/// Runs `ipcx ARGS` with `input` on its stdin (at most 10 s). A failed write is not an error:
+/// the command may stop reading once it fails.
+pub fn run_with_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = spawn_piped(args);
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let _ = std::io::Write::write_all(&mut stdin, input);
+    drop(stdin);
+    wait_output(child, Duration::from_secs(10))
+}
+
+/// [`run_with_stdin`] again until it succeeds or 10 s have passed (a sender started before
+/// its receiver is ready fails); the last output.
+pub fn run_with_stdin_when_ready(args: &[&str], input: &[u8]) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = run_with_stdin(args, input);
+        if out.status.success() || Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A temporary directory removed on drop.
 #[derive(Debug)]
 pub struct TempDir(pub PathBuf);
