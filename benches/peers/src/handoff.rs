@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ipcx::wait::Wait;
-use ipcx_bench::{HalfOpen, Link, LinkError, Side};
+use ipcx_bench::{HalfOpen, Link, LinkError, Mechanism, Prepared, RowContext, Side};
 
 /// The most descriptors one handoff carries.
 const MAX_FDS: usize = 8;
@@ -223,10 +223,40 @@ impl<K> Giving<K> {
 /// Makes one side's link of a pipe-pair row from its write end, its read end and the payload.
 pub type PipeLinkFn = fn(OwnedFd, OwnedFd, usize) -> Box<dyn Link>;
 
+/// A row over two anonymous pipes, the peer's ends handed over with `SCM_RIGHTS`: the `pipe`
+/// row (through `ipcx::pipe`) and `raw-pipe` (bare libc) differ only in how a pipe is made
+/// and in the link over it.
+#[derive(Debug)]
+pub struct PipePair {
+    /// The row's name.
+    pub name: &'static str,
+    /// What it measures.
+    pub description: &'static str,
+    /// Makes one pipe (read end, write end).
+    pub pipe: fn() -> Result<(OwnedFd, OwnedFd), LinkError>,
+    /// Makes a side's link.
+    pub link: PipeLinkFn,
+}
+
+impl Mechanism for PipePair {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn description(&self) -> &str {
+        self.description
+    }
+    fn prepare(&self, ctx: &RowContext) -> Result<Prepared, LinkError> {
+        Ok(Prepared::new(ctx.socket_path(self.name)))
+    }
+    fn open(&self, spec: &str, side: Side, payload: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
+        open_pipe_pair(spec, side, payload, self.pipe, self.link)
+    }
+}
+
 /// Opens one side of a row over two anonymous pipes: the parent makes both with `pipe` (read
 /// end, write end), keeps one end of each and offers the peer the other two at `spec`; each
 /// side's link is `link(write end, read end, payload)`.
-pub fn open_pipe_pair(
+fn open_pipe_pair(
     spec: &str,
     side: Side,
     payload: usize,

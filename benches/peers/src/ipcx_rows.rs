@@ -20,7 +20,7 @@ use ipcx::sync::{EventFd, EventFdError, Futex, FutexError};
 use ipcx::wait::Wait;
 use ipcx_bench::{HalfOpen, Link, LinkError, Mechanism, Pattern, Prepared, RowContext, Side};
 
-use crate::handoff::{Claim, Giving, Offer, open_pipe_pair};
+use crate::handoff::{Claim, Giving, Offer, PipePair};
 
 const PING_PONG_ONLY: &[Pattern] = &[Pattern::PingPong];
 
@@ -37,9 +37,16 @@ fn failed(what: &str, e: impl std::fmt::Display) -> LinkError {
 // ---------------------------------------------------------------------------------------
 // pipe
 
-/// Two anonymous pipes through `ipcx::pipe`.
-#[derive(Debug, Default)]
-pub struct IpcxPipe;
+/// `pipe`: two anonymous pipes through `ipcx::pipe`.
+fn pipe_row() -> PipePair {
+    PipePair {
+        name: "pipe",
+        description: "anonymous pipes through ipcx::pipe (framed), the peer's ends passed with \
+                      SCM_RIGHTS",
+        pipe: ipcx_pipe,
+        link: |tx, rx, payload| Box::new(pipe_link(tx, rx, payload)),
+    }
+}
 
 fn pipe_err(e: PipeError) -> LinkError {
     match e {
@@ -81,23 +88,6 @@ fn pipe_link(tx: OwnedFd, rx: OwnedFd, payload: usize) -> PipeLink {
             // One writer per pipe: frames larger than PIPE_BUF may take several writes.
             .with_large_frames(LargeFrames::SingleWriter),
         rx: PipeReader::from(rx).with_max_frame_len(max),
-    }
-}
-
-impl Mechanism for IpcxPipe {
-    fn name(&self) -> &str {
-        "pipe"
-    }
-    fn description(&self) -> &str {
-        "anonymous pipes through ipcx::pipe (framed), the peer's ends passed with SCM_RIGHTS"
-    }
-    fn prepare(&self, ctx: &RowContext) -> Result<Prepared, LinkError> {
-        Ok(Prepared::new(ctx.socket_path("pipe")))
-    }
-    fn open(&self, spec: &str, side: Side, payload: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
-        open_pipe_pair(spec, side, payload, ipcx_pipe, |tx, rx, payload| {
-            Box::new(pipe_link(tx, rx, payload))
-        })
     }
 }
 
@@ -372,7 +362,7 @@ impl HalfOpen for SlotPeer {
 pub fn rows() -> Vec<Box<dyn Mechanism>> {
     vec![
         Box::new(IpcxSlots(Kind::Futex)),
-        Box::new(IpcxPipe),
+        Box::new(pipe_row()),
         Box::new(IpcxSlots(Kind::Eventfd)),
     ]
 }

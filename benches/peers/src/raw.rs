@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use ipcx::wait::Wait;
 use ipcx_bench::{HalfOpen, Link, LinkError, Mechanism, Pattern, Prepared, RowContext, Side};
 
-use crate::handoff::{Claim, Giving, Offer, open_pipe_pair};
+use crate::handoff::{Claim, Giving, Offer, PipePair};
 
 /// How long one blocking call may last before the link reports a timeout (the harness then
 /// checks Ctrl-C and the peer, and calls again).
@@ -222,24 +222,13 @@ fn pipe2() -> Result<(OwnedFd, OwnedFd), LinkError> {
 // ---------------------------------------------------------------------------------------
 // raw-pipe
 
-/// Two anonymous pipes, the peer's ends handed over with SCM_RIGHTS.
-#[derive(Debug, Default)]
-pub struct RawPipe;
-
-impl Mechanism for RawPipe {
-    fn name(&self) -> &str {
-        "raw-pipe"
-    }
-    fn description(&self) -> &str {
-        "bare libc: two anonymous pipes, writev of length + payload, poll + read"
-    }
-    fn prepare(&self, ctx: &RowContext) -> Result<Prepared, LinkError> {
-        Ok(Prepared::new(ctx.socket_path("raw-pipe")))
-    }
-    fn open(&self, spec: &str, side: Side, payload: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
-        open_pipe_pair(spec, side, payload, pipe2, |tx, rx, payload| {
-            Box::new(RawStreamLink::new(tx, rx, true, payload))
-        })
+/// `raw-pipe`: two anonymous pipes, the peer's ends handed over with SCM_RIGHTS.
+fn pipe_row() -> PipePair {
+    PipePair {
+        name: "raw-pipe",
+        description: "bare libc: two anonymous pipes, writev of length + payload, poll + read",
+        pipe: pipe2,
+        link: |tx, rx, payload| Box::new(RawStreamLink::new(tx, rx, true, payload)),
     }
 }
 
@@ -940,7 +929,7 @@ impl HalfOpen for SlotPeer {
 pub fn rows() -> Vec<Box<dyn Mechanism>> {
     vec![
         Box::new(RawSlots(SlotKind::Futex)),
-        Box::new(RawPipe),
+        Box::new(pipe_row()),
         Box::new(RawSlots(SlotKind::Eventfd)),
         Box::new(RawMq),
         Box::new(RawUnix),
