@@ -50,6 +50,7 @@ pub mod selftest;
 pub mod seqonly;
 pub mod shm_rows;
 pub mod signal_row;
+mod stall;
 pub mod svg;
 pub mod table;
 pub mod units;

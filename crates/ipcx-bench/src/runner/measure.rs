@@ -8,9 +8,9 @@ use super::watch::Watch;
 use crate::checksum::{Digest, END_SEQ, PayloadGen, seq_of};
 use crate::histogram::{Recorder, RttSummary};
 use crate::mechanism::Link;
-use crate::peer::SLICE;
 use crate::protocol::Command;
 use crate::report::Throughput;
+use crate::stall::SLICE;
 
 /// Round trips: warm-up, then the measurement, recorded in `rec` (which may hold the round
 /// trips of earlier rounds of the same row); the peer's checksum of everything it echoed is

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use super::config::BenchConfig;
 use super::error::{PhaseError, RunError};
 use super::launcher::PeerLauncher;
-use crate::peer::{PeerArgs, SLICE};
+use crate::peer::PeerArgs;
 use crate::protocol::{Command, Incoming, Reply, send_line, spawn_reader};
+use crate::stall::SLICE;
 
 /// The running peer process and its control connection.
 pub(super) struct Peer {

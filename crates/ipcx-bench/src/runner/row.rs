@@ -13,10 +13,10 @@ use super::plan::PlannedRow;
 use super::watch::Watch;
 use crate::histogram::Recorder;
 use crate::mechanism::{Link, RowContext, Side};
-use crate::peer::Stall;
 use crate::progress::Progress;
 use crate::protocol::{Command, Reply};
 use crate::report::{BenchResult, Pattern};
+use crate::stall::Stall;
 use crate::units;
 
 pub(super) enum RowEnd {

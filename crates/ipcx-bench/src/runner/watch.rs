@@ -9,8 +9,8 @@ use super::error::PhaseError;
 use super::peer_process::Peer;
 use crate::checksum::{Digest, PayloadGen};
 use crate::mechanism::{Link, LinkError};
-use crate::peer::{SLICE, Stall};
 use crate::protocol::Reply;
+use crate::stall::{SLICE, Stall};
 
 /// Watches over one measurement: Ctrl-C, a failing or dead peer, a stall.
 pub(super) struct Watch<'a> {
