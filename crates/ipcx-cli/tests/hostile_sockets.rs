@@ -7,7 +7,9 @@ use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use util::{Bg, NOBODY, TempDir, is_root, recv_in_background, run, run_as_nobody, stderr, stdout};
+use util::{
+    Bg, NOBODY, TempDir, is_root, recv_in_background, rss_kib, run, run_as_nobody, stderr, stdout,
+};
 
 /// Connects a plain (std) stream to the socket file at `path`, waiting for the receiver to
 /// bind it.
@@ -22,17 +24,6 @@ fn connect_when_ready(path: &str) -> UnixStream {
             }
         }
     }
-}
-
-/// The resident set of process `pid`, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS in /proc/PID/status")
 }
 
 /// A connection to a stream receiver: a socket file's path or a TCP port.

@@ -174,6 +174,17 @@ pub fn run_with_stdin_when_ready(args: &[&str], input: &[u8]) -> Output {
     }
 }
 
+/// The resident set of process `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
 /// A temporary directory removed on drop.
 #[derive(Debug)]
 pub struct TempDir(pub PathBuf);
