@@ -35,7 +35,7 @@ impl Offer {
 
     /// Waits for the peer to connect (as `wait` allows) and sends it `fds`.
     pub fn give(self, fds: &[BorrowedFd<'_>], wait: Wait) -> Result<(), LinkError> {
-        let deadline = deadline_of(wait);
+        let deadline = setup_deadline(wait);
         let stream = loop {
             match self.listener.accept() {
                 Ok((s, _)) => break s,
@@ -77,7 +77,7 @@ impl Claim {
 
     /// Receives exactly `n` descriptors, waiting as `wait` allows.
     pub fn take(self, n: usize, wait: Wait) -> Result<Vec<OwnedFd>, LinkError> {
-        let left = deadline_of(wait).saturating_duration_since(Instant::now());
+        let left = setup_deadline(wait).saturating_duration_since(Instant::now());
         self.0
             .set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
         let fds = recv_fds(&self.0)?;
@@ -91,7 +91,8 @@ impl Claim {
     }
 }
 
-fn deadline_of(wait: Wait) -> Instant {
+/// The deadline of a setup wait: its own, or 10 s from now when it has none.
+pub fn setup_deadline(wait: Wait) -> Instant {
     match wait {
         Wait::Until(d) => d,
         _ => Instant::now() + Duration::from_secs(10),

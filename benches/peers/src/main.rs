@@ -10,8 +10,9 @@
 
 mod handoff;
 mod iceoryx;
+mod interprocess_row;
+mod ipc_channel_row;
 mod ipcx_rows;
-mod others;
 mod overhead;
 mod raw;
 mod tarpc_row;
@@ -80,8 +81,8 @@ pub fn registry() -> Registry {
         }
     }
     r.add(iceoryx::Iceoryx2);
-    r.add(others::IpcChannel::default());
-    r.add(others::Interprocess);
+    r.add(ipc_channel_row::IpcChannel::default());
+    r.add(interprocess_row::Interprocess);
     r.add(tarpc_row::Tarpc);
     for m in raw::rows() {
         r.add_arc(Arc::from(m));
