@@ -42,6 +42,7 @@ pub mod placeholder;
 pub mod progress;
 pub mod protocol;
 mod registry;
+mod rendezvous;
 pub mod report;
 pub mod ring_rows;
 pub mod rpc;
