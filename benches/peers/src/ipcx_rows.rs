@@ -20,7 +20,8 @@ use ipcx::sync::{EventFd, EventFdError, Futex, FutexError};
 use ipcx::wait::Wait;
 use ipcx_bench::{HalfOpen, Link, LinkError, Mechanism, Pattern, Prepared, RowContext, Side};
 
-use crate::handoff::{Claim, Giving, Offer, PipePair};
+use crate::handoff::{Claim, Giving, Offer};
+use crate::pipe_pair::PipePair;
 
 const PING_PONG_ONLY: &[Pattern] = &[Pattern::PingPong];
 

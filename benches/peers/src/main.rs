@@ -14,6 +14,7 @@ mod interprocess_row;
 mod ipc_channel_row;
 mod ipcx_rows;
 mod overhead;
+mod pipe_pair;
 mod raw;
 mod tarpc_row;
 

@@ -11,7 +11,7 @@ use ipcx::wait::Wait;
 use ipcx_bench::{HalfOpen, Link, LinkError, Mechanism, Prepared, RowContext, Side};
 
 use super::sys::{SLICE, deadline_of, last_err, poll_in};
-use crate::handoff::PipePair;
+use crate::pipe_pair::PipePair;
 
 /// A length-prefixed message link over two byte-stream descriptors (pipes or one socket),
 /// written with `writev` and read through a buffer, with no framing library in between.
