@@ -11,7 +11,7 @@ use ipcx_bench::runner::{self, BenchConfig, Budget, PeerLauncher, RunError};
 use ipcx_bench::{PeerArgs, Pinning, Registry};
 
 use crate::exit::{Exit, usage};
-use crate::parse::parse_duration;
+use crate::parse::parse_positive_duration;
 
 /// The hidden subcommand the parent re-executes itself with.
 pub const PEER_SUBCOMMAND: &str = "__bench-peer";
@@ -63,14 +63,6 @@ pub struct Sizes(pub Vec<usize>);
 
 fn parse_sizes(s: &str) -> Result<Sizes, String> {
     ipcx_bench::units::parse_sizes(s).map(Sizes)
-}
-
-fn parse_positive_duration(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if d.is_zero() {
-        return Err(format!("invalid duration {s:?}: must be more than zero"));
-    }
-    Ok(d)
 }
 
 /// Arguments of the hidden peer subcommand (what the parent passes, verbatim).
