@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ipcx::wait::Wait;
-use ipcx_bench::{LinkError, RowContext};
+use ipcx_bench::LinkError;
 
 /// The most descriptors one handoff carries.
 const MAX_FDS: usize = 8;
@@ -35,7 +35,7 @@ impl Offer {
 
     /// Waits for the peer to connect (as `wait` allows) and sends it `fds`.
     pub fn give(self, fds: &[BorrowedFd<'_>], wait: Wait) -> Result<(), LinkError> {
-        let deadline = deadline_of(wait);
+        let deadline = setup_deadline(wait);
         let stream = loop {
             match self.listener.accept() {
                 Ok((s, _)) => break s,
@@ -77,7 +77,7 @@ impl Claim {
 
     /// Receives exactly `n` descriptors, waiting as `wait` allows.
     pub fn take(self, n: usize, wait: Wait) -> Result<Vec<OwnedFd>, LinkError> {
-        let left = deadline_of(wait).saturating_duration_since(Instant::now());
+        let left = setup_deadline(wait).saturating_duration_since(Instant::now());
         self.0
             .set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
         let fds = recv_fds(&self.0)?;
@@ -91,7 +91,8 @@ impl Claim {
     }
 }
 
-fn deadline_of(wait: Wait) -> Instant {
+/// The deadline of a setup wait: its own, or 10 s from now when it has none.
+pub fn setup_deadline(wait: Wait) -> Instant {
     match wait {
         Wait::Until(d) => d,
         _ => Instant::now() + Duration::from_secs(10),
@@ -199,14 +200,6 @@ fn recv_fds(s: &UnixStream) -> io::Result<Vec<OwnedFd>> {
         return Err(io::Error::other("descriptors were truncated"));
     }
     Ok(out)
-}
-
-/// The handoff socket path of a row.
-pub fn handoff_path(ctx: &RowContext, what: &str) -> String {
-    ctx.dir
-        .join(format!("{}-{what}.sock", ctx.tag))
-        .display()
-        .to_string()
 }
 
 /// Parent side of a row whose peer gets descriptors: what to give, what to keep.

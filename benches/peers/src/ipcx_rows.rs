@@ -20,7 +20,8 @@ use ipcx::sync::{EventFd, EventFdError, Futex, FutexError};
 use ipcx::wait::Wait;
 use ipcx_bench::{HalfOpen, Link, LinkError, Mechanism, Pattern, Prepared, RowContext, Side};
 
-use crate::handoff::{Claim, Giving, Offer, handoff_path};
+use crate::handoff::{Claim, Giving, Offer};
+use crate::pipe_pair::PipePair;
 
 const PING_PONG_ONLY: &[Pattern] = &[Pattern::PingPong];
 
@@ -37,9 +38,16 @@ fn failed(what: &str, e: impl std::fmt::Display) -> LinkError {
 // ---------------------------------------------------------------------------------------
 // pipe
 
-/// Two anonymous pipes through `ipcx::pipe`.
-#[derive(Debug, Default)]
-pub struct IpcxPipe;
+/// `pipe`: two anonymous pipes through `ipcx::pipe`.
+fn pipe_row() -> PipePair {
+    PipePair {
+        name: "pipe",
+        description: "anonymous pipes through ipcx::pipe (framed), the peer's ends passed with \
+                      SCM_RIGHTS",
+        pipe: ipcx_pipe,
+        link: |tx, rx, payload| Box::new(pipe_link(tx, rx, payload)),
+    }
+}
 
 fn pipe_err(e: PipeError) -> LinkError {
     match e {
@@ -84,53 +92,10 @@ fn pipe_link(tx: OwnedFd, rx: OwnedFd, payload: usize) -> PipeLink {
     }
 }
 
-struct PipeParent(Giving<(OwnedFd, OwnedFd)>, usize);
-struct PipePeer(Claim, usize);
-
-impl Mechanism for IpcxPipe {
-    fn name(&self) -> &str {
-        "pipe"
-    }
-    fn description(&self) -> &str {
-        "anonymous pipes through ipcx::pipe (framed), the peer's ends passed with SCM_RIGHTS"
-    }
-    fn prepare(&self, ctx: &RowContext) -> Result<Prepared, LinkError> {
-        Ok(Prepared::new(handoff_path(ctx, "pipe")))
-    }
-    fn open(&self, spec: &str, side: Side, payload: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
-        match side {
-            Side::Parent => {
-                let offer = Offer::bind(spec.as_ref())?;
-                let (a2b_r, a2b_w) = ipcx::pipe::pipe().map_err(|e| failed("pipe", e))?;
-                let (b2a_r, b2a_w) = ipcx::pipe::pipe().map_err(|e| failed("pipe", e))?;
-                Ok(Box::new(PipeParent(
-                    Giving {
-                        offer,
-                        give: vec![a2b_r.into(), b2a_w.into()],
-                        keep: (a2b_w.into(), b2a_r.into()),
-                    },
-                    payload,
-                )))
-            }
-            Side::Peer => Ok(Box::new(PipePeer(Claim::connect(spec)?, payload))),
-        }
-    }
-}
-
-impl HalfOpen for PipeParent {
-    fn connect(self: Box<Self>, wait: Wait) -> Result<Box<dyn Link>, LinkError> {
-        let (tx, rx) = self.0.hand_over(wait)?;
-        Ok(Box::new(pipe_link(tx, rx, self.1)))
-    }
-}
-
-impl HalfOpen for PipePeer {
-    fn connect(self: Box<Self>, wait: Wait) -> Result<Box<dyn Link>, LinkError> {
-        let mut fds = self.0.take(2, wait)?;
-        let tx = fds.pop().expect("two fds");
-        let rx = fds.pop().expect("two fds");
-        Ok(Box::new(pipe_link(tx, rx, self.1)))
-    }
+/// An anonymous pipe through `ipcx::pipe` (read end, write end).
+fn ipcx_pipe() -> Result<(OwnedFd, OwnedFd), LinkError> {
+    let (r, w) = ipcx::pipe::pipe().map_err(|e| failed("pipe", e))?;
+    Ok((r.into(), w.into()))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -276,7 +241,7 @@ impl Mechanism for IpcxSlots {
         // The handoff socket, then the futex names (unused by eventfd).
         Ok(Prepared::new(format!(
             "{} /{}-fa2b /{}-fb2a",
-            handoff_path(ctx, self.name()),
+            ctx.socket_path(self.name()),
             ctx.tag,
             ctx.tag
         )))
@@ -398,7 +363,7 @@ impl HalfOpen for SlotPeer {
 pub fn rows() -> Vec<Box<dyn Mechanism>> {
     vec![
         Box::new(IpcxSlots(Kind::Futex)),
-        Box::new(IpcxPipe),
+        Box::new(pipe_row()),
         Box::new(IpcxSlots(Kind::Eventfd)),
     ]
 }

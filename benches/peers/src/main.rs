@@ -10,9 +10,11 @@
 
 mod handoff;
 mod iceoryx;
+mod interprocess_row;
+mod ipc_channel_row;
 mod ipcx_rows;
-mod others;
 mod overhead;
+mod pipe_pair;
 mod raw;
 mod tarpc_row;
 
@@ -49,7 +51,7 @@ struct Args {
     #[arg(long, value_name = "LIST", value_parser = ipcx_bench::units::parse_sizes, default_value = "64,4k,1m")]
     sizes: std::vec::Vec<usize>,
     /// Pin the parent to the first CPU and the peer to the second, e.g. `--cpus 0,1`.
-    #[arg(long, value_name = "PARENT,PEER", value_parser = parse_cpus)]
+    #[arg(long, value_name = "PARENT,PEER", value_parser = Pinning::parse)]
     cpus: Option<Pinning>,
     /// Rounds of the interleaved ipcx-versus-raw comparison (0 skips it).
     #[arg(long, value_name = "N", default_value_t = 3)]
@@ -63,16 +65,6 @@ struct Args {
     /// List the rows, then exit.
     #[arg(long)]
     list: bool,
-}
-
-fn parse_cpus(s: &str) -> Result<Pinning, String> {
-    let bad = || format!("invalid CPU pair {s:?}: expected PARENT,PEER such as 0,1");
-    let (a, b) = s.split_once(',').ok_or_else(bad)?;
-    let cpu = |v: &str| v.trim().parse::<usize>().map_err(|_| bad());
-    Ok(Pinning {
-        parent_cpu: cpu(a)?,
-        peer_cpu: cpu(b)?,
-    })
 }
 
 /// `ipcx bench`'s rows, with this crate's ipcx rows in place of the harness placeholders that
@@ -90,8 +82,8 @@ pub fn registry() -> Registry {
         }
     }
     r.add(iceoryx::Iceoryx2);
-    r.add(others::IpcChannel::default());
-    r.add(others::Interprocess);
+    r.add(ipc_channel_row::IpcChannel::default());
+    r.add(interprocess_row::Interprocess);
     r.add(tarpc_row::Tarpc);
     for m in raw::rows() {
         r.add_arc(Arc::from(m));

@@ -78,20 +78,10 @@ impl Mechanism for Tarpc {
     }
 
     fn prepare(&self, ctx: &RowContext) -> Result<Prepared, LinkError> {
-        Ok(Prepared::new(
-            ctx.dir
-                .join(format!("{}-tarpc.sock", ctx.tag))
-                .display()
-                .to_string(),
-        ))
+        Ok(Prepared::new(ctx.socket_path("tarpc")))
     }
 
-    fn open(
-        &self,
-        spec: &str,
-        side: Side,
-        _payload: usize,
-    ) -> Result<Box<dyn HalfOpen>, LinkError> {
+    fn open(&self, spec: &str, side: Side, _: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
         match side {
             Side::Parent => Ok(Box::new(ClientHalf {
                 path: spec.to_owned(),

@@ -56,21 +56,9 @@ impl MessageSum {
             q = q.wrapping_add(lane_q[k]);
             weighted = weighted.wrapping_add((k as u64).wrapping_mul(lane_a[k]));
         }
-        let mut b = (LANES as u64).wrapping_mul(q).wrapping_sub(weighted);
+        let b = (LANES as u64).wrapping_mul(q).wrapping_sub(weighted);
 
-        let mut words = blocks.remainder().chunks_exact(8);
-        for c in &mut words {
-            let w = u64::from_le_bytes(c.try_into().expect("8-byte word"));
-            a = a.wrapping_add(w);
-            b = b.wrapping_add(a);
-        }
-        let rest = words.remainder();
-        if !rest.is_empty() {
-            let mut tail = [0u8; 8];
-            tail[..rest.len()].copy_from_slice(rest);
-            a = a.wrapping_add(u64::from_le_bytes(tail));
-            b = b.wrapping_add(a);
-        }
+        let (a, b) = add_words(a, b, blocks.remainder());
         MessageSum {
             a,
             b,
@@ -82,6 +70,25 @@ impl MessageSum {
     fn words(&self) -> u64 {
         self.len.div_ceil(8)
     }
+}
+
+/// The serial definition over `data`, continuing from `a` and `b`: per 8-byte little-endian
+/// word, in order, `a += w; b += a`, the last word zero-padded (all wrapping).
+fn add_words(mut a: u64, mut b: u64, data: &[u8]) -> (u64, u64) {
+    let mut words = data.chunks_exact(8);
+    for c in &mut words {
+        let w = u64::from_le_bytes(c.try_into().expect("8-byte word"));
+        a = a.wrapping_add(w);
+        b = b.wrapping_add(a);
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut tail = [0u8; 8];
+        tail[..rest.len()].copy_from_slice(rest);
+        a = a.wrapping_add(u64::from_le_bytes(tail));
+        b = b.wrapping_add(a);
+    }
+    (a, b)
 }
 
 /// The running checksum of a stream of messages.
@@ -217,23 +224,18 @@ impl PayloadGen {
 mod tests {
     use super::*;
 
-    /// The definition, as it was computed before the lanes: one word at a time, in order.
+    /// The definition, written apart from the code under test: one word at a time, in order,
+    /// the tail zero-padded.
     fn serial(data: &[u8]) -> MessageSum {
-        let mut a = 0u64;
-        let mut b = 0u64;
-        let mut chunks = data.chunks_exact(8);
-        for c in &mut chunks {
-            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            a = a.wrapping_add(w);
-            b = b.wrapping_add(a);
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut tail = [0u8; 8];
-            tail[..rest.len()].copy_from_slice(rest);
-            a = a.wrapping_add(u64::from_le_bytes(tail));
-            b = b.wrapping_add(a);
-        }
+        let mut padded = data.to_vec();
+        padded.resize(data.len().next_multiple_of(8), 0);
+        let (a, b) = padded
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes(w.try_into().expect("8-byte word")))
+            .fold((0u64, 0u64), |(a, b), w| {
+                let a = a.wrapping_add(w);
+                (a, b.wrapping_add(a))
+            });
         MessageSum {
             a,
             b,

@@ -208,6 +208,16 @@ pub struct RowContext {
     pub tag: String,
 }
 
+impl RowContext {
+    /// A socket path for this row in the run's directory: `DIR/TAG-WHAT.sock`.
+    pub fn socket_path(&self, what: &str) -> String {
+        self.dir
+            .join(format!("{}-{what}.sock", self.tag))
+            .display()
+            .to_string()
+    }
+}
+
 /// One row of the benchmark: a mechanism the harness can run between two processes.
 pub trait Mechanism: Send + Sync + fmt::Debug {
     /// The name typed on the command line and printed in the table (`unix`, `limit`).

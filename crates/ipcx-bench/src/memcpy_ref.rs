@@ -21,21 +21,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use ipcx::ring::WaitStrategy;
-use serde::{Deserialize, Serialize};
 
-/// One reference measurement.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MemcpyResult {
-    /// Bytes per copy (the payload size).
-    pub payload_bytes: u64,
-    /// The destination area the copies rotate through (the ring's data area for this size).
-    pub area_bytes: u64,
-    /// Bytes copied per second (each byte read once and written once), in the fastest of
-    /// the [`WINDOWS`] windows.
-    pub bytes_per_s: f64,
-    /// Copies timed in that window.
-    pub copies: u64,
-}
+use crate::report::MemcpyResult;
 
 /// The windows the measurement of one size is split into (the fastest is reported).
 pub const WINDOWS: u32 = 5;

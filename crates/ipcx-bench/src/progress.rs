@@ -1,11 +1,30 @@
-//! A progress bar on stderr (hidden when stderr is not a terminal).
+//! Progress while a run goes on: the [`Progress`] the runner reports to, [`NoProgress`], and
+//! a progress bar on stderr (hidden when stderr is not a terminal).
 
 use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::runner::Progress;
+/// Reports progress while the run goes on.
+pub trait Progress {
+    /// The run has `total` steps.
+    fn begin(&mut self, total: u64);
+    /// One step starts (`unix 4 KiB ping-pong`).
+    fn step(&mut self, label: &str);
+    /// The run ended.
+    fn finish(&mut self);
+}
+
+/// No progress display.
+#[derive(Debug, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn begin(&mut self, _total: u64) {}
+    fn step(&mut self, _label: &str) {}
+    fn finish(&mut self) {}
+}
 
 /// An indicatif progress bar on stderr.
 #[derive(Debug)]

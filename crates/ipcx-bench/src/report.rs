@@ -20,9 +20,9 @@
 //! ## The floor next to each row
 //!
 //! The cache-line floor of a shared virtual machine drifts within a run (the hypervisor moves
-//! the vCPUs: for tens of seconds a round trip takes ~140 ns, then ~430 ns), and every row's
-//! latency drifts with it, sometimes within a second. So the runner measures each row's
-//! ping-pong in rounds (8 in a quick run, 16 in a full one), each right after a slice of a
+//! the vCPUs; the README's "Why the figures are what they are" has an example), and every
+//! row's latency drifts with it. So the runner measures each row's ping-pong in rounds (8 in
+//! a quick run, 16 in a full one), each right after a slice of a
 //! `limit` ping-pong (same peer process, a few ms), and pools the round trips of the rounds and
 //! those of the slices: the row and its floor are sampled over the same stretch of time, in the
 //! same mix of placements. It records the pooled floor in that result:
@@ -45,7 +45,20 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 
 pub use crate::histogram::RttSummary;
-pub use crate::memcpy_ref::MemcpyResult;
+
+/// One measurement of the in-process copy reference ([`crate::memcpy_ref`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemcpyResult {
+    /// Bytes per copy (the payload size).
+    pub payload_bytes: u64,
+    /// The destination area the copies rotate through (the ring's data area for this size).
+    pub area_bytes: u64,
+    /// Bytes copied per second (each byte read once and written once), in the fastest of
+    /// the [`crate::memcpy_ref::WINDOWS`] windows.
+    pub bytes_per_s: f64,
+    /// Copies timed in that window.
+    pub copies: u64,
+}
 
 /// The mechanism every p50 ratio is computed against.
 pub const BASELINE: &str = "limit";
@@ -197,6 +210,19 @@ pub struct Pinning {
     pub peer_cpu: usize,
 }
 
+impl Pinning {
+    /// Parses `PARENT,PEER`, such as `0,1` (the `--cpus` flag of `ipcx bench` and the peers).
+    pub fn parse(s: &str) -> Result<Pinning, String> {
+        let bad = || format!("invalid CPU pair {s:?}: expected PARENT,PEER such as 0,1");
+        let (a, b) = s.split_once(',').ok_or_else(bad)?;
+        let cpu = |v: &str| v.trim().parse::<usize>().map_err(|_| bad());
+        Ok(Pinning {
+            parent_cpu: cpu(a)?,
+            peer_cpu: cpu(b)?,
+        })
+    }
+}
+
 impl fmt::Display for Pinning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -223,7 +249,7 @@ pub struct Machine {
 impl Machine {
     /// Looks at this machine.
     pub fn detect(pinned: Option<Pinning>) -> Machine {
-        let cpus = online_cpus()
+        let cpus = crate::cpu::online_cpus()
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let model = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
@@ -260,22 +286,6 @@ impl Machine {
             self.kernel
         )
     }
-}
-
-/// The number of online CPUs (`/sys/devices/system/cpu/online`, e.g. `0-1,4`).
-fn online_cpus() -> Option<usize> {
-    let s = std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?;
-    let mut n = 0;
-    for part in s.trim().split(',') {
-        match part.split_once('-') {
-            Some((a, b)) => n += b.parse::<usize>().ok()? + 1 - a.parse::<usize>().ok()?,
-            None => {
-                part.parse::<usize>().ok()?;
-                n += 1;
-            }
-        }
-    }
-    (n > 0).then_some(n)
 }
 
 /// How the run was configured, and what the ratios are relative to.

@@ -1,5 +1,5 @@
-//! The rows over the zero-copy shared-memory ring ([`ipcx::ring`]): `ring-spin`, `ring`,
-//! `ring-loan`, and the one-CPU rows `ring-1cpu` and `futex-1cpu`.
+//! The rows over the zero-copy shared-memory ring ([`ipcx::ring`]): `ring-spin`, `ring` and
+//! `ring-loan` (`ring-1cpu` is in [`crate::one_cpu`]).
 //!
 //! A ring row uses two rings, one per direction (`a2b`: parent to peer, `b2a`: peer to parent).
 //! The parent creates both in [`Mechanism::prepare`] and removes them when the row ends (its
@@ -19,21 +19,13 @@
 //! rest of the message template, the same bytes as every other row, with no message buffer
 //! of its own in between. Both write every byte of every message into the ring; `ring-loan`
 //! is what a producer that builds its data in the ring's memory does.
-//!
-//! The one-CPU rows ([`OneCpu`]) wrap another row: each side pins its thread to the same CPU
-//! when it opens its half and restores its previous CPU mask when the row ends. They show what
-//! a wait strategy costs when the peer can only run once the waiter gives the CPU up.
-
-use std::sync::Arc;
 
 use ipcx::ring::{self, Options, Publisher, Subscriber, WaitStrategy};
 use ipcx::wait::Wait;
-use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
 use serde::{Deserialize, Serialize};
 
 use crate::checksum::{END_SEQ, PayloadGen, seq_of};
 use crate::mechanism::{HalfOpen, Link, LinkError, Mechanism, Prepared, RowContext, Side};
-use crate::report::Pattern;
 
 /// The largest message of the rings below this payload size (the library's default).
 const MIN_MAX_MESSAGE: usize = 64 << 10;
@@ -341,223 +333,6 @@ impl Link for RingLink {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// ring-1cpu and futex-1cpu
-
-/// The number of CPUs online, when `/sys` says.
-fn online_cpus() -> Option<usize> {
-    let text = std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?;
-    let mut n = 0;
-    for part in text.trim().split(',') {
-        n += match part.split_once('-') {
-            Some((a, b)) => b.parse::<usize>().ok()? - a.parse::<usize>().ok()? + 1,
-            None => {
-                part.parse::<usize>().ok()?;
-                1
-            }
-        };
-    }
-    Some(n)
-}
-
-/// The lowest CPU this thread may run on.
-fn first_allowed_cpu() -> Result<usize, LinkError> {
-    let set = sched_getaffinity(None)
-        .map_err(|e| LinkError::Unsupported(format!("reading the CPU affinity: {e}")))?;
-    (0..CpuSet::MAX_CPU)
-        .find(|&c| set.is_set(c))
-        .ok_or_else(|| LinkError::Unsupported("no CPU in this thread's affinity mask".into()))
-}
-
-/// The calling thread pinned to one CPU; its previous CPU mask is restored on drop.
-#[derive(Debug)]
-pub struct PinGuard {
-    previous: CpuSet,
-}
-
-impl PinGuard {
-    /// Pins the calling thread to `cpu`.
-    pub fn pin(cpu: usize) -> Result<PinGuard, LinkError> {
-        let previous = sched_getaffinity(None)
-            .map_err(|e| LinkError::Unsupported(format!("reading the CPU affinity: {e}")))?;
-        if cpu >= CpuSet::MAX_CPU {
-            return Err(LinkError::Unsupported(format!("CPU {cpu} does not exist")));
-        }
-        let mut set = CpuSet::new();
-        set.set(cpu);
-        sched_setaffinity(None, &set).map_err(|e| {
-            LinkError::Unsupported(format!("cannot pin this process to CPU {cpu}: {e}"))
-        })?;
-        Ok(PinGuard { previous })
-    }
-}
-
-impl Drop for PinGuard {
-    fn drop(&mut self) {
-        let _ = sched_setaffinity(None, &self.previous);
-    }
-}
-
-/// Another row with both processes pinned to the same CPU (the parent's first allowed CPU).
-#[derive(Debug, Clone)]
-pub struct OneCpu {
-    name: &'static str,
-    description: &'static str,
-    inner: Arc<dyn Mechanism>,
-}
-
-impl OneCpu {
-    /// `name` runs `inner` with both processes on one CPU.
-    pub fn new(
-        name: &'static str,
-        description: &'static str,
-        inner: impl Mechanism + 'static,
-    ) -> OneCpu {
-        OneCpu {
-            name,
-            description,
-            inner: Arc::new(inner),
-        }
-    }
-
-    /// `ring-1cpu`: [`RingRow::default_strategy`] on one CPU.
-    pub fn ring() -> OneCpu {
-        OneCpu::new(
-            "ring-1cpu",
-            "the ring row (default wait strategy) with both processes pinned to the same CPU",
-            RingRow::default_strategy(),
-        )
-    }
-
-    /// `futex-1cpu`: the `futex` row on one CPU.
-    pub fn futex() -> OneCpu {
-        OneCpu::new(
-            "futex-1cpu",
-            "the futex row with both processes pinned to the same CPU",
-            crate::shm_rows::WordRow::futex(),
-        )
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct OneCpuSpec {
-    cpu: usize,
-    inner: String,
-}
-
-impl Mechanism for OneCpu {
-    fn name(&self) -> &str {
-        self.name
-    }
-
-    fn description(&self) -> &str {
-        self.description
-    }
-
-    fn unavailable(&self) -> Option<String> {
-        if let Some(n) = online_cpus().filter(|&n| n < 2) {
-            return Some(format!(
-                "this machine has {n} CPU online: every row already runs on one CPU"
-            ));
-        }
-        self.inner.unavailable()
-    }
-
-    fn check_payload(&self, payload: usize) -> Result<(), String> {
-        self.inner.check_payload(payload)
-    }
-
-    fn patterns(&self) -> &[Pattern] {
-        self.inner.patterns()
-    }
-
-    fn needs_flow_control(&self) -> bool {
-        self.inner.needs_flow_control()
-    }
-
-    fn prepare(&self, ctx: &RowContext) -> Result<Prepared, LinkError> {
-        let cpu = first_allowed_cpu()?;
-        let inner = self.inner.prepare(ctx)?;
-        let spec = OneCpuSpec {
-            cpu,
-            inner: inner.spec,
-        };
-        Ok(Prepared {
-            spec: serde_json::to_string(&spec).expect("spec serialises"),
-            guard: inner.guard,
-        })
-    }
-
-    fn open(&self, spec: &str, side: Side, payload: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
-        let spec: OneCpuSpec = serde_json::from_str(spec)
-            .map_err(|e| LinkError::Failed(format!("bad one-CPU spec: {e}")))?;
-        let pin = PinGuard::pin(spec.cpu)?;
-        let half = self.inner.open(&spec.inner, side, payload)?;
-        Ok(Box::new(PinnedHalf { half, pin }))
-    }
-}
-
-/// A half whose thread is pinned (the pin is dropped after the half).
-struct PinnedHalf {
-    half: Box<dyn HalfOpen>,
-    pin: PinGuard,
-}
-
-impl HalfOpen for PinnedHalf {
-    fn connect(self: Box<Self>, wait: Wait) -> Result<Box<dyn Link>, LinkError> {
-        let PinnedHalf { half, pin } = *self;
-        let link = half.connect(wait)?;
-        Ok(Box::new(PinnedLink { link, _pin: pin }))
-    }
-}
-
-/// A link whose thread stays pinned until the row ends (field order: the link is dropped
-/// before the CPU mask is restored).
-struct PinnedLink {
-    link: Box<dyn Link>,
-    _pin: PinGuard,
-}
-
-impl Link for PinnedLink {
-    fn send(&mut self, msg: &[u8], wait: Wait) -> Result<(), LinkError> {
-        self.link.send(msg, wait)
-    }
-
-    fn recv(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<(), LinkError> {
-        self.link.recv(buf, wait)
-    }
-
-    fn recv_with(
-        &mut self,
-        scratch: &mut Vec<u8>,
-        wait: Wait,
-        read: &mut dyn FnMut(&[u8]),
-    ) -> Result<(), LinkError> {
-        self.link.recv_with(scratch, wait, read)
-    }
-
-    fn send_generated(
-        &mut self,
-        template: &mut PayloadGen,
-        seq: u64,
-        wait: Wait,
-    ) -> Result<(), LinkError> {
-        self.link.send_generated(template, seq, wait)
-    }
-
-    fn forward(
-        &mut self,
-        wait: Wait,
-        read: &mut dyn FnMut(&[u8]),
-    ) -> Option<Result<bool, LinkError>> {
-        self.link.forward(wait, read)
-    }
-
-    fn max_payload(&self) -> Option<usize> {
-        self.link.max_payload()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,25 +349,5 @@ mod tests {
         assert_eq!(o.capacity, ring::DEFAULT_CAPACITY);
         assert!(check_payload(1 << 20).is_ok());
         assert!(check_payload(1 << 30).is_err());
-    }
-
-    #[test]
-    fn pinning_restores_the_previous_mask() {
-        let before = sched_getaffinity(None).unwrap();
-        let cpu = first_allowed_cpu().unwrap();
-        {
-            let _pin = PinGuard::pin(cpu).unwrap();
-            let now = sched_getaffinity(None).unwrap();
-            assert_eq!(now.count(), 1);
-            assert!(now.is_set(cpu));
-        }
-        assert_eq!(sched_getaffinity(None).unwrap(), before);
-    }
-
-    #[test]
-    fn online_cpus_parses() {
-        if let Some(n) = online_cpus() {
-            assert!(n >= 1);
-        }
     }
 }

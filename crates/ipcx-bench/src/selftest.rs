@@ -37,16 +37,10 @@ impl Mechanism for SelfTest {
     }
 
     fn prepare(&self, ctx: &RowContext) -> Result<Prepared, LinkError> {
-        let path = ctx.dir.join(format!("{}-selftest.sock", ctx.tag));
-        Ok(Prepared::new(path.display().to_string()))
+        Ok(Prepared::new(ctx.socket_path("selftest")))
     }
 
-    fn open(
-        &self,
-        spec: &str,
-        side: Side,
-        _payload: usize,
-    ) -> Result<Box<dyn HalfOpen>, LinkError> {
+    fn open(&self, spec: &str, side: Side, _: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
         let path = PathBuf::from(spec);
         match side {
             Side::Parent => {

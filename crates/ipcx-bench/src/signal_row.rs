@@ -24,8 +24,8 @@ use std::time::Duration;
 use ipcx::signal::{self, Process, SigCode, Signal, SignalReceiver};
 use ipcx::wait::Wait;
 
-use crate::fd_rows::{Rendezvous, RendezvousSpec, fetch};
 use crate::mechanism::{HalfOpen, Link, LinkError, Mechanism, Prepared, RowContext, Side};
+use crate::rendezvous::{Rendezvous, RendezvousSpec, fetch};
 use crate::seqonly::{self, SeqOnly, WordCodec};
 
 /// The signal is `SIGRTMIN + RT_OFFSET`.

@@ -4,7 +4,7 @@
 
 use plotters::prelude::*;
 
-use crate::report::{Pattern, Report};
+use crate::report::{BenchResult, Pattern, Report};
 use crate::units::{format_bytes_per_s, format_ns, format_size};
 
 /// Width and height of the chart in pixels.
@@ -100,6 +100,22 @@ fn color(i: usize) -> RGBColor {
     C[i % C.len()]
 }
 
+/// The mechanisms of `pts` in the report's order, and their payload sizes, smallest first.
+fn mechanisms_and_sizes<'a, T>(pts: &[(&'a BenchResult, T)]) -> (Vec<&'a str>, Vec<u64>) {
+    let mut mechs: Vec<&str> = Vec::new();
+    let mut sizes: Vec<u64> = Vec::new();
+    for (r, _) in pts {
+        if !mechs.contains(&r.mechanism.as_str()) {
+            mechs.push(&r.mechanism);
+        }
+        if !sizes.contains(&r.payload_bytes) {
+            sizes.push(r.payload_bytes);
+        }
+    }
+    sizes.sort_unstable();
+    (mechs, sizes)
+}
+
 fn latency(root: &Area<'_>, area: &Area<'_>, report: &Report) -> DrawResult {
     let caption = "Round-trip latency (log scale): ● p50, ▲ p99";
     let pts: Vec<_> = report
@@ -111,17 +127,7 @@ fn latency(root: &Area<'_>, area: &Area<'_>, report: &Report) -> DrawResult {
     if pts.is_empty() {
         return empty(area, caption, "no latency measured (every row was skipped)");
     }
-    let mut mechs: Vec<&str> = Vec::new();
-    let mut sizes: Vec<u64> = Vec::new();
-    for (r, _) in &pts {
-        if !mechs.contains(&r.mechanism.as_str()) {
-            mechs.push(&r.mechanism);
-        }
-        if !sizes.contains(&r.payload_bytes) {
-            sizes.push(r.payload_bytes);
-        }
-    }
-    sizes.sort_unstable();
+    let (mechs, sizes) = mechanisms_and_sizes(&pts);
     let lo = pts.iter().map(|(_, s)| s.p50.max(1)).min().unwrap_or(1) as f64 / 2.0;
     let hi = pts.iter().map(|(_, s)| s.p99.max(1)).max().unwrap_or(1) as f64 * 2.0;
     let n = mechs.len();
@@ -207,17 +213,7 @@ fn throughput(area: &Area<'_>, report: &Report) -> DrawResult {
             "no throughput measured (every row was skipped)",
         );
     }
-    let mut mechs: Vec<&str> = Vec::new();
-    let mut sizes: Vec<u64> = Vec::new();
-    for (r, _) in &pts {
-        if !mechs.contains(&r.mechanism.as_str()) {
-            mechs.push(&r.mechanism);
-        }
-        if !sizes.contains(&r.payload_bytes) {
-            sizes.push(r.payload_bytes);
-        }
-    }
-    sizes.sort_unstable();
+    let (mechs, sizes) = mechanisms_and_sizes(&pts);
     // x is log2(payload): integer positions are powers of two, labelled as sizes.
     let log2 = |s: u64| (s.max(1) as f64).log2();
     let xlo = log2(sizes[0]) - 1.0;

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use ipcx::wait::Wait;
 use ipcx_bench::mechanism::{HalfOpen, Link, LinkError, Mechanism, Prepared, RowContext, Side};
+use ipcx_bench::progress::NoProgress;
 use ipcx_bench::report::Pattern;
-use ipcx_bench::runner::{self, BenchConfig, Budget, NoProgress, PeerLauncher, RunError};
+use ipcx_bench::runner::{self, BenchConfig, Budget, PeerLauncher, RunError};
 use ipcx_bench::selftest::SelfTest;
 use ipcx_bench::{BenchResult, PeerArgs, Pinning, Registry, Report};
 

@@ -8,8 +8,9 @@
 
 use std::time::Duration;
 
+use ipcx_bench::progress::NoProgress;
 use ipcx_bench::report::Pattern;
-use ipcx_bench::runner::{self, BenchConfig, Budget, NoProgress, PeerLauncher};
+use ipcx_bench::runner::{self, BenchConfig, Budget, PeerLauncher};
 use ipcx_bench::{PeerArgs, Registry, signal_row};
 
 fn main() {

@@ -7,29 +7,21 @@ mod args;
 mod cli;
 mod command;
 mod escape;
+mod exit;
+mod parse;
+mod target;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Exit status for a wait that timed out.
-pub const EXIT_TIMEOUT: u8 = 3;
-
-/// An error that carries its own exit status.
-#[derive(Debug)]
-pub struct Exit(pub u8);
-
-impl std::fmt::Display for Exit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit status {}", self.0)
-    }
-}
-
-impl std::error::Error for Exit {}
+use crate::cli::{Cli, Command};
+use crate::command::{bench, clean, ls, recv, rm, sem, send, shm, signal};
+use crate::exit::Exit;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
-    match command::run(args) {
+    let args = Cli::parse();
+    match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             if let Some(Exit(code)) = err.downcast_ref::<Exit>() {
@@ -45,6 +37,22 @@ fn main() -> ExitCode {
             eprintln!("ipcx: {}", escape::escape(&error_text(&err)));
             ExitCode::from(1)
         }
+    }
+}
+
+/// Runs the parsed command.
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Send(args) => send::run(args),
+        Command::Recv(args) => recv::run(args),
+        Command::Ls(args) => ls::run(args),
+        Command::Rm(args) => rm::run(args),
+        Command::Clean(args) => clean::run(args),
+        Command::Shm(args) => shm::run(args),
+        Command::Sem(args) => sem::run(args),
+        Command::Signal(args) => signal::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::BenchPeer(args) => bench::run_peer(args),
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ipcx::signal::{self, Signal};
-use util::{Bg, TempDir, ipcx, run, stderr, wait_output};
+use util::{Bg, TempDir, ipcx, rss_kib, run, stderr, wait_output};
 
 const BOUND: Duration = Duration::from_secs(20);
 
@@ -29,19 +29,6 @@ fn io_counter(pid: u32, name: &str) -> u64 {
     io.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
         .unwrap()
-        .parse()
-        .unwrap()
-}
-
-/// Resident memory of process `pid` in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .unwrap()
-        .trim()
-        .trim_end_matches(" kB")
         .parse()
         .unwrap()
 }

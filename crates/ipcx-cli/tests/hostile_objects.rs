@@ -5,7 +5,7 @@ mod util;
 
 use std::process::Output;
 
-use util::{Remove, run, stderr, stdout};
+use util::{Remove, run, stderr, stdout, succeeded};
 
 /// Held by the tests that run `ipcx clean` for real: a clean in one test would remove what
 /// another test's killed process left behind on purpose.
@@ -178,11 +178,7 @@ fn a_symlink_in_dev_shm_is_not_followed() {
 fn absurd_lengths_and_durations_are_errors_not_panics() {
     let name = format!("/{}", util::unique("len"));
     let _g = Remove(vec![format!("posix-shm:{name}")]);
-    assert!(
-        run(&["shm", "create", &name, "--size", "4k"])
-            .status
-            .success()
-    );
+    succeeded(run(&["shm", "create", &name, "--size", "4k"]));
     for (offset, len) in [
         ("0", "18446744073709551615"),
         ("0", "64g"),
@@ -525,13 +521,8 @@ fn a_foreign_sysv_segment_is_kept_unless_forced() {
         stdout(&o)
     );
     assert!(stdout(&run(&["ls"])).contains(&name));
-    let o = run(&["clean", "--force-foreign"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        stdout(&o).contains(&format!("removed {name}")),
-        "{}",
-        stdout(&o)
-    );
+    let removed = stdout(&succeeded(run(&["clean", "--force-foreign"])));
+    assert!(removed.contains(&format!("removed {name}")), "{removed}");
     assert!(!stdout(&run(&["ls"])).contains(&name));
 }
 
@@ -554,11 +545,7 @@ fn ls_without_dev_mqueue_says_so_once_and_lists_the_rest() {
     let shm = format!("/{}", util::unique("nomq"));
     let mq = format!("mq:/{}", util::unique("nomq"));
     let _g = Remove(vec![format!("posix-shm:{shm}"), mq.clone()]);
-    assert!(
-        run(&["shm", "create", &shm, "--size", "64"])
-            .status
-            .success()
-    );
+    succeeded(run(&["shm", "create", &shm, "--size", "64"]));
     assert!(run(&["send", "--create", &mq, "m"]).status.success());
     for cmd in ["ls", "clean --dry-run"] {
         let script = format!(

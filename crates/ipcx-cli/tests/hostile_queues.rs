@@ -4,11 +4,13 @@
 mod util;
 
 use std::io::Write;
-use std::process::Stdio;
 use std::time::Duration;
 
 use ipcx::trust::Trust;
-use util::{Bg, NOBODY, ipcx, is_root, run, run_as_nobody, stderr, stdout, wait_output};
+use util::{
+    Bg, NOBODY, is_root, run, run_as_nobody, run_with_stdin, spawn_piped, stderr, stdout, wait_for,
+    wait_output,
+};
 
 /// Whether the POSIX queue exists (asked of the kernel, whoever owns it).
 fn mq_exists(name: &str) -> bool {
@@ -41,34 +43,33 @@ impl Drop for SysvMqGuard {
     }
 }
 
-#[test]
-fn recv_refuses_a_queue_another_user_created_and_leaves_it() {
-    if !is_root() {
-        eprintln!("skipped: needs root to create the hostile queue as nobody");
-        return;
-    }
-    let name = format!("/{}", util::unique("hostile"));
-    let _g = MqGuard(name.clone());
-    let ep = format!("mq:{name}");
-    let Some(out) = run_as_nobody(&["send", &ep, "--create", "--mode", "666", "forged"]) else {
-        return;
+/// Nobody creates the queue at `ep` holding one message, "forged"; false (skip the test) when
+/// no child can run as nobody here.
+fn forge_as_nobody(ep: &str) -> bool {
+    let Some(out) = run_as_nobody(&["send", ep, "--create", "--mode", "666", "forged"]) else {
+        return false;
     };
     assert!(out.status.success(), "nobody's send: {}", stderr(&out));
+    true
+}
 
-    let out = run(&["recv", &ep, "--count", "1", "--timeout", "5s"]);
+/// `ipcx recv` of nobody's queue at `ep` is refused: exit 1, nothing printed, and the error
+/// names the flag that would trust nobody. Returns the error.
+fn recv_refused(ep: &str) -> String {
+    let out = run(&["recv", ep, "--count", "1", "--timeout", "5s"]);
     assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
     assert_eq!(stdout(&out), "", "printed a forged message");
     let err = stderr(&out);
-    assert!(err.contains(&format!("uid {NOBODY}")), "{err}");
     assert!(err.contains(&format!("--allow-uid {NOBODY}")), "{err}");
-    assert!(mq_exists(&name), "the refused queue was removed");
-    let out = run(&["send", &ep, "x"]);
-    assert_eq!(out.status.code(), Some(1), "send into a foreign queue");
+    err
+}
 
+/// `ipcx recv --allow-uid NOBODY` of nobody's queue at `ep` reads the forged message.
+fn recv_trusting_nobody(ep: &str) {
     let uid = NOBODY.to_string();
     let out = run(&[
         "recv",
-        &ep,
+        ep,
         "--count",
         "1",
         "--timeout",
@@ -78,6 +79,39 @@ fn recv_refuses_a_queue_another_user_created_and_leaves_it() {
     ]);
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     assert_eq!(stdout(&out), "forged\n");
+}
+
+/// Pipes `lines` into `ipcx send EP` while its receiver goes away, and waits for the sender:
+/// it ends with exit 1, "peer gone" and "was removed". Returns its error.
+fn send_ends_when_the_queue_goes(ep: &str, lines: &str) -> String {
+    let out = run_with_stdin(&["send", ep], lines.as_bytes());
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("peer gone"), "{err}");
+    assert!(err.contains("was removed"), "{err}");
+    err
+}
+
+#[test]
+fn recv_refuses_a_queue_another_user_created_and_leaves_it() {
+    if !is_root() {
+        eprintln!("skipped: needs root to create the hostile queue as nobody");
+        return;
+    }
+    let name = format!("/{}", util::unique("hostile"));
+    let _g = MqGuard(name.clone());
+    let ep = format!("mq:{name}");
+    if !forge_as_nobody(&ep) {
+        return;
+    }
+
+    let err = recv_refused(&ep);
+    assert!(err.contains(&format!("uid {NOBODY}")), "{err}");
+    assert!(mq_exists(&name), "the refused queue was removed");
+    let out = run(&["send", &ep, "x"]);
+    assert_eq!(out.status.code(), Some(1), "send into a foreign queue");
+
+    recv_trusting_nobody(&ep);
     assert!(
         mq_exists(&name),
         "a receiver removed a queue it did not create"
@@ -93,30 +127,13 @@ fn recv_refuses_a_sysv_queue_another_user_created_and_leaves_it() {
     let key = util::sysv_key();
     let _g = SysvMqGuard(key);
     let ep = format!("sysv-mq:{key}");
-    let Some(out) = run_as_nobody(&["send", &ep, "--create", "--mode", "666", "forged"]) else {
+    if !forge_as_nobody(&ep) {
         return;
-    };
-    assert!(out.status.success(), "nobody's send: {}", stderr(&out));
+    }
 
-    let out = run(&["recv", &ep, "--count", "1", "--timeout", "5s"]);
-    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
-    assert_eq!(stdout(&out), "");
-    let err = stderr(&out);
-    assert!(err.contains(&format!("--allow-uid {NOBODY}")), "{err}");
+    recv_refused(&ep);
 
-    let uid = NOBODY.to_string();
-    let out = run(&[
-        "recv",
-        &ep,
-        "--count",
-        "1",
-        "--timeout",
-        "5s",
-        "--allow-uid",
-        &uid,
-    ]);
-    assert!(out.status.success(), "stderr: {}", stderr(&out));
-    assert_eq!(stdout(&out), "forged\n");
+    recv_trusting_nobody(&ep);
     assert!(
         ipcx::sysv::msg::MessageQueue::options()
             .trust(Trust::any_user())
@@ -142,31 +159,9 @@ fn mq_send_ends_when_its_receiver_exits() {
     let _g = MqGuard(name.clone());
     let ep = format!("mq:{name}");
     let recv = Bg::spawn(&["recv", &ep, "--count", "1"]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !mq_exists(&name) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the receiver made no queue"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let mut send = ipcx()
-        .args(["send", &ep])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    assert!(wait_for(|| mq_exists(&name)), "the receiver made no queue");
     let lines: String = (1..=100).map(|i| format!("{i}\n")).collect();
-    let mut stdin = send.stdin.take().unwrap();
-    // The sender may stop reading once it fails: a broken pipe here is fine.
-    let _ = stdin.write_all(lines.as_bytes());
-    drop(stdin);
-    let out = wait_output(send, Duration::from_secs(10));
-    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
-    let err = stderr(&out);
-    assert!(err.contains("peer gone"), "{err}");
-    assert!(err.contains("was removed"), "{err}");
+    let err = send_ends_when_the_queue_goes(&ep, &lines);
     assert!(err.contains("lost"), "{err}");
     let got = recv.wait(Duration::from_secs(10));
     assert_eq!(stdout(&got), "1\n");
@@ -188,32 +183,13 @@ fn sysv_send_ends_when_its_receiver_exits() {
     let _g = SysvMqGuard(key);
     let ep = format!("sysv-mq:{key}");
     let recv = Bg::spawn(&["recv", &ep, "--count", "1"]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while ipcx::sysv::msg::MessageQueue::open(ipcx::sysv::Key(key)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the receiver made no queue"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let mut send = ipcx()
-        .args(["send", &ep])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    assert!(
+        wait_for(|| ipcx::sysv::msg::MessageQueue::open(ipcx::sysv::Key(key)).is_ok()),
+        "the receiver made no queue"
+    );
     // Enough lines to fill the queue's default 16 KiB several times over.
     let line = format!("{}\n", "x".repeat(1000));
-    let lines = line.repeat(100);
-    let mut stdin = send.stdin.take().unwrap();
-    let _ = stdin.write_all(lines.as_bytes());
-    drop(stdin);
-    let out = wait_output(send, Duration::from_secs(10));
-    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
-    let err = stderr(&out);
-    assert!(err.contains("peer gone"), "{err}");
-    assert!(err.contains("was removed"), "{err}");
+    send_ends_when_the_queue_goes(&ep, &line.repeat(100));
     recv.wait(Duration::from_secs(10));
 }
 
@@ -262,13 +238,7 @@ fn mq_send_reports_messages_stranded_in_a_removed_queue() {
         .create_new(true)
         .open(&name)
         .unwrap();
-    let mut send = ipcx()
-        .args(["send", &format!("mq:{name}")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut send = spawn_piped(&["send", &format!("mq:{name}")]);
     let mut stdin = send.stdin.take().unwrap();
     stdin.write_all(b"one\ntwo\n").unwrap();
     stdin.flush().unwrap();

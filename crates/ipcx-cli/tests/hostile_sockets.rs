@@ -7,7 +7,9 @@ use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use util::{Bg, NOBODY, TempDir, is_root, run, run_as_nobody, stderr, stdout};
+use util::{
+    Bg, NOBODY, TempDir, is_root, recv_in_background, rss_kib, run, run_as_nobody, stderr, stdout,
+};
 
 /// Connects a plain (std) stream to the socket file at `path`, waiting for the receiver to
 /// bind it.
@@ -22,17 +24,6 @@ fn connect_when_ready(path: &str) -> UnixStream {
             }
         }
     }
-}
-
-/// The resident set of process `pid`, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS in /proc/PID/status")
 }
 
 /// A connection to a stream receiver: a socket file's path or a TCP port.
@@ -124,18 +115,11 @@ fn the_peer_that_would_pass_the_buffer_cap_is_dropped() {
     let dir = TempDir::new();
     let path = dir.join("cap.sock");
     let ep = format!("unix:{path}");
-    let mut rx = Bg::spawn(&[
-        "recv",
+    let mut rx = recv_in_background(
         &ep,
-        "--count",
         "2",
-        "--timeout",
-        "20s",
-        "--max-buffered",
-        "1m",
-        "--max-frame",
-        "4194304",
-    ]);
+        &["--max-buffered", "1m", "--max-frame", "4194304"],
+    );
     // A peer sends 2 MiB of a 3 MiB frame: past the 1 MiB cap.
     let mut big = connect_when_ready(&path);
     big.write_all(&(3u32 << 20).to_be_bytes()).unwrap();
@@ -190,17 +174,7 @@ fn peers_of_another_user_are_refused_unless_allowed() {
         );
 
         // Allowed explicitly: nobody's message is delivered, with its uid.
-        let rx = Bg::spawn(&[
-            "recv",
-            &ep,
-            "--count",
-            "1",
-            "--timeout",
-            "20s",
-            "--json",
-            "--allow-uid",
-            &nobody,
-        ]);
+        let rx = recv_in_background(&ep, "1", &["--json", "--allow-uid", &nobody]);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let sent = run_as_nobody(&["send", &ep, "--allow-any-uid", "from nobody"])
@@ -273,16 +247,7 @@ fn a_peer_stuck_inside_a_frame_is_dropped_and_a_quiet_one_is_not() {
     let dir = TempDir::new();
     let path = dir.join("idle.sock");
     let ep = format!("unix:{path}");
-    let mut rx = Bg::spawn(&[
-        "recv",
-        &ep,
-        "--count",
-        "2",
-        "--timeout",
-        "20s",
-        "--idle-timeout",
-        "300ms",
-    ]);
+    let mut rx = recv_in_background(&ep, "2", &["--idle-timeout", "300ms"]);
     let mut quiet = connect_when_ready(&path);
     let mut stuck = connect_when_ready(&path);
     stuck.write_all(&[0, 0, 0, 100, b'x']).unwrap();
@@ -313,16 +278,7 @@ fn past_max_connections_new_senders_wait_for_a_free_slot() {
     let dir = TempDir::new();
     let path = dir.join("max.sock");
     let ep = format!("unix:{path}");
-    let mut rx = Bg::spawn(&[
-        "recv",
-        &ep,
-        "--count",
-        "3",
-        "--timeout",
-        "20s",
-        "--max-connections",
-        "2",
-    ]);
+    let mut rx = recv_in_background(&ep, "3", &["--max-connections", "2"]);
     let mut a = connect_when_ready(&path);
     let b = connect_when_ready(&path);
     a.write_all(&frame(b"from a")).unwrap();

@@ -4,7 +4,7 @@ mod util;
 
 use std::time::Duration;
 
-use util::{Bg, Remove, run, stderr, stdout};
+use util::{Bg, Remove, run, stderr, stdout, succeeded};
 
 /// Held by the tests that run `ipcx clean` for real: a clean in one test would remove what
 /// another test's killed process left behind on purpose.
@@ -25,11 +25,7 @@ fn posix_and_sysv_shared_memory_from_the_shell() {
         // The object outlives the command; a second create is refused.
         let again = run(&["shm", "create", obj, "--size", "4k"]);
         assert_eq!(again.status.code(), Some(1), "{obj}");
-        assert!(
-            run(&["shm", "write", obj, "--offset", "100", "hello"])
-                .status
-                .success()
-        );
+        succeeded(run(&["shm", "write", obj, "--offset", "100", "hello"]));
         let o = run(&["shm", "read", obj, "--offset", "100", "--len", "5"]);
         assert_eq!(o.stdout, b"hello", "{obj}: {}", stderr(&o));
         // Reading the whole segment gives exactly its size.
@@ -89,11 +85,9 @@ fn semaphores_from_the_shell() {
     // One semaphore of a set by index.
     let set = format!("sysv-sem:{}", util::sysv_key());
     let _g2 = Remove(vec![set.clone()]);
-    assert!(
-        run(&["sem", "create", &set, "--nsems", "3", "--value", "2"])
-            .status
-            .success()
-    );
+    succeeded(run(&[
+        "sem", "create", &set, "--nsems", "3", "--value", "2",
+    ]));
     assert!(run(&["sem", "post", &set, "--index", "2"]).status.success());
     assert_eq!(stdout(&run(&["sem", "get", &set, "--index", "2"])), "3\n");
     assert_eq!(stdout(&run(&["sem", "get", &set, "--index", "0"])), "2\n");
@@ -122,11 +116,7 @@ fn signals_with_a_payload_from_the_shell() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert!(
-        run(&["signal", "send", &pid, "RTMIN+2", "--value", "42"])
-            .status
-            .success()
-    );
+    succeeded(run(&["signal", "send", &pid, "RTMIN+2", "--value", "42"]));
     assert!(run(&["signal", "send", &pid, "SIGUSR1"]).status.success());
     let first = waiter.read_stdout_line();
     let out = waiter.wait(Duration::from_secs(30));
@@ -166,16 +156,10 @@ fn ls_shows_objects_with_owner_mode_and_liveness() {
     let posix = format!("/{}", util::unique("ls"));
     let sysv = format!("sysv-shm:{}", util::sysv_key());
     let _g = Remove(vec![format!("posix-shm:{posix}"), sysv.clone()]);
-    assert!(
-        run(&["shm", "create", &posix, "--size", "8k", "--mode", "640"])
-            .status
-            .success()
-    );
-    assert!(
-        run(&["shm", "create", &sysv, "--size", "100"])
-            .status
-            .success()
-    );
+    succeeded(run(&[
+        "shm", "create", &posix, "--size", "8k", "--mode", "640",
+    ]));
+    succeeded(run(&["shm", "create", &sysv, "--size", "100"]));
     let o = run(&["ls", "--json"]);
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -222,11 +206,7 @@ fn clean_removes_only_what_it_can_prove_is_stale() {
     // One that was made to persist on purpose, by ipcx: kept.
     let kept = format!("sysv-shm:{}", util::sysv_key());
     let _g2 = Remove(vec![kept.clone()]);
-    assert!(
-        run(&["shm", "create", &kept, "--size", "64"])
-            .status
-            .success()
-    );
+    succeeded(run(&["shm", "create", &kept, "--size", "64"]));
 
     // Not created by ipcx: kept unless --force-foreign.
     let dry = stdout(&run(&["clean", "--dry-run"]));
@@ -245,13 +225,8 @@ fn clean_removes_only_what_it_can_prove_is_stale() {
     // --dry-run removed nothing.
     assert!(stdout(&run(&["ls"])).contains(&name));
 
-    let o = run(&["clean", "--force-foreign"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        stdout(&o).contains(&format!("removed {name}")),
-        "{}",
-        stdout(&o)
-    );
+    let removed = stdout(&succeeded(run(&["clean", "--force-foreign"])));
+    assert!(removed.contains(&format!("removed {name}")), "{removed}");
     let after = stdout(&run(&["ls"]));
     assert!(!after.contains(&name), "{after}");
     assert!(after.contains(&kept_name), "{after}");

@@ -3,7 +3,10 @@ mod util;
 
 use std::time::Duration;
 
-use util::{Bg, TempDir, free_port, run, send_when_ready, stderr, stdout};
+use util::{
+    Bg, TempDir, free_port, recv_in_background, run, run_with_stdin_when_ready, send_when_ready,
+    stderr, stdout, succeeded,
+};
 
 fn every_endpoint(dir: &TempDir) -> Vec<String> {
     vec![
@@ -41,29 +44,10 @@ fn stdin_lines_are_messages() {
     let dir = TempDir::new();
     let ep = format!("unix:{}", dir.join("lines.sock"));
     let rx = Bg::spawn(&["recv", &ep, "--count", "2", "--timeout", "20s"]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut child = util::ipcx()
-            .args(["send", &ep])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        // The sender may already have failed (receiver not ready): then retry.
-        let _ = child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"first line\nsecond line\n");
-        let out = util::wait_output(child, Duration::from_secs(10));
-        if out.status.success() {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{}", stderr(&out));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    succeeded(run_with_stdin_when_ready(
+        &["send", &ep],
+        b"first line\nsecond line\n",
+    ));
     let out = rx.wait(Duration::from_secs(30));
     assert_eq!(stdout(&out), "first line\nsecond line\n");
 }
@@ -72,16 +56,8 @@ fn stdin_lines_are_messages() {
 fn json_shows_priority_type_and_credentials() {
     let mq = format!("mq:/{}", util::unique("json"));
     let rx = Bg::spawn(&["recv", &mq, "--json", "--count", "2", "--timeout", "20s"]);
-    assert!(
-        send_when_ready(&["send", &mq, "--priority", "1", "low"])
-            .status
-            .success()
-    );
-    assert!(
-        run(&["send", &mq, "--priority", "9", "high"])
-            .status
-            .success()
-    );
+    succeeded(send_when_ready(&["send", &mq, "--priority", "1", "low"]));
+    succeeded(run(&["send", &mq, "--priority", "9", "high"]));
     let out = rx.wait(Duration::from_secs(30));
     let lines: Vec<serde_json::Value> = stdout(&out)
         .lines()
@@ -100,27 +76,9 @@ fn json_shows_priority_type_and_credentials() {
     }
 
     let sysv = format!("sysv-mq:{}", util::sysv_key());
-    let rx = Bg::spawn(&[
-        "recv",
-        &sysv,
-        "--json",
-        "--count",
-        "1",
-        "--type",
-        "7",
-        "--timeout",
-        "20s",
-    ]);
-    assert!(
-        send_when_ready(&["send", &sysv, "--type", "3", "other"])
-            .status
-            .success()
-    );
-    assert!(
-        run(&["send", &sysv, "--type", "7", "wanted"])
-            .status
-            .success()
-    );
+    let rx = recv_in_background(&sysv, "1", &["--json", "--type", "7"]);
+    succeeded(send_when_ready(&["send", &sysv, "--type", "3", "other"]));
+    succeeded(run(&["send", &sysv, "--type", "7", "wanted"]));
     let out = rx.wait(Duration::from_secs(30));
     let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(v["type"], 7);
@@ -128,11 +86,7 @@ fn json_shows_priority_type_and_credentials() {
 
     let abs = format!("unix:@{}", util::unique("cred"));
     let rx = Bg::spawn(&["recv", &abs, "--json", "--count", "1", "--timeout", "20s"]);
-    assert!(
-        send_when_ready(&["send", &abs, "\u{1}\u{2}"])
-            .status
-            .success()
-    );
+    succeeded(send_when_ready(&["send", &abs, "\u{1}\u{2}"]));
     let out = rx.wait(Duration::from_secs(30));
     let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(v["uid"].as_u64(), Some(u64::from(my_uid())));
@@ -143,24 +97,7 @@ fn json_shows_priority_type_and_credentials() {
     let rx = Bg::spawn(&["recv", &bin, "--json", "--count", "1", "--timeout", "20s"]);
     // Invalid UTF-8 arrives as base64 (sent raw through a framed stream is not possible from a
     // shell argument, so use stdin with a lone 0xff byte).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut child = util::ipcx()
-            .args(["send", &bin])
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        // The sender may already have failed (receiver not ready): then retry.
-        let _ = child.stdin.take().unwrap().write_all(&[0xff, b'\n']);
-        let out = util::wait_output(child, Duration::from_secs(10));
-        if out.status.success() {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{}", stderr(&out));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    succeeded(run_with_stdin_when_ready(&["send", &bin], &[0xff, b'\n']));
     let out = rx.wait(Duration::from_secs(30));
     let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(v["base64"], "/w==");
@@ -244,16 +181,7 @@ fn ctrl_c_ends_recv_and_removes_what_it_created() {
 fn a_bad_peer_is_dropped_while_others_are_served() {
     let dir = TempDir::new();
     let ep = format!("unix:{}", dir.join("srv.sock"));
-    let rx = Bg::spawn(&[
-        "recv",
-        &ep,
-        "--count",
-        "2",
-        "--timeout",
-        "20s",
-        "--max-frame",
-        "1024",
-    ]);
+    let rx = recv_in_background(&ep, "2", &["--max-frame", "1024"]);
     assert!(send_when_ready(&["send", &ep, "good one"]).status.success());
     // A raw sender declares a 4 GiB frame: reported and dropped.
     let bad = run(&["send", "--raw", &ep, "\u{7f}\u{7f}\u{7f}\u{7f}garbage"]);

@@ -10,8 +10,8 @@ use ipcx_bench::progress::TermProgress;
 use ipcx_bench::runner::{self, BenchConfig, Budget, PeerLauncher, RunError};
 use ipcx_bench::{PeerArgs, Pinning, Registry};
 
-use crate::Exit;
-use crate::args::parse_duration;
+use crate::exit::{Exit, usage};
+use crate::parse::parse_positive_duration;
 
 /// The hidden subcommand the parent re-executes itself with.
 pub const PEER_SUBCOMMAND: &str = "__bench-peer";
@@ -41,7 +41,7 @@ pub struct BenchArgs {
     pub sizes: Sizes,
     /// Pin the parent to the first CPU and the peer to the second, e.g. `--cpus 0,1`
     /// (unpinned by default: the scheduler places both processes).
-    #[arg(long, value_name = "PARENT,PEER", value_parser = parse_cpus)]
+    #[arg(long, value_name = "PARENT,PEER", value_parser = Pinning::parse)]
     pub cpus: Option<Pinning>,
     /// Also write the results as JSON to FILE.
     #[arg(long, value_name = "FILE")]
@@ -65,37 +65,12 @@ fn parse_sizes(s: &str) -> Result<Sizes, String> {
     ipcx_bench::units::parse_sizes(s).map(Sizes)
 }
 
-fn parse_positive_duration(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if d.is_zero() {
-        return Err(format!("invalid duration {s:?}: must be more than zero"));
-    }
-    Ok(d)
-}
-
-fn parse_cpus(s: &str) -> Result<Pinning, String> {
-    let bad = || format!("invalid CPU pair {s:?}: expected PARENT,PEER such as 0,1");
-    let (a, b) = s.split_once(',').ok_or_else(bad)?;
-    let cpu = |v: &str| v.trim().parse::<usize>().map_err(|_| bad());
-    Ok(Pinning {
-        parent_cpu: cpu(a)?,
-        peer_cpu: cpu(b)?,
-    })
-}
-
 /// Arguments of the hidden peer subcommand (what the parent passes, verbatim).
 #[derive(Debug, clap::Args)]
 pub struct BenchPeerArgs {
     /// `--control PATH --parent-pid PID [--cpu N] [--stall-ms MS]`.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
     pub args: Vec<String>,
-}
-
-fn usage(msg: impl std::fmt::Display) -> anyhow::Error {
-    anyhow::Error::new(clap::Error::raw(
-        clap::error::ErrorKind::InvalidValue,
-        format!("{msg}\n"),
-    ))
 }
 
 /// An output file opened (and so checked) before the run; removed again if this command

@@ -8,9 +8,10 @@ use base64::Engine;
 use ipcx::channel::{Error, Message};
 use ipcx::wait::{Wait, deadline_after};
 
-use crate::Exit;
 use crate::args::EndpointFlags;
-use crate::command::{endpoint_error, parse_endpoint};
+use crate::exit::endpoint_error;
+use crate::exit::{EXIT_TIMEOUT, Exit};
+use crate::parse::parse_endpoint;
 
 /// Arguments of `ipcx recv`.
 #[derive(Debug, clap::Args)]
@@ -79,7 +80,7 @@ fn recv_messages(
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         out.flush().ok();
                         eprintln!("ipcx: no message on {ep} within the timeout");
-                        return Err(Exit(crate::EXIT_TIMEOUT).into());
+                        return Err(Exit(EXIT_TIMEOUT).into());
                     }
                 }
                 Err(e) if e.is_recoverable() => eprintln!("ipcx: {e} (still serving)"),
@@ -143,7 +144,7 @@ fn recv_raw(
             Err(Error::Timeout) => {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     eprintln!("ipcx: no bytes on {ep} within the timeout");
-                    return Err(Exit(crate::EXIT_TIMEOUT).into());
+                    return Err(Exit(EXIT_TIMEOUT).into());
                 }
             }
             Err(e) if e.is_recoverable() => eprintln!("ipcx: {e} (still serving)"),

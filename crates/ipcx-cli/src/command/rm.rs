@@ -15,7 +15,7 @@ pub fn run(args: RmArgs) -> anyhow::Result<()> {
     let names = args
         .objects
         .iter()
-        .map(|o| ObjectName::parse(o).map_err(crate::command::usage))
+        .map(|o| ObjectName::parse(o).map_err(crate::exit::usage))
         .collect::<anyhow::Result<Vec<_>>>()?;
     for n in &names {
         inventory::remove(n)?;

@@ -9,8 +9,9 @@ use ipcx::sem::Semaphore;
 use ipcx::sysv::sem::SemaphoreSet;
 use ipcx::wait::Wait;
 
-use crate::args::{TrustFlags, parse_duration, parse_mode};
-use crate::command::{Family, Target};
+use crate::args::TrustFlags;
+use crate::parse::{parse_duration, parse_mode};
+use crate::target::{Family, Target};
 
 const FAMILY: Family = Family::Sem;
 
@@ -103,7 +104,7 @@ pub fn run(args: SemArgs) -> anyhow::Result<()> {
             mode,
         } => match Target::parse(&obj, FAMILY)? {
             Target::Posix(n) => {
-                ipcx::name::PosixName::semaphore(&n).map_err(crate::command::usage)?;
+                ipcx::name::PosixName::semaphore(&n).map_err(crate::exit::usage)?;
                 Semaphore::options()
                     .mode(mode)
                     .value(value)
@@ -159,7 +160,7 @@ pub fn run(args: SemArgs) -> anyhow::Result<()> {
                     "ipcx: {}: still zero after the timeout",
                     crate::escape::escape(&obj)
                 );
-                return Err(crate::Exit(crate::EXIT_TIMEOUT).into());
+                return Err(crate::exit::Exit(crate::exit::EXIT_TIMEOUT).into());
             }
         }
         Action::Get { obj, index, trust } => {

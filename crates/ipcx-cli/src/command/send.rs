@@ -7,7 +7,8 @@ use ipcx::channel::{Endpoint, MessageSender};
 use ipcx::wait::Wait;
 
 use crate::args::EndpointFlags;
-use crate::command::{endpoint_error, parse_endpoint};
+use crate::exit::endpoint_error;
+use crate::parse::parse_endpoint;
 
 /// Arguments of `ipcx send`.
 #[derive(Debug, clap::Args)]

@@ -8,8 +8,10 @@ use ipcx::inventory::{self, SysvRef};
 use ipcx::shm::Shm;
 use ipcx::sysv::shm::Segment;
 
-use crate::args::{TrustFlags, parse_mode, parse_size};
-use crate::command::{Family, Target, usage};
+use crate::args::TrustFlags;
+use crate::exit::usage;
+use crate::parse::{parse_mode, parse_size};
+use crate::target::{Family, Target};
 
 const FAMILY: Family = Family::Shm;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use ipcx::signal::{Process, SigCode, Signal, SignalReceiver};
 use ipcx::wait::Wait;
 
-use crate::args::parse_duration;
+use crate::parse::parse_duration;
 
 /// Arguments of `ipcx signal`.
 #[derive(Debug, clap::Args)]
@@ -44,7 +44,7 @@ enum Action {
 
 fn parse_signal(s: &str) -> anyhow::Result<Signal> {
     s.parse::<Signal>()
-        .map_err(|e| crate::command::usage(e.to_string()))
+        .map_err(|e| crate::exit::usage(e.to_string()))
 }
 
 /// Runs `ipcx signal`.
@@ -76,7 +76,7 @@ pub fn run(args: SignalArgs) -> anyhow::Result<()> {
                 let info = match rx.recv_wait(Wait::from_timeout(timeout)) {
                     Err(ipcx::signal::Error::Timeout) => {
                         eprintln!("ipcx: no signal within the timeout");
-                        return Err(crate::Exit(crate::EXIT_TIMEOUT).into());
+                        return Err(crate::exit::Exit(crate::exit::EXIT_TIMEOUT).into());
                     }
                     other => other?,
                 };

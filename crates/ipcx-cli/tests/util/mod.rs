@@ -39,6 +39,20 @@ pub fn run(args: &[&str]) -> Output {
     wait_output(child, Duration::from_secs(30))
 }
 
+/// Asserts that `ipcx` exited with status 0 (showing its stderr when it did not) and returns
+/// its output.
+pub fn succeeded(out: Output) -> Output {
+    assert!(out.status.success(), "{}", stderr(&out));
+    out
+}
+
+/// `ipcx recv ENDPOINT --count COUNT --timeout 20s EXTRA...` in the background.
+pub fn recv_in_background(ep: &str, count: &str, extra: &[&str]) -> Bg {
+    let mut args = vec!["recv", ep, "--count", count, "--timeout", "20s"];
+    args.extend_from_slice(extra);
+    Bg::spawn(&args)
+}
+
 /// Waits for a child's output, killing it after `timeout`.
 pub fn wait_output(mut child: Child, timeout: Duration) -> Output {
     let deadline = Instant::now() + timeout;
@@ -124,6 +138,51 @@ pub fn send_when_ready(args: &[&str]) -> Output {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Starts `ipcx ARGS` with its stdin, stdout and stderr piped.
+pub fn spawn_piped(args: &[&str]) -> Child {
+    ipcx()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ipcx")
+}
+
+/// Runs `ipcx ARGS` with `input` on its stdin (at most 10 s). A failed write is not an error:
+/// the command may stop reading once it fails.
+pub fn run_with_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = spawn_piped(args);
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let _ = std::io::Write::write_all(&mut stdin, input);
+    drop(stdin);
+    wait_output(child, Duration::from_secs(10))
+}
+
+/// [`run_with_stdin`] again until it succeeds or 10 s have passed (a sender started before
+/// its receiver is ready fails); the last output.
+pub fn run_with_stdin_when_ready(args: &[&str], input: &[u8]) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = run_with_stdin(args, input);
+        if out.status.success() || Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The resident set of process `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/PID/status")
 }
 
 /// A temporary directory removed on drop.

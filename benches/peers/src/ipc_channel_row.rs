@@ -1,32 +1,16 @@
-//! Rows over two more Rust IPC crates from crates.io:
-//! - `ipc-channel` (servo): its bytes channel (`IpcBytesSender` / `IpcBytesReceiver`, Unix
-//!   seqpacket sockets underneath), bootstrapped with its one-shot server;
-//! - `interprocess`: a local socket (a Unix stream socket on Linux) carrying length-prefixed
-//!   messages.
+//! The `ipc-channel` (servo) row: its bytes channel (`IpcBytesSender` / `IpcBytesReceiver`,
+//! Unix seqpacket sockets underneath), bootstrapped with its one-shot server.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use interprocess::local_socket::prelude::*;
-use interprocess::local_socket::{
-    GenericFilePath, Listener, ListenerNonblockingMode, ListenerOptions, Stream,
-};
 use ipc_channel::ipc::{self, IpcBytesReceiver, IpcBytesSender, IpcOneShotServer, IpcSender};
 use ipcx::wait::Wait;
-use ipcx_bench::selftest::StreamLink;
 use ipcx_bench::{HalfOpen, Link, LinkError, Mechanism, Prepared, RowContext, Side};
 
-fn deadline_of(wait: Wait) -> Instant {
-    match wait {
-        Wait::Until(d) => d,
-        _ => Instant::now() + Duration::from_secs(10),
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// ipc-channel
+use crate::handoff::setup_deadline;
 
 /// What the peer sends the parent through the one-shot server: the parent's sender (to the
 /// peer) and receiver (from the peer).
@@ -61,12 +45,7 @@ impl Mechanism for IpcChannel {
             .insert(name.clone(), server);
         Ok(Prepared::new(name))
     }
-    fn open(
-        &self,
-        spec: &str,
-        side: Side,
-        _payload: usize,
-    ) -> Result<Box<dyn HalfOpen>, LinkError> {
+    fn open(&self, spec: &str, side: Side, _: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
         match side {
             Side::Parent => {
                 let server = self
@@ -117,7 +96,7 @@ impl HalfOpen for IpcParent {
         let waiter = std::thread::spawn(move || {
             let _ = done_tx.send(server.accept());
         });
-        let left = deadline_of(wait).saturating_duration_since(Instant::now());
+        let left = setup_deadline(wait).saturating_duration_since(Instant::now());
         let got = match done_rx.recv_timeout(left) {
             Ok(r) => r,
             Err(_) => {
@@ -171,96 +150,5 @@ impl Link for IpcLink {
             }
             Err(e) => Err(LinkError::Failed(format!("ipc-channel recv: {e:?}"))),
         }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// interprocess
-
-/// How long one blocking socket call may last before the link reports a timeout.
-const SLICE: Duration = Duration::from_millis(100);
-
-/// The interprocess row: one local-socket stream, length-prefixed messages.
-#[derive(Debug, Default)]
-pub struct Interprocess;
-
-enum LocalHalf {
-    Listening(Listener),
-    Connecting(String),
-}
-
-impl Mechanism for Interprocess {
-    fn name(&self) -> &str {
-        "interprocess"
-    }
-    fn description(&self) -> &str {
-        "interprocess 2.4 local socket (a Unix stream socket), length-prefixed messages"
-    }
-    fn prepare(&self, ctx: &RowContext) -> Result<Prepared, LinkError> {
-        Ok(Prepared::new(
-            ctx.dir
-                .join(format!("{}-interprocess.sock", ctx.tag))
-                .display()
-                .to_string(),
-        ))
-    }
-    fn open(
-        &self,
-        spec: &str,
-        side: Side,
-        _payload: usize,
-    ) -> Result<Box<dyn HalfOpen>, LinkError> {
-        match side {
-            Side::Parent => {
-                let name = spec
-                    .to_fs_name::<GenericFilePath>()
-                    .map_err(|e| LinkError::Failed(format!("socket name {spec}: {e}")))?;
-                let l = ListenerOptions::new()
-                    .name(name)
-                    .reclaim_name(true)
-                    .create_sync()
-                    .map_err(|e| LinkError::Failed(format!("listening on {spec}: {e}")))?;
-                l.set_nonblocking(ListenerNonblockingMode::Accept)?;
-                Ok(Box::new(LocalHalf::Listening(l)))
-            }
-            Side::Peer => Ok(Box::new(LocalHalf::Connecting(spec.to_owned()))),
-        }
-    }
-}
-
-impl HalfOpen for LocalHalf {
-    fn connect(self: Box<Self>, wait: Wait) -> Result<Box<dyn Link>, LinkError> {
-        let deadline = deadline_of(wait);
-        let stream = match *self {
-            LocalHalf::Listening(l) => loop {
-                match l.accept() {
-                    Ok(s) => break s,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        if Instant::now() >= deadline {
-                            return Err(LinkError::Failed("the peer never connected".into()));
-                        }
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            },
-            LocalHalf::Connecting(path) => loop {
-                let name = path
-                    .as_str()
-                    .to_fs_name::<GenericFilePath>()
-                    .map_err(|e| LinkError::Failed(format!("socket name {path}: {e}")))?;
-                match Stream::connect(name) {
-                    Ok(s) => break s,
-                    Err(_) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(1))
-                    }
-                    Err(e) => return Err(LinkError::Failed(format!("connecting: {e}"))),
-                }
-            },
-        };
-        stream.set_nonblocking(false)?;
-        stream.set_recv_timeout(Some(SLICE))?;
-        stream.set_send_timeout(Some(SLICE))?;
-        Ok(Box::new(StreamLink::new(stream)))
     }
 }
