@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use ipcx::channel::Endpoint;
+use ipcx::pattern::Error;
 use ipcx::pattern::pubsub::{
     Publisher, PublisherOptions, SlowPolicy, Subscriber, parse_hello, parse_message,
 };
-use ipcx::pattern::{Error, LinkAddr};
 use ipcx::socket::{UnixAddr, UnixListener, UnixStream};
 
 const LONG: Duration = Duration::from_secs(20);
@@ -139,7 +140,7 @@ fn lossless_from_the_moment_it_joined() {
 
 #[test]
 fn slow_subscriber_blocks_the_publisher_by_default() {
-    let a = LinkAddr::parse(&addr("slow")).unwrap();
+    let a = Endpoint::parse(&addr("slow")).unwrap();
     let opts = PublisherOptions {
         queue_len: 4,
         ..Default::default()
@@ -173,7 +174,7 @@ fn slow_subscriber_blocks_the_publisher_by_default() {
 
 #[test]
 fn drop_oldest_tells_the_subscriber_what_it_missed() {
-    let a = LinkAddr::parse(&addr("drop")).unwrap();
+    let a = Endpoint::parse(&addr("drop")).unwrap();
     let opts = PublisherOptions {
         queue_len: 4,
         policy: SlowPolicy::DropOldest,
@@ -233,7 +234,7 @@ fn killed_publisher_ends_the_subscription() {
 
 #[test]
 fn killed_subscriber_does_not_block_the_publisher() {
-    let a = LinkAddr::parse(&addr("killsub")).unwrap();
+    let a = Endpoint::parse(&addr("killsub")).unwrap();
     let opts = PublisherOptions {
         queue_len: 4,
         ..Default::default()

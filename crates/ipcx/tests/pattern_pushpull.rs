@@ -5,8 +5,9 @@ mod util;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use ipcx::channel::Endpoint;
+use ipcx::pattern::Error;
 use ipcx::pattern::pushpull::{Distributor, DistributorOptions, Worker};
-use ipcx::pattern::{Error, LinkAddr};
 use ipcx::socket::{UnixAddr, UnixListener, UnixStream};
 
 const LONG: Duration = Duration::from_secs(20);
@@ -145,7 +146,7 @@ fn tasks_of_a_killed_worker_complete_elsewhere() {
 
 #[test]
 fn no_hang_when_every_worker_dies() {
-    let a = LinkAddr::parse(&addr("orphan")).unwrap();
+    let a = Endpoint::parse(&addr("orphan")).unwrap();
     let opts = DistributorOptions {
         worker_grace: Duration::from_millis(300),
         ..DistributorOptions::default()

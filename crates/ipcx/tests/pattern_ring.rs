@@ -6,9 +6,10 @@ mod util;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use ipcx::channel::Endpoint;
+use ipcx::pattern::Error;
 use ipcx::pattern::mailbox::Mailbox;
 use ipcx::pattern::pubsub::{Publisher, PublisherOptions, SlowPolicy, Subscriber};
-use ipcx::pattern::{Error, LinkAddr};
 use ipcx::ring;
 
 const LONG: Duration = Duration::from_secs(20);
@@ -320,7 +321,7 @@ fn pubsub_two_subscribers_see_every_message_in_order() {
     let (name, _g) = ring_name("ps");
     let addr = format!("shm:{name}");
     let p = Publisher::bind(&addr).unwrap();
-    assert_eq!(p.addr(), &LinkAddr::Shm(name.clone()));
+    assert_eq!(p.addr(), &Endpoint::parse(&format!("shm:{name}")).unwrap());
     let mut kids = vec![
         util::spawn_role("subscriber", &[&addr, "t.", "500"]),
         util::spawn_role("subscriber", &[&addr, "t.", "500"]),
@@ -427,7 +428,7 @@ fn pubsub_overwrite_reports_what_the_subscriber_missed() {
 #[test]
 fn pubsub_bind_with_drop_oldest_never_blocks() {
     let (name, _g) = ring_name("psdrop");
-    let a = LinkAddr::parse(&format!("shm:{name}")).unwrap();
+    let a = Endpoint::parse(&format!("shm:{name}")).unwrap();
     let opts = PublisherOptions {
         policy: SlowPolicy::DropOldest,
         ..Default::default()

@@ -20,9 +20,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::{CallContext, Handler, Outcome, Service, reply_of};
+use crate::channel::{Address, Endpoint};
 use crate::framing::{self, FrameDecoder};
+use crate::pattern;
 use crate::pattern::reqrep::{self, Authorize, Frame, Peer, Server, ServerOptions, Status};
-use crate::pattern::{self, LinkAddr, LinkListener};
 use crate::socket::tokio::AsyncUnixListener;
 use crate::trust::Trust;
 
@@ -37,23 +38,8 @@ pub(super) type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
 pub(super) type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// Connects a tokio stream to a Unix or TCP address (`TCP_NODELAY` set) and splits it.
-pub(super) async fn connect_stream(addr: &LinkAddr) -> Result<(BoxRead, BoxWrite), pattern::Error> {
-    match addr {
-        LinkAddr::Unix(a) => {
-            let (r, w) = crate::socket::tokio::connect_unix(a).await?.into_split();
-            Ok((Box::new(r), Box::new(w)))
-        }
-        LinkAddr::Tcp(a) => {
-            let (r, w) = crate::socket::tokio::connect_tcp(a.as_str())
-                .await?
-                .into_split();
-            Ok((Box::new(r), Box::new(w)))
-        }
-        LinkAddr::Shm(_) => Err(pattern::Error::InvalidAddress {
-            addr: addr.to_string(),
-            reason: "shared-memory rings have no tokio stream".into(),
-        }),
-    }
+pub(super) async fn connect_stream(addr: &Endpoint) -> Result<(BoxRead, BoxWrite), pattern::Error> {
+    addr.transport().connect_async(addr.address()).await
 }
 
 type BoxFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
@@ -258,8 +244,8 @@ impl AsyncService {
     /// runtime. The returned handle stops the server when dropped, or gracefully with
     /// [`AsyncRunningService::shutdown`].
     pub async fn serve_async(self, addr: &str) -> Result<AsyncRunningService, pattern::Error> {
-        let parsed = LinkAddr::parse(addr)?;
-        if matches!(parsed, LinkAddr::Shm(_)) {
+        let parsed = Endpoint::parse(addr)?;
+        if parsed.scheme() == "shm" {
             return self.serve_bridge(addr);
         }
         let shared = self.shared();
@@ -269,10 +255,10 @@ impl AsyncService {
     /// Starts serving over TLS at `addr` (`tcp:HOST:PORT`) with the server configuration
     /// `config`, natively on tokio (tokio-rustls; needs the `tls` and `tokio` features): the
     /// same policy as [`Service::serve_tls`] with the same configuration (see
-    /// [`crate::pattern::tls::server_config`]): the server presents its certificate, and
+    /// [`crate::channel::transport::tls::server_config`]): the server presents its certificate, and
     /// clients must present one signed by the client roots when the configuration has them.
     /// Each handshake runs in its connection's task (at most
-    /// [`crate::pattern::tls::HANDSHAKE_TIMEOUT`]); a client that fails it is dropped alone.
+    /// [`crate::channel::transport::tls::HANDSHAKE_TIMEOUT`]); a client that fails it is dropped alone.
     /// Sync clients ([`super::RpcClient::connect_tls`]) and async ones
     /// ([`super::AsyncRpcClient::connect_tls`]) both call it.
     #[cfg(feature = "tls")]
@@ -281,8 +267,8 @@ impl AsyncService {
         addr: &str,
         config: Arc<rustls::ServerConfig>,
     ) -> Result<AsyncRunningService, pattern::Error> {
-        let parsed = LinkAddr::parse(addr)?;
-        if !matches!(parsed, LinkAddr::Tcp(_)) {
+        let parsed = Endpoint::parse(addr)?;
+        if parsed.scheme() != "tcp" {
             return Err(pattern::Error::InvalidAddress {
                 addr: addr.to_owned(),
                 reason: "TLS runs over TCP: use tcp:HOST:PORT".into(),
@@ -367,13 +353,18 @@ impl AsyncService {
 /// Binds `addr` (Unix socket or TCP) and serves it natively on the current runtime.
 fn serve_native(
     addr: &str,
-    parsed: &LinkAddr,
+    parsed: &Endpoint,
     shared: Shared,
 ) -> Result<AsyncRunningService, pattern::Error> {
     // The handshake applies the service's trust and tells a refused client why.
-    let listener = match parsed.bind_with_trust(Trust::any_user())? {
-        LinkListener::Unix(l) => Listener::Unix(AsyncUnixListener::from_listener(l)?),
-        LinkListener::Tcp(l) => {
+    let listener = match (parsed.scheme(), parsed.address()) {
+        ("unix", Address::Unix(a)) => {
+            let mut l = crate::socket::UnixListener::bind(a)?;
+            l.set_trust(Trust::any_user());
+            Listener::Unix(AsyncUnixListener::from_listener(l)?)
+        }
+        ("tcp", Address::HostPort { host, port }) => {
+            let l = crate::socket::TcpListener::bind((host.as_str(), *port))?;
             let l = std::net::TcpListener::from(std::os::fd::OwnedFd::from(l));
             let io = |source| pattern::Error::Io {
                 context: "registering a TCP listener with tokio".into(),
@@ -382,10 +373,10 @@ fn serve_native(
             l.set_nonblocking(true).map_err(io)?;
             Listener::Tcp(tokio::net::TcpListener::from_std(l).map_err(io)?)
         }
-        other => {
+        _ => {
             return Err(pattern::Error::InvalidAddress {
                 addr: addr.to_owned(),
-                reason: format!("no native async listener for {other:?}"),
+                reason: format!("no native async listener for {parsed}"),
             });
         }
     };
@@ -404,7 +395,7 @@ fn serve_native(
 /// are abandoned); [`AsyncRunningService::shutdown`] stops it gracefully.
 #[derive(Debug)]
 pub struct AsyncRunningService {
-    addr: LinkAddr,
+    addr: Endpoint,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
     bridge_stop: Option<Arc<AtomicBool>>,
@@ -412,7 +403,7 @@ pub struct AsyncRunningService {
 
 impl AsyncRunningService {
     /// The address served (for TCP, with the port the kernel chose for port 0).
-    pub fn addr(&self) -> &LinkAddr {
+    pub fn addr(&self) -> &Endpoint {
         &self.addr
     }
 
@@ -502,7 +493,7 @@ impl Accepted {
                     peer.name = peer.name.replacen("tcp peer", "tls peer", 1);
                     // A client that fails the handshake is dropped alone (rustls has sent it
                     // the alert saying why).
-                    let s = crate::pattern::tls::accept_async(s, acceptor, &peer.name)
+                    let s = crate::channel::transport::tls::accept_async(s, acceptor, &peer.name)
                         .await
                         .ok()?;
                     let (r, w) = tokio::io::split(s);
@@ -522,15 +513,23 @@ enum Listener {
 }
 
 impl Listener {
-    fn local_addr(&self) -> Result<LinkAddr, pattern::Error> {
+    fn local_addr(&self) -> Result<Endpoint, pattern::Error> {
         match self {
-            Listener::Unix(l) => Ok(LinkAddr::Unix(l.get_ref().local_addr().clone())),
+            Listener::Unix(l) => {
+                Endpoint::new("unix", Address::Unix(l.get_ref().local_addr().clone()))
+            }
             Listener::Tcp(l) => {
                 let a = l.local_addr().map_err(|source| pattern::Error::Io {
                     context: "reading the TCP listener's address".into(),
                     source,
                 })?;
-                Ok(LinkAddr::Tcp(a.to_string()))
+                Endpoint::new(
+                    "tcp",
+                    Address::HostPort {
+                        host: a.ip().to_string(),
+                        port: a.port(),
+                    },
+                )
             }
         }
     }

@@ -1,4 +1,6 @@
-//! Channel adapters for `unix:`, `unix-dgram:`, `unix-seqpacket:`, `tcp:` and `udp:`.
+//! The message channels of the socket transports (`unix:`, `unix-dgram:`, `unix-seqpacket:`,
+//! `tcp:` and `udp:`, see [`super::unix`], [`super::tcp`] and [`super::udp`]): one multi-peer
+//! server and the senders they share.
 //!
 //! Connection-oriented receivers (`unix:`, `unix-seqpacket:`, `tcp:`) bind, listen and serve any
 //! number of senders at once from one object: a `poll(2)` loop over the listener and every
@@ -32,7 +34,7 @@ use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::{Error, Message, MessageReceiver, MessageSender, Meta, Options, UnixKind};
+use crate::channel::{Error, Message, MessageReceiver, MessageSender, Meta, Options};
 use crate::framing::{FrameDecoder, FrameError};
 use crate::socket::unix::{recv_message, send_message, send_stream_frame};
 use crate::socket::{
@@ -43,8 +45,19 @@ use crate::sys::socket as sys;
 use crate::trust::Trust;
 use crate::wait::Wait;
 
+/// The three kinds of Unix domain socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnixKind {
+    /// `SOCK_STREAM`: a byte stream, framed by ipcx.
+    Stream,
+    /// `SOCK_DGRAM`: connectionless datagrams.
+    Datagram,
+    /// `SOCK_SEQPACKET`: connected, reliable, message boundaries kept.
+    Seqpacket,
+}
+
 /// Maps a socket error on `what` (as in `unix:/tmp/s`) to a channel error.
-pub(crate) fn map_err(e: SocketError, what: &str, sending: bool) -> Error {
+pub(super) fn map_err(e: SocketError, what: &str, sending: bool) -> Error {
     match e {
         SocketError::AddrInUse { .. } => Error::AlreadyExists {
             what: what.to_owned(),
@@ -103,7 +116,7 @@ pub(crate) fn map_err(e: SocketError, what: &str, sending: bool) -> Error {
 
 /// Maps a failure to connect to `what`: a path that is not a socket is "no listener", at
 /// once (nothing can ever listen there), rather than the receiver's "already exists".
-pub(crate) fn map_connect_err(e: SocketError, what: &str) -> Error {
+pub(super) fn map_connect_err(e: SocketError, what: &str) -> Error {
     match e {
         SocketError::NotASocket { what: kind, .. } => Error::NotFound {
             what: format!("listener at {what}"),
@@ -117,7 +130,7 @@ pub(crate) fn map_connect_err(e: SocketError, what: &str) -> Error {
 /// says of it: the listener's uid (`SO_PEERCRED` after connect: stream, seqpacket) or the
 /// socket file's owner (datagrams to a path); `None` (an abstract datagram name) is not
 /// checked.
-pub(crate) fn check_receiver(trust: &Trust, what: &str, uid: Option<u32>) -> Result<(), Error> {
+pub(super) fn check_receiver(trust: &Trust, what: &str, uid: Option<u32>) -> Result<(), Error> {
     match uid {
         Some(uid) => Ok(trust.check_owner(&format!("the receiver at {what}"), uid)?),
         None => Ok(()),
@@ -585,7 +598,7 @@ fn host_port(host: &str, port: u16) -> String {
     }
 }
 
-pub(crate) fn unix_receiver(
+pub(super) fn unix_receiver(
     kind: UnixKind,
     addr: &UnixAddr,
     opts: &Options,
@@ -611,7 +624,7 @@ pub(crate) fn unix_receiver(
     })
 }
 
-pub(crate) fn tcp_receiver(
+pub(super) fn tcp_receiver(
     host: &str,
     port: u16,
     opts: &Options,
@@ -621,7 +634,7 @@ pub(crate) fn tcp_receiver(
     Ok(Box::new(Server::new(Listener::Tcp(l), what, opts)))
 }
 
-pub(crate) fn udp_receiver(
+pub(super) fn udp_receiver(
     host: &str,
     port: u16,
     opts: &Options,
@@ -702,7 +715,7 @@ impl MessageSender for UdpSender {
     }
 }
 
-pub(crate) fn unix_sender(
+pub(super) fn unix_sender(
     kind: UnixKind,
     addr: &UnixAddr,
     opts: &Options,
@@ -762,7 +775,7 @@ pub(crate) fn unix_sender(
     })
 }
 
-pub(crate) fn tcp_sender(
+pub(super) fn tcp_sender(
     host: &str,
     port: u16,
     opts: &Options,
@@ -780,7 +793,7 @@ pub(crate) fn tcp_sender(
     }))
 }
 
-pub(crate) fn udp_sender(
+pub(super) fn udp_sender(
     host: &str,
     port: u16,
     opts: &Options,

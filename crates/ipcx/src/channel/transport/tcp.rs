@@ -1,0 +1,164 @@
+//! `tcp:HOST:PORT`: TCP streams (`TCP_NODELAY`), framed; connections ([`TcpConnection`]) for
+//! the patterns and RPC. The message channels are in [`super::socket`].
+
+use std::io::Write;
+use std::os::fd::OwnedFd;
+
+use super::connection::{connect_timeout, dup};
+use super::socket::{self, map_err};
+use super::{Connection, Listener, Transport};
+use crate::channel::raw::{AcceptStream, StreamRaw};
+use crate::channel::{
+    Address, Endpoint, Error, MessageReceiver, MessageSender, Options, RawReader,
+};
+use crate::socket::{Credentials, TcpListener, TcpStream};
+use crate::trust::Trust;
+use crate::wait::Wait;
+
+fn host_port(addr: &Address) -> (&str, u16) {
+    match addr {
+        Address::HostPort { host, port } => (host, *port),
+        other => unreachable!("tcp: parses HOST:PORT only, not {other:?}"),
+    }
+}
+
+/// `tcp:HOST:PORT`, `tcp:[V6]:PORT`: a TCP stream, framed.
+#[derive(Debug)]
+pub(super) struct Tcp;
+
+impl Transport for Tcp {
+    fn scheme(&self) -> &'static str {
+        "tcp"
+    }
+    fn syntax(&self) -> &'static [&'static str] {
+        &["tcp:HOST:PORT"]
+    }
+    fn parse(&self, rest: &str) -> Result<Address, String> {
+        Address::parse_host_port(rest)
+    }
+    fn is_byte_stream(&self) -> bool {
+        true
+    }
+    fn receiver(&self, addr: &Address, opts: &Options) -> Result<Box<dyn MessageReceiver>, Error> {
+        let (host, port) = host_port(addr);
+        socket::tcp_receiver(host, port, opts)
+    }
+    fn sender(&self, addr: &Address, opts: &Options) -> Result<Box<dyn MessageSender>, Error> {
+        let (host, port) = host_port(addr);
+        socket::tcp_sender(host, port, opts)
+    }
+    fn connect(&self, addr: &Address, wait: Wait) -> Result<Box<dyn Connection>, Error> {
+        let a = host_port(addr);
+        let s = if wait == Wait::Forever {
+            TcpStream::connect(a)?
+        } else {
+            TcpStream::connect_timeout(a, connect_timeout(wait))?
+        };
+        Ok(Box::new(TcpConnection::new(s)))
+    }
+    fn bind(&self, addr: &Address, trust: Trust) -> Result<Box<dyn Listener>, Error> {
+        let _ = trust; // TCP peers carry no uid.
+        Ok(Box::new(TcpConnections(TcpListener::bind(host_port(
+            addr,
+        ))?)))
+    }
+    fn raw_writer(&self, addr: &Address, opts: &Options) -> Result<Box<dyn Write + Send>, Error> {
+        let a = host_port(addr);
+        let s = match opts.connect_timeout {
+            Some(t) => TcpStream::connect_timeout(a, t),
+            None => TcpStream::connect(a),
+        }
+        .map_err(|e| map_err(e, &format!("tcp:{addr}"), true))?;
+        Ok(Box::new(s))
+    }
+    fn raw_reader(&self, addr: &Address, opts: &Options) -> Result<Box<dyn RawReader>, Error> {
+        let _ = opts;
+        let listener = TcpListener::bind(host_port(addr))
+            .map_err(|e| map_err(e, &format!("tcp:{addr}"), false))?;
+        Ok(Box::new(StreamRaw::new(listener)))
+    }
+    #[cfg(feature = "tokio")]
+    fn connect_async<'a>(&'a self, addr: &'a Address) -> super::asynch::Connecting<'a> {
+        Box::pin(super::asynch::connect_tcp(host_port(addr)))
+    }
+}
+
+impl AcceptStream for TcpListener {
+    type Stream = TcpStream;
+    fn accept_stream(&self, wait: Wait) -> Result<TcpStream, Error> {
+        self.accept_wait(wait)
+            .map(|(s, _)| s)
+            .map_err(|e| map_err(e, "tcp listener", false))
+    }
+}
+
+/// The [`Listener`] of `tcp:` connections.
+#[derive(Debug)]
+struct TcpConnections(TcpListener);
+
+impl Listener for TcpConnections {
+    fn accept_once(&self, wait: Wait) -> Result<Box<dyn Connection>, Error> {
+        let (s, _) = self.0.accept_wait(wait)?;
+        Ok(Box::new(TcpConnection::new(s)))
+    }
+    fn local_addr(&self) -> Result<Endpoint, Error> {
+        let a = self.0.local_addr()?;
+        Endpoint::new(
+            "tcp",
+            Address::HostPort {
+                host: a.ip().to_string(),
+                port: a.port(),
+            },
+        )
+    }
+}
+
+/// A [`Connection`] over TCP.
+#[derive(Debug)]
+pub struct TcpConnection {
+    stream: TcpStream,
+    max: usize,
+}
+
+impl TcpConnection {
+    /// Wraps a connected stream.
+    pub fn new(stream: TcpStream) -> TcpConnection {
+        TcpConnection {
+            stream,
+            max: crate::framing::DEFAULT_MAX_FRAME_LEN,
+        }
+    }
+}
+
+impl Connection for TcpConnection {
+    fn send_frame_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), Error> {
+        Ok(self.stream.send_frame_wait(msg, wait)?)
+    }
+    fn recv_frame_wait(&mut self, wait: Wait) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.stream.recv_frame_wait(wait)?)
+    }
+    fn try_clone(&self) -> Result<Box<dyn Connection>, Error> {
+        let mut stream = TcpStream::from(dup(&self.stream)?);
+        stream.set_max_frame_len(self.max);
+        Ok(Box::new(TcpConnection {
+            stream,
+            max: self.max,
+        }))
+    }
+    fn set_max_frame_len(&mut self, max: usize) {
+        self.max = max;
+        self.stream.set_max_frame_len(max);
+    }
+    fn peer_credentials(&self) -> Option<Credentials> {
+        None
+    }
+    fn into_fd(self: Box<Self>) -> Option<OwnedFd> {
+        Some(OwnedFd::from(self.stream))
+    }
+    fn peer_name(&self) -> String {
+        match self.stream.peer_addr() {
+            Ok(a) => format!("tcp peer {a}"),
+            Err(_) => "tcp peer".into(),
+        }
+    }
+}
