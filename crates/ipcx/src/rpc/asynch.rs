@@ -20,11 +20,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::{CallContext, Handler, Outcome, Service, reply_of};
-use crate::channel::{Address, Endpoint};
+use crate::channel::Endpoint;
+use crate::channel::transport::asynch::{AsyncListener, AsyncStream};
 use crate::framing::{self, FrameDecoder};
 use crate::pattern;
 use crate::pattern::reqrep::{self, Authorize, Frame, Peer, Server, ServerOptions, Status};
-use crate::socket::tokio::AsyncUnixListener;
 use crate::trust::Trust;
 
 /// How long a connecting client has to send its hello.
@@ -249,7 +249,7 @@ impl AsyncService {
             return self.serve_bridge(addr);
         }
         let shared = self.shared();
-        serve_native(addr, &parsed, shared)
+        serve_native(&parsed, shared)
     }
 
     /// Starts serving over TLS at `addr` (`tcp:HOST:PORT`) with the server configuration
@@ -276,7 +276,7 @@ impl AsyncService {
         }
         let mut shared = self.shared();
         shared.tls = Some(tokio_rustls::TlsAcceptor::from(config));
-        serve_native(addr, &parsed, shared)
+        serve_native(&parsed, shared)
     }
 
     fn shared(self) -> Shared {
@@ -351,35 +351,11 @@ impl AsyncService {
 }
 
 /// Binds `addr` (Unix socket or TCP) and serves it natively on the current runtime.
-fn serve_native(
-    addr: &str,
-    parsed: &Endpoint,
-    shared: Shared,
-) -> Result<AsyncRunningService, pattern::Error> {
+fn serve_native(parsed: &Endpoint, shared: Shared) -> Result<AsyncRunningService, pattern::Error> {
     // The handshake applies the service's trust and tells a refused client why.
-    let listener = match (parsed.scheme(), parsed.address()) {
-        ("unix", Address::Unix(a)) => {
-            let mut l = crate::socket::UnixListener::bind(a)?;
-            l.set_trust(Trust::any_user());
-            Listener::Unix(AsyncUnixListener::from_listener(l)?)
-        }
-        ("tcp", Address::HostPort { host, port }) => {
-            let l = crate::socket::TcpListener::bind((host.as_str(), *port))?;
-            let l = std::net::TcpListener::from(std::os::fd::OwnedFd::from(l));
-            let io = |source| pattern::Error::Io {
-                context: "registering a TCP listener with tokio".into(),
-                source,
-            };
-            l.set_nonblocking(true).map_err(io)?;
-            Listener::Tcp(tokio::net::TcpListener::from_std(l).map_err(io)?)
-        }
-        _ => {
-            return Err(pattern::Error::InvalidAddress {
-                addr: addr.to_owned(),
-                reason: format!("no native async listener for {parsed}"),
-            });
-        }
-    };
+    let listener = parsed
+        .transport()
+        .bind_async(parsed.address(), Trust::any_user())?;
     let addr = listener.local_addr()?;
     let (stop, stop_rx) = watch::channel(false);
     let task = tokio::spawn(accept_loop(listener, Arc::new(shared), stop_rx));
@@ -473,91 +449,30 @@ struct Shared {
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
-/// An accepted connection, before any TLS handshake.
-enum Accepted {
-    Unix(tokio::net::UnixStream),
-    Tcp(tokio::net::TcpStream),
-}
-
-impl Accepted {
-    /// Runs the TLS handshake when the server speaks TLS, and splits the stream.
-    async fn open(self, shared: &Shared, peer: &mut Peer) -> Option<(BoxRead, BoxWrite)> {
-        match self {
-            Accepted::Unix(s) => {
-                let (r, w) = s.into_split();
-                Some((Box::new(r), Box::new(w)))
-            }
-            Accepted::Tcp(s) => {
-                #[cfg(feature = "tls")]
-                if let Some(acceptor) = &shared.tls {
-                    peer.name = peer.name.replacen("tcp peer", "tls peer", 1);
-                    // A client that fails the handshake is dropped alone (rustls has sent it
-                    // the alert saying why).
-                    let s = crate::channel::transport::tls::accept_async(s, acceptor, &peer.name)
-                        .await
-                        .ok()?;
-                    let (r, w) = tokio::io::split(s);
-                    return Some((Box::new(r), Box::new(w)));
-                }
-                let _ = (shared, peer);
-                let (r, w) = s.into_split();
-                Some((Box::new(r), Box::new(w)))
-            }
-        }
+/// Runs the TLS handshake on an accepted stream when the server speaks TLS, and splits the
+/// stream.
+async fn open(
+    conn: Box<dyn AsyncStream>,
+    shared: &Shared,
+    peer: &mut Peer,
+) -> Option<(BoxRead, BoxWrite)> {
+    #[cfg(feature = "tls")]
+    if let Some(acceptor) = &shared.tls {
+        let s = match conn.into_tcp() {
+            Ok(s) => s,
+            Err(conn) => return Some(conn.into_split()),
+        };
+        peer.name = peer.name.replacen("tcp peer", "tls peer", 1);
+        // A client that fails the handshake is dropped alone (rustls has sent it
+        // the alert saying why).
+        let s = crate::channel::transport::tls::accept_async(s, acceptor, &peer.name)
+            .await
+            .ok()?;
+        let (r, w) = tokio::io::split(s);
+        return Some((Box::new(r), Box::new(w)));
     }
-}
-
-enum Listener {
-    Unix(AsyncUnixListener),
-    Tcp(tokio::net::TcpListener),
-}
-
-impl Listener {
-    fn local_addr(&self) -> Result<Endpoint, pattern::Error> {
-        match self {
-            Listener::Unix(l) => {
-                Endpoint::new("unix", Address::Unix(l.get_ref().local_addr().clone()))
-            }
-            Listener::Tcp(l) => {
-                let a = l.local_addr().map_err(|source| pattern::Error::Io {
-                    context: "reading the TCP listener's address".into(),
-                    source,
-                })?;
-                Endpoint::new(
-                    "tcp",
-                    Address::HostPort {
-                        host: a.ip().to_string(),
-                        port: a.port(),
-                    },
-                )
-            }
-        }
-    }
-
-    async fn accept(&self) -> Result<(Accepted, Peer), pattern::Error> {
-        match self {
-            Listener::Unix(l) => {
-                let (s, cred) = l.accept().await?;
-                let peer = Peer {
-                    credentials: Some(cred),
-                    name: format!("unix peer pid {} uid {}", cred.pid, cred.uid),
-                };
-                Ok((Accepted::Unix(s), peer))
-            }
-            Listener::Tcp(l) => {
-                let (s, a) = l.accept().await.map_err(|source| pattern::Error::Io {
-                    context: "accepting a TCP connection".into(),
-                    source,
-                })?;
-                let _ = s.set_nodelay(true);
-                let peer = Peer {
-                    credentials: None,
-                    name: format!("tcp peer {a}"),
-                };
-                Ok((Accepted::Tcp(s), peer))
-            }
-        }
-    }
+    let _ = (shared, peer);
+    Some(conn.into_split())
 }
 
 /// Resolves when the server is told to stop (or its handle is gone).
@@ -570,14 +485,19 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 const MIN_ACCEPT_PAUSE: Duration = Duration::from_millis(10);
 const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 
-async fn accept_loop(listener: Listener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: Box<dyn AsyncListener>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut conns = JoinSet::new();
     let mut pause = MIN_ACCEPT_PAUSE;
     loop {
         tokio::select! {
             got = listener.accept() => match got {
-                Ok((conn, peer)) => {
+                Ok(a) => {
                     pause = MIN_ACCEPT_PAUSE;
+                    let (conn, peer) = (a.stream, Peer { credentials: a.credentials, name: a.peer });
                     conns.spawn(serve_conn(conn, peer, shared.clone(), stop.clone()));
                 }
                 // Out of descriptors and the like: do not spin, keep serving the connections
@@ -643,12 +563,12 @@ async fn read_frame(
 /// Serves one connection: handshake, then requests until the client leaves or the server
 /// stops.
 async fn serve_conn(
-    conn: Accepted,
+    conn: Box<dyn AsyncStream>,
     mut peer: Peer,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let Some((mut r, mut w)) = conn.open(&shared, &mut peer).await else {
+    let Some((mut r, mut w)) = open(conn, &shared, &mut peer).await else {
         return;
     };
     let mut dec = FrameDecoder::new(shared.max_request_len);

@@ -125,6 +125,21 @@ pub trait Transport: Send + Sync + fmt::Debug {
             })
         })
     }
+
+    /// Binds a tokio listener, accepting Unix peers that `trust` permits (transports with a
+    /// pollable fd; the default: none). Call it from inside a tokio runtime.
+    #[cfg(feature = "tokio")]
+    fn bind_async(
+        &self,
+        addr: &Address,
+        trust: Trust,
+    ) -> Result<Box<dyn asynch::AsyncListener>, Error> {
+        let _ = trust;
+        Err(Error::InvalidAddress {
+            addr: format!("{}:{addr}", self.scheme()),
+            reason: format!("no native async listener for {}:", self.scheme()),
+        })
+    }
 }
 
 #[cfg(feature = "tokio")]

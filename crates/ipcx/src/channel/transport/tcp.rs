@@ -81,6 +81,15 @@ impl Transport for Tcp {
     fn connect_async<'a>(&'a self, addr: &'a Address) -> super::asynch::Connecting<'a> {
         Box::pin(super::asynch::connect_tcp(host_port(addr)))
     }
+    #[cfg(feature = "tokio")]
+    fn bind_async(
+        &self,
+        addr: &Address,
+        trust: Trust,
+    ) -> Result<Box<dyn super::asynch::AsyncListener>, Error> {
+        let _ = trust; // TCP peers carry no uid.
+        super::asynch::tcp_listener(TcpListener::bind(host_port(addr))?)
+    }
 }
 
 impl AcceptStream for TcpListener {

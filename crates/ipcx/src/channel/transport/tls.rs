@@ -299,6 +299,24 @@ impl TlsConnection {
     }
 }
 
+/// Waits for the socket to be readable (`read`) or writable, as `wait` allows.
+fn wait_ready(sock: &TcpStream, read: bool, wait: Wait) -> Result<(), Error> {
+    match poll_wait(sock.as_fd(), read, wait) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) if wait == Wait::NoWait => Err(Error::WouldBlock),
+        Ok(None) => Err(Error::Timeout),
+        Err(source) => Err(Error::Io {
+            context: if read {
+                "waiting to read"
+            } else {
+                "waiting to write"
+            }
+            .into(),
+            source,
+        }),
+    }
+}
+
 fn frame_error(peer: &str, e: FrameError) -> Error {
     match e {
         FrameError::TooLarge { len, max } => Error::TooLarge {
@@ -315,22 +333,7 @@ impl Connection for TlsConnection {
         self.broken()?;
         let header = framing::encode_header(msg.len(), self.max).map_err(|e| frame_error("", e))?;
         // Wait for room before encrypting: once encrypted, the record must be sent whole.
-        match poll_wait(self.sock.as_fd(), false, wait) {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                return Err(if wait == Wait::NoWait {
-                    Error::WouldBlock
-                } else {
-                    Error::Timeout
-                });
-            }
-            Err(source) => {
-                return Err(Error::Io {
-                    context: "waiting to write".into(),
-                    source,
-                });
-            }
-        }
+        wait_ready(&self.sock, false, wait)?;
         let _o = lock(&self.shared.out);
         let mut bytes = Vec::with_capacity(msg.len() + 64);
         {
@@ -405,22 +408,7 @@ impl Connection for TlsConnection {
                 };
             }
             self.broken()?;
-            match poll_wait(self.sock.as_fd(), true, wait) {
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    return Err(if wait == Wait::NoWait {
-                        Error::WouldBlock
-                    } else {
-                        Error::Timeout
-                    });
-                }
-                Err(source) => {
-                    return Err(Error::Io {
-                        context: "waiting to read".into(),
-                        source,
-                    });
-                }
-            }
+            wait_ready(&self.sock, true, wait)?;
             let n = match (&self.sock).read(&mut buf) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,

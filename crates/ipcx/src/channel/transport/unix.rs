@@ -85,6 +85,16 @@ impl Transport for Unix {
     fn connect_async<'a>(&'a self, addr: &'a Address) -> super::asynch::Connecting<'a> {
         Box::pin(super::asynch::connect_unix(unix_addr(addr)))
     }
+    #[cfg(feature = "tokio")]
+    fn bind_async(
+        &self,
+        addr: &Address,
+        trust: Trust,
+    ) -> Result<Box<dyn super::asynch::AsyncListener>, Error> {
+        let mut l = UnixListener::bind(unix_addr(addr))?;
+        l.set_trust(trust);
+        super::asynch::unix_listener(l)
+    }
 }
 
 /// `unix-dgram:PATH`, `unix-dgram:@NAME`: a Unix datagram socket.
