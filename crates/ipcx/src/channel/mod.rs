@@ -34,16 +34,25 @@
 //! 1. **The module**: `channel/transport/NAME.rs`, a unit struct implementing [`Transport`]:
 //!    its [`scheme`](Transport::scheme) and [`syntax`](Transport::syntax), how it
 //!    [`parse`](Transport::parse)s the rest of the address (into one of the [`Address`]
-//!    shapes; the `Address::parse_*` helpers cover the common ones), and its
-//!    [`receiver`](Transport::receiver) and [`sender`](Transport::sender). A
-//!    connection-oriented transport also implements [`connect`](Transport::connect) and
-//!    [`bind`](Transport::bind) with a [`Connection`] and a [`Listener`] type of its own; the
-//!    defaults say the transport carries no connections. With the `tokio` feature, a transport
-//!    whose fd is pollable implements `connect_async` and `bind_async` too.
-//! 2. **The registration**: one line, `&NAME::Transport,` in
-//!    [`transport::TRANSPORTS`] (and `mod NAME;` above it).
-//! 3. **Its conformance rows**: the endpoint in `tests/conformance.rs` (message channels) and,
-//!    for connections, in the pattern and RPC suites.
+//!    shapes; the `Address::parse_*` helpers cover the common ones, and [`Address::Name`]
+//!    takes a transport's own namespace), and its [`receiver`](Transport::receiver) and
+//!    [`sender`](Transport::sender). A connection-oriented transport also implements
+//!    [`connect`](Transport::connect) and [`bind`](Transport::bind) with a [`Connection`] and
+//!    a [`Listener`] type of its own (the defaults say the transport carries no
+//!    connections), and a byte stream [`raw_writer`](Transport::raw_writer) and
+//!    [`raw_reader`](Transport::raw_reader) for `--raw`. With the `tokio` feature, a transport
+//!    whose fd is pollable implements `connect_async` and `bind_async` too (the async RPC
+//!    client and server use them).
+//! 2. **The registration**, in `channel/transport/mod.rs`: `mod NAME;` and one line,
+//!    `&NAME::Name,`, in [`transport::TRANSPORTS`]. The parser, the CLI (`ipcx send`/`recv`),
+//!    the patterns and RPC then accept `NAME:...` addresses.
+//! 3. **Its conformance rows**: the endpoint in `endpoints()` of `tests/conformance.rs`
+//!    (message channels) and, for connections, in the pattern and RPC suites.
+//!
+//! A vsock transport, for example, is `transport/vsock.rs` with `struct Vsock;` whose
+//! `scheme()` is `"vsock"`, whose `parse` reads `CID:PORT` into
+//! `Address::HostPort { host: cid, port }`, and whose `receiver`/`sender`/`connect`/`bind` wrap
+//! vsock sockets; plus `&vsock::Vsock,` in the registry and its rows in the suites.
 //!
 //! ```no_run
 //! use ipcx::channel::{Endpoint, Options};

@@ -155,3 +155,24 @@ fn no_connections(scheme: &str, addr: &Address) -> Error {
                 .into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_transport_has_its_own_scheme_and_says_its_syntax() {
+        for (i, t) in TRANSPORTS.iter().enumerate() {
+            assert!(
+                TRANSPORTS[..i].iter().all(|o| o.scheme() != t.scheme()),
+                "{} registered twice",
+                t.scheme()
+            );
+            assert!(!t.syntax().is_empty());
+            for form in t.syntax() {
+                assert!(form.starts_with(&format!("{}:", t.scheme())), "{form}");
+            }
+            assert!(find(t.scheme()).is_some());
+        }
+    }
+}
