@@ -28,9 +28,9 @@ mod udp;
 mod unix;
 
 pub use connection::{Connection, Listener};
-pub use socket::UnixKind;
 pub use tcp::TcpConnection;
 pub use unix::UnixConnection;
+pub use unix::UnixKind;
 
 /// Every transport, found by its scheme. One line per transport.
 pub static TRANSPORTS: &[&dyn Transport] = &[

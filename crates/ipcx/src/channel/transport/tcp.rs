@@ -5,13 +5,16 @@ use std::io::Write;
 use std::os::fd::OwnedFd;
 
 use super::connection::{connect_timeout, dup};
-use super::socket::{self, map_err};
+use super::socket::{
+    Accepted, PeerListener, Server, StreamSender, connect_retrying, map_connect_err, map_err,
+};
 use super::{Connection, Listener, Transport};
+use crate::channel::Meta;
 use crate::channel::raw::{AcceptStream, StreamRaw};
 use crate::channel::{
     Address, Endpoint, Error, MessageReceiver, MessageSender, Options, RawReader,
 };
-use crate::socket::{Credentials, TcpListener, TcpStream};
+use crate::socket::{Credentials, SocketError, TcpListener, TcpStream};
 use crate::trust::Trust;
 use crate::wait::Wait;
 
@@ -40,12 +43,23 @@ impl Transport for Tcp {
         true
     }
     fn receiver(&self, addr: &Address, opts: &Options) -> Result<Box<dyn MessageReceiver>, Error> {
-        let (host, port) = host_port(addr);
-        socket::tcp_receiver(host, port, opts)
+        let what = format!("tcp:{addr}");
+        let l = TcpListener::bind(host_port(addr)).map_err(|e| map_err(e, &what, false))?;
+        Ok(Box::new(Server::new(Box::new(l), what, opts)))
     }
     fn sender(&self, addr: &Address, opts: &Options) -> Result<Box<dyn MessageSender>, Error> {
-        let (host, port) = host_port(addr);
-        socket::tcp_sender(host, port, opts)
+        let what = format!("tcp:{addr}");
+        let a = host_port(addr);
+        let s = connect_retrying(opts, |w| match w.remaining() {
+            None => TcpStream::connect(a),
+            Some(left) => TcpStream::connect_timeout(a, left),
+        })
+        .map_err(|e| map_connect_err(e, &what))?;
+        Ok(Box::new(StreamSender {
+            fd: s.into(),
+            max: opts.max_frame_len,
+            what,
+        }))
     }
     fn connect(&self, addr: &Address, wait: Wait) -> Result<Box<dyn Connection>, Error> {
         let a = host_port(addr);
@@ -169,5 +183,20 @@ impl Connection for TcpConnection {
             Ok(a) => format!("tcp peer {a}"),
             Err(_) => "tcp peer".into(),
         }
+    }
+}
+
+impl PeerListener for TcpListener {
+    fn try_accept_peer(&self, what: &str) -> Result<Accepted, SocketError> {
+        let _ = what;
+        self.try_accept().map(|(s, peer)| Accepted {
+            fd: s.into(),
+            meta: Meta {
+                peer: Some(peer.to_string()),
+                ..Meta::default()
+            },
+            name: format!("tcp peer {peer}"),
+            framed: true,
+        })
     }
 }

@@ -2,8 +2,10 @@
 //! [`super::socket`].
 
 use super::Transport;
-use super::socket;
-use crate::channel::{Address, Error, MessageReceiver, MessageSender, Options};
+use super::socket::map_err;
+use crate::channel::{Address, Error, Message, MessageReceiver, MessageSender, Meta, Options};
+use crate::socket::UdpSocket;
+use crate::wait::Wait;
 
 /// `udp:HOST:PORT`: UDP.
 #[derive(Debug)]
@@ -20,15 +22,62 @@ impl Transport for Udp {
         Address::parse_host_port(rest)
     }
     fn receiver(&self, addr: &Address, opts: &Options) -> Result<Box<dyn MessageReceiver>, Error> {
-        let Address::HostPort { host, port } = addr else {
-            unreachable!("udp: parses HOST:PORT only, not {addr:?}")
-        };
-        socket::udp_receiver(host, *port, opts)
+        let _ = opts;
+        let what = format!("udp:{addr}");
+        let sock = UdpSocket::bind(host_port(addr)).map_err(|e| map_err(e, &what, false))?;
+        Ok(Box::new(UdpReceiver { sock, what }))
     }
     fn sender(&self, addr: &Address, opts: &Options) -> Result<Box<dyn MessageSender>, Error> {
-        let Address::HostPort { host, port } = addr else {
-            unreachable!("udp: parses HOST:PORT only, not {addr:?}")
-        };
-        socket::udp_sender(host, *port, opts)
+        let _ = opts;
+        let what = format!("udp:{addr}");
+        let sock = UdpSocket::connect(host_port(addr)).map_err(|e| map_err(e, &what, false))?;
+        Ok(Box::new(UdpSender { sock, what }))
+    }
+}
+
+fn host_port(addr: &Address) -> (&str, u16) {
+    match addr {
+        Address::HostPort { host, port } => (host, *port),
+        other => unreachable!("udp: parses HOST:PORT only, not {other:?}"),
+    }
+}
+
+#[derive(Debug)]
+struct UdpReceiver {
+    sock: UdpSocket,
+    what: String,
+}
+
+impl MessageReceiver for UdpReceiver {
+    fn recv_wait(&mut self, wait: Wait) -> Result<Message, Error> {
+        let (data, from) = self
+            .sock
+            .recv_from_wait(wait)
+            .map_err(|e| map_err(e, &self.what, false))?;
+        Ok(Message {
+            data,
+            meta: Meta {
+                peer: Some(from.to_string()),
+                ..Meta::default()
+            },
+        })
+    }
+}
+
+#[derive(Debug)]
+struct UdpSender {
+    sock: UdpSocket,
+    what: String,
+}
+
+impl MessageSender for UdpSender {
+    fn send_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), Error> {
+        self.sock
+            .send_wait(msg, wait)
+            .map_err(|e| map_err(e, &self.what, true))
+    }
+
+    fn max_message_len(&self) -> Option<usize> {
+        Some(self.sock.max_message_len())
     }
 }
