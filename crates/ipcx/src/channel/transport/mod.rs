@@ -20,6 +20,7 @@ mod fifo;
 mod mq;
 pub mod shm;
 mod socket;
+mod stream;
 mod sysv_mq;
 mod tcp;
 #[cfg(feature = "tls")]
@@ -28,6 +29,7 @@ mod udp;
 mod unix;
 
 pub use connection::{Connection, Listener};
+pub use stream::{FramedStream, StreamConnection};
 pub use tcp::TcpConnection;
 pub use unix::UnixConnection;
 pub use unix::UnixKind;

@@ -2,12 +2,12 @@
 //! the patterns and RPC. The message channels are in [`super::socket`].
 
 use std::io::Write;
-use std::os::fd::OwnedFd;
 
-use super::connection::{connect_timeout, dup};
+use super::connection::connect_timeout;
 use super::socket::{
     Accepted, PeerListener, Server, StreamSender, connect_retrying, map_connect_err, map_err,
 };
+use super::stream::{FramedStream, StreamConnection};
 use super::{Connection, Listener, Transport};
 use crate::channel::Meta;
 use crate::channel::raw::{AcceptStream, StreamRaw};
@@ -137,49 +137,22 @@ impl Listener for TcpConnections {
 }
 
 /// A [`Connection`] over TCP.
-#[derive(Debug)]
-pub struct TcpConnection {
-    stream: TcpStream,
-    max: usize,
-}
+pub type TcpConnection = StreamConnection<TcpStream>;
 
-impl TcpConnection {
-    /// Wraps a connected stream.
-    pub fn new(stream: TcpStream) -> TcpConnection {
-        TcpConnection {
-            stream,
-            max: crate::framing::DEFAULT_MAX_FRAME_LEN,
-        }
+impl FramedStream for TcpStream {
+    const WRAPPABLE: bool = true;
+    fn send_frame(&mut self, msg: &[u8], wait: Wait) -> Result<(), SocketError> {
+        self.send_frame_wait(msg, wait)
     }
-}
-
-impl Connection for TcpConnection {
-    fn send_frame_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), Error> {
-        Ok(self.stream.send_frame_wait(msg, wait)?)
+    fn recv_frame(&mut self, wait: Wait) -> Result<Option<Vec<u8>>, SocketError> {
+        self.recv_frame_wait(wait)
     }
-    fn recv_frame_wait(&mut self, wait: Wait) -> Result<Option<Vec<u8>>, Error> {
-        Ok(self.stream.recv_frame_wait(wait)?)
+    fn set_max_frame(&mut self, max: usize) {
+        self.set_max_frame_len(max);
     }
-    fn try_clone(&self) -> Result<Box<dyn Connection>, Error> {
-        let mut stream = TcpStream::from(dup(&self.stream)?);
-        stream.set_max_frame_len(self.max);
-        Ok(Box::new(TcpConnection {
-            stream,
-            max: self.max,
-        }))
-    }
-    fn set_max_frame_len(&mut self, max: usize) {
-        self.max = max;
-        self.stream.set_max_frame_len(max);
-    }
-    fn peer_credentials(&self) -> Option<Credentials> {
-        None
-    }
-    fn into_fd(self: Box<Self>) -> Option<OwnedFd> {
-        Some(OwnedFd::from(self.stream))
-    }
-    fn peer_name(&self) -> String {
-        match self.stream.peer_addr() {
+    fn peer_name(&self, credentials: Option<Credentials>) -> String {
+        let _ = credentials;
+        match self.peer_addr() {
             Ok(a) => format!("tcp peer {a}"),
             Err(_) => "tcp peer".into(),
         }

@@ -9,11 +9,11 @@ use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
-use super::connection::dup;
 use super::socket::{
     Accepted, PeerListener, Server, StreamSender, check_receiver, connect_retrying, cred_meta,
     map_connect_err, map_err,
 };
+use super::stream::{FramedStream, StreamConnection};
 use super::{Connection, Listener, Transport};
 use crate::channel::raw::{AcceptStream, StreamRaw};
 use crate::channel::{
@@ -167,9 +167,7 @@ struct UnixConnections(UnixListener);
 impl Listener for UnixConnections {
     fn accept_once(&self, wait: Wait) -> Result<Box<dyn Connection>, Error> {
         let (s, cred) = self.0.accept_wait(wait)?;
-        let mut conn = UnixConnection::new(s);
-        conn.cred = Some(cred);
-        Ok(Box::new(conn))
+        Ok(Box::new(UnixConnection::with_credentials(s, Some(cred))))
     }
     fn local_addr(&self) -> Result<Endpoint, Error> {
         Endpoint::new("unix", Address::Unix(self.0.local_addr().clone()))
@@ -179,51 +177,24 @@ impl Listener for UnixConnections {
     }
 }
 
-/// A [`Connection`] over a Unix stream socket.
-#[derive(Debug)]
-pub struct UnixConnection {
-    stream: UnixStream,
-    cred: Option<Credentials>,
-    max: usize,
-}
+/// A [`Connection`] over a Unix stream socket, with the peer's kernel-verified credentials.
+pub type UnixConnection = StreamConnection<UnixStream>;
 
-impl UnixConnection {
-    /// Wraps a connected stream.
-    pub fn new(stream: UnixStream) -> UnixConnection {
-        let cred = stream.peer_credentials().ok();
-        UnixConnection {
-            stream,
-            cred,
-            max: crate::framing::DEFAULT_MAX_FRAME_LEN,
-        }
+impl FramedStream for UnixStream {
+    fn send_frame(&mut self, msg: &[u8], wait: Wait) -> Result<(), SocketError> {
+        self.send_frame_wait(msg, wait)
     }
-}
-
-impl Connection for UnixConnection {
-    fn send_frame_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), Error> {
-        Ok(self.stream.send_frame_wait(msg, wait)?)
+    fn recv_frame(&mut self, wait: Wait) -> Result<Option<Vec<u8>>, SocketError> {
+        self.recv_frame_wait(wait)
     }
-    fn recv_frame_wait(&mut self, wait: Wait) -> Result<Option<Vec<u8>>, Error> {
-        Ok(self.stream.recv_frame_wait(wait)?)
+    fn set_max_frame(&mut self, max: usize) {
+        self.set_max_frame_len(max);
     }
-    fn try_clone(&self) -> Result<Box<dyn Connection>, Error> {
-        let mut stream = UnixStream::from(dup(&self.stream)?);
-        stream.set_max_frame_len(self.max);
-        Ok(Box::new(UnixConnection {
-            stream,
-            cred: self.cred,
-            max: self.max,
-        }))
+    fn credentials(&self) -> Option<Credentials> {
+        self.peer_credentials().ok()
     }
-    fn set_max_frame_len(&mut self, max: usize) {
-        self.max = max;
-        self.stream.set_max_frame_len(max);
-    }
-    fn peer_credentials(&self) -> Option<Credentials> {
-        self.cred
-    }
-    fn peer_name(&self) -> String {
-        match self.cred {
+    fn peer_name(&self, credentials: Option<Credentials>) -> String {
+        match credentials {
             Some(c) => format!("unix peer pid {} uid {}", c.pid, c.uid),
             None => "unix peer".into(),
         }
