@@ -39,8 +39,9 @@
 //!    [`sender`](Transport::sender). A connection-oriented transport also implements
 //!    [`connect`](Transport::connect) and [`bind`](Transport::bind) with a [`Connection`] and
 //!    a [`Listener`] type of its own (the defaults say the transport carries no
-//!    connections; a byte-stream socket implements [`transport::FramedStream`] and reuses
-//!    [`transport::StreamConnection`]), and a byte stream [`raw_writer`](Transport::raw_writer) and
+//!    connections; a byte-stream socket implements [`transport::FramedStream`] and
+//!    [`transport::StreamListener`] and reuses [`transport::StreamConnection`] and
+//!    [`transport::Connections`]), and a byte stream [`raw_writer`](Transport::raw_writer) and
 //!    [`raw_reader`](Transport::raw_reader) for `--raw`. With the `tokio` feature, a transport
 //!    whose fd is pollable implements `connect_async` and `bind_async` too (the async RPC
 //!    client and server use them).

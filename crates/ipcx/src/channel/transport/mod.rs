@@ -29,7 +29,7 @@ mod udp;
 mod unix;
 
 pub use connection::{Connection, Listener};
-pub use stream::{FramedStream, StreamConnection};
+pub use stream::{Connections, FramedStream, StreamConnection, StreamListener};
 pub use tcp::TcpConnection;
 pub use unix::UnixConnection;
 pub use unix::UnixKind;

@@ -1,14 +1,18 @@
-//! [`StreamConnection`]: the framed [`Connection`] over any connected byte-stream socket (Unix
-//! stream, TCP; a new stream transport implements [`FramedStream`] for its socket and reuses
-//! it).
+//! What every byte-stream socket transport (Unix stream, TCP) shares, so that a new one
+//! implements [`FramedStream`] for its socket and [`StreamListener`] for its listener and
+//! reuses the rest: [`StreamConnection`], the framed [`Connection`]; [`Connections`], the
+//! [`Listener`] of them; and the raw (`--raw`) reader of one connection after another.
 
 use std::fmt;
+use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 
-use super::Connection;
 use super::connection::dup;
-use crate::channel::Error;
+use super::socket::map_err;
+use super::{Connection, Listener};
+use crate::channel::{Endpoint, Error, RawReader};
 use crate::socket::{Credentials, SocketError};
+use crate::trust::Trust;
 use crate::wait::Wait;
 
 /// A connected byte-stream socket that sends and receives frames.
@@ -82,5 +86,88 @@ impl<S: FramedStream> Connection for StreamConnection<S> {
     }
     fn into_fd(self: Box<Self>) -> Option<OwnedFd> {
         S::WRAPPABLE.then(|| self.stream.into())
+    }
+}
+
+/// A listening byte-stream socket.
+pub trait StreamListener: Send + Sync + fmt::Debug + 'static {
+    /// The connections it accepts.
+    type Stream: FramedStream + Read;
+    /// What it is called in errors (`unix listener`).
+    const WHAT: &'static str;
+    /// Accepts one connection, waiting as `wait` allows, with the peer's credentials when the
+    /// socket has them.
+    fn accept_stream(&self, wait: Wait)
+    -> Result<(Self::Stream, Option<Credentials>), SocketError>;
+    /// The endpoint it listens on (for TCP, with the port the kernel chose for port 0).
+    fn local_endpoint(&self) -> Result<Endpoint, Error>;
+    /// Sets which users' connections are accepted; no effect by default (peers without a uid).
+    fn trust(&mut self, trust: Trust) {
+        let _ = trust;
+    }
+}
+
+/// The [`Listener`] of a [`StreamListener`]'s connections.
+#[derive(Debug)]
+pub struct Connections<L>(pub L);
+
+impl<L: StreamListener> Listener for Connections<L> {
+    fn accept_once(&self, wait: Wait) -> Result<Box<dyn Connection>, Error> {
+        let (s, cred) = self.0.accept_stream(wait)?;
+        Ok(Box::new(match cred {
+            Some(c) => StreamConnection::with_credentials(s, Some(c)),
+            None => StreamConnection::new(s),
+        }))
+    }
+    fn local_addr(&self) -> Result<Endpoint, Error> {
+        self.0.local_endpoint()
+    }
+    fn set_trust(&mut self, trust: Trust) {
+        self.0.trust(trust);
+    }
+}
+
+/// Reads one connection of a listener to its end, then accepts the next (`--raw`).
+#[derive(Debug)]
+pub(super) struct StreamRaw<L: StreamListener> {
+    listener: L,
+    conn: Option<L::Stream>,
+}
+
+impl<L: StreamListener> StreamRaw<L> {
+    pub(super) fn new(listener: L) -> StreamRaw<L> {
+        StreamRaw {
+            listener,
+            conn: None,
+        }
+    }
+}
+
+impl<L: StreamListener> RawReader for StreamRaw<L> {
+    fn read_wait(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize, Error> {
+        loop {
+            let c = match &mut self.conn {
+                Some(c) => c,
+                None => {
+                    let (s, _) = self
+                        .listener
+                        .accept_stream(wait)
+                        .map_err(|e| map_err(e, L::WHAT, false))?;
+                    self.conn.insert(s)
+                }
+            };
+            match crate::sys::poll::poll_until(c.as_fd(), true, wait) {
+                Ok(()) => {}
+                Err(crate::sys::poll::WaitError::Timeout) => return Err(Error::Timeout),
+                Err(crate::sys::poll::WaitError::WouldBlock) => return Err(Error::WouldBlock),
+                Err(crate::sys::poll::WaitError::Io(e)) => {
+                    return Err(Error::from_io("polling a connection", e));
+                }
+            }
+            match c.read(buf) {
+                Ok(0) | Err(_) => self.conn = None,
+                Ok(n) => return Ok(n),
+            }
+        }
     }
 }

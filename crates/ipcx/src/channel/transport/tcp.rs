@@ -7,10 +7,9 @@ use super::connection::connect_timeout;
 use super::socket::{
     Accepted, PeerListener, Server, StreamSender, connect_retrying, map_connect_err, map_err,
 };
-use super::stream::{FramedStream, StreamConnection};
+use super::stream::{Connections, FramedStream, StreamConnection, StreamListener, StreamRaw};
 use super::{Connection, Listener, Transport};
 use crate::channel::Meta;
-use crate::channel::raw::{AcceptStream, StreamRaw};
 use crate::channel::{
     Address, Endpoint, Error, MessageReceiver, MessageSender, Options, RawReader,
 };
@@ -72,9 +71,7 @@ impl Transport for Tcp {
     }
     fn bind(&self, addr: &Address, trust: Trust) -> Result<Box<dyn Listener>, Error> {
         let _ = trust; // TCP peers carry no uid.
-        Ok(Box::new(TcpConnections(TcpListener::bind(host_port(
-            addr,
-        ))?)))
+        Ok(Box::new(Connections(TcpListener::bind(host_port(addr))?)))
     }
     fn raw_writer(&self, addr: &Address, opts: &Options) -> Result<Box<dyn Write + Send>, Error> {
         let a = host_port(addr);
@@ -106,26 +103,14 @@ impl Transport for Tcp {
     }
 }
 
-impl AcceptStream for TcpListener {
+impl StreamListener for TcpListener {
     type Stream = TcpStream;
-    fn accept_stream(&self, wait: Wait) -> Result<TcpStream, Error> {
-        self.accept_wait(wait)
-            .map(|(s, _)| s)
-            .map_err(|e| map_err(e, "tcp listener", false))
+    const WHAT: &'static str = "tcp listener";
+    fn accept_stream(&self, wait: Wait) -> Result<(TcpStream, Option<Credentials>), SocketError> {
+        self.accept_wait(wait).map(|(s, _)| (s, None))
     }
-}
-
-/// The [`Listener`] of `tcp:` connections.
-#[derive(Debug)]
-struct TcpConnections(TcpListener);
-
-impl Listener for TcpConnections {
-    fn accept_once(&self, wait: Wait) -> Result<Box<dyn Connection>, Error> {
-        let (s, _) = self.0.accept_wait(wait)?;
-        Ok(Box::new(TcpConnection::new(s)))
-    }
-    fn local_addr(&self) -> Result<Endpoint, Error> {
-        let a = self.0.local_addr()?;
+    fn local_endpoint(&self) -> Result<Endpoint, Error> {
+        let a = self.local_addr()?;
         Endpoint::new(
             "tcp",
             Address::HostPort {

@@ -13,9 +13,8 @@ use super::socket::{
     Accepted, PeerListener, Server, StreamSender, check_receiver, connect_retrying, cred_meta,
     map_connect_err, map_err,
 };
-use super::stream::{FramedStream, StreamConnection};
+use super::stream::{Connections, FramedStream, StreamConnection, StreamListener, StreamRaw};
 use super::{Connection, Listener, Transport};
-use crate::channel::raw::{AcceptStream, StreamRaw};
 use crate::channel::{
     Address, Endpoint, Error, Message, MessageReceiver, MessageSender, Options, RawReader,
 };
@@ -70,7 +69,7 @@ impl Transport for Unix {
     fn bind(&self, addr: &Address, trust: Trust) -> Result<Box<dyn Listener>, Error> {
         let mut l = UnixListener::bind(unix_addr(addr))?;
         l.set_trust(trust);
-        Ok(Box::new(UnixConnections(l)))
+        Ok(Box::new(Connections(l)))
     }
     fn raw_writer(&self, addr: &Address, opts: &Options) -> Result<Box<dyn Write + Send>, Error> {
         let a = unix_addr(addr);
@@ -151,29 +150,17 @@ impl Transport for UnixSeqpacket {
     }
 }
 
-impl AcceptStream for UnixListener {
+impl StreamListener for UnixListener {
     type Stream = UnixStream;
-    fn accept_stream(&self, wait: Wait) -> Result<UnixStream, Error> {
-        self.accept_wait(wait)
-            .map(|(s, _)| s)
-            .map_err(|e| map_err(e, "unix listener", false))
+    const WHAT: &'static str = "unix listener";
+    fn accept_stream(&self, wait: Wait) -> Result<(UnixStream, Option<Credentials>), SocketError> {
+        self.accept_wait(wait).map(|(s, c)| (s, Some(c)))
     }
-}
-
-/// The [`Listener`] of `unix:` connections.
-#[derive(Debug)]
-struct UnixConnections(UnixListener);
-
-impl Listener for UnixConnections {
-    fn accept_once(&self, wait: Wait) -> Result<Box<dyn Connection>, Error> {
-        let (s, cred) = self.0.accept_wait(wait)?;
-        Ok(Box::new(UnixConnection::with_credentials(s, Some(cred))))
+    fn local_endpoint(&self) -> Result<Endpoint, Error> {
+        Endpoint::new("unix", Address::Unix(self.local_addr().clone()))
     }
-    fn local_addr(&self) -> Result<Endpoint, Error> {
-        Endpoint::new("unix", Address::Unix(self.0.local_addr().clone()))
-    }
-    fn set_trust(&mut self, trust: Trust) {
-        self.0.set_trust(trust);
+    fn trust(&mut self, trust: Trust) {
+        self.set_trust(trust);
     }
 }
 
