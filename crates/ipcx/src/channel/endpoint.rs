@@ -61,6 +61,46 @@ impl fmt::Display for Address {
 }
 
 impl Address {
+    /// The path, if this is one.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Address::Path(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The POSIX name, if this is one.
+    pub fn posix_name(&self) -> Option<&PosixName> {
+        match self {
+            Address::PosixName(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// The System V key, if this is one.
+    pub fn sysv_key(&self) -> Option<i32> {
+        match self {
+            Address::SysvKey(k) => Some(*k),
+            _ => None,
+        }
+    }
+
+    /// The Unix socket address, if this is one.
+    pub fn unix(&self) -> Option<&UnixAddr> {
+        match self {
+            Address::Unix(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The host and port, if this is one.
+    pub fn host_port(&self) -> Option<(&str, u16)> {
+        match self {
+            Address::HostPort { host, port } => Some((host, *port)),
+            _ => None,
+        }
+    }
+
     /// Parses a path (`fifo:PATH`): not empty, no NUL byte.
     pub fn parse_path(s: &str) -> Result<Address, String> {
         if s.is_empty() {
@@ -149,14 +189,10 @@ impl Endpoint {
         Ok(Endpoint { transport, address })
     }
 
-    /// An endpoint of the transport registered for `scheme`, at `address` (not checked
-    /// against the transport's syntax: [`Endpoint::parse`] does that).
+    /// An endpoint of the transport registered for `scheme` at `address`, checked as
+    /// [`Endpoint::parse`] checks `SCHEME:ADDRESS`.
     pub fn new(scheme: &str, address: Address) -> Result<Endpoint, Error> {
-        let transport = transport::find(scheme).ok_or_else(|| Error::InvalidAddress {
-            addr: format!("{scheme}:{address}"),
-            reason: format!("unknown scheme {scheme:?}; {}", transport::expected()),
-        })?;
-        Ok(Endpoint { transport, address })
+        Endpoint::parse(&format!("{scheme}:{address}"))
     }
 
     /// The scheme, as in `mq` for `mq:/jobs`.

@@ -101,10 +101,7 @@ impl From<PipeError> for Error {
 pub(super) struct Fifo;
 
 fn path(addr: &Address) -> &Path {
-    match addr {
-        Address::Path(p) => p,
-        other => unreachable!("fifo: parses paths only, not {other:?}"),
-    }
+    addr.path().expect("fifo: parses paths only")
 }
 
 impl Transport for Fifo {

@@ -37,10 +37,7 @@ impl Transport for Mq {
 }
 
 fn name(addr: &Address) -> &PosixName {
-    match addr {
-        Address::PosixName(n) => n,
-        other => unreachable!("mq: parses POSIX names only, not {other:?}"),
-    }
+    addr.posix_name().expect("mq: parses POSIX names only")
 }
 
 fn posix_open_error(what: &str, e: mq::OpenError) -> Error {

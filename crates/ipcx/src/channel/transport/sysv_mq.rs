@@ -36,10 +36,7 @@ impl Transport for SysvMq {
 }
 
 fn key(addr: &Address) -> i32 {
-    match addr {
-        Address::SysvKey(k) => *k,
-        other => unreachable!("sysv-mq: parses keys only, not {other:?}"),
-    }
+    addr.sysv_key().expect("sysv-mq: parses keys only")
 }
 
 fn sysv_what(key: i32) -> String {

@@ -18,10 +18,7 @@ use crate::trust::Trust;
 use crate::wait::Wait;
 
 fn host_port(addr: &Address) -> (&str, u16) {
-    match addr {
-        Address::HostPort { host, port } => (host, *port),
-        other => unreachable!("tcp: parses HOST:PORT only, not {other:?}"),
-    }
+    addr.host_port().expect("tcp: parses HOST:PORT only")
 }
 
 /// `tcp:HOST:PORT`, `tcp:[V6]:PORT`: a TCP stream, framed.

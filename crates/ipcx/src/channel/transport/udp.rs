@@ -36,10 +36,7 @@ impl Transport for Udp {
 }
 
 fn host_port(addr: &Address) -> (&str, u16) {
-    match addr {
-        Address::HostPort { host, port } => (host, *port),
-        other => unreachable!("udp: parses HOST:PORT only, not {other:?}"),
-    }
+    addr.host_port().expect("udp: parses HOST:PORT only")
 }
 
 #[derive(Debug)]

@@ -28,10 +28,7 @@ use crate::trust::Trust;
 use crate::wait::Wait;
 
 fn unix_addr(addr: &Address) -> &UnixAddr {
-    match addr {
-        Address::Unix(a) => a,
-        other => unreachable!("unix: parses socket addresses only, not {other:?}"),
-    }
+    addr.unix().expect("unix: parses socket addresses only")
 }
 
 /// `unix:PATH`, `unix:@NAME`: a Unix stream socket, framed.

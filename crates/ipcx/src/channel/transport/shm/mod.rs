@@ -16,10 +16,7 @@ mod ring;
 pub use link::{MAX_FRAME, ShmConnection, ShmListener};
 
 fn name(addr: &Address) -> &PosixName {
-    match addr {
-        Address::PosixName(n) => n,
-        other => unreachable!("shm: parses POSIX names only, not {other:?}"),
-    }
+    addr.posix_name().expect("shm: parses POSIX names only")
 }
 
 /// `shm:/NAME`: the shared-memory ring.
