@@ -382,7 +382,7 @@ impl HalfOpen for ServerHalf {
             Wait::Until(d) => d,
             _ => Instant::now() + Duration::from_secs(10),
         };
-        let conn = Connection::accept(&*self.listener, &self.opts, Wait::Until(deadline))
+        let conn = Connection::accept(&self.listener, &self.opts, Wait::Until(deadline))
             .map_err(|e| map_err("accepting the client", e))?;
         Ok(Box::new(ServerLink {
             conn,

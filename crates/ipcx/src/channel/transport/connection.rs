@@ -115,6 +115,18 @@ pub trait Listener: Send + Sync + fmt::Debug {
     }
 }
 
+impl<L: Listener + ?Sized> Listener for Box<L> {
+    fn accept_once(&self, wait: Wait) -> Result<Box<dyn Connection>, Error> {
+        (**self).accept_once(wait)
+    }
+    fn local_addr(&self) -> Result<Endpoint, Error> {
+        (**self).local_addr()
+    }
+    fn set_trust(&mut self, trust: Trust) {
+        (**self).set_trust(trust);
+    }
+}
+
 /// A duplicate of a connection's descriptor, for a second handle.
 pub(crate) fn dup(fd: impl std::os::fd::AsFd) -> Result<OwnedFd, Error> {
     fd.as_fd().try_clone_to_owned().map_err(|source| Error::Io {
