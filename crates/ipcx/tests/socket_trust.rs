@@ -1,4 +1,4 @@
-//! The same-user rule on the listeners above the channel layer: a pattern [`LinkListener`]
+//! The same-user rule on the connection listeners: an `Endpoint::bind` `Listener`
 //! and the sync and async RPC servers refuse a client of another user (run as `nobody`)
 //! unless told to trust it.
 #![cfg(feature = "tokio")]
