@@ -16,8 +16,9 @@
 
 use std::time::{Duration, Instant};
 
+use ipcx::channel::{Endpoint, Listener};
+use ipcx::pattern::Error;
 use ipcx::pattern::reqrep::{Client, Connection, ServerOptions, Status};
-use ipcx::pattern::{Error, LinkAddr, LinkListener};
 use ipcx::wait::Wait;
 use serde::{Deserialize, Serialize};
 
@@ -94,7 +95,7 @@ impl Mechanism for RpcRow {
 
     fn check_payload(&self, payload: usize) -> Result<(), String> {
         if self.transport == RpcTransport::Shm {
-            let max = ipcx::pattern::shmlink::MAX_FRAME - OVERHEAD;
+            let max = ipcx::channel::transport::shm::MAX_FRAME - OVERHEAD;
             if payload > max {
                 return Err(format!(
                     "an RPC call over rings carries at most {max} bytes of arguments"
@@ -153,7 +154,7 @@ impl Mechanism for RpcRow {
             Side::Peer => {
                 let mut opts = ServerOptions::new(SERVICE, 1);
                 opts.max_request_len = spec.max_frame_len;
-                let listener = LinkAddr::parse(&spec.addr)
+                let listener = Endpoint::parse(&spec.addr)
                     .and_then(|a| a.bind())
                     .map_err(|e| map_err(&spec.addr, e))?;
                 Ok(Box::new(ServerHalf { listener, opts }))
@@ -178,11 +179,11 @@ impl Mechanism for ShmLinkRow {
     }
 
     fn description(&self) -> &str {
-        "frames over a pair of shared-memory rings (the link under rpc-shm, ipcx::pattern::shmlink), no RPC layer"
+        "frames over a pair of shared-memory rings (the link under rpc-shm, ipcx::channel::transport::shm::link), no RPC layer"
     }
 
     fn check_payload(&self, payload: usize) -> Result<(), String> {
-        let max = ipcx::pattern::shmlink::MAX_FRAME;
+        let max = ipcx::channel::transport::shm::MAX_FRAME;
         if payload > max {
             return Err(format!("a ring link carries at most {max} bytes per frame"));
         }
@@ -199,7 +200,7 @@ impl Mechanism for ShmLinkRow {
 
     fn open(&self, spec: &str, side: Side, payload: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
         let _ = payload;
-        let addr = LinkAddr::parse(spec).map_err(|e| map_err(spec, e))?;
+        let addr = Endpoint::parse(spec).map_err(|e| map_err(spec, e))?;
         match side {
             Side::Parent => Ok(Box::new(RawLinkHalf::Connect(addr))),
             Side::Peer => {
@@ -211,8 +212,8 @@ impl Mechanism for ShmLinkRow {
 }
 
 enum RawLinkHalf {
-    Connect(LinkAddr),
-    Accept(ipcx::pattern::LinkListener),
+    Connect(Endpoint),
+    Accept(Box<dyn Listener>),
 }
 
 impl HalfOpen for RawLinkHalf {
@@ -246,8 +247,8 @@ impl HalfOpen for RawLinkHalf {
 }
 
 struct RawLink {
-    tx: Box<dyn ipcx::pattern::Link>,
-    rx: Box<dyn ipcx::pattern::Link>,
+    tx: Box<dyn ipcx::channel::Connection>,
+    rx: Box<dyn ipcx::channel::Connection>,
 }
 
 impl Link for RawLink {
@@ -276,7 +277,7 @@ impl Link for RawLink {
     }
 
     fn max_payload(&self) -> Option<usize> {
-        Some(ipcx::pattern::shmlink::MAX_FRAME)
+        Some(ipcx::channel::transport::shm::MAX_FRAME)
     }
 }
 
@@ -371,7 +372,7 @@ impl Link for ClientLink {
 
 /// The serving side before the client connects.
 struct ServerHalf {
-    listener: LinkListener,
+    listener: Box<dyn Listener>,
     opts: ServerOptions,
 }
 
@@ -397,7 +398,7 @@ struct ServerLink {
     conn: Connection,
     /// The id of the call being answered.
     current: Option<u64>,
-    _listener: LinkListener,
+    _listener: Box<dyn Listener>,
 }
 
 impl Link for ServerLink {

@@ -45,7 +45,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use ipcx::channel::{Endpoint, Error, MessageReceiver, MessageSender};
+use ipcx::channel::{Address, Endpoint, Error, MessageReceiver, MessageSender};
 use ipcx::pattern::pushpull::{Distributor, Worker};
 use ipcx::rpc::{RpcClient, RpcError, Service};
 use ipcx::wait::Wait;
@@ -147,7 +147,7 @@ fn role_send_victim(args: &[String]) {
     let ep = Endpoint::parse(&args[0]).unwrap();
     let id: u32 = args[1].parse().unwrap();
     let mut rng = Rng::new(args[2].parse().unwrap());
-    if let Endpoint::Shm(name) = &ep {
+    if let ("shm", Address::PosixName(name)) = (ep.scheme(), ep.address()) {
         return ring_send_victim(name.as_str(), id, &mut rng);
     }
     let mut tx = connect(&ep);
@@ -239,7 +239,7 @@ fn say_checked(data: &[u8]) {
 fn role_recv_victim(args: &[String]) {
     fault::exit_when_stdin_closes(None);
     let ep = Endpoint::parse(&args[0]).unwrap();
-    if let Endpoint::Shm(name) = &ep {
+    if let ("shm", Address::PosixName(name)) = (ep.scheme(), ep.address()) {
         return ring_recv_victim(name.as_str());
     }
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -396,7 +396,7 @@ impl Killer {
 
 /// Whether a transport takes several senders at once (a ring has one publisher).
 fn multi_sender(ep: &Endpoint) -> bool {
-    !matches!(ep, Endpoint::Shm(_))
+    ep.scheme() != "shm"
 }
 
 /// Sender killed, receiver survives (see the module documentation).

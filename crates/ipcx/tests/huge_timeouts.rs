@@ -68,9 +68,9 @@ fn a_fifo_takes_duration_max() {
 
 #[test]
 fn a_worker_grace_of_duration_max_never_runs_out() {
-    use ipcx::pattern::LinkAddr;
+    use ipcx::channel::Endpoint;
     use ipcx::pattern::pushpull::{Distributor, DistributorOptions};
-    let a = LinkAddr::parse(&format!("unix:@{}", util::unique("maxgrace"))).unwrap();
+    let a = Endpoint::parse(&format!("unix:@{}", util::unique("maxgrace"))).unwrap();
     let opts = DistributorOptions {
         worker_grace: Duration::MAX,
         ..DistributorOptions::default()

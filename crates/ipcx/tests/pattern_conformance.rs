@@ -48,7 +48,7 @@ enum Transport {
     Tcp,
     /// Shared-memory rings, `shm:/NAME`.
     Shm,
-    /// TLS over TCP (req/rep's upgrade hook and `pattern::tls`).
+    /// TLS over TCP (req/rep's upgrade hook and `channel::transport::tls`).
     Tls,
 }
 
@@ -1019,7 +1019,7 @@ impl Rep {
 
     #[cfg(feature = "tls")]
     fn tls_upgrade(&self) -> ipcx::pattern::reqrep::Upgrade {
-        use ipcx::pattern::tls;
+        use ipcx::channel::transport::tls;
         use tls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
         let read = |f: &str| std::fs::read(self.dir.join(f)).unwrap();
         let chain = vec![CertificateDer::from(read("cert.der"))];
@@ -1041,7 +1041,7 @@ impl Rep {
         #[cfg(feature = "tls")]
         {
             use ipcx::pattern::reqrep::{Hello, PROTOCOL_VERSION};
-            use ipcx::pattern::tls::{self, rustls::pki_types::CertificateDer};
+            use ipcx::channel::transport::tls::{self, rustls::pki_types::CertificateDer};
             let root = CertificateDer::from(std::fs::read(self.dir.join("ca.der")).unwrap());
             let cfg = tls::client_config(&[root], None).unwrap();
             let link = tls::connect(addr, "localhost", cfg, LONG)?;
@@ -1239,7 +1239,7 @@ macro_rules! cell {
     };
     ($row:ident, $t:ident, no_tls_hook) => {
         #[test]
-        #[ignore = "no TLS hook: pattern::tls carries req/rep only (ServerOptions::upgrade, Client::connect_link)"]
+        #[ignore = "no TLS hook: channel::transport::tls carries req/rep only (ServerOptions::upgrade, Client::connect_link)"]
         fn $t() {}
     };
 }

@@ -620,7 +620,7 @@ mod certs {
     use std::path::Path;
     use std::sync::Arc;
 
-    use ipcx::pattern::tls::{self, rustls};
+    use ipcx::channel::transport::tls::{self, rustls};
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
     pub use crate::util::rpc::{Ca, Identity};
@@ -753,7 +753,7 @@ fn spawn_tls_async_server(dir: &util::TempDir) -> (util::ChildGuard, String) {
 #[cfg(feature = "tls")]
 #[test]
 fn native_tls_server_answers_sync_and_async_clients() {
-    use ipcx::pattern::tls;
+    use ipcx::channel::transport::tls;
     let ca = certs::Ca::new("server");
     let dir = util::TempDir::new("rpca-tls-native");
     certs::setup(dir.path(), &ca, None);
@@ -833,7 +833,7 @@ fn native_tls_server_answers_sync_and_async_clients() {
 #[cfg(feature = "tls")]
 #[test]
 fn native_async_tls_client_calls_a_sync_tls_server() {
-    use ipcx::pattern::tls;
+    use ipcx::channel::transport::tls;
     let ca = certs::Ca::new("server");
     let client_ca = certs::Ca::new("clients");
     let dir = util::TempDir::new("rpca-tls-sync-server");
@@ -866,7 +866,7 @@ fn native_async_tls_client_calls_a_sync_tls_server() {
 #[cfg(feature = "tls")]
 #[test]
 fn native_tls_server_requires_client_certificates() {
-    use ipcx::pattern::tls;
+    use ipcx::channel::transport::tls;
     let ca = certs::Ca::new("server");
     let client_ca = certs::Ca::new("clients");
     let dir = util::TempDir::new("rpca-mtls");

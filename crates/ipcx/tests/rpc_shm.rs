@@ -4,8 +4,9 @@ mod util;
 
 use std::time::{Duration, Instant};
 
+use ipcx::channel::Endpoint;
+use ipcx::pattern::Error;
 use ipcx::pattern::reqrep::{Client, Status};
-use ipcx::pattern::{Error, LinkAddr};
 use ipcx::rpc::{CallContext, RpcClient, RpcError, Service};
 use ipcx::socket::{UnixAddr, UnixStream};
 use util::rpc::{LONG, connect, shm_addr as addr};
@@ -53,15 +54,19 @@ fn child_role() {
 #[test]
 fn addresses_parse_and_bad_ones_are_refused() {
     assert_eq!(
-        LinkAddr::parse("shm:/calc").unwrap(),
-        LinkAddr::Shm("/calc".into())
+        Endpoint::parse("shm:/calc").unwrap(),
+        Endpoint::new(
+            "shm",
+            ipcx::channel::Address::PosixName(ipcx::name::PosixName::new("/calc").unwrap())
+        )
+        .unwrap()
     );
     assert_eq!(
-        LinkAddr::parse("shm:/calc").unwrap().to_string(),
+        Endpoint::parse("shm:/calc").unwrap().to_string(),
         "shm:/calc"
     );
     for bad in ["shm:calc", "shm:/a/b", "shm:", "shm:/"] {
-        let e = LinkAddr::parse(bad).unwrap_err();
+        let e = Endpoint::parse(bad).unwrap_err();
         assert!(matches!(e, Error::InvalidAddress { .. }), "{bad}: {e:?}");
     }
     let e = RpcClient::connect(&addr("nobody"), "calc", 1, Duration::from_millis(200)).unwrap_err();

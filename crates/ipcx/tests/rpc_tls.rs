@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ipcx::pattern::tls::{self, rustls};
+use ipcx::channel::transport::tls::{self, rustls};
 use ipcx::rpc::{RpcClient, RpcError, Service};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use util::rpc::{Ca, LONG};

@@ -1,10 +1,10 @@
-//! The same-user rule on the listeners above the channel layer: a pattern [`LinkListener`]
+//! The same-user rule on the connection listeners: an `Endpoint::bind` `Listener`
 //! and the sync and async RPC servers refuse a client of another user (run as `nobody`)
 //! unless told to trust it.
 #![cfg(feature = "tokio")]
 mod util;
 
-use ipcx::pattern::LinkAddr;
+use ipcx::channel::Endpoint;
 use ipcx::rpc::{AsyncService, RpcClient, RpcError};
 use ipcx::trust::Trust;
 use ipcx::wait::Wait;
@@ -14,7 +14,7 @@ use util::rpc::{LONG, add, runtime, unix_addr};
 fn child_role() {
     util::role_main(&[
         ("link_hello", |a| {
-            let addr = LinkAddr::parse(&a[0]).unwrap();
+            let addr = Endpoint::parse(&a[0]).unwrap();
             let mut link = addr.connect(Wait::timeout(LONG)).unwrap();
             let _ = link.send_frame_wait(b"hello", Wait::timeout(LONG));
         }),
@@ -48,14 +48,14 @@ fn link_listener_refuses_another_user_unless_trusted() {
         return;
     }
     let a = unix_addr("link");
-    let l = LinkAddr::parse(&a).unwrap().bind().unwrap();
+    let l = Endpoint::parse(&a).unwrap().bind().unwrap();
     let mut child = util::spawn_role_as_nobody("link_hello", &[&a]);
     let e = l.accept_wait(Wait::timeout(LONG)).unwrap_err();
     assert!(e.to_string().contains("not trusted"), "{e}");
     child.expect_success();
 
     let a = unix_addr("link-trusted");
-    let l = LinkAddr::parse(&a)
+    let l = Endpoint::parse(&a)
         .unwrap()
         .bind_with_trust(Trust::own_user().allow_uid(util::NOBODY))
         .unwrap();

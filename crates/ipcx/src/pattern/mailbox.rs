@@ -362,7 +362,7 @@ impl Mailbox {
     fn unsupported(&self, what: &str) -> Error {
         Error::Unsupported {
             what: what.into(),
-            transport: format!("the ring mailbox {}", self.name),
+            mechanism: format!("the ring mailbox {}", self.name),
         }
     }
 

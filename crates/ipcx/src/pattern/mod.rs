@@ -16,9 +16,11 @@
 //! [`MessageSender`](crate::channel::MessageSender) /
 //! [`MessageReceiver`](crate::channel::MessageReceiver), so they can be used wherever a channel
 //! can. The connection-oriented patterns (pub/sub, request/reply, push/pull) move their frames
-//! through the small [`Link`] abstraction (a framed, bidirectional connection that can be split
-//! into a reading and a writing half); a new transport plugs in by implementing [`Link`] for its
-//! connection type, as the shared-memory ring does ([`shmlink`], addresses `shm:/NAME`).
+//! through the channel layer's [`Connection`](crate::channel::Connection) (a framed,
+//! bidirectional connection that can be split into a reading and a writing half), opened from
+//! an [`Endpoint`](crate::channel::Endpoint) with `connect` and `bind`; a new transport plugs in
+//! once, in the channel layer ([`crate::channel`]: "Adding a transport"), as the shared-memory
+//! ring pair does ([`crate::channel::transport::shm`], addresses `shm:/NAME`).
 //!
 //! Mailboxes and pub/sub use the shared-memory ring directly instead ([`crate::ring`]): the
 //! address picks the transport and the API stays the same. A ring mailbox is a work queue
@@ -27,181 +29,17 @@
 //! its own cursor, with no copy per subscriber in the publisher. Each module's docs list what
 //! differs between the transports.
 
-use std::fmt;
-use std::io;
-
-use crate::socket::SocketError;
 use crate::wait::Wait;
 
 pub mod direct;
-pub mod link;
 pub mod mailbox;
 pub mod pubsub;
 pub mod pushpull;
 pub mod reqrep;
-pub mod shmlink;
-#[cfg(feature = "tls")]
-pub mod tls;
 
-pub use link::{Link, LinkAddr, LinkListener};
-
-/// Why a pattern operation failed. Each message says what to do about it.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The address or name is not valid.
-    #[error("invalid address {addr:?}: {reason}")]
-    InvalidAddress {
-        /// The address given.
-        addr: String,
-        /// Why.
-        reason: String,
-    },
-    /// Nobody is there: no inbox for that pid, no queue of that name, no listener.
-    #[error("no {what}: {hint}")]
-    NotFound {
-        /// What was looked for.
-        what: String,
-        /// What to do.
-        hint: String,
-    },
-    /// The message is larger than the transport carries.
-    #[error("message of {len} bytes is too large for {what}, which takes at most {max} bytes")]
-    TooLarge {
-        /// The message length.
-        len: usize,
-        /// The limit.
-        max: usize,
-        /// Whose limit.
-        what: String,
-    },
-    /// A non-blocking send found no room.
-    #[error("{what} is full: retry later, or use a blocking send")]
-    Full {
-        /// What is full.
-        what: String,
-    },
-    /// A non-blocking receive found nothing waiting.
-    #[error("nothing waiting: retry later, or use a blocking call")]
-    WouldBlock,
-    /// The deadline passed.
-    #[error("timed out")]
-    Timeout,
-    /// The peer closed the connection or died.
-    #[error("peer gone: {what}")]
-    PeerGone {
-        /// Which peer.
-        what: String,
-    },
-    /// A peer sent bytes that are not a valid message of this pattern (malformed, hostile or
-    /// from another protocol). The connection it came on was dropped.
-    #[error("protocol error from {peer}: {reason}")]
-    Protocol {
-        /// The peer.
-        peer: String,
-        /// What was wrong.
-        reason: String,
-    },
-    /// Work is outstanding but no worker has been connected for the grace period
-    /// ([`pushpull`]): start a worker (the tasks stay queued).
-    #[error("{outstanding} task(s) outstanding and no worker connected: start a worker")]
-    NoWorkers {
-        /// Tasks submitted and not answered.
-        outstanding: usize,
-    },
-    /// The TLS handshake failed or the TLS session broke (untrusted certificate, a client
-    /// certificate required but missing, a corrupted record...).
-    #[error("TLS with {peer} failed: {reason}")]
-    Tls {
-        /// The peer.
-        peer: String,
-        /// What went wrong and what to do.
-        reason: String,
-    },
-    /// This end was shut down (its background threads stopped).
-    #[error("{what} is closed")]
-    Closed {
-        /// What was closed.
-        what: String,
-    },
-    /// A socket failure not covered above (address in use, permission denied...).
-    #[error(transparent)]
-    Socket(SocketError),
-    /// A POSIX message queue could not be opened or created.
-    #[error(transparent)]
-    Queue(#[from] crate::mq::OpenError),
-    /// A shared-memory ring failure not covered above (already exists, permission denied,
-    /// another live publisher, no free participant place, corrupt segment...).
-    #[error(transparent)]
-    Ring(crate::ring::Error),
-    /// The operation is not available on this transport (for example message priorities on
-    /// a ring mailbox).
-    #[error("{what} is not supported over {transport}")]
-    Unsupported {
-        /// The operation.
-        what: String,
-        /// The transport.
-        transport: String,
-    },
-    /// Any other OS failure.
-    #[error("{context}: {source}")]
-    Io {
-        /// What was being done.
-        context: String,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-}
-
-impl Error {
-    /// Whether this is a timeout.
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout)
-    }
-
-    /// Whether the peer is gone (closed, died, or the object was closed).
-    pub fn is_peer_gone(&self) -> bool {
-        matches!(self, Error::PeerGone { .. } | Error::Closed { .. })
-    }
-
-    pub(crate) fn protocol(peer: impl fmt::Display, reason: impl Into<String>) -> Error {
-        Error::Protocol {
-            peer: peer.to_string(),
-            reason: reason.into(),
-        }
-    }
-}
-
-impl From<SocketError> for Error {
-    fn from(e: SocketError) -> Error {
-        match e {
-            SocketError::Timeout => Error::Timeout,
-            SocketError::WouldBlock => Error::WouldBlock,
-            SocketError::PeerGone { what } => Error::PeerGone { what },
-            SocketError::NotFound { addr, hint } => Error::NotFound {
-                what: format!("listener at {addr}"),
-                hint: hint.into(),
-            },
-            SocketError::TooLarge { len, max, what } => Error::TooLarge {
-                len,
-                max,
-                what: what.into(),
-            },
-            SocketError::Frame(crate::framing::FrameError::TooLarge { len, max }) => {
-                Error::TooLarge {
-                    len: usize::try_from(len).unwrap_or(usize::MAX),
-                    max,
-                    what: "the connection's maximum frame length".into(),
-                }
-            }
-            SocketError::Frame(crate::framing::FrameError::Truncated { .. }) => Error::PeerGone {
-                what: "the peer closed the connection in the middle of a message".into(),
-            },
-            other => Error::Socket(other),
-        }
-    }
-}
+/// Why a pattern operation failed: the channel layer's [`crate::channel::Error`], one
+/// vocabulary for transports and patterns. Each message says what to do about it.
+pub use crate::channel::Error;
 
 /// Maps a ring error onto the pattern's named cases; `what` names the object (`mailbox
 /// shm:/jobs`), `hint` says what to do when it is missing.

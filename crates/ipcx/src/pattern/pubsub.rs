@@ -2,7 +2,7 @@
 //! for, from the moment it joined.
 //!
 //! A [`Publisher`] binds an address (`unix:@NAME`, `unix:PATH` or `tcp:HOST:PORT`, see
-//! [`LinkAddr`], or `shm:/NAME` for a shared-memory ring, see below); [`Subscriber`]s connect
+//! [`Endpoint`], or `shm:/NAME` for a shared-memory ring, see below); [`Subscriber`]s connect
 //! and name the topic prefixes they want (`b""` for everything). Over sockets, messages are
 //! fanned out over one connection per subscriber and a subscriber can connect to several
 //! publishers ([`Subscriber::connect_also`]): N:M. A topic per address
@@ -85,7 +85,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{Error, Link, LinkAddr, LinkListener};
+use super::Error;
+use crate::channel::{Address, Connection, Endpoint, Listener};
 use crate::poison::lock;
 use crate::ring;
 use crate::wait::Wait;
@@ -201,7 +202,7 @@ struct Shared {
 #[derive(Debug)]
 pub struct Publisher {
     kind: PubKind,
-    addr: LinkAddr,
+    addr: Endpoint,
 }
 
 #[derive(Debug)]
@@ -217,14 +218,14 @@ impl Publisher {
     /// Binds `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`, or `shm:/NAME` for a
     /// shared-memory ring) with default options.
     pub fn bind(addr: &str) -> Result<Publisher, Error> {
-        Self::bind_with(&LinkAddr::parse(addr)?, PublisherOptions::default())
+        Self::bind_with(&Endpoint::parse(addr)?, PublisherOptions::default())
     }
 
     /// Binds with options. For `shm:/NAME`, [`SlowPolicy::DropOldest`] makes an overwrite
     /// ring and `queue_len` is not used (the ring's capacity is in bytes: see
     /// [`Publisher::bind_ring`]).
-    pub fn bind_with(addr: &LinkAddr, opts: PublisherOptions) -> Result<Publisher, Error> {
-        if let LinkAddr::Shm(name) = addr {
+    pub fn bind_with(addr: &Endpoint, opts: PublisherOptions) -> Result<Publisher, Error> {
+        if let Some(name) = ring_name(addr) {
             let ropts = ring_options().overwrite(opts.policy == SlowPolicy::DropOldest);
             return Self::bind_ring(name, &ropts);
         }
@@ -244,13 +245,13 @@ impl Publisher {
             .map_err(|e| super::ring_error(e, &addr, "start the publisher first"))?;
         Ok(Publisher {
             kind: PubKind::Ring(Mutex::new(p)),
-            addr: LinkAddr::Shm(name.to_owned()),
+            addr: Endpoint::parse(&addr)?,
         })
     }
 
     /// Serves subscribers arriving on `listener`.
     pub fn from_listener(
-        listener: LinkListener,
+        listener: Box<dyn Listener>,
         opts: PublisherOptions,
     ) -> Result<Publisher, Error> {
         let addr = listener.local_addr()?;
@@ -283,7 +284,7 @@ impl Publisher {
     }
 
     /// The address subscribers connect to.
-    pub fn addr(&self) -> &LinkAddr {
+    pub fn addr(&self) -> &Endpoint {
         &self.addr
     }
 
@@ -492,7 +493,7 @@ impl Drop for Publisher {
     }
 }
 
-fn accept_loop(listener: LinkListener, shared: Arc<Shared>) {
+fn accept_loop(listener: Box<dyn Listener>, shared: Arc<Shared>) {
     while !shared.closed.load(Ordering::SeqCst) {
         match listener.accept_wait(Wait::timeout(Duration::from_millis(50))) {
             Ok(link) => {
@@ -537,7 +538,7 @@ fn take_u16(b: &[u8]) -> Option<(u16, &[u8])> {
     Some((u16::from_be_bytes(*h), r))
 }
 
-fn serve_subscriber(mut link: Box<dyn Link>, shared: Arc<Shared>) {
+fn serve_subscriber(mut link: Box<dyn Connection>, shared: Arc<Shared>) {
     let prefixes = match link.recv_frame_wait(Wait::timeout(HANDSHAKE_TIMEOUT)) {
         Ok(Some(f)) => match parse_hello(&f) {
             Ok(p) => p,
@@ -576,7 +577,7 @@ fn serve_subscriber(mut link: Box<dyn Link>, shared: Arc<Shared>) {
     shared.space.notify_all();
 }
 
-fn write_loop(link: &mut dyn Link, sub: &Sub, shared: &Shared) {
+fn write_loop(link: &mut dyn Connection, sub: &Sub, shared: &Shared) {
     loop {
         let (frame, missed) = {
             let mut st = lock(&sub.state);
@@ -721,9 +722,9 @@ impl Subscriber {
             ring: None,
             stop: Arc::new(AtomicBool::new(false)),
         };
-        if let LinkAddr::Shm(name) = LinkAddr::parse(addr)? {
+        if let Some(name) = ring_name(&Endpoint::parse(addr)?) {
             s.check_topics()?;
-            s.ring = Some(open_ring(&name, addr)?);
+            s.ring = Some(open_ring(name, addr)?);
             s.sources = 1;
             return Ok(s);
         }
@@ -798,8 +799,8 @@ impl Subscriber {
     /// source, each ring is read by a thread of this subscriber, as each socket is.
     pub fn connect_also(&mut self, addr: &str, timeout: Duration) -> Result<(), Error> {
         let wait = Wait::timeout(timeout);
-        let parsed = LinkAddr::parse(addr)?;
-        if let LinkAddr::Shm(name) = &parsed {
+        let parsed = Endpoint::parse(addr)?;
+        if let Some(name) = ring_name(&parsed) {
             self.check_topics()?;
             let r = open_ring(name, addr)?;
             if let Some(first) = self.ring.take() {
@@ -965,5 +966,14 @@ fn recv_ring(
                 ..d
             });
         }
+    }
+}
+
+/// The ring's name (`/NAME`) when `addr` is `shm:/NAME`, where pub/sub runs natively on one
+/// broadcast ring.
+fn ring_name(addr: &Endpoint) -> Option<&str> {
+    match (addr.scheme(), addr.address()) {
+        ("shm", Address::PosixName(n)) => Some(n.as_str()),
+        _ => None,
     }
 }

@@ -2,7 +2,7 @@
 //! balancing and redelivery of the tasks of a worker that died.
 //!
 //! A [`Distributor`] binds an address (`unix:@NAME`, `unix:PATH` or `tcp:HOST:PORT`, see
-//! [`LinkAddr`]), takes tasks ([`Distributor::submit`]) and collects their results
+//! [`Endpoint`]), takes tasks ([`Distributor::submit`]) and collects their results
 //! ([`Distributor::recv_result`]). [`Worker`]s connect from any number of processes and say how
 //! many tasks they can hold at once (their *credits*); the distributor hands a worker a task
 //! only while it has a credit left, and each result gives the credit back. A busy worker is
@@ -60,7 +60,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{Error, Link, LinkAddr, LinkListener};
+use super::Error;
+use crate::channel::{Connection, Endpoint, Listener};
 use crate::poison::{lock, wait as cv_wait};
 use crate::wait::Wait;
 
@@ -195,24 +196,24 @@ impl Shared {
 #[derive(Debug)]
 pub struct Distributor {
     shared: Arc<Shared>,
-    addr: LinkAddr,
+    addr: Endpoint,
     acceptor: Option<JoinHandle<()>>,
 }
 
 impl Distributor {
     /// Binds `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`) with default options.
     pub fn bind(addr: &str) -> Result<Distributor, Error> {
-        Self::bind_with(&LinkAddr::parse(addr)?, DistributorOptions::default())
+        Self::bind_with(&Endpoint::parse(addr)?, DistributorOptions::default())
     }
 
     /// Binds `addr` with `opts`.
-    pub fn bind_with(addr: &LinkAddr, opts: DistributorOptions) -> Result<Distributor, Error> {
+    pub fn bind_with(addr: &Endpoint, opts: DistributorOptions) -> Result<Distributor, Error> {
         Self::from_listener(addr.bind()?, opts)
     }
 
     /// Distributes to workers arriving on `listener`.
     pub fn from_listener(
-        listener: LinkListener,
+        listener: Box<dyn Listener>,
         opts: DistributorOptions,
     ) -> Result<Distributor, Error> {
         let addr = listener.local_addr()?;
@@ -260,7 +261,7 @@ impl Distributor {
     }
 
     /// The address workers connect to.
-    pub fn addr(&self) -> &LinkAddr {
+    pub fn addr(&self) -> &Endpoint {
         &self.addr
     }
 
@@ -427,7 +428,7 @@ impl Drop for Distributor {
     }
 }
 
-fn refuse(link: &mut dyn Link, msg: &str) {
+fn refuse(link: &mut dyn Connection, msg: &str) {
     let mut f = vec![REFUSED];
     f.extend_from_slice(msg.as_bytes());
     let _ = link.send_frame_wait(&f, Wait::timeout(HANDSHAKE_TIMEOUT));
@@ -446,7 +447,7 @@ fn parse_hello(f: &[u8]) -> Result<(u16, u32), &'static str> {
     Ok((proto, credits))
 }
 
-fn serve_worker(mut link: Box<dyn Link>, sh: &Arc<Shared>) {
+fn serve_worker(mut link: Box<dyn Connection>, sh: &Arc<Shared>) {
     let peer = link.peer_name();
     link.set_max_frame_len(sh.opts.max_frame_len);
     let note = |e: Error| {
@@ -485,7 +486,7 @@ fn serve_worker(mut link: Box<dyn Link>, sh: &Arc<Shared>) {
     if let Err(e) = link.send_frame_wait(&welcome, Wait::timeout(HANDSHAKE_TIMEOUT)) {
         return note(e);
     }
-    let writer = match link.try_clone_link() {
+    let writer = match link.try_clone() {
         Ok(w) => w,
         Err(e) => return note(e),
     };
@@ -524,7 +525,7 @@ fn serve_worker(mut link: Box<dyn Link>, sh: &Arc<Shared>) {
 
 /// Reads results and credits from worker `wid` until its connection ends; returns why it
 /// ended, when that is worth reporting.
-fn read_worker(link: &mut dyn Link, wid: u64, sh: &Shared, peer: &str) -> Option<Error> {
+fn read_worker(link: &mut dyn Connection, wid: u64, sh: &Shared, peer: &str) -> Option<Error> {
     loop {
         if sh.closed.load(Ordering::SeqCst) {
             return None;
@@ -589,7 +590,7 @@ fn read_worker(link: &mut dyn Link, wid: u64, sh: &Shared, peer: &str) -> Option
 }
 
 /// Hands tasks to worker `wid` while it has credits.
-fn feed_worker(mut link: Box<dyn Link>, wid: u64, sh: &Shared) {
+fn feed_worker(mut link: Box<dyn Connection>, wid: u64, sh: &Shared) {
     loop {
         let entry = {
             let mut st = lock(&sh.state);
@@ -649,7 +650,7 @@ pub struct Task {
 /// gives a credit back.
 #[derive(Debug)]
 pub struct Worker {
-    link: Box<dyn Link>,
+    link: Box<dyn Connection>,
     addr: String,
     max_frame: usize,
 }
@@ -665,7 +666,7 @@ impl Worker {
             });
         }
         let wait = Wait::timeout(timeout);
-        let mut link = LinkAddr::parse(addr)?.connect(wait)?;
+        let mut link = Endpoint::parse(addr)?.connect(wait)?;
         let mut hello = MAGIC.to_vec();
         hello.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
         hello.extend_from_slice(&credits.to_be_bytes());

@@ -1,7 +1,7 @@
 //! Request/reply: many clients, many servers, replies routed to the right caller, many
 //! outstanding requests per connection, a deadline on every request.
 //!
-//! A [`Server`] binds an address ([`LinkAddr`]); a [`Client`] connects, introduces itself with
+//! A [`Server`] binds an address ([`Endpoint`]); a [`Client`] connects, introduces itself with
 //! a versioned handshake ([`Hello`]), and sends [`Frame::Request`]s, each with an id, a method
 //! name, a payload and the time left before its deadline. Replies carry the request's id, so
 //! any number of threads can share one client ([`Client`] is `Clone + Send + Sync`) and
@@ -59,7 +59,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{Error, Link, LinkAddr, LinkListener};
+use super::Error;
+use crate::channel::{Connection as Link, Endpoint, Listener};
 use crate::poison::lock;
 use crate::socket::Credentials;
 use crate::wait::Wait;
@@ -681,7 +682,7 @@ impl Client {
         hello: &Hello,
         timeout: Duration,
     ) -> Result<Client, ConnectError> {
-        let link = LinkAddr::parse(addr)?.connect(Wait::timeout(timeout))?;
+        let link = Endpoint::parse(addr)?.connect(Wait::timeout(timeout))?;
         Self::connect_link(link, addr, hello, timeout)
     }
 
@@ -1227,7 +1228,7 @@ impl Connection {
     /// the handshake (upgrade, version checks, authorisation) as `opts` say; a client that
     /// fails the handshake is refused and [`Error::Protocol`] returned.
     pub fn accept(
-        listener: &LinkListener,
+        listener: &dyn Listener,
         opts: &ServerOptions,
         wait: Wait,
     ) -> Result<Connection, Error> {
@@ -1553,7 +1554,7 @@ impl fmt::Debug for Shared {
 #[derive(Debug)]
 pub struct Server {
     rx: Mutex<mpsc::Receiver<Request>>,
-    addr: LinkAddr,
+    addr: Endpoint,
     shared: Arc<Shared>,
     acceptor: Option<JoinHandle<()>>,
     watcher: Option<JoinHandle<()>>,
@@ -1563,12 +1564,15 @@ impl Server {
     /// Binds `addr` and serves `opts.service`.
     pub fn bind(addr: &str, opts: ServerOptions) -> Result<Server, Error> {
         // The handshake applies `opts.trust` and tells a refused client why.
-        let listener = LinkAddr::parse(addr)?.bind_with_trust(crate::trust::Trust::any_user())?;
+        let listener = Endpoint::parse(addr)?.bind_with_trust(crate::trust::Trust::any_user())?;
         Self::from_listener(listener, opts)
     }
 
     /// Serves clients arriving on `listener`.
-    pub fn from_listener(listener: LinkListener, opts: ServerOptions) -> Result<Server, Error> {
+    pub fn from_listener(
+        listener: Box<dyn Listener>,
+        opts: ServerOptions,
+    ) -> Result<Server, Error> {
         let addr = listener.local_addr()?;
         let (tx, rx) = mpsc::sync_channel(opts.queue_len.max(1));
         let inline = opts.handler.is_some() || opts.call_handler.is_some();
@@ -1623,7 +1627,7 @@ impl Server {
     }
 
     /// The address clients connect to.
-    pub fn addr(&self) -> &LinkAddr {
+    pub fn addr(&self) -> &Endpoint {
         &self.addr
     }
 

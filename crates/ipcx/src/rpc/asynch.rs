@@ -20,10 +20,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::{CallContext, Handler, Outcome, Service, reply_of};
+use crate::channel::Endpoint;
+use crate::channel::transport::asynch::{AsyncListener, AsyncStream};
 use crate::framing::{self, FrameDecoder};
+use crate::pattern;
 use crate::pattern::reqrep::{self, Authorize, Frame, Peer, Server, ServerOptions, Status};
-use crate::pattern::{self, LinkAddr, LinkListener};
-use crate::socket::tokio::AsyncUnixListener;
 use crate::trust::Trust;
 
 /// How long a connecting client has to send its hello.
@@ -37,23 +38,8 @@ pub(super) type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
 pub(super) type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// Connects a tokio stream to a Unix or TCP address (`TCP_NODELAY` set) and splits it.
-pub(super) async fn connect_stream(addr: &LinkAddr) -> Result<(BoxRead, BoxWrite), pattern::Error> {
-    match addr {
-        LinkAddr::Unix(a) => {
-            let (r, w) = crate::socket::tokio::connect_unix(a).await?.into_split();
-            Ok((Box::new(r), Box::new(w)))
-        }
-        LinkAddr::Tcp(a) => {
-            let (r, w) = crate::socket::tokio::connect_tcp(a.as_str())
-                .await?
-                .into_split();
-            Ok((Box::new(r), Box::new(w)))
-        }
-        LinkAddr::Shm(_) => Err(pattern::Error::InvalidAddress {
-            addr: addr.to_string(),
-            reason: "shared-memory rings have no tokio stream".into(),
-        }),
-    }
+pub(super) async fn connect_stream(addr: &Endpoint) -> Result<(BoxRead, BoxWrite), pattern::Error> {
+    addr.transport().connect_async(addr.address()).await
 }
 
 type BoxFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
@@ -258,21 +244,21 @@ impl AsyncService {
     /// runtime. The returned handle stops the server when dropped, or gracefully with
     /// [`AsyncRunningService::shutdown`].
     pub async fn serve_async(self, addr: &str) -> Result<AsyncRunningService, pattern::Error> {
-        let parsed = LinkAddr::parse(addr)?;
-        if matches!(parsed, LinkAddr::Shm(_)) {
+        let parsed = Endpoint::parse(addr)?;
+        if parsed.scheme() == "shm" {
             return self.serve_bridge(addr);
         }
         let shared = self.shared();
-        serve_native(addr, &parsed, shared)
+        serve_native(&parsed, shared)
     }
 
     /// Starts serving over TLS at `addr` (`tcp:HOST:PORT`) with the server configuration
     /// `config`, natively on tokio (tokio-rustls; needs the `tls` and `tokio` features): the
     /// same policy as [`Service::serve_tls`] with the same configuration (see
-    /// [`crate::pattern::tls::server_config`]): the server presents its certificate, and
+    /// [`crate::channel::transport::tls::server_config`]): the server presents its certificate, and
     /// clients must present one signed by the client roots when the configuration has them.
     /// Each handshake runs in its connection's task (at most
-    /// [`crate::pattern::tls::HANDSHAKE_TIMEOUT`]); a client that fails it is dropped alone.
+    /// [`crate::channel::transport::tls::HANDSHAKE_TIMEOUT`]); a client that fails it is dropped alone.
     /// Sync clients ([`super::RpcClient::connect_tls`]) and async ones
     /// ([`super::AsyncRpcClient::connect_tls`]) both call it.
     #[cfg(feature = "tls")]
@@ -281,8 +267,8 @@ impl AsyncService {
         addr: &str,
         config: Arc<rustls::ServerConfig>,
     ) -> Result<AsyncRunningService, pattern::Error> {
-        let parsed = LinkAddr::parse(addr)?;
-        if !matches!(parsed, LinkAddr::Tcp(_)) {
+        let parsed = Endpoint::parse(addr)?;
+        if parsed.scheme() != "tcp" {
             return Err(pattern::Error::InvalidAddress {
                 addr: addr.to_owned(),
                 reason: "TLS runs over TCP: use tcp:HOST:PORT".into(),
@@ -290,7 +276,7 @@ impl AsyncService {
         }
         let mut shared = self.shared();
         shared.tls = Some(tokio_rustls::TlsAcceptor::from(config));
-        serve_native(addr, &parsed, shared)
+        serve_native(&parsed, shared)
     }
 
     fn shared(self) -> Shared {
@@ -365,30 +351,11 @@ impl AsyncService {
 }
 
 /// Binds `addr` (Unix socket or TCP) and serves it natively on the current runtime.
-fn serve_native(
-    addr: &str,
-    parsed: &LinkAddr,
-    shared: Shared,
-) -> Result<AsyncRunningService, pattern::Error> {
+fn serve_native(parsed: &Endpoint, shared: Shared) -> Result<AsyncRunningService, pattern::Error> {
     // The handshake applies the service's trust and tells a refused client why.
-    let listener = match parsed.bind_with_trust(Trust::any_user())? {
-        LinkListener::Unix(l) => Listener::Unix(AsyncUnixListener::from_listener(l)?),
-        LinkListener::Tcp(l) => {
-            let l = std::net::TcpListener::from(std::os::fd::OwnedFd::from(l));
-            let io = |source| pattern::Error::Io {
-                context: "registering a TCP listener with tokio".into(),
-                source,
-            };
-            l.set_nonblocking(true).map_err(io)?;
-            Listener::Tcp(tokio::net::TcpListener::from_std(l).map_err(io)?)
-        }
-        other => {
-            return Err(pattern::Error::InvalidAddress {
-                addr: addr.to_owned(),
-                reason: format!("no native async listener for {other:?}"),
-            });
-        }
-    };
+    let listener = parsed
+        .transport()
+        .bind_async(parsed.address(), Trust::any_user())?;
     let addr = listener.local_addr()?;
     let (stop, stop_rx) = watch::channel(false);
     let task = tokio::spawn(accept_loop(listener, Arc::new(shared), stop_rx));
@@ -404,7 +371,7 @@ fn serve_native(
 /// are abandoned); [`AsyncRunningService::shutdown`] stops it gracefully.
 #[derive(Debug)]
 pub struct AsyncRunningService {
-    addr: LinkAddr,
+    addr: Endpoint,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
     bridge_stop: Option<Arc<AtomicBool>>,
@@ -412,7 +379,7 @@ pub struct AsyncRunningService {
 
 impl AsyncRunningService {
     /// The address served (for TCP, with the port the kernel chose for port 0).
-    pub fn addr(&self) -> &LinkAddr {
+    pub fn addr(&self) -> &Endpoint {
         &self.addr
     }
 
@@ -482,83 +449,30 @@ struct Shared {
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
-/// An accepted connection, before any TLS handshake.
-enum Accepted {
-    Unix(tokio::net::UnixStream),
-    Tcp(tokio::net::TcpStream),
-}
-
-impl Accepted {
-    /// Runs the TLS handshake when the server speaks TLS, and splits the stream.
-    async fn open(self, shared: &Shared, peer: &mut Peer) -> Option<(BoxRead, BoxWrite)> {
-        match self {
-            Accepted::Unix(s) => {
-                let (r, w) = s.into_split();
-                Some((Box::new(r), Box::new(w)))
-            }
-            Accepted::Tcp(s) => {
-                #[cfg(feature = "tls")]
-                if let Some(acceptor) = &shared.tls {
-                    peer.name = peer.name.replacen("tcp peer", "tls peer", 1);
-                    // A client that fails the handshake is dropped alone (rustls has sent it
-                    // the alert saying why).
-                    let s = crate::pattern::tls::accept_async(s, acceptor, &peer.name)
-                        .await
-                        .ok()?;
-                    let (r, w) = tokio::io::split(s);
-                    return Some((Box::new(r), Box::new(w)));
-                }
-                let _ = (shared, peer);
-                let (r, w) = s.into_split();
-                Some((Box::new(r), Box::new(w)))
-            }
-        }
+/// Runs the TLS handshake on an accepted stream when the server speaks TLS, and splits the
+/// stream.
+async fn open(
+    conn: Box<dyn AsyncStream>,
+    shared: &Shared,
+    peer: &mut Peer,
+) -> Option<(BoxRead, BoxWrite)> {
+    #[cfg(feature = "tls")]
+    if let Some(acceptor) = &shared.tls {
+        let s = match conn.into_tcp() {
+            Ok(s) => s,
+            Err(conn) => return Some(conn.into_split()),
+        };
+        peer.name = peer.name.replacen("tcp peer", "tls peer", 1);
+        // A client that fails the handshake is dropped alone (rustls has sent it
+        // the alert saying why).
+        let s = crate::channel::transport::tls::accept_async(s, acceptor, &peer.name)
+            .await
+            .ok()?;
+        let (r, w) = tokio::io::split(s);
+        return Some((Box::new(r), Box::new(w)));
     }
-}
-
-enum Listener {
-    Unix(AsyncUnixListener),
-    Tcp(tokio::net::TcpListener),
-}
-
-impl Listener {
-    fn local_addr(&self) -> Result<LinkAddr, pattern::Error> {
-        match self {
-            Listener::Unix(l) => Ok(LinkAddr::Unix(l.get_ref().local_addr().clone())),
-            Listener::Tcp(l) => {
-                let a = l.local_addr().map_err(|source| pattern::Error::Io {
-                    context: "reading the TCP listener's address".into(),
-                    source,
-                })?;
-                Ok(LinkAddr::Tcp(a.to_string()))
-            }
-        }
-    }
-
-    async fn accept(&self) -> Result<(Accepted, Peer), pattern::Error> {
-        match self {
-            Listener::Unix(l) => {
-                let (s, cred) = l.accept().await?;
-                let peer = Peer {
-                    credentials: Some(cred),
-                    name: format!("unix peer pid {} uid {}", cred.pid, cred.uid),
-                };
-                Ok((Accepted::Unix(s), peer))
-            }
-            Listener::Tcp(l) => {
-                let (s, a) = l.accept().await.map_err(|source| pattern::Error::Io {
-                    context: "accepting a TCP connection".into(),
-                    source,
-                })?;
-                let _ = s.set_nodelay(true);
-                let peer = Peer {
-                    credentials: None,
-                    name: format!("tcp peer {a}"),
-                };
-                Ok((Accepted::Tcp(s), peer))
-            }
-        }
-    }
+    let _ = (shared, peer);
+    Some(conn.into_split())
 }
 
 /// Resolves when the server is told to stop (or its handle is gone).
@@ -571,14 +485,19 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 const MIN_ACCEPT_PAUSE: Duration = Duration::from_millis(10);
 const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 
-async fn accept_loop(listener: Listener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: Box<dyn AsyncListener>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut conns = JoinSet::new();
     let mut pause = MIN_ACCEPT_PAUSE;
     loop {
         tokio::select! {
             got = listener.accept() => match got {
-                Ok((conn, peer)) => {
+                Ok(a) => {
                     pause = MIN_ACCEPT_PAUSE;
+                    let (conn, peer) = (a.stream, Peer { credentials: a.credentials, name: a.peer });
                     conns.spawn(serve_conn(conn, peer, shared.clone(), stop.clone()));
                 }
                 // Out of descriptors and the like: do not spin, keep serving the connections
@@ -644,12 +563,12 @@ async fn read_frame(
 /// Serves one connection: handshake, then requests until the client leaves or the server
 /// stops.
 async fn serve_conn(
-    conn: Accepted,
+    conn: Box<dyn AsyncStream>,
     mut peer: Peer,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let Some((mut r, mut w)) = conn.open(&shared, &mut peer).await else {
+    let Some((mut r, mut w)) = open(conn, &shared, &mut peer).await else {
         return;
     };
     let mut dec = FrameDecoder::new(shared.max_request_len);

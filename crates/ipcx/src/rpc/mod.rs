@@ -41,10 +41,10 @@
 //! * **Transports**: Unix sockets (`unix:PATH`, `unix:@NAME`), TCP (`tcp:HOST:PORT`) and
 //!   shared-memory rings (`shm:/NAME`: a pair of rings per connection, set up through a
 //!   handshake on an abstract Unix socket that also gives the server the client's
-//!   credentials; see [`crate::pattern::shmlink`]);
+//!   credentials; see [`crate::channel::transport::shm::link`]);
 //!   with the `tls` feature, TLS over TCP ([`Service::serve_tls`], [`RpcClient::connect_tls`]):
 //!   the client always verifies the server's certificate, and the server can require client
-//!   certificates (see [`crate::pattern::tls`]).
+//!   certificates (see [`crate::channel::transport::tls`]).
 //! * **Async**: with the `tokio` feature, [`AsyncRpcClient`] offers `async fn call` over
 //!   every transport without tying up tokio's blocking pool: natively over Unix sockets, TCP
 //!   and TLS ([`AsyncRpcClient::connect_tls`], tokio-rustls; reader and writer tasks), and
@@ -67,10 +67,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::channel::Endpoint;
+use crate::pattern;
 use crate::pattern::reqrep::{
     self, Client, ConnectError, Peer, Refusal, Server, ServerOptions, Status,
 };
-use crate::pattern::{self, LinkAddr};
 use crate::socket::Credentials;
 use crate::wait::Wait;
 
@@ -385,7 +386,7 @@ impl Service {
     }
 
     /// Starts serving over TLS at `addr` (`tcp:HOST:PORT`) with the server configuration
-    /// `config` (see [`crate::pattern::tls::server_config`]: the server's certificate and
+    /// `config` (see [`crate::channel::transport::tls::server_config`]: the server's certificate and
     /// key, and the client roots when clients must present certificates). Each handshake runs
     /// on its connection's own thread; a client that fails it is dropped alone.
     #[cfg(feature = "tls")]
@@ -394,14 +395,14 @@ impl Service {
         addr: &str,
         config: Arc<rustls::ServerConfig>,
     ) -> Result<RunningService, pattern::Error> {
-        if !matches!(LinkAddr::parse(addr)?, LinkAddr::Tcp(_)) {
+        if Endpoint::parse(addr)?.scheme() != "tcp" {
             return Err(pattern::Error::InvalidAddress {
                 addr: addr.to_owned(),
                 reason: "TLS runs over TCP: use tcp:HOST:PORT".into(),
             });
         }
         let up: reqrep::Upgrade =
-            Arc::new(move |link| crate::pattern::tls::accept(link, config.clone()));
+            Arc::new(move |link| crate::channel::transport::tls::accept(link, config.clone()));
         self.serve_with(addr, Some(up))
     }
 
@@ -525,7 +526,7 @@ fn reply_of_deadline(
 /// the connection end).
 #[derive(Debug)]
 pub struct RunningService {
-    addr: LinkAddr,
+    addr: Endpoint,
     stop: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
     _server: Arc<Server>,
@@ -533,7 +534,7 @@ pub struct RunningService {
 
 impl RunningService {
     /// The address served.
-    pub fn addr(&self) -> &LinkAddr {
+    pub fn addr(&self) -> &Endpoint {
         &self.addr
     }
 
@@ -647,7 +648,7 @@ impl RpcClient {
 
     /// Connects to `addr` (`tcp:HOST:PORT`) over TLS: the server's certificate must be valid
     /// for `server_name` and signed by a root of `config` (see
-    /// [`crate::pattern::tls::client_config`], which also sets a client certificate). An
+    /// [`crate::channel::transport::tls::client_config`], which also sets a client certificate). An
     /// untrusted server, or a server that wants a client certificate this client lacks, is
     /// [`RpcError::Tls`].
     #[cfg(feature = "tls")]
@@ -659,7 +660,7 @@ impl RpcClient {
         version: u32,
         timeout: Duration,
     ) -> Result<RpcClient, RpcError> {
-        let link = crate::pattern::tls::connect(addr, server_name, config, timeout)
+        let link = crate::channel::transport::tls::connect(addr, server_name, config, timeout)
             .map_err(|e| RpcError::from_transport("(connect)", e))?;
         let hello = reqrep::Hello {
             protocol: reqrep::PROTOCOL_VERSION,
@@ -783,7 +784,7 @@ impl AsyncRpcClient {
         version: u32,
         timeout: Duration,
     ) -> Result<AsyncRpcClient, RpcError> {
-        let parsed = LinkAddr::parse(addr).map_err(|e| RpcError::from_transport("(connect)", e))?;
+        let parsed = Endpoint::parse(addr).map_err(|e| RpcError::from_transport("(connect)", e))?;
         let conn = native::Conn::connect(parsed, addr, service, version, timeout)
             .await
             .map_err(|e| connect_error(e, version))?;
@@ -867,9 +868,10 @@ mod native {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::sync::{mpsc, oneshot};
 
+    use crate::channel::{Connection, Endpoint};
     use crate::framing::{self, FrameDecoder};
+    use crate::pattern::Error;
     use crate::pattern::reqrep::{self, ConnectError, Frame, Hello, Refused, Reply};
-    use crate::pattern::{Error, Link, LinkAddr};
     use crate::wait::Wait;
 
     use super::asynch::{BoxRead, BoxWrite};
@@ -886,7 +888,7 @@ mod native {
         /// A ring link: the calling task writes when there is room; otherwise the writer
         /// thread waits for room (frame, and how long it may wait).
         Ring {
-            link: Arc<Mutex<Box<dyn Link>>>,
+            link: Arc<Mutex<Box<dyn Connection>>>,
             backlog: std::sync::mpsc::Sender<(Vec<u8>, Wait)>,
         },
     }
@@ -916,7 +918,7 @@ mod native {
     /// A read error, with the TLS advice when it is a TLS failure.
     fn read_error(addr: &str, source: std::io::Error) -> Error {
         #[cfg(feature = "tls")]
-        if let Some(e) = crate::pattern::tls::tls_error_in(addr, true, &source) {
+        if let Some(e) = crate::channel::transport::tls::tls_error_in(addr, true, &source) {
             return e;
         }
         Error::Io {
@@ -993,13 +995,13 @@ mod native {
 
         /// Connects to a Unix socket, TCP or ring address.
         pub(super) async fn connect(
-            a: LinkAddr,
+            a: Endpoint,
             addr: &str,
             service: &str,
             version: u32,
             timeout: Duration,
         ) -> Result<Arc<Conn>, ConnectError> {
-            if matches!(a, LinkAddr::Shm(_)) {
+            if a.scheme() == "shm" {
                 return Self::connect_ring(a, addr, service, version, timeout).await;
             }
             let go = async {
@@ -1022,7 +1024,8 @@ mod native {
             timeout: Duration,
         ) -> Result<Arc<Conn>, ConnectError> {
             let go = async {
-                let s = crate::pattern::tls::connect_async(addr, server_name, config).await?;
+                let s = crate::channel::transport::tls::connect_async(addr, server_name, config)
+                    .await?;
                 let (r, w) = tokio::io::split(s);
                 Self::over_stream(Box::new(r), Box::new(w), addr, service, version).await
             };
@@ -1089,7 +1092,7 @@ mod native {
         /// Connects over a pair of rings: the ring handshake and the hello run once on the
         /// blocking pool, then the reader and writer threads start.
         async fn connect_ring(
-            a: LinkAddr,
+            a: Endpoint,
             addr: &str,
             service: &str,
             version: u32,
@@ -1112,7 +1115,7 @@ mod native {
                 context: "connecting".into(),
                 source: std::io::Error::other(e.to_string()),
             })??;
-            let max_frame = max_frame.min(crate::pattern::shmlink::MAX_FRAME);
+            let max_frame = max_frame.min(crate::channel::transport::shm::MAX_FRAME);
             let link = Arc::new(Mutex::new(link));
             let (btx, brx) = std::sync::mpsc::channel();
             let conn = Arc::new(Conn::new(
@@ -1309,7 +1312,7 @@ mod native {
 
     /// The ring reader thread: completes each call as its reply arrives, until the server
     /// is gone or the client is.
-    fn read_ring(mut reader: Box<dyn Link>, conn: Weak<Conn>) {
+    fn read_ring(mut reader: Box<dyn Connection>, conn: Weak<Conn>) {
         loop {
             let mut frame = None;
             let got = reader.recv_frame_with(Wait::timeout(RING_POLL), &mut |f| {
@@ -1344,7 +1347,7 @@ mod native {
     /// The ring writer thread: sends the requests that found the ring full, each waiting for
     /// room until its call's deadline. Ends with the client.
     fn write_ring(
-        link: Arc<Mutex<Box<dyn Link>>>,
+        link: Arc<Mutex<Box<dyn Connection>>>,
         backlog: std::sync::mpsc::Receiver<(Vec<u8>, Wait)>,
         conn: Weak<Conn>,
     ) {

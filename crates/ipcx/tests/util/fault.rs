@@ -9,7 +9,7 @@ use std::process::{ChildStdout, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use ipcx::channel::{Endpoint, Options};
+use ipcx::channel::{Address, Endpoint, Options};
 
 use super::{ChildGuard, TempDir};
 
@@ -370,16 +370,16 @@ impl Place {
 
 impl Drop for Place {
     fn drop(&mut self) {
-        match &self.endpoint {
-            Endpoint::Mq(name) => {
+        match (self.endpoint.scheme(), self.endpoint.address()) {
+            ("mq", Address::PosixName(name)) => {
                 let _ = ipcx::mq::MessageQueue::unlink(name.as_str());
             }
-            Endpoint::SysvMq(key) => {
+            ("sysv-mq", Address::SysvKey(key)) => {
                 if let Ok(q) = ipcx::sysv::msg::MessageQueue::open(ipcx::sysv::Key(*key)) {
                     let _ = q.remove();
                 }
             }
-            Endpoint::Shm(name) => {
+            ("shm", Address::PosixName(name)) => {
                 let _ = ipcx::ring::remove(name.as_str());
             }
             _ => {}
@@ -404,9 +404,9 @@ fn free_port(udp: bool) -> u16 {
 /// Receiver options for the suites: queues sized for 8 KiB messages (the unprivileged
 /// maximum), rings for 256 KiB ones.
 pub fn receiver_options(ep: &Endpoint) -> Options {
-    match ep {
-        Endpoint::Mq(_) => Options::new().capacity(10, 8192),
-        Endpoint::Shm(_) => Options::new().capacity(8, 262_144),
+    match ep.scheme() {
+        "mq" => Options::new().capacity(10, 8192),
+        "shm" => Options::new().capacity(8, 262_144),
         _ => Options::new(),
     }
 }
@@ -418,8 +418,8 @@ pub fn sender_options() -> Options {
 
 /// The largest message the suites send on `ep` (queues: 8 KiB, the default limit).
 pub fn max_len(ep: &Endpoint, sender_max: Option<usize>) -> Option<usize> {
-    let cap = match ep {
-        Endpoint::Mq(_) | Endpoint::SysvMq(_) => Some(8192),
+    let cap = match ep.scheme() {
+        "mq" | "sysv-mq" => Some(8192),
         _ => None,
     };
     match (cap, sender_max) {

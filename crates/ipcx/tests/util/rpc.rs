@@ -287,7 +287,7 @@ mod ca {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-    use ipcx::pattern::tls::rustls;
+    use ipcx::channel::transport::tls::rustls;
 
     /// A leaf certificate chain and its key.
     pub type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Error, Message, MessageReceiver, MessageSender, Options};
+use crate::channel::{Error, Message, MessageReceiver, MessageSender, Options};
 use crate::name::PosixName;
 use crate::ring::{self, Publisher, Subscriber};
 use crate::wait::Wait;
@@ -66,7 +66,7 @@ pub(crate) struct RingReceiver {
     sub: Subscriber,
 }
 
-pub(crate) fn receiver(
+pub(super) fn receiver(
     name: &PosixName,
     opts: &Options,
 ) -> Result<Box<dyn MessageReceiver>, Error> {
@@ -114,7 +114,7 @@ pub(crate) struct RingSender {
     publ: Publisher,
 }
 
-pub(crate) fn sender(name: &PosixName, opts: &Options) -> Result<Box<dyn MessageSender>, Error> {
+pub(super) fn sender(name: &PosixName, opts: &Options) -> Result<Box<dyn MessageSender>, Error> {
     let ropts = ring_options(opts);
     // Another sender may be finishing: retry a busy publisher place until the connect timeout
     // (without one, not at all; one too long to be a deadline, for ever).

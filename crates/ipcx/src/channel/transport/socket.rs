@@ -1,4 +1,6 @@
-//! Channel adapters for `unix:`, `unix-dgram:`, `unix-seqpacket:`, `tcp:` and `udp:`.
+//! What the socket transports (`unix:`, `unix-dgram:`, `unix-seqpacket:`, `tcp:` and `udp:`,
+//! see [`super::unix`], [`super::tcp`] and [`super::udp`]) share: the mapping of socket errors,
+//! connecting with retries, the framed stream sender, and one multi-peer server.
 //!
 //! Connection-oriented receivers (`unix:`, `unix-seqpacket:`, `tcp:`) bind, listen and serve any
 //! number of senders at once from one object: a `poll(2)` loop over the listener and every
@@ -32,19 +34,16 @@ use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::{Error, Message, MessageReceiver, MessageSender, Meta, Options, UnixKind};
+use crate::channel::{Error, Message, MessageReceiver, MessageSender, Meta, Options};
 use crate::framing::{FrameDecoder, FrameError};
-use crate::socket::unix::{recv_message, send_message, send_stream_frame};
-use crate::socket::{
-    Credentials, SocketError, TcpListener, TcpStream, UdpSocket, UnixAddr, UnixDatagram,
-    UnixListener, UnixSeqpacket, UnixSeqpacketListener, UnixStream,
-};
+use crate::socket::unix::{recv_message, send_stream_frame};
+use crate::socket::{Credentials, SocketError};
 use crate::sys::socket as sys;
 use crate::trust::Trust;
 use crate::wait::Wait;
 
 /// Maps a socket error on `what` (as in `unix:/tmp/s`) to a channel error.
-pub(crate) fn map_err(e: SocketError, what: &str, sending: bool) -> Error {
+pub(super) fn map_err(e: SocketError, what: &str, sending: bool) -> Error {
     match e {
         SocketError::AddrInUse { .. } => Error::AlreadyExists {
             what: what.to_owned(),
@@ -103,7 +102,7 @@ pub(crate) fn map_err(e: SocketError, what: &str, sending: bool) -> Error {
 
 /// Maps a failure to connect to `what`: a path that is not a socket is "no listener", at
 /// once (nothing can ever listen there), rather than the receiver's "already exists".
-pub(crate) fn map_connect_err(e: SocketError, what: &str) -> Error {
+pub(super) fn map_connect_err(e: SocketError, what: &str) -> Error {
     match e {
         SocketError::NotASocket { what: kind, .. } => Error::NotFound {
             what: format!("listener at {what}"),
@@ -117,14 +116,14 @@ pub(crate) fn map_connect_err(e: SocketError, what: &str) -> Error {
 /// says of it: the listener's uid (`SO_PEERCRED` after connect: stream, seqpacket) or the
 /// socket file's owner (datagrams to a path); `None` (an abstract datagram name) is not
 /// checked.
-pub(crate) fn check_receiver(trust: &Trust, what: &str, uid: Option<u32>) -> Result<(), Error> {
+pub(super) fn check_receiver(trust: &Trust, what: &str, uid: Option<u32>) -> Result<(), Error> {
     match uid {
         Some(uid) => Ok(trust.check_owner(&format!("the receiver at {what}"), uid)?),
         None => Ok(()),
     }
 }
 
-fn cred_meta(c: Option<Credentials>) -> Meta {
+pub(super) fn cred_meta(c: Option<Credentials>) -> Meta {
     match c {
         Some(c) => Meta {
             pid: Some(c.pid),
@@ -138,7 +137,7 @@ fn cred_meta(c: Option<Credentials>) -> Meta {
 
 /// Retries `connect` while the peer is missing, until `opts.connect_timeout` passes (no
 /// timeout: one attempt).
-fn connect_retrying<T>(
+pub(super) fn connect_retrying<T>(
     opts: &Options,
     mut connect: impl FnMut(Wait) -> Result<T, SocketError>,
 ) -> Result<T, SocketError> {
@@ -163,20 +162,22 @@ fn connect_retrying<T>(
 // ---------------------------------------------------------------------------------------------
 // Receivers
 
-enum Listener {
-    Unix(UnixListener),
-    Seqpacket(UnixSeqpacketListener),
-    Tcp(TcpListener),
+/// A listener the multi-peer [`Server`] accepts from: non-blocking, pollable.
+pub(super) trait PeerListener: Send + std::fmt::Debug + AsFd {
+    /// Accepts one pending connection of the receiver `what` without blocking.
+    fn try_accept_peer(&self, what: &str) -> Result<Accepted, SocketError>;
 }
 
-impl std::fmt::Debug for Listener {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Listener::Unix(l) => l.fmt(f),
-            Listener::Seqpacket(l) => l.fmt(f),
-            Listener::Tcp(l) => l.fmt(f),
-        }
-    }
+/// A connection a [`PeerListener`] accepted.
+pub(super) struct Accepted {
+    /// The connection.
+    pub(super) fd: OwnedFd,
+    /// What the receiver reports with each message from it.
+    pub(super) meta: Meta,
+    /// The peer, for messages.
+    pub(super) name: String,
+    /// A byte stream, framed (`false`: the socket keeps message boundaries).
+    pub(super) framed: bool,
 }
 
 #[derive(Debug)]
@@ -230,8 +231,8 @@ fn connection_failed(e: &SocketError) -> bool {
 
 /// A receiver serving every connecting sender (see the module documentation).
 #[derive(Debug)]
-struct Server {
-    listener: Listener,
+pub(super) struct Server {
+    listener: Box<dyn PeerListener>,
     what: String,
     max_frame_len: usize,
     max_buffered: usize,
@@ -247,7 +248,7 @@ struct Server {
 }
 
 impl Server {
-    fn new(listener: Listener, what: String, opts: &Options) -> Server {
+    pub(super) fn new(listener: Box<dyn PeerListener>, what: String, opts: &Options) -> Server {
         Server {
             listener,
             what,
@@ -272,23 +273,15 @@ impl Server {
     /// Accepts pending connections, up to the connection limit.
     fn accept_all(&mut self) {
         while self.conns.len() < self.max_connections {
-            let accepted = match &self.listener {
-                Listener::Unix(l) => l.try_accept().map(|(s, c)| {
-                    let name = format!("{} peer pid {} (uid {})", self.what, c.pid, c.uid);
-                    (OwnedFd::from(s), cred_meta(Some(c)), name, true)
-                }),
-                Listener::Seqpacket(l) => l.try_accept().map(|(s, c)| {
-                    let name = format!("{} peer pid {} (uid {})", self.what, c.pid, c.uid);
-                    (OwnedFd::from(s), cred_meta(Some(c)), name, false)
-                }),
-                Listener::Tcp(l) => l.try_accept().map(|(s, peer)| {
-                    let meta = Meta {
-                        peer: Some(peer.to_string()),
-                        ..Meta::default()
-                    };
-                    (OwnedFd::from(s), meta, format!("tcp peer {peer}"), true)
-                }),
-            };
+            let accepted = self.listener.try_accept_peer(&self.what).map(|a| {
+                let Accepted {
+                    fd,
+                    meta,
+                    name,
+                    framed,
+                } = a;
+                (fd, meta, name, framed)
+            });
             match accepted {
                 Ok((fd, meta, name, framed)) => {
                     self.paused_until = None;
@@ -500,11 +493,7 @@ impl MessageReceiver for Server {
                     .min(i32::MAX as u128) as i32;
                 timeout = if timeout < 0 { ms } else { timeout.min(ms) };
             }
-            let listener_fd = match &self.listener {
-                Listener::Unix(l) => l.as_fd(),
-                Listener::Seqpacket(l) => l.as_fd(),
-                Listener::Tcp(l) => l.as_fd(),
-            };
+            let listener_fd = self.listener.as_fd();
             let mut fds = Vec::with_capacity(self.conns.len() + 1);
             fds.extend(self.conns.iter().map(|c| (c.fd.as_fd(), true, false)));
             if accepting {
@@ -529,118 +518,15 @@ impl MessageReceiver for Server {
     }
 }
 
-#[derive(Debug)]
-struct DgramReceiver {
-    sock: UnixDatagram,
-    what: String,
-}
-
-impl MessageReceiver for DgramReceiver {
-    fn recv_wait(&mut self, wait: Wait) -> Result<Message, Error> {
-        let m = self
-            .sock
-            .recv_with_max_fds(0, wait)
-            .map_err(|e| map_err(e, &self.what, false))?;
-        let mut meta = cred_meta(m.credentials);
-        meta.peer = m.from.map(|a| format!("unix-dgram:{a}"));
-        Ok(Message { data: m.data, meta })
-    }
-}
-
-#[derive(Debug)]
-struct UdpReceiver {
-    sock: UdpSocket,
-    what: String,
-}
-
-impl MessageReceiver for UdpReceiver {
-    fn recv_wait(&mut self, wait: Wait) -> Result<Message, Error> {
-        let (data, from) = self
-            .sock
-            .recv_from_wait(wait)
-            .map_err(|e| map_err(e, &self.what, false))?;
-        Ok(Message {
-            data,
-            meta: Meta {
-                peer: Some(from.to_string()),
-                ..Meta::default()
-            },
-        })
-    }
-}
-
-fn unix_what(kind: UnixKind, addr: &UnixAddr) -> String {
-    match kind {
-        UnixKind::Stream => format!("unix:{addr}"),
-        UnixKind::Datagram => format!("unix-dgram:{addr}"),
-        UnixKind::Seqpacket => format!("unix-seqpacket:{addr}"),
-    }
-}
-
-fn host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
-pub(crate) fn unix_receiver(
-    kind: UnixKind,
-    addr: &UnixAddr,
-    opts: &Options,
-) -> Result<Box<dyn MessageReceiver>, Error> {
-    let what = unix_what(kind, addr);
-    let m = |e| map_err(e, &what, false);
-    Ok(match kind {
-        UnixKind::Stream => {
-            let mut l = UnixListener::bind_with_mode(addr, opts.mode).map_err(m)?;
-            l.set_trust(opts.trust.clone());
-            Box::new(Server::new(Listener::Unix(l), what, opts))
-        }
-        UnixKind::Seqpacket => {
-            let mut l = UnixSeqpacketListener::bind_with_mode(addr, opts.mode).map_err(m)?;
-            l.set_trust(opts.trust.clone());
-            Box::new(Server::new(Listener::Seqpacket(l), what, opts))
-        }
-        UnixKind::Datagram => {
-            let mut sock = UnixDatagram::bind_with_mode(addr, opts.mode).map_err(m)?;
-            sock.set_trust(opts.trust.clone());
-            Box::new(DgramReceiver { sock, what })
-        }
-    })
-}
-
-pub(crate) fn tcp_receiver(
-    host: &str,
-    port: u16,
-    opts: &Options,
-) -> Result<Box<dyn MessageReceiver>, Error> {
-    let what = format!("tcp:{}", host_port(host, port));
-    let l = TcpListener::bind((host, port)).map_err(|e| map_err(e, &what, false))?;
-    Ok(Box::new(Server::new(Listener::Tcp(l), what, opts)))
-}
-
-pub(crate) fn udp_receiver(
-    host: &str,
-    port: u16,
-    opts: &Options,
-) -> Result<Box<dyn MessageReceiver>, Error> {
-    let _ = opts;
-    let what = format!("udp:{}", host_port(host, port));
-    let sock = UdpSocket::bind((host, port)).map_err(|e| map_err(e, &what, false))?;
-    Ok(Box::new(UdpReceiver { sock, what }))
-}
-
 // ---------------------------------------------------------------------------------------------
 // Senders
 
 /// A framed byte-stream sender (unix stream, tcp).
 #[derive(Debug)]
-struct StreamSender {
-    fd: OwnedFd,
-    max: usize,
-    what: String,
+pub(super) struct StreamSender {
+    pub(super) fd: OwnedFd,
+    pub(super) max: usize,
+    pub(super) what: String,
 }
 
 impl MessageSender for StreamSender {
@@ -659,134 +545,4 @@ impl MessageSender for StreamSender {
     fn max_message_len(&self) -> Option<usize> {
         Some(self.max.min(u32::MAX as usize))
     }
-}
-
-/// A message sender on a connected seqpacket or datagram socket.
-#[derive(Debug)]
-struct PacketSender {
-    fd: OwnedFd,
-    what: String,
-    max: Option<usize>,
-}
-
-impl MessageSender for PacketSender {
-    fn send_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), Error> {
-        send_message(self.fd.as_fd(), msg, &[], None, wait).map_err(|e| match e {
-            SocketError::NotFound { .. } => Error::PeerGone {
-                what: format!("{}: the receiver is gone", self.what),
-            },
-            e => map_err(e, &self.what, true),
-        })
-    }
-
-    fn max_message_len(&self) -> Option<usize> {
-        self.max
-    }
-}
-
-#[derive(Debug)]
-struct UdpSender {
-    sock: UdpSocket,
-    what: String,
-}
-
-impl MessageSender for UdpSender {
-    fn send_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), Error> {
-        self.sock
-            .send_wait(msg, wait)
-            .map_err(|e| map_err(e, &self.what, true))
-    }
-
-    fn max_message_len(&self) -> Option<usize> {
-        Some(self.sock.max_message_len())
-    }
-}
-
-pub(crate) fn unix_sender(
-    kind: UnixKind,
-    addr: &UnixAddr,
-    opts: &Options,
-) -> Result<Box<dyn MessageSender>, Error> {
-    let what = unix_what(kind, addr);
-    let timeout = |w: Wait| w.remaining().unwrap_or(Duration::MAX);
-    Ok(match kind {
-        UnixKind::Stream => {
-            let s = connect_retrying(opts, |w| match w {
-                Wait::Forever => UnixStream::connect(addr),
-                w => UnixStream::connect_timeout(addr, timeout(w)),
-            })
-            .map_err(|e| map_connect_err(e, &what))?;
-            let server = s.peer_credentials().ok().map(|c| c.uid);
-            check_receiver(&opts.trust, &what, server)?;
-            Box::new(StreamSender {
-                fd: s.into(),
-                max: opts.max_frame_len,
-                what,
-            })
-        }
-        UnixKind::Seqpacket => {
-            let s = connect_retrying(opts, |w| match w {
-                Wait::Forever => UnixSeqpacket::connect(addr),
-                w => UnixSeqpacket::connect_timeout(addr, timeout(w)),
-            })
-            .map_err(|e| map_connect_err(e, &what))?;
-            let server = s.peer_credentials().ok().map(|c| c.uid);
-            check_receiver(&opts.trust, &what, server)?;
-            // Like datagrams, a seqpacket message must fit in the send buffer.
-            let fd: OwnedFd = s.into();
-            let max = crate::sys::socket::send_buffer_size(fd.as_fd())
-                .ok()
-                .map(|n| n.saturating_sub(32));
-            Box::new(PacketSender { fd, what, max })
-        }
-        UnixKind::Datagram => {
-            let s = connect_retrying(opts, |_| {
-                let s = UnixDatagram::unbound()?;
-                s.connect(addr)?;
-                Ok(s)
-            })
-            .map_err(|e| map_connect_err(e, &what))?;
-            // Datagram sockets have no SO_PEERCRED: a path's socket file tells its owner.
-            let owner = match addr {
-                UnixAddr::Path(p) => sys::lstat_owner(p).ok().flatten(),
-                UnixAddr::Abstract(_) => None,
-            };
-            check_receiver(&opts.trust, &what, owner)?;
-            let max = s.max_message_len().ok();
-            Box::new(PacketSender {
-                fd: s.into(),
-                what,
-                max,
-            })
-        }
-    })
-}
-
-pub(crate) fn tcp_sender(
-    host: &str,
-    port: u16,
-    opts: &Options,
-) -> Result<Box<dyn MessageSender>, Error> {
-    let what = format!("tcp:{}", host_port(host, port));
-    let s = connect_retrying(opts, |w| match w.remaining() {
-        None => TcpStream::connect((host, port)),
-        Some(left) => TcpStream::connect_timeout((host, port), left),
-    })
-    .map_err(|e| map_connect_err(e, &what))?;
-    Ok(Box::new(StreamSender {
-        fd: s.into(),
-        max: opts.max_frame_len,
-        what,
-    }))
-}
-
-pub(crate) fn udp_sender(
-    host: &str,
-    port: u16,
-    opts: &Options,
-) -> Result<Box<dyn MessageSender>, Error> {
-    let _ = opts;
-    let what = format!("udp:{}", host_port(host, port));
-    let sock = UdpSocket::connect((host, port)).map_err(|e| map_err(e, &what, false))?;
-    Ok(Box::new(UdpSender { sock, what }))
 }

@@ -1,5 +1,8 @@
-//! TLS over TCP for the connection-oriented patterns (feature `tls`): a [`TlsLink`] is a
-//! [`Link`] whose frames travel inside a rustls session.
+//! TLS over TCP for the connection-oriented patterns (feature `tls`): a [`TlsConnection`] is
+//! a [`Connection`] whose frames travel inside a rustls session.
+//!
+//! TLS is not a scheme of its own: it needs certificates, which an address cannot carry. It
+//! runs over `tcp:HOST:PORT`, wrapping a TCP [`Connection`] ([`connect`], [`accept`]).
 //!
 //! * **Server authentication by default**: the client checks the server's certificate chain
 //!   against the roots it was given ([`client_config`]) and the server name it asked for. An
@@ -16,7 +19,7 @@
 //! tokio-rustls with the same configurations and checks) through
 //! `AsyncService::serve_tls_async` and `AsyncRpcClient::connect_tls`.
 //!
-//! Ordering and concurrency: a [`TlsLink`] and its clone (one reads while the other writes)
+//! Ordering and concurrency: a [`TlsConnection`] and its clone (one reads while the other writes)
 //! share the rustls session behind a mutex; socket reads and writes happen outside that lock,
 //! so a blocked writer never stops the reader.
 
@@ -29,9 +32,11 @@ use std::time::Duration;
 
 pub use rustls;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
+use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
 
-use super::{Error, Link, LinkAddr};
+type Session = rustls::Connection;
+
+use crate::channel::{Connection, Endpoint, Error};
 use crate::framing::{self, FrameDecoder, FrameError};
 use crate::poison::lock;
 use crate::socket::Credentials;
@@ -175,7 +180,7 @@ fn io_tls_error(peer: &str, client: bool, e: io::Error) -> Error {
 
 #[derive(Debug)]
 struct Shared {
-    conn: Mutex<Connection>,
+    conn: Mutex<Session>,
     /// Held while encrypted bytes are taken from the session and written to the socket, so
     /// that records reach the socket in order.
     out: Mutex<()>,
@@ -184,47 +189,47 @@ struct Shared {
     client: bool,
 }
 
-/// A [`Link`] over a TLS session on a TCP connection.
-pub struct TlsLink {
+/// A [`Connection`] over a TLS session on a TCP connection.
+pub struct TlsConnection {
     shared: Arc<Shared>,
     sock: TcpStream,
     decoder: FrameDecoder,
     max: usize,
 }
 
-impl fmt::Debug for TlsLink {
+impl fmt::Debug for TlsConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsLink")
+        f.debug_struct("TlsConnection")
             .field("peer", &self.shared.peer)
             .field("client", &self.shared.client)
             .finish()
     }
 }
 
-impl TlsLink {
+impl TlsConnection {
     /// Runs the client side of the handshake on a connected TCP socket, checking that the
     /// server's certificate is valid for `server_name`.
     pub fn client(
         sock: OwnedFd,
         server_name: &str,
         config: Arc<ClientConfig>,
-    ) -> Result<TlsLink, Error> {
+    ) -> Result<TlsConnection, Error> {
         let c =
             ClientConnection::new(config, parse_server_name(server_name)?).map_err(config_error)?;
-        Self::handshake(TcpStream::from(sock), Connection::Client(c), true)
+        Self::handshake(TcpStream::from(sock), Session::Client(c), true)
     }
 
     /// Runs the server side of the handshake on an accepted TCP socket.
-    pub fn server(sock: OwnedFd, config: Arc<ServerConfig>) -> Result<TlsLink, Error> {
+    pub fn server(sock: OwnedFd, config: Arc<ServerConfig>) -> Result<TlsConnection, Error> {
         let c = ServerConnection::new(config).map_err(config_error)?;
-        Self::handshake(TcpStream::from(sock), Connection::Server(c), false)
+        Self::handshake(TcpStream::from(sock), Session::Server(c), false)
     }
 
     fn handshake(
         mut sock: TcpStream,
-        mut conn: Connection,
+        mut conn: Session,
         client: bool,
-    ) -> Result<TlsLink, Error> {
+    ) -> Result<TlsConnection, Error> {
         let peer = match sock.peer_addr() {
             Ok(a) => format!("tls peer {a}"),
             Err(_) => "tls peer".into(),
@@ -244,7 +249,7 @@ impl TlsLink {
         sock.set_read_timeout(None).map_err(io)?;
         sock.set_write_timeout(Some(FRAME_STALL_LIMIT))
             .map_err(io)?;
-        Ok(TlsLink {
+        Ok(TlsConnection {
             shared: Arc::new(Shared {
                 conn: Mutex::new(conn),
                 out: Mutex::new(()),
@@ -294,6 +299,24 @@ impl TlsLink {
     }
 }
 
+/// Waits for the socket to be readable (`read`) or writable, as `wait` allows.
+fn wait_ready(sock: &TcpStream, read: bool, wait: Wait) -> Result<(), Error> {
+    match poll_wait(sock.as_fd(), read, wait) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) if wait == Wait::NoWait => Err(Error::WouldBlock),
+        Ok(None) => Err(Error::Timeout),
+        Err(source) => Err(Error::Io {
+            context: if read {
+                "waiting to read"
+            } else {
+                "waiting to write"
+            }
+            .into(),
+            source,
+        }),
+    }
+}
+
 fn frame_error(peer: &str, e: FrameError) -> Error {
     match e {
         FrameError::TooLarge { len, max } => Error::TooLarge {
@@ -305,27 +328,12 @@ fn frame_error(peer: &str, e: FrameError) -> Error {
     }
 }
 
-impl Link for TlsLink {
+impl Connection for TlsConnection {
     fn send_frame_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), Error> {
         self.broken()?;
         let header = framing::encode_header(msg.len(), self.max).map_err(|e| frame_error("", e))?;
         // Wait for room before encrypting: once encrypted, the record must be sent whole.
-        match poll_wait(self.sock.as_fd(), false, wait) {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                return Err(if wait == Wait::NoWait {
-                    Error::WouldBlock
-                } else {
-                    Error::Timeout
-                });
-            }
-            Err(source) => {
-                return Err(Error::Io {
-                    context: "waiting to write".into(),
-                    source,
-                });
-            }
-        }
+        wait_ready(&self.sock, false, wait)?;
         let _o = lock(&self.shared.out);
         let mut bytes = Vec::with_capacity(msg.len() + 64);
         {
@@ -400,22 +408,7 @@ impl Link for TlsLink {
                 };
             }
             self.broken()?;
-            match poll_wait(self.sock.as_fd(), true, wait) {
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    return Err(if wait == Wait::NoWait {
-                        Error::WouldBlock
-                    } else {
-                        Error::Timeout
-                    });
-                }
-                Err(source) => {
-                    return Err(Error::Io {
-                        context: "waiting to read".into(),
-                        source,
-                    });
-                }
-            }
+            wait_ready(&self.sock, true, wait)?;
             let n = match (&self.sock).read(&mut buf) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -464,12 +457,12 @@ impl Link for TlsLink {
         }
     }
 
-    fn try_clone_link(&self) -> Result<Box<dyn Link>, Error> {
+    fn try_clone(&self) -> Result<Box<dyn Connection>, Error> {
         let sock = self.sock.try_clone().map_err(|source| Error::Io {
             context: "duplicating a TLS connection's socket".into(),
             source,
         })?;
-        Ok(Box::new(TlsLink {
+        Ok(Box::new(TlsConnection {
             shared: self.shared.clone(),
             sock,
             decoder: FrameDecoder::new(self.max),
@@ -499,9 +492,9 @@ pub fn connect(
     server_name: &str,
     config: Arc<ClientConfig>,
     timeout: Duration,
-) -> Result<Box<dyn Link>, Error> {
-    let a = LinkAddr::parse(addr)?;
-    if !matches!(a, LinkAddr::Tcp(_)) {
+) -> Result<Box<dyn Connection>, Error> {
+    let a = Endpoint::parse(addr)?;
+    if a.scheme() != "tcp" {
         return Err(Error::InvalidAddress {
             addr: addr.to_owned(),
             reason: "TLS runs over TCP: use tcp:HOST:PORT".into(),
@@ -512,17 +505,20 @@ pub fn connect(
         addr: addr.to_owned(),
         reason: "this transport cannot carry TLS".into(),
     })?;
-    Ok(Box::new(TlsLink::client(fd, server_name, config)?))
+    Ok(Box::new(TlsConnection::client(fd, server_name, config)?))
 }
 
 /// Runs the server side of a TLS handshake on an accepted TCP link.
-pub fn accept(link: Box<dyn Link>, config: Arc<ServerConfig>) -> Result<Box<dyn Link>, Error> {
+pub fn accept(
+    link: Box<dyn Connection>,
+    config: Arc<ServerConfig>,
+) -> Result<Box<dyn Connection>, Error> {
     let peer = link.peer_name();
     let fd = link.into_fd().ok_or_else(|| Error::Tls {
         peer,
         reason: "this transport cannot carry TLS: serve TLS on tcp:HOST:PORT".into(),
     })?;
-    Ok(Box::new(TlsLink::server(fd, config)?))
+    Ok(Box::new(TlsConnection::server(fd, config)?))
 }
 
 /// Connects to `addr` (`tcp:HOST:PORT`) with tokio and runs a TLS client handshake, with the
@@ -534,14 +530,16 @@ pub(crate) async fn connect_async(
     server_name: &str,
     config: Arc<ClientConfig>,
 ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, Error> {
-    let LinkAddr::Tcp(hostport) = LinkAddr::parse(addr)? else {
+    let a = Endpoint::parse(addr)?;
+    let (crate::channel::Address::HostPort { host, port }, "tcp") = (a.address(), a.scheme())
+    else {
         return Err(Error::InvalidAddress {
             addr: addr.to_owned(),
             reason: "TLS runs over TCP: use tcp:HOST:PORT".into(),
         });
     };
     let name = parse_server_name(server_name)?;
-    let sock = crate::socket::tokio::connect_tcp(hostport.as_str()).await?;
+    let sock = crate::socket::tokio::connect_tcp((host.as_str(), *port)).await?;
     let peer = match sock.peer_addr() {
         Ok(a) => format!("tls peer {a}"),
         Err(_) => "tls peer".into(),

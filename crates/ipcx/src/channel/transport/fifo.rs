@@ -18,8 +18,10 @@
 
 use std::path::Path;
 
-use super::{Error, Message, MessageReceiver, MessageSender, Options};
-use crate::fifo::{self, Fifo, FifoError};
+use super::Transport;
+use crate::channel::raw::RawReader;
+use crate::channel::{Address, Error, Message, MessageReceiver, MessageSender, Options};
+use crate::fifo::{self, Fifo as FifoFile, FifoError};
 use crate::pipe::{PipeError, PipeReader, PipeWriter};
 use crate::wait::Wait;
 
@@ -44,7 +46,7 @@ impl From<FifoError> for Error {
                 what: format!("no reader on {}: start the receiver first", what(&path)),
             },
             FifoError::InvalidPath { path, reason } => Error::InvalidAddress {
-                address: what(&path),
+                addr: what(&path),
                 reason: reason.into(),
             },
             other => Error::Io {
@@ -94,8 +96,75 @@ impl From<PipeError> for Error {
     }
 }
 
-pub(crate) fn receiver(path: &Path, opts: &Options) -> Result<Box<dyn MessageReceiver>, Error> {
-    let fifo = Fifo::options().mode(opts.mode).create(path)?;
+/// `fifo:PATH`: framed messages over a named pipe.
+#[derive(Debug)]
+pub(super) struct Fifo;
+
+fn path(addr: &Address) -> &Path {
+    addr.path().expect("fifo: parses paths only")
+}
+
+impl Transport for Fifo {
+    fn scheme(&self) -> &'static str {
+        "fifo"
+    }
+    fn syntax(&self) -> &'static [&'static str] {
+        &["fifo:PATH"]
+    }
+    fn parse(&self, rest: &str) -> Result<Address, String> {
+        Address::parse_path(rest)
+    }
+    fn is_byte_stream(&self) -> bool {
+        true
+    }
+    fn receiver(&self, addr: &Address, opts: &Options) -> Result<Box<dyn MessageReceiver>, Error> {
+        receiver(path(addr), opts)
+    }
+    fn sender(&self, addr: &Address, opts: &Options) -> Result<Box<dyn MessageSender>, Error> {
+        sender(path(addr), opts)
+    }
+    fn raw_writer(
+        &self,
+        addr: &Address,
+        opts: &Options,
+    ) -> Result<Box<dyn std::io::Write + Send>, Error> {
+        let path = path(addr);
+        if opts.create {
+            let _kept = FifoFile::options().mode(opts.mode).create(path)?.persist();
+        }
+        Ok(Box::new(fifo::open_writer_wait(path, open_wait(opts))?))
+    }
+    fn raw_reader(&self, addr: &Address, opts: &Options) -> Result<Box<dyn RawReader>, Error> {
+        let fifo = FifoFile::options().mode(opts.mode).create(path(addr))?;
+        let reader = fifo.open_reader()?;
+        Ok(Box::new(FifoRaw { fifo, reader }))
+    }
+}
+
+/// Raw bytes of one writer after another.
+#[derive(Debug)]
+struct FifoRaw {
+    fifo: FifoFile,
+    reader: PipeReader,
+}
+
+impl RawReader for FifoRaw {
+    fn read_wait(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize, Error> {
+        loop {
+            match self.reader.read_wait(buf, wait) {
+                Ok(0) | Err(PipeError::PeerGone { .. }) => {
+                    // The writer left: wait for the next one on a fresh read end.
+                    self.reader = self.fifo.open_reader()?;
+                }
+                Ok(n) => return Ok(n),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+fn receiver(path: &Path, opts: &Options) -> Result<Box<dyn MessageReceiver>, Error> {
+    let fifo = FifoFile::options().mode(opts.mode).create(path)?;
     let reader = fifo
         .open_reader()?
         .with_max_frame_len(opts.max_frame_len)
@@ -103,10 +172,10 @@ pub(crate) fn receiver(path: &Path, opts: &Options) -> Result<Box<dyn MessageRec
     Ok(Box::new(FifoReceiver { fifo, reader }))
 }
 
-pub(crate) fn sender(path: &Path, opts: &Options) -> Result<Box<dyn MessageSender>, Error> {
+fn sender(path: &Path, opts: &Options) -> Result<Box<dyn MessageSender>, Error> {
     if opts.create {
         // Created or found; a sender never removes the FIFO.
-        let _kept = Fifo::options().mode(opts.mode).create(path)?.persist();
+        let _kept = FifoFile::options().mode(opts.mode).create(path)?.persist();
     }
     let writer =
         fifo::open_writer_wait(path, open_wait(opts))?.with_max_frame_len(opts.max_frame_len);
@@ -115,14 +184,14 @@ pub(crate) fn sender(path: &Path, opts: &Options) -> Result<Box<dyn MessageSende
 
 /// How long a FIFO sender waits for a reader: `opts.connect_timeout`, or not at all (as a
 /// socket sender does not wait for a listener).
-pub(crate) fn open_wait(opts: &Options) -> Wait {
+fn open_wait(opts: &Options) -> Wait {
     opts.connect_timeout.map_or(Wait::NoWait, Wait::timeout)
 }
 
 /// Receives from a FIFO, one writer after another.
 #[derive(Debug)]
 struct FifoReceiver {
-    fifo: Fifo,
+    fifo: FifoFile,
     reader: PipeReader,
 }
 

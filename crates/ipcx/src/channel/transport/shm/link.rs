@@ -1,4 +1,4 @@
-//! A [`Link`] over a pair of shared-memory rings (`shm:/NAME`), one per direction.
+//! A [`Connection`] over a pair of shared-memory rings (`shm:/NAME`), one per direction.
 //!
 //! A ring has one publisher, so a connection cannot share a well-known ring with other
 //! clients. Instead:
@@ -49,8 +49,8 @@
 //! once it has read everything the peer sent (the ring checks the publisher's pid and start
 //! time while it waits).
 //!
-//! Messages are copied into the ring on send; on receive, [`Link::recv_frame_with`] reads them
-//! in place (the request/reply layer decodes them there), [`Link::recv_frame_wait`] copies them
+//! Messages are copied into the ring on send; on receive, [`Connection::recv_frame_with`] reads them
+//! in place (the request/reply layer decodes them there), [`Connection::recv_frame_wait`] copies them
 //! out. The largest frame is [`MAX_FRAME`].
 
 use std::fmt;
@@ -59,7 +59,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{Error, Link};
+use crate::channel::{Address, Connection, Endpoint, Error, Listener};
 use crate::name::PosixName;
 use crate::poison::lock;
 use crate::registry::{self, Registration};
@@ -121,9 +121,9 @@ fn ring_err(what: &str, e: ring::Error) -> Error {
 enum Half<T> {
     /// This handle alone uses it: no lock.
     Own(T),
-    /// Shared with clones of the handle ([`Link::try_clone_link`]).
+    /// Shared with clones of the handle ([`Connection::try_clone`]).
     Shared(Arc<Mutex<T>>),
-    /// Handed to another handle ([`Link::take_reading_half`]).
+    /// Handed to another handle ([`Connection::take_reading_half`]).
     Gone,
 }
 
@@ -170,7 +170,7 @@ impl<T> Half<T> {
 }
 
 /// A connection over two shared-memory rings (see the [module docs](self)).
-pub struct ShmLink {
+pub struct ShmConnection {
     tx: Half<Publisher>,
     rx: Half<Subscriber>,
     cred: Option<Credentials>,
@@ -178,18 +178,18 @@ pub struct ShmLink {
     max: usize,
 }
 
-impl fmt::Debug for ShmLink {
+impl fmt::Debug for ShmConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ShmLink")
+        f.debug_struct("ShmConnection")
             .field("peer", &self.peer)
             .field("max", &self.max)
             .finish_non_exhaustive()
     }
 }
 
-impl ShmLink {
+impl ShmConnection {
     /// Connects to the server of `shm:NAME` (`name` is `/NAME`), giving up at the deadline.
-    pub fn connect(name: &str, wait: Wait) -> Result<ShmLink, Error> {
+    pub fn connect(name: &str, wait: Wait) -> Result<ShmConnection, Error> {
         let base = check_name(name).map_err(|reason| Error::InvalidAddress {
             addr: format!("shm:{name}"),
             reason,
@@ -244,7 +244,7 @@ impl ShmLink {
             Some(c) => format!("shm:{base} (server pid {})", c.pid),
             None => format!("shm:{base}"),
         };
-        Ok(ShmLink {
+        Ok(ShmConnection {
             tx: Half::shared(tx),
             rx: Half::shared(rx),
             cred,
@@ -254,7 +254,7 @@ impl ShmLink {
     }
 }
 
-impl Link for ShmLink {
+impl Connection for ShmConnection {
     fn send_frame_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), Error> {
         if msg.len() > self.max {
             return Err(Error::TooLarge {
@@ -303,7 +303,7 @@ impl Link for ShmLink {
         self.rx.with("receive", |rx| recv_on(rx, max, wait, f))
     }
 
-    fn try_clone_link(&self) -> Result<Box<dyn Link>, Error> {
+    fn try_clone(&self) -> Result<Box<dyn Connection>, Error> {
         let (Some(tx), Some(rx)) = (self.tx.try_clone(), self.rx.try_clone()) else {
             return Err(Error::Io {
                 context: "cloning a ring link handle".into(),
@@ -312,7 +312,7 @@ impl Link for ShmLink {
                 ),
             });
         };
-        Ok(Box::new(ShmLink {
+        Ok(Box::new(ShmConnection {
             tx,
             rx,
             cred: self.cred,
@@ -321,12 +321,12 @@ impl Link for ShmLink {
         }))
     }
 
-    fn take_reading_half(&mut self) -> Result<Box<dyn Link>, Error> {
+    fn take_reading_half(&mut self) -> Result<Box<dyn Connection>, Error> {
         // Each handle then owns its direction alone (unless an earlier clone still shares
         // it): sending and receiving take no lock.
         let rx = std::mem::replace(&mut self.rx, Half::Gone).into_own();
         self.tx = std::mem::replace(&mut self.tx, Half::Gone).into_own();
-        Ok(Box::new(ShmLink {
+        Ok(Box::new(ShmConnection {
             tx: Half::Gone,
             rx,
             cred: self.cred,
@@ -371,7 +371,7 @@ fn dead_client(rest: &str) -> bool {
             .is_ok_and(|p| p > 0 && !registry::pid_alive(p))
 }
 
-/// Receives one frame from `rx` into `f` (see [`Link::recv_frame_with`]). A publisher that
+/// Receives one frame from `rx` into `f` (see [`Connection::recv_frame_with`]). A publisher that
 /// dies while we wait ends the ring's wait within its liveness tick (`PeerGone`), however long
 /// the caller waits.
 fn recv_on(
@@ -424,7 +424,7 @@ impl ShmListener {
 
     /// Accepts one client, waiting as `wait` allows for it to connect; the handshake itself
     /// takes at most two seconds.
-    pub fn accept_wait(&self, wait: Wait) -> Result<ShmLink, Error> {
+    fn accept_connection(&self, wait: Wait) -> Result<ShmConnection, Error> {
         let (mut sock, cred) = self.sock.accept_wait(wait)?;
         self.sweep();
         let hs = Wait::timeout(HANDSHAKE);
@@ -455,7 +455,7 @@ impl ShmListener {
             }
         };
         sock.send_frame_wait(b"OK", hs)?;
-        Ok(ShmLink {
+        Ok(ShmConnection {
             tx: Half::shared(tx),
             rx: Half::shared(rx),
             cred: Some(cred),
@@ -516,5 +516,14 @@ impl ShmListener {
         let rep = names.pop().unwrap_or_default();
         let req = names.pop().unwrap_or_default();
         Ok((req, rep))
+    }
+}
+
+impl Listener for ShmListener {
+    fn accept_once(&self, wait: Wait) -> Result<Box<dyn Connection>, Error> {
+        Ok(Box::new(self.accept_connection(wait)?))
+    }
+    fn local_addr(&self) -> Result<Endpoint, Error> {
+        Endpoint::new("shm", Address::PosixName(self.base.clone()))
     }
 }
