@@ -6,13 +6,27 @@
 //! interface on top of all of them ([`channel`]).
 //!
 //! ## Layers
-//! Data flows upward; a layer only uses the ones below it.
+//! Data flows upward; a module only uses the ones on its own layer or below, and no two modules
+//! use each other.
 //! ```text
-//! channel    Endpoint (parsed address) -> Sender/Receiver of messages, whatever the mechanism
-//! framing    turns byte streams (pipe, fifo, unix stream, tcp) into messages
-//! mechanisms pipe, fifo, mq, sysv, shm, mmap, sem, sync, signal, socket
-//! sys        the only code that calls the OS and the only home of `unsafe`
+//! rpc        typed services and clients over any connection: methods, codecs, deadlines,
+//!            sync and async (`rpc`)
+//! pattern    mailbox (N:M), pub/sub (1:M), push/pull (work distribution), req/rep (the one
+//!            request/reply engine), direct messaging (`pattern`)
+//! channel    Endpoint (one parsed address) -> the Transport trait (one module per transport,
+//!            registered by one line) -> message senders/receivers and framed connections
+//!            (`channel`, `channel::transport`)
+//! mechanisms one module per kernel mechanism: pipe, fifo, mq, sysv, shm, mmap, sem, sync,
+//!            signal, socket, and the zero-copy shared-memory ring (`ring`, over the `no_std`
+//!            core crate `ipcx-ring`)
+//! framing    length-prefixed frames over byte streams (`framing`)
+//! base       names, waits and deadlines, trust, the owner registry, interrupts (`name`, `wait`,
+//!            `trust`, `registry`, `interrupt`)
+//! sys        the only code that calls the OS
 //! ```
+//! `unsafe` code lives in `sys` and in the ring internals (`ring`, `ipcx-ring`); elsewhere it
+//! only declares `unsafe fn` accessors whose contract the caller keeps (a mapped file another
+//! process may shrink, [`mmap`]; raw System V segment slices, [`sysv::shm`]).
 //!
 //! ## Conventions
 //! * Open/create follows [`std::fs::OpenOptions`]: `open` (must exist), `create` (open or

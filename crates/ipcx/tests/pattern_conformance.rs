@@ -1040,8 +1040,8 @@ impl Rep {
         }
         #[cfg(feature = "tls")]
         {
-            use ipcx::pattern::reqrep::{Hello, PROTOCOL_VERSION};
             use ipcx::channel::transport::tls::{self, rustls::pki_types::CertificateDer};
+            use ipcx::pattern::reqrep::{Hello, PROTOCOL_VERSION};
             let root = CertificateDer::from(std::fs::read(self.dir.join("ca.der")).unwrap());
             let cfg = tls::client_config(&[root], None).unwrap();
             let link = tls::connect(addr, "localhost", cfg, LONG)?;
