@@ -1,0 +1,422 @@
+//! The async (tokio) client: many calls outstanding on one connection, each reply completing
+//! its call's future. Over a tokio stream (Unix socket, TCP, TLS) a reader task routes the
+//! replies and a writer task sends whole requests; over a ring link (`shm:`), which tokio
+//! cannot poll, a reader thread completes the calls and a writer thread takes the requests
+//! that found the ring full. The typed wrapper is [`crate::rpc::AsyncRpcClient`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{mpsc, oneshot};
+
+use super::client::{ConnectError, Ended, Reply, ending};
+use super::handshake;
+use super::transport::{self, BoxRead, BoxWrite};
+use super::wire::{self, Frame};
+use crate::framing::{self, FrameDecoder};
+use crate::pattern::{Error, Link, LinkAddr};
+use crate::poison::lock;
+use crate::wait::Wait;
+
+/// How long the ring reader thread waits at a time before looking whether its client is
+/// still there.
+const RING_POLL: Duration = Duration::from_millis(250);
+
+/// Where requests go.
+#[derive(Debug)]
+enum Out {
+    /// Length-prefixed frames for the writer task of a tokio stream.
+    Stream(mpsc::UnboundedSender<Vec<u8>>),
+    /// A ring link: the calling task writes when there is room; otherwise the writer
+    /// thread waits for room (frame, and how long it may wait).
+    Ring {
+        link: Arc<Mutex<Box<dyn Link>>>,
+        backlog: std::sync::mpsc::Sender<(Vec<u8>, Wait)>,
+    },
+}
+
+/// One connection to a server, shared by the calls on it.
+#[derive(Debug)]
+pub(crate) struct AsyncClient {
+    out: Out,
+    pending: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
+    dead: Mutex<Option<String>>,
+    next_id: AtomicU64,
+    max_frame: usize,
+    addr: String,
+    /// The reader task of a stream (the ring reader thread ends on its own once the
+    /// client is gone).
+    reader: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for AsyncClient {
+    fn drop(&mut self) {
+        if let Some(r) = &self.reader {
+            r.abort();
+        }
+    }
+}
+
+impl AsyncClient {
+    fn new(out: Out, max_frame: usize, addr: &str) -> AsyncClient {
+        AsyncClient {
+            out,
+            pending: Mutex::new(HashMap::new()),
+            dead: Mutex::new(None),
+            next_id: AtomicU64::new(1),
+            max_frame,
+            addr: addr.to_owned(),
+            reader: None,
+        }
+    }
+
+    /// Connects to `addr` (a Unix socket, TCP or ring address) as a client of `service`
+    /// version `version`, giving up after `timeout`.
+    pub(crate) async fn connect(
+        addr: &str,
+        service: &str,
+        version: u32,
+        timeout: Duration,
+    ) -> Result<Arc<AsyncClient>, ConnectError> {
+        let a = LinkAddr::parse(addr)?;
+        if transport::is_ring(&a) {
+            return Self::connect_ring(addr, service, version, timeout).await;
+        }
+        let go = async {
+            let (r, w) = transport::connect_stream(&a).await?;
+            Self::over_stream(r, w, addr, service, version).await
+        };
+        tokio::time::timeout(timeout, go)
+            .await
+            .map_err(|_| Error::Timeout)?
+    }
+
+    /// Connects to `addr` (`tcp:HOST:PORT`) over TLS (tokio-rustls).
+    #[cfg(feature = "tls")]
+    pub(crate) async fn connect_tls(
+        addr: &str,
+        server_name: &str,
+        config: Arc<rustls::ClientConfig>,
+        service: &str,
+        version: u32,
+        timeout: Duration,
+    ) -> Result<Arc<AsyncClient>, ConnectError> {
+        let go = async {
+            let s = crate::pattern::tls::connect_async(addr, server_name, config).await?;
+            let (r, w) = tokio::io::split(s);
+            Self::over_stream(Box::new(r), Box::new(w), addr, service, version).await
+        };
+        tokio::time::timeout(timeout, go)
+            .await
+            .map_err(|_| Error::Timeout)?
+    }
+
+    /// Runs the handshake on a connected stream, then starts its reader and writer tasks.
+    async fn over_stream(
+        mut r: BoxRead,
+        mut w: BoxWrite,
+        addr: &str,
+        service: &str,
+        version: u32,
+    ) -> Result<Arc<AsyncClient>, ConnectError> {
+        let frame = framing::encode_frame(
+            &Frame::Hello(handshake::hello(service, version)).encode(),
+            framing::DEFAULT_MAX_FRAME_LEN,
+        )
+        .map_err(|e| Error::from(crate::socket::SocketError::from(e)))?;
+        let sent = async {
+            w.write_all(&frame).await?;
+            w.flush().await
+        }
+        .await;
+        let mut dec = FrameDecoder::new(framing::DEFAULT_MAX_FRAME_LEN);
+        let mut buf = vec![0u8; 64 * 1024];
+        // Read even when sending failed: a TLS server that refused this client's
+        // certificate may have said why before closing.
+        let got = transport::read_frame(&mut r, &mut dec, &mut buf, addr).await;
+        let f = match (sent, got) {
+            (_, Err(e @ Error::Tls { .. })) => return Err(e.into()),
+            (Err(source), _) => {
+                return Err(Error::Io {
+                    context: format!("sending the hello to {addr}"),
+                    source,
+                }
+                .into());
+            }
+            (Ok(()), Err(e)) => return Err(e.into()),
+            (Ok(()), Ok(None)) => return Err(handshake::closed_in_handshake(addr).into()),
+            (Ok(()), Ok(Some(f))) => f,
+        };
+        let max_frame = handshake::read_welcome(&f, addr)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let conn = Arc::new_cyclic(|weak: &Weak<AsyncClient>| {
+            let mut c = AsyncClient::new(Out::Stream(tx), max_frame, addr);
+            c.reader = Some(
+                tokio::spawn(read_replies(r, dec, buf, weak.clone(), addr.to_owned()))
+                    .abort_handle(),
+            );
+            c
+        });
+        tokio::spawn(write_requests(w, rx, Arc::downgrade(&conn)));
+        Ok(conn)
+    }
+
+    /// Connects over a pair of rings: the ring handshake and the hello run once on the
+    /// blocking pool, then the reader and writer threads start.
+    async fn connect_ring(
+        addr: &str,
+        service: &str,
+        version: u32,
+        timeout: Duration,
+    ) -> Result<Arc<AsyncClient>, ConnectError> {
+        let (addr_s, h) = (addr.to_owned(), handshake::hello(service, version));
+        let (link, reader, max_frame) = tokio::task::spawn_blocking(move || {
+            let wait = Wait::timeout(timeout);
+            let mut link = transport::connect(&addr_s, wait)?;
+            let max = handshake::greet(&mut *link, &addr_s, &h, wait)?;
+            let reader = link.take_reading_half()?;
+            Ok::<_, ConnectError>((link, reader, max))
+        })
+        .await
+        .map_err(|e| Error::Io {
+            context: "connecting".into(),
+            source: std::io::Error::other(e.to_string()),
+        })??;
+        let max_frame = max_frame.min(crate::pattern::shmlink::MAX_FRAME);
+        let link = Arc::new(Mutex::new(link));
+        let (btx, brx) = std::sync::mpsc::channel();
+        let conn = Arc::new(AsyncClient::new(
+            Out::Ring {
+                link: link.clone(),
+                backlog: btx,
+            },
+            max_frame,
+            addr,
+        ));
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(f)
+                .map_err(|source| Error::Io {
+                    context: "starting a thread of the async ring client".into(),
+                    source,
+                })
+        };
+        let weak = Arc::downgrade(&conn);
+        spawn(
+            "ipcx-rpc-ring-read",
+            Box::new(move || read_ring(reader, weak)),
+        )?;
+        let weak = Arc::downgrade(&conn);
+        spawn(
+            "ipcx-rpc-ring-write",
+            Box::new(move || write_ring(link, brx, weak)),
+        )?;
+        Ok(conn)
+    }
+
+    /// The largest request payload the server accepts for `method`.
+    pub(crate) fn max_payload_len(&self, method: &str) -> usize {
+        wire::max_request_payload(self.max_frame, method)
+    }
+
+    /// Whether the connection has ended.
+    pub(crate) fn is_dead(&self) -> bool {
+        lock(&self.dead).is_some()
+    }
+
+    fn set_dead(&self, why: String) {
+        let mut d = lock(&self.dead);
+        if d.is_none() {
+            *d = Some(why);
+        }
+        drop(d);
+        // Dropping the senders ends every waiting call.
+        lock(&self.pending).clear();
+    }
+
+    fn gone(&self) -> Error {
+        Error::PeerGone {
+            what: lock(&self.dead)
+                .clone()
+                .unwrap_or_else(|| format!("the server at {} went away", self.addr)),
+        }
+    }
+
+    /// Hands the reply in frame `f` to its caller (if it still waits); `Some`: `f` is not a
+    /// reply, and why the connection ends.
+    fn route(&self, f: &[u8]) -> Option<String> {
+        match wire::decode_reply(f) {
+            Ok((id, status, payload)) => {
+                if let Some(tx) = lock(&self.pending).remove(&id) {
+                    let payload = payload.to_vec();
+                    let _ = tx.send(Reply { status, payload });
+                }
+                None
+            }
+            Err(e) => Some(ending(&self.addr, Ended::Garbage(&e))),
+        }
+    }
+
+    /// Sends a request frame; `Err` when the connection is over.
+    fn send(&self, frame: Vec<u8>, timeout: Duration) -> Result<(), Error> {
+        match &self.out {
+            Out::Stream(tx) => tx.send(frame).map_err(|_| self.gone()),
+            Out::Ring { link, backlog } => {
+                // None: the writer thread waits for room: queue behind it.
+                let mut guard = crate::poison::try_lock(link);
+                if let Some(l) = guard.as_mut() {
+                    match l.send_frame_wait(&frame, Wait::NoWait) {
+                        Ok(()) => return Ok(()),
+                        Err(Error::Full { .. } | Error::WouldBlock | Error::Timeout) => {}
+                        Err(e) => {
+                            let e = Error::PeerGone {
+                                what: ending(&self.addr, Ended::Failed(&e)),
+                            };
+                            drop(guard);
+                            self.set_dead(e.to_string());
+                            return Err(e);
+                        }
+                    }
+                }
+                drop(guard);
+                backlog
+                    .send((frame, Wait::timeout(timeout)))
+                    .map_err(|_| self.gone())
+            }
+        }
+    }
+
+    /// Sends a request and waits at most `timeout` for its reply.
+    pub(crate) async fn request(
+        &self,
+        method: &str,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<Reply, Error> {
+        wire::check_request(method, payload.len(), self.max_frame, &self.addr)?;
+        if self.is_dead() {
+            return Err(self.gone());
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.pending).insert(id, tx);
+        // Removes the entry however the call ends (reply, timeout, or its future dropped).
+        let _forget = Forget(self, id);
+        let frame = wire::encode_request(id, wire::deadline_ms(Some(timeout)), method, payload);
+        let frame = match &self.out {
+            Out::Stream(_) => framing::encode_frame(&frame, self.max_frame.max(frame.len()))
+                .map_err(|e| Error::from(crate::socket::SocketError::from(e)))?,
+            Out::Ring { .. } => frame,
+        };
+        self.send(frame, timeout)?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err(self.gone()),
+            Err(_) => Err(Error::Timeout),
+        }
+    }
+}
+
+/// Forgets a call's entry in the pending table when the call ends.
+struct Forget<'a>(&'a AsyncClient, u64);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.pending).remove(&self.1);
+    }
+}
+
+async fn write_requests(
+    mut w: BoxWrite,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    conn: Weak<AsyncClient>,
+) {
+    while let Some(frame) = rx.recv().await {
+        let mut r = w.write_all(&frame).await;
+        // Requests queued meanwhile go out before the flush (which TLS needs).
+        if r.is_ok() && rx.is_empty() {
+            r = w.flush().await;
+        }
+        if let Err(e) = r {
+            if let Some(c) = conn.upgrade() {
+                c.set_dead(ending(&c.addr, Ended::Failed(&e)));
+            }
+            return;
+        }
+    }
+}
+
+async fn read_replies(
+    mut r: BoxRead,
+    mut dec: FrameDecoder,
+    mut buf: Vec<u8>,
+    conn: Weak<AsyncClient>,
+    addr: String,
+) {
+    loop {
+        let got = transport::read_frame(&mut r, &mut dec, &mut buf, &addr).await;
+        let Some(c) = conn.upgrade() else { return };
+        let ended = match got {
+            Ok(Some(f)) => match c.route(&f) {
+                Some(e) => e,
+                None => continue,
+            },
+            Ok(None) => ending(&addr, Ended::Closed),
+            Err(e) => ending(&addr, Ended::Failed(&e)),
+        };
+        return c.set_dead(ended);
+    }
+}
+
+/// The ring reader thread: completes each call as its reply arrives, until the server
+/// is gone or the client is.
+fn read_ring(mut reader: Box<dyn Link>, conn: Weak<AsyncClient>) {
+    loop {
+        let mut ended = None;
+        let mut client = None;
+        let got = reader.recv_frame_with(Wait::timeout(RING_POLL), &mut |f| {
+            client = conn.upgrade();
+            if let Some(c) = &client {
+                ended = c.route(f);
+            }
+        });
+        let Some(c) = client.or_else(|| conn.upgrade()) else {
+            return;
+        };
+        let ended = match got {
+            Ok(true) => match ended {
+                Some(e) => e,
+                None => continue,
+            },
+            Ok(false) => ending(&c.addr, Ended::Closed),
+            Err(Error::Timeout | Error::WouldBlock) => continue,
+            Err(e) => ending(&c.addr, Ended::Failed(&e)),
+        };
+        return c.set_dead(ended);
+    }
+}
+
+/// The ring writer thread: sends the requests that found the ring full, each waiting for
+/// room until its call's deadline. Ends with the client.
+fn write_ring(
+    link: Arc<Mutex<Box<dyn Link>>>,
+    backlog: std::sync::mpsc::Receiver<(Vec<u8>, Wait)>,
+    conn: Weak<AsyncClient>,
+) {
+    for (frame, wait) in backlog {
+        match lock(&link).send_frame_wait(&frame, wait) {
+            // Still full at the deadline: that call has timed out meanwhile.
+            Ok(()) | Err(Error::Full { .. } | Error::WouldBlock | Error::Timeout) => {}
+            Err(e) => {
+                if let Some(c) = conn.upgrade() {
+                    c.set_dead(ending(&c.addr, Ended::Failed(&e)));
+                }
+                return;
+            }
+        }
+    }
+}
