@@ -12,8 +12,8 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
-use super::client::{ConnectError, Ended, Reply, ending};
-use super::handshake;
+use super::client::{Ended, Reply, ending};
+use super::handshake::{self, ConnectError};
 use super::transport::{self, BoxRead, BoxWrite};
 use super::wire::{self, Frame};
 use crate::framing::{self, FrameDecoder};

@@ -16,9 +16,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::connection::Request;
-use super::handshake;
-use super::server::{Peer, Server, ServerOptions};
+use super::handshake::{self, Peer};
+use super::options::ServerOptions;
+use super::request::Request;
+use super::server::Server;
 use super::transport::{self, Accepted, AsyncListener, BoxRead, BoxWrite};
 use super::wire::{self, Frame, HANDSHAKE_TIMEOUT, Status};
 use crate::framing::{self, FrameDecoder};
@@ -267,7 +268,7 @@ async fn serve_conn(
         },
         _ => return,
     };
-    let (answer, refused) = match handshake::answer(&hello, &shared.opts, &peer) {
+    let (answer, refused) = match handshake::answer(&hello, &shared.opts.admission(), &peer) {
         Ok(welcome) => (welcome, false),
         Err((refusal, _)) => (refusal, true),
     };

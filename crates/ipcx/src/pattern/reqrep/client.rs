@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::handshake;
+use super::handshake::{self, ConnectError};
 use super::transport;
-use super::wire::{self, DecodeError, Hello, Refusal, Status};
+use super::wire::{self, DecodeError, Hello, Status};
 use crate::pattern::{Error, Link};
 use crate::poison::lock;
 use crate::wait::Wait;
@@ -21,19 +21,6 @@ pub struct Reply {
     pub status: Status,
     /// Result or error description.
     pub payload: Vec<u8>,
-}
-
-/// Why a connection could not be set up, beyond transport errors: the server refused it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused {
-    /// Why.
-    pub reason: Refusal,
-    /// The server's wire protocol version.
-    pub server_protocol: u16,
-    /// The server's service version.
-    pub server_version: u32,
-    /// The server's message.
-    pub message: String,
 }
 
 /// What has been read from a client's connection for callers that do not read themselves.
@@ -182,18 +169,6 @@ impl ClientInner {
 #[derive(Debug, Clone)]
 pub struct Client {
     inner: Arc<ClientInner>,
-}
-
-/// What [`Client::connect`] can fail with.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConnectError {
-    /// Transport failure (nobody there, timeout, protocol garbage).
-    #[error(transparent)]
-    Transport(#[from] Error),
-    /// The server refused the connection.
-    #[error("server refused the connection ({:?}): {}", .0.reason, .0.message)]
-    Refused(Refused),
 }
 
 impl Client {

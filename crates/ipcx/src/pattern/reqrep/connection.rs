@@ -1,107 +1,16 @@
-//! The server's end of one connection after the handshake ([`Connection`]), the requests it
-//! hands out ([`Request`], or [`Call`] lent in place) and their replies.
+//! The server's end of one connection ([`Connection`]): its side of the handshake, and the
+//! requests it hands out to whichever thread reads it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
 
-use super::handshake;
-use super::server::{Peer, ServerOptions};
-use super::wire::{self, Frame, Status};
+use super::handshake::{self, Peer};
+use super::options::ServerOptions;
+use super::request::{Call, Request, Writer, send_reply};
+use super::wire::{self, Frame, HANDSHAKE_TIMEOUT, Status};
 use crate::pattern::{Error, Link, LinkListener};
 use crate::poison::lock;
 use crate::wait::Wait;
-
-/// A request lent by the connection, without copying its method name or payload out (see
-/// [`Connection::recv_with`] and [`ServerOptions::call_handler`]).
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct Call<'a> {
-    /// The method name.
-    pub method: &'a str,
-    /// The payload.
-    pub payload: &'a [u8],
-    /// When the caller stops waiting, if it said.
-    pub deadline: Option<Instant>,
-    /// Who sent it.
-    pub peer: &'a Arc<Peer>,
-    /// Becomes true when the caller's connection ends (see [`Request::caller_gone`]).
-    pub gone: &'a Arc<AtomicBool>,
-    id: u64,
-}
-
-impl Call<'_> {
-    /// The request's id, to answer it with [`Connection::reply`].
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// Whether the deadline has passed.
-    pub fn expired(&self) -> bool {
-        self.deadline.is_some_and(|d| Instant::now() >= d)
-    }
-}
-
-/// Sends a reply frame on `writer`: without waiting first (no clock read), then, if the link
-/// is full, waiting up to 30 s for room.
-pub(super) fn send_reply(
-    writer: &Writer,
-    id: u64,
-    status: Status,
-    payload: &[u8],
-) -> Result<(), Error> {
-    let h = wire::reply_header(id, status);
-    let mut w = lock(writer);
-    match w.send_frame_parts(&[&h, payload], Wait::NoWait) {
-        Err(Error::Full { .. } | Error::WouldBlock | Error::Timeout) => {
-            w.send_frame_parts(&[&h, payload], Wait::timeout(Duration::from_secs(30)))
-        }
-        r => r,
-    }
-}
-
-pub(super) type Writer = Arc<Mutex<Box<dyn Link>>>;
-
-/// One request received by a server; answer it with [`Request::reply`].
-#[derive(Debug)]
-pub struct Request {
-    /// The method name.
-    pub method: String,
-    /// The payload.
-    pub payload: Vec<u8>,
-    /// When the caller stops waiting, if it said.
-    pub deadline: Option<Instant>,
-    /// Who sent it.
-    pub peer: Arc<Peer>,
-    id: u64,
-    writer: Writer,
-    gone: Arc<AtomicBool>,
-}
-
-impl Request {
-    /// Whether the deadline has passed.
-    pub fn expired(&self) -> bool {
-        self.deadline.is_some_and(|d| Instant::now() >= d)
-    }
-
-    /// Whether the caller's connection has ended (it closed it, or died): nobody will read the
-    /// reply. Noticed within about 250 ms of the connection ending.
-    pub fn caller_gone(&self) -> bool {
-        self.gone.load(Ordering::Relaxed)
-    }
-
-    /// A flag that becomes true when the caller's connection ends (see
-    /// [`Request::caller_gone`]), for handlers that check it while they work.
-    pub fn caller_gone_flag(&self) -> Arc<AtomicBool> {
-        self.gone.clone()
-    }
-
-    /// Sends the reply. A caller that has gone is not an error for the server: the reply is
-    /// dropped ([`Error::PeerGone`] is returned for information).
-    pub fn reply(self, status: Status, payload: &[u8]) -> Result<(), Error> {
-        send_reply(&self.writer, self.id, status, payload)
-    }
-}
 
 /// The server's end of one connection, after the handshake.
 #[derive(Debug)]
@@ -159,7 +68,43 @@ impl Connection {
         wait: Wait,
     ) -> Result<Connection, Error> {
         let link = listener.accept_wait(wait)?;
-        handshake::accept(link, opts)
+        Connection::handshake(link, opts)
+    }
+
+    /// The server's side of the handshake on a freshly accepted link.
+    pub(super) fn handshake(
+        mut link: Box<dyn Link>,
+        opts: &ServerOptions,
+    ) -> Result<Connection, Error> {
+        if let Some(up) = &opts.upgrade {
+            link = up(link)?;
+        }
+        link.set_max_frame_len(opts.max_request_len);
+        let hello = match link.recv_frame_wait(Wait::timeout(HANDSHAKE_TIMEOUT))? {
+            Some(f) => match Frame::decode(&f) {
+                Ok(Frame::Hello(h)) => h,
+                _ => return Err(Error::protocol(link.peer_name(), "expected a hello")),
+            },
+            None => {
+                return Err(Error::PeerGone {
+                    what: format!("{} left during the handshake", link.peer_name()),
+                });
+            }
+        };
+        let peer = Peer {
+            credentials: link.peer_credentials(),
+            name: link.peer_name(),
+        };
+        let wait = Wait::timeout(HANDSHAKE_TIMEOUT);
+        match handshake::answer(&hello, &opts.admission(), &peer) {
+            Ok(welcome) => link.send_frame_wait(&welcome.encode(), wait)?,
+            Err((refusal, message)) => {
+                let _ = link.send_frame_wait(&refusal.encode(), wait);
+                return Err(Error::protocol(link.peer_name(), message));
+            }
+        }
+        let reader = link.take_reading_half()?;
+        Ok(Connection::new(reader, link, Arc::new(peer)))
     }
 
     /// A connection past its handshake: `reader` and `writer` are its two halves.

@@ -4,12 +4,63 @@
 
 use std::sync::Arc;
 
-use super::client::{ConnectError, Refused};
-use super::connection::Connection;
-use super::server::{Authorize, Peer, ServerOptions};
-use super::wire::{Frame, HANDSHAKE_TIMEOUT, Hello, PROTOCOL_VERSION, Refusal};
+use super::wire::{Frame, Hello, PROTOCOL_VERSION, Refusal};
 use crate::pattern::{Error, Link};
+use crate::socket::Credentials;
+use crate::trust::Trust;
 use crate::wait::Wait;
+
+/// The peer a request came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Peer {
+    /// Kernel-verified credentials (Unix sockets).
+    pub credentials: Option<Credentials>,
+    /// A description (address or pid).
+    pub name: String,
+}
+
+/// The authorisation hook: decides, per connecting peer, whether it may call.
+pub type Authorize = Arc<dyn Fn(&Peer) -> bool + Send + Sync>;
+
+/// Why a connection could not be set up, beyond transport errors: the server refused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// Why.
+    pub reason: Refusal,
+    /// The server's wire protocol version.
+    pub server_protocol: u16,
+    /// The server's service version.
+    pub server_version: u32,
+    /// The server's message.
+    pub message: String,
+}
+
+/// What [`Client::connect`](super::Client::connect) can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// Transport failure (nobody there, timeout, protocol garbage).
+    #[error(transparent)]
+    Transport(#[from] Error),
+    /// The server refused the connection.
+    #[error("server refused the connection ({:?}): {}", .0.reason, .0.message)]
+    Refused(Refused),
+}
+
+/// What a server checks a client's hello against.
+pub(crate) struct Admission<'a> {
+    /// The service served.
+    pub(crate) service: &'a str,
+    /// Its version.
+    pub(crate) version: u32,
+    /// The authorisation hook.
+    pub(crate) authorize: Option<&'a Authorize>,
+    /// Whose Unix connections are accepted.
+    pub(crate) trust: &'a Trust,
+    /// The largest request frame accepted (told to the client in the welcome).
+    pub(crate) max_request_len: usize,
+}
 
 /// The hello of a client of `service` version `version`.
 pub(crate) fn hello(service: &str, version: u32) -> Hello {
@@ -52,25 +103,25 @@ pub(crate) fn closed_in_handshake(addr: &str) -> Error {
 /// do (`Err`, with the refusal frame to send and its message).
 pub(crate) fn answer(
     hello: &Hello,
-    opts: &ServerOptions,
+    adm: &Admission<'_>,
     peer: &Peer,
 ) -> Result<Frame, (Frame, String)> {
     match check_hello(
         hello,
-        &opts.service,
-        opts.version,
-        opts.authorize.as_ref(),
-        &opts.trust,
+        adm.service,
+        adm.version,
+        adm.authorize,
+        adm.trust,
         peer,
     ) {
         Ok(()) => Ok(Frame::Welcome {
-            max_frame: u32::try_from(opts.max_request_len).unwrap_or(u32::MAX),
+            max_frame: u32::try_from(adm.max_request_len).unwrap_or(u32::MAX),
         }),
         Err((reason, message)) => Err((
             Frame::Refused {
                 reason,
                 protocol: PROTOCOL_VERSION,
-                version: opts.version,
+                version: adm.version,
                 message: message.clone(),
             },
             message,
@@ -86,7 +137,7 @@ fn check_hello(
     service: &str,
     version: u32,
     authorize: Option<&Authorize>,
-    trust: &crate::trust::Trust,
+    trust: &Trust,
     peer: &Peer,
 ) -> Result<(), (Refusal, String)> {
     if hello.protocol != PROTOCOL_VERSION {
@@ -140,39 +191,6 @@ fn check_hello(
         }
     }
     Ok(())
-}
-
-/// The server's side of the handshake on a freshly accepted link.
-pub(crate) fn accept(mut link: Box<dyn Link>, opts: &ServerOptions) -> Result<Connection, Error> {
-    if let Some(up) = &opts.upgrade {
-        link = up(link)?;
-    }
-    link.set_max_frame_len(opts.max_request_len);
-    let hello = match link.recv_frame_wait(Wait::timeout(HANDSHAKE_TIMEOUT))? {
-        Some(f) => match Frame::decode(&f) {
-            Ok(Frame::Hello(h)) => h,
-            _ => return Err(Error::protocol(link.peer_name(), "expected a hello")),
-        },
-        None => {
-            return Err(Error::PeerGone {
-                what: format!("{} left during the handshake", link.peer_name()),
-            });
-        }
-    };
-    let peer = Peer {
-        credentials: link.peer_credentials(),
-        name: link.peer_name(),
-    };
-    let wait = Wait::timeout(HANDSHAKE_TIMEOUT);
-    match answer(&hello, opts, &peer) {
-        Ok(welcome) => link.send_frame_wait(&welcome.encode(), wait)?,
-        Err((refusal, message)) => {
-            let _ = link.send_frame_wait(&refusal.encode(), wait);
-            return Err(Error::protocol(link.peer_name(), message));
-        }
-    }
-    let reader = link.take_reading_half()?;
-    Ok(Connection::new(reader, link, Arc::new(peer)))
 }
 
 /// The client's side of the handshake on a connected link: sends `hello` and reads the

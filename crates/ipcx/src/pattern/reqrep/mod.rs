@@ -20,12 +20,13 @@
 //! * `wire`: the frames, reply statuses, refusals, and the limits and timeouts both ends
 //!   share;
 //! * `handshake`: the hello, the server's checks and answer, and how a client reads it (used
-//!   by every client and server);
+//!   by every client and server), with who connected ([`Peer`]) and why a connection was
+//!   refused ([`ConnectError`]);
 //! * `client` ([`Client`], [`ClientPool`]) and `async_client` (the engine under
 //!   [`crate::rpc::AsyncRpcClient`]): request ids, deadlines sent along, reply matching, and
 //!   why a connection ended, in the same words;
-//! * `connection` ([`Connection`], [`Request`], [`Call`]) and `server` ([`Server`]): the
-//!   thread-based server; `async_server`: the tokio one (native over Unix sockets, TCP and
+//! * `request` ([`Request`], [`Call`]), `options` ([`ServerOptions`]), `connection`
+//!   ([`Connection`]) and `server` ([`Server`]): the thread-based server; `async_server`: the tokio one (native over Unix sockets, TCP and
 //!   TLS, bridged to [`Server`] over shared memory), under [`crate::rpc::AsyncService`];
 //! * `transport`: the one place that turns addresses into connections and listeners.
 //!
@@ -66,6 +67,8 @@
 mod client;
 mod connection;
 mod handshake;
+mod options;
+mod request;
 mod server;
 mod transport;
 mod wire;
@@ -75,9 +78,12 @@ pub(crate) mod async_client;
 #[cfg(feature = "tokio")]
 pub(crate) mod async_server;
 
-pub use client::{Client, ClientPool, ConnectError, Refused, Reply};
-pub use connection::{Call, Connection, Request};
-pub use server::{Authorize, CallHandler, Handler, Peer, Server, ServerOptions, Upgrade};
+pub use client::{Client, ClientPool, Reply};
+pub use connection::Connection;
+pub use handshake::{Authorize, ConnectError, Peer, Refused};
+pub use options::{CallHandler, Handler, ServerOptions, Upgrade};
+pub use request::{Call, Request};
+pub use server::Server;
 #[cfg(feature = "tls")]
 pub(crate) use transport::check_tls;
 pub use wire::{DecodeError, Frame, Hello, MAX_NAME_LEN, PROTOCOL_VERSION, Refusal, Status};

@@ -8,109 +8,14 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::connection::{Call, ConnInner, Connection, Request, send_reply};
-use super::handshake;
+use super::connection::{ConnInner, Connection};
+use super::options::ServerOptions;
+use super::request::{Request, send_reply};
 use super::transport;
 use super::wire::Status;
 use crate::pattern::{Error, Link, LinkAddr, LinkListener};
 use crate::poison::lock;
-use crate::socket::Credentials;
 use crate::wait::Wait;
-
-/// The peer a request came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Peer {
-    /// Kernel-verified credentials (Unix sockets).
-    pub credentials: Option<Credentials>,
-    /// A description (address or pid).
-    pub name: String,
-}
-
-/// The authorisation hook: decides, per connecting peer, whether it may call.
-pub type Authorize = Arc<dyn Fn(&Peer) -> bool + Send + Sync>;
-
-/// A hook run on each accepted connection before the handshake, on the connection's own
-/// thread: it may wrap the link (a TLS server handshake) or refuse it with an error.
-pub type Upgrade = Arc<dyn Fn(Box<dyn Link>) -> Result<Box<dyn Link>, Error> + Send + Sync>;
-
-/// A handler run on the thread that read the request (see [`ServerOptions::handler`]). It
-/// answers with [`Request::reply`]; a panic is caught (the connection goes on), but a handler
-/// that panics before replying leaves its caller to time out, so catch panics and answer
-/// [`Status::Panicked`] where that matters (the typed RPC layer does).
-pub type Handler = Arc<dyn Fn(Request) + Send + Sync>;
-
-/// A handler that answers a call lent in place (see [`ServerOptions::call_handler`]): it
-/// writes the reply's payload into the buffer (empty on entry) and returns the reply's status;
-/// the server sends the reply. A panic is caught and answered [`Status::Panicked`].
-pub type CallHandler = Arc<dyn Fn(&Call<'_>, &mut Vec<u8>) -> Status + Send + Sync>;
-
-/// Server settings.
-#[derive(Clone)]
-pub struct ServerOptions {
-    /// The service name clients must ask for.
-    pub service: String,
-    /// The service version clients must ask for.
-    pub version: u32,
-    /// Largest request frame accepted (default 16 MiB).
-    pub max_request_len: usize,
-    /// Requests queued for [`Server::recv`] before connections stop being read (default
-    /// 1024; unused with a [`handler`](ServerOptions::handler)).
-    pub queue_len: usize,
-    /// Who may connect (default: everyone who can reach the address).
-    pub authorize: Option<Authorize>,
-    /// Wraps each accepted connection before the handshake (default: none).
-    pub upgrade: Option<Upgrade>,
-    /// Runs each request on the thread that read it, instead of queueing it for
-    /// [`Server::recv`] (default: none, queue). See the [module docs](super#serving).
-    pub handler: Option<Handler>,
-    /// Like [`handler`](ServerOptions::handler) (and used instead of it when both are set),
-    /// but the call is lent to the handler ([`Call`]) and its reply encoded into a buffer the
-    /// connection thread reuses: no allocation per call. What [`crate::rpc`] uses.
-    pub call_handler: Option<CallHandler>,
-    /// With a handler: how many requests of one connection may run at once, that is how
-    /// many threads may serve one connection (default 4, at least 1).
-    pub threads_per_connection: usize,
-    /// Which users may connect over Unix sockets (default: our own uid only; see
-    /// [`crate::trust`]): another user's client is refused in the handshake
-    /// ([`Refusal::Denied`](super::Refusal::Denied), saying so). TCP clients carry no uid and are not checked.
-    pub trust: crate::trust::Trust,
-}
-
-impl fmt::Debug for ServerOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerOptions")
-            .field("service", &self.service)
-            .field("version", &self.version)
-            .field("max_request_len", &self.max_request_len)
-            .field("queue_len", &self.queue_len)
-            .field("authorize", &self.authorize.is_some())
-            .field("upgrade", &self.upgrade.is_some())
-            .field("handler", &self.handler.is_some())
-            .field("call_handler", &self.call_handler.is_some())
-            .field("threads_per_connection", &self.threads_per_connection)
-            .field("trust", &self.trust)
-            .finish()
-    }
-}
-
-impl ServerOptions {
-    /// Options for `service` version `version`.
-    pub fn new(service: &str, version: u32) -> ServerOptions {
-        ServerOptions {
-            service: service.to_owned(),
-            version,
-            max_request_len: crate::framing::DEFAULT_MAX_FRAME_LEN,
-            queue_len: 1024,
-            authorize: None,
-            upgrade: None,
-            handler: None,
-            call_handler: None,
-            threads_per_connection: 4,
-            trust: crate::trust::Trust::own_user(),
-        }
-    }
-}
 
 /// How long a connection thread waits for a request before looking whether the server closed.
 const POLL: Duration = Duration::from_millis(250);
@@ -140,7 +45,7 @@ impl fmt::Debug for Shared {
 }
 
 /// The replying end: accepts clients and hands out their requests, or runs them with a
-/// [`Handler`]. It is `Sync`: several threads may take requests from one server.
+/// [`Handler`](super::Handler). It is `Sync`: several threads may take requests from one server.
 #[derive(Debug)]
 pub struct Server {
     rx: Mutex<mpsc::Receiver<Request>>,
@@ -265,7 +170,7 @@ impl Drop for Server {
 }
 
 fn serve_conn(link: Box<dyn Link>, tx: mpsc::SyncSender<Request>, sh: &Arc<Shared>) {
-    let Ok(conn) = handshake::accept(link, &sh.opts) else {
+    let Ok(conn) = Connection::handshake(link, &sh.opts) else {
         return;
     };
     if sh.opts.handler.is_some() || sh.opts.call_handler.is_some() {

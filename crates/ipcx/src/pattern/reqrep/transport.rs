@@ -43,7 +43,7 @@ pub(crate) use self::tokio::*;
 mod tokio {
     use super::*;
     use crate::framing::FrameDecoder;
-    use crate::pattern::reqrep::Peer;
+    use crate::pattern::reqrep::handshake::Peer;
     use crate::socket::tokio::AsyncUnixListener;
     use ::tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
