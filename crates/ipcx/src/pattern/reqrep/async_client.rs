@@ -4,18 +4,17 @@
 //! cannot poll, a reader thread completes the calls and a writer thread takes the requests
 //! that found the ring full. The typed wrapper is [`crate::rpc::AsyncRpcClient`].
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
-use super::client::{Ended, Reply, ending};
+use super::client::Reply;
 use super::handshake::{self, ConnectError};
+use super::session::{Read, Session, Waiting};
 use super::transport::{self, BoxRead, BoxWrite};
-use super::wire::{self, Frame};
+use super::wire::{self, DecodeError, Frame};
 use crate::framing::{self, FrameDecoder};
 use crate::pattern::{Error, Link, LinkAddr};
 use crate::poison::lock;
@@ -42,11 +41,9 @@ enum Out {
 #[derive(Debug)]
 pub(crate) struct AsyncClient {
     out: Out,
-    pending: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
-    dead: Mutex<Option<String>>,
-    next_id: AtomicU64,
-    max_frame: usize,
-    addr: String,
+    /// The calls waiting, each with the sending end of its future.
+    pending: Mutex<Waiting<oneshot::Sender<Reply>>>,
+    session: Session,
     /// The reader task of a stream (the ring reader thread ends on its own once the
     /// client is gone).
     reader: Option<tokio::task::AbortHandle>,
@@ -64,11 +61,8 @@ impl AsyncClient {
     fn new(out: Out, max_frame: usize, addr: &str) -> AsyncClient {
         AsyncClient {
             out,
-            pending: Mutex::new(HashMap::new()),
-            dead: Mutex::new(None),
-            next_id: AtomicU64::new(1),
-            max_frame,
-            addr: addr.to_owned(),
+            pending: Mutex::new(Waiting::new()),
+            session: Session::new(max_frame, addr),
             reader: None,
         }
     }
@@ -220,44 +214,45 @@ impl AsyncClient {
 
     /// The largest request payload the server accepts for `method`.
     pub(crate) fn max_payload_len(&self, method: &str) -> usize {
-        wire::max_request_payload(self.max_frame, method)
+        self.session.max_payload_len(method)
     }
 
     /// Whether the connection has ended.
     pub(crate) fn is_dead(&self) -> bool {
-        lock(&self.dead).is_some()
+        lock(&self.pending).ended().is_some()
     }
 
     fn set_dead(&self, why: String) {
-        let mut d = lock(&self.dead);
-        if d.is_none() {
-            *d = Some(why);
-        }
-        drop(d);
+        let mut p = lock(&self.pending);
+        p.end(why);
         // Dropping the senders ends every waiting call.
-        lock(&self.pending).clear();
+        p.clear();
     }
 
     fn gone(&self) -> Error {
-        Error::PeerGone {
-            what: lock(&self.dead)
-                .clone()
-                .unwrap_or_else(|| format!("the server at {} went away", self.addr)),
-        }
+        self.session.gone(lock(&self.pending).ended())
     }
 
-    /// Hands the reply in frame `f` to its caller (if it still waits); `Some`: `f` is not a
-    /// reply, and why the connection ends.
-    fn route(&self, f: &[u8]) -> Option<String> {
-        match wire::decode_reply(f) {
-            Ok((id, status, payload)) => {
-                if let Some(tx) = lock(&self.pending).remove(&id) {
-                    let payload = payload.to_vec();
-                    let _ = tx.send(Reply { status, payload });
-                }
-                None
+    /// Hands the reply in frame `f` to its caller (if it still waits); `Err`: `f` is not a
+    /// reply.
+    fn route(&self, f: &[u8]) -> Result<(), DecodeError> {
+        let (id, status, payload) = wire::decode_reply(f)?;
+        if let Some(tx) = lock(&self.pending).remove(id) {
+            let payload = payload.to_vec();
+            let _ = tx.send(Reply { status, payload });
+        }
+        Ok(())
+    }
+
+    /// Acts on what a read came to (`got`: a frame read, the end, or an error; `bad`: why
+    /// the frame was not a reply); `false` when the connection has ended.
+    fn after_read(&self, got: Result<bool, Error>, bad: Option<DecodeError>) -> bool {
+        match self.session.read(got, bad) {
+            Read::Reply | Read::Nothing => true,
+            Read::Ended(why) => {
+                self.set_dead(why);
+                false
             }
-            Err(e) => Some(ending(&self.addr, Ended::Garbage(&e))),
         }
     }
 
@@ -274,7 +269,7 @@ impl AsyncClient {
                         Err(Error::Full { .. } | Error::WouldBlock | Error::Timeout) => {}
                         Err(e) => {
                             let e = Error::PeerGone {
-                                what: ending(&self.addr, Ended::Failed(&e)),
+                                what: self.session.failed(&e),
                             };
                             drop(guard);
                             self.set_dead(e.to_string());
@@ -297,18 +292,20 @@ impl AsyncClient {
         payload: &[u8],
         timeout: Duration,
     ) -> Result<Reply, Error> {
-        wire::check_request(method, payload.len(), self.max_frame, &self.addr)?;
-        if self.is_dead() {
-            return Err(self.gone());
-        }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = self.session.begin(method, payload.len())?;
         let (tx, rx) = oneshot::channel();
-        lock(&self.pending).insert(id, tx);
+        {
+            let mut p = lock(&self.pending);
+            if p.ended().is_some() {
+                return Err(self.session.gone(p.ended()));
+            }
+            p.insert(id, tx);
+        }
         // Removes the entry however the call ends (reply, timeout, or its future dropped).
         let _forget = Forget(self, id);
         let frame = wire::encode_request(id, wire::deadline_ms(Some(timeout)), method, payload);
         let frame = match &self.out {
-            Out::Stream(_) => framing::encode_frame(&frame, self.max_frame.max(frame.len()))
+            Out::Stream(_) => framing::encode_frame(&frame, frame.len())
                 .map_err(|e| Error::from(crate::socket::SocketError::from(e)))?,
             Out::Ring { .. } => frame,
         };
@@ -326,7 +323,7 @@ struct Forget<'a>(&'a AsyncClient, u64);
 
 impl Drop for Forget<'_> {
     fn drop(&mut self) {
-        lock(&self.0.pending).remove(&self.1);
+        lock(&self.0.pending).remove(self.1);
     }
 }
 
@@ -343,7 +340,7 @@ async fn write_requests(
         }
         if let Err(e) = r {
             if let Some(c) = conn.upgrade() {
-                c.set_dead(ending(&c.addr, Ended::Failed(&e)));
+                c.set_dead(c.session.failed(&e));
             }
             return;
         }
@@ -360,15 +357,14 @@ async fn read_replies(
     loop {
         let got = transport::read_frame(&mut r, &mut dec, &mut buf, &addr).await;
         let Some(c) = conn.upgrade() else { return };
-        let ended = match got {
-            Ok(Some(f)) => match c.route(&f) {
-                Some(e) => e,
-                None => continue,
-            },
-            Ok(None) => ending(&addr, Ended::Closed),
-            Err(e) => ending(&addr, Ended::Failed(&e)),
+        let (got, bad) = match got {
+            Ok(Some(f)) => (Ok(true), c.route(&f).err()),
+            Ok(None) => (Ok(false), None),
+            Err(e) => (Err(e), None),
         };
-        return c.set_dead(ended);
+        if !c.after_read(got, bad) {
+            return;
+        }
     }
 }
 
@@ -376,27 +372,19 @@ async fn read_replies(
 /// is gone or the client is.
 fn read_ring(mut reader: Box<dyn Link>, conn: Weak<AsyncClient>) {
     loop {
-        let mut ended = None;
-        let mut client = None;
+        let (mut client, mut bad) = (None, None);
         let got = reader.recv_frame_with(Wait::timeout(RING_POLL), &mut |f| {
             client = conn.upgrade();
             if let Some(c) = &client {
-                ended = c.route(f);
+                bad = c.route(f).err();
             }
         });
         let Some(c) = client.or_else(|| conn.upgrade()) else {
             return;
         };
-        let ended = match got {
-            Ok(true) => match ended {
-                Some(e) => e,
-                None => continue,
-            },
-            Ok(false) => ending(&c.addr, Ended::Closed),
-            Err(Error::Timeout | Error::WouldBlock) => continue,
-            Err(e) => ending(&c.addr, Ended::Failed(&e)),
-        };
-        return c.set_dead(ended);
+        if !c.after_read(got, bad) {
+            return;
+        }
     }
 }
 
@@ -413,7 +401,7 @@ fn write_ring(
             Ok(()) | Err(Error::Full { .. } | Error::WouldBlock | Error::Timeout) => {}
             Err(e) => {
                 if let Some(c) = conn.upgrade() {
-                    c.set_dead(ending(&c.addr, Ended::Failed(&e)));
+                    c.set_dead(c.session.failed(&e));
                 }
                 return;
             }

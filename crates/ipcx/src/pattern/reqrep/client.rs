@@ -1,15 +1,14 @@
 //! The thread-based client: one connection shared by any number of threads, replies matched
 //! to their calls by id (see the [module docs](super#serving)), and [`ClientPool`].
 
-use std::collections::HashMap;
-use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::handshake::{self, ConnectError};
+use super::session::{Read, Session, Waiting};
 use super::transport;
-use super::wire::{self, DecodeError, Hello, Status};
+use super::wire::{self, Hello, Status};
 use crate::pattern::{Error, Link};
 use crate::poison::lock;
 use crate::wait::Wait;
@@ -23,26 +22,21 @@ pub struct Reply {
     pub payload: Vec<u8>,
 }
 
-/// What has been read from a client's connection for callers that do not read themselves.
-#[derive(Debug)]
-struct ReadState {
-    /// The calls waiting for a reply, and the replies read for them so far.
-    replies: HashMap<u64, Option<Reply>>,
-    /// Why the connection ended, once it has.
-    dead: Option<String>,
-}
+/// What has been read from a client's connection for callers that do not read themselves:
+/// the calls waiting, each with the slot its reply is stored in.
+type ReadState = Waiting<Option<Reply>>;
 
 impl ReadState {
     /// Registers a call waiting for its reply (`waiters` counts the entries).
     fn register(&mut self, id: u64, waiters: &AtomicUsize) {
-        if self.replies.insert(id, None).is_none() {
+        if self.insert(id, None) {
             waiters.fetch_add(1, Ordering::SeqCst);
         }
     }
 
     /// Removes a call's entry, returning its reply if one was stored.
     fn unregister(&mut self, id: u64, waiters: &AtomicUsize) -> Option<Reply> {
-        let slot = self.replies.remove(&id)?;
+        let slot = self.remove(id)?;
         waiters.fetch_sub(1, Ordering::SeqCst);
         slot
     }
@@ -60,33 +54,23 @@ struct ClientInner {
     state: Mutex<ReadState>,
     /// Entries in `state.replies`: callers waiting for a reply someone else reads.
     waiters: AtomicUsize,
-    /// The connection ended (`state.dead` says why).
+    /// The connection ended (`state` says why).
     dead: AtomicBool,
     /// Signalled when a reply was stored, the reader was put back while calls waited, or the
     /// connection died.
     ready: Condvar,
-    next_id: AtomicU64,
-    max_frame: usize,
-    addr: String,
+    session: Session,
 }
 
 impl ClientInner {
     fn set_dead(&self, why: String) {
-        let mut st = lock(&self.state);
-        if st.dead.is_none() {
-            st.dead = Some(why);
-        }
+        lock(&self.state).end(why);
         self.dead.store(true, Ordering::SeqCst);
         self.ready.notify_all();
     }
 
     fn dead_error(&self) -> Error {
-        Error::PeerGone {
-            what: lock(&self.state)
-                .dead
-                .clone()
-                .unwrap_or_else(|| format!("the connection to {} ended", self.addr)),
-        }
+        self.session.gone(lock(&self.state).ended())
     }
 
     /// Takes the reading half if nobody reads it.
@@ -130,7 +114,7 @@ impl ClientInner {
                 }
                 Ok((rid, status, payload)) => {
                     let mut st = lock(&self.state);
-                    if let Some(slot) = st.replies.get_mut(&rid) {
+                    if let Some(slot) = st.get_mut(rid) {
                         *slot = Some(Reply {
                             status,
                             payload: payload.to_vec(),
@@ -141,23 +125,12 @@ impl ClientInner {
                 }
                 Err(e) => bad = Some(e),
             });
-            match got {
-                Ok(true) => {
-                    if let Some(e) = bad {
-                        self.set_dead(ending(&self.addr, Ended::Garbage(&e)));
-                        return false;
-                    }
-                    if mine {
-                        return true;
-                    }
-                }
-                Ok(false) => {
-                    self.set_dead(ending(&self.addr, Ended::Closed));
-                    return false;
-                }
-                Err(Error::Timeout | Error::WouldBlock) => return false,
-                Err(e) => {
-                    self.set_dead(ending(&self.addr, Ended::Failed(&e)));
+            match self.session.read(got, bad) {
+                Read::Reply if mine => return true,
+                Read::Reply => {}
+                Read::Nothing => return false,
+                Read::Ended(why) => {
+                    self.set_dead(why);
                     return false;
                 }
             }
@@ -205,23 +178,18 @@ impl Client {
         let inner = Arc::new(ClientInner {
             writer: Mutex::new(link),
             reader: Mutex::new(reader),
-            state: Mutex::new(ReadState {
-                replies: HashMap::new(),
-                dead: None,
-            }),
+            state: Mutex::new(Waiting::new()),
             waiters: AtomicUsize::new(0),
             dead: AtomicBool::new(false),
             ready: Condvar::new(),
-            next_id: AtomicU64::new(1),
-            max_frame,
-            addr: addr.to_owned(),
+            session: Session::new(max_frame, addr),
         });
         Ok(Client { inner })
     }
 
     /// The server's address.
     pub fn addr(&self) -> &str {
-        &self.inner.addr
+        self.inner.session.addr()
     }
 
     /// Whether the connection has ended (when no call is in progress, this looks at the
@@ -240,7 +208,7 @@ impl Client {
 
     /// The largest request payload the server accepts (for method `method`).
     pub fn max_payload_len(&self, method: &str) -> usize {
-        wire::max_request_payload(self.inner.max_frame, method)
+        self.inner.session.max_payload_len(method)
     }
 
     /// Sends a request and waits for its reply until `timeout` has passed.
@@ -295,12 +263,8 @@ impl Client {
         deadline_ms: u32,
         f: impl FnOnce(Status, &[u8]) -> R,
     ) -> Result<R, Error> {
-        wire::check_request(
-            method,
-            payload.len(),
-            self.inner.max_frame,
-            &self.inner.addr,
-        )?;
+        let inner = &*self.inner;
+        let id = inner.session.begin(method, payload.len())?;
         let mut f = Some(f);
         let mut out = None;
         let mut sink = |status: Status, p: &[u8]| {
@@ -308,8 +272,6 @@ impl Client {
                 out = Some(f(status, p));
             }
         };
-        let inner = &*self.inner;
-        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         // A caller that finds nobody reading replies takes the reading half before sending:
         // then nobody else can read its reply, so it needs no entry in the table.
         if inner.dead.load(Ordering::SeqCst) {
@@ -319,8 +281,8 @@ impl Client {
             Some(r) => Some(r),
             None => {
                 let mut st = lock(&inner.state);
-                if let Some(what) = st.dead.clone() {
-                    return Err(Error::PeerGone { what });
+                if st.ended().is_some() {
+                    return Err(inner.session.gone(st.ended()));
                 }
                 st.register(id, &inner.waiters);
                 None
@@ -374,16 +336,17 @@ impl Client {
         // looks at what has arrived, once).
         let mut polled = false;
         loop {
-            if let Some(Some(_)) = st.replies.get(&id)
+            if let Some(Some(_)) = st.get_mut(id)
                 && let Some(reply) = st.unregister(id, &inner.waiters)
             {
                 drop(st);
                 sink(reply.status, &reply.payload);
                 return Ok(());
             }
-            if let Some(what) = st.dead.clone() {
+            if st.ended().is_some() {
+                let e = inner.session.gone(st.ended());
                 st.unregister(id, &inner.waiters);
-                return Err(Error::PeerGone { what });
+                return Err(e);
             }
             let expired = wait.expired();
             // Registered (counted in `waiters`) before looking at the reading half: see
@@ -403,7 +366,7 @@ impl Client {
                     return Ok(());
                 }
                 st = lock(&inner.state);
-                if st.dead.is_none() && !wait.expired() {
+                if st.ended().is_none() && !wait.expired() {
                     st.register(id, &inner.waiters);
                 }
                 continue;
@@ -452,25 +415,5 @@ impl ClientPool {
             }
         }
         Err(last)
-    }
-}
-
-/// How a client's connection ended.
-pub(crate) enum Ended<'a> {
-    /// The server closed it.
-    Closed,
-    /// The server sent something that is not a reply.
-    Garbage(&'a DecodeError),
-    /// Reading or writing failed.
-    Failed(&'a dyn fmt::Display),
-}
-
-/// Why the connection to the server at `addr` ended, as the calls it leaves report it
-/// ([`Error::PeerGone`]); the same words from the thread-based and the async client.
-pub(crate) fn ending(addr: &str, how: Ended<'_>) -> String {
-    match how {
-        Ended::Closed => format!("the server at {addr} closed the connection"),
-        Ended::Garbage(e) => format!("the server at {addr} sent garbage: {e}"),
-        Ended::Failed(e) => format!("the connection to {addr} failed: {e}"),
     }
 }

@@ -22,9 +22,12 @@
 //! * `handshake`: the hello, the server's checks and answer, and how a client reads it (used
 //!   by every client and server), with who connected ([`Peer`]) and why a connection was
 //!   refused ([`ConnectError`]);
+//! * `session`: what both clients keep per connection: request ids and the checks before
+//!   sending, the calls waiting for their replies, and why the connection ended (one set of
+//!   words for every call it fails);
 //! * `client` ([`Client`], [`ClientPool`]) and `async_client` (the engine under
-//!   [`crate::rpc::AsyncRpcClient`]): request ids, deadlines sent along, reply matching, and
-//!   why a connection ended, in the same words;
+//!   [`crate::rpc::AsyncRpcClient`]): the thread-based and tokio drivers of a session: they
+//!   move the bytes and wake the callers;
 //! * `request` ([`Request`], [`Call`]), `options` ([`ServerOptions`]), `connection`
 //!   ([`Connection`]) and `server` ([`Server`]): the thread-based server; `async_server`: the tokio one (native over Unix sockets, TCP and
 //!   TLS, bridged to [`Server`] over shared memory), under [`crate::rpc::AsyncService`];
@@ -70,6 +73,7 @@ mod handshake;
 mod options;
 mod request;
 mod server;
+mod session;
 mod transport;
 mod wire;
 
