@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use super::RpcError;
 use super::codec::Args;
 use super::error::{connect_error, reply_result};
-use crate::pattern::reqrep::async_client::AsyncClient;
+use crate::pattern::reqrep::async_client::{AsyncClient, Dial};
 
 /// An async RPC client (tokio): many calls can be outstanding at once on one connection, each
 /// reply reaching its own caller; no call ties up a thread of tokio's blocking pool.
@@ -44,7 +44,7 @@ impl AsyncRpcClient {
         version: u32,
         timeout: Duration,
     ) -> Result<AsyncRpcClient, RpcError> {
-        let conn = AsyncClient::connect(addr, service, version, timeout)
+        let conn = AsyncClient::connect(addr, Dial::Plain, service, version, timeout)
             .await
             .map_err(|e| connect_error(e, version))?;
         Ok(AsyncRpcClient {
@@ -69,7 +69,11 @@ impl AsyncRpcClient {
         version: u32,
         timeout: Duration,
     ) -> Result<AsyncRpcClient, RpcError> {
-        let conn = AsyncClient::connect_tls(addr, server_name, config, service, version, timeout)
+        let dial = Dial::Tls {
+            server_name: server_name.to_owned(),
+            config,
+        };
+        let conn = AsyncClient::connect(addr, dial, service, version, timeout)
             .await
             .map_err(|e| connect_error(e, version))?;
         Ok(AsyncRpcClient {

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::codec::{Outcome, decode_args, outcome};
-use super::service::{Handler, reply_of};
+use super::service::{Handler, method_names, reply_of};
 use super::{CallContext, Service};
 use crate::pattern::reqrep::async_server::{AsyncCall, AsyncServer, AsyncServerOptions};
 use crate::pattern::reqrep::{Peer, ServerOptions, Status};
@@ -84,11 +84,9 @@ pub struct AsyncService {
 
 impl fmt::Debug for AsyncService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut m: Vec<_> = self.async_methods.keys().collect();
-        m.sort();
         f.debug_struct("AsyncService")
             .field("base", &self.base)
-            .field("async_methods", &m)
+            .field("async_methods", &method_names(&self.async_methods))
             .field("max_in_flight", &self.max_in_flight)
             .finish()
     }

@@ -47,14 +47,19 @@ pub struct Service {
 
 impl fmt::Debug for Service {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut m: Vec<_> = self.methods.keys().collect();
-        m.sort();
         f.debug_struct("Service")
             .field("name", &self.name)
             .field("version", &self.version)
-            .field("methods", &m)
+            .field("methods", &method_names(&self.methods))
             .finish()
     }
+}
+
+/// The names of `methods`, sorted (for `Debug`).
+pub(super) fn method_names<M>(methods: &HashMap<String, M>) -> Vec<&str> {
+    let mut names: Vec<_> = methods.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    names
 }
 
 impl Service {

@@ -24,6 +24,21 @@ use crate::wait::Wait;
 /// still there.
 const RING_POLL: Duration = Duration::from_millis(250);
 
+/// How the async client reaches its server.
+pub(crate) enum Dial {
+    /// As the address says: a Unix socket, TCP, or a pair of rings.
+    Plain,
+    /// TLS over TCP (tokio-rustls): the server's certificate must be valid for `server_name`
+    /// and signed by a root of `config`.
+    #[cfg(feature = "tls")]
+    Tls {
+        /// The name the server's certificate must carry.
+        server_name: String,
+        /// The roots, and the client's certificate if it has one.
+        config: Arc<rustls::ClientConfig>,
+    },
+}
+
 /// Where requests go.
 #[derive(Debug)]
 enum Out {
@@ -67,41 +82,35 @@ impl AsyncClient {
         }
     }
 
-    /// Connects to `addr` (a Unix socket, TCP or ring address) as a client of `service`
-    /// version `version`, giving up after `timeout`.
+    /// Connects to `addr` as `dial` says, as a client of `service` version `version`,
+    /// giving up after `timeout`.
     pub(crate) async fn connect(
         addr: &str,
+        dial: Dial,
         service: &str,
         version: u32,
         timeout: Duration,
     ) -> Result<Arc<AsyncClient>, ConnectError> {
-        let a = LinkAddr::parse(addr)?;
-        if transport::is_ring(&a) {
-            return Self::connect_ring(addr, service, version, timeout).await;
-        }
+        let stream: transport::Connecting<'_> =
+            match dial {
+                Dial::Plain => {
+                    let a = LinkAddr::parse(addr)?;
+                    if transport::is_ring(&a) {
+                        return Self::connect_ring(addr, service, version, timeout).await;
+                    }
+                    Box::pin(async move { transport::connect_stream(&a).await })
+                }
+                #[cfg(feature = "tls")]
+                Dial::Tls {
+                    server_name,
+                    config,
+                } => Box::pin(async move {
+                    transport::connect_tls_stream(addr, &server_name, config).await
+                }),
+            };
         let go = async {
-            let (r, w) = transport::connect_stream(&a).await?;
+            let (r, w) = stream.await?;
             Self::over_stream(r, w, addr, service, version).await
-        };
-        tokio::time::timeout(timeout, go)
-            .await
-            .map_err(|_| Error::Timeout)?
-    }
-
-    /// Connects to `addr` (`tcp:HOST:PORT`) over TLS (tokio-rustls).
-    #[cfg(feature = "tls")]
-    pub(crate) async fn connect_tls(
-        addr: &str,
-        server_name: &str,
-        config: Arc<rustls::ClientConfig>,
-        service: &str,
-        version: u32,
-        timeout: Duration,
-    ) -> Result<Arc<AsyncClient>, ConnectError> {
-        let go = async {
-            let s = crate::pattern::tls::connect_async(addr, server_name, config).await?;
-            let (r, w) = tokio::io::split(s);
-            Self::over_stream(Box::new(r), Box::new(w), addr, service, version).await
         };
         tokio::time::timeout(timeout, go)
             .await

@@ -52,6 +52,11 @@ mod tokio {
     /// The writing half of a tokio connection (Unix socket, TCP or TLS).
     pub(crate) type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
+    /// A tokio stream on its way to being connected.
+    pub(crate) type Connecting<'a> = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(BoxRead, BoxWrite), Error>> + Send + 'a>,
+    >;
+
     /// Connects a tokio stream to a Unix or TCP address (`TCP_NODELAY` set) and splits it.
     pub(crate) async fn connect_stream(addr: &LinkAddr) -> Result<(BoxRead, BoxWrite), Error> {
         match addr {
@@ -70,6 +75,20 @@ mod tokio {
                 reason: "shared-memory rings have no tokio stream".into(),
             }),
         }
+    }
+
+    /// Connects to `addr` (`tcp:HOST:PORT`) over TLS (tokio-rustls) and splits the stream:
+    /// the server's certificate must be valid for `server_name` and signed by a root of
+    /// `config`.
+    #[cfg(feature = "tls")]
+    pub(crate) async fn connect_tls_stream(
+        addr: &str,
+        server_name: &str,
+        config: std::sync::Arc<rustls::ClientConfig>,
+    ) -> Result<(BoxRead, BoxWrite), Error> {
+        let s = crate::pattern::tls::connect_async(addr, server_name, config).await?;
+        let (r, w) = ::tokio::io::split(s);
+        Ok((Box::new(r), Box::new(w)))
     }
 
     /// A read error from `addr`, with the TLS advice when it is a TLS failure.
