@@ -418,3 +418,53 @@ pub(crate) fn reply_header(id: u64, status: Status) -> [u8; 10] {
     h[9] = status.to_u8();
     h
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The frames the clients and servers assemble from headers are the bytes
+    /// [`Frame::encode`] makes, and decode in place to what they carry.
+    #[test]
+    fn assembled_frames_are_the_encoded_ones() {
+        let (id, deadline_ms, method, payload) = (0x0102_0304_0506_0708, 250, "add", b"\x01\x02");
+        let request = Frame::Request {
+            id,
+            deadline_ms,
+            method: method.into(),
+            payload: payload.to_vec(),
+        };
+        let head = request_header(id, deadline_ms, method);
+        let parts = [&head[..], method.as_bytes(), payload].concat();
+        assert_eq!(parts, request.encode());
+        assert_eq!(
+            decode_request(&parts),
+            Ok((id, deadline_ms, method, &payload[..]))
+        );
+        let reply = Frame::Reply {
+            id,
+            status: Status::AppError,
+            payload: payload.to_vec(),
+        };
+        let parts = [&reply_header(id, Status::AppError)[..], payload].concat();
+        assert_eq!(parts, reply.encode());
+        assert_eq!(
+            decode_reply(&parts),
+            Ok((id, Status::AppError, &payload[..]))
+        );
+    }
+
+    #[test]
+    fn deadlines_sent_along() {
+        assert_eq!(deadline_ms(None), 0);
+        assert_eq!(deadline_ms(Some(Duration::ZERO)), 1);
+        assert_eq!(deadline_ms(Some(Duration::from_micros(1_500_900))), 1500);
+        assert_eq!(
+            deadline_ms(Some(Duration::from_secs(u64::MAX / 4))),
+            u32::MAX
+        );
+        let d = deadline_of(1000).expect("a deadline");
+        assert!(d > Instant::now() + Duration::from_millis(900));
+        assert_eq!(deadline_of(0), None);
+    }
+}
