@@ -35,7 +35,8 @@
 //!
 //! # Serving
 //! A request is answered without passing it between threads wherever that can be avoided,
-//! since each hand-off costs a futex wake-up, tens of times the cost of a ring round trip:
+//! since each hand-off costs a futex wake-up (what that costs next to a round trip: the
+//! request/reply section of the benchmark's README):
 //! * **Handler mode** ([`ServerOptions::handler`], what [`crate::rpc`] uses): the thread that
 //!   reads a connection runs the request itself and writes the reply itself. Before running it,
 //!   the thread puts the connection's reading half back; if a request runs for longer than
