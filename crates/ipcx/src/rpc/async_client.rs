@@ -54,12 +54,16 @@ impl AsyncRpcClient {
     }
 
     /// Connects to `addr` (`tcp:HOST:PORT`) over TLS, natively on tokio (feature `tls`): the
-    /// same checks as [`RpcClient::connect_tls`](super::RpcClient::connect_tls) with the same configuration (the server's
+    /// same checks as [`RpcClient::connect_tls`] with the same configuration (the server's
     /// certificate must be valid for `server_name` and signed by a root of `config`; `config`
     /// may carry a client certificate). An untrusted server, or a server that wants a client
     /// certificate this client lacks or does not trust, is [`RpcError::Tls`]. Calls both the
-    /// async TLS server ([`AsyncService::serve_tls_async`](super::AsyncService::serve_tls_async)) and the thread-based one
-    /// ([`Service::serve_tls`](super::Service::serve_tls)).
+    /// async TLS server ([`AsyncService::serve_tls_async`]) and the thread-based one
+    /// ([`Service::serve_tls`]).
+    ///
+    /// [`RpcClient::connect_tls`]: super::RpcClient::connect_tls
+    /// [`AsyncService::serve_tls_async`]: super::AsyncService::serve_tls_async
+    /// [`Service::serve_tls`]: super::Service::serve_tls
     #[cfg(feature = "tls")]
     pub async fn connect_tls(
         addr: &str,

@@ -1,13 +1,14 @@
 //! Request/reply: many clients, many servers, replies routed to the right caller, many
 //! outstanding requests per connection, a deadline on every request.
 //!
-//! A [`Server`] binds an address ([`LinkAddr`](crate::pattern::LinkAddr)); a [`Client`] connects, introduces itself with
-//! a versioned handshake ([`Hello`]), and sends [`Frame::Request`]s, each with an id, a method
-//! name, a payload and the time left before its deadline. Replies carry the request's id, so
-//! any number of threads can share one client ([`Client`] is `Clone + Send + Sync`) and
-//! replies may come back in any order. Past its deadline a request fails with
-//! [`Error::Timeout`](crate::pattern::Error::Timeout) on the client; the server sees the deadline ([`Request::deadline`]) and
-//! does not start a request whose deadline has passed. A [`ClientPool`] spreads requests over
+//! A [`Server`] binds an address ([`LinkAddr`](crate::pattern::LinkAddr)); a [`Client`]
+//! connects, introduces itself with a versioned handshake ([`Hello`]), and sends
+//! [`Frame::Request`]s, each with an id, a method name, a payload and the time left before its
+//! deadline. Replies carry the request's id, so any number of threads can share one client
+//! ([`Client`] is `Clone + Send + Sync`) and replies may come back in any order. Past its
+//! deadline a request fails with [`Error::Timeout`](crate::pattern::Error::Timeout) on the
+//! client; the server sees the deadline ([`Request::deadline`]) and does not start a request
+//! whose deadline has passed. A [`ClientPool`] spreads requests over
 //! several servers and skips dead ones.
 //!
 //! The server's [`Authorize`] hook sees each connecting peer's kernel-verified credentials
@@ -29,8 +30,9 @@
 //!   [`crate::rpc::AsyncRpcClient`]): the thread-based and tokio drivers of a session: they
 //!   move the bytes and wake the callers;
 //! * `request` ([`Request`], [`Call`]), `options` ([`ServerOptions`]), `connection`
-//!   ([`Connection`]) and `server` ([`Server`]): the thread-based server; `async_server`: the tokio one (native over Unix sockets, TCP and
-//!   TLS, bridged to [`Server`] over shared memory), under [`crate::rpc::AsyncService`];
+//!   ([`Connection`]) and `server` ([`Server`]): the thread-based server; `async_server`: the
+//!   tokio one (native over Unix sockets, TCP and TLS, bridged to [`Server`] over shared
+//!   memory), under [`crate::rpc::AsyncService`];
 //! * `transport`: the one place that turns addresses into connections and listeners.
 //!
 //! # Serving
@@ -55,8 +57,8 @@
 //! On the client, a caller that finds nobody reading replies takes the reading half before
 //! sending and reads its own reply (the ring spins briefly, then sleeps); callers that come
 //! while another reads register in a table, and whoever reads stores their replies and wakes
-//! them. Frames are decoded where the link lends them ([`Link::recv_frame_with`](crate::pattern::Link::recv_frame_with): in place in
-//! the ring).
+//! them. Frames are decoded where the link lends them
+//! ([`Link::recv_frame_with`](crate::pattern::Link::recv_frame_with): in place in the ring).
 //!
 //! # Wire format
 //! Every message is one ipcx frame; [`Frame::decode`] reads one, checking every length
@@ -67,6 +69,8 @@
 //! welcome   0x10 max_frame:u32
 //! refused   0x11 reason:u8 server_proto:u16 server_version:u32 msg_len:u16 msg
 //! request   0x01 id:u64 deadline_ms:u32 (0: none) method_len:u16 method payload
+//! reply     0x02 id:u64 status:u8 payload
+//! ```
 
 mod client;
 mod connection;

@@ -32,15 +32,19 @@ pub struct ServerOptions {
     pub version: u32,
     /// Largest request frame accepted (default 16 MiB).
     pub max_request_len: usize,
-    /// Requests queued for [`Server::recv`](super::Server::recv) before connections stop being read (default
+    /// Requests queued for [`Server::recv`] before connections stop being read (default
     /// 1024; unused with a [`handler`](ServerOptions::handler)).
+    ///
+    /// [`Server::recv`]: super::Server::recv
     pub queue_len: usize,
     /// Who may connect (default: everyone who can reach the address).
     pub authorize: Option<Authorize>,
     /// Wraps each accepted connection before the handshake (default: none).
     pub upgrade: Option<Upgrade>,
     /// Runs each request on the thread that read it, instead of queueing it for
-    /// [`Server::recv`](super::Server::recv) (default: none, queue). See the [module docs](super#serving).
+    /// [`Server::recv`] (default: none, queue). See the [module docs](super#serving).
+    ///
+    /// [`Server::recv`]: super::Server::recv
     pub handler: Option<Handler>,
     /// Like [`handler`](ServerOptions::handler) (and used instead of it when both are set),
     /// but the call is lent to the handler ([`Call`]) and its reply encoded into a buffer the
@@ -51,7 +55,9 @@ pub struct ServerOptions {
     pub threads_per_connection: usize,
     /// Which users may connect over Unix sockets (default: our own uid only; see
     /// [`crate::trust`]): another user's client is refused in the handshake
-    /// ([`Refusal::Denied`](super::Refusal::Denied), saying so). TCP clients carry no uid and are not checked.
+    /// ([`Refusal::Denied`], saying so). TCP clients carry no uid and are not checked.
+    ///
+    /// [`Refusal::Denied`]: super::Refusal::Denied
     pub trust: crate::trust::Trust,
 }
 

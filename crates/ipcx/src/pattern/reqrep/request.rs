@@ -12,7 +12,10 @@ use crate::poison::lock;
 use crate::wait::Wait;
 
 /// A request lent by the connection, without copying its method name or payload out (see
-/// [`Connection::recv_with`](super::Connection::recv_with) and [`ServerOptions::call_handler`](super::ServerOptions::call_handler)).
+/// [`Connection::recv_with`] and [`ServerOptions::call_handler`]).
+///
+/// [`Connection::recv_with`]: super::Connection::recv_with
+/// [`ServerOptions::call_handler`]: super::ServerOptions::call_handler
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Call<'a> {
