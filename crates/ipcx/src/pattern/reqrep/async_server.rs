@@ -221,28 +221,17 @@ async fn accept_loop(
     while conns.join_next().await.is_some() {}
 }
 
-/// Encodes a frame with its length prefix. Replies larger than a client accepts are turned
-/// into an application error saying so, rather than breaking the connection.
-fn frame_bytes(f: &Frame) -> Vec<u8> {
-    let body = f.encode();
-    match framing::encode_frame(&body, framing::DEFAULT_MAX_FRAME_LEN) {
-        Ok(b) => b,
+/// A reply frame with its length prefix. A reply larger than a client accepts is turned into
+/// an application error saying so, rather than breaking the connection.
+fn reply_bytes(id: u64, status: Status, payload: &[u8]) -> Vec<u8> {
+    let head = wire::reply_header(id, status);
+    let (len, max) = (head.len() + payload.len(), framing::DEFAULT_MAX_FRAME_LEN);
+    match framing::encode_header(len, max) {
+        Ok(prefix) => [&prefix[..], &head, payload].concat(),
         Err(_) => {
-            let id = match f {
-                Frame::Reply { id, .. } => *id,
-                _ => 0,
-            };
-            let msg = format!(
-                "the result of {} bytes is larger than a client accepts ({} bytes)",
-                body.len(),
-                framing::DEFAULT_MAX_FRAME_LEN
-            );
-            let f = Frame::Reply {
-                id,
-                status: Status::AppError,
-                payload: msg.into_bytes(),
-            };
-            framing::encode_frame(&f.encode(), framing::DEFAULT_MAX_FRAME_LEN).unwrap_or_default()
+            let msg =
+                format!("the result of {len} bytes is larger than a client accepts ({max} bytes)");
+            reply_bytes(id, Status::AppError, msg.as_bytes())
         }
     }
 }
@@ -273,7 +262,8 @@ async fn serve_conn(
         Err((refusal, _)) => (refusal, true),
     };
     let sent = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-        w.write_all(&frame_bytes(&answer)).await?;
+        let answer = framing::encode_frame(&answer.encode(), framing::DEFAULT_MAX_FRAME_LEN);
+        w.write_all(&answer.unwrap_or_default()).await?;
         // A TLS stream may hold the record until flushed.
         w.flush().await
     })
@@ -317,11 +307,7 @@ async fn serve_conn(
                 let (reply, tx) = ((shared.handler)(call), tx.clone());
                 calls.spawn(async move {
                     let (status, payload) = reply.await;
-                    let reply = frame_bytes(&Frame::Reply {
-                        id,
-                        status,
-                        payload,
-                    });
+                    let reply = reply_bytes(id, status, &payload);
                     let _ = tx.send(reply).await;
                 });
                 continue;
