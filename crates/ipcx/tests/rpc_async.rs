@@ -5,7 +5,7 @@
 //! started, handler panics, version mismatch, a client killed mid-call cancelling its
 //! handler, graceful shutdown, and the shared-memory bridge; native async TLS both ways with
 //! client certificates required and refused; the async client over shared memory with more
-//! requests than the ring holds.
+//! requests than the ring holds; a result too large for a client.
 #![cfg(feature = "tokio")]
 mod util;
 
@@ -797,4 +797,26 @@ fn native_tls_server_requires_client_certificates() {
     // The server went on through all of it.
     assert_eq!(c.call::<_, i32>("add", &(1, 2), LONG).unwrap(), 3);
     server.kill();
+}
+
+#[test]
+fn a_result_larger_than_a_client_takes_is_an_application_error() {
+    let rt = runtime();
+    let s = rt
+        .block_on(
+            AsyncService::new("calc", 1)
+                .method("huge", |_: ()| Ok::<_, String>(vec![7u8; 17 << 20]))
+                .method("add", util::rpc::add)
+                .serve_async(&unix_addr("rpca-huge")),
+        )
+        .unwrap();
+    let c = connect(&s.addr().to_string());
+    let e = c.call::<_, Vec<u8>>("huge", &(), LONG).unwrap_err();
+    assert!(
+        matches!(&e, RpcError::Remote { message, .. } if message.contains("larger than a client accepts")),
+        "{e:?}"
+    );
+    // The connection goes on.
+    assert_eq!(c.call::<_, i32>("add", &(1, 2), LONG).unwrap(), 3);
+    drop(s);
 }
