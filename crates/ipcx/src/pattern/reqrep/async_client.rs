@@ -16,7 +16,7 @@ use super::session::{Read, Session, Waiting};
 use super::transport::{self, BoxRead, BoxWrite};
 use super::wire::{self, DecodeError, Frame};
 use crate::framing::{self, FrameDecoder};
-use crate::pattern::{Error, Link, LinkAddr};
+use crate::pattern::{Error, Link};
 use crate::poison::lock;
 use crate::wait::Wait;
 
@@ -94,11 +94,10 @@ impl AsyncClient {
         let stream: transport::Connecting<'_> =
             match dial {
                 Dial::Plain => {
-                    let a = LinkAddr::parse(addr)?;
-                    if transport::is_ring(&a) {
+                    if transport::is_ring(addr)? {
                         return Self::connect_ring(addr, service, version, timeout).await;
                     }
-                    Box::pin(async move { transport::connect_stream(&a).await })
+                    Box::pin(transport::connect_stream(addr))
                 }
                 #[cfg(feature = "tls")]
                 Dial::Tls {

@@ -80,11 +80,10 @@ impl AsyncServer {
     /// the current tokio runtime: natively over Unix sockets and TCP, through a bridge thread
     /// over shared memory. Must be called from inside a runtime.
     pub(crate) fn serve(addr: &str, options: AsyncServerOptions) -> Result<AsyncServer, Error> {
-        let parsed = LinkAddr::parse(addr)?;
-        if transport::is_ring(&parsed) {
+        if transport::is_ring(addr)? {
             return serve_bridge(addr, options);
         }
-        serve_native(addr, &parsed, options)
+        serve_native(addr, options)
     }
 
     /// Starts serving over TLS at `addr` (`tcp:HOST:PORT`) with the server configuration
@@ -97,7 +96,7 @@ impl AsyncServer {
     ) -> Result<AsyncServer, Error> {
         transport::check_tls(addr)?;
         options.tls = Some(tokio_rustls::TlsAcceptor::from(config));
-        serve_native(addr, &LinkAddr::parse(addr)?, options)
+        serve_native(addr, options)
     }
 
     /// The address served (for TCP, with the port the kernel chose for port 0).
@@ -386,12 +385,8 @@ async fn bridge_loop(
 }
 
 /// Binds `addr` (Unix socket or TCP) and serves it natively on the current runtime.
-fn serve_native(
-    addr: &str,
-    parsed: &LinkAddr,
-    options: AsyncServerOptions,
-) -> Result<AsyncServer, Error> {
-    let listener = AsyncListener::bind(addr, parsed)?;
+fn serve_native(addr: &str, options: AsyncServerOptions) -> Result<AsyncServer, Error> {
+    let listener = AsyncListener::bind(addr)?;
     let addr = listener.local_addr()?;
     let (stop, stop_rx) = watch::channel(false);
     let task = tokio::spawn(accept_loop(listener, Arc::new(options), stop_rx));

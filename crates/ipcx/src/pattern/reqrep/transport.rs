@@ -17,11 +17,11 @@ pub(crate) fn bind(addr: &str) -> Result<LinkListener, Error> {
     LinkAddr::parse(addr)?.bind_with_trust(Trust::any_user())
 }
 
-#[cfg(feature = "tokio")]
 /// Whether `addr` is a shared-memory ring address (no tokio stream: the async ends run over
-/// the thread-based link there).
-pub(crate) fn is_ring(addr: &LinkAddr) -> bool {
-    matches!(addr, LinkAddr::Shm(_))
+/// the thread-based link there); an address that does not parse is an error.
+#[cfg(feature = "tokio")]
+pub(crate) fn is_ring(addr: &str) -> Result<bool, Error> {
+    Ok(matches!(LinkAddr::parse(addr)?, LinkAddr::Shm(_)))
 }
 
 /// Refuses an address TLS cannot run over (anything but TCP).
@@ -58,20 +58,18 @@ mod tokio {
     >;
 
     /// Connects a tokio stream to a Unix or TCP address (`TCP_NODELAY` set) and splits it.
-    pub(crate) async fn connect_stream(addr: &LinkAddr) -> Result<(BoxRead, BoxWrite), Error> {
-        match addr {
+    pub(crate) async fn connect_stream(addr: &str) -> Result<(BoxRead, BoxWrite), Error> {
+        match LinkAddr::parse(addr)? {
             LinkAddr::Unix(a) => {
-                let (r, w) = crate::socket::tokio::connect_unix(a).await?.into_split();
+                let (r, w) = crate::socket::tokio::connect_unix(&a).await?.into_split();
                 Ok((Box::new(r), Box::new(w)))
             }
             LinkAddr::Tcp(a) => {
-                let (r, w) = crate::socket::tokio::connect_tcp(a.as_str())
-                    .await?
-                    .into_split();
+                let (r, w) = crate::socket::tokio::connect_tcp(&a).await?.into_split();
                 Ok((Box::new(r), Box::new(w)))
             }
             LinkAddr::Shm(_) => Err(Error::InvalidAddress {
-                addr: addr.to_string(),
+                addr: addr.to_owned(),
                 reason: "shared-memory rings have no tokio stream".into(),
             }),
         }
@@ -141,8 +139,8 @@ mod tokio {
     impl AsyncListener {
         /// Binds `addr` (Unix socket or TCP) on the current runtime, accepting every user (the
         /// handshake applies the server's trust).
-        pub(crate) fn bind(addr: &str, parsed: &LinkAddr) -> Result<AsyncListener, Error> {
-            match parsed.bind_with_trust(Trust::any_user())? {
+        pub(crate) fn bind(addr: &str) -> Result<AsyncListener, Error> {
+            match super::bind(addr)? {
                 LinkListener::Unix(l) => {
                     Ok(AsyncListener::Unix(AsyncUnixListener::from_listener(l)?))
                 }
