@@ -83,10 +83,6 @@ impl Cell {
             assert_no_rings_left(&bind);
         }
     }
-
-    fn arg(self) -> String {
-        format!("{:?} {:?}", self.server, self.transport)
-    }
 }
 
 fn side(s: &str) -> Side {
@@ -121,11 +117,11 @@ fn child_role() {
     util::role_main(&[("server", serve), ("caller", call_and_hang)]);
 }
 
-/// The server role: `args` are the cell (`"SIDE TRANSPORT"`), the address to bind and the
-/// directory holding the TLS identity; writes the address it serves to `dir/addr`.
+/// The server role: a server of kind `args[0]` over transport `args[1]` that binds `args[2]`
+/// (TLS identity in the directory `args[3]`) and writes the address it serves to
+/// `args[3]/addr`.
 fn serve(args: &[String]) {
-    let (kind, t) = args[0].split_once(' ').unwrap();
-    let (kind, t, dir) = (side(kind), transport(t), Path::new(&args[2]));
+    let (kind, t, dir) = (side(&args[0]), transport(&args[1]), Path::new(&args[3]));
     let publish = |a: String| {
         std::fs::write(dir.join("addr.tmp"), a).unwrap();
         std::fs::rename(dir.join("addr.tmp"), dir.join("addr")).unwrap();
@@ -134,8 +130,8 @@ fn serve(args: &[String]) {
         Side::Sync => {
             let s = match t {
                 #[cfg(feature = "tls")]
-                Transport::Tls => calc().serve_tls(&args[1], tls::server_config(dir)),
-                _ => calc().serve(&args[1]),
+                Transport::Tls => calc().serve_tls(&args[2], tls::server_config(dir)),
+                _ => calc().serve(&args[2]),
             }
             .unwrap();
             publish(s.addr().to_string());
@@ -146,8 +142,8 @@ fn serve(args: &[String]) {
             let svc = ipcx::rpc::AsyncService::from(calc());
             let s = match t {
                 #[cfg(feature = "tls")]
-                Transport::Tls => svc.serve_tls_async(&args[1], tls::server_config(dir)).await,
-                _ => svc.serve_async(&args[1]).await,
+                Transport::Tls => svc.serve_tls_async(&args[2], tls::server_config(dir)).await,
+                _ => svc.serve_async(&args[2]).await,
             }
             .unwrap();
             publish(s.addr().to_string());
@@ -159,8 +155,8 @@ fn serve(args: &[String]) {
 }
 
 /// The caller role: a client of kind `args[0]` over transport `args[1]` that connects to
-/// `args[2]` (TLS identity in `args[3]`) and makes a call that takes long; the test kills it
-/// during that call.
+/// `args[2]` (the TLS root in the directory `args[3]`) and makes a call that takes long; the
+/// test kills it during that call.
 fn call_and_hang(args: &[String]) {
     let (kind, t) = (side(&args[0]), transport(&args[1]));
     match kind {
@@ -195,7 +191,11 @@ fn spawn_server(cell: Cell, bind: &str, dir: &util::TempDir) -> (util::ChildGuar
     if cell.transport == Transport::Tls {
         tls::setup(dir.path());
     }
-    let child = util::spawn_role("server", &[&cell.arg(), bind, dir.path().to_str().unwrap()]);
+    let (server, t) = (
+        format!("{:?}", cell.server),
+        format!("{:?}", cell.transport),
+    );
+    let child = util::spawn_role("server", &[&server, &t, bind, dir.path().to_str().unwrap()]);
     let file = dir.join("addr");
     assert!(
         util::wait_until(LONG, || file.exists()),

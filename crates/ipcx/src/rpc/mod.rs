@@ -55,6 +55,11 @@
 //!   servers all speak the same protocol (and the same TLS policy).
 //!   A thread-based server ([`Service::serve`]) also runs fine inside an async program (it
 //!   does not block the runtime).
+//!
+//! This module is the typed layer only: service definitions and how a call reaches its
+//! handler (`service`, `async_service`), the typed clients (`client`, `async_client`), the
+//! call's context, errors and codec. Connections, frames, the handshake and the deadline on
+//! the wire belong to the request/reply engine underneath ([`crate::pattern::reqrep`]).
 
 mod client;
 mod codec;
