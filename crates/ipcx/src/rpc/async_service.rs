@@ -16,8 +16,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::codec::{Outcome, decode_args, outcome};
-use super::service::{Handler, method_names, reply_of};
-use super::{CallContext, Service};
+use super::context::CallContext;
+use super::service::{Handler, Service, method_names, reply_of};
 use crate::pattern::reqrep::async_server::{AsyncCall, AsyncServer, AsyncServerOptions};
 use crate::pattern::reqrep::{Peer, ServerOptions, Status};
 use crate::pattern::{self, LinkAddr};

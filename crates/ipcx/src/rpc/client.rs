@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::RpcError;
 use super::codec::Args;
+use super::error::RpcError;
 use super::error::{connect_error, reply_result};
 use crate::pattern;
 use crate::pattern::reqrep::{Client, ConnectError, Status};

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::RpcError;
+use super::error::RpcError;
 
 /// What a handler produced: the encoded result, an application error, or arguments that did
 /// not decode.

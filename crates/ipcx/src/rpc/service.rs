@@ -10,8 +10,8 @@ use std::time::Instant;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::CallContext;
 use super::codec::{Outcome, decode_args, encode_failed, outcome};
+use super::context::CallContext;
 use crate::pattern::reqrep::{self, Peer, Server, ServerOptions, Status};
 use crate::pattern::{self, LinkAddr};
 
