@@ -1,8 +1,10 @@
-//! Typed RPC (and the request/reply layer under it) between processes: results, typed
-//! errors, deadlines, version handshake, authorisation, hostile peers, dead peers.
+//! Typed RPC (and the request/reply layer under it) between processes, what the matrix
+//! (`rpc_matrix.rs`) does not cover: decode errors, handler panics, many outstanding calls
+//! answered out of order, version handshake, authorisation, oversize arguments, hostile
+//! peers, raw statuses, and the async client on a single-threaded runtime.
 mod util;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipcx::pattern::reqrep::{Client, Frame, Hello, Status};
 use ipcx::rpc::{CallContext, RpcClient, RpcError, Service};
@@ -32,10 +34,6 @@ fn child_role() {
         ("server", |args| {
             util::rpc::serve_until_killed(calc(), &args[0])
         }),
-        ("slow_caller", |args| {
-            let c = RpcClient::connect(&args[0], "calc", 1, LONG).unwrap();
-            let _ = c.call::<_, u64>("slow", &5000u64, LONG);
-        }),
         ("caller_as_nobody", |args| {
             let e = RpcClient::connect(&args[0], "calc", 1, LONG).unwrap_err();
             assert!(matches!(e, RpcError::Denied { .. }), "{e:?}");
@@ -44,15 +42,10 @@ fn child_role() {
 }
 
 #[test]
-fn typed_calls_and_typed_errors_across_processes() {
+fn decode_errors_and_handler_panics_across_processes() {
     let a = addr("calc");
     let mut server = util::spawn_role("server", &[&a]);
     let c = connect(&a);
-    assert_eq!(c.call::<_, i32>("add", &(1, 2), LONG).unwrap(), 3);
-    let e = c.call::<_, i32>("div", &(1, 0), LONG).unwrap_err();
-    util::rpc::assert_division_by_zero(&e);
-    let e = c.call::<_, i32>("nope", &(), LONG).unwrap_err();
-    assert!(matches!(e, RpcError::UnknownMethod { .. }), "{e:?}");
     util::rpc::assert_decode_errors(&c, "add");
     let e = c.call::<_, ()>("boom", &(), LONG).unwrap_err();
     assert!(
@@ -61,26 +54,7 @@ fn typed_calls_and_typed_errors_across_processes() {
     );
     // The server survived the panic.
     assert_eq!(c.call::<_, i32>("add", &(40, 2), LONG).unwrap(), 42);
-    let who: Option<(i32, u32)> = c.call("whoami", &(), LONG).unwrap();
-    assert_eq!(who.map(|w| w.0), Some(std::process::id() as i32));
     server.kill();
-}
-
-#[test]
-fn deadlines() {
-    let a = addr("deadline");
-    let _s = calc().serve(&a).unwrap();
-    let c = connect(&a);
-    let t = Instant::now();
-    let e = c
-        .call::<_, u64>("slow", &10_000u64, Duration::from_millis(100))
-        .unwrap_err();
-    let took = t.elapsed();
-    assert!(matches!(e, RpcError::Timeout { .. }), "{e:?}");
-    util::rpc::assert_took(took, Duration::from_millis(100));
-    // The connection is still good, and the late reply does not confuse the next call.
-    assert_eq!(c.call::<_, u64>("slow", &1u64, LONG).unwrap(), 1);
-    assert_eq!(c.call::<_, i32>("add", &(2, 2), LONG).unwrap(), 4);
 }
 
 #[test]
@@ -156,25 +130,6 @@ fn oversize_arguments_are_refused_before_sending() {
 }
 
 #[test]
-fn killed_server_fails_the_call_without_hanging() {
-    let a = addr("killed");
-    let mut server = util::spawn_role("server", &[&a]);
-    let c = connect(&a);
-    util::rpc::killed_server_fails_the_calls(&c, &mut server);
-}
-
-#[test]
-fn a_client_that_vanishes_mid_call_does_not_hurt_the_server() {
-    let a = addr("vanish");
-    let _s = calc().threads(2).serve(&a).unwrap();
-    let mut child = util::spawn_role("slow_caller", &[&a]);
-    std::thread::sleep(Duration::from_millis(200));
-    child.kill();
-    let c = connect(&a);
-    assert_eq!(c.call::<_, i32>("add", &(3, 4), LONG).unwrap(), 7);
-}
-
-#[test]
 fn hostile_clients_are_dropped_alone() {
     let a = addr("hostile");
     let s = calc().serve(&a).unwrap();
@@ -205,17 +160,6 @@ fn hostile_clients_are_dropped_alone() {
 }
 
 #[test]
-fn over_tcp() {
-    let s = calc().serve("tcp:127.0.0.1:0").unwrap();
-    let a = s.addr().to_string();
-    assert!(a.starts_with("tcp:127.0.0.1:"));
-    let c = RpcClient::connect(&a, "calc", 1, LONG).unwrap();
-    assert_eq!(c.call::<_, i32>("add", &(20, 22), LONG).unwrap(), 42);
-    let who: Option<(i32, u32)> = c.call("whoami", &(), LONG).unwrap();
-    assert_eq!(who, None, "no credentials over TCP");
-}
-
-#[test]
 fn raw_request_reply_statuses() {
     let a = addr("raw");
     let _s = calc().serve(&a).unwrap();
@@ -231,55 +175,20 @@ fn raw_request_reply_statuses() {
 
 #[cfg(feature = "tokio")]
 #[test]
-fn async_client() {
-    let a = addr("async");
+fn async_client_on_a_single_threaded_runtime() {
+    let a = addr("async-current-thread");
     let _s = calc().serve(&a).unwrap();
-    util::rpc::runtime().block_on(async {
-        let c = ipcx::rpc::AsyncRpcClient::connect(&a, "calc", 1, LONG)
-            .await
-            .unwrap();
-        util::rpc::concurrent_adds(&c, 16).await;
-        let e = c
-            .call::<_, u64>("slow", &10_000u64, Duration::from_millis(100))
-            .await
-            .unwrap_err();
-        assert!(matches!(e, RpcError::Timeout { .. }), "{e:?}");
-    });
-}
-
-#[test]
-fn native_async_client_over_a_unix_socket() {
-    let a = addr("async-native");
-    let mut server = util::spawn_role("server", &[&a]);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
         let c = util::rpc::connect_async(&a).await;
-        assert!(c.is_native());
-        assert_eq!(c.call::<_, i32>("add", &(2, 3), LONG).await.unwrap(), 5);
-        let e = c.call::<_, i32>("div", &(1, 0), LONG).await.unwrap_err();
-        util::rpc::assert_division_by_zero(&e);
-        let e = c.call::<_, i32>("nope", &(), LONG).await.unwrap_err();
-        assert!(matches!(e, RpcError::UnknownMethod { .. }), "{e:?}");
         // Concurrent calls on one connection, on a single-threaded runtime.
         util::rpc::concurrent_adds(&c, 32).await;
         // A call whose future is dropped leaves the connection usable.
         let slow = c.call::<_, u64>("slow", &300u64, LONG);
         let _ = tokio::time::timeout(Duration::from_millis(20), slow).await;
         assert_eq!(c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap(), 2);
-        let e = c
-            .call::<_, u64>("slow", &10_000u64, Duration::from_millis(100))
-            .await
-            .unwrap_err();
-        assert!(matches!(e, RpcError::Timeout { .. }), "{e:?}");
-        // A killed server fails the pending call and the next ones.
-        util::rpc::pending_call_fails_when_the_server_dies::<_, u64>(&c, "slow", 10_000u64, || {
-            server.kill()
-        })
-        .await;
-        let e = c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap_err();
-        assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
     });
 }

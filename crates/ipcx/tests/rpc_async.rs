@@ -1,11 +1,11 @@
-//! Async (tokio) RPC between processes: an async server called by sync and async clients, a
-//! sync server called by the native async client over TCP, concurrent calls on one
-//! connection answered out of order, deadlines seen by async handlers, calls past their
-//! deadline not started, handler panics, unknown methods, version mismatch, a client killed
-//! mid-call, graceful shutdown, and the shared-memory bridge; native async TLS both ways
-//! (sync client and async server, async client and sync server) with client certificates
-//! required and refused; the async client over shared memory (concurrent calls routed to
-//! their callers, a killed server seen as `PeerGone`).
+//! Async (tokio) RPC between processes, what is particular to the async server and client
+//! (the calls every server and client pair makes over every transport are in
+//! `rpc_matrix.rs`): async handlers beside sync ones, concurrent calls on one connection
+//! answered out of order, deadlines seen by async handlers, calls past their deadline not
+//! started, handler panics, version mismatch, a client killed mid-call cancelling its
+//! handler, graceful shutdown, and the shared-memory bridge; native async TLS both ways with
+//! client certificates required and refused; the async client over shared memory with more
+//! requests than the ring holds; a result too large for a client.
 #![cfg(feature = "tokio")]
 mod util;
 
@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ipcx::rpc::{AsyncRpcClient, AsyncService, CallContext, RpcClient, RpcError, Service};
+use ipcx::rpc::{AsyncRpcClient, AsyncService, CallContext, RpcClient, RpcError};
 use util::rpc::{LONG, connect, connect_async, runtime, unix_addr};
 
 async fn explode(_: ()) -> Result<(), String> {
@@ -92,15 +92,6 @@ fn calc() -> AsyncService {
         })
 }
 
-/// The same arithmetic, served by the thread-based server.
-fn sync_calc() -> Service {
-    util::rpc::calc_add()
-        .method_ctx("slow", |ctx: &CallContext, ms: u64| {
-            util::rpc::slow(ctx, ms, CallContext::expired, "gave up")
-        })
-        .method("echo_after", util::rpc::echo_after)
-}
-
 /// Writes the served address where the parent reads it (whole, through a rename).
 fn publish(path: &str, addr: &str) {
     let tmp = format!("{path}.tmp");
@@ -143,11 +134,6 @@ fn child_role() {
                 publish(&args[1], &s.addr().to_string());
                 tokio::time::sleep(Duration::from_secs(60)).await;
             });
-        }),
-        ("sync_server", |args| {
-            let s = sync_calc().serve(&args[0]).unwrap();
-            publish(&args[1], &s.addr().to_string());
-            std::thread::sleep(Duration::from_secs(60));
         }),
         ("hold_caller", |args| {
             let c = RpcClient::connect(&args[0], "calc", 1, LONG).unwrap();
@@ -261,14 +247,11 @@ fn async_server_answers_a_sync_client() {
     let dir = util::TempDir::new("rpca-sync-client");
     let (mut server, a) = spawn_async_server(&unix_addr("rpca"), &dir, &[]);
     let c = connect(&a);
-    assert_eq!(c.call::<_, i32>("add", &(1, 2), LONG).unwrap(), 3);
     assert_eq!(c.call::<_, i32>("add_async", &(20, 22), LONG).unwrap(), 42);
     let e = c.call::<_, i32>("div", &(1, 0), LONG).unwrap_err();
     util::rpc::assert_division_by_zero(&e);
     assert_eq!(c.call::<_, i32>("div", &(9, 3), LONG).unwrap(), 3);
     util::rpc::assert_decode_errors(&c, "add_async");
-    let who: Option<(i32, u32)> = c.call("whoami", &(), LONG).unwrap();
-    assert_eq!(who.map(|w| w.0), Some(std::process::id() as i32));
     // The handler sees the caller's deadline.
     let left: Option<u64> = c.call("deadline", &(), Duration::from_secs(3)).unwrap();
     assert!(left.is_some_and(|ms| ms > 0 && ms <= 3000), "{left:?}");
@@ -299,78 +282,6 @@ fn handler_panics_are_answered_and_the_server_goes_on() {
         assert_eq!(c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap(), 2);
     });
     server.kill();
-}
-
-#[test]
-fn unknown_methods_are_typed_errors() {
-    let dir = util::TempDir::new("rpca-unknown");
-    let (mut server, a) = spawn_async_server(&unix_addr("rpca-unknown"), &dir, &[]);
-    let c = connect(&a);
-    let e = c.call::<_, i32>("nope", &(), LONG).unwrap_err();
-    assert!(
-        matches!(&e, RpcError::UnknownMethod { service, method } if service == "calc" && method == "nope"),
-        "{e:?}"
-    );
-    runtime().block_on(async {
-        let c = connect_async(&a).await;
-        let e = c.call::<_, i32>("nope", &(), LONG).await.unwrap_err();
-        assert!(matches!(e, RpcError::UnknownMethod { .. }), "{e:?}");
-    });
-    assert_eq!(c.call::<_, i32>("add", &(1, 2), LONG).unwrap(), 3);
-    server.kill();
-}
-
-#[test]
-fn async_server_over_tcp_with_the_native_async_client() {
-    let dir = util::TempDir::new("rpca-tcp");
-    let (mut server, a) = spawn_async_server("tcp:127.0.0.1:0", &dir, &[]);
-    assert!(a.starts_with("tcp:127.0.0.1:"), "{a}");
-    let c = connect(&a);
-    assert_eq!(c.call::<_, i32>("add_async", &(2, 3), LONG).unwrap(), 5);
-    let who: Option<(i32, u32)> = c.call("whoami", &(), LONG).unwrap();
-    assert_eq!(who, None, "no credentials over TCP");
-    runtime().block_on(async {
-        let c = connect_async(&a).await;
-        assert!(c.is_native());
-        assert_eq!(c.call::<_, i32>("add", &(20, 22), LONG).await.unwrap(), 42);
-        assert_eq!(
-            c.call::<_, i32>("add_async", &(2, 2), LONG).await.unwrap(),
-            4
-        );
-        let e = c.call::<_, i32>("div", &(1, 0), LONG).await.unwrap_err();
-        assert!(matches!(e, RpcError::Remote { .. }), "{e:?}");
-    });
-    server.kill();
-}
-
-#[test]
-fn sync_server_and_native_async_client_over_tcp() {
-    let dir = util::TempDir::new("rpca-sync-server");
-    let file = dir.join("addr");
-    let mut server = util::spawn_role("sync_server", &["tcp:127.0.0.1:0", file.to_str().unwrap()]);
-    let a = published(&file);
-    runtime().block_on(async {
-        let c = connect_async(&a).await;
-        assert!(c.is_native());
-        assert_eq!(c.call::<_, i32>("add", &(2, 3), LONG).await.unwrap(), 5);
-        util::rpc::concurrent_adds(&c, 32).await;
-        let t = Instant::now();
-        let e = c
-            .call::<_, u64>("slow", &10_000u64, Duration::from_millis(100))
-            .await
-            .unwrap_err();
-        assert!(matches!(e, RpcError::Timeout { .. }), "{e:?}");
-        util::rpc::assert_took(t.elapsed(), Duration::from_millis(100));
-        let e = c.call::<_, i32>("nope", &(), LONG).await.unwrap_err();
-        assert!(matches!(e, RpcError::UnknownMethod { .. }), "{e:?}");
-        // A killed server fails the pending call and the next ones.
-        util::rpc::pending_call_fails_when_the_server_dies::<_, u64>(&c, "slow", 10_000u64, || {
-            server.kill()
-        })
-        .await;
-        let e = c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap_err();
-        assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
-    });
 }
 
 #[test]
@@ -569,35 +480,6 @@ fn async_client_over_shared_memory_routes_concurrent_calls() {
         assert_eq!(c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap(), 2);
     });
     server.kill();
-    assert_no_rings_left(&name);
-}
-
-#[test]
-fn async_shm_client_sees_a_killed_sync_server_as_peer_gone() {
-    let name = util::posix_name("rpca-shm-killed");
-    let dir = util::TempDir::new("rpca-shm-killed");
-    let file = dir.join("addr");
-    let mut server = util::spawn_role(
-        "sync_server",
-        &[&format!("shm:{name}"), file.to_str().unwrap()],
-    );
-    let a = published(&file);
-    runtime().block_on(async {
-        let c = connect_async(&a).await;
-        // Concurrent calls to the thread-based server, each answered to its caller.
-        util::rpc::concurrent_adds(&c, 32).await;
-        let took = util::rpc::pending_call_fails_when_the_server_dies::<_, u64>(
-            &c,
-            "slow",
-            10_000u64,
-            || server.kill(),
-        )
-        .await;
-        assert!(took < Duration::from_secs(5), "{took:?}");
-        assert!(c.is_dead());
-        let e = c.call::<_, i32>("add", &(1, 1), LONG).await.unwrap_err();
-        assert!(matches!(e, RpcError::PeerGone { .. }), "{e:?}");
-    });
     assert_no_rings_left(&name);
 }
 
@@ -915,4 +797,26 @@ fn native_tls_server_requires_client_certificates() {
     // The server went on through all of it.
     assert_eq!(c.call::<_, i32>("add", &(1, 2), LONG).unwrap(), 3);
     server.kill();
+}
+
+#[test]
+fn a_result_larger_than_a_client_takes_is_an_application_error() {
+    let rt = runtime();
+    let s = rt
+        .block_on(
+            AsyncService::new("calc", 1)
+                .method("huge", |_: ()| Ok::<_, String>(vec![7u8; 17 << 20]))
+                .method("add", util::rpc::add)
+                .serve_async(&unix_addr("rpca-huge")),
+        )
+        .unwrap();
+    let c = connect(&s.addr().to_string());
+    let e = c.call::<_, Vec<u8>>("huge", &(), LONG).unwrap_err();
+    assert!(
+        matches!(&e, RpcError::Remote { message, .. } if message.contains("larger than a client accepts")),
+        "{e:?}"
+    );
+    // The connection goes on.
+    assert_eq!(c.call::<_, i32>("add", &(1, 2), LONG).unwrap(), 3);
+    drop(s);
 }

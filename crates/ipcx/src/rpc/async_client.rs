@@ -1,0 +1,123 @@
+//! The typed async (tokio) client ([`AsyncRpcClient`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::codec::Args;
+use super::error::RpcError;
+use super::error::{connect_error, reply_result};
+use crate::pattern::reqrep::async_client::{AsyncClient, Dial};
+
+/// An async RPC client (tokio): many calls can be outstanding at once on one connection, each
+/// reply reaching its own caller; no call ties up a thread of tokio's blocking pool.
+///
+/// * **Unix sockets** (`unix:PATH`, `unix:@NAME`), **TCP** (`tcp:HOST:PORT`) and **TLS**
+///   ([`AsyncRpcClient::connect_tls`], feature `tls`): the connection is a tokio stream
+///   (tokio-rustls for TLS); a reader task routes each reply to its call and a writer task
+///   sends whole requests, so dropping a call's future never leaves half a request on the
+///   connection.
+/// * **Shared memory** (`shm:/NAME`): a ring cannot be polled by tokio, so each connection has
+///   a reader thread of its own: it sleeps on the reply ring and completes each call's future
+///   as its reply arrives (one hand-off per call, from that thread to the task). Requests are
+///   copied into the request ring by the calling task itself when the ring has room (nothing
+///   waits); only when it is full does a request go to the connection's writer thread, which
+///   waits for room until the call's deadline. Cost: two threads per connection (the writer
+///   idle unless the ring fills), and connecting runs once on the blocking pool (the ring
+///   handshake blocks briefly). A server that dies is noticed by the reader thread within
+///   the ring's liveness tick (about 20 ms): pending and later calls fail with
+///   [`RpcError::PeerGone`].
+#[derive(Debug, Clone)]
+pub struct AsyncRpcClient {
+    conn: Arc<AsyncClient>,
+    service: Arc<str>,
+}
+
+impl AsyncRpcClient {
+    /// Connects to `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`, `shm:/NAME`) as a
+    /// client of `service` version `version`, giving up after `timeout`.
+    pub async fn connect(
+        addr: &str,
+        service: &str,
+        version: u32,
+        timeout: Duration,
+    ) -> Result<AsyncRpcClient, RpcError> {
+        let conn = AsyncClient::connect(addr, Dial::Plain, service, version, timeout)
+            .await
+            .map_err(|e| connect_error(e, version))?;
+        Ok(AsyncRpcClient {
+            conn,
+            service: service.into(),
+        })
+    }
+
+    /// Connects to `addr` (`tcp:HOST:PORT`) over TLS, natively on tokio (feature `tls`): the
+    /// same checks as [`RpcClient::connect_tls`] with the same configuration (the server's
+    /// certificate must be valid for `server_name` and signed by a root of `config`; `config`
+    /// may carry a client certificate). An untrusted server, or a server that wants a client
+    /// certificate this client lacks or does not trust, is [`RpcError::Tls`]. Calls both the
+    /// async TLS server ([`AsyncService::serve_tls_async`]) and the thread-based one
+    /// ([`Service::serve_tls`]).
+    ///
+    /// [`RpcClient::connect_tls`]: super::RpcClient::connect_tls
+    /// [`AsyncService::serve_tls_async`]: super::AsyncService::serve_tls_async
+    /// [`Service::serve_tls`]: super::Service::serve_tls
+    #[cfg(feature = "tls")]
+    pub async fn connect_tls(
+        addr: &str,
+        server_name: &str,
+        config: Arc<rustls::ClientConfig>,
+        service: &str,
+        version: u32,
+        timeout: Duration,
+    ) -> Result<AsyncRpcClient, RpcError> {
+        let dial = Dial::Tls {
+            server_name: server_name.to_owned(),
+            config,
+        };
+        let conn = AsyncClient::connect(addr, dial, service, version, timeout)
+            .await
+            .map_err(|e| connect_error(e, version))?;
+        Ok(AsyncRpcClient {
+            conn,
+            service: service.into(),
+        })
+    }
+
+    /// Calls `method` with `args`, waiting at most `timeout`.
+    pub async fn call<A, R>(&self, method: &str, args: &A, timeout: Duration) -> Result<R, RpcError>
+    where
+        A: Serialize,
+        R: DeserializeOwned + Send + 'static,
+    {
+        let args = Args::encode(method, args)?;
+        let bytes = args.bytes();
+        let conn = &self.conn;
+        let reply = conn
+            .request(method, bytes, timeout)
+            .await
+            .map_err(|e| RpcError::from_transport(method, e))?;
+        let max = conn.max_payload_len(method);
+        reply_result(
+            method,
+            &self.service,
+            reply.status,
+            &reply.payload,
+            bytes.len(),
+            max,
+        )
+    }
+
+    /// Whether calls avoid tokio's blocking pool. True over every transport (it was false
+    /// over shared memory, before that client got its own reader thread).
+    pub fn is_native(&self) -> bool {
+        true
+    }
+
+    /// Whether the connection has ended (the server closed it, died, or sent garbage).
+    pub fn is_dead(&self) -> bool {
+        self.conn.is_dead()
+    }
+}

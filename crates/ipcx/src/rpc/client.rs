@@ -1,0 +1,125 @@
+//! The typed thread-based client ([`RpcClient`]).
+
+#[cfg(feature = "tls")]
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::codec::Args;
+use super::error::RpcError;
+use super::error::{connect_error, reply_result};
+use crate::pattern;
+use crate::pattern::reqrep::{Client, ConnectError, Status};
+use crate::wait::Wait;
+
+/// A typed RPC client, cheap to clone and usable from many threads at once (calls are
+/// multiplexed on one connection).
+#[derive(Debug, Clone)]
+pub struct RpcClient {
+    inner: Client,
+    service: String,
+}
+
+impl RpcClient {
+    /// Connects to `addr` as a client of `service` version `version`.
+    pub fn connect(
+        addr: &str,
+        service: &str,
+        version: u32,
+        timeout: Duration,
+    ) -> Result<RpcClient, RpcError> {
+        let r = Client::connect(addr, service, version, timeout);
+        Self::finish_connect(r, service, version)
+    }
+
+    /// Connects to `addr` (`tcp:HOST:PORT`) over TLS: the server's certificate must be valid
+    /// for `server_name` and signed by a root of `config` (see
+    /// [`crate::channel::transport::tls::client_config`], which also sets a client certificate). An
+    /// untrusted server, or a server that wants a client certificate this client lacks, is
+    /// [`RpcError::Tls`].
+    #[cfg(feature = "tls")]
+    pub fn connect_tls(
+        addr: &str,
+        server_name: &str,
+        config: Arc<rustls::ClientConfig>,
+        service: &str,
+        version: u32,
+        timeout: Duration,
+    ) -> Result<RpcClient, RpcError> {
+        let link = crate::channel::transport::tls::connect(addr, server_name, config, timeout)
+            .map_err(|e| RpcError::from_transport("(connect)", e))?;
+        let hello = crate::pattern::reqrep::Hello {
+            protocol: crate::pattern::reqrep::PROTOCOL_VERSION,
+            service: service.to_owned(),
+            version,
+        };
+        let r = Client::connect_link(link, addr, &hello, timeout);
+        Self::finish_connect(r, service, version)
+    }
+
+    fn finish_connect(
+        r: Result<Client, ConnectError>,
+        service: &str,
+        version: u32,
+    ) -> Result<RpcClient, RpcError> {
+        let inner = r.map_err(|e| connect_error(e, version))?;
+        Ok(RpcClient {
+            inner,
+            service: service.to_owned(),
+        })
+    }
+
+    /// Calls `method` with `args`, waiting at most `timeout` for the result.
+    pub fn call<A: Serialize, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        args: &A,
+        timeout: Duration,
+    ) -> Result<R, RpcError> {
+        self.call_inner(method, args, |c, a, f| {
+            c.request_with(method, a, timeout, f)
+        })
+    }
+
+    /// Calls `method`, waiting as `wait` allows ([`Wait::Forever`]: no deadline).
+    pub fn call_wait<A: Serialize, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        args: &A,
+        wait: Wait,
+    ) -> Result<R, RpcError> {
+        self.call_inner(method, args, |c, a, f| {
+            c.request_wait_with(method, a, wait, f)
+        })
+    }
+
+    /// Encodes the arguments (on the stack when they are small), sends them with `send` and
+    /// decodes the reply where the connection lends it.
+    fn call_inner<A: Serialize, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        args: &A,
+        send: impl FnOnce(
+            &Client,
+            &[u8],
+            &mut dyn FnMut(Status, &[u8]) -> Result<R, RpcError>,
+        ) -> Result<Result<R, RpcError>, pattern::Error>,
+    ) -> Result<R, RpcError> {
+        let args = Args::encode(method, args)?;
+        let bytes = args.bytes();
+        let max = self.inner.max_payload_len(method);
+        let len = bytes.len();
+        let service = &self.service;
+        send(&self.inner, bytes, &mut |status, payload| {
+            reply_result(method, service, status, payload, len, max)
+        })
+        .map_err(|e| RpcError::from_transport(method, e))?
+    }
+
+    /// The raw request/reply client underneath.
+    pub fn raw(&self) -> &Client {
+        &self.inner
+    }
+}
