@@ -274,7 +274,6 @@ impl FifoOptions {
                     .map_err(|e| FifoError::from_io("setting the mode of", path, e))?;
                 Ok(Fifo {
                     path: path.to_path_buf(),
-                    created: true,
                     remove_on_drop: true,
                     id: (info.dev, info.ino),
                     registration: Some(crate::registry::Registration::new(format!(
@@ -309,7 +308,6 @@ impl FifoOptions {
                 }
                 Ok(Fifo {
                     path: path.to_path_buf(),
-                    created: false,
                     remove_on_drop: false,
                     id: (info.dev, info.ino),
                     registration: None,
@@ -326,7 +324,6 @@ impl FifoOptions {
 #[derive(Debug)]
 pub struct Fifo {
     path: PathBuf,
-    created: bool,
     remove_on_drop: bool,
     id: (u64, u64),
     registration: Option<crate::registry::Registration>,
@@ -360,11 +357,6 @@ impl Fifo {
         &self.path
     }
 
-    /// Whether this handle created the FIFO (rather than finding it).
-    pub fn created(&self) -> bool {
-        self.created
-    }
-
     /// Keeps the FIFO when this handle is dropped.
     pub fn persist(mut self) -> Fifo {
         self.remove_on_drop = false;
@@ -374,8 +366,9 @@ impl Fifo {
         self
     }
 
-    /// Whether the FIFO will be removed on drop.
-    pub fn removes_on_drop(&self) -> bool {
+    /// Whether this handle owns the FIFO: it created it and removes it on drop (false for a
+    /// FIFO it found, and after [`persist`](Self::persist)).
+    pub fn is_owner(&self) -> bool {
         self.remove_on_drop
     }
 
