@@ -2,7 +2,7 @@
 
 use std::io;
 
-use crate::framing::FrameError;
+use crate::framing::{FrameError, StreamError};
 
 /// Why a socket operation failed. Each message says what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -206,6 +206,18 @@ impl From<FrameError> for SocketError {
         match e {
             FrameError::Io(source) => SocketError::io("stream I/O", source),
             other => SocketError::Frame(other),
+        }
+    }
+}
+
+impl From<StreamError> for SocketError {
+    fn from(e: StreamError) -> SocketError {
+        match e {
+            StreamError::WouldBlock => SocketError::WouldBlock,
+            StreamError::Timeout => SocketError::Timeout,
+            StreamError::PeerGone { what } => SocketError::PeerGone { what },
+            StreamError::Frame(e) => SocketError::from(e),
+            StreamError::Io { context, source } => SocketError::io(context, source),
         }
     }
 }

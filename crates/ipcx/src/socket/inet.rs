@@ -17,8 +17,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::error::SocketError;
-use super::unix::{recv_stream_frame, send_stream_frame};
-use crate::framing::{self, DEFAULT_MAX_FRAME_LEN, FrameDecoder};
+use crate::framing::{FramedStream, framed_methods};
 use crate::sys::poll::{WaitError, retry_ready};
 use crate::sys::socket as sys;
 use crate::wait::Wait;
@@ -140,9 +139,10 @@ impl From<TcpListener> for OwnedFd {
 /// A TCP connection with `TCP_NODELAY`: frames or raw bytes.
 #[derive(Debug)]
 pub struct TcpStream {
-    inner: std::net::TcpStream,
-    decoder: FrameDecoder,
+    framed: FramedStream<std::net::TcpStream, SocketError>,
 }
+
+framed_methods!(TcpStream, framed, SocketError);
 
 impl TcpStream {
     /// Connects to the first address that accepts, blocking.
@@ -192,73 +192,33 @@ impl TcpStream {
         s.set_nodelay(true)
             .map_err(|e| SocketError::io("setsockopt(TCP_NODELAY)", e))?;
         Ok(TcpStream {
-            inner: s,
-            decoder: FrameDecoder::new(DEFAULT_MAX_FRAME_LEN),
+            framed: FramedStream::new(s),
         })
     }
 
     /// The peer's address.
     pub fn peer_addr(&self) -> Result<SocketAddr, SocketError> {
-        self.inner
+        self.framed
+            .get_ref()
             .peer_addr()
             .map_err(|e| SocketError::io("getpeername", e))
     }
 
-    /// Sets the longest frame sent or accepted (default 16 MiB).
-    pub fn set_max_frame_len(&mut self, max: usize) {
-        self.decoder.set_max_frame_len(max);
-    }
-
-    /// Sends one frame, blocking.
-    pub fn send_frame(&mut self, msg: &[u8]) -> Result<(), SocketError> {
-        self.send_frame_wait(msg, Wait::Forever)
-    }
-
-    /// Sends one frame, giving up after `timeout` (see
-    /// [`UnixStream::send_frame_wait`](super::UnixStream::send_frame_wait) for partial frames).
-    pub fn send_frame_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), SocketError> {
-        self.send_frame_wait(msg, Wait::timeout(timeout))
-    }
-
-    /// Sends one frame, waiting as `wait` allows.
-    pub fn send_frame_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), SocketError> {
-        let frame = framing::encode_frame(msg, self.decoder.max_frame_len())?;
-        send_stream_frame(self.inner.as_fd(), frame, wait)
-    }
-
-    /// Receives one frame, blocking: `None` at a clean end of stream.
-    pub fn recv_frame(&mut self) -> Result<Option<Vec<u8>>, SocketError> {
-        self.recv_frame_wait(Wait::Forever)
-    }
-
-    /// Receives one frame, giving up after `timeout`.
-    pub fn recv_frame_timeout(
-        &mut self,
-        timeout: Duration,
-    ) -> Result<Option<Vec<u8>>, SocketError> {
-        self.recv_frame_wait(Wait::timeout(timeout))
-    }
-
-    /// Receives one frame, waiting as `wait` allows.
-    pub fn recv_frame_wait(&mut self, wait: Wait) -> Result<Option<Vec<u8>>, SocketError> {
-        recv_stream_frame(self.inner.as_fd(), &mut self.decoder, wait)
-    }
-
     /// The std stream.
     pub fn into_std(self) -> std::net::TcpStream {
-        self.inner
+        self.framed.into_inner()
     }
 }
 
 impl Read for TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf)
+        self.framed.get_mut().read(buf)
     }
 }
 
 impl Write for TcpStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        sys::send_bytes(self.inner.as_fd(), buf, false)
+        sys::send_bytes(self.as_fd(), buf, false)
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -267,24 +227,23 @@ impl Write for TcpStream {
 
 impl AsFd for TcpStream {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.as_fd()
+        self.framed.get_ref().as_fd()
     }
 }
 impl AsRawFd for TcpStream {
     fn as_raw_fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
+        self.framed.get_ref().as_raw_fd()
     }
 }
 impl From<TcpStream> for OwnedFd {
     fn from(s: TcpStream) -> OwnedFd {
-        s.inner.into()
+        s.framed.into_inner().into()
     }
 }
 impl From<OwnedFd> for TcpStream {
     fn from(fd: OwnedFd) -> TcpStream {
         TcpStream {
-            inner: std::net::TcpStream::from(fd),
-            decoder: FrameDecoder::new(DEFAULT_MAX_FRAME_LEN),
+            framed: FramedStream::new(std::net::TcpStream::from(fd)),
         }
     }
 }

@@ -29,13 +29,11 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use ::tokio::io::unix::AsyncFd;
-use ::tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{
     Credentials, ReceivedMessage, SocketError, UnixAddr, UnixDatagram, UnixListener, UnixSeqpacket,
     UnixSeqpacketListener, UnixStream,
 };
-use crate::framing::{self, DEFAULT_MAX_FRAME_LEN, FrameDecoder};
 use crate::wait::Wait;
 
 /// Runs a non-blocking operation whenever `fd` is ready, until it does not say WouldBlock.
@@ -148,70 +146,9 @@ pub async fn connect_tcp(addr: impl ToSocketAddrs) -> Result<::tokio::net::TcpSt
     }))
 }
 
-/// Framed messages over any tokio byte stream (Unix stream, TCP, pipe): the same 4-byte
-/// big-endian length prefix as [`crate::framing`], so sync and async peers interoperate.
-#[derive(Debug)]
-pub struct AsyncFramed<S> {
-    io: S,
-    decoder: FrameDecoder,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncFramed<S> {
-    /// Frames `io` with the default maximum frame length (16 MiB).
-    pub fn new(io: S) -> AsyncFramed<S> {
-        Self::with_max_frame_len(io, DEFAULT_MAX_FRAME_LEN)
-    }
-
-    /// Frames `io`, refusing frames above `max` bytes.
-    pub fn with_max_frame_len(io: S, max: usize) -> AsyncFramed<S> {
-        AsyncFramed {
-            io,
-            decoder: FrameDecoder::new(max),
-        }
-    }
-
-    /// Sends one frame.
-    pub async fn send_frame(&mut self, msg: &[u8]) -> Result<(), SocketError> {
-        let frame = framing::encode_frame(msg, self.decoder.max_frame_len())?;
-        self.io
-            .write_all(&frame)
-            .await
-            .map_err(|e| SocketError::io("sending", e))
-    }
-
-    /// Receives one frame: `None` at a clean end of stream; a stream ending inside a frame is
-    /// [`SocketError::Frame`].
-    pub async fn recv_frame(&mut self) -> Result<Option<Vec<u8>>, SocketError> {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            if let Some(f) = self.decoder.next_frame()? {
-                return Ok(Some(f));
-            }
-            match self.io.read(&mut buf).await {
-                Ok(0) => {
-                    self.decoder.finish()?;
-                    return Ok(None);
-                }
-                Ok(n) => self.decoder.extend(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-                    self.decoder.finish()?;
-                    return Ok(None);
-                }
-                Err(e) => return Err(SocketError::io("receiving", e)),
-            }
-        }
-    }
-
-    /// The stream underneath.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.io
-    }
-
-    /// Unwraps the stream (bytes already buffered by the decoder are lost).
-    pub fn into_inner(self) -> S {
-        self.io
-    }
-}
+/// Framed messages over any tokio byte stream (Unix stream, TCP, pipe), with the socket
+/// errors: [`crate::framing::AsyncFramed`] returning [`SocketError`].
+pub type AsyncFramed<S> = crate::framing::AsyncFramed<S, SocketError>;
 
 /// A listening seqpacket socket for tokio.
 #[derive(Debug)]

@@ -50,8 +50,8 @@ use super::UnixAddr;
 use super::cred::Credentials;
 use super::error::SocketError;
 use super::fdpass::{MAX_FDS, ReceivedFds};
-use crate::framing::{self, DEFAULT_MAX_FRAME_LEN, FrameDecoder};
-use crate::sys::poll::{WaitError, poll_until, retry_ready};
+use crate::framing::{FramedStream, framed_methods};
+use crate::sys::poll::{WaitError, retry_ready};
 use crate::sys::socket::{self as sys, FileId, PathKind, RawUnixAddr, UnixType};
 use crate::trust::Trust;
 use crate::wait::Wait;
@@ -453,25 +453,39 @@ impl UnixListener {
 }
 
 /// A connected Unix stream socket: raw bytes through [`Read`]/[`Write`], messages through
-/// [`send_frame`](Self::send_frame)/[`recv_frame`](Self::recv_frame) (ipcx framing), file
-/// descriptors through [`send_with_fds`](Self::send_with_fds).
+/// [`send_frame`](Self::send_frame)/[`recv_frame`](Self::recv_frame) (ipcx framing, through a
+/// [`FramedStream`]), file descriptors through [`send_with_fds`](Self::send_with_fds).
 ///
 /// Do not mix framed receives and raw reads on one stream: frame receives buffer bytes that a
 /// later `read` would not see.
 #[derive(Debug)]
 pub struct UnixStream {
-    fd: OwnedFd,
-    decoder: FrameDecoder,
+    framed: FramedStream<OwnedFd, SocketError>,
 }
 
-fd_traits!(UnixStream);
+framed_methods!(UnixStream, framed, SocketError);
 
 impl From<OwnedFd> for UnixStream {
     fn from(fd: OwnedFd) -> UnixStream {
         UnixStream {
-            fd,
-            decoder: FrameDecoder::new(DEFAULT_MAX_FRAME_LEN),
+            framed: FramedStream::new(fd),
         }
+    }
+}
+
+impl AsFd for UnixStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.framed.get_ref().as_fd()
+    }
+}
+impl AsRawFd for UnixStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.framed.get_ref().as_raw_fd()
+    }
+}
+impl From<UnixStream> for OwnedFd {
+    fn from(s: UnixStream) -> OwnedFd {
+        s.framed.into_inner()
     }
 }
 
@@ -496,64 +510,7 @@ impl UnixStream {
     /// The peer's credentials, captured by the kernel at connect time (`SO_PEERCRED`).
     #[doc(alias = "SO_PEERCRED")]
     pub fn peer_credentials(&self) -> Result<Credentials, SocketError> {
-        peer_credentials(self.fd.as_fd())
-    }
-
-    /// Sets the longest frame [`recv_frame`](Self::recv_frame) accepts and
-    /// [`send_frame`](Self::send_frame) sends (default 16 MiB).
-    pub fn set_max_frame_len(&mut self, max: usize) {
-        self.decoder.set_max_frame_len(max);
-    }
-
-    /// Sends one framed message, blocking.
-    pub fn send_frame(&mut self, msg: &[u8]) -> Result<(), SocketError> {
-        self.send_frame_wait(msg, Wait::Forever)
-    }
-
-    /// Sends one framed message without blocking.
-    pub fn try_send_frame(&mut self, msg: &[u8]) -> Result<(), SocketError> {
-        self.send_frame_wait(msg, Wait::NoWait)
-    }
-
-    /// Sends one framed message, giving up after `timeout`.
-    pub fn send_frame_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), SocketError> {
-        self.send_frame_wait(msg, Wait::timeout(timeout))
-    }
-
-    /// Sends one framed message, waiting as `wait` allows.
-    ///
-    /// Either the whole frame is accepted or none of it: if the deadline passes after part of
-    /// a frame went out, the rest is kept and sent first by the next send (or
-    /// [`flush`](Write::flush)), and this call returns `Ok` (the frame is committed). A call
-    /// that could not start its frame returns [`SocketError::WouldBlock`] or
-    /// [`SocketError::Timeout`] and nothing of it was sent.
-    pub fn send_frame_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), SocketError> {
-        let frame = framing::encode_frame(msg, self.decoder.max_frame_len())?;
-        send_stream_frame(self.fd.as_fd(), frame, wait)
-    }
-
-    /// Receives one framed message, blocking: `None` when the peer closed cleanly between
-    /// frames; a stream ending inside a frame is [`SocketError::Frame`] (truncated).
-    pub fn recv_frame(&mut self) -> Result<Option<Vec<u8>>, SocketError> {
-        self.recv_frame_wait(Wait::Forever)
-    }
-
-    /// Receives a framed message if a whole one has arrived.
-    pub fn try_recv_frame(&mut self) -> Result<Option<Vec<u8>>, SocketError> {
-        self.recv_frame_wait(Wait::NoWait)
-    }
-
-    /// Receives a framed message, giving up after `timeout`.
-    pub fn recv_frame_timeout(
-        &mut self,
-        timeout: Duration,
-    ) -> Result<Option<Vec<u8>>, SocketError> {
-        self.recv_frame_wait(Wait::timeout(timeout))
-    }
-
-    /// Receives a framed message, waiting as `wait` allows.
-    pub fn recv_frame_wait(&mut self, wait: Wait) -> Result<Option<Vec<u8>>, SocketError> {
-        recv_stream_frame(self.fd.as_fd(), &mut self.decoder, wait)
+        peer_credentials(self.as_fd())
     }
 
     /// Sends `data` with file descriptors attached (`SCM_RIGHTS`); see [`super::fdpass`].
@@ -564,7 +521,7 @@ impl UnixStream {
         data: &[u8],
         fds: &[BorrowedFd<'_>],
     ) -> Result<usize, SocketError> {
-        super::fdpass::send_fds_wait(self.fd.as_fd(), data, fds, Wait::Forever)
+        super::fdpass::send_fds_wait(self.as_fd(), data, fds, Wait::Forever)
     }
 
     /// Receives bytes and the file descriptors attached to them (at most `max_fds`; more is
@@ -574,24 +531,24 @@ impl UnixStream {
         buf: &mut [u8],
         max_fds: usize,
     ) -> Result<ReceivedFds, SocketError> {
-        super::fdpass::recv_fds_wait(self.fd.as_fd(), buf, max_fds, Wait::Forever)
+        super::fdpass::recv_fds_wait(self.as_fd(), buf, max_fds, Wait::Forever)
     }
 
     /// Shuts the write side down: the peer reads end of stream.
     pub fn shutdown_write(&mut self) -> Result<(), SocketError> {
-        sys::shutdown_write(self.fd.as_fd()).map_err(|e| SocketError::io("shutdown(2)", e))
+        sys::shutdown_write(self.as_fd()).map_err(|e| SocketError::io("shutdown(2)", e))
     }
 }
 
 impl Read for UnixStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        sys::recv_bytes(self.fd.as_fd(), buf, false)
+        sys::recv_bytes(self.as_fd(), buf, false)
     }
 }
 
 impl Write for UnixStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        sys::send_bytes(self.fd.as_fd(), buf, false)
+        sys::send_bytes(self.as_fd(), buf, false)
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -602,6 +559,16 @@ pub(crate) fn peer_credentials(fd: BorrowedFd<'_>) -> Result<Credentials, Socket
     sys::peer_cred(fd)
         .map(Credentials::from)
         .map_err(|e| SocketError::io("getsockopt(SO_PEERCRED)", e))
+}
+
+/// Sends an encoded frame on a byte stream (the rules of [`FramedStream`]), for the channel
+/// layer's stream senders.
+pub(crate) fn send_stream_frame(
+    fd: BorrowedFd<'_>,
+    frame: Vec<u8>,
+    wait: Wait,
+) -> Result<(), SocketError> {
+    Ok(crate::framing::send_all(fd, &frame, wait)?)
 }
 
 fn map_send_wait(e: WaitError) -> SocketError {
@@ -617,80 +584,6 @@ fn map_send_wait(e: WaitError) -> SocketError {
             }
         }
         other => map_wait(other, || "sending".into()),
-    }
-}
-
-/// Sends a frame on a byte stream (see [`UnixStream::send_frame_wait`] for the all-or-nothing
-/// rule).
-pub(crate) fn send_stream_frame(
-    fd: BorrowedFd<'_>,
-    frame: Vec<u8>,
-    wait: Wait,
-) -> Result<(), SocketError> {
-    let mut sent = 0;
-    while sent < frame.len() {
-        match retry_ready(
-            fd,
-            false,
-            // A started frame is finished (see `wait::FRAME_STALL_LIMIT`).
-            if sent == 0 {
-                wait
-            } else {
-                wait.for_frame_remainder()
-            },
-            || sys::send_bytes(fd, &frame[sent..], true),
-        ) {
-            Ok(n) => sent += n,
-            Err(WaitError::WouldBlock | WaitError::Timeout) if sent > 0 => {
-                // The reader stopped reading in the middle of a frame: the stream is torn.
-                // Close our side so that the reader sees a truncated frame, not garbage.
-                let _ = sys::shutdown_write(fd);
-                return Err(SocketError::PeerGone {
-                    what: format!(
-                        "the peer stopped reading in the middle of a {}-byte frame ({} bytes sent) for {:?}; the connection is closed",
-                        frame.len(),
-                        sent,
-                        crate::wait::FRAME_STALL_LIMIT
-                    ),
-                });
-            }
-            Err(e) => return Err(map_send_wait(e)),
-        }
-    }
-    Ok(())
-}
-
-/// Receives one frame from a byte stream through `decoder`.
-pub(crate) fn recv_stream_frame(
-    fd: BorrowedFd<'_>,
-    decoder: &mut FrameDecoder,
-    wait: Wait,
-) -> Result<Option<Vec<u8>>, SocketError> {
-    struct R<'a>(BorrowedFd<'a>);
-    impl Read for R<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            sys::recv_bytes(self.0, buf, true)
-        }
-    }
-    loop {
-        if let Some(f) = decoder.next_frame()? {
-            return Ok(Some(f));
-        }
-        match decoder.read_from(&mut R(fd)) {
-            Ok(0) => {
-                decoder.finish()?;
-                return Ok(None);
-            }
-            Ok(_) => continue,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                poll_until(fd, true, wait).map_err(|e| map_wait(e, || "receiving".into()))?;
-            }
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNRESET)) => {
-                decoder.finish()?;
-                return Ok(None);
-            }
-            Err(e) => return Err(SocketError::io("receiving", e)),
-        }
     }
 }
 
