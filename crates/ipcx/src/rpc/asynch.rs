@@ -524,7 +524,7 @@ enum Listener {
 impl Listener {
     fn local_addr(&self) -> Result<LinkAddr, pattern::Error> {
         match self {
-            Listener::Unix(l) => Ok(LinkAddr::Unix(l.get_ref().local_addr().clone())),
+            Listener::Unix(l) => Ok(LinkAddr::Unix(l.local_addr().clone())),
             Listener::Tcp(l) => {
                 let a = l.local_addr().map_err(|source| pattern::Error::Io {
                     context: "reading the TCP listener's address".into(),
