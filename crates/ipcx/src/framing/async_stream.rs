@@ -6,12 +6,12 @@ use std::marker::PhantomData;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{DEFAULT_MAX_FRAME_LEN, FrameDecoder, StreamError, encode_frame};
+use super::{DEFAULT_MAX_FRAME_LEN, FrameDecoder, FramedError, encode_frame};
 
 /// Framed messages over any tokio byte stream (Unix stream, TCP, pipe): the same 4-byte
 /// big-endian length prefix as [`crate::framing`], so sync and async peers interoperate. `E` is
-/// the error the methods return: anything a [`StreamError`] converts into.
-pub struct AsyncFramed<S, E = StreamError> {
+/// the error the methods return ([`FramedError`]).
+pub struct AsyncFramed<S, E = std::io::Error> {
     io: S,
     decoder: FrameDecoder,
     error: PhantomData<fn() -> E>,
@@ -26,7 +26,7 @@ impl<S: fmt::Debug, E> fmt::Debug for AsyncFramed<S, E> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin, E: From<StreamError>> AsyncFramed<S, E> {
+impl<S: AsyncRead + AsyncWrite + Unpin, E: FramedError> AsyncFramed<S, E> {
     /// Frames `io` with the default maximum frame length (16 MiB).
     pub fn new(io: S) -> AsyncFramed<S, E> {
         Self::with_max_frame_len(io, DEFAULT_MAX_FRAME_LEN)
@@ -43,24 +43,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin, E: From<StreamError>> AsyncFramed<S, E> 
 
     /// Sends one frame.
     pub async fn send_frame(&mut self, msg: &[u8]) -> Result<(), E> {
-        let frame = encode_frame(msg, self.decoder.max_frame_len()).map_err(StreamError::from)?;
+        let frame = encode_frame(msg, self.decoder.max_frame_len())?;
         self.io
             .write_all(&frame)
             .await
-            .map_err(|source| StreamError::Io {
-                context: "sending",
-                source,
-            })?;
-        Ok(())
+            .map_err(|source| E::io("sending", source))
     }
 
     /// Receives one frame: `None` at a clean end of stream; a stream ending inside a frame is
     /// a truncated-frame error ([`FrameError::Truncated`](super::FrameError::Truncated)).
     pub async fn recv_frame(&mut self) -> Result<Option<Vec<u8>>, E> {
-        Ok(self.recv().await?)
-    }
-
-    async fn recv(&mut self) -> Result<Option<Vec<u8>>, StreamError> {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             if let Some(f) = self.decoder.next_frame()? {
@@ -76,12 +68,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, E: From<StreamError>> AsyncFramed<S, E> 
                     self.decoder.finish()?;
                     return Ok(None);
                 }
-                Err(source) => {
-                    return Err(StreamError::Io {
-                        context: "receiving",
-                        source,
-                    });
-                }
+                Err(source) => return Err(E::io("receiving", source)),
             }
         }
     }

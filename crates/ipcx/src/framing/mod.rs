@@ -29,7 +29,7 @@ use std::io::{self, Read, Write};
 #[cfg(feature = "tokio")]
 pub use async_stream::AsyncFramed;
 pub use decoder::FrameDecoder;
-pub use stream::{FramedStream, StreamError};
+pub use stream::{FramedError, FramedStream};
 pub(crate) use stream::{framed_methods, send_all};
 
 /// Bytes in a frame header.

@@ -12,47 +12,49 @@ use crate::sys::poll::{WaitError, poll_until, retry_ready};
 use crate::sys::socket::{recv_bytes, send_bytes, shutdown_write};
 use crate::wait::{FRAME_STALL_LIMIT, Wait};
 
-/// Why a framed send or receive on a stream failed. The socket types turn it into their own
-/// error (`SocketError` keeps the same variants and messages).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StreamError {
+/// The error a framed stream reports, made from what went wrong: the framing code reports in
+/// the vocabulary of the stream type that holds it (the socket types use
+/// [`SocketError`](crate::socket::SocketError); [`io::Error`] works for any stream).
+pub trait FramedError: From<FrameError> {
     /// `Wait::NoWait` and the stream was not ready (nothing of the frame was sent).
-    #[error("the socket is not ready: retry later, or use the blocking call")]
-    WouldBlock,
+    fn would_block() -> Self;
     /// The deadline passed before the frame could start (send) or arrive (receive).
-    #[error("timed out")]
-    Timeout,
+    fn timeout() -> Self;
     /// The peer closed the connection, or stopped reading in the middle of a frame.
-    #[error("peer gone: {what}")]
-    PeerGone {
-        /// What happened.
-        what: String,
-    },
-    /// A frame above the maximum, or a stream that ended inside a frame.
-    #[error(transparent)]
-    Frame(FrameError),
-    /// Any other OS failure.
-    #[error("{context}: {source}")]
-    Io {
-        /// What was being done (`sending`, `receiving`).
-        context: &'static str,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+    fn peer_gone(what: String) -> Self;
+    /// Any other OS failure while `context` (`sending`, `receiving`).
+    fn io(context: &'static str, source: io::Error) -> Self;
 }
 
-impl From<FrameError> for StreamError {
-    fn from(e: FrameError) -> StreamError {
-        StreamError::Frame(e)
+impl FramedError for io::Error {
+    fn would_block() -> io::Error {
+        io::ErrorKind::WouldBlock.into()
+    }
+    fn timeout() -> io::Error {
+        io::ErrorKind::TimedOut.into()
+    }
+    fn peer_gone(what: String) -> io::Error {
+        io::Error::new(io::ErrorKind::BrokenPipe, what)
+    }
+    fn io(_: &'static str, source: io::Error) -> io::Error {
+        source
+    }
+}
+
+impl From<FrameError> for io::Error {
+    fn from(e: FrameError) -> io::Error {
+        match e {
+            FrameError::Io(e) => e,
+            e @ FrameError::Truncated { .. } => io::Error::new(io::ErrorKind::UnexpectedEof, e),
+            e => io::Error::new(io::ErrorKind::InvalidData, e),
+        }
     }
 }
 
 /// Framed messages (4-byte big-endian length, then the bytes: see [`crate::framing`]) over a
 /// stream socket `F`, sent and received with `MSG_DONTWAIT`, so the socket itself may stay in
-/// blocking mode for [`Read`]/[`Write`](std::io::Write) users. `E` is the error the methods return: anything a
-/// [`StreamError`] converts into.
+/// blocking mode for [`Read`]/[`Write`](std::io::Write) users. `E` is the error the methods
+/// return ([`FramedError`]).
 ///
 /// Sends are all or nothing at the start: a call that cannot start its frame before `wait`
 /// runs out returns `WouldBlock`/`Timeout` with nothing sent. Once a frame has started it is
@@ -64,7 +66,7 @@ impl From<FrameError> for StreamError {
 /// never a claimed length); a frame partly received when the wait runs out is kept for the
 /// next call. `Ok(None)` is a clean end of stream between frames; a stream that ends inside a
 /// frame is [`FrameError::Truncated`].
-pub struct FramedStream<F, E = StreamError> {
+pub struct FramedStream<F, E = io::Error> {
     io: F,
     decoder: FrameDecoder,
     error: PhantomData<fn() -> E>,
@@ -79,7 +81,7 @@ impl<F: fmt::Debug, E> fmt::Debug for FramedStream<F, E> {
     }
 }
 
-impl<F: AsFd, E: From<StreamError>> FramedStream<F, E> {
+impl<F: AsFd, E: FramedError> FramedStream<F, E> {
     /// Frames `io` with the default maximum frame length ([`DEFAULT_MAX_FRAME_LEN`], 16 MiB).
     pub fn new(io: F) -> FramedStream<F, E> {
         Self::with_max_frame_len(io, DEFAULT_MAX_FRAME_LEN)
@@ -107,14 +109,14 @@ impl<F: AsFd, E: From<StreamError>> FramedStream<F, E> {
     /// Sends one frame, waiting as `wait` allows (see the type's documentation for frames
     /// that have started).
     pub fn send_frame_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), E> {
-        let frame = encode_frame(msg, self.decoder.max_frame_len()).map_err(StreamError::from)?;
-        send_all(self.io.as_fd(), &frame, wait).map_err(E::from)
+        let frame = encode_frame(msg, self.decoder.max_frame_len())?;
+        send_all(self.io.as_fd(), &frame, wait)
     }
 
     /// Receives one frame, waiting as `wait` allows: `None` when the peer closed cleanly
     /// between frames.
     pub fn recv_frame_wait(&mut self, wait: Wait) -> Result<Option<Vec<u8>>, E> {
-        recv_frame(self.io.as_fd(), &mut self.decoder, wait).map_err(E::from)
+        recv_frame(self.io.as_fd(), &mut self.decoder, wait)
     }
 
     /// The stream underneath.
@@ -134,30 +136,29 @@ impl<F: AsFd, E: From<StreamError>> FramedStream<F, E> {
 }
 
 /// What a failed send (or the wait before it) means.
-fn send_failed(e: WaitError) -> StreamError {
+fn send_failed<E: FramedError>(e: WaitError) -> E {
     match e {
-        WaitError::WouldBlock => StreamError::WouldBlock,
-        WaitError::Timeout => StreamError::Timeout,
+        WaitError::WouldBlock => E::would_block(),
+        WaitError::Timeout => E::timeout(),
         WaitError::Io(e)
             if matches!(
                 e.raw_os_error(),
                 Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN)
             ) =>
         {
-            StreamError::PeerGone {
-                what: format!("the peer closed the connection ({e})"),
-            }
+            E::peer_gone(format!("the peer closed the connection ({e})"))
         }
-        WaitError::Io(source) => StreamError::Io {
-            context: "sending",
-            source,
-        },
+        WaitError::Io(source) => E::io("sending", source),
     }
 }
 
 /// Sends all of an encoded `frame` on the stream socket `fd`; a frame that has started is
 /// finished (see [`FramedStream`]).
-pub(crate) fn send_all(fd: BorrowedFd<'_>, frame: &[u8], wait: Wait) -> Result<(), StreamError> {
+pub(crate) fn send_all<E: FramedError>(
+    fd: BorrowedFd<'_>,
+    frame: &[u8],
+    wait: Wait,
+) -> Result<(), E> {
     let mut sent = 0;
     while sent < frame.len() {
         // A started frame is finished (see `wait::FRAME_STALL_LIMIT`).
@@ -172,14 +173,12 @@ pub(crate) fn send_all(fd: BorrowedFd<'_>, frame: &[u8], wait: Wait) -> Result<(
                 // The reader stopped reading in the middle of a frame: the stream is torn.
                 // Close our side so that the reader sees a truncated frame, not garbage.
                 let _ = shutdown_write(fd);
-                return Err(StreamError::PeerGone {
-                    what: format!(
-                        "the peer stopped reading in the middle of a {}-byte frame ({} bytes sent) for {:?}; the connection is closed",
-                        frame.len(),
-                        sent,
-                        FRAME_STALL_LIMIT
-                    ),
-                });
+                return Err(E::peer_gone(format!(
+                    "the peer stopped reading in the middle of a {}-byte frame ({} bytes sent) for {:?}; the connection is closed",
+                    frame.len(),
+                    sent,
+                    FRAME_STALL_LIMIT
+                )));
             }
             Err(e) => return Err(send_failed(e)),
         }
@@ -188,11 +187,11 @@ pub(crate) fn send_all(fd: BorrowedFd<'_>, frame: &[u8], wait: Wait) -> Result<(
 }
 
 /// Receives one frame through `decoder`.
-fn recv_frame(
+fn recv_frame<E: FramedError>(
     fd: BorrowedFd<'_>,
     decoder: &mut FrameDecoder,
     wait: Wait,
-) -> Result<Option<Vec<u8>>, StreamError> {
+) -> Result<Option<Vec<u8>>, E> {
     struct Src<'a>(BorrowedFd<'a>);
     impl Read for Src<'_> {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -211,24 +210,16 @@ fn recv_frame(
             Ok(_) => continue,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 poll_until(fd, true, wait).map_err(|e| match e {
-                    WaitError::WouldBlock => StreamError::WouldBlock,
-                    WaitError::Timeout => StreamError::Timeout,
-                    WaitError::Io(source) => StreamError::Io {
-                        context: "receiving",
-                        source,
-                    },
+                    WaitError::WouldBlock => E::would_block(),
+                    WaitError::Timeout => E::timeout(),
+                    WaitError::Io(source) => E::io("receiving", source),
                 })?;
             }
             Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => {
                 decoder.finish()?;
                 return Ok(None);
             }
-            Err(source) => {
-                return Err(StreamError::Io {
-                    context: "receiving",
-                    source,
-                });
-            }
+            Err(source) => return Err(E::io("receiving", source)),
         }
     }
 }
@@ -317,3 +308,34 @@ macro_rules! framed_methods {
 }
 
 pub(crate) use framed_methods;
+
+#[cfg(test)]
+mod tests {
+    use std::io::{self, Write};
+    use std::os::unix::net::UnixStream;
+
+    use super::FramedStream;
+    use crate::wait::Wait;
+
+    #[test]
+    fn frames_cross_a_socket_pair_with_io_errors() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let mut a: FramedStream<UnixStream> = FramedStream::new(a);
+        let mut b: FramedStream<UnixStream> = FramedStream::with_max_frame_len(b, 8);
+        a.send_frame_wait(b"hello", Wait::Forever).unwrap();
+        assert_eq!(b.recv_frame_wait(Wait::Forever).unwrap().unwrap(), b"hello");
+        let e = b.recv_frame_wait(Wait::NoWait).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(
+            b.send_frame_wait(b"too long!", Wait::NoWait)
+                .unwrap_err()
+                .kind(),
+            io::ErrorKind::InvalidData
+        );
+        // A stream that ends inside a frame is a truncated frame, not a clean end.
+        a.get_mut().write_all(&[0, 0, 0, 5, b'h']).unwrap();
+        drop(a);
+        let e = b.recv_frame_wait(Wait::Forever).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+    }
+}

@@ -2,7 +2,7 @@
 
 use std::io;
 
-use crate::framing::{FrameError, StreamError};
+use crate::framing::{FrameError, FramedError};
 
 /// Why a socket operation failed. Each message says what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -210,15 +210,18 @@ impl From<FrameError> for SocketError {
     }
 }
 
-impl From<StreamError> for SocketError {
-    fn from(e: StreamError) -> SocketError {
-        match e {
-            StreamError::WouldBlock => SocketError::WouldBlock,
-            StreamError::Timeout => SocketError::Timeout,
-            StreamError::PeerGone { what } => SocketError::PeerGone { what },
-            StreamError::Frame(e) => SocketError::from(e),
-            StreamError::Io { context, source } => SocketError::io(context, source),
-        }
+impl FramedError for SocketError {
+    fn would_block() -> SocketError {
+        SocketError::WouldBlock
+    }
+    fn timeout() -> SocketError {
+        SocketError::Timeout
+    }
+    fn peer_gone(what: String) -> SocketError {
+        SocketError::PeerGone { what }
+    }
+    fn io(context: &'static str, source: io::Error) -> SocketError {
+        SocketError::io(context, source)
     }
 }
 

@@ -121,5 +121,5 @@ pub(crate) fn send_stream_frame(
     frame: Vec<u8>,
     wait: Wait,
 ) -> Result<(), SocketError> {
-    Ok(crate::framing::send_all(fd, &frame, wait)?)
+    crate::framing::send_all(fd, &frame, wait)
 }
