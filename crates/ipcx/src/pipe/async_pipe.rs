@@ -11,8 +11,8 @@ use tokio::net::unix::pipe;
 use super::chunk::{self, MessageNumbers};
 use super::error::reassembly_error;
 use super::reassembly::Reassembler;
-use super::{FdRead, LargeFrames, MAX_ATOMIC_MESSAGE, PIPE_BUF, PipeError};
-use crate::framing;
+use super::writer::{Plan, plan};
+use super::{FdRead, LargeFrames, PipeError};
 
 /// The async read end of a pipe or FIFO (feature `tokio`): [`AsyncRead`] for raw bytes,
 /// [`recv`](Self::recv) for framed messages.
@@ -115,34 +115,17 @@ pub struct AsyncPipeWriter {
 }
 
 impl AsyncPipeWriter {
-    /// Sends one message. A frame of up to [`PIPE_BUF`] bytes goes out in one write; a
+    /// Sends one message. A frame of up to [`PIPE_BUF`](super::PIPE_BUF) bytes goes out in one write; a
     /// larger one follows the writer's [`LargeFrames`] policy.
     ///
     /// Not cancel-safe for messages above `PIPE_BUF`: dropping the future mid-message
     /// leaves it incomplete (chunked: the reader drops it when this writer's next message
     /// starts; single-writer: the stream is left inside a frame).
     pub async fn send(&mut self, msg: &[u8]) -> Result<(), PipeError> {
-        let max = self.max.min(chunk::MAX_PLAIN_LEN);
-        let frame = framing::encode_frame(msg, max).map_err(|_| PipeError::TooLarge {
-            len: msg.len(),
-            max,
-            what: self.what.clone(),
-        })?;
-        if frame.len() > PIPE_BUF {
-            match self.large {
-                LargeFrames::SingleWriter => {}
-                LargeFrames::Chunk => return self.send_chunked(msg).await,
-                _ => {
-                    return Err(PipeError::NotAtomic {
-                        len: msg.len(),
-                        max: MAX_ATOMIC_MESSAGE,
-                        pipe_buf: PIPE_BUF,
-                        what: self.what.clone(),
-                    });
-                }
-            }
+        match plan(msg, self.max, self.large, &self.what)? {
+            Plan::Chunked => self.send_chunked(msg).await,
+            Plan::Frame(frame) => self.write_all(&frame).await,
         }
-        self.write_all(&frame).await
     }
 
     /// Sends a large message as atomic chunks (see [`super::PipeWriter`]).

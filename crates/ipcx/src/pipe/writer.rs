@@ -32,6 +32,51 @@ pub enum LargeFrames {
     SingleWriter,
 }
 
+/// How one message goes out.
+pub(super) enum Plan {
+    /// As one plain frame (encoded here): at most [`PIPE_BUF`] bytes, or a single writer.
+    Frame(Vec<u8>),
+    /// As chunks ([`chunk`]).
+    Chunked,
+}
+
+/// Decides how `msg` goes out from a writer with maximum `max` and policy `large`, or refuses
+/// it: [`PipeError::TooLarge`] above the maximum, [`PipeError::NotAtomic`] for a frame above
+/// [`PIPE_BUF`] under [`LargeFrames::Refuse`].
+pub(super) fn plan(
+    msg: &[u8],
+    max: usize,
+    large: LargeFrames,
+    what: &str,
+) -> Result<Plan, PipeError> {
+    // Lengths with the top bit mark chunks: a plain frame stays below.
+    let max = max.min(chunk::MAX_PLAIN_LEN);
+    let too_large = || PipeError::TooLarge {
+        len: msg.len(),
+        max,
+        what: what.to_owned(),
+    };
+    if msg.len() > max {
+        return Err(too_large());
+    }
+    if framing::HEADER_LEN + msg.len() > PIPE_BUF {
+        match large {
+            LargeFrames::Chunk => return Ok(Plan::Chunked),
+            LargeFrames::SingleWriter => {}
+            _ => {
+                return Err(PipeError::NotAtomic {
+                    len: msg.len(),
+                    max: MAX_ATOMIC_MESSAGE,
+                    pipe_buf: PIPE_BUF,
+                    what: what.to_owned(),
+                });
+            }
+        }
+    }
+    let frame = framing::encode_frame(msg, max).map_err(|_| too_large())?;
+    Ok(Plan::Frame(frame))
+}
+
 /// The write end of a pipe or FIFO: raw bytes ([`Write`]) or framed messages
 /// ([`send`](Self::send)).
 pub struct PipeWriter {
@@ -149,35 +194,10 @@ impl PipeWriter {
                 what: self.what.clone(),
             });
         }
-        // Lengths with the top bit mark chunks: a plain frame stays below.
-        let max = self.max.min(chunk::MAX_PLAIN_LEN);
-        if msg.len() > max {
-            return Err(PipeError::TooLarge {
-                len: msg.len(),
-                max,
-                what: self.what.clone(),
-            });
+        match plan(msg, self.max, self.large, &self.what)? {
+            Plan::Chunked => self.send_chunked(msg, wait),
+            Plan::Frame(frame) => self.write_frame(&frame, wait),
         }
-        if framing::HEADER_LEN + msg.len() > PIPE_BUF {
-            match self.large {
-                LargeFrames::Chunk => return self.send_chunked(msg, wait),
-                LargeFrames::SingleWriter => {}
-                _ => {
-                    return Err(PipeError::NotAtomic {
-                        len: msg.len(),
-                        max: MAX_ATOMIC_MESSAGE,
-                        pipe_buf: PIPE_BUF,
-                        what: self.what.clone(),
-                    });
-                }
-            }
-        }
-        let frame = framing::encode_frame(msg, max).map_err(|_| PipeError::TooLarge {
-            len: msg.len(),
-            max,
-            what: self.what.clone(),
-        })?;
-        self.write_frame(&frame, wait)
     }
 
     /// Sends a large message as atomic chunks ([`chunk`]). Once the first chunk is out, the
