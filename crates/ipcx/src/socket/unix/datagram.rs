@@ -146,6 +146,7 @@ impl UnixDatagram {
 
 impl UnixDatagram {
     /// The descriptor and the rest, for the async socket.
+    #[cfg(feature = "tokio")]
     pub(crate) fn into_parts(self) -> (OwnedFd, Binding) {
         (self.fd, self.binding)
     }

@@ -75,6 +75,7 @@ macro_rules! bound_methods {
     };
 }
 
+#[cfg(feature = "tokio")]
 pub(crate) use bound_methods;
 
 /// A listener type `$t` for sockets of kind `$kind`, whose connections are `$conn`.
@@ -131,6 +132,7 @@ macro_rules! listener {
             }
 
             /// The descriptor and the rest, for the async listener.
+            #[cfg(feature = "tokio")]
             pub(crate) fn into_parts(self) -> (OwnedFd, Bound) {
                 (self.fd, self.bound)
             }

@@ -83,14 +83,19 @@ mod message;
 mod seqpacket;
 mod stream;
 
+#[cfg(feature = "tokio")]
 pub(crate) use connect::peer_credentials;
+#[cfg(feature = "tokio")]
 pub(crate) use datagram::Binding;
 pub use datagram::UnixDatagram;
 pub use file::{DEFAULT_MODE, remove_socket_file};
+#[cfg(feature = "tokio")]
 pub(crate) use listener::{Bound, bound_methods};
 pub use listener::{UnixListener, UnixSeqpacketListener};
 pub use message::ReceivedMessage;
-pub(crate) use message::{recv_checked, recv_message, send_message};
+#[cfg(feature = "tokio")]
+pub(crate) use message::recv_checked;
+pub(crate) use message::{recv_message, send_message};
 pub use seqpacket::UnixSeqpacket;
 pub use stream::UnixStream;
 pub(crate) use stream::send_stream_frame;

@@ -3,8 +3,8 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
-use super::Binding;
 use super::connect::{connect_socket, peer_credentials};
+use super::datagram::Binding;
 use super::message::{ReceivedMessage, message_ops, recv_checked, send_message};
 use crate::socket::fdpass::MAX_FDS;
 use crate::socket::{Credentials, SocketError, UnixAddr};
@@ -61,6 +61,7 @@ impl UnixSeqpacket {
 
 impl UnixSeqpacket {
     /// The descriptor and the rest, for the async socket.
+    #[cfg(feature = "tokio")]
     pub(crate) fn into_parts(self) -> (OwnedFd, Binding) {
         (self.fd, self.binding)
     }
