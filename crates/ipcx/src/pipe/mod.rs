@@ -172,16 +172,7 @@ macro_rules! end_common {
             }
         }
 
-        impl std::os::fd::AsFd for $t {
-            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-                std::os::fd::AsFd::as_fd(&self.fd)
-            }
-        }
-        impl std::os::fd::AsRawFd for $t {
-            fn as_raw_fd(&self) -> std::os::fd::RawFd {
-                std::os::fd::AsRawFd::as_raw_fd(&self.fd)
-            }
-        }
+        $crate::sys::fd_of_field!($t, fd);
         /// Switches the descriptor back to blocking mode (what other programs expect).
         impl From<$t> for std::os::fd::OwnedFd {
             fn from(end: $t) -> std::os::fd::OwnedFd {

@@ -15,7 +15,7 @@
 //! - [eventfd(2)](https://man7.org/linux/man-pages/man2/eventfd.2.html)
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use crate::sys::eventfd as sys;
@@ -173,17 +173,7 @@ fn op<R>(
     })
 }
 
-impl AsFd for EventFd {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl AsRawFd for EventFd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
+crate::sys::fd_of_field!(EventFd, fd);
 
 impl From<EventFd> for OwnedFd {
     fn from(ev: EventFd) -> OwnedFd {
@@ -268,15 +258,4 @@ impl AsyncEventFd {
 }
 
 #[cfg(feature = "tokio")]
-impl AsFd for AsyncEventFd {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.get_ref().as_fd()
-    }
-}
-
-#[cfg(feature = "tokio")]
-impl AsRawFd for AsyncEventFd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.get_ref().as_raw_fd()
-    }
-}
+crate::sys::fd_of_field!(AsyncEventFd, inner);

@@ -73,16 +73,7 @@ impl TcpListener {
     }
 }
 
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.as_fd()
-    }
-}
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
-    }
-}
+crate::sys::fd_of_field!(TcpListener, inner);
 impl From<TcpListener> for OwnedFd {
     fn from(l: TcpListener) -> OwnedFd {
         l.inner.into()

@@ -2,7 +2,7 @@
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use super::{MAX_UDP_PAYLOAD_V4, MAX_UDP_PAYLOAD_V6, resolve, shown, wait_err};
@@ -155,16 +155,7 @@ impl UdpSocket {
     }
 }
 
-impl AsFd for UdpSocket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.as_fd()
-    }
-}
-impl AsRawFd for UdpSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
-    }
-}
+crate::sys::fd_of_field!(UdpSocket, inner);
 impl From<UdpSocket> for OwnedFd {
     fn from(s: UdpSocket) -> OwnedFd {
         s.inner.into()

@@ -57,16 +57,7 @@ use crate::trust::Trust;
 /// `AsFd`, `AsRawFd` and `Into<OwnedFd>` for a socket type with an `fd: OwnedFd` field.
 macro_rules! fd_traits {
     ($t:ty) => {
-        impl std::os::fd::AsFd for $t {
-            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-                std::os::fd::AsFd::as_fd(&self.fd)
-            }
-        }
-        impl std::os::fd::AsRawFd for $t {
-            fn as_raw_fd(&self) -> std::os::fd::RawFd {
-                std::os::fd::AsRawFd::as_raw_fd(&self.fd)
-            }
-        }
+        $crate::sys::fd_of_field!($t, fd);
         impl From<$t> for std::os::fd::OwnedFd {
             fn from(s: $t) -> std::os::fd::OwnedFd {
                 s.fd
