@@ -112,6 +112,6 @@ async fn async_read_wakes_on_a_write_from_another_process() {
         .unwrap();
     assert_eq!(v, 9);
     aev.write(1).await.unwrap();
-    assert_eq!(aev.get_ref().try_read().unwrap(), 1);
+    assert_eq!(aev.try_read().unwrap(), 1);
     child.expect_success();
 }

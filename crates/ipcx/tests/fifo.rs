@@ -367,13 +367,13 @@ fn drop_removes_persist_keeps_remove_removes() {
     let p = dir.join("f");
     {
         let f = Fifo::create(&p).unwrap();
-        assert!(f.created());
+        assert!(f.is_owner());
         let meta = std::fs::symlink_metadata(&p).unwrap();
         assert!(meta.file_type().is_fifo());
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         // Opening the existing FIFO again: not ours to remove.
         let again = Fifo::create(&p).unwrap();
-        assert!(!again.created());
+        assert!(!again.is_owner());
         drop(again);
         assert!(p.exists());
         assert!(matches!(
@@ -440,7 +440,7 @@ fn fifo_owned_by_another_user_is_not_trusted() {
         .allow_foreign_owner(true)
         .create(f.path())
         .unwrap();
-    assert!(!ok.created());
+    assert!(!ok.is_owner());
 }
 
 #[test]

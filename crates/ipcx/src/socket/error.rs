@@ -2,7 +2,7 @@
 
 use std::io;
 
-use crate::framing::FrameError;
+use crate::framing::{FrameError, FramedError};
 
 /// Why a socket operation failed. Each message says what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +207,21 @@ impl From<FrameError> for SocketError {
             FrameError::Io(source) => SocketError::io("stream I/O", source),
             other => SocketError::Frame(other),
         }
+    }
+}
+
+impl FramedError for SocketError {
+    fn would_block() -> SocketError {
+        SocketError::WouldBlock
+    }
+    fn timeout() -> SocketError {
+        SocketError::Timeout
+    }
+    fn peer_gone(what: String) -> SocketError {
+        SocketError::PeerGone { what }
+    }
+    fn io(context: &'static str, source: io::Error) -> SocketError {
+        SocketError::io(context, source)
     }
 }
 

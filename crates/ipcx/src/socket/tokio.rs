@@ -25,24 +25,25 @@
 //! ```
 
 use std::net::ToSocketAddrs;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use ::tokio::io::unix::AsyncFd;
-use ::tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::fdpass::MAX_FDS;
+use super::unix::{Binding, Bound, bound_methods, recv_checked, send_message};
 use super::{
     Credentials, ReceivedMessage, SocketError, UnixAddr, UnixDatagram, UnixListener, UnixSeqpacket,
     UnixSeqpacketListener, UnixStream,
 };
-use crate::framing::{self, DEFAULT_MAX_FRAME_LEN, FrameDecoder};
 use crate::wait::Wait;
 
-/// Runs a non-blocking operation whenever `fd` is ready, until it does not say WouldBlock.
-async fn ready_loop<T: AsRawFd, R>(
-    fd: &AsyncFd<T>,
+/// Runs a non-blocking operation on the socket whenever it is ready, until it does not say
+/// WouldBlock.
+async fn ready_loop<R>(
+    fd: &AsyncFd<OwnedFd>,
     readable: bool,
-    mut op: impl FnMut(&T) -> Result<R, SocketError>,
+    mut op: impl FnMut(BorrowedFd<'_>) -> Result<R, SocketError>,
 ) -> Result<R, SocketError> {
     loop {
         let mut guard = if readable {
@@ -51,15 +52,16 @@ async fn ready_loop<T: AsRawFd, R>(
             fd.writable().await
         }
         .map_err(|e| SocketError::io("tokio readiness", e))?;
-        match op(fd.get_ref()) {
+        match op(fd.get_ref().as_fd()) {
             Err(SocketError::WouldBlock) => guard.clear_ready(),
             other => return other,
         }
     }
 }
 
-fn async_fd<T: crate::sys::socket::StableFd>(t: T) -> Result<AsyncFd<T>, SocketError> {
-    crate::sys::socket::async_fd(t).map_err(|e| SocketError::io("registering with tokio", e))
+/// Registers a socket's descriptor with the tokio runtime.
+fn async_fd(fd: OwnedFd) -> Result<AsyncFd<OwnedFd>, SocketError> {
+    crate::sys::socket::async_fd(fd).map_err(|e| SocketError::io("registering with tokio", e))
 }
 
 fn to_tokio_stream(s: UnixStream) -> Result<::tokio::net::UnixStream, SocketError> {
@@ -72,33 +74,31 @@ fn to_tokio_stream(s: UnixStream) -> Result<::tokio::net::UnixStream, SocketErro
 /// A listening Unix stream socket for tokio.
 #[derive(Debug)]
 pub struct AsyncUnixListener {
-    inner: AsyncFd<UnixListener>,
+    io: AsyncFd<OwnedFd>,
+    bound: Bound,
 }
+
+bound_methods!(AsyncUnixListener);
 
 impl AsyncUnixListener {
     /// Binds and listens, as [`UnixListener::bind`] does. Needs a tokio runtime.
     pub fn bind(addr: &UnixAddr) -> Result<AsyncUnixListener, SocketError> {
-        Ok(AsyncUnixListener {
-            inner: async_fd(UnixListener::bind(addr)?)?,
-        })
+        Self::from_listener(UnixListener::bind(addr)?)
     }
 
     /// Wraps a bound listener.
     pub fn from_listener(l: UnixListener) -> Result<AsyncUnixListener, SocketError> {
+        let (fd, bound) = l.into_parts();
         Ok(AsyncUnixListener {
-            inner: async_fd(l)?,
+            io: async_fd(fd)?,
+            bound,
         })
     }
 
     /// Accepts a connection with the peer's credentials (`SO_PEERCRED`).
     pub async fn accept(&self) -> Result<(::tokio::net::UnixStream, Credentials), SocketError> {
-        let (s, c) = ready_loop(&self.inner, true, |l| l.try_accept()).await?;
-        Ok((to_tokio_stream(s)?, c))
-    }
-
-    /// The bound listener.
-    pub fn get_ref(&self) -> &UnixListener {
-        self.inner.get_ref()
+        let (s, c) = ready_loop(&self.io, true, |fd| self.bound.accept(fd, Wait::NoWait)).await?;
+        Ok((to_tokio_stream(UnixStream::from(s))?, c))
     }
 }
 
@@ -117,7 +117,6 @@ pub async fn connect_unix(addr: &UnixAddr) -> Result<::tokio::net::UnixStream, S
 
 /// The peer credentials of a tokio Unix stream (`SO_PEERCRED`).
 pub fn peer_credentials(s: &::tokio::net::UnixStream) -> Result<Credentials, SocketError> {
-    use std::os::fd::AsFd;
     super::unix::peer_credentials(s.as_fd())
 }
 
@@ -148,104 +147,53 @@ pub async fn connect_tcp(addr: impl ToSocketAddrs) -> Result<::tokio::net::TcpSt
     }))
 }
 
-/// Framed messages over any tokio byte stream (Unix stream, TCP, pipe): the same 4-byte
-/// big-endian length prefix as [`crate::framing`], so sync and async peers interoperate.
-#[derive(Debug)]
-pub struct AsyncFramed<S> {
-    io: S,
-    decoder: FrameDecoder,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncFramed<S> {
-    /// Frames `io` with the default maximum frame length (16 MiB).
-    pub fn new(io: S) -> AsyncFramed<S> {
-        Self::with_max_frame_len(io, DEFAULT_MAX_FRAME_LEN)
-    }
-
-    /// Frames `io`, refusing frames above `max` bytes.
-    pub fn with_max_frame_len(io: S, max: usize) -> AsyncFramed<S> {
-        AsyncFramed {
-            io,
-            decoder: FrameDecoder::new(max),
-        }
-    }
-
-    /// Sends one frame.
-    pub async fn send_frame(&mut self, msg: &[u8]) -> Result<(), SocketError> {
-        let frame = framing::encode_frame(msg, self.decoder.max_frame_len())?;
-        self.io
-            .write_all(&frame)
-            .await
-            .map_err(|e| SocketError::io("sending", e))
-    }
-
-    /// Receives one frame: `None` at a clean end of stream; a stream ending inside a frame is
-    /// [`SocketError::Frame`].
-    pub async fn recv_frame(&mut self) -> Result<Option<Vec<u8>>, SocketError> {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            if let Some(f) = self.decoder.next_frame()? {
-                return Ok(Some(f));
-            }
-            match self.io.read(&mut buf).await {
-                Ok(0) => {
-                    self.decoder.finish()?;
-                    return Ok(None);
-                }
-                Ok(n) => self.decoder.extend(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-                    self.decoder.finish()?;
-                    return Ok(None);
-                }
-                Err(e) => return Err(SocketError::io("receiving", e)),
-            }
-        }
-    }
-
-    /// The stream underneath.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.io
-    }
-
-    /// Unwraps the stream (bytes already buffered by the decoder are lost).
-    pub fn into_inner(self) -> S {
-        self.io
-    }
-}
+/// Framed messages over any tokio byte stream (Unix stream, TCP, pipe), with the socket
+/// errors: [`crate::framing::AsyncFramed`] returning [`SocketError`].
+pub type AsyncFramed<S> = crate::framing::AsyncFramed<S, SocketError>;
 
 /// A listening seqpacket socket for tokio.
 #[derive(Debug)]
 pub struct AsyncUnixSeqpacketListener {
-    inner: AsyncFd<UnixSeqpacketListener>,
+    io: AsyncFd<OwnedFd>,
+    bound: Bound,
 }
+
+bound_methods!(AsyncUnixSeqpacketListener);
 
 impl AsyncUnixSeqpacketListener {
     /// Binds and listens, as [`UnixSeqpacketListener::bind`] does.
     pub fn bind(addr: &UnixAddr) -> Result<AsyncUnixSeqpacketListener, SocketError> {
+        let (fd, bound) = UnixSeqpacketListener::bind(addr)?.into_parts();
         Ok(AsyncUnixSeqpacketListener {
-            inner: async_fd(UnixSeqpacketListener::bind(addr)?)?,
+            io: async_fd(fd)?,
+            bound,
         })
     }
 
     /// Accepts a connection with the peer's credentials.
     pub async fn accept(&self) -> Result<(AsyncUnixSeqpacket, Credentials), SocketError> {
-        let (s, c) = ready_loop(&self.inner, true, |l| l.try_accept()).await?;
-        Ok((AsyncUnixSeqpacket::new(s)?, c))
+        let (s, c) = ready_loop(&self.io, true, |fd| self.bound.accept(fd, Wait::NoWait)).await?;
+        Ok((AsyncUnixSeqpacket::new(UnixSeqpacket::from(s))?, c))
     }
 }
 
 macro_rules! async_messages {
-    ($t:ident, $inner:ty) => {
+    ($t:ident, $inner:ty, $connected:expr) => {
         impl $t {
             /// Registers a socket with the tokio runtime.
             pub fn new(inner: $inner) -> Result<$t, SocketError> {
+                let (fd, binding) = inner.into_parts();
                 Ok($t {
-                    inner: async_fd(inner)?,
+                    io: async_fd(fd)?,
+                    binding,
                 })
             }
             /// Sends one message.
             pub async fn send(&self, msg: &[u8]) -> Result<(), SocketError> {
-                ready_loop(&self.inner, false, |s| s.send_wait(msg, Wait::NoWait)).await
+                ready_loop(&self.io, false, |fd| {
+                    send_message(fd, msg, &[], None, Wait::NoWait)
+                })
+                .await
             }
             /// Sends one message with file descriptors (`SCM_RIGHTS`).
             pub async fn send_with_fds(
@@ -253,18 +201,24 @@ macro_rules! async_messages {
                 msg: &[u8],
                 fds: &[BorrowedFd<'_>],
             ) -> Result<(), SocketError> {
-                ready_loop(&self.inner, false, |s| {
-                    s.send_with_fds_wait(msg, fds, Wait::NoWait)
+                ready_loop(&self.io, false, |fd| {
+                    send_message(fd, msg, fds, None, Wait::NoWait)
                 })
                 .await
             }
             /// Receives one message with its fds and credentials.
             pub async fn recv(&self) -> Result<ReceivedMessage, SocketError> {
-                ready_loop(&self.inner, true, |s| s.recv_wait(Wait::NoWait)).await
+                let trust = self.binding.sender_trust();
+                ready_loop(&self.io, true, |fd| {
+                    recv_checked(fd, MAX_FDS, $connected, trust, Wait::NoWait)
+                })
+                .await
             }
-            /// The socket underneath.
-            pub fn get_ref(&self) -> &$inner {
-                self.inner.get_ref()
+        }
+
+        impl AsFd for $t {
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.io.get_ref().as_fd()
             }
         }
     };
@@ -273,10 +227,11 @@ macro_rules! async_messages {
 /// A connected seqpacket socket for tokio.
 #[derive(Debug)]
 pub struct AsyncUnixSeqpacket {
-    inner: AsyncFd<UnixSeqpacket>,
+    io: AsyncFd<OwnedFd>,
+    binding: Binding,
 }
 
-async_messages!(AsyncUnixSeqpacket, UnixSeqpacket);
+async_messages!(AsyncUnixSeqpacket, UnixSeqpacket, true);
 
 impl AsyncUnixSeqpacket {
     /// Connects to `addr`.
@@ -295,10 +250,11 @@ impl AsyncUnixSeqpacket {
 /// A datagram socket for tokio; received datagrams carry the sender's credentials.
 #[derive(Debug)]
 pub struct AsyncUnixDatagram {
-    inner: AsyncFd<UnixDatagram>,
+    io: AsyncFd<OwnedFd>,
+    binding: Binding,
 }
 
-async_messages!(AsyncUnixDatagram, UnixDatagram);
+async_messages!(AsyncUnixDatagram, UnixDatagram, false);
 
 impl AsyncUnixDatagram {
     /// Binds, as [`UnixDatagram::bind`] does.
@@ -308,8 +264,8 @@ impl AsyncUnixDatagram {
 
     /// Sends one datagram to `addr`.
     pub async fn send_to(&self, msg: &[u8], addr: &UnixAddr) -> Result<(), SocketError> {
-        ready_loop(&self.inner, false, |s| {
-            s.send_to_wait(msg, &[], addr, Wait::NoWait)
+        ready_loop(&self.io, false, |fd| {
+            send_message(fd, msg, &[], Some(addr), Wait::NoWait)
         })
         .await
     }

@@ -15,7 +15,7 @@
 //! - [eventfd(2)](https://man7.org/linux/man-pages/man2/eventfd.2.html)
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use crate::sys::eventfd as sys;
@@ -123,7 +123,7 @@ impl EventFd {
 
     /// Reads, waiting as `wait` says.
     pub fn read_wait(&self, wait: Wait) -> Result<u64, EventFdError> {
-        self.op(wait, true, || sys::read(&self.fd))
+        read_on(self.fd.as_fd(), wait)
     }
 
     /// Adds `n` to the counter, blocking while that would overflow it.
@@ -143,37 +143,37 @@ impl EventFd {
 
     /// Adds `n`, waiting as `wait` says.
     pub fn write_wait(&self, n: u64, wait: Wait) -> Result<(), EventFdError> {
-        if n == u64::MAX {
-            return Err(EventFdError::InvalidValue);
-        }
-        self.op(wait, false, || sys::write(&self.fd, n))
-    }
-
-    fn op<R>(
-        &self,
-        wait: Wait,
-        readable: bool,
-        f: impl FnMut() -> io::Result<R>,
-    ) -> Result<R, EventFdError> {
-        retry_ready(self.fd.as_fd(), readable, wait, f).map_err(|e| match e {
-            WaitError::WouldBlock => EventFdError::WouldBlock,
-            WaitError::Timeout => EventFdError::Timeout,
-            WaitError::Io(e) => EventFdError::Io(e),
-        })
+        write_on(self.fd.as_fd(), n, wait)
     }
 }
 
-impl AsFd for EventFd {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
+/// Reads the eventfd `fd`, waiting as `wait` says.
+fn read_on(fd: BorrowedFd<'_>, wait: Wait) -> Result<u64, EventFdError> {
+    op(fd, wait, true, || sys::read(fd))
 }
 
-impl AsRawFd for EventFd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+/// Adds `n` to the eventfd `fd`, waiting as `wait` says.
+fn write_on(fd: BorrowedFd<'_>, n: u64, wait: Wait) -> Result<(), EventFdError> {
+    if n == u64::MAX {
+        return Err(EventFdError::InvalidValue);
     }
+    op(fd, wait, false, || sys::write(fd, n))
 }
+
+fn op<R>(
+    fd: BorrowedFd<'_>,
+    wait: Wait,
+    readable: bool,
+    f: impl FnMut() -> io::Result<R>,
+) -> Result<R, EventFdError> {
+    retry_ready(fd, readable, wait, f).map_err(|e| match e {
+        WaitError::WouldBlock => EventFdError::WouldBlock,
+        WaitError::Timeout => EventFdError::Timeout,
+        WaitError::Io(e) => EventFdError::Io(e),
+    })
+}
+
+crate::sys::fd_of_field!(EventFd, fd);
 
 impl From<EventFd> for OwnedFd {
     fn from(ev: EventFd) -> OwnedFd {
@@ -205,14 +205,14 @@ impl From<OwnedFd> for EventFd {
 #[cfg(feature = "tokio")]
 #[derive(Debug)]
 pub struct AsyncEventFd {
-    inner: tokio::io::unix::AsyncFd<EventFd>,
+    inner: tokio::io::unix::AsyncFd<OwnedFd>,
 }
 
 #[cfg(feature = "tokio")]
 impl AsyncEventFd {
     /// Registers `ev` with the current tokio runtime (must be called inside one).
     pub fn new(ev: EventFd) -> Result<AsyncEventFd, EventFdError> {
-        let inner = sys::register_async(ev).map_err(EventFdError::Io)?;
+        let inner = sys::register_async(ev.fd).map_err(EventFdError::Io)?;
         Ok(AsyncEventFd { inner })
     }
 
@@ -220,7 +220,7 @@ impl AsyncEventFd {
     pub async fn read(&self) -> Result<u64, EventFdError> {
         loop {
             let mut guard = self.inner.readable().await.map_err(EventFdError::Io)?;
-            match guard.get_inner().try_read() {
+            match read_on(guard.get_inner().as_fd(), Wait::NoWait) {
                 Err(EventFdError::WouldBlock) => guard.clear_ready(),
                 other => return other,
             }
@@ -231,20 +231,31 @@ impl AsyncEventFd {
     pub async fn write(&self, n: u64) -> Result<(), EventFdError> {
         loop {
             let mut guard = self.inner.writable().await.map_err(EventFdError::Io)?;
-            match guard.get_inner().try_write(n) {
+            match write_on(guard.get_inner().as_fd(), n, Wait::NoWait) {
                 Err(EventFdError::WouldBlock) => guard.clear_ready(),
                 other => return other,
             }
         }
     }
 
-    /// The wrapped eventfd.
-    pub fn get_ref(&self) -> &EventFd {
-        self.inner.get_ref()
+    /// Reads if the counter is non-zero, without waiting (as [`EventFd::try_read`]).
+    pub fn try_read(&self) -> Result<u64, EventFdError> {
+        read_on(self.as_fd(), Wait::NoWait)
+    }
+
+    /// Adds `n` unless that would overflow the counter, without waiting (as
+    /// [`EventFd::try_write`]).
+    pub fn try_write(&self, n: u64) -> Result<(), EventFdError> {
+        write_on(self.as_fd(), n, Wait::NoWait)
     }
 
     /// Deregisters and returns the eventfd.
     pub fn into_inner(self) -> EventFd {
-        self.inner.into_inner()
+        EventFd {
+            fd: self.inner.into_inner(),
+        }
     }
 }
+
+#[cfg(feature = "tokio")]
+crate::sys::fd_of_field!(AsyncEventFd, inner);

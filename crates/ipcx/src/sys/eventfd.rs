@@ -59,13 +59,12 @@ pub(crate) fn write(fd: impl AsFd, n: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Registers an [`EventFd`](crate::sync::EventFd) with the current tokio reactor.
+/// Registers an eventfd with the current tokio reactor; the `AsyncFd` owns the descriptor.
 #[cfg(feature = "tokio")]
-pub(crate) fn register_async(
-    ev: crate::sync::EventFd,
-) -> io::Result<tokio::io::unix::AsyncFd<crate::sync::EventFd>> {
-    // SAFETY: an EventFd owns exactly one OwnedFd, which stays open for as long as the EventFd
-    // exists (it is only released by consuming the EventFd, which the AsyncFd owns and only
-    // gives back through `into_inner`), and its `as_raw_fd` always returns that descriptor.
-    unsafe { tokio::io::unix::AsyncFd::register(ev).map_err(|e| e.into()) }
+pub(crate) fn register_async(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: the `OwnedFd` is open and moves into the `AsyncFd`, so nothing else can close it
+    // while it is registered, and `OwnedFd::as_raw_fd` always returns that same descriptor; it
+    // is closed only after the `AsyncFd` has deregistered it (on drop), or handed back by
+    // `into_inner`.
+    unsafe { tokio::io::unix::AsyncFd::register(fd).map_err(|e| e.into()) }
 }

@@ -47,6 +47,23 @@ macro_rules! impl_is_minus_one {
 }
 impl_is_minus_one! { i8 i16 i32 i64 isize }
 
+/// `AsFd` and `AsRawFd` for a type `$t` that owns its descriptor in field `$field`.
+macro_rules! fd_of_field {
+    ($t:ty, $field:ident) => {
+        impl std::os::fd::AsFd for $t {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                std::os::fd::AsFd::as_fd(&self.$field)
+            }
+        }
+        impl std::os::fd::AsRawFd for $t {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                std::os::fd::AsRawFd::as_raw_fd(&self.$field)
+            }
+        }
+    };
+}
+pub(crate) use fd_of_field;
+
 pub(crate) mod interrupt;
 pub(crate) mod mmap;
 pub(crate) mod poll;

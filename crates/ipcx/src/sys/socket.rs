@@ -373,32 +373,12 @@ pub(crate) fn unix_pair(kind: UnixType) -> io::Result<(OwnedFd, OwnedFd)> {
     )?)
 }
 
-/// Socket types that own their descriptor for their whole life: an `OwnedFd` field, set at
-/// construction and never replaced, so `as_raw_fd` always returns the same open descriptor.
-///
-/// # Safety
-/// Implementors guarantee exactly that; [`async_fd`] relies on it.
+/// Registers a socket with the tokio reactor; the `AsyncFd` owns its descriptor.
 #[cfg(feature = "tokio")]
-pub(crate) unsafe trait StableFd: std::os::fd::AsRawFd {}
-
-// SAFETY: each of these holds its socket in a private `OwnedFd` field (directly, or inside a
-// std socket type) that is set once at construction and dropped with the value.
-#[cfg(feature = "tokio")]
-unsafe impl StableFd for crate::socket::UnixListener {}
-// SAFETY: as above.
-#[cfg(feature = "tokio")]
-unsafe impl StableFd for crate::socket::UnixSeqpacketListener {}
-// SAFETY: as above.
-#[cfg(feature = "tokio")]
-unsafe impl StableFd for crate::socket::UnixSeqpacket {}
-// SAFETY: as above.
-#[cfg(feature = "tokio")]
-unsafe impl StableFd for crate::socket::UnixDatagram {}
-
-/// Registers a socket with the tokio reactor.
-#[cfg(feature = "tokio")]
-pub(crate) fn async_fd<T: StableFd>(t: T) -> io::Result<tokio::io::unix::AsyncFd<T>> {
-    // SAFETY: `T: StableFd`: the descriptor is valid, open and the same for the whole life of
-    // the `AsyncFd`, which owns `t`.
-    unsafe { tokio::io::unix::AsyncFd::register(t) }.map_err(|e| e.into_parts().1)
+pub(crate) fn async_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: the `OwnedFd` is open and moves into the `AsyncFd`, so nothing else can close it
+    // while it is registered, and `OwnedFd::as_raw_fd` always returns that same descriptor; it
+    // is closed only after the `AsyncFd` has deregistered it (on drop), or handed back by
+    // `into_inner`.
+    unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)
 }

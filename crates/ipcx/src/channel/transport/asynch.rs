@@ -114,7 +114,7 @@ impl AsyncListener for UnixAsyncListener {
         })
     }
     fn local_addr(&self) -> Result<Endpoint, Error> {
-        Endpoint::new("unix", Address::Unix(self.0.get_ref().local_addr().clone()))
+        Endpoint::new("unix", Address::Unix(self.0.local_addr().clone()))
     }
 }
 
