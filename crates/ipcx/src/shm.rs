@@ -26,29 +26,29 @@
 //! Rust knows about. Handing out `&[u8]` into such memory would be a data race in Rust's memory
 //! model (the compiler may assume the bytes behind a shared reference do not change), so the safe
 //! API never does. Instead:
-//! * **copy-in / copy-out**: [`ShmMap::read_at`], [`ShmMap::write_at`], and the typed
-//!   [`ShmMap::read`] / [`ShmMap::try_read`] / [`ShmMap::write`] for plain-data types (via
-//!   [`zerocopy`]: `FromBytes` / `TryFromBytes` to read, `IntoBytes + Immutable` to write).
-//!   The copies use volatile loads and stores (word-sized where aligned), so the compiler never
-//!   assumes anything about the shared bytes. A concurrent writer can make a copy observe a mix
-//!   of old and new bytes (a torn read): synchronise with a semaphore, futex or atomics if that
+//! * **copy-in / copy-out**: [`MappedRegion::read_at`], [`MappedRegion::write_at`], and the typed
+//!   [`MappedRegion::read`] / [`MappedRegion::try_read`] / [`MappedRegion::write`] for plain-data
+//!   types (via [`zerocopy`]: `FromBytes` / `TryFromBytes` to read, `IntoBytes + Immutable` to
+//!   write). The copies use volatile loads and stores (word-sized where aligned), so the compiler
+//!   never assumes anything about the shared bytes. A concurrent writer can make a copy observe a
+//!   mix of old and new bytes (a torn read): synchronise with a semaphore, futex or atomics if that
 //!   matters. Offsets and lengths are bounds-checked: outside the mapping is
 //!   [`ShmError::OutOfBounds`], naming the mapping's size.
-//! * **raw access** for zero-copy users: [`ShmMap::as_ptr`], and the `unsafe`
-//!   [`ShmMap::as_slice`] / [`ShmMap::as_mut_slice`], whose `# Safety` sections state what the
-//!   caller must guarantee about the other processes.
+//! * **raw access** for zero-copy users: [`MappedRegion::as_ptr`], and the `unsafe`
+//!   [`MappedRegion::as_slice`] / [`MappedRegion::as_mut_slice`], whose `# Safety` sections state
+//!   what the caller must guarantee about the other processes.
 //!
 //! # A peer that shrinks the object
 //! Whoever can write a shared-memory object can also shrink it (`ftruncate`). Touching a page of
 //! a mapping that is no longer backed by the object raises `SIGBUS`, which would terminate the
 //! process. ipcx catches it for its own mappings: the first access to a lost page replaces the
 //! whole mapping with zero pages private to this process, and every copy through
-//! [`ShmMap::read_at`], [`ShmMap::write_at`], [`ShmMap::read`] and the others then fails with
-//! [`ShmError::Truncated`] (a read that hit the truncation may have copied zeros into the buffer
-//! before it failed). Raw access through [`ShmMap::as_ptr`] or the slices finds zeros, never a
-//! signal; check [`ShmMap::is_truncated`] after it. Only a bounded number of mappings
-//! (1024 at once, in one process) is guarded; past that a truncation raises `SIGBUS` as before.
-//! When the peer is not trusted, a [`Memfd`] sealed with [`Seals::SHRINK`] (or
+//! [`MappedRegion::read_at`], [`MappedRegion::write_at`], [`MappedRegion::read`] and the others
+//! then fails with [`ShmError::Truncated`] (a read that hit the truncation may have copied zeros
+//! into the buffer before it failed). Raw access through [`MappedRegion::as_ptr`] or the slices
+//! finds zeros, never a signal; check [`MappedRegion::is_truncated`] after it. Only a bounded
+//! number of mappings (1024 at once, in one process) is guarded; past that a truncation raises
+//! `SIGBUS` as before. When the peer is not trusted, a [`Memfd`] sealed with [`Seals::SHRINK`] (or
 //! [`Memfd::seal_read_only`]) is still better: the kernel then refuses to shrink it.
 //!
 //! # Another user's object
@@ -76,12 +76,12 @@
 
 use std::fmt;
 use std::io;
+use std::ops::{Deref, DerefMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-
-use zerocopy::{FromBytes, Immutable, IntoBytes, TryFromBytes};
 
 use crate::name::{InvalidName, PosixName};
 use crate::region;
+pub use crate::region::{MappedRegion, RegionError};
 use crate::sys;
 use crate::sys::mmap::Mapping;
 use crate::sys::shm::OpenMode;
@@ -157,7 +157,7 @@ pub enum ShmError {
         /// What was attempted.
         what: &'static str,
     },
-    /// The bytes at `offset` are not a valid value of the type read ([`ShmMap::try_read`]).
+    /// The bytes at `offset` are not a valid value of the type read ([`MappedRegion::try_read`]).
     #[error("the bytes at offset {offset} are not a valid {type_name}")]
     InvalidValue {
         /// Offset of the read.
@@ -623,16 +623,20 @@ fn fd_map(fd: &OwnedFd, writable: bool, name: &str) -> Result<ShmMap, ShmError> 
         let what = if writable { "map read-write" } else { "map" };
         ShmError::from_io(what, name, e)
     })?;
-    Ok(ShmMap { map })
+    Ok(ShmMap {
+        map: MappedRegion::new(map),
+    })
 }
 
 /// A shared mapping of a [`Shm`], a [`Memfd`], or anonymous shared memory; unmapped on drop.
 ///
 /// It does not borrow the handle it came from: it stays valid after the handle is dropped.
-/// See the module docs for why access is copy-in/copy-out.
+/// See the module docs for why access is copy-in/copy-out. The accessors (`read_at`,
+/// `write_at`, `read`, `write`, `as_ptr`...) are those of the [`MappedRegion`] it dereferences
+/// to.
 #[derive(Debug)]
 pub struct ShmMap {
-    map: Mapping,
+    map: MappedRegion<ShmError>,
 }
 
 impl ShmMap {
@@ -647,117 +651,32 @@ impl ShmMap {
         }
         let map = Mapping::anonymous_shared(len)
             .map_err(|e| ShmError::from_io("map anonymous shared memory", "", e))?;
-        Ok(ShmMap { map })
-    }
-
-    /// Length of the mapping in bytes.
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// Always false: mappings have at least one byte.
-    pub fn is_empty(&self) -> bool {
-        self.map.len() == 0
-    }
-
-    /// Whether the mapping is writable.
-    pub fn is_writable(&self) -> bool {
-        self.map.is_writable()
-    }
-
-    /// Copies `buf.len()` bytes at `offset` out of the mapping ([`ShmError::Truncated`] once
-    /// another process shrank the object under it).
-    pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<(), ShmError> {
-        region::read_at::<ShmError>(&self.map, offset, buf)?;
-        self.intact()
-    }
-
-    /// Copies `data` into the mapping at `offset`.
-    pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<(), ShmError> {
-        region::write_at::<ShmError>(&self.map, offset, data)?;
-        self.intact()
-    }
-
-    /// Reads a plain-data value (any bytes are a valid `T`) at `offset`. `offset` need not be
-    /// aligned: the bytes are copied.
-    pub fn read<T: FromBytes>(&self, offset: usize) -> Result<T, ShmError> {
-        let v = region::read::<T, ShmError>(&self.map, offset)?;
-        self.intact().map(|()| v)
-    }
-
-    /// Reads a value at `offset` whose type has invalid bit patterns (`bool`, enums...):
-    /// [`ShmError::InvalidValue`] when the bytes are not a valid `T`.
-    pub fn try_read<T: TryFromBytes>(&self, offset: usize) -> Result<T, ShmError> {
-        let v = region::try_read(&self.map, offset);
-        self.intact()?;
-        v
-    }
-
-    /// Writes a plain-data value at `offset` (unaligned is fine).
-    pub fn write<T: IntoBytes + Immutable>(
-        &self,
-        offset: usize,
-        value: &T,
-    ) -> Result<(), ShmError> {
-        region::write::<T, ShmError>(&self.map, offset, value)?;
-        self.intact()
-    }
-
-    /// Whether another process shrank the object under this mapping and an access hit a lost
-    /// page: the mapping then reads as zeros (see the module docs).
-    pub fn is_truncated(&self) -> bool {
-        self.map.poisoned()
-    }
-
-    fn intact(&self) -> Result<(), ShmError> {
-        if self.map.poisoned() {
-            return Err(ShmError::Truncated);
-        }
-        Ok(())
-    }
-
-    /// The first byte of the mapping. Reading or writing through it is `unsafe` and subject to
-    /// the same rules as [`ShmMap::as_slice`] / [`ShmMap::as_mut_slice`].
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.map.as_ptr()
-    }
-
-    /// The mapping as a byte slice, for zero-copy reads.
-    ///
-    /// # Safety
-    /// While the slice is alive, no process (including this one, through another mapping or
-    /// thread) may write to the mapped bytes, and the object must not be shrunk below the
-    /// mapping's length. For example: the object is a memfd sealed with
-    /// [`Memfd::seal_read_only`], or the processes follow a protocol (a lock, a semaphore) that
-    /// gives this process exclusive read access for the slice's lifetime.
-    #[allow(unsafe_code)] // declaring the unsafe accessor; the unsafe operation lives in sys
-    pub unsafe fn as_slice(&self) -> &[u8] {
-        // SAFETY: the caller upholds the contract above, which is the contract of
-        // `Region::as_slice`.
-        unsafe { self.map.as_slice() }
-    }
-
-    /// The mapping as a mutable byte slice, for zero-copy writes; [`ShmError::ReadOnly`] for a
-    /// read-only mapping.
-    ///
-    /// # Safety
-    /// While the slice is alive, no other process or thread may read or write the mapped bytes,
-    /// and the object must not be shrunk below the mapping's length.
-    #[allow(unsafe_code)] // declaring the unsafe accessor; the unsafe operation lives in sys
-    pub unsafe fn as_mut_slice(&mut self) -> Result<&mut [u8], ShmError> {
-        // SAFETY: the caller upholds the contract above, which is the contract of
-        // `Mapping::as_mut_slice`.
-        unsafe { self.map.as_mut_slice() }.ok_or(ShmError::ReadOnly {
-            what: "mutable slice of a read-only mapping",
+        Ok(ShmMap {
+            map: MappedRegion::new(map),
         })
+    }
+}
+
+impl Deref for ShmMap {
+    type Target = MappedRegion<ShmError>;
+
+    fn deref(&self) -> &MappedRegion<ShmError> {
+        &self.map
+    }
+}
+
+impl DerefMut for ShmMap {
+    fn deref_mut(&mut self) -> &mut MappedRegion<ShmError> {
+        &mut self.map
     }
 }
 
 region::impl_region_error! {
     ShmError,
-    write_read_only: "write through a read-only mapping",
+    noun: "mapping",
     read_failed(e) => ShmError::from_io("read", "mapping", e),
     write_failed(e) => ShmError::from_io("write", "mapping", e),
+    truncated: ShmError::Truncated,
 }
 
 /// File seals of a [`Memfd`] (`F_SEAL_*`), combined with `|`.

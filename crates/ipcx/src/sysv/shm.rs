@@ -13,9 +13,9 @@
 //!
 //! # Access
 //! As for POSIX shared memory (see [`crate::shm`] for the reasoning), the safe API copies bytes in
-//! and out with volatile accesses ([`Attached::read_at`], [`Attached::write_at`], typed
-//! [`Attached::read`] / [`Attached::write`] via zerocopy) with bounds checks
-//! ([`SysvShmError::OutOfBounds`]); raw access is `unsafe` ([`Attached::as_slice`]). Unlike a
+//! and out with volatile accesses ([`MappedRegion::read_at`], [`MappedRegion::write_at`], typed
+//! [`MappedRegion::read`] / [`MappedRegion::write`] via zerocopy) with bounds checks
+//! ([`SysvShmError::OutOfBounds`]); raw access is `unsafe` ([`MappedRegion::as_slice`]). Unlike a
 //! POSIX object, a System V segment never changes size, so an attachment cannot fault.
 //!
 //! # Removal and ownership
@@ -35,14 +35,12 @@
 //! [sysvipc(7)](https://man7.org/linux/man-pages/man7/sysvipc.7.html).
 
 use std::io;
+use std::ops::{Deref, DerefMut};
 use std::time::{Duration, SystemTime};
 
-use zerocopy::{FromBytes, Immutable, IntoBytes, TryFromBytes};
-
 use super::Key;
-use crate::region;
+use crate::region::{self, MappedRegion};
 use crate::sys;
-use crate::sys::sysv_shm::Attachment;
 
 /// What can go wrong with System V shared memory.
 #[derive(Debug, thiserror::Error)]
@@ -132,7 +130,7 @@ pub enum SysvShmError {
         /// What was attempted.
         what: &'static str,
     },
-    /// The bytes at `offset` are not a valid value of the type read ([`Attached::try_read`]).
+    /// The bytes at `offset` are not a valid value of the type read ([`MappedRegion::try_read`]).
     #[error("the bytes at offset {offset} are not a valid {type_name}")]
     InvalidValue {
         /// Offset of the read.
@@ -423,9 +421,11 @@ impl Segment {
     }
 
     fn attach_with(&self, read_only: bool) -> Result<Attached, SysvShmError> {
-        let a =
-            Attachment::attach(self.id, read_only).map_err(|e| id_error("attach", self.id, e))?;
-        Ok(Attached { a })
+        let a = sys::sysv_shm::attach(self.id, read_only)
+            .map_err(|e| id_error("attach", self.id, e))?;
+        Ok(Attached {
+            a: MappedRegion::new(a),
+        })
     }
 
     /// Marks the segment for removal (`IPC_RMID`): it goes when the last process detaches; see
@@ -498,91 +498,30 @@ pub struct SegmentStat {
 }
 
 /// An attached segment, detached on drop (`shmdt`). Independent of the [`Segment`] handle.
+/// The accessors (`read_at`, `write_at`, `read`, `write`, `as_ptr`...) are those of the
+/// [`MappedRegion`] it dereferences to.
 #[derive(Debug)]
 pub struct Attached {
-    a: Attachment,
+    a: MappedRegion<SysvShmError>,
 }
 
-impl Attached {
-    /// Size of the segment in bytes.
-    pub fn len(&self) -> usize {
-        self.a.len()
-    }
+impl Deref for Attached {
+    type Target = MappedRegion<SysvShmError>;
 
-    /// Always false: segments have at least one byte.
-    pub fn is_empty(&self) -> bool {
-        self.a.len() == 0
+    fn deref(&self) -> &MappedRegion<SysvShmError> {
+        &self.a
     }
+}
 
-    /// Whether attached read-write.
-    pub fn is_writable(&self) -> bool {
-        self.a.is_writable()
-    }
-
-    /// Copies `buf.len()` bytes at `offset` out of the segment.
-    pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<(), SysvShmError> {
-        region::read_at(&self.a, offset, buf)
-    }
-
-    /// Copies `data` into the segment at `offset`.
-    pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<(), SysvShmError> {
-        region::write_at(&self.a, offset, data)
-    }
-
-    /// Reads a plain-data value at `offset` (unaligned is fine).
-    pub fn read<T: FromBytes>(&self, offset: usize) -> Result<T, SysvShmError> {
-        region::read(&self.a, offset)
-    }
-
-    /// Reads a value whose type has invalid bit patterns; [`SysvShmError::InvalidValue`] when
-    /// the bytes are not a valid `T`.
-    pub fn try_read<T: TryFromBytes>(&self, offset: usize) -> Result<T, SysvShmError> {
-        region::try_read(&self.a, offset)
-    }
-
-    /// Writes a plain-data value at `offset` (unaligned is fine).
-    pub fn write<T: IntoBytes + Immutable>(
-        &self,
-        offset: usize,
-        value: &T,
-    ) -> Result<(), SysvShmError> {
-        region::write(&self.a, offset, value)
-    }
-
-    /// The first byte of the attachment; dereferencing it follows the rules of
-    /// [`Attached::as_slice`] / [`Attached::as_mut_slice`].
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.a.as_ptr()
-    }
-
-    /// The segment as a byte slice.
-    ///
-    /// # Safety
-    /// No process or thread may write to the segment while the slice is alive (for example,
-    /// every attachment but this one is read-only, or a lock gives this process exclusive
-    /// access for the slice's lifetime).
-    #[allow(unsafe_code)] // declaring the unsafe accessor; the unsafe operation lives in sys
-    pub unsafe fn as_slice(&self) -> &[u8] {
-        // SAFETY: the caller upholds the contract above, which is `Region::as_slice`'s.
-        unsafe { self.a.as_slice() }
-    }
-
-    /// The segment as a mutable byte slice; [`SysvShmError::ReadOnly`] when attached read-only.
-    ///
-    /// # Safety
-    /// No other process or thread may read or write the segment while the slice is alive.
-    #[allow(unsafe_code)] // declaring the unsafe accessor; the unsafe operation lives in sys
-    pub unsafe fn as_mut_slice(&mut self) -> Result<&mut [u8], SysvShmError> {
-        // SAFETY: the caller upholds the contract above, which is `Attachment::as_mut_slice`'s.
-        unsafe { self.a.as_mut_slice() }.ok_or(SysvShmError::ReadOnly {
-            what: "mutable slice of a read-only attachment",
-        })
+impl DerefMut for Attached {
+    fn deref_mut(&mut self) -> &mut MappedRegion<SysvShmError> {
+        &mut self.a
     }
 }
 
 region::impl_region_error! {
     SysvShmError,
-    write_read_only: "write through a read-only attachment",
+    noun: "attachment",
     read_failed(e) => SysvShmError::Io {
         what: "read segment".into(),
         source: e,
@@ -590,5 +529,11 @@ region::impl_region_error! {
     write_failed(e) => SysvShmError::Io {
         what: "write segment".into(),
         source: e,
+    },
+    // An attachment is never guarded against truncation (a segment cannot change size), so
+    // this error is never made.
+    truncated: SysvShmError::Io {
+        what: "access segment".into(),
+        source: io::Error::other("the segment's memory is gone"),
     },
 }
