@@ -285,8 +285,8 @@ pub(crate) fn remove(name: &str) -> Result<(), SegmentError> {
 /// The name of a segment and whether this handle removes it on drop.
 #[derive(Debug)]
 pub(crate) struct Owner {
-    pub(crate) name: PosixName,
-    pub(crate) unlink_on_drop: bool,
+    name: PosixName,
+    unlink_on_drop: bool,
     /// The owner-registry record of a segment this handle created.
     registration: Option<crate::registry::Registration>,
 }
@@ -309,6 +309,16 @@ impl Owner {
         }
     }
 
+    /// The segment's name.
+    pub(crate) fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    /// Whether this handle removes the segment on drop.
+    pub(crate) fn is_owner(&self) -> bool {
+        self.unlink_on_drop
+    }
+
     /// Keeps the segment: no unlink on drop, and a persistent registry record.
     pub(crate) fn persist(&mut self) {
         self.unlink_on_drop = false;
@@ -325,3 +335,36 @@ impl Drop for Owner {
         }
     }
 }
+
+/// The named-object methods (`name`, `is_owner`, `persist`, `remove`) of a type that holds its
+/// segment's [`Owner`] in a field `owner`.
+macro_rules! named_segment {
+    ($ty:ident $(<$g:ident>)?) => {
+        impl$(<$g>)? $ty$(<$g>)? {
+            /// The segment's name.
+            pub fn name(&self) -> &str {
+                self.owner.name()
+            }
+
+            /// Whether this handle created the segment and removes it on drop: false for a
+            /// handle that only opened it, after [`persist`](Self::persist), and with
+            /// [`Options::persist`](crate::sync::Options::persist).
+            pub fn is_owner(&self) -> bool {
+                self.owner.is_owner()
+            }
+
+            /// Keeps the segment after this handle is dropped.
+            pub fn persist(mut self) -> Self {
+                self.owner.persist();
+                self
+            }
+
+            /// Removes the segment `name`. Processes that have it open keep using it; later
+            /// opens fail.
+            pub fn remove(name: &str) -> Result<(), $crate::sync::SegmentError> {
+                $crate::sync::segment::remove(name)
+            }
+        }
+    };
+}
+pub(crate) use named_segment;
