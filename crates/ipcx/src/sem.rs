@@ -47,6 +47,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::name::{InvalidName, PosixName};
+use crate::registry::Ownership;
 use crate::sys::sem::{self as sys, NamedSem, OpenHow};
 use crate::wait::Wait;
 
@@ -268,23 +269,17 @@ impl OpenOptions {
 pub struct Semaphore {
     raw: NamedSem,
     name: PosixName,
-    owner: bool,
-    persist: bool,
-    registration: Option<crate::registry::Registration>,
+    ownership: Ownership,
     /// The identity of the semaphore's file when it was opened (`None` if unknown).
     file: Option<sys::SemFile>,
 }
 
 impl Semaphore {
     fn new(raw: NamedSem, name: PosixName, owner: bool) -> Semaphore {
-        let registration =
-            owner.then(|| crate::registry::Registration::new(format!("posix-sem:{name}")));
         Semaphore {
             raw,
+            ownership: Ownership::new(owner, || format!("posix-sem:{name}")),
             name,
-            registration,
-            owner,
-            persist: false,
             file: None,
         }
     }
@@ -327,24 +322,18 @@ impl Semaphore {
 
     /// Whether this handle created the semaphore (and so unlinks it on drop unless persisted).
     pub fn is_owner(&self) -> bool {
-        self.owner
+        self.ownership.is_owner()
     }
 
     /// Keeps the semaphore's name after this handle is dropped.
     pub fn persist(mut self) -> Semaphore {
-        self.persist = true;
-        if let Some(r) = self.registration.take() {
-            r.persist();
-        }
+        self.ownership.set_persist(true);
         self
     }
 
     /// Sets whether the name is kept after this (creating) handle is dropped.
     pub fn set_persist(&mut self, persist: bool) {
-        self.persist = persist;
-        if persist && let Some(r) = self.registration.take() {
-            r.persist();
-        }
+        self.ownership.set_persist(persist);
     }
 
     /// Decrements the semaphore (P), blocking while its value is zero.
@@ -413,8 +402,7 @@ impl Semaphore {
     /// [`Error::NotFound`].
     #[doc(alias = "sem_unlink")]
     pub fn unlink(&mut self) -> Result<(), Error> {
-        self.owner = false;
-        self.registration = None;
+        self.ownership.removed();
         if !self.name_is_ours() {
             return Err(Error::NotFound {
                 name: self.name.as_str().to_owned(),
@@ -444,7 +432,7 @@ fn unlink_name(name: &PosixName) -> Result<(), Error> {
 
 impl Drop for Semaphore {
     fn drop(&mut self) {
-        if self.owner && !self.persist && self.name_is_ours() {
+        if self.ownership.is_owner() && self.name_is_ours() {
             let _ = sys::sem_unlink(&self.name);
         }
     }

@@ -53,6 +53,7 @@ use std::io;
 use std::time::{Duration, SystemTime};
 
 use super::Key;
+use crate::registry::Ownership;
 use crate::sys::sysv_msg as sys;
 use crate::wait::Wait;
 
@@ -430,9 +431,8 @@ fn open_error(key: Key, e: io::Error) -> OpenError {
 pub struct MessageQueue {
     id: i32,
     key: Key,
-    owner: bool,
     msgmax: usize,
-    registration: Option<crate::registry::Registration>,
+    ownership: Ownership,
 }
 
 impl MessageQueue {
@@ -441,10 +441,8 @@ impl MessageQueue {
         MessageQueue {
             id,
             key,
-            owner,
             msgmax: usize::try_from(msgmax).unwrap_or(usize::MAX),
-            registration: owner
-                .then(|| crate::registry::Registration::new(super::name("sysv-mq", key.0, id))),
+            ownership: Ownership::new(owner, || super::name("sysv-mq", key.0, id)),
         }
     }
 
@@ -504,22 +502,19 @@ impl MessageQueue {
 
     /// Keeps the queue after this handle is dropped.
     pub fn persist(mut self) -> MessageQueue {
-        self.owner = false;
-        if let Some(r) = self.registration.take() {
-            r.persist();
-        }
+        self.ownership.set_persist(true);
         self
     }
 
     /// Whether this handle will remove the queue when dropped.
     pub fn is_owner(&self) -> bool {
-        self.owner
+        self.ownership.is_owner()
     }
 
     /// Removes the queue now (`IPC_RMID`). Processes blocked on it wake with `Removed`.
     #[doc(alias = "IPC_RMID")]
     pub fn remove(mut self) -> Result<(), ControlError> {
-        self.owner = false;
+        self.ownership.removed();
         sys::remove(self.id).map_err(|e| {
             control_error(
                 e,
@@ -761,7 +756,7 @@ fn control_error(e: io::Error, hint: &'static str) -> ControlError {
 
 impl Drop for MessageQueue {
     fn drop(&mut self) {
-        if self.owner {
+        if self.ownership.is_owner() {
             let _ = sys::remove(self.id);
         }
     }

@@ -38,6 +38,7 @@
 use std::io;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::registry::Ownership;
 use crate::sys::sysv_sem as sys;
 use crate::sysv::Key;
 use crate::wait::Wait;
@@ -324,16 +325,9 @@ impl Options {
             let what = format!("semaphore set sysv-sem:{key}");
             super::check_owner(&self.trust, &what, st.uid, st.cuid)?;
         }
-        let mut set = SemaphoreSet::from_parts(id, key, created)?;
-        if created {
-            set.registration = Some(crate::registry::Registration::new(super::name(
-                "sysv-sem", key.0, id,
-            )));
-            if let Some(values) = &self.values {
-                set.set_all(values)?;
-            }
-        } else {
-            set.owner = false;
+        let set = SemaphoreSet::from_parts(id, key, created)?;
+        if created && let Some(values) = &self.values {
+            set.set_all(values)?;
         }
         Ok(set)
     }
@@ -380,33 +374,22 @@ pub struct SemaphoreSet {
     id: i32,
     key: Key,
     nsems: usize,
-    owner: bool,
-    persist: bool,
     undo: bool,
-    registration: Option<crate::registry::Registration>,
+    ownership: Ownership,
 }
 
 impl SemaphoreSet {
-    fn from_parts(id: i32, key: Key, owner: bool) -> Result<SemaphoreSet, Error> {
-        let mut set = SemaphoreSet {
+    fn from_parts(id: i32, key: Key, created: bool) -> Result<SemaphoreSet, Error> {
+        // Opening only needs alter/read rights for the operations; a set we cannot stat is
+        // unusable for us anyway. (A set we created and cannot stat is left as it is.)
+        let st = sys::stat(id).map_err(|e| Error::on_set("semctl(IPC_STAT)", id, e))?;
+        Ok(SemaphoreSet {
             id,
             key,
-            nsems: 0,
-            owner,
-            persist: false,
+            nsems: st.nsems as usize,
             undo: false,
-            registration: None,
-        };
-        match sys::stat(id) {
-            Ok(st) => set.nsems = st.nsems as usize,
-            // Opening only needs alter/read rights for the operations; a set we cannot stat
-            // is unusable for us anyway.
-            Err(e) => {
-                set.owner = false;
-                return Err(Error::on_set("semctl(IPC_STAT)", id, e));
-            }
-        }
-        Ok(set)
+            ownership: Ownership::new(created, || super::name("sysv-sem", key.0, id)),
+        })
     }
 
     /// Options for opening or creating a set.
@@ -443,10 +426,8 @@ impl SemaphoreSet {
             id,
             key: Key(st.key),
             nsems: st.nsems as usize,
-            owner: false,
-            persist: false,
             undo: false,
-            registration: None,
+            ownership: Ownership::opened(),
         })
     }
 
@@ -472,24 +453,18 @@ impl SemaphoreSet {
 
     /// Whether this handle created the set (and so removes it on drop unless persisted).
     pub fn is_owner(&self) -> bool {
-        self.owner
+        self.ownership.is_owner()
     }
 
     /// Keeps the set after this handle is dropped.
     pub fn persist(mut self) -> SemaphoreSet {
-        self.persist = true;
-        if let Some(r) = self.registration.take() {
-            r.persist();
-        }
+        self.ownership.set_persist(true);
         self
     }
 
     /// Sets whether the set is kept after this (creating) handle is dropped.
     pub fn set_persist(&mut self, persist: bool) {
-        self.persist = persist;
-        if persist && let Some(r) = self.registration.take() {
-            r.persist();
-        }
+        self.ownership.set_persist(persist);
     }
 
     /// Applies `SEM_UNDO` to every operation of this handle, whatever each [`SemOp::undo`]
@@ -676,8 +651,7 @@ impl SemaphoreSet {
     /// this, drop does not remove again.
     #[doc(alias = "IPC_RMID")]
     pub fn remove(&mut self) -> Result<(), Error> {
-        self.owner = false;
-        self.registration = None;
+        self.ownership.removed();
         sys::rmid(self.id).map_err(|e| Error::on_set("semctl(IPC_RMID)", self.id, e))
     }
 
@@ -690,7 +664,7 @@ impl SemaphoreSet {
 
 impl Drop for SemaphoreSet {
     fn drop(&mut self) {
-        if self.owner && !self.persist {
+        if self.ownership.is_owner() {
             let _ = sys::rmid(self.id);
         }
     }

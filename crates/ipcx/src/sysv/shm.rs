@@ -40,6 +40,7 @@ use std::time::{Duration, SystemTime};
 
 use super::Key;
 use crate::region::{self, MappedRegion};
+use crate::registry::Ownership;
 use crate::sys;
 
 /// What can go wrong with System V shared memory.
@@ -257,8 +258,7 @@ impl SegmentOptions {
         Ok(Segment {
             id,
             key,
-            owner: false,
-            registration: None,
+            ownership: Ownership::opened(),
         })
     }
 
@@ -302,10 +302,7 @@ impl SegmentOptions {
         Ok(Segment {
             id,
             key,
-            owner: true,
-            registration: Some(crate::registry::Registration::new(super::name(
-                "sysv-shm", key.0, id,
-            ))),
+            ownership: Ownership::created(super::name("sysv-shm", key.0, id)),
         })
     }
 
@@ -325,8 +322,7 @@ impl SegmentOptions {
 pub struct Segment {
     id: i32,
     key: Key,
-    owner: bool,
-    registration: Option<crate::registry::Registration>,
+    ownership: Ownership,
 }
 
 impl Segment {
@@ -358,8 +354,7 @@ impl Segment {
         Ok(Segment {
             id,
             key: Key(st.key),
-            owner: false,
-            registration: None,
+            ownership: Ownership::opened(),
         })
     }
 
@@ -375,16 +370,13 @@ impl Segment {
 
     /// Keeps the segment after this handle is dropped (until [`Segment::remove`] or `ipcrm`).
     pub fn persist(mut self) -> Segment {
-        self.owner = false;
-        if let Some(r) = self.registration.take() {
-            r.persist();
-        }
+        self.ownership.set_persist(true);
         self
     }
 
     /// Whether this handle created the segment and removes it on drop.
     pub fn is_owner(&self) -> bool {
-        self.owner
+        self.ownership.is_owner()
     }
 
     /// `shmctl(IPC_STAT)`: size, attach count, pids, owner, mode, times.
@@ -432,8 +424,7 @@ impl Segment {
     /// the module docs. The handle no longer removes it on drop.
     #[doc(alias = "IPC_RMID")]
     pub fn remove(&mut self) -> Result<(), SysvShmError> {
-        self.owner = false;
-        self.registration = None;
+        self.ownership.removed();
         Segment::remove_id(self.id)
     }
 
@@ -445,7 +436,7 @@ impl Segment {
 
 impl Drop for Segment {
     fn drop(&mut self) {
-        if !self.owner {
+        if !self.ownership.is_owner() {
             return;
         }
         // Remove only the segment we created: still there, same key, not already removed.
