@@ -28,6 +28,7 @@
 
 pub(crate) mod sys;
 
+mod open;
 mod poison;
 mod region;
 

@@ -67,8 +67,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use crate::name::{InvalidName, PosixName};
+use crate::open::{OpenFlags, open_flag_setters};
 use crate::sys::mq as sys;
-use crate::trust::{ForeignOwner, Trust};
+use crate::trust::ForeignOwner;
 use crate::wait::Wait;
 
 /// How long a blocked send waits before it looks again whether the queue was unlinked.
@@ -257,12 +258,9 @@ pub struct Attributes {
 pub struct OpenOptions {
     read: bool,
     write: bool,
-    create: bool,
-    create_new: bool,
-    mode: u32,
+    flags: OpenFlags,
     capacity: Option<(usize, usize)>,
     nonblocking: bool,
-    trust: Trust,
 }
 
 impl Default for OpenOptions {
@@ -277,65 +275,48 @@ impl OpenOptions {
         OpenOptions {
             read: true,
             write: true,
-            create: false,
-            create_new: false,
-            mode: 0o600,
+            flags: OpenFlags::default(),
             capacity: None,
             nonblocking: false,
-            trust: Trust::own_user(),
         }
     }
 
     /// Whether the handle may receive (default true).
-    pub fn read(&mut self, read: bool) -> &mut Self {
+    pub fn read(mut self, read: bool) -> Self {
         self.read = read;
         self
     }
 
     /// Whether the handle may send (default true).
-    pub fn write(&mut self, write: bool) -> &mut Self {
+    pub fn write(mut self, write: bool) -> Self {
         self.write = write;
         self
     }
 
-    /// Create the queue when it is missing.
-    pub fn create(&mut self, create: bool) -> &mut Self {
-        self.create = create;
-        self
-    }
-
-    /// Create the queue; fail with [`OpenError::AlreadyExists`] if it exists.
-    pub fn create_new(&mut self, create_new: bool) -> &mut Self {
-        self.create_new = create_new;
-        self
-    }
-
-    /// The permission bits of a new queue (default `0o600`).
-    pub fn mode(&mut self, mode: u32) -> &mut Self {
-        self.mode = mode & 0o777;
-        self
+    open_flag_setters! {
+        noun: "queue",
+        already_exists: "[`OpenError::AlreadyExists`]",
+        mode_mask: 0o777,
+        /// The permission bits of a new queue (default `0o600`).
+        mode,
+        /// Whose existing queues to use besides the caller's own (default: only the caller's own
+        /// uid; see [`crate::trust`]). A queue that this call did not create and that belongs to
+        /// another user is [`OpenError::ForeignOwner`]: another user could read the messages or
+        /// forge them.
+        trust,
     }
 
     /// The capacity of a new queue: at most `max_messages` messages of at most
     /// `max_message_size` bytes each (default: the system defaults,
     /// `/proc/sys/fs/mqueue/msg_default` and `msgsize_default`). Ignored when the queue exists.
-    pub fn capacity(&mut self, max_messages: usize, max_message_size: usize) -> &mut Self {
+    pub fn capacity(mut self, max_messages: usize, max_message_size: usize) -> Self {
         self.capacity = Some((max_messages, max_message_size));
-        self
-    }
-
-    /// Whose existing queues to use besides the caller's own (default: only the caller's own
-    /// uid; see [`crate::trust`]). A queue that this call did not create and that belongs to
-    /// another user is [`OpenError::ForeignOwner`]: another user could read the messages or
-    /// forge them.
-    pub fn trust(&mut self, trust: Trust) -> &mut Self {
-        self.trust = trust;
         self
     }
 
     /// Opens the descriptor `O_NONBLOCK`: blocking calls then behave like their `try_` forms.
     /// [`MessageQueue::into_async`] sets this itself.
-    pub fn nonblocking(&mut self, nonblocking: bool) -> &mut Self {
+    pub fn nonblocking(mut self, nonblocking: bool) -> Self {
         self.nonblocking = nonblocking;
         self
     }
@@ -373,13 +354,13 @@ impl OpenOptions {
             write: self.write,
             nonblocking: self.nonblocking,
             how: sys::Disposition::CreateNew,
-            mode: self.mode,
+            mode: self.flags.mode,
             capacity,
         };
         let err = |e: io::Error| open_error(name, self.capacity, e);
-        let (fd, created) = if self.create_new {
+        let (fd, created) = if self.flags.create_new {
             (sys::mq_open(name, &args).map_err(err)?, true)
-        } else if self.create {
+        } else if self.flags.create {
             // Exclusive create first, so that we know whether this handle owns the queue;
             // on EEXIST open the existing one; if it vanished in between, go round again.
             let mut attempts = 0;
@@ -421,12 +402,13 @@ impl OpenOptions {
         };
         if created {
             // mq_open applied the umask: give exactly the mode asked for.
-            sys::mq_fchmod(q.fd(), self.mode).map_err(err)?;
+            sys::mq_fchmod(q.fd(), self.flags.mode).map_err(err)?;
             q.core.link.registration =
                 Some(crate::registry::Registration::new(format!("mq:{name}")));
         } else {
             let st = sys::mq_fstat(q.fd()).map_err(err)?;
-            self.trust
+            self.flags
+                .trust
                 .check_owner(&format!("message queue {name}"), st.uid)?;
         }
         q.core.msgsize = sys::mq_getattr(q.fd()).map_err(err)?.msgsize.max(0) as usize;

@@ -47,6 +47,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::name::{InvalidName, PosixName};
+use crate::open::{OpenFlags, open_flag_setters};
 use crate::registry::Ownership;
 use crate::sys::sem::{self as sys, NamedSem, OpenHow};
 use crate::wait::Wait;
@@ -134,11 +135,8 @@ impl Error {
 /// How to open or create a semaphore, like [`std::fs::OpenOptions`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenOptions {
-    create: bool,
-    create_new: bool,
-    mode: u32,
+    flags: OpenFlags,
     value: u32,
-    trust: crate::trust::Trust,
 }
 
 impl Default for OpenOptions {
@@ -151,42 +149,25 @@ impl OpenOptions {
     /// Open an existing semaphore; mode `0o600` and value 0 for new ones.
     pub fn new() -> OpenOptions {
         OpenOptions {
-            create: false,
-            create_new: false,
-            mode: 0o600,
+            flags: OpenFlags::default(),
             value: 0,
-            trust: crate::trust::Trust::own_user(),
         }
     }
 
-    /// Whose existing semaphores to use besides the caller's own (default: only the caller's
-    /// own uid; see [`crate::trust`]). An existing semaphore of another user is
-    /// [`Error::ForeignOwner`].
-    pub fn trust(&mut self, trust: crate::trust::Trust) -> &mut Self {
-        self.trust = trust;
-        self
-    }
-
-    /// Create the semaphore if it does not exist.
-    pub fn create(&mut self, create: bool) -> &mut Self {
-        self.create = create;
-        self
-    }
-
-    /// Create the semaphore; fail with [`Error::AlreadyExists`] if it exists.
-    pub fn create_new(&mut self, create_new: bool) -> &mut Self {
-        self.create_new = create_new;
-        self
-    }
-
-    /// Permission bits of a new semaphore (default `0o600`; the umask applies).
-    pub fn mode(&mut self, mode: u32) -> &mut Self {
-        self.mode = mode;
-        self
+    open_flag_setters! {
+        noun: "semaphore",
+        already_exists: "[`Error::AlreadyExists`]",
+        mode_mask: u32::MAX,
+        /// Permission bits of a new semaphore (default `0o600`; the umask applies).
+        mode,
+        /// Whose existing semaphores to use besides the caller's own (default: only the caller's
+        /// own uid; see [`crate::trust`]). An existing semaphore of another user is
+        /// [`Error::ForeignOwner`].
+        trust,
     }
 
     /// Initial value of a new semaphore (default 0; at most [`VALUE_MAX`]).
-    pub fn value(&mut self, value: u32) -> &mut Self {
+    pub fn value(mut self, value: u32) -> Self {
         self.value = value;
         self
     }
@@ -197,20 +178,20 @@ impl OpenOptions {
     /// opening it, so the returned handle knows whether it created it ([`Semaphore::is_owner`]).
     pub fn open(&self, name: &str) -> Result<Semaphore, Error> {
         let name = PosixName::semaphore(name)?;
-        if (self.create || self.create_new) && self.value > VALUE_MAX {
+        if (self.flags.create || self.flags.create_new) && self.value > VALUE_MAX {
             return Err(Error::InvalidValue { value: self.value });
         }
-        if self.create_new {
-            return self.open_how(name, OpenHow::CreateNew, self.mode, self.value);
+        if self.flags.create_new {
+            return self.open_how(name, OpenHow::CreateNew, self.flags.mode, self.value);
         }
-        if !self.create {
+        if !self.flags.create {
             return self.open_how(name, OpenHow::Open, 0, 0);
         }
         // Open-or-create: try to create, then to open; another process may remove or create the
         // semaphore in between, so try a few times.
         let mut last = None;
         for _ in 0..16 {
-            match sys::sem_open(&name, OpenHow::CreateNew, self.mode, self.value) {
+            match sys::sem_open(&name, OpenHow::CreateNew, self.flags.mode, self.value) {
                 Ok(raw) => return self.opened(raw, name, true),
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                 Err(e) => return Err(Error::from_open(&name, e)),
@@ -250,7 +231,8 @@ impl OpenOptions {
             Err(_) => None,
         };
         if !created && let Some(file) = &file {
-            self.trust
+            self.flags
+                .trust
                 .check_owner(&format!("semaphore {}", name.as_str()), file.uid)?;
         }
         let mut sem = Semaphore::new(raw, name, created);

@@ -263,27 +263,27 @@ impl ShmOptions {
     }
 
     /// Permission bits of a new object (applied exactly, whatever the umask). Default `0o600`.
-    pub fn mode(&mut self, mode: u32) -> &mut Self {
+    pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode & 0o777;
         self
     }
 
     /// Size in bytes of a new object; must not be 0. Ignored when an existing object is opened.
-    pub fn size(&mut self, size: u64) -> &mut Self {
+    pub fn size(mut self, size: u64) -> Self {
         self.size = size;
         self
     }
 
     /// Open an existing object read-only (`O_RDONLY`): only read-only maps. Creation always
     /// opens read-write, since the creator sets the size.
-    pub fn read_only(&mut self, read_only: bool) -> &mut Self {
+    pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
         self
     }
 
     /// Whose existing objects are opened (default: the caller's own uid only); another
     /// user's object is [`ShmError::ForeignOwner`].
-    pub fn trust(&mut self, trust: Trust) -> &mut Self {
+    pub fn trust(mut self, trust: Trust) -> Self {
         self.trust = trust;
         self
     }

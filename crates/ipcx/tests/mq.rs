@@ -432,8 +432,7 @@ fn async_send_and_recv_across_processes() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut opts = MessageQueue::options();
-        opts.capacity(1, 32).create_new(true);
+        let opts = MessageQueue::options().capacity(1, 32).create_new(true);
         let req_q = AsyncMessageQueue::open(&opts, &req).unwrap();
         let rep_q = AsyncMessageQueue::open(&opts, &rep).unwrap();
         let mut child = util::spawn_role("echo", &[&req, &rep]);

@@ -53,6 +53,7 @@ use std::io;
 use std::time::{Duration, SystemTime};
 
 use super::Key;
+use crate::open::{OpenFlags, open_flag_setters};
 use crate::registry::Ownership;
 use crate::sys::sysv_msg as sys;
 use crate::wait::Wait;
@@ -282,13 +283,10 @@ fn time(t: i64) -> Option<SystemTime> {
 /// How to open or create a queue, in the style of [`std::fs::OpenOptions`].
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
-    create: bool,
-    create_new: bool,
-    mode: u32,
+    flags: OpenFlags,
     read: bool,
     write: bool,
     max_bytes: Option<u64>,
-    trust: crate::trust::Trust,
 }
 
 impl Default for OpenOptions {
@@ -301,60 +299,43 @@ impl OpenOptions {
     /// Read and write access, open only, mode `0o600`.
     pub fn new() -> OpenOptions {
         OpenOptions {
-            create: false,
-            create_new: false,
-            mode: 0o600,
+            flags: OpenFlags::default(),
             read: true,
             write: true,
             max_bytes: None,
-            trust: crate::trust::Trust::own_user(),
         }
     }
 
-    /// Create the queue when it is missing.
-    pub fn create(&mut self, create: bool) -> &mut Self {
-        self.create = create;
-        self
-    }
-
-    /// Create the queue; fail with [`OpenError::AlreadyExists`] if it exists.
-    pub fn create_new(&mut self, create_new: bool) -> &mut Self {
-        self.create_new = create_new;
-        self
-    }
-
-    /// The permission bits of a new queue (default `0o600`).
-    pub fn mode(&mut self, mode: u32) -> &mut Self {
-        self.mode = mode & 0o777;
-        self
+    open_flag_setters! {
+        noun: "queue",
+        already_exists: "[`OpenError::AlreadyExists`]",
+        mode_mask: 0o777,
+        /// The permission bits of a new queue (default `0o600`).
+        mode,
+        /// Whose existing queues to use besides the caller's own (default: only the caller's own
+        /// uid; see [`crate::trust`]). A queue that this call did not create and whose owner or
+        /// creator is another user is [`OpenError::ForeignOwner`]. Checking needs `IPC_STAT`, so
+        /// a queue whose mode denies the caller read access is [`OpenError::PermissionDenied`].
+        trust,
     }
 
     /// Whether the caller needs read (receive) access; checked against an existing queue's
     /// mode when opening (default true).
-    pub fn read(&mut self, read: bool) -> &mut Self {
+    pub fn read(mut self, read: bool) -> Self {
         self.read = read;
         self
     }
 
     /// Whether the caller needs write (send) access; checked when opening (default true).
-    pub fn write(&mut self, write: bool) -> &mut Self {
+    pub fn write(mut self, write: bool) -> Self {
         self.write = write;
         self
     }
 
     /// The capacity in bytes (`msg_qbytes`, set with `IPC_SET`) of a queue this call creates
     /// (default `/proc/sys/kernel/msgmnb`). Raising it above that limit needs privilege.
-    pub fn max_bytes(&mut self, max_bytes: u64) -> &mut Self {
+    pub fn max_bytes(mut self, max_bytes: u64) -> Self {
         self.max_bytes = Some(max_bytes);
-        self
-    }
-
-    /// Whose existing queues to use besides the caller's own (default: only the caller's own
-    /// uid; see [`crate::trust`]). A queue that this call did not create and whose owner or
-    /// creator is another user is [`OpenError::ForeignOwner`]. Checking needs `IPC_STAT`, so
-    /// a queue whose mode denies the caller read access is [`OpenError::PermissionDenied`].
-    pub fn trust(&mut self, trust: crate::trust::Trust) -> &mut Self {
-        self.trust = trust;
         self
     }
 
@@ -371,15 +352,15 @@ impl OpenOptions {
     #[doc(alias = "msgget")]
     pub fn open(&self, key: Key) -> Result<MessageQueue, OpenError> {
         let err = |e: io::Error| open_error(key, e);
-        let create_flags = libc::IPC_CREAT | libc::IPC_EXCL | self.mode as i32;
+        let create_flags = libc::IPC_CREAT | libc::IPC_EXCL | self.flags.mode as i32;
         let (id, created) = if key == Key::PRIVATE {
             (
-                sys::msgget(key.0, libc::IPC_CREAT | self.mode as i32).map_err(err)?,
+                sys::msgget(key.0, libc::IPC_CREAT | self.flags.mode as i32).map_err(err)?,
                 true,
             )
-        } else if self.create_new {
+        } else if self.flags.create_new {
             (sys::msgget(key.0, create_flags).map_err(err)?, true)
-        } else if self.create {
+        } else if self.flags.create {
             let mut attempts = 0;
             loop {
                 match sys::msgget(key.0, create_flags) {
@@ -401,7 +382,7 @@ impl OpenOptions {
         if !created {
             let ds = sys::stat(id).map_err(err)?;
             let what = format!("System V message queue {key}");
-            super::check_owner(&self.trust, &what, ds.uid, ds.cuid)?;
+            super::check_owner(&self.flags.trust, &what, ds.uid, ds.cuid)?;
         }
         let q = MessageQueue::new(id, key, created);
         if created && let Some(max) = self.max_bytes {

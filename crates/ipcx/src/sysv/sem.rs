@@ -38,6 +38,7 @@
 use std::io;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::open::{OpenFlags, open_flag_setters};
 use crate::registry::Ownership;
 use crate::sys::sysv_sem as sys;
 use crate::sysv::Key;
@@ -212,11 +213,8 @@ impl SemOp {
 /// How to open or create a semaphore set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
-    create: bool,
-    create_new: bool,
-    mode: u32,
+    flags: OpenFlags,
     values: Option<Vec<u16>>,
-    trust: crate::trust::Trust,
 }
 
 impl Default for Options {
@@ -229,43 +227,26 @@ impl Options {
     /// Open an existing set; mode `0o600` for new ones.
     pub fn new() -> Options {
         Options {
-            create: false,
-            create_new: false,
-            mode: 0o600,
+            flags: OpenFlags::default(),
             values: None,
-            trust: crate::trust::Trust::own_user(),
         }
     }
 
-    /// Whose existing sets to use besides the caller's own (default: only the caller's own
-    /// uid; see [`crate::trust`]). A set that this call did not create and whose owner or
-    /// creator is another user is [`Error::ForeignOwner`].
-    pub fn trust(&mut self, trust: crate::trust::Trust) -> &mut Self {
-        self.trust = trust;
-        self
-    }
-
-    /// Create the set if it does not exist.
-    pub fn create(&mut self, create: bool) -> &mut Self {
-        self.create = create;
-        self
-    }
-
-    /// Create the set; fail with [`Error::AlreadyExists`] if one has the key.
-    pub fn create_new(&mut self, create_new: bool) -> &mut Self {
-        self.create_new = create_new;
-        self
-    }
-
-    /// Permission bits of a new set (default `0o600`).
-    pub fn mode(&mut self, mode: u32) -> &mut Self {
-        self.mode = mode & 0o777;
-        self
+    open_flag_setters! {
+        noun: "set",
+        already_exists: "[`Error::AlreadyExists`]",
+        mode_mask: 0o777,
+        /// Permission bits of a new set (default `0o600`).
+        mode,
+        /// Whose existing sets to use besides the caller's own (default: only the caller's own
+        /// uid; see [`crate::trust`]). A set that this call did not create and whose owner or
+        /// creator is another user is [`Error::ForeignOwner`].
+        trust,
     }
 
     /// Initial values of a new set (one per semaphore; SETALL right after creation). Without
     /// this, a new set's values are 0.
-    pub fn values(&mut self, values: &[u16]) -> &mut Self {
+    pub fn values(mut self, values: &[u16]) -> Self {
         self.values = Some(values.to_vec());
         self
     }
@@ -274,7 +255,7 @@ impl Options {
     /// existing set must hold at least `nsems`; pass 0 to accept any size).
     /// [`Key::PRIVATE`] always creates a new set.
     pub fn open(&self, key: Key, nsems: usize) -> Result<SemaphoreSet, Error> {
-        let creating = self.create || self.create_new || key == Key::PRIVATE;
+        let creating = self.flags.create || self.flags.create_new || key == Key::PRIVATE;
         if creating && (nsems == 0 || nsems > i32::MAX as usize) {
             return Err(Error::InvalidSize { nsems });
         }
@@ -287,11 +268,11 @@ impl Options {
             }
         }
         let n = i32::try_from(nsems).map_err(|_| Error::InvalidSize { nsems })?;
-        let excl = libc::IPC_CREAT | libc::IPC_EXCL | self.mode as i32;
-        let (id, created) = if self.create_new || key == Key::PRIVATE {
+        let excl = libc::IPC_CREAT | libc::IPC_EXCL | self.flags.mode as i32;
+        let (id, created) = if self.flags.create_new || key == Key::PRIVATE {
             let id = sys::semget(key.0, n, excl).map_err(|e| Error::on_get(key, nsems, e))?;
             (id, true)
-        } else if self.create {
+        } else if self.flags.create {
             // Try to create, then to open, so that the handle knows whether it created the set.
             let mut found = None;
             for _ in 0..16 {
@@ -323,7 +304,7 @@ impl Options {
         if !created {
             let st = sys::stat(id).map_err(|e| Error::on_set("semctl(IPC_STAT)", id, e))?;
             let what = format!("semaphore set sysv-sem:{key}");
-            super::check_owner(&self.trust, &what, st.uid, st.cuid)?;
+            super::check_owner(&self.flags.trust, &what, st.uid, st.cuid)?;
         }
         let set = SemaphoreSet::from_parts(id, key, created)?;
         if created && let Some(values) = &self.values {

@@ -215,14 +215,14 @@ impl SegmentOptions {
     }
 
     /// Permission bits of a new segment (System V IPC ignores the umask). Default `0o600`.
-    pub fn mode(&mut self, mode: u32) -> &mut Self {
+    pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode & 0o777;
         self
     }
 
     /// Size of a new segment (required for creation). When opening, a non-zero size is a
     /// minimum: a smaller existing segment is [`SysvShmError::ExistingTooSmall`].
-    pub fn size(&mut self, size: usize) -> &mut Self {
+    pub fn size(mut self, size: usize) -> Self {
         self.size = size;
         self
     }
@@ -231,7 +231,7 @@ impl SegmentOptions {
     /// caller's own uid; see [`crate::trust`]). A segment whose owner or creator is another
     /// user is [`SysvShmError::ForeignOwner`]. [`Segment::from_id`] does not check: an id is
     /// handed over on purpose.
-    pub fn trust(&mut self, trust: crate::trust::Trust) -> &mut Self {
+    pub fn trust(mut self, trust: crate::trust::Trust) -> Self {
         self.trust = trust;
         self
     }
