@@ -236,18 +236,12 @@ fn sysv(inv: &mut Inventory, holders: &Holders) {
 }
 
 fn dev_shm(inv: &mut Inventory, holders: &Holders) {
-    let Ok(rd) = fs::read_dir("/dev/shm") else {
-        inv.notes.push(
-            "/dev/shm is not readable: POSIX shared memory and semaphores are not listed".into(),
-        );
-        return;
-    };
-    for e in rd.flatten() {
-        let Ok(m) = e.metadata() else { continue };
-        if !m.is_file() {
-            continue;
-        }
-        let file = e.file_name().to_string_lossy().into_owned();
+    let files = regular_files(
+        inv,
+        "/dev/shm",
+        "/dev/shm is not readable: POSIX shared memory and semaphores are not listed",
+    );
+    for (_, m, file) in files {
         let (kind, name) = match file.strip_prefix("sem.") {
             Some(sem) => ("posix-sem", format!("posix-sem:/{sem}")),
             None if crate::ring::is_ring(&format!("/{file}")) => ("shm", format!("shm:/{file}")),
@@ -273,6 +267,25 @@ fn dev_shm(inv: &mut Inventory, holders: &Holders) {
     }
 }
 
+/// The regular files of `dir`: path, metadata and file name. Notes `unreadable` (and finds
+/// nothing) when the directory cannot be read.
+fn regular_files(
+    inv: &mut Inventory,
+    dir: &str,
+    unreadable: &str,
+) -> Vec<(std::path::PathBuf, fs::Metadata, String)> {
+    let Ok(rd) = fs::read_dir(dir) else {
+        inv.notes.push(unreadable.into());
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| {
+            let m = e.metadata().ok().filter(|m| m.is_file())?;
+            Some((e.path(), m, e.file_name().to_string_lossy().into_owned()))
+        })
+        .collect()
+}
+
 /// The note `ipcx ls` and `ipcx clean` print when `/dev/mqueue` is not mounted.
 pub const MQUEUE_NOT_MOUNTED: &str = "POSIX queues not listed: /dev/mqueue is not mounted \
      (mount -t mqueue none /dev/mqueue); only the queues the owner registry knows are shown";
@@ -295,20 +308,15 @@ fn mqueue(inv: &mut Inventory, holders: &Holders, registry: &HashMap<String, reg
         registry_queues(inv, registry);
         return;
     }
-    let Ok(rd) = fs::read_dir("/dev/mqueue") else {
-        inv.notes
-            .push("/dev/mqueue is not readable: POSIX queues are not listed".into());
-        return;
-    };
-    for e in rd.flatten() {
-        let Ok(m) = e.metadata() else { continue };
-        if !m.is_file() {
-            continue;
-        }
-        let file = e.file_name().to_string_lossy().into_owned();
+    let files = regular_files(
+        inv,
+        "/dev/mqueue",
+        "/dev/mqueue is not readable: POSIX queues are not listed",
+    );
+    for (path, m, file) in files {
         let mut o = blank("mq", format!("mq:/{file}"), m.uid(), m.mode());
         // The file reads "QSIZE:n NOTIFY:... ": bytes queued.
-        if let Ok(text) = read_regular_nonblocking(&e.path(), 4096) {
+        if let Ok(text) = read_regular_nonblocking(&path, 4096) {
             o.size = parse_mqueue_qsize(&text);
         }
         o.messages = mq_messages(&format!("/{file}"));
