@@ -68,6 +68,7 @@ use std::time::Duration;
 
 use crate::name::{InvalidName, PosixName};
 use crate::open::{OpenFlags, open_flag_setters};
+use crate::registry::Ownership;
 use crate::sys::mq as sys;
 use crate::trust::ForeignOwner;
 use crate::wait::Wait;
@@ -391,8 +392,7 @@ impl OpenOptions {
             core: Core {
                 link: Link {
                     name: Some(name.clone()),
-                    owner: created,
-                    registration: None,
+                    ownership: Ownership::new(created, || format!("mq:{name}")),
                 },
                 msgsize: 0,
                 readable: args.read,
@@ -403,8 +403,6 @@ impl OpenOptions {
         if created {
             // mq_open applied the umask: give exactly the mode asked for.
             sys::mq_fchmod(q.fd(), self.flags.mode).map_err(err)?;
-            q.core.link.registration =
-                Some(crate::registry::Registration::new(format!("mq:{name}")));
         } else {
             let st = sys::mq_fstat(q.fd()).map_err(err)?;
             self.flags
@@ -519,7 +517,7 @@ impl fmt::Debug for MessageQueue {
         f.debug_struct("MessageQueue")
             .field("fd", &self.fd().as_raw_fd())
             .field("name", &self.core.link.name)
-            .field("owner", &self.core.link.owner)
+            .field("owner", &self.core.link.ownership.is_owner())
             .field("msgsize", &self.core.msgsize)
             .finish()
     }
@@ -543,8 +541,7 @@ impl MessageQueue {
         let core = Core {
             link: Link {
                 name: self.core.link.name.take(),
-                owner: std::mem::take(&mut self.core.link.owner),
-                registration: self.core.link.registration.take(),
+                ownership: std::mem::take(&mut self.core.link.ownership),
             },
             ..self.core
         };
@@ -586,19 +583,21 @@ impl MessageQueue {
     /// Keeps the queue after this handle is dropped (it would otherwise be unlinked if this
     /// handle created it).
     pub fn persist(mut self) -> MessageQueue {
-        self.core.link.persist();
+        self.core.link.ownership.set_persist(true);
         self
     }
 
     /// Makes this handle unlink the queue when dropped, as if it had created it.
     pub fn remove_on_drop(mut self) -> MessageQueue {
-        self.core.link.owner = self.core.link.name.is_some();
+        if self.core.link.name.is_some() {
+            self.core.link.ownership.claim();
+        }
         self
     }
 
     /// Whether this handle will unlink the queue when dropped.
     pub fn is_owner(&self) -> bool {
-        self.core.link.owner
+        self.core.link.ownership.is_owner()
     }
 
     /// The queue's name (`None` for a queue adopted from a descriptor).
@@ -609,7 +608,7 @@ impl MessageQueue {
     /// Unlinks the queue's name now and closes this handle. When the name was already
     /// removed (and perhaps taken by another queue since), nothing is unlinked.
     pub fn remove(mut self) -> Result<(), OpenError> {
-        self.core.link.owner = false;
+        self.core.link.ownership.removed();
         match &self.core.link.name {
             Some(name) if still_linked(self.fd()) => {
                 sys::mq_unlink(name).map_err(|e| open_error(name, None, e))
@@ -749,7 +748,7 @@ impl MessageQueue {
             Err(e) => {
                 // The descriptor is gone with the error: remove a queue this handle created by
                 // name, as dropping it would have done.
-                if std::mem::take(&mut core.link.owner)
+                if core.link.ownership.take_removal()
                     && let Some(name) = &core.link.name
                 {
                     let _ = sys::mq_unlink(name);
@@ -870,27 +869,15 @@ impl Core {
 struct Link {
     /// `None` for a queue adopted from a bare descriptor.
     name: Option<PosixName>,
-    /// Unlink on drop.
-    owner: bool,
-    /// The owner-registry record of a queue this handle created.
-    registration: Option<crate::registry::Registration>,
-}
-
-impl Link {
-    /// Keep the queue: no unlink on drop, and a persistent registry record.
-    fn persist(&mut self) {
-        self.owner = false;
-        if let Some(r) = self.registration.take() {
-            r.persist();
-        }
-    }
+    /// Whether to unlink on drop.
+    ownership: Ownership,
 }
 
 impl Link {
     /// Unlinks the name if this handle owns the queue and the name still names it: once the
     /// name was removed (by `ipcx rm`, say), it may name another process's queue since.
     fn release(&mut self, fd: BorrowedFd<'_>) {
-        if std::mem::take(&mut self.owner)
+        if self.ownership.take_removal()
             && let Some(name) = &self.name
             && still_linked(fd)
         {
@@ -952,8 +939,7 @@ impl From<OwnedFd> for MessageQueue {
             core: Core {
                 link: Link {
                     name: None,
-                    owner: false,
-                    registration: None,
+                    ownership: Ownership::opened(),
                 },
                 msgsize,
                 readable: true,
@@ -999,7 +985,7 @@ impl AsyncMessageQueue {
 
     /// Keeps the queue after this handle is dropped.
     pub fn persist(mut self) -> AsyncMessageQueue {
-        self.core.link.persist();
+        self.core.link.ownership.set_persist(true);
         self
     }
 

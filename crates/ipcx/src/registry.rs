@@ -687,6 +687,21 @@ impl Ownership {
         }
     }
 
+    /// Makes the handle remove the object on drop, as if it had created it (no registry record
+    /// is made for it).
+    pub(crate) fn claim(&mut self) {
+        self.created = true;
+        self.persist = false;
+    }
+
+    /// Whether the handle is to remove the object now, asked once by the code that removes it:
+    /// later calls answer false.
+    pub(crate) fn take_removal(&mut self) -> bool {
+        let owner = self.is_owner();
+        self.created = false;
+        owner
+    }
+
     /// The object was removed explicitly: drop removes nothing, and the record goes.
     pub(crate) fn removed(&mut self) {
         self.created = false;

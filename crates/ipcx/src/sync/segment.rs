@@ -6,6 +6,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::name::{InvalidName, PosixName};
+use crate::registry::Ownership;
 use crate::sys::pthread::{Establish, SegFault, VERSION};
 use crate::sys::shm::{OpenMode, shm_unlink};
 
@@ -286,27 +287,14 @@ pub(crate) fn remove(name: &str) -> Result<(), SegmentError> {
 #[derive(Debug)]
 pub(crate) struct Owner {
     name: PosixName,
-    unlink_on_drop: bool,
-    /// The owner-registry record of a segment this handle created.
-    registration: Option<crate::registry::Registration>,
+    ownership: Ownership,
 }
 
 impl Owner {
     pub(crate) fn new(name: PosixName, created: bool, opts: &Options) -> Owner {
-        let registration = created.then(|| {
-            let r = crate::registry::Registration::new(format!("posix-shm:{name}"));
-            if opts.persist {
-                r.persist();
-                None
-            } else {
-                Some(r)
-            }
-        });
-        Owner {
-            name,
-            unlink_on_drop: created && !opts.persist,
-            registration: registration.flatten(),
-        }
+        let mut ownership = Ownership::new(created, || format!("posix-shm:{name}"));
+        ownership.set_persist(opts.persist);
+        Owner { name, ownership }
     }
 
     /// The segment's name.
@@ -316,21 +304,18 @@ impl Owner {
 
     /// Whether this handle removes the segment on drop.
     pub(crate) fn is_owner(&self) -> bool {
-        self.unlink_on_drop
+        self.ownership.is_owner()
     }
 
     /// Keeps the segment: no unlink on drop, and a persistent registry record.
     pub(crate) fn persist(&mut self) {
-        self.unlink_on_drop = false;
-        if let Some(r) = self.registration.take() {
-            r.persist();
-        }
+        self.ownership.set_persist(true);
     }
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        if self.unlink_on_drop {
+        if self.ownership.is_owner() {
             let _ = shm_unlink(&self.name);
         }
     }
