@@ -297,9 +297,8 @@ impl OpenOptions {
     open_flag_setters! {
         noun: "queue",
         already_exists: "[`OpenError::AlreadyExists`]",
+        umask: "applied exactly, whatever the umask",
         mode_mask: 0o777,
-        /// The permission bits of a new queue (default `0o600`).
-        mode,
         /// Whose existing queues to use besides the caller's own (default: only the caller's own
         /// uid; see [`crate::trust`]). A queue that this call did not create and that belongs to
         /// another user is [`OpenError::ForeignOwner`]: another user could read the messages or

@@ -31,13 +31,14 @@ impl Default for OpenFlags {
 
 /// The by-value setters `create`, `create_new`, `mode` and `trust` of a builder that holds an
 /// [`OpenFlags`] in a field `flags`. `noun` names the object in the docs, `already_exists` is
-/// the doc link to the error `create_new` fails with, `mode_mask` the bits of `mode` kept.
+/// the doc link to the error `create_new` fails with, `umask` says how the umask applies to a
+/// new object's mode, `mode_mask` the bits of `mode` kept.
 macro_rules! open_flag_setters {
     (
         noun: $noun:literal,
         already_exists: $exists:literal,
+        umask: $umask:literal,
         mode_mask: $mask:expr,
-        $(#[$mode_doc:meta])* mode,
         $(#[$trust_doc:meta])* trust $(,)?
     ) => {
         #[doc = concat!("Create the ", $noun, " if it does not exist.")]
@@ -52,7 +53,7 @@ macro_rules! open_flag_setters {
             self
         }
 
-        $(#[$mode_doc])*
+        #[doc = concat!("Permission bits of a new ", $noun, " (default `0o600`; ", $umask, ").")]
         pub fn mode(mut self, mode: u32) -> Self {
             self.flags.mode = mode & $mask;
             self

@@ -157,9 +157,8 @@ impl OpenOptions {
     open_flag_setters! {
         noun: "semaphore",
         already_exists: "[`Error::AlreadyExists`]",
+        umask: "the umask applies",
         mode_mask: u32::MAX,
-        /// Permission bits of a new semaphore (default `0o600`; the umask applies).
-        mode,
         /// Whose existing semaphores to use besides the caller's own (default: only the caller's
         /// own uid; see [`crate::trust`]). An existing semaphore of another user is
         /// [`Error::ForeignOwner`].

@@ -309,9 +309,8 @@ impl OpenOptions {
     open_flag_setters! {
         noun: "queue",
         already_exists: "[`OpenError::AlreadyExists`]",
+        umask: "System V IPC ignores the umask",
         mode_mask: 0o777,
-        /// The permission bits of a new queue (default `0o600`).
-        mode,
         /// Whose existing queues to use besides the caller's own (default: only the caller's own
         /// uid; see [`crate::trust`]). A queue that this call did not create and whose owner or
         /// creator is another user is [`OpenError::ForeignOwner`]. Checking needs `IPC_STAT`, so

@@ -235,9 +235,8 @@ impl Options {
     open_flag_setters! {
         noun: "set",
         already_exists: "[`Error::AlreadyExists`]",
+        umask: "System V IPC ignores the umask",
         mode_mask: 0o777,
-        /// Permission bits of a new set (default `0o600`).
-        mode,
         /// Whose existing sets to use besides the caller's own (default: only the caller's own
         /// uid; see [`crate::trust`]). A set that this call did not create and whose owner or
         /// creator is another user is [`Error::ForeignOwner`].
