@@ -1,317 +1,12 @@
-//! System V semaphore sets (`semget(2)`, `semop(2)`, `semctl(2)`).
-//!
-//! A set holds N counting semaphores (values 0..=32767 on Linux) named by a [`Key`]. Several
-//! operations on several semaphores of one set are applied atomically, all or none
-//! ([`SemaphoreSet::op`]); an operation taken with `SEM_UNDO` is reverted by the kernel when the
-//! process exits, even when it is killed with SIGKILL.
-//!
-//! ```no_run
-//! use ipcx::sysv::{Key, sem::{SemaphoreSet, SemOp}};
-//! use std::time::Duration;
-//!
-//! # fn main() -> Result<(), ipcx::sysv::sem::Error> {
-//! let set = SemaphoreSet::create_new(Key::new(0x1234), 2)?; // removed when dropped
-//! set.set(0, 1)?;
-//! set.set(1, 1)?;
-//! // Take both semaphores at once, given back automatically if this process dies.
-//! set.op_timeout(&[SemOp::new(0, -1).undo(), SemOp::new(1, -1).undo()], Duration::from_secs(1))?;
-//! # Ok(())
-//! # }
-//! ```
-//!
-//! # Ownership
-//! The handle that created the set removes it (`IPC_RMID`) on drop unless
-//! [`SemaphoreSet::persist`] was called; handles that only opened it never remove it. Removal
-//! is immediate: processes blocked on the set wake up with [`Error::Removed`].
-//!
-//! # Initialisation race
-//! A new set's values are 0 on Linux. When creating a set and then setting values, another
-//! process may open it in between and see the zeros; [`Options::values`] sets them right after
-//! creation, and openers can check [`SemStat::otime`] (zero until the first `semop`) if that
-//! matters to them.
-//!
-//! # References
-//! [semget(2)](https://man7.org/linux/man-pages/man2/semget.2.html),
-//! [semop(2)](https://man7.org/linux/man-pages/man2/semop.2.html),
-//! [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html).
+//! [`SemaphoreSet`]: an open System V semaphore set, and its state ([`SemStat`]).
 
-use std::io;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::open::{OpenFlags, open_flag_setters};
+use super::{Error, Options, SemOp};
 use crate::registry::Ownership;
 use crate::sys::sysv_sem as sys;
 use crate::sysv::Key;
 use crate::wait::Wait;
-
-/// The largest value of a System V semaphore on Linux (`SEMVMX`).
-pub const VALUE_MAX: u16 = 32767;
-
-/// Errors of System V semaphore operations.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// No set has this key.
-    #[error("no semaphore set with key {key}: create it first or check the key")]
-    NotFound {
-        /// The key looked up.
-        key: Key,
-    },
-    /// `create_new` found a set with this key.
-    #[error("a semaphore set with key {key} already exists: open it, or remove it first")]
-    AlreadyExists {
-        /// The key.
-        key: Key,
-    },
-    /// The set's mode does not allow this operation to this user.
-    #[error(
-        "semaphore set {what}: its mode does not allow this user (check its owner and mode \
-         with ipcx ls)"
-    )]
-    PermissionDenied {
-        /// The key or id.
-        what: String,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-    /// The set was removed (while waiting, or before the call).
-    #[error("the semaphore set was removed")]
-    Removed,
-    /// A semaphore index is not below the set's size.
-    #[error("semaphore index {index} is out of range: the set has {nsems} semaphores")]
-    IndexOutOfRange {
-        /// The index given.
-        index: usize,
-        /// The number of semaphores in the set.
-        nsems: usize,
-    },
-    /// The number of semaphores is invalid: zero, above the system limit (`SEMMSL`), or more
-    /// than an existing set with this key holds.
-    #[error(
-        "invalid number of semaphores {nsems} (zero, above SEMMSL, or larger than the existing set)"
-    )]
-    InvalidSize {
-        /// The number asked for.
-        nsems: usize,
-    },
-    /// `try_op` (or an operation flagged `nowait`) could not proceed at once.
-    #[error("the semaphore operation would block")]
-    WouldBlock,
-    /// The operation could not proceed before the deadline.
-    #[error("timed out waiting on the semaphore set")]
-    Timeout,
-    /// A value would go above [`VALUE_MAX`] (or the per-process undo adjustment would overflow).
-    #[error("semaphore value would exceed {VALUE_MAX}")]
-    Overflow,
-    /// The system limit on semaphore sets or semaphores is reached (`ENOSPC`).
-    #[error("no space for a new semaphore set (SEMMNI/SEMMNS limit reached): remove unused sets")]
-    NoSpace,
-    /// The set exists but its owner or creator is a user the caller does not trust
-    /// ([`Options::trust`]). It was left as it is.
-    #[error(transparent)]
-    ForeignOwner(#[from] crate::trust::ForeignOwner),
-    /// Any other OS error.
-    #[error("{what}: {source}")]
-    Io {
-        /// The failed operation.
-        what: &'static str,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-}
-
-impl Error {
-    /// Maps errors of operations on an existing set (`semop`, `semctl`).
-    fn on_set(what: &'static str, id: i32, e: io::Error) -> Error {
-        match e.raw_os_error() {
-            // EINVAL on an id: the set is gone (removed before the call).
-            Some(libc::EIDRM) | Some(libc::EINVAL) => Error::Removed,
-            Some(libc::EACCES) | Some(libc::EPERM) => Error::PermissionDenied {
-                what: format!("id {id}"),
-                source: e,
-            },
-            Some(libc::ERANGE) => Error::Overflow,
-            _ => Error::Io { what, source: e },
-        }
-    }
-
-    fn on_get(key: Key, nsems: usize, e: io::Error) -> Error {
-        match e.raw_os_error() {
-            Some(libc::ENOENT) => Error::NotFound { key },
-            Some(libc::EEXIST) => Error::AlreadyExists { key },
-            Some(libc::EACCES) | Some(libc::EPERM) => Error::PermissionDenied {
-                what: format!("key {key}"),
-                source: e,
-            },
-            Some(libc::EINVAL) => Error::InvalidSize { nsems },
-            Some(libc::ENOSPC) => Error::NoSpace,
-            _ => Error::Io {
-                what: "semget",
-                source: e,
-            },
-        }
-    }
-}
-
-/// One operation of a [`SemaphoreSet::op`] call (`struct sembuf`).
-///
-/// `delta > 0` adds to the semaphore; `delta < 0` waits until the value is at least `-delta`
-/// and subtracts it; `delta == 0` waits until the value is zero.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SemOp {
-    /// Index of the semaphore in the set.
-    pub index: u16,
-    /// What to add (negative: take).
-    pub delta: i16,
-    /// `SEM_UNDO`: the kernel reverts this operation when the process exits.
-    pub undo: bool,
-    /// `IPC_NOWAIT`: fail with [`Error::WouldBlock`] instead of waiting.
-    pub nowait: bool,
-}
-
-impl SemOp {
-    /// An operation adding `delta` to semaphore `index`.
-    pub fn new(index: u16, delta: i16) -> SemOp {
-        SemOp {
-            index,
-            delta,
-            undo: false,
-            nowait: false,
-        }
-    }
-
-    /// Take one (P): `delta = -1`.
-    pub fn wait(index: u16) -> SemOp {
-        SemOp::new(index, -1)
-    }
-
-    /// Give one (V): `delta = +1`.
-    pub fn post(index: u16) -> SemOp {
-        SemOp::new(index, 1)
-    }
-
-    /// Wait until the value is zero: `delta = 0`.
-    pub fn wait_zero(index: u16) -> SemOp {
-        SemOp::new(index, 0)
-    }
-
-    /// With `SEM_UNDO`.
-    pub fn undo(mut self) -> SemOp {
-        self.undo = true;
-        self
-    }
-
-    /// With `IPC_NOWAIT`.
-    pub fn nowait(mut self) -> SemOp {
-        self.nowait = true;
-        self
-    }
-}
-
-/// How to open or create a semaphore set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Options {
-    flags: OpenFlags,
-    values: Option<Vec<u16>>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options::new()
-    }
-}
-
-impl Options {
-    /// Open an existing set; mode `0o600` for new ones.
-    pub fn new() -> Options {
-        Options {
-            flags: OpenFlags::default(),
-            values: None,
-        }
-    }
-
-    open_flag_setters! {
-        noun: "set",
-        already_exists: "[`Error::AlreadyExists`]",
-        umask: "System V IPC ignores the umask",
-        mode_mask: 0o777,
-        /// Whose existing sets to use besides the caller's own (default: only the caller's own
-        /// uid; see [`crate::trust`]). A set that this call did not create and whose owner or
-        /// creator is another user is [`Error::ForeignOwner`].
-        trust,
-    }
-
-    /// Initial values of a new set (one per semaphore; SETALL right after creation). Without
-    /// this, a new set's values are 0.
-    pub fn values(mut self, values: &[u16]) -> Self {
-        self.values = Some(values.to_vec());
-        self
-    }
-
-    /// Opens or creates the set with key `key` holding `nsems` semaphores (when opening, the
-    /// existing set must hold at least `nsems`; pass 0 to accept any size).
-    /// [`Key::PRIVATE`] always creates a new set.
-    pub fn open(&self, key: Key, nsems: usize) -> Result<SemaphoreSet, Error> {
-        let creating = self.flags.create || self.flags.create_new || key == Key::PRIVATE;
-        if creating && (nsems == 0 || nsems > i32::MAX as usize) {
-            return Err(Error::InvalidSize { nsems });
-        }
-        if let Some(values) = &self.values {
-            if values.len() != nsems {
-                return Err(Error::InvalidSize { nsems });
-            }
-            if values.iter().any(|v| *v > VALUE_MAX) {
-                return Err(Error::Overflow);
-            }
-        }
-        let n = i32::try_from(nsems).map_err(|_| Error::InvalidSize { nsems })?;
-        let excl = libc::IPC_CREAT | libc::IPC_EXCL | self.flags.mode as i32;
-        let (id, created) = if self.flags.create_new || key == Key::PRIVATE {
-            let id = sys::semget(key.0, n, excl).map_err(|e| Error::on_get(key, nsems, e))?;
-            (id, true)
-        } else if self.flags.create {
-            // Try to create, then to open, so that the handle knows whether it created the set.
-            let mut found = None;
-            for _ in 0..16 {
-                match sys::semget(key.0, n, excl) {
-                    Ok(id) => {
-                        found = Some((id, true));
-                        break;
-                    }
-                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-                    Err(e) => return Err(Error::on_get(key, nsems, e)),
-                }
-                match sys::semget(key.0, n, 0) {
-                    Ok(id) => {
-                        found = Some((id, false));
-                        break;
-                    }
-                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-                    Err(e) => return Err(Error::on_get(key, nsems, e)),
-                }
-            }
-            found.ok_or(Error::Io {
-                what: "semget (the set was repeatedly created and removed by another process)",
-                source: io::Error::from_raw_os_error(libc::ENOENT),
-            })?
-        } else {
-            let id = sys::semget(key.0, n, 0).map_err(|e| Error::on_get(key, nsems, e))?;
-            (id, false)
-        };
-        if !created {
-            let st = sys::stat(id).map_err(|e| Error::on_set("semctl(IPC_STAT)", id, e))?;
-            let what = format!("semaphore set sysv-sem:{key}");
-            super::check_owner(&self.flags.trust, &what, st.uid, st.cuid)?;
-        }
-        let set = SemaphoreSet::from_parts(id, key, created)?;
-        if created && let Some(values) = &self.values {
-            set.set_all(values)?;
-        }
-        Ok(set)
-    }
-}
 
 /// What IPC_STAT reports about a semaphore set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -359,7 +54,7 @@ pub struct SemaphoreSet {
 }
 
 impl SemaphoreSet {
-    fn from_parts(id: i32, key: Key, created: bool) -> Result<SemaphoreSet, Error> {
+    pub(super) fn from_parts(id: i32, key: Key, created: bool) -> Result<SemaphoreSet, Error> {
         // Opening only needs alter/read rights for the operations; a set we cannot stat is
         // unusable for us anyway. (A set we created and cannot stat is left as it is.)
         let st = sys::stat(id).map_err(|e| Error::on_set("semctl(IPC_STAT)", id, e))?;
@@ -368,7 +63,7 @@ impl SemaphoreSet {
             key,
             nsems: st.nsems as usize,
             undo: false,
-            ownership: Ownership::new(created, || super::name("sysv-sem", key.0, id)),
+            ownership: Ownership::new(created, || crate::sysv::name("sysv-sem", key.0, id)),
         })
     }
 
@@ -565,7 +260,7 @@ impl SemaphoreSet {
 
     /// Sets semaphore `index` to `value` (SETVAL), waking waiters that can now proceed and
     /// clearing every process's undo adjustment for it. [`Error::Overflow`] above
-    /// [`VALUE_MAX`].
+    /// [`VALUE_MAX`](super::VALUE_MAX).
     pub fn set(&self, index: usize, value: u16) -> Result<(), Error> {
         let i = self.check_index(index)?;
         sys::setval(self.id, i, i32::from(value))
@@ -653,6 +348,7 @@ impl Drop for SemaphoreSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sysv::sem::VALUE_MAX;
 
     fn assert_send_sync<T: Send + Sync>() {}
 
