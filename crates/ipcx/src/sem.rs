@@ -133,25 +133,16 @@ impl Error {
 }
 
 /// How to open or create a semaphore, like [`std::fs::OpenOptions`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OpenOptions {
     flags: OpenFlags,
     value: u32,
 }
 
-impl Default for OpenOptions {
-    fn default() -> Self {
-        OpenOptions::new()
-    }
-}
-
 impl OpenOptions {
     /// Open an existing semaphore; mode `0o600` and value 0 for new ones.
     pub fn new() -> OpenOptions {
-        OpenOptions {
-            flags: OpenFlags::default(),
-            value: 0,
-        }
+        OpenOptions::default()
     }
 
     open_flag_setters! {

@@ -8,25 +8,16 @@ use crate::sys::sysv_sem as sys;
 use crate::sysv::Key;
 
 /// How to open or create a semaphore set.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
     flags: OpenFlags,
     values: Option<Vec<u16>>,
 }
 
-impl Default for Options {
-    fn default() -> Self {
-        Options::new()
-    }
-}
-
 impl Options {
     /// Open an existing set; mode `0o600` for new ones.
     pub fn new() -> Options {
-        Options {
-            flags: OpenFlags::default(),
-            values: None,
-        }
+        Options::default()
     }
 
     open_flag_setters! {
