@@ -42,6 +42,7 @@
 
 pub(crate) mod sys;
 
+mod open;
 mod poison;
 mod region;
 

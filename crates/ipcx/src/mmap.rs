@@ -23,7 +23,7 @@
 //! exists. (Broken, that promise no longer kills the process: ipcx catches the `SIGBUS` of its
 //! own mappings, the mapping then reads as zeros and the copying methods fail with
 //! [`MmapError::Truncated`]; see [`crate::shm`]. The constructors stay `unsafe` because raw
-//! access through [`MmapFile::as_ptr`] and the slices still depends on it.) Given that
+//! access through [`MappedRegion::as_ptr`] and the slices still depends on it.) Given that
 //! promise, every other method is safe: bytes move by volatile copy-in /
 //! copy-out with bounds checks, as in [`crate::shm`] (whose module docs explain why no `&[u8]`
 //! into shared memory is handed out safely). For memory that untrusted peers share, use a sealed
@@ -42,11 +42,10 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 
-use zerocopy::{FromBytes, Immutable, IntoBytes, TryFromBytes};
-
-use crate::region;
+use crate::region::{self, MappedRegion};
 use crate::sys;
 use crate::sys::mmap::Mapping;
 
@@ -99,7 +98,7 @@ pub enum MmapError {
         /// What was attempted.
         what: &'static str,
     },
-    /// The bytes at `offset` are not a valid value of the type read ([`MmapFile::try_read`]).
+    /// The bytes at `offset` are not a valid value of the type read ([`MappedRegion::try_read`]).
     #[error("the bytes at offset {offset} are not a valid {type_name}")]
     InvalidValue {
         /// Offset of the read.
@@ -132,10 +131,12 @@ fn io_error(what: impl Into<String>, e: io::Error) -> MmapError {
 }
 
 /// A file mapped `MAP_SHARED`, unmapped on drop. See the module docs for the safety contract.
+/// The accessors (`read_at`, `write_at`, `read`, `write`, `as_ptr`...) are those of the
+/// [`MappedRegion`] it dereferences to.
 #[derive(Debug)]
 pub struct MmapFile {
     file: File,
-    map: Mapping,
+    map: MappedRegion<MmapError>,
 }
 
 impl MmapFile {
@@ -183,74 +184,9 @@ impl MmapFile {
         map_file(file, false)
     }
 
-    /// Length of the mapping in bytes.
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// Always false: mappings have at least one byte.
-    pub fn is_empty(&self) -> bool {
-        self.map.len() == 0
-    }
-
-    /// Whether the mapping is writable.
-    pub fn is_writable(&self) -> bool {
-        self.map.is_writable()
-    }
-
     /// The mapped file.
     pub fn file(&self) -> &File {
         &self.file
-    }
-
-    /// Copies `buf.len()` bytes at `offset` out of the mapping ([`MmapError::Truncated`] if
-    /// the file was truncated under it).
-    pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<(), MmapError> {
-        region::read_at::<MmapError>(&self.map, offset, buf)?;
-        self.intact()
-    }
-
-    /// Copies `data` into the mapping at `offset`.
-    pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<(), MmapError> {
-        region::write_at::<MmapError>(&self.map, offset, data)?;
-        self.intact()
-    }
-
-    /// Reads a plain-data value at `offset` (unaligned is fine).
-    pub fn read<T: FromBytes>(&self, offset: usize) -> Result<T, MmapError> {
-        let v = region::read::<T, MmapError>(&self.map, offset)?;
-        self.intact().map(|()| v)
-    }
-
-    /// Reads a value whose type has invalid bit patterns; [`MmapError::InvalidValue`] when the
-    /// bytes are not a valid `T`.
-    pub fn try_read<T: TryFromBytes>(&self, offset: usize) -> Result<T, MmapError> {
-        let v = region::try_read(&self.map, offset);
-        self.intact()?;
-        v
-    }
-
-    /// Writes a plain-data value at `offset` (unaligned is fine).
-    pub fn write<T: IntoBytes + Immutable>(
-        &self,
-        offset: usize,
-        value: &T,
-    ) -> Result<(), MmapError> {
-        region::write::<T, MmapError>(&self.map, offset, value)?;
-        self.intact()
-    }
-
-    /// Whether the file was truncated under the mapping and an access hit a lost page (the
-    /// mapping then reads as zeros).
-    pub fn is_truncated(&self) -> bool {
-        self.map.poisoned()
-    }
-
-    fn intact(&self) -> Result<(), MmapError> {
-        if self.map.poisoned() {
-            return Err(MmapError::Truncated);
-        }
-        Ok(())
     }
 
     /// Writes the whole mapping to storage and waits (`msync(MS_SYNC)`).
@@ -269,6 +205,7 @@ impl MmapFile {
     pub fn flush_range(&self, offset: usize, len: usize) -> Result<(), MmapError> {
         region::check::<MmapError>(self.len(), offset, len)?;
         self.map
+            .mapping()
             .flush(offset, len, true)
             .map_err(|e| io_error("msync(MS_SYNC)", e))
     }
@@ -277,6 +214,7 @@ impl MmapFile {
     pub fn flush_range_async(&self, offset: usize, len: usize) -> Result<(), MmapError> {
         region::check::<MmapError>(self.len(), offset, len)?;
         self.map
+            .mapping()
             .flush(offset, len, false)
             .map_err(|e| io_error("msync(MS_ASYNC)", e))
     }
@@ -313,7 +251,10 @@ impl MmapFile {
                 _ => io_error("grow file", e),
             })?;
         }
-        self.map.remap(new).map_err(|e| io_error("mremap", e))
+        self.map
+            .mapping_mut()
+            .remap(new)
+            .map_err(|e| io_error("mremap", e))
     }
 
     /// Follows a size change made by another process: remaps to the file's current size
@@ -324,47 +265,35 @@ impl MmapFile {
             .size;
         let len = mappable_len(size)?;
         if len != self.len() {
-            self.map.remap(len).map_err(|e| io_error("mremap", e))?;
+            self.map
+                .mapping_mut()
+                .remap(len)
+                .map_err(|e| io_error("mremap", e))?;
         }
         Ok(len)
     }
+}
 
-    /// The first byte of the mapping; dereferencing it follows the rules of
-    /// [`MmapFile::as_slice`] / [`MmapFile::as_mut_slice`].
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.map.as_ptr()
+impl Deref for MmapFile {
+    type Target = MappedRegion<MmapError>;
+
+    fn deref(&self) -> &MappedRegion<MmapError> {
+        &self.map
     }
+}
 
-    /// The mapping as a byte slice.
-    ///
-    /// # Safety
-    /// No process or thread may write to the file (through a mapping or `write(2)`) while the
-    /// slice is alive.
-    #[allow(unsafe_code)] // declaring the unsafe accessor; the unsafe operation lives in sys
-    pub unsafe fn as_slice(&self) -> &[u8] {
-        // SAFETY: the caller upholds the contract above and the constructor's contract, which
-        // together are `Region::as_slice`'s.
-        unsafe { self.map.as_slice() }
-    }
-
-    /// The mapping as a mutable byte slice; [`MmapError::ReadOnly`] for a read-only mapping.
-    ///
-    /// # Safety
-    /// No other process or thread may read or write the file while the slice is alive.
-    #[allow(unsafe_code)] // declaring the unsafe accessor; the unsafe operation lives in sys
-    pub unsafe fn as_mut_slice(&mut self) -> Result<&mut [u8], MmapError> {
-        // SAFETY: as for `as_slice`, with exclusive access promised by the caller.
-        unsafe { self.map.as_mut_slice() }.ok_or(MmapError::ReadOnly {
-            what: "mutable slice of a read-only mapping",
-        })
+impl DerefMut for MmapFile {
+    fn deref_mut(&mut self) -> &mut MappedRegion<MmapError> {
+        &mut self.map
     }
 }
 
 region::impl_region_error! {
     MmapError,
-    write_read_only: "write through a read-only mapping",
+    noun: "mapping",
     read_failed(e) => io_error("read mapping", e),
     write_failed(e) => io_error("write mapping", e),
+    truncated: MmapError::Truncated,
 }
 
 fn open_file(path: &Path, writable: bool) -> Result<File, MmapError> {
@@ -409,5 +338,8 @@ fn map_file(file: File, writable: bool) -> Result<MmapFile, MmapError> {
             io_error("mmap", e)
         }
     })?;
-    Ok(MmapFile { file, map })
+    Ok(MmapFile {
+        file,
+        map: MappedRegion::new(map),
+    })
 }

@@ -1,46 +1,79 @@
-//! Bounds-checked, typed access to a mapped region ([`Region`]), shared by the public mapping
-//! types ([`ShmMap`](crate::shm::ShmMap), [`MmapFile`](crate::mmap::MmapFile),
-//! [`Attached`](crate::sysv::shm::Attached)). Each of them keeps its own error type, built
-//! through [`RegionError`], and its own documented public methods, which call these functions.
+//! Bounds-checked, typed access to shared memory mapped into this process: [`MappedRegion`],
+//! the one accessor surface of [`ShmMap`](crate::shm::ShmMap),
+//! [`MmapFile`](crate::mmap::MmapFile) and [`Attached`](crate::sysv::shm::Attached). Each of
+//! them holds a `MappedRegion` of its own error type (built through [`RegionError`]) and
+//! dereferences to it.
 
+use std::fmt;
 use std::io;
+use std::marker::PhantomData;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, TryFromBytes};
 
+use crate::sys::mmap::Mapping;
 use crate::sys::region::Region;
 
-/// How a mapping type reports the failures of region access in its own error type.
-pub(crate) trait RegionError: Sized {
+/// How a mapping type reports the failures of region access in its own error type. Implemented
+/// by [`ShmError`](crate::shm::ShmError), [`MmapError`](crate::mmap::MmapError) and
+/// [`SysvShmError`](crate::sysv::shm::SysvShmError) only.
+pub trait RegionError: Sized + sealed::Sealed {
     /// `len` bytes at `offset` do not fit in the `size`-byte region.
+    #[doc(hidden)]
     fn out_of_bounds(offset: usize, len: usize, size: usize) -> Self;
     /// A write through a read-only region.
+    #[doc(hidden)]
     fn write_read_only() -> Self;
+    /// A mutable slice of a read-only region.
+    #[doc(hidden)]
+    fn slice_read_only() -> Self;
     /// The bytes at `offset` are not a valid `type_name`.
+    #[doc(hidden)]
     fn invalid_value(offset: usize, type_name: &'static str) -> Self;
     /// The copy out of the region failed.
+    #[doc(hidden)]
     fn read_failed(source: io::Error) -> Self;
     /// The copy into the region failed.
+    #[doc(hidden)]
     fn write_failed(source: io::Error) -> Self;
+    /// The object behind the region shrank under it (the mapping now reads as zeros).
+    #[doc(hidden)]
+    fn truncated() -> Self;
+}
+
+pub(crate) mod sealed {
+    /// Keeps [`RegionError`](super::RegionError) to the crate's own error types.
+    pub trait Sealed {}
 }
 
 /// Implements [`RegionError`] for an error enum with the variants
 /// `OutOfBounds { offset, len, size }`, `ReadOnly { what }` and `InvalidValue { offset,
-/// type_name }`, given the `what` of a write through a read-only region and how copy failures
-/// are reported.
+/// type_name }`, given the noun naming the region in messages ("mapping", "attachment"), how
+/// copy failures are reported, and the error of a truncated region.
 macro_rules! impl_region_error {
     (
         $err:ty,
-        write_read_only: $what:expr,
+        noun: $noun:literal,
         read_failed($re:ident) => $read:expr,
-        write_failed($we:ident) => $write:expr $(,)?
+        write_failed($we:ident) => $write:expr,
+        truncated: $truncated:expr $(,)?
     ) => {
+        impl $crate::region::sealed::Sealed for $err {}
+
         impl $crate::region::RegionError for $err {
             fn out_of_bounds(offset: usize, len: usize, size: usize) -> Self {
                 Self::OutOfBounds { offset, len, size }
             }
 
             fn write_read_only() -> Self {
-                Self::ReadOnly { what: $what }
+                Self::ReadOnly {
+                    what: concat!("write through a read-only ", $noun),
+                }
+            }
+
+            fn slice_read_only() -> Self {
+                Self::ReadOnly {
+                    what: concat!("mutable slice of a read-only ", $noun),
+                }
             }
 
             fn invalid_value(offset: usize, type_name: &'static str) -> Self {
@@ -54,10 +87,152 @@ macro_rules! impl_region_error {
             fn write_failed($we: ::std::io::Error) -> Self {
                 $write
             }
+
+            fn truncated() -> Self {
+                $truncated
+            }
         }
     };
 }
 pub(crate) use impl_region_error;
+
+/// Shared memory mapped into this process (a POSIX object, memfd, file or anonymous mapping, or
+/// an attached System V segment), unmapped on drop, with failures reported as `E`.
+///
+/// [`ShmMap`](crate::shm::ShmMap), [`MmapFile`](crate::mmap::MmapFile) and
+/// [`Attached`](crate::sysv::shm::Attached) dereference to it. See [`crate::shm`] for why the
+/// safe access copies bytes in and out instead of handing out `&[u8]`, and what happens when
+/// another process shrinks the object.
+pub struct MappedRegion<E> {
+    map: Mapping,
+    error: PhantomData<fn() -> E>,
+}
+
+impl<E> fmt::Debug for MappedRegion<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MappedRegion")
+            .field("map", &self.map)
+            .finish()
+    }
+}
+
+impl<E: RegionError> MappedRegion<E> {
+    /// Takes over a mapping.
+    pub(crate) fn new(map: Mapping) -> MappedRegion<E> {
+        MappedRegion {
+            map,
+            error: PhantomData,
+        }
+    }
+
+    /// The mapping, for the owner's own calls (`msync`, `mremap`).
+    pub(crate) fn mapping(&self) -> &Mapping {
+        &self.map
+    }
+
+    /// The mapping, mutably (`mremap`).
+    pub(crate) fn mapping_mut(&mut self) -> &mut Mapping {
+        &mut self.map
+    }
+
+    /// Length of the mapping in bytes.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Always false: mappings have at least one byte.
+    pub fn is_empty(&self) -> bool {
+        self.map.len() == 0
+    }
+
+    /// Whether the mapping is writable.
+    pub fn is_writable(&self) -> bool {
+        self.map.is_writable()
+    }
+
+    /// Copies `buf.len()` bytes at `offset` out of the mapping (a `Truncated` error once
+    /// another process shrank the object under it).
+    pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<(), E> {
+        read_at::<E>(&self.map, offset, buf)?;
+        self.intact()
+    }
+
+    /// Copies `data` into the mapping at `offset`.
+    pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<(), E> {
+        write_at::<E>(&self.map, offset, data)?;
+        self.intact()
+    }
+
+    /// Reads a plain-data value (any bytes are a valid `T`) at `offset`. `offset` need not be
+    /// aligned: the bytes are copied.
+    pub fn read<T: FromBytes>(&self, offset: usize) -> Result<T, E> {
+        let v = read::<T, E>(&self.map, offset)?;
+        self.intact().map(|()| v)
+    }
+
+    /// Reads a value at `offset` whose type has invalid bit patterns (`bool`, enums...): an
+    /// `InvalidValue` error when the bytes are not a valid `T`.
+    pub fn try_read<T: TryFromBytes>(&self, offset: usize) -> Result<T, E> {
+        let v = try_read(&self.map, offset);
+        self.intact()?;
+        v
+    }
+
+    /// Writes a plain-data value at `offset` (unaligned is fine).
+    pub fn write<T: IntoBytes + Immutable>(&self, offset: usize, value: &T) -> Result<(), E> {
+        write::<T, E>(&self.map, offset, value)?;
+        self.intact()
+    }
+
+    /// Whether another process shrank the object under this mapping and an access hit a lost
+    /// page: the mapping then reads as zeros (see [`crate::shm`]). Never true for a System V
+    /// attachment, whose segment cannot change size.
+    pub fn is_truncated(&self) -> bool {
+        self.map.poisoned()
+    }
+
+    fn intact(&self) -> Result<(), E> {
+        if self.map.poisoned() {
+            return Err(E::truncated());
+        }
+        Ok(())
+    }
+
+    /// The first byte of the mapping. Reading or writing through it is `unsafe` and subject to
+    /// the same rules as [`MappedRegion::as_slice`] / [`MappedRegion::as_mut_slice`].
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.map.as_ptr()
+    }
+
+    /// The mapping as a byte slice, for zero-copy reads.
+    ///
+    /// # Safety
+    /// While the slice is alive, no process (including this one, through another mapping or
+    /// thread, or `write(2)` to a mapped file) may write to the mapped bytes, and the object
+    /// must not be shrunk below the mapping's length. For example: the object is a memfd sealed
+    /// with [`Memfd::seal_read_only`](crate::shm::Memfd::seal_read_only), every attachment but
+    /// this one is read-only, or the processes follow a protocol (a lock, a semaphore) that
+    /// gives this process exclusive read access for the slice's lifetime.
+    #[allow(unsafe_code)] // declaring the unsafe accessor; the unsafe operation lives in sys
+    pub unsafe fn as_slice(&self) -> &[u8] {
+        // SAFETY: the caller upholds the contract above, which is the contract of
+        // `Region::as_slice`.
+        unsafe { self.map.as_slice() }
+    }
+
+    /// The mapping as a mutable byte slice, for zero-copy writes; a `ReadOnly` error for a
+    /// read-only mapping.
+    ///
+    /// # Safety
+    /// While the slice is alive, no other process or thread may read or write the mapped bytes,
+    /// and the object must not be shrunk below the mapping's length.
+    #[allow(unsafe_code)] // declaring the unsafe accessor; the unsafe operation lives in sys
+    pub unsafe fn as_mut_slice(&mut self) -> Result<&mut [u8], E> {
+        // SAFETY: the caller upholds the contract above, which is the contract of
+        // `Mapping::as_mut_slice`.
+        unsafe { self.map.as_mut_slice() }.ok_or_else(E::slice_read_only)
+    }
+}
 
 /// `out_of_bounds` unless `[offset, offset+len)` lies within `size` bytes.
 pub(crate) fn check<E: RegionError>(size: usize, offset: usize, len: usize) -> Result<(), E> {
@@ -68,21 +243,13 @@ pub(crate) fn check<E: RegionError>(size: usize, offset: usize, len: usize) -> R
 }
 
 /// Copies `buf.len()` bytes at `offset` out of `region`.
-pub(crate) fn read_at<E: RegionError>(
-    region: &Region,
-    offset: usize,
-    buf: &mut [u8],
-) -> Result<(), E> {
+fn read_at<E: RegionError>(region: &Region, offset: usize, buf: &mut [u8]) -> Result<(), E> {
     check(region.len(), offset, buf.len())?;
     region.read_at(offset, buf).map_err(E::read_failed)
 }
 
 /// Copies `data` into `region` at `offset`.
-pub(crate) fn write_at<E: RegionError>(
-    region: &Region,
-    offset: usize,
-    data: &[u8],
-) -> Result<(), E> {
+fn write_at<E: RegionError>(region: &Region, offset: usize, data: &[u8]) -> Result<(), E> {
     if !region.is_writable() {
         return Err(E::write_read_only());
     }
@@ -91,7 +258,7 @@ pub(crate) fn write_at<E: RegionError>(
 }
 
 /// Reads a plain-data value at `offset` (unaligned is fine).
-pub(crate) fn read<T: FromBytes, E: RegionError>(region: &Region, offset: usize) -> Result<T, E> {
+fn read<T: FromBytes, E: RegionError>(region: &Region, offset: usize) -> Result<T, E> {
     let (len, size) = (std::mem::size_of::<T>(), region.len());
     with_value_bytes::<T, _, _>(
         offset,
@@ -103,10 +270,7 @@ pub(crate) fn read<T: FromBytes, E: RegionError>(region: &Region, offset: usize)
 
 /// Reads a value whose type has invalid bit patterns; `invalid_value` when the bytes are not a
 /// valid `T`.
-pub(crate) fn try_read<T: TryFromBytes, E: RegionError>(
-    region: &Region,
-    offset: usize,
-) -> Result<T, E> {
+fn try_read<T: TryFromBytes, E: RegionError>(region: &Region, offset: usize) -> Result<T, E> {
     with_value_bytes::<T, _, _>(
         offset,
         |o, b| read_at(region, o, b),
@@ -116,7 +280,7 @@ pub(crate) fn try_read<T: TryFromBytes, E: RegionError>(
 }
 
 /// Writes a plain-data value at `offset` (unaligned is fine).
-pub(crate) fn write<T: IntoBytes + Immutable, E: RegionError>(
+fn write<T: IntoBytes + Immutable, E: RegionError>(
     region: &Region,
     offset: usize,
     value: &T,

@@ -388,8 +388,7 @@ fn async_send_and_recv_across_processes() {
     let (req, _g1) = util::mq_name("areq");
     let (rep, _g2) = util::mq_name("arep");
     util::block_on(async {
-        let mut opts = MessageQueue::options();
-        opts.capacity(1, 32).create_new(true);
+        let opts = MessageQueue::options().capacity(1, 32).create_new(true);
         let req_q = AsyncMessageQueue::open(&opts, &req).unwrap();
         let rep_q = AsyncMessageQueue::open(&opts, &rep).unwrap();
         let mut child = util::spawn_role("echo", &[&req, &rep]);

@@ -347,13 +347,13 @@ fn names_existence_and_ownership() {
         Err(SegmentError::NotFound { .. })
     ));
     let m = SharedMutex::<State>::create(&name).unwrap();
-    assert!(m.created());
+    assert!(m.is_owner());
     assert!(matches!(
         SharedMutex::<State>::create_new(&name),
         Err(SegmentError::AlreadyExists { .. })
     ));
     let opened = SharedMutex::<State>::create(&name).unwrap();
-    assert!(!opened.created());
+    assert!(!opened.is_owner());
     opened.lock().unwrap().counter = 5;
     drop(opened); // an opener never removes
     assert_eq!(

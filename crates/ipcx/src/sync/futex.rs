@@ -142,7 +142,7 @@ impl Futex {
     fn with_options(name: &str, how: OpenMode, opts: &Options) -> Result<Futex, SegmentError> {
         let tag = opts.tag.unwrap_or(FUTEX_TAG);
         let (seg, name) = segment::establish(name, how, opts, |e| FutexSeg::establish(e, tag, 0))?;
-        let owner = Owner::new(name, seg.created(), opts);
+        let owner = Owner::new(name, seg.is_creator(), opts);
         Ok(Futex { inner: seg, owner })
     }
 
@@ -202,25 +202,6 @@ impl Futex {
     pub fn wake_all(&self) -> Result<usize, FutexError> {
         self.wake(i32::MAX as u32)
     }
-
-    /// The segment's name.
-    pub fn name(&self) -> &str {
-        self.owner.name.as_str()
-    }
-
-    /// Whether this handle created the segment.
-    pub fn created(&self) -> bool {
-        self.inner.created()
-    }
-
-    /// Keeps the segment after this handle is dropped.
-    pub fn persist(mut self) -> Self {
-        self.owner.persist();
-        self
-    }
-
-    /// Removes the segment `name`.
-    pub fn remove(name: &str) -> Result<(), SegmentError> {
-        segment::remove(name)
-    }
 }
+
+segment::named_segment!(Futex);

@@ -56,8 +56,8 @@ pub struct SharedMutex<T> {
 impl<T> fmt::Debug for SharedMutex<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SharedMutex")
-            .field("name", &self.owner.name)
-            .field("removes_on_drop", &self.owner.unlink_on_drop)
+            .field("name", &self.owner.name())
+            .field("is_owner", &self.owner.is_owner())
             .finish_non_exhaustive()
     }
 }
@@ -108,7 +108,7 @@ where
         }
         let tag = opts.tag.unwrap_or_else(segment::type_tag::<T>);
         let (seg, name) = segment::establish(name, how, opts, |e| MutexSeg::establish(e, tag))?;
-        let owner = Owner::new(name, seg.created(), opts);
+        let owner = Owner::new(name, seg.is_creator(), opts);
         Ok(SharedMutex {
             inner: Arc::new(seg),
             owner,
@@ -167,28 +167,7 @@ where
     }
 }
 
-impl<T> SharedMutex<T> {
-    /// The segment's name.
-    pub fn name(&self) -> &str {
-        self.owner.name.as_str()
-    }
-
-    /// Whether this handle created the segment (and so removes it on drop, unless persisted).
-    pub fn created(&self) -> bool {
-        self.inner.created()
-    }
-
-    /// Keeps the segment after this handle is dropped.
-    pub fn persist(mut self) -> Self {
-        self.owner.persist();
-        self
-    }
-
-    /// Removes the segment `name`. Processes that have it open keep using it; later opens fail.
-    pub fn remove(name: &str) -> Result<(), SegmentError> {
-        segment::remove(name)
-    }
-}
+segment::named_segment!(SharedMutex<T>);
 
 /// Proof that this thread holds a [`SharedMutex`]; gives access to the value and unlocks on
 /// drop.

@@ -6,6 +6,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::name::{InvalidName, PosixName};
+use crate::registry::Ownership;
 use crate::sys::pthread::{Establish, SegFault, VERSION};
 use crate::sys::shm::{OpenMode, shm_unlink};
 
@@ -285,43 +286,70 @@ pub(crate) fn remove(name: &str) -> Result<(), SegmentError> {
 /// The name of a segment and whether this handle removes it on drop.
 #[derive(Debug)]
 pub(crate) struct Owner {
-    pub(crate) name: PosixName,
-    pub(crate) unlink_on_drop: bool,
-    /// The owner-registry record of a segment this handle created.
-    registration: Option<crate::registry::Registration>,
+    name: PosixName,
+    ownership: Ownership,
 }
 
 impl Owner {
     pub(crate) fn new(name: PosixName, created: bool, opts: &Options) -> Owner {
-        let registration = created.then(|| {
-            let r = crate::registry::Registration::new(format!("posix-shm:{name}"));
-            if opts.persist {
-                r.persist();
-                None
-            } else {
-                Some(r)
-            }
-        });
-        Owner {
-            name,
-            unlink_on_drop: created && !opts.persist,
-            registration: registration.flatten(),
-        }
+        let mut ownership = Ownership::new(created, || format!("posix-shm:{name}"));
+        ownership.set_persist(opts.persist);
+        Owner { name, ownership }
+    }
+
+    /// The segment's name.
+    pub(crate) fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    /// Whether this handle removes the segment on drop.
+    pub(crate) fn is_owner(&self) -> bool {
+        self.ownership.is_owner()
     }
 
     /// Keeps the segment: no unlink on drop, and a persistent registry record.
     pub(crate) fn persist(&mut self) {
-        self.unlink_on_drop = false;
-        if let Some(r) = self.registration.take() {
-            r.persist();
-        }
+        self.ownership.set_persist(true);
     }
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        if self.unlink_on_drop {
+        if self.ownership.is_owner() {
             let _ = shm_unlink(&self.name);
         }
     }
 }
+
+/// The named-object methods (`name`, `is_owner`, `persist`, `remove`) of a type that holds its
+/// segment's [`Owner`] in a field `owner`.
+macro_rules! named_segment {
+    ($ty:ident $(<$g:ident>)?) => {
+        impl$(<$g>)? $ty$(<$g>)? {
+            /// The segment's name.
+            pub fn name(&self) -> &str {
+                self.owner.name()
+            }
+
+            /// Whether this handle created the segment and removes it on drop: false for a
+            /// handle that only opened it, after [`persist`](Self::persist), and with
+            /// [`Options::persist`](crate::sync::Options::persist).
+            pub fn is_owner(&self) -> bool {
+                self.owner.is_owner()
+            }
+
+            /// Keeps the segment after this handle is dropped.
+            pub fn persist(mut self) -> Self {
+                self.owner.persist();
+                self
+            }
+
+            /// Removes the segment `name`. Processes that have it open keep using it; later
+            /// opens fail.
+            pub fn remove(name: &str) -> Result<(), $crate::sync::SegmentError> {
+                $crate::sync::segment::remove(name)
+            }
+        }
+    };
+}
+pub(crate) use named_segment;

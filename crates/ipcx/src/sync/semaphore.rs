@@ -115,7 +115,7 @@ impl SharedSemaphore {
         let tag = opts.tag.unwrap_or(SEM_TAG);
         let (seg, name) =
             segment::establish(name, how, opts, |e| SemSeg::establish(e, tag, initial))?;
-        let owner = Owner::new(name, seg.created(), opts);
+        let owner = Owner::new(name, seg.is_creator(), opts);
         Ok(SharedSemaphore { inner: seg, owner })
     }
 
@@ -157,25 +157,6 @@ impl SharedSemaphore {
     pub fn value(&self) -> Result<u32, SemError> {
         self.inner.value().map_err(SemError::from_os)
     }
-
-    /// The segment's name.
-    pub fn name(&self) -> &str {
-        self.owner.name.as_str()
-    }
-
-    /// Whether this handle created the segment.
-    pub fn created(&self) -> bool {
-        self.inner.created()
-    }
-
-    /// Keeps the segment after this handle is dropped.
-    pub fn persist(mut self) -> Self {
-        self.owner.persist();
-        self
-    }
-
-    /// Removes the segment `name`.
-    pub fn remove(name: &str) -> Result<(), SegmentError> {
-        segment::remove(name)
-    }
 }
+
+segment::named_segment!(SharedSemaphore);

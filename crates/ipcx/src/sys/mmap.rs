@@ -1,4 +1,5 @@
-//! Memory mappings: the one owner of `mmap`/`munmap` in ipcx.
+//! Shared memory mapped into this process: the one owner of `mmap`/`munmap` and of System V
+//! attachments (`shmdt`) in ipcx.
 
 use std::io;
 use std::ops::Deref;
@@ -10,16 +11,27 @@ use rustix::mm::{MapFlags, ProtFlags};
 use super::region::{Region, check_range};
 use super::sigbus::Guard;
 
-/// A mapped region, unmapped on drop. The accessors shared with System V attachments
-/// (`as_ptr`, `len`, `read_at`, ...) come from [`Region`] through `Deref`.
+/// A mapped region (an `mmap` or a System V `shmat`), unmapped on drop (`munmap` or `shmdt`).
+/// The accessors (`as_ptr`, `len`, `read_at`, ...) come from [`Region`] through `Deref`.
 ///
 /// A shared mapping of a file or shared-memory object is guarded against `SIGBUS`
 /// ([`super::sigbus`]): if the object shrinks under it, an access to the lost pages finds
-/// zeros instead of killing the process, and [`Mapping::poisoned`] turns true.
+/// zeros instead of killing the process, and [`Mapping::poisoned`] turns true. (A System V
+/// segment never changes size, so an attachment needs no guard.)
 #[derive(Debug)]
 pub(crate) struct Mapping {
     region: Region,
     guard: Option<Guard>,
+    origin: Origin,
+}
+
+/// How the range was mapped, and so how it is unmapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Origin {
+    /// `mmap`; unmapped with `munmap`.
+    Mmap,
+    /// `shmat`; detached with `shmdt`.
+    Shmat,
 }
 
 impl Deref for Mapping {
@@ -62,7 +74,7 @@ impl Mapping {
         };
         // SAFETY: mmap just returned [ptr, ptr+len), shared, with the protection `writable`
         // asked for, and nothing else refers to it.
-        let mut map = unsafe { Mapping::adopt(ptr, len, writable)? };
+        let mut map = unsafe { Mapping::adopt(ptr.cast(), len, writable, Origin::Mmap)? };
         map.guard = Guard::register(map.as_ptr(), len, writable);
         Ok(map)
     }
@@ -91,22 +103,29 @@ impl Mapping {
         };
         // SAFETY: mmap just returned [ptr, ptr+len), shared, readable and writable, and
         // nothing else refers to it.
-        unsafe { Mapping::adopt(ptr, len, true) }
+        unsafe { Mapping::adopt(ptr.cast(), len, true, Origin::Mmap) }
     }
 
-    /// Takes ownership of the range `[ptr, ptr+len)` that `mmap` just returned.
+    /// Takes ownership of the range `[ptr, ptr+len)` that `mmap` or `shmat` (as `origin`
+    /// says) just returned.
     ///
     /// # Safety
-    /// `[ptr, ptr+len)` must be a fresh shared mapping, readable (and writable when
-    /// `writable`), owned by no one else: the Mapping unmaps it on drop.
-    unsafe fn adopt(ptr: *mut std::ffi::c_void, len: usize, writable: bool) -> io::Result<Mapping> {
-        let ptr = NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+    /// `[ptr, ptr+len)` must be a fresh shared mapping made as `origin` says, readable (and
+    /// writable when `writable`), owned by no one else: the Mapping unmaps it on drop.
+    pub(super) unsafe fn adopt(
+        ptr: *mut u8,
+        len: usize,
+        writable: bool,
+        origin: Origin,
+    ) -> io::Result<Mapping> {
+        let ptr = NonNull::new(ptr).ok_or_else(|| io::Error::other("the mapping is null"))?;
         // SAFETY: the caller hands over [ptr, ptr+len), mapped as `writable` says, to this
         // Mapping, which alone owns it and unmaps it exactly once, in `Drop`.
         let region = unsafe { Region::new(ptr, len, writable) };
         Ok(Mapping {
             region,
             guard: None,
+            origin,
         })
     }
 
@@ -161,9 +180,10 @@ impl Mapping {
 
     /// Resizes the mapping to `new_len` bytes with `mremap(MREMAP_MAYMOVE)`; the address may
     /// change. The caller makes sure the object behind it is at least `new_len` bytes long
-    /// before touching the new bytes.
+    /// before touching the new bytes. `EINVAL` for a System V attachment, whose segment never
+    /// changes size.
     pub(crate) fn remap(&mut self, new_len: usize) -> io::Result<()> {
-        if new_len == 0 {
+        if new_len == 0 || self.origin != Origin::Mmap {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
         // SAFETY: [ptr, ptr+len) is our own page-aligned mapping; `&mut self` guarantees no
@@ -193,10 +213,17 @@ impl Drop for Mapping {
     fn drop(&mut self) {
         // The range leaves the SIGBUS table before it is unmapped.
         drop(self.guard.take());
-        // SAFETY: [ptr, ptr+len) was mapped by this Mapping and is unmapped exactly once here;
-        // no reference into it outlives the Mapping (users borrow from it).
-        unsafe {
-            let _ = rustix::mm::munmap(self.as_ptr().cast(), self.len());
+        match self.origin {
+            // SAFETY: [ptr, ptr+len) was mapped by this Mapping and is unmapped exactly once
+            // here; no reference into it outlives the Mapping (users borrow from it).
+            Origin::Mmap => unsafe {
+                let _ = rustix::mm::munmap(self.as_ptr().cast(), self.len());
+            },
+            // SAFETY: the address came from our shmat and is detached exactly once, here; no
+            // reference into the segment outlives the Mapping.
+            Origin::Shmat => unsafe {
+                let _ = libc::shmdt(self.as_ptr().cast());
+            },
         }
     }
 }

@@ -441,8 +441,8 @@ pub(crate) struct MutexSeg<T> {
 }
 
 impl<T> MutexSeg<T> {
-    /// Whether this handle created the object.
-    pub(crate) fn created(&self) -> bool {
+    /// Whether this handle created (and initialised) the object.
+    pub(crate) fn is_creator(&self) -> bool {
         self.seg.created
     }
 
@@ -752,8 +752,8 @@ impl SemSeg {
         Ok(SemSeg { seg })
     }
 
-    /// Whether this handle created the object.
-    pub(crate) fn created(&self) -> bool {
+    /// Whether this handle created (and initialised) the object.
+    pub(crate) fn is_creator(&self) -> bool {
         self.seg.created
     }
 
@@ -845,8 +845,8 @@ impl FutexSeg {
         Ok(FutexSeg { seg })
     }
 
-    /// Whether this handle created the object.
-    pub(crate) fn created(&self) -> bool {
+    /// Whether this handle created (and initialised) the object.
+    pub(crate) fn is_creator(&self) -> bool {
         self.seg.created
     }
 

@@ -1,7 +1,7 @@
-//! A borrowed view of shared memory mapped into this process: the accessors that `mmap`'d
-//! regions ([`Mapping`](super::mmap::Mapping)) and `shmat`'d segments
-//! ([`Attachment`](super::sysv_shm::Attachment)) have in common. The owner maps the range,
-//! keeps a `Region` describing it, and unmaps it (munmap or shmdt) in its own `Drop`.
+//! A borrowed view of shared memory mapped into this process: the accessors of a
+//! [`Mapping`](super::mmap::Mapping) (an `mmap`'d region or a `shmat`'d segment). The owner
+//! maps the range, keeps a `Region` describing it, and unmaps it (munmap or shmdt) in its own
+//! `Drop`.
 
 use std::io;
 use std::ptr::NonNull;

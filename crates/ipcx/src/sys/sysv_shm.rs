@@ -3,11 +3,9 @@
 //! rustix has no System V IPC, so these are `libc` calls behind safe wrappers.
 
 use std::io;
-use std::ops::Deref;
-use std::ptr::NonNull;
 
 use super::cvt;
-use super::region::Region;
+use super::mmap::{Mapping, Origin};
 
 /// `SHM_DEST` from `<linux/shm.h>`: the segment is marked for removal at its last detach.
 const SHM_DEST: u32 = 0o1000;
@@ -68,59 +66,19 @@ pub(crate) fn stat(id: i32) -> io::Result<ShmStat> {
     })
 }
 
-/// A segment attached with `shmat`, detached on drop. The accessors shared with `mmap`'d
-/// mappings (`as_ptr`, `len`, `read_at`, ...) come from [`Region`] through `Deref`.
-#[derive(Debug)]
-pub(crate) struct Attachment {
-    region: Region,
-}
-
-impl Deref for Attachment {
-    type Target = Region;
-
-    fn deref(&self) -> &Region {
-        &self.region
+/// `shmat(id, NULL, read_only ? SHM_RDONLY : 0)`: the segment attached, detached on drop; the
+/// length is the segment size reported by `IPC_STAT` just before attaching (System V segments
+/// never change size).
+pub(crate) fn attach(id: i32, read_only: bool) -> io::Result<Mapping> {
+    let len = stat(id)?.size;
+    let flags = if read_only { libc::SHM_RDONLY } else { 0 };
+    // SAFETY: a null address lets the kernel choose a free range, so no existing memory is
+    // replaced; the result is checked below and owned by the Mapping from then on.
+    let ptr = unsafe { libc::shmat(id, std::ptr::null(), flags) };
+    if ptr as isize == -1 {
+        return Err(io::Error::last_os_error());
     }
-}
-
-impl Attachment {
-    /// `shmat(id, NULL, read_only ? SHM_RDONLY : 0)`; the length is the segment size reported
-    /// by `IPC_STAT` just before attaching (System V segments never change size).
-    pub(crate) fn attach(id: i32, read_only: bool) -> io::Result<Attachment> {
-        let len = stat(id)?.size;
-        let flags = if read_only { libc::SHM_RDONLY } else { 0 };
-        // SAFETY: a null address lets the kernel choose a free range, so no existing memory
-        // is replaced; the result is checked below and owned by the Attachment from then on.
-        let ptr = unsafe { libc::shmat(id, std::ptr::null(), flags) };
-        if ptr as isize == -1 {
-            return Err(io::Error::last_os_error());
-        }
-        let Some(ptr) = NonNull::new(ptr.cast::<u8>()) else {
-            return Err(io::Error::other("shmat returned null"));
-        };
-        // SAFETY: shmat just attached the segment at [ptr, ptr+len) (writable unless
-        // `read_only`); the Attachment alone owns it and detaches it exactly once, in `Drop`.
-        let region = unsafe { Region::new(ptr, len, !read_only) };
-        Ok(Attachment { region })
-    }
-
-    /// `None` when attached read-only.
-    ///
-    /// # Safety
-    /// As for [`Region::as_mut_slice`]: no other process or thread may read or write the
-    /// segment while the slice is alive.
-    pub(crate) unsafe fn as_mut_slice(&mut self) -> Option<&mut [u8]> {
-        // SAFETY: the caller upholds `Region::as_mut_slice`'s contract (stated above).
-        unsafe { self.region.as_mut_slice() }
-    }
-}
-
-impl Drop for Attachment {
-    fn drop(&mut self) {
-        // SAFETY: the address came from our shmat and is detached exactly once, here; no
-        // reference into the segment outlives `self`.
-        unsafe {
-            let _ = libc::shmdt(self.as_ptr().cast());
-        }
-    }
+    // SAFETY: shmat just attached the segment at [ptr, ptr+len) (writable unless
+    // `read_only`); the Mapping alone owns it and detaches it exactly once, in `Drop`.
+    unsafe { Mapping::adopt(ptr.cast(), len, !read_only, Origin::Shmat) }
 }

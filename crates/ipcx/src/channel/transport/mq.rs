@@ -72,8 +72,10 @@ fn posix_open_error(what: &str, e: mq::OpenError) -> Error {
 }
 
 fn posix_options(opts: &Options, create: bool) -> mq::OpenOptions {
-    let mut o = MessageQueue::options();
-    o.mode(opts.mode).create(create).trust(opts.trust.clone());
+    let mut o = MessageQueue::options()
+        .mode(opts.mode)
+        .create(create)
+        .trust(opts.trust.clone());
     if create {
         let defaults = (
             crate::sys::mq::read_limit("/proc/sys/fs/mqueue/msg_default").unwrap_or(10) as usize,
@@ -83,7 +85,7 @@ fn posix_options(opts: &Options, create: bool) -> mq::OpenOptions {
         match (opts.max_messages, opts.max_message_size) {
             (None, None) => {}
             (m, s) => {
-                o.capacity(m.unwrap_or(defaults.0), s.unwrap_or(defaults.1));
+                o = o.capacity(m.unwrap_or(defaults.0), s.unwrap_or(defaults.1));
             }
         }
     }

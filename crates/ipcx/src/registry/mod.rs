@@ -23,73 +23,20 @@
 //! The registry is best effort: if the directory cannot be used safely (it is not a directory
 //! owned by this user with mode 0700) or a record cannot be written, nothing is recorded, a
 //! warning goes to stderr (once per process), and `ipcx clean` will not remove that object.
-
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Which object a name referred to when it was recorded (names can be reused).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub enum Identity {
-    /// A file (in `/dev/shm`, a FIFO, a socket file) or a POSIX queue: device and inode, and
-    /// the creation time where the file system keeps one (ext4 gives a new file the inode
-    /// number of one just removed).
-    File {
-        /// Device.
-        dev: u64,
-        /// Inode.
-        ino: u64,
-        /// Creation (birth) time, nanoseconds since the epoch, when known.
-        btime: Option<u64>,
-    },
-    /// A System V object: its id (a new object under the same key gets another id).
-    Sysv {
-        /// The id.
-        id: i32,
-    },
-}
+mod identity;
+mod ownership;
+mod process;
 
-impl Identity {
-    /// The identity of the file `m` describes.
-    pub fn of_file(m: &fs::Metadata) -> Identity {
-        Identity::File {
-            dev: m.dev(),
-            ino: m.ino(),
-            btime: m
-                .created()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .and_then(|d| u64::try_from(d.as_nanos()).ok()),
-        }
-    }
-
-    /// Whether both name the same object (creation times are compared when both are known).
-    pub fn same_object(&self, other: &Identity) -> bool {
-        match (self, other) {
-            (
-                Identity::File { dev, ino, btime },
-                Identity::File {
-                    dev: d2,
-                    ino: i2,
-                    btime: b2,
-                },
-            ) => dev == d2 && ino == i2 && (btime.is_none() || b2.is_none() || btime == b2),
-            (Identity::Sysv { id }, Identity::Sysv { id: id2 }) => id == id2,
-            _ => false,
-        }
-    }
-}
-
-impl std::fmt::Display for Identity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Identity::File { dev, ino, .. } => write!(f, "inode {ino} on device {dev:#x}"),
-            Identity::Sysv { id } => write!(f, "id {id}"),
-        }
-    }
-}
+pub use identity::{Identity, identity_of};
+pub(crate) use identity::{open_queue, queue_identity};
+pub(crate) use ownership::{Ownership, Registration};
+pub use process::{parse_start_time, pid_alive, process_start_time};
 
 /// A registry record: an object and the process that created it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -294,65 +241,6 @@ fn write_record(object: &str, persistent: bool) {
     }
 }
 
-/// Finds out which object `object` names right now (see [`Identity`]); `None` when it does not
-/// exist or cannot be looked at.
-pub fn identity_of(object: &str) -> Option<Identity> {
-    let (kind, rest) = object.split_once(':')?;
-    let file = |p: &Path| fs::symlink_metadata(p).ok().map(|m| Identity::of_file(&m));
-    let sysv = |key: &str| -> Option<i32> {
-        let hex = key.strip_prefix("0x")?;
-        Some(u32::from_str_radix(hex, 16).ok()? as i32)
-    };
-    match kind {
-        "posix-shm" | "shm" => file(&Path::new("/dev/shm").join(rest.strip_prefix('/')?)),
-        "posix-sem" => {
-            file(&Path::new("/dev/shm").join(format!("sem.{}", rest.strip_prefix('/')?)))
-        }
-        "fifo" | "unix" | "unix-dgram" | "unix-seqpacket" => file(Path::new(rest)),
-        "mq" => queue_identity(rest).ok(),
-        _ if kind.starts_with("sysv-") && rest.starts_with("id=") => {
-            rest[3..].parse().ok().map(|id| Identity::Sysv { id })
-        }
-        "sysv-shm" => crate::sys::sysv_shm::shmget(sysv(rest)?, 0, 0)
-            .ok()
-            .map(|id| Identity::Sysv { id }),
-        "sysv-sem" => crate::sys::sysv_sem::semget(sysv(rest)?, 0, 0)
-            .ok()
-            .map(|id| Identity::Sysv { id }),
-        "sysv-mq" => crate::sys::sysv_msg::msgget(sysv(rest)?, 0)
-            .ok()
-            .map(|id| Identity::Sysv { id }),
-        _ => None,
-    }
-}
-
-/// A POSIX queue's identity, from `fstat` on a descriptor of it (which works without
-/// `/dev/mqueue` mounted): opened for reading, or writing when reading is not allowed.
-pub(crate) fn queue_identity(name: &str) -> io::Result<Identity> {
-    let m = fs::File::from(open_queue(name)?).metadata()?;
-    Ok(Identity::of_file(&m))
-}
-
-/// Opens an existing POSIX queue (any name it may have) without blocking and without taking
-/// anything from it: for reading, or for writing when reading is not allowed.
-pub(crate) fn open_queue(name: &str) -> io::Result<std::os::fd::OwnedFd> {
-    use crate::sys::mq::{Disposition, OpenArgs, mq_open};
-    let name = crate::name::PosixName::existing(name)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let args = |read: bool| OpenArgs {
-        read,
-        write: !read,
-        nonblocking: true,
-        how: Disposition::Open,
-        mode: 0,
-        capacity: None,
-    };
-    match mq_open(&name, &args(true)) {
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => mq_open(&name, &args(false)),
-        r => r,
-    }
-}
-
 /// Forgets `object` (it was removed, or made persistent on purpose).
 pub fn unregister(object: &str) {
     if let Ok(dir) = own_dir(false) {
@@ -477,38 +365,6 @@ fn read_small(p: &Path) -> io::Result<Vec<u8>> {
     Ok(v)
 }
 
-/// A process's start time in clock ticks since boot (`/proc/PID/stat` field 22), or `None`
-/// when no such process exists.
-pub fn process_start_time(pid: i32) -> Option<u64> {
-    if pid <= 0 {
-        return None;
-    }
-    let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
-    parse_start_time(&stat)
-}
-
-/// The start time in a `/proc/PID/stat` text (`None` for a zombie, a dead process or text that
-/// does not parse). Exposed for fuzzing; [`process_start_time`] uses it.
-#[doc(hidden)]
-pub fn parse_start_time(stat: &[u8]) -> Option<u64> {
-    // The command name (field 2) is in parentheses and may contain anything, spaces and
-    // parentheses included: skip past its last ')'.
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
-    // rest starts at field 3 (state); the start time is field 22.
-    let mut fields = rest.split_ascii_whitespace();
-    let state = fields.next()?;
-    if state == "Z" || state == "X" {
-        return None;
-    }
-    fields.nth(18)?.parse().ok()
-}
-
-/// Whether a process with this pid exists (and is not a zombie).
-pub fn pid_alive(pid: i32) -> bool {
-    process_start_time(pid).is_some()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -600,39 +456,5 @@ mod tests {
         }
         unregister(&obj);
         assert!(!records(false).iter().any(|r| r.object == obj));
-    }
-}
-
-/// A registry record held by the handle that created an object: recorded on creation,
-/// forgotten when dropped (the object was removed), or turned into a "persistent" record by
-/// [`Registration::persist`].
-#[derive(Debug)]
-pub(crate) struct Registration {
-    object: String,
-    persisted: bool,
-}
-
-impl Registration {
-    /// Records that this process created `object` and will remove it.
-    pub(crate) fn new(object: String) -> Registration {
-        register(&object);
-        Registration {
-            object,
-            persisted: false,
-        }
-    }
-
-    /// The object is kept on purpose: record that, so `ipcx clean` leaves it alone.
-    pub(crate) fn persist(mut self) {
-        persist(&self.object);
-        self.persisted = true;
-    }
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        if !self.persisted {
-            unregister(&self.object);
-        }
     }
 }

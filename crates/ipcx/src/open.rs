@@ -1,0 +1,69 @@
+//! How a named object is opened or created: the `create` / `create_new` / `mode` / `trust`
+//! flags shared by the open-options builders of POSIX semaphores and queues and System V
+//! semaphore sets and queues, following [`std::fs::OpenOptions`].
+
+use crate::trust::Trust;
+
+/// Whether to create the object, its mode when created, and whose existing objects to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OpenFlags {
+    /// Create the object if it does not exist.
+    pub(crate) create: bool,
+    /// Create the object; fail if it exists.
+    pub(crate) create_new: bool,
+    /// Permission bits of a new object.
+    pub(crate) mode: u32,
+    /// Whose existing objects to use.
+    pub(crate) trust: Trust,
+}
+
+impl Default for OpenFlags {
+    /// Open only, mode `0o600`, only the caller's own objects.
+    fn default() -> Self {
+        OpenFlags {
+            create: false,
+            create_new: false,
+            mode: 0o600,
+            trust: Trust::own_user(),
+        }
+    }
+}
+
+/// The by-value setters `create`, `create_new`, `mode` and `trust` of a builder that holds an
+/// [`OpenFlags`] in a field `flags`. `noun` names the object in the docs, `already_exists` is
+/// the doc link to the error `create_new` fails with, `umask` says how the umask applies to a
+/// new object's mode, `mode_mask` the bits of `mode` kept.
+macro_rules! open_flag_setters {
+    (
+        noun: $noun:literal,
+        already_exists: $exists:literal,
+        umask: $umask:literal,
+        mode_mask: $mask:expr,
+        $(#[$trust_doc:meta])* trust $(,)?
+    ) => {
+        #[doc = concat!("Create the ", $noun, " if it does not exist.")]
+        pub fn create(mut self, create: bool) -> Self {
+            self.flags.create = create;
+            self
+        }
+
+        #[doc = concat!("Create the ", $noun, "; fail with ", $exists, " if it exists.")]
+        pub fn create_new(mut self, create_new: bool) -> Self {
+            self.flags.create_new = create_new;
+            self
+        }
+
+        #[doc = concat!("Permission bits of a new ", $noun, " (default `0o600`; ", $umask, ").")]
+        pub fn mode(mut self, mode: u32) -> Self {
+            self.flags.mode = mode & $mask;
+            self
+        }
+
+        $(#[$trust_doc])*
+        pub fn trust(mut self, trust: $crate::trust::Trust) -> Self {
+            self.flags.trust = trust;
+            self
+        }
+    };
+}
+pub(crate) use open_flag_setters;
