@@ -16,6 +16,7 @@ use ipcx_ring::WaitLine;
 
 use super::TICK;
 use super::segment::Segment;
+use crate::poison;
 use crate::sync::futex::wait_on;
 use crate::sys::eventfd;
 use crate::wait::Wait;
@@ -64,7 +65,7 @@ impl Bridge {
     /// Waits (asynchronously) until the receiver may have something to do.
     pub(crate) async fn wait(&self) -> std::io::Result<()> {
         {
-            let mut f = self.shared.flags.lock().unwrap_or_else(|e| e.into_inner());
+            let mut f = poison::lock(&self.shared.flags);
             f.armed = true;
             self.shared.cv.notify_one();
         }
@@ -77,7 +78,7 @@ impl Bridge {
 
 impl Drop for Bridge {
     fn drop(&mut self) {
-        let mut f = self.shared.flags.lock().unwrap_or_else(|e| e.into_inner());
+        let mut f = poison::lock(&self.shared.flags);
         f.stop = true;
         self.shared.cv.notify_one();
     }
@@ -86,9 +87,9 @@ impl Drop for Bridge {
 fn run(seg: &Segment, line: LineFn, ready: impl Fn(&Segment) -> bool, sh: &Shared, efd: &OwnedFd) {
     loop {
         {
-            let mut f = sh.flags.lock().unwrap_or_else(|e| e.into_inner());
+            let mut f = poison::lock(&sh.flags);
             while !f.armed && !f.stop {
-                f = sh.cv.wait(f).unwrap_or_else(|e| e.into_inner());
+                f = poison::wait(&sh.cv, f, Wait::Forever).0;
             }
             if f.stop {
                 return;
@@ -98,7 +99,7 @@ fn run(seg: &Segment, line: LineFn, ready: impl Fn(&Segment) -> bool, sh: &Share
             return;
         };
         loop {
-            if sh.flags.lock().map(|f| f.stop).unwrap_or(true) {
+            if poison::lock(&sh.flags).stop {
                 return;
             }
             // A truncated segment wakes the task too: it reports the error.
@@ -122,7 +123,7 @@ fn run(seg: &Segment, line: LineFn, ready: impl Fn(&Segment) -> bool, sh: &Share
                 }
             }
         }
-        sh.flags.lock().unwrap_or_else(|e| e.into_inner()).armed = false;
+        poison::lock(&sh.flags).armed = false;
         let _ = eventfd::write(efd, 1);
     }
 }
