@@ -37,15 +37,11 @@
 //! request/reply exchange: each message is read before the next one is sent) does not sweep
 //! its whole capacity. Once a message of at most an eighth of the [`HOT_WINDOW`] (8 KiB)
 //! would end past the window in the current lap, the publisher looks at the subscribers:
-//! when all of them have read everything, the message starts the next lap instead. Such an
-//! exchange then cycles through a few KiB that stay in both processes' L1 caches, which takes
-//! about 20–30 ns off a 64-byte round trip on a machine where it costs 220 ns. A stream keeps
-//! the whole ring: its subscribers are usually behind the publisher, and a subscriber that
-//! keeps up (found at the head, like a request/reply peer) is told apart by what the
-//! publishing thread did since its last send. The window is on for a send that follows a
-//! wait for a message on any ring of the same thread (the request or the reply), off for one
-//! that does not. Held to a few KiB, a stream would run at half speed or less.
-//! [`Options::hot_window`] sets the window, or turns it off with 0.
+//! when all of them have read everything, the message starts the next lap instead. A stream
+//! keeps the whole ring: the window is on for a send that follows a wait for a message on any
+//! ring of the same thread (the request or the reply), off for one that does not.
+//! [`Options::hot_window`] sets the window, or turns it off with 0. (Why this pays, with
+//! figures: `crates/ipcx-bench/README.md`, section "ring".)
 //!
 //! # Waiting
 //! [`WaitStrategy::SpinThenSleep`] (default) spins briefly, yields the CPU a few times, then
@@ -296,13 +292,8 @@ pub enum WaitStrategy {
     Block,
 }
 
-/// The data area of a ring by default: 4 MiB, at least the L2 caches of both the writer's
-/// and the reader's core together on current x86 servers (1–2 MiB each), far below a shared
-/// L3. Then the lines a writer reuses a lap later are no longer held by the reader's core, and
-/// messages of 16 KiB and more stream at the speed of the shared cache, whatever their size.
-/// With a 1 MiB ring on a 1 MiB-L2 machine, messages of 16–256 KiB streamed at 9–12 GB/s; with
-/// 4 MiB, at 38–41 GB/s, like 1 MiB messages (`ipcx bench --sizes 4k,16k,64k,256k,1m ring
-/// ring-loan`). Many small rings can ask for less with [`Options::capacity`].
+/// The data area of a ring by default: 4 MiB. Many small rings can ask for less with
+/// [`Options::capacity`]. (Why 4 MiB: `crates/ipcx-bench/README.md`, section "ring".)
 pub const DEFAULT_CAPACITY: usize = 4 << 20;
 
 /// Ring creation and behaviour options.
@@ -850,9 +841,8 @@ pub(crate) fn waiting_for_a_message() {
 /// Turns the writer's hot window on for sends that follow a wait for a message on the same
 /// thread, and off for the others. A request/reply peer sends after waiting for the reply
 /// (or the request); a streaming publisher sends again at once. Both find their subscriber
-/// at the head when the writer looks, but a stream held to a few KiB runs at half speed or
-/// less (each line the writer fills is one the reader has just read), and a stream whose
-/// thread waits for its input is paced by that input.
+/// at the head when the writer looks, so the writer alone cannot tell them apart; a stream
+/// whose thread waits for its input is paced by that input.
 #[derive(Debug)]
 struct HotGate {
     /// The window asked for (0: off for good).
