@@ -5,8 +5,10 @@
 //! to a process), so each async receiver gets one helper thread. The thread is parked on a
 //! condition variable while the task does not wait; when the task waits, the thread sleeps on
 //! the futex like a blocking receiver (so senders wake it only when it announced that it
-//! sleeps), re-checks every [`TICK`](super::TICK) (reaping dead peers), and writes the eventfd
-//! once the receiver has something to do.
+//! sleeps), re-checks every [`TICK`] (reaping dead peers), and writes the eventfd once the
+//! receiver has something to do.
+//!
+//! [`TICK`]: super::wait::TICK
 
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
@@ -14,8 +16,8 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use ipcx_ring::WaitLine;
 
-use super::TICK;
 use super::segment::Segment;
+use super::wait::TICK;
 use crate::poison;
 use crate::sync::futex::wait_on;
 use crate::sys::eventfd;

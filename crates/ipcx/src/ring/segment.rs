@@ -695,6 +695,14 @@ impl Segment {
         true
     }
 
+    /// Claims a place in the table for `role` with `claim` ([`Segment::claim`] or
+    /// [`Segment::claim_free`]); when every place is taken, reaps dead participants and tries
+    /// once more. Returns the place's index.
+    pub(crate) fn claim_place(&self, claim: fn(&Cursor, u32) -> bool, role: u32) -> Option<usize> {
+        let find = || self.table().iter().position(|c| claim(c, role));
+        find().or_else(|| if self.reap() > 0 { find() } else { None })
+    }
+
     /// Claims `cursor` only if it is free (work queue: a dead owner's cursor must be reaped,
     /// so that what it held is given back, before anyone reuses it).
     pub(crate) fn claim_free(cursor: &Cursor, role: u32) -> bool {
@@ -762,7 +770,7 @@ impl Segment {
             } else {
                 &q.ctl().data_wait
             };
-            super::notify(line);
+            super::wait::notify(line);
         }
     }
 }
