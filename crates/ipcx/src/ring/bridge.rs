@@ -16,6 +16,8 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use ipcx_ring::WaitLine;
 
+use super::Error;
+use super::hot::waiting_for_a_message;
 use super::segment::Segment;
 use super::wait::TICK;
 use crate::poison;
@@ -48,7 +50,7 @@ pub(crate) struct Bridge {
 impl Bridge {
     /// Starts the helper thread. `ready` says whether the receiver has something to do (a
     /// message, or a reason to fail).
-    pub(crate) fn start(
+    fn start(
         seg: Arc<Segment>,
         line: LineFn,
         ready: impl Fn(&Segment) -> bool + Send + 'static,
@@ -64,8 +66,32 @@ impl Bridge {
         Ok(Bridge { afd, shared })
     }
 
+    /// Waits (asynchronously) until the receiver of `seg` may have something to do, with the
+    /// bridge in `slot`, started on first use (`ready` makes its `ready` test, as for
+    /// [`Bridge::start`]). Errors name the segment.
+    pub(crate) async fn wait_in<R>(
+        slot: &mut Option<Bridge>,
+        seg: &Arc<Segment>,
+        line: LineFn,
+        ready: impl FnOnce() -> R,
+    ) -> Result<(), Error>
+    where
+        R: Fn(&Segment) -> bool + Send + 'static,
+    {
+        let io = |source| Error::Io {
+            name: seg.name.to_string(),
+            source,
+        };
+        let b = match slot {
+            Some(b) => b,
+            None => slot.insert(Bridge::start(Arc::clone(seg), line, ready()).map_err(io)?),
+        };
+        waiting_for_a_message();
+        b.wait().await.map_err(io)
+    }
+
     /// Waits (asynchronously) until the receiver may have something to do.
-    pub(crate) async fn wait(&self) -> std::io::Result<()> {
+    async fn wait(&self) -> std::io::Result<()> {
         {
             let mut f = poison::lock(&self.shared.flags);
             f.armed = true;

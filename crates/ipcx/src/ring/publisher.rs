@@ -12,7 +12,7 @@ use super::role::{Role, extend, role_methods};
 use super::sample::SampleMut;
 use super::sample::lend::Lender;
 use super::segment::{PATTERN_PUBSUB, ROLE_PUBLISHER, Segment};
-use super::wait::{SpinPolicy, WaitStrategy, notify, wait_until};
+use super::wait::{SpinPolicy, WaitStrategy, notify, wait_for_room};
 use super::{Error, Options};
 use crate::wait::Wait;
 
@@ -59,33 +59,19 @@ impl Publisher {
                 .unwrap_or_else(|| Error::from_ring(&self.seg.name, e)));
         }
         let seg = Arc::clone(&self.seg);
-        let mut result = None;
         let w = &mut self.writer;
-        let r = wait_until(
+        wait_for_room(
+            &seg,
             &seg.ctl().space_wait,
             self.strategy,
             &mut self.spin,
-            false,
             wait,
-            |_| match w.reserve(len) {
-                Err(RingError::Full) => false,
-                r => {
-                    result = Some(r);
-                    true
-                }
+            || match w.reserve(len) {
+                Err(RingError::Full) => None,
+                r => Some(r),
             },
-            || {
-                seg.reap();
-                seg.fault(true).map_or(Ok(()), Err)
-            },
-        );
-        match (r, result) {
-            (_, Some(Ok(res))) => Ok(res),
-            (_, Some(Err(e))) => Err(Error::from_ring(&seg.name, e)),
-            (Err(Error::Timeout), None) if wait == Wait::NoWait => Err(Error::Full),
-            (Err(e), None) => Err(e),
-            (Ok(()), None) => Err(Error::Full),
-        }
+            |e| Error::from_ring(&seg.name, e),
+        )
     }
 
     /// Loans `len` writable bytes in the ring, waiting as `wait` says for room.

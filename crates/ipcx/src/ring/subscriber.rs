@@ -14,7 +14,7 @@ use super::role::{Role, extend, role_methods};
 use super::sample::Sample;
 use super::sample::lend::Holder;
 use super::segment::{PATTERN_PUBSUB, ROLE_SUBSCRIBER, Segment, cursor_alive};
-use super::wait::{SpinPolicy, TICK, WaitStrategy, notify, spin, wait_until};
+use super::wait::{SpinPolicy, TICK, WaitStrategy, notify, spin, wait_for_message};
 use super::{Error, Options};
 use crate::wait::Wait;
 
@@ -141,7 +141,8 @@ impl Subscriber {
             }
             let mut spin = std::mem::take(&mut self.spin);
             let this = &*self;
-            let r = wait_until(
+            let r = wait_for_message(
+                &this.seg,
                 &this.seg.ctl().data_wait,
                 this.strategy,
                 &mut spin,
@@ -154,35 +155,11 @@ impl Subscriber {
                         this.reader.has_data()
                     }
                 },
-                || {
-                    this.seg.reap();
-                    if let Some(e) = this.seg.fault(true) {
-                        return Err(e);
-                    }
-                    // A publisher that died while we wait ends the wait.
-                    match this.gone() {
-                        Some(e) if !this.reader.has_data() => Err(e),
-                        _ => Ok(()),
-                    }
-                },
+                || this.reader.has_data(),
+                || this.gone(),
             );
             self.spin = spin;
-            match r {
-                Ok(()) => continue,
-                Err(Error::Timeout) if wait == Wait::NoWait => {
-                    return Err(self.gone().unwrap_or(Error::Empty));
-                }
-                Err(Error::Timeout) => {
-                    // A last look: the publisher may have died while we slept.
-                    if let Some(e) = self.gone()
-                        && !self.reader.has_data()
-                    {
-                        return Err(e);
-                    }
-                    return Err(Error::Timeout);
-                }
-                Err(e) => return Err(e),
-            }
+            r?;
         };
         Ok(Sample::new(self, got))
     }
@@ -212,17 +189,18 @@ impl Subscriber {
                 }
                 return Err(e);
             }
-            if self.bridge.is_none() {
-                let at = self
-                    .seg
-                    .table()
-                    .iter()
-                    .position(|c| std::ptr::eq(c, self.reader.cursor()))
-                    .unwrap_or(0);
-                let b = Bridge::start(
-                    Arc::clone(&self.seg),
-                    |seg| Some(&seg.ctl().data_wait),
-                    move |seg| {
+            let (seg, cursor) = (&self.seg, self.reader.cursor());
+            Bridge::wait_in(
+                &mut self.bridge,
+                seg,
+                |seg| Some(&seg.ctl().data_wait),
+                || {
+                    let at = seg
+                        .table()
+                        .iter()
+                        .position(|c| std::ptr::eq(c, cursor))
+                        .unwrap_or(0);
+                    move |seg: &Segment| {
                         let head = seg.ctl().writer.head.load(Ordering::Acquire);
                         let tail = seg.table()[at].tail.load(Ordering::Acquire);
                         let wc = seg.writer_cursor();
@@ -230,21 +208,10 @@ impl Subscriber {
                             && (wc.state.load(Ordering::Acquire) == ipcx_ring::FREE
                                 || !cursor_alive(wc));
                         head != tail || gone
-                    },
-                )
-                .map_err(|source| Error::Io {
-                    name: self.seg.name.to_string(),
-                    source,
-                })?;
-                self.bridge = Some(b);
-            }
-            if let Some(b) = &self.bridge {
-                waiting_for_a_message();
-                b.wait().await.map_err(|source| Error::Io {
-                    name: self.seg.name.to_string(),
-                    source,
-                })?;
-            }
+                    }
+                },
+            )
+            .await?;
         };
         Ok(Sample::new(self, got))
     }

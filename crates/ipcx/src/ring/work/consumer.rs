@@ -12,7 +12,7 @@ use crate::ring::role::{Role, role_methods};
 use crate::ring::sample::Sample;
 use crate::ring::sample::lend::Holder;
 use crate::ring::segment::{HOLD_MSG, PATTERN_WORK, ROLE_CONSUMER, ROLE_PRODUCER, Segment};
-use crate::ring::wait::wait_until;
+use crate::ring::wait::wait_for_message;
 use crate::ring::{Error, Options};
 use crate::wait::Wait;
 
@@ -42,7 +42,7 @@ impl Consumer {
     }
 
     /// Takes a message if one is waiting and records it as held.
-    fn take(&mut self) -> Result<Option<(u32, usize)>, Error> {
+    fn take(&mut self) -> Result<Option<Slot>, Error> {
         let m = &self.m;
         let Some((idx, len)) = m.q.take().map_err(|e| m.err(e))? else {
             return Ok(None);
@@ -50,61 +50,55 @@ impl Consumer {
         m.me.tail
             .store(u64::from(idx) | ((len as u64) << 32), Ordering::Relaxed);
         m.me.holding.store(HOLD_MSG, Ordering::Release);
-        Ok(Some((idx, len)))
+        Ok(Some(Slot { idx, len }))
+    }
+
+    /// The next message if one is waiting (recorded as held), `None` if none is, or the
+    /// reason none will come (once every message queued was taken).
+    fn next(&mut self) -> Result<Option<Slot>, Error> {
+        loop {
+            if let Some(got) = self.take()? {
+                return Ok(Some(got));
+            }
+            match self.gone() {
+                Some(_) if self.m.q.has_ready() => continue,
+                Some(e) => return Err(e),
+                None => return Ok(None),
+            }
+        }
     }
 
     /// Waits as `wait` says for a message; `Ok(None)` when one may be there.
     fn wait(&self, wait: Wait) -> Result<(), Error> {
         let m = &self.m;
         let mut spin = m.spin.take();
-        let r = wait_until(
+        let r = wait_for_message(
+            &m.seg,
             &m.q.ctl().data_wait,
             m.strategy,
             &mut spin,
             false,
             wait,
             |_| m.q.has_ready(),
-            || {
-                m.seg.reap();
-                if let Some(e) = m.seg.fault(true) {
-                    return Err(e);
-                }
-                match self.gone() {
-                    Some(e) if !m.q.has_ready() => Err(e),
-                    _ => Ok(()),
-                }
-            },
+            || m.q.has_ready(),
+            || self.gone(),
         );
         m.spin.set(spin);
-        match r {
-            Ok(()) => Ok(()),
-            Err(Error::Timeout) if wait == Wait::NoWait => Err(self.gone().unwrap_or(Error::Empty)),
-            Err(Error::Timeout) => match self.gone() {
-                Some(e) if !m.q.has_ready() => Err(e),
-                _ => Err(Error::Timeout),
-            },
-            Err(e) => Err(e),
-        }
+        r
     }
 
     /// Receives the next message, waiting as `wait` says.
     pub fn recv_wait(&mut self, wait: Wait) -> Result<Sample<'_, Consumer>, Error> {
-        let (idx, len) = loop {
-            if let Some(got) = self.take()? {
+        let slot = loop {
+            if let Some(got) = self.next()? {
                 break got;
-            }
-            if let Some(e) = self.gone() {
-                if self.m.q.has_ready() {
-                    continue;
-                }
-                return Err(e);
             }
             if wait != Wait::NoWait {
                 waiting_for_a_message();
             }
             self.wait(wait)?;
         };
-        Ok(Sample::new(self, Slot { idx, len }))
+        Ok(Sample::new(self, slot))
     }
     /// Receives the next message, blocking.
     pub fn recv(&mut self) -> Result<Sample<'_, Consumer>, Error> {
@@ -129,38 +123,20 @@ impl Consumer {
     /// completes.
     #[cfg(feature = "tokio")]
     pub async fn recv_async(&mut self) -> Result<Sample<'_, Consumer>, Error> {
-        let (idx, len) = loop {
-            if let Some(got) = self.take()? {
+        let slot = loop {
+            if let Some(got) = self.next()? {
                 break got;
             }
-            if let Some(e) = self.gone() {
-                if self.m.q.has_ready() {
-                    continue;
-                }
-                return Err(e);
-            }
-            if self.bridge.is_none() {
-                let seg = Arc::clone(&self.m.seg);
-                let b = Bridge::start(
-                    seg,
-                    |seg| seg.work().map(|q| &q.ctl().data_wait),
-                    |seg| seg.work().is_none_or(|q| q.has_ready()) || producers_gone(seg),
-                )
-                .map_err(|source| Error::Io {
-                    name: self.m.seg.name.to_string(),
-                    source,
-                })?;
-                self.bridge = Some(b);
-            }
-            if let Some(b) = &self.bridge {
-                waiting_for_a_message();
-                b.wait().await.map_err(|source| Error::Io {
-                    name: self.m.seg.name.to_string(),
-                    source,
-                })?;
-            }
+            let m = &self.m;
+            Bridge::wait_in(
+                &mut self.bridge,
+                &m.seg,
+                |seg| seg.work().map(|q| &q.ctl().data_wait),
+                || |seg: &Segment| seg.work().is_none_or(|q| q.has_ready()) || producers_gone(seg),
+            )
+            .await?;
         };
-        Ok(Sample::new(self, Slot { idx, len }))
+        Ok(Sample::new(self, slot))
     }
 }
 

@@ -11,7 +11,7 @@ use crate::ring::sample::lend::Lender;
 use crate::ring::segment::{
     HOLD_LOAN, HOLD_NONE, PATTERN_WORK, ROLE_CONSUMER, ROLE_PRODUCER, Segment,
 };
-use crate::ring::wait::{notify, wait_until};
+use crate::ring::wait::{notify, wait_for_room};
 use crate::ring::{Error, Options};
 use crate::wait::Wait;
 
@@ -37,34 +37,18 @@ impl Producer {
             return Err(Error::TooLarge { len, max });
         }
         let m = &self.m;
-        let mut got = None;
         let mut spin = m.spin.take();
-        let r = wait_until(
+        let r = wait_for_room(
+            &m.seg,
             &m.q.ctl().space_wait,
             m.strategy,
             &mut spin,
-            false,
             wait,
-            |_| match m.q.acquire() {
-                Ok(None) => false,
-                r => {
-                    got = Some(r);
-                    true
-                }
-            },
-            || {
-                m.seg.reap();
-                m.seg.fault(true).map_or(Ok(()), Err)
-            },
+            || m.q.acquire().transpose(),
+            |e| m.err(e),
         );
         m.spin.set(spin);
-        let idx = match (r, got) {
-            (_, Some(Ok(Some(idx)))) => idx,
-            (_, Some(Err(e))) => return Err(m.err(e)),
-            (Err(Error::Timeout), _) if wait == Wait::NoWait => return Err(Error::Full),
-            (Err(e), _) => return Err(e),
-            (Ok(()), _) => return Err(Error::Full),
-        };
+        let idx = r?;
         m.me.tail.store(u64::from(idx), Ordering::Relaxed);
         m.me.holding.store(HOLD_LOAN, Ordering::Release);
         Ok(idx)
