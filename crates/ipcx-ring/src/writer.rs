@@ -319,21 +319,14 @@ impl<'a> Writer<'a> {
         if r.pad != 0 || self.p.overwrite {
             return self.commit_slow(r, len);
         }
-        // Fast path (lossless, no padding): as below, with the header words reached through
-        // the positional accessors (positions masked into the area: no bounds check needed).
+        // Fast path (lossless, no padding; the header words are reached by masked position:
+        // no bounds check needed).
         let len = len.min(r.len);
         let start = self.head;
         let end = start + record_size(len as u64);
-        if end + HEADER <= self.limit {
-            self.data.set_stamp(end, 0);
-        }
-        self.data
-            .set_header(start, len as u64 | (u64::from(KIND_MSG) << 32));
-        self.data.set_stamp(start, stamp(start));
-        self.seq += 1;
-        self.head = end;
-        self.ctl.writer.seq.store(self.seq, Ordering::Relaxed);
-        self.ctl.writer.head.store(end, Ordering::Release);
+        self.clear_next_stamp(end);
+        self.stamp_message(start, len);
+        self.publish(end);
     }
 
     #[cold]
@@ -355,13 +348,7 @@ impl<'a> Writer<'a> {
             }
             write_header(&self.data, start & mask, len as u32, KIND_MSG, self.seq);
         } else {
-            // Clear the stamp word of the record that will follow, when that space is free:
-            // it holds stale bytes from an earlier lap, which might read as `stamp(end)`.
-            // When it is not free, `end - capacity` is the (slowest) reader's tail, a record
-            // boundary: the word is the stamp of that record, `stamp(end - capacity)`.
-            if end + HEADER <= self.limit {
-                self.data.set_stamp(end, 0);
-            }
+            self.clear_next_stamp(end);
             if r.pad > 0 {
                 self.data.set_header(
                     self.head,
@@ -369,14 +356,38 @@ impl<'a> Writer<'a> {
                 );
                 self.data.set_stamp(self.head, stamp(self.head));
             }
-            self.data
-                .set_header(start, len as u64 | (u64::from(KIND_MSG) << 32));
-            self.data.set_stamp(start, stamp(start));
+            self.stamp_message(start, len);
         }
+        self.publish(end);
+    }
+
+    /// Lossless: clears the stamp word of the record that will follow one ending at `end`,
+    /// when that space is free: it holds stale bytes from an earlier lap, which might read as
+    /// `stamp(end)`. When it is not free, `end - capacity` is the (slowest) reader's tail, a
+    /// record boundary: the word is the stamp of that record, `stamp(end - capacity)`.
+    #[inline(always)]
+    fn clear_next_stamp(&self, end: u64) {
+        if end + HEADER <= self.limit {
+            self.data.set_stamp(end, 0);
+        }
+    }
+
+    /// Lossless: writes the header of a message record of `len` bytes at `start`, then its
+    /// commit stamp (release ordering: readers that see the stamp see the record).
+    #[inline(always)]
+    fn stamp_message(&self, start: u64, len: usize) {
+        self.data
+            .set_header(start, len as u64 | (u64::from(KIND_MSG) << 32));
+        self.data.set_stamp(start, stamp(start));
+    }
+
+    /// Publishes one more message, the head now at `end`.
+    #[inline(always)]
+    fn publish(&mut self, end: u64) {
         self.seq += 1;
         self.head = end;
         self.ctl.writer.seq.store(self.seq, Ordering::Relaxed);
-        self.ctl.writer.head.store(self.head, Ordering::Release);
+        self.ctl.writer.head.store(end, Ordering::Release);
     }
 
     /// Reserve, copy, commit.
