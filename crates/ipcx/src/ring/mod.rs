@@ -85,6 +85,7 @@
 //! does when it finds no subscriber; [`Subscriber::check`] likewise.
 #![allow(unsafe_code)] // the shared-memory exception: in-place views of ring records
 
+mod blocked;
 #[cfg(feature = "tokio")]
 mod bridge;
 mod error;

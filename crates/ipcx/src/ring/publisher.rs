@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use ipcx_ring::{Reservation, RingError, Writer};
 
+use super::blocked::wait_for_room;
 use super::hot::HotGate;
 use super::role::{Role, extend, role_methods};
 use super::sample::SampleMut;
 use super::sample::lend::Lender;
 use super::segment::{PATTERN_PUBSUB, ROLE_PUBLISHER, Segment};
-use super::wait::{SpinPolicy, WaitStrategy, notify, wait_for_room};
+use super::wait::{SpinPolicy, WaitStrategy, notify};
 use super::{Error, Options};
 use crate::wait::Wait;
 

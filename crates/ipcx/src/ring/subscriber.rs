@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use ipcx_ring::{Peeked, Reader};
 
+use super::blocked::wait_for_message;
 #[cfg(feature = "tokio")]
 use super::bridge::Bridge;
 use super::hot::waiting_for_a_message;
@@ -14,7 +15,7 @@ use super::role::{Role, extend, role_methods};
 use super::sample::Sample;
 use super::sample::lend::Holder;
 use super::segment::{PATTERN_PUBSUB, ROLE_SUBSCRIBER, Segment, cursor_alive};
-use super::wait::{SpinPolicy, TICK, WaitStrategy, notify, spin, wait_for_message};
+use super::wait::{SpinPolicy, TICK, WaitStrategy, notify, spin};
 use super::{Error, Options};
 use crate::wait::Wait;
 

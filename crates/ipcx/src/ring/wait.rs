@@ -4,10 +4,9 @@
 use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
-use ipcx_ring::{RingError, WaitLine};
+use ipcx_ring::WaitLine;
 
 use super::Error;
-use super::segment::Segment;
 use crate::sync::futex::{FutexError, wait_on, wake_on};
 use crate::wait::Wait;
 
@@ -38,7 +37,7 @@ pub(super) const TICK: Duration = Duration::from_millis(20);
 /// phase is skipped.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn wait_until(
-    line: &ipcx_ring::WaitLine,
+    line: &WaitLine,
     strategy: WaitStrategy,
     policy: &mut SpinPolicy,
     spun: bool,
@@ -120,78 +119,6 @@ pub(super) fn wait_until(
     }
 }
 
-/// A sender's wait for room: `take()` is tried, as `wait` and `strategy` say, until it gives
-/// something other than `None` (no room yet): what it took, or `err` of what the ring said.
-/// Every [`TICK`] dead peers are reaped (freeing what they held back) and a truncated segment
-/// ends the wait. A wait that ends without room is [`Error::Full`] (`Wait::NoWait`) or what
-/// ended it.
-pub(super) fn wait_for_room<T>(
-    seg: &Segment,
-    line: &WaitLine,
-    strategy: WaitStrategy,
-    spin: &mut SpinPolicy,
-    wait: Wait,
-    mut take: impl FnMut() -> Option<Result<T, RingError>>,
-    err: impl FnOnce(RingError) -> Error,
-) -> Result<T, Error> {
-    let mut got = None;
-    let r = wait_until(
-        line,
-        strategy,
-        spin,
-        false,
-        wait,
-        |_| {
-            got = take();
-            got.is_some()
-        },
-        || {
-            seg.reap();
-            seg.fault(true).map_or(Ok(()), Err)
-        },
-    );
-    match (r, got) {
-        (_, Some(Ok(v))) => Ok(v),
-        (_, Some(Err(e))) => Err(err(e)),
-        (Err(Error::Timeout), None) if wait == Wait::NoWait => Err(Error::Full),
-        (Err(e), None) => Err(e),
-        (Ok(()), None) => Err(Error::Full),
-    }
-}
-
-/// A receiver's wait for a message: until `ready` (as for [`wait_until`]), as `wait` and
-/// `strategy` say. Every [`TICK`] dead peers are reaped, a truncated segment ends the wait,
-/// and so does `gone()` (the reason no message will come: the senders left) once nothing is
-/// left to read (`has_data()`). A wait that ends without a message is `gone()` or
-/// [`Error::Empty`] (`Wait::NoWait`), `gone()` or [`Error::Timeout`] (a deadline), or what
-/// ended it.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn wait_for_message(
-    seg: &Segment,
-    line: &WaitLine,
-    strategy: WaitStrategy,
-    spin: &mut SpinPolicy,
-    spun: bool,
-    wait: Wait,
-    ready: impl FnMut(bool) -> bool,
-    has_data: impl Fn() -> bool,
-    gone: impl Fn() -> Option<Error>,
-) -> Result<(), Error> {
-    let ended = |e: Option<Error>| e.filter(|_| !has_data());
-    let r = wait_until(line, strategy, spin, spun, wait, ready, || {
-        seg.reap();
-        if let Some(e) = seg.fault(true) {
-            return Err(e);
-        }
-        ended(gone()).map_or(Ok(()), Err)
-    });
-    match r {
-        Err(Error::Timeout) if wait == Wait::NoWait => Err(gone().unwrap_or(Error::Empty)),
-        Err(Error::Timeout) => Err(ended(gone()).unwrap_or(Error::Timeout)),
-        r => r,
-    }
-}
-
 /// Whether a waiter spins before yielding. A waiter whose spin phase keeps failing while the
 /// peer answers as soon as it yields shares a CPU with that peer (or the machine is
 /// oversubscribed): it then yields at once, and tries spinning again every so often. One
@@ -256,7 +183,7 @@ pub(super) fn spin(ready: &mut impl FnMut(bool) -> bool) -> bool {
 
 /// Wakes the sleepers of `line`, if any (no system call otherwise).
 #[inline]
-pub(crate) fn notify(line: &ipcx_ring::WaitLine) {
+pub(crate) fn notify(line: &WaitLine) {
     // Pairs with the sleeper's SeqCst increment then re-check: either it sees our update, or
     // we see it counted.
     fence(Ordering::SeqCst);

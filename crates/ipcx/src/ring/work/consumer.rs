@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{Member, Slot, producers_gone};
+use crate::ring::blocked::wait_for_message;
 #[cfg(feature = "tokio")]
 use crate::ring::bridge::Bridge;
 use crate::ring::hot::waiting_for_a_message;
@@ -12,7 +13,6 @@ use crate::ring::role::{Role, role_methods};
 use crate::ring::sample::Sample;
 use crate::ring::sample::lend::Holder;
 use crate::ring::segment::{HOLD_MSG, PATTERN_WORK, ROLE_CONSUMER, ROLE_PRODUCER, Segment};
-use crate::ring::wait::wait_for_message;
 use crate::ring::{Error, Options};
 use crate::wait::Wait;
 
