@@ -5,7 +5,8 @@ use std::sync::atomic::Ordering;
 
 use ipcx_ring::{Reader, RingError, Writer};
 
-use super::segment::{ROLE_SUBSCRIBER, Segment};
+use super::segment::Segment;
+use super::table::{ROLE_SUBSCRIBER, claim_free};
 use super::{Error, Options};
 
 /// Fuzzing hook: a freshly initialised segment image (a publish/subscribe ring, or a work
@@ -133,7 +134,7 @@ impl LiveSegment {
         let cursor = s
             .table()
             .iter()
-            .find(|c| Segment::claim_free(c, ROLE_SUBSCRIBER))
+            .find(|c| claim_free(c, ROLE_SUBSCRIBER))
             .ok_or(Error::TooManySubscribers {
                 name: s.name.to_string(),
                 max: s.participants,

@@ -89,24 +89,27 @@ mod blocked;
 #[cfg(feature = "tokio")]
 mod bridge;
 mod error;
+mod format;
 mod fuzz;
 mod hot;
+mod inspect;
 mod options;
 mod publisher;
 mod role;
 mod sample;
 mod segment;
 mod subscriber;
+mod table;
 mod wait;
 pub mod work;
 
 pub use error::Error;
 pub use fuzz::{LiveReader, LiveSegment, LiveWriter, check_segment_image, fresh_segment_image};
+pub use inspect::{Participant, is_ring, participants};
 pub use ipcx_ring::HOT_WINDOW;
 pub use options::{DEFAULT_CAPACITY, Options};
 pub use publisher::Publisher;
 pub use sample::{Sample, SampleMut};
-pub use segment::{Participant, is_ring, participants};
 pub use subscriber::Subscriber;
 pub use wait::WaitStrategy;
 pub use work::{Consumer, Producer};

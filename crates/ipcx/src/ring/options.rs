@@ -3,7 +3,9 @@
 use ipcx_ring::record_size;
 
 use super::Error;
-use super::segment::{self, Create, PATTERN_PUBSUB, PATTERN_WORK};
+use super::format::{MAX_SLOTS, slot_size};
+use super::format::{PATTERN_PUBSUB, PATTERN_WORK};
+use super::segment::Create;
 use super::wait::WaitStrategy;
 use crate::trust::Trust;
 
@@ -141,7 +143,7 @@ impl Options {
         let max_msg = u32::try_from(self.max_message).map_err(|_| Error::InvalidParameters {
             reason: "max_message must fit in 32 bits",
         })?;
-        let slot = segment::slot_size(max_msg);
+        let slot = slot_size(max_msg);
         let slots = match self.slots {
             Some(n) => n as u64,
             None => (self.capacity as u64 / slot).max(2),
@@ -153,7 +155,7 @@ impl Options {
                 reason: "too many work-queue slots",
             });
         };
-        if slots > segment::MAX_SLOTS || capacity > 1 << 40 {
+        if slots > MAX_SLOTS || capacity > 1 << 40 {
             return Err(Error::InvalidParameters {
                 reason: "work queue: at most 2^20 slots and 1 TiB of data",
             });

@@ -8,11 +8,13 @@ use std::time::Duration;
 use ipcx_ring::{Reservation, RingError, Writer};
 
 use super::blocked::wait_for_room;
+use super::format::PATTERN_PUBSUB;
 use super::hot::HotGate;
 use super::role::{Role, extend, role_methods};
 use super::sample::SampleMut;
 use super::sample::lend::Lender;
-use super::segment::{PATTERN_PUBSUB, ROLE_PUBLISHER, Segment};
+use super::segment::Segment;
+use super::table::{ROLE_PUBLISHER, claim};
 use super::wait::{SpinPolicy, WaitStrategy, notify};
 use super::{Error, Options};
 use crate::wait::Wait;
@@ -135,7 +137,7 @@ impl Role for Publisher {
 
     fn join(seg: Arc<Segment>, opts: &Options) -> Result<Publisher, Error> {
         let wc = seg.writer_cursor();
-        if !Segment::claim(wc, ROLE_PUBLISHER) {
+        if !claim(wc, ROLE_PUBLISHER) {
             return Err(Error::PublisherExists {
                 name: seg.name.to_string(),
                 pid: wc.pid.load(Ordering::Relaxed) as i32,

@@ -6,7 +6,8 @@
 
 use std::sync::Arc;
 
-use super::segment::{PATTERN_WORK, Segment};
+use super::format::PATTERN_WORK;
+use super::segment::Segment;
 use super::{Error, Options};
 use crate::name::PosixName;
 use crate::sys::shm::OpenMode;

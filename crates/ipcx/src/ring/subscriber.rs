@@ -10,11 +10,13 @@ use ipcx_ring::{Peeked, Reader};
 use super::blocked::wait_for_message;
 #[cfg(feature = "tokio")]
 use super::bridge::Bridge;
+use super::format::PATTERN_PUBSUB;
 use super::hot::waiting_for_a_message;
 use super::role::{Role, extend, role_methods};
 use super::sample::Sample;
 use super::sample::lend::Holder;
-use super::segment::{PATTERN_PUBSUB, ROLE_SUBSCRIBER, Segment, cursor_alive};
+use super::segment::Segment;
+use super::table::{ROLE_SUBSCRIBER, claim, cursor_alive};
 use super::wait::{SpinPolicy, TICK, WaitStrategy, notify, spin};
 use super::{Error, Options};
 use crate::wait::Wait;
@@ -255,7 +257,7 @@ impl Role for Subscriber {
     const PATTERN: u32 = PATTERN_PUBSUB;
 
     fn join(seg: Arc<Segment>, opts: &Options) -> Result<Subscriber, Error> {
-        let Some(at) = seg.claim_place(Segment::claim, ROLE_SUBSCRIBER) else {
+        let Some(at) = seg.claim_place(claim, ROLE_SUBSCRIBER) else {
             return Err(Error::TooManySubscribers {
                 name: seg.name.to_string(),
                 max: seg.participants,

@@ -8,11 +8,13 @@ use super::{Member, Slot, producers_gone};
 use crate::ring::blocked::wait_for_message;
 #[cfg(feature = "tokio")]
 use crate::ring::bridge::Bridge;
+use crate::ring::format::PATTERN_WORK;
 use crate::ring::hot::waiting_for_a_message;
 use crate::ring::role::{Role, role_methods};
 use crate::ring::sample::Sample;
 use crate::ring::sample::lend::Holder;
-use crate::ring::segment::{HOLD_MSG, PATTERN_WORK, ROLE_CONSUMER, ROLE_PRODUCER, Segment};
+use crate::ring::segment::Segment;
+use crate::ring::table::{HOLD_MSG, ROLE_CONSUMER, ROLE_PRODUCER};
 use crate::ring::{Error, Options};
 use crate::wait::Wait;
 

@@ -64,7 +64,8 @@ pub use producer::Producer;
 use super::Error;
 use super::options::Options;
 use super::role::extend;
-use super::segment::{HOLD_NONE, ROLE_PRODUCER, Segment, cursor_alive};
+use super::segment::Segment;
+use super::table::{HOLD_NONE, ROLE_PRODUCER, claim_free, cursor_alive};
 use super::wait::{SpinPolicy, WaitStrategy, notify};
 
 /// A participant of a work queue: the segment, the queue over it and this process's entry.
@@ -84,7 +85,7 @@ impl Member {
             name: seg.name.to_string(),
             what: "work queue layout",
         };
-        let Some(at) = seg.claim_place(Segment::claim_free, role) else {
+        let Some(at) = seg.claim_place(claim_free, role) else {
             return Err(Error::TooManyParticipants {
                 name: seg.name.to_string(),
                 max: seg.participants,

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use super::{Member, Slot};
 use crate::ring::blocked::wait_for_room;
+use crate::ring::format::PATTERN_WORK;
 use crate::ring::role::{Role, role_methods};
 use crate::ring::sample::SampleMut;
 use crate::ring::sample::lend::Lender;
-use crate::ring::segment::{
-    HOLD_LOAN, HOLD_NONE, PATTERN_WORK, ROLE_CONSUMER, ROLE_PRODUCER, Segment,
-};
+use crate::ring::segment::Segment;
+use crate::ring::table::{HOLD_LOAN, HOLD_NONE, ROLE_CONSUMER, ROLE_PRODUCER};
 use crate::ring::wait::notify;
 use crate::ring::{Error, Options};
 use crate::wait::Wait;
