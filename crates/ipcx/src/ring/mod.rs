@@ -83,7 +83,6 @@
 //! only sees that no subscriber is left (the zeroed table has none) and its messages go
 //! nowhere: [`Publisher::check`] (one atomic load) tells it why, as the `shm:` channel sender
 //! does when it finds no subscriber; [`Subscriber::check`] likewise.
-#![allow(unsafe_code)] // the shared-memory exception: in-place views of ring records
 
 mod blocked;
 #[cfg(feature = "tokio")]

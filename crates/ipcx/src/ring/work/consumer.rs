@@ -1,4 +1,5 @@
 //! The receiving side of a work queue.
+#![allow(unsafe_code)] // the shared-memory exception: in-place views of slots
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

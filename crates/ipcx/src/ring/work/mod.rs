@@ -48,7 +48,7 @@
 //! taken.
 //!
 //! [`Sample`]: super::Sample
-#![allow(unsafe_code)] // the shared-memory exception: in-place views of slots
+#![allow(unsafe_code)] // the shared-memory exception: borrows of the mapped segment
 
 mod consumer;
 mod producer;
@@ -60,6 +60,7 @@ use ipcx_ring::{ACTIVE, Cursor, RingError, WorkQueue};
 
 pub use consumer::Consumer;
 pub use producer::Producer;
+use slot::Slot;
 
 use super::Error;
 use super::options::Options;
@@ -168,10 +169,14 @@ impl Drop for Member {
     }
 }
 
-/// A slot a participant holds: its index, and the message's length in it (a producer's
-/// loan: the length loaned).
-#[derive(Debug, Clone, Copy)]
-pub struct Slot {
-    idx: u32,
-    len: usize,
+/// What a work-queue sample names (a private module: the type shows in the samples' bounds,
+/// not in the API).
+mod slot {
+    /// A slot a participant holds: its index, and the message's length in it (a producer's
+    /// loan: the length loaned).
+    #[derive(Debug, Clone, Copy)]
+    pub struct Slot {
+        pub(in crate::ring::work) idx: u32,
+        pub(in crate::ring::work) len: usize,
+    }
 }
