@@ -12,7 +12,7 @@ use super::format::PATTERN_PUBSUB;
 use super::hot::HotGate;
 use super::role::{Role, extend, role_methods};
 use super::sample::SampleMut;
-use super::sample::lend::Lender;
+use super::sample::lend::{Lender, Loaned};
 use super::segment::Segment;
 use super::table::{ROLE_PUBLISHER, claim};
 use super::wait::{SpinPolicy, WaitStrategy, notify};
@@ -81,7 +81,7 @@ impl Publisher {
     #[inline]
     pub fn loan_wait(&mut self, len: usize, wait: Wait) -> Result<SampleMut<'_>, Error> {
         let res = self.reserve(len, wait)?;
-        Ok(SampleMut::new(self, res))
+        Ok(SampleMut::new(Loan { publ: self, res }))
     }
     /// Loans `len` bytes, blocking until there is room.
     #[inline]
@@ -183,26 +183,39 @@ impl Drop for Publisher {
     }
 }
 
+impl Lender for Publisher {
+    type Loaned<'a> = Loan<'a>;
+}
+
+/// Room the publisher loaned: a reservation in the ring. Dropped unsent, it publishes nothing
+/// (the next reservation reuses the room).
+#[derive(Debug)]
+pub struct Loan<'a> {
+    publ: &'a mut Publisher,
+    res: Reservation,
+}
+
 // SAFETY: a reservation's bytes are inside the data area (checked by `ptr`), reserved for
 // this publisher alone until committed (no subscriber reads past the published head, and the
-// publisher is the only writer), and mapped while the publisher lives.
-unsafe impl Lender for Publisher {
-    type Loan = Reservation;
+// publisher is the only writer), and mapped while the publisher (which the loan borrows)
+// lives.
+unsafe impl Loaned for Loan<'_> {
     #[inline]
-    fn len(res: &Reservation) -> usize {
-        res.len
+    fn len(&self) -> usize {
+        self.res.len
     }
     #[inline]
-    fn bytes(&self, res: &Reservation) -> (*mut u8, usize) {
-        (self.writer.data().ptr(res.offset, res.len), res.len)
+    fn bytes(&self) -> (*mut u8, usize) {
+        (
+            self.publ.writer.data().ptr(self.res.offset, self.res.len),
+            self.res.len,
+        )
     }
-    #[inline]
-    fn send(&mut self, res: Reservation, len: usize) -> Result<(), Error> {
-        self.commit(res, len);
+    #[inline(always)]
+    fn send(self, len: usize) -> Result<(), Error> {
+        self.publ.commit(self.res, len);
         Ok(())
     }
-    #[inline]
-    fn abandon(&mut self, _res: Reservation) {}
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 use std::ops::{Deref, DerefMut};
 
 use super::{Error, Publisher, Subscriber};
-use lend::{Holder, Lender};
+use lend::{Holder, Lender, Loaned};
 
 /// What a sample borrows (sealed: only the ring's own handles implement it).
 pub(super) mod lend {
@@ -27,23 +27,27 @@ pub(super) mod lend {
         fn release(&mut self, held: Self::Held);
     }
 
-    /// A sending handle: where the room it loaned lies, and how it sends or drops it.
+    /// A sending handle: what a loan of its room is.
+    pub trait Lender {
+        /// A loan in progress: the handle borrowed and the room it lent. Dropping it unsent
+        /// gives the room back (its own `Drop`, where there is anything to give back).
+        type Loaned<'a>: Loaned
+        where
+            Self: 'a;
+    }
+
+    /// A loan in progress.
     ///
     /// # Safety
-    /// `bytes(loan)` is a range of that many writable bytes, inside a mapping that stays while
-    /// `self` lives, that nothing else reads or writes until `send` or `abandon` takes the
-    /// loan.
-    pub unsafe trait Lender {
-        /// What names loaned room.
-        type Loan: Copy + std::fmt::Debug;
+    /// `bytes()` is a range of that many writable bytes, inside a mapping that stays while the
+    /// loan lives, that nothing else reads or writes until the loan is sent or dropped.
+    pub unsafe trait Loaned: std::fmt::Debug {
         /// The bytes loaned.
-        fn len(loan: &Self::Loan) -> usize;
+        fn len(&self) -> usize;
         /// The loaned bytes: where they start, and how many.
-        fn bytes(&self, loan: &Self::Loan) -> (*mut u8, usize);
+        fn bytes(&self) -> (*mut u8, usize);
         /// Sends the first `len` bytes of the loan (at most all of them).
-        fn send(&mut self, loan: Self::Loan, len: usize) -> Result<(), Error>;
-        /// Gives the loan back unsent (the sample is dropped).
-        fn abandon(&mut self, loan: Self::Loan);
+        fn send(self, len: usize) -> Result<(), Error>;
     }
 }
 
@@ -106,34 +110,28 @@ impl<H: Holder> Drop for Sample<'_, H> {
 /// the sending handle (which this borrows) lives, and nothing else touches them until they
 /// are sent.
 #[derive(Debug)]
-pub struct SampleMut<'a, L: Lender = Publisher> {
-    owner: &'a mut L,
-    loan: L::Loan,
-    sent: bool,
+pub struct SampleMut<'a, L: Lender + 'a = Publisher> {
+    loan: L::Loaned<'a>,
 }
 
-impl<'a, L: Lender> SampleMut<'a, L> {
+impl<'a, L: Lender + 'a> SampleMut<'a, L> {
     #[inline]
-    pub(super) fn new(owner: &'a mut L, loan: L::Loan) -> SampleMut<'a, L> {
-        SampleMut {
-            owner,
-            loan,
-            sent: false,
-        }
+    pub(super) fn new(loan: L::Loaned<'a>) -> SampleMut<'a, L> {
+        SampleMut { loan }
     }
 
     /// Publishes the message.
-    #[inline]
+    // Always inlined, as the publisher's commit is: the send of a loan is the ring's hot path.
+    #[inline(always)]
     pub fn send(self) -> Result<(), Error> {
-        let len = L::len(&self.loan);
-        self.send_len(len)
+        let len = self.loan.len();
+        self.loan.send(len)
     }
 
     /// Publishes only the first `len` bytes.
-    #[inline]
-    pub fn send_len(mut self, len: usize) -> Result<(), Error> {
-        self.sent = true;
-        self.owner.send(self.loan, len)
+    #[inline(always)]
+    pub fn send_len(self, len: usize) -> Result<(), Error> {
+        self.loan.send(len)
     }
 
     /// The loan as a plain-data value, when the length and alignment fit.
@@ -145,32 +143,22 @@ impl<'a, L: Lender> SampleMut<'a, L> {
     }
 }
 
-impl<L: Lender> Deref for SampleMut<'_, L> {
+impl<'a, L: Lender + 'a> Deref for SampleMut<'a, L> {
     type Target = [u8];
     #[inline]
     fn deref(&self) -> &[u8] {
-        let (p, len) = self.owner.bytes(&self.loan);
-        // SAFETY: the `Lender` contract: `len` bytes reserved for this loan alone until it is
-        // sent or abandoned (which consumes or drops this sample), mapped while `owner` is
-        // borrowed.
+        let (p, len) = self.loan.bytes();
+        // SAFETY: the `Loaned` contract: `len` bytes reserved for this loan alone until it is
+        // sent or dropped (which consumes or drops this sample), mapped while it lives.
         unsafe { std::slice::from_raw_parts(p, len) }
     }
 }
 
-impl<L: Lender> DerefMut for SampleMut<'_, L> {
+impl<'a, L: Lender + 'a> DerefMut for SampleMut<'a, L> {
     #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
-        let (p, len) = self.owner.bytes(&self.loan);
+        let (p, len) = self.loan.bytes();
         // SAFETY: as for `deref`; `&mut self` makes this the only reference to the bytes.
         unsafe { std::slice::from_raw_parts_mut(p, len) }
-    }
-}
-
-impl<L: Lender> Drop for SampleMut<'_, L> {
-    #[inline]
-    fn drop(&mut self) {
-        if !self.sent {
-            self.owner.abandon(self.loan);
-        }
     }
 }

@@ -10,7 +10,7 @@ use crate::ring::blocked::wait_for_room;
 use crate::ring::format::PATTERN_WORK;
 use crate::ring::role::{Role, role_methods};
 use crate::ring::sample::SampleMut;
-use crate::ring::sample::lend::Lender;
+use crate::ring::sample::lend::{Lender, Loaned};
 use crate::ring::segment::Segment;
 use crate::ring::table::{HOLD_LOAN, HOLD_NONE, ROLE_CONSUMER, ROLE_PRODUCER};
 use crate::ring::wait::notify;
@@ -68,7 +68,11 @@ impl Producer {
     /// Loans a slot for `len` bytes, waiting as `wait` says for a free one.
     pub fn loan_wait(&mut self, len: usize, wait: Wait) -> Result<SampleMut<'_, Producer>, Error> {
         let idx = self.acquire(len, wait)?;
-        Ok(SampleMut::new(self, Slot { idx, len }))
+        Ok(SampleMut::new(Loan {
+            prod: self,
+            slot: Slot { idx, len },
+            sent: false,
+        }))
     }
     /// Loans a slot for `len` bytes, blocking until one is free.
     pub fn loan(&mut self, len: usize) -> Result<SampleMut<'_, Producer>, Error> {
@@ -126,21 +130,39 @@ impl Role for Producer {
     }
 }
 
+impl Lender for Producer {
+    type Loaned<'a> = Loan<'a>;
+}
+
+/// A slot the producer loaned. Dropped unsent, it returns to the pool.
+#[derive(Debug)]
+pub struct Loan<'a> {
+    prod: &'a mut Producer,
+    slot: Slot,
+    sent: bool,
+}
+
 // SAFETY: a loaned slot was taken from the free pool by this producer alone, lies inside the
-// data area (`ptr` checks it), stays mapped while the producer lives, and no consumer sees it
-// before it is published.
-unsafe impl Lender for Producer {
-    type Loan = Slot;
-    fn len(slot: &Slot) -> usize {
-        slot.len
+// data area (`ptr` checks it), stays mapped while the producer (which the loan borrows)
+// lives, and no consumer sees it before it is published.
+unsafe impl Loaned for Loan<'_> {
+    fn len(&self) -> usize {
+        self.slot.len
     }
-    fn bytes(&self, slot: &Slot) -> (*mut u8, usize) {
-        (self.m.slot_bytes(slot), slot.len)
+    fn bytes(&self) -> (*mut u8, usize) {
+        (self.prod.m.slot_bytes(&self.slot), self.slot.len)
     }
-    fn send(&mut self, slot: Slot, len: usize) -> Result<(), Error> {
-        self.publish(slot.idx, len.min(slot.len))
+    fn send(mut self, len: usize) -> Result<(), Error> {
+        self.sent = true;
+        let len = len.min(self.slot.len);
+        self.prod.publish(self.slot.idx, len)
     }
-    fn abandon(&mut self, slot: Slot) {
-        self.m.give_back(slot);
+}
+
+impl Drop for Loan<'_> {
+    fn drop(&mut self) {
+        if !self.sent {
+            self.prod.m.give_back(self.slot);
+        }
     }
 }
