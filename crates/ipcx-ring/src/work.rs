@@ -67,17 +67,13 @@ impl WorkCtl {
         let p = || PosLine {
             pos: AtomicU64::new(0),
         };
-        let w = || WaitLine {
-            sleepers: crate::shim::AtomicU32::new(0),
-            seq: crate::shim::AtomicU32::new(0),
-        };
         WorkCtl {
             free_enq: p(),
             free_deq: p(),
             ready_enq: p(),
             ready_deq: p(),
-            data_wait: w(),
-            space_wait: w(),
+            data_wait: WaitLine::new(),
+            space_wait: WaitLine::new(),
         }
     }
 }

@@ -5,8 +5,10 @@
 //! to a process), so each async receiver gets one helper thread. The thread is parked on a
 //! condition variable while the task does not wait; when the task waits, the thread sleeps on
 //! the futex like a blocking receiver (so senders wake it only when it announced that it
-//! sleeps), re-checks every [`TICK`](super::TICK) (reaping dead peers), and writes the eventfd
-//! once the receiver has something to do.
+//! sleeps), re-checks every [`TICK`] (reaping dead peers), and writes the eventfd once the
+//! receiver has something to do.
+//!
+//! [`TICK`]: super::wait::TICK
 
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
@@ -14,8 +16,11 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use ipcx_ring::WaitLine;
 
-use super::TICK;
+use super::Error;
+use super::hot::waiting_for_a_message;
 use super::segment::Segment;
+use super::wait::TICK;
+use crate::poison;
 use crate::sync::futex::wait_on;
 use crate::sys::eventfd;
 use crate::wait::Wait;
@@ -45,7 +50,7 @@ pub(crate) struct Bridge {
 impl Bridge {
     /// Starts the helper thread. `ready` says whether the receiver has something to do (a
     /// message, or a reason to fail).
-    pub(crate) fn start(
+    fn start(
         seg: Arc<Segment>,
         line: LineFn,
         ready: impl Fn(&Segment) -> bool + Send + 'static,
@@ -61,10 +66,34 @@ impl Bridge {
         Ok(Bridge { afd, shared })
     }
 
+    /// Waits (asynchronously) until the receiver of `seg` may have something to do, with the
+    /// bridge in `slot`, started on first use (`ready` makes its `ready` test, as for
+    /// [`Bridge::start`]). Errors name the segment.
+    pub(crate) async fn wait_in<R>(
+        slot: &mut Option<Bridge>,
+        seg: &Arc<Segment>,
+        line: LineFn,
+        ready: impl FnOnce() -> R,
+    ) -> Result<(), Error>
+    where
+        R: Fn(&Segment) -> bool + Send + 'static,
+    {
+        let io = |source| Error::Io {
+            name: seg.name.to_string(),
+            source,
+        };
+        let b = match slot {
+            Some(b) => b,
+            None => slot.insert(Bridge::start(Arc::clone(seg), line, ready()).map_err(io)?),
+        };
+        waiting_for_a_message();
+        b.wait().await.map_err(io)
+    }
+
     /// Waits (asynchronously) until the receiver may have something to do.
-    pub(crate) async fn wait(&self) -> std::io::Result<()> {
+    async fn wait(&self) -> std::io::Result<()> {
         {
-            let mut f = self.shared.flags.lock().unwrap_or_else(|e| e.into_inner());
+            let mut f = poison::lock(&self.shared.flags);
             f.armed = true;
             self.shared.cv.notify_one();
         }
@@ -77,7 +106,7 @@ impl Bridge {
 
 impl Drop for Bridge {
     fn drop(&mut self) {
-        let mut f = self.shared.flags.lock().unwrap_or_else(|e| e.into_inner());
+        let mut f = poison::lock(&self.shared.flags);
         f.stop = true;
         self.shared.cv.notify_one();
     }
@@ -86,9 +115,9 @@ impl Drop for Bridge {
 fn run(seg: &Segment, line: LineFn, ready: impl Fn(&Segment) -> bool, sh: &Shared, efd: &OwnedFd) {
     loop {
         {
-            let mut f = sh.flags.lock().unwrap_or_else(|e| e.into_inner());
+            let mut f = poison::lock(&sh.flags);
             while !f.armed && !f.stop {
-                f = sh.cv.wait(f).unwrap_or_else(|e| e.into_inner());
+                f = poison::wait(&sh.cv, f, Wait::Forever).0;
             }
             if f.stop {
                 return;
@@ -98,7 +127,7 @@ fn run(seg: &Segment, line: LineFn, ready: impl Fn(&Segment) -> bool, sh: &Share
             return;
         };
         loop {
-            if sh.flags.lock().map(|f| f.stop).unwrap_or(true) {
+            if poison::lock(&sh.flags).stop {
                 return;
             }
             // A truncated segment wakes the task too: it reports the error.
@@ -122,7 +151,7 @@ fn run(seg: &Segment, line: LineFn, ready: impl Fn(&Segment) -> bool, sh: &Share
                 }
             }
         }
-        sh.flags.lock().unwrap_or_else(|e| e.into_inner()).armed = false;
+        poison::lock(&sh.flags).armed = false;
         let _ = eventfd::write(efd, 1);
     }
 }
