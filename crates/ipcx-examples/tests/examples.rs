@@ -183,33 +183,27 @@ fn pool_distributor_and_workers() {
     w2.finish();
 }
 
+/// Every RPC example server answers every RPC example client: sync and async, both ways.
 #[test]
-fn rpc_server_and_client() {
-    let addr = format!("unix:@{}", unique("calc"));
-    let mut server = Running::start(env!("CARGO_BIN_EXE_rpc-server"), &[&addr]);
-    server.expect_line("serving calc");
-    let out = run_ok(env!("CARGO_BIN_EXE_rpc-client"), &[&addr]);
-    assert_eq!(out, "40 + 2 = 42\n1 / 0 failed: division by zero\n");
-}
-
-#[test]
-fn rpc_async_server_with_sync_and_async_clients() {
-    let addr = format!("unix:@{}", unique("calc-async"));
-    let mut server = Running::start(env!("CARGO_BIN_EXE_rpc-async-server"), &[&addr]);
-    server.expect_line("serving calc");
-    let expected = "40 + 2 = 42\n1 / 0 failed: division by zero\n";
-    assert_eq!(run_ok(env!("CARGO_BIN_EXE_rpc-client"), &[&addr]), expected);
-    assert_eq!(
-        run_ok(env!("CARGO_BIN_EXE_rpc-async-client"), &[&addr]),
-        expected
-    );
-}
-
-#[test]
-fn rpc_async_client_with_the_sync_server() {
-    let addr = format!("unix:@{}", unique("calc-sync"));
-    let mut server = Running::start(env!("CARGO_BIN_EXE_rpc-server"), &[&addr]);
-    server.expect_line("serving calc");
-    let out = run_ok(env!("CARGO_BIN_EXE_rpc-async-client"), &[&addr]);
-    assert_eq!(out, "40 + 2 = 42\n1 / 0 failed: division by zero\n");
+fn rpc_servers_and_clients_sync_and_async() {
+    let servers = [
+        ("calc", env!("CARGO_BIN_EXE_rpc-server")),
+        ("calc-async", env!("CARGO_BIN_EXE_rpc-async-server")),
+    ];
+    let clients = [
+        env!("CARGO_BIN_EXE_rpc-client"),
+        env!("CARGO_BIN_EXE_rpc-async-client"),
+    ];
+    for (tag, server_bin) in servers {
+        let addr = format!("unix:@{}", unique(tag));
+        let mut server = Running::start(server_bin, &[&addr]);
+        server.expect_line("serving calc");
+        for client_bin in clients {
+            assert_eq!(
+                run_ok(client_bin, &[&addr]),
+                "40 + 2 = 42\n1 / 0 failed: division by zero\n",
+                "{client_bin} against {server_bin}"
+            );
+        }
+    }
 }
