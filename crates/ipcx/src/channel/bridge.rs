@@ -47,9 +47,9 @@ enum Keeps {
 impl Keeps {
     /// What `to` keeps, by its scheme (`mq:`, `sysv-mq:`).
     fn of(to: &Endpoint) -> Keeps {
-        match to.to_string().split(':').next() {
-            Some("mq") => Keeps::Priority,
-            Some("sysv-mq") => Keeps::Type,
+        match to.scheme() {
+            "mq" => Keeps::Priority,
+            "sysv-mq" => Keeps::Type,
             _ => Keeps::Nothing,
         }
     }
