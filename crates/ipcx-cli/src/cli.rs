@@ -37,6 +37,15 @@ pub enum Command {
     Sem(crate::command::sem::SemArgs),
     /// Signals: send (with a payload), wait.
     Signal(crate::command::signal::SignalArgs),
+    /// Subscribe to a pub/sub topic (shm:/NAME, unix:PATH, unix:@NAME, tcp:HOST:PORT) and print
+    /// each message; waits for the publisher (within --timeout) when it is not there yet.
+    Sub(crate::command::sub::SubArgs),
+    /// Publish messages on a pub/sub topic (each MSG one message; with none, each line of
+    /// stdin), after waiting (within --timeout) for at least one subscriber.
+    Pub(crate::command::r#pub::PubArgs),
+    /// Forward every message arriving at endpoint FROM to endpoint TO, in order, until
+    /// stopped (Ctrl-C, SIGTERM) or --count; keeps priorities (mq) and types (sysv-mq).
+    Bridge(crate::command::bridge::BridgeArgs),
     /// Measure every mechanism between two processes: round-trip latency, throughput, and each
     /// p50 as a multiple of the physical floor (the `limit` row).
     Bench(crate::command::bench::BenchArgs),

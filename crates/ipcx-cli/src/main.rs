@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
-use crate::command::{bench, clean, ls, recv, rm, sem, send, shm, signal};
+use crate::command::{bench, bridge, clean, ls, r#pub, recv, rm, sem, send, shm, signal, sub};
 use crate::exit::Exit;
 
 fn main() -> ExitCode {
@@ -51,6 +51,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Shm(args) => shm::run(args),
         Command::Sem(args) => sem::run(args),
         Command::Signal(args) => signal::run(args),
+        Command::Sub(args) => sub::run(args),
+        Command::Pub(args) => r#pub::run(args),
+        Command::Bridge(args) => bridge::run(args),
         Command::Bench(args) => bench::run(args),
         Command::BenchPeer(args) => bench::run_peer(args),
     }

@@ -68,6 +68,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bridge;
 mod endpoint;
 mod error;
 mod message;

@@ -1,0 +1,163 @@
+//! `ipcx sub ENDPOINT`.
+
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use base64::Engine;
+use ipcx::pattern::Error;
+use ipcx::pattern::pubsub::{Delivery, Subscriber};
+use ipcx::wait::{Wait, deadline_after};
+
+use crate::exit::{EXIT_TIMEOUT, Exit};
+use crate::parse::parse_duration;
+
+/// Arguments of `ipcx sub`.
+#[derive(Debug, clap::Args)]
+pub struct SubArgs {
+    /// The publisher's topic address: shm:/NAME (a ring), unix:PATH, unix:@NAME or
+    /// tcp:HOST:PORT.
+    pub endpoint: String,
+    /// Only messages whose topic starts with PREFIX (repeatable; default: every topic).
+    #[arg(long = "topic", value_name = "PREFIX")]
+    pub topics: Vec<String>,
+    /// Stop after N messages.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Print one JSON object per message: `topic`, the payload as `text` (UTF-8) or `base64`,
+    /// and `missed` when the publisher dropped messages for this subscriber.
+    #[arg(long)]
+    pub json: bool,
+    /// Bound each wait (e.g. 500ms, 5s): for the publisher to be there, then for each message;
+    /// on expiry exit with status 3.
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// End (status 0) when the publisher goes away, instead of waiting for the next one.
+    #[arg(long)]
+    pub no_reconnect: bool,
+}
+
+/// How long one blocking wait lasts before the loop looks at the stop flag.
+const SLICE: Duration = Duration::from_millis(100);
+
+/// Runs `ipcx sub`.
+pub fn run(args: SubArgs) -> anyhow::Result<()> {
+    ipcx::interrupt::install().context("installing the Ctrl-C handler")?;
+    let topics: Vec<&[u8]> = if args.topics.is_empty() {
+        vec![b""]
+    } else {
+        args.topics.iter().map(|t| t.as_bytes()).collect()
+    };
+    let mut out = io::stdout().lock();
+    let mut received = 0u64;
+    while args.count.is_none_or(|c| received < c) {
+        let Some(mut sub) = attach(&args, &topics)? else {
+            return Ok(());
+        };
+        loop {
+            if args.count.is_some_and(|c| received >= c) {
+                return Ok(());
+            }
+            let Some(d) = next(&mut sub, &args)? else {
+                if args.no_reconnect || ipcx::interrupt::requested() {
+                    return Ok(());
+                }
+                break; // The publisher went away: wait for the next one.
+            };
+            print_delivery(&mut out, &d, args.json)?;
+            received += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Attaches to the publisher, trying again until `--timeout` while it is not there yet.
+/// `None`: stopped by a signal.
+fn attach(args: &SubArgs, topics: &[&[u8]]) -> anyhow::Result<Option<Subscriber>> {
+    let deadline = args.timeout.and_then(deadline_after);
+    loop {
+        if ipcx::interrupt::requested() {
+            return Ok(None);
+        }
+        match Subscriber::connect(&args.endpoint, topics, SLICE) {
+            Ok(s) => return Ok(Some(s)),
+            Err(e @ (Error::InvalidAddress { .. } | Error::TooLarge { .. })) => {
+                return Err(crate::exit::usage(e));
+            }
+            Err(e) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    eprintln!(
+                        "ipcx: no publisher at {} within the timeout ({})",
+                        crate::escape::escape(&args.endpoint),
+                        crate::escape::escape(&e.to_string())
+                    );
+                    return Err(Exit(EXIT_TIMEOUT).into());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// The next message; `None` when the publisher went away or a signal arrived.
+fn next(sub: &mut Subscriber, args: &SubArgs) -> anyhow::Result<Option<Delivery>> {
+    let deadline = args.timeout.and_then(deadline_after);
+    loop {
+        if ipcx::interrupt::requested() {
+            return Ok(None);
+        }
+        let slice_end = Instant::now() + SLICE;
+        let until = deadline.map_or(slice_end, |d| d.min(slice_end));
+        match sub.recv_wait(Wait::Until(until)) {
+            Ok(d) => return Ok(Some(d)),
+            Err(Error::Timeout) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    eprintln!(
+                        "ipcx: no message on {} within the timeout",
+                        crate::escape::escape(&args.endpoint)
+                    );
+                    return Err(Exit(EXIT_TIMEOUT).into());
+                }
+            }
+            Err(Error::PeerGone { .. }) => return Ok(None),
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(args.endpoint.clone()));
+            }
+        }
+    }
+}
+
+fn print_delivery(out: &mut impl Write, d: &Delivery, json: bool) -> io::Result<()> {
+    if json {
+        let mut obj = serde_json::Map::new();
+        bytes_field(&mut obj, "topic", &d.topic);
+        if d.missed > 0 {
+            obj.insert("missed".into(), d.missed.into());
+        }
+        bytes_field(&mut obj, "text", &d.data);
+        writeln!(out, "{}", serde_json::Value::Object(obj))?;
+    } else {
+        out.write_all(&d.data)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+}
+
+/// `key` as UTF-8 text when it is, else `KEY_base64` (for the payload `text`: `base64`, as
+/// `recv --json` prints it).
+fn bytes_field(obj: &mut serde_json::Map<String, serde_json::Value>, key: &str, b: &[u8]) {
+    match std::str::from_utf8(b) {
+        Ok(text) => obj.insert(key.into(), text.into()),
+        Err(_) => {
+            let k = if key == "text" {
+                "base64".to_owned()
+            } else {
+                format!("{key}_base64")
+            };
+            obj.insert(
+                k,
+                base64::engine::general_purpose::STANDARD.encode(b).into(),
+            )
+        }
+    };
+}
