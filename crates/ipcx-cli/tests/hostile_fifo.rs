@@ -82,9 +82,10 @@ fn a_sender_killed_mid_message_costs_no_message_of_another_sender() {
     wait_exists(&path);
     let rx_pid = rx.pid() as i32;
 
-    // A first sender's small and large messages arrive.
+    // A first sender's small and large messages arrive. The FIFO exists before the receiver
+    // opens it: the sender waits for a reader rather than racing it.
     let big_b = "b".repeat(20_000);
-    let out = run(&["send", &ep, "b0", &big_b, "b2"]);
+    let out = run(&["send", &ep, "b0", &big_b, "b2", "--timeout", "20s"]);
     assert!(out.status.success(), "{}", stderr(&out));
     for want in ["b0", big_b.as_str(), "b2"] {
         assert_eq!(next_line(&printed), want);
