@@ -1,0 +1,112 @@
+//! RPC services and discovery: a served service lists itself ([`Pending`]), a client finds a
+//! service by its name ([`RpcClient::connect_by_name`]).
+
+use std::time::{Duration, Instant};
+
+use super::{RpcClient, RpcError};
+use crate::channel::Endpoint;
+use crate::discovery::{self, Filter, Kind, MethodInfo, Registration, ServiceInfo};
+use crate::pattern;
+
+/// The codecs an RPC method accepts today.
+const CODECS: &[&str] = &["postcard"];
+
+/// A service's listing before it is bound: its name, version and methods; [`Pending::at`]
+/// lists it at the address it was bound to.
+pub(super) struct Pending {
+    name: String,
+    version: u32,
+    methods: Vec<MethodInfo>,
+}
+
+impl Pending {
+    /// The listing of the service `name` version `version` with these methods.
+    pub(super) fn rpc<'a>(
+        name: &str,
+        version: u32,
+        methods: impl Iterator<Item = &'a String>,
+    ) -> Pending {
+        Pending {
+            name: name.to_owned(),
+            version,
+            methods: methods.map(|m| MethodInfo::new(m, CODECS)).collect(),
+        }
+    }
+
+    /// Lists the service at `addr` for as long as the returned guard lives.
+    pub(super) fn at(self, addr: &Endpoint) -> Registration {
+        Registration::new(
+            Kind::Rpc,
+            &self.name,
+            &addr.to_string(),
+            self.version,
+            self.methods,
+        )
+    }
+}
+
+/// The live RPC services called `name`, most recently started first.
+fn candidates(name: &str) -> Result<Vec<ServiceInfo>, RpcError> {
+    let mut found = discovery::discover(&Filter::new().name(name).kind(Kind::Rpc));
+    if found.is_empty() {
+        return Err(RpcError::Transport(pattern::Error::NotFound {
+            what: format!("RPC service {name:?}"),
+            hint: "no live service of that name is listed for this user: start it, or see \
+                   `ipcx ls --services`"
+                .into(),
+        }));
+    }
+    found.sort_by(|a, b| b.start_time.cmp(&a.start_time));
+    Ok(found)
+}
+
+impl RpcClient {
+    /// Connects to the live RPC service called `name`, found by [`discovery`]: its endpoint
+    /// and version come from its listing. When several processes serve that name, the most
+    /// recently started one that accepts the connection is used. `timeout` bounds the whole
+    /// attempt. No such service is [`RpcError::Transport`] with
+    /// [`pattern::Error::NotFound`].
+    pub fn connect_by_name(name: &str, timeout: Duration) -> Result<RpcClient, RpcError> {
+        let deadline = Instant::now() + timeout;
+        let mut last = None;
+        for s in candidates(name)? {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match RpcClient::connect(&s.endpoint, &s.name, s.version, left) {
+                Ok(c) => return Ok(c),
+                Err(e) => last = Some(e),
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        Err(last.unwrap_or(RpcError::Timeout {
+            method: "(connect)".into(),
+        }))
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl super::AsyncRpcClient {
+    /// Connects to the live RPC service called `name`, found by [`discovery`], as
+    /// [`RpcClient::connect_by_name`] does.
+    pub async fn connect_by_name(
+        name: &str,
+        timeout: Duration,
+    ) -> Result<super::AsyncRpcClient, RpcError> {
+        let deadline = Instant::now() + timeout;
+        let mut last = None;
+        for s in candidates(name)? {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match super::AsyncRpcClient::connect(&s.endpoint, &s.name, s.version, left).await {
+                Ok(c) => return Ok(c),
+                Err(e) => last = Some(e),
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        Err(last.unwrap_or(RpcError::Timeout {
+            method: "(connect)".into(),
+        }))
+    }
+}
