@@ -15,7 +15,7 @@
 //! [`discover`] returns the live services of the calling user; root can read every user's
 //! directory ([`Filter::all_users`]).
 //!
-//! Records are read as hostile input: a file larger than 16 KiB is cut short, a record that
+//! Records are read as hostile input: a file of 16 KiB or more is refused, a record that
 //! does not parse is skipped with a note ([`scan`]), a directory not owned by the user it is
 //! named after is not read at all.
 //!
@@ -46,6 +46,9 @@ use crate::registry::{self, decode, encode, process_start_time};
 
 /// The first word of every record (and its format version).
 const MAGIC: &str = "ipcx-service/1";
+
+/// A record this long or longer is refused (the reader reads no more than this).
+const MAX_RECORD_LEN: usize = 16 << 10;
 
 /// At most this many records are read from one directory.
 const MAX_RECORDS: usize = 4096;
@@ -355,6 +358,9 @@ pub fn parse_record(
     let mut it = text.split_ascii_whitespace();
     if it.next() != Some(MAGIC) {
         return Err(format!("does not start with {MAGIC:?}"));
+    }
+    if text.len() >= MAX_RECORD_LEN {
+        return Err(format!("larger than {MAX_RECORD_LEN} bytes"));
     }
     let bad = |field: &str| format!("bad field {:?}", field.chars().take(40).collect::<String>());
     let (mut pid, mut start, mut ns, mut kind, mut version, mut name, mut endpoint) =
