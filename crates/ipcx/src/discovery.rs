@@ -503,6 +503,16 @@ impl Drop for Registration {
     }
 }
 
+/// Lists the service of a pattern or transport reached at `endpoint` (`SCHEME:ADDRESS`), named by
+/// its address, with no version and no methods (see [`Registration::new`]).
+pub(crate) fn listing(kind: Kind, endpoint: &dyn fmt::Display) -> Registration {
+    let endpoint = endpoint.to_string();
+    let name = endpoint
+        .split_once(':')
+        .map_or(endpoint.as_str(), |(_, a)| a);
+    Registration::new(kind, name, &endpoint, 0, Vec::new())
+}
+
 /// Warns on stderr, once per process, that a service cannot be listed.
 fn warn(name: &str, e: &dyn fmt::Display) {
     static WARNED: AtomicBool = AtomicBool::new(false);

@@ -258,3 +258,64 @@ fn other_users_and_symlinked_directories() {
     // A proper directory of nobody's own: listed, and seen by root's system-wide view.
     as_nobody(|_| {}, "listed");
 }
+
+/// The one live listing at `endpoint`.
+fn listed_at(endpoint: &str) -> Vec<discovery::ServiceInfo> {
+    discovery::discover(&Filter::new())
+        .into_iter()
+        .filter(|s| s.endpoint == endpoint)
+        .collect()
+}
+
+#[test]
+fn patterns_and_ring_senders_list_themselves() {
+    use ipcx::pattern::{mailbox::Mailbox, pubsub::Publisher, pushpull::Distributor};
+    let me = std::process::id() as i32;
+    let check = |endpoint: &str, kind: Kind, name: &str| {
+        let found = listed_at(endpoint);
+        assert_eq!(found.len(), 1, "{endpoint}: {found:?}");
+        let s = &found[0];
+        assert_eq!((s.kind, s.name.as_str(), s.pid), (kind, name, me), "{s:?}");
+        assert!(s.alive && s.methods.is_empty());
+    };
+
+    let topic = format!("unix:@{}", util::unique("topic"));
+    let publ = Publisher::bind(&topic).unwrap();
+    check(&topic, Kind::PubSub, &topic["unix:".len()..]);
+    drop(publ);
+    assert!(listed_at(&topic).is_empty());
+
+    let (ring, _rm) = util::ring_name("ring-topic");
+    let shm = format!("shm:{ring}");
+    let publ = Publisher::bind(&shm).unwrap();
+    check(&shm, Kind::PubSub, &ring);
+    drop(publ);
+    assert!(listed_at(&shm).is_empty());
+
+    let work = format!("unix:@{}", util::unique("work"));
+    let dist = Distributor::bind(&work).unwrap();
+    check(&work, Kind::PushPull, &work["unix:".len()..]);
+    drop(dist);
+    assert!(listed_at(&work).is_empty());
+
+    let (q, _q_rm) = util::mq_name("box");
+    let mq = format!("mq:{q}");
+    let mbox = Mailbox::create(&q).unwrap();
+    check(&mq, Kind::Mailbox, &q);
+    // Another handle that only opened it is not listed again.
+    let opened = Mailbox::open(&q).unwrap();
+    assert_eq!(listed_at(&mq).len(), 1);
+    drop(opened);
+    drop(mbox);
+    assert!(listed_at(&mq).is_empty());
+
+    let (ring, _rm2) = util::ring_name("ring-send");
+    let shm = format!("shm:{ring}");
+    let ep = ipcx::Endpoint::parse(&shm).unwrap();
+    let sender = ep
+        .sender(&ipcx::channel::Options::default().create(true))
+        .unwrap();
+    check(&shm, Kind::Ring, &ring);
+    drop(sender);
+    assert!(listed_at(&shm).is_empty());
+}
