@@ -9,7 +9,7 @@
 //!
 //! Records live in a per-user directory, `/tmp/.ipcx-services-<uid>/` (mode 0700, owned by that
 //! user, never followed through a symlink), one small file per service, like the owner
-//! [`registry`](crate::registry). A process killed with SIGKILL cannot remove its record:
+//! [`crate::registry`]. A process killed with SIGKILL cannot remove its record:
 //! readers check that the process still runs (same pid, same start time, same pid namespace),
 //! never report a dead one as alive, and delete such stale records where they may.
 //! [`discover`] returns the live services of the calling user; root can read every user's

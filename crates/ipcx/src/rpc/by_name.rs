@@ -56,7 +56,7 @@ fn candidates(name: &str) -> Result<Vec<ServiceInfo>, RpcError> {
                 .into(),
         }));
     }
-    found.sort_by(|a, b| b.start_time.cmp(&a.start_time));
+    found.sort_by_key(|s| std::cmp::Reverse(s.start_time));
     Ok(found)
 }
 
