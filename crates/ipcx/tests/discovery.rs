@@ -319,3 +319,33 @@ fn patterns_and_ring_senders_list_themselves() {
     drop(sender);
     assert!(listed_at(&shm).is_empty());
 }
+
+#[test]
+fn async_services_are_listed_and_async_clients_connect_by_name() {
+    let name = util::unique("async");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for a in [unix_addr("async"), util::rpc::shm_addr("async")] {
+            let server = ipcx::rpc::AsyncService::from(calc(&name))
+                .serve_async(&a)
+                .await
+                .unwrap();
+            let found = discovery::discover(&Filter::new().name(&name));
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert_eq!(
+                (found[0].kind, found[0].endpoint.as_str()),
+                (Kind::Rpc, a.as_str())
+            );
+            let c = ipcx::rpc::AsyncRpcClient::connect_by_name(&name, LONG)
+                .await
+                .unwrap();
+            assert_eq!(c.call::<_, i32>("add", &(2, 3), LONG).await.unwrap(), 5);
+            drop(c);
+            server.shutdown().await;
+            assert!(discovery::discover(&Filter::new().name(&name)).is_empty());
+        }
+    });
+}

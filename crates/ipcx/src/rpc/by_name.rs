@@ -45,8 +45,12 @@ impl Pending {
     }
 }
 
-/// The live RPC services called `name`, most recently started first.
-fn candidates(name: &str) -> Result<Vec<ServiceInfo>, RpcError> {
+/// The live RPC services called `name`, most recently started first, each with the time left
+/// for connecting to it (none is tried after `timeout` has passed).
+fn candidates(
+    name: &str,
+    timeout: Duration,
+) -> Result<impl Iterator<Item = (ServiceInfo, Duration)>, RpcError> {
     let mut found = discovery::discover(&Filter::new().name(name).kind(Kind::Rpc));
     if found.is_empty() {
         return Err(RpcError::Transport(pattern::Error::NotFound {
@@ -57,7 +61,18 @@ fn candidates(name: &str) -> Result<Vec<ServiceInfo>, RpcError> {
         }));
     }
     found.sort_by_key(|s| std::cmp::Reverse(s.start_time));
-    Ok(found)
+    let deadline = Instant::now() + timeout;
+    Ok(found.into_iter().enumerate().map_while(move |(i, s)| {
+        let left = deadline.saturating_duration_since(Instant::now());
+        (i == 0 || !left.is_zero()).then_some((s, left))
+    }))
+}
+
+/// The error of a connect by name that found services but reached none of them.
+fn unreached(last: Option<RpcError>) -> RpcError {
+    last.unwrap_or(RpcError::Timeout {
+        method: "(connect)".into(),
+    })
 }
 
 impl RpcClient {
@@ -67,21 +82,14 @@ impl RpcClient {
     /// attempt. No such service is [`RpcError::Transport`] with
     /// [`pattern::Error::NotFound`].
     pub fn connect_by_name(name: &str, timeout: Duration) -> Result<RpcClient, RpcError> {
-        let deadline = Instant::now() + timeout;
         let mut last = None;
-        for s in candidates(name)? {
-            let left = deadline.saturating_duration_since(Instant::now());
+        for (s, left) in candidates(name, timeout)? {
             match RpcClient::connect(&s.endpoint, &s.name, s.version, left) {
                 Ok(c) => return Ok(c),
                 Err(e) => last = Some(e),
             }
-            if Instant::now() >= deadline {
-                break;
-            }
         }
-        Err(last.unwrap_or(RpcError::Timeout {
-            method: "(connect)".into(),
-        }))
+        Err(unreached(last))
     }
 }
 
@@ -93,20 +101,14 @@ impl super::AsyncRpcClient {
         name: &str,
         timeout: Duration,
     ) -> Result<super::AsyncRpcClient, RpcError> {
-        let deadline = Instant::now() + timeout;
         let mut last = None;
-        for s in candidates(name)? {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match super::AsyncRpcClient::connect(&s.endpoint, &s.name, s.version, left).await {
+        for (s, left) in candidates(name, timeout)? {
+            let r = super::AsyncRpcClient::connect(&s.endpoint, &s.name, s.version, left).await;
+            last = Some(match r {
                 Ok(c) => return Ok(c),
-                Err(e) => last = Some(e),
-            }
-            if Instant::now() >= deadline {
-                break;
-            }
+                Err(e) => e,
+            });
         }
-        Err(last.unwrap_or(RpcError::Timeout {
-            method: "(connect)".into(),
-        }))
+        Err(unreached(last))
     }
 }
