@@ -4,7 +4,7 @@
 mod util;
 
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use util::{run, stdout, succeeded};
@@ -66,16 +66,37 @@ fn named<'a>(doc: &'a [Value], name: &str) -> Vec<&'a Value> {
     doc.iter().filter(|s| s["name"] == name).collect()
 }
 
+/// Waits (at most 30 s) until `ls --services --json` lists `name`; panics with what it printed
+/// and the state of the service process when it never does.
+fn wait_listed(name: &str, server: &mut Server) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = run(&["ls", "--services", "--json"]);
+        if out.status.success()
+            && serde_json::from_str::<Value>(&stdout(&out))
+                .is_ok_and(|d| d.as_array().is_some_and(|a| !named(a, name).is_empty()))
+        {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "{name} is not listed; the service process: {:?}; ls printed {:?} and {:?}",
+                server.0.try_wait(),
+                stdout(&out),
+                util::stderr(&out)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_service_appears_with_its_methods_and_disappears_when_killed() {
     let name = util::unique("calc");
     let addr = format!("unix:@{name}");
     let mut server = Server::start(&name, &addr);
     let pid = server.0.id();
-    assert!(
-        util::wait_for(|| !named(&services_json(), &name).is_empty()),
-        "the service is listed"
-    );
+    wait_listed(&name, &mut server);
     let doc = services_json();
     let s = named(&doc, &name);
     assert_eq!(s.len(), 1, "{doc:?}");
@@ -132,11 +153,8 @@ fn a_service_appears_with_its_methods_and_disappears_when_killed() {
 fn names_are_escaped_in_the_table() {
     let name = format!("{}-\x1b[31mred\x07", util::unique("esc"));
     let addr = format!("unix:@{}", util::unique("esc"));
-    let _server = Server::start(&name, &addr);
-    assert!(
-        util::wait_for(|| !named(&services_json(), &name).is_empty()),
-        "the service is listed"
-    );
+    let mut server = Server::start(&name, &addr);
+    wait_listed(&name, &mut server);
     let table = stdout(&succeeded(run(&["ls", "--services"])));
     assert!(
         !table.contains('\x1b') && !table.contains('\x07'),
@@ -152,8 +170,8 @@ fn another_user_sees_none_of_them() {
         return;
     }
     let name = util::unique("private");
-    let _server = Server::start(&name, &format!("unix:@{name}"));
-    assert!(util::wait_for(|| !named(&services_json(), &name).is_empty()));
+    let mut server = Server::start(&name, &format!("unix:@{name}"));
+    wait_listed(&name, &mut server);
     let Some(out) = util::run_as_nobody(&["ls", "--services", "--json"]) else {
         return;
     };
