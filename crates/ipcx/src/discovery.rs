@@ -11,7 +11,8 @@
 //! user, never followed through a symlink), one small file per service, like the owner
 //! [`crate::registry`]. A process killed with SIGKILL cannot remove its record:
 //! readers check that the process still runs (same pid, same start time, same pid namespace),
-//! never report a dead one as alive, and delete such stale records where they may.
+//! never report a dead one as alive, and delete such stale records where they may. A record
+//! naming a live process of another user is not believed.
 //! [`discover`] returns the live services of the calling user; root can read every user's
 //! directory ([`Filter::all_users`]).
 //!
@@ -289,6 +290,16 @@ pub fn scan(filter: &Filter) -> Scan {
                 continue;
             }
             s.alive = process_start_time(s.pid) == Some(s.start_time);
+            // A live process of another user is not this user's service: not believed (and
+            // not cleaned: it may have changed its user after listing itself).
+            if s.alive && !runs_as(s.pid, uid) {
+                scan.notes.push(format!(
+                    "{}: skipped: pid {} does not run as uid {uid}",
+                    path.display(),
+                    s.pid
+                ));
+                continue;
+            }
             if !s.alive && may_clean {
                 let _ = fs::remove_file(&path);
             }
@@ -313,6 +324,11 @@ const PREFIX: &str = ".ipcx-services-";
 /// The service directory of `uid`.
 pub fn dir_for(uid: u32) -> PathBuf {
     PathBuf::from(format!("/tmp/{PREFIX}{uid}"))
+}
+
+/// Whether the process `pid` runs as `uid` (the owner of `/proc/PID`).
+fn runs_as(pid: i32, uid: u32) -> bool {
+    fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == uid)
 }
 
 /// This process's pid namespace (the inode of `/proc/self/ns/pid`), when it can be read.

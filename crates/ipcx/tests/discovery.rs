@@ -210,6 +210,28 @@ fn as_nobody(setup: impl FnOnce(&PathBuf), expect: &str) {
         });
         assert_eq!((found[0].uid, found[0].pid), (util::NOBODY, child.pid()));
         assert!(discovery::discover(&Filter::new().name(&name)).is_empty());
+        // A record in root's directory claiming nobody's live process is not believed.
+        let planted = discovery::dir_for(0).join(format!("{}-planted", child.pid()));
+        let _rm = util::Cleanup({
+            let p = planted.clone();
+            move || {
+                let _ = fs::remove_file(&p);
+            }
+        });
+        let claim = format!(
+            "ipcx-service/1 pid={} start={} kind=rpc name={name}-claim endpoint=unix:@c\n",
+            child.pid(),
+            found[0].start_time
+        );
+        fs::write(&planted, claim).unwrap();
+        let scan = discovery::scan(&Filter::new().name(&format!("{name}-claim")));
+        assert!(scan.services.is_empty(), "{scan:?}");
+        assert!(
+            scan.notes
+                .iter()
+                .any(|n| n.contains("does not run as uid 0")),
+            "{scan:?}"
+        );
         child.kill();
     } else {
         child.expect_success();
