@@ -3,7 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::{RpcClient, RpcError};
+#[cfg(feature = "tokio")]
+use super::async_client::AsyncRpcClient;
+use super::client::RpcClient;
+use super::error::RpcError;
 use crate::channel::Endpoint;
 use crate::discovery::{self, Filter, Kind, MethodInfo, Registration, ServiceInfo};
 use crate::pattern;
@@ -94,16 +97,16 @@ impl RpcClient {
 }
 
 #[cfg(feature = "tokio")]
-impl super::AsyncRpcClient {
+impl AsyncRpcClient {
     /// Connects to the live RPC service called `name`, found by [`discovery`], as
     /// [`RpcClient::connect_by_name`] does.
     pub async fn connect_by_name(
         name: &str,
         timeout: Duration,
-    ) -> Result<super::AsyncRpcClient, RpcError> {
+    ) -> Result<AsyncRpcClient, RpcError> {
         let mut last = None;
         for (s, left) in candidates(name, timeout)? {
-            let r = super::AsyncRpcClient::connect(&s.endpoint, &s.name, s.version, left).await;
+            let r = AsyncRpcClient::connect(&s.endpoint, &s.name, s.version, left).await;
             last = Some(match r {
                 Ok(c) => return Ok(c),
                 Err(e) => e,
