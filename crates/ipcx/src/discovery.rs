@@ -51,6 +51,9 @@ const MAGIC: &str = "ipcx-service/1";
 /// A record this long or longer is refused (the reader reads no more than this).
 const MAX_RECORD_LEN: usize = 16 << 10;
 
+/// At most this many notes are kept (a directory full of garbage says so in a few lines).
+const MAX_NOTES: usize = 32;
+
 /// At most this many records are read from one directory.
 const MAX_RECORDS: usize = 4096;
 
@@ -210,7 +213,8 @@ impl Filter {
 pub struct Scan {
     /// The services that pass the filter, sorted by name, then kind, then pid.
     pub services: Vec<ServiceInfo>,
-    /// What was skipped and why (an unusable directory, a record that does not parse).
+    /// What was skipped and why (an unusable directory, a record that does not parse), at
+    /// most 32 notes and a last one counting the rest.
     pub notes: Vec<String>,
 }
 
@@ -274,9 +278,12 @@ pub fn scan(filter: &Filter) -> Scan {
                 continue;
             }
             let path = e.path();
-            let parsed = registry::read_small(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|text| parse_record(&entry, &text, uid));
+            let parsed = match registry::read_small(&path) {
+                Ok(text) => parse_record(&entry, &text, uid),
+                // Removed since the directory was listed (its service stopped): not news.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => Err(e.to_string()),
+            };
             let (mut s, ns) = match parsed {
                 Ok(r) => r,
                 Err(why) => {
@@ -307,6 +314,12 @@ pub fn scan(filter: &Filter) -> Scan {
                 scan.services.push(s);
             }
         }
+    }
+    if scan.notes.len() > MAX_NOTES {
+        let more = scan.notes.len() - MAX_NOTES;
+        scan.notes.truncate(MAX_NOTES);
+        scan.notes
+            .push(format!("... and {more} more records skipped"));
     }
     scan.services.sort_by(|a, b| {
         (a.name.as_str(), a.kind, a.pid, a.endpoint.as_str()).cmp(&(
