@@ -25,7 +25,7 @@ pub enum Command {
     /// how many it received.
     Recv(crate::command::recv::RecvArgs),
     /// List every IPC object on the machine: kind, name, owner, mode, size or message count,
-    /// creator pid and whether it is alive.
+    /// creator pid and whether it is alive (with --services: every live ipcx service).
     Ls(crate::command::ls::LsArgs),
     /// Remove objects, named as `ipcx ls` prints them.
     Rm(crate::command::rm::RmArgs),

@@ -47,6 +47,7 @@ mod poison;
 mod region;
 
 pub mod channel;
+pub mod discovery;
 pub mod fifo;
 pub mod framing;
 pub mod interrupt;
@@ -69,6 +70,7 @@ pub mod trust;
 pub mod wait;
 
 pub use channel::{Endpoint, Message, Meta};
+pub use discovery::discover;
 pub use wait::Wait;
 
 /// The README's examples, compiled (not run) as doctests so that they stay true.

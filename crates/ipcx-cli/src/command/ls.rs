@@ -1,7 +1,9 @@
-//! `ipcx ls [--json]`: every IPC object on the machine.
+//! `ipcx ls [--json]`: every IPC object on the machine; `ipcx ls --services [--json]`: every
+//! live ipcx service (see [`ipcx::discovery`]).
 
 use std::io::{self, Write};
 
+use ipcx::discovery::{self, Filter, ServiceInfo};
 use ipcx::inventory::{self, Object};
 
 use crate::escape::escape;
@@ -12,10 +14,17 @@ pub struct LsArgs {
     /// Print one JSON document instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// List the live ipcx services instead (name, kind, endpoint, pid, alive, and the methods
+    /// of an RPC service): the calling user's, or every user's when run as root.
+    #[arg(long)]
+    pub services: bool,
 }
 
 /// Runs `ipcx ls`.
 pub fn run(args: LsArgs) -> anyhow::Result<()> {
+    if args.services {
+        return services(args.json);
+    }
     let inv = inventory::scan();
     let stdout = io::stdout();
     let mut out = stdout.lock();
@@ -27,7 +36,7 @@ pub fn run(args: LsArgs) -> anyhow::Result<()> {
     for note in &inv.notes {
         eprintln!("note: {}", escape(note));
     }
-    let rows: Vec<[String; 8]> = inv.objects.iter().map(row).collect();
+    let rows: Vec<Vec<String>> = inv.objects.iter().map(row).collect();
     let header = [
         "KIND",
         "NAME",
@@ -37,32 +46,104 @@ pub fn run(args: LsArgs) -> anyhow::Result<()> {
         "MSGS",
         "CREATOR",
         "LAST/HOLDERS",
-    ]
-    .map(str::to_owned);
-    let mut widths = header.clone().map(|h| h.len());
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    for r in std::iter::once(&header).chain(&rows) {
-        let mut line = String::new();
-        for (i, (c, w)) in r.iter().zip(widths).enumerate() {
-            if i + 1 == r.len() {
-                line.push_str(c);
-            } else {
-                line.push_str(&format!("{c:<w$}  "));
-            }
-        }
-        writeln!(out, "{}", line.trim_end())?;
-    }
+    ];
+    table(&mut out, &header, &rows)?;
     if rows.is_empty() {
         writeln!(out, "(no IPC objects)")?;
     }
     Ok(())
 }
 
-fn row(o: &Object) -> [String; 8] {
+/// Runs `ipcx ls --services`.
+fn services(json: bool) -> anyhow::Result<()> {
+    // Root sees every user's services; anyone else their own.
+    let root = ipcx::trust::euid() == 0;
+    let scan = discovery::scan(&Filter::new().all_users(root).include_dead(true));
+    for note in &scan.notes {
+        eprintln!("note: {}", escape(note));
+    }
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    if json {
+        let doc: Vec<serde_json::Value> = scan.services.iter().map(service_json).collect();
+        serde_json::to_writer_pretty(&mut out, &doc)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = scan
+        .services
+        .iter()
+        .map(|s| {
+            let methods = s
+                .methods
+                .iter()
+                .map(|m| escape(&m.name).into_owned())
+                .collect::<Vec<_>>()
+                .join(", ");
+            vec![
+                escape(&s.name).into_owned(),
+                s.kind.to_string(),
+                escape(&s.endpoint).into_owned(),
+                s.pid.to_string(),
+                if s.alive { "yes" } else { "no" }.to_owned(),
+                if methods.is_empty() {
+                    "-".into()
+                } else {
+                    methods
+                },
+            ]
+        })
+        .collect();
+    let header = ["NAME", "KIND", "ENDPOINT", "PID", "ALIVE", "METHODS"];
+    table(&mut out, &header, &rows)?;
+    if rows.is_empty() {
+        writeln!(out, "(no ipcx services)")?;
+    }
+    Ok(())
+}
+
+/// A service as `ls --services --json` prints it: exactly the keys `name`, `kind`, `endpoint`,
+/// `pid`, `alive`, `methods` (each method with its name and codecs; empty unless RPC).
+fn service_json(s: &ServiceInfo) -> serde_json::Value {
+    let methods: Vec<serde_json::Value> = s
+        .methods
+        .iter()
+        .map(|m| serde_json::json!({"name": m.name, "codecs": m.codecs}))
+        .collect();
+    serde_json::json!({
+        "name": s.name,
+        "kind": s.kind.as_str(),
+        "endpoint": s.endpoint,
+        "pid": s.pid,
+        "alive": s.alive,
+        "methods": methods,
+    })
+}
+
+/// Prints `rows` under `header` in aligned columns (the last one unpadded).
+fn table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
+    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for r in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, (c, w)) in r.iter().zip(&widths).enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(c);
+            } else {
+                line.push_str(&format!("{c:<w$}  ", w = *w));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+fn row(o: &Object) -> Vec<String> {
     let alive = |pid: Option<i32>, alive: Option<bool>| match (pid, alive) {
         (Some(p), Some(true)) => format!("{p} (alive)"),
         (Some(p), Some(false)) => format!("{p} (dead)"),
@@ -97,7 +178,7 @@ fn row(o: &Object) -> [String; 8] {
         (None, Some(n)) => format!("{n} sems"),
         _ => "-".into(),
     };
-    [
+    vec![
         o.kind.to_owned(),
         escape(&o.name).into_owned(),
         o.user

@@ -158,6 +158,7 @@ enum Inner {
 pub struct Mailbox {
     inner: Inner,
     name: String,
+    _listed: Option<crate::discovery::Registration>,
 }
 
 /// Takes `m` as `wait` allows (`None` when the deadline passed first).
@@ -243,6 +244,9 @@ impl Mailbox {
     fn open_queue(addr: &str, q: &str, opts: mq::OpenOptions) -> Result<Mailbox, Error> {
         let q = opts.open(q)?;
         Ok(Mailbox {
+            _listed: q.name().filter(|_| q.is_owner()).map(|n| {
+                crate::discovery::listing(crate::discovery::Kind::Mailbox, &format_args!("mq:{n}"))
+            }),
             inner: Inner::Queue(q),
             name: addr.to_owned(),
         })
@@ -270,6 +274,8 @@ impl Mailbox {
         // The consumer keeps the segment alive, so this open finds it.
         let prod = ring::Producer::open(n, opts).map_err(err)?;
         Ok(Mailbox {
+            _listed: create
+                .then(|| crate::discovery::listing(crate::discovery::Kind::Mailbox, &name)),
             inner: Inner::Ring(RingBox {
                 max: cons.max_message_len(),
                 prod: Mutex::new(prod),
@@ -319,6 +325,7 @@ impl Mailbox {
         Mailbox {
             inner,
             name: self.name,
+            _listed: self._listed,
         }
     }
 

@@ -203,6 +203,7 @@ struct Shared {
 pub struct Publisher {
     kind: PubKind,
     addr: Endpoint,
+    _listed: crate::discovery::Registration,
 }
 
 #[derive(Debug)]
@@ -244,6 +245,7 @@ impl Publisher {
         let p = ring::Publisher::create(name, opts)
             .map_err(|e| super::ring_error(e, &addr, "start the publisher first"))?;
         Ok(Publisher {
+            _listed: crate::discovery::listing(crate::discovery::Kind::PubSub, &addr),
             kind: PubKind::Ring(Mutex::new(p)),
             addr: Endpoint::parse(&addr)?,
         })
@@ -275,6 +277,7 @@ impl Publisher {
                 source,
             })?;
         Ok(Publisher {
+            _listed: crate::discovery::listing(crate::discovery::Kind::PubSub, &addr),
             kind: PubKind::Fanout {
                 shared,
                 acceptor: Some(acceptor),

@@ -198,6 +198,7 @@ pub struct Distributor {
     shared: Arc<Shared>,
     addr: Endpoint,
     acceptor: Option<JoinHandle<()>>,
+    _listed: crate::discovery::Registration,
 }
 
 impl Distributor {
@@ -254,6 +255,7 @@ impl Distributor {
                 source,
             })?;
         Ok(Distributor {
+            _listed: crate::discovery::listing(crate::discovery::Kind::PushPull, &addr),
             shared,
             addr,
             acceptor: Some(acceptor),

@@ -69,7 +69,7 @@ pub fn dir_for(uid: u32) -> PathBuf {
     PathBuf::from(format!("/tmp/.ipcx-owners-{uid}"))
 }
 
-fn own_uid() -> u32 {
+pub(crate) fn own_uid() -> u32 {
     fs::metadata("/proc/self")
         .map(|m| m.uid())
         .unwrap_or(u32::MAX)
@@ -77,8 +77,13 @@ fn own_uid() -> u32 {
 
 /// The calling user's registry directory, created if missing.
 fn own_dir(create: bool) -> io::Result<PathBuf> {
+    private_dir(dir_for(own_uid()), create)
+}
+
+/// `dir`, when it is a directory (not a symlink) of the calling user with mode 0700; created
+/// if missing and `create`. Shared with the service directory of [`crate::discovery`].
+pub(crate) fn private_dir(dir: PathBuf, create: bool) -> io::Result<PathBuf> {
     let uid = own_uid();
-    let dir = dir_for(uid);
     match fs::symlink_metadata(&dir) {
         Ok(m) => {
             if m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o077 == 0 {
@@ -92,7 +97,7 @@ fn own_dir(create: bool) -> io::Result<PathBuf> {
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
             fs::DirBuilder::new().mode(0o700).create(&dir)?;
-            own_dir(false)
+            private_dir(dir, false)
         }
         Err(e) => Err(e),
     }
@@ -102,7 +107,7 @@ fn own_dir(create: bool) -> io::Result<PathBuf> {
 /// temporary name's `.PID.` prefix.
 const ENTRY_MAX: usize = 200;
 
-fn encode(object: &str) -> String {
+pub(crate) fn encode(object: &str) -> String {
     let mut s = String::with_capacity(object.len());
     for c in object.chars() {
         match c {
@@ -120,7 +125,7 @@ fn encode(object: &str) -> String {
     s
 }
 
-fn decode(entry: &str) -> Option<String> {
+pub(crate) fn decode(entry: &str) -> Option<String> {
     let b = entry.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -221,10 +226,17 @@ fn write_record(object: &str, persistent: bool) {
     let Some(start) = process_start_time(me as i32) else {
         return warn(object, &"/proc/self/stat is not readable");
     };
-    let entry = entry_name(object);
-    let path = dir.join(&entry);
-    let tmp = dir.join(format!(".{me}.{entry}"));
     let line = record_line(me, start, persistent, identity_of(object), object);
+    if let Err(e) = write_line(&dir, &entry_name(object), &line) {
+        warn(object, &e);
+    }
+}
+
+/// Writes `line` as the file `entry` of `dir`, atomically (a temporary file renamed over it),
+/// mode 0600, never through a symlink. Shared with [`crate::discovery`].
+pub(crate) fn write_line(dir: &Path, entry: &str, line: &str) -> io::Result<()> {
+    let path = dir.join(entry);
+    let tmp = dir.join(format!(".{}.{entry}", std::process::id()));
     let write = || -> io::Result<()> {
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -235,10 +247,9 @@ fn write_record(object: &str, persistent: bool) {
         writeln!(f, "{line}")?;
         fs::rename(&tmp, &path)
     };
-    if let Err(e) = write() {
+    write().inspect_err(|_| {
         let _ = fs::remove_file(&tmp);
-        warn(object, &e);
-    }
+    })
 }
 
 /// Forgets `object` (it was removed, or made persistent on purpose).
@@ -352,7 +363,7 @@ pub fn forget(uid: u32, object: &str) {
 }
 
 /// Reads at most 16 KiB of a regular file, without following a symlink or blocking on a FIFO.
-fn read_small(p: &Path) -> io::Result<Vec<u8>> {
+pub(crate) fn read_small(p: &Path) -> io::Result<Vec<u8>> {
     let f = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)

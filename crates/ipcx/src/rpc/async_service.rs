@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::by_name::Pending;
 use super::codec::{Outcome, decode_args, outcome};
 use super::context::CallContext;
 use super::service::{Handler, Service, method_names, reply_of};
@@ -214,8 +215,16 @@ impl AsyncService {
     /// runtime. The returned handle stops the server when dropped, or gracefully with
     /// [`AsyncRunningService::shutdown`].
     pub async fn serve_async(self, addr: &str) -> Result<AsyncRunningService, pattern::Error> {
+        let listing = Pending::rpc(
+            &self.base.name,
+            self.base.version,
+            self.base.methods.keys().chain(self.async_methods.keys()),
+        );
         let server = AsyncServer::serve(addr, self.options())?;
-        Ok(AsyncRunningService { server })
+        Ok(AsyncRunningService {
+            _listed: listing.at(server.addr()),
+            server,
+        })
     }
 
     /// Starts serving over TLS at `addr` (`tcp:HOST:PORT`) with the server configuration
@@ -233,8 +242,16 @@ impl AsyncService {
         addr: &str,
         config: Arc<rustls::ServerConfig>,
     ) -> Result<AsyncRunningService, pattern::Error> {
+        let listing = Pending::rpc(
+            &self.base.name,
+            self.base.version,
+            self.base.methods.keys().chain(self.async_methods.keys()),
+        );
         let server = AsyncServer::serve_tls(addr, config, self.options())?;
-        Ok(AsyncRunningService { server })
+        Ok(AsyncRunningService {
+            _listed: listing.at(server.addr()),
+            server,
+        })
     }
 
     /// How the engine's async server serves this service: its handshake settings, and a
@@ -272,6 +289,7 @@ impl AsyncService {
 #[derive(Debug)]
 pub struct AsyncRunningService {
     server: AsyncServer,
+    _listed: crate::discovery::Registration,
 }
 
 impl AsyncRunningService {

@@ -61,6 +61,7 @@
 //! call's context, errors and codec. Connections, frames, the handshake and the deadline on
 //! the wire belong to the request/reply engine underneath ([`crate::pattern::reqrep`]).
 
+mod by_name;
 mod client;
 mod codec;
 mod context;

@@ -186,11 +186,13 @@ impl Service {
         opts.max_request_len = self.max_request_len;
         opts.threads_per_connection = self.threads;
         // Each call runs on the thread that read it (see `reqrep`'s "Serving").
+        let listing = super::by_name::Pending::rpc(&self.name, self.version, self.methods.keys());
         let svc = Arc::new(self);
         opts.call_handler = Some(Arc::new(move |call, out| svc.dispatch(call, out)));
         let server = Server::bind(addr, opts)?;
         Ok(RunningService {
             addr: server.addr().clone(),
+            _listed: listing.at(server.addr()),
             _server: server,
         })
     }
@@ -285,6 +287,7 @@ pub(super) fn reply_of(
 pub struct RunningService {
     addr: Endpoint,
     _server: Server,
+    _listed: crate::discovery::Registration,
 }
 
 impl RunningService {

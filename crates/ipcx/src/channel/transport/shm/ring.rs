@@ -112,6 +112,7 @@ impl MessageReceiver for RingReceiver {
 pub(crate) struct RingSender {
     name: PosixName,
     publ: Publisher,
+    _listed: crate::discovery::Registration,
 }
 
 pub(super) fn sender(name: &PosixName, opts: &Options) -> Result<Box<dyn MessageSender>, Error> {
@@ -133,6 +134,10 @@ pub(super) fn sender(name: &PosixName, opts: &Options) -> Result<Box<dyn Message
         }
     };
     Ok(Box::new(RingSender {
+        _listed: crate::discovery::listing(
+            crate::discovery::Kind::Ring,
+            &format_args!("shm:{name}"),
+        ),
         name: name.clone(),
         publ,
     }))
