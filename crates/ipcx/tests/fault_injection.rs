@@ -1116,10 +1116,9 @@ fn fault_rpc_unix() {
 
 #[test]
 fn fault_rpc_tcp() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    // Servers bind this port again after each kill: a port outside the ephemeral range, so no
+    // connection of another test takes it meanwhile.
+    let port = util::stable_tcp_port();
     run_rpc("rpc tcp", &format!("tcp:127.0.0.1:{port}"));
 }
 

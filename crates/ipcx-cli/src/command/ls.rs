@@ -58,7 +58,8 @@ pub fn run(args: LsArgs) -> anyhow::Result<()> {
 fn services(json: bool) -> anyhow::Result<()> {
     // Root sees every user's services; anyone else their own.
     let root = ipcx::trust::euid() == 0;
-    let scan = discovery::scan(&Filter::new().all_users(root).include_dead(true));
+    // Records of dead processes are cleaned as they are read, never listed.
+    let scan = discovery::scan(&Filter::new().all_users(root));
     for note in &scan.notes {
         eprintln!("note: {}", escape(note));
     }

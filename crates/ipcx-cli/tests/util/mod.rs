@@ -53,22 +53,40 @@ pub fn recv_in_background(ep: &str, count: &str, extra: &[&str]) -> Bg {
     Bg::spawn(&args)
 }
 
-/// Waits for a child's output, killing it after `timeout`.
+/// Waits for a child's output, killing it after `timeout`. Its stdout and stderr are read
+/// while it runs, so a child that prints more than a pipe holds does not block on it.
 pub fn wait_output(mut child: Child, timeout: Duration) -> Output {
+    fn drain<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
     let deadline = Instant::now() + timeout;
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            return child.wait_with_output().expect("output");
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
+            let _ = child.wait();
+            let stderr = err.join().unwrap_or_default();
             panic!(
                 "ipcx did not finish in {timeout:?}; stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
+                String::from_utf8_lossy(&stderr)
             );
         }
         std::thread::sleep(Duration::from_millis(5));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
     }
 }
 

@@ -356,8 +356,8 @@ impl Place {
             "unix" => format!("unix:{}", dir.join("stream.sock").display()),
             "unix-dgram" => format!("unix-dgram:{}", dir.join("dgram.sock").display()),
             "unix-seqpacket" => format!("unix-seqpacket:@{}", super::unique("fault-seq")),
-            "tcp" => format!("tcp:127.0.0.1:{}", free_port(false)),
-            "udp" => format!("udp:127.0.0.1:{}", free_port(true)),
+            "tcp" => format!("tcp:127.0.0.1:{}", super::stable_tcp_port()),
+            "udp" => format!("udp:127.0.0.1:{}", free_udp_port()),
             "shm" => format!("shm:{}", super::posix_name("fault")),
             other => panic!("unknown transport {other}"),
         };
@@ -387,18 +387,11 @@ impl Drop for Place {
     }
 }
 
-fn free_port(udp: bool) -> u16 {
-    if udp {
-        std::net::UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .expect("a free UDP port")
-            .port()
-    } else {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .expect("a free TCP port")
-            .port()
-    }
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free UDP port")
+        .port()
 }
 
 /// Receiver options for the suites: queues sized for 8 KiB messages (the unprivileged
