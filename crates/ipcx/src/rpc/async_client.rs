@@ -111,7 +111,8 @@ impl AsyncRpcClient {
         A: Serialize,
         R: DeserializeOwned + Send + 'static,
     {
-        let args = Args::encode(self.codec, method, args)?;
+        let args = Args::encode(self.codec, args)
+            .map_err(|e| RpcError::decode(method, "arguments", false, e))?;
         let bytes = args.bytes();
         let conn = &self.conn;
         let reply = conn

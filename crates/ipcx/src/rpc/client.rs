@@ -122,7 +122,8 @@ impl RpcClient {
         ) -> Result<Result<R, RpcError>, pattern::Error>,
     ) -> Result<R, RpcError> {
         let codec = self.codec;
-        let args = Args::encode(codec, method, args)?;
+        let args = Args::encode(codec, args)
+            .map_err(|e| RpcError::decode(method, "arguments", false, e))?;
         let bytes = args.bytes();
         let max = self.inner.max_payload_len(method);
         let len = bytes.len();

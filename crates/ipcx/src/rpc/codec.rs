@@ -10,7 +10,6 @@ use std::fmt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::error::RpcError;
 use crate::pattern::reqrep::Codec;
 
 /// What a handler produced: the encoded result, an application error, or arguments that did
@@ -74,28 +73,23 @@ pub(super) struct Args {
 }
 
 impl Args {
-    /// Encodes the arguments `args` of `method` in `codec`.
-    pub(super) fn encode<A: Serialize>(
-        codec: Codec,
-        method: &str,
-        args: &A,
-    ) -> Result<Args, RpcError> {
-        let err = |e: String| RpcError::decode(method, "arguments", false, e);
+    /// Encodes the arguments `args` in `codec` (`Err`: the encoder's message).
+    pub(super) fn encode<A: Serialize>(codec: Codec, args: &A) -> Result<Args, String> {
         let mut a = Args {
             small: [0u8; 256],
             len: 0,
             heap: None,
         };
         if codec != Codec::Postcard {
-            a.heap = Some(encode_into(codec, args, Vec::new()).map_err(err)?);
+            a.heap = Some(encode_into(codec, args, Vec::new())?);
             return Ok(a);
         }
         match postcard::to_slice(args, &mut a.small) {
             Ok(b) => a.len = b.len(),
             Err(postcard::Error::SerializeBufferFull) => {
-                a.heap = Some(postcard::to_allocvec(args).map_err(|e| err(e.to_string()))?);
+                a.heap = Some(postcard::to_allocvec(args).map_err(|e| e.to_string())?);
             }
-            Err(e) => return Err(err(e.to_string())),
+            Err(e) => return Err(e.to_string()),
         }
         Ok(a)
     }
