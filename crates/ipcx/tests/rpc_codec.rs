@@ -23,6 +23,7 @@ fn calc() -> Service {
         .method("mirror", |p: Point| {
             Ok::<_, String>(Point { x: p.y, y: p.x })
         })
+        .method("sum", |v: Vec<u64>| Ok::<_, String>(v.iter().sum::<u64>()))
 }
 
 /// A free TCP address on the loopback.
@@ -58,6 +59,12 @@ fn both_codecs_at_once(a: &str) {
                     RpcError::Remote { message, .. } => assert_eq!(message, "division by zero"),
                     e => panic!("{e:?}"),
                 }
+                // Arguments too large for the stack buffer, and small enough for it.
+                let v: Vec<u64> = (0..1000).map(|i| i * 1_000_000).collect();
+                let sum: u64 = c.call("sum", &v, LONG).unwrap();
+                assert_eq!(sum, v.iter().sum::<u64>());
+                let sum: u64 = c.call("sum", &vec![1u64; 250], LONG).unwrap();
+                assert_eq!(sum, 250);
                 let e = c.call::<_, i32>("nope", &(), LONG).unwrap_err();
                 assert!(matches!(e, RpcError::UnknownMethod { .. }), "{e:?}");
             })

@@ -65,7 +65,7 @@ pub(super) fn encode_failed(e: String) -> Outcome {
     Outcome::App(format!("the server could not encode the result: {e}"))
 }
 
-/// A call's encoded arguments: on the stack when they are small (postcard).
+/// A call's encoded arguments: on the stack when they are small.
 pub(super) struct Args {
     small: [u8; 256],
     len: usize,
@@ -80,8 +80,13 @@ impl Args {
             len: 0,
             heap: None,
         };
-        if codec != Codec::Postcard {
-            a.heap = Some(encode_into(codec, args, Vec::new())?);
+        if codec == Codec::MsgPack {
+            let mut rest = &mut a.small[..];
+            match rmp_serde::encode::write_named(&mut rest, args) {
+                Ok(()) => a.len = 256 - rest.len(),
+                // Too large for the stack (or not encodable: then the heap says why).
+                Err(_) => a.heap = Some(encode_into(codec, args, Vec::new())?),
+            }
             return Ok(a);
         }
         match postcard::to_slice(args, &mut a.small) {
