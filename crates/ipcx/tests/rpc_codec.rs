@@ -1,8 +1,8 @@
 //! Codecs on the RPC wire: a server answers each connection in the codec its client named in
 //! the hello (postcard or MessagePack), with postcard and MessagePack clients on one server at
-//! once, over Unix sockets, TCP and shared memory, thread-based and async; the MessagePack
-//! bytes are what other languages expect (a tuple as an array, a struct as a map keyed by field
-//! name); an unknown codec tag is refused with a named error.
+//! once, over Unix sockets, TCP and shared memory, thread-based and async (both ends); the
+//! MessagePack bytes are what other languages expect (a tuple as an array, a struct as a map
+//! keyed by field name); an unknown codec tag is refused with a named error.
 mod util;
 
 use ipcx::pattern::reqrep::{Client, Codec, ConnectError, Hello, Refusal, Status};
@@ -183,7 +183,11 @@ fn async_server_and_client_speak_both_codecs() {
                 Ok::<_, String>(a.0 + a.1)
             },
         );
-        for a in [unix_addr("codec-async"), tcp_addr()] {
+        for a in [
+            unix_addr("codec-async"),
+            tcp_addr(),
+            shm_addr("codec-async"),
+        ] {
             let s = svc.clone().serve_async(&a).await.unwrap();
             let a = s.addr().to_string();
             let mp = AsyncRpcClient::connect_with(&a, "calc", 1, LONG, Codec::MsgPack)
