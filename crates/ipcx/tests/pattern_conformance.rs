@@ -1049,6 +1049,7 @@ impl Rep {
                 protocol: PROTOCOL_VERSION,
                 service: SERVICE.into(),
                 version: 1,
+                codec: 0,
             };
             Client::connect_link(link, addr, &hello, LONG)
         }

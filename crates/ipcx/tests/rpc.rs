@@ -144,6 +144,7 @@ fn hostile_clients_are_dropped_alone() {
         protocol: ipcx::pattern::reqrep::PROTOCOL_VERSION,
         service: "calc".into(),
         version: 1,
+        codec: 0,
     });
     raw.send_frame(&hello.encode()).unwrap();
     let w = raw.recv_frame_timeout(LONG).unwrap().unwrap();

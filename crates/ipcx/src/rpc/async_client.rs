@@ -9,6 +9,8 @@ use serde::de::DeserializeOwned;
 use super::codec::Args;
 use super::error::RpcError;
 use super::error::{connect_error, reply_result};
+use crate::pattern::reqrep::Codec;
+use crate::pattern::reqrep::Hello;
 use crate::pattern::reqrep::async_client::{AsyncClient, Dial};
 
 /// An async RPC client (tokio): many calls can be outstanding at once on one connection, each
@@ -33,6 +35,7 @@ use crate::pattern::reqrep::async_client::{AsyncClient, Dial};
 pub struct AsyncRpcClient {
     conn: Arc<AsyncClient>,
     service: Arc<str>,
+    codec: Codec,
 }
 
 impl AsyncRpcClient {
@@ -44,12 +47,26 @@ impl AsyncRpcClient {
         version: u32,
         timeout: Duration,
     ) -> Result<AsyncRpcClient, RpcError> {
-        let conn = AsyncClient::connect(addr, Dial::Plain, service, version, timeout)
+        Self::connect_with(addr, service, version, timeout, Codec::Postcard).await
+    }
+
+    /// Connects as [`AsyncRpcClient::connect`] does, calling in `codec` (see
+    /// [`RpcClient::connect_with`](super::RpcClient::connect_with)).
+    pub async fn connect_with(
+        addr: &str,
+        service: &str,
+        version: u32,
+        timeout: Duration,
+        codec: Codec,
+    ) -> Result<AsyncRpcClient, RpcError> {
+        let hello = Hello::new(service, version, codec);
+        let conn = AsyncClient::connect(addr, Dial::Plain, &hello, timeout)
             .await
             .map_err(|e| connect_error(e, version))?;
         Ok(AsyncRpcClient {
             conn,
             service: service.into(),
+            codec,
         })
     }
 
@@ -77,12 +94,14 @@ impl AsyncRpcClient {
             server_name: server_name.to_owned(),
             config,
         };
-        let conn = AsyncClient::connect(addr, dial, service, version, timeout)
+        let hello = Hello::new(service, version, Codec::Postcard);
+        let conn = AsyncClient::connect(addr, dial, &hello, timeout)
             .await
             .map_err(|e| connect_error(e, version))?;
         Ok(AsyncRpcClient {
             conn,
             service: service.into(),
+            codec: Codec::Postcard,
         })
     }
 
@@ -92,7 +111,8 @@ impl AsyncRpcClient {
         A: Serialize,
         R: DeserializeOwned + Send + 'static,
     {
-        let args = Args::encode(method, args)?;
+        let args = Args::encode(self.codec, args)
+            .map_err(|e| RpcError::decode(method, "arguments", false, e))?;
         let bytes = args.bytes();
         let conn = &self.conn;
         let reply = conn
@@ -101,6 +121,7 @@ impl AsyncRpcClient {
             .map_err(|e| RpcError::from_transport(method, e))?;
         let max = conn.max_payload_len(method);
         reply_result(
+            self.codec,
             method,
             &self.service,
             reply.status,

@@ -170,12 +170,13 @@ impl AsyncService {
         Fut: Future<Output = Result<R, E>> + Send + 'static,
     {
         let h: AsyncHandler = Arc::new(move |ctx, bytes| {
-            let args: A = match decode_args(&bytes) {
+            let codec = ctx.codec;
+            let args: A = match decode_args(codec, &bytes) {
                 Ok(a) => a,
                 Err(o) => return Box::pin(std::future::ready(o)),
             };
             let fut = f(args, ctx);
-            Box::pin(async move { outcome(fut.await) })
+            Box::pin(async move { outcome(codec, fut.await) })
         });
         self.base.methods.remove(name);
         self.async_methods.insert(name.to_owned(), h);
@@ -334,6 +335,7 @@ async fn run(call: AsyncCall, methods: &HashMap<String, Method>) -> (Status, Vec
         method: call.method,
         deadline: call.deadline,
         credentials: call.credentials,
+        codec: call.codec,
         gone: call.gone,
     };
     if ctx.expired() {

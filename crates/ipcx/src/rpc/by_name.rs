@@ -12,7 +12,7 @@ use crate::discovery::{self, Filter, Kind, MethodInfo, Registration, ServiceInfo
 use crate::pattern;
 
 /// The codecs an RPC method accepts today.
-const CODECS: &[&str] = &["postcard"];
+const CODECS: &[&str] = &["postcard", "msgpack"];
 
 /// A service's listing before it is bound: its name, version and methods; [`Pending::at`]
 /// lists it at the address it was bound to.

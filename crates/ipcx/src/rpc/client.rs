@@ -11,7 +11,7 @@ use super::codec::Args;
 use super::error::RpcError;
 use super::error::{connect_error, reply_result};
 use crate::pattern;
-use crate::pattern::reqrep::{Client, ConnectError, Status};
+use crate::pattern::reqrep::{Client, Codec, ConnectError, Hello, Status};
 use crate::wait::Wait;
 
 /// A typed RPC client, cheap to clone and usable from many threads at once (calls are
@@ -20,6 +20,7 @@ use crate::wait::Wait;
 pub struct RpcClient {
     inner: Client,
     service: String,
+    codec: Codec,
 }
 
 impl RpcClient {
@@ -30,8 +31,23 @@ impl RpcClient {
         version: u32,
         timeout: Duration,
     ) -> Result<RpcClient, RpcError> {
-        let r = Client::connect(addr, service, version, timeout);
-        Self::finish_connect(r, service, version)
+        Self::connect_with(addr, service, version, timeout, Codec::Postcard)
+    }
+
+    /// Connects to `addr` as a client of `service` version `version` calling in `codec`
+    /// ([`Codec::MsgPack`]: as a program in another language would; every server accepts
+    /// both codecs). A server that does not know `codec` refuses with
+    /// [`RpcError::UnknownCodec`].
+    pub fn connect_with(
+        addr: &str,
+        service: &str,
+        version: u32,
+        timeout: Duration,
+        codec: Codec,
+    ) -> Result<RpcClient, RpcError> {
+        let hello = Hello::new(service, version, codec);
+        let r = Client::connect_hello(addr, &hello, timeout);
+        Self::finish_connect(r, service, version, codec)
     }
 
     /// Connects to `addr` (`tcp:HOST:PORT`) over TLS: the server's certificate must be valid
@@ -50,24 +66,22 @@ impl RpcClient {
     ) -> Result<RpcClient, RpcError> {
         let link = crate::channel::transport::tls::connect(addr, server_name, config, timeout)
             .map_err(|e| RpcError::from_transport("(connect)", e))?;
-        let hello = crate::pattern::reqrep::Hello {
-            protocol: crate::pattern::reqrep::PROTOCOL_VERSION,
-            service: service.to_owned(),
-            version,
-        };
+        let hello = Hello::new(service, version, Codec::Postcard);
         let r = Client::connect_link(link, addr, &hello, timeout);
-        Self::finish_connect(r, service, version)
+        Self::finish_connect(r, service, version, Codec::Postcard)
     }
 
     fn finish_connect(
         r: Result<Client, ConnectError>,
         service: &str,
         version: u32,
+        codec: Codec,
     ) -> Result<RpcClient, RpcError> {
         let inner = r.map_err(|e| connect_error(e, version))?;
         Ok(RpcClient {
             inner,
             service: service.to_owned(),
+            codec,
         })
     }
 
@@ -107,15 +121,22 @@ impl RpcClient {
             &mut dyn FnMut(Status, &[u8]) -> Result<R, RpcError>,
         ) -> Result<Result<R, RpcError>, pattern::Error>,
     ) -> Result<R, RpcError> {
-        let args = Args::encode(method, args)?;
+        let codec = self.codec;
+        let args = Args::encode(codec, args)
+            .map_err(|e| RpcError::decode(method, "arguments", false, e))?;
         let bytes = args.bytes();
         let max = self.inner.max_payload_len(method);
         let len = bytes.len();
         let service = &self.service;
         send(&self.inner, bytes, &mut |status, payload| {
-            reply_result(method, service, status, payload, len, max)
+            reply_result(codec, method, service, status, payload, len, max)
         })
         .map_err(|e| RpcError::from_transport(method, e))?
+    }
+
+    /// The codec this client calls in.
+    pub fn codec(&self) -> Codec {
+        self.codec
     }
 
     /// The raw request/reply client underneath.

@@ -1,12 +1,16 @@
-//! How arguments and results travel: postcard-encoded serde values, and what a handler's
-//! outcome becomes ([`Outcome`]).
+//! How arguments and results travel: serde values in the codec the caller named in its hello
+//! (postcard or MessagePack, see [`Codec`]), and what a handler's outcome becomes
+//! ([`Outcome`]).
+//!
+//! MessagePack values are written as other languages expect them: a struct as a map keyed by
+//! field name, a tuple (several arguments) as an array; either form of a struct is read.
 
 use std::fmt;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::error::RpcError;
+use crate::pattern::reqrep::Codec;
 
 /// What a handler produced: the encoded result, an application error, or arguments that did
 /// not decode.
@@ -16,15 +20,39 @@ pub(crate) enum Outcome {
     BadArgs(String),
 }
 
-/// Decodes a call's arguments; `Err` is the outcome of arguments that do not decode.
-pub(super) fn decode_args<A: DeserializeOwned>(bytes: &[u8]) -> Result<A, Outcome> {
-    postcard::from_bytes(bytes).map_err(|e| Outcome::BadArgs(e.to_string()))
+/// Decodes `bytes` in `codec`.
+pub(super) fn decode<T: DeserializeOwned>(codec: Codec, bytes: &[u8]) -> Result<T, String> {
+    match codec {
+        Codec::MsgPack => rmp_serde::from_slice(bytes).map_err(|e| e.to_string()),
+        _ => postcard::from_bytes(bytes).map_err(|e| e.to_string()),
+    }
 }
 
-/// The outcome of a handler that returned `r`, its result encoded.
-pub(super) fn outcome<R: Serialize, E: fmt::Display>(r: Result<R, E>) -> Outcome {
+/// Appends `v` encoded in `codec` to `out`.
+pub(super) fn encode_into<T: Serialize + ?Sized>(
+    codec: Codec,
+    v: &T,
+    out: Vec<u8>,
+) -> Result<Vec<u8>, String> {
+    match codec {
+        Codec::MsgPack => {
+            let mut out = out;
+            rmp_serde::encode::write_named(&mut out, v).map_err(|e| e.to_string())?;
+            Ok(out)
+        }
+        _ => postcard::to_extend(v, out).map_err(|e| e.to_string()),
+    }
+}
+
+/// Decodes a call's arguments; `Err` is the outcome of arguments that do not decode.
+pub(super) fn decode_args<A: DeserializeOwned>(codec: Codec, bytes: &[u8]) -> Result<A, Outcome> {
+    decode(codec, bytes).map_err(Outcome::BadArgs)
+}
+
+/// The outcome of a handler that returned `r`, its result encoded in `codec`.
+pub(super) fn outcome<R: Serialize, E: fmt::Display>(codec: Codec, r: Result<R, E>) -> Outcome {
     match r {
-        Ok(r) => match postcard::to_allocvec(&r) {
+        Ok(r) => match encode_into(codec, &r, Vec::new()) {
             Ok(b) => Outcome::Ok(b),
             Err(e) => encode_failed(e),
         },
@@ -33,7 +61,7 @@ pub(super) fn outcome<R: Serialize, E: fmt::Display>(r: Result<R, E>) -> Outcome
 }
 
 /// The outcome of a result the server could not encode.
-pub(super) fn encode_failed(e: postcard::Error) -> Outcome {
+pub(super) fn encode_failed(e: String) -> Outcome {
     Outcome::App(format!("the server could not encode the result: {e}"))
 }
 
@@ -45,20 +73,28 @@ pub(super) struct Args {
 }
 
 impl Args {
-    /// Encodes the arguments `args` of `method`.
-    pub(super) fn encode<A: Serialize>(method: &str, args: &A) -> Result<Args, RpcError> {
-        let err = |e: postcard::Error| RpcError::decode(method, "arguments", false, e.to_string());
+    /// Encodes the arguments `args` in `codec` (`Err`: the encoder's message).
+    pub(super) fn encode<A: Serialize>(codec: Codec, args: &A) -> Result<Args, String> {
         let mut a = Args {
             small: [0u8; 256],
             len: 0,
             heap: None,
         };
+        if codec == Codec::MsgPack {
+            let mut rest = &mut a.small[..];
+            match rmp_serde::encode::write_named(&mut rest, args) {
+                Ok(()) => a.len = 256 - rest.len(),
+                // Too large for the stack (or not encodable: then the heap says why).
+                Err(_) => a.heap = Some(encode_into(codec, args, Vec::new())?),
+            }
+            return Ok(a);
+        }
         match postcard::to_slice(args, &mut a.small) {
             Ok(b) => a.len = b.len(),
             Err(postcard::Error::SerializeBufferFull) => {
-                a.heap = Some(postcard::to_allocvec(args).map_err(err)?);
+                a.heap = Some(postcard::to_allocvec(args).map_err(|e| e.to_string())?);
             }
-            Err(e) => return Err(err(e)),
+            Err(e) => return Err(e.to_string()),
         }
         Ok(a)
     }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::pattern::reqrep::Codec;
 use crate::socket::Credentials;
 
 /// What a handler knows about its call.
@@ -16,6 +17,8 @@ pub struct CallContext {
     pub deadline: Option<Instant>,
     /// The caller's kernel-verified credentials (Unix sockets).
     pub credentials: Option<Credentials>,
+    /// The codec the caller calls in (its arguments came in it, its result goes back in it).
+    pub codec: Codec,
     pub(super) gone: Arc<AtomicBool>,
 }
 

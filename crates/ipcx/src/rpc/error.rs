@@ -3,7 +3,7 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::pattern::reqrep::{ConnectError, Refusal, Status};
+use crate::pattern::reqrep::{Codec, ConnectError, Refusal, Status};
 use crate::pattern::{self, reqrep};
 
 /// Why a call (or connecting) failed.
@@ -71,6 +71,12 @@ pub enum RpcError {
     #[error("permission denied: {message}")]
     Denied {
         /// The server's explanation.
+        message: String,
+    },
+    /// The server does not know the codec this client asked for in its hello.
+    #[error("unknown codec: {message}")]
+    UnknownCodec {
+        /// The server's explanation (the codecs it speaks).
         message: String,
     },
     /// The handler panicked; the server is still running.
@@ -152,6 +158,7 @@ pub(super) fn connect_error(e: ConnectError, version: u32) -> RpcError {
                 message: r.message,
             },
             Refusal::WrongService => RpcError::WrongService { message: r.message },
+            Refusal::UnknownCodec => RpcError::UnknownCodec { message: r.message },
             _ => RpcError::Denied { message: r.message },
         },
         #[allow(unreachable_patterns)]
@@ -162,9 +169,10 @@ pub(super) fn connect_error(e: ConnectError, version: u32) -> RpcError {
     }
 }
 
-/// Turns a reply into the call's result (`args_len`: the length of the encoded arguments,
-/// `max`: the largest the server accepts).
+/// Turns a reply into the call's result, decoded in `codec` (`args_len`: the length of the
+/// encoded arguments, `max`: the largest the server accepts).
 pub(super) fn reply_result<R: DeserializeOwned>(
+    codec: Codec,
     method: &str,
     service: &str,
     status: Status,
@@ -174,8 +182,8 @@ pub(super) fn reply_result<R: DeserializeOwned>(
 ) -> Result<R, RpcError> {
     let text = || String::from_utf8_lossy(payload).into_owned();
     match status {
-        Status::Ok => postcard::from_bytes(payload)
-            .map_err(|e| RpcError::decode(method, "result", false, e.to_string())),
+        Status::Ok => super::codec::decode(codec, payload)
+            .map_err(|e| RpcError::decode(method, "result", false, e)),
         Status::AppError => Err(RpcError::Remote {
             method: method.into(),
             message: text(),

@@ -23,10 +23,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! * **Wire**: arguments and results are postcard-encoded serde values inside
-//!   [`reqrep`](crate::pattern::reqrep) frames; the connection starts with a versioned
-//!   handshake (protocol version, service name, service version): a mismatch fails at connect
-//!   with [`RpcError::VersionMismatch`] (or [`RpcError::WrongService`]) saying both versions.
+//! * **Wire**: arguments and results are serde values inside
+//!   [`reqrep`](crate::pattern::reqrep) frames, encoded in the [`Codec`] the client named in
+//!   its hello: postcard by default, MessagePack ([`RpcClient::connect_with`]) for programs in
+//!   other languages. Every server answers both, each connection in its own codec, with no
+//!   change to the service's code (the repository's `docs/PROTOCOL.md` specifies the wire).
+//!   The connection starts with a versioned handshake (protocol version, service name, service
+//!   version, codec): a mismatch fails at connect with [`RpcError::VersionMismatch`] (or
+//!   [`RpcError::WrongService`], [`RpcError::UnknownCodec`]) saying why.
 //! * **Deadlines**: every call has one. Past it the call fails with [`RpcError::Timeout`]; the
 //!   server does not start a call whose deadline passed, and handlers registered with
 //!   [`Service::method_ctx`] see it ([`CallContext::deadline`], [`CallContext::expired`]) and
@@ -73,6 +77,7 @@ mod async_client;
 #[cfg(feature = "tokio")]
 mod async_service;
 
+pub use crate::pattern::reqrep::Codec;
 pub use client::RpcClient;
 pub use context::CallContext;
 pub use error::RpcError;

@@ -10,19 +10,20 @@ use std::time::Instant;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::codec::{Outcome, decode_args, encode_failed, outcome};
+use super::codec::{Outcome, decode_args, encode_failed, encode_into, outcome};
 use super::context::CallContext;
 use crate::channel::Endpoint;
 use crate::pattern;
-use crate::pattern::reqrep::{self, Peer, Server, ServerOptions, Status};
+use crate::pattern::reqrep::{self, Codec, Peer, Server, ServerOptions, Status};
 
 pub(super) type Handler = Arc<dyn Fn(&CallContext, &[u8]) -> Outcome + Send + Sync>;
 
 /// A method's handler for the thread-based server: it decodes the arguments where they lie
 /// and encodes the result into the connection thread's reply buffer (`Outcome::Ok` with an
 /// empty vector: the result is in the buffer). It sees a [`CallContext`] only if it asked for
-/// one (`method_ctx`).
-type InPlace = Arc<dyn Fn(Option<&CallContext>, &[u8], &mut Vec<u8>) -> Outcome + Send + Sync>;
+/// one (`method_ctx`). The arguments and the result are in the caller's codec.
+type InPlace =
+    Arc<dyn Fn(Option<&CallContext>, Codec, &[u8], &mut Vec<u8>) -> Outcome + Send + Sync>;
 
 /// A registered method: the handler for the async server and the in-place one.
 #[derive(Clone)]
@@ -90,7 +91,8 @@ impl Service {
         let mut s = self.method_ctx(name, move |_ctx: &CallContext, a: A| f(a));
         if let Some(m) = s.methods.get_mut(name) {
             m.wants_ctx = false;
-            m.in_place = Arc::new(move |_ctx, bytes, out| run_in_place(bytes, out, |a| f2(a)));
+            m.in_place =
+                Arc::new(move |_ctx, codec, bytes, out| run_in_place(codec, bytes, out, |a| f2(a)));
         }
         s
     }
@@ -105,12 +107,12 @@ impl Service {
     {
         let f = Arc::new(f);
         let f2 = f.clone();
-        let in_place: InPlace = Arc::new(move |ctx, bytes, out| match ctx {
-            Some(ctx) => run_in_place(bytes, out, |a| f2(ctx, a)),
+        let in_place: InPlace = Arc::new(move |ctx, codec, bytes, out| match ctx {
+            Some(ctx) => run_in_place(codec, bytes, out, |a| f2(ctx, a)),
             None => Outcome::App("internal error: no call context".into()),
         });
-        let h: Handler = Arc::new(move |ctx, bytes| match decode_args(bytes) {
-            Ok(args) => outcome(f(ctx, args)),
+        let h: Handler = Arc::new(move |ctx, bytes| match decode_args(ctx.codec, bytes) {
+            Ok(args) => outcome(ctx.codec, f(ctx, args)),
             Err(o) => o,
         });
         self.methods.insert(
@@ -208,10 +210,11 @@ impl Service {
             method: call.method.to_owned(),
             deadline: call.deadline,
             credentials: call.peer.credentials,
+            codec: call.codec,
             gone: call.gone.clone(),
         });
         let r = catch_unwind(AssertUnwindSafe(|| {
-            (m.in_place)(ctx.as_ref(), call.payload, out)
+            (m.in_place)(ctx.as_ref(), call.codec, call.payload, out)
         }));
         match r {
             Ok(Outcome::Ok(b)) if b.is_empty() => Status::Ok,
@@ -227,8 +230,9 @@ impl Service {
 }
 
 /// Decodes the arguments in `bytes`, runs `f` and encodes its result into `out`
-/// (`Outcome::Ok` with an empty vector when it is there).
+/// (`Outcome::Ok` with an empty vector when it is there), both in `codec`.
 fn run_in_place<A, R, E>(
+    codec: Codec,
     bytes: &[u8],
     out: &mut Vec<u8>,
     f: impl FnOnce(A) -> Result<R, E>,
@@ -238,12 +242,12 @@ where
     R: Serialize,
     E: fmt::Display,
 {
-    let args: A = match decode_args(bytes) {
+    let args: A = match decode_args(codec, bytes) {
         Ok(a) => a,
         Err(o) => return o,
     };
     match f(args) {
-        Ok(r) => match postcard::to_extend(&r, std::mem::take(out)) {
+        Ok(r) => match encode_into(codec, &r, std::mem::take(out)) {
             Ok(b) => {
                 *out = b;
                 Outcome::Ok(Vec::new())

@@ -20,8 +20,9 @@ pub fn ready(modules: &str) -> bool {
         .is_ok_and(|s| s.success());
     if !ok {
         let msg = format!(
-            "python3 cannot import {modules}: pip install posix_ipc sysv_ipc \
-             (IPCX_INTEROP=1 makes this a failure)"
+            "python3 cannot import {modules}: pip install {} \
+             (IPCX_INTEROP=1 makes this a failure)",
+            modules.replace(',', "")
         );
         if std::env::var("IPCX_INTEROP").as_deref() == Ok("1") {
             panic!("IPCX_INTEROP=1 but {msg}");

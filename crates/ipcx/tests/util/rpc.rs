@@ -116,6 +116,7 @@ pub fn assert_version_and_service_refusals(a: &str) {
         protocol: 99,
         service: "calc".into(),
         version: 1,
+        codec: 0,
     };
     match Client::connect_hello(a, &hello, LONG) {
         Err(ConnectError::Refused(r)) => {

@@ -14,7 +14,7 @@ use super::client::Reply;
 use super::handshake::{self, ConnectError};
 use super::session::{Read, Session, Waiting};
 use super::transport::{self, BoxRead, BoxWrite};
-use super::wire::{self, DecodeError, Frame};
+use super::wire::{self, DecodeError, Frame, Hello};
 use crate::channel::Connection as Link;
 use crate::framing::{self, FrameDecoder};
 use crate::pattern::Error;
@@ -83,20 +83,19 @@ impl AsyncClient {
         }
     }
 
-    /// Connects to `addr` as `dial` says, as a client of `service` version `version`,
-    /// giving up after `timeout`.
+    /// Connects to `addr` as `dial` says, introducing itself with `hello`, giving up after
+    /// `timeout`.
     pub(crate) async fn connect(
         addr: &str,
         dial: Dial,
-        service: &str,
-        version: u32,
+        hello: &Hello,
         timeout: Duration,
     ) -> Result<Arc<AsyncClient>, ConnectError> {
         let stream: transport::Connecting<'_> =
             match dial {
                 Dial::Plain => {
                     if transport::is_ring(addr)? {
-                        return Self::connect_ring(addr, service, version, timeout).await;
+                        return Self::connect_ring(addr, hello, timeout).await;
                     }
                     Box::pin(transport::connect_stream(addr))
                 }
@@ -110,7 +109,7 @@ impl AsyncClient {
             };
         let go = async {
             let (r, w) = stream.await?;
-            Self::over_stream(r, w, addr, service, version).await
+            Self::over_stream(r, w, addr, hello).await
         };
         tokio::time::timeout(timeout, go)
             .await
@@ -122,11 +121,10 @@ impl AsyncClient {
         mut r: BoxRead,
         mut w: BoxWrite,
         addr: &str,
-        service: &str,
-        version: u32,
+        hello: &Hello,
     ) -> Result<Arc<AsyncClient>, ConnectError> {
         let frame = framing::encode_frame(
-            &Frame::Hello(handshake::hello(service, version)).encode(),
+            &Frame::Hello(hello.clone()).encode(),
             framing::DEFAULT_MAX_FRAME_LEN,
         )
         .map_err(|e| Error::from(crate::socket::SocketError::from(e)))?;
@@ -171,11 +169,10 @@ impl AsyncClient {
     /// blocking pool, then the reader and writer threads start.
     async fn connect_ring(
         addr: &str,
-        service: &str,
-        version: u32,
+        hello: &Hello,
         timeout: Duration,
     ) -> Result<Arc<AsyncClient>, ConnectError> {
-        let (addr_s, h) = (addr.to_owned(), handshake::hello(service, version));
+        let (addr_s, h) = (addr.to_owned(), hello.clone());
         let (link, reader, max_frame) = tokio::task::spawn_blocking(move || {
             let wait = Wait::timeout(timeout);
             let mut link = transport::connect(&addr_s, wait)?;

@@ -21,7 +21,7 @@ use super::options::ServerOptions;
 use super::request::Request;
 use super::server::Server;
 use super::transport::{self, AsyncAccepted, AsyncListener, AsyncStream, BoxRead, BoxWrite};
-use super::wire::{self, Frame, HANDSHAKE_TIMEOUT, Status};
+use super::wire::{self, Codec, Frame, HANDSHAKE_TIMEOUT, Status};
 use crate::channel::Endpoint;
 use crate::framing::{self, FrameDecoder};
 use crate::pattern::Error;
@@ -43,6 +43,8 @@ pub(crate) struct AsyncCall {
     pub(crate) credentials: Option<Credentials>,
     /// Becomes true when the caller's connection ends.
     pub(crate) gone: Arc<AtomicBool>,
+    /// The codec the caller named in its hello.
+    pub(crate) codec: Codec,
 }
 
 /// The reply a handler computes: its status and payload.
@@ -251,6 +253,7 @@ async fn serve_conn(
         },
         _ => return,
     };
+    let codec = Codec::from_tag(hello.codec).unwrap_or_default();
     let (answer, refused) = match handshake::answer(&hello, &shared.opts.admission(), &peer) {
         Ok(welcome) => (welcome, false),
         Err((refusal, _)) => (refusal, true),
@@ -297,6 +300,7 @@ async fn serve_conn(
                     deadline: wire::deadline_of(deadline_ms),
                     credentials: peer.credentials,
                     gone: gone.clone(),
+                    codec,
                 };
                 let (reply, tx) = ((shared.handler)(call), tx.clone());
                 calls.spawn(async move {
@@ -355,6 +359,7 @@ async fn bridge_loop(
                         deadline: req.deadline,
                         credentials: req.peer.credentials,
                         gone: req.caller_gone_flag(),
+                        codec: req.codec,
                     };
                     let reply = (shared.handler)(call);
                     calls.spawn(async move {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::handshake::{self, ConnectError};
 use super::session::{Read, Session, Waiting};
 use super::transport;
-use super::wire::{self, Hello, Status};
+use super::wire::{self, Codec, Hello, Status};
 use crate::channel::Connection as Link;
 use crate::pattern::Error;
 use crate::poison::lock;
@@ -153,7 +153,11 @@ impl Client {
         version: u32,
         timeout: Duration,
     ) -> Result<Client, ConnectError> {
-        Self::connect_hello(addr, &handshake::hello(service, version), timeout)
+        Self::connect_hello(
+            addr,
+            &Hello::new(service, version, Codec::Postcard),
+            timeout,
+        )
     }
 
     /// Connects with an explicit hello (tests use it to speak another protocol version).

@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use super::handshake::{self, Peer};
 use super::options::ServerOptions;
 use super::request::{Call, Request, Writer, send_reply};
-use super::wire::{self, Frame, HANDSHAKE_TIMEOUT, Status};
+use super::wire::{self, Codec, Frame, HANDSHAKE_TIMEOUT, Status};
 use crate::channel::{Connection as Link, Listener};
 use crate::pattern::Error;
 use crate::poison::lock;
@@ -33,6 +33,8 @@ pub(super) struct ConnInner {
     pub(super) writer: Writer,
     pub(super) gone: Arc<AtomicBool>,
     pub(super) peer: Arc<Peer>,
+    /// The codec the client named in its hello.
+    pub(super) codec: Codec,
 }
 
 impl ConnInner {
@@ -45,6 +47,7 @@ impl ConnInner {
             deadline: wire::deadline_of(deadline_ms),
             peer: &self.peer,
             gone: &self.gone,
+            codec: self.codec,
             id,
         })
     }
@@ -97,6 +100,7 @@ impl Connection {
             name: link.peer_name(),
         };
         let wait = Wait::timeout(HANDSHAKE_TIMEOUT);
+        let codec = Codec::from_tag(hello.codec).unwrap_or_default();
         match handshake::answer(&hello, &opts.admission(), &peer) {
             Ok(welcome) => link.send_frame_wait(&welcome.encode(), wait)?,
             Err((refusal, message)) => {
@@ -105,11 +109,16 @@ impl Connection {
             }
         }
         let reader = link.take_reading_half()?;
-        Ok(Connection::new(reader, link, Arc::new(peer)))
+        Ok(Connection::new(reader, link, Arc::new(peer), codec))
     }
 
     /// A connection past its handshake: `reader` and `writer` are its two halves.
-    pub(super) fn new(reader: Box<dyn Link>, writer: Box<dyn Link>, peer: Arc<Peer>) -> Connection {
+    pub(super) fn new(
+        reader: Box<dyn Link>,
+        writer: Box<dyn Link>,
+        peer: Arc<Peer>,
+        codec: Codec,
+    ) -> Connection {
         Connection {
             inner: Arc::new(ConnInner {
                 reader: Mutex::new(Some(reader)),
@@ -122,6 +131,7 @@ impl Connection {
                 writer: Arc::new(Mutex::new(writer)),
                 gone: Arc::new(AtomicBool::new(false)),
                 peer,
+                codec,
             }),
         }
     }
@@ -264,6 +274,7 @@ impl Connection {
             payload,
             deadline: wire::deadline_of(deadline_ms),
             peer: self.inner.peer.clone(),
+            codec: self.inner.codec,
             id,
             writer: self.inner.writer.clone(),
             gone: self.inner.gone.clone(),

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::wire::{Frame, Hello, PROTOCOL_VERSION, Refusal};
+use super::wire::{Codec, Frame, Hello, PROTOCOL_VERSION, Refusal};
 use crate::channel::Connection as Link;
 use crate::pattern::Error;
 use crate::socket::Credentials;
@@ -61,15 +61,6 @@ pub(crate) struct Admission<'a> {
     pub(crate) trust: &'a Trust,
     /// The largest request frame accepted (told to the client in the welcome).
     pub(crate) max_request_len: usize,
-}
-
-/// The hello of a client of `service` version `version`.
-pub(crate) fn hello(service: &str, version: u32) -> Hello {
-    Hello {
-        protocol: PROTOCOL_VERSION,
-        service: service.to_owned(),
-        version,
-    }
 }
 
 /// The server's answer to a hello, as the client at `addr` reads it: the largest request
@@ -147,6 +138,15 @@ fn check_hello(
             format!(
                 "wire protocol version mismatch: client speaks {}, server speaks {PROTOCOL_VERSION}; upgrade one side",
                 hello.protocol
+            ),
+        ));
+    }
+    if Codec::from_tag(hello.codec).is_none() {
+        return Err((
+            Refusal::UnknownCodec,
+            format!(
+                "unknown codec tag {}: this server speaks 0 (postcard) and 1 (msgpack)",
+                hello.codec
             ),
         ));
     }

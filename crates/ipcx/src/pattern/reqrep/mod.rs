@@ -66,11 +66,15 @@
 //! Integers are big-endian.
 //! ```text
 //! hello     'I' 'P' 'C' 'X' 'R' 'Q' proto:u16 service_version:u32 service_len:u16 service
+//!           [codec:u8] (absent: 0, postcard; 1: MessagePack)
 //! welcome   0x10 max_frame:u32
 //! refused   0x11 reason:u8 server_proto:u16 server_version:u32 msg_len:u16 msg
 //! request   0x01 id:u64 deadline_ms:u32 (0: none) method_len:u16 method payload
 //! reply     0x02 id:u64 status:u8 payload
 //! ```
+//! Payloads are opaque here; the typed layer encodes them in the connection's [`Codec`],
+//! which the client names in its hello and the server answers in. The whole protocol, for
+//! writing a client in another language, is in the repository's `docs/PROTOCOL.md`.
 
 mod client;
 mod connection;
@@ -95,4 +99,4 @@ pub use request::{Call, Request};
 pub use server::Server;
 #[cfg(feature = "tls")]
 pub(crate) use transport::check_tls;
-pub use wire::{DecodeError, Frame, Hello, MAX_NAME_LEN, PROTOCOL_VERSION, Refusal, Status};
+pub use wire::{Codec, DecodeError, Frame, Hello, MAX_NAME_LEN, PROTOCOL_VERSION, Refusal, Status};

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::handshake::Peer;
-use super::wire::{self, Status};
+use super::wire::{self, Codec, Status};
 use crate::channel::Connection as Link;
 use crate::pattern::Error;
 use crate::poison::lock;
@@ -30,6 +30,9 @@ pub struct Call<'a> {
     pub peer: &'a Arc<Peer>,
     /// Becomes true when the caller's connection ends (see [`Request::caller_gone`]).
     pub gone: &'a Arc<AtomicBool>,
+    /// The codec the caller named in its hello: its payload is in it, and so must the
+    /// reply's be.
+    pub codec: Codec,
     pub(super) id: u64,
 }
 
@@ -76,6 +79,9 @@ pub struct Request {
     pub deadline: Option<Instant>,
     /// Who sent it.
     pub peer: Arc<Peer>,
+    /// The codec the caller named in its hello: its payload is in it, and so must the
+    /// reply's be.
+    pub codec: Codec,
     pub(super) id: u64,
     pub(super) writer: Writer,
     pub(super) gone: Arc<AtomicBool>,

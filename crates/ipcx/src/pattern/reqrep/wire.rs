@@ -107,6 +107,8 @@ pub enum Refusal {
     ServiceVersion,
     /// The authorisation hook said no.
     Denied,
+    /// The hello named a codec the server does not know.
+    UnknownCodec,
 }
 
 impl Refusal {
@@ -116,6 +118,7 @@ impl Refusal {
             Refusal::WrongService => 2,
             Refusal::ServiceVersion => 3,
             Refusal::Denied => 4,
+            Refusal::UnknownCodec => 5,
         }
     }
     fn from_u8(b: u8) -> Option<Refusal> {
@@ -124,8 +127,49 @@ impl Refusal {
             2 => Refusal::WrongService,
             3 => Refusal::ServiceVersion,
             4 => Refusal::Denied,
+            5 => Refusal::UnknownCodec,
             _ => return None,
         })
+    }
+}
+
+/// How a connection's arguments and results are encoded: the codec a client names in its
+/// hello, which the server answers in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[non_exhaustive]
+pub enum Codec {
+    /// postcard (tag 0): the default between Rust programs.
+    #[default]
+    Postcard,
+    /// MessagePack (tag 1): for any language. Structs travel as maps keyed by field name,
+    /// tuples (several arguments) as arrays.
+    MsgPack,
+}
+
+impl Codec {
+    /// The codec's tag on the wire.
+    pub fn tag(self) -> u8 {
+        match self {
+            Codec::Postcard => 0,
+            Codec::MsgPack => 1,
+        }
+    }
+
+    /// The codec of a wire tag (`None`: a tag this build does not know).
+    pub fn from_tag(tag: u8) -> Option<Codec> {
+        Some(match tag {
+            0 => Codec::Postcard,
+            1 => Codec::MsgPack,
+            _ => return None,
+        })
+    }
+
+    /// The codec's name (`postcard`, `msgpack`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Postcard => "postcard",
+            Codec::MsgPack => "msgpack",
+        }
     }
 }
 
@@ -138,6 +182,23 @@ pub struct Hello {
     pub service: String,
     /// Service version.
     pub version: u32,
+    /// The tag of the codec the client calls in ([`Codec::tag`]; a server refuses a tag it
+    /// does not know with [`Refusal::UnknownCodec`]). Tag 0 (postcard) is not sent: a hello
+    /// without a tag means postcard, as in the first version of the protocol.
+    pub codec: u8,
+}
+
+impl Hello {
+    /// The hello of a client of `service` version `version` calling in `codec`, in this
+    /// build's protocol version.
+    pub fn new(service: &str, version: u32, codec: Codec) -> Hello {
+        Hello {
+            protocol: PROTOCOL_VERSION,
+            service: service.to_owned(),
+            version,
+            codec: codec.tag(),
+        }
+    }
 }
 
 /// One decoded frame.
@@ -248,11 +309,14 @@ impl Frame {
             let version = c.u32()?;
             let len = usize::from(c.u16()?);
             let service = c.name(len)?.to_owned();
+            // The codec tag is optional: absent, the client calls in postcard.
+            let codec = if c.0.is_empty() { 0 } else { c.u8()? };
             c.end()?;
             return Ok(Frame::Hello(Hello {
                 protocol,
                 service,
                 version,
+                codec,
             }));
         }
         let mut c = Cursor(bytes);
@@ -305,6 +369,9 @@ impl Frame {
                 out.extend_from_slice(&h.protocol.to_be_bytes());
                 out.extend_from_slice(&h.version.to_be_bytes());
                 put_name(&mut out, &h.service);
+                if h.codec != 0 {
+                    out.push(h.codec);
+                }
             }
             Frame::Welcome { max_frame } => {
                 out.push(0x10);
