@@ -118,7 +118,10 @@ fn a_service_appears_with_its_methods_and_disappears_when_killed() {
         .map(|m| m["name"].as_str().unwrap())
         .collect();
     assert_eq!(methods, ["add", "neg"]);
-    assert_eq!(s["methods"][0]["codecs"], serde_json::json!(["postcard", "msgpack"]));
+    assert_eq!(
+        s["methods"][0]["codecs"],
+        serde_json::json!(["postcard", "msgpack"])
+    );
 
     // The table: one row with every column.
     let table = stdout(&succeeded(run(&["ls", "--services"])));

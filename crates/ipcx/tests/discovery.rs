@@ -73,7 +73,11 @@ fn a_served_service_is_listed_until_it_is_killed() {
     );
     let methods: Vec<_> = s.methods.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(methods, ["add", "mul"]);
-    assert!(s.methods.iter().all(|m| m.codecs == ["postcard", "msgpack"]));
+    assert!(
+        s.methods
+            .iter()
+            .all(|m| m.codecs == ["postcard", "msgpack"])
+    );
     // Filters.
     assert_eq!(
         discovery::discover(&Filter::new().name(&name).kind(Kind::Rpc)).len(),
