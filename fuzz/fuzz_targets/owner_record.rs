@@ -7,12 +7,7 @@ use ipcx::registry::{Identity, entry_name, parse_record, record_line};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    // The first line is the record's file name, the rest its content.
-    let (entry, text) = match data.iter().position(|&b| b == b'\n') {
-        Some(i) => (&data[..i], &data[i + 1..]),
-        None => (&b""[..], data),
-    };
-    let entry = String::from_utf8_lossy(entry);
+    let (entry, text) = ipcx_fuzz::split_entry(data);
     if let Some(r) = parse_record(&entry, text, 7) {
         assert!(r.pid > 0);
         assert_eq!(entry_name(&r.object), entry);

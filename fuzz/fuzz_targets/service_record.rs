@@ -8,12 +8,7 @@ use ipcx::discovery::{parse_record, record_line};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    // The first line is the record's file name, the rest its content.
-    let (entry, text) = match data.iter().position(|&b| b == b'\n') {
-        Some(i) => (&data[..i], &data[i + 1..]),
-        None => (&b""[..], data),
-    };
-    let entry = String::from_utf8_lossy(entry);
+    let (entry, text) = ipcx_fuzz::split_entry(data);
     if let Ok((s, ns)) = parse_record(&entry, text, 7) {
         assert!(s.pid > 0 && !s.alive);
         assert_eq!(s.uid, 7);

@@ -144,27 +144,26 @@ fn mailbox_producer_and_consumer_over_the_ring() {
     mailbox_round(&format!("shm:{name}"), &format!("/dev/shm{name}"));
 }
 
-#[test]
-fn pubsub_publisher_and_subscriber() {
-    let addr = format!("unix:@{}", unique("prices"));
-    let mut publisher = Running::start(env!("CARGO_BIN_EXE_pubsub-publisher"), &[&addr, "1"]);
+/// A publisher at `addr` and a subscriber to the `eur.` topic: the subscriber sees exactly the
+/// three `eur.` prices.
+fn pubsub_round(addr: &str) {
+    let mut publisher = Running::start(env!("CARGO_BIN_EXE_pubsub-publisher"), &[addr, "1"]);
     publisher.expect_line("publishing on");
-    let sub = Running::start(env!("CARGO_BIN_EXE_pubsub-subscriber"), &[&addr, "eur."]);
+    let sub = Running::start(env!("CARGO_BIN_EXE_pubsub-subscriber"), &[addr, "eur."]);
     let out = sub.finish();
     assert_eq!(out, ["eur.usd = 1.08", "eur.usd = 1.09", "eur.usd = 1.07"]);
     publisher.finish();
 }
 
 #[test]
+fn pubsub_publisher_and_subscriber() {
+    pubsub_round(&format!("unix:@{}", unique("prices")));
+}
+
+#[test]
 fn pubsub_publisher_and_subscriber_over_the_ring() {
     let name = format!("/{}", unique("ringprices"));
-    let addr = format!("shm:{name}");
-    let mut publisher = Running::start(env!("CARGO_BIN_EXE_pubsub-publisher"), &[&addr, "1"]);
-    publisher.expect_line("publishing on");
-    let sub = Running::start(env!("CARGO_BIN_EXE_pubsub-subscriber"), &[&addr, "eur."]);
-    let out = sub.finish();
-    assert_eq!(out, ["eur.usd = 1.08", "eur.usd = 1.09", "eur.usd = 1.07"]);
-    publisher.finish();
+    pubsub_round(&format!("shm:{name}"));
     assert!(!std::path::Path::new(&format!("/dev/shm{name}")).exists());
 }
 
