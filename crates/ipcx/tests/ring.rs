@@ -577,3 +577,39 @@ fn another_users_ring_is_refused_and_never_removed() {
         "a subscriber that did not create the ring removed it"
     );
 }
+
+/// A creator and another participant that leave at the same moment never leave the name
+/// behind: one of them always sees it is last and removes it. Both threads spin on one flag so
+/// that their leaving overlaps as closely as the machine allows.
+#[test]
+fn creator_and_subscriber_leaving_together_leave_no_name_behind() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let opts = Options::new().capacity(64 * 1024);
+    let rounds: u32 = std::env::var("IPCX_LEAVE_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
+    let name = format!("/{}", util::unique("leave"));
+    let _c = cleanup(&name);
+    let ready = AtomicU32::new(0);
+    for round in 0..rounds {
+        let p = Publisher::create(&name, &opts).unwrap();
+        let s = Subscriber::open(&name, &opts).unwrap();
+        ready.store(0, Ordering::SeqCst);
+        std::thread::scope(|t| {
+            t.spawn(|| {
+                ready.fetch_add(1, Ordering::SeqCst);
+                while ready.load(Ordering::SeqCst) < 2 {
+                    std::hint::spin_loop();
+                }
+                drop(s);
+            });
+            ready.fetch_add(1, Ordering::SeqCst);
+            while ready.load(Ordering::SeqCst) < 2 {
+                std::hint::spin_loop();
+            }
+            drop(p);
+        });
+        assert!(gone(&name), "round {round}: {name} left behind");
+    }
+}

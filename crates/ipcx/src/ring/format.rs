@@ -40,8 +40,9 @@ pub(crate) struct Header {
     pub(crate) ready: AtomicU32,
     /// How many publishers ever attached (so subscribers can tell "gone" from "not yet").
     pub(crate) writer_epoch: AtomicU32,
-    /// Set by the creator when it leaves while other participants remain: the last of them
-    /// removes the name (a participant that did not create the ring removes it only then).
+    /// Set by the creator as it leaves (before it gives up its place): from then on, the last
+    /// participant to leave removes the name (a participant that did not create the ring
+    /// removes it only then).
     /// It lives in what was padding: older builds ignore it.
     pub(crate) orphaned: AtomicU32,
 }

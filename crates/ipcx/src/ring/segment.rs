@@ -3,7 +3,7 @@
 #![allow(unsafe_code)] // the shared-memory exception: typed views of the mapped segment
 
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering, fence};
 use std::time::{Duration, Instant};
 
 use ipcx_ring::{Ctl, Cursor, Data, FREE, Params, WorkCtl, WorkQueue, WorkSlot};
@@ -381,20 +381,27 @@ impl Segment {
     /// Releases `me` and, when it was the last participant, removes the name (if it still
     /// names this segment).
     pub(crate) fn leave(&self, me: &Cursor) {
+        // The creator says it is leaving before it gives up its place, so that a participant
+        // leaving at the same moment either sees the creator still there (and the creator then
+        // sees it gone) or sees `orphaned` (and removes the name itself).
+        if self.created && !self.persist {
+            self.header().orphaned.store(1, Ordering::Relaxed);
+        }
         me.holding.store(0, Ordering::Relaxed);
         me.pid.store(0, Ordering::Relaxed);
         me.state.store(FREE, Ordering::Release);
         if self.persist {
             return;
         }
+        // Each leaver stores its own FREE and then reads the others' places: with a SeqCst
+        // fence between on both sides, two participants leaving together cannot both miss
+        // each other's FREE, so the name is never left behind by nobody.
+        fence(Ordering::SeqCst);
         if self.others_alive(me) {
-            if self.created {
-                self.header().orphaned.store(1, Ordering::Release);
-            }
             return;
         }
         // Only the creator removes the name, or the last participant once the creator left.
-        if !self.created && self.header().orphaned.load(Ordering::Acquire) != 1 {
+        if !self.created && self.header().orphaned.load(Ordering::Relaxed) != 1 {
             return;
         }
         let Some(fd) = &self.fd else {
