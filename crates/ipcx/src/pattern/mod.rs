@@ -29,6 +29,8 @@
 //! its own cursor, with no copy per subscriber in the publisher. Each module's docs list what
 //! differs between the transports.
 
+use std::time::Duration;
+
 use crate::wait::Wait;
 
 pub mod direct;
@@ -40,6 +42,10 @@ pub mod reqrep;
 /// Why a pattern operation failed: the channel layer's [`crate::channel::Error`], one
 /// vocabulary for transports and patterns. Each message says what to do about it.
 pub use crate::channel::Error;
+
+/// How long each end of a pattern connection (pub/sub, push/pull, request/reply) waits for
+/// the other during the handshake.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Maps a ring error onto the pattern's named cases; `what` names the object (`mailbox
 /// shm:/jobs`), `hint` says what to do when it is missing.

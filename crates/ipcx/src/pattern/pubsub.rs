@@ -86,6 +86,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::Error;
+use super::HANDSHAKE_TIMEOUT;
 use crate::channel::{Address, Connection, Endpoint, Listener};
 use crate::poison::lock;
 use crate::ring;
@@ -134,7 +135,6 @@ pub const MAX_TOPICS: usize = 256;
 const HELLO: &[u8; 8] = b"IPCXSUB1";
 const WELCOME: u8 = 1;
 const MSG: u8 = 2;
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a publisher does when a subscriber's queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -61,6 +61,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::Error;
+use super::HANDSHAKE_TIMEOUT;
 use crate::channel::{Connection, Endpoint, Listener};
 use crate::poison::{lock, wait as cv_wait};
 use crate::wait::Wait;
@@ -75,7 +76,6 @@ const REFUSED: u8 = 0x11;
 const TASK: u8 = 0x01;
 const RESULT: u8 = 0x02;
 const CREDIT: u8 = 0x03;
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(100);
 
 fn be_u32(b: &[u8]) -> Option<u32> {

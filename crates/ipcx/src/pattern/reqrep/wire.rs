@@ -8,8 +8,7 @@ use super::super::Error;
 /// The wire protocol version this build speaks.
 pub const PROTOCOL_VERSION: u16 = 1;
 const MAGIC: &[u8; 6] = b"IPCXRQ";
-/// How long each end of a connection waits for the other during the handshake.
-pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) use crate::pattern::HANDSHAKE_TIMEOUT;
 /// Longest method or service name.
 pub const MAX_NAME_LEN: usize = 255;
 
