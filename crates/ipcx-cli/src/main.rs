@@ -8,6 +8,7 @@ mod cli;
 mod command;
 mod escape;
 mod exit;
+mod json;
 mod parse;
 mod target;
 

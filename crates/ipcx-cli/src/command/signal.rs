@@ -3,9 +3,10 @@
 use std::io::Write;
 use std::time::Duration;
 
-use ipcx::signal::{Process, SigCode, Signal, SignalReceiver};
+use ipcx::signal::{Process, SigCode, Signal, SignalInfo, SignalReceiver};
 use ipcx::wait::Wait;
 
+use crate::json;
 use crate::parse::parse_duration;
 
 /// Arguments of `ipcx signal`.
@@ -28,7 +29,7 @@ enum Action {
         #[arg(long, allow_hyphen_values = true)]
         value: Option<i32>,
     },
-    /// Print each signal received: name, sender pid and uid, value.
+    /// Print each signal received: name, sender pid and uid, value (when it carries one).
     Wait {
         /// The signals to wait for.
         #[arg(required = true)]
@@ -39,6 +40,11 @@ enum Action {
         /// Give up (exit 3) when no signal arrives within this long.
         #[arg(long, value_parser = parse_duration)]
         timeout: Option<Duration>,
+        /// Print one JSON object per signal as it arrives: `signal` (its name, as `kill -l`
+        /// spells it without `SIG`), `pid` and `uid` of the sender, and `value` when it was
+        /// queued with one (sigqueue, `ipcx signal send --value`).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -62,6 +68,7 @@ pub fn run(args: SignalArgs) -> anyhow::Result<()> {
             signals,
             count,
             timeout,
+            json,
         } => {
             let sigs = signals
                 .iter()
@@ -80,15 +87,41 @@ pub fn run(args: SignalArgs) -> anyhow::Result<()> {
                     }
                     other => other?,
                 };
-                let mut line = format!("{} pid={} uid={}", info.signal, info.pid, info.uid);
-                if info.code == SigCode::Queue {
-                    line.push_str(&format!(" value={}", info.value));
-                }
-                writeln!(out, "{line}")?;
-                out.flush()?;
+                print_signal(&mut out, &info, json)?;
                 n += 1;
             }
         }
     }
     Ok(())
+}
+
+/// A received signal as `signal wait --json` prints it.
+#[derive(serde::Serialize)]
+struct SignalRecord {
+    signal: String,
+    pid: i32,
+    uid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<i32>,
+}
+
+/// Prints one received signal: `USR1 pid=.. uid=.. [value=..]`, or with `json` the object
+/// `{"signal","pid","uid"[,"value"]}` (the value only when the signal was queued with one).
+fn print_signal(out: &mut impl Write, info: &SignalInfo, json: bool) -> std::io::Result<()> {
+    let value = (info.code == SigCode::Queue).then_some(info.value);
+    if json {
+        let record = SignalRecord {
+            signal: info.signal.to_string(),
+            pid: info.pid,
+            uid: info.uid,
+            value,
+        };
+        return json::line(out, &record);
+    }
+    let mut line = format!("{} pid={} uid={}", info.signal, info.pid, info.uid);
+    if let Some(v) = value {
+        line.push_str(&format!(" value={v}"));
+    }
+    writeln!(out, "{line}")?;
+    out.flush()
 }
