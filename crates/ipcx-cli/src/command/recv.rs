@@ -24,7 +24,8 @@ pub struct RecvArgs {
     #[arg(long)]
     pub count: Option<u64>,
     /// Print one JSON object per message: the payload as `text` (UTF-8) or `base64`, plus
-    /// priority, type, pid, uid, gid where the mechanism gives them.
+    /// `priority`, `type`, `pid`, `uid`, `gid` and `peer` (the sender's address) where the
+    /// mechanism gives them.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
