@@ -29,6 +29,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod bridge_row;
 pub mod channel;
 pub mod checksum;
 pub mod cpu;
