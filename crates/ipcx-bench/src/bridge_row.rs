@@ -199,49 +199,17 @@ impl Link for BridgedLink {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
     fn messages_go_through_the_bridge() {
-        let dir = std::env::temp_dir().join(format!("ipcx-bench-bridge-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let row = BridgeRow::new();
-        let ctx = RowContext {
-            payload: 4096,
-            dir: dir.clone(),
-            tag: format!("ipcx-bench-bridge-{}", std::process::id()),
-        };
-        let p = row.prepare(&ctx).unwrap();
-        let spec: Spec = serde_json::from_str(&p.spec).unwrap();
-        let peer_half = row.open(&p.spec, Side::Peer, 4096).unwrap();
-        let parent_half = row.open(&p.spec, Side::Parent, 4096).unwrap();
-        let wait = Wait::timeout(Duration::from_secs(10));
-        let echo = std::thread::spawn(move || {
-            let mut peer = peer_half.connect(wait).unwrap();
-            let mut buf = Vec::new();
-            for _ in 0..20 {
-                peer.recv(&mut buf, Wait::timeout(Duration::from_secs(10)))
-                    .unwrap();
-                peer.send(&buf, Wait::Forever).unwrap();
-            }
-        });
-        let mut parent = parent_half.connect(wait).unwrap();
-        let mut buf = Vec::new();
-        for seq in 0..20u64 {
-            let mut msg = seq.to_le_bytes().to_vec();
-            msg.resize(if seq % 2 == 0 { 8 } else { 4096 }, 7);
-            parent.send(&msg, wait).unwrap();
-            parent.recv(&mut buf, wait).unwrap();
-            assert_eq!(buf, msg);
-        }
-        echo.join().unwrap();
+        let (spec, echoed) = crate::echo_test::echo_twenty(&BridgeRow::new());
+        assert_eq!(echoed, 20);
+        let spec: Spec = serde_json::from_str(&spec).unwrap();
         // The parent sends to the bridge's source, not to the peer.
         let (to, _) = peer_endpoint(&redirect_parent(&spec.direct, &spec.via).unwrap()).unwrap();
         assert_eq!(to.to_string(), spec.via);
         let (peer, _) = peer_endpoint(&spec.direct).unwrap();
         assert_ne!(peer.to_string(), spec.via);
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

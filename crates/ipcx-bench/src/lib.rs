@@ -33,6 +33,8 @@ pub mod bridge_row;
 pub mod channel;
 pub mod checksum;
 pub mod cpu;
+#[cfg(test)]
+mod echo_test;
 pub mod fd_rows;
 pub mod histogram;
 pub mod mechanism;

@@ -536,51 +536,10 @@ mod tests {
     use super::*;
 
     fn round_trips(row: impl Mechanism) {
-        // One directory per row: the tests run in parallel and each removes its own.
-        let dir = std::env::temp_dir().join(format!(
-            "ipcx-bench-rpc-{}-{}",
-            std::process::id(),
-            row.name()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ctx = RowContext {
-            payload: 4096,
-            dir: dir.clone(),
-            tag: format!("ipcx-bench-rpc-{}-{}", std::process::id(), row.name()),
-        };
-        let p = row.prepare(&ctx).unwrap();
-        let peer_half = row.open(&p.spec, Side::Peer, 4096).unwrap();
-        let parent_half = row.open(&p.spec, Side::Parent, 4096).unwrap();
-        let wait = Wait::timeout(Duration::from_secs(10));
-        let echo = std::thread::spawn(move || {
-            let mut peer = peer_half.connect(wait).unwrap();
-            let mut buf = Vec::new();
-            let mut n = 0;
-            loop {
-                peer.recv(&mut buf, Wait::timeout(Duration::from_secs(10)))
-                    .unwrap();
-                if is_end(&buf) {
-                    return n;
-                }
-                peer.send(&buf, Wait::Forever).unwrap();
-                n += 1;
-            }
-        });
-        let mut parent = parent_half.connect(wait).unwrap();
-        let mut buf = Vec::new();
-        for seq in 0..20u64 {
-            let mut msg = seq.to_le_bytes().to_vec();
-            msg.resize(if seq % 2 == 0 { 8 } else { 4096 }, 7);
-            parent.send(&msg, wait).unwrap();
-            parent.recv(&mut buf, wait).unwrap();
-            assert_eq!(buf, msg);
-        }
-        parent.send(&u64::MAX.to_le_bytes(), wait).unwrap();
-        assert_eq!(echo.join().unwrap(), 20);
+        assert_eq!(crate::echo_test::echo_twenty(&row).1, 20);
         assert!(row.check_payload(1 << 20).is_ok());
         assert!(row.check_payload(64 << 20).is_err());
         assert_eq!(row.patterns(), &[Pattern::PingPong]);
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
