@@ -5,7 +5,8 @@
 //! keyed by field name); an unknown codec tag is refused with a named error.
 mod util;
 
-use ipcx::pattern::reqrep::{Client, Codec, ConnectError, Hello, Refusal, Status};
+use ipcx::channel::Codec;
+use ipcx::pattern::reqrep::{Client, ConnectError, Hello, Refusal, Status};
 use ipcx::rpc::{RpcClient, RpcError, Service};
 use serde::{Deserialize, Serialize};
 use util::rpc::{LONG, shm_addr, unix_addr};
