@@ -186,6 +186,22 @@ mod tests {
         assert_eq!(m, b"\x01\x93\x07\xa5seven\x92\x01\x02");
     }
 
+    /// The bytes of `docs/PROTOCOL.md`, section 9.1.
+    #[test]
+    fn the_documented_job() {
+        #[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+        struct Job {
+            id: u64,
+            width: u32,
+        }
+        let job = Job { id: 7, width: 640 };
+        let mp = b"\x01\x82\xa2id\x07\xa5width\xcd\x02\x80";
+        assert_eq!(Codec::MsgPack.encode_message(&job).unwrap(), mp);
+        assert_eq!(Codec::decode_message(mp), Ok((job, Codec::MsgPack)));
+        let pc = Codec::Postcard.encode_message(&Job { id: 7, width: 640 });
+        assert_eq!(pc.unwrap(), [0x00, 0x07, 0x80, 0x05]);
+    }
+
     #[test]
     fn bad_messages_are_named_errors() {
         assert_eq!(Codec::decode_message::<u8>(&[]), Err(CodecError::Empty));
