@@ -73,9 +73,9 @@
 //! reply     0x02 id:u64 status:u8 payload
 //! ```
 //! Payloads are opaque here; the typed layer encodes them in the connection's
-//! [`Codec`](crate::channel::Codec),
-//! which the client names in its hello and the server answers in. The whole protocol, for
-//! writing a client in another language, is in the repository's `docs/PROTOCOL.md`.
+//! [`Codec`](crate::channel::Codec), which the client names in its hello and the server
+//! answers in. The whole protocol, for writing a client in another language, is in the
+//! repository's `docs/PROTOCOL.md`.
 
 mod client;
 mod connection;
