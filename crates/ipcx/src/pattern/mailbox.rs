@@ -8,6 +8,10 @@
 //! | `/NAME` or `mq:/NAME` | a POSIX message queue (the default) |
 //! | `shm:/NAME` | a shared-memory work queue ([`crate::ring::work`]) |
 //!
+//! Typed values: wrap a mailbox in a typed [`Sender<T>`](crate::channel::Sender) or
+//! [`Receiver<T>`](crate::channel::Receiver), in either codec
+//! ([the pattern docs](super#typed-messages)).
+//!
 //! # Over a POSIX message queue
 //! The kernel hands each message to one waiting receiver, in priority order and FIFO within a
 //! priority, so several receivers share the load with no coordinator.

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use super::codec::Args;
 use super::error::RpcError;
 use super::error::{connect_error, reply_result};
-use crate::pattern::reqrep::Codec;
+use crate::channel::Codec;
 use crate::pattern::reqrep::Hello;
 use crate::pattern::reqrep::async_client::{AsyncClient, Dial};
 

@@ -10,8 +10,9 @@ use serde::de::DeserializeOwned;
 use super::codec::Args;
 use super::error::RpcError;
 use super::error::{connect_error, reply_result};
+use crate::channel::Codec;
 use crate::pattern;
-use crate::pattern::reqrep::{Client, Codec, ConnectError, Hello, Status};
+use crate::pattern::reqrep::{Client, ConnectError, Hello, Status};
 use crate::wait::Wait;
 
 /// A typed RPC client, cheap to clone and usable from many threads at once (calls are

@@ -3,7 +3,8 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::pattern::reqrep::{Codec, ConnectError, Refusal, Status};
+use crate::channel::Codec;
+use crate::pattern::reqrep::{ConnectError, Refusal, Status};
 use crate::pattern::{self, reqrep};
 
 /// Why a call (or connecting) failed.

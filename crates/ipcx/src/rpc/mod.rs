@@ -77,7 +77,7 @@ mod async_client;
 #[cfg(feature = "tokio")]
 mod async_service;
 
-pub use crate::pattern::reqrep::Codec;
+pub use crate::channel::Codec;
 pub use client::RpcClient;
 pub use context::CallContext;
 pub use error::RpcError;

@@ -12,9 +12,9 @@ use serde::de::DeserializeOwned;
 
 use super::codec::{Outcome, decode_args, encode_failed, encode_into, outcome};
 use super::context::CallContext;
-use crate::channel::Endpoint;
+use crate::channel::{Codec, Endpoint};
 use crate::pattern;
-use crate::pattern::reqrep::{self, Codec, Peer, Server, ServerOptions, Status};
+use crate::pattern::reqrep::{self, Peer, Server, ServerOptions, Status};
 
 pub(super) type Handler = Arc<dyn Fn(&CallContext, &[u8]) -> Outcome + Send + Sync>;
 

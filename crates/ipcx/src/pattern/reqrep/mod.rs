@@ -72,9 +72,10 @@
 //! request   0x01 id:u64 deadline_ms:u32 (0: none) method_len:u16 method payload
 //! reply     0x02 id:u64 status:u8 payload
 //! ```
-//! Payloads are opaque here; the typed layer encodes them in the connection's [`Codec`],
-//! which the client names in its hello and the server answers in. The whole protocol, for
-//! writing a client in another language, is in the repository's `docs/PROTOCOL.md`.
+//! Payloads are opaque here; the typed layer encodes them in the connection's
+//! [`Codec`](crate::channel::Codec), which the client names in its hello and the server
+//! answers in. The whole protocol, for writing a client in another language, is in the
+//! repository's `docs/PROTOCOL.md`.
 
 mod client;
 mod connection;
@@ -99,4 +100,4 @@ pub use request::{Call, Request};
 pub use server::Server;
 #[cfg(feature = "tls")]
 pub(crate) use transport::check_tls;
-pub use wire::{Codec, DecodeError, Frame, Hello, MAX_NAME_LEN, PROTOCOL_VERSION, Refusal, Status};
+pub use wire::{DecodeError, Frame, Hello, MAX_NAME_LEN, PROTOCOL_VERSION, Refusal, Status};

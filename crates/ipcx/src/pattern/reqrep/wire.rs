@@ -4,6 +4,8 @@
 use std::time::{Duration, Instant};
 
 use super::super::Error;
+/// The codec a hello names: the channel layer's.
+pub(crate) use crate::channel::Codec;
 
 /// The wire protocol version this build speaks.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -129,46 +131,6 @@ impl Refusal {
             5 => Refusal::UnknownCodec,
             _ => return None,
         })
-    }
-}
-
-/// How a connection's arguments and results are encoded: the codec a client names in its
-/// hello, which the server answers in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
-#[non_exhaustive]
-pub enum Codec {
-    /// postcard (tag 0): the default between Rust programs.
-    #[default]
-    Postcard,
-    /// MessagePack (tag 1): for any language. Structs travel as maps keyed by field name,
-    /// tuples (several arguments) as arrays.
-    MsgPack,
-}
-
-impl Codec {
-    /// The codec's tag on the wire.
-    pub fn tag(self) -> u8 {
-        match self {
-            Codec::Postcard => 0,
-            Codec::MsgPack => 1,
-        }
-    }
-
-    /// The codec of a wire tag (`None`: a tag this build does not know).
-    pub fn from_tag(tag: u8) -> Option<Codec> {
-        Some(match tag {
-            0 => Codec::Postcard,
-            1 => Codec::MsgPack,
-            _ => return None,
-        })
-    }
-
-    /// The codec's name (`postcard`, `msgpack`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Codec::Postcard => "postcard",
-            Codec::MsgPack => "msgpack",
-        }
     }
 }
 
