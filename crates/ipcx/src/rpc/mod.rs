@@ -69,6 +69,7 @@ mod by_name;
 mod client;
 mod codec;
 mod context;
+mod describe;
 mod error;
 mod service;
 
@@ -80,6 +81,7 @@ mod async_service;
 pub use crate::pattern::reqrep::Codec;
 pub use client::RpcClient;
 pub use context::CallContext;
+pub use describe::{DESCRIBE, Description, RESERVED_PREFIX};
 pub use error::RpcError;
 pub use service::{RunningService, Service};
 
