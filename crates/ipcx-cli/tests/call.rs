@@ -320,6 +320,17 @@ fn a_service_is_found_by_its_name() {
         doc["endpoint"].as_str().unwrap().starts_with("unix:@"),
         "{doc}"
     );
+    // The argument from stdin.
+    let mut c = util::ipcx()
+        .args(["call", &name, "add", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(b"[1, 2]\n").unwrap();
+    let out = util::wait_output(c, Duration::from_secs(30));
+    assert_eq!(stdout(&out), "3\n", "{}", stderr(&out));
     // No live service of that name: exit 1, saying so.
     let (code, _, err) = call(&[&util::unique("absent"), "add", "[1, 2]"]);
     assert_eq!(code, Some(1), "{err}");
@@ -406,4 +417,33 @@ fn a_hostile_server_gets_a_clear_error_or_escaped_tagged_output() {
         out.starts_with(r#"{"k\u001b[2J":"v\u0007\u009b","bin":"#),
         "{out}"
     );
+}
+
+/// The endpoint `ipcx call --list --json NAME` reaches.
+fn endpoint_of(name: &str) -> String {
+    let (code, out, err) = call(&["--list", "--json", name]);
+    assert_eq!(code, Some(0), "{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    doc["endpoint"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn of_two_live_services_with_one_name_the_newest_is_called() {
+    let name = util::unique("twins");
+    let (first, second) = (
+        format!("unix:@{}", util::unique("twin-1")),
+        format!("unix:@{}", util::unique("twin-2")),
+    );
+    let _a = Server::calc(&name, &first);
+    // Start times are counted in clock ticks: the second starts ticks after the first.
+    std::thread::sleep(Duration::from_millis(100));
+    let mut b = Server::calc(&name, &second);
+    // Discovery may not list the second yet; once it does, it is the one called.
+    wait_until(|| endpoint_of(&name) == second);
+    assert_eq!(result(&[&name, "add", "[1, 1]"]), json!(2));
+    // Killed, its record is stale: the first one is called again.
+    let _ = b.0.kill();
+    let _ = b.0.wait();
+    assert_eq!(endpoint_of(&name), first);
+    assert_eq!(result(&[&name, "add", "[1, 1]"]), json!(2));
 }
