@@ -659,6 +659,53 @@ mod tests {
         assert!(from_json(&deep).unwrap_err().contains("deeper"));
     }
 
+    /// Random bytes, and valid values with bytes changed, cut or appended: never a panic;
+    /// what is printed is one line of valid JSON without a raw control character.
+    #[test]
+    fn any_bytes_are_an_error_or_one_line_of_json() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let valid = from_json(&json!({
+            "a": [1, -2, 3.5, "x\u{1b}", null, true, {"$bin": "AAE="}],
+            "b": {"$map": [[1, {"$ext": [3, "AQID"]}]]},
+            "c": {"$float": "NaN"},
+        }))
+        .unwrap();
+        for round in 0..20_000 {
+            let bytes: Vec<u8> = if round % 2 == 0 {
+                let len = (next() % 24) as usize;
+                (0..len).map(|_| next() as u8).collect()
+            } else {
+                let mut b = valid.clone();
+                for _ in 0..1 + next() % 3 {
+                    let i = (next() as usize) % b.len();
+                    match next() % 3 {
+                        0 => b[i] = next() as u8,
+                        1 => b.truncate(i),
+                        _ => b.insert(i, next() as u8),
+                    }
+                    if b.is_empty() {
+                        break;
+                    }
+                }
+                b
+            };
+            if let Ok(text) = to_json(&bytes) {
+                assert!(
+                    !text.chars().any(|c| c.is_control()),
+                    "{bytes:02x?}: {text:?}"
+                );
+                serde_json::from_str::<Value>(&text)
+                    .unwrap_or_else(|e| panic!("{bytes:02x?}: {text:?}: {e}"));
+            }
+        }
+    }
+
     #[test]
     fn json_lines_are_escaped() {
         let v = json!({"name": "a\u{9b}\u{202e}\u{1b}"});
