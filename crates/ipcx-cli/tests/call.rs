@@ -36,6 +36,7 @@ fn child_role() {
     match parts[..] {
         ["calc", name, addr] => serve_calc(name, addr),
         ["hostile", mode, name] => serve_hostile(mode, name),
+        ["old", service, name] => serve_old(service, name),
         _ => panic!("unknown role {role:?}"),
     }
     std::process::exit(0);
@@ -146,6 +147,52 @@ fn serve_hostile(mode: &str, name: &str) {
             let _ = s.write_all(&frame(&reply));
             std::thread::sleep(Duration::from_secs(60));
         });
+    }
+}
+
+/// A server as ipcx servers were before the hello naming no service and `ipcx.describe`:
+/// listed for discovery as the RPC service `service` at `unix:@NAME` with the method `add`,
+/// it refuses a hello naming no service (reason 2, wrong service), answers `ipcx.describe`
+/// as an unknown method (status 2) and `add` with 5.
+fn serve_old(service: &str, name: &str) {
+    let endpoint = format!("unix:@{name}");
+    let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let l = UnixListener::bind_addr(&addr).expect("bind");
+    let add = ipcx::discovery::MethodInfo::new("add", &["postcard", "msgpack"]);
+    let _listed = ipcx::discovery::Registration::new(
+        ipcx::discovery::Kind::Rpc,
+        service,
+        &endpoint,
+        4,
+        vec![add],
+    );
+    for s in l.incoming() {
+        let Ok(mut s) = s else { continue };
+        let Some(hello) = read_frame(&mut s) else {
+            continue;
+        };
+        // "IPCXRQ", protocol:u16, version:u32, then the name's length:u16.
+        if hello[12..14] == [0, 0] {
+            let msg = format!("this server provides service {service:?}, not \"\"");
+            let mut refused = vec![0x11, 2, 0, 1, 0, 0, 0, 4];
+            refused.extend_from_slice(&(msg.len() as u16).to_be_bytes());
+            refused.extend_from_slice(msg.as_bytes());
+            let _ = s.write_all(&frame(&refused));
+            continue;
+        }
+        let _ = s.write_all(&frame(&[0x10, 0x01, 0x00, 0x00, 0x00]));
+        while let Some(req) = read_frame(&mut s) {
+            let len = usize::from(u16::from_be_bytes([req[13], req[14]]));
+            let method = &req[15..15 + len];
+            let mut reply = vec![0x02];
+            reply.extend_from_slice(&req[1..9]);
+            if method == b"add" {
+                reply.extend_from_slice(&[0x00, 0x05]);
+            } else {
+                reply.push(0x02);
+            }
+            let _ = s.write_all(&frame(&reply));
+        }
     }
 }
 
@@ -446,4 +493,27 @@ fn of_two_live_services_with_one_name_the_newest_is_called() {
     let _ = b.0.wait();
     assert_eq!(endpoint_of(&name), first);
     assert_eq!(result(&[&name, "add", "[1, 1]"]), json!(2));
+}
+
+#[test]
+fn an_older_server_is_called_by_the_name_it_is_listed_under() {
+    let (service, name) = (util::unique("old"), util::unique("old-addr"));
+    let addr = format!("unix:@{name}");
+    let _s = Server::start(&["old", &service, &name]);
+    wait_until(|| {
+        let (code, out, _) = call(&["--list", "--json", &service]);
+        code == Some(0) && out.contains(&addr)
+    });
+    // At its endpoint: refused when naming no service, so called by its listed name.
+    assert_eq!(result(&[&addr, "add", "[2, 3]"]), json!(5));
+    // Without ipcx.describe, --list and an unknown method fall back to its listing.
+    let (code, out, err) = call(&["--list", &addr]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.starts_with(&format!("{service} version 4 at {addr}\n")),
+        "{out}"
+    );
+    let (code, _, err) = call(&[&addr, "mul", "[2, 3]"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no method \"mul\"; its methods: add"), "{err}");
 }

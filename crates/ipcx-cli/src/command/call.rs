@@ -8,7 +8,9 @@
 //!   [`ipcx::rpc::RpcClient::connect_by_name`] does); `--list` says which endpoint that was.
 //!   At an endpoint the call names no service (any service, any version: see
 //!   `docs/PROTOCOL.md`), so a server on another host or without a listing is reached all
-//!   the same.
+//!   the same; a server older than that refuses it, and is then called by the name
+//!   discovery lists at that endpoint (its methods, too, come from that listing, as it does
+//!   not answer `ipcx.describe`).
 //! * **The argument** is one JSON value (an array for several: a Rust `(i64, i64)` takes
 //!   `[2, 3]`; a struct takes an object keyed by field name; none: `null`), sent as
 //!   MessagePack; the result is printed as one line of JSON. What JSON cannot hold (bytes,
@@ -128,10 +130,20 @@ fn is_endpoint(target: &str) -> bool {
 
 /// A MessagePack client of the service `target` names.
 fn connect(target: &str, timeout: Duration) -> Result<RpcClient, RpcError> {
-    if is_endpoint(target) {
-        RpcClient::connect_any(target, timeout, Codec::MsgPack)
-    } else {
-        RpcClient::connect_by_name_with(target, timeout, Codec::MsgPack)
+    if !is_endpoint(target) {
+        return RpcClient::connect_by_name_with(target, timeout, Codec::MsgPack);
+    }
+    let started = Instant::now();
+    match RpcClient::connect_any(target, timeout, Codec::MsgPack) {
+        // A server older than the hello naming no service: name the service listed there.
+        Err(e @ RpcError::WrongService { .. }) => match listed(target) {
+            Some(l) => {
+                let left = timeout.saturating_sub(started.elapsed());
+                RpcClient::connect_with(target, &l.name, l.version, left, Codec::MsgPack)
+            }
+            None => Err(e),
+        },
+        r => r,
     }
 }
 
