@@ -23,7 +23,7 @@
 //! bytes received (at most a few times their number). Printed text is escaped for a terminal
 //! inside JSON strings (`\u001b`, `\u202e`...), so the output is one line of valid JSON.
 
-use std::fmt::Write as _;
+use std::io::Write as _;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -384,10 +384,11 @@ pub fn to_json(bytes: &[u8]) -> Result<String, String> {
             r.pos
         ));
     }
-    let mut out = String::with_capacity(bytes.len() + 16);
+    let mut out = Vec::with_capacity(bytes.len() + 16);
     let mut r = Reader { bytes, pos: 0 };
     write(&mut r, &mut objects.into_iter(), &mut out)?;
-    Ok(out)
+    // Only whole strings and ASCII were written.
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn scan(r: &mut Reader<'_>, depth: usize, objects: &mut Vec<bool>) -> Result<(), String> {
@@ -428,11 +429,11 @@ fn scan(r: &mut Reader<'_>, depth: usize, objects: &mut Vec<bool>) -> Result<(),
 fn write(
     r: &mut Reader<'_>,
     objects: &mut impl Iterator<Item = bool>,
-    out: &mut String,
+    out: &mut Vec<u8>,
 ) -> Result<(), String> {
     match r.head()? {
-        Head::Nil => out.push_str("null"),
-        Head::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+        Head::Nil => out.extend_from_slice(b"null"),
+        Head::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
         Head::Uint(u) => {
             let _ = write!(out, "{u}");
         }
@@ -443,7 +444,7 @@ fn write(
         Head::F32(f) => put_float(out, f.to_string().parse().unwrap_or(f64::from(f))),
         Head::F64(f) => put_float(out, f),
         Head::Str(s) => match std::str::from_utf8(s) {
-            Ok(s) => put_json_str(out, s),
+            Ok(s) => crate::json::string(out, s),
             Err(_) => put_b64_tag(out, "$bin", s),
         },
         Head::Bin(b) => put_b64_tag(out, "$bin", b),
@@ -451,41 +452,41 @@ fn write(
             let _ = write!(out, "{{\"$ext\":[{t},\"{}\"]}}", STANDARD.encode(b));
         }
         Head::Array(n) => {
-            out.push('[');
+            out.push(b'[');
             for i in 0..n {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write(r, objects, out)?;
             }
-            out.push(']');
+            out.push(b']');
         }
         Head::Map(n) => {
             let object = objects.next().unwrap_or(false);
-            out.push_str(if object { "{" } else { "{\"$map\":[" });
+            out.extend_from_slice(if object { b"{" } else { b"{\"$map\":[" });
             for i in 0..n {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 if object {
                     write(r, objects, out)?;
-                    out.push(':');
+                    out.push(b':');
                     write(r, objects, out)?;
                 } else {
-                    out.push('[');
+                    out.push(b'[');
                     write(r, objects, out)?;
-                    out.push(',');
+                    out.push(b',');
                     write(r, objects, out)?;
-                    out.push(']');
+                    out.push(b']');
                 }
             }
-            out.push_str(if object { "}" } else { "]}" });
+            out.extend_from_slice(if object { b"}" } else { b"]}" });
         }
     }
     Ok(())
 }
 
-fn put_float(out: &mut String, f: f64) {
+fn put_float(out: &mut Vec<u8>, f: f64) {
     match serde_json::Number::from_f64(f) {
         Some(n) => {
             let _ = write!(out, "{n}");
@@ -503,44 +504,8 @@ fn put_float(out: &mut String, f: f64) {
     }
 }
 
-fn put_b64_tag(out: &mut String, tag: &str, b: &[u8]) {
+fn put_b64_tag(out: &mut Vec<u8>, tag: &str, b: &[u8]) {
     let _ = write!(out, "{{\"{tag}\":\"{}\"}}", STANDARD.encode(b));
-}
-
-/// `s` as a JSON string, with every character unsafe on a terminal written as `\uXXXX`.
-fn put_json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if crate::escape::needs_escape(c) => {
-                // Every such character is in the Basic Multilingual Plane.
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-/// `v` as one line of JSON, escaped for a terminal as [`to_json`] escapes.
-pub fn json_line(v: &Value) -> String {
-    // serde_json writes C0 controls as escapes already; what is left unsafe (DEL, C1
-    // controls, invisible format characters) can only be inside strings.
-    let text = v.to_string();
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c != '\\' && crate::escape::needs_escape(c) {
-            let _ = write!(out, "\\u{:04x}", c as u32);
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -704,12 +669,6 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{bytes:02x?}: {text:?}: {e}"));
             }
         }
-    }
-
-    #[test]
-    fn json_lines_are_escaped() {
-        let v = json!({"name": "a\u{9b}\u{202e}\u{1b}"});
-        assert_eq!(json_line(&v), r#"{"name":"a\u009b\u202e\u001b"}"#);
     }
 
     #[test]

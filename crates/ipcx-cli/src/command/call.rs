@@ -31,6 +31,7 @@ use ipcx::wait::{Wait, deadline_after};
 
 use crate::escape::escape;
 use crate::exit::{EXIT_TIMEOUT, Exit, usage};
+use crate::json;
 use crate::msgpack;
 use crate::parse::parse_duration;
 
@@ -254,7 +255,7 @@ fn list(d: &Listing, addr: &str, json: bool) -> anyhow::Result<()> {
             "endpoint": addr,
             "methods": methods,
         });
-        writeln!(out, "{}", msgpack::json_line(&doc))?;
+        json::document(&mut out, &doc)?;
     } else {
         print_table(&mut out, d, addr)?;
     }
