@@ -279,6 +279,8 @@ fn calls_a_rust_service_over_unix_tcp_and_shm() {
         assert_eq!(result(&[a, "add", "[2, 3]"]), json!(5));
         // A scalar: one argument.
         assert_eq!(result(&[a, "neg", "7"]), json!(-7));
+        // A negative number is the argument, not a flag.
+        assert_eq!(result(&[a, "neg", "-7"]), json!(7));
         // An object: a struct; the result is a struct, a map keyed by field name.
         assert_eq!(
             result(&[a, "mirror", r#"{"x": 1, "y": -2}"#]),
