@@ -3,7 +3,8 @@
 //! Two shapes, as the CLI contract says: a command that streams (`recv`, `sub`, `signal wait`,
 //! `bridge` reports) writes one compact object per line with [`line`], flushed at once so that
 //! a reader sees each record as it happens; a command that reports a snapshot (`ls`,
-//! `ls --services`, `clean`) writes one pretty-printed document with [`document`].
+//! `ls --services`, `clean`, `call --list`) writes one pretty-printed document with
+//! [`document`]; `ipcx call` prints a result as one line, its strings written with [`string`].
 //!
 //! Every string is escaped, so the output is valid JSON whatever a name holds, and safe on a
 //! terminal: besides what JSON requires (quotes, backslashes, C0 controls), the characters that
@@ -45,6 +46,17 @@ fn write<F: Formatter>(out: &mut impl Write, v: &impl Serialize, f: F) -> io::Re
     buf.push(b'\n');
     out.write_all(&buf)?;
     out.flush()
+}
+
+/// Appends `s` to `out` as a JSON string, escaped as every record's strings are: for writers
+/// that lay out the JSON themselves (`ipcx call` prints a MessagePack result in its own
+/// order).
+pub fn string(out: &mut Vec<u8>, s: &str) {
+    // Writing into a vector cannot fail.
+    let _ = s.serialize(&mut serde_json::Serializer::with_formatter(
+        out,
+        TerminalSafe(CompactFormatter),
+    ));
 }
 
 /// A formatter that also escapes what must not reach a terminal raw (see the module docs);

@@ -139,9 +139,10 @@ impl Refusal {
 pub struct Hello {
     /// Wire protocol version.
     pub protocol: u16,
-    /// Service name.
+    /// Service name; empty: whatever service the server provides (its version is then not
+    /// checked either).
     pub service: String,
-    /// Service version.
+    /// Service version (not checked when `service` is empty).
     pub version: u32,
     /// The tag of the codec the client calls in ([`Codec::tag`]; a server refuses a tag it
     /// does not know with [`Refusal::UnknownCodec`]). Tag 0 (postcard) is not sent: a hello
