@@ -23,9 +23,11 @@
 //! * `handshake`: the hello, the server's checks and answer, and how a client reads it (used
 //!   by every client and server), with who connected ([`Peer`]) and why a connection was
 //!   refused ([`ConnectError`]);
-//! * `session`: what both clients keep per connection: request ids and the checks before
-//!   sending, the calls waiting for their replies, and why the connection ended (one set of
-//!   words for every call it fails);
+//! * `client_session`: the client's state machine, which both clients run: what happens when
+//!   a call starts (checks, id, deadline, the request's header), when a frame arrives (whose
+//!   reply it is; a late, unknown or second reply is ignored; garbage ends the connection),
+//!   when a call gives up and when the connection ends (every waiting call fails, in one set
+//!   of words);
 //! * `client` ([`Client`], [`ClientPool`]) and `async_client` (the engine under
 //!   [`crate::rpc::AsyncRpcClient`]): the thread-based and tokio drivers of a session: they
 //!   move the bytes and wake the callers;
@@ -77,12 +79,12 @@
 //! writing a client in another language, is in the repository's `docs/PROTOCOL.md`.
 
 mod client;
+mod client_session;
 mod connection;
 mod handshake;
 mod options;
 mod request;
 mod server;
-mod session;
 mod transport;
 mod wire;
 
@@ -91,7 +93,8 @@ pub(crate) mod async_client;
 #[cfg(feature = "tokio")]
 pub(crate) mod async_server;
 
-pub use client::{Client, ClientPool, Reply};
+pub use client::{Client, ClientPool};
+pub use client_session::Reply;
 pub use connection::Connection;
 pub use handshake::{Authorize, ConnectError, Peer, Refused};
 pub use options::{CallHandler, Handler, ServerOptions, Upgrade};
