@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::connection::{ConnInner, Connection};
 use super::options::ServerOptions;
 use super::request::{Request, send_reply};
+use super::server_session;
 use super::transport;
 use super::wire::Status;
 use crate::channel::{Connection as Link, Endpoint, Listener};
@@ -239,7 +240,7 @@ fn serve_inline(conn: &Connection, sh: &Shared) {
                 Err(Error::Timeout | Error::WouldBlock) => continue,
                 Ok(false) | Err(_) => break,
             }
-            let Some(call) = inner.call(&frame) else {
+            let Ok(call) = inner.session.on_request(&frame) else {
                 break;
             };
             if sh.closed.load(Ordering::SeqCst) {
@@ -255,10 +256,7 @@ fn serve_inline(conn: &Connection, sh: &Shared) {
             out.clear();
             let status =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&call, &mut out)))
-                    .unwrap_or_else(|_| {
-                        out.clear();
-                        Status::Panicked
-                    });
+                    .unwrap_or_else(|_| server_session::panicked(&mut out));
             let _ = send_reply(&inner.writer, call.id(), status, &out);
             inner.running.fetch_sub(1, Ordering::SeqCst);
             continue;
@@ -267,7 +265,7 @@ fn serve_inline(conn: &Connection, sh: &Shared) {
             break;
         };
         let mut req = None;
-        let got = reader.recv_frame_with(Wait::timeout(POLL), &mut |f| req = conn.request(f));
+        let got = reader.recv_frame_with(Wait::timeout(POLL), &mut |f| req = conn.request(f).ok());
         conn.put_back(reader);
         let req = match got {
             Ok(true) => match req {
