@@ -286,12 +286,9 @@ impl AsyncClient {
                         Ok(()) => return Ok(()),
                         Err(Error::Full { .. } | Error::WouldBlock | Error::Timeout) => {}
                         Err(e) => {
-                            let e = Error::PeerGone {
-                                what: self.session.on_failed(&e),
-                            };
                             drop(guard);
-                            self.set_dead(e.to_string());
-                            return Err(e);
+                            self.set_dead(self.session.on_failed(&e));
+                            return Err(self.gone());
                         }
                     }
                 }

@@ -96,6 +96,16 @@ impl Request {
         self.gone.clone()
     }
 
+    /// The request, about to start: `None` when its deadline passed while it waited (it is
+    /// answered [`Status::DeadlineExceeded`] instead of started).
+    pub(super) fn start(self) -> Option<Request> {
+        if !self.expired() {
+            return Some(self);
+        }
+        let _ = self.reply(Status::DeadlineExceeded, b"");
+        None
+    }
+
     /// Sends the reply. A caller that has gone is not an error for the server: the reply is
     /// dropped ([`Error::PeerGone`] is returned for information).
     pub fn reply(self, status: Status, payload: &[u8]) -> Result<(), Error> {
