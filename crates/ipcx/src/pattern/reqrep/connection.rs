@@ -86,6 +86,9 @@ impl Connection {
             }
         };
         let reader = link.take_reading_half()?;
+        // The request limit holds for what is read; replies may be as large as a client
+        // accepts (as the async server's are).
+        link.set_max_frame_len(crate::framing::DEFAULT_MAX_FRAME_LEN);
         Ok(Connection::new(reader, link, session))
     }
 
