@@ -2,7 +2,9 @@
 //! its call's future. Over a tokio stream (Unix socket, TCP, TLS) a reader task routes the
 //! replies and a writer task sends whole requests; over a ring link (`shm:`), which tokio
 //! cannot poll, a reader thread completes the calls and a writer thread takes the requests
-//! that found the ring full. The typed wrapper is [`crate::rpc::AsyncRpcClient`].
+//! that found the ring full. What happens on each event is the client's state machine's
+//! ([`super::client_session`]), as for the thread-based client. The typed wrapper is
+//! [`crate::rpc::AsyncRpcClient`].
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;

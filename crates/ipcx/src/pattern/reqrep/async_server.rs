@@ -1,9 +1,9 @@
 //! The async (tokio) server: over Unix sockets, TCP and TLS natively (a tokio listener, a
 //! task per connection, a task per call, a task writing replies), over shared-memory rings
-//! through a bridge to the thread-based [`Server`]. It runs the same handshake
-//! ([`super::handshake`]) and speaks the same frames as the thread-based server; what a call
-//! does is the handler's business ([`AsyncCallHandler`]: the typed layer's
-//! [`crate::rpc::AsyncService`]).
+//! through a bridge to the thread-based [`Server`]. It drives the same state machine as the
+//! thread-based server ([`super::server_session`]: the handshake, each request, the reply
+//! frames, a panicking handler); what a call does is the handler's business
+//! ([`AsyncCallHandler`]: the typed layer's [`crate::rpc::AsyncService`]).
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};

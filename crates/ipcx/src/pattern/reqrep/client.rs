@@ -1,5 +1,7 @@
 //! The thread-based client: one connection shared by any number of threads, replies matched
-//! to their calls by id (see the [module docs](super#serving)), and [`ClientPool`].
+//! to their calls by id (see the [module docs](super#serving)), and [`ClientPool`]. It drives
+//! the client's state machine ([`super::client_session`]): it moves the bytes, hands the
+//! reading half from caller to caller, and wakes the callers.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};

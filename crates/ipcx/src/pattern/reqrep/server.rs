@@ -1,5 +1,7 @@
 //! The thread-based server: accepts clients, runs the handshake, and serves their requests in
-//! handler mode or queue mode (see the [module docs](super#serving)).
+//! handler mode or queue mode (see the [module docs](super#serving)). What happens on each
+//! event of a connection is the server's state machine's ([`super::server_session`]); this
+//! drives it with threads.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
