@@ -10,7 +10,7 @@
 //! | mailbox (N:M, each message to one receiver) | yes | no: not a connection | no | yes | no |
 //! | pub/sub (fan-out, topic prefixes, slow or dead subscribers) | no: no connections | yes | yes | yes (ring) | no: no TLS hook |
 //! | push/pull (distribution, credits, redelivery) | no | yes | yes | yes (ring link) | no: no TLS hook |
-//! | req/rep (request ids, deadlines, a server that goes away) | no | yes | yes | yes (ring link) | yes (feature `tls`) |
+//! | req/rep (request ids, deadlines, a server that goes away, stray and large replies) | no | yes | yes | yes (ring link) | yes (feature `tls`) |
 //!
 //! [`refused_transports`] checks that each pattern refuses the addresses of the transports it
 //! does not take with a named error. Behaviour specific to one transport (message priorities
@@ -24,12 +24,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use ipcx::channel::Endpoint;
 use ipcx::pattern::Error;
 use ipcx::pattern::mailbox::Mailbox;
 use ipcx::pattern::pubsub::{Publisher, PublisherOptions, SlowPolicy, Subscriber};
 use ipcx::pattern::pushpull::{Distributor, DistributorOptions, TaskResult, Worker};
-use ipcx::pattern::reqrep::{Client, ConnectError, Request, Server, ServerOptions, Status};
+use ipcx::pattern::reqrep::{
+    Client, ConnectError, Connection, Request, Server, ServerOptions, Status,
+};
 use ipcx::ring;
+use ipcx::wait::Wait;
 
 const LONG: Duration = Duration::from_secs(20);
 const SHORT: Duration = util::SHORT;
@@ -1010,11 +1014,16 @@ impl Rep {
 
     /// Binds a queue-mode server at `addr`.
     fn server(&self, addr: &str) -> Server {
+        Server::bind(addr, self.options()).unwrap()
+    }
+
+    /// The options of a server of transport `t` (TLS: with the upgrade to it).
+    fn options(&self) -> ServerOptions {
         let mut opts = ServerOptions::new(SERVICE, 1);
         if self.t == Transport::Tls {
             opts.upgrade = Some(self.tls_upgrade());
         }
-        Server::bind(addr, opts).unwrap()
+        opts
     }
 
     #[cfg(feature = "tls")]
@@ -1160,6 +1169,72 @@ fn reqrep_a_server_that_goes_away(t: Transport) {
         matches!(e, ConnectError::Transport(Error::NotFound { .. })),
         "{e:?}"
     );
+}
+
+/// A server that answers a call twice, and answers ids nobody asked for: the client ignores
+/// the stray replies, and each call still gets its own.
+fn reqrep_stray_replies_are_ignored(t: Transport) {
+    let rep = Rep::new(t);
+    let place = t.place("stray");
+    let listener = Endpoint::parse(&place.addr).unwrap().bind().unwrap();
+    let a = listener.local_addr().unwrap().to_string();
+    // Connected inside the scope (the server thread answers the hello), dropped after it (the
+    // last stray reply finds the client there).
+    let mut client = None;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let opts = rep.options();
+            let conn = Connection::accept(&*listener, &opts, Wait::timeout(LONG)).unwrap();
+            for _ in 0..3 {
+                let (id, payload) = conn
+                    .recv_with(Wait::timeout(LONG), |c| (c.id(), c.payload.to_vec()))
+                    .unwrap();
+                conn.reply(id + 1000, Status::Ok, b"nobody asked").unwrap();
+                conn.reply(id, Status::Ok, &payload).unwrap();
+                conn.reply(id, Status::AppError, b"again").unwrap();
+            }
+        });
+        let c = client.insert(rep.client(&a).unwrap());
+        for i in 0..3 {
+            let msg = format!("call {i}");
+            let r = c.request("echo", msg.as_bytes(), LONG).unwrap();
+            assert_eq!(
+                (r.status, r.payload.as_slice()),
+                (Status::Ok, msg.as_bytes())
+            );
+        }
+    });
+}
+
+/// Replies are not held to the server's request limit, and a reply larger than the
+/// connection carries is answered with an error saying so, rather than leaving its caller
+/// waiting.
+fn reqrep_large_replies(t: Transport) {
+    let rep = Rep::new(t);
+    let place = t.place("large");
+    let mut opts = rep.options();
+    opts.max_request_len = 4096;
+    let server = Server::bind(&place.addr, opts).unwrap();
+    let c = rep.client(&server.addr().to_string()).unwrap();
+    let too_large = match t {
+        Transport::Shm => ipcx::channel::transport::shm::MAX_FRAME,
+        _ => ipcx::framing::DEFAULT_MAX_FRAME_LEN,
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for len in [64 * 1024, too_large] {
+                let r = server.recv_timeout(LONG).unwrap();
+                r.reply(Status::Ok, &vec![7u8; len]).unwrap();
+            }
+        });
+        let r = c.request("large", b"", LONG).unwrap();
+        assert_eq!((r.status, r.payload.len()), (Status::Ok, 64 * 1024));
+        let r = c.request("too large", b"", LONG).unwrap();
+        let msg = String::from_utf8_lossy(&r.payload);
+        assert_eq!(r.status, Status::AppError, "{msg}");
+        assert!(msg.contains("larger than a client accepts"), "{msg}");
+    });
+    assert!(!c.is_dead());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1336,4 +1411,6 @@ reqrep_row! {
     reqrep_replies_reach_their_callers
     reqrep_deadlines
     reqrep_a_server_that_goes_away
+    reqrep_stray_replies_are_ignored
+    reqrep_large_replies
 }

@@ -9,7 +9,6 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -22,7 +21,9 @@ use super::describe::{DESCRIBE, Described, check_method_name};
 use super::service::{Handler, Service, method_names, reply_of};
 use crate::channel::Endpoint;
 use crate::pattern;
-use crate::pattern::reqrep::async_server::{AsyncCall, AsyncServer, AsyncServerOptions};
+use crate::pattern::reqrep::async_server::{
+    AsyncCall, AsyncServer, AsyncServerOptions, CatchUnwind,
+};
 use crate::pattern::reqrep::{Peer, ServerOptions, Status};
 use crate::trust::Trust;
 
@@ -398,20 +399,4 @@ async fn run(
         },
     };
     reply_of(out, ctx.deadline)
-}
-
-/// Polls a handler's future, turning a panic into an `Err` with the panic's payload.
-struct CatchUnwind(BoxFuture);
-
-impl Future for CatchUnwind {
-    type Output = Result<Outcome, Box<dyn std::any::Any + Send>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let fut = &mut self.0;
-        match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(o)) => Poll::Ready(Ok(o)),
-            Err(p) => Poll::Ready(Err(p)),
-        }
-    }
 }

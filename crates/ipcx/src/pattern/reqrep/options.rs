@@ -4,7 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::handshake::{Admission, Authorize};
-use super::request::{Call, Request};
+use super::request::Request;
+use super::server_session::Call;
 use super::wire::Status;
 use crate::channel::Connection as Link;
 use crate::pattern::Error;

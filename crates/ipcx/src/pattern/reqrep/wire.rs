@@ -432,13 +432,6 @@ pub(crate) fn deadline_ms(left: Option<Duration>) -> u32 {
     }
 }
 
-#[cfg(feature = "tokio")]
-/// A whole request frame (what [`request_header`], the method name and the payload make).
-pub(crate) fn encode_request(id: u64, deadline_ms: u32, method: &str, payload: &[u8]) -> Vec<u8> {
-    let head = request_header(id, deadline_ms, method);
-    [&head, method.as_bytes(), payload].concat()
-}
-
 /// The header of a reply frame (the payload follows it).
 pub(crate) fn reply_header(id: u64, status: Status) -> [u8; 10] {
     let mut h = [0u8; 10];
