@@ -173,7 +173,9 @@ impl Sems {
     fn wait(&self, wait: Wait) -> Result<(), LinkError> {
         match self {
             Sems::Posix { mine, .. } => mine.wait_with(wait).map_err(|e| match e {
-                ipcx::sem::Error::Timeout | ipcx::sem::Error::WouldBlock => LinkError::Timeout,
+                ipcx::sem::NamedSemError::Timeout | ipcx::sem::NamedSemError::WouldBlock => {
+                    LinkError::Timeout
+                }
                 e => LinkError::Failed(format!("sem_wait: {e}")),
             }),
             Sems::SysV { set, mine, .. } => {

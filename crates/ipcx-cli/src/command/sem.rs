@@ -138,7 +138,7 @@ pub fn run(args: SemArgs) -> anyhow::Result<()> {
             let wait = Wait::from_timeout(timeout);
             let timed_out = match Target::parse(&obj, FAMILY)? {
                 Target::Posix(n) => match posix(&n, &trust)?.wait_with(wait) {
-                    Err(ipcx::sem::Error::Timeout) => true,
+                    Err(ipcx::sem::NamedSemError::Timeout) => true,
                     other => {
                         other?;
                         false

@@ -1,4 +1,4 @@
-//! [`Error`]: the errors of POSIX named semaphore operations.
+//! [`NamedSemError`]: the errors of POSIX named semaphore operations.
 
 use std::io;
 
@@ -8,7 +8,7 @@ use crate::name::{InvalidName, PosixName};
 /// Errors of POSIX named semaphore operations.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum NamedSemError {
     /// The name is not a valid semaphore name.
     #[error(transparent)]
     InvalidName(#[from] InvalidName),
@@ -66,18 +66,20 @@ pub enum Error {
     },
 }
 
-impl Error {
-    pub(super) fn io(what: &'static str, source: io::Error) -> Error {
-        Error::Io { what, source }
+impl NamedSemError {
+    pub(super) fn io(what: &'static str, source: io::Error) -> NamedSemError {
+        NamedSemError::Io { what, source }
     }
 
-    pub(super) fn from_open(name: &PosixName, e: io::Error) -> Error {
+    pub(super) fn from_open(name: &PosixName, e: io::Error) -> NamedSemError {
         let name = name.as_str().to_owned();
         match e.raw_os_error() {
-            Some(libc::ENOENT) => Error::NotFound { name },
-            Some(libc::EEXIST) => Error::AlreadyExists { name },
-            Some(libc::EACCES) | Some(libc::EPERM) => Error::PermissionDenied { name, source: e },
-            _ => Error::io("sem_open", e),
+            Some(libc::ENOENT) => NamedSemError::NotFound { name },
+            Some(libc::EEXIST) => NamedSemError::AlreadyExists { name },
+            Some(libc::EACCES) | Some(libc::EPERM) => {
+                NamedSemError::PermissionDenied { name, source: e }
+            }
+            _ => NamedSemError::io("sem_open", e),
         }
     }
 }
