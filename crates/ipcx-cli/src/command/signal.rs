@@ -74,7 +74,7 @@ pub fn run(args: SignalArgs) -> anyhow::Result<()> {
             let mut n = 0u64;
             while count.is_none_or(|c| n < c) {
                 let info = match rx.recv_wait(Wait::from_timeout(timeout)) {
-                    Err(ipcx::signal::Error::Timeout) => {
+                    Err(ipcx::signal::SignalError::Timeout) => {
                         eprintln!("ipcx: no signal within the timeout");
                         return Err(crate::exit::Exit(crate::exit::EXIT_TIMEOUT).into());
                     }
