@@ -162,7 +162,7 @@ impl Sems {
                 .post()
                 .map_err(|e| LinkError::Failed(format!("sem_post: {e}"))),
             Sems::SysV { set, theirs, .. } => set.post(*theirs).map_err(|e| match e {
-                ipcx::sysv::sem::Error::Removed => {
+                ipcx::sysv::sem::SemSetError::Removed => {
                     LinkError::PeerGone("the semaphore set was removed".into())
                 }
                 e => LinkError::Failed(format!("semop: {e}")),
@@ -181,10 +181,9 @@ impl Sems {
             Sems::SysV { set, mine, .. } => {
                 set.op_wait(&[SemOp::wait(*mine)], wait)
                     .map_err(|e| match e {
-                        ipcx::sysv::sem::Error::Timeout | ipcx::sysv::sem::Error::WouldBlock => {
-                            LinkError::Timeout
-                        }
-                        ipcx::sysv::sem::Error::Removed => {
+                        ipcx::sysv::sem::SemSetError::Timeout
+                        | ipcx::sysv::sem::SemSetError::WouldBlock => LinkError::Timeout,
+                        ipcx::sysv::sem::SemSetError::Removed => {
                             LinkError::PeerGone("the semaphore set was removed".into())
                         }
                         e => LinkError::Failed(format!("semop: {e}")),

@@ -147,7 +147,7 @@ pub fn run(args: SemArgs) -> anyhow::Result<()> {
                 Target::Sysv(r) => {
                     let s = set(r, &trust)?;
                     match s.op_wait(&[ipcx::sysv::sem::SemOp::wait(index)], wait) {
-                        Err(ipcx::sysv::sem::Error::Timeout) => true,
+                        Err(ipcx::sysv::sem::SemSetError::Timeout) => true,
                         other => {
                             other?;
                             false
