@@ -34,8 +34,20 @@
 //! * The handle that created a named object removes it on drop unless told to keep it.
 //! * Every blocking operation comes as `op()`, `try_op()` (never blocks) and
 //!   `op_timeout(Duration)`.
-//! * Each operation family has its own `#[non_exhaustive]` error enum naming the cases a caller
-//!   acts on; the OS error is kept as the source.
+//! * Errors are `#[non_exhaustive]` enums naming the cases a caller acts on (`NotFound`,
+//!   `AlreadyExists`, `PermissionDenied`, `Timeout`, `PeerGone`...); the OS error is kept as the
+//!   source. One rule names them:
+//!   - a mechanism (and each primitive of [`sync`]) has one error enum named after it
+//!     ([`pipe::PipeError`], [`fifo::FifoError`], [`shm::ShmError`], [`mmap::MmapError`],
+//!     [`socket::SocketError`], [`sem::NamedSemError`], [`sysv::sem::SemSetError`],
+//!     [`signal::SignalError`], [`ring::RingError`], [`sync::FutexError`]...);
+//!   - where its operations fail in different ways, it has one enum per operation instead
+//!     ([`mq::OpenError`], [`mq::SendError`] (which hands the message back), [`mq::RecvError`];
+//!     likewise [`sysv::msg`]);
+//!   - the layers above the mechanisms (channels, transports, patterns) share one vocabulary,
+//!     [`channel::Error`] (re-exported as [`pattern::Error`]): it is not one mechanism's error
+//!     but the seam's, so it keeps the plain name its modules give it. A typed layer with cases
+//!     of its own names them after itself ([`rpc::RpcError`]).
 //! * File descriptors are [`std::os::fd::OwnedFd`] created with `O_CLOEXEC`.
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
