@@ -5,6 +5,7 @@ mod util;
 
 use std::time::Duration;
 
+use ipcx::shm::AccessError;
 use ipcx::sysv::Key;
 use ipcx::sysv::shm::{Segment, SysvShmError};
 use util::Cleanup;
@@ -272,20 +273,20 @@ fn missing_existing_private_and_bounds_errors() {
     assert_eq!(at.len(), 100);
     assert!(matches!(
         at.write_at(96, b"12345"),
-        Err(SysvShmError::OutOfBounds {
+        Err(SysvShmError::Access(AccessError::OutOfBounds {
             offset: 96,
             len: 5,
             size: 100
-        })
+        }))
     ));
     assert!(matches!(
         at.read::<u64>(93),
-        Err(SysvShmError::OutOfBounds { .. })
+        Err(SysvShmError::Access(AccessError::OutOfBounds { .. }))
     ));
     let ro = seg.attach_read_only().unwrap();
     assert!(matches!(
         ro.write_at(0, b"x"),
-        Err(SysvShmError::ReadOnly { .. })
+        Err(SysvShmError::Access(AccessError::ReadOnly { .. }))
     ));
     at.write_at(0, b"x").unwrap();
     assert_eq!(ro.read::<u8>(0).unwrap(), b'x');

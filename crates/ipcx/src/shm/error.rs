@@ -3,6 +3,7 @@
 use std::io;
 
 use crate::name::InvalidName;
+use crate::region::AccessError;
 
 /// What can go wrong with POSIX shared memory, memfds and their mappings.
 #[derive(Debug, thiserror::Error)]
@@ -50,33 +51,9 @@ pub enum ShmError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// An access outside the mapping.
-    #[error(
-        "{len} bytes at offset {offset} are out of bounds of the {size}-byte mapping: stay below {size} (or resize and map again)"
-    )]
-    OutOfBounds {
-        /// Offset of the access.
-        offset: usize,
-        /// Length of the access.
-        len: usize,
-        /// Size of the mapping.
-        size: usize,
-    },
-    /// A write through a read-only mapping, or a writable mapping of a read-only handle.
-    #[error("read-only: {what}: map (or open) the object read-write to write to it")]
-    ReadOnly {
-        /// What was attempted.
-        what: &'static str,
-    },
-    /// The bytes at `offset` are not a valid value of the type read
-    /// ([`MappedRegion::try_read`](super::MappedRegion::try_read)).
-    #[error("the bytes at offset {offset} are not a valid {type_name}")]
-    InvalidValue {
-        /// Offset of the read.
-        offset: usize,
-        /// The type asked for.
-        type_name: &'static str,
-    },
+    /// A failed access to the mapping: out of bounds, read-only, or not a valid value.
+    #[error(transparent)]
+    Access(#[from] AccessError),
     /// A memfd seal forbids this (`EPERM`): writing, growing, shrinking, or adding seals after
     /// `F_SEAL_SEAL`.
     #[error("{what}: forbidden by the memfd's seals")]

@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use super::fd::{fd_map, fd_resize, fd_size};
-use super::{ShmError, ShmMap};
+use super::{AccessError, ShmError, ShmMap};
 use crate::name::PosixName;
 use crate::sys;
 use crate::sys::shm::OpenMode;
@@ -267,9 +267,9 @@ impl Shm {
     /// pages fault (see the module docs).
     pub fn resize(&self, size: u64) -> Result<(), ShmError> {
         if !self.writable {
-            return Err(ShmError::ReadOnly {
+            return Err(ShmError::Access(AccessError::ReadOnly {
                 what: "resize a read-only handle",
-            });
+            }));
         }
         fd_resize(&self.fd, size, self.name())
     }
@@ -277,9 +277,9 @@ impl Shm {
     /// Maps the whole object read-write.
     pub fn map(&self) -> Result<ShmMap, ShmError> {
         if !self.writable {
-            return Err(ShmError::ReadOnly {
+            return Err(ShmError::Access(AccessError::ReadOnly {
                 what: "map a read-only handle read-write",
-            });
+            }));
         }
         fd_map(&self.fd, true, self.name())
     }

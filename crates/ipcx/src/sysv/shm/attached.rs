@@ -41,7 +41,6 @@ impl DerefMut for Attached {
 
 region::impl_region_error! {
     SysvShmError,
-    noun: "attachment",
     read_failed(e) => SysvShmError::Io {
         what: "read segment".into(),
         source: e,

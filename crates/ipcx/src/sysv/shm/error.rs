@@ -2,6 +2,7 @@
 
 use std::io;
 
+use crate::region::AccessError;
 use crate::sysv::Key;
 
 /// What can go wrong with System V shared memory.
@@ -74,33 +75,9 @@ pub enum SysvShmError {
         "Key::PRIVATE names no existing segment: open a private segment with Segment::from_id and the id its creator gives you"
     )]
     PrivateKey,
-    /// An access outside the segment.
-    #[error(
-        "{len} bytes at offset {offset} are out of bounds of the {size}-byte segment: stay below {size}"
-    )]
-    OutOfBounds {
-        /// Offset of the access.
-        offset: usize,
-        /// Length of the access.
-        len: usize,
-        /// Size of the segment.
-        size: usize,
-    },
-    /// A write through a read-only attachment.
-    #[error("read-only: {what}: attach read-write to write")]
-    ReadOnly {
-        /// What was attempted.
-        what: &'static str,
-    },
-    /// The bytes at `offset` are not a valid value of the type read
-    /// ([`MappedRegion::try_read`](crate::shm::MappedRegion::try_read)).
-    #[error("the bytes at offset {offset} are not a valid {type_name}")]
-    InvalidValue {
-        /// Offset of the read.
-        offset: usize,
-        /// The type asked for.
-        type_name: &'static str,
-    },
+    /// A failed access to the attachment: out of bounds, read-only, or not a valid value.
+    #[error(transparent)]
+    Access(#[from] AccessError),
     /// The segment exists but its owner or creator is a user the caller does not trust
     /// ([`SegmentOptions::trust`](super::SegmentOptions::trust)). It was left as it is.
     #[error(transparent)]
