@@ -20,8 +20,8 @@
 //!            signal, socket, and the zero-copy shared-memory ring (`ring`, over the `no_std`
 //!            core crate `ipcx-ring`)
 //! framing    length-prefixed frames over byte streams (`framing`)
-//! base       names, waits and deadlines, trust, the owner registry, interrupts (`name`, `wait`,
-//!            `trust`, `registry`, `interrupt`)
+//! base       names, waits and deadlines, trust, the owner registry, interrupts, OS errors
+//!            (`name`, `wait`, `trust`, `registry`, `interrupt`, `OsError`)
 //! sys        the only code that calls the OS
 //! ```
 //! `unsafe` code lives in `sys` and in the ring internals (`ring`, `ipcx-ring`); elsewhere it
@@ -55,6 +55,7 @@
 pub(crate) mod sys;
 
 mod open;
+mod os_error;
 mod poison;
 mod region;
 
@@ -83,6 +84,7 @@ pub mod wait;
 
 pub use channel::{Endpoint, Message, Meta};
 pub use discovery::discover;
+pub use os_error::OsError;
 pub use wait::Wait;
 
 /// The README's examples, compiled (not run) as doctests so that they stay true.

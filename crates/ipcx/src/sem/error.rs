@@ -3,6 +3,7 @@
 use std::io;
 
 use super::VALUE_MAX;
+use crate::OsError;
 use crate::name::{InvalidName, PosixName};
 
 /// Errors of POSIX named semaphore operations.
@@ -56,19 +57,13 @@ pub enum NamedSemError {
     #[error(transparent)]
     ForeignOwner(#[from] crate::trust::ForeignOwner),
     /// Any other OS error.
-    #[error("{what}: {source}")]
-    Io {
-        /// The failed operation.
-        what: &'static str,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(OsError),
 }
 
 impl NamedSemError {
     pub(super) fn io(what: &'static str, source: io::Error) -> NamedSemError {
-        NamedSemError::Io { what, source }
+        NamedSemError::Io(OsError::new(what, source))
     }
 
     pub(super) fn from_open(name: &PosixName, e: io::Error) -> NamedSemError {

@@ -3,6 +3,7 @@
 use std::io;
 
 use super::Signal;
+use crate::OsError;
 
 /// Errors of signal operations.
 #[derive(Debug, thiserror::Error)]
@@ -57,19 +58,13 @@ pub enum SignalError {
     #[error("timed out waiting for a signal")]
     Timeout,
     /// Any other OS error.
-    #[error("{what}: {source}")]
-    Io {
-        /// The failed operation.
-        what: &'static str,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(OsError),
 }
 
 impl SignalError {
     pub(super) fn io(what: &'static str, source: io::Error) -> SignalError {
-        SignalError::Io { what, source }
+        SignalError::Io(OsError::new(what, source))
     }
 
     pub(super) fn on_send(what: &'static str, pid: i32, e: io::Error) -> SignalError {

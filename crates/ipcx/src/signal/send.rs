@@ -29,13 +29,13 @@ pub fn queue(pid: i32, signal: Signal, value: i32) -> Result<(), SignalError> {
 /// mean that to `kill(2)`).
 pub(super) fn check_pid(pid: i32) -> Result<(), SignalError> {
     if pid <= 0 {
-        return Err(SignalError::Io {
-            what: "signal a process",
-            source: io::Error::new(
+        return Err(SignalError::io(
+            "signal a process",
+            io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("pid {pid} is not a single process (0 and negative pids address groups)"),
             ),
-        });
+        ));
     }
     Ok(())
 }

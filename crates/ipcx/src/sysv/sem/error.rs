@@ -3,6 +3,7 @@
 use std::io;
 
 use super::VALUE_MAX;
+use crate::OsError;
 use crate::sysv::Key;
 
 /// Errors of System V semaphore operations.
@@ -70,17 +71,15 @@ pub enum SemSetError {
     #[error(transparent)]
     ForeignOwner(#[from] crate::trust::ForeignOwner),
     /// Any other OS error.
-    #[error("{what}: {source}")]
-    Io {
-        /// The failed operation.
-        what: &'static str,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(OsError),
 }
 
 impl SemSetError {
+    pub(super) fn io(what: &'static str, source: io::Error) -> SemSetError {
+        SemSetError::Io(OsError::new(what, source))
+    }
+
     /// Maps errors of operations on an existing set (`semop`, `semctl`).
     pub(super) fn on_set(what: &'static str, id: i32, e: io::Error) -> SemSetError {
         match e.raw_os_error() {
@@ -91,7 +90,7 @@ impl SemSetError {
                 source: e,
             },
             Some(libc::ERANGE) => SemSetError::Overflow,
-            _ => SemSetError::Io { what, source: e },
+            _ => SemSetError::io(what, e),
         }
     }
 
@@ -105,10 +104,7 @@ impl SemSetError {
             },
             Some(libc::EINVAL) => SemSetError::InvalidSize { nsems },
             Some(libc::ENOSPC) => SemSetError::NoSpace,
-            _ => SemSetError::Io {
-                what: "semget",
-                source: e,
-            },
+            _ => SemSetError::io("semget", e),
         }
     }
 }

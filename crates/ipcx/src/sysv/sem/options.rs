@@ -80,9 +80,11 @@ impl Options {
                     Err(e) => return Err(SemSetError::on_get(key, nsems, e)),
                 }
             }
-            found.ok_or(SemSetError::Io {
-                what: "semget (the set was repeatedly created and removed by another process)",
-                source: io::Error::from_raw_os_error(libc::ENOENT),
+            found.ok_or_else(|| {
+                SemSetError::io(
+                    "semget (the set was repeatedly created and removed by another process)",
+                    io::Error::from_raw_os_error(libc::ENOENT),
+                )
             })?
         } else {
             let id = sys::semget(key.0, n, 0).map_err(|e| SemSetError::on_get(key, nsems, e))?;

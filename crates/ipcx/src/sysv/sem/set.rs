@@ -218,10 +218,10 @@ impl SemaphoreSet {
                         });
                     }
                     Some(libc::E2BIG) => {
-                        return Err(SemSetError::Io {
-                            what: "semop (more operations than SEMOPM allows in one call)",
-                            source: e,
-                        });
+                        return Err(SemSetError::io(
+                            "semop (more operations than SEMOPM allows in one call)",
+                            e,
+                        ));
                     }
                     Some(libc::EFBIG) => {
                         return Err(SemSetError::IndexOutOfRange {
