@@ -9,6 +9,7 @@
 
 pub mod checked;
 pub mod fault;
+pub mod proc;
 pub mod python;
 pub mod rpc;
 
