@@ -3,14 +3,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use ipcx_ring::{Reservation, RingError as CoreError, Writer};
 
 use super::blocked::wait_for_room;
 use super::format::PATTERN_PUBSUB;
 use super::hot::HotGate;
-use super::role::{Role, extend, role_methods};
+use super::role::{Role, extend, role_methods, send_forms};
 use super::sample::SampleMut;
 use super::sample::lend::{Lender, Loaned};
 use super::segment::Segment;
@@ -106,19 +105,6 @@ impl Publisher {
         self.commit(res, msg.len());
         Ok(())
     }
-    /// Sends a copy of `msg`, blocking while the ring is full.
-    #[inline]
-    pub fn send(&mut self, msg: &[u8]) -> Result<(), RingError> {
-        self.send_wait(msg, Wait::Forever)
-    }
-    /// Sends a copy of `msg` if there is room now.
-    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), RingError> {
-        self.send_wait(msg, Wait::NoWait)
-    }
-    /// Sends a copy of `msg`, giving up after `timeout`.
-    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), RingError> {
-        self.send_wait(msg, Wait::timeout(timeout))
-    }
     /// Sends a plain-data value (its bytes).
     pub fn send_value<T: zerocopy::IntoBytes + zerocopy::Immutable>(
         &mut self,
@@ -136,6 +122,7 @@ impl Publisher {
 }
 
 role_methods!(Publisher, "ring");
+send_forms!(Publisher, full: "the ring is full", room: "there is room");
 
 impl Role for Publisher {
     const PATTERN: u32 = PATTERN_PUBSUB;

@@ -100,3 +100,58 @@ macro_rules! role_methods {
     };
 }
 pub(crate) use role_methods;
+
+/// `send`, `try_send` and `send_timeout`: the blocking, non-blocking and timeout forms of a
+/// sending role's `send_wait`. `full` says what a blocked sender waits out, `room` what a
+/// non-blocking one needs.
+macro_rules! send_forms {
+    ($role:ident, full: $full:literal, room: $room:literal) => {
+        impl $role {
+            #[doc = concat!("Sends a copy of `msg`, blocking while ", $full, ".")]
+            #[inline]
+            pub fn send(&mut self, msg: &[u8]) -> Result<(), $crate::ring::RingError> {
+                self.send_wait(msg, $crate::wait::Wait::Forever)
+            }
+            #[doc = concat!("Sends a copy of `msg` if ", $room, " now.")]
+            pub fn try_send(&mut self, msg: &[u8]) -> Result<(), $crate::ring::RingError> {
+                self.send_wait(msg, $crate::wait::Wait::NoWait)
+            }
+            /// Sends a copy of `msg`, giving up after `timeout`.
+            pub fn send_timeout(
+                &mut self,
+                msg: &[u8],
+                timeout: ::std::time::Duration,
+            ) -> Result<(), $crate::ring::RingError> {
+                self.send_wait(msg, $crate::wait::Wait::timeout(timeout))
+            }
+        }
+    };
+}
+pub(crate) use send_forms;
+
+/// `recv`, `try_recv` and `recv_timeout`: the blocking, non-blocking and timeout forms of a
+/// receiving role's `recv_wait`, which hands out `$sample`.
+macro_rules! recv_forms {
+    ($role:ident, $sample:ty) => {
+        impl $role {
+            /// Receives the next message, blocking.
+            #[inline]
+            pub fn recv(&mut self) -> Result<$sample, $crate::ring::RingError> {
+                self.recv_wait($crate::wait::Wait::Forever)
+            }
+            /// Receives a message if one is waiting
+            /// ([`RingError::Empty`](crate::ring::RingError::Empty) otherwise).
+            pub fn try_recv(&mut self) -> Result<$sample, $crate::ring::RingError> {
+                self.recv_wait($crate::wait::Wait::NoWait)
+            }
+            /// Receives a message, giving up after `timeout`.
+            pub fn recv_timeout(
+                &mut self,
+                timeout: ::std::time::Duration,
+            ) -> Result<$sample, $crate::ring::RingError> {
+                self.recv_wait($crate::wait::Wait::timeout(timeout))
+            }
+        }
+    };
+}
+pub(crate) use recv_forms;

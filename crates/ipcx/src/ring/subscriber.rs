@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use ipcx_ring::{Peeked, Reader};
 
@@ -12,7 +11,7 @@ use super::blocked::wait_for_message;
 use super::bridge::Bridge;
 use super::format::PATTERN_PUBSUB;
 use super::hot::waiting_for_a_message;
-use super::role::{Role, extend, role_methods};
+use super::role::{Role, extend, recv_forms, role_methods};
 use super::sample::Sample;
 use super::sample::lend::Holder;
 use super::segment::Segment;
@@ -219,19 +218,6 @@ impl Subscriber {
         Ok(Sample::new(self, got))
     }
 
-    /// Receives the next message, blocking.
-    #[inline]
-    pub fn recv(&mut self) -> Result<Sample<'_>, RingError> {
-        self.recv_wait(Wait::Forever)
-    }
-    /// Receives a message if one is waiting ([`RingError::Empty`] otherwise).
-    pub fn try_recv(&mut self) -> Result<Sample<'_>, RingError> {
-        self.recv_wait(Wait::NoWait)
-    }
-    /// Receives a message, giving up after `timeout`.
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Sample<'_>, RingError> {
-        self.recv_wait(Wait::timeout(timeout))
-    }
     /// Receives a plain-data value (a copy); [`RingError::Incompatible`] if the size differs.
     pub fn recv_value<T: zerocopy::FromBytes>(&mut self) -> Result<T, RingError> {
         let s = self.recv()?;
@@ -252,6 +238,7 @@ impl Drop for Subscriber {
 }
 
 role_methods!(Subscriber, "ring");
+recv_forms!(Subscriber, Sample<'_>);
 
 impl Role for Subscriber {
     const PATTERN: u32 = PATTERN_PUBSUB;

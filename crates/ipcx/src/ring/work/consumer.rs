@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use super::{Member, Slot, producers_gone};
 use crate::ring::blocked::wait_for_message;
@@ -11,7 +10,7 @@ use crate::ring::blocked::wait_for_message;
 use crate::ring::bridge::Bridge;
 use crate::ring::format::PATTERN_WORK;
 use crate::ring::hot::waiting_for_a_message;
-use crate::ring::role::{Role, role_methods};
+use crate::ring::role::{Role, recv_forms, role_methods};
 use crate::ring::sample::Sample;
 use crate::ring::sample::lend::Holder;
 use crate::ring::segment::Segment;
@@ -103,18 +102,6 @@ impl Consumer {
         };
         Ok(Sample::new(self, slot))
     }
-    /// Receives the next message, blocking.
-    pub fn recv(&mut self) -> Result<Sample<'_, Consumer>, RingError> {
-        self.recv_wait(Wait::Forever)
-    }
-    /// Receives a message if one is waiting ([`RingError::Empty`] otherwise).
-    pub fn try_recv(&mut self) -> Result<Sample<'_, Consumer>, RingError> {
-        self.recv_wait(Wait::NoWait)
-    }
-    /// Receives a message, giving up after `timeout`.
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Sample<'_, Consumer>, RingError> {
-        self.recv_wait(Wait::timeout(timeout))
-    }
 
     /// Receives the next message without blocking the thread (tokio).
     ///
@@ -144,6 +131,7 @@ impl Consumer {
 }
 
 role_methods!(Consumer, "work queue");
+recv_forms!(Consumer, Sample<'_, Consumer>);
 
 impl Role for Consumer {
     const PATTERN: u32 = PATTERN_WORK;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::{Member, Slot};
 use crate::ring::blocked::wait_for_room;
 use crate::ring::format::PATTERN_WORK;
-use crate::ring::role::{Role, role_methods};
+use crate::ring::role::{Role, role_methods, send_forms};
 use crate::ring::sample::SampleMut;
 use crate::ring::sample::lend::{Lender, Loaned};
 use crate::ring::segment::Segment;
@@ -102,21 +102,10 @@ impl Producer {
         q.data().copy_in(q.slot_offset(idx), msg, false);
         self.publish(idx, msg.len())
     }
-    /// Sends a copy of `msg`, blocking while every slot is taken.
-    pub fn send(&mut self, msg: &[u8]) -> Result<(), RingError> {
-        self.send_wait(msg, Wait::Forever)
-    }
-    /// Sends a copy of `msg` if a slot is free now.
-    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), RingError> {
-        self.send_wait(msg, Wait::NoWait)
-    }
-    /// Sends a copy of `msg`, giving up after `timeout`.
-    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), RingError> {
-        self.send_wait(msg, Wait::timeout(timeout))
-    }
 }
 
 role_methods!(Producer, "work queue");
+send_forms!(Producer, full: "every slot is taken", room: "a slot is free");
 
 impl Role for Producer {
     const PATTERN: u32 = PATTERN_WORK;
