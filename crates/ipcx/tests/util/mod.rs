@@ -11,6 +11,7 @@ pub mod checked;
 pub mod fault;
 pub mod proc;
 pub mod python;
+pub mod region;
 pub mod rpc;
 
 use std::path::{Path, PathBuf};
