@@ -9,21 +9,18 @@ use ipcx::sem::Semaphore;
 use ipcx::sysv::sem::SemaphoreSet;
 use ipcx::wait::Wait;
 
-use crate::args::TrustFlags;
+use crate::args::{Actions, TrustFlags};
 use crate::parse::{parse_duration, parse_mode};
 use crate::target::{Family, Target};
 
 const FAMILY: Family = Family::Sem;
 
 /// Arguments of `ipcx sem`.
-#[derive(Debug, clap::Args)]
-pub struct SemArgs {
-    #[command(subcommand)]
-    action: Action,
-}
+pub type SemArgs = Actions<Action>;
 
+/// The actions of `ipcx sem`.
 #[derive(Debug, clap::Subcommand)]
-enum Action {
+pub enum Action {
     /// Create a semaphore that outlives the command (until `ipcx sem rm`).
     Create {
         /// `/NAME`, `posix-sem:/NAME` or `sysv-sem:KEY`.

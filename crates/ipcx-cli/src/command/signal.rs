@@ -6,17 +6,15 @@ use std::time::Duration;
 use ipcx::signal::{Process, SigCode, Signal, SignalReceiver};
 use ipcx::wait::Wait;
 
+use crate::args::Actions;
 use crate::parse::parse_duration;
 
 /// Arguments of `ipcx signal`.
-#[derive(Debug, clap::Args)]
-pub struct SignalArgs {
-    #[command(subcommand)]
-    action: Action,
-}
+pub type SignalArgs = Actions<Action>;
 
+/// The actions of `ipcx signal`.
 #[derive(Debug, clap::Subcommand)]
-enum Action {
+pub enum Action {
     /// Send SIGNAL to PID (through a pidfd, so a recycled pid is never hit); with --value, the
     /// value travels with it (sigqueue).
     Send {
