@@ -45,6 +45,7 @@ use std::io;
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 
+use crate::OsError;
 use crate::region::{self, AccessError, MappedRegion};
 use crate::sys;
 use crate::sys::mmap::Mapping;
@@ -84,14 +85,8 @@ pub enum MmapError {
     #[error(transparent)]
     Access(#[from] AccessError),
     /// Any other OS error.
-    #[error("{what}: {source}")]
-    Io {
-        /// What was attempted.
-        what: String,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(OsError),
     /// The file was truncated under the mapping (the constructor's promise was broken) and an
     /// access hit a lost page: the mapping now reads as zeros, private to this process. The
     /// bytes a read returned together with this error are not the file's.
@@ -103,7 +98,7 @@ fn io_error(what: impl Into<String>, e: io::Error) -> MmapError {
     let what = what.into();
     match e.raw_os_error() {
         Some(libc::EACCES) | Some(libc::EPERM) => MmapError::PermissionDenied { what, source: e },
-        _ => MmapError::Io { what, source: e },
+        _ => MmapError::Io(OsError::new(what, e)),
     }
 }
 

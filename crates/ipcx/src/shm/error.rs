@@ -2,6 +2,7 @@
 
 use std::io;
 
+use crate::OsError;
 use crate::name::InvalidName;
 use crate::region::AccessError;
 
@@ -74,14 +75,8 @@ pub enum ShmError {
         source: io::Error,
     },
     /// Any other OS error.
-    #[error("{what}: {source}")]
-    Io {
-        /// What was attempted.
-        what: String,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(OsError),
     /// The object was shrunk (truncated) by another process under this mapping and an access
     /// hit a lost page: the mapping now reads as zeros and is private to this process. The
     /// bytes a read returned together with this error are not the object's; drop the mapping
@@ -117,10 +112,7 @@ impl ShmError {
                 what: format!("{what} {name}"),
                 source: e,
             },
-            _ => ShmError::Io {
-                what: format!("{what} {name}"),
-                source: e,
-            },
+            _ => ShmError::Io(OsError::new(format!("{what} {name}"), e)),
         }
     }
 }

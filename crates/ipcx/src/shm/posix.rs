@@ -6,6 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use super::fd::{fd_map, fd_resize, fd_size};
 use super::{AccessError, ShmError, ShmMap};
+use crate::OsError;
 use crate::name::PosixName;
 use crate::sys;
 use crate::sys::shm::OpenMode;
@@ -107,10 +108,10 @@ impl ShmOptions {
                 Err(e) => return Err(ShmError::from_io("open shared memory", name, e)),
             }
         }
-        Err(ShmError::Io {
-            what: format!("create shared memory {name}"),
-            source: io::Error::other("the object kept appearing and disappearing"),
-        })
+        Err(ShmError::Io(OsError::new(
+            format!("create shared memory {name}"),
+            io::Error::other("the object kept appearing and disappearing"),
+        )))
     }
 
     /// Creates a new object of [`ShmOptions::size`] bytes ([`ShmError::AlreadyExists`] if the

@@ -2,6 +2,7 @@
 
 use std::io;
 
+use crate::OsError;
 use crate::region::AccessError;
 use crate::sysv::Key;
 
@@ -83,14 +84,8 @@ pub enum SysvShmError {
     #[error(transparent)]
     ForeignOwner(#[from] crate::trust::ForeignOwner),
     /// Any other OS error.
-    #[error("{what}: {source}")]
-    Io {
-        /// What was attempted.
-        what: String,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(OsError),
 }
 
 pub(super) fn id_error(what: &str, id: i32, e: io::Error) -> SysvShmError {
@@ -100,10 +95,7 @@ pub(super) fn id_error(what: &str, id: i32, e: io::Error) -> SysvShmError {
             what: format!("{what} segment id {id}"),
             source: e,
         },
-        _ => SysvShmError::Io {
-            what: format!("{what} segment id {id}"),
-            source: e,
-        },
+        _ => SysvShmError::Io(OsError::new(format!("{what} segment id {id}"), e)),
     }
 }
 
@@ -115,16 +107,13 @@ pub(super) fn key_error(what: &str, key: Key, e: io::Error) -> SysvShmError {
             what: format!("{what} segment {key}"),
             source: e,
         },
-        Some(libc::ENOSPC) => SysvShmError::Io {
-            what: format!(
+        Some(libc::ENOSPC) => SysvShmError::Io(OsError::new(
+            format!(
                 "{what} segment {key}: the system's segment limits (SHMMNI/SHMALL) are reached; \
                  remove unused segments (ipcs -m)"
             ),
-            source: e,
-        },
-        _ => SysvShmError::Io {
-            what: format!("{what} segment {key}"),
-            source: e,
-        },
+            e,
+        )),
+        _ => SysvShmError::Io(OsError::new(format!("{what} segment {key}"), e)),
     }
 }
