@@ -36,7 +36,9 @@
 //!   `op_timeout(Duration)`.
 //! * Errors are `#[non_exhaustive]` enums naming the cases a caller acts on (`NotFound`,
 //!   `AlreadyExists`, `PermissionDenied`, `Timeout`, `PeerGone`...); the OS error is kept as the
-//!   source. One rule names them:
+//!   source. The cases every mechanism shares are one type each: an `Io` variant (an OS error no
+//!   named case covers) carries an [`OsError`], and the access failures of mapped memory are a
+//!   [`shm::AccessError`]. One rule names the enums:
 //!   - a mechanism (and each primitive of [`sync`]) has one error enum named after it
 //!     ([`pipe::PipeError`], [`fifo::FifoError`], [`shm::ShmError`], [`mmap::MmapError`],
 //!     [`socket::SocketError`], [`sem::NamedSemError`], [`sysv::sem::SemSetError`],
