@@ -45,7 +45,7 @@ use std::io;
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 
-use crate::OsError;
+use crate::os_error::OsError;
 use crate::region::{self, AccessError, MappedRegion};
 use crate::sys;
 use crate::sys::mmap::Mapping;

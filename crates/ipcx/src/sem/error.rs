@@ -3,8 +3,8 @@
 use std::io;
 
 use super::VALUE_MAX;
-use crate::OsError;
 use crate::name::{InvalidName, PosixName};
+use crate::os_error::OsError;
 
 /// Errors of POSIX named semaphore operations.
 #[derive(Debug, thiserror::Error)]

@@ -2,8 +2,8 @@
 
 use std::io;
 
-use crate::OsError;
 use crate::name::InvalidName;
+use crate::os_error::OsError;
 use crate::region::AccessError;
 
 /// What can go wrong with POSIX shared memory, memfds and their mappings.

@@ -5,8 +5,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use super::fd::{fd_map, fd_resize, fd_size};
 use super::{ShmError, ShmMap};
-use crate::OsError;
 use crate::name::InvalidName;
+use crate::os_error::OsError;
 use crate::sys;
 
 /// Longest memfd name (the kernel's limit is 249 bytes, without the NUL).

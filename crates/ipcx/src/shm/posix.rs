@@ -6,8 +6,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use super::fd::{fd_map, fd_resize, fd_size};
 use super::{AccessError, ShmError, ShmMap};
-use crate::OsError;
 use crate::name::PosixName;
+use crate::os_error::OsError;
 use crate::sys;
 use crate::sys::shm::OpenMode;
 use crate::trust::Trust;

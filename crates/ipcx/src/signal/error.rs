@@ -3,7 +3,7 @@
 use std::io;
 
 use super::Signal;
-use crate::OsError;
+use crate::os_error::OsError;
 
 /// Errors of signal operations.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 use std::io;
 
 use super::VALUE_MAX;
-use crate::OsError;
+use crate::os_error::OsError;
 use crate::sysv::Key;
 
 /// Errors of System V semaphore operations.

@@ -5,7 +5,7 @@ use std::io;
 use std::ops::{Deref, DerefMut};
 
 use super::SysvShmError;
-use crate::OsError;
+use crate::os_error::OsError;
 use crate::region::{self, MappedRegion};
 use crate::sys::mmap::Mapping;
 

@@ -2,7 +2,7 @@
 
 use std::io;
 
-use crate::OsError;
+use crate::os_error::OsError;
 use crate::region::AccessError;
 use crate::sysv::Key;
 

@@ -4,7 +4,7 @@ use std::io;
 
 use super::error::key_error;
 use super::{Segment, SysvShmError};
-use crate::OsError;
+use crate::os_error::OsError;
 use crate::registry::Ownership;
 use crate::sys;
 use crate::sysv::Key;
