@@ -6,18 +6,16 @@ use std::time::Duration;
 use ipcx::signal::{Process, SigCode, Signal, SignalInfo, SignalReceiver};
 use ipcx::wait::Wait;
 
+use crate::args::Actions;
 use crate::json;
 use crate::parse::parse_duration;
 
 /// Arguments of `ipcx signal`.
-#[derive(Debug, clap::Args)]
-pub struct SignalArgs {
-    #[command(subcommand)]
-    action: Action,
-}
+pub type SignalArgs = Actions<Action>;
 
+/// The actions of `ipcx signal`.
 #[derive(Debug, clap::Subcommand)]
-enum Action {
+pub enum Action {
     /// Send SIGNAL to PID (through a pidfd, so a recycled pid is never hit); with --value, the
     /// value travels with it (sigqueue).
     Send {
@@ -81,7 +79,7 @@ pub fn run(args: SignalArgs) -> anyhow::Result<()> {
             let mut n = 0u64;
             while count.is_none_or(|c| n < c) {
                 let info = match rx.recv_wait(Wait::from_timeout(timeout)) {
-                    Err(ipcx::signal::Error::Timeout) => {
+                    Err(ipcx::signal::SignalError::Timeout) => {
                         eprintln!("ipcx: no signal within the timeout");
                         return Err(crate::exit::Exit(crate::exit::EXIT_TIMEOUT).into());
                     }

@@ -193,7 +193,7 @@ pub enum Error {
     /// A shared-memory ring failure not covered above (already exists, permission denied,
     /// another live publisher, no free participant place, corrupt segment...).
     #[error(transparent)]
-    Ring(crate::ring::Error),
+    Ring(crate::ring::RingError),
 }
 
 impl Error {

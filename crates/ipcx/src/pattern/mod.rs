@@ -87,8 +87,8 @@ pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Maps a ring error onto the pattern's named cases; `what` names the object (`mailbox
 /// shm:/jobs`), `hint` says what to do when it is missing.
-pub(crate) fn ring_error(e: crate::ring::Error, what: &str, hint: &str) -> Error {
-    use crate::ring::Error as R;
+pub(crate) fn ring_error(e: crate::ring::RingError, what: &str, hint: &str) -> Error {
+    use crate::ring::RingError as R;
     match e {
         R::Timeout => Error::Timeout,
         R::Empty => Error::WouldBlock,
