@@ -449,7 +449,15 @@ fn clean_records() {
     let mq = format!("mq:/{name}");
     let _rm = Remove(vec![mq.clone()]);
     let rx = recv_in_background(&mq, "1", &[]);
-    assert!(util::wait_for(|| util::mq_exists(&format!("/{name}"))));
+    // The queue exists a moment before its owner record does: wait until clean sees the
+    // receiver as its live creator, so that the kill below leaves a provably stale queue.
+    let judged_alive = || {
+        let doc = parse(&stdout(&run(&["clean", "--dry-run", "--json"])));
+        doc["objects"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|o| o["name"] == mq && o["action"] == "keep"))
+    };
+    assert!(util::wait_for(judged_alive), "{mq}: never judged live");
     drop(rx); // SIGKILL
     let out = run(&["clean", "--dry-run", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
