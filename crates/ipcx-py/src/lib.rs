@@ -1,0 +1,50 @@
+//! The Python module `ipcx` (its native part, `ipcx._ipcx`): any ipcx endpoint, the zero-copy
+//! ring read in place by numpy, and RPC in the MessagePack codec, from Python.
+//!
+//! Built by maturin (`pip install ./crates/ipcx-py`); the Python package around it
+//! (`python/ipcx/`) holds the exception classes, the type stubs and `py.typed`. Layout:
+//! * `error`: every Rust error becomes one of the exception classes, in one place;
+//! * `blocking`: blocking calls release the GIL and wait in slices, so Ctrl-C interrupts them;
+//! * `channel`: `Sender`, `Receiver`, `Message` over every endpoint the CLI takes;
+//! * `lent` and `ring`: the ring's `Publisher`, `Subscriber`, `Loan` and `Sample`, whose bytes
+//!   Python reads and writes in place through the buffer protocol;
+//! * `value` and `rpc`: `RpcServer` and `RpcClient`.
+//!
+//! `unsafe` appears only at the edge with CPython (buffer exports, borrowed buffers) and in
+//! `lent`, each block with its `// SAFETY:` reasoning.
+#![allow(unsafe_code)] // the binding's FFI edge: buffer protocol and borrowed buffers
+#![deny(missing_docs)]
+
+mod blocking;
+mod channel;
+mod error;
+mod lent;
+mod ring;
+mod rpc;
+mod value;
+
+use std::sync::{Mutex, MutexGuard};
+
+use pyo3::prelude::*;
+
+/// Locks `m`, whatever a panicking holder left behind (the state stays consistent: every
+/// critical section here either completes or changes nothing).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The native module `ipcx._ipcx`.
+#[pymodule]
+fn _ipcx(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<channel::Sender>()?;
+    m.add_class::<channel::Receiver>()?;
+    m.add_class::<channel::Message>()?;
+    m.add_class::<ring::Publisher>()?;
+    m.add_class::<ring::Subscriber>()?;
+    m.add_class::<ring::Loan>()?;
+    m.add_class::<ring::Sample>()?;
+    m.add_class::<rpc::RpcServer>()?;
+    m.add_class::<rpc::RpcClient>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
