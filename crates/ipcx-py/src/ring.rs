@@ -299,12 +299,8 @@ pub(crate) struct Sample {
 
 impl Sample {
     /// Runs `f` on the subscriber's state when this sample is the one out.
-    fn with_current<R>(
-        &self,
-        py: Python<'_>,
-        f: impl FnOnce(&mut RxState) -> PyResult<R>,
-    ) -> PyResult<R> {
-        let sub = self.sub.bind(py).get();
+    fn with_current<R>(&self, f: impl FnOnce(&mut RxState) -> PyResult<R>) -> PyResult<R> {
+        let sub = self.sub.get();
         let mut g = lock(&sub.state);
         match g.as_mut() {
             Some(st) if st.generation == self.generation && st.lent.out().is_some() => f(st),
@@ -312,25 +308,25 @@ impl Sample {
         }
     }
 
-    /// Gives the message back; `BufferError` while views remain.
-    fn give_back(&self, py: Python<'_>) -> PyResult<()> {
-        let what = self.sub.bind(py).get().describe();
-        let r = self.with_current(py, |st| {
-            if st.exports > 0 {
-                return Err(exported(st.exports, &what));
+    /// Gives the message back; `BufferError` while views remain. Giving back a sample that
+    /// is no longer out does nothing. Needs no GIL (it also runs when the object is freed).
+    fn give_back(&self) -> PyResult<()> {
+        let sub = self.sub.get();
+        let mut g = lock(&sub.state);
+        match g.as_mut() {
+            Some(st) if st.generation == self.generation && st.lent.out().is_some() => {
+                if st.exports > 0 {
+                    return Err(exported(st.exports, &sub.describe()));
+                }
+                drop(st.lent.give_back());
+                Ok(())
             }
-            drop(st.lent.give_back());
-            Ok(())
-        });
-        match r {
-            // Given back already: releasing twice does nothing.
-            Err(e) if e.is_instance_of::<PyBufferError>(py) && self.is_released(py) => Ok(()),
-            r => r,
+            _ => Ok(()),
         }
     }
 
-    fn is_released(&self, py: Python<'_>) -> bool {
-        self.with_current(py, |_| Ok(())).is_err()
+    fn is_released(&self) -> bool {
+        self.with_current(|_| Ok(())).is_err()
     }
 }
 
@@ -338,14 +334,14 @@ impl Sample {
 impl Sample {
     /// Gives the message back to the ring. `BufferError` while views of it remain; releasing
     /// twice does nothing.
-    fn release(&self, py: Python<'_>) -> PyResult<()> {
-        self.give_back(py)
+    fn release(&self) -> PyResult<()> {
+        self.give_back()
     }
 
     /// Whether the message was given back (it can no longer be read).
     #[getter]
-    fn released(&self, py: Python<'_>) -> bool {
-        self.is_released(py)
+    fn released(&self) -> bool {
+        self.is_released()
     }
 
     fn __len__(&self) -> usize {
@@ -359,12 +355,11 @@ impl Sample {
     #[pyo3(signature = (exc_type, _exc, _tb))]
     fn __exit__(
         &self,
-        py: Python<'_>,
         exc_type: Option<&Bound<'_, PyAny>>,
         _exc: Option<&Bound<'_, PyAny>>,
         _tb: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
-        let r = self.give_back(py);
+        let r = self.give_back();
         // An exception already on its way out wins; the message is given back when the last
         // view goes (the views keep this object alive, its collection gives it back).
         if exc_type.is_none() {
@@ -373,12 +368,8 @@ impl Sample {
         Ok(false)
     }
 
-    fn __repr__(&self, py: Python<'_>) -> String {
-        let state = if self.is_released(py) {
-            ", released"
-        } else {
-            ""
-        };
+    fn __repr__(&self) -> String {
+        let state = if self.is_released() { ", released" } else { "" };
         format!("ipcx.Sample(len={}{state})", self.len)
     }
 
@@ -391,9 +382,8 @@ impl Sample {
         view: *mut ffi::Py_buffer,
         flags: c_int,
     ) -> PyResult<()> {
-        let py = slf.py();
         let this = slf.get();
-        this.with_current(py, |st| {
+        this.with_current(|st| {
             let s = st.lent.out().expect("current");
             let (ptr, len) = (s.as_ptr().cast_mut(), s.len());
             // SAFETY: the bytes lie in the ring's mapping and stay there, unchanged, while the
@@ -411,15 +401,12 @@ impl Sample {
     /// # Safety
     /// Called by CPython for a view this object filled.
     unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {
-        Python::attach(|py| {
-            let sub = self.sub.bind(py).get();
-            let mut g = lock(&sub.state);
-            if let Some(st) = g.as_mut()
-                && st.generation == self.generation
-            {
-                st.exports = st.exports.saturating_sub(1);
-            }
-        });
+        let mut g = lock(&self.sub.get().state);
+        if let Some(st) = g.as_mut()
+            && st.generation == self.generation
+        {
+            st.exports = st.exports.saturating_sub(1);
+        }
     }
 }
 
@@ -427,9 +414,7 @@ impl Drop for Sample {
     fn drop(&mut self) {
         // Views keep this object alive, so none is left: give the message back if it is
         // still the one out.
-        Python::attach(|py| {
-            let _ = self.give_back(py);
-        });
+        let _ = self.give_back();
     }
 }
 
@@ -609,12 +594,8 @@ pub(crate) struct Loan {
 }
 
 impl Loan {
-    fn with_current<R>(
-        &self,
-        py: Python<'_>,
-        f: impl FnOnce(&mut TxState) -> PyResult<R>,
-    ) -> PyResult<R> {
-        let publ = self.publ.bind(py).get();
+    fn with_current<R>(&self, f: impl FnOnce(&mut TxState) -> PyResult<R>) -> PyResult<R> {
+        let publ = self.publ.get();
         let mut g = lock(&publ.state);
         match g.as_mut() {
             Some(st) if st.generation == self.generation && st.lent.out().is_some() => f(st),
@@ -640,7 +621,7 @@ impl Loan {
     fn finish(&self, py: Python<'_>, publish: bool, n: Option<usize>) -> PyResult<()> {
         self.release_view(py)?;
         let what = self.publ.bind(py).get().describe();
-        self.with_current(py, |st| {
+        self.with_current(|st| {
             if st.exports > 0 {
                 return Err(exported(st.exports, &what));
             }
@@ -721,9 +702,8 @@ impl Loan {
         view: *mut ffi::Py_buffer,
         flags: c_int,
     ) -> PyResult<()> {
-        let py = slf.py();
         let this = slf.get();
-        this.with_current(py, |st| {
+        this.with_current(|st| {
             let s = st.lent.out_mut().expect("current");
             let (ptr, len) = (s.as_mut_ptr(), s.len());
             // SAFETY: the loaned bytes lie in the ring's mapping, reserved for this publisher
@@ -740,26 +720,21 @@ impl Loan {
     /// # Safety
     /// Called by CPython for a view this object filled.
     unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {
-        Python::attach(|py| {
-            let publ = self.publ.bind(py).get();
-            let mut g = lock(&publ.state);
-            if let Some(st) = g.as_mut()
-                && st.generation == self.generation
-            {
-                st.exports = st.exports.saturating_sub(1);
-            }
-        });
+        let mut g = lock(&self.publ.get().state);
+        if let Some(st) = g.as_mut()
+            && st.generation == self.generation
+        {
+            st.exports = st.exports.saturating_sub(1);
+        }
     }
 }
 
 impl Drop for Loan {
     fn drop(&mut self) {
         // Views keep this object alive, so none is left: an unsent loan is discarded.
-        Python::attach(|py| {
-            let _ = self.with_current(py, |st| {
-                st.lent.give_back();
-                Ok(())
-            });
+        let _ = self.with_current(|st| {
+            st.lent.give_back();
+            Ok(())
         });
     }
 }

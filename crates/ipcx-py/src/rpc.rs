@@ -283,9 +283,12 @@ impl RpcServer {
 
 impl Drop for RpcServer {
     fn drop(&mut self) {
-        let taken = lock(&self.running).take();
+        let mut taken = lock(&self.running).take();
         if taken.is_some() {
-            Python::attach(|py| py.detach(|| drop(taken)));
+            // Handlers waiting for the GIL must be able to finish while the server stops (at
+            // interpreter exit, when the GIL is gone, there are none).
+            let _ = Python::try_attach(|py| py.detach(|| drop(taken.take())));
+            drop(taken);
         }
     }
 }

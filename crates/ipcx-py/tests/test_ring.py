@@ -190,3 +190,34 @@ def test_too_large_for_the_ring(name):
         assert isinstance(e.value, ValueError)
         with pytest.raises(ipcx.TooLarge):
             pub.loan(pub.max_message_len + 1)
+
+
+EXIT_WITH_HANDLES_ALIVE = """
+import sys, ipcx
+name = sys.argv[1]
+sub = ipcx.Subscriber(name)
+pub = ipcx.Publisher(name)
+pub.send(b"kept")
+s = sub.recv(timeout=5)
+view = memoryview(s)
+loan = pub.loan(8)
+srv = ipcx.RpcServer("unix:@" + name.lstrip("/"))
+srv.serve_in_background()
+if sys.argv[2] == "closed":
+    del view
+    s.release()
+    sub.close()
+    pub.close()
+print("exiting", flush=True)
+"""
+
+
+@pytest.mark.parametrize("how", ["open", "closed"])
+def test_interpreter_exit_with_everything_alive(how, name, children):
+    """Samples, loans, views and servers still alive when the interpreter exits are freed
+    quietly (no panic, no hang), whether their handles were closed or not."""
+    p = children.start([sys.executable, "-c", EXIT_WITH_HANDLES_ALIVE, f"/{name}", how])
+    out, err = finish(p)
+    assert p.returncode == 0 and out == "exiting\n", err
+    assert "panic" not in err.lower(), err
+    assert not os.path.exists(f"/dev/shm/{name}")
