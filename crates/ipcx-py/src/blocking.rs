@@ -27,14 +27,26 @@ pub(crate) fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
     }
 }
 
+/// Whether a call first tries once without waiting, with the GIL held ([`Try::First`]: for
+/// operations that never block on [`Wait::NoWait`], such as receives and the ring's sends: a
+/// message already there costs no GIL hand-over), or waits at once ([`Try::Wait`]: a stream
+/// sender may finish a frame it started even on `NoWait`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Try {
+    First,
+    Wait,
+}
+
 /// Runs `op` with the GIL released, each time with a wait of at most [`SLICE`] (never past
-/// `deadline`), until it gives something else than a timeout (`is_timeout`) or the deadline
-/// passes (the last timeout is then returned). Between slices, pending signals run their
-/// Python handlers: a `KeyboardInterrupt` (or any exception a handler raises) ends the call.
+/// `deadline`), until it gives something else than "not yet" (`not_yet`: a timeout, nothing
+/// waiting, no room) or the deadline passes (the last timeout is then returned). Between
+/// slices, pending signals run their Python handlers: a `KeyboardInterrupt` (or any exception a
+/// handler raises) ends the call.
 pub(crate) fn wait_in_slices<T, E, F>(
     py: Python<'_>,
     deadline: Option<Instant>,
-    is_timeout: fn(&E) -> bool,
+    first: Try,
+    not_yet: fn(&E) -> bool,
     mut op: F,
 ) -> PyResult<Result<T, E>>
 where
@@ -42,12 +54,18 @@ where
     E: Send,
     F: FnMut(Wait) -> Result<T, E> + Send,
 {
+    if first == Try::First {
+        match op(Wait::NoWait) {
+            Err(e) if not_yet(&e) => {}
+            r => return Ok(r),
+        }
+    }
     loop {
         let slice_end = Instant::now() + SLICE;
         let until = deadline.map_or(slice_end, |d| d.min(slice_end));
         let r = py.detach(|| op(Wait::Until(until)));
         match r {
-            Err(e) if is_timeout(&e) => {
+            Err(e) if not_yet(&e) => {
                 py.check_signals()?;
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     return Ok(Err(e));

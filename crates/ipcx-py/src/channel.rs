@@ -11,7 +11,7 @@ use pyo3::types::PyBytes;
 
 use ipcx::channel::{Endpoint, Error, MessageReceiver, MessageSender, Options};
 
-use crate::blocking::{deadline, wait_in_slices};
+use crate::blocking::{Try, deadline, wait_in_slices};
 use crate::error::{Kind, exception, raise};
 use crate::lock;
 
@@ -174,7 +174,9 @@ impl Sender {
         let deadline = deadline(timeout)?;
         let priority =
             priority.filter(|&p| p != self.options.priority && self.endpoint.scheme() == "mq");
-        let r = wait_in_slices(py, deadline, Error::is_timeout, |wait| {
+        let not_yet =
+            |e: &Error| matches!(e, Error::Timeout | Error::WouldBlock | Error::Full { .. });
+        let r = wait_in_slices(py, deadline, Try::Wait, not_yet, |wait| {
             let mut guard = lock(&self.state);
             let Some(s) = guard.as_mut() else {
                 return Err(Error::Closed {
@@ -221,30 +223,12 @@ impl Sender {
         self.endpoint.to_string()
     }
 
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (exc_type, _exc, _tb))]
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        exc_type: Option<&Bound<'_, PyAny>>,
-        _exc: Option<&Bound<'_, PyAny>>,
-        _tb: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<bool> {
-        let r = self.close(py);
-        // An exception already on its way out wins over a failure to close.
-        if exc_type.is_none() {
-            r?;
-        }
-        Ok(false)
-    }
-
     fn __repr__(&self) -> String {
         format!("ipcx.Sender({:?})", self.endpoint.to_string())
     }
 }
+
+crate::closing!(Sender);
 
 impl Sender {
     fn error(&self, e: Error) -> PyErr {
@@ -298,7 +282,7 @@ impl Receiver {
     fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Message> {
         let deadline = deadline(timeout)?;
         let skip = |e: &Error| e.is_recoverable();
-        let r = wait_in_slices(py, deadline, skip, |wait| {
+        let r = wait_in_slices(py, deadline, Try::First, skip, |wait| {
             let mut guard = lock(&self.state);
             let Some(rx) = guard.as_mut() else {
                 return Err(Error::Closed {
@@ -328,9 +312,10 @@ impl Receiver {
 
     /// Closes the receiver: removes the queue or FIFO it created, stops listening. Closing
     /// twice does nothing.
-    fn close(&self, py: Python<'_>) {
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
         let taken = lock(&self.state).take();
         py.detach(|| drop(taken));
+        Ok(())
     }
 
     /// The endpoint, as given.
@@ -352,26 +337,12 @@ impl Receiver {
         }
     }
 
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (_exc_type, _exc, _tb))]
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        _exc_type: Option<&Bound<'_, PyAny>>,
-        _exc: Option<&Bound<'_, PyAny>>,
-        _tb: Option<&Bound<'_, PyAny>>,
-    ) -> bool {
-        self.close(py);
-        false
-    }
-
     fn __repr__(&self) -> String {
         format!("ipcx.Receiver({:?})", self.endpoint.to_string())
     }
 }
+
+crate::closing!(Receiver);
 
 /// Whether `e` ends an iteration: the peer is gone, or the handle was closed (both
 /// `ipcx.PeerGone`).

@@ -33,6 +33,37 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Makes a handle with `fn close(&self, py) -> PyResult<()>` a context manager: `__enter__`
+/// gives the handle, `__exit__` closes it (a failure to close is raised, unless an exception is
+/// already on its way out).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! closing {
+    ($ty:ty) => {
+        #[pyo3::pymethods]
+        impl $ty {
+            fn __enter__(slf: pyo3::Py<Self>) -> pyo3::Py<Self> {
+                slf
+            }
+
+            #[pyo3(signature = (exc_type, _exc, _tb))]
+            fn __exit__(
+                &self,
+                py: pyo3::Python<'_>,
+                exc_type: Option<&pyo3::Bound<'_, pyo3::PyAny>>,
+                _exc: Option<&pyo3::Bound<'_, pyo3::PyAny>>,
+                _tb: Option<&pyo3::Bound<'_, pyo3::PyAny>>,
+            ) -> pyo3::PyResult<bool> {
+                let r = self.close(py);
+                if exc_type.is_none() {
+                    r?;
+                }
+                Ok(false)
+            }
+        }
+    };
+}
+
 /// The native module `ipcx._ipcx`.
 #[pymodule]
 fn _ipcx(m: &Bound<'_, PyModule>) -> PyResult<()> {

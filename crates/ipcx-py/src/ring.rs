@@ -26,7 +26,7 @@ use pyo3::prelude::*;
 
 use ipcx::ring::{self, Options};
 
-use crate::blocking::{deadline, wait_in_slices};
+use crate::blocking::{Try, deadline, wait_in_slices};
 use crate::channel::{as_slice, borrow_bytes, closed};
 use crate::error::raise;
 use crate::lent::Lent;
@@ -59,8 +59,12 @@ enum Failed {
 }
 
 impl Failed {
-    fn is_timeout(&self) -> bool {
-        matches!(self, Failed::Ring(ring::Error::Timeout))
+    /// Nothing happened yet: a timeout, nothing to receive, no room.
+    fn not_yet(&self) -> bool {
+        matches!(
+            self,
+            Failed::Ring(ring::Error::Timeout | ring::Error::Empty | ring::Error::Full)
+        )
     }
 
     fn into_py(self, what: &str) -> PyErr {
@@ -196,7 +200,7 @@ impl Subscriber {
         let py = slf.py();
         let this = slf.get();
         let deadline = deadline(timeout)?;
-        let r = wait_in_slices(py, deadline, Failed::is_timeout, |wait| {
+        let r = wait_in_slices(py, deadline, Try::First, Failed::not_yet, |wait| {
             let mut g = lock(&this.state);
             let st = g.as_mut().ok_or(Failed::Closed)?;
             if st.exports > 0 {
@@ -254,29 +258,12 @@ impl Subscriber {
         }
     }
 
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (exc_type, _exc, _tb))]
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        exc_type: Option<&Bound<'_, PyAny>>,
-        _exc: Option<&Bound<'_, PyAny>>,
-        _tb: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<bool> {
-        let r = self.close(py);
-        if exc_type.is_none() {
-            r?;
-        }
-        Ok(false)
-    }
-
     fn __repr__(&self) -> String {
         format!("ipcx.Subscriber({:?})", self.name)
     }
 }
+
+crate::closing!(Subscriber);
 
 impl Subscriber {
     fn describe(&self) -> String {
@@ -469,7 +456,7 @@ impl Publisher {
         let py = slf.py();
         let this = slf.get();
         let deadline = deadline(timeout)?;
-        let r = wait_in_slices(py, deadline, Failed::is_timeout, |wait| {
+        let r = wait_in_slices(py, deadline, Try::First, Failed::not_yet, |wait| {
             let mut g = lock(&this.state);
             let st = g.as_mut().ok_or(Failed::Closed)?;
             if st.lent.out().is_some() {
@@ -497,7 +484,7 @@ impl Publisher {
         let buf = borrow_bytes(data)?;
         let msg = as_slice(&buf);
         let deadline = deadline(timeout)?;
-        let r = wait_in_slices(py, deadline, Failed::is_timeout, |wait| {
+        let r = wait_in_slices(py, deadline, Try::First, Failed::not_yet, |wait| {
             let mut g = lock(&self.state);
             let st = g.as_mut().ok_or(Failed::Closed)?;
             let publ = st.lent.handle().ok_or(Failed::LoanOut)?;
@@ -551,29 +538,12 @@ impl Publisher {
         Ok(())
     }
 
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (exc_type, _exc, _tb))]
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        exc_type: Option<&Bound<'_, PyAny>>,
-        _exc: Option<&Bound<'_, PyAny>>,
-        _tb: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<bool> {
-        let r = self.close(py);
-        if exc_type.is_none() {
-            r?;
-        }
-        Ok(false)
-    }
-
     fn __repr__(&self) -> String {
         format!("ipcx.Publisher({:?})", self.name)
     }
 }
+
+crate::closing!(Publisher);
 
 impl Publisher {
     fn describe(&self) -> String {

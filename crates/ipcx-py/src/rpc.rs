@@ -235,17 +235,18 @@ impl RpcServer {
             }
             py.detach(|| std::thread::sleep(SLICE));
             if let Err(e) = py.check_signals() {
-                self.close(py);
+                self.close(py)?;
                 return Err(e);
             }
         }
     }
 
     /// Stops serving (the address is freed; connected clients see the connection end).
-    fn close(&self, py: Python<'_>) {
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
         let taken = lock(&self.running).take();
         // Handlers waiting for the GIL must be able to finish while the server stops.
         py.detach(|| drop(taken));
+        Ok(())
     }
 
     /// The service name clients name in their hello.
@@ -260,26 +261,12 @@ impl RpcServer {
         &self.endpoint
     }
 
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (_exc_type, _exc, _tb))]
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        _exc_type: Option<&Bound<'_, PyAny>>,
-        _exc: Option<&Bound<'_, PyAny>>,
-        _tb: Option<&Bound<'_, PyAny>>,
-    ) -> bool {
-        self.close(py);
-        false
-    }
-
     fn __repr__(&self) -> String {
         format!("ipcx.RpcServer({:?}, name={:?})", self.endpoint, self.name)
     }
 }
+
+crate::closing!(RpcServer);
 
 impl Drop for RpcServer {
     fn drop(&mut self) {
@@ -374,9 +361,10 @@ impl RpcClient {
     }
 
     /// Closes the connection. Closing twice does nothing.
-    fn close(&self, py: Python<'_>) {
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
         let taken = lock(&self.client).take();
         py.detach(|| drop(taken));
+        Ok(())
     }
 
     /// The endpoint called.
@@ -385,23 +373,9 @@ impl RpcClient {
         &self.endpoint
     }
 
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (_exc_type, _exc, _tb))]
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        _exc_type: Option<&Bound<'_, PyAny>>,
-        _exc: Option<&Bound<'_, PyAny>>,
-        _tb: Option<&Bound<'_, PyAny>>,
-    ) -> bool {
-        self.close(py);
-        false
-    }
-
     fn __repr__(&self) -> String {
         format!("ipcx.RpcClient({:?})", self.endpoint)
     }
 }
+
+crate::closing!(RpcClient);

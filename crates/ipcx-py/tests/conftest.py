@@ -2,6 +2,7 @@
 processes (a second interpreter) that are always reaped."""
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -71,14 +72,11 @@ def children():
     c.close()
 
 
-def wait_for(pred, timeout=10.0, what="condition"):
-    """Polls `pred` until true; fails after `timeout` seconds."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.01)
-    pytest.fail(f"timed out waiting for {what}")
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def finish(p, timeout=20):

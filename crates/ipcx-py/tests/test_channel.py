@@ -6,7 +6,6 @@ import itertools
 import json
 import os
 import random
-import socket
 import subprocess
 import time
 
@@ -14,15 +13,9 @@ import numpy as np
 import pytest
 
 import ipcx
-from conftest import finish
+from conftest import finish, free_port
 
 KINDS = ["mq", "sysv-mq", "fifo", "unix", "unix-path", "unix-seqpacket", "unix-dgram", "tcp", "shm"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def endpoint(kind, name):

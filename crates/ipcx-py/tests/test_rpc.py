@@ -1,7 +1,6 @@
 """RPC in MessagePack: a Python server called by a Rust client and by Python in another
 process, a Rust service called from Python, over unix, tcp and shm."""
 
-import socket
 import subprocess
 import sys
 import threading
@@ -10,15 +9,9 @@ import time
 import pytest
 
 import ipcx
-from conftest import finish
+from conftest import finish, free_port
 
 TRANSPORTS = ["unix", "tcp", "shm"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def endpoint(kind, name):
