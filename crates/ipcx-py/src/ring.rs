@@ -148,16 +148,74 @@ unsafe fn fill_view(
     Ok(())
 }
 
+/// A ring handle's state: the handle, the sample (or loan) that is out, the views of it.
+struct State<H, S> {
+    lent: Lent<H, S>,
+    /// Counts samples (loans) given out: a `Sample` (`Loan`) object reaches the ring only
+    /// while it is the current one.
+    generation: u64,
+    /// Views of the current one given out and not yet released.
+    exports: usize,
+}
+
+impl<H: 'static, S> State<H, S> {
+    fn new(handle: H) -> Mutex<Option<State<H, S>>> {
+        Mutex::new(Some(State {
+            lent: Lent::new(handle),
+            generation: 0,
+            exports: 0,
+        }))
+    }
+}
+
+/// Runs `f` on `state` when the sample (loan) of `generation` is the one out; `gone()`
+/// otherwise.
+fn with_current<H: 'static, S, R>(
+    state: &Mutex<Option<State<H, S>>>,
+    generation: u64,
+    gone: fn() -> PyErr,
+    f: impl FnOnce(&mut State<H, S>) -> PyResult<R>,
+) -> PyResult<R> {
+    let mut g = lock(state);
+    match g.as_mut() {
+        Some(st) if st.generation == generation && st.lent.out().is_some() => f(st),
+        _ => Err(gone()),
+    }
+}
+
+/// Closes a handle (dropping what is out): `BufferError` while views of it remain.
+fn close<H: Send, S: Send>(
+    py: Python<'_>,
+    state: &Mutex<Option<State<H, S>>>,
+    what: &str,
+) -> PyResult<()> {
+    let taken = {
+        let mut g = lock(state);
+        if let Some(st) = g.as_ref()
+            && st.exports > 0
+        {
+            return Err(exported(st.exports, what));
+        }
+        g.take()
+    };
+    py.detach(|| drop(taken));
+    Ok(())
+}
+
+/// Counts a view of the sample (loan) of `generation` as released.
+fn view_released<H, S>(state: &Mutex<Option<State<H, S>>>, generation: u64) {
+    let mut g = lock(state);
+    if let Some(st) = g.as_mut()
+        && st.generation == generation
+    {
+        st.exports = st.exports.saturating_sub(1);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Subscriber and Sample
 
-/// A subscriber's state: the ring handle, the sample that is out, the views of it.
-struct RxState {
-    lent: Lent<ring::Subscriber, ring::Sample<'static>>,
-    /// Counts samples given out: a `Sample` object reads the ring only while it is current.
-    generation: u64,
-    exports: usize,
-}
+type RxState = State<ring::Subscriber, ring::Sample<'static>>;
 
 /// A subscriber of the zero-copy ring `shm:NAME`: receives every message published after it
 /// attached, in place.
@@ -184,11 +242,7 @@ impl Subscriber {
             .map_err(raise)?;
         Ok(Subscriber {
             name,
-            state: Mutex::new(Some(RxState {
-                lent: Lent::new(sub),
-                generation: 0,
-                exports: 0,
-            })),
+            state: State::new(sub),
         })
     }
 
@@ -225,17 +279,7 @@ impl Subscriber {
     /// Gives the current sample back and closes the subscriber (the ring is removed when its
     /// creator leaves last). `BufferError` while views of the current sample remain.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let taken = {
-            let mut g = lock(&self.state);
-            if let Some(st) = g.as_ref()
-                && st.exports > 0
-            {
-                return Err(exported(st.exports, &self.describe()));
-            }
-            g.take()
-        };
-        py.detach(|| drop(taken));
-        Ok(())
+        close(py, &self.state, &self.describe())
     }
 
     /// The ring's name.
@@ -287,12 +331,7 @@ pub(crate) struct Sample {
 impl Sample {
     /// Runs `f` on the subscriber's state when this sample is the one out.
     fn with_current<R>(&self, f: impl FnOnce(&mut RxState) -> PyResult<R>) -> PyResult<R> {
-        let sub = self.sub.get();
-        let mut g = lock(&sub.state);
-        match g.as_mut() {
-            Some(st) if st.generation == self.generation && st.lent.out().is_some() => f(st),
-            _ => Err(released()),
-        }
+        with_current(&self.sub.get().state, self.generation, released, f)
     }
 
     /// Gives the message back; `BufferError` while views remain. Giving back a sample that
@@ -388,12 +427,7 @@ impl Sample {
     /// # Safety
     /// Called by CPython for a view this object filled.
     unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {
-        let mut g = lock(&self.sub.get().state);
-        if let Some(st) = g.as_mut()
-            && st.generation == self.generation
-        {
-            st.exports = st.exports.saturating_sub(1);
-        }
+        view_released(&self.sub.get().state, self.generation);
     }
 }
 
@@ -408,12 +442,7 @@ impl Drop for Sample {
 // ---------------------------------------------------------------------------------------------
 // Publisher and Loan
 
-/// A publisher's state: the ring handle, the loan that is out, the views of it.
-struct TxState {
-    lent: Lent<ring::Publisher, ring::SampleMut<'static>>,
-    generation: u64,
-    exports: usize,
-}
+type TxState = State<ring::Publisher, ring::SampleMut<'static>>;
 
 /// The publisher of the zero-copy ring `shm:NAME` (one per ring); opens the ring or creates
 /// it.
@@ -440,11 +469,7 @@ impl Publisher {
             .map_err(raise)?;
         Ok(Publisher {
             name,
-            state: Mutex::new(Some(TxState {
-                lent: Lent::new(publ),
-                generation: 0,
-                exports: 0,
-            })),
+            state: State::new(publ),
         })
     }
 
@@ -525,17 +550,7 @@ impl Publisher {
     /// Closes the publisher (discarding a loan that is out). `BufferError` while views of the
     /// loan remain.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let taken = {
-            let mut g = lock(&self.state);
-            if let Some(st) = g.as_ref()
-                && st.exports > 0
-            {
-                return Err(exported(st.exports, &self.describe()));
-            }
-            g.take()
-        };
-        py.detach(|| drop(taken));
-        Ok(())
+        close(py, &self.state, &self.describe())
     }
 
     fn __repr__(&self) -> String {
@@ -565,14 +580,10 @@ pub(crate) struct Loan {
 
 impl Loan {
     fn with_current<R>(&self, f: impl FnOnce(&mut TxState) -> PyResult<R>) -> PyResult<R> {
-        let publ = self.publ.get();
-        let mut g = lock(&publ.state);
-        match g.as_mut() {
-            Some(st) if st.generation == self.generation && st.lent.out().is_some() => f(st),
-            _ => Err(PyBufferError::new_err(
-                "this loan was sent or discarded: it can no longer be written",
-            )),
-        }
+        let gone = || {
+            PyBufferError::new_err("this loan was sent or discarded: it can no longer be written")
+        };
+        with_current(&self.publ.get().state, self.generation, gone, f)
     }
 
     /// Releases the memoryview `__enter__` gave out (`BufferError` when views of it remain).
@@ -690,12 +701,7 @@ impl Loan {
     /// # Safety
     /// Called by CPython for a view this object filled.
     unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {
-        let mut g = lock(&self.publ.get().state);
-        if let Some(st) = g.as_mut()
-            && st.generation == self.generation
-        {
-            st.exports = st.exports.saturating_sub(1);
-        }
+        view_released(&self.publ.get().state, self.generation);
     }
 }
 
