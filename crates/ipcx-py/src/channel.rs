@@ -78,6 +78,22 @@ pub(crate) struct Message {
     peer: Option<String>,
 }
 
+impl Message {
+    /// A message with only bytes and, from a queue, a priority.
+    pub(crate) fn new(py: Python<'_>, data: &[u8], priority: u32) -> Message {
+        Message {
+            data: PyBytes::new(py, data).unbind(),
+            pid: None,
+            uid: None,
+            gid: None,
+            priority: Some(priority),
+            r#type: None,
+            key: None,
+            peer: None,
+        }
+    }
+}
+
 #[pymethods]
 impl Message {
     fn __bytes__(&self, py: Python<'_>) -> Py<PyBytes> {

@@ -8,6 +8,7 @@
 //! * `channel`: `Sender`, `Receiver`, `Message` over every endpoint the CLI takes;
 //! * `lent` and `ring`: the ring's `Publisher`, `Subscriber`, `Loan` and `Sample`, whose bytes
 //!   Python reads and writes in place through the buffer protocol;
+//! * `mailbox`: `Mailbox`;
 //! * `value` and `rpc`: `RpcServer` and `RpcClient`.
 //!
 //! `unsafe` appears only at the edge with CPython (buffer exports, borrowed buffers) and in
@@ -19,6 +20,7 @@ mod blocking;
 mod channel;
 mod error;
 mod lent;
+mod mailbox;
 mod ring;
 mod rpc;
 mod value;
@@ -74,6 +76,7 @@ fn _ipcx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ring::Subscriber>()?;
     m.add_class::<ring::Loan>()?;
     m.add_class::<ring::Sample>()?;
+    m.add_class::<mailbox::Mailbox>()?;
     m.add_class::<rpc::RpcServer>()?;
     m.add_class::<rpc::RpcClient>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -15,6 +15,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -115,19 +116,47 @@ fn run_pytest() -> ExitCode {
     };
     let me = std::env::current_exe().expect("this program's path");
     let mut cmd = Command::new(&py);
-    cmd.args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
-        .arg(root.join("crates/ipcx-py/tests"))
-        .env("IPCX_BIN", &ipcx)
-        .env("IPCX_PY_PEER", &me)
-        .current_dir(&root);
+    // A test stuck for two minutes has every thread's stack printed.
+    cmd.args([
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "faulthandler_timeout=120",
+    ])
+    .arg(root.join("crates/ipcx-py/tests"))
+    .env("IPCX_BIN", &ipcx)
+    .env("IPCX_PY_PEER", &me)
+    .current_dir(&root);
     if let Ok(extra) = std::env::var("IPCX_PYTEST_ARGS") {
         cmd.args(extra.split_whitespace());
     }
-    if status(&mut cmd) {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("pytest failed (output above)");
-        ExitCode::FAILURE
+    let mut child = cmd.spawn().expect("starting pytest");
+    // A hang must not hold CI for ever: the whole suite takes seconds.
+    let limit = Instant::now() + Duration::from_secs(20 * 60);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("waiting for pytest") {
+            break Some(s);
+        }
+        if Instant::now() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    match status {
+        Some(s) if s.success() => ExitCode::SUCCESS,
+        Some(_) => {
+            eprintln!("pytest failed (output above)");
+            ExitCode::FAILURE
+        }
+        None => {
+            eprintln!("pytest did not finish within 20 minutes: killed");
+            ExitCode::FAILURE
+        }
     }
 }
 

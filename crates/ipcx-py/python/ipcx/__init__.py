@@ -24,6 +24,7 @@ from ._errors import (
 )
 from ._ipcx import (
     Loan,
+    Mailbox,
     Message,
     Publisher,
     Receiver,
@@ -40,6 +41,7 @@ __all__ = [
     "Error",
     "InvalidName",
     "Loan",
+    "Mailbox",
     "Message",
     "NoSuchMethod",
     "NotFound",

@@ -208,6 +208,34 @@ class Subscriber:
         tb: TracebackType | None,
     ) -> bool: ...
 
+class Mailbox:
+    """A named mailbox (`/NAME` or `mq:/NAME`: a POSIX queue; `shm:/NAME`: the ring's work
+    queue): many senders, many receivers, each message delivered to one receiver."""
+
+    def __init__(self, name: str, *, create: bool = True) -> None:
+        """Opens the mailbox, creating it when missing (`create=False`: it must exist)."""
+    def send(self, data: Buffer, *, priority: int = 0, timeout: float | None = None) -> None:
+        """Sends one message; `priority` orders a queue's messages (a ring takes only 0)."""
+    def recv(self, timeout: float | None = None) -> Message:
+        """The next message (`data`, `priority`); `Timeout` after `timeout` seconds."""
+    @property
+    def max_message_len(self) -> int:
+        """The largest message the mailbox takes."""
+    @property
+    def name(self) -> str:
+        """The mailbox's name."""
+    def close(self) -> None:
+        """Closes this handle (removing the mailbox if it created it)."""
+    def __len__(self) -> int:
+        """How many messages wait (queues only)."""
+    def __enter__(self) -> Mailbox: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool: ...
+
 class RpcServer:
     """An RPC server in the MessagePack codec (unix, tcp and shm endpoints)."""
 
