@@ -24,7 +24,7 @@ use pyo3::exceptions::{PyBufferError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use ipcx::ring::{self, Options};
+use ipcx::ring::{self, Options, WaitStrategy};
 
 use crate::blocking::{Try, deadline, wait_in_slices};
 use crate::channel::{as_slice, borrow_bytes, closed};
@@ -37,15 +37,32 @@ fn ring_name(name: &str) -> &str {
     name.strip_prefix("shm:").unwrap_or(name)
 }
 
-fn ring_options(capacity: Option<usize>, max_message: Option<usize>) -> Options {
-    let mut o = Options::new();
+/// The ring options of the constructors' keywords. `wait`: how a blocked call waits,
+/// `"spin-then-sleep"` (default: spin a few microseconds, yield, then sleep on a futex),
+/// `"spin"` (busy-poll: lowest latency, one CPU busy) or `"block"` (sleep at once).
+fn ring_options(
+    capacity: Option<usize>,
+    max_message: Option<usize>,
+    wait: &str,
+) -> PyResult<Options> {
+    let strategy = match wait {
+        "spin-then-sleep" => WaitStrategy::SpinThenSleep,
+        "spin" => WaitStrategy::Spin,
+        "block" => WaitStrategy::Block,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "wait must be \"spin-then-sleep\", \"spin\" or \"block\", not {other:?}"
+            )));
+        }
+    };
+    let mut o = Options::new().strategy(strategy);
     if let Some(c) = capacity {
         o = o.capacity(c);
     }
     if let Some(m) = max_message {
         o = o.max_message(m);
     }
-    o
+    Ok(o)
 }
 
 /// Why a call on a ring handle failed before or instead of the ring's own error.
@@ -228,15 +245,16 @@ pub(crate) struct Subscriber {
 #[pymethods]
 impl Subscriber {
     #[new]
-    #[pyo3(signature = (name, *, capacity = None, max_message = None))]
+    #[pyo3(signature = (name, *, capacity = None, max_message = None, wait = "spin-then-sleep"))]
     fn new(
         py: Python<'_>,
         name: &str,
         capacity: Option<usize>,
         max_message: Option<usize>,
+        wait: &str,
     ) -> PyResult<Subscriber> {
         let name = ring_name(name).to_owned();
-        let opts = ring_options(capacity, max_message);
+        let opts = ring_options(capacity, max_message, wait)?;
         let sub = py
             .detach(|| ring::Subscriber::create(&name, &opts))
             .map_err(raise)?;
@@ -455,15 +473,16 @@ pub(crate) struct Publisher {
 #[pymethods]
 impl Publisher {
     #[new]
-    #[pyo3(signature = (name, *, capacity = None, max_message = None))]
+    #[pyo3(signature = (name, *, capacity = None, max_message = None, wait = "spin-then-sleep"))]
     fn new(
         py: Python<'_>,
         name: &str,
         capacity: Option<usize>,
         max_message: Option<usize>,
+        wait: &str,
     ) -> PyResult<Publisher> {
         let name = ring_name(name).to_owned();
-        let opts = ring_options(capacity, max_message);
+        let opts = ring_options(capacity, max_message, wait)?;
         let publ = py
             .detach(|| ring::Publisher::create(&name, &opts))
             .map_err(raise)?;

@@ -221,3 +221,15 @@ def test_interpreter_exit_with_everything_alive(how, name, children):
     assert p.returncode == 0 and out == "exiting\n", err
     assert "panic" not in err.lower(), err
     assert not os.path.exists(f"/dev/shm/{name}")
+
+
+def test_wait_strategies(name):
+    for wait in ("spin", "spin-then-sleep", "block"):
+        with ipcx.Subscriber(f"/{name}", wait=wait) as sub, ipcx.Publisher(f"/{name}", wait=wait) as pub:
+            pub.send(wait.encode())
+            with sub.recv(timeout=5) as s:
+                assert bytes(s) == wait.encode()
+            with pytest.raises(ipcx.Timeout):
+                sub.recv(timeout=0.05)
+    with pytest.raises(ValueError):
+        ipcx.Subscriber(f"/{name}", wait="nap")

@@ -157,9 +157,16 @@ class Publisher:
     opens the ring or creates it."""
 
     def __init__(
-        self, name: str, *, capacity: int | None = None, max_message: int | None = None
+        self,
+        name: str,
+        *,
+        capacity: int | None = None,
+        max_message: int | None = None,
+        wait: str = "spin-then-sleep",
     ) -> None:
-        """`capacity` and `max_message` (bytes) apply when this call creates the ring."""
+        """`capacity` and `max_message` (bytes) apply when this call creates the ring;
+        `wait`: how blocked calls wait: "spin-then-sleep" (spin a few microseconds, then
+        sleep), "spin" (busy-poll: lowest latency, one CPU busy) or "block"."""
     def loan(self, n: int, *, timeout: float | None = None) -> Loan:
         """Loans `n` writable bytes in the ring, waiting at most `timeout` seconds for room."""
     def send(self, data: Buffer, *, timeout: float | None = None) -> None:
@@ -187,9 +194,16 @@ class Subscriber:
     """A subscriber of the zero-copy ring `shm:NAME`; opens the ring or creates it."""
 
     def __init__(
-        self, name: str, *, capacity: int | None = None, max_message: int | None = None
+        self,
+        name: str,
+        *,
+        capacity: int | None = None,
+        max_message: int | None = None,
+        wait: str = "spin-then-sleep",
     ) -> None:
-        """`capacity` and `max_message` (bytes) apply when this call creates the ring."""
+        """`capacity` and `max_message` (bytes) apply when this call creates the ring;
+        `wait`: how blocked calls wait: "spin-then-sleep" (spin a few microseconds, then
+        sleep), "spin" (busy-poll: lowest latency, one CPU busy) or "block"."""
     def recv(self, timeout: float | None = None) -> Sample:
         """The next message, in place; `Timeout` after `timeout` seconds, `PeerGone` when the
         publisher left and everything was read."""
