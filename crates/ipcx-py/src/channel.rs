@@ -26,35 +26,57 @@ pub(crate) fn closed(what: &str) -> PyErr {
     exception(Kind::PeerGone, format!("{what} is closed"))
 }
 
-/// The bytes of any object with the buffer protocol (`bytes`, `bytearray`, `memoryview`, a
-/// numpy array...), borrowed in place: its exporter keeps them alive and unmoved while the
-/// returned buffer lives. Only C-contiguous buffers are taken (a strided view has no single
-/// run of bytes to send).
-pub(crate) fn borrow_bytes(obj: &Bound<'_, PyAny>) -> PyResult<PyUntypedBuffer> {
-    let buf = PyUntypedBuffer::get(obj)?;
-    if !buf.is_c_contiguous() {
-        return Err(PyBufferError::new_err(
-            "the buffer is not contiguous: send a contiguous copy (numpy.ascontiguousarray, bytes(...))",
-        ));
-    }
-    Ok(buf)
+/// The bytes of a message to send, borrowed where they lie: a `bytes` object's own storage,
+/// or the buffer any other object exports (`bytearray`, `memoryview`, a numpy array...),
+/// which its exporter keeps alive and unmoved until [`Bytes::release`]. Only C-contiguous
+/// buffers are taken (a strided view has no single run of bytes to send).
+pub(crate) enum Bytes<'py> {
+    Immutable(Bound<'py, PyBytes>),
+    Buffer(PyUntypedBuffer),
 }
 
-/// The bytes of `buf` as a slice.
-///
-/// The object must not be resized or written by another thread while the slice is used (the
-/// GIL is released during sends): resizing is refused by Python itself while the buffer is
-/// exported, and writing meanwhile is the caller's race, as with any C extension that sends
-/// from a buffer without the GIL.
-pub(crate) fn as_slice(buf: &PyUntypedBuffer) -> &[u8] {
-    let len = buf.len_bytes();
-    if len == 0 {
-        return &[];
+impl<'py> Bytes<'py> {
+    pub(crate) fn borrow(obj: &Bound<'py, PyAny>) -> PyResult<Bytes<'py>> {
+        if let Ok(b) = obj.cast::<PyBytes>() {
+            return Ok(Bytes::Immutable(b.clone()));
+        }
+        let buf = PyUntypedBuffer::get(obj)?;
+        if !buf.is_c_contiguous() {
+            return Err(PyBufferError::new_err(
+                "the buffer is not contiguous: send a contiguous copy (numpy.ascontiguousarray, bytes(...))",
+            ));
+        }
+        Ok(Bytes::Buffer(buf))
     }
-    // SAFETY: the exporter guarantees `len_bytes` readable bytes at `buf_ptr` for as long as
-    // the export (`buf`, which the slice borrows) lives, contiguous (checked in
-    // `borrow_bytes`); the bytes are only read.
-    unsafe { std::slice::from_raw_parts(buf.buf_ptr().cast::<u8>(), len) }
+
+    /// The bytes as a slice.
+    ///
+    /// A buffer must not be written by another thread while the slice is used (the GIL is
+    /// released during sends): resizing is refused by Python itself while the buffer is
+    /// exported, and writing meanwhile is the caller's race, as with any C extension that
+    /// sends from a buffer without the GIL.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Immutable(b) => b.as_bytes(),
+            Bytes::Buffer(buf) => {
+                let len = buf.len_bytes();
+                if len == 0 {
+                    return &[];
+                }
+                // SAFETY: the exporter guarantees `len_bytes` readable bytes at `buf_ptr` for
+                // as long as the export (`buf`, which the slice borrows) lives, contiguous
+                // (checked in `borrow`); the bytes are only read.
+                unsafe { std::slice::from_raw_parts(buf.buf_ptr().cast::<u8>(), len) }
+            }
+        }
+    }
+
+    /// Ends the borrow (with the GIL, which `PyUntypedBuffer`'s drop would take again).
+    pub(crate) fn release(self, py: Python<'_>) {
+        if let Bytes::Buffer(buf) = self {
+            buf.release(py);
+        }
+    }
 }
 
 /// A received message: its bytes and what the mechanism tells about it.
@@ -185,8 +207,8 @@ impl Sender {
         priority: Option<u32>,
         timeout: Option<f64>,
     ) -> PyResult<()> {
-        let buf = borrow_bytes(data)?;
-        let msg = as_slice(&buf);
+        let buf = Bytes::borrow(data)?;
+        let msg = buf.as_slice();
         let deadline = deadline(timeout)?;
         let priority =
             priority.filter(|&p| p != self.options.priority && self.endpoint.scheme() == "mq");
@@ -210,7 +232,7 @@ impl Sender {
             };
             tx.send_wait(msg, wait)
         })?;
-        drop(buf);
+        buf.release(py);
         r.map_err(|e| self.error(e))
     }
 

@@ -9,7 +9,7 @@ use ipcx::channel::Error;
 use ipcx::pattern::mailbox;
 
 use crate::blocking::{Try, deadline, wait_in_slices};
-use crate::channel::{Message, as_slice, borrow_bytes, closed};
+use crate::channel::{Bytes, Message, closed};
 use crate::error::raise;
 use crate::lock;
 
@@ -57,15 +57,15 @@ impl Mailbox {
         priority: u32,
         timeout: Option<f64>,
     ) -> PyResult<()> {
-        let buf = borrow_bytes(data)?;
-        let msg = as_slice(&buf);
+        let buf = Bytes::borrow(data)?;
+        let msg = buf.as_slice();
         let deadline = deadline(timeout)?;
         let r = wait_in_slices(py, deadline, Try::First, not_yet, |wait| {
             let g = lock(&self.inner);
             let mb = g.as_ref().ok_or_else(|| self.closed_error())?;
             mb.send_wait(msg, priority, wait)
         })?;
-        drop(buf);
+        buf.release(py);
         r.map_err(raise)
     }
 

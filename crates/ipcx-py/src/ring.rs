@@ -27,7 +27,7 @@ use pyo3::prelude::*;
 use ipcx::ring::{self, Options, WaitStrategy};
 
 use crate::blocking::{Try, deadline, wait_in_slices};
-use crate::channel::{as_slice, borrow_bytes, closed};
+use crate::channel::{Bytes, closed};
 use crate::error::raise;
 use crate::lent::Lent;
 use crate::lock;
@@ -525,8 +525,8 @@ impl Publisher {
     /// for room.
     #[pyo3(signature = (data, *, timeout = None))]
     fn send(&self, py: Python<'_>, data: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<()> {
-        let buf = borrow_bytes(data)?;
-        let msg = as_slice(&buf);
+        let buf = Bytes::borrow(data)?;
+        let msg = buf.as_slice();
         let deadline = deadline(timeout)?;
         let r = wait_in_slices(py, deadline, Try::First, Failed::not_yet, |wait| {
             let mut g = lock(&self.state);
@@ -534,7 +534,7 @@ impl Publisher {
             let publ = st.lent.handle().ok_or(Failed::LoanOut)?;
             publ.send_wait(msg, wait).map_err(Failed::Ring)
         })?;
-        drop(buf);
+        buf.release(py);
         r.map_err(|e| e.into_py(&self.describe()))
     }
 

@@ -111,8 +111,10 @@ fn from_py_at(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
         return Ok(Value::Binary(b.as_bytes().to_vec()));
     }
     if obj.is_instance_of::<PyByteArray>() || obj.is_instance_of::<PyMemoryView>() {
-        let buf = crate::channel::borrow_bytes(obj)?;
-        return Ok(Value::Binary(crate::channel::as_slice(&buf).to_vec()));
+        let buf = crate::channel::Bytes::borrow(obj)?;
+        let v = Value::Binary(buf.as_slice().to_vec());
+        buf.release(obj.py());
+        return Ok(v);
     }
     if let Ok(l) = obj.cast::<PyList>() {
         return l
