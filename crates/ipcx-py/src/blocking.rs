@@ -56,6 +56,10 @@ where
 {
     if first == Try::First {
         match op(Wait::NoWait) {
+            // `timeout=0`: that was the one try.
+            Err(e) if not_yet(&e) && deadline.is_some_and(|d| Instant::now() >= d) => {
+                return Ok(Err(e));
+            }
             Err(e) if not_yet(&e) => {}
             r => return Ok(r),
         }
