@@ -26,7 +26,7 @@ def test_classes(cls):
     assert issubclass(c, ipcx.Error) and issubclass(ipcx.Error, Exception)
     if BUILTIN[cls] is not None:
         assert issubclass(c, BUILTIN[cls])
-    assert c.__doc__
+    assert c.__doc__ and c.__module__ == "ipcx"
 
 
 def test_invalid_name():
@@ -76,6 +76,8 @@ def test_timeout(name):
         with pytest.raises(ipcx.Timeout) as e:
             rx.recv(timeout=0.05)
         assert isinstance(e.value, TimeoutError) and "timed out" in str(e.value)
+        with pytest.raises(ipcx.Timeout):
+            rx.recv(timeout=0)  # one try, no wait
         with pytest.raises(ValueError):
             rx.recv(timeout=-1)
 

@@ -231,5 +231,7 @@ def test_wait_strategies(name):
                 assert bytes(s) == wait.encode()
             with pytest.raises(ipcx.Timeout):
                 sub.recv(timeout=0.05)
+            with pytest.raises(ipcx.Timeout):
+                sub.recv(timeout=0)
     with pytest.raises(ValueError):
         ipcx.Subscriber(f"/{name}", wait="nap")

@@ -41,3 +41,20 @@ class RemoteError(Error):
 
 class NoSuchMethod(Error):
     """The RPC server has no method of that name."""
+
+
+# Shown as ipcx.Timeout (not ipcx._errors.Timeout) in tracebacks and reprs.
+for _cls in (
+    Error,
+    Timeout,
+    NotFound,
+    AlreadyExists,
+    PermissionDenied,
+    PeerGone,
+    TooLarge,
+    InvalidName,
+    RemoteError,
+    NoSuchMethod,
+):
+    _cls.__module__ = "ipcx"
+del _cls
