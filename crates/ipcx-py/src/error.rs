@@ -137,9 +137,9 @@ fn io_kind(e: &std::io::Error) -> Kind {
     }
 }
 
-impl ToPy for ipcx::ring::Error {
+impl ToPy for ipcx::ring::RingError {
     fn kind(&self) -> Kind {
-        use ipcx::ring::Error as R;
+        use ipcx::ring::RingError as R;
         match self {
             R::InvalidName(_) => Kind::InvalidName,
             R::NotFound { .. } => Kind::NotFound,

@@ -67,7 +67,7 @@ fn ring_options(
 
 /// Why a call on a ring handle failed before or instead of the ring's own error.
 enum Failed {
-    Ring(ring::Error),
+    Ring(ring::RingError),
     /// Views of the sample or loan that is out are alive (how many).
     Exported(usize),
     /// A loan is out (the publisher cannot send past it).
@@ -80,7 +80,7 @@ impl Failed {
     fn not_yet(&self) -> bool {
         matches!(
             self,
-            Failed::Ring(ring::Error::Timeout | ring::Error::Empty | ring::Error::Full)
+            Failed::Ring(ring::RingError::Timeout | ring::RingError::Empty | ring::RingError::Full)
         )
     }
 
