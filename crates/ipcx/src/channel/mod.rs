@@ -25,7 +25,7 @@
 //! Every scheme above is a [`Transport`] registered in [`transport`]: the parser
 //! ([`Endpoint::parse`]) looks the scheme up there and lets the transport parse the rest into
 //! an [`Address`]. A transport opens message [`MessageSender`]s and [`MessageReceiver`]s, and
-//! the connection-oriented ones (`unix:`, `tcp:`, `shm:`, and TLS over TCP) also framed,
+//! the connection-oriented ones (`unix:`, `tcp:`, `tls:`, `shm:`) also framed,
 //! bidirectional [`Connection`]s through [`Endpoint::connect`] and [`Endpoint::bind`] (a
 //! [`Listener`]): the patterns ([`crate::pattern`]) and RPC ([`crate::rpc`]) run on those.
 //!
@@ -82,5 +82,7 @@ pub use error::Error;
 pub use message::{Message, MessageReceiver, MessageSender, Meta};
 pub use options::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BUFFERED, DEFAULT_MAX_CONNECTIONS, Options};
 pub use raw::RawReader;
-pub use transport::{Connection, Listener, Transport, UnixKind};
+#[cfg(feature = "tls")]
+pub use transport::tls::TlsConfig;
+pub use transport::{Connection, ConnectionOptions, Listener, Transport, UnixKind};
 pub use typed::{Receiver, Sender};

@@ -10,6 +10,7 @@ use super::session::{Read, Session, Waiting};
 use super::transport;
 use super::wire::{self, Codec, Hello, Status};
 use crate::channel::Connection as Link;
+use crate::channel::ConnectionOptions;
 use crate::pattern::Error;
 use crate::poison::lock;
 use crate::wait::Wait;
@@ -166,13 +167,23 @@ impl Client {
         hello: &Hello,
         timeout: Duration,
     ) -> Result<Client, ConnectError> {
-        let link = transport::connect(addr, Wait::timeout(timeout))?;
-        Self::connect_link(link, addr, hello, timeout)
+        Self::connect_with(addr, hello, timeout, &ConnectionOptions::default())
     }
 
-    /// Runs the handshake on a connected link (another transport, such as TLS); `addr` names
-    /// the server in messages.
-    pub fn connect_link(
+    /// Connects with an explicit hello and what `opts` gives besides the address (the
+    /// certificates of a `tls:` address).
+    pub fn connect_with(
+        addr: &str,
+        hello: &Hello,
+        timeout: Duration,
+        opts: &ConnectionOptions,
+    ) -> Result<Client, ConnectError> {
+        let link = transport::connect(addr, Wait::timeout(timeout), opts)?;
+        Self::over_link(link, addr, hello, timeout)
+    }
+
+    /// Runs the handshake on a connected link; `addr` names the server in messages.
+    fn over_link(
         mut link: Box<dyn Link>,
         addr: &str,
         hello: &Hello,

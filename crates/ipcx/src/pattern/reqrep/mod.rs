@@ -94,9 +94,7 @@ pub(crate) mod async_server;
 pub use client::{Client, ClientPool, Reply};
 pub use connection::Connection;
 pub use handshake::{Authorize, ConnectError, Peer, Refused};
-pub use options::{CallHandler, Handler, ServerOptions, Upgrade};
+pub use options::{CallHandler, Handler, ServerOptions};
 pub use request::{Call, Request};
 pub use server::Server;
-#[cfg(feature = "tls")]
-pub(crate) use transport::check_tls;
 pub use wire::{Codec, DecodeError, Frame, Hello, MAX_NAME_LEN, PROTOCOL_VERSION, Refusal, Status};
