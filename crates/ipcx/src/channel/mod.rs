@@ -16,6 +16,7 @@
 //! | `tcp:HOST:PORT`, `tcp:[V6]:PORT` | TCP (TCP_NODELAY) | framed |
 //! | `udp:HOST:PORT` | UDP | native (one datagram each) |
 //! | `shm:/NAME` | ipcx zero-copy shared-memory ring ([`crate::ring`]) | native |
+//! | `tls:HOST:PORT`, `tls:[V6]:PORT` | TLS 1.3/1.2 over TCP (feature `tls`; certificates in `Options::tls`) | framed |
 //!
 //! Framed endpoints use [`crate::framing`]: a 4-byte big-endian length, then the bytes.
 //!
@@ -38,7 +39,9 @@
 //!    takes a transport's own namespace), and its [`receiver`](Transport::receiver) and
 //!    [`sender`](Transport::sender). A connection-oriented transport also implements
 //!    [`connect`](Transport::connect) and [`bind`](Transport::bind) with a [`Connection`] and
-//!    a [`Listener`] type of its own (the defaults say the transport carries no
+//!    a [`Listener`] type of its own (what they need besides the address, such as
+//!    certificates, comes in [`ConnectionOptions`]; a field there, and in [`Options`], is how
+//!    a new transport gets its own configuration) (the defaults say the transport carries no
 //!    connections; a byte-stream socket implements [`transport::FramedStream`] and
 //!    [`transport::StreamListener`] and reuses [`transport::StreamConnection`] and
 //!    [`transport::Connections`]), and a byte stream [`raw_writer`](Transport::raw_writer) and

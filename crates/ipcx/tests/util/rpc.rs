@@ -281,14 +281,15 @@ mod asynch {
 
 #[cfg(feature = "tls")]
 #[allow(unused_imports)] // not every test binary uses them
-pub use self::ca::{Ca, Identity, tls_client, tls_server};
+pub use self::ca::{Ca, Identity, tls_client, tls_fixed, tls_server};
 
 #[cfg(feature = "tls")]
 mod ca {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-    use ipcx::channel::transport::tls::rustls;
+    use ipcx::channel::TlsConfig;
+    use ipcx::channel::transport::tls::{self, rustls};
 
     /// A leaf certificate chain and its key.
     pub type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
@@ -317,20 +318,33 @@ bat9zIwvzCl0JiSwMUEsi8qR8oJnkRzuVHS8AHX665NVMQn5LQMzri2c
 
     /// The server side of the fixed test certificates: a certificate for `localhost` and
     /// `127.0.0.1` signed by the fixed CA.
-    pub fn tls_server() -> ipcx::channel::TlsConfig {
-        let (chain, key) = Ca::fixed().leaf_with(
-            &["localhost", "127.0.0.1"],
-            KeyPair::from_pem(FIXED_LEAF_KEY).unwrap(),
-        );
-        let cfg = ipcx::channel::transport::tls::server_config(chain, key, None).unwrap();
-        ipcx::channel::TlsConfig::new().server(cfg)
+    pub fn tls_server() -> TlsConfig {
+        fixed(TlsConfig::new(), true, false)
     }
 
     /// The client side of the fixed test certificates: trusts the fixed CA.
-    pub fn tls_client() -> ipcx::channel::TlsConfig {
-        let cfg =
-            ipcx::channel::transport::tls::client_config(&[Ca::fixed().root()], None).unwrap();
-        ipcx::channel::TlsConfig::new().client(cfg)
+    pub fn tls_client() -> TlsConfig {
+        fixed(TlsConfig::new(), false, true)
+    }
+
+    /// Both sides of the fixed test certificates (for a process that binds and connects).
+    pub fn tls_fixed() -> TlsConfig {
+        fixed(TlsConfig::new(), true, true)
+    }
+
+    fn fixed(mut t: TlsConfig, server: bool, client: bool) -> TlsConfig {
+        let ca = Ca::fixed();
+        if server {
+            let (chain, key) = ca.leaf_with(
+                &["localhost", "127.0.0.1"],
+                KeyPair::from_pem(FIXED_LEAF_KEY).unwrap(),
+            );
+            t = t.server(tls::server_config(chain, key, None).unwrap());
+        }
+        if client {
+            t = t.client(tls::client_config(&[ca.root()], None).unwrap());
+        }
+        t
     }
 
     impl Ca {
