@@ -1,7 +1,7 @@
-//! The message channel halves of a transport built on its [`Connection`]s (TLS): a sender is
-//! one connection ([`ConnectionSender`]); a receiver accepts connection after connection and
-//! reads each on a thread of its own ([`ConnectionReceiver`]), so that a peer that is slow to
-//! finish its handshake or its message holds up no other.
+//! The receiving half of a message channel built on a transport's [`Connection`]s (TLS):
+//! [`ConnectionReceiver`] accepts connection after connection and reads each on a thread of
+//! its own, so that a peer that is slow to finish its handshake or its message holds up no
+//! other.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::{Connection, Listener};
-use crate::channel::{Error, Message, MessageReceiver, MessageSender, Meta, Options};
+use crate::channel::{Error, Message, MessageReceiver, Meta, Options};
 use crate::wait::Wait;
 
 /// How often the threads of a receiver look whether it was dropped.
@@ -18,43 +18,6 @@ const STOP_CHECK: Duration = Duration::from_millis(50);
 /// Messages read ahead of [`MessageReceiver::recv_wait`] before the readers stop reading
 /// (and their senders wait).
 const QUEUE: usize = 64;
-
-/// A [`MessageSender`] over one [`Connection`].
-#[derive(Debug)]
-pub(super) struct ConnectionSender {
-    conn: Box<dyn Connection>,
-    what: String,
-    max: usize,
-}
-
-impl ConnectionSender {
-    /// Sends on `conn` (the endpoint `what`), frames up to `opts.max_frame_len`.
-    pub(super) fn new(mut conn: Box<dyn Connection>, what: String, opts: &Options) -> Self {
-        conn.set_max_frame_len(opts.max_frame_len);
-        ConnectionSender {
-            conn,
-            what,
-            max: opts.max_frame_len,
-        }
-    }
-}
-
-impl MessageSender for ConnectionSender {
-    fn send_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), Error> {
-        if msg.len() > self.max {
-            return Err(Error::TooLarge {
-                len: msg.len(),
-                max: self.max,
-                what: format!("{} (the maximum frame length)", self.what),
-            });
-        }
-        self.conn.send_frame_wait(msg, wait)
-    }
-
-    fn max_message_len(&self) -> Option<usize> {
-        Some(self.max.min(u32::MAX as usize))
-    }
-}
 
 /// A [`MessageReceiver`] serving every peer that connects to a [`Listener`], at most
 /// `opts.max_connections` at once (past it, new peers wait in the listen backlog). A peer that

@@ -38,10 +38,10 @@ pub(super) fn tls_error(peer: &str, client: bool, e: &rustls::Error) -> Error {
     use rustls::{AlertDescription as A, Error as E};
     let reason = match e {
         E::InvalidCertificate(c) if client => format!(
-            "the server's certificate is not trusted ({c:?}): give the client the CA certificate that signed it and check the server name"
+            "the server's certificate is not trusted ({c:?}): give the client the CA certificate that signed it (--ca FILE) and check that the certificate names the host of the address"
         ),
         E::InvalidCertificate(c) => format!(
-            "the client's certificate is not trusted ({c:?}): sign it with a CA the server's client roots hold"
+            "the client's certificate is not trusted ({c:?}): sign it with a CA the server's client roots hold (--client-ca FILE)"
         ),
         E::NoCertificatesPresented => {
             "the client presented no certificate and this server requires one".into()
@@ -55,6 +55,12 @@ pub(super) fn tls_error(peer: &str, client: bool, e: &rustls::Error) -> Error {
         }
         E::AlertReceived(A::BadCertificate | A::UnknownCA) => {
             "the client did not accept this server's certificate".into()
+        }
+        E::InvalidMessage(_) if !client => {
+            "the client does not speak TLS (a plaintext peer?); refused".into()
+        }
+        E::InvalidMessage(_) => {
+            "the server does not speak TLS (is it a plaintext tcp: endpoint?)".into()
         }
         other => other.to_string(),
     };
@@ -73,7 +79,9 @@ pub(super) fn io_tls_error(peer: &str, client: bool, e: io::Error) -> Error {
         io::ErrorKind::UnexpectedEof
         | io::ErrorKind::ConnectionReset
         | io::ErrorKind::BrokenPipe => Error::PeerGone {
-            what: format!("{peer} closed the connection during the TLS handshake"),
+            what: format!(
+                "{peer} closed the connection during the TLS handshake (does it speak TLS?)"
+            ),
         },
         _ => Error::Io {
             context: format!("TLS with {peer}"),
@@ -174,6 +182,25 @@ impl TlsConnection {
             Err(e) => {
                 *lock(&self.shared.broken) = Some(e.to_string());
                 Err(e)
+            }
+        }
+    }
+
+    /// Ends this side of the session (TLS `close_notify`) and reads until the peer ends its
+    /// own, as `wait` allows: what the peer said on the way is returned, such as the alert of
+    /// a server that refused this client's certificate after a TLS 1.3 handshake (which the
+    /// client learns only from the server's next record). A peer that stays silent until the
+    /// wait ends is not an error. The connection sends nothing more afterwards.
+    pub fn close(&mut self, wait: Wait) -> Result<(), Error> {
+        self.finish_handshake()?;
+        self.broken()?;
+        lock(&self.shared.conn).send_close_notify();
+        self.flush_out()?;
+        loop {
+            match self.recv_frame_wait(wait) {
+                Ok(None) | Err(Error::Timeout) => return Ok(()),
+                Ok(Some(_)) => {}
+                Err(e) => return Err(e),
             }
         }
     }

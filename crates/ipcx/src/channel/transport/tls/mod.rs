@@ -38,7 +38,7 @@ pub use config::{TlsConfig, client_config, load_certificates, load_private_key, 
 pub(crate) use config::{client_of, server_of};
 pub use connection::{HANDSHAKE_TIMEOUT, TlsConnection, TlsListener};
 
-use super::conn_channel::{ConnectionReceiver, ConnectionSender};
+use super::conn_channel::ConnectionReceiver;
 use super::socket::{connect_retrying, map_connect_err};
 use super::{Connection, ConnectionOptions, Listener, Transport};
 use crate::channel::{Address, Error, MessageReceiver, MessageSender, Options, RawReader};
@@ -91,12 +91,13 @@ impl Transport for Tls {
         Ok(Box::new(ConnectionReceiver::new(listener, opts)?))
     }
     fn sender(&self, addr: &Address, opts: &Options) -> Result<Box<dyn MessageSender>, Error> {
-        let conn = self.connect_retrying(addr, opts)?;
-        Ok(Box::new(ConnectionSender::new(
-            Box::new(conn),
-            format!("tls:{addr}"),
-            opts,
-        )))
+        let mut conn = self.connect_retrying(addr, opts)?;
+        conn.set_max_frame_len(opts.max_frame_len);
+        Ok(Box::new(TlsSender {
+            conn,
+            what: format!("tls:{addr}"),
+            max: opts.max_frame_len,
+        }))
     }
     fn connect(
         &self,
@@ -137,6 +138,38 @@ impl Transport for Tls {
         opts: &ConnectionOptions,
     ) -> Result<Box<dyn super::asynch::AsyncListener>, Error> {
         asynch::bind(addr, opts)
+    }
+}
+
+/// The sending half of a `tls:` message channel: one connection.
+#[derive(Debug)]
+struct TlsSender {
+    conn: TlsConnection,
+    what: String,
+    max: usize,
+}
+
+impl MessageSender for TlsSender {
+    fn send_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), Error> {
+        if msg.len() > self.max {
+            return Err(Error::TooLarge {
+                len: msg.len(),
+                max: self.max,
+                what: format!("{} (the maximum frame length)", self.what),
+            });
+        }
+        self.conn.send_frame_wait(msg, wait)
+    }
+
+    fn max_message_len(&self) -> Option<usize> {
+        Some(self.max.min(u32::MAX as usize))
+    }
+
+    /// Ends the session and waits (up to [`HANDSHAKE_TIMEOUT`]) for the receiver to end its
+    /// own: a receiver that refused this sender (its certificate, after a TLS 1.3 handshake)
+    /// says so here. Nothing can be sent afterwards.
+    fn finish(&mut self) -> Result<(), Error> {
+        self.conn.close(Wait::timeout(HANDSHAKE_TIMEOUT))
     }
 }
 
