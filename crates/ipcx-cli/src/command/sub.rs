@@ -99,6 +99,10 @@ fn attach(
             Err(e @ (Error::InvalidAddress { .. } | Error::TooLarge { .. })) => {
                 return Err(crate::exit::usage(e));
             }
+            // A publisher that does not trust us, or that we do not trust, stays so.
+            Err(e @ Error::Tls { .. }) => {
+                return Err(anyhow::Error::new(e).context(args.endpoint.clone()));
+            }
             Err(e) => {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     eprintln!(

@@ -190,7 +190,8 @@ impl TlsConnection {
     /// own, as `wait` allows: what the peer said on the way is returned, such as the alert of
     /// a server that refused this client's certificate after a TLS 1.3 handshake (which the
     /// client learns only from the server's next record). A peer that stays silent until the
-    /// wait ends is not an error. The connection sends nothing more afterwards.
+    /// wait ends, or closes without a word, is not an error. The connection sends nothing
+    /// more afterwards.
     pub fn close(&mut self, wait: Wait) -> Result<(), Error> {
         self.finish_handshake()?;
         self.broken()?;
@@ -198,7 +199,9 @@ impl TlsConnection {
         self.flush_out()?;
         loop {
             match self.recv_frame_wait(wait) {
-                Ok(None) | Err(Error::Timeout) => return Ok(()),
+                // A peer that closes without reading our close_notify (a receiver that had
+                // all it wanted) resets the connection: no sign of a refusal either.
+                Ok(None) | Err(Error::Timeout | Error::PeerGone { .. }) => return Ok(()),
                 Ok(Some(_)) => {}
                 Err(e) => return Err(e),
             }
@@ -209,6 +212,46 @@ impl TlsConnection {
         match lock(&self.shared.broken).clone() {
             Some(what) => Err(Error::PeerGone { what }),
             None => Ok(()),
+        }
+    }
+
+    /// The error of a failed write: what the peer said before it closed (the alert of a
+    /// refusal) when that is waiting to be read, else that the session is over.
+    fn write_failed(&self, e: &io::Error) -> Error {
+        if let Some(said) = self.last_word() {
+            *lock(&self.shared.broken) = Some(said.to_string());
+            return said;
+        }
+        self.fail(format!(
+            "writing to {} failed ({e}); the TLS session is over",
+            self.shared.peer
+        ))
+    }
+
+    /// The TLS error in what the peer sent and nobody read yet (without waiting), if any.
+    fn last_word(&self) -> Option<Error> {
+        let mut buf = [0u8; 4096];
+        loop {
+            if !matches!(
+                poll_wait(self.sock.as_fd(), true, Wait::NoWait),
+                Ok(Some(_))
+            ) {
+                return None;
+            }
+            let n = match (&self.sock).read(&mut buf) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => n,
+            };
+            let mut c = lock(&self.shared.conn);
+            let mut data = &buf[..n];
+            while !data.is_empty() {
+                if c.read_tls(&mut data).is_err() {
+                    return None;
+                }
+                if let Err(e) = c.process_new_packets() {
+                    return Some(tls_error(&self.shared.peer, self.shared.client, &e));
+                }
+            }
         }
     }
 
@@ -232,12 +275,9 @@ impl TlsConnection {
         if bytes.is_empty() {
             return Ok(());
         }
-        (&self.sock).write_all(&bytes).map_err(|e| {
-            self.fail(format!(
-                "writing to {} failed ({e}); the TLS session is over",
-                self.shared.peer
-            ))
-        })
+        (&self.sock)
+            .write_all(&bytes)
+            .map_err(|e| self.write_failed(&e))
     }
 }
 
@@ -315,12 +355,9 @@ impl Connection for TlsConnection {
                 }
             }
         }
-        (&self.sock).write_all(&bytes).map_err(|e| {
-            self.fail(format!(
-                "writing to {} failed ({e}); the TLS session is over",
-                self.shared.peer
-            ))
-        })
+        (&self.sock)
+            .write_all(&bytes)
+            .map_err(|e| self.write_failed(&e))
     }
 
     fn recv_frame_wait(&mut self, wait: Wait) -> Result<Option<Vec<u8>>, Error> {
