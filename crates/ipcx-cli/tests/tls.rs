@@ -59,18 +59,7 @@ fn messages_cross_and_a_plaintext_sender_is_refused_while_the_receiver_goes_on()
     let ca = Ca::new(&dir, "server");
     let (cert, key) = ca.leaf(&dir, "server", &["127.0.0.1"]);
     let ep = tls_addr();
-    let rx = Bg::spawn(&[
-        "recv",
-        &ep,
-        "--count",
-        "2",
-        "--timeout",
-        "20s",
-        "--cert",
-        &cert,
-        "--key",
-        &key,
-    ]);
+    let rx = util::recv_in_background(&ep, "2", &["--cert", &cert, "--key", &key]);
     // The receiver is up once a TLS sender gets through.
     succeeded(send_when_ready(&["send", &ep, "one", "--ca", &ca.ca]));
     // A plaintext sender on the same port: refused (whatever it thinks of it).
@@ -95,18 +84,7 @@ fn a_sender_that_does_not_trust_the_receiver_fails_clearly() {
     let other = Ca::new(&dir, "other");
     let (cert, key) = ca.leaf(&dir, "server", &["localhost", "127.0.0.1"]);
     let ep = tls_addr();
-    let rx = Bg::spawn(&[
-        "recv",
-        &ep,
-        "--count",
-        "2",
-        "--timeout",
-        "20s",
-        "--cert",
-        &cert,
-        "--key",
-        &key,
-    ]);
+    let rx = util::recv_in_background(&ep, "2", &["--cert", &cert, "--key", &key]);
     succeeded(send_when_ready(&["send", &ep, "ready", "--ca", &ca.ca]));
     let wrong = run(&["send", &ep, "x", "--ca", &other.ca]);
     assert_eq!(wrong.status.code(), Some(1), "{}", stderr(&wrong));
@@ -130,20 +108,11 @@ fn a_receiver_requiring_client_certificates_refuses_a_sender_without_one() {
     let (cert, key) = server_ca.leaf(&dir, "server", &["127.0.0.1"]);
     let (ccert, ckey) = client_ca.leaf(&dir, "client", &["client"]);
     let ep = tls_addr();
-    let rx = Bg::spawn(&[
-        "recv",
+    let rx = util::recv_in_background(
         &ep,
-        "--count",
         "2",
-        "--timeout",
-        "20s",
-        "--cert",
-        &cert,
-        "--key",
-        &key,
-        "--client-ca",
-        &client_ca.ca,
-    ]);
+        &["--cert", &cert, "--key", &key, "--client-ca", &client_ca.ca],
+    );
     let signed = |msg: &'static str| {
         vec![
             "send",

@@ -59,6 +59,16 @@ impl fmt::Display for Address {
     }
 }
 
+impl From<std::net::SocketAddr> for Address {
+    /// The host (an IP address) and port of a socket address.
+    fn from(a: std::net::SocketAddr) -> Address {
+        Address::HostPort {
+            host: a.ip().to_string(),
+            port: a.port(),
+        }
+    }
+}
+
 impl Address {
     /// The path, if this is one.
     pub fn path(&self) -> Option<&std::path::Path> {

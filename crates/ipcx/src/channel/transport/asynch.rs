@@ -156,12 +156,6 @@ impl AsyncListener for TcpAsyncListener {
             context: "reading the TCP listener's address".into(),
             source,
         })?;
-        Endpoint::new(
-            "tcp",
-            Address::HostPort {
-                host: a.ip().to_string(),
-                port: a.port(),
-            },
-        )
+        Endpoint::new("tcp", a.into())
     }
 }

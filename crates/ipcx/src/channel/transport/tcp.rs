@@ -122,13 +122,7 @@ impl StreamListener for TcpListener {
     }
     fn local_endpoint(&self) -> Result<Endpoint, Error> {
         let a = self.local_addr()?;
-        Endpoint::new(
-            "tcp",
-            Address::HostPort {
-                host: a.ip().to_string(),
-                port: a.port(),
-            },
-        )
+        Endpoint::new("tcp", a.into())
     }
 }
 

@@ -119,13 +119,7 @@ impl AsyncListener for TlsAsyncListener {
             context: "reading the TLS listener's address".into(),
             source,
         })?;
-        Endpoint::new(
-            "tls",
-            Address::HostPort {
-                host: a.ip().to_string(),
-                port: a.port(),
-            },
-        )
+        Endpoint::new("tls", a.into())
     }
 }
 

@@ -23,7 +23,7 @@ use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
 type Session = rustls::Connection;
 
 use super::config::config_error;
-use crate::channel::{Address, Connection, Endpoint, Error, Listener};
+use crate::channel::{Connection, Endpoint, Error, Listener};
 use crate::framing::{self, FrameDecoder, FrameError};
 use crate::poison::lock;
 use crate::socket::{Credentials, TcpListener};
@@ -514,12 +514,6 @@ impl Listener for TlsListener {
     }
     fn local_addr(&self) -> Result<Endpoint, Error> {
         let a = self.tcp.local_addr()?;
-        Endpoint::new(
-            "tls",
-            Address::HostPort {
-                host: a.ip().to_string(),
-                port: a.port(),
-            },
-        )
+        Endpoint::new("tls", a.into())
     }
 }
