@@ -1,7 +1,8 @@
 //! Publish/subscribe: every subscriber gets every message published, on the topics it asked
 //! for, from the moment it joined.
 //!
-//! A [`Publisher`] binds an address (`unix:@NAME`, `unix:PATH` or `tcp:HOST:PORT`, see
+//! A [`Publisher`] binds an address (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`, or
+//! `tls:HOST:PORT` with `PublisherOptions::tls` and [`Subscriber::connect_with`]; see
 //! [`Endpoint`], or `shm:/NAME` for a shared-memory ring, see below); [`Subscriber`]s connect
 //! and name the topic prefixes they want (`b""` for everything). Over sockets, messages are
 //! fanned out over one connection per subscriber and a subscriber can connect to several

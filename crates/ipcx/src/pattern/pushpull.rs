@@ -1,7 +1,8 @@
 //! Push/pull: work distribution over a pool of worker processes, with credit-based load
 //! balancing and redelivery of the tasks of a worker that died.
 //!
-//! A [`Distributor`] binds an address (`unix:@NAME`, `unix:PATH` or `tcp:HOST:PORT`, see
+//! A [`Distributor`] binds an address (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`, or
+//! `tls:HOST:PORT` with `DistributorOptions::tls` and [`Worker::connect_with`]; see
 //! [`Endpoint`]), takes tasks ([`Distributor::submit`]) and collects their results
 //! ([`Distributor::recv_result`]). [`Worker`]s connect from any number of processes and say how
 //! many tasks they can hold at once (their *credits*); the distributor hands a worker a task
@@ -208,7 +209,8 @@ pub struct Distributor {
 }
 
 impl Distributor {
-    /// Binds `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`) with default options.
+    /// Binds `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`) with default options
+    /// (`tls:HOST:PORT` needs its certificates: [`Distributor::bind_with`]).
     pub fn bind(addr: &str) -> Result<Distributor, Error> {
         Self::bind_with(&Endpoint::parse(addr)?, DistributorOptions::default())
     }

@@ -39,7 +39,8 @@ pub struct AsyncRpcClient {
 }
 
 impl AsyncRpcClient {
-    /// Connects to `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`, `shm:/NAME`) as a
+    /// Connects to `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`, `shm:/NAME`; `tls:` with
+    /// [`AsyncRpcClient::connect_tls`]) as a
     /// client of `service` version `version`, giving up after `timeout`.
     pub async fn connect(
         addr: &str,

@@ -47,7 +47,7 @@
 //!   handshake on an abstract Unix socket that also gives the server the client's
 //!   credentials; see [`crate::channel::transport::shm::link`]);
 //!   with the `tls` feature, TLS (`tls:HOST:PORT`, certificates given beside the address:
-//!   [`Service::tls`], [`RpcClient::connect_tls`]): the client always verifies the server's
+//!   `Service::tls`, `RpcClient::connect_tls`): the client always verifies the server's
 //!   certificate, and the server can require client certificates (see
 //!   [`crate::channel::transport::tls`]).
 //! * **Async**: with the `tokio` feature, [`AsyncRpcClient`] offers `async fn call` over
