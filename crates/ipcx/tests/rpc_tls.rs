@@ -146,3 +146,26 @@ fn a_server_requiring_client_certificates_refuses_a_client_without_one() {
     let c = RpcClient::connect_tls(&addr, &to("localhost", cfg), "calc", 1, LONG).unwrap();
     assert_eq!(c.call::<_, i32>("add", &(20, 22), LONG).unwrap(), 42);
 }
+
+#[test]
+fn a_client_that_stalls_its_handshake_holds_up_nobody() {
+    let ca = Ca::new("stall");
+    let (chain, key) = ca.leaf(&["localhost"]);
+    let s = calc()
+        .tls(TlsConfig::new().server(tls::server_config(chain, key, None).unwrap()))
+        .serve("tls:127.0.0.1:0")
+        .unwrap();
+    let addr = s.addr().to_string();
+    let port = addr.rsplit(':').next().unwrap();
+    // Connections that never say a word, and one that sends half a TLS record.
+    let mut silent: Vec<std::net::TcpStream> = (0..4)
+        .map(|_| std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap())
+        .collect();
+    std::io::Write::write_all(&mut silent[0], &[0x16, 0x03, 0x01, 0x02]).unwrap();
+    // A real client is served meanwhile: within half the handshake timeout that a stalled
+    // handshake would hold an accept loop for.
+    let soon = tls::HANDSHAKE_TIMEOUT / 2;
+    let c = RpcClient::connect_tls(&addr, &to("localhost", client(&ca)), "calc", 1, soon).unwrap();
+    assert_eq!(c.call::<_, i32>("add", &(5, 6), soon).unwrap(), 11);
+    drop(silent);
+}
