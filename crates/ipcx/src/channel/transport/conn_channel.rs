@@ -22,7 +22,9 @@ const QUEUE: usize = 64;
 /// A [`MessageReceiver`] serving every peer that connects to a [`Listener`], at most
 /// `opts.max_connections` at once (past it, new peers wait in the listen backlog). A peer that
 /// fails (a handshake refused, a malformed or oversize frame) is dropped alone and reported
-/// as [`Error::PeerDropped`]; the receiver goes on serving.
+/// as [`Error::PeerDropped`]; the receiver goes on serving. Each peer holds at most one
+/// partial message (at most `opts.max_frame_len` bytes, growing with the bytes that arrived)
+/// on its own thread: `opts.max_buffered` and `opts.idle_timeout` are not applied here.
 #[derive(Debug)]
 pub(super) struct ConnectionReceiver {
     rx: mpsc::Receiver<Result<Message, Error>>,
