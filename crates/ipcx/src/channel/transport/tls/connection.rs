@@ -121,17 +121,21 @@ impl fmt::Debug for TlsConnection {
 }
 
 impl TlsConnection {
-    /// Runs the client side of the handshake on a connected TCP socket (within
-    /// [`HANDSHAKE_TIMEOUT`]), checking that the server's certificate is valid for
-    /// `server_name`.
+    /// Runs the client side of the handshake on a connected TCP socket (each step within what
+    /// is left of `wait`, and within [`HANDSHAKE_TIMEOUT`]), checking that the server's
+    /// certificate is valid for `server_name`.
     pub fn client(
         sock: OwnedFd,
         server_name: ServerName<'static>,
         config: Arc<ClientConfig>,
+        wait: Wait,
     ) -> Result<TlsConnection, Error> {
         let c = ClientConnection::new(config, server_name).map_err(config_error)?;
         let conn = Self::new(TcpStream::from(sock), Session::Client(c), true);
-        conn.finish_handshake()?;
+        let limit = wait.remaining().map_or(HANDSHAKE_TIMEOUT, |r| {
+            r.clamp(Duration::from_millis(1), HANDSHAKE_TIMEOUT)
+        });
+        conn.finish_handshake_within(limit)?;
         Ok(conn)
     }
 
@@ -166,6 +170,12 @@ impl TlsConnection {
     /// Runs the handshake if it has not run yet (the first caller runs it; another waits).
     /// A failed handshake ends the connection: rustls has sent the peer the alert saying why.
     fn finish_handshake(&self) -> Result<(), Error> {
+        self.finish_handshake_within(HANDSHAKE_TIMEOUT)
+    }
+
+    /// [`TlsConnection::finish_handshake`], each socket read or write of the handshake
+    /// within `limit`.
+    fn finish_handshake_within(&self, limit: Duration) -> Result<(), Error> {
         if self.shared.ready.load(Ordering::Acquire) {
             return Ok(());
         }
@@ -174,7 +184,13 @@ impl TlsConnection {
             return Ok(());
         }
         self.broken()?;
-        match handshake(&mut c, &self.sock, &self.shared.peer, self.shared.client) {
+        match handshake(
+            &mut c,
+            &self.sock,
+            &self.shared.peer,
+            self.shared.client,
+            limit,
+        ) {
             Ok(()) => {
                 self.shared.ready.store(true, Ordering::Release);
                 Ok(())
@@ -281,15 +297,20 @@ impl TlsConnection {
     }
 }
 
-/// Runs a handshake to its end within [`HANDSHAKE_TIMEOUT`].
-fn handshake(conn: &mut Session, sock: &TcpStream, peer: &str, client: bool) -> Result<(), Error> {
+/// Runs a handshake to its end, each socket read or write within `limit`.
+fn handshake(
+    conn: &mut Session,
+    sock: &TcpStream,
+    peer: &str,
+    client: bool,
+    limit: Duration,
+) -> Result<(), Error> {
     let io = |e| Error::Io {
         context: "setting socket timeouts".into(),
         source: e,
     };
-    sock.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(io)?;
-    sock.set_write_timeout(Some(HANDSHAKE_TIMEOUT))
-        .map_err(io)?;
+    sock.set_read_timeout(Some(limit)).map_err(io)?;
+    sock.set_write_timeout(Some(limit)).map_err(io)?;
     let mut s = sock;
     while conn.is_handshaking() {
         conn.complete_io(&mut s)

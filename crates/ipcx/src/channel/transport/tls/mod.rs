@@ -72,7 +72,12 @@ impl Tls {
         let name = server_name(&conn, host_port(addr).0)?;
         let s = connect_retrying(opts, |w| super::tcp::connect_stream(addr, w))
             .map_err(|e| map_connect_err(e, &what))?;
-        TlsConnection::client(s.into(), name, config)
+        TlsConnection::client(
+            s.into(),
+            name,
+            config,
+            Wait::from_timeout(opts.connect_timeout),
+        )
     }
 }
 
@@ -109,7 +114,12 @@ impl Transport for Tls {
         let config = client_of(opts.tls.as_ref(), &what)?;
         let name = server_name(opts, host_port(addr).0)?;
         let s = super::tcp::connect_stream(addr, wait)?;
-        Ok(Box::new(TlsConnection::client(s.into(), name, config)?))
+        Ok(Box::new(TlsConnection::client(
+            s.into(),
+            name,
+            config,
+            wait,
+        )?))
     }
     fn bind(&self, addr: &Address, opts: &ConnectionOptions) -> Result<Box<dyn Listener>, Error> {
         let config = server_of(opts.tls.as_ref(), &format!("tls:{addr}"))?;
