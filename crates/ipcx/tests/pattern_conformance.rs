@@ -569,10 +569,13 @@ fn numbered(seq: u64, len: usize) -> Vec<u8> {
 /// publisher's queue (and the socket buffers) or the ring are full and publishing times out,
 /// sending nothing; then a try is `Full` and a wait times out on time. Returns how many went.
 fn fill_until_blocked(p: &Publisher, len: usize) -> u64 {
+    // Blocked means nothing moved for this long: longer than a busy machine may take to let
+    // the subscriber's side (decrypting, over TLS) catch up with what is in flight.
+    const STALLED: Duration = Duration::from_millis(500);
     let mut sent = 0u64;
     let t0 = Instant::now();
     loop {
-        match p.publish_timeout(b"x", &numbered(sent, len), SHORT) {
+        match p.publish_timeout(b"x", &numbered(sent, len), STALLED) {
             Ok(()) => sent += 1,
             Err(Error::Timeout) => break,
             Err(e) => panic!("{e:?}"),
