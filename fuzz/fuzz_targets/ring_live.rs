@@ -13,7 +13,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ipcx::ring::{Error, LiveSegment, Options};
+use ipcx::ring::{LiveSegment, Options, RingError};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -50,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
                         }
                         std::thread::yield_now();
                     }
-                    Err(Error::Corrupt { .. }) => break,
+                    Err(RingError::Corrupt { .. }) => break,
                     Err(e) => panic!("unexpected error: {e}"),
                 }
             }
@@ -65,7 +65,7 @@ fuzz_target!(|data: &[u8]| {
             {
                 let len = usize::from(c[2]) % (max + 1);
                 match w.try_send(&payload[..len]) {
-                    Ok(()) | Err(Error::Full) => {}
+                    Ok(()) | Err(RingError::Full) => {}
                     // The scribbling broke the writer's view: it stops publishing.
                     Err(_) => writer = None,
                 }

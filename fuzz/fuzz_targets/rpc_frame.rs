@@ -3,7 +3,8 @@
 //! included: a known tag names its codec, and tag 0 is the hello without one).
 #![no_main]
 
-use ipcx::pattern::reqrep::{Codec, Frame};
+use ipcx::channel::Codec;
+use ipcx::pattern::reqrep::Frame;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

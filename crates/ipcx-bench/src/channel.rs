@@ -192,7 +192,8 @@ fn free_sysv_key(tag: &str, dir: &str) -> i32 {
     }
 }
 
-fn unix_addr(scheme: &str, dir: &Path, tag: &str, dirn: &str) -> String {
+/// A fresh `scheme:PATH` address under `dir` (`scheme:@NAME` when the path is too long).
+pub(crate) fn unix_addr(scheme: &str, dir: &Path, tag: &str, dirn: &str) -> String {
     let path = dir.join(format!("{tag}-{scheme}-{dirn}.sock"));
     let s = path.display().to_string();
     if s.len() <= 100 {
@@ -367,8 +368,7 @@ impl Mechanism for ChannelRow {
 
     fn open(&self, spec: &str, side: Side, payload: usize) -> Result<Box<dyn HalfOpen>, LinkError> {
         let _ = payload;
-        let spec: Spec = serde_json::from_str(spec)
-            .map_err(|e| LinkError::Failed(format!("bad channel spec: {e}")))?;
+        let spec = parse_spec(spec)?;
         let (rx_addr, tx_addr) = match side {
             Side::Parent => (&spec.b2a, &spec.a2b),
             Side::Peer => (&spec.a2b, &spec.b2a),
@@ -382,6 +382,24 @@ impl Mechanism for ChannelRow {
             opts,
         }))
     }
+}
+
+fn parse_spec(spec: &str) -> Result<Spec, LinkError> {
+    serde_json::from_str(spec).map_err(|e| LinkError::Failed(format!("bad channel spec: {e}")))
+}
+
+/// For a row built on a channel row's spec (`bridge`): the endpoint the peer receives on, and
+/// the options of both ends.
+pub(crate) fn peer_endpoint(spec: &str) -> Result<(Endpoint, Options), LinkError> {
+    let spec = parse_spec(spec)?;
+    Ok((parse(&spec.a2b)?, spec.options()))
+}
+
+/// A channel row's `spec` with the parent sending to `to` instead of the peer's endpoint.
+pub(crate) fn redirect_parent(spec: &str, to: &str) -> Result<String, LinkError> {
+    let mut spec = parse_spec(spec)?;
+    spec.a2b = to.to_owned();
+    Ok(serde_json::to_string(&spec).expect("spec serialises"))
 }
 
 /// Keeps a queue the parent created for the peer until the row ends.

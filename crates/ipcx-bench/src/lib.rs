@@ -29,9 +29,12 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod bridge_row;
 pub mod channel;
 pub mod checksum;
 pub mod cpu;
+#[cfg(test)]
+mod echo_test;
 pub mod fd_rows;
 pub mod histogram;
 pub mod mechanism;

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use crate::mechanism::Mechanism;
-use crate::{channel, fd_rows, one_cpu, report, ring_rows, rpc, selftest, shm_rows, signal_row};
+use crate::{
+    bridge_row, channel, fd_rows, one_cpu, report, ring_rows, rpc, selftest, shm_rows, signal_row,
+};
 
 /// The rows a run may use, in table order.
 #[derive(Debug, Clone, Default)]
@@ -38,9 +40,18 @@ impl Registry {
         for kind in channel::ChannelKind::ALL {
             r.add(channel::ChannelRow::new(kind));
         }
+        r.add(bridge_row::BridgeRow::new());
         r.add(rpc::RpcRow::new(rpc::RpcTransport::Unix));
+        r.add(rpc::RpcRow::with_codec(
+            rpc::RpcTransport::Unix,
+            ipcx::rpc::Codec::MsgPack,
+        ));
         r.add(rpc::RpcRow::new(rpc::RpcTransport::Tcp));
         r.add(rpc::RpcRow::new(rpc::RpcTransport::Shm));
+        r.add(rpc::RpcRow::with_codec(
+            rpc::RpcTransport::Shm,
+            ipcx::rpc::Codec::MsgPack,
+        ));
         r.add(rpc::ShmLinkRow);
         r.add(selftest::SelfTest);
         r
@@ -137,6 +148,11 @@ mod tests {
             "ring-loan",
             "ring-1cpu",
             "futex-1cpu",
+            "bridge",
+            "rpc-unix",
+            "rpc-unix-msgpack",
+            "rpc-shm",
+            "rpc-shm-msgpack",
         ] {
             assert!(names.contains(&n), "{n}");
         }

@@ -53,11 +53,13 @@ fn ring_name(ctx: &RowContext, dir: &str) -> String {
     format!("/{}-{dir}", ctx.tag)
 }
 
-fn ring_err(what: &str, e: ring::Error) -> LinkError {
+fn ring_err(what: &str, e: ring::RingError) -> LinkError {
     match e {
-        ring::Error::Timeout | ring::Error::Empty | ring::Error::Full => LinkError::Timeout,
-        ring::Error::PeerGone { what: w } => LinkError::PeerGone(format!("{what}: {w}")),
-        e @ ring::Error::TooLarge { .. } => LinkError::TooLarge(e.to_string()),
+        ring::RingError::Timeout | ring::RingError::Empty | ring::RingError::Full => {
+            LinkError::Timeout
+        }
+        ring::RingError::PeerGone { what: w } => LinkError::PeerGone(format!("{what}: {w}")),
+        e @ ring::RingError::TooLarge { .. } => LinkError::TooLarge(e.to_string()),
         e => LinkError::Failed(format!("{what}: {e}")),
     }
 }

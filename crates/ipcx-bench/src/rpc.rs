@@ -1,16 +1,18 @@
-//! The RPC rows: `rpc-unix`, `rpc-tcp` and `rpc-shm`, one request/reply round trip per
-//! message; and `shm-link`, the ring link under `rpc-shm` on its own (frames echoed over a
-//! pair of shared-memory rings, no request/reply layer), the baseline `rpc-shm` is compared
-//! with.
+//! The RPC rows: `rpc-unix`, `rpc-tcp` and `rpc-shm` (postcard, the codec between Rust
+//! programs), `rpc-unix-msgpack` and `rpc-shm-msgpack` (MessagePack, the codec of callers in
+//! other languages), one typed call per round trip; and `shm-link`, the ring link under
+//! `rpc-shm` on its own (frames echoed over a pair of shared-memory rings, no request/reply
+//! layer), the baseline `rpc-shm` is compared with.
 //!
-//! The peer runs the server end of the request/reply layer that `ipcx::rpc` is built on: the
-//! handshake, then each request read and answered by the same thread (as an `ipcx::rpc`
-//! service's connection thread does: `reqrep::Connection`), the reply tagged with the request
-//! id; the parent is a request/reply client (request ids, a pending-call table; the calling
-//! thread reads its own reply). One ping-pong round trip is one call whose arguments are the harness's message
-//! (its 8-byte sequence number, padded to the payload size) and whose result is the same bytes,
-//! so the smallest size measures a null call. The bytes go as they are: the typed layer's postcard encoding
-//! is not included.
+//! The parent is an `ipcx::rpc::RpcClient` connected in the row's codec
+//! (`RpcClient::connect_with`): each call encodes its argument, the harness's message as one
+//! byte string (its 8-byte sequence number, padded to the payload size), and decodes the result,
+//! the same bytes, so the smallest size measures a null call. The peer runs the server end of
+//! the request/reply layer that `ipcx::rpc` services are built on (`reqrep::Connection`: the
+//! handshake, then each request read and answered by the same thread, as a service's connection
+//! thread does) and, as a service's dispatcher does, decodes each call's argument in the codec the
+//! caller named and encodes the reply in it (with the same postcard and MessagePack calls as
+//! `ipcx::rpc`). The postcard and MessagePack rows differ only in the codec.
 //!
 //! Only ping-pong is offered: a call is a round trip by nature.
 
@@ -18,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use ipcx::channel::{Endpoint, Listener};
 use ipcx::pattern::Error;
-use ipcx::pattern::reqrep::{Client, Connection, ServerOptions, Status};
+use ipcx::pattern::reqrep::{Connection, ServerOptions, Status};
+use ipcx::rpc::{Codec, RpcClient, RpcError};
 use ipcx::wait::Wait;
 use serde::{Deserialize, Serialize};
 
@@ -30,8 +33,9 @@ const METHOD: &str = "echo";
 /// Longest wait for one reply: a call is never retried (that would run it twice), so a slow
 /// reply fails the row instead.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// Frame overhead of a request (kind, id, deadline, method).
-const OVERHEAD: usize = 64;
+/// Frame overhead of a request (kind, id, deadline, method), and of the encoded byte string
+/// (its length: at most 10 bytes in postcard, 5 in MessagePack).
+const OVERHEAD: usize = 64 + 16;
 
 /// Which transport the RPC row runs over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,12 +52,18 @@ pub enum RpcTransport {
 #[derive(Debug, Clone, Copy)]
 pub struct RpcRow {
     transport: RpcTransport,
+    codec: Codec,
 }
 
 impl RpcRow {
-    /// The row for `transport`.
+    /// The row for `transport`, calling in postcard.
     pub fn new(transport: RpcTransport) -> RpcRow {
-        RpcRow { transport }
+        RpcRow::with_codec(transport, Codec::Postcard)
+    }
+
+    /// The row for `transport`, calling in `codec`.
+    pub fn with_codec(transport: RpcTransport, codec: Codec) -> RpcRow {
+        RpcRow { transport, codec }
     }
 }
 
@@ -61,6 +71,8 @@ impl RpcRow {
 struct Spec {
     addr: String,
     max_frame_len: usize,
+    /// The codec's tag (`Codec::tag`).
+    codec: u8,
 }
 
 fn map_err(what: &str, e: Error) -> LinkError {
@@ -74,21 +86,31 @@ fn map_err(what: &str, e: Error) -> LinkError {
 
 impl Mechanism for RpcRow {
     fn name(&self) -> &str {
-        match self.transport {
-            RpcTransport::Unix => "rpc-unix",
-            RpcTransport::Tcp => "rpc-tcp",
-            RpcTransport::Shm => "rpc-shm",
+        match (self.transport, self.codec) {
+            (RpcTransport::Unix, Codec::MsgPack) => "rpc-unix-msgpack",
+            (RpcTransport::Tcp, Codec::MsgPack) => "rpc-tcp-msgpack",
+            (RpcTransport::Shm, Codec::MsgPack) => "rpc-shm-msgpack",
+            (RpcTransport::Unix, _) => "rpc-unix",
+            (RpcTransport::Tcp, _) => "rpc-tcp",
+            (RpcTransport::Shm, _) => "rpc-shm",
         }
     }
 
     fn description(&self) -> &str {
-        match self.transport {
-            RpcTransport::Unix => {
-                "RPC call (request/reply layer of ipcx::rpc) over a Unix stream socket"
+        match (self.transport, self.codec) {
+            (RpcTransport::Unix, Codec::MsgPack) => {
+                "RPC call (ipcx::rpc, MessagePack) over a Unix stream socket"
             }
-            RpcTransport::Tcp => "RPC call (request/reply layer of ipcx::rpc) over loopback TCP",
-            RpcTransport::Shm => {
-                "RPC call (request/reply layer of ipcx::rpc) over a pair of shared-memory rings"
+            (RpcTransport::Tcp, Codec::MsgPack) => {
+                "RPC call (ipcx::rpc, MessagePack) over loopback TCP"
+            }
+            (RpcTransport::Shm, Codec::MsgPack) => {
+                "RPC call (ipcx::rpc, MessagePack) over a pair of shared-memory rings"
+            }
+            (RpcTransport::Unix, _) => "RPC call (ipcx::rpc, postcard) over a Unix stream socket",
+            (RpcTransport::Tcp, _) => "RPC call (ipcx::rpc, postcard) over loopback TCP",
+            (RpcTransport::Shm, _) => {
+                "RPC call (ipcx::rpc, postcard) over a pair of shared-memory rings"
             }
         }
     }
@@ -139,6 +161,7 @@ impl Mechanism for RpcRow {
         let spec = Spec {
             addr,
             max_frame_len: (ctx.payload + OVERHEAD).max(64 << 10),
+            codec: self.codec.tag(),
         };
         Ok(Prepared::new(
             serde_json::to_string(&spec).expect("spec serialises"),
@@ -150,7 +173,11 @@ impl Mechanism for RpcRow {
         let spec: Spec = serde_json::from_str(spec)
             .map_err(|e| LinkError::Failed(format!("bad rpc spec: {e}")))?;
         match side {
-            Side::Parent => Ok(Box::new(ClientHalf { addr: spec.addr })),
+            Side::Parent => Ok(Box::new(ClientHalf {
+                addr: spec.addr,
+                codec: Codec::from_tag(spec.codec)
+                    .ok_or_else(|| LinkError::Failed(format!("unknown codec {}", spec.codec)))?,
+            })),
             Side::Peer => {
                 let mut opts = ServerOptions::new(SERVICE, 1);
                 opts.max_request_len = spec.max_frame_len;
@@ -283,6 +310,7 @@ impl Link for RawLink {
 
 struct ClientHalf {
     addr: String,
+    codec: Codec,
 }
 
 impl HalfOpen for ClientHalf {
@@ -293,7 +321,8 @@ impl HalfOpen for ClientHalf {
         };
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match Client::connect(&self.addr, SERVICE, 1, left.max(Duration::from_millis(1))) {
+            let left = left.max(Duration::from_millis(1));
+            match RpcClient::connect_with(&self.addr, SERVICE, 1, left, self.codec) {
                 Ok(client) => {
                     return Ok(Box::new(ClientLink {
                         client,
@@ -312,9 +341,52 @@ impl HalfOpen for ClientHalf {
 
 /// The calling side: `send` keeps the arguments, `recv` makes the call and returns the result.
 struct ClientLink {
-    client: Client,
+    client: RpcClient,
     request: Vec<u8>,
     addr: String,
+}
+
+/// A byte string as an argument: postcard writes its length and the bytes, MessagePack a `bin`
+/// (what a client in another language sends for bytes).
+struct Bytes<'a>(&'a [u8]);
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+/// A byte string as a result.
+struct ByteBuf(Vec<u8>);
+
+impl<'de> Deserialize<'de> for ByteBuf {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ByteBuf, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ByteBuf;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v))
+            }
+        }
+        d.deserialize_byte_buf(Visitor)
+    }
+}
+
+/// Maps a typed call's error.
+fn call_err(addr: &str, e: RpcError) -> LinkError {
+    match e {
+        RpcError::Timeout { .. } => {
+            LinkError::Failed(format!("no reply from {addr} within {CALL_TIMEOUT:?}"))
+        }
+        RpcError::PeerGone { .. } => LinkError::PeerGone(format!("{addr}: {e}")),
+        e => LinkError::Failed(format!("{addr}: {e}")),
+    }
 }
 
 fn is_end(msg: &[u8]) -> bool {
@@ -332,10 +404,10 @@ impl Link for ClientLink {
             // so the call returns and no caller is left reading this connection.
             return match self
                 .client
-                .request_wait(METHOD, msg, Wait::timeout(CALL_TIMEOUT))
+                .call::<_, ByteBuf>(METHOD, &Bytes(msg), CALL_TIMEOUT)
             {
                 Ok(_) => Ok(()),
-                Err(e) => Err(map_err(&self.addr, e)),
+                Err(e) => Err(call_err(&self.addr, e)),
             };
         }
         self.request.clear();
@@ -345,28 +417,18 @@ impl Link for ClientLink {
 
     fn recv(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<(), LinkError> {
         let _ = wait;
-        // The reply is lent where it lies (as `ipcx::rpc` decodes it) and copied into `buf`.
-        match self
+        // A typed call: the argument encoded, the result decoded (as a program calling an
+        // `ipcx::rpc` service does).
+        let ByteBuf(result) = self
             .client
-            .request_with(METHOD, &self.request, CALL_TIMEOUT, |status, p| {
-                buf.clear();
-                buf.extend_from_slice(p);
-                status
-            }) {
-            Ok(Status::Ok) => Ok(()),
-            Ok(status) => Err(LinkError::Failed(format!(
-                "the echo call failed with status {status:?}"
-            ))),
-            Err(Error::Timeout) => Err(LinkError::Failed(format!(
-                "no reply from {} within {CALL_TIMEOUT:?}",
-                self.addr
-            ))),
-            Err(e) => Err(map_err(&self.addr, e)),
-        }
+            .call(METHOD, &Bytes(&self.request), CALL_TIMEOUT)
+            .map_err(|e| call_err(&self.addr, e))?;
+        *buf = result;
+        Ok(())
     }
 
     fn max_payload(&self) -> Option<usize> {
-        Some(self.client.max_payload_len(METHOD))
+        Some(self.client.raw().max_payload_len(METHOD).saturating_sub(16))
     }
 }
 
@@ -387,6 +449,7 @@ impl HalfOpen for ServerHalf {
         Ok(Box::new(ServerLink {
             conn,
             current: None,
+            reply: Vec::new(),
             _listener: self.listener,
         }))
     }
@@ -396,39 +459,73 @@ impl HalfOpen for ServerHalf {
 /// on the harness's thread (as a server's connection thread does).
 struct ServerLink {
     conn: Connection,
-    /// The id of the call being answered.
-    current: Option<u64>,
+    /// The id and codec of the call being answered.
+    current: Option<(u64, Codec)>,
+    /// The encoded reply (reused, as a connection thread's reply buffer is).
+    reply: Vec<u8>,
     _listener: Box<dyn Listener>,
+}
+
+/// Decodes a call's argument, a byte string in `codec`, where it lies (as `ipcx::rpc` does).
+fn decode_bytes(codec: Codec, payload: &[u8]) -> Result<&[u8], String> {
+    match codec {
+        Codec::MsgPack => rmp_serde::from_slice(payload).map_err(|e| e.to_string()),
+        _ => postcard::from_bytes(payload).map_err(|e| e.to_string()),
+    }
+}
+
+/// Encodes the byte string `b` in `codec` into `out` (cleared first), as `ipcx::rpc` encodes a
+/// result.
+fn encode_bytes(codec: Codec, b: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    out.clear();
+    match codec {
+        Codec::MsgPack => rmp_serde::encode::write_named(out, &Bytes(b)).map_err(|e| e.to_string()),
+        _ => {
+            *out =
+                postcard::to_extend(&Bytes(b), std::mem::take(out)).map_err(|e| e.to_string())?;
+            Ok(())
+        }
+    }
 }
 
 impl Link for ServerLink {
     fn send(&mut self, msg: &[u8], wait: Wait) -> Result<(), LinkError> {
         let _ = wait;
-        let id = self
+        let (id, codec) = self
             .current
             .take()
             .ok_or_else(|| LinkError::Failed("an RPC server only answers calls".into()))?;
+        encode_bytes(codec, msg, &mut self.reply).map_err(LinkError::Failed)?;
         self.conn
-            .reply(id, Status::Ok, msg)
+            .reply(id, Status::Ok, &self.reply)
             .map_err(|e| map_err("replying", e))
     }
 
     fn recv(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<(), LinkError> {
         // The call is lent where it lies (as an `ipcx::rpc` service's connection thread
-        // decodes it) and its arguments copied into `buf`.
-        let id = self
+        // decodes it) and its argument decoded into `buf`.
+        let (id, codec, decoded) = self
             .conn
             .recv_with(wait, |call| {
-                buf.clear();
-                buf.extend_from_slice(call.payload);
-                call.id()
+                let decoded = decode_bytes(call.codec, call.payload).map(|b| {
+                    buf.clear();
+                    buf.extend_from_slice(b);
+                });
+                (call.id(), call.codec, decoded)
             })
             .map_err(|e| map_err("receiving a call", e))?;
+        if let Err(e) = decoded {
+            let _ = self.conn.reply(id, Status::BadRequest, e.as_bytes());
+            return Err(LinkError::Failed(format!(
+                "a call that does not decode: {e}"
+            )));
+        }
         if is_end(buf) {
             // Not echoed by the harness: answered here so that the caller is not left waiting.
-            let _ = self.conn.reply(id, Status::Ok, b"");
+            encode_bytes(codec, b"", &mut self.reply).map_err(LinkError::Failed)?;
+            let _ = self.conn.reply(id, Status::Ok, &self.reply);
         } else {
-            self.current = Some(id);
+            self.current = Some((id, codec));
         }
         Ok(())
     }
@@ -439,51 +536,10 @@ mod tests {
     use super::*;
 
     fn round_trips(row: impl Mechanism) {
-        // One directory per row: the tests run in parallel and each removes its own.
-        let dir = std::env::temp_dir().join(format!(
-            "ipcx-bench-rpc-{}-{}",
-            std::process::id(),
-            row.name()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ctx = RowContext {
-            payload: 4096,
-            dir: dir.clone(),
-            tag: format!("ipcx-bench-rpc-{}-{}", std::process::id(), row.name()),
-        };
-        let p = row.prepare(&ctx).unwrap();
-        let peer_half = row.open(&p.spec, Side::Peer, 4096).unwrap();
-        let parent_half = row.open(&p.spec, Side::Parent, 4096).unwrap();
-        let wait = Wait::timeout(Duration::from_secs(10));
-        let echo = std::thread::spawn(move || {
-            let mut peer = peer_half.connect(wait).unwrap();
-            let mut buf = Vec::new();
-            let mut n = 0;
-            loop {
-                peer.recv(&mut buf, Wait::timeout(Duration::from_secs(10)))
-                    .unwrap();
-                if is_end(&buf) {
-                    return n;
-                }
-                peer.send(&buf, Wait::Forever).unwrap();
-                n += 1;
-            }
-        });
-        let mut parent = parent_half.connect(wait).unwrap();
-        let mut buf = Vec::new();
-        for seq in 0..20u64 {
-            let mut msg = seq.to_le_bytes().to_vec();
-            msg.resize(if seq % 2 == 0 { 8 } else { 4096 }, 7);
-            parent.send(&msg, wait).unwrap();
-            parent.recv(&mut buf, wait).unwrap();
-            assert_eq!(buf, msg);
-        }
-        parent.send(&u64::MAX.to_le_bytes(), wait).unwrap();
-        assert_eq!(echo.join().unwrap(), 20);
+        assert_eq!(crate::echo_test::echo_twenty(&row).1, 20);
         assert!(row.check_payload(1 << 20).is_ok());
         assert!(row.check_payload(64 << 20).is_err());
         assert_eq!(row.patterns(), &[Pattern::PingPong]);
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
@@ -499,6 +555,29 @@ mod tests {
     #[test]
     fn rpc_shm_echoes_calls() {
         round_trips(RpcRow::new(RpcTransport::Shm));
+    }
+
+    #[test]
+    fn rpc_unix_msgpack_echoes_calls() {
+        round_trips(RpcRow::with_codec(RpcTransport::Unix, Codec::MsgPack));
+    }
+
+    #[test]
+    fn rpc_shm_msgpack_echoes_calls() {
+        round_trips(RpcRow::with_codec(RpcTransport::Shm, Codec::MsgPack));
+    }
+
+    #[test]
+    fn the_codec_is_the_one_named() {
+        // The bytes on the wire: postcard's length prefix, MessagePack's bin 8 marker (0xc4).
+        let mut out = Vec::new();
+        encode_bytes(Codec::Postcard, b"abc", &mut out).unwrap();
+        assert_eq!(out, b"\x03abc");
+        assert_eq!(decode_bytes(Codec::Postcard, &out).unwrap(), b"abc");
+        encode_bytes(Codec::MsgPack, b"abc", &mut out).unwrap();
+        assert_eq!(out, b"\xc4\x03abc");
+        assert_eq!(decode_bytes(Codec::MsgPack, &out).unwrap(), b"abc");
+        assert!(decode_bytes(Codec::MsgPack, b"\x03abc").is_err());
     }
 
     #[test]

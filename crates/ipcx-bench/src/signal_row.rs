@@ -188,13 +188,16 @@ impl Link for SignalLink {
             match self.to.queue(self.sig, value) {
                 Ok(()) => return Ok(()),
                 // The receiver's queue of pending signals is full: it is behind.
-                Err(signal::Error::QueueFull { .. }) => {
+                Err(signal::SignalError::QueueFull { .. }) => {
                     if wait.expired() {
                         return Err(LinkError::Timeout);
                     }
                     std::thread::sleep(Duration::from_micros(20));
                 }
-                Err(e @ (signal::Error::Exited { .. } | signal::Error::NoSuchProcess { .. })) => {
+                Err(
+                    e @ (signal::SignalError::Exited { .. }
+                    | signal::SignalError::NoSuchProcess { .. }),
+                ) => {
                     return Err(LinkError::PeerGone(e.to_string()));
                 }
                 Err(e) => return Err(LinkError::Failed(format!("sigqueue: {e}"))),
@@ -205,7 +208,9 @@ impl Link for SignalLink {
     fn recv(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<(), LinkError> {
         loop {
             let info = self.rx.recv_wait(wait).map_err(|e| match e {
-                signal::Error::Timeout | signal::Error::WouldBlock => LinkError::Timeout,
+                signal::SignalError::Timeout | signal::SignalError::WouldBlock => {
+                    LinkError::Timeout
+                }
                 e => LinkError::Failed(format!("signalfd: {e}")),
             })?;
             if info.pid != self.to.pid() || info.code != SigCode::Queue {

@@ -54,6 +54,11 @@ const MUST_SUCCEED: &[(&str, &[usize])] = &[
     ("ring-spin", &[64, 4096]),
     ("ring", &[64, 4096]),
     ("shm", &[64, 4096]),
+    ("bridge", &[64, 4096]),
+    ("rpc-unix", &[64, 4096]),
+    ("rpc-unix-msgpack", &[64, 4096]),
+    ("rpc-shm", &[64, 4096]),
+    ("rpc-shm-msgpack", &[64, 4096]),
 ];
 
 /// Rows and sizes that may fail until the library stops abandoning a large frame whose send

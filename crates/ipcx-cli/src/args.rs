@@ -176,3 +176,12 @@ impl TrustFlags {
         trust
     }
 }
+
+/// The arguments of a command made of actions (`ipcx sem create ...`, `ipcx shm read ...`):
+/// the action, a subcommand.
+#[derive(Debug, Args)]
+pub struct Actions<A: clap::Subcommand> {
+    /// The action.
+    #[command(subcommand)]
+    pub action: A,
+}

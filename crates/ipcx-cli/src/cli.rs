@@ -46,6 +46,9 @@ pub enum Command {
     /// Forward every message arriving at endpoint FROM to endpoint TO, in order, until
     /// stopped (Ctrl-C, SIGTERM) or --count; keeps priorities (mq) and types (sysv-mq).
     Bridge(crate::command::bridge::BridgeArgs),
+    /// Call a method of an RPC service (an endpoint, or a service's name) with a JSON
+    /// argument and print the result as one line of JSON; --list prints its methods.
+    Call(crate::command::call::CallArgs),
     /// Measure every mechanism between two processes: round-trip latency, throughput, and each
     /// p50 as a multiple of the physical floor (the `limit` row).
     Bench(crate::command::bench::BenchArgs),

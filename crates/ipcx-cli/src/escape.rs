@@ -6,14 +6,15 @@
 //! the CLI prints goes through [`escape`] (or [`escape_bytes`]): control characters, invisible
 //! direction and width overrides, the backslash itself and invalid UTF-8 are written as escapes
 //! (`\n`, `\e`, `\x07`, `\u{202e}`, `\\`), so the printed text is one line of visible characters
-//! and tells every name apart. JSON output is left to serde_json, which escapes on its own.
+//! and tells every name apart. JSON output (`crate::json`) escapes the same characters as
+//! `\uXXXX`.
 
 use std::borrow::Cow;
 use std::fmt::Write;
 
 /// Whether `c` must not reach a terminal raw: C0 and C1 controls, DEL, the backslash (the escape
 /// character itself), and the invisible format characters that reorder or hide text.
-fn needs_escape(c: char) -> bool {
+pub fn needs_escape(c: char) -> bool {
     c.is_control()
         || c == '\\'
         || matches!(c,

@@ -8,6 +8,8 @@ mod cli;
 mod command;
 mod escape;
 mod exit;
+mod json;
+mod msgpack;
 mod parse;
 mod target;
 
@@ -16,7 +18,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
-use crate::command::{bench, bridge, clean, ls, r#pub, recv, rm, sem, send, shm, signal, sub};
+use crate::command::{
+    bench, bridge, call, clean, ls, r#pub, recv, rm, sem, send, shm, signal, sub,
+};
 use crate::exit::Exit;
 
 fn main() -> ExitCode {
@@ -54,6 +58,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sub(args) => sub::run(args),
         Command::Pub(args) => r#pub::run(args),
         Command::Bridge(args) => bridge::run(args),
+        Command::Call(args) => call::run(args),
         Command::Bench(args) => bench::run(args),
         Command::BenchPeer(args) => bench::run_peer(args),
     }

@@ -42,7 +42,7 @@ impl Drop for Scratch {
 }
 
 /// Every row of the standard registry.
-const ROWS: [&str; 16] = [
+const ROWS: [&str; 21] = [
     "limit",
     "futex",
     "eventfd",
@@ -59,6 +59,11 @@ const ROWS: [&str; 16] = [
     "unix-seqpacket",
     "tcp",
     "udp",
+    "bridge",
+    "rpc-unix",
+    "rpc-unix-msgpack",
+    "rpc-shm",
+    "rpc-shm-msgpack",
 ];
 
 /// Rows and sizes that must show figures (not a skip) in every pattern they offer, and those
@@ -81,6 +86,11 @@ const MUST_MEASURE: &[(&str, &[u64], &[&str])] = &[
     ("unix-seqpacket", &[64, 4096], &["ping-pong", "stream"]),
     ("tcp", &[64, 4096], &["ping-pong", "stream"]),
     ("udp", &[64, 4096], &["ping-pong", "stream"]),
+    ("bridge", &[64, 4096], &["ping-pong", "stream"]),
+    ("rpc-unix", &[64, 4096], &["ping-pong"]),
+    ("rpc-unix-msgpack", &[64, 4096], &["ping-pong"]),
+    ("rpc-shm", &[64, 4096], &["ping-pong"]),
+    ("rpc-shm-msgpack", &[64, 4096], &["ping-pong"]),
 ];
 
 /// Measurements that may fail for now (a library bug being fixed separately: a FIFO frame

@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ipcx::signal::{self, Signal};
+use util::proc::io_counter;
 use util::{Bg, TempDir, ipcx, rss_kib, run, stderr, wait_output};
 
 const BOUND: Duration = Duration::from_secs(20);
@@ -21,16 +22,6 @@ fn wait_exists(path: &str) {
         assert!(Instant::now() < deadline, "{path} never appeared");
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-/// A counter of /proc/PID/io (`rchar`, `wchar`).
-fn io_counter(pid: u32, name: &str) -> u64 {
-    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
-    io.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 /// Waits until process `pid` has written at least `least` bytes and then written nothing more

@@ -20,8 +20,8 @@
 //!            signal, socket, and the zero-copy shared-memory ring (`ring`, over the `no_std`
 //!            core crate `ipcx-ring`)
 //! framing    length-prefixed frames over byte streams (`framing`)
-//! base       names, waits and deadlines, trust, the owner registry, interrupts (`name`, `wait`,
-//!            `trust`, `registry`, `interrupt`)
+//! base       names, waits and deadlines, trust, the owner registry, interrupts, OS errors
+//!            (`name`, `wait`, `trust`, `registry`, `interrupt`, `OsError`)
 //! sys        the only code that calls the OS
 //! ```
 //! `unsafe` code lives in `sys` and in the ring internals (`ring`, `ipcx-ring`); elsewhere it
@@ -34,8 +34,22 @@
 //! * The handle that created a named object removes it on drop unless told to keep it.
 //! * Every blocking operation comes as `op()`, `try_op()` (never blocks) and
 //!   `op_timeout(Duration)`.
-//! * Each operation family has its own `#[non_exhaustive]` error enum naming the cases a caller
-//!   acts on; the OS error is kept as the source.
+//! * Errors are `#[non_exhaustive]` enums naming the cases a caller acts on (`NotFound`,
+//!   `AlreadyExists`, `PermissionDenied`, `Timeout`, `PeerGone`...); the OS error is kept as the
+//!   source. The cases every mechanism shares are one type each: an `Io` variant (an OS error no
+//!   named case covers) carries an [`OsError`], and the access failures of mapped memory are a
+//!   [`shm::AccessError`]. One rule names the enums:
+//!   - a mechanism (and each primitive of [`sync`]) has one error enum named after it
+//!     ([`pipe::PipeError`], [`fifo::FifoError`], [`shm::ShmError`], [`mmap::MmapError`],
+//!     [`socket::SocketError`], [`sem::NamedSemError`], [`sysv::sem::SemSetError`],
+//!     [`signal::SignalError`], [`ring::RingError`], [`sync::FutexError`]...);
+//!   - where its operations fail in different ways, it has one enum per operation instead
+//!     ([`mq::OpenError`], [`mq::SendError`] (which hands the message back), [`mq::RecvError`];
+//!     likewise [`sysv::msg`]);
+//!   - the layers above the mechanisms (channels, transports, patterns) share one vocabulary,
+//!     [`channel::Error`] (re-exported as [`pattern::Error`]): it is not one mechanism's error
+//!     but the seam's, so it keeps the plain name its modules give it. A typed layer with cases
+//!     of its own names them after itself ([`rpc::RpcError`]).
 //! * File descriptors are [`std::os::fd::OwnedFd`] created with `O_CLOEXEC`.
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
@@ -43,6 +57,7 @@
 pub(crate) mod sys;
 
 mod open;
+mod os_error;
 mod poison;
 mod region;
 
@@ -71,6 +86,7 @@ pub mod wait;
 
 pub use channel::{Endpoint, Message, Meta};
 pub use discovery::discover;
+pub use os_error::OsError;
 pub use wait::Wait;
 
 /// The README's examples, compiled (not run) as doctests so that they stay true.

@@ -45,7 +45,8 @@ use std::io;
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 
-use crate::region::{self, MappedRegion};
+use crate::os_error::OsError;
+use crate::region::{self, AccessError, MappedRegion};
 use crate::sys;
 use crate::sys::mmap::Mapping;
 
@@ -80,41 +81,12 @@ pub enum MmapError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// An access outside the mapping.
-    #[error(
-        "{len} bytes at offset {offset} are out of bounds of the {size}-byte mapping: stay below {size} or grow the file"
-    )]
-    OutOfBounds {
-        /// Offset of the access.
-        offset: usize,
-        /// Length of the access.
-        len: usize,
-        /// Size of the mapping.
-        size: usize,
-    },
-    /// A write (or grow) through a read-only mapping.
-    #[error("read-only: {what}: map the file read-write")]
-    ReadOnly {
-        /// What was attempted.
-        what: &'static str,
-    },
-    /// The bytes at `offset` are not a valid value of the type read ([`MappedRegion::try_read`]).
-    #[error("the bytes at offset {offset} are not a valid {type_name}")]
-    InvalidValue {
-        /// Offset of the read.
-        offset: usize,
-        /// The type asked for.
-        type_name: &'static str,
-    },
+    /// A failed access to the mapping: out of bounds, read-only, or not a valid value.
+    #[error(transparent)]
+    Access(#[from] AccessError),
     /// Any other OS error.
-    #[error("{what}: {source}")]
-    Io {
-        /// What was attempted.
-        what: String,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(OsError),
     /// The file was truncated under the mapping (the constructor's promise was broken) and an
     /// access hit a lost page: the mapping now reads as zeros, private to this process. The
     /// bytes a read returned together with this error are not the file's.
@@ -126,7 +98,7 @@ fn io_error(what: impl Into<String>, e: io::Error) -> MmapError {
     let what = what.into();
     match e.raw_os_error() {
         Some(libc::EACCES) | Some(libc::EPERM) => MmapError::PermissionDenied { what, source: e },
-        _ => MmapError::Io { what, source: e },
+        _ => MmapError::Io(OsError::new(what, e)),
     }
 }
 
@@ -225,9 +197,10 @@ impl MmapFile {
     /// would make other processes' mappings fault.
     pub fn grow(&mut self, new_len: u64) -> Result<(), MmapError> {
         if !self.is_writable() {
-            return Err(MmapError::ReadOnly {
+            return Err(AccessError::ReadOnly {
                 what: "grow a read-only mapping",
-            });
+            }
+            .into());
         }
         let new = usize::try_from(new_len).map_err(|_| MmapError::InvalidSize {
             size: new_len,
@@ -290,7 +263,6 @@ impl DerefMut for MmapFile {
 
 region::impl_region_error! {
     MmapError,
-    noun: "mapping",
     read_failed(e) => io_error("read mapping", e),
     write_failed(e) => io_error("write mapping", e),
     truncated: MmapError::Truncated,

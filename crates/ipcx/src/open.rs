@@ -1,6 +1,7 @@
 //! How a named object is opened or created: the `create` / `create_new` / `mode` / `trust`
 //! flags shared by the open-options builders of POSIX semaphores and queues and System V
-//! semaphore sets and queues, following [`std::fs::OpenOptions`].
+//! semaphore sets and queues, following [`std::fs::OpenOptions`], and the `read` / `write`
+//! access of the two kinds of queue.
 
 use crate::trust::Trust;
 
@@ -67,3 +68,50 @@ macro_rules! open_flag_setters {
     };
 }
 pub(crate) use open_flag_setters;
+
+/// Which ways a queue handle is used: receive (`read`) and send (`write`); both by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Access {
+    /// The handle receives (needs read access to the queue).
+    pub(crate) read: bool,
+    /// The handle sends (needs write access to the queue).
+    pub(crate) write: bool,
+}
+
+impl Default for Access {
+    fn default() -> Self {
+        Access {
+            read: true,
+            write: true,
+        }
+    }
+}
+
+/// The open surface both kinds of queue share: the setters `read` and `write` of a builder that
+/// holds an [`Access`] in a field `access`, and those of [`open_flag_setters`] for a queue whose
+/// `create_new` fails with `OpenError::AlreadyExists`. `umask` says how the umask applies.
+macro_rules! queue_setters {
+    (umask: $umask:literal, $(#[$trust_doc:meta])* trust $(,)?) => {
+        /// Whether the handle may receive, which needs read access to the queue (default
+        /// true).
+        pub fn read(mut self, read: bool) -> Self {
+            self.access.read = read;
+            self
+        }
+
+        /// Whether the handle may send, which needs write access to the queue (default true).
+        pub fn write(mut self, write: bool) -> Self {
+            self.access.write = write;
+            self
+        }
+
+        $crate::open::open_flag_setters! {
+            noun: "queue",
+            already_exists: "[`OpenError::AlreadyExists`]",
+            umask: $umask,
+            mode_mask: 0o777,
+            $(#[$trust_doc])* trust,
+        }
+    };
+}
+pub(crate) use queue_setters;

@@ -1,7 +1,8 @@
 //! Bounds-checked, typed access to shared memory mapped into this process: [`MappedRegion`],
 //! the one accessor surface of [`ShmMap`](crate::shm::ShmMap),
 //! [`MmapFile`](crate::mmap::MmapFile) and [`Attached`](crate::sysv::shm::Attached). Each of
-//! them holds a `MappedRegion` of its own error type (built through [`RegionError`]) and
+//! them holds a `MappedRegion` of its own error type (built through [`RegionError`], sharing
+//! [`AccessError`]) and
 //! dereferences to it.
 
 use std::fmt;
@@ -13,22 +14,48 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, TryFromBytes};
 use crate::sys::mmap::Mapping;
 use crate::sys::region::Region;
 
-/// How a mapping type reports the failures of region access in its own error type. Implemented
-/// by [`ShmError`](crate::shm::ShmError), [`MmapError`](crate::mmap::MmapError) and
+/// A failed access to mapped memory: the vocabulary [`ShmError`](crate::shm::ShmError),
+/// [`MmapError`](crate::mmap::MmapError) and [`SysvShmError`](crate::sysv::shm::SysvShmError)
+/// share (each as its `Access` variant).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccessError {
+    /// An access outside the mapping.
+    #[error(
+        "{len} bytes at offset {offset} are out of bounds of the {size}-byte mapping: stay below \
+         {size}"
+    )]
+    OutOfBounds {
+        /// Offset of the access.
+        offset: usize,
+        /// Length of the access.
+        len: usize,
+        /// Size of the mapping.
+        size: usize,
+    },
+    /// A write (or resize) through a read-only mapping or handle, or a writable mapping of a
+    /// read-only handle.
+    #[error("read-only: {what}: map (or open) it read-write to write to it")]
+    ReadOnly {
+        /// What was attempted.
+        what: &'static str,
+    },
+    /// The bytes at `offset` are not a valid value of the type read
+    /// ([`MappedRegion::try_read`]).
+    #[error("the bytes at offset {offset} are not a valid {type_name}")]
+    InvalidValue {
+        /// Offset of the read.
+        offset: usize,
+        /// The type asked for.
+        type_name: &'static str,
+    },
+}
+
+/// How a mapping type reports the failures of region access in its own error type: the
+/// [`AccessError`] cases through `From`, the rest as below. Implemented by
+/// [`ShmError`](crate::shm::ShmError), [`MmapError`](crate::mmap::MmapError) and
 /// [`SysvShmError`](crate::sysv::shm::SysvShmError) only.
-pub trait RegionError: Sized + sealed::Sealed {
-    /// `len` bytes at `offset` do not fit in the `size`-byte region.
-    #[doc(hidden)]
-    fn out_of_bounds(offset: usize, len: usize, size: usize) -> Self;
-    /// A write through a read-only region.
-    #[doc(hidden)]
-    fn write_read_only() -> Self;
-    /// A mutable slice of a read-only region.
-    #[doc(hidden)]
-    fn slice_read_only() -> Self;
-    /// The bytes at `offset` are not a valid `type_name`.
-    #[doc(hidden)]
-    fn invalid_value(offset: usize, type_name: &'static str) -> Self;
+pub trait RegionError: From<AccessError> + sealed::Sealed {
     /// The copy out of the region failed.
     #[doc(hidden)]
     fn read_failed(source: io::Error) -> Self;
@@ -45,14 +72,11 @@ pub(crate) mod sealed {
     pub trait Sealed {}
 }
 
-/// Implements [`RegionError`] for an error enum with the variants
-/// `OutOfBounds { offset, len, size }`, `ReadOnly { what }` and `InvalidValue { offset,
-/// type_name }`, given the noun naming the region in messages ("mapping", "attachment"), how
-/// copy failures are reported, and the error of a truncated region.
+/// Implements [`RegionError`] for an error enum with an `Access(#[from] AccessError)` variant,
+/// given how copy failures are reported and the error of a truncated region.
 macro_rules! impl_region_error {
     (
         $err:ty,
-        noun: $noun:literal,
         read_failed($re:ident) => $read:expr,
         write_failed($we:ident) => $write:expr,
         truncated: $truncated:expr $(,)?
@@ -60,26 +84,6 @@ macro_rules! impl_region_error {
         impl $crate::region::sealed::Sealed for $err {}
 
         impl $crate::region::RegionError for $err {
-            fn out_of_bounds(offset: usize, len: usize, size: usize) -> Self {
-                Self::OutOfBounds { offset, len, size }
-            }
-
-            fn write_read_only() -> Self {
-                Self::ReadOnly {
-                    what: concat!("write through a read-only ", $noun),
-                }
-            }
-
-            fn slice_read_only() -> Self {
-                Self::ReadOnly {
-                    what: concat!("mutable slice of a read-only ", $noun),
-                }
-            }
-
-            fn invalid_value(offset: usize, type_name: &'static str) -> Self {
-                Self::InvalidValue { offset, type_name }
-            }
-
             fn read_failed($re: ::std::io::Error) -> Self {
                 $read
             }
@@ -230,30 +234,37 @@ impl<E: RegionError> MappedRegion<E> {
     pub unsafe fn as_mut_slice(&mut self) -> Result<&mut [u8], E> {
         // SAFETY: the caller upholds the contract above, which is the contract of
         // `Mapping::as_mut_slice`.
-        unsafe { self.map.as_mut_slice() }.ok_or_else(E::slice_read_only)
+        unsafe { self.map.as_mut_slice() }.ok_or_else(|| {
+            E::from(AccessError::ReadOnly {
+                what: "mutable slice of a read-only mapping",
+            })
+        })
     }
 }
 
-/// `out_of_bounds` unless `[offset, offset+len)` lies within `size` bytes.
+/// [`AccessError::OutOfBounds`] unless `[offset, offset+len)` lies within `size` bytes.
 pub(crate) fn check<E: RegionError>(size: usize, offset: usize, len: usize) -> Result<(), E> {
     match offset.checked_add(len) {
         Some(end) if end <= size => Ok(()),
-        _ => Err(E::out_of_bounds(offset, len, size)),
+        _ => Err(AccessError::OutOfBounds { offset, len, size }.into()),
     }
 }
 
 /// Copies `buf.len()` bytes at `offset` out of `region`.
 fn read_at<E: RegionError>(region: &Region, offset: usize, buf: &mut [u8]) -> Result<(), E> {
-    check(region.len(), offset, buf.len())?;
+    check::<E>(region.len(), offset, buf.len())?;
     region.read_at(offset, buf).map_err(E::read_failed)
 }
 
 /// Copies `data` into `region` at `offset`.
 fn write_at<E: RegionError>(region: &Region, offset: usize, data: &[u8]) -> Result<(), E> {
     if !region.is_writable() {
-        return Err(E::write_read_only());
+        return Err(AccessError::ReadOnly {
+            what: "write through a read-only mapping",
+        }
+        .into());
     }
-    check(region.len(), offset, data.len())?;
+    check::<E>(region.len(), offset, data.len())?;
     region.write_at(offset, data).map_err(E::write_failed)
 }
 
@@ -262,21 +273,27 @@ fn read<T: FromBytes, E: RegionError>(region: &Region, offset: usize) -> Result<
     let (len, size) = (std::mem::size_of::<T>(), region.len());
     with_value_bytes::<T, _, _>(
         offset,
-        |o, b| read_at(region, o, b),
+        |o, b| read_at::<E>(region, o, b),
         |b| T::read_from_bytes(b).ok(),
     )?
-    .ok_or_else(|| E::out_of_bounds(offset, len, size))
+    .ok_or_else(|| AccessError::OutOfBounds { offset, len, size }.into())
 }
 
-/// Reads a value whose type has invalid bit patterns; `invalid_value` when the bytes are not a
-/// valid `T`.
+/// Reads a value whose type has invalid bit patterns; [`AccessError::InvalidValue`] when the
+/// bytes are not a valid `T`.
 fn try_read<T: TryFromBytes, E: RegionError>(region: &Region, offset: usize) -> Result<T, E> {
     with_value_bytes::<T, _, _>(
         offset,
-        |o, b| read_at(region, o, b),
+        |o, b| read_at::<E>(region, o, b),
         |b| T::try_read_from_bytes(b).ok(),
     )?
-    .ok_or_else(|| E::invalid_value(offset, std::any::type_name::<T>()))
+    .ok_or_else(|| {
+        AccessError::InvalidValue {
+            offset,
+            type_name: std::any::type_name::<T>(),
+        }
+        .into()
+    })
 }
 
 /// Writes a plain-data value at `offset` (unaligned is fine).

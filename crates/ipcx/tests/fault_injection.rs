@@ -275,7 +275,7 @@ fn ring_options() -> ipcx::ring::Options {
 }
 
 fn ring_recv_victim(name: &str) {
-    use ipcx::ring::{Error as RingError, Subscriber};
+    use ipcx::ring::{RingError, Subscriber};
     let mut sub = Subscriber::create(name, &ring_options()).expect("subscriber");
     fault::say("ready");
     loop {

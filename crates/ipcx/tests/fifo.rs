@@ -13,6 +13,7 @@ use ipcx::fifo::{self, Fifo, FifoError};
 use ipcx::pipe::{PipeError, PipeWriter};
 use ipcx::wait::Wait;
 use util::checked::{check_msg, make_msg};
+use util::proc::io_counter;
 
 const BOUND: Duration = Duration::from_secs(20);
 
@@ -157,16 +158,6 @@ fn claim_receiver(args: &[String]) {
             Err(e) => assert!(e.is_recoverable(), "{e}"),
         }
     }
-}
-
-/// A counter of /proc/PID/io (`rchar`, `wchar`).
-fn io_counter(pid: i32, name: &str) -> u64 {
-    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
-    io.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 /// Bytes process `pid` has written so far.

@@ -17,9 +17,11 @@ fn python_ready() -> bool {
     util::python::ready("posix_ipc, sysv_ipc")
 }
 
-/// Runs a python script (bounded by a timeout) and asserts it succeeded.
-fn python(script: &str, args: &[&str]) {
-    util::python::run(script, args);
+/// Runs a python script (bounded by a timeout) with `sys`, `posix_ipc` and `sysv_ipc` imported
+/// and `ARG` the queue's name or key, and asserts it succeeded.
+fn python(arg: &str, script: &str) {
+    let script = format!("import sys, posix_ipc, sysv_ipc\nARG = sys.argv[1]\n{script}");
+    util::python::run(&script, &[arg]);
 }
 
 /// A unique System V key, and a guard that removes its queue when the test ends.
@@ -46,9 +48,9 @@ fn posix_ipcx_creates_python_sends_and_receives() {
         .unwrap();
     q.send(b"from rust", 3).unwrap();
     python(
+        &name,
         r#"
-import sys, posix_ipc
-q = posix_ipc.MessageQueue(sys.argv[1])
+q = posix_ipc.MessageQueue(ARG)
 assert q.max_messages == 8 and q.max_message_size == 256, (q.max_messages, q.max_message_size)
 msg, prio = q.receive(timeout=10)
 assert (msg, prio) == (b"from rust", 3), (msg, prio)
@@ -56,7 +58,6 @@ q.send(b"low", priority=1)
 q.send(b"high", priority=8)
 q.close()
 "#,
-        &[&name],
     );
     assert_eq!(q.recv_timeout(LONG).unwrap(), (b"high".to_vec(), 8));
     assert_eq!(q.recv_timeout(LONG).unwrap(), (b"low".to_vec(), 1));
@@ -69,14 +70,13 @@ fn posix_python_creates_ipcx_sends_and_receives() {
     }
     let (name, _g) = util::mq_name("pyc");
     python(
+        &name,
         r#"
-import sys, posix_ipc
-q = posix_ipc.MessageQueue(sys.argv[1], posix_ipc.O_CREX, mode=0o600, max_messages=4, max_message_size=64)
+q = posix_ipc.MessageQueue(ARG, posix_ipc.O_CREX, mode=0o600, max_messages=4, max_message_size=64)
 q.send(b"py-5", priority=5)
 q.send(b"py-9", priority=9)
 q.close()
 "#,
-        &[&name],
     );
     let q = MessageQueue::open(&name).unwrap();
     assert!(!q.is_owner());
@@ -89,15 +89,14 @@ q.close()
     assert_eq!(q.recv().unwrap(), (b"py-5".to_vec(), 5));
     q.send(b"to python", 2).unwrap();
     python(
+        &name,
         r#"
-import sys, posix_ipc
-q = posix_ipc.MessageQueue(sys.argv[1])
+q = posix_ipc.MessageQueue(ARG)
 msg, prio = q.receive(timeout=10)
 assert (msg, prio) == (b"to python", 2), (msg, prio)
 q.close()
 q.unlink()
 "#,
-        &[&name],
     );
     assert!(matches!(
         MessageQueue::open(&name),
@@ -115,9 +114,9 @@ fn sysv_ipcx_creates_python_sends_and_receives() {
     q.send(4, b"rust type 4").unwrap();
     q.send(2, b"rust type 2").unwrap();
     python(
+        &key.to_string(),
         r#"
-import sys, sysv_ipc
-q = sysv_ipc.MessageQueue(int(sys.argv[1]))
+q = sysv_ipc.MessageQueue(int(ARG))
 msg, t = q.receive(type=4)
 assert (msg, t) == (b"rust type 4", 4), (msg, t)
 msg, t = q.receive(type=0)
@@ -125,7 +124,6 @@ assert (msg, t) == (b"rust type 2", 2), (msg, t)
 q.send(b"py seven", type=7)
 q.send(b"py three", type=3)
 "#,
-        &[&key.to_string()],
     );
     assert_eq!(q.recv_timeout(-5, LONG).unwrap(), (3, b"py three".to_vec()));
     assert_eq!(q.recv_timeout(0, LONG).unwrap(), (7, b"py seven".to_vec()));
@@ -140,13 +138,12 @@ fn sysv_python_creates_ipcx_sends_and_receives() {
     }
     let (key, _g) = sysv_key();
     python(
+        &key.to_string(),
         r#"
-import sys, sysv_ipc
-q = sysv_ipc.MessageQueue(int(sys.argv[1]), sysv_ipc.IPC_CREX, mode=0o600)
+q = sysv_ipc.MessageQueue(int(ARG), sysv_ipc.IPC_CREX, mode=0o600)
 q.send(b"py one", type=1)
 q.send(b"py five", type=5)
 "#,
-        &[&key.to_string()],
     );
     let q = SysvQueue::open(Key(key)).unwrap();
     assert!(!q.is_owner());
@@ -154,14 +151,13 @@ q.send(b"py five", type=5)
     assert_eq!(q.recv(0).unwrap(), (1, b"py one".to_vec()));
     q.send(6, b"to python").unwrap();
     python(
+        &key.to_string(),
         r#"
-import sys, sysv_ipc
-q = sysv_ipc.MessageQueue(int(sys.argv[1]))
+q = sysv_ipc.MessageQueue(int(ARG))
 msg, t = q.receive(type=6)
 assert (msg, t) == (b"to python", 6), (msg, t)
 q.remove()
 "#,
-        &[&key.to_string()],
     );
     assert!(matches!(
         SysvQueue::open(Key(key)),

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
-use ipcx::shm::{Memfd, Seals, ShmError, ShmMap};
+use ipcx::shm::{AccessError, Memfd, Seals, ShmError, ShmMap};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 const CONTENT: &[u8] = b"frozen configuration v1";
@@ -178,7 +178,7 @@ fn memfd_sizes_names_and_fd_conversions() {
     let map = m.map().unwrap();
     assert!(matches!(
         map.write_at(8, b"abc"),
-        Err(ShmError::OutOfBounds { size: 10, .. })
+        Err(ShmError::Access(AccessError::OutOfBounds { size: 10, .. }))
     ));
 }
 

@@ -10,7 +10,7 @@
 //! | mailbox (N:M, each message to one receiver) | yes | no: not a connection | no | yes | no |
 //! | pub/sub (fan-out, topic prefixes, slow or dead subscribers) | no: no connections | yes | yes | yes (ring) | yes (feature `tls`) |
 //! | push/pull (distribution, credits, redelivery) | no | yes | yes | yes (ring link) | yes (feature `tls`) |
-//! | req/rep (request ids, deadlines, a server that goes away) | no | yes | yes | yes (ring link) | yes (feature `tls`) |
+//! | req/rep (request ids, deadlines, a server that goes away, stray and large replies) | no | yes | yes | yes (ring link) | yes (feature `tls`) |
 //!
 //! A `tls:` cell runs the same code as the others: only the options beside the address differ
 //! (the fixed test certificates, the same in every process: [`conn`], [`pub_opts`],
@@ -28,15 +28,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ipcx::channel::{ConnectionOptions, Endpoint};
+use ipcx::channel::{Codec, ConnectionOptions, Endpoint};
 use ipcx::pattern::Error;
 use ipcx::pattern::mailbox::Mailbox;
 use ipcx::pattern::pubsub::{Publisher, PublisherOptions, SlowPolicy, Subscriber};
 use ipcx::pattern::pushpull::{Distributor, DistributorOptions, TaskResult, Worker};
 use ipcx::pattern::reqrep::{
-    Client, Codec, ConnectError, Hello, Request, Server, ServerOptions, Status,
+    Client, ConnectError, Connection, Hello, Request, Server, ServerOptions, Status,
 };
 use ipcx::ring;
+use ipcx::wait::Wait;
 
 const LONG: Duration = Duration::from_secs(20);
 const SHORT: Duration = util::SHORT;
@@ -160,11 +161,11 @@ fn announce(file: &str, addr: &str) {
 // ---------------------------------------------------------------------------------------------
 // The options beside an address: for `tls:`, the fixed test certificates
 
-/// What connecting to `addr` needs besides it.
+/// What connecting to (or binding) `addr` needs besides it.
 fn conn(addr: &str) -> ConnectionOptions {
     #[cfg(feature = "tls")]
     if addr.starts_with("tls:") {
-        return ConnectionOptions::new().tls(util::rpc::tls_client());
+        return ConnectionOptions::new().tls(util::rpc::tls_fixed());
     }
     let _ = addr;
     ConnectionOptions::new()
@@ -1144,6 +1145,73 @@ fn reqrep_a_server_that_goes_away(t: Transport) {
     );
 }
 
+/// A server that answers a call twice, and answers ids nobody asked for: the client ignores
+/// the stray replies, and each call still gets its own.
+fn reqrep_stray_replies_are_ignored(t: Transport) {
+    let place = t.place("stray");
+    let listener = Endpoint::parse(&place.addr)
+        .unwrap()
+        .bind_with(&conn(&place.addr))
+        .unwrap();
+    let a = listener.local_addr().unwrap().to_string();
+    // Connected inside the scope (the server thread answers the hello), dropped after it (the
+    // last stray reply finds the client there).
+    let mut client = None;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let opts = rep_opts(&place.addr);
+            let conn = Connection::accept(&*listener, &opts, Wait::timeout(LONG)).unwrap();
+            for _ in 0..3 {
+                let (id, payload) = conn
+                    .recv_with(Wait::timeout(LONG), |c| (c.id(), c.payload.to_vec()))
+                    .unwrap();
+                conn.reply(id + 1000, Status::Ok, b"nobody asked").unwrap();
+                conn.reply(id, Status::Ok, &payload).unwrap();
+                conn.reply(id, Status::AppError, b"again").unwrap();
+            }
+        });
+        let c = client.insert(rep_client(&a).unwrap());
+        for i in 0..3 {
+            let msg = format!("call {i}");
+            let r = c.request("echo", msg.as_bytes(), LONG).unwrap();
+            assert_eq!(
+                (r.status, r.payload.as_slice()),
+                (Status::Ok, msg.as_bytes())
+            );
+        }
+    });
+}
+
+/// Replies are not held to the server's request limit, and a reply larger than the
+/// connection carries is answered with an error saying so, rather than leaving its caller
+/// waiting.
+fn reqrep_large_replies(t: Transport) {
+    let place = t.place("large");
+    let mut opts = rep_opts(&place.addr);
+    opts.max_request_len = 4096;
+    let server = Server::bind(&place.addr, opts).unwrap();
+    let c = rep_client(&server.addr().to_string()).unwrap();
+    let too_large = match t {
+        Transport::Shm => ipcx::channel::transport::shm::MAX_FRAME,
+        _ => ipcx::framing::DEFAULT_MAX_FRAME_LEN,
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for len in [64 * 1024, too_large] {
+                let r = server.recv_timeout(LONG).unwrap();
+                r.reply(Status::Ok, &vec![7u8; len]).unwrap();
+            }
+        });
+        let r = c.request("large", b"", LONG).unwrap();
+        assert_eq!((r.status, r.payload.len()), (Status::Ok, 64 * 1024));
+        let r = c.request("too large", b"", LONG).unwrap();
+        let msg = String::from_utf8_lossy(&r.payload);
+        assert_eq!(r.status, Status::AppError, "{msg}");
+        assert!(msg.contains("larger than a client accepts"), "{msg}");
+    });
+    assert!(!c.is_dead());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Transports a pattern does not take
 
@@ -1302,4 +1370,6 @@ link_row! {
     reqrep_replies_reach_their_callers
     reqrep_deadlines
     reqrep_a_server_that_goes_away
+    reqrep_stray_replies_are_ignored
+    reqrep_large_replies
 }

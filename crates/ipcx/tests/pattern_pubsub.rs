@@ -92,7 +92,7 @@ fn ring_bad_input_gives_named_errors() {
     // One publisher per ring.
     let e = Publisher::bind(&addr).unwrap_err();
     assert!(
-        matches!(e, Error::Ring(ring::Error::PublisherExists { .. })),
+        matches!(e, Error::Ring(ring::RingError::PublisherExists { .. })),
         "{e:?}"
     );
     let e = p.publish(b"t", &[0u8; 300]).unwrap_err();

@@ -1,8 +1,9 @@
 //! `docs/PROTOCOL.md` is enough to write a client: a Python client written from it (standard
 //! library and `msgpack` only) calls a Rust service over a Unix socket and over TCP, and the
 //! bytes it sends and receives are the document's examples, byte for byte: the hello, a
-//! welcome, `add` with `[2, 3]` and its reply, an unknown method, an application error, and
-//! the refusal of an unknown codec; also pipelined calls answered by id and a struct as a map.
+//! welcome, `add` with `[2, 3]` and its reply, an unknown method, an application error, the
+//! refusal of an unknown codec, and a hello naming no service followed by `ipcx.describe`;
+//! also pipelined calls answered by id and a struct as a map.
 //!
 //! Without python3's `msgpack` the test prints a skip note, unless `IPCX_INTEROP=1`, which
 //! makes it fail with the command to install it.
@@ -77,6 +78,14 @@ def parse_reply(body):
     return rid, status, body[10:]
 
 h = lambda s: bytes.fromhex(s)
+# Section 6's describe reply (the frame's body).
+DESCRIBED = """
+02 0000000000000001 00
+83 a46e616d65 a463616c63 a776657273696f6e 01 a76d6574686f6473 93
+  82 a46e616d65 a3616464 a6636f64656373 92 a8706f737463617264 a76d73677061636b
+  82 a46e616d65 a3646976 a6636f64656373 92 a8706f737463617264 a76d73677061636b
+  82 a46e616d65 a66d6972726f72 a6636f64656373 92 a8706f737463617264 a76d73677061636b
+"""
 
 # Section 6, byte for byte.
 s = connect()
@@ -126,6 +135,31 @@ s.sendall(hello("calc", 1, 7))
 msg = b"unknown codec tag 7: this server speaks 0 (postcard) and 1 (msgpack)"
 assert read_frame(s) == h("11 05 0001 00000001") + struct.pack(">H", len(msg)) + msg
 assert s.recv(1) == b""
+s.close()
+
+# Describing a service (section 4.5): a hello naming no service reaches any server, and
+# ipcx.describe answers its name, version and methods, byte for byte as in section 6.
+s = connect()
+sent = hello("", 0, 1)
+assert sent == h("0000000f 495043585251 0001 00000000 0000 01"), sent.hex()
+s.sendall(sent)
+assert read_frame(s) == h("10 01000000")
+sent = request(1, "ipcx.describe", msgpack.packb(None), 1000)
+assert sent == h("0000001d 01 0000000000000001 000003e8 000d 697063782e6465736372696265 c0"), sent.hex()
+s.sendall(sent)
+got = read_frame(s)
+rid, status, payload = parse_reply(got)
+assert (rid, status) == (1, 0), (rid, status, payload)
+both = ["postcard", "msgpack"]
+assert msgpack.unpackb(payload) == {
+    "name": "calc",
+    "version": 1,
+    "methods": [{"name": m, "codecs": both} for m in ("add", "div", "mirror")],
+}, payload
+assert got == h(DESCRIBED), got.hex()
+# The connection then calls as any other.
+s.sendall(request(2, "add", msgpack.packb([2, 3])))
+assert read_frame(s) == h("02 0000000000000002 00 05")
 s.close()
 
 # A hello without the codec byte is postcard: add(2, 3) as two zigzag varints.

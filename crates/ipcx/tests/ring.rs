@@ -4,7 +4,7 @@ mod util;
 
 use std::time::{Duration, Instant};
 
-use ipcx::ring::{self, Error, Options, Publisher, Subscriber, WaitStrategy};
+use ipcx::ring::{self, Options, Publisher, RingError, Subscriber, WaitStrategy};
 
 const STRESS: u64 = 1_000_000;
 
@@ -126,7 +126,7 @@ fn child_role() {
             loop {
                 match s.recv_timeout(Duration::from_secs(20)) {
                     Ok(_) => {}
-                    Err(Error::Corrupt { .. }) => std::process::exit(1),
+                    Err(RingError::Corrupt { .. }) => std::process::exit(1),
                     Err(e) => {
                         eprintln!("{e}");
                         std::process::exit(2)
@@ -269,7 +269,7 @@ fn killed_publisher_gives_peer_gone_after_the_last_message() {
                 check(next, &m);
                 next += 1;
             }
-            Err(Error::PeerGone { .. }) => break,
+            Err(RingError::PeerGone { .. }) => break,
             Err(e) => panic!("expected PeerGone, got {e}"),
         }
     }
@@ -289,7 +289,7 @@ fn killed_subscriber_is_reclaimed_and_the_publisher_goes_on() {
     loop {
         match publ.try_send(&[7u8; 200]) {
             Ok(()) => sent += 1,
-            Err(Error::Full) => break,
+            Err(RingError::Full) => break,
             Err(e) => panic!("{e}"),
         }
     }
@@ -297,7 +297,7 @@ fn killed_subscriber_is_reclaimed_and_the_publisher_goes_on() {
     let t0 = Instant::now();
     assert!(matches!(
         publ.send_timeout(&[1u8; 200], Duration::from_millis(100)),
-        Err(Error::Timeout)
+        Err(RingError::Timeout)
     ));
     let took = t0.elapsed();
     assert!(took >= Duration::from_millis(100) && took < Duration::from_secs(5));
@@ -374,37 +374,40 @@ fn named_errors() {
     let _c = cleanup(&name);
     assert!(matches!(
         Subscriber::open(&name, &Options::new()),
-        Err(Error::NotFound { .. })
+        Err(RingError::NotFound { .. })
     ));
     assert!(matches!(
         Subscriber::open("bad", &Options::new()),
-        Err(Error::InvalidName(_))
+        Err(RingError::InvalidName(_))
     ));
-    assert!(matches!(ring::remove(&name), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        ring::remove(&name),
+        Err(RingError::NotFound { .. })
+    ));
     let opts = Options::new().max_message(100).max_subscribers(1);
     let mut sub = Subscriber::create_new(&name, &opts).unwrap();
     assert!(matches!(
         Subscriber::create_new(&name, &opts),
-        Err(Error::AlreadyExists { .. })
+        Err(RingError::AlreadyExists { .. })
     ));
     assert!(matches!(
         Subscriber::open(&name, &opts),
-        Err(Error::TooManySubscribers { max: 1, .. })
+        Err(RingError::TooManySubscribers { max: 1, .. })
     ));
     let mut publ = Publisher::open(&name, &opts).unwrap();
     assert!(matches!(
         Publisher::open(&name, &opts),
-        Err(Error::PublisherExists { .. })
+        Err(RingError::PublisherExists { .. })
     ));
     assert!(matches!(
         publ.send(&[0u8; 101]),
-        Err(Error::TooLarge { len: 101, max: 100 })
+        Err(RingError::TooLarge { len: 101, max: 100 })
     ));
-    assert!(matches!(sub.try_recv(), Err(Error::Empty)));
+    assert!(matches!(sub.try_recv(), Err(RingError::Empty)));
     let t0 = Instant::now();
     assert!(matches!(
         sub.recv_timeout(Duration::from_millis(100)),
-        Err(Error::Timeout)
+        Err(RingError::Timeout)
     ));
     let took = t0.elapsed();
     assert!(took >= Duration::from_millis(100) && took < Duration::from_secs(5));
@@ -412,7 +415,7 @@ fn named_errors() {
     {
         let _unsent = publ.loan(10).unwrap();
     }
-    assert!(matches!(sub.try_recv(), Err(Error::Empty)));
+    assert!(matches!(sub.try_recv(), Err(RingError::Empty)));
 }
 
 #[test]
@@ -424,14 +427,14 @@ fn garbage_and_foreign_segments_are_named_errors() {
     map.write_at(0, &[0xa5; 4096]).unwrap();
     assert!(matches!(
         Subscriber::open(&name, &Options::new()),
-        Err(Error::NotARing { .. })
+        Err(RingError::NotARing { .. })
     ));
     // The right magic, another version.
     map.write_at(0, b"IPCXRING").unwrap();
     map.write_at(8, &99u32.to_ne_bytes()).unwrap();
     map.write_at(44, &1u32.to_ne_bytes()).unwrap(); // the ready flag
     let expected = match Subscriber::open(&name, &Options::new()) {
-        Err(Error::VersionMismatch {
+        Err(RingError::VersionMismatch {
             found: 99,
             expected,
             ..
@@ -442,7 +445,10 @@ fn garbage_and_foreign_segments_are_named_errors() {
     map.write_at(8, &expected.to_ne_bytes()).unwrap();
     let e = Subscriber::open(&name, &Options::new()).unwrap_err();
     assert!(
-        matches!(e, Error::Corrupt { .. } | Error::Incompatible { .. }),
+        matches!(
+            e,
+            RingError::Corrupt { .. } | RingError::Incompatible { .. }
+        ),
         "{e}"
     );
 }
@@ -465,7 +471,7 @@ fn scribbled_control_words_give_errors_never_crashes() {
     for garbage in [u64::MAX - 7, 1 << 40, 17] {
         map.write_at(HEAD_OFFSET, &garbage.to_ne_bytes()).unwrap();
         match sub.try_recv() {
-            Err(Error::Corrupt { .. }) => {}
+            Err(RingError::Corrupt { .. }) => {}
             other => panic!("head {garbage:#x}: {:?}", other.map(|s| s.len())),
         }
     }
@@ -475,7 +481,7 @@ fn scribbled_control_words_give_errors_never_crashes() {
     map.write_at(HEAD_OFFSET, &64u64.to_ne_bytes()).unwrap();
     map.write_at(data_off + 32, &(u32::MAX as u64 | (1 << 32)).to_ne_bytes())
         .unwrap();
-    assert!(matches!(sub.try_recv(), Err(Error::Corrupt { .. })));
+    assert!(matches!(sub.try_recv(), Err(RingError::Corrupt { .. })));
     // Random bytes all over the control area and the data: errors or messages, never a crash.
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     for _ in 0..2000 {
@@ -554,7 +560,7 @@ fn another_users_ring_is_refused_and_never_removed() {
     let _c = cleanup(&name);
     util::spawn_role_as_nobody("create_666_and_keep", &[&name]).expect_success();
     match Subscriber::open(&name, &Options::new()) {
-        Err(Error::ForeignOwner(e)) => {
+        Err(RingError::ForeignOwner(e)) => {
             assert_eq!(e.owner, util::NOBODY);
             assert!(e.to_string().contains("65534"), "{e}");
         }
@@ -562,11 +568,11 @@ fn another_users_ring_is_refused_and_never_removed() {
     }
     assert!(matches!(
         Publisher::open(&name, &Options::new()),
-        Err(Error::ForeignOwner(_))
+        Err(RingError::ForeignOwner(_))
     ));
     assert!(matches!(
         Subscriber::create(&name, &Options::new()),
-        Err(Error::ForeignOwner(_))
+        Err(RingError::ForeignOwner(_))
     ));
     assert!(!gone(&name));
     let trust = ipcx::trust::Trust::own_user().allow_uid(util::NOBODY);

@@ -4,7 +4,7 @@ mod util;
 
 use std::time::{Duration, Instant};
 
-use ipcx::ring::{Consumer, Error, Options, Producer, Subscriber, WaitStrategy};
+use ipcx::ring::{Consumer, Options, Producer, RingError, Subscriber, WaitStrategy};
 
 const LONG: Duration = Duration::from_secs(20);
 
@@ -54,13 +54,13 @@ fn consume_all(c: &mut Consumer) -> Vec<(u32, u64)> {
                 *l = Some(seq);
                 got.push((id, seq));
             }
-            Err(Error::PeerGone { .. }) => return got,
+            Err(RingError::PeerGone { .. }) => return got,
             Err(e) => panic!("consumer: {e}"),
         }
     }
 }
 
-fn open_retry<T>(mut f: impl FnMut() -> Result<T, Error>) -> T {
+fn open_retry<T>(mut f: impl FnMut() -> Result<T, RingError>) -> T {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match f() {
@@ -100,7 +100,7 @@ fn child_role() {
                             .map(|r| r.map(|_| ()))
                     }
                 });
-                let corrupt = matches!(r, Ok(Err(Error::Corrupt { .. })));
+                let corrupt = matches!(r, Ok(Err(RingError::Corrupt { .. })));
                 eprintln!("{r:?}");
                 std::process::exit(if corrupt { 1 } else { 2 });
             }
@@ -117,7 +117,7 @@ fn child_role() {
             loop {
                 match c.recv_timeout(LONG) {
                     Ok(_) => {}
-                    Err(Error::Corrupt { .. }) => std::process::exit(1),
+                    Err(RingError::Corrupt { .. }) => std::process::exit(1),
                     Err(e) => {
                         eprintln!("{e}");
                         std::process::exit(2)
@@ -210,17 +210,17 @@ fn child_role() {
         ("open_denied", |args| {
             let r = Subscriber::open(&args[0], &Options::new());
             assert!(
-                matches!(r, Err(Error::PermissionDenied { .. })),
+                matches!(r, Err(RingError::PermissionDenied { .. })),
                 "subscriber: {r:?}"
             );
             let r = Consumer::open(&args[1], &Options::new());
             assert!(
-                matches!(r, Err(Error::PermissionDenied { .. })),
+                matches!(r, Err(RingError::PermissionDenied { .. })),
                 "consumer: {r:?}"
             );
             let r = Producer::open(&args[1], &Options::new());
             assert!(
-                matches!(r, Err(Error::PermissionDenied { .. })),
+                matches!(r, Err(RingError::PermissionDenied { .. })),
                 "producer: {r:?}"
             );
         }),
@@ -291,7 +291,7 @@ fn consumer_killed_mid_stream_the_others_carry_on() {
                     other.kill();
                 }
             }
-            Err(Error::PeerGone { .. }) => break,
+            Err(RingError::PeerGone { .. }) => break,
             Err(e) => panic!("{e}"),
         }
     }
@@ -323,7 +323,7 @@ fn killed_consumer_message_is_redelivered_and_its_slot_reclaimed() {
     // The child holds message 0 (its slot is taken); the others carry on meanwhile.
     p.send(&payload(0, 1)).unwrap();
     assert_eq!(parse(&me.recv_timeout(LONG).unwrap()), (0, 1));
-    assert!(matches!(me.try_recv(), Err(Error::Empty)));
+    assert!(matches!(me.try_recv(), Err(RingError::Empty)));
     child.kill();
     // The dead consumer's message comes back (redelivery), within a bound.
     let t0 = Instant::now();
@@ -336,7 +336,7 @@ fn killed_consumer_message_is_redelivered_and_its_slot_reclaimed() {
     for seq in 0..4 {
         p.try_send(&payload(0, 10 + seq)).unwrap();
     }
-    assert!(matches!(p.try_send(b"x"), Err(Error::Full)));
+    assert!(matches!(p.try_send(b"x"), Err(RingError::Full)));
     for seq in 0..4 {
         assert_eq!(parse(&me.recv_timeout(LONG).unwrap()), (0, 10 + seq));
     }
@@ -359,7 +359,7 @@ fn killed_producer_loan_is_reclaimed_and_consumers_drain() {
     }
     let t0 = Instant::now();
     let r = me.recv_timeout(Duration::from_secs(5));
-    assert!(matches!(r, Err(Error::PeerGone { .. })), "{r:?}");
+    assert!(matches!(r, Err(RingError::PeerGone { .. })), "{r:?}");
     drop(r);
     assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
     // A new producer: the consumer carries on, and the dead one's loaned slot is free again.
@@ -367,7 +367,7 @@ fn killed_producer_loan_is_reclaimed_and_consumers_drain() {
     for seq in 0..4 {
         p.try_send(&payload(1, seq)).unwrap();
     }
-    assert!(matches!(p.try_send(b"x"), Err(Error::Full)));
+    assert!(matches!(p.try_send(b"x"), Err(RingError::Full)));
     for seq in 0..4 {
         assert_eq!(parse(&me.recv_timeout(LONG).unwrap()), (1, seq));
     }
@@ -379,11 +379,11 @@ fn named_errors_and_timeouts() {
     let _c = cleanup(&name);
     assert!(matches!(
         Consumer::open(&name, &Options::new()),
-        Err(Error::NotFound { .. })
+        Err(RingError::NotFound { .. })
     ));
     assert!(matches!(
         Producer::open("no-slash", &Options::new()),
-        Err(Error::InvalidName(_))
+        Err(RingError::InvalidName(_))
     ));
     let opts = Options::new()
         .slots(2)
@@ -393,44 +393,44 @@ fn named_errors_and_timeouts() {
     let mut c = Consumer::create_new(&name, &opts).unwrap();
     assert!(matches!(
         Consumer::create_new(&name, &opts),
-        Err(Error::AlreadyExists { .. })
+        Err(RingError::AlreadyExists { .. })
     ));
     // A work queue is not a publish/subscribe ring.
     assert!(matches!(
         Subscriber::open(&name, &opts),
-        Err(Error::Incompatible { .. })
+        Err(RingError::Incompatible { .. })
     ));
-    assert!(matches!(c.try_recv(), Err(Error::Empty)));
+    assert!(matches!(c.try_recv(), Err(RingError::Empty)));
     let t0 = Instant::now();
     assert!(matches!(
         c.recv_timeout(Duration::from_millis(100)),
-        Err(Error::Timeout)
+        Err(RingError::Timeout)
     ));
     let took = t0.elapsed();
     assert!(took >= Duration::from_millis(100) && took < Duration::from_secs(5));
     let mut p = Producer::open(&name, &opts).unwrap();
     assert!(matches!(
         Producer::open(&name, &opts),
-        Err(Error::TooManyParticipants { max: 2, .. })
+        Err(RingError::TooManyParticipants { max: 2, .. })
     ));
     assert!(matches!(
         p.try_send(&[0; 33]),
-        Err(Error::TooLarge { len: 33, max: 32 })
+        Err(RingError::TooLarge { len: 33, max: 32 })
     ));
     p.try_send(b"a").unwrap();
     // A loan dropped without sending gives its slot back.
     drop(p.try_loan(4).unwrap());
     p.try_send(b"b").unwrap();
-    assert!(matches!(p.try_send(b"c"), Err(Error::Full)));
+    assert!(matches!(p.try_send(b"c"), Err(RingError::Full)));
     let t0 = Instant::now();
     assert!(matches!(
         p.send_timeout(b"c", Duration::from_millis(100)),
-        Err(Error::Timeout)
+        Err(RingError::Timeout)
     ));
     let took = t0.elapsed();
     assert!(took >= Duration::from_millis(100) && took < Duration::from_secs(5));
     let mut s = p.try_loan(0);
-    assert!(matches!(s, Err(Error::Full)));
+    assert!(matches!(s, Err(RingError::Full)));
     drop(s);
     assert_eq!(&*c.try_recv().unwrap(), b"a");
     s = p.try_loan(8);
@@ -441,7 +441,7 @@ fn named_errors_and_timeouts() {
     assert_eq!(&*c.try_recv().unwrap(), b"in");
     drop(p);
     // Every producer left and nothing is queued: PeerGone, not a hang.
-    assert!(matches!(c.recv(), Err(Error::PeerGone { .. })));
+    assert!(matches!(c.recv(), Err(RingError::PeerGone { .. })));
 }
 
 #[cfg(feature = "tokio")]
@@ -468,7 +468,7 @@ fn async_receive_across_processes() {
         let r = tokio::time::timeout(LONG, c.recv_async())
             .await
             .expect("no hang");
-        assert!(matches!(r, Err(Error::PeerGone { .. })), "{r:?}");
+        assert!(matches!(r, Err(RingError::PeerGone { .. })), "{r:?}");
     });
     child.expect_success();
     // Publish/subscribe: an async subscriber, a publisher process.
@@ -487,7 +487,7 @@ fn async_receive_across_processes() {
         let r = tokio::time::timeout(LONG, s.recv_async())
             .await
             .expect("no hang");
-        assert!(matches!(r, Err(Error::PeerGone { .. })), "{r:?}");
+        assert!(matches!(r, Err(RingError::PeerGone { .. })), "{r:?}");
     });
     child.expect_success();
 }

@@ -5,7 +5,8 @@
 //! started, handler panics, version mismatch, a client killed mid-call cancelling its
 //! handler, graceful shutdown, and the shared-memory bridge; native async TLS both ways with
 //! client certificates required and refused; the async client over shared memory with more
-//! requests than the ring holds; a result too large for a client.
+//! requests than the ring holds; a result too large for a client; stray replies (a second one
+//! for a call, one for an id nobody asked for) ignored by the async client.
 #![cfg(feature = "tokio")]
 mod util;
 
@@ -14,9 +15,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ipcx::channel::Endpoint;
 #[cfg(feature = "tls")]
 use ipcx::channel::TlsConfig;
+use ipcx::pattern::reqrep::{Connection, ServerOptions, Status};
 use ipcx::rpc::{AsyncRpcClient, AsyncService, CallContext, RpcClient, RpcError};
+use ipcx::wait::Wait;
 use util::rpc::{LONG, connect, connect_async, runtime, unix_addr};
 
 async fn explode(_: ()) -> Result<(), String> {
@@ -483,6 +487,41 @@ fn async_client_over_shared_memory_routes_concurrent_calls() {
     });
     server.kill();
     assert_no_rings_left(&name);
+}
+
+/// A server that answers each call twice, and answers ids nobody asked for: the async client
+/// ignores the stray replies, over a socket (its reader task) and over shared memory (its
+/// reader thread), and each call gets its own result.
+#[test]
+fn stray_replies_are_ignored_by_the_async_client() {
+    for a in [unix_addr("rpca-stray"), util::rpc::shm_addr("rpca-stray")] {
+        let listener = Endpoint::parse(&a).unwrap().bind().unwrap();
+        let a = listener.local_addr().unwrap().to_string();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let opts = ServerOptions::new("calc", 1);
+                let conn = Connection::accept(&*listener, &opts, Wait::timeout(LONG)).unwrap();
+                for _ in 0..3 {
+                    let (id, args) = conn
+                        .recv_with(Wait::timeout(LONG), |c| (c.id(), c.payload.to_vec()))
+                        .unwrap();
+                    conn.reply(id + 1000, Status::Ok, b"nobody asked").unwrap();
+                    // The argument (a string) is the result.
+                    conn.reply(id, Status::Ok, &args).unwrap();
+                    // The last one may find the client gone.
+                    let _ = conn.reply(id, Status::AppError, b"again");
+                }
+            });
+            runtime().block_on(async {
+                let c = AsyncRpcClient::connect(&a, "calc", 1, LONG).await.unwrap();
+                for i in 0..3 {
+                    let msg = format!("call {i}");
+                    let r: String = c.call("echo", &msg, LONG).await.unwrap();
+                    assert_eq!(r, msg, "{a}");
+                }
+            });
+        });
+    }
 }
 
 /// Nothing named after `name` is left in /dev/shm.

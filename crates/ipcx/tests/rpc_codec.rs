@@ -2,10 +2,12 @@
 //! the hello (postcard or MessagePack), with postcard and MessagePack clients on one server at
 //! once, over Unix sockets, TCP and shared memory, thread-based and async (both ends); the
 //! MessagePack bytes are what other languages expect (a tuple as an array, a struct as a map
-//! keyed by field name); an unknown codec tag is refused with a named error.
+//! keyed by field name; a payload is exactly one value); an unknown codec tag is refused with a
+//! named error.
 mod util;
 
-use ipcx::pattern::reqrep::{Client, Codec, ConnectError, Hello, Refusal, Status};
+use ipcx::channel::Codec;
+use ipcx::pattern::reqrep::{Client, ConnectError, Hello, Refusal, Status};
 use ipcx::rpc::{RpcClient, RpcError, Service};
 use serde::{Deserialize, Serialize};
 use util::rpc::{LONG, shm_addr, unix_addr};
@@ -122,6 +124,15 @@ fn msgpack_bytes_are_what_other_languages_send() {
     );
     // Arguments that do not decode.
     let (status, _) = raw_call(&a, 1, "add", &[0xa1, b'x']);
+    assert_eq!(status, Status::BadRequest);
+    // A payload is one value: bytes after it are a bad request, in either codec.
+    let (status, why) = raw_call(&a, 1, "add", &[0x92, 0x02, 0x03, 0xc0]);
+    assert_eq!(status, Status::BadRequest);
+    assert!(
+        String::from_utf8_lossy(&why).contains("left over"),
+        "{why:?}"
+    );
+    let (status, _) = raw_call(&a, 0, "add", &[0x04, 0x06, 0x00]);
     assert_eq!(status, Status::BadRequest);
     let (status, _) = raw_call(&a, 1, "nope", &[0x90]);
     assert_eq!(status, Status::UnknownMethod);

@@ -4,7 +4,7 @@ mod util;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ipcx::sem::{Error, Semaphore, VALUE_MAX};
+use ipcx::sem::{NamedSemError, Semaphore, VALUE_MAX};
 
 const LONG: Duration = Duration::from_secs(30);
 const SHORT: Duration = Duration::from_secs(10);
@@ -44,7 +44,7 @@ fn waiter(args: &[String]) {
 /// Runs as nobody: opening a 0600 semaphore of root must be denied.
 fn open_denied(args: &[String]) {
     match Semaphore::open(&args[0]) {
-        Err(Error::PermissionDenied { .. }) => {}
+        Err(NamedSemError::PermissionDenied { .. }) => {}
         other => panic!("expected PermissionDenied, got {other:?}"),
     }
 }
@@ -63,7 +63,7 @@ fn wait_blocks_until_another_process_posts() {
     // The child has opened both and is about to wait.
     ack.wait_timeout(SHORT).unwrap();
     // It cannot get past the wait before we post.
-    assert!(matches!(ack.try_wait(), Err(Error::WouldBlock)));
+    assert!(matches!(ack.try_wait(), Err(NamedSemError::WouldBlock)));
     sem.post().unwrap();
     ack.wait_timeout(SHORT).unwrap();
     child.expect_success();
@@ -87,7 +87,7 @@ fn try_wait_on_zero_would_block() {
     sem.try_wait().unwrap();
     sem.try_wait().unwrap();
     assert_eq!(sem.value().unwrap(), 0);
-    assert!(matches!(sem.try_wait(), Err(Error::WouldBlock)));
+    assert!(matches!(sem.try_wait(), Err(NamedSemError::WouldBlock)));
 }
 
 #[test]
@@ -97,13 +97,13 @@ fn wait_timeout_returns_timeout_within_bounds() {
     let start = Instant::now();
     let r = sem.wait_timeout(Duration::from_millis(100));
     let elapsed = start.elapsed();
-    assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
+    assert!(matches!(r, Err(NamedSemError::Timeout)), "{r:?}");
     assert!(elapsed >= Duration::from_millis(100), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
     // A zero timeout does not block.
     assert!(matches!(
         sem.wait_timeout(Duration::ZERO),
-        Err(Error::Timeout)
+        Err(NamedSemError::Timeout)
     ));
 }
 
@@ -111,13 +111,22 @@ fn wait_timeout_returns_timeout_within_bounds() {
 fn invalid_names_are_rejected() {
     for bad in ["noslash", "/a/b", "/", "", "/a\0b"] {
         assert!(
-            matches!(Semaphore::create(bad, 0), Err(Error::InvalidName(_))),
+            matches!(
+                Semaphore::create(bad, 0),
+                Err(NamedSemError::InvalidName(_))
+            ),
             "{bad:?}"
         );
-        assert!(matches!(Semaphore::remove(bad), Err(Error::InvalidName(_))));
+        assert!(matches!(
+            Semaphore::remove(bad),
+            Err(NamedSemError::InvalidName(_))
+        ));
     }
     let long = format!("/{}", "x".repeat(252));
-    assert!(matches!(Semaphore::open(&long), Err(Error::InvalidName(_))));
+    assert!(matches!(
+        Semaphore::open(&long),
+        Err(NamedSemError::InvalidName(_))
+    ));
 }
 
 #[test]
@@ -125,11 +134,11 @@ fn missing_semaphore_is_not_found() {
     let name = util::posix_name("missing");
     assert!(matches!(
         Semaphore::open(&name),
-        Err(Error::NotFound { .. })
+        Err(NamedSemError::NotFound { .. })
     ));
     assert!(matches!(
         Semaphore::remove(&name),
-        Err(Error::NotFound { .. })
+        Err(NamedSemError::NotFound { .. })
     ));
 }
 
@@ -140,7 +149,7 @@ fn create_new_on_existing_is_already_exists() {
     assert!(first.is_owner());
     assert!(matches!(
         Semaphore::create_new(&name, 1),
-        Err(Error::AlreadyExists { .. })
+        Err(NamedSemError::AlreadyExists { .. })
     ));
     // `create` opens it instead, without taking ownership.
     let second = Semaphore::create(&name, 5).unwrap();
@@ -174,12 +183,12 @@ fn mode_is_applied_and_other_users_are_denied() {
 fn post_at_max_is_overflow() {
     let name = util::posix_name("overflow");
     let sem = Semaphore::create_new(&name, VALUE_MAX).unwrap();
-    assert!(matches!(sem.post(), Err(Error::Overflow)));
+    assert!(matches!(sem.post(), Err(NamedSemError::Overflow)));
     sem.try_wait().unwrap();
     sem.post().unwrap();
     assert!(matches!(
         Semaphore::create_new(&util::posix_name("toobig"), VALUE_MAX + 1),
-        Err(Error::InvalidValue { .. })
+        Err(NamedSemError::InvalidValue { .. })
     ));
 }
 
@@ -197,7 +206,7 @@ fn creator_unlinks_on_drop_unless_persisted() {
     assert!(!Path::new(&sem_file(&name)).exists());
     assert!(matches!(
         Semaphore::open(&name),
-        Err(Error::NotFound { .. })
+        Err(NamedSemError::NotFound { .. })
     ));
 
     let kept = util::posix_name("persist");
@@ -210,7 +219,7 @@ fn creator_unlinks_on_drop_unless_persisted() {
     again.unlink().unwrap();
     assert!(matches!(
         Semaphore::open(&kept),
-        Err(Error::NotFound { .. })
+        Err(NamedSemError::NotFound { .. })
     ));
     // The open handle keeps working after the name is gone.
     again.post().unwrap();
@@ -242,7 +251,7 @@ fn foreign_semaphore_is_refused_unless_its_owner_is_trusted() {
         Semaphore::open(&name).unwrap_err(),
         Semaphore::create(&name, 0).unwrap_err(),
     ] {
-        assert!(matches!(e, Error::ForeignOwner(_)), "{e:?}");
+        assert!(matches!(e, NamedSemError::ForeignOwner(_)), "{e:?}");
         let text = e.to_string();
         assert!(text.contains(&name), "{text}");
         assert!(text.contains(&format!("uid {}", util::NOBODY)), "{text}");

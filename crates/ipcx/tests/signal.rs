@@ -13,7 +13,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ipcx::signal::{self, Error, Process, SigCode, Signal, SignalReceiver};
+use ipcx::signal::{self, Process, SigCode, Signal, SignalError, SignalReceiver};
 use util::ChildGuard;
 
 const SHORT: Duration = Duration::from_secs(10);
@@ -214,7 +214,7 @@ fn realtime_signals_queue() {
         assert_eq!(info.pid, child_pid);
         assert_eq!(info.value, v, "delivered in sending order");
     }
-    assert!(matches!(rx.try_recv(), Err(Error::WouldBlock)));
+    assert!(matches!(rx.try_recv(), Err(SignalError::WouldBlock)));
 }
 
 fn pidfd_queue_carries_payload() {
@@ -240,7 +240,7 @@ fn pidfd_signals_a_live_child() {
     assert!(!p.has_exited().unwrap());
     assert!(matches!(
         p.wait_exit_timeout(Duration::from_millis(10)),
-        Err(Error::Timeout)
+        Err(SignalError::Timeout)
     ));
     p.send(Signal::TERM).unwrap();
     p.wait_exit_timeout(SHORT).unwrap();
@@ -256,10 +256,13 @@ fn pidfd_of_reaped_child() {
     assert!(p.has_exited().unwrap());
     assert!(child.wait_timeout(SHORT).success());
     // Reaped: the pid may now belong to anyone; the pidfd refuses.
-    assert!(matches!(p.send(Signal::USR1), Err(Error::Exited { .. })));
+    assert!(matches!(
+        p.send(Signal::USR1),
+        Err(SignalError::Exited { .. })
+    ));
     assert!(matches!(
         p.queue(Signal::USR1, 1),
-        Err(Error::Exited { .. })
+        Err(SignalError::Exited { .. })
     ));
 }
 
@@ -270,25 +273,25 @@ fn missing_pid() {
     let pid = pid_max + 1;
     assert!(matches!(
         signal::send(pid, Signal::USR1),
-        Err(Error::NoSuchProcess { pid: p }) if p == pid
+        Err(SignalError::NoSuchProcess { pid: p }) if p == pid
     ));
     assert!(matches!(
         signal::queue(pid, Signal::USR1, 1),
-        Err(Error::NoSuchProcess { .. })
+        Err(SignalError::NoSuchProcess { .. })
     ));
     assert!(matches!(
         Process::from_pid(pid),
-        Err(Error::NoSuchProcess { .. })
+        Err(SignalError::NoSuchProcess { .. })
     ));
 }
 
 fn recv_timeout_bounds() {
     let rx = SignalReceiver::new(&[Signal::USR1]).unwrap();
-    assert!(matches!(rx.try_recv(), Err(Error::WouldBlock)));
+    assert!(matches!(rx.try_recv(), Err(SignalError::WouldBlock)));
     let start = Instant::now();
     let r = rx.recv_timeout(Duration::from_millis(100));
     let elapsed = start.elapsed();
-    assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
+    assert!(matches!(r, Err(SignalError::Timeout)), "{r:?}");
     assert!(elapsed >= Duration::from_millis(100), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
 }

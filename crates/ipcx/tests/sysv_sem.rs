@@ -4,7 +4,7 @@ mod util;
 use std::time::{Duration, Instant};
 
 use ipcx::sysv::Key;
-use ipcx::sysv::sem::{Error, SemOp, SemaphoreSet, VALUE_MAX};
+use ipcx::sysv::sem::{SemOp, SemSetError, SemaphoreSet, VALUE_MAX};
 
 const LONG: Duration = Duration::from_secs(30);
 const SHORT: Duration = Duration::from_secs(10);
@@ -72,14 +72,14 @@ fn expect_removed(args: &[String]) {
     let set = open(args);
     set.post(1).unwrap();
     match set.wait_timeout(0, LONG) {
-        Err(Error::Removed) => {}
+        Err(SemSetError::Removed) => {}
         other => panic!("expected Removed, got {other:?}"),
     }
 }
 
 fn open_denied(args: &[String]) {
     match SemaphoreSet::open(Key::new(args[0].parse().unwrap())) {
-        Err(Error::PermissionDenied { .. }) => {}
+        Err(SemSetError::PermissionDenied { .. }) => {}
         other => panic!("expected PermissionDenied, got {other:?}"),
     }
 }
@@ -121,7 +121,7 @@ fn several_operations_apply_atomically() {
         1,
         "semaphore 0 must not be taken alone"
     );
-    assert!(matches!(set.try_wait(2), Err(Error::WouldBlock)));
+    assert!(matches!(set.try_wait(2), Err(SemSetError::WouldBlock)));
     set.post(1).unwrap();
     set.wait_timeout(2, SHORT).unwrap();
     child.expect_success();
@@ -157,14 +157,14 @@ fn timed_operation_times_out_within_bounds() {
     let start = Instant::now();
     let r = set.wait_timeout(0, Duration::from_millis(100));
     let elapsed = start.elapsed();
-    assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
+    assert!(matches!(r, Err(SemSetError::Timeout)), "{r:?}");
     assert!(elapsed >= Duration::from_millis(100), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
-    assert!(matches!(set.try_wait(0), Err(Error::WouldBlock)));
+    assert!(matches!(set.try_wait(0), Err(SemSetError::WouldBlock)));
     // An op flagged nowait inside a timed call fails at once with WouldBlock.
     let start = Instant::now();
     let r = set.op_timeout(&[SemOp::wait(0).nowait()], Duration::from_secs(5));
-    assert!(matches!(r, Err(Error::WouldBlock)), "{r:?}");
+    assert!(matches!(r, Err(SemSetError::WouldBlock)), "{r:?}");
     assert!(start.elapsed() < Duration::from_secs(5));
 }
 
@@ -189,10 +189,10 @@ fn removal_wakes_a_waiter_with_removed() {
     assert!(util::wait_until(SHORT, || set.waiting_count(0).unwrap() == 1));
     set.remove().unwrap();
     child.expect_success();
-    assert!(matches!(set.get(0), Err(Error::Removed)));
+    assert!(matches!(set.get(0), Err(SemSetError::Removed)));
     assert!(matches!(
         SemaphoreSet::open(set.key()),
-        Err(Error::NotFound { .. })
+        Err(SemSetError::NotFound { .. })
     ));
 }
 
@@ -211,14 +211,20 @@ fn values_stat_and_errors() {
     assert_eq!(set.get(1).unwrap(), 7);
     set.set_all(&[4, 5, 6]).unwrap();
     assert_eq!(set.get_all().unwrap(), vec![4, 5, 6]);
-    assert!(matches!(set.set_all(&[1]), Err(Error::InvalidSize { .. })));
-    assert!(matches!(set.get(3), Err(Error::IndexOutOfRange { .. })));
+    assert!(matches!(
+        set.set_all(&[1]),
+        Err(SemSetError::InvalidSize { .. })
+    ));
+    assert!(matches!(
+        set.get(3),
+        Err(SemSetError::IndexOutOfRange { .. })
+    ));
     assert!(matches!(
         set.op(&[SemOp::post(0), SemOp::post(9)]),
-        Err(Error::IndexOutOfRange { .. })
+        Err(SemSetError::IndexOutOfRange { .. })
     ));
     set.set(0, VALUE_MAX).unwrap();
-    assert!(matches!(set.post(0), Err(Error::Overflow)));
+    assert!(matches!(set.post(0), Err(SemSetError::Overflow)));
 
     let st = set.stat().unwrap();
     assert_eq!(st.key, key);
@@ -232,17 +238,17 @@ fn values_stat_and_errors() {
     // An opener asking for more semaphores than the set holds.
     assert!(matches!(
         SemaphoreSet::options().open(key, 4),
-        Err(Error::InvalidSize { .. })
+        Err(SemSetError::InvalidSize { .. })
     ));
     assert!(matches!(
         SemaphoreSet::create_new(key, 3),
-        Err(Error::AlreadyExists { .. })
+        Err(SemSetError::AlreadyExists { .. })
     ));
     let opened = SemaphoreSet::create(key, 3).unwrap();
     assert!(!opened.is_owner());
     assert!(matches!(
         SemaphoreSet::create_new(Key::new(util::sysv_key()), 0),
-        Err(Error::InvalidSize { .. })
+        Err(SemSetError::InvalidSize { .. })
     ));
 }
 
@@ -257,11 +263,11 @@ fn missing_set_is_not_found() {
     let key = Key::new(util::sysv_key());
     assert!(matches!(
         SemaphoreSet::open(key),
-        Err(Error::NotFound { .. })
+        Err(SemSetError::NotFound { .. })
     ));
     assert!(matches!(
         SemaphoreSet::remove_key(key),
-        Err(Error::NotFound { .. })
+        Err(SemSetError::NotFound { .. })
     ));
 }
 
@@ -283,7 +289,10 @@ fn creator_removes_on_drop_unless_persisted() {
     drop(opened);
     assert!(SemaphoreSet::open(k).is_ok(), "an opener must not remove");
     drop(set);
-    assert!(matches!(SemaphoreSet::open(k), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        SemaphoreSet::open(k),
+        Err(SemSetError::NotFound { .. })
+    ));
     let _ = key;
 
     let k2 = Key::new(util::sysv_key());
@@ -295,7 +304,7 @@ fn creator_removes_on_drop_unless_persisted() {
     again.remove().unwrap();
     assert!(matches!(
         SemaphoreSet::open(k2),
-        Err(Error::NotFound { .. })
+        Err(SemSetError::NotFound { .. })
     ));
 }
 
@@ -323,7 +332,7 @@ fn foreign_set_is_refused_unless_its_owner_is_trusted() {
         SemaphoreSet::open(key).unwrap_err(),
         SemaphoreSet::create(key, 1).unwrap_err(),
     ] {
-        assert!(matches!(e, Error::ForeignOwner(_)), "{e:?}");
+        assert!(matches!(e, SemSetError::ForeignOwner(_)), "{e:?}");
         assert!(
             e.to_string().contains(&format!("uid {}", util::NOBODY)),
             "{e}"

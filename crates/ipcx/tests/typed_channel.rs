@@ -1,4 +1,4 @@
-//! Typed messages: `Sender<T>` / `Receiver<T>` carry serde values (postcard on the wire)
+//! Typed messages: `Sender<T>` / `Receiver<T>` carry serde values (postcard by default)
 //! between processes, over a framed and a native endpoint; a message that does not decode is a
 //! recoverable `Codec` error.
 mod util;

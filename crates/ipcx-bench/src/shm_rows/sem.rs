@@ -162,7 +162,7 @@ impl Sems {
                 .post()
                 .map_err(|e| LinkError::Failed(format!("sem_post: {e}"))),
             Sems::SysV { set, theirs, .. } => set.post(*theirs).map_err(|e| match e {
-                ipcx::sysv::sem::Error::Removed => {
+                ipcx::sysv::sem::SemSetError::Removed => {
                     LinkError::PeerGone("the semaphore set was removed".into())
                 }
                 e => LinkError::Failed(format!("semop: {e}")),
@@ -173,16 +173,17 @@ impl Sems {
     fn wait(&self, wait: Wait) -> Result<(), LinkError> {
         match self {
             Sems::Posix { mine, .. } => mine.wait_with(wait).map_err(|e| match e {
-                ipcx::sem::Error::Timeout | ipcx::sem::Error::WouldBlock => LinkError::Timeout,
+                ipcx::sem::NamedSemError::Timeout | ipcx::sem::NamedSemError::WouldBlock => {
+                    LinkError::Timeout
+                }
                 e => LinkError::Failed(format!("sem_wait: {e}")),
             }),
             Sems::SysV { set, mine, .. } => {
                 set.op_wait(&[SemOp::wait(*mine)], wait)
                     .map_err(|e| match e {
-                        ipcx::sysv::sem::Error::Timeout | ipcx::sysv::sem::Error::WouldBlock => {
-                            LinkError::Timeout
-                        }
-                        ipcx::sysv::sem::Error::Removed => {
+                        ipcx::sysv::sem::SemSetError::Timeout
+                        | ipcx::sysv::sem::SemSetError::WouldBlock => LinkError::Timeout,
+                        ipcx::sysv::sem::SemSetError::Removed => {
                             LinkError::PeerGone("the semaphore set was removed".into())
                         }
                         e => LinkError::Failed(format!("semop: {e}")),

@@ -8,6 +8,7 @@ use ipcx::channel::bridge::{Bridge, Limits};
 
 use crate::args::EndpointFlags;
 use crate::exit::endpoint_error;
+use crate::json;
 use crate::parse::parse_endpoint;
 
 /// Arguments of `ipcx bridge`.
@@ -110,7 +111,7 @@ fn report<const N: usize>(
     names: &serde_json::Value,
     fields: [(&str, serde_json::Value); N],
 ) -> io::Result<()> {
-    let mut obj = serde_json::Map::new();
+    let mut obj = json::Object::new();
     obj.insert("event".into(), event.into());
     if let serde_json::Value::Object(n) = names {
         obj.extend(n.clone());
@@ -118,6 +119,5 @@ fn report<const N: usize>(
     for (k, v) in fields {
         obj.insert(k.into(), v);
     }
-    writeln!(out, "{}", serde_json::Value::Object(obj))?;
-    out.flush()
+    json::line(out, &obj)
 }

@@ -5,6 +5,7 @@ use std::io::Write;
 use ipcx::inventory::{self, JudgeOptions, ObjectName, RemoveError};
 
 use crate::escape::escape;
+use crate::json;
 
 /// Arguments of `ipcx clean`.
 #[derive(Debug, clap::Args)]
@@ -23,6 +24,63 @@ pub struct CleanArgs {
     /// Also explain every object that is kept.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Print one JSON document instead of text: `dry_run`, `objects` (every object judged:
+    /// `name`, `action` (`remove` in a dry run, `removed`, `keep` or `failed`) and `reason`),
+    /// and the counts `removed`, `kept`, `failed`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One object as `clean --json` prints it.
+#[derive(serde::Serialize)]
+struct Verdict {
+    name: String,
+    action: String,
+    reason: String,
+}
+
+/// The document `clean --json` prints.
+#[derive(serde::Serialize)]
+struct Document {
+    dry_run: bool,
+    objects: Vec<Verdict>,
+    removed: u64,
+    kept: u64,
+    failed: u64,
+}
+
+/// What `clean` prints: text lines as it goes, or one JSON document at the end.
+struct Report<W: Write> {
+    out: W,
+    json: Option<Vec<Verdict>>,
+    /// Text: also print the objects kept.
+    explain: bool,
+}
+
+impl<W: Write> Report<W> {
+    /// One object: `action` is `remove` (dry run), `removed`, `keep` or `failed`.
+    fn object(&mut self, action: &str, name: &str, reason: &str) -> std::io::Result<()> {
+        if let Some(objects) = &mut self.json {
+            objects.push(Verdict {
+                name: name.to_owned(),
+                action: action.to_owned(),
+                reason: reason.to_owned(),
+            });
+            return Ok(());
+        }
+        match action {
+            "failed" => {
+                eprintln!(
+                    "ipcx: could not remove {}: {}",
+                    escape(name),
+                    escape(reason)
+                );
+                Ok(())
+            }
+            "keep" if !self.explain => Ok(()),
+            _ => writeln!(self.out, "{action:<7} {}: {}", escape(name), escape(reason)),
+        }
+    }
 }
 
 /// Runs `ipcx clean`.
@@ -35,16 +93,17 @@ pub fn run(args: CleanArgs) -> anyhow::Result<()> {
         .all_users(args.all_users)
         .force_foreign(args.force_foreign);
     let verdicts = inventory::judge_with(&inv, opts);
-    let mut out = std::io::stdout().lock();
-    let mut failed = 0;
-    let (mut removed, mut kept) = (0, 0);
+    let mut report = Report {
+        out: std::io::stdout().lock(),
+        json: args.json.then(Vec::new),
+        explain: args.verbose || args.dry_run,
+    };
+    let (mut removed, mut kept, mut failed) = (0u64, 0u64, 0u64);
     for v in &verdicts {
-        let name = escape(&v.name);
+        let name = &v.name;
         if !v.stale {
             kept += 1;
-            if args.verbose || args.dry_run {
-                writeln!(out, "keep    {name}: {}", escape(&v.reason))?;
-            }
+            report.object("keep", name, &v.reason)?;
             if v.record_obsolete
                 && !args.dry_run
                 && let Some(r) = &v.record
@@ -54,7 +113,7 @@ pub fn run(args: CleanArgs) -> anyhow::Result<()> {
             continue;
         }
         if args.dry_run {
-            writeln!(out, "remove  {name}: {}", escape(&v.reason))?;
+            report.object("remove", name, &v.reason)?;
             removed += 1;
             continue;
         }
@@ -64,7 +123,7 @@ pub fn run(args: CleanArgs) -> anyhow::Result<()> {
         match result {
             Ok(()) => {
                 removed += 1;
-                writeln!(out, "removed {name}: {}", escape(&v.reason))?;
+                report.object("removed", name, &v.reason)?;
                 if let Some(r) = &v.record {
                     ipcx::registry::forget(r.uid, &r.object);
                 }
@@ -72,11 +131,11 @@ pub fn run(args: CleanArgs) -> anyhow::Result<()> {
             Err(e) if matches!(e.downcast_ref(), Some(RemoveError::Replaced { .. })) => {
                 // Replaced between the scan and now: not ours to remove any more.
                 kept += 1;
-                writeln!(out, "keep    {name}: {}", escape(&e.to_string()))?;
+                report.object("keep", name, &e.to_string())?;
             }
             Err(e) => {
                 failed += 1;
-                eprintln!("ipcx: could not remove {name}: {}", escape(&e.to_string()));
+                report.object("failed", name, &e.to_string())?;
             }
         }
     }
@@ -92,20 +151,31 @@ pub fn run(args: CleanArgs) -> anyhow::Result<()> {
             ipcx::registry::forget(r.uid, &r.object);
         }
     }
-    let verb = if args.dry_run {
-        "would remove"
+    if let Some(objects) = report.json.take() {
+        let doc = Document {
+            dry_run: args.dry_run,
+            objects,
+            removed,
+            kept,
+            failed,
+        };
+        json::document(&mut report.out, &doc)?;
     } else {
-        "removed"
-    };
-    writeln!(
-        out,
-        "{verb} {removed}, kept {kept}{}",
-        if args.verbose || args.dry_run {
-            ""
+        let verb = if args.dry_run {
+            "would remove"
         } else {
-            " (--verbose says why)"
-        }
-    )?;
+            "removed"
+        };
+        writeln!(
+            report.out,
+            "{verb} {removed}, kept {kept}{}",
+            if args.verbose || args.dry_run {
+                ""
+            } else {
+                " (--verbose says why)"
+            }
+        )?;
+    }
     if failed > 0 {
         anyhow::bail!("{failed} object(s) could not be removed");
     }

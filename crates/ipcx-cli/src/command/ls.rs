@@ -7,6 +7,7 @@ use ipcx::discovery::{self, Filter, ServiceInfo};
 use ipcx::inventory::{self, Object};
 
 use crate::escape::escape;
+use crate::json;
 
 /// Arguments of `ipcx ls`.
 #[derive(Debug, clap::Args)]
@@ -29,8 +30,7 @@ pub fn run(args: LsArgs) -> anyhow::Result<()> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &inv)?;
-        writeln!(out)?;
+        json::document(&mut out, &inv)?;
         return Ok(());
     }
     for note in &inv.notes {
@@ -67,8 +67,7 @@ fn services(json: bool) -> anyhow::Result<()> {
     let mut out = stdout.lock();
     if json {
         let doc: Vec<serde_json::Value> = scan.services.iter().map(service_json).collect();
-        serde_json::to_writer_pretty(&mut out, &doc)?;
-        writeln!(out)?;
+        json::document(&mut out, &doc)?;
         return Ok(());
     }
     let rows: Vec<Vec<String>> = scan

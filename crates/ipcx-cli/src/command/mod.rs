@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bridge;
+pub mod call;
 pub mod clean;
 pub mod ls;
 pub mod r#pub;

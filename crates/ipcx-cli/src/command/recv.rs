@@ -4,13 +4,13 @@ use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use base64::Engine;
 use ipcx::channel::{Error, Message};
 use ipcx::wait::{Wait, deadline_after};
 
 use crate::args::EndpointFlags;
 use crate::exit::endpoint_error;
 use crate::exit::{EXIT_TIMEOUT, Exit};
+use crate::json;
 use crate::parse::parse_endpoint;
 
 /// Arguments of `ipcx recv`.
@@ -24,7 +24,8 @@ pub struct RecvArgs {
     #[arg(long)]
     pub count: Option<u64>,
     /// Print one JSON object per message: the payload as `text` (UTF-8) or `base64`, plus
-    /// priority, type, pid, uid, gid where the mechanism gives them.
+    /// `priority`, `type`, `pid`, `uid`, `gid` and `peer` (the sender's address) where the
+    /// mechanism gives them.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -100,24 +101,14 @@ fn recv_messages(
 
 fn print_message(out: &mut impl Write, msg: &Message, json: bool) -> io::Result<()> {
     if json {
-        let mut obj = serde_json::to_value(&msg.meta).unwrap_or_default();
-        if let serde_json::Value::Object(map) = &mut obj {
-            match std::str::from_utf8(&msg.data) {
-                Ok(text) => map.insert("text".into(), text.into()),
-                Err(_) => map.insert(
-                    "base64".into(),
-                    base64::engine::general_purpose::STANDARD
-                        .encode(&msg.data)
-                        .into(),
-                ),
-            };
-        }
-        writeln!(out, "{obj}")?;
+        let mut obj = json::object(&msg.meta);
+        json::payload(&mut obj, &msg.data);
+        json::line(out, &obj)
     } else {
         out.write_all(&msg.data)?;
         out.write_all(b"\n")?;
+        out.flush()
     }
-    out.flush()
 }
 
 fn recv_raw(

@@ -9,21 +9,18 @@ use ipcx::sem::Semaphore;
 use ipcx::sysv::sem::SemaphoreSet;
 use ipcx::wait::Wait;
 
-use crate::args::TrustFlags;
+use crate::args::{Actions, TrustFlags};
 use crate::parse::{parse_duration, parse_mode};
 use crate::target::{Family, Target};
 
 const FAMILY: Family = Family::Sem;
 
 /// Arguments of `ipcx sem`.
-#[derive(Debug, clap::Args)]
-pub struct SemArgs {
-    #[command(subcommand)]
-    action: Action,
-}
+pub type SemArgs = Actions<Action>;
 
+/// The actions of `ipcx sem`.
 #[derive(Debug, clap::Subcommand)]
-enum Action {
+pub enum Action {
     /// Create a semaphore that outlives the command (until `ipcx sem rm`).
     Create {
         /// `/NAME`, `posix-sem:/NAME` or `sysv-sem:KEY`.
@@ -138,7 +135,7 @@ pub fn run(args: SemArgs) -> anyhow::Result<()> {
             let wait = Wait::from_timeout(timeout);
             let timed_out = match Target::parse(&obj, FAMILY)? {
                 Target::Posix(n) => match posix(&n, &trust)?.wait_with(wait) {
-                    Err(ipcx::sem::Error::Timeout) => true,
+                    Err(ipcx::sem::NamedSemError::Timeout) => true,
                     other => {
                         other?;
                         false
@@ -147,7 +144,7 @@ pub fn run(args: SemArgs) -> anyhow::Result<()> {
                 Target::Sysv(r) => {
                     let s = set(r, &trust)?;
                     match s.op_wait(&[ipcx::sysv::sem::SemOp::wait(index)], wait) {
-                        Err(ipcx::sysv::sem::Error::Timeout) => true,
+                        Err(ipcx::sysv::sem::SemSetError::Timeout) => true,
                         other => {
                             other?;
                             false

@@ -8,7 +8,7 @@ use ipcx::inventory::{self, SysvRef};
 use ipcx::shm::Shm;
 use ipcx::sysv::shm::Segment;
 
-use crate::args::TrustFlags;
+use crate::args::{Actions, TrustFlags};
 use crate::exit::usage;
 use crate::parse::{parse_mode, parse_size};
 use crate::target::{Family, Target};
@@ -16,14 +16,11 @@ use crate::target::{Family, Target};
 const FAMILY: Family = Family::Shm;
 
 /// Arguments of `ipcx shm`.
-#[derive(Debug, clap::Args)]
-pub struct ShmArgs {
-    #[command(subcommand)]
-    action: Action,
-}
+pub type ShmArgs = Actions<Action>;
 
+/// The actions of `ipcx shm`.
 #[derive(Debug, clap::Subcommand)]
-enum Action {
+pub enum Action {
     /// Create a segment that outlives the command (until `ipcx shm rm`).
     Create {
         /// `/NAME`, `posix-shm:/NAME` or `sysv-shm:KEY`.

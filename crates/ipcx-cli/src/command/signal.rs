@@ -3,20 +3,19 @@
 use std::io::Write;
 use std::time::Duration;
 
-use ipcx::signal::{Process, SigCode, Signal, SignalReceiver};
+use ipcx::signal::{Process, SigCode, Signal, SignalInfo, SignalReceiver};
 use ipcx::wait::Wait;
 
+use crate::args::Actions;
+use crate::json;
 use crate::parse::parse_duration;
 
 /// Arguments of `ipcx signal`.
-#[derive(Debug, clap::Args)]
-pub struct SignalArgs {
-    #[command(subcommand)]
-    action: Action,
-}
+pub type SignalArgs = Actions<Action>;
 
+/// The actions of `ipcx signal`.
 #[derive(Debug, clap::Subcommand)]
-enum Action {
+pub enum Action {
     /// Send SIGNAL to PID (through a pidfd, so a recycled pid is never hit); with --value, the
     /// value travels with it (sigqueue).
     Send {
@@ -28,7 +27,7 @@ enum Action {
         #[arg(long, allow_hyphen_values = true)]
         value: Option<i32>,
     },
-    /// Print each signal received: name, sender pid and uid, value.
+    /// Print each signal received: name, sender pid and uid, value (when it carries one).
     Wait {
         /// The signals to wait for.
         #[arg(required = true)]
@@ -39,6 +38,11 @@ enum Action {
         /// Give up (exit 3) when no signal arrives within this long.
         #[arg(long, value_parser = parse_duration)]
         timeout: Option<Duration>,
+        /// Print one JSON object per signal as it arrives: `signal` (its name, as `kill -l`
+        /// spells it without `SIG`), `pid` and `uid` of the sender, and `value` when it was
+        /// queued with one (sigqueue, `ipcx signal send --value`).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -62,6 +66,7 @@ pub fn run(args: SignalArgs) -> anyhow::Result<()> {
             signals,
             count,
             timeout,
+            json,
         } => {
             let sigs = signals
                 .iter()
@@ -74,21 +79,47 @@ pub fn run(args: SignalArgs) -> anyhow::Result<()> {
             let mut n = 0u64;
             while count.is_none_or(|c| n < c) {
                 let info = match rx.recv_wait(Wait::from_timeout(timeout)) {
-                    Err(ipcx::signal::Error::Timeout) => {
+                    Err(ipcx::signal::SignalError::Timeout) => {
                         eprintln!("ipcx: no signal within the timeout");
                         return Err(crate::exit::Exit(crate::exit::EXIT_TIMEOUT).into());
                     }
                     other => other?,
                 };
-                let mut line = format!("{} pid={} uid={}", info.signal, info.pid, info.uid);
-                if info.code == SigCode::Queue {
-                    line.push_str(&format!(" value={}", info.value));
-                }
-                writeln!(out, "{line}")?;
-                out.flush()?;
+                print_signal(&mut out, &info, json)?;
                 n += 1;
             }
         }
     }
     Ok(())
+}
+
+/// A received signal as `signal wait --json` prints it.
+#[derive(serde::Serialize)]
+struct SignalRecord {
+    signal: String,
+    pid: i32,
+    uid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<i32>,
+}
+
+/// Prints one received signal: `USR1 pid=.. uid=.. [value=..]`, or with `json` the object
+/// `{"signal","pid","uid"[,"value"]}` (the value only when the signal was queued with one).
+fn print_signal(out: &mut impl Write, info: &SignalInfo, json: bool) -> std::io::Result<()> {
+    let value = (info.code == SigCode::Queue).then_some(info.value);
+    if json {
+        let record = SignalRecord {
+            signal: info.signal.to_string(),
+            pid: info.pid,
+            uid: info.uid,
+            value,
+        };
+        return json::line(out, &record);
+    }
+    let mut line = format!("{} pid={} uid={}", info.signal, info.pid, info.uid);
+    if let Some(v) = value {
+        line.push_str(&format!(" value={v}"));
+    }
+    writeln!(out, "{line}")?;
+    out.flush()
 }

@@ -4,7 +4,6 @@ use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use base64::Engine;
 use ipcx::channel::ConnectionOptions;
 use ipcx::pattern::Error;
 use ipcx::pattern::pubsub::{Delivery, Subscriber};
@@ -12,6 +11,7 @@ use ipcx::wait::{Wait, deadline_after};
 
 use crate::args::TlsFlags;
 use crate::exit::{EXIT_TIMEOUT, Exit};
+use crate::json;
 use crate::parse::parse_duration;
 
 /// Arguments of `ipcx sub`.
@@ -148,35 +148,16 @@ fn next(sub: &mut Subscriber, args: &SubArgs) -> anyhow::Result<Option<Delivery>
 
 fn print_delivery(out: &mut impl Write, d: &Delivery, json: bool) -> io::Result<()> {
     if json {
-        let mut obj = serde_json::Map::new();
-        bytes_field(&mut obj, "topic", &d.topic);
+        let mut obj = json::Object::new();
+        json::bytes(&mut obj, "topic", &d.topic);
         if d.missed > 0 {
             obj.insert("missed".into(), d.missed.into());
         }
-        bytes_field(&mut obj, "text", &d.data);
-        writeln!(out, "{}", serde_json::Value::Object(obj))?;
+        json::payload(&mut obj, &d.data);
+        json::line(out, &obj)
     } else {
         out.write_all(&d.data)?;
         out.write_all(b"\n")?;
+        out.flush()
     }
-    out.flush()
-}
-
-/// `key` as UTF-8 text when it is, else `KEY_base64` (for the payload `text`: `base64`, as
-/// `recv --json` prints it).
-fn bytes_field(obj: &mut serde_json::Map<String, serde_json::Value>, key: &str, b: &[u8]) {
-    match std::str::from_utf8(b) {
-        Ok(text) => obj.insert(key.into(), text.into()),
-        Err(_) => {
-            let k = if key == "text" {
-                "base64".to_owned()
-            } else {
-                format!("{key}_base64")
-            };
-            obj.insert(
-                k,
-                base64::engine::general_purpose::STANDARD.encode(b).into(),
-            )
-        }
-    };
 }

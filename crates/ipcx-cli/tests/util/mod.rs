@@ -7,6 +7,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "../../../ipcx/tests/util/proc.rs"]
+pub mod proc;
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A name unique to this process and call.

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io;
 
+use super::CodecError;
 use crate::framing::FrameError;
 use crate::name::InvalidName;
 use crate::socket::SocketError;
@@ -109,9 +110,10 @@ pub enum Error {
         /// The mechanism.
         mechanism: String,
     },
-    /// A typed message could not be encoded or decoded.
-    #[error("message encoding failed: {0}")]
-    Codec(#[from] postcard::Error),
+    /// A typed message could not be encoded or decoded: empty, an unknown codec tag, or a
+    /// value its codec rejects ([`CodecError`] says which). A receiver goes on.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
     /// The object or peer belongs to a user the caller does not trust ([`crate::trust`]).
     #[error(transparent)]
     ForeignOwner(#[from] crate::trust::ForeignOwner),
@@ -191,7 +193,7 @@ pub enum Error {
     /// A shared-memory ring failure not covered above (already exists, permission denied,
     /// another live publisher, no free participant place, corrupt segment...).
     #[error(transparent)]
-    Ring(crate::ring::Error),
+    Ring(crate::ring::RingError),
 }
 
 impl Error {

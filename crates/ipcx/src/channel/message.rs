@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::Error;
+use super::{Codec, Error};
 use crate::wait::Wait;
 
-/// What the mechanism tells about a received message.
+/// What the mechanism tells about a received message, and for a typed message its codec.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Meta {
@@ -30,6 +30,10 @@ pub struct Meta {
     /// The sender's address (TCP, UDP, bound Unix datagram sockets).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer: Option<String>,
+    /// The codec a typed message came in ([`Receiver`](super::Receiver) sets it; raw
+    /// messages have none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub codec: Option<Codec>,
 }
 
 /// A received message: its bytes and what the mechanism tells about it.

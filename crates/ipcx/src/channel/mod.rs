@@ -20,7 +20,29 @@
 //!
 //! Framed endpoints use [`crate::framing`]: a 4-byte big-endian length, then the bytes.
 //!
-//! Typed messages: [`Sender<T>`] and [`Receiver<T>`] serialise any serde type with postcard.
+//! # Typed messages
+//! [`Sender<T>`] and [`Receiver<T>`] carry any serde type over any endpoint. Each message is
+//! one byte, the [`Codec`]'s tag (`0` postcard, `1` MessagePack), then the value encoded in
+//! that codec ([`Codec::encode_message`], [`Codec::decode_message`]). A sender writes postcard
+//! unless [`Sender::with_codec`] says otherwise; a receiver reads either, message by message,
+//! and tells which in [`Meta::codec`]. A message that is empty, names a codec this build does
+//! not know, or is not a valid `T` is [`Error::Codec`] ([`CodecError`] says which) and the
+//! receiver goes on. The repository's `docs/PROTOCOL.md` ("Typed messages") has the bytes, for
+//! programs in other languages.
+//!
+//! ```no_run
+//! use ipcx::channel::{Codec, Endpoint, Options, Receiver, Sender};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let ep = Endpoint::parse("unix:@prices")?;
+//! let mut rx: Receiver<(String, f64)> = Receiver::open(&ep, &Options::default())?;
+//! // in another process, perhaps another language:
+//! let mut tx = Sender::open(&ep, &Options::default())?.with_codec(Codec::MsgPack);
+//! tx.send(&("eur.usd".to_string(), 1.08))?;
+//! let ((pair, price), meta) = rx.recv()?;
+//! assert_eq!(meta.codec, Some(Codec::MsgPack));
+//! # let _ = (pair, price);
+//! # Ok(()) }
+//! ```
 //!
 //! # One seam for every transport
 //! Every scheme above is a [`Transport`] registered in [`transport`]: the parser
@@ -72,6 +94,7 @@
 //! ```
 
 pub mod bridge;
+mod codec;
 mod endpoint;
 mod error;
 mod message;
@@ -80,6 +103,7 @@ mod raw;
 pub mod transport;
 mod typed;
 
+pub use codec::{Codec, CodecError};
 pub use endpoint::{Address, Endpoint};
 pub use error::Error;
 pub use message::{Message, MessageReceiver, MessageSender, Meta};

@@ -1,4 +1,5 @@
-//! Typed messages: [`Sender<T>`] and [`Receiver<T>`] serialise any serde type with postcard.
+//! Typed messages: [`Sender<T>`] and [`Receiver<T>`] carry any serde type, each message a
+//! codec tag and the value in that codec ([`Codec::encode_message`]).
 
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -6,23 +7,44 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Endpoint, Error, MessageReceiver, MessageSender, Meta, Options};
+use super::{Codec, Endpoint, Error, MessageReceiver, MessageSender, Meta, Options};
 use crate::wait::Wait;
 
-/// A typed sender: serialises each `T` with postcard and sends it as one message.
+/// The largest send buffer a [`Sender`] keeps between values.
+const KEEP_BUFFER: usize = 64 << 10;
+
+/// A typed sender: encodes each `T` in its codec (postcard unless
+/// [`with_codec`](Sender::with_codec) says otherwise) and sends it as one message, the
+/// codec's tag first.
 #[derive(Debug)]
 pub struct Sender<T> {
     inner: Box<dyn MessageSender>,
+    codec: Codec,
+    /// The last message's buffer, reused.
+    buf: Vec<u8>,
     _marker: PhantomData<fn(&T)>,
 }
 
 impl<T: Serialize> Sender<T> {
-    /// Wraps a byte-message sender.
+    /// Wraps a byte-message sender; the values go in postcard.
     pub fn new(inner: Box<dyn MessageSender>) -> Sender<T> {
         Sender {
             inner,
+            codec: Codec::default(),
+            buf: Vec::new(),
             _marker: PhantomData,
         }
+    }
+
+    /// Sends the values in `codec` ([`Codec::MsgPack`] for receivers in other languages).
+    pub fn with_codec(mut self, codec: Codec) -> Sender<T> {
+        self.codec = codec;
+        self
+    }
+
+    /// The codec the values go in.
+    pub fn codec(&self) -> Codec {
+        self.codec
     }
 
     /// Opens the sending side of `endpoint`.
@@ -47,8 +69,16 @@ impl<T: Serialize> Sender<T> {
 
     /// Sends one value, waiting as `wait` allows.
     pub fn send_wait(&mut self, value: &T, wait: Wait) -> Result<(), Error> {
-        let bytes = postcard::to_stdvec(value)?;
-        self.inner.send_wait(&bytes, wait)
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        buf.push(self.codec.tag());
+        let buf = self.codec.encode_into(value, buf)?;
+        let sent = self.inner.send_wait(&buf, wait);
+        // Keep the buffer for the next value, unless one large value made it large.
+        if buf.capacity() <= KEEP_BUFFER {
+            self.buf = buf;
+        }
+        sent
     }
 
     /// The byte-message sender underneath.
@@ -57,9 +87,12 @@ impl<T: Serialize> Sender<T> {
     }
 }
 
-/// A typed receiver: decodes each message as a `T` with postcard.
+/// A typed receiver: decodes each message as a `T` in the codec its tag names, postcard or
+/// MessagePack (senders may mix them), and tells which in [`Meta::codec`].
 ///
-/// A message that does not decode is [`Error::Codec`] (recoverable: the receiver goes on).
+/// A message that does not decode (empty, an unknown codec tag, not a `T`) is
+/// [`Error::Codec`] with the [`CodecError`](super::CodecError) that says why; it is
+/// recoverable: the receiver goes on with the next message.
 #[derive(Debug)]
 pub struct Receiver<T> {
     inner: Box<dyn MessageReceiver>,
@@ -98,8 +131,10 @@ impl<T: DeserializeOwned> Receiver<T> {
     /// Receives one value, waiting as `wait` allows.
     pub fn recv_wait(&mut self, wait: Wait) -> Result<(T, Meta), Error> {
         let msg = self.inner.recv_wait(wait)?;
-        let value = postcard::from_bytes(&msg.data)?;
-        Ok((value, msg.meta))
+        let (value, codec) = Codec::decode_message(&msg.data)?;
+        let mut meta = msg.meta;
+        meta.codec = Some(codec);
+        Ok((value, meta))
     }
 
     /// The byte-message receiver underneath.

@@ -29,7 +29,7 @@ pub(super) fn dev_shm(inv: &mut Inventory, holders: &Holders) {
         if kind == "shm" {
             match crate::ring::participants(&format!("/{file}")) {
                 Ok(p) => o.participants = p,
-                Err(crate::ring::Error::NotInitialised { .. }) => inv.notes.push(format!(
+                Err(crate::ring::RingError::NotInitialised { .. }) => inv.notes.push(format!(
                     "shm:/{} is still being initialised (or its creator died doing so)",
                     file.escape_debug()
                 )),

@@ -115,9 +115,11 @@ fn remove_inner(obj: &ObjectName, what: &str, expected: Option<Identity>) -> Rem
         crate::sysv::shm::SysvShmError::PermissionDenied { .. } => denied(),
         e => other(&e),
     };
-    let sem_err = |e: crate::sysv::sem::Error| match e {
-        crate::sysv::sem::Error::NotFound { .. } | crate::sysv::sem::Error::Removed => not_found(),
-        crate::sysv::sem::Error::PermissionDenied { .. } => denied(),
+    let sem_err = |e: crate::sysv::sem::SemSetError| match e {
+        crate::sysv::sem::SemSetError::NotFound { .. } | crate::sysv::sem::SemSetError::Removed => {
+            not_found()
+        }
+        crate::sysv::sem::SemSetError::PermissionDenied { .. } => denied(),
         e => other(&e),
     };
     let dev_shm = |n: &str, prefix: &str| {

@@ -6,55 +6,27 @@ use super::core::{Core, Link};
 use super::error::open_error;
 use super::{MessageQueue, OpenError};
 use crate::name::PosixName;
-use crate::open::{OpenFlags, open_flag_setters};
+use crate::open::{Access, OpenFlags, queue_setters};
 use crate::registry::Ownership;
 use crate::sys::mq as sys;
 
 /// How to open or create a queue, in the style of [`std::fs::OpenOptions`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
-    read: bool,
-    write: bool,
+    access: Access,
     flags: OpenFlags,
     capacity: Option<(usize, usize)>,
     nonblocking: bool,
 }
 
-impl Default for OpenOptions {
-    fn default() -> Self {
-        OpenOptions::new()
-    }
-}
-
 impl OpenOptions {
     /// Read and write access, open only, mode `0o600`, system-default capacity.
     pub fn new() -> OpenOptions {
-        OpenOptions {
-            read: true,
-            write: true,
-            flags: OpenFlags::default(),
-            capacity: None,
-            nonblocking: false,
-        }
+        OpenOptions::default()
     }
 
-    /// Whether the handle may receive (default true).
-    pub fn read(mut self, read: bool) -> Self {
-        self.read = read;
-        self
-    }
-
-    /// Whether the handle may send (default true).
-    pub fn write(mut self, write: bool) -> Self {
-        self.write = write;
-        self
-    }
-
-    open_flag_setters! {
-        noun: "queue",
-        already_exists: "[`OpenError::AlreadyExists`]",
+    queue_setters! {
         umask: "applied exactly, whatever the umask",
-        mode_mask: 0o777,
         /// Whose existing queues to use besides the caller's own (default: only the caller's own
         /// uid; see [`crate::trust`]). A queue that this call did not create and that belongs to
         /// another user is [`OpenError::ForeignOwner`]: another user could read the messages or
@@ -106,8 +78,8 @@ impl OpenOptions {
             }
         };
         let mut args = sys::OpenArgs {
-            read: self.read || !self.write,
-            write: self.write,
+            read: self.access.read || !self.access.write,
+            write: self.access.write,
             nonblocking: self.nonblocking,
             how: sys::Disposition::CreateNew,
             mode: self.flags.mode,

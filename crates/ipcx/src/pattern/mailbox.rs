@@ -8,6 +8,10 @@
 //! | `/NAME` or `mq:/NAME` | a POSIX message queue (the default) |
 //! | `shm:/NAME` | a shared-memory work queue ([`crate::ring::work`]) |
 //!
+//! Typed values: wrap a mailbox in a typed [`Sender<T>`](crate::channel::Sender) or
+//! [`Receiver<T>`](crate::channel::Receiver), in either codec
+//! ([the pattern docs](super#typed-messages)).
+//!
 //! # Over a POSIX message queue
 //! The kernel hands each message to one waiting receiver, in priority order and FIFO within a
 //! priority, so several receivers share the load with no coordinator.
@@ -290,12 +294,12 @@ impl Mailbox {
         match parse(name)? {
             Addr::Queue(q) => Ok(MessageQueue::unlink(q)?),
             Addr::Ring(n) => ring::remove(n.as_str()).map_err(|e| {
-                let missing = matches!(e, ring::Error::NotARing { .. })
+                let missing = matches!(e, ring::RingError::NotARing { .. })
                     && !std::path::Path::new("/dev/shm")
                         .join(&n.as_str()[1..])
                         .exists();
                 let e = if missing {
-                    ring::Error::NotFound {
+                    ring::RingError::NotFound {
                         name: n.to_string(),
                     }
                 } else {
@@ -431,7 +435,7 @@ impl Mailbox {
         }
     }
 
-    fn ring_err(&self, e: ring::Error) -> Error {
+    fn ring_err(&self, e: ring::RingError) -> Error {
         super::ring_error(e, &format!("mailbox {}", self.name), "it was removed")
     }
 

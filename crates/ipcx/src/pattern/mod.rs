@@ -28,6 +28,44 @@
 //! ([`crate::ring::Publisher`]/[`crate::ring::Subscriber`]) that every subscriber reads through
 //! its own cursor, with no copy per subscriber in the publisher. Each module's docs list what
 //! differs between the transports.
+//!
+//! # Typed messages
+//! The patterns carry bytes; typed values travel in them as the channel layer's *typed
+//! messages*, one encoding for every pattern:
+//! [`Codec::encode_message`](crate::channel::Codec::encode_message) makes a message of a serde
+//! value (the codec's tag, then the value in postcard or MessagePack) and
+//! [`Codec::decode_message`](crate::channel::Codec::decode_message) reads one back, telling
+//! which codec it came in. Programs in other
+//! languages send and read the same bytes (the repository's `docs/PROTOCOL.md`, "Typed
+//! messages").
+//!
+//! | pattern | send a value | receive one |
+//! |---|---|---|
+//! | mailbox, direct | wrap the end in a typed [`Sender<T>`](crate::channel::Sender) (`Sender::new(Box::new(mailbox))`, [`with_codec`](crate::channel::Sender::with_codec) for MessagePack) | a typed [`Receiver<T>`](crate::channel::Receiver) over the [`Mailbox`](mailbox::Mailbox) or [`Inbox`](direct::Inbox): the codec is in [`Meta::codec`](crate::channel::Meta::codec) |
+//! | pub/sub | `publisher.publish(topic, &codec.encode_message(&value)?)` | `Codec::decode_message(&delivery.data)` |
+//! | push/pull | `pool.submit(&codec.encode_message(&task)?)`; a worker answers with `worker.reply(task.id, &codec.encode_message(&result)?)` | `Codec::decode_message(&task.data)` in the worker, `Codec::decode_message(&result.data)` in the distributor |
+//!
+//! Every receiving end reads both codecs, message by message; an end that answers (a push/pull
+//! worker) answers in the codec it was asked in, which `decode_message` returns. A message that
+//! does not decode is [`Error::Codec`], and the end goes on.
+//!
+//! ```no_run
+//! use ipcx::channel::Codec;
+//! use ipcx::pattern::pushpull::{Distributor, Worker};
+//! use std::time::Duration;
+//! let pool = Distributor::bind("unix:@resize")?;
+//! pool.submit(&Codec::MsgPack.encode_message(&("photo.jpg", 640u32))?)?;
+//! // in a worker process (perhaps in Python, with msgpack):
+//! let mut worker = Worker::connect("unix:@resize", 1, Duration::from_secs(5))?;
+//! let task = worker.recv()?;
+//! let ((path, width), codec): ((String, u32), Codec) = Codec::decode_message(&task.data)?;
+//! worker.reply(task.id, &codec.encode_message(&format!("{path} at {width} px"))?)?;
+//! // back in the distributor:
+//! let done = pool.recv_result_timeout(Duration::from_secs(5))?;
+//! let (text, _): (String, Codec) = Codec::decode_message(&done.data)?;
+//! # let _ = text;
+//! # Ok::<(), ipcx::pattern::Error>(())
+//! ```
 
 use std::time::Duration;
 
@@ -49,8 +87,8 @@ pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Maps a ring error onto the pattern's named cases; `what` names the object (`mailbox
 /// shm:/jobs`), `hint` says what to do when it is missing.
-pub(crate) fn ring_error(e: crate::ring::Error, what: &str, hint: &str) -> Error {
-    use crate::ring::Error as R;
+pub(crate) fn ring_error(e: crate::ring::RingError, what: &str, hint: &str) -> Error {
+    use crate::ring::RingError as R;
     match e {
         R::Timeout => Error::Timeout,
         R::Empty => Error::WouldBlock,

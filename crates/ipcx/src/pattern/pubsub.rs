@@ -9,6 +9,11 @@
 //! publishers ([`Subscriber::connect_also`]): N:M. A topic per address
 //! (one publisher per topic) works as well as prefixes on one address.
 //!
+//! Typed values: publish the bytes of
+//! [`Codec::encode_message`](crate::channel::Codec::encode_message) and read
+//! [`Delivery::data`] with [`Codec::decode_message`](crate::channel::Codec::decode_message),
+//! in either codec ([the pattern docs](super#typed-messages)).
+//!
 //! # Guarantees
 //! * **Lossless from the moment it joined**: [`Subscriber::connect`] returns only after the
 //!   publisher has registered the subscriber, so every message published after it returned

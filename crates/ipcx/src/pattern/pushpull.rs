@@ -10,6 +10,12 @@
 //! therefore never handed more than it asked for, and a slow worker gets fewer tasks than a
 //! fast one.
 //!
+//! Typed tasks and results: submit and reply with the bytes of
+//! [`Codec::encode_message`](crate::channel::Codec::encode_message), read [`Task::data`] and
+//! [`TaskResult::data`] with
+//! [`Codec::decode_message`](crate::channel::Codec::decode_message); a worker answers in the
+//! task's codec ([the pattern docs](super#typed-messages)).
+//!
 //! # Guarantees
 //! * **No acknowledged task is lost; at-least-once execution.** A task handed to a worker stays
 //!   *in flight* until its result arrives. When the worker's connection ends without the result

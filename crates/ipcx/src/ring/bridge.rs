@@ -16,7 +16,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use ipcx_ring::WaitLine;
 
-use super::Error;
+use super::RingError;
 use super::hot::waiting_for_a_message;
 use super::segment::Segment;
 use super::wait::TICK;
@@ -74,11 +74,11 @@ impl Bridge {
         seg: &Arc<Segment>,
         line: LineFn,
         ready: impl FnOnce() -> R,
-    ) -> Result<(), Error>
+    ) -> Result<(), RingError>
     where
         R: Fn(&Segment) -> bool + Send + 'static,
     {
-        let io = |source| Error::Io {
+        let io = |source| RingError::Io {
             name: seg.name.to_string(),
             source,
         };

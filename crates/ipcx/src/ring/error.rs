@@ -1,13 +1,13 @@
 //! Why a ring or work-queue operation failed.
 
-use ipcx_ring::RingError;
+use ipcx_ring::RingError as CoreError;
 
 use crate::name::{InvalidName, PosixName};
 
 /// Why a ring operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum RingError {
     /// The name is not a valid POSIX name.
     #[error(transparent)]
     InvalidName(#[from] InvalidName),
@@ -154,22 +154,22 @@ pub enum Error {
     ForeignOwner(#[from] crate::trust::ForeignOwner),
 }
 
-impl Error {
-    pub(crate) fn from_io(name: &PosixName, source: std::io::Error) -> Error {
+impl RingError {
+    pub(crate) fn from_io(name: &PosixName, source: std::io::Error) -> RingError {
         let name = name.to_string();
         match source.raw_os_error() {
-            Some(libc::ENOENT) => Error::NotFound { name },
-            Some(libc::EEXIST) => Error::AlreadyExists { name },
-            Some(libc::EACCES | libc::EPERM) => Error::PermissionDenied { name },
-            _ => Error::Io { name, source },
+            Some(libc::ENOENT) => RingError::NotFound { name },
+            Some(libc::EEXIST) => RingError::AlreadyExists { name },
+            Some(libc::EACCES | libc::EPERM) => RingError::PermissionDenied { name },
+            _ => RingError::Io { name, source },
         }
     }
 
-    pub(crate) fn from_ring(name: &PosixName, e: RingError) -> Error {
+    pub(crate) fn from_ring(name: &PosixName, e: CoreError) -> RingError {
         match e {
-            RingError::Full => Error::Full,
-            RingError::TooLarge { len, max } => Error::TooLarge { len, max },
-            RingError::Corrupt(what) => Error::Corrupt {
+            CoreError::Full => RingError::Full,
+            CoreError::TooLarge { len, max } => RingError::TooLarge { len, max },
+            CoreError::Corrupt(what) => RingError::Corrupt {
                 name: name.to_string(),
                 what,
             },

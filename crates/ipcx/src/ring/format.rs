@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use ipcx_ring::{Ctl, Cursor, Params, WorkCtl, WorkSlot};
 
-use super::Error;
+use super::RingError;
 use crate::name::PosixName;
 use crate::sys::shm;
 
@@ -89,25 +89,25 @@ impl HeaderValues {
 
     /// Checks magic, ready flag, version and parameters; returns the parameters, the number
     /// of participant places and the layout they give.
-    pub(super) fn layout(&self, name: &PosixName) -> Result<(Params, u32, Layout), Error> {
+    pub(super) fn layout(&self, name: &PosixName) -> Result<(Params, u32, Layout), RingError> {
         let n = name.to_string();
         if self.magic != MAGIC {
-            return Err(Error::NotARing {
+            return Err(RingError::NotARing {
                 name: n,
                 found: self.magic,
             });
         }
         if self.ready != 1 {
-            return Err(Error::NotInitialised { name: n });
+            return Err(RingError::NotInitialised { name: n });
         }
         if self.version != VERSION {
-            return Err(Error::VersionMismatch {
+            return Err(RingError::VersionMismatch {
                 name: n,
                 found: self.version,
                 expected: VERSION,
             });
         }
-        let incompatible = |field, expected: u64, found: u64| Error::Incompatible {
+        let incompatible = |field, expected: u64, found: u64| RingError::Incompatible {
             name: n.clone(),
             field,
             expected,
@@ -126,7 +126,7 @@ impl HeaderValues {
             overwrite: self.flags & FLAG_OVERWRITE != 0,
         };
         let layout = Layout::new(self.pattern, &params, self.participants).ok_or_else(|| {
-            Error::Corrupt {
+            RingError::Corrupt {
                 name: n.clone(),
                 what: "ring parameters in the header",
             }
@@ -147,12 +147,12 @@ impl HeaderValues {
 /// A copy is not atomic: it may read a field before the creator wrote it and the ready flag
 /// after. So once a copy shows the flag set, the header is read again: every field the creator
 /// wrote before setting the flag is in that second copy.
-pub(super) fn read_header(fd: &OwnedFd, name: &PosixName) -> Result<HeaderValues, Error> {
+pub(super) fn read_header(fd: &OwnedFd, name: &PosixName) -> Result<HeaderValues, RingError> {
     let read = || {
         let mut b = [0u8; size_of::<Header>()];
-        let n = shm::pread(fd, &mut b, 0).map_err(|e| Error::from_io(name, e))?;
+        let n = shm::pread(fd, &mut b, 0).map_err(|e| RingError::from_io(name, e))?;
         if n < b.len() {
-            return Err(Error::TooSmall {
+            return Err(RingError::TooSmall {
                 name: name.to_string(),
                 size: n as u64,
                 needed: b.len() as u64,
@@ -169,11 +169,11 @@ pub(super) fn read_header(fd: &OwnedFd, name: &PosixName) -> Result<HeaderValues
 
 /// The object's size must be exactly what its header implies: a larger one is never mapped
 /// whole, a smaller one would fault.
-pub(super) fn check_size(name: &PosixName, size: u64, layout: &Layout) -> Result<(), Error> {
+pub(super) fn check_size(name: &PosixName, size: u64, layout: &Layout) -> Result<(), RingError> {
     if size == layout.total as u64 {
         return Ok(());
     }
-    Err(Error::Corrupt {
+    Err(RingError::Corrupt {
         name: name.to_string(),
         what: "the file's size differs from the size its header gives",
     })

@@ -3,16 +3,16 @@
 
 use std::sync::atomic::Ordering;
 
-use ipcx_ring::{Reader, RingError, Writer};
+use ipcx_ring::{Reader, RingError as CoreError, Writer};
 
 use super::segment::Segment;
 use super::table::{ROLE_SUBSCRIBER, claim_free};
-use super::{Error, Options};
+use super::{Options, RingError};
 
 /// Fuzzing hook: a freshly initialised segment image (a publish/subscribe ring, or a work
 /// queue when `work`) with the parameters of `opts`.
 #[doc(hidden)]
-pub fn fresh_segment_image(work: bool, opts: &Options) -> Result<Vec<u8>, Error> {
+pub fn fresh_segment_image(work: bool, opts: &Options) -> Result<Vec<u8>, RingError> {
     let c = if work {
         opts.create_work()?
     } else {
@@ -27,9 +27,9 @@ pub fn fresh_segment_image(work: bool, opts: &Options) -> Result<Vec<u8>, Error>
 /// every queued message is taken and released and a few are sent. Returns how many records
 /// it read. Any inconsistency must be an error, never a panic or an access outside the image.
 #[doc(hidden)]
-pub fn check_segment_image(bytes: &[u8]) -> Result<usize, Error> {
+pub fn check_segment_image(bytes: &[u8]) -> Result<usize, RingError> {
     let seg = Segment::from_image(bytes)?;
-    let err = |e| Error::from_ring(&seg.name, e);
+    let err = |e| RingError::from_ring(&seg.name, e);
     let mut n = 0;
     if let Some(q) = seg.work() {
         for c in seg.table() {
@@ -81,7 +81,7 @@ pub fn check_segment_image(bytes: &[u8]) -> Result<usize, Error> {
         let len = (usize::from(i) * 7).min(p.max_msg as usize);
         match w.try_send(&buf[..len]) {
             Ok(()) => {}
-            Err(RingError::Full) => break,
+            Err(CoreError::Full) => break,
             Err(e) => return Err(err(e)),
         }
     }
@@ -99,7 +99,7 @@ pub struct LiveSegment {
 
 impl LiveSegment {
     /// A fresh segment with the parameters of `opts`.
-    pub fn new(opts: &Options) -> Result<LiveSegment, Error> {
+    pub fn new(opts: &Options) -> Result<LiveSegment, RingError> {
         Ok(LiveSegment {
             seg: Segment::fresh(&opts.create()?)?,
         })
@@ -121,26 +121,26 @@ impl LiveSegment {
     }
 
     /// The publisher's side.
-    pub fn writer(&self) -> Result<LiveWriter<'_>, Error> {
+    pub fn writer(&self) -> Result<LiveWriter<'_>, RingError> {
         let s = &self.seg;
         let w = Writer::attach(s.ctl(), s.table(), s.data(), s.params)
-            .map_err(|e| Error::from_ring(&s.name, e))?;
+            .map_err(|e| RingError::from_ring(&s.name, e))?;
         Ok(LiveWriter { w, seg: s })
     }
 
     /// A subscriber's side, on the first free participant place.
-    pub fn reader(&self) -> Result<LiveReader<'_>, Error> {
+    pub fn reader(&self) -> Result<LiveReader<'_>, RingError> {
         let s = &self.seg;
         let cursor = s
             .table()
             .iter()
             .find(|c| claim_free(c, ROLE_SUBSCRIBER))
-            .ok_or(Error::TooManySubscribers {
+            .ok_or(RingError::TooManySubscribers {
                 name: s.name.to_string(),
                 max: s.participants,
             })?;
         let r = Reader::join(s.ctl(), cursor, s.data(), s.params)
-            .map_err(|e| Error::from_ring(&s.name, e))?;
+            .map_err(|e| RingError::from_ring(&s.name, e))?;
         Ok(LiveReader {
             r,
             buf: vec![0; s.params.max_msg as usize],
@@ -158,10 +158,12 @@ pub struct LiveWriter<'a> {
 }
 
 impl LiveWriter<'_> {
-    /// Sends `msg` if there is room ([`Error::Full`] otherwise).
-    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), Error> {
+    /// Sends `msg` if there is room ([`RingError::Full`] otherwise).
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), RingError> {
         let name = &self.seg.name;
-        self.w.try_send(msg).map_err(|e| Error::from_ring(name, e))
+        self.w
+            .try_send(msg)
+            .map_err(|e| RingError::from_ring(name, e))
     }
 }
 
@@ -177,8 +179,8 @@ pub struct LiveReader<'a> {
 impl LiveReader<'_> {
     /// Receives the next message if one is there, without waiting, and copies it into `out`
     /// (cut to its length); returns its length, `None` when the ring looks empty.
-    pub fn try_recv(&mut self, out: &mut Vec<u8>) -> Result<Option<usize>, Error> {
-        let err = |e| Error::from_ring(&self.seg.name, e);
+    pub fn try_recv(&mut self, out: &mut Vec<u8>) -> Result<Option<usize>, RingError> {
+        let err = |e| RingError::from_ring(&self.seg.name, e);
         if self.seg.params.overwrite {
             let Some((len, _missed)) = self.r.try_recv(&mut self.buf).map_err(err)? else {
                 return Ok(None);

@@ -2,7 +2,7 @@
 
 use ipcx_ring::{Cursor, FREE};
 
-use super::Error;
+use super::RingError;
 use super::format::{MAGIC, check_size, read_header, u32_at, u64_at};
 use super::table::{ROLE_CONSUMER, ROLE_PRODUCER, ROLE_PUBLISHER, ROLE_SUBSCRIBER, alive};
 use crate::name::PosixName;
@@ -24,16 +24,16 @@ pub struct Participant {
 ///
 /// Read-only and non-blocking: the header and the participant table are read with `pread`
 /// (nothing is mapped, no page of a sparse object is allocated), a ring whose creator has not
-/// finished initialising it is [`Error::NotInitialised`] at once, and a file whose size is not
-/// the one its header gives is [`Error::Corrupt`]. Every value read is checked.
-pub fn participants(name: &str) -> Result<Vec<Participant>, Error> {
+/// finished initialising it is [`RingError::NotInitialised`] at once, and a file whose size is not
+/// the one its header gives is [`RingError::Corrupt`]. Every value read is checked.
+pub fn participants(name: &str) -> Result<Vec<Participant>, RingError> {
     use std::mem::offset_of;
     let name = PosixName::new(name)?;
-    let io = |e| Error::from_io(&name, e);
+    let io = |e| RingError::from_io(&name, e);
     let fd = shm::shm_open(&name, OpenMode::Open, false, 0).map_err(io)?;
     let st = shm::fstat(&fd).map_err(io)?;
     if !st.regular {
-        return Err(Error::NotARing {
+        return Err(RingError::NotARing {
             name: name.to_string(),
             found: 0,
         });
@@ -47,7 +47,7 @@ pub fn participants(name: &str) -> Result<Vec<Participant>, Error> {
     let got = shm::pread(&fd, writer, layout.writer_off as u64).map_err(io)?
         + shm::pread(&fd, table, layout.table_off as u64).map_err(io)?;
     if got < cursors.len() {
-        return Err(Error::Corrupt {
+        return Err(RingError::Corrupt {
             name: name.to_string(),
             what: "the participant table is cut short",
         });

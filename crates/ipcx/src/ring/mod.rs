@@ -16,7 +16,7 @@
 //! s.send()?;
 //! let msg = sub.recv()?;
 //! assert_eq!(&*msg, b"hello");
-//! # Ok::<(), ipcx::ring::Error>(())
+//! # Ok::<(), ipcx::ring::RingError>(())
 //! ```
 //!
 //! For a work queue (N producers, M consumers, each message to exactly one consumer), see
@@ -25,7 +25,7 @@
 //!
 //! # Delivery
 //! * **Lossless** (default): the publisher never overwrites a message a live subscriber has not
-//!   read; a full ring blocks [`Publisher::send`] (or fails with [`Error::Full`] for
+//!   read; a full ring blocks [`Publisher::send`] (or fails with [`RingError::Full`] for
 //!   [`Publisher::try_send`]). A subscriber receives every message published after its
 //!   `create`/`open` returned.
 //! * **Overwrite** ([`Options::overwrite`]): the publisher never waits; a slow subscriber skips
@@ -58,26 +58,26 @@
 //! Every participant records its pid and process start time in the segment. A blocked call
 //! looks at them every few milliseconds while it sleeps: a dead subscriber's place (and the
 //! messages it held back) is reclaimed, so the publisher goes on; a subscriber whose publisher
-//! died gets [`Error::PeerGone`] once it has read everything. The participant that created
+//! died gets [`RingError::PeerGone`] once it has read everything. The participant that created
 //! the ring removes the name when it leaves last; if others remain, the last of them removes
 //! it. A participant that only opened a ring whose creator is still there never removes it.
 //! `ipcx clean` removes a ring whose participants all died.
 //!
 //! # Trust
 //! An existing segment is opened only if its owner is trusted ([`Options::trust`]; by default
-//! only the caller's own uid): another user's ring is [`Error::ForeignOwner`]. Its header is
+//! only the caller's own uid): another user's ring is [`RingError::ForeignOwner`]. Its header is
 //! read with `pread` and checked (magic, version, parameters) before anything is mapped, and
-//! the file's size must be exactly the one the header gives ([`Error::Corrupt`] otherwise), so
+//! the file's size must be exactly the one the header gives ([`RingError::Corrupt`] otherwise), so
 //! a huge sparse file is never faulted in; an opener fills its page tables up front only when
 //! the whole file is already allocated. Every position, length and record header read from the
 //! segment is checked before use: a peer that writes garbage into the control words makes
-//! calls fail with [`Error::Corrupt`], never read or write out of bounds. The payload bytes
+//! calls fail with [`RingError::Corrupt`], never read or write out of bounds. The payload bytes
 //! themselves are shared with the peers: give access (the segment's mode) only to processes
 //! you trust not to write into messages they do not own.
 //!
 //! A peer that truncates the segment under a live mapping does not kill this process with
 //! `SIGBUS`: the fault is caught (the mapping then reads as zeros, see `sys::sigbus`), and
-//! receiving, or waiting for a message or for room, fails with [`Error::Corrupt`]. The check
+//! receiving, or waiting for a message or for room, fails with [`RingError::Corrupt`]. The check
 //! costs nothing per message: it happens on the slow paths, and a waiter also compares the
 //! file's size with the layout every few milliseconds. A publisher that never has to wait
 //! only sees that no subscriber is left (the zeroed table has none) and its messages go
@@ -102,7 +102,7 @@ mod table;
 mod wait;
 pub mod work;
 
-pub use error::Error;
+pub use error::RingError;
 pub use fuzz::{LiveReader, LiveSegment, LiveWriter, check_segment_image, fresh_segment_image};
 pub use inspect::{Participant, is_ring, participants};
 pub use ipcx_ring::HOT_WINDOW;
@@ -116,19 +116,19 @@ pub use work::{Consumer, Producer};
 use crate::name::PosixName;
 
 /// Removes the ring `name` (after checking that it is a ring). Participants keep using it.
-pub fn remove(name: &str) -> Result<(), Error> {
+pub fn remove(name: &str) -> Result<(), RingError> {
     let name = PosixName::new(name)?;
     let file = format!("/dev/shm/{}", name.as_str().trim_start_matches('/'));
     if std::fs::symlink_metadata(&file).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
-        return Err(Error::NotFound {
+        return Err(RingError::NotFound {
             name: name.to_string(),
         });
     }
     if !is_ring(name.as_str()) {
-        return Err(Error::NotARing {
+        return Err(RingError::NotARing {
             name: name.to_string(),
             found: 0,
         });
     }
-    crate::sys::shm::shm_unlink(&name).map_err(|e| Error::from_io(&name, e))
+    crate::sys::shm::shm_unlink(&name).map_err(|e| RingError::from_io(&name, e))
 }

@@ -2,7 +2,7 @@
 
 use ipcx_ring::record_size;
 
-use super::Error;
+use super::RingError;
 use super::format::{MAX_SLOTS, slot_size};
 use super::format::{PATTERN_PUBSUB, PATTERN_WORK};
 use super::segment::Create;
@@ -41,7 +41,7 @@ pub struct Options {
     /// [`HOT_WINDOW`]: super::HOT_WINDOW
     pub hot_window: Option<usize>,
     /// Whose existing segments are opened (default: the caller's own uid only); a segment
-    /// of another user is refused with [`Error::ForeignOwner`].
+    /// of another user is refused with [`RingError::ForeignOwner`].
     pub trust: Trust,
 }
 
@@ -112,16 +112,17 @@ impl Options {
         self
     }
 
-    pub(super) fn create(&self) -> Result<Create, Error> {
-        let max_msg = u32::try_from(self.max_message).map_err(|_| Error::InvalidParameters {
-            reason: "max_message must fit in 32 bits",
-        })?;
+    pub(super) fn create(&self) -> Result<Create, RingError> {
+        let max_msg =
+            u32::try_from(self.max_message).map_err(|_| RingError::InvalidParameters {
+                reason: "max_message must fit in 32 bits",
+            })?;
         let need = record_size(u64::from(max_msg)) * 2;
         let capacity = (self.capacity as u64)
             .max(need)
             .max(64)
             .checked_next_power_of_two()
-            .ok_or(Error::InvalidParameters {
+            .ok_or(RingError::InvalidParameters {
                 reason: "capacity too large",
             })?;
         Ok(Create {
@@ -139,10 +140,11 @@ impl Options {
 
 impl Options {
     /// Work-queue creation parameters: `slots` slots of `max_message` bytes (rounded up to 16).
-    pub(super) fn create_work(&self) -> Result<Create, Error> {
-        let max_msg = u32::try_from(self.max_message).map_err(|_| Error::InvalidParameters {
-            reason: "max_message must fit in 32 bits",
-        })?;
+    pub(super) fn create_work(&self) -> Result<Create, RingError> {
+        let max_msg =
+            u32::try_from(self.max_message).map_err(|_| RingError::InvalidParameters {
+                reason: "max_message must fit in 32 bits",
+            })?;
         let slot = slot_size(max_msg);
         let slots = match self.slots {
             Some(n) => n as u64,
@@ -151,12 +153,12 @@ impl Options {
         let slots = slots.max(1).checked_next_power_of_two();
         let capacity = slots.and_then(|n| n.checked_mul(slot));
         let (Some(slots), Some(capacity)) = (slots, capacity) else {
-            return Err(Error::InvalidParameters {
+            return Err(RingError::InvalidParameters {
                 reason: "too many work-queue slots",
             });
         };
         if slots > MAX_SLOTS || capacity > 1 << 40 {
-            return Err(Error::InvalidParameters {
+            return Err(RingError::InvalidParameters {
                 reason: "work queue: at most 2^20 slots and 1 TiB of data",
             });
         }

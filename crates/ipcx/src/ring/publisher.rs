@@ -3,20 +3,19 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
-use ipcx_ring::{Reservation, RingError, Writer};
+use ipcx_ring::{Reservation, RingError as CoreError, Writer};
 
 use super::blocked::wait_for_room;
 use super::format::PATTERN_PUBSUB;
 use super::hot::HotGate;
-use super::role::{Role, extend, role_methods};
+use super::role::{Role, extend, role_methods, send_forms};
 use super::sample::SampleMut;
 use super::sample::lend::{Lender, Loaned};
 use super::segment::Segment;
 use super::table::{ROLE_PUBLISHER, claim};
 use super::wait::{SpinPolicy, WaitStrategy, notify};
-use super::{Error, Options};
+use super::{Options, RingError};
 use crate::wait::Wait;
 
 /// The publishing side of a ring (one per ring).
@@ -35,16 +34,16 @@ impl Publisher {
         self.writer.active_readers()
     }
 
-    /// Whether the segment is still sound: [`Error::Corrupt`] once another process truncated
+    /// Whether the segment is still sound: [`RingError::Corrupt`] once another process truncated
     /// it under the mapping and an access hit a lost page (the mapping then reads as zeros:
     /// no subscriber is seen any more and nothing sent arrives). Costs one atomic load; the
     /// blocking calls check this, and the file's size, while they wait.
-    pub fn check(&self) -> Result<(), Error> {
+    pub fn check(&self) -> Result<(), RingError> {
         self.seg.fault(false).map_or(Ok(()), Err)
     }
 
     #[inline]
-    fn reserve(&mut self, len: usize, wait: Wait) -> Result<Reservation, Error> {
+    fn reserve(&mut self, len: usize, wait: Wait) -> Result<Reservation, RingError> {
         match self.writer.reserve(len) {
             Ok(res) => Ok(res),
             Err(e) => self.reserve_slow(e, len, wait),
@@ -54,12 +53,17 @@ impl Publisher {
     /// The ring said `e` to a reservation: wait for room (`Full`) or report the error.
     #[cold]
     #[inline(never)]
-    fn reserve_slow(&mut self, e: RingError, len: usize, wait: Wait) -> Result<Reservation, Error> {
-        if e != RingError::Full {
+    fn reserve_slow(
+        &mut self,
+        e: CoreError,
+        len: usize,
+        wait: Wait,
+    ) -> Result<Reservation, RingError> {
+        if e != CoreError::Full {
             return Err(self
                 .seg
                 .fault(true)
-                .unwrap_or_else(|| Error::from_ring(&self.seg.name, e)));
+                .unwrap_or_else(|| RingError::from_ring(&self.seg.name, e)));
         }
         let seg = Arc::clone(&self.seg);
         let w = &mut self.writer;
@@ -70,55 +74,42 @@ impl Publisher {
             &mut self.spin,
             wait,
             || match w.reserve(len) {
-                Err(RingError::Full) => None,
+                Err(CoreError::Full) => None,
                 r => Some(r),
             },
-            |e| Error::from_ring(&seg.name, e),
+            |e| RingError::from_ring(&seg.name, e),
         )
     }
 
     /// Loans `len` writable bytes in the ring, waiting as `wait` says for room.
     #[inline]
-    pub fn loan_wait(&mut self, len: usize, wait: Wait) -> Result<SampleMut<'_>, Error> {
+    pub fn loan_wait(&mut self, len: usize, wait: Wait) -> Result<SampleMut<'_>, RingError> {
         let res = self.reserve(len, wait)?;
         Ok(SampleMut::new(Loan { publ: self, res }))
     }
     /// Loans `len` bytes, blocking until there is room.
     #[inline]
-    pub fn loan(&mut self, len: usize) -> Result<SampleMut<'_>, Error> {
+    pub fn loan(&mut self, len: usize) -> Result<SampleMut<'_>, RingError> {
         self.loan_wait(len, Wait::Forever)
     }
-    /// Loans `len` bytes if there is room now ([`Error::Full`] otherwise).
-    pub fn try_loan(&mut self, len: usize) -> Result<SampleMut<'_>, Error> {
+    /// Loans `len` bytes if there is room now ([`RingError::Full`] otherwise).
+    pub fn try_loan(&mut self, len: usize) -> Result<SampleMut<'_>, RingError> {
         self.loan_wait(len, Wait::NoWait)
     }
 
     /// Copies `msg` into the ring, waiting as `wait` says for room.
     #[inline]
-    pub fn send_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), Error> {
+    pub fn send_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), RingError> {
         let res = self.reserve(msg.len(), wait)?;
         self.writer.write(&res, 0, msg);
         self.commit(res, msg.len());
         Ok(())
     }
-    /// Sends a copy of `msg`, blocking while the ring is full.
-    #[inline]
-    pub fn send(&mut self, msg: &[u8]) -> Result<(), Error> {
-        self.send_wait(msg, Wait::Forever)
-    }
-    /// Sends a copy of `msg` if there is room now.
-    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), Error> {
-        self.send_wait(msg, Wait::NoWait)
-    }
-    /// Sends a copy of `msg`, giving up after `timeout`.
-    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), Error> {
-        self.send_wait(msg, Wait::timeout(timeout))
-    }
     /// Sends a plain-data value (its bytes).
     pub fn send_value<T: zerocopy::IntoBytes + zerocopy::Immutable>(
         &mut self,
         value: &T,
-    ) -> Result<(), Error> {
+    ) -> Result<(), RingError> {
         self.send(value.as_bytes())
     }
 
@@ -131,14 +122,15 @@ impl Publisher {
 }
 
 role_methods!(Publisher, "ring");
+send_forms!(Publisher, full: "the ring is full", room: "there is room");
 
 impl Role for Publisher {
     const PATTERN: u32 = PATTERN_PUBSUB;
 
-    fn join(seg: Arc<Segment>, opts: &Options) -> Result<Publisher, Error> {
+    fn join(seg: Arc<Segment>, opts: &Options) -> Result<Publisher, RingError> {
         let wc = seg.writer_cursor();
         if !claim(wc, ROLE_PUBLISHER) {
-            return Err(Error::PublisherExists {
+            return Err(RingError::PublisherExists {
                 name: seg.name.to_string(),
                 pid: wc.pid.load(Ordering::Relaxed) as i32,
             });
@@ -156,7 +148,7 @@ impl Role for Publisher {
             }
             Err(e) => {
                 seg.leave(wc);
-                return Err(Error::from_ring(&seg.name, e));
+                return Err(RingError::from_ring(&seg.name, e));
             }
         };
         wc.state.store(ipcx_ring::ACTIVE, Ordering::Release);
@@ -212,7 +204,7 @@ unsafe impl Loaned for Loan<'_> {
         )
     }
     #[inline(always)]
-    fn send(self, len: usize) -> Result<(), Error> {
+    fn send(self, len: usize) -> Result<(), RingError> {
         self.publ.commit(self.res, len);
         Ok(())
     }
@@ -221,7 +213,7 @@ unsafe impl Loaned for Loan<'_> {
 #[cfg(test)]
 mod tests {
     use super::Publisher;
-    use crate::ring::{Error, HOT_WINDOW, Options, Subscriber};
+    use crate::ring::{HOT_WINDOW, Options, RingError, Subscriber};
     use std::time::Duration;
 
     /// The hot window is on for a send that follows a wait for a message on the same thread
@@ -237,7 +229,7 @@ mod tests {
                 // Nothing to read: the receive waits 1 ms.
                 assert!(matches!(
                     sub.recv_timeout(Duration::from_millis(1)),
-                    Err(Error::Timeout)
+                    Err(RingError::Timeout)
                 ));
             }
             publ.send(b"x").unwrap();

@@ -6,12 +6,12 @@
 
 use std::ops::{Deref, DerefMut};
 
-use super::{Error, Publisher, Subscriber};
+use super::{Publisher, RingError, Subscriber};
 use lend::{Holder, Lender, Loaned};
 
 /// What a sample borrows (sealed: only the ring's own handles implement it).
 pub(super) mod lend {
-    use super::Error;
+    use super::RingError;
 
     /// A receiving handle: where a message it received lies, and how it gives it back.
     ///
@@ -47,7 +47,7 @@ pub(super) mod lend {
         /// The loaned bytes: where they start, and how many.
         fn bytes(&self) -> (*mut u8, usize);
         /// Sends the first `len` bytes of the loan (at most all of them).
-        fn send(self, len: usize) -> Result<(), Error>;
+        fn send(self, len: usize) -> Result<(), RingError>;
     }
 }
 
@@ -123,14 +123,14 @@ impl<'a, L: Lender + 'a> SampleMut<'a, L> {
     /// Publishes the message.
     // Always inlined, as the publisher's commit is: the send of a loan is the ring's hot path.
     #[inline(always)]
-    pub fn send(self) -> Result<(), Error> {
+    pub fn send(self) -> Result<(), RingError> {
         let len = self.loan.len();
         self.loan.send(len)
     }
 
     /// Publishes only the first `len` bytes.
     #[inline(always)]
-    pub fn send_len(self, len: usize) -> Result<(), Error> {
+    pub fn send_len(self, len: usize) -> Result<(), RingError> {
         self.loan.send(len)
     }
 

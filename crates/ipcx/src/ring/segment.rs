@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use ipcx_ring::{Ctl, Cursor, Data, FREE, Params, WorkCtl, WorkQueue, WorkSlot};
 
-use super::Error;
+use super::RingError;
 use super::format::{
     FLAG_OVERWRITE, Header, HeaderValues, Layout, MAGIC, PATTERN_PUBSUB, PATTERN_WORK, VERSION,
     check_size, read_header,
@@ -60,7 +60,7 @@ impl Segment {
         how: OpenMode,
         c: &Create,
         trust: &Trust,
-    ) -> Result<Segment, Error> {
+    ) -> Result<Segment, RingError> {
         let o = Open {
             pattern: c.pattern,
             trust: trust.clone(),
@@ -69,22 +69,23 @@ impl Segment {
             OpenMode::CreateNew => Segment::create_new(name, c),
             OpenMode::Open => Segment::open(name, &o),
             OpenMode::Create => match Segment::create_new(name, c) {
-                Err(Error::AlreadyExists { .. }) => Segment::open(name, &o),
+                Err(RingError::AlreadyExists { .. }) => Segment::open(name, &o),
                 r => r,
             },
         }
     }
 
-    fn create_new(name: &PosixName, c: &Create) -> Result<Segment, Error> {
-        let layout =
-            Layout::new(c.pattern, &c.params, c.participants).ok_or(Error::InvalidParameters {
+    fn create_new(name: &PosixName, c: &Create) -> Result<Segment, RingError> {
+        let layout = Layout::new(c.pattern, &c.params, c.participants).ok_or(
+            RingError::InvalidParameters {
                 reason: "capacity must be a power of two >= 64 bytes, at least twice the largest \
                          record (message + 16 bytes, rounded up to 16) (work queue: a power of \
                          two number of slots, at most 2^20), and 1..=1024 participants",
-            })?;
-        let io = |e| Error::from_io(name, e);
+            },
+        )?;
+        let io = |e| RingError::from_io(name, e);
         let fd = shm::shm_open(name, OpenMode::CreateNew, true, c.mode).map_err(io)?;
-        let setup = || -> Result<Segment, Error> {
+        let setup = || -> Result<Segment, RingError> {
             shm::fchmod(&fd, c.mode).map_err(io)?;
             shm::ftruncate(&fd, layout.total as u64).map_err(io)?;
             let map = Mapping::map_shared(&fd, layout.total, 0, true).map_err(io)?;
@@ -135,13 +136,15 @@ impl Segment {
 
     /// A fresh segment with the parameters `c` in private anonymous memory (the fuzzing
     /// hooks).
-    pub(crate) fn fresh(c: &Create) -> Result<Segment, Error> {
-        let layout =
-            Layout::new(c.pattern, &c.params, c.participants).ok_or(Error::InvalidParameters {
+    pub(crate) fn fresh(c: &Create) -> Result<Segment, RingError> {
+        let layout = Layout::new(c.pattern, &c.params, c.participants).ok_or(
+            RingError::InvalidParameters {
                 reason: "no such layout",
-            })?;
-        let name = PosixName::new("/image").map_err(Error::InvalidName)?;
-        let map = Mapping::anonymous_shared(layout.total).map_err(|e| Error::from_io(&name, e))?;
+            },
+        )?;
+        let name = PosixName::new("/image").map_err(RingError::InvalidName)?;
+        let map =
+            Mapping::anonymous_shared(layout.total).map_err(|e| RingError::from_io(&name, e))?;
         let seg = Segment {
             map,
             fd: None,
@@ -175,7 +178,7 @@ impl Segment {
     }
 
     /// A fresh segment image with the parameters `c` (the fuzzing hook's template).
-    pub(crate) fn fresh_image(c: &Create) -> Result<Vec<u8>, Error> {
+    pub(crate) fn fresh_image(c: &Create) -> Result<Vec<u8>, RingError> {
         let seg = Segment::fresh(c)?;
         let layout = seg.layout;
         let mut out = vec![0u8; layout.total];
@@ -191,12 +194,12 @@ impl Segment {
     /// faulted in beyond what the participant touches, unless the object is fully allocated
     /// already (its creator populated it): then the page tables are filled at once, which
     /// costs no memory.
-    fn open(name: &PosixName, o: &Open) -> Result<Segment, Error> {
-        let io = |e| Error::from_io(name, e);
+    fn open(name: &PosixName, o: &Open) -> Result<Segment, RingError> {
+        let io = |e| RingError::from_io(name, e);
         let fd = shm::shm_open(name, OpenMode::Open, true, 0).map_err(io)?;
         let st = shm::fstat(&fd).map_err(io)?;
         if !st.regular {
-            return Err(Error::NotARing {
+            return Err(RingError::NotARing {
                 name: name.to_string(),
                 found: 0,
             });
@@ -211,9 +214,9 @@ impl Segment {
             match r {
                 // A zero magic: sized, header not written yet.
                 Err(
-                    Error::TooSmall { .. }
-                    | Error::NotInitialised { .. }
-                    | Error::NotARing { found: 0, .. },
+                    RingError::TooSmall { .. }
+                    | RingError::NotInitialised { .. }
+                    | RingError::NotARing { found: 0, .. },
                 ) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -236,7 +239,7 @@ impl Segment {
             created: false,
         };
         if seg.layout.pattern != o.pattern {
-            return Err(Error::Incompatible {
+            return Err(RingError::Incompatible {
                 name: name.to_string(),
                 field: "pattern (publish/subscribe is 1, work queue is 2)",
                 expected: o.pattern.into(),
@@ -247,11 +250,11 @@ impl Segment {
     }
 
     /// A private copy of a segment image (the fuzzing hook): validated like a named one.
-    pub(crate) fn from_image(bytes: &[u8]) -> Result<Segment, Error> {
-        let name = PosixName::new("/image").map_err(Error::InvalidName)?;
-        let io = |e| Error::from_io(&name, e);
+    pub(crate) fn from_image(bytes: &[u8]) -> Result<Segment, RingError> {
+        let name = PosixName::new("/image").map_err(RingError::InvalidName)?;
+        let io = |e| RingError::from_io(&name, e);
         let Some(head) = bytes.first_chunk::<{ size_of::<Header>() }>() else {
-            return Err(Error::TooSmall {
+            return Err(RingError::TooSmall {
                 name: name.to_string(),
                 size: bytes.len() as u64,
                 needed: size_of::<Header>() as u64,
@@ -259,7 +262,7 @@ impl Segment {
         };
         let (params, participants, layout) = HeaderValues::parse(head).layout(&name)?;
         if (bytes.len() as u64) < layout.total as u64 {
-            return Err(Error::TooSmall {
+            return Err(RingError::TooSmall {
                 name: name.to_string(),
                 size: bytes.len() as u64,
                 needed: layout.total as u64,
@@ -284,14 +287,14 @@ impl Segment {
     /// `Some(Corrupt)` when the object behind the mapping was truncated: an access hit a lost
     /// page (the mapping now reads as zeros, see [`crate::sys::sigbus`]) or, when `stat`, the
     /// object is now smaller than the layout (one `fstat`). For slow paths and waits.
-    pub(crate) fn fault(&self, stat: bool) -> Option<Error> {
+    pub(crate) fn fault(&self, stat: bool) -> Option<RingError> {
         let shrunk = || {
             self.fd
                 .as_ref()
                 .and_then(|fd| shm::fstat(fd).ok())
                 .is_some_and(|st| st.size < self.layout.total as u64)
         };
-        (self.map.poisoned() || (stat && shrunk())).then(|| Error::Corrupt {
+        (self.map.poisoned() || (stat && shrunk())).then(|| RingError::Corrupt {
             name: self.name.to_string(),
             what: "its file was truncated under the mapping by another process",
         })

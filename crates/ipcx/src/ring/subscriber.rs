@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use ipcx_ring::{Peeked, Reader};
 
@@ -12,13 +11,13 @@ use super::blocked::wait_for_message;
 use super::bridge::Bridge;
 use super::format::PATTERN_PUBSUB;
 use super::hot::waiting_for_a_message;
-use super::role::{Role, extend, role_methods};
+use super::role::{Role, extend, recv_forms, role_methods};
 use super::sample::Sample;
 use super::sample::lend::Holder;
 use super::segment::Segment;
 use super::table::{ROLE_SUBSCRIBER, claim, cursor_alive};
 use super::wait::{SpinPolicy, TICK, WaitStrategy, notify, spin};
-use super::{Error, Options};
+use super::{Options, RingError};
 use crate::wait::Wait;
 
 /// The receiving side of a ring (each subscriber receives every message).
@@ -42,7 +41,7 @@ impl Subscriber {
     /// using a [`Sample`] when that matters.
     ///
     /// [`Publisher::check`]: super::Publisher::check
-    pub fn check(&self) -> Result<(), Error> {
+    pub fn check(&self) -> Result<(), RingError> {
         self.seg.fault(false).map_or(Ok(()), Err)
     }
 
@@ -54,11 +53,11 @@ impl Subscriber {
 
     /// `Some(error)` when waiting is pointless: a publisher attached once and is now gone
     /// (the caller has already found the ring empty).
-    fn gone(&self) -> Option<Error> {
+    fn gone(&self) -> Option<RingError> {
         let epoch = self.seg.header().writer_epoch.load(Ordering::Acquire);
         if epoch > 0 && !self.publisher_alive() {
             self.seg.reap();
-            return Some(Error::PeerGone {
+            return Some(RingError::PeerGone {
                 what: format!("the publisher of shm:{} left or died", self.seg.name),
             });
         }
@@ -66,7 +65,7 @@ impl Subscriber {
     }
 
     /// The next message if one is waiting (a copy in `buf` on overwrite rings).
-    fn try_get(&mut self) -> Result<Option<Held>, Error> {
+    fn try_get(&mut self) -> Result<Option<Held>, RingError> {
         let got = if self.seg.params.overwrite {
             let buf = &mut self.buf;
             self.reader
@@ -78,13 +77,13 @@ impl Subscriber {
         got.map_err(|e| {
             self.seg
                 .fault(true)
-                .unwrap_or_else(|| Error::from_ring(&self.seg.name, e))
+                .unwrap_or_else(|| RingError::from_ring(&self.seg.name, e))
         })
     }
 
     /// Receives the next message, waiting as `wait` says.
     #[inline]
-    pub fn recv_wait(&mut self, wait: Wait) -> Result<Sample<'_>, Error> {
+    pub fn recv_wait(&mut self, wait: Wait) -> Result<Sample<'_>, RingError> {
         // Fast path: a message is waiting in a lossless ring.
         if !self.reader.params().overwrite
             && let Ok(Some(p)) = self.reader.peek()
@@ -95,7 +94,7 @@ impl Subscriber {
     }
 
     #[inline(never)]
-    fn recv_slow(&mut self, wait: Wait) -> Result<Sample<'_>, Error> {
+    fn recv_slow(&mut self, wait: Wait) -> Result<Sample<'_>, RingError> {
         let got = loop {
             if let Some(got) = self.try_get()? {
                 break got;
@@ -126,7 +125,7 @@ impl Subscriber {
             // forever).
             self.reader
                 .check()
-                .map_err(|e| Error::from_ring(&self.seg.name, e))?;
+                .map_err(|e| RingError::from_ring(&self.seg.name, e))?;
             let due = self
                 .liveness_checked
                 .is_none_or(|t| t.elapsed() >= TICK || wait == Wait::NoWait);
@@ -175,7 +174,7 @@ impl Subscriber {
     /// one eventfd write per wake-up; the publisher is unchanged (it wakes the futex only when
     /// someone sleeps on it). Cancel-safe: nothing is consumed until the future completes.
     #[cfg(feature = "tokio")]
-    pub async fn recv_async(&mut self) -> Result<Sample<'_>, Error> {
+    pub async fn recv_async(&mut self) -> Result<Sample<'_>, RingError> {
         let got = loop {
             if let Some(got) = self.try_get()? {
                 break got;
@@ -185,7 +184,7 @@ impl Subscriber {
             }
             self.reader
                 .check()
-                .map_err(|e| Error::from_ring(&self.seg.name, e))?;
+                .map_err(|e| RingError::from_ring(&self.seg.name, e))?;
             if let Some(e) = self.gone() {
                 if self.reader.has_data() {
                     continue;
@@ -219,23 +218,10 @@ impl Subscriber {
         Ok(Sample::new(self, got))
     }
 
-    /// Receives the next message, blocking.
-    #[inline]
-    pub fn recv(&mut self) -> Result<Sample<'_>, Error> {
-        self.recv_wait(Wait::Forever)
-    }
-    /// Receives a message if one is waiting ([`Error::Empty`] otherwise).
-    pub fn try_recv(&mut self) -> Result<Sample<'_>, Error> {
-        self.recv_wait(Wait::NoWait)
-    }
-    /// Receives a message, giving up after `timeout`.
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Sample<'_>, Error> {
-        self.recv_wait(Wait::timeout(timeout))
-    }
-    /// Receives a plain-data value (a copy); [`Error::Incompatible`] if the size differs.
-    pub fn recv_value<T: zerocopy::FromBytes>(&mut self) -> Result<T, Error> {
+    /// Receives a plain-data value (a copy); [`RingError::Incompatible`] if the size differs.
+    pub fn recv_value<T: zerocopy::FromBytes>(&mut self) -> Result<T, RingError> {
         let s = self.recv()?;
-        T::read_from_bytes(&s).map_err(|_| Error::Incompatible {
+        T::read_from_bytes(&s).map_err(|_| RingError::Incompatible {
             name: s.owner.seg.name.to_string(),
             field: "message length",
             expected: size_of::<T>() as u64,
@@ -252,13 +238,14 @@ impl Drop for Subscriber {
 }
 
 role_methods!(Subscriber, "ring");
+recv_forms!(Subscriber, Sample<'_>);
 
 impl Role for Subscriber {
     const PATTERN: u32 = PATTERN_PUBSUB;
 
-    fn join(seg: Arc<Segment>, opts: &Options) -> Result<Subscriber, Error> {
+    fn join(seg: Arc<Segment>, opts: &Options) -> Result<Subscriber, RingError> {
         let Some(at) = seg.claim_place(claim, ROLE_SUBSCRIBER) else {
-            return Err(Error::TooManySubscribers {
+            return Err(RingError::TooManySubscribers {
                 name: seg.name.to_string(),
                 max: seg.participants,
             });
@@ -270,7 +257,7 @@ impl Role for Subscriber {
             Ok(r) => r,
             Err(e) => {
                 seg.leave(cursor);
-                return Err(Error::from_ring(&seg.name, e));
+                return Err(RingError::from_ring(&seg.name, e));
             }
         };
         // A publisher waiting for this joiner to finish may sleep.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ipcx_ring::WaitLine;
 
-use super::Error;
+use super::RingError;
 use crate::sync::futex::{FutexError, wait_on, wake_on};
 use crate::wait::Wait;
 
@@ -43,13 +43,13 @@ pub(super) fn wait_until(
     spun: bool,
     wait: Wait,
     mut ready: impl FnMut(bool) -> bool,
-    mut tick: impl FnMut() -> Result<(), Error>,
-) -> Result<(), Error> {
+    mut tick: impl FnMut() -> Result<(), RingError>,
+) -> Result<(), RingError> {
     if ready(false) {
         return Ok(());
     }
     if wait == Wait::NoWait {
-        return Err(Error::Timeout);
+        return Err(RingError::Timeout);
     }
     if strategy != WaitStrategy::Block {
         let already = spun;
@@ -73,7 +73,7 @@ pub(super) fn wait_until(
     let mut last_tick = std::time::Instant::now();
     loop {
         if wait.expired() {
-            return Err(Error::Timeout);
+            return Err(RingError::Timeout);
         }
         if last_tick.elapsed() >= TICK {
             tick()?;
@@ -107,7 +107,7 @@ pub(super) fn wait_until(
                 // A futex word whose page was truncated away faults (EFAULT): the liveness
                 // check names that.
                 tick()?;
-                return Err(Error::Io {
+                return Err(RingError::Io {
                     name: String::new(),
                     source,
                 });

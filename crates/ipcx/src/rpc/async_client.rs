@@ -8,8 +8,8 @@ use serde::de::DeserializeOwned;
 
 use super::codec::Args;
 use super::error::RpcError;
-use super::error::{connect_error, reply_result};
-use crate::pattern::reqrep::Codec;
+use super::error::{connect_error, reply_result, reply_with};
+use crate::channel::Codec;
 use crate::pattern::reqrep::Hello;
 use crate::pattern::reqrep::async_client::AsyncClient;
 
@@ -71,6 +71,24 @@ impl AsyncRpcClient {
         })
     }
 
+    /// Connects to `addr` as a client of whatever service it serves, as
+    /// [`RpcClient::connect_any`](super::RpcClient::connect_any) does.
+    pub async fn connect_any(
+        addr: &str,
+        timeout: Duration,
+        codec: Codec,
+    ) -> Result<AsyncRpcClient, RpcError> {
+        let hello = Hello::new("", 0, codec);
+        let conn = AsyncClient::connect(addr, &Default::default(), &hello, timeout)
+            .await
+            .map_err(|e| connect_error(e, 0))?;
+        Ok(AsyncRpcClient {
+            conn,
+            service: addr.into(),
+            codec,
+        })
+    }
+
     /// Connects to `addr` (`tls:HOST:PORT`) with the certificates of `tls`, natively on tokio
     /// (feature `tls`): the same checks as [`RpcClient::connect_tls`] with the same
     /// configuration. An untrusted server, or a server that wants a client certificate this
@@ -122,6 +140,36 @@ impl AsyncRpcClient {
             bytes.len(),
             max,
         )
+    }
+
+    /// Calls `method` with arguments already encoded in this client's codec, waiting at most
+    /// `timeout`, and returns the result undecoded, as
+    /// [`RpcClient::call_encoded`](super::RpcClient::call_encoded) does.
+    pub async fn call_encoded(
+        &self,
+        method: &str,
+        args: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, RpcError> {
+        let conn = &self.conn;
+        let reply = conn
+            .request(method, args, timeout)
+            .await
+            .map_err(|e| RpcError::from_transport(method, e))?;
+        let sizes = (args.len(), conn.max_payload_len(method));
+        reply_with(
+            method,
+            &self.service,
+            reply.status,
+            &reply.payload,
+            sizes,
+            |p| Ok(p.to_vec()),
+        )
+    }
+
+    /// The codec this client calls in.
+    pub fn codec(&self) -> Codec {
+        self.codec
     }
 
     /// Whether calls avoid tokio's blocking pool. True over every transport (it was false

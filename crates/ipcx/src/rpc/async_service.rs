@@ -9,7 +9,6 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -18,10 +17,13 @@ use serde::de::DeserializeOwned;
 use super::by_name::Pending;
 use super::codec::{Outcome, decode_args, outcome};
 use super::context::CallContext;
+use super::describe::{DESCRIBE, Described, check_method_name};
 use super::service::{Handler, Service, method_names, reply_of};
 use crate::channel::Endpoint;
 use crate::pattern;
-use crate::pattern::reqrep::async_server::{AsyncCall, AsyncServer, AsyncServerOptions};
+use crate::pattern::reqrep::async_server::{
+    AsyncCall, AsyncServer, AsyncServerOptions, CatchUnwind,
+};
 use crate::pattern::reqrep::{Peer, ServerOptions, Status};
 use crate::trust::Trust;
 
@@ -161,6 +163,9 @@ impl AsyncService {
     /// Adds an async method: `f(args, ctx)` returns the future computing the result. The
     /// future runs as a task on the runtime serving the service (it must not block); it is
     /// dropped when the call's deadline passes or the caller's connection ends.
+    ///
+    /// # Panics
+    /// When `name` is reserved for the protocol (see [`Service::method`]).
     pub fn method_async<A, R, E, F, Fut>(mut self, name: &str, f: F) -> AsyncService
     where
         A: DeserializeOwned,
@@ -169,6 +174,7 @@ impl AsyncService {
         F: Fn(A, CallContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, E>> + Send + 'static,
     {
+        check_method_name(name);
         let h: AsyncHandler = Arc::new(move |ctx, bytes| {
             let codec = ctx.codec;
             let args: A = match decode_args(codec, &bytes) {
@@ -241,6 +247,11 @@ impl AsyncService {
     /// How the engine's async server serves this service: its handshake settings, and a
     /// handler running each call's method.
     fn options(self) -> AsyncServerOptions {
+        let described = Arc::new(Described::new(
+            &self.base.name,
+            self.base.version,
+            self.base.methods.keys().chain(self.async_methods.keys()),
+        ));
         let mut methods: HashMap<String, Method> = self
             .base
             .methods
@@ -264,7 +275,8 @@ impl AsyncService {
             max_in_flight: self.max_in_flight,
             handler: Arc::new(move |call| {
                 let methods = methods.clone();
-                Box::pin(async move { run(call, &methods).await })
+                let described = described.clone();
+                Box::pin(async move { run(call, &methods, &described).await })
             }),
         }
     }
@@ -311,9 +323,17 @@ enum Method {
     Async(AsyncHandler),
 }
 
-/// Runs `call` to its reply (status and payload) with its method in `methods`.
-async fn run(call: AsyncCall, methods: &HashMap<String, Method>) -> (Status, Vec<u8>) {
+/// Runs `call` to its reply (status and payload) with its method in `methods`; [`DESCRIBE`]
+/// is answered with `described`.
+async fn run(
+    call: AsyncCall,
+    methods: &HashMap<String, Method>,
+    described: &Described,
+) -> (Status, Vec<u8>) {
     let Some(m) = methods.get(&call.method).cloned() else {
+        if call.method == DESCRIBE {
+            return (Status::Ok, described.reply(call.codec).to_vec());
+        }
         return (Status::UnknownMethod, Vec::new());
     };
     let ctx = CallContext {
@@ -364,20 +384,4 @@ async fn run(call: AsyncCall, methods: &HashMap<String, Method>) -> (Status, Vec
         },
     };
     reply_of(out, ctx.deadline)
-}
-
-/// Polls a handler's future, turning a panic into an `Err` with the panic's payload.
-struct CatchUnwind(BoxFuture);
-
-impl Future for CatchUnwind {
-    type Output = Result<Outcome, Box<dyn std::any::Any + Send>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let fut = &mut self.0;
-        match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(o)) => Poll::Ready(Ok(o)),
-            Err(p) => Poll::Ready(Err(p)),
-        }
-    }
 }

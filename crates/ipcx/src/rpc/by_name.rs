@@ -6,13 +6,12 @@ use std::time::{Duration, Instant};
 #[cfg(feature = "tokio")]
 use super::async_client::AsyncRpcClient;
 use super::client::RpcClient;
+use super::describe::CODECS;
 use super::error::RpcError;
+use crate::channel::Codec;
 use crate::channel::Endpoint;
 use crate::discovery::{self, Filter, Kind, MethodInfo, Registration, ServiceInfo};
 use crate::pattern;
-
-/// The codecs an RPC method accepts today.
-const CODECS: &[&str] = &["postcard", "msgpack"];
 
 /// A service's listing before it is bound: its name, version and methods; [`Pending::at`]
 /// lists it at the address it was bound to.
@@ -85,9 +84,19 @@ impl RpcClient {
     /// attempt. No such service is [`RpcError::Transport`] with
     /// [`pattern::Error::NotFound`].
     pub fn connect_by_name(name: &str, timeout: Duration) -> Result<RpcClient, RpcError> {
+        Self::connect_by_name_with(name, timeout, Codec::Postcard)
+    }
+
+    /// Connects to the live RPC service called `name` as [`RpcClient::connect_by_name`]
+    /// does, calling in `codec`.
+    pub fn connect_by_name_with(
+        name: &str,
+        timeout: Duration,
+        codec: Codec,
+    ) -> Result<RpcClient, RpcError> {
         let mut last = None;
         for (s, left) in candidates(name, timeout)? {
-            match RpcClient::connect(&s.endpoint, &s.name, s.version, left) {
+            match RpcClient::connect_with(&s.endpoint, &s.name, s.version, left, codec) {
                 Ok(c) => return Ok(c),
                 Err(e) => last = Some(e),
             }
@@ -104,9 +113,20 @@ impl AsyncRpcClient {
         name: &str,
         timeout: Duration,
     ) -> Result<AsyncRpcClient, RpcError> {
+        Self::connect_by_name_with(name, timeout, Codec::Postcard).await
+    }
+
+    /// Connects to the live RPC service called `name` as [`RpcClient::connect_by_name`]
+    /// does, calling in `codec`.
+    pub async fn connect_by_name_with(
+        name: &str,
+        timeout: Duration,
+        codec: Codec,
+    ) -> Result<AsyncRpcClient, RpcError> {
         let mut last = None;
         for (s, left) in candidates(name, timeout)? {
-            let r = AsyncRpcClient::connect(&s.endpoint, &s.name, s.version, left).await;
+            let r =
+                AsyncRpcClient::connect_with(&s.endpoint, &s.name, s.version, left, codec).await;
             last = Some(match r {
                 Ok(c) => return Ok(c),
                 Err(e) => e,

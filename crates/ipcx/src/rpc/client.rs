@@ -7,9 +7,10 @@ use serde::de::DeserializeOwned;
 
 use super::codec::Args;
 use super::error::RpcError;
-use super::error::{connect_error, reply_result};
+use super::error::{connect_error, reply_result, reply_with};
+use crate::channel::Codec;
 use crate::pattern;
-use crate::pattern::reqrep::{Client, Codec, ConnectError, Hello, Status};
+use crate::pattern::reqrep::{Client, ConnectError, Hello, Status};
 use crate::wait::Wait;
 
 /// A typed RPC client, cheap to clone and usable from many threads at once (calls are
@@ -46,6 +47,16 @@ impl RpcClient {
         let hello = Hello::new(service, version, codec);
         let r = Client::connect_hello(addr, &hello, timeout);
         Self::finish_connect(r, service, version, codec)
+    }
+
+    /// Connects to `addr` as a client of whatever service it serves, in any version (a
+    /// hello with an empty service name; see the repository's `docs/PROTOCOL.md`), calling
+    /// in `codec`: for generic callers such as `ipcx call`, which learn the service's name
+    /// and methods with [`RpcClient::describe`]. Errors name the service by `addr`.
+    pub fn connect_any(addr: &str, timeout: Duration, codec: Codec) -> Result<RpcClient, RpcError> {
+        let hello = Hello::new("", 0, codec);
+        let r = Client::connect_hello(addr, &hello, timeout);
+        Self::finish_connect(r, addr, 0, codec)
     }
 
     /// Connects to `addr` (`tls:HOST:PORT`) with the certificates of `tls`: the server's
@@ -105,6 +116,22 @@ impl RpcClient {
         self.call_inner(method, args, |c, a, f| {
             c.request_wait_with(method, a, wait, f)
         })
+    }
+
+    /// Calls `method` with arguments already encoded in this client's codec
+    /// ([`RpcClient::codec`]), waiting as `wait` allows, and returns the result as the server
+    /// encoded it, undecoded: for generic callers that convert values themselves (`ipcx call`
+    /// turns JSON into MessagePack and back). The result is at most as large as the reply
+    /// the connection accepts (16 MiB).
+    pub fn call_encoded(&self, method: &str, args: &[u8], wait: Wait) -> Result<Vec<u8>, RpcError> {
+        let max = self.inner.max_payload_len(method);
+        let sizes = (args.len(), max);
+        let service = &self.service;
+        self.inner
+            .request_wait_with(method, args, wait, |status, payload| {
+                reply_with(method, service, status, payload, sizes, |p| Ok(p.to_vec()))
+            })
+            .map_err(|e| RpcError::from_transport(method, e))?
     }
 
     /// Encodes the arguments (on the stack when they are small), sends them with `send` and

@@ -1,16 +1,13 @@
 //! How arguments and results travel: serde values in the codec the caller named in its hello
-//! (postcard or MessagePack, see [`Codec`]), and what a handler's outcome becomes
-//! ([`Outcome`]).
-//!
-//! MessagePack values are written as other languages expect them: a struct as a map keyed by
-//! field name, a tuple (several arguments) as an array; either form of a struct is read.
+//! (postcard or MessagePack, see [`Codec`], which encodes and decodes them), and what a
+//! handler's outcome becomes ([`Outcome`]).
 
 use std::fmt;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::pattern::reqrep::Codec;
+use crate::channel::Codec;
 
 /// What a handler produced: the encoded result, an application error, or arguments that did
 /// not decode.
@@ -22,10 +19,7 @@ pub(crate) enum Outcome {
 
 /// Decodes `bytes` in `codec`.
 pub(super) fn decode<T: DeserializeOwned>(codec: Codec, bytes: &[u8]) -> Result<T, String> {
-    match codec {
-        Codec::MsgPack => rmp_serde::from_slice(bytes).map_err(|e| e.to_string()),
-        _ => postcard::from_bytes(bytes).map_err(|e| e.to_string()),
-    }
+    codec.decode(bytes).map_err(|e| e.to_string())
 }
 
 /// Appends `v` encoded in `codec` to `out`.
@@ -34,14 +28,7 @@ pub(super) fn encode_into<T: Serialize + ?Sized>(
     v: &T,
     out: Vec<u8>,
 ) -> Result<Vec<u8>, String> {
-    match codec {
-        Codec::MsgPack => {
-            let mut out = out;
-            rmp_serde::encode::write_named(&mut out, v).map_err(|e| e.to_string())?;
-            Ok(out)
-        }
-        _ => postcard::to_extend(v, out).map_err(|e| e.to_string()),
-    }
+    codec.encode_into(v, out).map_err(|e| e.to_string())
 }
 
 /// Decodes a call's arguments; `Err` is the outcome of arguments that do not decode.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::pattern::reqrep::Codec;
+use crate::channel::Codec;
 use crate::socket::Credentials;
 
 /// What a handler knows about its call.

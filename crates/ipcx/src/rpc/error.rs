@@ -3,7 +3,8 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::pattern::reqrep::{Codec, ConnectError, Refusal, Status};
+use crate::channel::Codec;
+use crate::pattern::reqrep::{ConnectError, Refusal, Status};
 use crate::pattern::{self, reqrep};
 
 /// Why a call (or connecting) failed.
@@ -180,10 +181,26 @@ pub(super) fn reply_result<R: DeserializeOwned>(
     args_len: usize,
     max: usize,
 ) -> Result<R, RpcError> {
+    let ok = |p: &[u8]| {
+        super::codec::decode(codec, p).map_err(|e| RpcError::decode(method, "result", false, e))
+    };
+    reply_with(method, service, status, payload, (args_len, max), ok)
+}
+
+/// Turns a reply into the call's result: `ok` makes it of the payload of a success, every
+/// other status becomes its error (`sizes`: the length of the encoded arguments and the
+/// largest the server accepts).
+pub(super) fn reply_with<R>(
+    method: &str,
+    service: &str,
+    status: Status,
+    payload: &[u8],
+    sizes: (usize, usize),
+    ok: impl FnOnce(&[u8]) -> Result<R, RpcError>,
+) -> Result<R, RpcError> {
     let text = || String::from_utf8_lossy(payload).into_owned();
     match status {
-        Status::Ok => super::codec::decode(codec, payload)
-            .map_err(|e| RpcError::decode(method, "result", false, e)),
+        Status::Ok => ok(payload),
         Status::AppError => Err(RpcError::Remote {
             method: method.into(),
             message: text(),
@@ -200,7 +217,10 @@ pub(super) fn reply_result<R: DeserializeOwned>(
             method: method.into(),
             message: text(),
         }),
-        Status::TooLarge => Err(RpcError::TooLarge { len: args_len, max }),
+        Status::TooLarge => Err(RpcError::TooLarge {
+            len: sizes.0,
+            max: sizes.1,
+        }),
         _ => Err(RpcError::PeerGone {
             what: "the server is unavailable".into(),
         }),

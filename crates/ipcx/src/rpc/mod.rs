@@ -31,6 +31,12 @@
 //!   The connection starts with a versioned handshake (protocol version, service name, service
 //!   version, codec): a mismatch fails at connect with [`RpcError::VersionMismatch`] (or
 //!   [`RpcError::WrongService`], [`RpcError::UnknownCodec`]) saying why.
+//! * **Describing**: every server answers the reserved method [`DESCRIBE`] (`ipcx.describe`)
+//!   with its name, version and methods ([`RpcClient::describe`] returns a [`Description`]);
+//!   [`RpcClient::connect_any`] reaches a server without naming its service, for generic
+//!   callers such as `ipcx call`, and [`RpcClient::call_encoded`] calls with arguments they
+//!   encoded themselves. Method names starting with [`RESERVED_PREFIX`] (`ipcx.`) are the
+//!   protocol's.
 //! * **Deadlines**: every call has one. Past it the call fails with [`RpcError::Timeout`]; the
 //!   server does not start a call whose deadline passed, and handlers registered with
 //!   [`Service::method_ctx`] see it ([`CallContext::deadline`], [`CallContext::expired`]) and
@@ -70,6 +76,7 @@ mod by_name;
 mod client;
 mod codec;
 mod context;
+mod describe;
 mod error;
 mod service;
 
@@ -78,9 +85,10 @@ mod async_client;
 #[cfg(feature = "tokio")]
 mod async_service;
 
-pub use crate::pattern::reqrep::Codec;
+pub use crate::channel::Codec;
 pub use client::RpcClient;
 pub use context::CallContext;
+pub use describe::{DESCRIBE, Description, RESERVED_PREFIX};
 pub use error::RpcError;
 pub use service::{RunningService, Service};
 

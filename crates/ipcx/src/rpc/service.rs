@@ -12,9 +12,10 @@ use serde::de::DeserializeOwned;
 
 use super::codec::{Outcome, decode_args, encode_failed, encode_into, outcome};
 use super::context::CallContext;
-use crate::channel::Endpoint;
+use super::describe::{DESCRIBE, Described, check_method_name};
+use crate::channel::{Codec, Endpoint};
 use crate::pattern;
-use crate::pattern::reqrep::{self, Codec, Peer, Server, ServerOptions, Status};
+use crate::pattern::reqrep::{self, Peer, Server, ServerOptions, Status};
 
 pub(super) type Handler = Arc<dyn Fn(&CallContext, &[u8]) -> Outcome + Send + Sync>;
 
@@ -83,6 +84,10 @@ impl Service {
     }
 
     /// Adds a method taking `A` and returning `R` or an application error `E`.
+    ///
+    /// # Panics
+    /// When `name` is reserved for the protocol (it starts with
+    /// [`RESERVED_PREFIX`](super::RESERVED_PREFIX), `ipcx.`, as [`DESCRIBE`] does).
     pub fn method<A, R, E, F>(self, name: &str, f: F) -> Service
     where
         A: DeserializeOwned,
@@ -102,6 +107,9 @@ impl Service {
     }
 
     /// Adds a method whose handler also sees the [`CallContext`] (deadline, caller).
+    ///
+    /// # Panics
+    /// When `name` is reserved for the protocol (see [`Service::method`]).
     pub fn method_ctx<A, R, E, F>(mut self, name: &str, f: F) -> Service
     where
         A: DeserializeOwned,
@@ -109,6 +117,7 @@ impl Service {
         E: fmt::Display,
         F: Fn(&CallContext, A) -> Result<R, E> + Send + Sync + 'static,
     {
+        check_method_name(name);
         let f = Arc::new(f);
         let f2 = f.clone();
         let in_place: InPlace = Arc::new(move |ctx, codec, bytes, out| match ctx {
@@ -183,8 +192,11 @@ impl Service {
         opts.threads_per_connection = self.threads;
         // Each call runs on the thread that read it (see `reqrep`'s "Serving").
         let listing = super::by_name::Pending::rpc(&self.name, self.version, self.methods.keys());
+        let described = Described::new(&self.name, self.version, self.methods.keys());
         let svc = Arc::new(self);
-        opts.call_handler = Some(Arc::new(move |call, out| svc.dispatch(call, out)));
+        opts.call_handler = Some(Arc::new(move |call, out| {
+            svc.dispatch(call, out, &described)
+        }));
         let server = Server::bind(addr, opts)?;
         Ok(RunningService {
             addr: server.addr().clone(),
@@ -194,9 +206,22 @@ impl Service {
     }
 
     /// Runs one call on the connection thread that read it: the arguments are decoded where
-    /// they lie, the result encoded into `out` (the thread's reply buffer).
-    fn dispatch(&self, call: &reqrep::Call<'_>, out: &mut Vec<u8>) -> Status {
+    /// they lie, the result encoded into `out` (the thread's reply buffer). [`DESCRIBE`] is
+    /// answered with `described`.
+    fn dispatch(
+        &self,
+        call: &reqrep::Call<'_>,
+        out: &mut Vec<u8>,
+        described: &Described,
+    ) -> Status {
         let Some(m) = self.methods.get(call.method) else {
+            // No user method has a reserved name: the lookup above stays the only one on
+            // the way to a handler.
+            if call.method == DESCRIBE {
+                out.clear();
+                out.extend_from_slice(described.reply(call.codec));
+                return Status::Ok;
+            }
             return Status::UnknownMethod;
         };
         // Only handlers that asked for it get a context (it costs an allocation).

@@ -1,14 +1,15 @@
-//! [`Error`]: the errors of POSIX named semaphore operations.
+//! [`NamedSemError`]: the errors of POSIX named semaphore operations.
 
 use std::io;
 
 use super::VALUE_MAX;
 use crate::name::{InvalidName, PosixName};
+use crate::os_error::OsError;
 
 /// Errors of POSIX named semaphore operations.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum NamedSemError {
     /// The name is not a valid semaphore name.
     #[error(transparent)]
     InvalidName(#[from] InvalidName),
@@ -56,28 +57,24 @@ pub enum Error {
     #[error(transparent)]
     ForeignOwner(#[from] crate::trust::ForeignOwner),
     /// Any other OS error.
-    #[error("{what}: {source}")]
-    Io {
-        /// The failed operation.
-        what: &'static str,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(OsError),
 }
 
-impl Error {
-    pub(super) fn io(what: &'static str, source: io::Error) -> Error {
-        Error::Io { what, source }
+impl NamedSemError {
+    pub(super) fn io(what: &'static str, source: io::Error) -> NamedSemError {
+        NamedSemError::Io(OsError::new(what, source))
     }
 
-    pub(super) fn from_open(name: &PosixName, e: io::Error) -> Error {
+    pub(super) fn from_open(name: &PosixName, e: io::Error) -> NamedSemError {
         let name = name.as_str().to_owned();
         match e.raw_os_error() {
-            Some(libc::ENOENT) => Error::NotFound { name },
-            Some(libc::EEXIST) => Error::AlreadyExists { name },
-            Some(libc::EACCES) | Some(libc::EPERM) => Error::PermissionDenied { name, source: e },
-            _ => Error::io("sem_open", e),
+            Some(libc::ENOENT) => NamedSemError::NotFound { name },
+            Some(libc::EEXIST) => NamedSemError::AlreadyExists { name },
+            Some(libc::EACCES) | Some(libc::EPERM) => {
+                NamedSemError::PermissionDenied { name, source: e }
+            }
+            _ => NamedSemError::io("sem_open", e),
         }
     }
 }

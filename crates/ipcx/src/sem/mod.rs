@@ -7,7 +7,7 @@
 //! use ipcx::sem::Semaphore;
 //! use std::time::Duration;
 //!
-//! # fn main() -> Result<(), ipcx::sem::Error> {
+//! # fn main() -> Result<(), ipcx::sem::NamedSemError> {
 //! // Process A: create with value 0 (removed again when `sem` is dropped).
 //! let sem = Semaphore::create_new("/jobs-ready", 0)?;
 //! // Process B: `Semaphore::open("/jobs-ready")?.post()?;`
@@ -20,12 +20,12 @@
 //! The handle that created the semaphore unlinks its name on drop unless [`Semaphore::persist`]
 //! was called; handles that only opened it never unlink. Unlinking removes the name: processes
 //! that still have the semaphore open keep using it, and new `open`s fail with
-//! [`Error::NotFound`]. Drop unlinks by name only while the name still leads to the very
+//! [`NamedSemError::NotFound`]. Drop unlinks by name only while the name still leads to the very
 //! semaphore this handle created (same file identity), never a newer one that took the name.
 //!
 //! # Trust
 //! A semaphore that the call did not create and that belongs to another user is refused
-//! ([`Error::ForeignOwner`]) unless [`OpenOptions::trust`] allows that user: another user
+//! ([`NamedSemError::ForeignOwner`]) unless [`OpenOptions::trust`] allows that user: another user
 //! could post or take it at will. `sem_open` gives no descriptor, so the owner is read from
 //! the semaphore's file (`/dev/shm/sem.NAME`) right after opening it.
 //!
@@ -47,7 +47,7 @@ mod error;
 mod options;
 mod semaphore;
 
-pub use error::Error;
+pub use error::NamedSemError;
 pub use options::OpenOptions;
 pub use semaphore::Semaphore;
 

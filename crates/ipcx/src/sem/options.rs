@@ -2,7 +2,7 @@
 
 use std::io;
 
-use super::{Error, Semaphore, VALUE_MAX};
+use super::{NamedSemError, Semaphore, VALUE_MAX};
 use crate::name::PosixName;
 use crate::open::{OpenFlags, open_flag_setters};
 use crate::sys::sem::{self as sys, NamedSem, OpenHow};
@@ -22,12 +22,12 @@ impl OpenOptions {
 
     open_flag_setters! {
         noun: "semaphore",
-        already_exists: "[`Error::AlreadyExists`]",
+        already_exists: "[`NamedSemError::AlreadyExists`]",
         umask: "the umask applies",
         mode_mask: u32::MAX,
         /// Whose existing semaphores to use besides the caller's own (default: only the caller's
         /// own uid; see [`crate::trust`]). An existing semaphore of another user is
-        /// [`Error::ForeignOwner`].
+        /// [`NamedSemError::ForeignOwner`].
         trust,
     }
 
@@ -41,10 +41,10 @@ impl OpenOptions {
     ///
     /// With `create`, this first tries to create the semaphore exclusively and falls back to
     /// opening it, so the returned handle knows whether it created it ([`Semaphore::is_owner`]).
-    pub fn open(&self, name: &str) -> Result<Semaphore, Error> {
+    pub fn open(&self, name: &str) -> Result<Semaphore, NamedSemError> {
         let name = PosixName::semaphore(name)?;
         if (self.flags.create || self.flags.create_new) && self.value > VALUE_MAX {
-            return Err(Error::InvalidValue { value: self.value });
+            return Err(NamedSemError::InvalidValue { value: self.value });
         }
         if self.flags.create_new {
             return self.open_how(name, OpenHow::CreateNew, self.flags.mode, self.value);
@@ -59,15 +59,15 @@ impl OpenOptions {
             match sys::sem_open(&name, OpenHow::CreateNew, self.flags.mode, self.value) {
                 Ok(raw) => return self.opened(raw, name, true),
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-                Err(e) => return Err(Error::from_open(&name, e)),
+                Err(e) => return Err(NamedSemError::from_open(&name, e)),
             }
             match sys::sem_open(&name, OpenHow::Open, 0, 0) {
                 Ok(raw) => return self.opened(raw, name, false),
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => last = Some(e),
-                Err(e) => return Err(Error::from_open(&name, e)),
+                Err(e) => return Err(NamedSemError::from_open(&name, e)),
             }
         }
-        Err(Error::io(
+        Err(NamedSemError::io(
             "sem_open (the semaphore was repeatedly created and removed by another process)",
             last.unwrap_or_else(|| io::Error::from_raw_os_error(libc::ENOENT)),
         ))
@@ -79,20 +79,25 @@ impl OpenOptions {
         how: OpenHow,
         mode: u32,
         value: u32,
-    ) -> Result<Semaphore, Error> {
+    ) -> Result<Semaphore, NamedSemError> {
         match sys::sem_open(&name, how, mode, value) {
             Ok(raw) => self.opened(raw, name, how == OpenHow::CreateNew),
-            Err(e) => Err(Error::from_open(&name, e)),
+            Err(e) => Err(NamedSemError::from_open(&name, e)),
         }
     }
 
     /// The handle for a semaphore just opened: one this call created is ours; an existing
     /// one must belong to a trusted user.
-    fn opened(&self, raw: NamedSem, name: PosixName, created: bool) -> Result<Semaphore, Error> {
+    fn opened(
+        &self,
+        raw: NamedSem,
+        name: PosixName,
+        created: bool,
+    ) -> Result<Semaphore, NamedSemError> {
         let file = match sys::sem_file(&name) {
             Ok(file) => Some(file),
             // Without its owner, an existing semaphore cannot be trusted.
-            Err(e) if !created => return Err(Error::from_open(&name, e)),
+            Err(e) if !created => return Err(NamedSemError::from_open(&name, e)),
             Err(_) => None,
         };
         if !created && let Some(file) = &file {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Error, OpenOptions};
+use super::{NamedSemError, OpenOptions};
 use crate::name::PosixName;
 use crate::registry::Ownership;
 use crate::sys::sem::{self as sys, NamedSem};
@@ -48,19 +48,19 @@ impl Semaphore {
         OpenOptions::new()
     }
 
-    /// Opens an existing semaphore ([`Error::NotFound`] if there is none).
-    pub fn open(name: &str) -> Result<Semaphore, Error> {
+    /// Opens an existing semaphore ([`NamedSemError::NotFound`] if there is none).
+    pub fn open(name: &str) -> Result<Semaphore, NamedSemError> {
         OpenOptions::new().open(name)
     }
 
     /// Opens the semaphore, creating it with `value` and mode `0o600` if it does not exist.
-    pub fn create(name: &str, value: u32) -> Result<Semaphore, Error> {
+    pub fn create(name: &str, value: u32) -> Result<Semaphore, NamedSemError> {
         OpenOptions::new().create(true).value(value).open(name)
     }
 
-    /// Creates the semaphore with `value` and mode `0o600`; [`Error::AlreadyExists`] if it
+    /// Creates the semaphore with `value` and mode `0o600`; [`NamedSemError::AlreadyExists`] if it
     /// exists.
-    pub fn create_new(name: &str, value: u32) -> Result<Semaphore, Error> {
+    pub fn create_new(name: &str, value: u32) -> Result<Semaphore, NamedSemError> {
         OpenOptions::new().create_new(true).value(value).open(name)
     }
 
@@ -87,27 +87,28 @@ impl Semaphore {
 
     /// Decrements the semaphore (P), blocking while its value is zero.
     #[doc(alias = "sem_wait")]
-    pub fn wait(&self) -> Result<(), Error> {
+    pub fn wait(&self) -> Result<(), NamedSemError> {
         self.wait_with(Wait::Forever)
     }
 
-    /// Decrements the semaphore if its value is above zero; [`Error::WouldBlock`] otherwise.
+    /// Decrements the semaphore if its value is above zero; [`NamedSemError::WouldBlock`]
+    /// otherwise.
     #[doc(alias = "sem_trywait")]
-    pub fn try_wait(&self) -> Result<(), Error> {
+    pub fn try_wait(&self) -> Result<(), NamedSemError> {
         self.wait_with(Wait::NoWait)
     }
 
     /// Decrements the semaphore, waiting at most `timeout` (on the monotonic clock);
-    /// [`Error::Timeout`] if the value stayed zero.
+    /// [`NamedSemError::Timeout`] if the value stayed zero.
     #[doc(alias = "sem_clockwait")]
     #[doc(alias = "sem_timedwait")]
-    pub fn wait_timeout(&self, timeout: Duration) -> Result<(), Error> {
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<(), NamedSemError> {
         self.wait_with(Wait::timeout(timeout))
     }
 
     /// Decrements the semaphore, waiting as `wait` says. Interruptions by signals (`EINTR`) are
     /// retried with the original deadline.
-    pub fn wait_with(&self, wait: Wait) -> Result<(), Error> {
+    pub fn wait_with(&self, wait: Wait) -> Result<(), NamedSemError> {
         let res = match wait {
             Wait::Forever => crate::sys::retry_eintr(|| self.raw.wait()),
             Wait::NoWait => crate::sys::retry_eintr(|| self.raw.try_wait()),
@@ -120,63 +121,63 @@ impl Semaphore {
             }
         };
         res.map_err(|e| match e.raw_os_error() {
-            Some(libc::EAGAIN) => Error::WouldBlock,
-            Some(libc::ETIMEDOUT) => Error::Timeout,
-            _ => Error::io("sem_wait", e),
+            Some(libc::EAGAIN) => NamedSemError::WouldBlock,
+            Some(libc::ETIMEDOUT) => NamedSemError::Timeout,
+            _ => NamedSemError::io("sem_wait", e),
         })
     }
 
-    /// Increments the semaphore (V), waking one waiter. [`Error::Overflow`] at
+    /// Increments the semaphore (V), waking one waiter. [`NamedSemError::Overflow`] at
     /// [`VALUE_MAX`](super::VALUE_MAX).
     #[doc(alias = "sem_post")]
-    pub fn post(&self) -> Result<(), Error> {
+    pub fn post(&self) -> Result<(), NamedSemError> {
         self.raw.post().map_err(|e| match e.raw_os_error() {
-            Some(libc::EOVERFLOW) => Error::Overflow,
-            _ => Error::io("sem_post", e),
+            Some(libc::EOVERFLOW) => NamedSemError::Overflow,
+            _ => NamedSemError::io("sem_post", e),
         })
     }
 
     /// The current value (a snapshot: other processes may change it at any moment).
     #[doc(alias = "sem_getvalue")]
-    pub fn value(&self) -> Result<u32, Error> {
+    pub fn value(&self) -> Result<u32, NamedSemError> {
         // glibc never reports a negative value (waiters are not counted), but clamp anyway.
         self.raw
             .value()
             .map(|v| v.max(0) as u32)
-            .map_err(|e| Error::io("sem_getvalue", e))
+            .map_err(|e| NamedSemError::io("sem_getvalue", e))
     }
 
     /// Removes the semaphore's name now (processes that have it open keep using it). After
     /// this, drop does not unlink again. When the name no longer leads to this semaphore (it
     /// was removed, and perhaps taken by another one since), nothing is removed:
-    /// [`Error::NotFound`].
+    /// [`NamedSemError::NotFound`].
     #[doc(alias = "sem_unlink")]
-    pub fn unlink(&mut self) -> Result<(), Error> {
+    pub fn unlink(&mut self) -> Result<(), NamedSemError> {
         self.ownership.removed();
         if !self.name_is_ours() {
-            return Err(Error::NotFound {
+            return Err(NamedSemError::NotFound {
                 name: self.name.as_str().to_owned(),
             });
         }
         unlink_name(&self.name)
     }
 
-    /// Removes the semaphore named `name` ([`Error::NotFound`] if there is none).
-    pub fn remove(name: &str) -> Result<(), Error> {
+    /// Removes the semaphore named `name` ([`NamedSemError::NotFound`] if there is none).
+    pub fn remove(name: &str) -> Result<(), NamedSemError> {
         unlink_name(&PosixName::semaphore(name)?)
     }
 }
 
-fn unlink_name(name: &PosixName) -> Result<(), Error> {
+fn unlink_name(name: &PosixName) -> Result<(), NamedSemError> {
     sys::sem_unlink(name).map_err(|e| match e.raw_os_error() {
-        Some(libc::ENOENT) => Error::NotFound {
+        Some(libc::ENOENT) => NamedSemError::NotFound {
             name: name.as_str().to_owned(),
         },
-        Some(libc::EACCES) | Some(libc::EPERM) => Error::PermissionDenied {
+        Some(libc::EACCES) | Some(libc::EPERM) => NamedSemError::PermissionDenied {
             name: name.as_str().to_owned(),
             source: e,
         },
-        _ => Error::io("sem_unlink", e),
+        _ => NamedSemError::io("sem_unlink", e),
     })
 }
 
@@ -203,12 +204,15 @@ mod tests {
     #[test]
     fn names_are_checked_before_the_syscall() {
         for bad in ["jobs", "/", "/a/b", ""] {
-            assert!(matches!(Semaphore::open(bad), Err(Error::InvalidName(_))));
+            assert!(matches!(
+                Semaphore::open(bad),
+                Err(NamedSemError::InvalidName(_))
+            ));
         }
         let long = format!("/{}", "a".repeat(252));
         assert!(matches!(
             Semaphore::create_new(&long, 0),
-            Err(Error::InvalidName(_))
+            Err(NamedSemError::InvalidName(_))
         ));
     }
 
@@ -217,7 +221,7 @@ mod tests {
         let name = format!("/ipcx-unit-{}-val", std::process::id());
         assert!(matches!(
             Semaphore::create_new(&name, VALUE_MAX + 1),
-            Err(Error::InvalidValue { .. })
+            Err(NamedSemError::InvalidValue { .. })
         ));
     }
 }

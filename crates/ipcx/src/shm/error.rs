@@ -3,6 +3,8 @@
 use std::io;
 
 use crate::name::InvalidName;
+use crate::os_error::OsError;
+use crate::region::AccessError;
 
 /// What can go wrong with POSIX shared memory, memfds and their mappings.
 #[derive(Debug, thiserror::Error)]
@@ -50,33 +52,9 @@ pub enum ShmError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// An access outside the mapping.
-    #[error(
-        "{len} bytes at offset {offset} are out of bounds of the {size}-byte mapping: stay below {size} (or resize and map again)"
-    )]
-    OutOfBounds {
-        /// Offset of the access.
-        offset: usize,
-        /// Length of the access.
-        len: usize,
-        /// Size of the mapping.
-        size: usize,
-    },
-    /// A write through a read-only mapping, or a writable mapping of a read-only handle.
-    #[error("read-only: {what}: map (or open) the object read-write to write to it")]
-    ReadOnly {
-        /// What was attempted.
-        what: &'static str,
-    },
-    /// The bytes at `offset` are not a valid value of the type read
-    /// ([`MappedRegion::try_read`](super::MappedRegion::try_read)).
-    #[error("the bytes at offset {offset} are not a valid {type_name}")]
-    InvalidValue {
-        /// Offset of the read.
-        offset: usize,
-        /// The type asked for.
-        type_name: &'static str,
-    },
+    /// A failed access to the mapping: out of bounds, read-only, or not a valid value.
+    #[error(transparent)]
+    Access(#[from] AccessError),
     /// A memfd seal forbids this (`EPERM`): writing, growing, shrinking, or adding seals after
     /// `F_SEAL_SEAL`.
     #[error("{what}: forbidden by the memfd's seals")]
@@ -97,14 +75,8 @@ pub enum ShmError {
         source: io::Error,
     },
     /// Any other OS error.
-    #[error("{what}: {source}")]
-    Io {
-        /// What was attempted.
-        what: String,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(OsError),
     /// The object was shrunk (truncated) by another process under this mapping and an access
     /// hit a lost page: the mapping now reads as zeros and is private to this process. The
     /// bytes a read returned together with this error are not the object's; drop the mapping
@@ -140,10 +112,7 @@ impl ShmError {
                 what: format!("{what} {name}"),
                 source: e,
             },
-            _ => ShmError::Io {
-                what: format!("{what} {name}"),
-                source: e,
-            },
+            _ => ShmError::Io(OsError::new(format!("{what} {name}"), e)),
         }
     }
 }

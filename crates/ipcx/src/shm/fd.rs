@@ -3,7 +3,7 @@
 
 use std::os::fd::OwnedFd;
 
-use super::{ShmError, ShmMap};
+use super::{AccessError, ShmError, ShmMap};
 use crate::sys;
 use crate::sys::mmap::Mapping;
 
@@ -31,9 +31,9 @@ pub(super) fn fd_resize(fd: &OwnedFd, size: u64, name: &str) -> Result<(), ShmEr
             size,
             reason: "larger than the system allows",
         },
-        Some(libc::EINVAL) | Some(libc::EBADF) => ShmError::ReadOnly {
+        Some(libc::EINVAL) | Some(libc::EBADF) => ShmError::Access(AccessError::ReadOnly {
             what: "resize through an fd opened read-only",
-        },
+        }),
         _ => ShmError::from_io("resize", name, e),
     })
 }

@@ -57,7 +57,6 @@ impl DerefMut for ShmMap {
 
 region::impl_region_error! {
     ShmError,
-    noun: "mapping",
     read_failed(e) => ShmError::from_io("read", "mapping", e),
     write_failed(e) => ShmError::from_io("write", "mapping", e),
     truncated: ShmError::Truncated,
@@ -66,6 +65,7 @@ region::impl_region_error! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::region::AccessError;
 
     #[test]
     fn anonymous_map_copies_and_bounds() {
@@ -78,16 +78,16 @@ mod tests {
         assert_eq!(m.read::<u64>(91).unwrap(), 0x0102030405060708);
         assert!(matches!(
             m.read::<u64>(93),
-            Err(ShmError::OutOfBounds { size: 100, .. })
+            Err(ShmError::Access(AccessError::OutOfBounds { size: 100, .. }))
         ));
         assert!(matches!(
             m.write_at(usize::MAX, b"x"),
-            Err(ShmError::OutOfBounds { .. })
+            Err(ShmError::Access(AccessError::OutOfBounds { .. }))
         ));
         m.write_at(0, &[2]).unwrap();
         assert!(matches!(
             m.try_read::<bool>(0),
-            Err(ShmError::InvalidValue { .. })
+            Err(ShmError::Access(AccessError::InvalidValue { .. }))
         ));
         assert!(matches!(
             ShmMap::anonymous(0),

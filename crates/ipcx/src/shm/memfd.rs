@@ -6,6 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use super::fd::{fd_map, fd_resize, fd_size};
 use super::{ShmError, ShmMap};
 use crate::name::InvalidName;
+use crate::os_error::OsError;
 use crate::sys;
 
 /// Longest memfd name (the kernel's limit is 249 bytes, without the NUL).
@@ -191,12 +192,11 @@ impl Memfd {
     pub fn seal(&self, seals: Seals) -> Result<(), ShmError> {
         sys::shm::add_seals(&self.fd, seals.0).map_err(|e| match e.raw_os_error() {
             Some(libc::EBUSY) => ShmError::WritableMappingExists { source: e },
-            Some(libc::EINVAL) => ShmError::Io {
-                what: "seal: this fd does not support sealing (not a memfd created with \
-                       MFD_ALLOW_SEALING)"
-                    .to_owned(),
-                source: e,
-            },
+            Some(libc::EINVAL) => ShmError::Io(OsError::new(
+                "seal: this fd does not support sealing (not a memfd created with \
+                 MFD_ALLOW_SEALING)",
+                e,
+            )),
             _ => ShmError::from_io(format!("add seals {seals:?} to"), "memfd", e),
         })
     }

@@ -33,7 +33,7 @@
 //!   never assumes anything about the shared bytes. A concurrent writer can make a copy observe a
 //!   mix of old and new bytes (a torn read): synchronise with a semaphore, futex or atomics if that
 //!   matters. Offsets and lengths are bounds-checked: outside the mapping is
-//!   [`ShmError::OutOfBounds`], naming the mapping's size.
+//!   [`AccessError::OutOfBounds`], naming the mapping's size.
 //! * **raw access** for zero-copy users: [`MappedRegion::as_ptr`], and the `unsafe`
 //!   [`MappedRegion::as_slice`] / [`MappedRegion::as_mut_slice`], whose `# Safety` sections state
 //!   what the caller must guarantee about the other processes.
@@ -80,7 +80,7 @@ mod map;
 mod memfd;
 mod posix;
 
-pub use crate::region::{MappedRegion, RegionError};
+pub use crate::region::{AccessError, MappedRegion, RegionError};
 pub use error::ShmError;
 pub use map::ShmMap;
 pub use memfd::{Memfd, Seals};

@@ -5,8 +5,9 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use super::fd::{fd_map, fd_resize, fd_size};
-use super::{ShmError, ShmMap};
+use super::{AccessError, ShmError, ShmMap};
 use crate::name::PosixName;
+use crate::os_error::OsError;
 use crate::sys;
 use crate::sys::shm::OpenMode;
 use crate::trust::Trust;
@@ -107,10 +108,10 @@ impl ShmOptions {
                 Err(e) => return Err(ShmError::from_io("open shared memory", name, e)),
             }
         }
-        Err(ShmError::Io {
-            what: format!("create shared memory {name}"),
-            source: io::Error::other("the object kept appearing and disappearing"),
-        })
+        Err(ShmError::Io(OsError::new(
+            format!("create shared memory {name}"),
+            io::Error::other("the object kept appearing and disappearing"),
+        )))
     }
 
     /// Creates a new object of [`ShmOptions::size`] bytes ([`ShmError::AlreadyExists`] if the
@@ -267,9 +268,9 @@ impl Shm {
     /// pages fault (see the module docs).
     pub fn resize(&self, size: u64) -> Result<(), ShmError> {
         if !self.writable {
-            return Err(ShmError::ReadOnly {
+            return Err(ShmError::Access(AccessError::ReadOnly {
                 what: "resize a read-only handle",
-            });
+            }));
         }
         fd_resize(&self.fd, size, self.name())
     }
@@ -277,9 +278,9 @@ impl Shm {
     /// Maps the whole object read-write.
     pub fn map(&self) -> Result<ShmMap, ShmError> {
         if !self.writable {
-            return Err(ShmError::ReadOnly {
+            return Err(ShmError::Access(AccessError::ReadOnly {
                 what: "map a read-only handle read-write",
-            });
+            }));
         }
         fd_map(&self.fd, true, self.name())
     }

@@ -1,13 +1,14 @@
-//! [`Error`]: the errors of signal operations.
+//! [`SignalError`]: the errors of signal operations.
 
 use std::io;
 
 use super::Signal;
+use crate::os_error::OsError;
 
 /// Errors of signal operations.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum SignalError {
     /// Not a signal name or number this system knows.
     #[error("invalid signal {input:?}: {reason}")]
     InvalidSignal {
@@ -57,27 +58,21 @@ pub enum Error {
     #[error("timed out waiting for a signal")]
     Timeout,
     /// Any other OS error.
-    #[error("{what}: {source}")]
-    Io {
-        /// The failed operation.
-        what: &'static str,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(OsError),
 }
 
-impl Error {
-    pub(super) fn io(what: &'static str, source: io::Error) -> Error {
-        Error::Io { what, source }
+impl SignalError {
+    pub(super) fn io(what: &'static str, source: io::Error) -> SignalError {
+        SignalError::Io(OsError::new(what, source))
     }
 
-    pub(super) fn on_send(what: &'static str, pid: i32, e: io::Error) -> Error {
+    pub(super) fn on_send(what: &'static str, pid: i32, e: io::Error) -> SignalError {
         match e.raw_os_error() {
-            Some(libc::ESRCH) => Error::NoSuchProcess { pid },
-            Some(libc::EPERM) => Error::PermissionDenied { pid, source: e },
-            Some(libc::EAGAIN) => Error::QueueFull { pid },
-            _ => Error::io(what, e),
+            Some(libc::ESRCH) => SignalError::NoSuchProcess { pid },
+            Some(libc::EPERM) => SignalError::PermissionDenied { pid, source: e },
+            Some(libc::EAGAIN) => SignalError::QueueFull { pid },
+            _ => SignalError::io(what, e),
         }
     }
 }

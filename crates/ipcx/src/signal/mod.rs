@@ -9,7 +9,7 @@
 //! use ipcx::signal::{Signal, SignalReceiver};
 //! use std::time::Duration;
 //!
-//! # fn main() -> Result<(), ipcx::signal::Error> {
+//! # fn main() -> Result<(), ipcx::signal::SignalError> {
 //! // In main(), before any thread is spawned (see "Threads" below):
 //! let rx = SignalReceiver::new(&[Signal::USR1, Signal::rtmin(1)?])?;
 //! let info = rx.recv_timeout(Duration::from_secs(5))?;
@@ -55,7 +55,7 @@ mod tokio;
 
 #[cfg(feature = "tokio")]
 pub use self::tokio::AsyncSignalReceiver;
-pub use error::Error;
+pub use error::SignalError;
 pub use mask::{block, is_blocked, unblock};
 pub use number::Signal;
 pub use process::Process;
@@ -70,11 +70,11 @@ mod tests {
     fn kill_and_stop_cannot_be_received() {
         assert!(matches!(
             SignalReceiver::new(&[Signal::KILL]),
-            Err(Error::Unblockable { .. })
+            Err(SignalError::Unblockable { .. })
         ));
         assert!(matches!(
             block(&[Signal::STOP]),
-            Err(Error::Unblockable { .. })
+            Err(SignalError::Unblockable { .. })
         ));
     }
 

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::Error;
+use super::SignalError;
 use crate::sys::signal as sys;
 
 /// A signal: a standard one (1..=31) or a real-time one (`SIGRTMIN..=SIGRTMAX`).
@@ -85,8 +85,8 @@ impl Signal {
 
     /// The signal with number `raw`: 1..=31 or `SIGRTMIN..=SIGRTMAX` (the numbers between,
     /// reserved by the C library, are rejected).
-    pub fn from_raw(raw: i32) -> Result<Signal, Error> {
-        let bad = |reason| Error::InvalidSignal {
+    pub fn from_raw(raw: i32) -> Result<Signal, SignalError> {
+        let bad = |reason| SignalError::InvalidSignal {
             input: raw.to_string(),
             reason,
         };
@@ -100,11 +100,11 @@ impl Signal {
     }
 
     /// `SIGRTMIN+n` (`n` up to `SIGRTMAX - SIGRTMIN`).
-    pub fn rtmin(n: u32) -> Result<Signal, Error> {
+    pub fn rtmin(n: u32) -> Result<Signal, SignalError> {
         let (lo, hi) = (sys::sigrtmin(), sys::sigrtmax());
         match i32::try_from(n).ok().and_then(|n| lo.checked_add(n)) {
             Some(s) if s <= hi => Ok(Signal(s)),
-            _ => Err(Error::InvalidSignal {
+            _ => Err(SignalError::InvalidSignal {
                 input: format!("RTMIN+{n}"),
                 reason: "beyond SIGRTMAX",
             }),
@@ -112,11 +112,11 @@ impl Signal {
     }
 
     /// `SIGRTMAX-n` (`n` up to `SIGRTMAX - SIGRTMIN`).
-    pub fn rtmax(n: u32) -> Result<Signal, Error> {
+    pub fn rtmax(n: u32) -> Result<Signal, SignalError> {
         let (lo, hi) = (sys::sigrtmin(), sys::sigrtmax());
         match i32::try_from(n).ok().and_then(|n| hi.checked_sub(n)) {
             Some(s) if s >= lo => Ok(Signal(s)),
-            _ => Err(Error::InvalidSignal {
+            _ => Err(SignalError::InvalidSignal {
                 input: format!("RTMAX-{n}"),
                 reason: "below SIGRTMIN",
             }),
@@ -175,23 +175,23 @@ impl fmt::Debug for Signal {
 }
 
 impl FromStr for Signal {
-    type Err = Error;
+    type Err = SignalError;
 
-    fn from_str(s: &str) -> Result<Signal, Error> {
-        let bad = |reason| Error::InvalidSignal {
+    fn from_str(s: &str) -> Result<Signal, SignalError> {
+        let bad = |reason| SignalError::InvalidSignal {
             input: s.to_owned(),
             reason,
         };
         let t = s.trim();
         if let Ok(n) = t.parse::<i32>() {
             return Signal::from_raw(n).map_err(|e| match e {
-                Error::InvalidSignal { reason, .. } => bad(reason),
+                SignalError::InvalidSignal { reason, .. } => bad(reason),
                 other => other,
             });
         }
         let up = t.to_ascii_uppercase();
         let name = up.strip_prefix("SIG").unwrap_or(&up);
-        let num = |digits: &str| -> Result<u32, Error> {
+        let num = |digits: &str| -> Result<u32, SignalError> {
             digits
                 .parse::<u32>()
                 .map_err(|_| bad("expected a number after RTMIN+ or RTMAX-, as in RTMIN+2"))
@@ -271,7 +271,10 @@ mod tests {
             "SIGRTMAX+1",
         ] {
             assert!(
-                matches!(bad.parse::<Signal>(), Err(Error::InvalidSignal { .. })),
+                matches!(
+                    bad.parse::<Signal>(),
+                    Err(SignalError::InvalidSignal { .. })
+                ),
                 "{bad:?}"
             );
         }

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::mask::sigset;
-use super::{Error, Signal};
+use super::{Signal, SignalError};
 use crate::sys::poll::{WaitError, retry_ready};
 use crate::sys::signal as sys;
 use crate::wait::Wait;
@@ -82,53 +82,53 @@ pub struct SignalReceiver {
 
 impl SignalReceiver {
     /// Blocks `signals` in the calling thread and opens a signalfd for them.
-    /// [`Error::Unblockable`] for `KILL` and `STOP`.
-    pub fn new(signals: &[Signal]) -> Result<SignalReceiver, Error> {
+    /// [`SignalError::Unblockable`] for `KILL` and `STOP`.
+    pub fn new(signals: &[Signal]) -> Result<SignalReceiver, SignalError> {
         let set = sigset(signals)?;
         sys::thread_sigmask(sys::MaskHow::Block, &set)
-            .map_err(|e| Error::io("pthread_sigmask", e))?;
-        let fd = sys::signalfd(&set).map_err(|e| Error::io("signalfd", e))?;
+            .map_err(|e| SignalError::io("pthread_sigmask", e))?;
+        let fd = sys::signalfd(&set).map_err(|e| SignalError::io("signalfd", e))?;
         Ok(SignalReceiver { fd })
     }
 
     /// Waits for the next signal.
-    pub fn recv(&self) -> Result<SignalInfo, Error> {
+    pub fn recv(&self) -> Result<SignalInfo, SignalError> {
         self.recv_wait(Wait::Forever)
     }
 
-    /// The next pending signal; [`Error::WouldBlock`] if none is pending.
-    pub fn try_recv(&self) -> Result<SignalInfo, Error> {
+    /// The next pending signal; [`SignalError::WouldBlock`] if none is pending.
+    pub fn try_recv(&self) -> Result<SignalInfo, SignalError> {
         self.recv_wait(Wait::NoWait)
     }
 
-    /// Waits at most `timeout` for the next signal; [`Error::Timeout`] if none arrives.
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<SignalInfo, Error> {
+    /// Waits at most `timeout` for the next signal; [`SignalError::Timeout`] if none arrives.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<SignalInfo, SignalError> {
         self.recv_wait(Wait::timeout(timeout))
     }
 
     /// Waits for the next signal as `wait` says.
-    pub fn recv_wait(&self, wait: Wait) -> Result<SignalInfo, Error> {
+    pub fn recv_wait(&self, wait: Wait) -> Result<SignalInfo, SignalError> {
         // Only `WouldBlock` reaches the wait loop as an error; every other outcome of the read
         // comes back as `Ok`.
         let read = || match read_info(&self.fd) {
-            Err(Error::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
+            Err(SignalError::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
             other => Ok(other),
         };
         match retry_ready(self.fd.as_fd(), true, wait, read) {
             Ok(outcome) => outcome,
-            Err(WaitError::WouldBlock) => Err(Error::WouldBlock),
-            Err(WaitError::Timeout) => Err(Error::Timeout),
-            Err(WaitError::Io(e)) => Err(Error::io("poll", e)),
+            Err(WaitError::WouldBlock) => Err(SignalError::WouldBlock),
+            Err(WaitError::Timeout) => Err(SignalError::Timeout),
+            Err(WaitError::Io(e)) => Err(SignalError::io("poll", e)),
         }
     }
 }
 
-pub(super) fn read_info(fd: impl AsFd) -> Result<SignalInfo, Error> {
+pub(super) fn read_info(fd: impl AsFd) -> Result<SignalInfo, SignalError> {
     let raw = sys::read_siginfo(fd).map_err(|e| {
         if e.kind() == io::ErrorKind::WouldBlock {
-            Error::WouldBlock
+            SignalError::WouldBlock
         } else {
-            Error::io("read(signalfd)", e)
+            SignalError::io("read(signalfd)", e)
         }
     })?;
     Ok(SignalInfo {

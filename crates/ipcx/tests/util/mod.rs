@@ -9,7 +9,9 @@
 
 pub mod checked;
 pub mod fault;
+pub mod proc;
 pub mod python;
+pub mod region;
 pub mod rpc;
 
 use std::path::{Path, PathBuf};

@@ -2,7 +2,9 @@
 //! its call's future. Over a tokio stream (Unix socket, TCP, TLS) a reader task routes the
 //! replies and a writer task sends whole requests; over a ring link (`shm:`), which tokio
 //! cannot poll, a reader thread completes the calls and a writer thread takes the requests
-//! that found the ring full. The typed wrapper is [`crate::rpc::AsyncRpcClient`].
+//! that found the ring full. What happens on each event is the client's state machine's
+//! ([`super::client_session`]), as for the thread-based client. The typed wrapper is
+//! [`crate::rpc::AsyncRpcClient`].
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -10,11 +12,10 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
-use super::client::Reply;
+use super::client_session::{Calls, ClientSession, Read, Reply, Waiter};
 use super::handshake::{self, ConnectError};
-use super::session::{Read, Session, Waiting};
 use super::transport::{self, BoxRead, BoxWrite};
-use super::wire::{self, DecodeError, Frame, Hello};
+use super::wire::{DecodeError, Frame, Hello};
 use crate::channel::Connection as Link;
 use crate::channel::ConnectionOptions;
 use crate::framing::{self, FrameDecoder};
@@ -39,13 +40,32 @@ enum Out {
     },
 }
 
+/// What an async call waits on: the sending end of its future (gone once the call has its
+/// reply, or once the connection ended: dropping it ends the future).
+#[derive(Debug)]
+struct Answer(Option<oneshot::Sender<Reply>>);
+
+impl Waiter for Answer {
+    fn is_done(&self) -> bool {
+        self.0.is_none()
+    }
+    fn answer(&mut self, reply: Reply) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(reply);
+        }
+    }
+    fn fail(&mut self) {
+        self.0 = None;
+    }
+}
+
 /// One connection to a server, shared by the calls on it.
 #[derive(Debug)]
 pub(crate) struct AsyncClient {
     out: Out,
     /// The calls waiting, each with the sending end of its future.
-    pending: Mutex<Waiting<oneshot::Sender<Reply>>>,
-    session: Session,
+    pending: Mutex<Calls<Answer>>,
+    session: ClientSession,
     /// The reader task of a stream (the ring reader thread ends on its own once the
     /// client is gone).
     reader: Option<tokio::task::AbortHandle>,
@@ -63,8 +83,8 @@ impl AsyncClient {
     fn new(out: Out, max_frame: usize, addr: &str) -> AsyncClient {
         AsyncClient {
             out,
-            pending: Mutex::new(Waiting::new()),
-            session: Session::new(max_frame, addr),
+            pending: Mutex::new(Calls::new()),
+            session: ClientSession::new(max_frame, addr),
             reader: None,
         }
     }
@@ -203,10 +223,7 @@ impl AsyncClient {
     }
 
     fn set_dead(&self, why: String) {
-        let mut p = lock(&self.pending);
-        p.end(why);
-        // Dropping the senders ends every waiting call.
-        p.clear();
+        lock(&self.pending).close(why);
     }
 
     fn gone(&self) -> Error {
@@ -216,19 +233,16 @@ impl AsyncClient {
     /// Hands the reply in frame `f` to its caller (if it still waits); `Err`: `f` is not a
     /// reply.
     fn route(&self, f: &[u8]) -> Result<(), DecodeError> {
-        let (id, status, payload) = wire::decode_reply(f)?;
-        if let Some(tx) = lock(&self.pending).remove(id) {
-            let payload = payload.to_vec();
-            let _ = tx.send(Reply { status, payload });
-        }
+        let (id, status, payload) = self.session.on_frame(f)?;
+        lock(&self.pending).deliver(id, status, payload);
         Ok(())
     }
 
     /// Acts on what a read came to (`got`: a frame read, the end, or an error; `bad`: why
     /// the frame was not a reply); `false` when the connection has ended.
     fn after_read(&self, got: Result<bool, Error>, bad: Option<DecodeError>) -> bool {
-        match self.session.read(got, bad) {
-            Read::Reply | Read::Nothing => true,
+        match self.session.on_read(got, bad) {
+            Read::Frame | Read::Nothing => true,
             Read::Ended(why) => {
                 self.set_dead(why);
                 false
@@ -248,12 +262,9 @@ impl AsyncClient {
                         Ok(()) => return Ok(()),
                         Err(Error::Full { .. } | Error::WouldBlock | Error::Timeout) => {}
                         Err(e) => {
-                            let e = Error::PeerGone {
-                                what: self.session.failed(&e),
-                            };
                             drop(guard);
-                            self.set_dead(e.to_string());
-                            return Err(e);
+                            self.set_dead(self.session.on_failed(&e));
+                            return Err(self.gone());
                         }
                     }
                 }
@@ -272,22 +283,22 @@ impl AsyncClient {
         payload: &[u8],
         timeout: Duration,
     ) -> Result<Reply, Error> {
-        let id = self.session.begin(method, payload.len())?;
+        let out = self
+            .session
+            .start_call(method, payload.len(), Some(timeout))?;
         let (tx, rx) = oneshot::channel();
-        {
-            let mut p = lock(&self.pending);
-            if p.ended().is_some() {
-                return Err(self.session.gone(p.ended()));
-            }
-            p.insert(id, tx);
-        }
+        lock(&self.pending).register(out.id, Answer(Some(tx)), &self.session)?;
         // Removes the entry however the call ends (reply, timeout, or its future dropped).
-        let _forget = Forget(self, id);
-        let frame = wire::encode_request(id, wire::deadline_ms(Some(timeout)), method, payload);
+        let _forget = Forget(self, out.id);
+        let parts = [&out.head[..], method.as_bytes(), payload];
         let frame = match &self.out {
-            Out::Stream(_) => framing::encode_frame(&frame, frame.len())
-                .map_err(|e| Error::from(crate::socket::SocketError::from(e)))?,
-            Out::Ring { .. } => frame,
+            Out::Stream(_) => {
+                let len = parts.iter().map(|p| p.len()).sum();
+                let prefix = framing::encode_header(len, len)
+                    .map_err(|e| Error::from(crate::socket::SocketError::from(e)))?;
+                [&prefix[..], &out.head, method.as_bytes(), payload].concat()
+            }
+            Out::Ring { .. } => parts.concat(),
         };
         self.send(frame, timeout)?;
         match tokio::time::timeout(timeout, rx).await {
@@ -303,7 +314,7 @@ struct Forget<'a>(&'a AsyncClient, u64);
 
 impl Drop for Forget<'_> {
     fn drop(&mut self) {
-        lock(&self.0.pending).remove(self.1);
+        lock(&self.0.pending).forget(self.1);
     }
 }
 
@@ -320,7 +331,7 @@ async fn write_requests(
         }
         if let Err(e) = r {
             if let Some(c) = conn.upgrade() {
-                c.set_dead(c.session.failed(&e));
+                c.set_dead(c.session.on_failed(&e));
             }
             return;
         }
@@ -381,7 +392,7 @@ fn write_ring(
             Ok(()) | Err(Error::Full { .. } | Error::WouldBlock | Error::Timeout) => {}
             Err(e) => {
                 if let Some(c) = conn.upgrade() {
-                    c.set_dead(c.session.failed(&e));
+                    c.set_dead(c.session.on_failed(&e));
                 }
                 return;
             }

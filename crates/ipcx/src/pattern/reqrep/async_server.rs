@@ -1,14 +1,16 @@
 //! The async (tokio) server: over Unix sockets, TCP and TLS natively (a tokio listener, a
 //! task per connection, a task per call, a task writing replies), over shared-memory rings
-//! through a bridge to the thread-based [`Server`]. It runs the same handshake
-//! ([`super::handshake`]) and speaks the same frames as the thread-based server; what a call
-//! does is the handler's business ([`AsyncCallHandler`]: the typed layer's
-//! [`crate::rpc::AsyncService`]).
+//! through a bridge to the thread-based [`Server`]. It drives the same state machine as the
+//! thread-based server ([`super::server_session`]: the handshake, each request, the reply
+//! frames, a panicking handler); what a call does is the handler's business
+//! ([`AsyncCallHandler`]: the typed layer's [`crate::rpc::AsyncService`]).
 
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::thread::JoinHandle as ThreadHandle;
 use std::time::{Duration, Instant};
 
@@ -16,12 +18,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::handshake::{self, Peer};
+use super::handshake::Peer;
 use super::options::ServerOptions;
 use super::request::Request;
 use super::server::Server;
+use super::server_session::{self, Call, Rejected, ServerSession};
 use super::transport::{self, AsyncAccepted, AsyncListener, AsyncStream};
-use super::wire::{self, Codec, Frame, HANDSHAKE_TIMEOUT, Status};
+use super::wire::{Codec, HANDSHAKE_TIMEOUT, Status};
 use crate::channel::Endpoint;
 use crate::framing::{self, FrameDecoder};
 use crate::pattern::Error;
@@ -45,6 +48,36 @@ pub(crate) struct AsyncCall {
     pub(crate) gone: Arc<AtomicBool>,
     /// The codec the caller named in its hello.
     pub(crate) codec: Codec,
+}
+
+impl AsyncCall {
+    /// The call `call` lent by a connection's session, owned.
+    fn lent(call: &Call<'_>) -> AsyncCall {
+        AsyncCall {
+            method: call.method.to_owned(),
+            payload: call.payload.to_vec(),
+            deadline: call.deadline,
+            credentials: call.peer.credentials,
+            gone: call.gone.clone(),
+            codec: call.codec,
+        }
+    }
+}
+
+/// Polls a future, turning a panic into an `Err` with the panic's payload.
+pub(crate) struct CatchUnwind<F>(pub(crate) F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let fut = &mut self.0;
+        match catch_unwind(AssertUnwindSafe(|| Pin::new(fut).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(o)) => Poll::Ready(Ok(o)),
+            Err(p) => Poll::Ready(Err(p)),
+        }
+    }
 }
 
 /// The reply a handler computes: its status and payload.
@@ -178,19 +211,13 @@ async fn accept_loop(
     while conns.join_next().await.is_some() {}
 }
 
-/// A reply frame with its length prefix. A reply larger than a client accepts is turned into
-/// an application error saying so, rather than breaking the connection.
+/// A reply frame (see [`server_session::reply`]) with its length prefix.
 fn reply_bytes(id: u64, status: Status, payload: &[u8]) -> Vec<u8> {
-    let head = wire::reply_header(id, status);
-    let (len, max) = (head.len() + payload.len(), framing::DEFAULT_MAX_FRAME_LEN);
-    match framing::encode_header(len, max) {
-        Ok(prefix) => [&prefix[..], &head, payload].concat(),
-        Err(_) => {
-            let msg =
-                format!("the result of {len} bytes is larger than a client accepts ({max} bytes)");
-            reply_bytes(id, Status::AppError, msg.as_bytes())
-        }
-    }
+    let max = framing::DEFAULT_MAX_FRAME_LEN;
+    let reply = server_session::reply(id, status, payload, max);
+    // At most `max` bytes now: the prefix is never refused.
+    let prefix = framing::encode_header(reply.len(), max).unwrap_or_default();
+    [&prefix[..], &reply.head, &reply.payload].concat()
 }
 
 /// Serves one connection: handshake, then requests until the client leaves or the server
@@ -209,28 +236,28 @@ async fn serve_conn(
     let mut dec = FrameDecoder::new(shared.opts.max_request_len);
     let mut buf = vec![0u8; READ_CHUNK];
     let read = transport::read_frame(&mut r, &mut dec, &mut buf, &peer.name);
-    let hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, read).await {
-        Ok(Ok(Some(f))) => match Frame::decode(&f) {
-            Ok(Frame::Hello(h)) => h,
-            _ => return,
-        },
-        _ => return,
+    let Ok(Ok(hello)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, read).await else {
+        return;
     };
-    let codec = Codec::from_tag(hello.codec).unwrap_or_default();
-    let (answer, refused) = match handshake::answer(&hello, &shared.opts.admission(), &peer) {
-        Ok(welcome) => (welcome, false),
-        Err((refusal, _)) => (refusal, true),
-    };
+    let (session, answer) =
+        match ServerSession::on_hello(hello.as_deref(), &shared.opts.admission(), peer) {
+            Ok((session, welcome)) => (Some(session), welcome),
+            Err(Rejected {
+                answer: Some(refusal),
+                ..
+            }) => (None, refusal),
+            Err(_) => return,
+        };
     let sent = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-        let answer = framing::encode_frame(&answer.encode(), framing::DEFAULT_MAX_FRAME_LEN);
+        let answer = framing::encode_frame(&answer, framing::DEFAULT_MAX_FRAME_LEN);
         w.write_all(&answer.unwrap_or_default()).await?;
         // A TLS stream may hold the record until flushed.
         w.flush().await
     })
     .await;
-    if refused || !matches!(sent, Ok(Ok(()))) {
+    let (Some(session), Ok(Ok(()))) = (session, sent) else {
         return;
-    }
+    };
 
     // Replies go through one writer task, so that each is written whole. A call counts as in
     // flight until its reply is queued, so a client that does not read its replies stops
@@ -248,26 +275,21 @@ async fn serve_conn(
         }
         let _ = w.shutdown().await;
     });
-    let gone = Arc::new(AtomicBool::new(false));
     let mut calls = JoinSet::new();
     let graceful = loop {
         match dec.next_frame() {
             Ok(Some(f)) => {
-                let Ok((id, deadline_ms, method, payload)) = wire::decode_request(&f) else {
+                let Ok(call) = session.on_request(&f) else {
                     // Garbage: this connection ends, the rest of the server is unaffected.
                     break false;
                 };
-                let call = AsyncCall {
-                    method: method.to_owned(),
-                    payload: payload.to_vec(),
-                    deadline: wire::deadline_of(deadline_ms),
-                    credentials: peer.credentials,
-                    gone: gone.clone(),
-                    codec,
-                };
-                let (reply, tx) = ((shared.handler)(call), tx.clone());
+                let id = call.id();
+                let (reply, tx) = ((shared.handler)(AsyncCall::lent(&call)), tx.clone());
                 calls.spawn(async move {
-                    let (status, payload) = reply.await;
+                    let (status, payload) = CatchUnwind(reply).await.unwrap_or_else(|_| {
+                        let mut out = Vec::new();
+                        (server_session::panicked(&mut out), out)
+                    });
                     let reply = reply_bytes(id, status, &payload);
                     let _ = tx.send(reply).await;
                 });
@@ -295,7 +317,7 @@ async fn serve_conn(
         while calls.join_next().await.is_some() {}
     } else {
         // The caller is gone (or spoke garbage): nobody reads the results.
-        gone.store(true, Ordering::Relaxed);
+        session.on_closed();
         calls.abort_all();
         while calls.join_next().await.is_some() {}
     }

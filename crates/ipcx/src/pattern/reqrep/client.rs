@@ -1,48 +1,25 @@
 //! The thread-based client: one connection shared by any number of threads, replies matched
-//! to their calls by id (see the [module docs](super#serving)), and [`ClientPool`].
+//! to their calls by id (see the [module docs](super#serving)), and [`ClientPool`]. It drives
+//! the client's state machine ([`super::client_session`]): it moves the bytes, hands the
+//! reading half from caller to caller, and wakes the callers.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+use super::client_session::{Calls, ClientSession, Delivery, Read, Reply};
 use super::handshake::{self, ConnectError};
-use super::session::{Read, Session, Waiting};
 use super::transport;
-use super::wire::{self, Codec, Hello, Status};
+use super::wire::{Codec, Hello, Status};
 use crate::channel::Connection as Link;
 use crate::channel::ConnectionOptions;
 use crate::pattern::Error;
 use crate::poison::lock;
 use crate::wait::Wait;
 
-/// A reply as the client receives it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    /// Outcome.
-    pub status: Status,
-    /// Result or error description.
-    pub payload: Vec<u8>,
-}
-
-/// What has been read from a client's connection for callers that do not read themselves:
-/// the calls waiting, each with the slot its reply is stored in.
-type ReadState = Waiting<Option<Reply>>;
-
-impl ReadState {
-    /// Registers a call waiting for its reply (`waiters` counts the entries).
-    fn register(&mut self, id: u64, waiters: &AtomicUsize) {
-        if self.insert(id, None) {
-            waiters.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    /// Removes a call's entry, returning its reply if one was stored.
-    fn unregister(&mut self, id: u64, waiters: &AtomicUsize) -> Option<Reply> {
-        let slot = self.remove(id)?;
-        waiters.fetch_sub(1, Ordering::SeqCst);
-        slot
-    }
-}
+/// The calls waiting for a reply that another caller reads, each with the slot its reply is
+/// stored in.
+type ReadState = Calls<Option<Reply>>;
 
 type ReaderGuard<'a> = MutexGuard<'a, Box<dyn Link>>;
 
@@ -61,18 +38,40 @@ struct ClientInner {
     /// Signalled when a reply was stored, the reader was put back while calls waited, or the
     /// connection died.
     ready: Condvar,
-    session: Session,
+    session: ClientSession,
 }
 
 impl ClientInner {
     fn set_dead(&self, why: String) {
-        lock(&self.state).end(why);
+        lock(&self.state).close(why);
         self.dead.store(true, Ordering::SeqCst);
         self.ready.notify_all();
     }
 
     fn dead_error(&self) -> Error {
         self.session.gone(lock(&self.state).ended())
+    }
+
+    /// Registers call `id` in the table, to wait for a reply someone else reads (counted in
+    /// `waiters`); fails on a connection that has ended.
+    fn register(&self, st: &mut ReadState, id: u64) -> Result<(), Error> {
+        st.register(id, None, &self.session)?;
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Removes call `id`'s entry from the table, if it has one.
+    fn forget(&self, st: &mut ReadState, id: u64) {
+        if st.forget(id).is_some() {
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The reply stored for call `id`, once it has come (its entry goes then).
+    fn take_reply(&self, st: &mut ReadState, id: u64) -> Option<Reply> {
+        let reply = st.take_reply(id)?;
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        Some(reply)
     }
 
     /// Takes the reading half if nobody reads it.
@@ -108,28 +107,24 @@ impl ClientInner {
         loop {
             let mut mine = false;
             let mut bad = None;
-            let got = reader.recv_frame_with(wait, &mut |f| match wire::decode_reply(f) {
+            let got = reader.recv_frame_with(wait, &mut |f| match self.session.on_frame(f) {
                 Ok((rid, status, payload)) if rid == id => {
                     // Lent to the caller where it lies.
                     sink(status, payload);
                     mine = true;
                 }
                 Ok((rid, status, payload)) => {
+                    // Another caller's reply.
                     let mut st = lock(&self.state);
-                    if let Some(slot) = st.get_mut(rid) {
-                        *slot = Some(Reply {
-                            status,
-                            payload: payload.to_vec(),
-                        });
-                        // Another caller's reply.
+                    if st.deliver(rid, status, payload) == Delivery::Delivered {
                         self.ready.notify_all();
                     }
                 }
                 Err(e) => bad = Some(e),
             });
-            match self.session.read(got, bad) {
-                Read::Reply if mine => return true,
-                Read::Reply => {}
+            match self.session.on_read(got, bad) {
+                Read::Frame if mine => return true,
+                Read::Frame => {}
                 Read::Nothing => return false,
                 Read::Ended(why) => {
                     self.set_dead(why);
@@ -194,11 +189,11 @@ impl Client {
         let inner = Arc::new(ClientInner {
             writer: Mutex::new(link),
             reader: Mutex::new(reader),
-            state: Mutex::new(Waiting::new()),
+            state: Mutex::new(Calls::new()),
             waiters: AtomicUsize::new(0),
             dead: AtomicBool::new(false),
             ready: Condvar::new(),
-            session: Session::new(max_frame, addr),
+            session: ClientSession::new(max_frame, addr),
         });
         Ok(Client { inner })
     }
@@ -255,8 +250,13 @@ impl Client {
     ) -> Result<R, Error> {
         // One look at the clock serves both the deadline and the time sent along.
         let wait = Wait::timeout(timeout);
-        let deadline_ms = wire::deadline_ms((wait != Wait::Forever).then_some(timeout));
-        self.call(method, payload, wait, deadline_ms, f)
+        self.call(
+            method,
+            payload,
+            wait,
+            (wait != Wait::Forever).then_some(timeout),
+            f,
+        )
     }
 
     /// Like [`Client::request_wait`], lending the reply to `f` (see [`Client::request_with`]).
@@ -267,8 +267,7 @@ impl Client {
         wait: Wait,
         f: impl FnOnce(Status, &[u8]) -> R,
     ) -> Result<R, Error> {
-        let deadline_ms = wire::deadline_ms(wait.remaining());
-        self.call(method, payload, wait, deadline_ms, f)
+        self.call(method, payload, wait, wait.remaining(), f)
     }
 
     fn call<R>(
@@ -276,11 +275,12 @@ impl Client {
         method: &str,
         payload: &[u8],
         wait: Wait,
-        deadline_ms: u32,
+        left: Option<Duration>,
         f: impl FnOnce(Status, &[u8]) -> R,
     ) -> Result<R, Error> {
         let inner = &*self.inner;
-        let id = inner.session.begin(method, payload.len())?;
+        let call = inner.session.start_call(method, payload.len(), left)?;
+        let id = call.id;
         let mut f = Some(f);
         let mut out = None;
         let mut sink = |status: Status, p: &[u8]| {
@@ -296,18 +296,12 @@ impl Client {
         let own_reader = match inner.try_take_reader() {
             Some(r) => Some(r),
             None => {
-                let mut st = lock(&inner.state);
-                if st.ended().is_some() {
-                    return Err(inner.session.gone(st.ended()));
-                }
-                st.register(id, &inner.waiters);
+                inner.register(&mut lock(&inner.state), id)?;
                 None
             }
         };
-        let sent = {
-            let head = wire::request_header(id, deadline_ms, method);
-            lock(&inner.writer).send_frame_parts(&[&head, method.as_bytes(), payload], wait)
-        };
+        let sent =
+            lock(&inner.writer).send_frame_parts(&[&call.head, method.as_bytes(), payload], wait);
         match own_reader {
             Some(mut reader) => {
                 let got = match sent {
@@ -327,7 +321,7 @@ impl Client {
             }
             None => {
                 if let Err(e) = sent {
-                    lock(&inner.state).unregister(id, &inner.waiters);
+                    inner.forget(&mut lock(&inner.state), id);
                     return Err(e);
                 }
                 self.await_reply(id, wait, &mut sink)?;
@@ -352,16 +346,14 @@ impl Client {
         // looks at what has arrived, once).
         let mut polled = false;
         loop {
-            if let Some(Some(_)) = st.get_mut(id)
-                && let Some(reply) = st.unregister(id, &inner.waiters)
-            {
+            if let Some(reply) = inner.take_reply(&mut st, id) {
                 drop(st);
                 sink(reply.status, &reply.payload);
                 return Ok(());
             }
             if st.ended().is_some() {
                 let e = inner.session.gone(st.ended());
-                st.unregister(id, &inner.waiters);
+                inner.forget(&mut st, id);
                 return Err(e);
             }
             let expired = wait.expired();
@@ -373,7 +365,7 @@ impl Client {
             {
                 polled = true;
                 // Nobody else reads now: the reply cannot be stored by another caller.
-                st.unregister(id, &inner.waiters);
+                inner.forget(&mut st, id);
                 drop(st);
                 let got = inner.read_replies(&mut **reader, id, wait, sink);
                 // Another caller may be waiting to read its own reply.
@@ -382,13 +374,14 @@ impl Client {
                     return Ok(());
                 }
                 st = lock(&inner.state);
-                if st.ended().is_none() && !wait.expired() {
-                    st.register(id, &inner.waiters);
+                if !wait.expired() {
+                    // On a connection that has ended it fails: the next round says why.
+                    let _ = inner.register(&mut st, id);
                 }
                 continue;
             }
             if expired {
-                st.unregister(id, &inner.waiters);
+                inner.forget(&mut st, id);
                 return Err(Error::Timeout);
             }
             st = crate::poison::wait(&inner.ready, st, wait).0;

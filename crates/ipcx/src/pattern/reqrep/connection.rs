@@ -4,10 +4,11 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use super::handshake::{self, Peer};
+use super::handshake::Peer;
 use super::options::ServerOptions;
-use super::request::{Call, Request, Writer, send_reply};
-use super::wire::{self, Codec, Frame, HANDSHAKE_TIMEOUT, Status};
+use super::request::{Request, Writer, send_reply};
+use super::server_session::{Call, Rejected, ServerSession};
+use super::wire::{HANDSHAKE_TIMEOUT, Status};
 use crate::channel::{Connection as Link, Listener};
 use crate::pattern::Error;
 use crate::poison::lock;
@@ -31,26 +32,8 @@ pub(super) struct ConnInner {
     /// The connection ended (the caller closed it, died or sent garbage).
     pub(super) ended: AtomicBool,
     pub(super) writer: Writer,
-    pub(super) gone: Arc<AtomicBool>,
-    pub(super) peer: Arc<Peer>,
-    /// The codec the client named in its hello.
-    pub(super) codec: Codec,
-}
-
-impl ConnInner {
-    /// The request in `frame`, lent as a [`Call`] (`None`: not a request frame).
-    pub(super) fn call<'a>(&'a self, frame: &'a [u8]) -> Option<Call<'a>> {
-        let (id, deadline_ms, method, payload) = wire::decode_request(frame).ok()?;
-        Some(Call {
-            method,
-            payload,
-            deadline: wire::deadline_of(deadline_ms),
-            peer: &self.peer,
-            gone: &self.gone,
-            codec: self.codec,
-            id,
-        })
-    }
+    /// What happens on each event of the connection.
+    pub(super) session: ServerSession,
 }
 
 /// The server's end of one connection, read by whichever thread calls
@@ -81,40 +64,36 @@ impl Connection {
         opts: &ServerOptions,
     ) -> Result<Connection, Error> {
         link.set_max_frame_len(opts.max_request_len);
-        let hello = match link.recv_frame_wait(Wait::timeout(HANDSHAKE_TIMEOUT))? {
-            Some(f) => match Frame::decode(&f) {
-                Ok(Frame::Hello(h)) => h,
-                _ => return Err(Error::protocol(link.peer_name(), "expected a hello")),
-            },
-            None => {
-                return Err(Error::PeerGone {
-                    what: format!("{} left during the handshake", link.peer_name()),
-                });
-            }
-        };
+        let hello = link.recv_frame_wait(Wait::timeout(HANDSHAKE_TIMEOUT))?;
         let peer = Peer {
             credentials: link.peer_credentials(),
             name: link.peer_name(),
         };
         let wait = Wait::timeout(HANDSHAKE_TIMEOUT);
-        let codec = Codec::from_tag(hello.codec).unwrap_or_default();
-        match handshake::answer(&hello, &opts.admission(), &peer) {
-            Ok(welcome) => link.send_frame_wait(&welcome.encode(), wait)?,
-            Err((refusal, message)) => {
-                let _ = link.send_frame_wait(&refusal.encode(), wait);
-                return Err(Error::protocol(link.peer_name(), message));
+        let session = match ServerSession::on_hello(hello.as_deref(), &opts.admission(), peer) {
+            Ok((session, welcome)) => {
+                link.send_frame_wait(&welcome, wait)?;
+                session
             }
-        }
+            Err(Rejected { answer, error }) => {
+                if let Some(refusal) = answer {
+                    let _ = link.send_frame_wait(&refusal, wait);
+                }
+                return Err(error);
+            }
+        };
         let reader = link.take_reading_half()?;
-        Ok(Connection::new(reader, link, Arc::new(peer), codec))
+        // The request limit holds for what is read; replies may be as large as a client
+        // accepts (as the async server's are).
+        link.set_max_frame_len(crate::framing::DEFAULT_MAX_FRAME_LEN);
+        Ok(Connection::new(reader, link, session))
     }
 
     /// A connection past its handshake: `reader` and `writer` are its two halves.
     pub(super) fn new(
         reader: Box<dyn Link>,
         writer: Box<dyn Link>,
-        peer: Arc<Peer>,
-        codec: Codec,
+        session: ServerSession,
     ) -> Connection {
         Connection {
             inner: Arc::new(ConnInner {
@@ -126,16 +105,14 @@ impl Connection {
                 threads: AtomicUsize::new(1),
                 ended: AtomicBool::new(false),
                 writer: Arc::new(Mutex::new(writer)),
-                gone: Arc::new(AtomicBool::new(false)),
-                peer,
-                codec,
+                session,
             }),
         }
     }
 
     /// Who is connected.
     pub fn peer(&self) -> &Peer {
-        &self.inner.peer
+        self.inner.session.peer()
     }
 
     /// Whether the connection has ended (noticed while a thread reads it).
@@ -149,8 +126,8 @@ impl Connection {
     /// like any other ([`Request::expired`]).
     pub fn recv_wait(&self, wait: Wait) -> Result<Request, Error> {
         let mut req = None;
-        self.recv_frame(wait, &mut |f| req = self.request(f))?;
-        req.ok_or_else(|| self.not_a_request())
+        self.recv_frame(wait, &mut |f| req = Some(self.request(f)))?;
+        self.unless_garbage(req)
     }
 
     /// Reads the next request like [`Connection::recv_wait`], but lends it to `f` where the
@@ -158,21 +135,19 @@ impl Connection {
     /// [`Connection::reply`] and [`Call::id`]. The reading half stays taken while `f` runs:
     /// keep `f` short (copy what is needed and return).
     pub fn recv_with<R>(&self, wait: Wait, f: impl FnOnce(&Call<'_>) -> R) -> Result<R, Error> {
-        let inner = &*self.inner;
+        let session = &self.inner.session;
         let mut f = Some(f);
         let mut out = None;
-        let mut bad = false;
-        self.recv_frame(wait, &mut |frame| match inner.call(frame) {
-            Some(call) => {
-                if let Some(f) = f.take() {
-                    out = Some(f(&call));
-                }
-            }
-            None => bad = true,
+        self.recv_frame(wait, &mut |frame| {
+            out = Some(
+                session
+                    .on_request(frame)
+                    .map(|call| f.take().map(|f| f(&call))),
+            );
         })?;
-        match out {
-            Some(r) if !bad => Ok(r),
-            _ => Err(self.not_a_request()),
+        match self.unless_garbage(out)? {
+            Some(r) => Ok(r),
+            None => Err(self.not_a_request()),
         }
     }
 
@@ -182,10 +157,22 @@ impl Connection {
         send_reply(&self.inner.writer, id, status, payload)
     }
 
+    /// What the frame read came to: a frame that was not a request ends the connection.
+    fn unless_garbage<R>(&self, got: Option<Result<R, Error>>) -> Result<R, Error> {
+        match got {
+            Some(Ok(r)) => Ok(r),
+            Some(Err(e)) => {
+                self.end();
+                Err(e)
+            }
+            None => Err(self.not_a_request()),
+        }
+    }
+
     fn not_a_request(&self) -> Error {
         self.end();
         Error::protocol(
-            self.inner.peer.name.clone(),
+            self.inner.session.peer().name.clone(),
             "the client sent something else than a request",
         )
     }
@@ -230,14 +217,12 @@ impl Connection {
     }
 
     fn ended_error(&self) -> Error {
-        Error::PeerGone {
-            what: format!("{} closed the connection", self.inner.peer.name),
-        }
+        self.inner.session.closed_error()
     }
 
     pub(super) fn end(&self) {
         self.inner.ended.store(true, Ordering::SeqCst);
-        self.inner.gone.store(true, Ordering::SeqCst);
+        self.inner.session.on_closed();
         let _g = lock(&self.inner.reader);
         self.inner.readable.notify_all();
     }
@@ -256,25 +241,9 @@ impl Connection {
         lock(&self.inner.reader).take()
     }
 
-    pub(super) fn request(&self, f: &[u8]) -> Option<Request> {
-        let Ok(Frame::Request {
-            id,
-            deadline_ms,
-            method,
-            payload,
-        }) = Frame::decode(f)
-        else {
-            return None;
-        };
-        Some(Request {
-            method,
-            payload,
-            deadline: wire::deadline_of(deadline_ms),
-            peer: self.inner.peer.clone(),
-            codec: self.inner.codec,
-            id,
-            writer: self.inner.writer.clone(),
-            gone: self.inner.gone.clone(),
-        })
+    /// The request in frame `f`, owned (`Err`: not a request; the connection ends).
+    pub(super) fn request(&self, f: &[u8]) -> Result<Request, Error> {
+        let call = self.inner.session.on_request(f)?;
+        Ok(Request::from_call(&call, &self.inner.writer))
     }
 }

@@ -150,7 +150,10 @@ fn check_hello(
             ),
         ));
     }
-    if hello.service != service {
+    // An empty name asks for whatever this server serves (a generic caller such as
+    // `ipcx call`, which learns the name and methods with `ipcx.describe`).
+    let any = hello.service.is_empty();
+    if !any && hello.service != service {
         return Err((
             Refusal::WrongService,
             format!(
@@ -159,7 +162,7 @@ fn check_hello(
             ),
         ));
     }
-    if hello.version != version {
+    if !any && hello.version != version {
         return Err((
             Refusal::ServiceVersion,
             format!(

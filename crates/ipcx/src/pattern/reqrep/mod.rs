@@ -17,21 +17,29 @@
 //! The typed RPC layer ([`crate::rpc`]) is built on this module.
 //!
 //! # Layout
-//! One engine, thread-based and async (feature `tokio`) ends over the same protocol:
+//! One engine: each side of a connection is one state machine without IO, which the
+//! thread-based and the async (feature `tokio`) ends both run, over the same protocol:
 //! * `wire`: the frames, reply statuses, refusals, and the limits and timeouts both ends
 //!   share;
 //! * `handshake`: the hello, the server's checks and answer, and how a client reads it (used
 //!   by every client and server), with who connected ([`Peer`]) and why a connection was
 //!   refused ([`ConnectError`]);
-//! * `session`: what both clients keep per connection: request ids and the checks before
-//!   sending, the calls waiting for their replies, and why the connection ended (one set of
-//!   words for every call it fails);
+//! * `client_session`: **the client's state machine**: what happens when a call starts (checks,
+//!   id, deadline, the request's header), when a frame arrives (whose reply it is; a late,
+//!   unknown or second reply is ignored; garbage ends the connection), when a call gives up
+//!   (deadline, caller gone) and when the connection ends (every waiting call fails, in one set
+//!   of words), with the [`Reply`] a call gets;
+//! * `server_session`: **the server's state machine**: the hello (checks, welcome or refusal,
+//!   codec), each request (decoded where it lies into a [`Call`], with its deadline; anything
+//!   else ends the connection), a panicking handler, the connection's end (calls in progress
+//!   learn that nobody waits), and the reply frame (one too large for the client becomes an
+//!   error saying so);
 //! * `client` ([`Client`], [`ClientPool`]) and `async_client` (the engine under
-//!   [`crate::rpc::AsyncRpcClient`]): the thread-based and tokio drivers of a session: they
-//!   move the bytes and wake the callers;
-//! * `request` ([`Request`], [`Call`]), `options` ([`ServerOptions`]), `connection`
-//!   ([`Connection`]) and `server` ([`Server`]): the thread-based server; `async_server`: the
-//!   tokio one (native over Unix sockets, TCP and TLS, bridged to [`Server`] over shared
+//!   [`crate::rpc::AsyncRpcClient`]): the thread-based and tokio drivers of a client session:
+//!   they move the bytes and wake the callers;
+//! * `request` ([`Request`]), `options` ([`ServerOptions`]), `connection` ([`Connection`])
+//!   and `server` ([`Server`]): the thread-based drivers of a server session; `async_server`:
+//!   the tokio one (native over Unix sockets, TCP and TLS, bridged to [`Server`] over shared
 //!   memory), under [`crate::rpc::AsyncService`];
 //! * `transport`: the one place that turns addresses into connections and listeners.
 //!
@@ -72,17 +80,19 @@
 //! request   0x01 id:u64 deadline_ms:u32 (0: none) method_len:u16 method payload
 //! reply     0x02 id:u64 status:u8 payload
 //! ```
-//! Payloads are opaque here; the typed layer encodes them in the connection's [`Codec`],
-//! which the client names in its hello and the server answers in. The whole protocol, for
-//! writing a client in another language, is in the repository's `docs/PROTOCOL.md`.
+//! Payloads are opaque here; the typed layer encodes them in the connection's
+//! [`Codec`](crate::channel::Codec), which the client names in its hello and the server
+//! answers in. The whole protocol, for writing a client in another language, is in the
+//! repository's `docs/PROTOCOL.md`.
 
 mod client;
+mod client_session;
 mod connection;
 mod handshake;
 mod options;
 mod request;
 mod server;
-mod session;
+mod server_session;
 mod transport;
 mod wire;
 
@@ -91,10 +101,12 @@ pub(crate) mod async_client;
 #[cfg(feature = "tokio")]
 pub(crate) mod async_server;
 
-pub use client::{Client, ClientPool, Reply};
+pub use client::{Client, ClientPool};
+pub use client_session::Reply;
 pub use connection::Connection;
 pub use handshake::{Authorize, ConnectError, Peer, Refused};
 pub use options::{CallHandler, Handler, ServerOptions};
-pub use request::{Call, Request};
+pub use request::Request;
 pub use server::Server;
-pub use wire::{Codec, DecodeError, Frame, Hello, MAX_NAME_LEN, PROTOCOL_VERSION, Refusal, Status};
+pub use server_session::Call;
+pub use wire::{DecodeError, Frame, Hello, MAX_NAME_LEN, PROTOCOL_VERSION, Refusal, Status};

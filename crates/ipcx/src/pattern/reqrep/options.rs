@@ -4,7 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::handshake::{Admission, Authorize};
-use super::request::{Call, Request};
+use super::request::Request;
+use super::server_session::Call;
 use super::wire::Status;
 
 /// A handler run on the thread that read the request (see [`ServerOptions::handler`]). It

@@ -1,66 +1,43 @@
-//! A request as the server hands it out: owned ([`Request`]) or lent in place ([`Call`]),
-//! and its reply.
+//! A request as the server hands it out owned ([`Request`]; lent in place, it is a
+//! [`Call`]), and how a reply goes out.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::handshake::Peer;
-use super::wire::{self, Codec, Status};
+use super::server_session::{self, Call, ReplyFrame};
+use super::wire::{Codec, Status};
 use crate::channel::Connection as Link;
 use crate::pattern::Error;
 use crate::poison::lock;
 use crate::wait::Wait;
 
-/// A request lent by the connection, without copying its method name or payload out (see
-/// [`Connection::recv_with`] and [`ServerOptions::call_handler`]).
-///
-/// [`Connection::recv_with`]: super::Connection::recv_with
-/// [`ServerOptions::call_handler`]: super::ServerOptions::call_handler
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct Call<'a> {
-    /// The method name.
-    pub method: &'a str,
-    /// The payload.
-    pub payload: &'a [u8],
-    /// When the caller stops waiting, if it said.
-    pub deadline: Option<Instant>,
-    /// Who sent it.
-    pub peer: &'a Arc<Peer>,
-    /// Becomes true when the caller's connection ends (see [`Request::caller_gone`]).
-    pub gone: &'a Arc<AtomicBool>,
-    /// The codec the caller named in its hello: its payload is in it, and so must the
-    /// reply's be.
-    pub codec: Codec,
-    pub(super) id: u64,
-}
-
-impl Call<'_> {
-    /// The request's id, to answer it with [`Connection::reply`](super::Connection::reply).
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// Whether the deadline has passed.
-    pub fn expired(&self) -> bool {
-        self.deadline.is_some_and(|d| Instant::now() >= d)
-    }
-}
-
-/// Sends a reply frame on `writer`: without waiting first (no clock read), then, if the link
-/// is full, waiting up to 30 s for room.
+/// Sends the reply to call `id` on `writer` (framed by [`server_session::reply`]). A reply
+/// larger than the link carries (a ring's frame) is replaced, as one larger than a client
+/// accepts is, by an error saying so.
 pub(super) fn send_reply(
     writer: &Writer,
     id: u64,
     status: Status,
     payload: &[u8],
 ) -> Result<(), Error> {
-    let h = wire::reply_header(id, status);
     let mut w = lock(writer);
-    match w.send_frame_parts(&[&h, payload], Wait::NoWait) {
+    let max = crate::framing::DEFAULT_MAX_FRAME_LEN;
+    match send(&mut **w, &server_session::reply(id, status, payload, max)) {
+        Err(Error::TooLarge { max, .. }) => {
+            send(&mut **w, &server_session::reply(id, status, payload, max))
+        }
+        r => r,
+    }
+}
+
+/// Sends `reply` on `w`: without waiting first (no clock read), then, if the link is full,
+/// waiting up to 30 s for room.
+fn send(w: &mut dyn Link, reply: &ReplyFrame<'_>) -> Result<(), Error> {
+    match w.send_frame_parts(&reply.parts(), Wait::NoWait) {
         Err(Error::Full { .. } | Error::WouldBlock | Error::Timeout) => {
-            w.send_frame_parts(&[&h, payload], Wait::timeout(Duration::from_secs(30)))
+            w.send_frame_parts(&reply.parts(), Wait::timeout(Duration::from_secs(30)))
         }
         r => r,
     }
@@ -88,6 +65,20 @@ pub struct Request {
 }
 
 impl Request {
+    /// The request `call`, owned, to be answered on `writer`.
+    pub(super) fn from_call(call: &Call<'_>, writer: &Writer) -> Request {
+        Request {
+            method: call.method.to_owned(),
+            payload: call.payload.to_vec(),
+            deadline: call.deadline,
+            peer: call.peer.clone(),
+            codec: call.codec,
+            id: call.id(),
+            writer: writer.clone(),
+            gone: call.gone.clone(),
+        }
+    }
+
     /// Whether the deadline has passed.
     pub fn expired(&self) -> bool {
         self.deadline.is_some_and(|d| Instant::now() >= d)
@@ -103,6 +94,16 @@ impl Request {
     /// [`Request::caller_gone`]), for handlers that check it while they work.
     pub fn caller_gone_flag(&self) -> Arc<AtomicBool> {
         self.gone.clone()
+    }
+
+    /// The request, about to start: `None` when its deadline passed while it waited (it is
+    /// answered [`Status::DeadlineExceeded`] instead of started).
+    pub(super) fn start(self) -> Option<Request> {
+        if !self.expired() {
+            return Some(self);
+        }
+        let _ = self.reply(Status::DeadlineExceeded, b"");
+        None
     }
 
     /// Sends the reply. A caller that has gone is not an error for the server: the reply is

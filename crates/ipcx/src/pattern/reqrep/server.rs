@@ -1,5 +1,7 @@
 //! The thread-based server: accepts clients, runs the handshake, and serves their requests in
-//! handler mode or queue mode (see the [module docs](super#serving)).
+//! handler mode or queue mode (see the [module docs](super#serving)). What happens on each
+//! event of a connection is the server's state machine's ([`super::server_session`]); this
+//! drives it with threads.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,8 +13,8 @@ use std::time::Duration;
 use super::connection::{ConnInner, Connection};
 use super::options::ServerOptions;
 use super::request::{Request, send_reply};
+use super::server_session;
 use super::transport;
-use super::wire::Status;
 use crate::channel::{Connection as Link, Endpoint, Listener};
 use crate::pattern::Error;
 use crate::poison::lock;
@@ -35,6 +37,19 @@ struct Shared {
     wake_watcher: Condvar,
     /// The watcher sleeps until woken (no handler ran lately).
     watcher_asleep: AtomicBool,
+}
+
+impl Shared {
+    /// A request of `conn` starts running on the thread that read it: the watcher looks
+    /// after the connection from now on (woken if it sleeps).
+    fn started(&self, conn: &ConnInner) {
+        conn.running.fetch_add(1, Ordering::SeqCst);
+        if self.watcher_asleep.load(Ordering::SeqCst) {
+            let _g = lock(&self.watch);
+            self.watcher_asleep.store(false, Ordering::SeqCst);
+            self.wake_watcher.notify_one();
+        }
+    }
 }
 
 impl fmt::Debug for Shared {
@@ -143,16 +158,15 @@ impl Server {
     }
 
     /// Receives a request, waiting as `wait` allows. Requests whose deadline passed while
-    /// queued are answered [`Status::DeadlineExceeded`] and skipped. A server with a
-    /// [`handler`](ServerOptions::handler) hands none out: this only waits.
+    /// queued are answered [`Status::DeadlineExceeded`](super::Status::DeadlineExceeded) and
+    /// skipped. A server with a [`handler`](ServerOptions::handler) hands none out: this only
+    /// waits.
     pub fn recv_wait(&self, wait: Wait) -> Result<Request, Error> {
         loop {
             let r = crate::pattern::recv_mpsc(&lock(&self.rx), wait, "server")?;
-            if r.expired() {
-                let _ = r.reply(Status::DeadlineExceeded, b"");
-                continue;
+            if let Some(r) = r.start() {
+                return Ok(r);
             }
-            return Ok(r);
         }
     }
 }
@@ -239,26 +253,18 @@ fn serve_inline(conn: &Connection, sh: &Shared) {
                 Err(Error::Timeout | Error::WouldBlock) => continue,
                 Ok(false) | Err(_) => break,
             }
-            let Some(call) = inner.call(&frame) else {
+            let Ok(call) = inner.session.on_request(&frame) else {
                 break;
             };
             if sh.closed.load(Ordering::SeqCst) {
                 break;
             }
             // Read just now with at least a millisecond left: its deadline has not passed.
-            inner.running.fetch_add(1, Ordering::SeqCst);
-            if sh.watcher_asleep.load(Ordering::SeqCst) {
-                let _g = lock(&sh.watch);
-                sh.watcher_asleep.store(false, Ordering::SeqCst);
-                sh.wake_watcher.notify_one();
-            }
+            sh.started(inner);
             out.clear();
             let status =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&call, &mut out)))
-                    .unwrap_or_else(|_| {
-                        out.clear();
-                        Status::Panicked
-                    });
+                    .unwrap_or_else(|_| server_session::panicked(&mut out));
             let _ = send_reply(&inner.writer, call.id(), status, &out);
             inner.running.fetch_sub(1, Ordering::SeqCst);
             continue;
@@ -267,7 +273,7 @@ fn serve_inline(conn: &Connection, sh: &Shared) {
             break;
         };
         let mut req = None;
-        let got = reader.recv_frame_with(Wait::timeout(POLL), &mut |f| req = conn.request(f));
+        let got = reader.recv_frame_with(Wait::timeout(POLL), &mut |f| req = conn.request(f).ok());
         conn.put_back(reader);
         let req = match got {
             Ok(true) => match req {
@@ -281,16 +287,10 @@ fn serve_inline(conn: &Connection, sh: &Shared) {
             // The server stopped while this request came: the caller sees the connection end.
             break;
         }
-        if req.expired() {
-            let _ = req.reply(Status::DeadlineExceeded, b"");
+        let Some(req) = req.start() else {
             continue;
-        }
-        inner.running.fetch_add(1, Ordering::SeqCst);
-        if sh.watcher_asleep.load(Ordering::SeqCst) {
-            let _g = lock(&sh.watch);
-            sh.watcher_asleep.store(false, Ordering::SeqCst);
-            sh.wake_watcher.notify_one();
-        }
+        };
+        sh.started(inner);
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(req)));
         inner.running.fetch_sub(1, Ordering::SeqCst);
     }

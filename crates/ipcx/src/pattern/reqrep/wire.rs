@@ -4,6 +4,8 @@
 use std::time::{Duration, Instant};
 
 use super::super::Error;
+/// The codec a hello names: the channel layer's.
+pub(crate) use crate::channel::Codec;
 
 /// The wire protocol version this build speaks.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -132,54 +134,15 @@ impl Refusal {
     }
 }
 
-/// How a connection's arguments and results are encoded: the codec a client names in its
-/// hello, which the server answers in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
-#[non_exhaustive]
-pub enum Codec {
-    /// postcard (tag 0): the default between Rust programs.
-    #[default]
-    Postcard,
-    /// MessagePack (tag 1): for any language. Structs travel as maps keyed by field name,
-    /// tuples (several arguments) as arrays.
-    MsgPack,
-}
-
-impl Codec {
-    /// The codec's tag on the wire.
-    pub fn tag(self) -> u8 {
-        match self {
-            Codec::Postcard => 0,
-            Codec::MsgPack => 1,
-        }
-    }
-
-    /// The codec of a wire tag (`None`: a tag this build does not know).
-    pub fn from_tag(tag: u8) -> Option<Codec> {
-        Some(match tag {
-            0 => Codec::Postcard,
-            1 => Codec::MsgPack,
-            _ => return None,
-        })
-    }
-
-    /// The codec's name (`postcard`, `msgpack`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Codec::Postcard => "postcard",
-            Codec::MsgPack => "msgpack",
-        }
-    }
-}
-
 /// A client's introduction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hello {
     /// Wire protocol version.
     pub protocol: u16,
-    /// Service name.
+    /// Service name; empty: whatever service the server provides (its version is then not
+    /// checked either).
     pub service: String,
-    /// Service version.
+    /// Service version (not checked when `service` is empty).
     pub version: u32,
     /// The tag of the codec the client calls in ([`Codec::tag`]; a server refuses a tag it
     /// does not know with [`Refusal::UnknownCodec`]). Tag 0 (postcard) is not sent: a hello
@@ -467,13 +430,6 @@ pub(crate) fn deadline_ms(left: Option<Duration>) -> u32 {
         None => 0,
         Some(d) => u32::try_from(d.as_millis().max(1)).unwrap_or(u32::MAX),
     }
-}
-
-#[cfg(feature = "tokio")]
-/// A whole request frame (what [`request_header`], the method name and the payload make).
-pub(crate) fn encode_request(id: u64, deadline_ms: u32, method: &str, payload: &[u8]) -> Vec<u8> {
-    let head = request_header(id, deadline_ms, method);
-    [&head, method.as_bytes(), payload].concat()
 }
 
 /// The header of a reply frame (the payload follows it).

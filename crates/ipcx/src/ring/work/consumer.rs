@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use super::{Member, Slot, producers_gone};
 use crate::ring::blocked::wait_for_message;
@@ -11,12 +10,12 @@ use crate::ring::blocked::wait_for_message;
 use crate::ring::bridge::Bridge;
 use crate::ring::format::PATTERN_WORK;
 use crate::ring::hot::waiting_for_a_message;
-use crate::ring::role::{Role, role_methods};
+use crate::ring::role::{Role, recv_forms, role_methods};
 use crate::ring::sample::Sample;
 use crate::ring::sample::lend::Holder;
 use crate::ring::segment::Segment;
 use crate::ring::table::{HOLD_MSG, ROLE_CONSUMER, ROLE_PRODUCER};
-use crate::ring::{Error, Options};
+use crate::ring::{Options, RingError};
 use crate::wait::Wait;
 
 /// The receiving side of a work queue (any number per queue; each message goes to one).
@@ -32,20 +31,20 @@ impl Consumer {
     pub fn producers(&self) -> usize {
         self.m.count(ROLE_PRODUCER)
     }
-    fn gone(&self) -> Option<Error> {
+    fn gone(&self) -> Option<RingError> {
         if let Some(e) = self.m.seg.fault(false) {
             return Some(e);
         }
         producers_gone(&self.m.seg).then(|| {
             self.m.seg.reap();
-            Error::PeerGone {
+            RingError::PeerGone {
                 what: format!("every producer of shm:{} left or died", self.m.seg.name),
             }
         })
     }
 
     /// Takes a message if one is waiting and records it as held.
-    fn take(&mut self) -> Result<Option<Slot>, Error> {
+    fn take(&mut self) -> Result<Option<Slot>, RingError> {
         let m = &self.m;
         let Some((idx, len)) = m.q.take().map_err(|e| m.err(e))? else {
             return Ok(None);
@@ -58,7 +57,7 @@ impl Consumer {
 
     /// The next message if one is waiting (recorded as held), `None` if none is, or the
     /// reason none will come (once every message queued was taken).
-    fn next(&mut self) -> Result<Option<Slot>, Error> {
+    fn next(&mut self) -> Result<Option<Slot>, RingError> {
         loop {
             if let Some(got) = self.take()? {
                 return Ok(Some(got));
@@ -72,7 +71,7 @@ impl Consumer {
     }
 
     /// Waits as `wait` says for a message; `Ok(None)` when one may be there.
-    fn wait(&self, wait: Wait) -> Result<(), Error> {
+    fn wait(&self, wait: Wait) -> Result<(), RingError> {
         let m = &self.m;
         let mut spin = m.spin.take();
         let r = wait_for_message(
@@ -91,7 +90,7 @@ impl Consumer {
     }
 
     /// Receives the next message, waiting as `wait` says.
-    pub fn recv_wait(&mut self, wait: Wait) -> Result<Sample<'_, Consumer>, Error> {
+    pub fn recv_wait(&mut self, wait: Wait) -> Result<Sample<'_, Consumer>, RingError> {
         let slot = loop {
             if let Some(got) = self.next()? {
                 break got;
@@ -103,18 +102,6 @@ impl Consumer {
         };
         Ok(Sample::new(self, slot))
     }
-    /// Receives the next message, blocking.
-    pub fn recv(&mut self) -> Result<Sample<'_, Consumer>, Error> {
-        self.recv_wait(Wait::Forever)
-    }
-    /// Receives a message if one is waiting ([`Error::Empty`] otherwise).
-    pub fn try_recv(&mut self) -> Result<Sample<'_, Consumer>, Error> {
-        self.recv_wait(Wait::NoWait)
-    }
-    /// Receives a message, giving up after `timeout`.
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Sample<'_, Consumer>, Error> {
-        self.recv_wait(Wait::timeout(timeout))
-    }
 
     /// Receives the next message without blocking the thread (tokio).
     ///
@@ -125,7 +112,7 @@ impl Consumer {
     /// when someone sleeps on it). Cancel-safe: a message is taken only when the future
     /// completes.
     #[cfg(feature = "tokio")]
-    pub async fn recv_async(&mut self) -> Result<Sample<'_, Consumer>, Error> {
+    pub async fn recv_async(&mut self) -> Result<Sample<'_, Consumer>, RingError> {
         let slot = loop {
             if let Some(got) = self.next()? {
                 break got;
@@ -144,11 +131,12 @@ impl Consumer {
 }
 
 role_methods!(Consumer, "work queue");
+recv_forms!(Consumer, Sample<'_, Consumer>);
 
 impl Role for Consumer {
     const PATTERN: u32 = PATTERN_WORK;
 
-    fn join(seg: Arc<Segment>, opts: &Options) -> Result<Consumer, Error> {
+    fn join(seg: Arc<Segment>, opts: &Options) -> Result<Consumer, RingError> {
         Ok(Consumer {
             m: Member::join(seg, opts, ROLE_CONSUMER)?,
             #[cfg(feature = "tokio")]

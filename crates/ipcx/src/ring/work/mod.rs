@@ -1,7 +1,7 @@
 //! The work queue: N [`Producer`]s, M [`Consumer`]s, each message to exactly one consumer.
 //!
 //! A work-queue segment (pattern 2; a publish/subscribe ring is pattern 1, and opening one as
-//! the other is [`Error::Incompatible`]) holds a pool of fixed-size slots (`max_message`
+//! the other is [`RingError::Incompatible`]) holds a pool of fixed-size slots (`max_message`
 //! bytes each, rounded up to 16; [`Options::slots`] of them, a power of two) and two lock-free
 //! queues of slot indices: free slots and published messages. A producer loans a free slot
 //! ([`Producer::loan`]), writes the message in place and sends it; a consumer receives it in
@@ -18,7 +18,7 @@
 //! s.send()?;
 //! let job = cons.recv()?;
 //! assert_eq!(&*job, b"job");
-//! # Ok::<(), ipcx::ring::Error>(())
+//! # Ok::<(), ipcx::ring::RingError>(())
 //! ```
 //!
 //! # Delivery and order
@@ -40,11 +40,11 @@
 //! leaks that one slot, or loses that one message, until the segment is recreated; a process
 //! killed inside a queue operation itself (between its compare-and-swap and its release
 //! store) leaves that queue cell stuck, and later operations on it fail with
-//! [`Error::Corrupt`] instead of hanging.
+//! [`RingError::Corrupt`] instead of hanging.
 //!
-//! A consumer whose queue is empty gets [`Error::PeerGone`] once a producer had attached and
+//! A consumer whose queue is empty gets [`RingError::PeerGone`] once a producer had attached and
 //! none is alive any more (messages already queued are delivered first). A producer never
-//! fails because no consumer is there: it blocks (or gets [`Error::Full`]) once every slot is
+//! fails because no consumer is there: it blocks (or gets [`RingError::Full`]) once every slot is
 //! taken.
 //!
 //! [`Sample`]: super::Sample
@@ -56,13 +56,13 @@ mod producer;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use ipcx_ring::{ACTIVE, Cursor, RingError, WorkQueue};
+use ipcx_ring::{ACTIVE, Cursor, RingError as CoreError, WorkQueue};
 
 pub use consumer::Consumer;
 pub use producer::Producer;
 use slot::Slot;
 
-use super::Error;
+use super::RingError;
 use super::options::Options;
 use super::role::extend;
 use super::segment::Segment;
@@ -81,13 +81,13 @@ struct Member {
 }
 
 impl Member {
-    fn join(seg: Arc<Segment>, opts: &Options, role: u32) -> Result<Member, Error> {
-        let corrupt = || Error::Corrupt {
+    fn join(seg: Arc<Segment>, opts: &Options, role: u32) -> Result<Member, RingError> {
+        let corrupt = || RingError::Corrupt {
             name: seg.name.to_string(),
             what: "work queue layout",
         };
         let Some(at) = seg.claim_place(claim_free, role) else {
-            return Err(Error::TooManyParticipants {
+            return Err(RingError::TooManyParticipants {
                 name: seg.name.to_string(),
                 max: seg.participants,
             });
@@ -116,10 +116,10 @@ impl Member {
     }
 
     /// The error for what the queue said; a truncated segment is named as such.
-    fn err(&self, e: RingError) -> Error {
+    fn err(&self, e: CoreError) -> RingError {
         self.seg
             .fault(true)
-            .unwrap_or_else(|| Error::from_ring(&self.seg.name, e))
+            .unwrap_or_else(|| RingError::from_ring(&self.seg.name, e))
     }
 
     fn count(&self, role: u32) -> usize {

@@ -8,13 +8,13 @@ use std::time::Duration;
 use super::{Member, Slot};
 use crate::ring::blocked::wait_for_room;
 use crate::ring::format::PATTERN_WORK;
-use crate::ring::role::{Role, role_methods};
+use crate::ring::role::{Role, role_methods, send_forms};
 use crate::ring::sample::SampleMut;
 use crate::ring::sample::lend::{Lender, Loaned};
 use crate::ring::segment::Segment;
 use crate::ring::table::{HOLD_LOAN, HOLD_NONE, ROLE_CONSUMER, ROLE_PRODUCER};
 use crate::ring::wait::notify;
-use crate::ring::{Error, Options};
+use crate::ring::{Options, RingError};
 use crate::wait::Wait;
 
 /// The sending side of a work queue (any number per queue).
@@ -33,10 +33,10 @@ impl Producer {
         self.m.count(ROLE_PRODUCER)
     }
     /// Takes a free slot, waiting as `wait` says, and records it as loaned.
-    fn acquire(&mut self, len: usize, wait: Wait) -> Result<u32, Error> {
+    fn acquire(&mut self, len: usize, wait: Wait) -> Result<u32, RingError> {
         let max = self.m.seg.params.max_msg as usize;
         if len > max {
-            return Err(Error::TooLarge { len, max });
+            return Err(RingError::TooLarge { len, max });
         }
         let m = &self.m;
         let mut spin = m.spin.take();
@@ -58,7 +58,7 @@ impl Producer {
 
     /// Publishes slot `idx` with `len` bytes (the entry forgets the loan first: a crash in
     /// between leaks the slot rather than letting a reaper free a published one).
-    fn publish(&mut self, idx: u32, len: usize) -> Result<(), Error> {
+    fn publish(&mut self, idx: u32, len: usize) -> Result<(), RingError> {
         self.m.me.holding.store(HOLD_NONE, Ordering::Release);
         self.m.q.publish(idx, len).map_err(|e| self.m.err(e))?;
         notify(&self.m.q.ctl().data_wait);
@@ -66,7 +66,11 @@ impl Producer {
     }
 
     /// Loans a slot for `len` bytes, waiting as `wait` says for a free one.
-    pub fn loan_wait(&mut self, len: usize, wait: Wait) -> Result<SampleMut<'_, Producer>, Error> {
+    pub fn loan_wait(
+        &mut self,
+        len: usize,
+        wait: Wait,
+    ) -> Result<SampleMut<'_, Producer>, RingError> {
         let idx = self.acquire(len, wait)?;
         Ok(SampleMut::new(Loan {
             prod: self,
@@ -75,11 +79,11 @@ impl Producer {
         }))
     }
     /// Loans a slot for `len` bytes, blocking until one is free.
-    pub fn loan(&mut self, len: usize) -> Result<SampleMut<'_, Producer>, Error> {
+    pub fn loan(&mut self, len: usize) -> Result<SampleMut<'_, Producer>, RingError> {
         self.loan_wait(len, Wait::Forever)
     }
-    /// Loans a slot if one is free now ([`Error::Full`] otherwise).
-    pub fn try_loan(&mut self, len: usize) -> Result<SampleMut<'_, Producer>, Error> {
+    /// Loans a slot if one is free now ([`RingError::Full`] otherwise).
+    pub fn try_loan(&mut self, len: usize) -> Result<SampleMut<'_, Producer>, RingError> {
         self.loan_wait(len, Wait::NoWait)
     }
     /// Loans a slot, giving up after `timeout`.
@@ -87,37 +91,26 @@ impl Producer {
         &mut self,
         len: usize,
         timeout: Duration,
-    ) -> Result<SampleMut<'_, Producer>, Error> {
+    ) -> Result<SampleMut<'_, Producer>, RingError> {
         self.loan_wait(len, Wait::timeout(timeout))
     }
 
     /// Sends a copy of `msg`, waiting as `wait` says for a free slot.
-    pub fn send_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), Error> {
+    pub fn send_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), RingError> {
         let idx = self.acquire(msg.len(), wait)?;
         let q = &self.m.q;
         q.data().copy_in(q.slot_offset(idx), msg, false);
         self.publish(idx, msg.len())
     }
-    /// Sends a copy of `msg`, blocking while every slot is taken.
-    pub fn send(&mut self, msg: &[u8]) -> Result<(), Error> {
-        self.send_wait(msg, Wait::Forever)
-    }
-    /// Sends a copy of `msg` if a slot is free now.
-    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), Error> {
-        self.send_wait(msg, Wait::NoWait)
-    }
-    /// Sends a copy of `msg`, giving up after `timeout`.
-    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), Error> {
-        self.send_wait(msg, Wait::timeout(timeout))
-    }
 }
 
 role_methods!(Producer, "work queue");
+send_forms!(Producer, full: "every slot is taken", room: "a slot is free");
 
 impl Role for Producer {
     const PATTERN: u32 = PATTERN_WORK;
 
-    fn join(seg: Arc<Segment>, opts: &Options) -> Result<Producer, Error> {
+    fn join(seg: Arc<Segment>, opts: &Options) -> Result<Producer, RingError> {
         Ok(Producer {
             m: Member::join(seg, opts, ROLE_PRODUCER)?,
         })
@@ -152,7 +145,7 @@ unsafe impl Loaned for Loan<'_> {
     fn bytes(&self) -> (*mut u8, usize) {
         (self.prod.m.slot_bytes(&self.slot), self.slot.len)
     }
-    fn send(mut self, len: usize) -> Result<(), Error> {
+    fn send(mut self, len: usize) -> Result<(), RingError> {
         self.sent = true;
         let len = len.min(self.slot.len);
         self.prod.publish(self.slot.idx, len)

@@ -4,59 +4,31 @@ use std::io;
 
 use super::error::open_error;
 use super::{MessageQueue, OpenError};
-use crate::open::{OpenFlags, open_flag_setters};
+use crate::open::{Access, OpenFlags, queue_setters};
 use crate::sys::sysv_msg as sys;
 use crate::sysv::Key;
 
 /// How to open or create a queue, in the style of [`std::fs::OpenOptions`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
+    access: Access,
     flags: OpenFlags,
-    read: bool,
-    write: bool,
     max_bytes: Option<u64>,
-}
-
-impl Default for OpenOptions {
-    fn default() -> Self {
-        OpenOptions::new()
-    }
 }
 
 impl OpenOptions {
     /// Read and write access, open only, mode `0o600`.
     pub fn new() -> OpenOptions {
-        OpenOptions {
-            flags: OpenFlags::default(),
-            read: true,
-            write: true,
-            max_bytes: None,
-        }
+        OpenOptions::default()
     }
 
-    open_flag_setters! {
-        noun: "queue",
-        already_exists: "[`OpenError::AlreadyExists`]",
+    queue_setters! {
         umask: "System V IPC ignores the umask",
-        mode_mask: 0o777,
         /// Whose existing queues to use besides the caller's own (default: only the caller's own
         /// uid; see [`crate::trust`]). A queue that this call did not create and whose owner or
         /// creator is another user is [`OpenError::ForeignOwner`]. Checking needs `IPC_STAT`, so
         /// a queue whose mode denies the caller read access is [`OpenError::PermissionDenied`].
         trust,
-    }
-
-    /// Whether the caller needs read (receive) access; checked against an existing queue's
-    /// mode when opening (default true).
-    pub fn read(mut self, read: bool) -> Self {
-        self.read = read;
-        self
-    }
-
-    /// Whether the caller needs write (send) access; checked when opening (default true).
-    pub fn write(mut self, write: bool) -> Self {
-        self.write = write;
-        self
     }
 
     /// The capacity in bytes (`msg_qbytes`, set with `IPC_SET`) of a queue this call creates
@@ -67,7 +39,7 @@ impl OpenOptions {
     }
 
     fn access(&self) -> i32 {
-        (if self.read { 0o400 } else { 0 }) | (if self.write { 0o200 } else { 0 })
+        (if self.access.read { 0o400 } else { 0 }) | (if self.access.write { 0o200 } else { 0 })
     }
 
     /// Opens (or creates) the queue with `key` as configured. [`Key::PRIVATE`] always creates

@@ -1,14 +1,15 @@
-//! [`Error`]: the errors of System V semaphore operations.
+//! [`SemSetError`]: the errors of System V semaphore operations.
 
 use std::io;
 
 use super::VALUE_MAX;
+use crate::os_error::OsError;
 use crate::sysv::Key;
 
 /// Errors of System V semaphore operations.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum SemSetError {
     /// No set has this key.
     #[error("no semaphore set with key {key}: create it first or check the key")]
     NotFound {
@@ -70,45 +71,40 @@ pub enum Error {
     #[error(transparent)]
     ForeignOwner(#[from] crate::trust::ForeignOwner),
     /// Any other OS error.
-    #[error("{what}: {source}")]
-    Io {
-        /// The failed operation.
-        what: &'static str,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(OsError),
 }
 
-impl Error {
+impl SemSetError {
+    pub(super) fn io(what: &'static str, source: io::Error) -> SemSetError {
+        SemSetError::Io(OsError::new(what, source))
+    }
+
     /// Maps errors of operations on an existing set (`semop`, `semctl`).
-    pub(super) fn on_set(what: &'static str, id: i32, e: io::Error) -> Error {
+    pub(super) fn on_set(what: &'static str, id: i32, e: io::Error) -> SemSetError {
         match e.raw_os_error() {
             // EINVAL on an id: the set is gone (removed before the call).
-            Some(libc::EIDRM) | Some(libc::EINVAL) => Error::Removed,
-            Some(libc::EACCES) | Some(libc::EPERM) => Error::PermissionDenied {
+            Some(libc::EIDRM) | Some(libc::EINVAL) => SemSetError::Removed,
+            Some(libc::EACCES) | Some(libc::EPERM) => SemSetError::PermissionDenied {
                 what: format!("id {id}"),
                 source: e,
             },
-            Some(libc::ERANGE) => Error::Overflow,
-            _ => Error::Io { what, source: e },
+            Some(libc::ERANGE) => SemSetError::Overflow,
+            _ => SemSetError::io(what, e),
         }
     }
 
-    pub(super) fn on_get(key: Key, nsems: usize, e: io::Error) -> Error {
+    pub(super) fn on_get(key: Key, nsems: usize, e: io::Error) -> SemSetError {
         match e.raw_os_error() {
-            Some(libc::ENOENT) => Error::NotFound { key },
-            Some(libc::EEXIST) => Error::AlreadyExists { key },
-            Some(libc::EACCES) | Some(libc::EPERM) => Error::PermissionDenied {
+            Some(libc::ENOENT) => SemSetError::NotFound { key },
+            Some(libc::EEXIST) => SemSetError::AlreadyExists { key },
+            Some(libc::EACCES) | Some(libc::EPERM) => SemSetError::PermissionDenied {
                 what: format!("key {key}"),
                 source: e,
             },
-            Some(libc::EINVAL) => Error::InvalidSize { nsems },
-            Some(libc::ENOSPC) => Error::NoSpace,
-            _ => Error::Io {
-                what: "semget",
-                source: e,
-            },
+            Some(libc::EINVAL) => SemSetError::InvalidSize { nsems },
+            Some(libc::ENOSPC) => SemSetError::NoSpace,
+            _ => SemSetError::io("semget", e),
         }
     }
 }

@@ -9,7 +9,7 @@
 //! use ipcx::sysv::{Key, sem::{SemaphoreSet, SemOp}};
 //! use std::time::Duration;
 //!
-//! # fn main() -> Result<(), ipcx::sysv::sem::Error> {
+//! # fn main() -> Result<(), ipcx::sysv::sem::SemSetError> {
 //! let set = SemaphoreSet::create_new(Key::new(0x1234), 2)?; // removed when dropped
 //! set.set(0, 1)?;
 //! set.set(1, 1)?;
@@ -22,7 +22,7 @@
 //! # Ownership
 //! The handle that created the set removes it (`IPC_RMID`) on drop unless
 //! [`SemaphoreSet::persist`] was called; handles that only opened it never remove it. Removal
-//! is immediate: processes blocked on the set wake up with [`Error::Removed`].
+//! is immediate: processes blocked on the set wake up with [`SemSetError::Removed`].
 //!
 //! # Initialisation race
 //! A new set's values are 0 on Linux. When creating a set and then setting values, another
@@ -40,7 +40,7 @@ mod op;
 mod options;
 mod set;
 
-pub use error::Error;
+pub use error::SemSetError;
 pub use op::SemOp;
 pub use options::Options;
 pub use set::{SemStat, SemaphoreSet};

@@ -12,7 +12,8 @@ pub struct SemOp {
     pub delta: i16,
     /// `SEM_UNDO`: the kernel reverts this operation when the process exits.
     pub undo: bool,
-    /// `IPC_NOWAIT`: fail with [`Error::WouldBlock`](super::Error::WouldBlock) instead of waiting.
+    /// `IPC_NOWAIT`: fail with [`SemSetError::WouldBlock`](super::SemSetError::WouldBlock)
+    /// instead of waiting.
     pub nowait: bool,
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{Error, Options, SemOp};
+use super::{Options, SemOp, SemSetError};
 use crate::registry::Ownership;
 use crate::sys::sysv_sem as sys;
 use crate::sysv::Key;
@@ -54,10 +54,14 @@ pub struct SemaphoreSet {
 }
 
 impl SemaphoreSet {
-    pub(super) fn from_parts(id: i32, key: Key, created: bool) -> Result<SemaphoreSet, Error> {
+    pub(super) fn from_parts(
+        id: i32,
+        key: Key,
+        created: bool,
+    ) -> Result<SemaphoreSet, SemSetError> {
         // Opening only needs alter/read rights for the operations; a set we cannot stat is
         // unusable for us anyway. (A set we created and cannot stat is left as it is.)
-        let st = sys::stat(id).map_err(|e| Error::on_set("semctl(IPC_STAT)", id, e))?;
+        let st = sys::stat(id).map_err(|e| SemSetError::on_set("semctl(IPC_STAT)", id, e))?;
         Ok(SemaphoreSet {
             id,
             key,
@@ -72,31 +76,31 @@ impl SemaphoreSet {
         Options::new()
     }
 
-    /// Opens the existing set with key `key` ([`Error::NotFound`] if there is none).
+    /// Opens the existing set with key `key` ([`SemSetError::NotFound`] if there is none).
     ///
     /// Opening needs read permission on the set (the handle reads its size with IPC_STAT);
-    /// without it, [`Error::PermissionDenied`].
-    pub fn open(key: Key) -> Result<SemaphoreSet, Error> {
+    /// without it, [`SemSetError::PermissionDenied`].
+    pub fn open(key: Key) -> Result<SemaphoreSet, SemSetError> {
         Options::new().open(key, 0)
     }
 
     /// Opens the set with key `key`, creating it with `nsems` semaphores (values 0, mode
     /// `0o600`) if there is none.
-    pub fn create(key: Key, nsems: usize) -> Result<SemaphoreSet, Error> {
+    pub fn create(key: Key, nsems: usize) -> Result<SemaphoreSet, SemSetError> {
         Options::new().create(true).open(key, nsems)
     }
 
-    /// Creates a set of `nsems` semaphores (values 0, mode `0o600`); [`Error::AlreadyExists`]
+    /// Creates a set of `nsems` semaphores (values 0, mode `0o600`); [`SemSetError::AlreadyExists`]
     /// if one has the key. With [`Key::PRIVATE`], a new set only reachable through its
     /// [`id`](SemaphoreSet::id).
-    pub fn create_new(key: Key, nsems: usize) -> Result<SemaphoreSet, Error> {
+    pub fn create_new(key: Key, nsems: usize) -> Result<SemaphoreSet, SemSetError> {
         Options::new().create_new(true).open(key, nsems)
     }
 
     /// Opens a set by its id (as printed by `ipcs -s` or handed over by its creator, for
     /// [`Key::PRIVATE`] sets). The handle never removes the set on drop.
-    pub fn from_id(id: i32) -> Result<SemaphoreSet, Error> {
-        let st = sys::stat(id).map_err(|e| Error::on_set("semctl(IPC_STAT)", id, e))?;
+    pub fn from_id(id: i32) -> Result<SemaphoreSet, SemSetError> {
+        let st = sys::stat(id).map_err(|e| SemSetError::on_set("semctl(IPC_STAT)", id, e))?;
         Ok(SemaphoreSet {
             id,
             key: Key(st.key),
@@ -148,9 +152,9 @@ impl SemaphoreSet {
         self.undo = undo;
     }
 
-    fn check_index(&self, index: usize) -> Result<i32, Error> {
+    fn check_index(&self, index: usize) -> Result<i32, SemSetError> {
         if index >= self.nsems {
-            return Err(Error::IndexOutOfRange {
+            return Err(SemSetError::IndexOutOfRange {
                 index,
                 nsems: self.nsems,
             });
@@ -160,27 +164,28 @@ impl SemaphoreSet {
 
     /// Applies all `ops` atomically, blocking until they can all proceed.
     #[doc(alias = "semop")]
-    pub fn op(&self, ops: &[SemOp]) -> Result<(), Error> {
+    pub fn op(&self, ops: &[SemOp]) -> Result<(), SemSetError> {
         self.op_wait(ops, Wait::Forever)
     }
 
-    /// Applies all `ops` atomically if they can all proceed at once; [`Error::WouldBlock`]
+    /// Applies all `ops` atomically if they can all proceed at once; [`SemSetError::WouldBlock`]
     /// otherwise.
-    pub fn try_op(&self, ops: &[SemOp]) -> Result<(), Error> {
+    pub fn try_op(&self, ops: &[SemOp]) -> Result<(), SemSetError> {
         self.op_wait(ops, Wait::NoWait)
     }
 
-    /// Applies all `ops` atomically, waiting at most `timeout`; [`Error::Timeout`] if they
+    /// Applies all `ops` atomically, waiting at most `timeout`; [`SemSetError::Timeout`] if they
     /// could not proceed in time.
     #[doc(alias = "semtimedop")]
-    pub fn op_timeout(&self, ops: &[SemOp], timeout: Duration) -> Result<(), Error> {
+    pub fn op_timeout(&self, ops: &[SemOp], timeout: Duration) -> Result<(), SemSetError> {
         self.op_wait(ops, Wait::timeout(timeout))
     }
 
     /// Applies all `ops` atomically, waiting as `wait` says. Interruptions by signals are
     /// retried with the time left. An `EAGAIN` before the deadline (an op flagged
-    /// [`nowait`](SemOp::nowait)) is [`Error::WouldBlock`]; at or after it, [`Error::Timeout`].
-    pub fn op_wait(&self, ops: &[SemOp], wait: Wait) -> Result<(), Error> {
+    /// [`nowait`](SemOp::nowait)) is [`SemSetError::WouldBlock`]; at or after it,
+    /// [`SemSetError::Timeout`].
+    pub fn op_wait(&self, ops: &[SemOp], wait: Wait) -> Result<(), SemSetError> {
         let mut bufs = Vec::with_capacity(ops.len());
         for op in ops {
             self.check_index(usize::from(op.index))?;
@@ -208,107 +213,109 @@ impl SemaphoreSet {
                     Some(libc::EINTR) => continue,
                     Some(libc::EAGAIN) => {
                         return Err(match wait {
-                            Wait::Until(_) if wait.expired() => Error::Timeout,
-                            _ => Error::WouldBlock,
+                            Wait::Until(_) if wait.expired() => SemSetError::Timeout,
+                            _ => SemSetError::WouldBlock,
                         });
                     }
                     Some(libc::E2BIG) => {
-                        return Err(Error::Io {
-                            what: "semop (more operations than SEMOPM allows in one call)",
-                            source: e,
-                        });
+                        return Err(SemSetError::io(
+                            "semop (more operations than SEMOPM allows in one call)",
+                            e,
+                        ));
                     }
                     Some(libc::EFBIG) => {
-                        return Err(Error::IndexOutOfRange {
+                        return Err(SemSetError::IndexOutOfRange {
                             index: ops.iter().map(|o| usize::from(o.index)).max().unwrap_or(0),
                             nsems: self.nsems,
                         });
                     }
-                    _ => return Err(Error::on_set("semop", self.id, e)),
+                    _ => return Err(SemSetError::on_set("semop", self.id, e)),
                 },
             }
         }
     }
 
     /// Takes one from semaphore `index` (P), blocking while it is zero.
-    pub fn wait(&self, index: u16) -> Result<(), Error> {
+    pub fn wait(&self, index: u16) -> Result<(), SemSetError> {
         self.op(&[SemOp::wait(index)])
     }
 
-    /// Takes one from semaphore `index` if it is above zero; [`Error::WouldBlock`] otherwise.
-    pub fn try_wait(&self, index: u16) -> Result<(), Error> {
+    /// Takes one from semaphore `index` if it is above zero; [`SemSetError::WouldBlock`] otherwise.
+    pub fn try_wait(&self, index: u16) -> Result<(), SemSetError> {
         self.try_op(&[SemOp::wait(index)])
     }
 
     /// Takes one from semaphore `index`, waiting at most `timeout`.
-    pub fn wait_timeout(&self, index: u16, timeout: Duration) -> Result<(), Error> {
+    pub fn wait_timeout(&self, index: u16, timeout: Duration) -> Result<(), SemSetError> {
         self.op_timeout(&[SemOp::wait(index)], timeout)
     }
 
     /// Adds one to semaphore `index` (V).
-    pub fn post(&self, index: u16) -> Result<(), Error> {
+    pub fn post(&self, index: u16) -> Result<(), SemSetError> {
         self.op(&[SemOp::post(index)])
     }
 
     /// The value of semaphore `index` (GETVAL).
-    pub fn get(&self, index: usize) -> Result<u16, Error> {
+    pub fn get(&self, index: usize) -> Result<u16, SemSetError> {
         let i = self.check_index(index)?;
         sys::getval(self.id, i)
             .map(|v| v as u16)
-            .map_err(|e| Error::on_set("semctl(GETVAL)", self.id, e))
+            .map_err(|e| SemSetError::on_set("semctl(GETVAL)", self.id, e))
     }
 
     /// Sets semaphore `index` to `value` (SETVAL), waking waiters that can now proceed and
-    /// clearing every process's undo adjustment for it. [`Error::Overflow`] above
+    /// clearing every process's undo adjustment for it. [`SemSetError::Overflow`] above
     /// [`VALUE_MAX`](super::VALUE_MAX).
-    pub fn set(&self, index: usize, value: u16) -> Result<(), Error> {
+    pub fn set(&self, index: usize, value: u16) -> Result<(), SemSetError> {
         let i = self.check_index(index)?;
         sys::setval(self.id, i, i32::from(value))
-            .map_err(|e| Error::on_set("semctl(SETVAL)", self.id, e))
+            .map_err(|e| SemSetError::on_set("semctl(SETVAL)", self.id, e))
     }
 
     /// All values (GETALL).
-    pub fn get_all(&self) -> Result<Vec<u16>, Error> {
+    pub fn get_all(&self) -> Result<Vec<u16>, SemSetError> {
         let mut v = vec![0u16; self.nsems];
-        sys::getall(self.id, &mut v).map_err(|e| Error::on_set("semctl(GETALL)", self.id, e))?;
+        sys::getall(self.id, &mut v)
+            .map_err(|e| SemSetError::on_set("semctl(GETALL)", self.id, e))?;
         Ok(v)
     }
 
     /// Sets all values at once (SETALL); `values` must hold one value per semaphore.
-    pub fn set_all(&self, values: &[u16]) -> Result<(), Error> {
+    pub fn set_all(&self, values: &[u16]) -> Result<(), SemSetError> {
         if values.len() != self.nsems {
-            return Err(Error::InvalidSize {
+            return Err(SemSetError::InvalidSize {
                 nsems: values.len(),
             });
         }
-        sys::setall(self.id, values).map_err(|e| Error::on_set("semctl(SETALL)", self.id, e))
+        sys::setall(self.id, values).map_err(|e| SemSetError::on_set("semctl(SETALL)", self.id, e))
     }
 
     /// How many processes wait for semaphore `index` to increase (GETNCNT).
-    pub fn waiting_count(&self, index: usize) -> Result<usize, Error> {
+    pub fn waiting_count(&self, index: usize) -> Result<usize, SemSetError> {
         let i = self.check_index(index)?;
         sys::getncnt(self.id, i)
             .map(|n| n as usize)
-            .map_err(|e| Error::on_set("semctl(GETNCNT)", self.id, e))
+            .map_err(|e| SemSetError::on_set("semctl(GETNCNT)", self.id, e))
     }
 
     /// How many processes wait for semaphore `index` to become zero (GETZCNT).
-    pub fn zero_waiting_count(&self, index: usize) -> Result<usize, Error> {
+    pub fn zero_waiting_count(&self, index: usize) -> Result<usize, SemSetError> {
         let i = self.check_index(index)?;
         sys::getzcnt(self.id, i)
             .map(|n| n as usize)
-            .map_err(|e| Error::on_set("semctl(GETZCNT)", self.id, e))
+            .map_err(|e| SemSetError::on_set("semctl(GETZCNT)", self.id, e))
     }
 
     /// The pid of the last process that operated on semaphore `index` (GETPID; 0 if none).
-    pub fn last_pid(&self, index: usize) -> Result<i32, Error> {
+    pub fn last_pid(&self, index: usize) -> Result<i32, SemSetError> {
         let i = self.check_index(index)?;
-        sys::getpid(self.id, i).map_err(|e| Error::on_set("semctl(GETPID)", self.id, e))
+        sys::getpid(self.id, i).map_err(|e| SemSetError::on_set("semctl(GETPID)", self.id, e))
     }
 
     /// Owner, mode, size and times (IPC_STAT).
-    pub fn stat(&self) -> Result<SemStat, Error> {
-        let st = sys::stat(self.id).map_err(|e| Error::on_set("semctl(IPC_STAT)", self.id, e))?;
+    pub fn stat(&self) -> Result<SemStat, SemSetError> {
+        let st =
+            sys::stat(self.id).map_err(|e| SemSetError::on_set("semctl(IPC_STAT)", self.id, e))?;
         Ok(SemStat {
             key: Key(st.key),
             nsems: st.nsems as usize,
@@ -322,18 +329,18 @@ impl SemaphoreSet {
         })
     }
 
-    /// Removes the set now (IPC_RMID): processes waiting on it get [`Error::Removed`]. After
+    /// Removes the set now (IPC_RMID): processes waiting on it get [`SemSetError::Removed`]. After
     /// this, drop does not remove again.
     #[doc(alias = "IPC_RMID")]
-    pub fn remove(&mut self) -> Result<(), Error> {
+    pub fn remove(&mut self) -> Result<(), SemSetError> {
         self.ownership.removed();
-        sys::rmid(self.id).map_err(|e| Error::on_set("semctl(IPC_RMID)", self.id, e))
+        sys::rmid(self.id).map_err(|e| SemSetError::on_set("semctl(IPC_RMID)", self.id, e))
     }
 
-    /// Removes the set with key `key` ([`Error::NotFound`] if there is none).
-    pub fn remove_key(key: Key) -> Result<(), Error> {
-        let id = sys::semget(key.0, 0, 0).map_err(|e| Error::on_get(key, 0, e))?;
-        sys::rmid(id).map_err(|e| Error::on_set("semctl(IPC_RMID)", id, e))
+    /// Removes the set with key `key` ([`SemSetError::NotFound`] if there is none).
+    pub fn remove_key(key: Key) -> Result<(), SemSetError> {
+        let id = sys::semget(key.0, 0, 0).map_err(|e| SemSetError::on_get(key, 0, e))?;
+        sys::rmid(id).map_err(|e| SemSetError::on_set("semctl(IPC_RMID)", id, e))
     }
 }
 
@@ -367,18 +374,21 @@ mod tests {
         assert_eq!(set.get_all().unwrap(), vec![2, 0]);
         set.try_wait(0).unwrap();
         assert_eq!(set.get(0).unwrap(), 1);
-        assert!(matches!(set.try_wait(1), Err(Error::WouldBlock)));
-        assert!(matches!(set.get(2), Err(Error::IndexOutOfRange { .. })));
+        assert!(matches!(set.try_wait(1), Err(SemSetError::WouldBlock)));
+        assert!(matches!(
+            set.get(2),
+            Err(SemSetError::IndexOutOfRange { .. })
+        ));
         assert!(matches!(
             set.try_op(&[SemOp::wait(5)]),
-            Err(Error::IndexOutOfRange { .. })
+            Err(SemSetError::IndexOutOfRange { .. })
         ));
         assert!(matches!(set.set(0, VALUE_MAX), Ok(())));
-        assert!(matches!(set.post(0), Err(Error::Overflow)));
+        assert!(matches!(set.post(0), Err(SemSetError::Overflow)));
         assert_eq!(set.last_pid(0).unwrap(), std::process::id() as i32);
         let other = SemaphoreSet::from_id(set.id()).unwrap();
         assert_eq!(other.len(), 2);
         set.remove().unwrap();
-        assert!(matches!(other.get(0), Err(Error::Removed)));
+        assert!(matches!(other.get(0), Err(SemSetError::Removed)));
     }
 }

@@ -5,6 +5,7 @@ use std::io;
 use std::ops::{Deref, DerefMut};
 
 use super::SysvShmError;
+use crate::os_error::OsError;
 use crate::region::{self, MappedRegion};
 use crate::sys::mmap::Mapping;
 
@@ -41,19 +42,12 @@ impl DerefMut for Attached {
 
 region::impl_region_error! {
     SysvShmError,
-    noun: "attachment",
-    read_failed(e) => SysvShmError::Io {
-        what: "read segment".into(),
-        source: e,
-    },
-    write_failed(e) => SysvShmError::Io {
-        what: "write segment".into(),
-        source: e,
-    },
+    read_failed(e) => SysvShmError::Io(OsError::new("read segment", e)),
+    write_failed(e) => SysvShmError::Io(OsError::new("write segment", e)),
     // An attachment is never guarded against truncation (a segment cannot change size), so
     // this error is never made.
-    truncated: SysvShmError::Io {
-        what: "access segment".into(),
-        source: io::Error::other("the segment's memory is gone"),
-    },
+    truncated: SysvShmError::Io(OsError::new(
+        "access segment",
+        io::Error::other("the segment's memory is gone"),
+    )),
 }

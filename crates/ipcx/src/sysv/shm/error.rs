@@ -2,6 +2,8 @@
 
 use std::io;
 
+use crate::os_error::OsError;
+use crate::region::AccessError;
 use crate::sysv::Key;
 
 /// What can go wrong with System V shared memory.
@@ -74,46 +76,16 @@ pub enum SysvShmError {
         "Key::PRIVATE names no existing segment: open a private segment with Segment::from_id and the id its creator gives you"
     )]
     PrivateKey,
-    /// An access outside the segment.
-    #[error(
-        "{len} bytes at offset {offset} are out of bounds of the {size}-byte segment: stay below {size}"
-    )]
-    OutOfBounds {
-        /// Offset of the access.
-        offset: usize,
-        /// Length of the access.
-        len: usize,
-        /// Size of the segment.
-        size: usize,
-    },
-    /// A write through a read-only attachment.
-    #[error("read-only: {what}: attach read-write to write")]
-    ReadOnly {
-        /// What was attempted.
-        what: &'static str,
-    },
-    /// The bytes at `offset` are not a valid value of the type read
-    /// ([`MappedRegion::try_read`](crate::shm::MappedRegion::try_read)).
-    #[error("the bytes at offset {offset} are not a valid {type_name}")]
-    InvalidValue {
-        /// Offset of the read.
-        offset: usize,
-        /// The type asked for.
-        type_name: &'static str,
-    },
+    /// A failed access to the attachment: out of bounds, read-only, or not a valid value.
+    #[error(transparent)]
+    Access(#[from] AccessError),
     /// The segment exists but its owner or creator is a user the caller does not trust
     /// ([`SegmentOptions::trust`](super::SegmentOptions::trust)). It was left as it is.
     #[error(transparent)]
     ForeignOwner(#[from] crate::trust::ForeignOwner),
     /// Any other OS error.
-    #[error("{what}: {source}")]
-    Io {
-        /// What was attempted.
-        what: String,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(OsError),
 }
 
 pub(super) fn id_error(what: &str, id: i32, e: io::Error) -> SysvShmError {
@@ -123,10 +95,7 @@ pub(super) fn id_error(what: &str, id: i32, e: io::Error) -> SysvShmError {
             what: format!("{what} segment id {id}"),
             source: e,
         },
-        _ => SysvShmError::Io {
-            what: format!("{what} segment id {id}"),
-            source: e,
-        },
+        _ => SysvShmError::Io(OsError::new(format!("{what} segment id {id}"), e)),
     }
 }
 
@@ -138,16 +107,13 @@ pub(super) fn key_error(what: &str, key: Key, e: io::Error) -> SysvShmError {
             what: format!("{what} segment {key}"),
             source: e,
         },
-        Some(libc::ENOSPC) => SysvShmError::Io {
-            what: format!(
+        Some(libc::ENOSPC) => SysvShmError::Io(OsError::new(
+            format!(
                 "{what} segment {key}: the system's segment limits (SHMMNI/SHMALL) are reached; \
                  remove unused segments (ipcs -m)"
             ),
-            source: e,
-        },
-        _ => SysvShmError::Io {
-            what: format!("{what} segment {key}"),
-            source: e,
-        },
+            e,
+        )),
+        _ => SysvShmError::Io(OsError::new(format!("{what} segment {key}"), e)),
     }
 }

@@ -17,7 +17,7 @@
 //! [`MappedRegion::write_at`](crate::shm::MappedRegion::write_at), typed
 //! [`MappedRegion::read`](crate::shm::MappedRegion::read) /
 //! [`MappedRegion::write`](crate::shm::MappedRegion::write) via zerocopy) with bounds checks
-//! ([`SysvShmError::OutOfBounds`]); raw access is `unsafe`
+//! ([`AccessError::OutOfBounds`](crate::shm::AccessError::OutOfBounds)); raw access is `unsafe`
 //! ([`MappedRegion::as_slice`](crate::shm::MappedRegion::as_slice)). Unlike a POSIX object, a
 //! System V segment never changes size, so an attachment cannot fault.
 //!

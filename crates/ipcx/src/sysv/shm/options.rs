@@ -4,6 +4,7 @@ use std::io;
 
 use super::error::key_error;
 use super::{Segment, SysvShmError};
+use crate::os_error::OsError;
 use crate::registry::Ownership;
 use crate::sys;
 use crate::sysv::Key;
@@ -97,10 +98,10 @@ impl SegmentOptions {
                 other => return other,
             }
         }
-        Err(SysvShmError::Io {
-            what: format!("create segment {key}"),
-            source: io::Error::other("the segment kept appearing and disappearing"),
-        })
+        Err(SysvShmError::Io(OsError::new(
+            format!("create segment {key}"),
+            io::Error::other("the segment kept appearing and disappearing"),
+        )))
     }
 
     /// Creates a new segment; [`SysvShmError::AlreadyExists`] if `key` is taken.

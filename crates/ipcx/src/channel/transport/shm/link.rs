@@ -99,13 +99,13 @@ fn accept_addr(name: &str) -> Result<UnixAddr, Error> {
     })
 }
 
-fn ring_err(what: &str, e: ring::Error) -> Error {
+fn ring_err(what: &str, e: ring::RingError) -> Error {
     match e {
-        ring::Error::Timeout => Error::Timeout,
-        ring::Error::Empty => Error::WouldBlock,
-        ring::Error::Full => Error::Full { what: what.into() },
-        ring::Error::PeerGone { what } => Error::PeerGone { what },
-        ring::Error::TooLarge { len, max } => Error::TooLarge {
+        ring::RingError::Timeout => Error::Timeout,
+        ring::RingError::Empty => Error::WouldBlock,
+        ring::RingError::Full => Error::Full { what: what.into() },
+        ring::RingError::PeerGone { what } => Error::PeerGone { what },
+        ring::RingError::TooLarge { len, max } => Error::TooLarge {
             len,
             max,
             what: what.into(),
@@ -391,8 +391,8 @@ fn recv_on(
             f(&s);
             Ok(true)
         }
-        Err(ring::Error::Timeout) => Err(Error::Timeout),
-        Err(ring::Error::PeerGone { .. }) => Ok(false),
+        Err(ring::RingError::Timeout) => Err(Error::Timeout),
+        Err(ring::RingError::PeerGone { .. }) => Ok(false),
         Err(e) => Err(ring_err("the ring link", e)),
     }
 }

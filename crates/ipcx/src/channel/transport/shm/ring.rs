@@ -26,29 +26,29 @@ fn ring_options(opts: &Options) -> ring::Options {
     o
 }
 
-fn convert(name: &PosixName, e: ring::Error) -> Error {
+fn convert(name: &PosixName, e: ring::RingError) -> Error {
     let what = format!("ring shm:{name}");
     match e {
-        ring::Error::NotFound { .. } => Error::NotFound {
+        ring::RingError::NotFound { .. } => Error::NotFound {
             what,
             hint: "start the receiver first (ipcx recv creates the ring), or pass --create".into(),
         },
-        ring::Error::AlreadyExists { .. } => Error::AlreadyExists {
+        ring::RingError::AlreadyExists { .. } => Error::AlreadyExists {
             what,
             hint: "open it, or remove it first (ipcx rm)".into(),
         },
-        ring::Error::PermissionDenied { .. } => Error::PermissionDenied {
+        ring::RingError::PermissionDenied { .. } => Error::PermissionDenied {
             what,
             source: std::io::Error::from_raw_os_error(libc::EACCES),
         },
-        ring::Error::TooLarge { len, max } => Error::TooLarge { len, max, what },
-        ring::Error::Full => Error::Full { what },
-        ring::Error::Empty => Error::WouldBlock,
-        ring::Error::Timeout => Error::Timeout,
-        ring::Error::PeerGone { what } => Error::PeerGone { what },
-        ring::Error::InvalidName(e) => Error::InvalidName(e),
-        ring::Error::ForeignOwner(e) => Error::ForeignOwner(e),
-        ring::Error::Corrupt { what: reason, .. } => Error::Corrupt {
+        ring::RingError::TooLarge { len, max } => Error::TooLarge { len, max, what },
+        ring::RingError::Full => Error::Full { what },
+        ring::RingError::Empty => Error::WouldBlock,
+        ring::RingError::Timeout => Error::Timeout,
+        ring::RingError::PeerGone { what } => Error::PeerGone { what },
+        ring::RingError::InvalidName(e) => Error::InvalidName(e),
+        ring::RingError::ForeignOwner(e) => Error::ForeignOwner(e),
+        ring::RingError::Corrupt { what: reason, .. } => Error::Corrupt {
             what,
             reason: reason.into(),
         },
@@ -89,7 +89,7 @@ impl MessageReceiver for RingReceiver {
                     return Ok(m);
                 }
                 // The publisher left or died: wait for the next one, as a FIFO reader does.
-                Err(ring::Error::PeerGone { .. }) => {
+                Err(ring::RingError::PeerGone { .. }) => {
                     if wait == Wait::NoWait {
                         return Err(Error::WouldBlock);
                     }
@@ -127,7 +127,7 @@ pub(super) fn sender(name: &PosixName, opts: &Options) -> Result<Box<dyn Message
             Publisher::open(name.as_str(), &ropts)
         };
         match r {
-            Err(ring::Error::PublisherExists { .. }) if wait.is_some_and(|w| !w.expired()) => {
+            Err(ring::RingError::PublisherExists { .. }) if wait.is_some_and(|w| !w.expired()) => {
                 std::thread::sleep(Duration::from_millis(5));
             }
             r => break r.map_err(|e| convert(name, e))?,
