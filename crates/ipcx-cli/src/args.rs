@@ -1,8 +1,11 @@
 //! Flags that several commands share (below both `cli` and the commands).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use ipcx::channel::TlsConfig;
+use ipcx::channel::transport::tls;
 
 use crate::parse::{parse_duration, parse_mode, parse_size};
 
@@ -46,11 +49,14 @@ pub struct EndpointFlags {
     /// (e.g. 30s; 0 never). A sender quiet between messages is never dropped.
     #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DUR")]
     pub idle_timeout: Duration,
+    /// Certificates of tls: endpoints.
+    #[command(flatten)]
+    pub tls: TlsFlags,
 }
 
 impl EndpointFlags {
-    /// The library options these flags describe.
-    pub fn options(&self) -> ipcx::channel::Options {
+    /// The library options these flags describe (reading the certificate files given).
+    pub fn options(&self) -> anyhow::Result<ipcx::channel::Options> {
         let mut o = ipcx::channel::Options::new()
             .mode(self.mode)
             .create(self.create)
@@ -65,7 +71,81 @@ impl EndpointFlags {
         if let Some(t) = self.timeout {
             o = o.connect_timeout(t);
         }
-        o.trust(self.trust.trust())
+        if let Some(t) = self.tls.config()? {
+            o = o.tls(t);
+        }
+        Ok(o.trust(self.trust.trust()))
+    }
+}
+
+/// The certificates of `tls:` endpoints (files in PEM, or one DER certificate or PKCS #8 key),
+/// shared by every command that opens endpoints.
+#[derive(Debug, Args)]
+pub struct TlsFlags {
+    /// tls: the certificate this side presents (a receiver's, always; a sender's, when the
+    /// receiver requires client certificates), with its chain; needs --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// tls: the private key of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// tls: a sender trusts receivers whose certificate one of these CA certificates signed
+    /// (and whose name is the HOST of the address).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// tls: a receiver requires each sender to present a certificate that one of these CA
+    /// certificates signed (--cert and --key on the sender).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsFlags {
+    /// A usage error when `ep` is a `tls:` endpoint and the flags it needs on this side
+    /// (`binds`: the receiving side) are missing.
+    pub fn check(&self, ep: &ipcx::Endpoint, binds: bool) -> anyhow::Result<()> {
+        if ep.scheme() != "tls" {
+            return Ok(());
+        }
+        if binds && self.cert.is_none() {
+            return Err(crate::exit::usage(format!(
+                "{ep}: a tls: receiver needs its certificate: --cert FILE --key FILE"
+            )));
+        }
+        if !binds && self.ca.is_none() {
+            return Err(crate::exit::usage(format!(
+                "{ep}: a tls: sender needs the CA certificate that signed the receiver's: --ca FILE"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The TLS configuration these flags describe: the receiving side with --cert and --key,
+    /// the sending side with --ca; `None` when no flag is given.
+    pub fn config(&self) -> anyhow::Result<Option<TlsConfig>> {
+        let identity = match (&self.cert, &self.key) {
+            (Some(c), Some(k)) => Some((tls::load_certificates(c)?, tls::load_private_key(k)?)),
+            _ => None,
+        };
+        if identity.is_none() && self.ca.is_none() {
+            return Ok(None);
+        }
+        let mut t = TlsConfig::new();
+        if let Some((chain, key)) = &identity {
+            let client_roots = match &self.client_ca {
+                Some(f) => Some(tls::load_certificates(f)?),
+                None => None,
+            };
+            t = t.server(tls::server_config(
+                chain.clone(),
+                key.clone_key(),
+                client_roots.as_deref(),
+            )?);
+        }
+        if let Some(ca) = &self.ca {
+            let roots = tls::load_certificates(ca)?;
+            t = t.client(tls::client_config(&roots, identity)?);
+        }
+        Ok(Some(t))
     }
 }
 

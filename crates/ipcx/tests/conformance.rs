@@ -26,10 +26,22 @@ fn endpoints(dir: &util::TempDir) -> Vec<Endpoint> {
         format!("tcp:[::1]:{tcp6}"),
         format!("udp:127.0.0.1:{udp}"),
         format!("shm:{}", util::posix_name("conf-ring")),
+        #[cfg(feature = "tls")]
+        format!("tls:127.0.0.1:{}", free_tcp_port("127.0.0.1")),
     ]
     .iter()
     .map(|a| Endpoint::parse(a).unwrap())
     .collect()
+}
+
+/// Default options, with the fixed test certificates (both sides) for a `tls:` endpoint.
+fn opts(ep: &Endpoint) -> Options {
+    #[cfg(feature = "tls")]
+    if ep.scheme() == "tls" {
+        return Options::new().tls(util::rpc::tls_fixed());
+    }
+    let _ = ep;
+    Options::new()
 }
 
 fn free_tcp_port(host: &str) -> u16 {
@@ -117,7 +129,7 @@ fn child_role() {
 fn connect(ep: &Endpoint) -> Box<dyn ipcx::channel::MessageSender> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match ep.sender(&Options::new().connect_timeout(Duration::from_secs(5))) {
+        match ep.sender(&opts(ep).connect_timeout(Duration::from_secs(5))) {
             Ok(tx) => return tx,
             Err(e) if Instant::now() < deadline => {
                 let _ = e;
@@ -140,7 +152,7 @@ fn order_boundaries_empty_and_largest_message_between_processes() {
     let dir = util::TempDir::new("conf");
     for ep in endpoints(&dir) {
         let mut rx = ep
-            .receiver(&Options::new())
+            .receiver(&opts(&ep))
             .unwrap_or_else(|e| panic!("{ep}: receiver: {e}"));
         let mut child = util::spawn_role("send_all", &[&ep.to_string()]);
         // The child computes the same payload list from the sender's limit; the receiver
@@ -174,7 +186,7 @@ fn order_boundaries_empty_and_largest_message_between_processes() {
 fn oversize_is_rejected_with_a_named_error() {
     let dir = util::TempDir::new("conf-big");
     for ep in endpoints(&dir) {
-        let small = Options::new().max_frame_len(1024).capacity(4, 1024);
+        let small = opts(&ep).max_frame_len(1024).capacity(4, 1024);
         let _rx = ep
             .receiver(&small)
             .unwrap_or_else(|e| panic!("{ep}: receiver: {e}"));
@@ -203,7 +215,7 @@ fn receive_timeout_and_try_recv() {
     let dir = util::TempDir::new("conf-to");
     for ep in endpoints(&dir) {
         let mut rx = ep
-            .receiver(&Options::new())
+            .receiver(&opts(&ep))
             .unwrap_or_else(|e| panic!("{ep}: receiver: {e}"));
         let t0 = Instant::now();
         match rx.recv_timeout(Duration::from_millis(100)) {
@@ -225,7 +237,7 @@ fn a_killed_sender_never_leaves_the_receiver_hanging() {
     let dir = util::TempDir::new("conf-kill");
     for ep in endpoints(&dir) {
         let mut rx = ep
-            .receiver(&Options::new())
+            .receiver(&opts(&ep))
             .unwrap_or_else(|e| panic!("{ep}: receiver: {e}"));
         let mut child = util::spawn_role("send_forever", &[&ep.to_string()]);
         let first = recv(&mut rx, &ep);
@@ -252,7 +264,7 @@ fn a_started_frame_is_delivered_whole_past_the_send_deadline() {
     let dir = util::TempDir::new("conf-late");
     for ep in endpoints(&dir).into_iter().filter(Endpoint::is_framed) {
         let mut rx = ep
-            .receiver(&Options::new())
+            .receiver(&opts(&ep))
             .unwrap_or_else(|e| panic!("{ep}: receiver: {e}"));
         let mut child = util::spawn_role("send_big_with_short_deadline", &[&ep.to_string()]);
         std::thread::sleep(Duration::from_millis(300));

@@ -8,9 +8,13 @@
 //! | pattern | mq | unix | tcp | shm | tls |
 //! |---|---|---|---|---|---|
 //! | mailbox (N:M, each message to one receiver) | yes | no: not a connection | no | yes | no |
-//! | pub/sub (fan-out, topic prefixes, slow or dead subscribers) | no: no connections | yes | yes | yes (ring) | no: no TLS hook |
-//! | push/pull (distribution, credits, redelivery) | no | yes | yes | yes (ring link) | no: no TLS hook |
+//! | pub/sub (fan-out, topic prefixes, slow or dead subscribers) | no: no connections | yes | yes | yes (ring) | yes (feature `tls`) |
+//! | push/pull (distribution, credits, redelivery) | no | yes | yes | yes (ring link) | yes (feature `tls`) |
 //! | req/rep (request ids, deadlines, a server that goes away, stray and large replies) | no | yes | yes | yes (ring link) | yes (feature `tls`) |
+//!
+//! A `tls:` cell runs the same code as the others: only the options beside the address differ
+//! (the fixed test certificates, the same in every process: [`conn`], [`pub_opts`],
+//! [`dist_opts`], [`rep_opts`]).
 //!
 //! [`refused_transports`] checks that each pattern refuses the addresses of the transports it
 //! does not take with a named error. Behaviour specific to one transport (message priorities
@@ -24,13 +28,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ipcx::channel::Endpoint;
+use ipcx::channel::{Codec, ConnectionOptions, Endpoint};
 use ipcx::pattern::Error;
 use ipcx::pattern::mailbox::Mailbox;
 use ipcx::pattern::pubsub::{Publisher, PublisherOptions, SlowPolicy, Subscriber};
 use ipcx::pattern::pushpull::{Distributor, DistributorOptions, TaskResult, Worker};
 use ipcx::pattern::reqrep::{
-    Client, ConnectError, Connection, Request, Server, ServerOptions, Status,
+    Client, ConnectError, Connection, Hello, Request, Server, ServerOptions, Status,
 };
 use ipcx::ring;
 use ipcx::wait::Wait;
@@ -52,7 +56,7 @@ enum Transport {
     Tcp,
     /// Shared-memory rings, `shm:/NAME`.
     Shm,
-    /// TLS over TCP (req/rep's upgrade hook and `channel::transport::tls`).
+    /// TLS on the loopback, `tls:127.0.0.1:PORT`.
     Tls,
 }
 
@@ -65,19 +69,6 @@ impl Transport {
             Transport::Shm => "shm",
             Transport::Tls => "tls",
         }
-    }
-
-    fn from_name(s: &str) -> Transport {
-        [
-            Transport::Mq,
-            Transport::Unix,
-            Transport::Tcp,
-            Transport::Shm,
-            Transport::Tls,
-        ]
-        .into_iter()
-        .find(|t| t.name() == s)
-        .unwrap_or_else(|| panic!("no transport {s}"))
     }
 
     /// A fresh address for the end that binds or creates, and a guard removing what it names
@@ -93,7 +84,8 @@ impl Transport {
                 })
             }
             Transport::Unix => Place::new(format!("unix:@{}", util::unique(tag)), || {}),
-            Transport::Tcp | Transport::Tls => Place::new("tcp:127.0.0.1:0".into(), || {}),
+            Transport::Tcp => Place::new("tcp:127.0.0.1:0".into(), || {}),
+            Transport::Tls => Place::new("tls:127.0.0.1:0".into(), || {}),
             Transport::Shm => {
                 let name = util::posix_name(tag);
                 let n = name.clone();
@@ -111,7 +103,7 @@ impl Transport {
                 let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
                 let port = l.local_addr().unwrap().port();
                 drop(l);
-                format!("tcp:127.0.0.1:{port}")
+                format!("{}:127.0.0.1:{port}", self.name())
             }
             _ => self.place("nobody").addr,
         }
@@ -167,6 +159,73 @@ fn announce(file: &str, addr: &str) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The options beside an address: for `tls:`, the fixed test certificates
+
+/// What connecting to (or binding) `addr` needs besides it.
+fn conn(addr: &str) -> ConnectionOptions {
+    #[cfg(feature = "tls")]
+    if addr.starts_with("tls:") {
+        return ConnectionOptions::new().tls(util::rpc::tls_fixed());
+    }
+    let _ = addr;
+    ConnectionOptions::new()
+}
+
+/// Publisher options for `addr`.
+fn pub_opts(addr: &str) -> PublisherOptions {
+    #[cfg(feature = "tls")]
+    if addr.starts_with("tls:") {
+        return PublisherOptions {
+            tls: Some(util::rpc::tls_server()),
+            ..PublisherOptions::default()
+        };
+    }
+    let _ = addr;
+    PublisherOptions::default()
+}
+
+/// Distributor options for `addr`.
+fn dist_opts(addr: &str) -> DistributorOptions {
+    #[cfg(feature = "tls")]
+    if addr.starts_with("tls:") {
+        return DistributorOptions {
+            tls: Some(util::rpc::tls_server()),
+            ..DistributorOptions::default()
+        };
+    }
+    let _ = addr;
+    DistributorOptions::default()
+}
+
+/// Request/reply server options for `addr`.
+fn rep_opts(addr: &str) -> ServerOptions {
+    #[allow(unused_mut)]
+    let mut opts = ServerOptions::new(SERVICE, 1);
+    #[cfg(feature = "tls")]
+    if addr.starts_with("tls:") {
+        opts.tls = Some(util::rpc::tls_server());
+    }
+    let _ = addr;
+    opts
+}
+
+fn bind_pub(addr: &str) -> Result<Publisher, Error> {
+    Publisher::bind_with(&Endpoint::parse(addr)?, pub_opts(addr))
+}
+
+fn bind_dist(addr: &str) -> Result<Distributor, Error> {
+    Distributor::bind_with(&Endpoint::parse(addr)?, dist_opts(addr))
+}
+
+fn subscribe(addr: &str, topics: &[&[u8]], timeout: Duration) -> Result<Subscriber, Error> {
+    Subscriber::connect_with(addr, topics, timeout, &conn(addr))
+}
+
+fn work_for(addr: &str, credits: u32, timeout: Duration) -> Result<Worker, Error> {
+    Worker::connect_with(addr, credits, timeout, &conn(addr))
+}
+
+// ---------------------------------------------------------------------------------------------
 // Child processes
 
 #[test]
@@ -205,8 +264,7 @@ fn child_role() {
         ("subscriber", |args| {
             // addr prefix expected [slow]: `expected` messages on `prefix`, in order, none
             // missed, until "end".
-            let mut sub =
-                Subscriber::connect(&args[0], &[args[1].as_bytes(), b"end"], LONG).unwrap();
+            let mut sub = subscribe(&args[0], &[args[1].as_bytes(), b"end"], LONG).unwrap();
             let expected: usize = args[2].parse().unwrap();
             let slow = args.get(3).is_some_and(|s| s == "slow");
             let mut got = 0;
@@ -227,12 +285,12 @@ fn child_role() {
             assert_eq!(sub.total_missed(), 0);
         }),
         ("idle_subscriber", |args| {
-            let _sub = Subscriber::connect(&args[0], &[b""], LONG).unwrap();
+            let _sub = subscribe(&args[0], &[b""], LONG).unwrap();
             std::thread::sleep(Duration::from_secs(60));
         }),
         ("lagging_subscriber", |args| {
             // addr flag n: joins, waits for the flag file (the publisher is done), then reads.
-            let mut sub = Subscriber::connect(&args[0], &[b""], LONG).unwrap();
+            let mut sub = subscribe(&args[0], &[b""], LONG).unwrap();
             assert!(util::wait_until(LONG, || Path::new(&args[1]).exists()));
             let n: u64 = args[2].parse().unwrap();
             let (mut next, mut received, mut missed) = (0u64, 0u64, 0u64);
@@ -258,7 +316,7 @@ fn child_role() {
         ("counter", |args| {
             // bind announce tag n: waits for one subscriber, publishes tag-0 .. tag-(n-1) on
             // "n" (and a filtered "x" between them), then "end".
-            let p = Publisher::bind(&args[0]).unwrap();
+            let p = bind_pub(&args[0]).unwrap();
             announce(&args[1], &p.addr().to_string());
             p.wait_for_subscribers(1, LONG).unwrap();
             let n: usize = args[3].parse().unwrap();
@@ -273,7 +331,7 @@ fn child_role() {
         }),
         ("ticker", |args| {
             // bind announce: publishes 0, 1, 2... on "tick" every millisecond until killed.
-            let p = Publisher::bind(&args[0]).unwrap();
+            let p = bind_pub(&args[0]).unwrap();
             announce(&args[1], &p.addr().to_string());
             let mut i = 0u64;
             loop {
@@ -311,11 +369,10 @@ fn child_role() {
             std::thread::sleep(Duration::from_secs(60));
         }),
         ("rep_server", |args| {
-            // transport bind announce dir: answers "echo" with its payload reversed and holds
-            // "hang" requests unanswered, until killed.
-            let rep = Rep::at(Transport::from_name(&args[0]), Path::new(&args[3]));
-            let s = rep.server(&args[1]);
-            announce(&args[2], &s.addr().to_string());
+            // bind announce: answers "echo" with its payload reversed and holds "hang"
+            // requests unanswered, until killed.
+            let s = rep_server(&args[0]);
+            announce(&args[1], &s.addr().to_string());
             let mut held = Vec::new();
             loop {
                 let r = s.recv_timeout(LONG).unwrap();
@@ -494,7 +551,7 @@ fn small_publisher(t: Transport, place: &Place) -> (Publisher, usize) {
         _ => {
             let opts = PublisherOptions {
                 queue_len: 4,
-                ..Default::default()
+                ..pub_opts(&place.addr)
             };
             let p = Publisher::bind_with(&place.addr.parse().unwrap(), opts).unwrap();
             (p, 4096)
@@ -513,10 +570,13 @@ fn numbered(seq: u64, len: usize) -> Vec<u8> {
 /// publisher's queue (and the socket buffers) or the ring are full and publishing times out,
 /// sending nothing; then a try is `Full` and a wait times out on time. Returns how many went.
 fn fill_until_blocked(p: &Publisher, len: usize) -> u64 {
+    // Blocked means nothing moved for this long: longer than a busy machine may take to let
+    // the subscriber's side (decrypting, over TLS) catch up with what is in flight.
+    const STALLED: Duration = Duration::from_millis(500);
     let mut sent = 0u64;
     let t0 = Instant::now();
     loop {
-        match p.publish_timeout(b"x", &numbered(sent, len), SHORT) {
+        match p.publish_timeout(b"x", &numbered(sent, len), STALLED) {
             Ok(()) => sent += 1,
             Err(Error::Timeout) => break,
             Err(e) => panic!("{e:?}"),
@@ -535,9 +595,9 @@ fn fill_until_blocked(p: &Publisher, len: usize) -> u64 {
 
 fn pubsub_fan_out_with_topic_prefixes(t: Transport) {
     let place = t.place("fan");
-    let p = Publisher::bind(&place.addr).unwrap();
+    let p = bind_pub(&place.addr).unwrap();
     let a = p.addr().to_string();
-    if t != Transport::Tcp {
+    if !place.addr.ends_with(":0") {
         assert_eq!(a, place.addr);
     }
     // Three subscribers of "a." see every message on it; "c." reaches nobody.
@@ -569,7 +629,7 @@ fn pubsub_fan_out_with_topic_prefixes(t: Transport) {
 
 fn pubsub_lossless_from_the_moment_it_joined(t: Transport) {
     let place = t.place("join");
-    let p = Arc::new(Publisher::bind(&place.addr).unwrap());
+    let p = Arc::new(bind_pub(&place.addr).unwrap());
     let a = p.addr().to_string();
     let counter = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -588,7 +648,7 @@ fn pubsub_lossless_from_the_moment_it_joined(t: Transport) {
         })
     };
     std::thread::sleep(Duration::from_millis(20));
-    let mut sub = Subscriber::connect(&a, &[b""], LONG).unwrap();
+    let mut sub = subscribe(&a, &[b""], LONG).unwrap();
     // Message `joined` may have been in flight while the subscriber joined; every message
     // after it was published after `connect` returned and must arrive.
     let joined = counter.load(Ordering::SeqCst);
@@ -606,7 +666,7 @@ fn pubsub_lossless_from_the_moment_it_joined(t: Transport) {
 fn pubsub_a_stuck_subscriber_holds_the_publisher_back(t: Transport) {
     let place = t.place("stuck");
     let (p, len) = small_publisher(t, &place);
-    let mut sub = Subscriber::connect(&p.addr().to_string(), &[b""], LONG).unwrap();
+    let mut sub = subscribe(&p.addr().to_string(), &[b""], LONG).unwrap();
     p.wait_for_subscribers(1, LONG).unwrap();
     let sent = fill_until_blocked(&p, len);
     for i in 0..sent {
@@ -656,10 +716,9 @@ fn pubsub_drop_oldest_reports_what_was_missed(t: Transport) {
     let dir = util::TempDir::new("drop");
     let flag = dir.join("published");
     // On shm, DropOldest makes an overwrite ring of the default size.
-    let opts = PublisherOptions {
-        queue_len: 4,
-        policy: SlowPolicy::DropOldest,
-    };
+    let mut opts = pub_opts(&place.addr);
+    opts.queue_len = 4;
+    opts.policy = SlowPolicy::DropOldest;
     let p = Publisher::bind_with(&place.addr.parse().unwrap(), opts).unwrap();
     let a = p.addr().to_string();
     // Far more than the default ring (or the queue and socket buffers) holds.
@@ -684,7 +743,7 @@ fn pubsub_a_killed_publisher_ends_the_subscription(t: Transport) {
     let file = ann.file("ticker");
     let mut ticker = util::spawn_role("ticker", &[&place.addr, &file]);
     let a = ann.wait(&file);
-    let mut sub = util::wait_for(LONG, || Subscriber::connect(&a, &[b"tick"], LONG).ok());
+    let mut sub = util::wait_for(LONG, || subscribe(&a, &[b"tick"], LONG).ok());
     let first = sub.recv_timeout(LONG).unwrap();
     let mut prev = u64::from_be_bytes(first.data.as_slice().try_into().unwrap());
     for _ in 0..5 {
@@ -711,13 +770,13 @@ fn pubsub_a_killed_publisher_ends_the_subscription(t: Transport) {
 
 fn pubsub_a_quiet_publisher_times_out(t: Transport) {
     let (place, place2) = (t.place("quiet"), t.place("quiet2"));
-    let p = Publisher::bind(&place.addr).unwrap();
-    let mut s = Subscriber::connect(&p.addr().to_string(), &[b""], LONG).unwrap();
+    let p = bind_pub(&place.addr).unwrap();
+    let mut s = subscribe(&p.addr().to_string(), &[b""], LONG).unwrap();
     assert!(matches!(s.try_recv(), Err(Error::WouldBlock)));
     let r = util::waits_for(SHORT, || s.recv_timeout(SHORT));
     assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
     // The same with two publishers, after reading from both.
-    let p2 = Publisher::bind(&place2.addr).unwrap();
+    let p2 = bind_pub(&place2.addr).unwrap();
     s.connect_also(&p2.addr().to_string(), LONG).unwrap();
     p.publish(b"t1", b"one").unwrap();
     p2.publish(b"t2", b"two").unwrap();
@@ -756,9 +815,7 @@ fn one_subscriber_many_publishers(places: &[Place]) {
         ));
         addrs.push(ann.wait(&file));
     }
-    let mut sub = util::wait_for(LONG, || {
-        Subscriber::connect(&addrs[0], &[b"n", b"end"], LONG).ok()
-    });
+    let mut sub = util::wait_for(LONG, || subscribe(&addrs[0], &[b"n", b"end"], LONG).ok());
     for a in &addrs[1..] {
         assert!(util::wait_until(LONG, || sub.connect_also(a, LONG).is_ok()));
     }
@@ -804,10 +861,10 @@ fn pubsub_one_subscriber_across_transports() {
 }
 
 fn pubsub_named_errors(t: Transport) {
-    let e = Subscriber::connect(&t.nobody_there(), &[b""], SHORT).unwrap_err();
+    let e = subscribe(&t.nobody_there(), &[b""], SHORT).unwrap_err();
     assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
     let place = t.place("errs");
-    let p = Publisher::bind(&place.addr).unwrap();
+    let p = bind_pub(&place.addr).unwrap();
     let e = p.publish(&[b'x'; 2000], b"").unwrap_err();
     assert!(matches!(e, Error::TooLarge { .. }), "{e:?}");
 }
@@ -816,7 +873,7 @@ fn pubsub_named_errors(t: Transport) {
 // Push/pull
 
 fn connect_worker(a: &str, credits: u32) -> Worker {
-    util::wait_for(LONG, || Worker::connect(a, credits, LONG).ok())
+    util::wait_for(LONG, || work_for(a, credits, LONG).ok())
 }
 
 fn collect(d: &Distributor, n: usize) -> HashMap<u64, TaskResult> {
@@ -831,7 +888,7 @@ fn collect(d: &Distributor, n: usize) -> HashMap<u64, TaskResult> {
 
 fn pushpull_every_task_answered_once_by_a_pool(t: Transport) {
     let place = t.place("pool");
-    let d = Distributor::bind(&place.addr).unwrap();
+    let d = bind_dist(&place.addr).unwrap();
     let a = d.addr().to_string();
     let _kids: Vec<_> = (0..3)
         .map(|i| util::spawn_role("worker", &[&a, &format!("w{i}"), "0"]))
@@ -854,7 +911,7 @@ fn pushpull_every_task_answered_once_by_a_pool(t: Transport) {
 
 fn pushpull_a_slow_worker_gets_fewer_tasks(t: Transport) {
     let place = t.place("balance");
-    let d = Distributor::bind(&place.addr).unwrap();
+    let d = bind_dist(&place.addr).unwrap();
     let a = d.addr().to_string();
     let _fast = util::spawn_role("worker", &[&a, "fast", "0"]);
     let _slow = util::spawn_role("worker", &[&a, "slow", "40"]);
@@ -882,7 +939,7 @@ fn pushpull_a_slow_worker_gets_fewer_tasks(t: Transport) {
 
 fn pushpull_tasks_of_a_killed_worker_complete_elsewhere(t: Transport) {
     let place = t.place("killed");
-    let d = Distributor::bind(&place.addr).unwrap();
+    let d = bind_dist(&place.addr).unwrap();
     let a = d.addr().to_string();
     let mut hoarder = util::spawn_role("hoarder", &[&a, "2"]);
     d.wait_for_workers(1, LONG).unwrap();
@@ -907,7 +964,7 @@ fn pushpull_no_hang_when_every_worker_dies(t: Transport) {
     let place = t.place("orphan");
     let opts = DistributorOptions {
         worker_grace: Duration::from_millis(300),
-        ..DistributorOptions::default()
+        ..dist_opts(&place.addr)
     };
     let d = Distributor::bind_with(&place.addr.parse().unwrap(), opts).unwrap();
     let a = d.addr().to_string();
@@ -934,7 +991,7 @@ fn pushpull_no_hang_when_every_worker_dies(t: Transport) {
 
 fn pushpull_a_result_timeout_with_nothing_there(t: Transport) {
     let place = t.place("timeout");
-    let d = Distributor::bind(&place.addr).unwrap();
+    let d = bind_dist(&place.addr).unwrap();
     assert!(matches!(d.try_recv_result(), Err(Error::WouldBlock)));
     let r = util::waits_for(SHORT, || d.recv_result_timeout(SHORT));
     assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
@@ -942,10 +999,10 @@ fn pushpull_a_result_timeout_with_nothing_there(t: Transport) {
 
 fn pushpull_several_credits_and_run(t: Transport) {
     let place = t.place("credits");
-    let d = Distributor::bind(&place.addr).unwrap();
+    let d = bind_dist(&place.addr).unwrap();
     let a = d.addr().to_string();
     let worker = std::thread::spawn(move || {
-        let mut w = Worker::connect(&a, 4, LONG).unwrap();
+        let mut w = work_for(&a, 4, LONG).unwrap();
         w.run(|t| t.data.iter().rev().copied().collect()).unwrap();
     });
     d.wait_for_workers(1, LONG).unwrap();
@@ -964,119 +1021,39 @@ fn pushpull_several_credits_and_run(t: Transport) {
 }
 
 fn pushpull_named_errors(t: Transport) {
-    let e = Worker::connect(&t.nobody_there(), 1, LONG).unwrap_err();
+    let e = work_for(&t.nobody_there(), 1, LONG).unwrap_err();
     assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
     let place = t.place("zero");
-    let d = Distributor::bind(&place.addr).unwrap();
-    let e = Worker::connect(&d.addr().to_string(), 0, LONG).unwrap_err();
+    let d = bind_dist(&place.addr).unwrap();
+    let e = work_for(&d.addr().to_string(), 0, LONG).unwrap_err();
     assert!(matches!(e, Error::InvalidAddress { .. }), "{e:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
 // Request/reply
 
-/// How a req/rep cell serves and calls over its transport. For TLS: a test CA, and a server
-/// certificate (`localhost`) in `dir`, where a server process reads it.
-struct Rep {
-    t: Transport,
-    dir: std::path::PathBuf,
-    _own: Option<util::TempDir>,
-}
-
 const SERVICE: &str = "conformance";
 
-impl Rep {
-    fn new(t: Transport) -> Rep {
-        let dir = util::TempDir::new("rep");
-        #[cfg(feature = "tls")]
-        if t == Transport::Tls {
-            let ca = util::rpc::Ca::new("conformance");
-            let (chain, key) = ca.leaf(&["localhost"]);
-            std::fs::write(dir.join("cert.der"), chain[0].as_ref()).unwrap();
-            std::fs::write(dir.join("key.der"), key.secret_der()).unwrap();
-            std::fs::write(dir.join("ca.der"), ca.root().as_ref()).unwrap();
-        }
-        Rep {
-            t,
-            dir: dir.path().to_owned(),
-            _own: Some(dir),
-        }
-    }
+/// Binds a queue-mode server at `addr`.
+fn rep_server(addr: &str) -> Server {
+    Server::bind(addr, rep_opts(addr)).unwrap()
+}
 
-    /// The req/rep of transport `t` with the certificates another process wrote to `dir`.
-    fn at(t: Transport, dir: &Path) -> Rep {
-        Rep {
-            t,
-            dir: dir.to_owned(),
-            _own: None,
-        }
-    }
-
-    /// Binds a queue-mode server at `addr`.
-    fn server(&self, addr: &str) -> Server {
-        Server::bind(addr, self.options()).unwrap()
-    }
-
-    /// The options of a server of transport `t` (TLS: with the upgrade to it).
-    fn options(&self) -> ServerOptions {
-        let mut opts = ServerOptions::new(SERVICE, 1);
-        if self.t == Transport::Tls {
-            opts.upgrade = Some(self.tls_upgrade());
-        }
-        opts
-    }
-
-    #[cfg(feature = "tls")]
-    fn tls_upgrade(&self) -> ipcx::pattern::reqrep::Upgrade {
-        use ipcx::channel::transport::tls;
-        use tls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-        let read = |f: &str| std::fs::read(self.dir.join(f)).unwrap();
-        let chain = vec![CertificateDer::from(read("cert.der"))];
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(read("key.der")));
-        let cfg = tls::server_config(chain, key, None).unwrap();
-        Arc::new(move |link| tls::accept(link, cfg.clone()))
-    }
-
-    #[cfg(not(feature = "tls"))]
-    fn tls_upgrade(&self) -> ipcx::pattern::reqrep::Upgrade {
-        unreachable!("TLS cells are ignored without the tls feature")
-    }
-
-    /// Connects a client to the server at `addr`.
-    fn client(&self, addr: &str) -> Result<Client, ConnectError> {
-        if self.t != Transport::Tls {
-            return Client::connect(addr, SERVICE, 1, LONG);
-        }
-        #[cfg(feature = "tls")]
-        {
-            use ipcx::channel::transport::tls::{self, rustls::pki_types::CertificateDer};
-            use ipcx::pattern::reqrep::{Hello, PROTOCOL_VERSION};
-            let root = CertificateDer::from(std::fs::read(self.dir.join("ca.der")).unwrap());
-            let cfg = tls::client_config(&[root], None).unwrap();
-            let link = tls::connect(addr, "localhost", cfg, LONG)?;
-            let hello = Hello {
-                protocol: PROTOCOL_VERSION,
-                service: SERVICE.into(),
-                version: 1,
-                codec: 0,
-            };
-            Client::connect_link(link, addr, &hello, LONG)
-        }
-        #[cfg(not(feature = "tls"))]
-        unreachable!("TLS cells are ignored without the tls feature")
-    }
+/// Connects a client to the server at `addr`.
+fn rep_client(addr: &str) -> Result<Client, ConnectError> {
+    let hello = Hello::new(SERVICE, 1, Codec::Postcard);
+    Client::connect_with(addr, &hello, LONG, &conn(addr))
 }
 
 fn reqrep_replies_reach_their_callers(t: Transport) {
     const THREADS: usize = 8;
     const ROUNDS: usize = 4;
-    let rep = Rep::new(t);
     let place = t.place("ids");
-    let server = rep.server(&place.addr);
+    let server = rep_server(&place.addr);
     let a = server.addr().to_string();
     // Two connections, four callers on each: every round has eight requests outstanding at
     // once, and the server answers them in the reverse order of their arrival.
-    let clients = [rep.client(&a).unwrap(), rep.client(&a).unwrap()];
+    let clients = [rep_client(&a).unwrap(), rep_client(&a).unwrap()];
     std::thread::scope(|s| {
         s.spawn(|| {
             for _ in 0..ROUNDS {
@@ -1107,10 +1084,9 @@ fn reqrep_replies_reach_their_callers(t: Transport) {
 }
 
 fn reqrep_deadlines(t: Transport) {
-    let rep = Rep::new(t);
     let place = t.place("deadline");
-    let server = rep.server(&place.addr);
-    let c = rep.client(&server.addr().to_string()).unwrap();
+    let server = rep_server(&place.addr);
+    let c = rep_client(&server.addr().to_string()).unwrap();
     // Nobody answers: the request fails at its deadline.
     let e = util::waits_for(SHORT, || c.request("m", b"late", SHORT)).unwrap_err();
     assert!(matches!(e, Error::Timeout), "{e:?}");
@@ -1135,14 +1111,12 @@ fn reqrep_deadlines(t: Transport) {
 }
 
 fn reqrep_a_server_that_goes_away(t: Transport) {
-    let rep = Rep::new(t);
     let place = t.place("gone");
     let ann = Announce::new();
     let file = ann.file("server");
-    let dir = rep.dir.to_str().unwrap().to_owned();
-    let mut server = util::spawn_role("rep_server", &[t.name(), &place.addr, &file, &dir]);
+    let mut server = util::spawn_role("rep_server", &[&place.addr, &file]);
     let a = ann.wait(&file);
-    let c = util::wait_for(LONG, || rep.client(&a).ok());
+    let c = util::wait_for(LONG, || rep_client(&a).ok());
     let r = c.request("echo", b"abc", LONG).unwrap();
     assert_eq!((r.status, r.payload.as_slice()), (Status::Ok, &b"cba"[..]));
     std::thread::scope(|s| {
@@ -1164,7 +1138,7 @@ fn reqrep_a_server_that_goes_away(t: Transport) {
     assert!(matches!(e, Error::PeerGone { .. }), "{e:?}");
     assert!(t0.elapsed() < Duration::from_secs(5));
     // Nobody serves there any more.
-    let e = rep.client(&a).unwrap_err();
+    let e = rep_client(&a).unwrap_err();
     assert!(
         matches!(e, ConnectError::Transport(Error::NotFound { .. })),
         "{e:?}"
@@ -1174,16 +1148,18 @@ fn reqrep_a_server_that_goes_away(t: Transport) {
 /// A server that answers a call twice, and answers ids nobody asked for: the client ignores
 /// the stray replies, and each call still gets its own.
 fn reqrep_stray_replies_are_ignored(t: Transport) {
-    let rep = Rep::new(t);
     let place = t.place("stray");
-    let listener = Endpoint::parse(&place.addr).unwrap().bind().unwrap();
+    let listener = Endpoint::parse(&place.addr)
+        .unwrap()
+        .bind_with(&conn(&place.addr))
+        .unwrap();
     let a = listener.local_addr().unwrap().to_string();
     // Connected inside the scope (the server thread answers the hello), dropped after it (the
     // last stray reply finds the client there).
     let mut client = None;
     std::thread::scope(|s| {
         s.spawn(|| {
-            let opts = rep.options();
+            let opts = rep_opts(&place.addr);
             let conn = Connection::accept(&*listener, &opts, Wait::timeout(LONG)).unwrap();
             for _ in 0..3 {
                 let (id, payload) = conn
@@ -1194,7 +1170,7 @@ fn reqrep_stray_replies_are_ignored(t: Transport) {
                 conn.reply(id, Status::AppError, b"again").unwrap();
             }
         });
-        let c = client.insert(rep.client(&a).unwrap());
+        let c = client.insert(rep_client(&a).unwrap());
         for i in 0..3 {
             let msg = format!("call {i}");
             let r = c.request("echo", msg.as_bytes(), LONG).unwrap();
@@ -1210,12 +1186,11 @@ fn reqrep_stray_replies_are_ignored(t: Transport) {
 /// connection carries is answered with an error saying so, rather than leaving its caller
 /// waiting.
 fn reqrep_large_replies(t: Transport) {
-    let rep = Rep::new(t);
     let place = t.place("large");
-    let mut opts = rep.options();
+    let mut opts = rep_opts(&place.addr);
     opts.max_request_len = 4096;
     let server = Server::bind(&place.addr, opts).unwrap();
-    let c = rep.client(&server.addr().to_string()).unwrap();
+    let c = rep_client(&server.addr().to_string()).unwrap();
     let too_large = match t {
         Transport::Shm => ipcx::channel::transport::shm::MAX_FRAME,
         _ => ipcx::framing::DEFAULT_MAX_FRAME_LEN,
@@ -1251,13 +1226,13 @@ fn refused_transports() {
         );
     }
     let mq = format!("mq:{}", util::posix_name("refused"));
-    let e = Publisher::bind(&mq).unwrap_err();
+    let e = bind_pub(&mq).unwrap_err();
     assert!(matches!(e, Error::InvalidAddress { .. }), "{e:?}");
-    let e = Subscriber::connect(&mq, &[b""], SHORT).unwrap_err();
+    let e = subscribe(&mq, &[b""], SHORT).unwrap_err();
     assert!(matches!(e, Error::InvalidAddress { .. }), "{e:?}");
-    let e = Distributor::bind(&mq).unwrap_err();
+    let e = bind_dist(&mq).unwrap_err();
     assert!(matches!(e, Error::InvalidAddress { .. }), "{e:?}");
-    let e = Worker::connect(&mq, 1, SHORT).unwrap_err();
+    let e = work_for(&mq, 1, SHORT).unwrap_err();
     assert!(matches!(e, Error::InvalidAddress { .. }), "{e:?}");
     let e = Server::bind(&mq, ServerOptions::new(SERVICE, 1)).unwrap_err();
     assert!(matches!(e, Error::InvalidAddress { .. }), "{e:?}");
@@ -1313,11 +1288,6 @@ macro_rules! cell {
         #[ignore = "a POSIX message queue has no connections: mq carries mailboxes only (see refused_transports)"]
         fn $t() {}
     };
-    ($row:ident, $t:ident, no_tls_hook) => {
-        #[test]
-        #[ignore = "no TLS hook: channel::transport::tls carries req/rep only (ServerOptions::upgrade, Client::connect_link)"]
-        fn $t() {}
-    };
 }
 
 macro_rules! transport {
@@ -1361,17 +1331,9 @@ macro_rules! queue_row {
     };
 }
 
-/// The cells of a connection-oriented pattern without TLS (pub/sub, push/pull).
+/// The cells of a connection-oriented pattern (pub/sub, push/pull, req/rep): every
+/// transport that carries connections, TLS included.
 macro_rules! link_row {
-    ($($row:ident)*) => {
-        matrix! { $($row {
-            mq: no_connections, unix: run, tcp: run, shm: run, tls: no_tls_hook,
-        })* }
-    };
-}
-
-/// The cells of request/reply: every connection transport, TLS included.
-macro_rules! reqrep_row {
     ($($row:ident)*) => {
         matrix! { $($row {
             mq: no_connections, unix: run, tcp: run, shm: run, tls: run_tls,
@@ -1405,9 +1367,6 @@ link_row! {
     pushpull_a_result_timeout_with_nothing_there
     pushpull_several_credits_and_run
     pushpull_named_errors
-}
-
-reqrep_row! {
     reqrep_replies_reach_their_callers
     reqrep_deadlines
     reqrep_a_server_that_goes_away

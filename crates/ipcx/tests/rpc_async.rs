@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipcx::channel::Endpoint;
+#[cfg(feature = "tls")]
+use ipcx::channel::TlsConfig;
 use ipcx::pattern::reqrep::{Connection, ServerOptions, Status};
 use ipcx::rpc::{AsyncRpcClient, AsyncService, CallContext, RpcClient, RpcError};
 use ipcx::wait::Wait;
@@ -546,6 +548,13 @@ mod certs {
 
     pub use crate::util::rpc::{Ca, Identity};
 
+    /// The client side of `cfg`, checking the server's certificate against `name`.
+    pub fn to(name: &str, cfg: Arc<rustls::ClientConfig>) -> ipcx::channel::TlsConfig {
+        ipcx::channel::TlsConfig::new()
+            .client(cfg)
+            .server_name(name)
+    }
+
     /// Writes an identity as `dir/NAME.der` and `dir/NAME-key.der`.
     pub fn write_identity(dir: &Path, name: &str, id: &Identity) {
         std::fs::write(dir.join(format!("{name}.der")), id.0[0].as_ref()).unwrap();
@@ -603,7 +612,8 @@ fn tls_async_server(args: &[String]) {
     runtime().block_on(async {
         let dir = Path::new(&args[0]);
         let s = calc()
-            .serve_tls_async("tcp:127.0.0.1:0", certs::server_config(dir))
+            .tls(TlsConfig::new().server(certs::server_config(dir)))
+            .serve_async("tls:127.0.0.1:0")
             .await
             .unwrap();
         assert!(s.is_native());
@@ -624,8 +634,7 @@ fn tls_async_caller(args: &[String]) {
         if args.get(2).map(String::as_str) == Some("cert-required") {
             let e = AsyncRpcClient::connect_tls(
                 &args[0],
-                "localhost",
-                certs::client_config(dir, false),
+                &certs::to("localhost", certs::client_config(dir, false)),
                 "calc",
                 1,
                 LONG,
@@ -639,8 +648,7 @@ fn tls_async_caller(args: &[String]) {
         }
         let c = AsyncRpcClient::connect_tls(
             &args[0],
-            "localhost",
-            certs::client_config(dir, true),
+            &certs::to("localhost", certs::client_config(dir, true)),
             "calc",
             1,
             LONG,
@@ -681,7 +689,8 @@ fn native_tls_server_answers_sync_and_async_clients() {
     let (mut server, a) = spawn_tls_async_server(&dir);
     // The sync TLS client.
     let cfg = tls::client_config(&[ca.root()], None).unwrap();
-    let c = RpcClient::connect_tls(&a, "localhost", cfg.clone(), "calc", 1, LONG).unwrap();
+    let c =
+        RpcClient::connect_tls(&a, &certs::to("localhost", cfg.clone()), "calc", 1, LONG).unwrap();
     assert_eq!(c.call::<_, i32>("add", &(3, 4), LONG).unwrap(), 7);
     assert_eq!(c.call::<_, i32>("add_async", &(30, 40), LONG).unwrap(), 70);
     let big = vec![7u8; 600 * 1024];
@@ -689,9 +698,10 @@ fn native_tls_server_answers_sync_and_async_clients() {
     assert_eq!(r, (big.len(), Some(7), Some(7)));
     runtime().block_on(async {
         // The native async TLS client, with concurrent calls answered out of order.
-        let c = AsyncRpcClient::connect_tls(&a, "localhost", cfg.clone(), "calc", 1, LONG)
-            .await
-            .unwrap();
+        let c =
+            AsyncRpcClient::connect_tls(&a, &certs::to("localhost", cfg.clone()), "calc", 1, LONG)
+                .await
+                .unwrap();
         assert!(c.is_native());
         assert_eq!(c.call::<_, i32>("add", &(20, 22), LONG).await.unwrap(), 42);
         util::rpc::rendezvous(&c, 8, 8).await;
@@ -700,9 +710,10 @@ fn native_tls_server_answers_sync_and_async_clients() {
         let e = c.call::<_, i32>("div", &(1, 0), LONG).await.unwrap_err();
         util::rpc::assert_division_by_zero(&e);
         // Version checks and refusals come through TLS as over plain sockets.
-        let e = AsyncRpcClient::connect_tls(&a, "localhost", cfg.clone(), "calc", 2, LONG)
-            .await
-            .unwrap_err();
+        let e =
+            AsyncRpcClient::connect_tls(&a, &certs::to("localhost", cfg.clone()), "calc", 2, LONG)
+                .await
+                .unwrap_err();
         assert!(
             matches!(
                 e,
@@ -717,25 +728,33 @@ fn native_tls_server_answers_sync_and_async_clients() {
         // An untrusted server, and the wrong server name, fail clearly.
         let other = certs::Ca::new("other");
         let untrusting = tls::client_config(&[other.root()], None).unwrap();
-        let e = AsyncRpcClient::connect_tls(&a, "localhost", untrusting, "calc", 1, LONG)
-            .await
-            .unwrap_err();
+        let e =
+            AsyncRpcClient::connect_tls(&a, &certs::to("localhost", untrusting), "calc", 1, LONG)
+                .await
+                .unwrap_err();
         assert!(
             matches!(&e, RpcError::Tls { message } if message.contains("not trusted")),
             "{e:?}"
         );
-        let e = AsyncRpcClient::connect_tls(&a, "example.org", cfg.clone(), "calc", 1, LONG)
-            .await
-            .unwrap_err();
+        let e = AsyncRpcClient::connect_tls(
+            &a,
+            &certs::to("example.org", cfg.clone()),
+            "calc",
+            1,
+            LONG,
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(&e, RpcError::Tls { .. }), "{e:?}");
-        // TLS needs TCP.
-        let e = AsyncRpcClient::connect_tls("unix:@x", "localhost", cfg.clone(), "calc", 1, LONG)
+        // A tls: address without certificates is refused, saying which.
+        let e = AsyncRpcClient::connect(&a, "calc", 1, LONG)
             .await
             .unwrap_err();
-        assert!(matches!(e, RpcError::Transport(_)), "{e:?}");
+        assert!(e.to_string().contains("--ca"), "{e:?}");
         // A plain client gets an error, not a hang.
         let t = Instant::now();
-        let e = AsyncRpcClient::connect(&a, "calc", 1, Duration::from_secs(3))
+        let plain = a.replacen("tls:", "tcp:", 1);
+        let e = AsyncRpcClient::connect(&plain, "calc", 1, Duration::from_secs(3))
             .await
             .unwrap_err();
         assert!(t.elapsed() < Duration::from_secs(10), "{e:?}");
@@ -764,7 +783,8 @@ fn native_async_tls_client_calls_a_sync_tls_server() {
     // process of its own.
     let s = util::rpc::calc_add()
         .method("echo_after", util::rpc::echo_after)
-        .serve_tls("tcp:127.0.0.1:0", certs::server_config(dir.path()))
+        .tls(TlsConfig::new().server(certs::server_config(dir.path())))
+        .serve("tls:127.0.0.1:0")
         .unwrap();
     let a = s.addr().to_string();
     util::spawn_role(
@@ -776,7 +796,7 @@ fn native_async_tls_client_calls_a_sync_tls_server() {
     let stranger = certs::Ca::new("stranger");
     let cfg = tls::client_config(&[ca.root()], Some(stranger.leaf(&["client"]))).unwrap();
     runtime().block_on(async {
-        let e = AsyncRpcClient::connect_tls(&a, "localhost", cfg, "calc", 1, LONG)
+        let e = AsyncRpcClient::connect_tls(&a, &certs::to("localhost", cfg), "calc", 1, LONG)
             .await
             .unwrap_err();
         assert!(matches!(&e, RpcError::Tls { .. }), "{e:?}");
@@ -797,8 +817,7 @@ fn native_tls_server_requires_client_certificates() {
     // The sync client: refused without a certificate, served with one.
     let e = RpcClient::connect_tls(
         &a,
-        "localhost",
-        tls::client_config(&[ca.root()], None).unwrap(),
+        &certs::to("localhost", tls::client_config(&[ca.root()], None).unwrap()),
         "calc",
         1,
         LONG,
@@ -810,8 +829,7 @@ fn native_tls_server_requires_client_certificates() {
     );
     let c = RpcClient::connect_tls(
         &a,
-        "localhost",
-        certs::client_config(dir.path(), true),
+        &certs::to("localhost", certs::client_config(dir.path(), true)),
         "calc",
         1,
         LONG,
@@ -828,7 +846,7 @@ fn native_tls_server_requires_client_certificates() {
         // A certificate from a CA the server does not trust is refused.
         let stranger = certs::Ca::new("stranger");
         let cfg = tls::client_config(&[ca.root()], Some(stranger.leaf(&["client"]))).unwrap();
-        let e = AsyncRpcClient::connect_tls(&a, "localhost", cfg, "calc", 1, LONG)
+        let e = AsyncRpcClient::connect_tls(&a, &certs::to("localhost", cfg), "calc", 1, LONG)
             .await
             .unwrap_err();
         assert!(matches!(&e, RpcError::Tls { .. }), "{e:?}");

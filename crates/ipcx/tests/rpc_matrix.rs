@@ -130,7 +130,7 @@ fn serve(args: &[String]) {
         Side::Sync => {
             let s = match t {
                 #[cfg(feature = "tls")]
-                Transport::Tls => calc().serve_tls(&args[2], tls::server_config(dir)),
+                Transport::Tls => calc().tls(tls::server(dir)).serve(&args[2]),
                 _ => calc().serve(&args[2]),
             }
             .unwrap();
@@ -142,7 +142,7 @@ fn serve(args: &[String]) {
             let svc = ipcx::rpc::AsyncService::from(calc());
             let s = match t {
                 #[cfg(feature = "tls")]
-                Transport::Tls => svc.serve_tls_async(&args[2], tls::server_config(dir)).await,
+                Transport::Tls => svc.tls(tls::server(dir)).serve_async(&args[2]).await,
                 _ => svc.serve_async(&args[2]).await,
             }
             .unwrap();
@@ -180,7 +180,8 @@ fn bind_addr(cell: Cell) -> String {
     match cell.transport {
         Transport::Unix => util::rpc::unix_addr("rpcm"),
         Transport::Shm => util::rpc::shm_addr("rpcm"),
-        Transport::Tcp | Transport::Tls => "tcp:127.0.0.1:0".into(),
+        Transport::Tcp => "tcp:127.0.0.1:0".into(),
+        Transport::Tls => "tls:127.0.0.1:0".into(),
     }
 }
 
@@ -240,15 +241,9 @@ fn assert_timeout(e: &RpcError, took: Duration) {
 fn sync_connect(t: Transport, addr: &str, certs: &str) -> RpcClient {
     match t {
         #[cfg(feature = "tls")]
-        Transport::Tls => RpcClient::connect_tls(
-            addr,
-            "localhost",
-            tls::client_config(Path::new(certs)),
-            "calc",
-            1,
-            LONG,
-        )
-        .unwrap(),
+        Transport::Tls => {
+            RpcClient::connect_tls(addr, &tls::client(Path::new(certs)), "calc", 1, LONG).unwrap()
+        }
         _ => {
             let _ = certs;
             RpcClient::connect(addr, "calc", 1, LONG).unwrap()
@@ -298,16 +293,11 @@ async fn async_connect(t: Transport, addr: &str, certs: &str) -> ipcx::rpc::Asyn
     use ipcx::rpc::AsyncRpcClient;
     match t {
         #[cfg(feature = "tls")]
-        Transport::Tls => AsyncRpcClient::connect_tls(
-            addr,
-            "localhost",
-            tls::client_config(Path::new(certs)),
-            "calc",
-            1,
-            LONG,
-        )
-        .await
-        .unwrap(),
+        Transport::Tls => {
+            AsyncRpcClient::connect_tls(addr, &tls::client(Path::new(certs)), "calc", 1, LONG)
+                .await
+                .unwrap()
+        }
         _ => {
             let _ = certs;
             AsyncRpcClient::connect(addr, "calc", 1, LONG)
@@ -379,10 +369,9 @@ fn assert_no_rings_left(a: &str) {
 #[cfg(feature = "tls")]
 mod tls {
     use std::path::Path;
-    use std::sync::Arc;
 
-    use ipcx::channel::transport::tls::{self, rustls};
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use ipcx::channel::TlsConfig;
+    use ipcx::channel::transport::tls;
 
     use crate::util::rpc::Ca;
 
@@ -395,18 +384,19 @@ mod tls {
         std::fs::write(dir.join("root.der"), ca.root().as_ref()).unwrap();
     }
 
-    /// The server's configuration from `dir`.
-    pub fn server_config(dir: &Path) -> Arc<rustls::ServerConfig> {
-        let cert = std::fs::read(dir.join("server.der")).unwrap();
-        let key = std::fs::read(dir.join("server-key.der")).unwrap();
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key));
-        tls::server_config(vec![CertificateDer::from(cert)], key, None).unwrap()
+    /// The server's certificates, from `dir`.
+    pub fn server(dir: &Path) -> TlsConfig {
+        let chain = tls::load_certificates(&dir.join("server.der")).unwrap();
+        let key = tls::load_private_key(&dir.join("server-key.der")).unwrap();
+        TlsConfig::new().server(tls::server_config(chain, key, None).unwrap())
     }
 
-    /// A client configuration trusting the root in `dir`.
-    pub fn client_config(dir: &Path) -> Arc<rustls::ClientConfig> {
-        let root = CertificateDer::from(std::fs::read(dir.join("root.der")).unwrap());
-        tls::client_config(&[root], None).unwrap()
+    /// The client's: trusting the root in `dir`, for a server named `localhost`.
+    pub fn client(dir: &Path) -> TlsConfig {
+        let roots = tls::load_certificates(&dir.join("root.der")).unwrap();
+        TlsConfig::new()
+            .client(tls::client_config(&roots, None).unwrap())
+            .server_name("localhost")
     }
 }
 

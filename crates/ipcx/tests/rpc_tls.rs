@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ipcx::channel::TlsConfig;
 use ipcx::channel::transport::tls::{self, rustls};
 use ipcx::rpc::{RpcClient, RpcError, Service};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -31,7 +32,10 @@ fn child_role() {
             .get(1)
             .map(|f| vec![CertificateDer::from(read_der(&dir.join(f)))]);
         let cfg = tls::server_config(chain, key, client_roots.as_deref()).unwrap();
-        let s = calc().serve_tls("tcp:127.0.0.1:0", cfg).unwrap();
+        let s = calc()
+            .tls(TlsConfig::new().server(cfg))
+            .serve("tls:127.0.0.1:0")
+            .unwrap();
         std::fs::write(dir.join("addr.tmp"), s.addr().to_string()).unwrap();
         std::fs::rename(dir.join("addr.tmp"), dir.join("addr")).unwrap();
         std::thread::sleep(Duration::from_secs(60));
@@ -63,35 +67,40 @@ fn client(ca: &Ca) -> Arc<rustls::ClientConfig> {
     tls::client_config(&[ca.root()], None).unwrap()
 }
 
+/// The client side of `cfg`, checking the server's certificate against `name`.
+fn to(name: &str, cfg: Arc<rustls::ClientConfig>) -> TlsConfig {
+    TlsConfig::new().client(cfg).server_name(name)
+}
+
 #[test]
 fn a_client_that_does_not_trust_the_server_fails_clearly() {
     let ca = Ca::new("real");
     let other = Ca::new("other");
     let (chain, key) = ca.leaf(&["localhost"]);
     let s = calc()
-        .serve_tls(
-            "tcp:127.0.0.1:0",
-            tls::server_config(chain, key, None).unwrap(),
-        )
+        .tls(TlsConfig::new().server(tls::server_config(chain, key, None).unwrap()))
+        .serve("tls:127.0.0.1:0")
         .unwrap();
     let addr = s.addr().to_string();
     let t = Instant::now();
-    let e =
-        RpcClient::connect_tls(&addr, "localhost", client(&other), "calc", 1, LONG).unwrap_err();
+    let e = RpcClient::connect_tls(&addr, &to("localhost", client(&other)), "calc", 1, LONG)
+        .unwrap_err();
     assert!(
         matches!(&e, RpcError::Tls { message } if message.contains("not trusted")),
         "{e:?}"
     );
     assert!(t.elapsed() < Duration::from_secs(10));
     // The right CA but the wrong name.
-    let e = RpcClient::connect_tls(&addr, "example.org", client(&ca), "calc", 1, LONG).unwrap_err();
+    let e = RpcClient::connect_tls(&addr, &to("example.org", client(&ca)), "calc", 1, LONG)
+        .unwrap_err();
     assert!(matches!(&e, RpcError::Tls { .. }), "{e:?}");
     // The server is unharmed.
-    let c = RpcClient::connect_tls(&addr, "localhost", client(&ca), "calc", 1, LONG).unwrap();
+    let c = RpcClient::connect_tls(&addr, &to("localhost", client(&ca)), "calc", 1, LONG).unwrap();
     assert_eq!(c.call::<_, i32>("add", &(1, 2), LONG).unwrap(), 3);
     // A plain-TCP client gets an error, not a hang.
     let t = Instant::now();
-    let e = RpcClient::connect(&addr, "calc", 1, Duration::from_secs(3)).unwrap_err();
+    let plain = addr.replacen("tls:", "tcp:", 1);
+    let e = RpcClient::connect(&plain, "calc", 1, Duration::from_secs(3)).unwrap_err();
     assert!(
         matches!(
             e,
@@ -102,10 +111,16 @@ fn a_client_that_does_not_trust_the_server_fails_clearly() {
         "{e:?}"
     );
     assert!(t.elapsed() < Duration::from_secs(10));
-    // TLS needs TCP.
-    let e =
-        RpcClient::connect_tls("unix:@x", "localhost", client(&ca), "calc", 1, LONG).unwrap_err();
-    assert!(matches!(e, RpcError::Transport(_)), "{e:?}");
+    // A tls: address without certificates is refused, saying which.
+    let e = RpcClient::connect(&addr, "calc", 1, LONG).unwrap_err();
+    assert!(
+        matches!(&e, RpcError::Transport(ipcx::pattern::Error::InvalidAddress { reason, .. })
+            if reason.contains("--ca")),
+        "{e:?}"
+    );
+    // The server is still unharmed.
+    let c = RpcClient::connect_tls(&addr, &to("localhost", client(&ca)), "calc", 1, LONG).unwrap();
+    assert_eq!(c.call::<_, i32>("add", &(2, 2), LONG).unwrap(), 4);
 }
 
 #[test]
@@ -115,7 +130,7 @@ fn a_server_requiring_client_certificates_refuses_a_client_without_one() {
     let dir = util::TempDir::new("mtls");
     let (_server, addr) = spawn_server(&dir, &server_ca, Some(&client_ca));
     // No client certificate.
-    let e = RpcClient::connect_tls(&addr, "localhost", client(&server_ca), "calc", 1, LONG)
+    let e = RpcClient::connect_tls(&addr, &to("localhost", client(&server_ca)), "calc", 1, LONG)
         .unwrap_err();
     assert!(
         matches!(&e, RpcError::Tls { message } if message.contains("client certificate")),
@@ -124,10 +139,33 @@ fn a_server_requiring_client_certificates_refuses_a_client_without_one() {
     // A client certificate from a CA the server does not trust.
     let stranger = Ca::new("stranger");
     let cfg = tls::client_config(&[server_ca.root()], Some(stranger.leaf(&["client"]))).unwrap();
-    let e = RpcClient::connect_tls(&addr, "localhost", cfg, "calc", 1, LONG).unwrap_err();
+    let e = RpcClient::connect_tls(&addr, &to("localhost", cfg), "calc", 1, LONG).unwrap_err();
     assert!(matches!(&e, RpcError::Tls { .. }), "{e:?}");
     // A proper client certificate.
     let cfg = tls::client_config(&[server_ca.root()], Some(client_ca.leaf(&["client"]))).unwrap();
-    let c = RpcClient::connect_tls(&addr, "localhost", cfg, "calc", 1, LONG).unwrap();
+    let c = RpcClient::connect_tls(&addr, &to("localhost", cfg), "calc", 1, LONG).unwrap();
     assert_eq!(c.call::<_, i32>("add", &(20, 22), LONG).unwrap(), 42);
+}
+
+#[test]
+fn a_client_that_stalls_its_handshake_holds_up_nobody() {
+    let ca = Ca::new("stall");
+    let (chain, key) = ca.leaf(&["localhost"]);
+    let s = calc()
+        .tls(TlsConfig::new().server(tls::server_config(chain, key, None).unwrap()))
+        .serve("tls:127.0.0.1:0")
+        .unwrap();
+    let addr = s.addr().to_string();
+    let port = addr.rsplit(':').next().unwrap();
+    // Connections that never say a word, and one that sends half a TLS record.
+    let mut silent: Vec<std::net::TcpStream> = (0..4)
+        .map(|_| std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap())
+        .collect();
+    std::io::Write::write_all(&mut silent[0], &[0x16, 0x03, 0x01, 0x02]).unwrap();
+    // A real client is served meanwhile: within half the handshake timeout that a stalled
+    // handshake would hold an accept loop for.
+    let soon = tls::HANDSHAKE_TIMEOUT / 2;
+    let c = RpcClient::connect_tls(&addr, &to("localhost", client(&ca)), "calc", 1, soon).unwrap();
+    assert_eq!(c.call::<_, i32>("add", &(5, 6), soon).unwrap(), 11);
+    drop(silent);
 }

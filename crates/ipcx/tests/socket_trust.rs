@@ -4,7 +4,7 @@
 #![cfg(feature = "tokio")]
 mod util;
 
-use ipcx::channel::Endpoint;
+use ipcx::channel::{ConnectionOptions, Endpoint};
 use ipcx::rpc::{AsyncService, RpcClient, RpcError};
 use ipcx::trust::Trust;
 use ipcx::wait::Wait;
@@ -57,7 +57,7 @@ fn link_listener_refuses_another_user_unless_trusted() {
     let a = unix_addr("link-trusted");
     let l = Endpoint::parse(&a)
         .unwrap()
-        .bind_with_trust(Trust::own_user().allow_uid(util::NOBODY))
+        .bind_with(&ConnectionOptions::new().trust(Trust::own_user().allow_uid(util::NOBODY)))
         .unwrap();
     let mut child = util::spawn_role_as_nobody("link_hello", &[&a]);
     let mut link = l.accept_wait(Wait::timeout(LONG)).unwrap();

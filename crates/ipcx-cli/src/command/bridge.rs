@@ -39,13 +39,15 @@ pub struct BridgeArgs {
 pub fn run(args: BridgeArgs) -> anyhow::Result<()> {
     let from = parse_endpoint(&args.from)?;
     let to = parse_endpoint(&args.to)?;
+    args.flags.tls.check(&from, true)?;
+    args.flags.tls.check(&to, false)?;
     if args.flags.raw {
         return Err(crate::exit::usage(
             "bridge forwards messages: --raw is for send and recv",
         ));
     }
     ipcx::interrupt::install().context("installing the Ctrl-C handler")?;
-    let send_opts = args.flags.options();
+    let send_opts = args.flags.options()?;
     let mut recv_opts = send_opts.clone();
     // The timeout bounds each wait for a message, not the bind.
     recv_opts.connect_timeout = None;

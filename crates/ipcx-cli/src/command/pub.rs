@@ -4,10 +4,12 @@ use std::io::{self, BufRead};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use ipcx::channel::Endpoint;
 use ipcx::pattern::Error;
-use ipcx::pattern::pubsub::Publisher;
+use ipcx::pattern::pubsub::{Publisher, PublisherOptions};
 use ipcx::wait::Wait;
 
+use crate::args::TlsFlags;
 use crate::exit::{EXIT_TIMEOUT, Exit};
 use crate::parse::parse_duration;
 
@@ -15,7 +17,7 @@ use crate::parse::parse_duration;
 #[derive(Debug, clap::Args)]
 pub struct PubArgs {
     /// The topic address to bind: shm:/NAME (a ring, created when missing), unix:PATH,
-    /// unix:@NAME or tcp:HOST:PORT.
+    /// unix:@NAME, tcp:HOST:PORT or tls:HOST:PORT (with --cert and --key).
     pub endpoint: String,
     /// Messages to publish; with none, each line of stdin is one message.
     pub messages: Vec<String>,
@@ -29,6 +31,9 @@ pub struct PubArgs {
     /// Wait for at least N subscribers before the first message.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub subscribers: usize,
+    /// Certificates of a tls: topic.
+    #[command(flatten)]
+    pub tls: TlsFlags,
 }
 
 /// How long one blocking wait lasts before the loop looks at the stop flag.
@@ -37,10 +42,18 @@ const SLICE: Duration = Duration::from_millis(100);
 /// Runs `ipcx pub`.
 pub fn run(args: PubArgs) -> anyhow::Result<()> {
     ipcx::interrupt::install().context("installing the Ctrl-C handler")?;
-    let publisher = Publisher::bind(&args.endpoint).map_err(|e| match e {
-        Error::InvalidAddress { .. } => crate::exit::usage(e),
-        e => anyhow::Error::new(e).context(args.endpoint.clone()),
-    })?;
+    args.tls
+        .check(&crate::parse::parse_endpoint(&args.endpoint)?, true)?;
+    let opts = PublisherOptions {
+        tls: args.tls.config()?,
+        ..PublisherOptions::default()
+    };
+    let publisher = Endpoint::parse(&args.endpoint)
+        .and_then(|ep| Publisher::bind_with(&ep, opts))
+        .map_err(|e| match e {
+            Error::InvalidAddress { .. } => crate::exit::usage(e),
+            e => anyhow::Error::new(e).context(args.endpoint.clone()),
+        })?;
     if !wait_for_subscribers(&publisher, args.subscribers, args.timeout) {
         if ipcx::interrupt::requested() {
             return Ok(());

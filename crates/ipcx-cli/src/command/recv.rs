@@ -38,7 +38,8 @@ const SLICE: Duration = Duration::from_millis(100);
 /// Runs `ipcx recv`.
 pub fn run(args: RecvArgs) -> anyhow::Result<()> {
     let ep = parse_endpoint(&args.endpoint)?;
-    let mut opts = args.flags.options();
+    args.flags.tls.check(&ep, true)?;
+    let mut opts = args.flags.options()?;
     // The timeout bounds each wait for a message, not the bind.
     opts.connect_timeout = None;
     ipcx::interrupt::install().context("installing the Ctrl-C handler")?;

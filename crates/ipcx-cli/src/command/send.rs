@@ -24,7 +24,8 @@ pub struct SendArgs {
 /// Runs `ipcx send`.
 pub fn run(args: SendArgs) -> anyhow::Result<()> {
     let ep = parse_endpoint(&args.endpoint)?;
-    let opts = args.flags.options();
+    args.flags.tls.check(&ep, false)?;
+    let opts = args.flags.options()?;
     if args.flags.raw {
         return send_raw(&ep, &opts, &args);
     }

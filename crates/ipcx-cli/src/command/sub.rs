@@ -4,10 +4,12 @@ use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use ipcx::channel::ConnectionOptions;
 use ipcx::pattern::Error;
 use ipcx::pattern::pubsub::{Delivery, Subscriber};
 use ipcx::wait::{Wait, deadline_after};
 
+use crate::args::TlsFlags;
 use crate::exit::{EXIT_TIMEOUT, Exit};
 use crate::json;
 use crate::parse::parse_duration;
@@ -15,8 +17,8 @@ use crate::parse::parse_duration;
 /// Arguments of `ipcx sub`.
 #[derive(Debug, clap::Args)]
 pub struct SubArgs {
-    /// The publisher's topic address: shm:/NAME (a ring), unix:PATH, unix:@NAME or
-    /// tcp:HOST:PORT.
+    /// The publisher's topic address: shm:/NAME (a ring), unix:PATH, unix:@NAME,
+    /// tcp:HOST:PORT or tls:HOST:PORT (with --ca).
     pub endpoint: String,
     /// Only messages whose topic starts with PREFIX (repeatable; default: every topic).
     #[arg(long = "topic", value_name = "PREFIX")]
@@ -35,6 +37,9 @@ pub struct SubArgs {
     /// End (status 0) when the publisher goes away, instead of waiting for the next one.
     #[arg(long)]
     pub no_reconnect: bool,
+    /// Certificates of a tls: publisher.
+    #[command(flatten)]
+    pub tls: TlsFlags,
 }
 
 /// How long one blocking wait lasts before the loop looks at the stop flag.
@@ -48,10 +53,16 @@ pub fn run(args: SubArgs) -> anyhow::Result<()> {
     } else {
         args.topics.iter().map(|t| t.as_bytes()).collect()
     };
+    args.tls
+        .check(&crate::parse::parse_endpoint(&args.endpoint)?, false)?;
+    let mut conn = ConnectionOptions::new();
+    if let Some(t) = args.tls.config()? {
+        conn = conn.tls(t);
+    }
     let mut out = io::stdout().lock();
     let mut received = 0u64;
     while args.count.is_none_or(|c| received < c) {
-        let Some(mut sub) = attach(&args, &topics)? else {
+        let Some(mut sub) = attach(&args, &topics, &conn)? else {
             return Ok(());
         };
         loop {
@@ -73,16 +84,24 @@ pub fn run(args: SubArgs) -> anyhow::Result<()> {
 
 /// Attaches to the publisher, trying again until `--timeout` while it is not there yet.
 /// `None`: stopped by a signal.
-fn attach(args: &SubArgs, topics: &[&[u8]]) -> anyhow::Result<Option<Subscriber>> {
+fn attach(
+    args: &SubArgs,
+    topics: &[&[u8]],
+    conn: &ConnectionOptions,
+) -> anyhow::Result<Option<Subscriber>> {
     let deadline = args.timeout.and_then(deadline_after);
     loop {
         if ipcx::interrupt::requested() {
             return Ok(None);
         }
-        match Subscriber::connect(&args.endpoint, topics, SLICE) {
+        match Subscriber::connect_with(&args.endpoint, topics, SLICE, conn) {
             Ok(s) => return Ok(Some(s)),
             Err(e @ (Error::InvalidAddress { .. } | Error::TooLarge { .. })) => {
                 return Err(crate::exit::usage(e));
+            }
+            // A publisher that does not trust us, or that we do not trust, stays so.
+            Err(e @ Error::Tls { .. }) => {
+                return Err(anyhow::Error::new(e).context(args.endpoint.clone()));
             }
             Err(e) => {
                 if deadline.is_some_and(|d| Instant::now() >= d) {

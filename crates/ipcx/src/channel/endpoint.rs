@@ -7,11 +7,10 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use super::transport::{self, Connection, Listener, Transport};
+use super::transport::{self, Connection, ConnectionOptions, Listener, Transport};
 use super::{Error, MessageReceiver, MessageSender, Options};
 use crate::name::{InvalidName, PosixName};
 use crate::socket::UnixAddr;
-use crate::trust::Trust;
 use crate::wait::Wait;
 
 /// A parsed endpoint address: a transport and its [`Address`]. See the
@@ -56,6 +55,16 @@ impl fmt::Display for Address {
             Address::HostPort { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
             Address::HostPort { host, port } => write!(f, "{host}:{port}"),
             Address::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+impl From<std::net::SocketAddr> for Address {
+    /// The host (an IP address) and port of a socket address.
+    fn from(a: std::net::SocketAddr) -> Address {
+        Address::HostPort {
+            host: a.ip().to_string(),
+            port: a.port(),
         }
     }
 }
@@ -234,22 +243,36 @@ impl Endpoint {
     }
 
     /// Connects a framed, bidirectional [`Connection`] (connection-oriented transports:
-    /// `unix:`, `tcp:`, `shm:`), giving up at the deadline.
+    /// `unix:`, `tcp:`, `shm:`), giving up at the deadline. A `tls:` endpoint needs its
+    /// certificates: [`Endpoint::connect_with`].
     pub fn connect(&self, wait: Wait) -> Result<Box<dyn Connection>, Error> {
-        self.transport.connect(&self.address, wait)
+        self.connect_with(wait, &ConnectionOptions::default())
     }
 
-    /// Binds a [`Listener`] for connections here. A Unix listener accepts only peers of our
-    /// own uid (see [`Endpoint::bind_with_trust`]).
+    /// Connects a framed, bidirectional [`Connection`] with what `opts` gives besides the
+    /// address (the certificates of a `tls:` endpoint), giving up at the deadline.
+    pub fn connect_with(
+        &self,
+        wait: Wait,
+        opts: &ConnectionOptions,
+    ) -> Result<Box<dyn Connection>, Error> {
+        self.transport.connect(&self.address, wait, opts)
+    }
+
+    /// Binds a [`Listener`] for connections here with default [`ConnectionOptions`]: a Unix
+    /// listener accepts only peers of our own uid. A `tls:` endpoint needs its certificates:
+    /// [`Endpoint::bind_with`].
     pub fn bind(&self) -> Result<Box<dyn Listener>, Error> {
-        self.bind_with_trust(Trust::own_user())
+        self.bind_with(&ConnectionOptions::default())
     }
 
-    /// Binds a [`Listener`] here whose Unix connections must come from users `trust` permits:
-    /// another user's connection is closed at accept ([`Listener::accept_wait`] returns the
-    /// refusal; accept again to go on). TCP peers carry no uid and are not checked.
-    pub fn bind_with_trust(&self, trust: Trust) -> Result<Box<dyn Listener>, Error> {
-        self.transport.bind(&self.address, trust)
+    /// Binds a [`Listener`] here with what `opts` gives besides the address: Unix connections
+    /// must come from users `opts.trust` permits (another user's connection is closed at
+    /// accept: [`Listener::accept_wait`] returns the refusal; accept again to go on; TCP and
+    /// TLS peers carry no uid and are not checked), and a `tls:` listener presents the
+    /// certificate of `opts.tls`.
+    pub fn bind_with(&self, opts: &ConnectionOptions) -> Result<Box<dyn Listener>, Error> {
+        self.transport.bind(&self.address, opts)
     }
 
     /// A writer of raw bytes to a byte-stream endpoint (connects or opens, like
@@ -314,6 +337,8 @@ mod tests {
             "tcp:[::1]:7000",
             "udp:localhost:9",
             "shm:/ring",
+            #[cfg(feature = "tls")]
+            "tls:localhost:7000",
         ];
         for c in cases {
             let ep = Endpoint::parse(c).unwrap_or_else(|e| panic!("{c}: {e}"));

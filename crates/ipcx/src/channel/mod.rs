@@ -16,6 +16,7 @@
 //! | `tcp:HOST:PORT`, `tcp:[V6]:PORT` | TCP (TCP_NODELAY) | framed |
 //! | `udp:HOST:PORT` | UDP | native (one datagram each) |
 //! | `shm:/NAME` | ipcx zero-copy shared-memory ring ([`crate::ring`]) | native |
+//! | `tls:HOST:PORT`, `tls:[V6]:PORT` | TLS 1.3/1.2 over TCP (feature `tls`; certificates in `Options::tls`) | framed |
 //!
 //! Framed endpoints use [`crate::framing`]: a 4-byte big-endian length, then the bytes.
 //!
@@ -47,7 +48,7 @@
 //! Every scheme above is a [`Transport`] registered in [`transport`]: the parser
 //! ([`Endpoint::parse`]) looks the scheme up there and lets the transport parse the rest into
 //! an [`Address`]. A transport opens message [`MessageSender`]s and [`MessageReceiver`]s, and
-//! the connection-oriented ones (`unix:`, `tcp:`, `shm:`, and TLS over TCP) also framed,
+//! the connection-oriented ones (`unix:`, `tcp:`, `tls:`, `shm:`) also framed,
 //! bidirectional [`Connection`]s through [`Endpoint::connect`] and [`Endpoint::bind`] (a
 //! [`Listener`]): the patterns ([`crate::pattern`]) and RPC ([`crate::rpc`]) run on those.
 //!
@@ -60,7 +61,9 @@
 //!    takes a transport's own namespace), and its [`receiver`](Transport::receiver) and
 //!    [`sender`](Transport::sender). A connection-oriented transport also implements
 //!    [`connect`](Transport::connect) and [`bind`](Transport::bind) with a [`Connection`] and
-//!    a [`Listener`] type of its own (the defaults say the transport carries no
+//!    a [`Listener`] type of its own (what they need besides the address, such as
+//!    certificates, comes in [`ConnectionOptions`]; a field there, and in [`Options`], is how
+//!    a new transport gets its own configuration) (the defaults say the transport carries no
 //!    connections; a byte-stream socket implements [`transport::FramedStream`] and
 //!    [`transport::StreamListener`] and reuses [`transport::StreamConnection`] and
 //!    [`transport::Connections`]), and a byte stream [`raw_writer`](Transport::raw_writer) and
@@ -106,5 +109,7 @@ pub use error::Error;
 pub use message::{Message, MessageReceiver, MessageSender, Meta};
 pub use options::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BUFFERED, DEFAULT_MAX_CONNECTIONS, Options};
 pub use raw::RawReader;
-pub use transport::{Connection, Listener, Transport, UnixKind};
+#[cfg(feature = "tls")]
+pub use transport::tls::TlsConfig;
+pub use transport::{Connection, ConnectionOptions, Listener, Transport, UnixKind};
 pub use typed::{Receiver, Sender};

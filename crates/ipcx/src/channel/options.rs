@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use super::transport::ConnectionOptions;
+#[cfg(feature = "tls")]
+use super::transport::tls::TlsConfig;
 use crate::framing::DEFAULT_MAX_FRAME_LEN;
 use crate::trust::Trust;
 
@@ -46,6 +49,12 @@ pub struct Options {
     /// more of it before it is dropped (default 30 s; `None`: never). A peer that sends nothing
     /// between frames is never dropped for it.
     pub idle_timeout: Option<Duration>,
+    /// `tls:` endpoints: the certificates (feature `tls`): a receiver's own certificate and
+    /// key (and the client roots when senders must present certificates), a sender's roots
+    /// (and its own certificate). Without them a `tls:` endpoint is
+    /// [`Error::InvalidAddress`] saying which are missing.
+    #[cfg(feature = "tls")]
+    pub tls: Option<TlsConfig>,
 }
 
 /// Default [`Options::max_buffered`]: 64 MiB.
@@ -72,6 +81,8 @@ impl Default for Options {
             max_buffered: DEFAULT_MAX_BUFFERED,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -136,5 +147,21 @@ impl Options {
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.idle_timeout = timeout;
         self
+    }
+    /// Sets the certificates of `tls:` endpoints.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+    /// What these options give a connection besides its address (trust, certificates).
+    pub fn connection(&self) -> ConnectionOptions {
+        let c = ConnectionOptions::new().trust(self.trust.clone());
+        #[cfg(feature = "tls")]
+        let c = ConnectionOptions {
+            tls: self.tls.clone(),
+            ..c
+        };
+        c
     }
 }

@@ -1,7 +1,8 @@
 //! Publish/subscribe: every subscriber gets every message published, on the topics it asked
 //! for, from the moment it joined.
 //!
-//! A [`Publisher`] binds an address (`unix:@NAME`, `unix:PATH` or `tcp:HOST:PORT`, see
+//! A [`Publisher`] binds an address (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`, or
+//! `tls:HOST:PORT` with `PublisherOptions::tls` and [`Subscriber::connect_with`]; see
 //! [`Endpoint`], or `shm:/NAME` for a shared-memory ring, see below); [`Subscriber`]s connect
 //! and name the topic prefixes they want (`b""` for everything). Over sockets, messages are
 //! fanned out over one connection per subscriber and a subscriber can connect to several
@@ -92,7 +93,7 @@ use std::time::Duration;
 
 use super::Error;
 use super::HANDSHAKE_TIMEOUT;
-use crate::channel::{Address, Connection, Endpoint, Listener};
+use crate::channel::{Address, Connection, ConnectionOptions, Endpoint, Listener};
 use crate::poison::lock;
 use crate::ring;
 use crate::wait::Wait;
@@ -153,12 +154,16 @@ pub enum SlowPolicy {
 }
 
 /// Publisher settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PublisherOptions {
     /// The slow-subscriber policy.
     pub policy: SlowPolicy,
     /// Messages queued per subscriber in the publisher (default 1024, at least 1).
     pub queue_len: usize,
+    /// The publisher's certificates, for a `tls:` address (feature `tls`; default: none, and
+    /// a `tls:` address is refused saying so).
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::channel::TlsConfig>,
 }
 
 impl Default for PublisherOptions {
@@ -166,6 +171,8 @@ impl Default for PublisherOptions {
         PublisherOptions {
             policy: SlowPolicy::Block,
             queue_len: 1024,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -222,7 +229,8 @@ enum PubKind {
 
 impl Publisher {
     /// Binds `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`, or `shm:/NAME` for a
-    /// shared-memory ring) with default options.
+    /// shared-memory ring) with default options (`tls:HOST:PORT` needs its certificates:
+    /// [`Publisher::bind_with`]).
     pub fn bind(addr: &str) -> Result<Publisher, Error> {
         Self::bind_with(&Endpoint::parse(addr)?, PublisherOptions::default())
     }
@@ -235,7 +243,13 @@ impl Publisher {
             let ropts = ring_options().overwrite(opts.policy == SlowPolicy::DropOldest);
             return Self::bind_ring(name, &ropts);
         }
-        let listener = addr.bind()?;
+        let conn = ConnectionOptions::default();
+        #[cfg(feature = "tls")]
+        let conn = ConnectionOptions {
+            tls: opts.tls.clone(),
+            ..conn
+        };
+        let listener = addr.bind_with(&conn)?;
         Self::from_listener(listener, opts)
     }
 
@@ -663,6 +677,8 @@ pub struct Subscriber {
     ring: Option<RingSub>,
     /// Tells the ring-reading threads to stop (set on drop).
     stop: Arc<AtomicBool>,
+    /// What connecting to a publisher needs besides its address (certificates).
+    conn: ConnectionOptions,
 }
 
 /// How often a ring-reading thread looks whether its subscriber was dropped.
@@ -719,6 +735,17 @@ impl Subscriber {
     /// [`Error::NotFound`] at once otherwise) and reads it directly, with no thread; every
     /// message published after this returns reaches it.
     pub fn connect(addr: &str, topics: &[&[u8]], timeout: Duration) -> Result<Subscriber, Error> {
+        Self::connect_with(addr, topics, timeout, &ConnectionOptions::default())
+    }
+
+    /// Connects as [`Subscriber::connect`] does, with what `opts` gives besides the address
+    /// (the certificates of a `tls:` address); [`Subscriber::connect_also`] uses them too.
+    pub fn connect_with(
+        addr: &str,
+        topics: &[&[u8]],
+        timeout: Duration,
+        opts: &ConnectionOptions,
+    ) -> Result<Subscriber, Error> {
         let (tx, rx) = mpsc::sync_channel(SUB_BUFFER);
         let mut s = Subscriber {
             rx,
@@ -729,6 +756,7 @@ impl Subscriber {
             topics: topics.iter().map(|t| t.to_vec()).collect(),
             ring: None,
             stop: Arc::new(AtomicBool::new(false)),
+            conn: opts.clone(),
         };
         if let Some(name) = ring_name(&Endpoint::parse(addr)?) {
             s.check_topics()?;
@@ -842,7 +870,7 @@ impl Subscriber {
             hello.extend_from_slice(&(t.len() as u16).to_be_bytes());
             hello.extend_from_slice(t);
         }
-        let mut link = parsed.connect(wait)?;
+        let mut link = parsed.connect_with(wait, &self.conn)?;
         link.send_frame_wait(&hello, wait)?;
         match link.recv_frame_wait(wait)? {
             Some(f) if f == [WELCOME] => {}

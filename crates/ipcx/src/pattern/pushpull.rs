@@ -1,7 +1,8 @@
 //! Push/pull: work distribution over a pool of worker processes, with credit-based load
 //! balancing and redelivery of the tasks of a worker that died.
 //!
-//! A [`Distributor`] binds an address (`unix:@NAME`, `unix:PATH` or `tcp:HOST:PORT`, see
+//! A [`Distributor`] binds an address (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`, or
+//! `tls:HOST:PORT` with `DistributorOptions::tls` and [`Worker::connect_with`]; see
 //! [`Endpoint`]), takes tasks ([`Distributor::submit`]) and collects their results
 //! ([`Distributor::recv_result`]). [`Worker`]s connect from any number of processes and say how
 //! many tasks they can hold at once (their *credits*); the distributor hands a worker a task
@@ -68,7 +69,7 @@ use std::time::{Duration, Instant};
 
 use super::Error;
 use super::HANDSHAKE_TIMEOUT;
-use crate::channel::{Connection, Endpoint, Listener};
+use crate::channel::{Connection, ConnectionOptions, Endpoint, Listener};
 use crate::poison::{lock, wait as cv_wait};
 use crate::wait::Wait;
 
@@ -110,7 +111,7 @@ pub struct TaskResult {
 }
 
 /// Distributor settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DistributorOptions {
     /// Tasks waiting for a worker before [`Distributor::submit`] blocks (default 65 536).
     pub queue_len: usize,
@@ -119,6 +120,10 @@ pub struct DistributorOptions {
     pub worker_grace: Duration,
     /// Largest task or result frame (default 16 MiB).
     pub max_frame_len: usize,
+    /// The distributor's certificates, for a `tls:` address (feature `tls`; default: none,
+    /// and a `tls:` address is refused saying so).
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::channel::TlsConfig>,
 }
 
 impl Default for DistributorOptions {
@@ -127,6 +132,8 @@ impl Default for DistributorOptions {
             queue_len: 65_536,
             worker_grace: Duration::from_secs(10),
             max_frame_len: crate::framing::DEFAULT_MAX_FRAME_LEN,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -208,14 +215,21 @@ pub struct Distributor {
 }
 
 impl Distributor {
-    /// Binds `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`) with default options.
+    /// Binds `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`) with default options
+    /// (`tls:HOST:PORT` needs its certificates: [`Distributor::bind_with`]).
     pub fn bind(addr: &str) -> Result<Distributor, Error> {
         Self::bind_with(&Endpoint::parse(addr)?, DistributorOptions::default())
     }
 
     /// Binds `addr` with `opts`.
     pub fn bind_with(addr: &Endpoint, opts: DistributorOptions) -> Result<Distributor, Error> {
-        Self::from_listener(addr.bind()?, opts)
+        let conn = ConnectionOptions::default();
+        #[cfg(feature = "tls")]
+        let conn = ConnectionOptions {
+            tls: opts.tls.clone(),
+            ..conn
+        };
+        Self::from_listener(addr.bind_with(&conn)?, opts)
     }
 
     /// Distributes to workers arriving on `listener`.
@@ -667,6 +681,17 @@ impl Worker {
     /// Connects to the distributor at `addr`, able to hold `credits` tasks at once (1 to
     /// [`MAX_CREDITS`]).
     pub fn connect(addr: &str, credits: u32, timeout: Duration) -> Result<Worker, Error> {
+        Self::connect_with(addr, credits, timeout, &ConnectionOptions::default())
+    }
+
+    /// Connects as [`Worker::connect`] does, with what `opts` gives besides the address (the
+    /// certificates of a `tls:` address).
+    pub fn connect_with(
+        addr: &str,
+        credits: u32,
+        timeout: Duration,
+        opts: &ConnectionOptions,
+    ) -> Result<Worker, Error> {
         if !(1..=MAX_CREDITS).contains(&credits) {
             return Err(Error::InvalidAddress {
                 addr: addr.to_owned(),
@@ -674,7 +699,7 @@ impl Worker {
             });
         }
         let wait = Wait::timeout(timeout);
-        let mut link = Endpoint::parse(addr)?.connect(wait)?;
+        let mut link = Endpoint::parse(addr)?.connect_with(wait, opts)?;
         let mut hello = MAGIC.to_vec();
         hello.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
         hello.extend_from_slice(&credits.to_be_bytes());

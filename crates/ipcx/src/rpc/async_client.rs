@@ -11,13 +11,13 @@ use super::error::RpcError;
 use super::error::{connect_error, reply_result, reply_with};
 use crate::channel::Codec;
 use crate::pattern::reqrep::Hello;
-use crate::pattern::reqrep::async_client::{AsyncClient, Dial};
+use crate::pattern::reqrep::async_client::AsyncClient;
 
 /// An async RPC client (tokio): many calls can be outstanding at once on one connection, each
 /// reply reaching its own caller; no call ties up a thread of tokio's blocking pool.
 ///
 /// * **Unix sockets** (`unix:PATH`, `unix:@NAME`), **TCP** (`tcp:HOST:PORT`) and **TLS**
-///   ([`AsyncRpcClient::connect_tls`], feature `tls`): the connection is a tokio stream
+///   (`tls:HOST:PORT`, [`AsyncRpcClient::connect_tls`], feature `tls`): the connection is a tokio stream
 ///   (tokio-rustls for TLS); a reader task routes each reply to its call and a writer task
 ///   sends whole requests, so dropping a call's future never leaves half a request on the
 ///   connection.
@@ -39,7 +39,8 @@ pub struct AsyncRpcClient {
 }
 
 impl AsyncRpcClient {
-    /// Connects to `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`, `shm:/NAME`) as a
+    /// Connects to `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`, `shm:/NAME`; `tls:` with
+    /// [`AsyncRpcClient::connect_tls`]) as a
     /// client of `service` version `version`, giving up after `timeout`.
     pub async fn connect(
         addr: &str,
@@ -60,7 +61,7 @@ impl AsyncRpcClient {
         codec: Codec,
     ) -> Result<AsyncRpcClient, RpcError> {
         let hello = Hello::new(service, version, codec);
-        let conn = AsyncClient::connect(addr, Dial::Plain, &hello, timeout)
+        let conn = AsyncClient::connect(addr, &Default::default(), &hello, timeout)
             .await
             .map_err(|e| connect_error(e, version))?;
         Ok(AsyncRpcClient {
@@ -78,7 +79,7 @@ impl AsyncRpcClient {
         codec: Codec,
     ) -> Result<AsyncRpcClient, RpcError> {
         let hello = Hello::new("", 0, codec);
-        let conn = AsyncClient::connect(addr, Dial::Plain, &hello, timeout)
+        let conn = AsyncClient::connect(addr, &Default::default(), &hello, timeout)
             .await
             .map_err(|e| connect_error(e, 0))?;
         Ok(AsyncRpcClient {
@@ -88,32 +89,24 @@ impl AsyncRpcClient {
         })
     }
 
-    /// Connects to `addr` (`tcp:HOST:PORT`) over TLS, natively on tokio (feature `tls`): the
-    /// same checks as [`RpcClient::connect_tls`] with the same configuration (the server's
-    /// certificate must be valid for `server_name` and signed by a root of `config`; `config`
-    /// may carry a client certificate). An untrusted server, or a server that wants a client
-    /// certificate this client lacks or does not trust, is [`RpcError::Tls`]. Calls both the
-    /// async TLS server ([`AsyncService::serve_tls_async`]) and the thread-based one
-    /// ([`Service::serve_tls`]).
+    /// Connects to `addr` (`tls:HOST:PORT`) with the certificates of `tls`, natively on tokio
+    /// (feature `tls`): the same checks as [`RpcClient::connect_tls`] with the same
+    /// configuration. An untrusted server, or a server that wants a client certificate this
+    /// client lacks or does not trust, is [`RpcError::Tls`]. Calls both the async server and
+    /// the thread-based one.
     ///
     /// [`RpcClient::connect_tls`]: super::RpcClient::connect_tls
-    /// [`AsyncService::serve_tls_async`]: super::AsyncService::serve_tls_async
-    /// [`Service::serve_tls`]: super::Service::serve_tls
     #[cfg(feature = "tls")]
     pub async fn connect_tls(
         addr: &str,
-        server_name: &str,
-        config: Arc<rustls::ClientConfig>,
+        tls: &crate::channel::TlsConfig,
         service: &str,
         version: u32,
         timeout: Duration,
     ) -> Result<AsyncRpcClient, RpcError> {
-        let dial = Dial::Tls {
-            server_name: server_name.to_owned(),
-            config,
-        };
+        let opts = crate::channel::ConnectionOptions::new().tls(tls.clone());
         let hello = Hello::new(service, version, Codec::Postcard);
-        let conn = AsyncClient::connect(addr, dial, &hello, timeout)
+        let conn = AsyncClient::connect(addr, &opts, &hello, timeout)
             .await
             .map_err(|e| connect_error(e, version))?;
         Ok(AsyncRpcClient {

@@ -39,7 +39,7 @@ type AsyncHandler = Arc<dyn Fn(CallContext, Vec<u8>) -> BoxFuture + Send + Sync>
 /// runtime. The wire protocol is the one of [`crate::pattern::reqrep`], so sync clients call
 /// async servers and async clients call sync servers.
 ///
-/// * **Unix sockets, TCP and TLS** ([`AsyncService::serve_tls_async`], tokio-rustls) are
+/// * **Unix sockets, TCP and TLS** (`tls:` with [`AsyncService::tls`], tokio-rustls) are
 ///   served natively: a tokio listener, one task per connection (running the TLS handshake
 ///   first, then reading requests), one task per call, one task writing replies; nothing
 ///   blocks the runtime. Calls on one connection run concurrently and their replies go out as
@@ -216,8 +216,18 @@ impl AsyncService {
         self
     }
 
-    /// Starts serving at `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`, `shm:/NAME`) on
-    /// the current tokio runtime: natively over Unix sockets and TCP, through a bridge thread
+    /// The certificates to serve a `tls:` address with (feature `tls`; see [`Service::tls`]):
+    /// each client's handshake runs in its connection's task (at most
+    /// [`crate::channel::transport::tls::HANDSHAKE_TIMEOUT`]).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::channel::TlsConfig) -> AsyncService {
+        self.base = self.base.tls(tls);
+        self
+    }
+
+    /// Starts serving at `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`, `tls:HOST:PORT`
+    /// with [`AsyncService::tls`], `shm:/NAME`) on the current tokio runtime: natively over
+    /// Unix sockets, TCP and TLS, through a bridge thread
     /// over shared memory (see [`AsyncService`]). Must be called from inside a
     /// runtime. The returned handle stops the server when dropped, or gracefully with
     /// [`AsyncRunningService::shutdown`].
@@ -228,33 +238,6 @@ impl AsyncService {
             self.base.methods.keys().chain(self.async_methods.keys()),
         );
         let server = AsyncServer::serve(addr, self.options())?;
-        Ok(AsyncRunningService {
-            _listed: listing.at(server.addr()),
-            server,
-        })
-    }
-
-    /// Starts serving over TLS at `addr` (`tcp:HOST:PORT`) with the server configuration
-    /// `config`, natively on tokio (tokio-rustls; needs the `tls` and `tokio` features): the
-    /// same policy as [`Service::serve_tls`] with the same configuration (see
-    /// [`crate::channel::transport::tls::server_config`]): the server presents its certificate, and
-    /// clients must present one signed by the client roots when the configuration has them.
-    /// Each handshake runs in its connection's task (at most
-    /// [`crate::channel::transport::tls::HANDSHAKE_TIMEOUT`]); a client that fails it is dropped alone.
-    /// Sync clients ([`super::RpcClient::connect_tls`]) and async ones
-    /// ([`super::AsyncRpcClient::connect_tls`]) both call it.
-    #[cfg(feature = "tls")]
-    pub async fn serve_tls_async(
-        self,
-        addr: &str,
-        config: Arc<rustls::ServerConfig>,
-    ) -> Result<AsyncRunningService, pattern::Error> {
-        let listing = Pending::rpc(
-            &self.base.name,
-            self.base.version,
-            self.base.methods.keys().chain(self.async_methods.keys()),
-        );
-        let server = AsyncServer::serve_tls(addr, config, self.options())?;
         Ok(AsyncRunningService {
             _listed: listing.at(server.addr()),
             server,
@@ -282,12 +265,14 @@ impl AsyncService {
         opts.authorize = self.base.authorize;
         opts.trust = self.base.trust;
         opts.max_request_len = self.base.max_request_len;
+        #[cfg(feature = "tls")]
+        {
+            opts.tls = self.base.tls;
+        }
         let methods = Arc::new(methods);
         AsyncServerOptions {
             opts,
             max_in_flight: self.max_in_flight,
-            #[cfg(feature = "tls")]
-            tls: None,
             handler: Arc::new(move |call| {
                 let methods = methods.clone();
                 let described = described.clone();

@@ -1,7 +1,5 @@
 //! The typed thread-based client ([`RpcClient`]).
 
-#[cfg(feature = "tls")]
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -61,24 +59,24 @@ impl RpcClient {
         Self::finish_connect(r, addr, 0, codec)
     }
 
-    /// Connects to `addr` (`tcp:HOST:PORT`) over TLS: the server's certificate must be valid
-    /// for `server_name` and signed by a root of `config` (see
-    /// [`crate::channel::transport::tls::client_config`], which also sets a client certificate). An
-    /// untrusted server, or a server that wants a client certificate this client lacks, is
-    /// [`RpcError::Tls`].
+    /// Connects to `addr` (`tls:HOST:PORT`) with the certificates of `tls`: the server's
+    /// certificate must be signed by a root of its client configuration (see
+    /// [`crate::channel::transport::tls::client_config`], which also sets a client certificate)
+    /// and valid for the host of `addr` (or [`TlsConfig::server_name`]). An untrusted server,
+    /// or a server that wants a client certificate this client lacks, is [`RpcError::Tls`].
+    ///
+    /// [`TlsConfig::server_name`]: crate::channel::TlsConfig::server_name
     #[cfg(feature = "tls")]
     pub fn connect_tls(
         addr: &str,
-        server_name: &str,
-        config: Arc<rustls::ClientConfig>,
+        tls: &crate::channel::TlsConfig,
         service: &str,
         version: u32,
         timeout: Duration,
     ) -> Result<RpcClient, RpcError> {
-        let link = crate::channel::transport::tls::connect(addr, server_name, config, timeout)
-            .map_err(|e| RpcError::from_transport("(connect)", e))?;
         let hello = Hello::new(service, version, Codec::Postcard);
-        let r = Client::connect_link(link, addr, &hello, timeout);
+        let opts = crate::channel::ConnectionOptions::new().tls(tls.clone());
+        let r = Client::connect_with(addr, &hello, timeout, &opts);
         Self::finish_connect(r, service, version, Codec::Postcard)
     }
 

@@ -52,15 +52,16 @@
 //!   shared-memory rings (`shm:/NAME`: a pair of rings per connection, set up through a
 //!   handshake on an abstract Unix socket that also gives the server the client's
 //!   credentials; see [`crate::channel::transport::shm::link`]);
-//!   with the `tls` feature, TLS over TCP ([`Service::serve_tls`], [`RpcClient::connect_tls`]):
-//!   the client always verifies the server's certificate, and the server can require client
-//!   certificates (see [`crate::channel::transport::tls`]).
+//!   with the `tls` feature, TLS (`tls:HOST:PORT`, certificates given beside the address:
+//!   `Service::tls`, `RpcClient::connect_tls`): the client always verifies the server's
+//!   certificate, and the server can require client certificates (see
+//!   [`crate::channel::transport::tls`]).
 //! * **Async**: with the `tokio` feature, [`AsyncRpcClient`] offers `async fn call` over
 //!   every transport without tying up tokio's blocking pool: natively over Unix sockets, TCP
 //!   and TLS ([`AsyncRpcClient::connect_tls`], tokio-rustls; reader and writer tasks), and
 //!   over shared memory with a reader thread per connection that completes each call's future.
 //!   [`AsyncService`] serves async handlers (and sync ones) from inside a tokio runtime:
-//!   natively over Unix sockets, TCP and TLS ([`AsyncService::serve_tls_async`]), through a
+//!   natively over Unix sockets, TCP and TLS ([`AsyncService::tls`]), through a
 //!   bridge thread over shared memory (see [`AsyncService`]). Sync and async clients and
 //!   servers all speak the same protocol (and the same TLS policy).
 //!   A thread-based server ([`Service::serve`]) also runs fine inside an async program (it

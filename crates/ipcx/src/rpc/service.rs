@@ -46,6 +46,8 @@ pub struct Service {
     threads: usize,
     pub(super) max_request_len: usize,
     pub(super) trust: crate::trust::Trust,
+    #[cfg(feature = "tls")]
+    pub(super) tls: Option<crate::channel::TlsConfig>,
 }
 
 impl fmt::Debug for Service {
@@ -76,6 +78,8 @@ impl Service {
             threads: 4,
             max_request_len: crate::framing::DEFAULT_MAX_FRAME_LEN,
             trust: crate::trust::Trust::own_user(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -163,35 +167,25 @@ impl Service {
         self
     }
 
-    /// Starts serving at `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`, `shm:/NAME`) on background
-    /// threads; the returned handle stops the server when dropped.
-    pub fn serve(self, addr: &str) -> Result<RunningService, pattern::Error> {
-        self.serve_with(addr, None)
-    }
-
-    /// Starts serving over TLS at `addr` (`tcp:HOST:PORT`) with the server configuration
-    /// `config` (see [`crate::channel::transport::tls::server_config`]: the server's certificate and
-    /// key, and the client roots when clients must present certificates). Each handshake runs
-    /// on its connection's own thread; a client that fails it is dropped alone.
+    /// The certificates to serve a `tls:` address with (feature `tls`): the server's
+    /// certificate and key, and the client roots when clients must present certificates (see
+    /// [`crate::channel::transport::tls::server_config`]). Each client's handshake runs on its
+    /// connection's own thread (or task); a client that fails it is dropped alone.
     #[cfg(feature = "tls")]
-    pub fn serve_tls(
-        self,
-        addr: &str,
-        config: Arc<rustls::ServerConfig>,
-    ) -> Result<RunningService, pattern::Error> {
-        reqrep::check_tls(addr)?;
-        let up: reqrep::Upgrade =
-            Arc::new(move |link| crate::channel::transport::tls::accept(link, config.clone()));
-        self.serve_with(addr, Some(up))
+    pub fn tls(mut self, tls: crate::channel::TlsConfig) -> Service {
+        self.tls = Some(tls);
+        self
     }
 
-    fn serve_with(
-        self,
-        addr: &str,
-        upgrade: Option<reqrep::Upgrade>,
-    ) -> Result<RunningService, pattern::Error> {
+    /// Starts serving at `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`, `tls:HOST:PORT`
+    /// with [`Service::tls`], `shm:/NAME`) on background threads; the returned handle stops
+    /// the server when dropped.
+    pub fn serve(self, addr: &str) -> Result<RunningService, pattern::Error> {
         let mut opts = ServerOptions::new(&self.name, self.version);
-        opts.upgrade = upgrade;
+        #[cfg(feature = "tls")]
+        {
+            opts.tls = self.tls.clone();
+        }
         opts.authorize = self.authorize.clone();
         opts.trust = self.trust.clone();
         opts.max_request_len = self.max_request_len;

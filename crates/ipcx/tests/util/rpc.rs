@@ -281,14 +281,15 @@ mod asynch {
 
 #[cfg(feature = "tls")]
 #[allow(unused_imports)] // not every test binary uses them
-pub use self::ca::{Ca, Identity};
+pub use self::ca::{Ca, Identity, tls_client, tls_fixed, tls_server};
 
 #[cfg(feature = "tls")]
 mod ca {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-    use ipcx::channel::transport::tls::rustls;
+    use ipcx::channel::TlsConfig;
+    use ipcx::channel::transport::tls::{self, rustls};
 
     /// A leaf certificate chain and its key.
     pub type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
@@ -298,15 +299,72 @@ mod ca {
         issuer: CertifiedIssuer<'static, KeyPair>,
     }
 
+    /// Test keys (fixtures, for tests only) of the CA and the server certificate that every
+    /// process of a test run builds alike ([`tls_server`], [`tls_client`]): a child process
+    /// then trusts, or presents, the same certificates as its parent, with no file between
+    /// them.
+    const FIXED_CA_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgmvunEJERP1I2YaH5
+cGNqdlthtWXo/26nNW2b+i1HVz2hRANCAATNGdSezHSpu/mT/wllOeW3wWXJ/ccv
+9SsnGr0jen+pvJYoAPuSHYzPSBiy3Ox8SuBTWt0vGpTVJBIf5yRJ7U0C
+-----END PRIVATE KEY-----
+";
+    const FIXED_LEAF_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgMHQW/IY3AUZwWm+U
+e3SedLqGpQxsen7fVKYlskeHFSShRANCAAR0Mc8zjqFb8bZuf0jO1IsLk8xIucyu
+bat9zIwvzCl0JiSwMUEsi8qR8oJnkRzuVHS8AHX665NVMQn5LQMzri2c
+-----END PRIVATE KEY-----
+";
+
+    /// The server side of the fixed test certificates: a certificate for `localhost` and
+    /// `127.0.0.1` signed by the fixed CA.
+    pub fn tls_server() -> TlsConfig {
+        fixed(TlsConfig::new(), true, false)
+    }
+
+    /// The client side of the fixed test certificates: trusts the fixed CA.
+    pub fn tls_client() -> TlsConfig {
+        fixed(TlsConfig::new(), false, true)
+    }
+
+    /// Both sides of the fixed test certificates (for a process that binds and connects).
+    pub fn tls_fixed() -> TlsConfig {
+        fixed(TlsConfig::new(), true, true)
+    }
+
+    fn fixed(mut t: TlsConfig, server: bool, client: bool) -> TlsConfig {
+        let ca = Ca::fixed();
+        if server {
+            let (chain, key) = ca.leaf_with(
+                &["localhost", "127.0.0.1"],
+                KeyPair::from_pem(FIXED_LEAF_KEY).unwrap(),
+            );
+            t = t.server(tls::server_config(chain, key, None).unwrap());
+        }
+        if client {
+            t = t.client(tls::client_config(&[ca.root()], None).unwrap());
+        }
+        t
+    }
+
     impl Ca {
         /// A new self-signed CA with `label` in its common name.
         pub fn new(label: &str) -> Ca {
+            Ca::with_key(label, KeyPair::generate().unwrap())
+        }
+
+        /// The CA of the fixed test key: the same in every process.
+        pub fn fixed() -> Ca {
+            Ca::with_key("fixed", KeyPair::from_pem(FIXED_CA_KEY).unwrap())
+        }
+
+        fn with_key(label: &str, key: KeyPair) -> Ca {
             let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
             p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
             p.distinguished_name
                 .push(rcgen::DnType::CommonName, format!("ipcx test CA {label}"));
             Ca {
-                issuer: CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap(),
+                issuer: CertifiedIssuer::self_signed(p, key).unwrap(),
             }
         }
         pub fn root(&self) -> CertificateDer<'static> {
@@ -314,7 +372,11 @@ mod ca {
         }
         /// A leaf certificate for `names`, with its key.
         pub fn leaf(&self, names: &[&str]) -> Identity {
-            let key = KeyPair::generate().unwrap();
+            self.leaf_with(names, KeyPair::generate().unwrap())
+        }
+
+        /// A leaf certificate for `names` with the key `key`.
+        pub fn leaf_with(&self, names: &[&str], key: KeyPair) -> Identity {
             let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
             let cert = CertificateParams::new(names)
                 .unwrap()

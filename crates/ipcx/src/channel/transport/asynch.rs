@@ -31,33 +31,32 @@ pub(super) async fn connect_tcp(a: (&str, u16)) -> Result<(BoxRead, BoxWrite), E
     Ok((Box::new(r), Box::new(w)))
 }
 
-/// A tokio stream a listener accepted, not yet split (so that a TLS server can wrap a TCP
-/// stream first).
+/// A tokio stream a listener accepted, not yet open: [`AsyncStream::open`] finishes what the
+/// transport does before messages flow (a TLS server's handshake) and splits it.
 pub trait AsyncStream: Send {
-    /// Splits the stream into its halves.
-    fn into_split(self: Box<Self>) -> (BoxRead, BoxWrite);
-
-    /// The TCP stream, for a TLS handshake; the stream itself back when it is not TCP.
-    fn into_tcp(self: Box<Self>) -> Result<tokio::net::TcpStream, Box<dyn AsyncStream>>;
+    /// Finishes opening the stream (a TLS server runs its handshake here, within its
+    /// handshake timeout) and splits it into its halves. Run it in the connection's own task:
+    /// a slow peer then holds up no other.
+    fn open(self: Box<Self>) -> Connecting<'static>;
 }
 
 impl AsyncStream for tokio::net::UnixStream {
-    fn into_split(self: Box<Self>) -> (BoxRead, BoxWrite) {
+    fn open(self: Box<Self>) -> Connecting<'static> {
         let (r, w) = tokio::net::UnixStream::into_split(*self);
-        (Box::new(r), Box::new(w))
-    }
-    fn into_tcp(self: Box<Self>) -> Result<tokio::net::TcpStream, Box<dyn AsyncStream>> {
-        Err(self)
+        Box::pin(std::future::ready(Ok((
+            Box::new(r) as BoxRead,
+            Box::new(w) as BoxWrite,
+        ))))
     }
 }
 
 impl AsyncStream for tokio::net::TcpStream {
-    fn into_split(self: Box<Self>) -> (BoxRead, BoxWrite) {
+    fn open(self: Box<Self>) -> Connecting<'static> {
         let (r, w) = tokio::net::TcpStream::into_split(*self);
-        (Box::new(r), Box::new(w))
-    }
-    fn into_tcp(self: Box<Self>) -> Result<tokio::net::TcpStream, Box<dyn AsyncStream>> {
-        Ok(*self)
+        Box::pin(std::future::ready(Ok((
+            Box::new(r) as BoxRead,
+            Box::new(w) as BoxWrite,
+        ))))
     }
 }
 
@@ -123,15 +122,18 @@ struct TcpAsyncListener(tokio::net::TcpListener);
 
 /// Registers a bound TCP listener with tokio.
 pub(super) fn tcp_listener(l: TcpListener) -> Result<Box<dyn AsyncListener>, Error> {
+    Ok(Box::new(TcpAsyncListener(tokio_tcp_listener(l)?)))
+}
+
+/// A bound TCP listener, registered with tokio.
+pub(super) fn tokio_tcp_listener(l: TcpListener) -> Result<tokio::net::TcpListener, Error> {
     let l = std::net::TcpListener::from(std::os::fd::OwnedFd::from(l));
     let io = |source| Error::Io {
         context: "registering a TCP listener with tokio".into(),
         source,
     };
     l.set_nonblocking(true).map_err(io)?;
-    Ok(Box::new(TcpAsyncListener(
-        tokio::net::TcpListener::from_std(l).map_err(io)?,
-    )))
+    tokio::net::TcpListener::from_std(l).map_err(io)
 }
 
 impl AsyncListener for TcpAsyncListener {
@@ -154,12 +156,6 @@ impl AsyncListener for TcpAsyncListener {
             context: "reading the TCP listener's address".into(),
             source,
         })?;
-        Endpoint::new(
-            "tcp",
-            Address::HostPort {
-                host: a.ip().to_string(),
-                port: a.port(),
-            },
-        )
+        Endpoint::new("tcp", a.into())
     }
 }

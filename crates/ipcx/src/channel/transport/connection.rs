@@ -3,7 +3,7 @@
 //! A connection carries whole messages (frames) both ways and can be cloned into a second
 //! handle on the same connection, so that one thread reads while another writes. Unix stream
 //! sockets (with the peer's kernel-verified [`Credentials`]), TCP, the shared-memory ring pair
-//! ([`super::shm`]) and TLS over TCP implement it; the connection-oriented patterns (pub/sub,
+//! ([`super::shm`]) and TLS implement it; the connection-oriented patterns (pub/sub,
 //! request/reply, push/pull) and RPC run over it.
 
 use std::fmt;
@@ -56,11 +56,6 @@ pub trait Connection: Send + fmt::Debug {
     fn peer_credentials(&self) -> Option<Credentials>;
     /// The peer, for messages.
     fn peer_name(&self) -> String;
-    /// The connection's socket, for a transport that wraps it (TLS over TCP); `None` when the
-    /// connection is not a plain socket (the default).
-    fn into_fd(self: Box<Self>) -> Option<OwnedFd> {
-        None
-    }
 }
 
 /// How long accepting pauses when the process is out of descriptors or memory.
@@ -87,7 +82,7 @@ pub trait Listener: Send + Sync + fmt::Debug {
     /// The address it listens on (for TCP, with the port the kernel chose for port 0).
     fn local_addr(&self) -> Result<Endpoint, Error>;
 
-    /// Sets which users' Unix connections are accepted (see [`Endpoint::bind_with_trust`]);
+    /// Sets which users' Unix connections are accepted (see [`Endpoint::bind_with`]);
     /// no effect on other transports (the default).
     fn set_trust(&mut self, trust: Trust) {
         let _ = trust;

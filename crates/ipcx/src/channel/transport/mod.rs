@@ -4,18 +4,21 @@
 //! `shm`...): it parses the rest of an address into an [`Address`] and opens the channel
 //! halves ([`MessageSender`], [`MessageReceiver`]) on it; a connection-oriented transport also
 //! connects and binds framed, bidirectional [`Connection`]s, which the patterns and RPC run
-//! over. [`TRANSPORTS`] lists them, one line each; see the [channel docs](super) for how to add
-//! one.
+//! over, with what they need besides the address in [`ConnectionOptions`] (trust,
+//! certificates). [`TRANSPORTS`] lists them, one line each; see the [channel docs](super) for
+//! how to add one.
 
 use std::fmt;
 use std::io::Write;
 
 use super::raw::not_a_stream;
 use super::{Address, Error, MessageReceiver, MessageSender, Options, RawReader};
-use crate::trust::Trust;
 use crate::wait::Wait;
 
+#[cfg(feature = "tls")]
+mod conn_channel;
 mod connection;
+mod connection_options;
 mod fifo;
 mod mq;
 pub mod shm;
@@ -29,6 +32,7 @@ mod udp;
 mod unix;
 
 pub use connection::{Connection, Listener};
+pub use connection_options::ConnectionOptions;
 pub use stream::{Connections, FramedStream, StreamConnection, StreamListener};
 pub use tcp::TcpConnection;
 pub use unix::UnixConnection;
@@ -45,6 +49,8 @@ pub static TRANSPORTS: &[&dyn Transport] = &[
     &tcp::Tcp,
     &udp::Udp,
     &shm::Shm,
+    #[cfg(feature = "tls")]
+    &tls::Tls,
 ];
 
 /// The transport registered for `scheme`.
@@ -89,17 +95,24 @@ pub trait Transport: Send + Sync + fmt::Debug {
     /// Opens the sending side: connects to, or opens, the object.
     fn sender(&self, addr: &Address, opts: &Options) -> Result<Box<dyn MessageSender>, Error>;
 
-    /// Connects a framed, bidirectional connection, giving up at the deadline. The default:
-    /// this transport carries no connections.
-    fn connect(&self, addr: &Address, wait: Wait) -> Result<Box<dyn Connection>, Error> {
-        let _ = wait;
+    /// Connects a framed, bidirectional connection, giving up at the deadline, with what
+    /// `opts` gives besides the address (certificates). The default: this transport carries
+    /// no connections.
+    fn connect(
+        &self,
+        addr: &Address,
+        wait: Wait,
+        opts: &ConnectionOptions,
+    ) -> Result<Box<dyn Connection>, Error> {
+        let _ = (wait, opts);
         Err(no_connections(self.scheme(), addr))
     }
 
-    /// Binds a listener for connections, accepting Unix peers that `trust` permits. The
-    /// default: this transport carries no connections.
-    fn bind(&self, addr: &Address, trust: Trust) -> Result<Box<dyn Listener>, Error> {
-        let _ = trust;
+    /// Binds a listener for connections, accepting Unix peers that `opts.trust` permits,
+    /// with what else `opts` gives (certificates). The default: this transport carries no
+    /// connections.
+    fn bind(&self, addr: &Address, opts: &ConnectionOptions) -> Result<Box<dyn Listener>, Error> {
+        let _ = opts;
         Err(no_connections(self.scheme(), addr))
     }
 
@@ -117,9 +130,14 @@ pub trait Transport: Send + Sync + fmt::Debug {
     }
 
     /// Connects a tokio byte stream, split into its halves (transports with a pollable fd;
-    /// the default: none).
+    /// the default: none), with what `opts` gives besides the address.
     #[cfg(feature = "tokio")]
-    fn connect_async<'a>(&'a self, addr: &'a Address) -> asynch::Connecting<'a> {
+    fn connect_async<'a>(
+        &'a self,
+        addr: &'a Address,
+        opts: &'a ConnectionOptions,
+    ) -> asynch::Connecting<'a> {
+        let _ = opts;
         Box::pin(async move {
             Err(Error::InvalidAddress {
                 addr: format!("{}:{addr}", self.scheme()),
@@ -128,15 +146,15 @@ pub trait Transport: Send + Sync + fmt::Debug {
         })
     }
 
-    /// Binds a tokio listener, accepting Unix peers that `trust` permits (transports with a
-    /// pollable fd; the default: none). Call it from inside a tokio runtime.
+    /// Binds a tokio listener, accepting Unix peers that `opts.trust` permits (transports
+    /// with a pollable fd; the default: none). Call it from inside a tokio runtime.
     #[cfg(feature = "tokio")]
     fn bind_async(
         &self,
         addr: &Address,
-        trust: Trust,
+        opts: &ConnectionOptions,
     ) -> Result<Box<dyn asynch::AsyncListener>, Error> {
-        let _ = trust;
+        let _ = opts;
         Err(Error::InvalidAddress {
             addr: format!("{}:{addr}", self.scheme()),
             reason: format!("no native async listener for {}:", self.scheme()),
@@ -152,9 +170,7 @@ pub mod asynch;
 fn no_connections(scheme: &str, addr: &Address) -> Error {
     Error::InvalidAddress {
         addr: format!("{scheme}:{addr}"),
-        reason:
-            "this transport carries no connections; use unix:, tcp: or shm: (TLS runs over tcp:)"
-                .into(),
+        reason: "this transport carries no connections; use unix:, tcp:, tls: or shm:".into(),
     }
 }
 

@@ -17,8 +17,6 @@ use crate::wait::Wait;
 
 /// A connected byte-stream socket that sends and receives frames.
 pub trait FramedStream: Send + fmt::Debug + AsFd + From<OwnedFd> + Into<OwnedFd> + 'static {
-    /// Whether another layer may take the socket over ([`Connection::into_fd`]: TLS over TCP).
-    const WRAPPABLE: bool = false;
     /// Sends one frame, waiting as `wait` allows.
     fn send_frame(&mut self, msg: &[u8], wait: Wait) -> Result<(), SocketError>;
     /// Receives one frame, waiting as `wait` allows: `None` at a clean end of stream.
@@ -83,9 +81,6 @@ impl<S: FramedStream> Connection for StreamConnection<S> {
     }
     fn peer_name(&self) -> String {
         self.stream.peer_name(self.cred)
-    }
-    fn into_fd(self: Box<Self>) -> Option<OwnedFd> {
-        S::WRAPPABLE.then(|| self.stream.into())
     }
 }
 

@@ -8,17 +8,26 @@ use super::socket::{
     Accepted, PeerListener, Server, StreamSender, connect_retrying, map_connect_err, map_err,
 };
 use super::stream::{Connections, FramedStream, StreamConnection, StreamListener, StreamRaw};
-use super::{Connection, Listener, Transport};
+use super::{Connection, ConnectionOptions, Listener, Transport};
 use crate::channel::Meta;
 use crate::channel::{
     Address, Endpoint, Error, MessageReceiver, MessageSender, Options, RawReader,
 };
 use crate::socket::{Credentials, SocketError, TcpListener, TcpStream};
-use crate::trust::Trust;
 use crate::wait::Wait;
 
-fn host_port(addr: &Address) -> (&str, u16) {
+pub(super) fn host_port(addr: &Address) -> (&str, u16) {
     addr.host_port().expect("tcp: parses HOST:PORT only")
+}
+
+/// Connects a TCP stream to `addr` (`HOST:PORT`), giving up at the deadline.
+pub(super) fn connect_stream(addr: &Address, wait: Wait) -> Result<TcpStream, SocketError> {
+    let a = host_port(addr);
+    if wait == Wait::Forever {
+        TcpStream::connect(a)
+    } else {
+        TcpStream::connect_timeout(a, connect_timeout(wait))
+    }
 }
 
 /// `tcp:HOST:PORT`, `tcp:[V6]:PORT`: a TCP stream, framed.
@@ -57,17 +66,17 @@ impl Transport for Tcp {
             what,
         }))
     }
-    fn connect(&self, addr: &Address, wait: Wait) -> Result<Box<dyn Connection>, Error> {
-        let a = host_port(addr);
-        let s = if wait == Wait::Forever {
-            TcpStream::connect(a)?
-        } else {
-            TcpStream::connect_timeout(a, connect_timeout(wait))?
-        };
-        Ok(Box::new(TcpConnection::new(s)))
+    fn connect(
+        &self,
+        addr: &Address,
+        wait: Wait,
+        opts: &ConnectionOptions,
+    ) -> Result<Box<dyn Connection>, Error> {
+        let _ = opts;
+        Ok(Box::new(TcpConnection::new(connect_stream(addr, wait)?)))
     }
-    fn bind(&self, addr: &Address, trust: Trust) -> Result<Box<dyn Listener>, Error> {
-        let _ = trust; // TCP peers carry no uid.
+    fn bind(&self, addr: &Address, opts: &ConnectionOptions) -> Result<Box<dyn Listener>, Error> {
+        let _ = opts; // TCP peers carry no uid.
         Ok(Box::new(Connections(TcpListener::bind(host_port(addr))?)))
     }
     fn raw_writer(&self, addr: &Address, opts: &Options) -> Result<Box<dyn Write + Send>, Error> {
@@ -86,16 +95,21 @@ impl Transport for Tcp {
         Ok(Box::new(StreamRaw::new(listener)))
     }
     #[cfg(feature = "tokio")]
-    fn connect_async<'a>(&'a self, addr: &'a Address) -> super::asynch::Connecting<'a> {
+    fn connect_async<'a>(
+        &'a self,
+        addr: &'a Address,
+        opts: &'a ConnectionOptions,
+    ) -> super::asynch::Connecting<'a> {
+        let _ = opts;
         Box::pin(super::asynch::connect_tcp(host_port(addr)))
     }
     #[cfg(feature = "tokio")]
     fn bind_async(
         &self,
         addr: &Address,
-        trust: Trust,
+        opts: &ConnectionOptions,
     ) -> Result<Box<dyn super::asynch::AsyncListener>, Error> {
-        let _ = trust; // TCP peers carry no uid.
+        let _ = opts; // TCP peers carry no uid.
         super::asynch::tcp_listener(TcpListener::bind(host_port(addr))?)
     }
 }
@@ -108,13 +122,7 @@ impl StreamListener for TcpListener {
     }
     fn local_endpoint(&self) -> Result<Endpoint, Error> {
         let a = self.local_addr()?;
-        Endpoint::new(
-            "tcp",
-            Address::HostPort {
-                host: a.ip().to_string(),
-                port: a.port(),
-            },
-        )
+        Endpoint::new("tcp", a.into())
     }
 }
 
@@ -122,7 +130,6 @@ impl StreamListener for TcpListener {
 pub type TcpConnection = StreamConnection<TcpStream>;
 
 impl FramedStream for TcpStream {
-    const WRAPPABLE: bool = true;
     fn send_frame(&mut self, msg: &[u8], wait: Wait) -> Result<(), SocketError> {
         self.send_frame_wait(msg, wait)
     }

@@ -14,7 +14,7 @@ use super::socket::{
     map_connect_err, map_err,
 };
 use super::stream::{Connections, FramedStream, StreamConnection, StreamListener, StreamRaw};
-use super::{Connection, Listener, Transport};
+use super::{Connection, ConnectionOptions, Listener, Transport};
 use crate::channel::{
     Address, Endpoint, Error, Message, MessageReceiver, MessageSender, Options, RawReader,
 };
@@ -54,7 +54,13 @@ impl Transport for Unix {
     fn sender(&self, addr: &Address, opts: &Options) -> Result<Box<dyn MessageSender>, Error> {
         unix_sender(UnixKind::Stream, unix_addr(addr), opts)
     }
-    fn connect(&self, addr: &Address, wait: Wait) -> Result<Box<dyn Connection>, Error> {
+    fn connect(
+        &self,
+        addr: &Address,
+        wait: Wait,
+        opts: &ConnectionOptions,
+    ) -> Result<Box<dyn Connection>, Error> {
+        let _ = opts;
         let a = unix_addr(addr);
         let s = if wait == Wait::Forever {
             UnixStream::connect(a)?
@@ -63,9 +69,9 @@ impl Transport for Unix {
         };
         Ok(Box::new(UnixConnection::new(s)))
     }
-    fn bind(&self, addr: &Address, trust: Trust) -> Result<Box<dyn Listener>, Error> {
+    fn bind(&self, addr: &Address, opts: &ConnectionOptions) -> Result<Box<dyn Listener>, Error> {
         let mut l = UnixListener::bind(unix_addr(addr))?;
-        l.set_trust(trust);
+        l.set_trust(opts.trust.clone());
         Ok(Box::new(Connections(l)))
     }
     fn raw_writer(&self, addr: &Address, opts: &Options) -> Result<Box<dyn Write + Send>, Error> {
@@ -88,17 +94,22 @@ impl Transport for Unix {
         Ok(Box::new(StreamRaw::new(listener)))
     }
     #[cfg(feature = "tokio")]
-    fn connect_async<'a>(&'a self, addr: &'a Address) -> super::asynch::Connecting<'a> {
+    fn connect_async<'a>(
+        &'a self,
+        addr: &'a Address,
+        opts: &'a ConnectionOptions,
+    ) -> super::asynch::Connecting<'a> {
+        let _ = opts;
         Box::pin(super::asynch::connect_unix(unix_addr(addr)))
     }
     #[cfg(feature = "tokio")]
     fn bind_async(
         &self,
         addr: &Address,
-        trust: Trust,
+        opts: &ConnectionOptions,
     ) -> Result<Box<dyn super::asynch::AsyncListener>, Error> {
         let mut l = UnixListener::bind(unix_addr(addr))?;
-        l.set_trust(trust);
+        l.set_trust(opts.trust.clone());
         super::asynch::unix_listener(l)
     }
 }

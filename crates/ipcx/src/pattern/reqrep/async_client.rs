@@ -17,6 +17,7 @@ use super::handshake::{self, ConnectError};
 use super::transport::{self, BoxRead, BoxWrite};
 use super::wire::{DecodeError, Frame, Hello};
 use crate::channel::Connection as Link;
+use crate::channel::ConnectionOptions;
 use crate::framing::{self, FrameDecoder};
 use crate::pattern::Error;
 use crate::poison::lock;
@@ -25,21 +26,6 @@ use crate::wait::Wait;
 /// How long the ring reader thread waits at a time before looking whether its client is
 /// still there.
 const RING_POLL: Duration = Duration::from_millis(250);
-
-/// How the async client reaches its server.
-pub(crate) enum Dial {
-    /// As the address says: a Unix socket, TCP, or a pair of rings.
-    Plain,
-    /// TLS over TCP (tokio-rustls): the server's certificate must be valid for `server_name`
-    /// and signed by a root of `config`.
-    #[cfg(feature = "tls")]
-    Tls {
-        /// The name the server's certificate must carry.
-        server_name: String,
-        /// The roots, and the client's certificate if it has one.
-        config: Arc<rustls::ClientConfig>,
-    },
-}
 
 /// Where requests go.
 #[derive(Debug)]
@@ -103,32 +89,19 @@ impl AsyncClient {
         }
     }
 
-    /// Connects to `addr` as `dial` says, introducing itself with `hello`, giving up after
-    /// `timeout`.
+    /// Connects to `addr` with what `opts` gives besides the address, introducing itself
+    /// with `hello`, giving up after `timeout`.
     pub(crate) async fn connect(
         addr: &str,
-        dial: Dial,
+        opts: &ConnectionOptions,
         hello: &Hello,
         timeout: Duration,
     ) -> Result<Arc<AsyncClient>, ConnectError> {
-        let stream: transport::Connecting<'_> =
-            match dial {
-                Dial::Plain => {
-                    if transport::is_ring(addr)? {
-                        return Self::connect_ring(addr, hello, timeout).await;
-                    }
-                    Box::pin(transport::connect_stream(addr))
-                }
-                #[cfg(feature = "tls")]
-                Dial::Tls {
-                    server_name,
-                    config,
-                } => Box::pin(async move {
-                    transport::connect_tls_stream(addr, &server_name, config).await
-                }),
-            };
+        if transport::is_ring(addr)? {
+            return Self::connect_ring(addr, opts, hello, timeout).await;
+        }
         let go = async {
-            let (r, w) = stream.await?;
+            let (r, w) = transport::connect_stream(addr, opts).await?;
             Self::over_stream(r, w, addr, hello).await
         };
         tokio::time::timeout(timeout, go)
@@ -189,13 +162,14 @@ impl AsyncClient {
     /// blocking pool, then the reader and writer threads start.
     async fn connect_ring(
         addr: &str,
+        opts: &ConnectionOptions,
         hello: &Hello,
         timeout: Duration,
     ) -> Result<Arc<AsyncClient>, ConnectError> {
-        let (addr_s, h) = (addr.to_owned(), hello.clone());
+        let (addr_s, h, opts) = (addr.to_owned(), hello.clone(), opts.clone());
         let (link, reader, max_frame) = tokio::task::spawn_blocking(move || {
             let wait = Wait::timeout(timeout);
-            let mut link = transport::connect(&addr_s, wait)?;
+            let mut link = transport::connect(&addr_s, wait, &opts)?;
             let max = handshake::greet(&mut *link, &addr_s, &h, wait)?;
             let reader = link.take_reading_half()?;
             Ok::<_, ConnectError>((link, reader, max))

@@ -23,7 +23,7 @@ use super::options::ServerOptions;
 use super::request::Request;
 use super::server::Server;
 use super::server_session::{self, Call, Rejected, ServerSession};
-use super::transport::{self, AsyncAccepted, AsyncListener, AsyncStream, BoxRead, BoxWrite};
+use super::transport::{self, AsyncAccepted, AsyncListener, AsyncStream};
 use super::wire::{Codec, HANDSHAKE_TIMEOUT, Status};
 use crate::channel::Endpoint;
 use crate::framing::{self, FrameDecoder};
@@ -94,9 +94,6 @@ pub(crate) struct AsyncServerOptions {
     /// How many calls of one connection run at once; past it the server stops reading that
     /// connection until a call finishes.
     pub(crate) max_in_flight: usize,
-    /// Set: every TCP connection starts with a TLS handshake.
-    #[cfg(feature = "tls")]
-    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
     /// Runs each call.
     pub(crate) handler: AsyncCallHandler,
 }
@@ -112,26 +109,13 @@ pub(crate) struct AsyncServer {
 }
 
 impl AsyncServer {
-    /// Starts serving at `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`, `shm:/NAME`) on
-    /// the current tokio runtime: natively over Unix sockets and TCP, through a bridge thread
+    /// Starts serving at `addr` (`unix:@NAME`, `unix:PATH`, `tcp:HOST:PORT`, `tls:HOST:PORT`,
+    /// `shm:/NAME`) on the current tokio runtime: natively over Unix sockets, TCP and TLS, through a bridge thread
     /// over shared memory. Must be called from inside a runtime.
     pub(crate) fn serve(addr: &str, options: AsyncServerOptions) -> Result<AsyncServer, Error> {
         if transport::is_ring(addr)? {
             return serve_bridge(addr, options);
         }
-        serve_native(addr, options)
-    }
-
-    /// Starts serving over TLS at `addr` (`tcp:HOST:PORT`) with the server configuration
-    /// `config`, natively on tokio (tokio-rustls).
-    #[cfg(feature = "tls")]
-    pub(crate) fn serve_tls(
-        addr: &str,
-        config: Arc<rustls::ServerConfig>,
-        mut options: AsyncServerOptions,
-    ) -> Result<AsyncServer, Error> {
-        transport::check_tls(addr)?;
-        options.tls = Some(tokio_rustls::TlsAcceptor::from(config));
         serve_native(addr, options)
     }
 
@@ -184,29 +168,6 @@ impl Drop for AsyncServer {
             t.abort();
         }
     }
-}
-
-/// Runs the TLS handshake on `conn` when the server speaks TLS, and splits the stream.
-async fn open(
-    conn: Box<dyn AsyncStream>,
-    shared: &AsyncServerOptions,
-    peer: &mut Peer,
-) -> Option<(BoxRead, BoxWrite)> {
-    #[cfg(feature = "tls")]
-    if let Some(acceptor) = &shared.tls {
-        // TLS runs over TCP only ([`transport::check_tls`]).
-        let s = conn.into_tcp().ok()?;
-        peer.name = peer.name.replacen("tcp peer", "tls peer", 1);
-        // A client that fails the handshake is dropped alone (rustls has sent it the alert
-        // saying why).
-        let s = crate::channel::transport::tls::accept_async(s, acceptor, &peer.name)
-            .await
-            .ok()?;
-        let (r, w) = tokio::io::split(s);
-        return Some((Box::new(r), Box::new(w)));
-    }
-    let _ = (shared, peer);
-    Some(conn.into_split())
 }
 
 /// Resolves when the server is told to stop (or its handle is gone).
@@ -263,11 +224,13 @@ fn reply_bytes(id: u64, status: Status, payload: &[u8]) -> Vec<u8> {
 /// stops.
 async fn serve_conn(
     conn: Box<dyn AsyncStream>,
-    mut peer: Peer,
+    peer: Peer,
     shared: Arc<AsyncServerOptions>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let Some((mut r, mut w)) = open(conn, &shared, &mut peer).await else {
+    // Whatever the transport does before messages flow (a TLS handshake) runs here, in this
+    // connection's task; a client that fails it is dropped alone.
+    let Ok((mut r, mut w)) = conn.open().await else {
         return;
     };
     let mut dec = FrameDecoder::new(shared.opts.max_request_len);
@@ -408,7 +371,7 @@ async fn bridge_loop(
 
 /// Binds `addr` (Unix socket or TCP) and serves it natively on the current runtime.
 fn serve_native(addr: &str, options: AsyncServerOptions) -> Result<AsyncServer, Error> {
-    let listener = transport::bind_async(addr)?;
+    let listener = transport::bind_async(addr, &options.opts)?;
     let addr = listener.local_addr()?;
     let (stop, stop_rx) = watch::channel(false);
     let task = tokio::spawn(accept_loop(listener, Arc::new(options), stop_rx));

@@ -12,6 +12,7 @@ use super::handshake::{self, ConnectError};
 use super::transport;
 use super::wire::{Codec, Hello, Status};
 use crate::channel::Connection as Link;
+use crate::channel::ConnectionOptions;
 use crate::pattern::Error;
 use crate::poison::lock;
 use crate::wait::Wait;
@@ -161,13 +162,23 @@ impl Client {
         hello: &Hello,
         timeout: Duration,
     ) -> Result<Client, ConnectError> {
-        let link = transport::connect(addr, Wait::timeout(timeout))?;
-        Self::connect_link(link, addr, hello, timeout)
+        Self::connect_with(addr, hello, timeout, &ConnectionOptions::default())
     }
 
-    /// Runs the handshake on a connected link (another transport, such as TLS); `addr` names
-    /// the server in messages.
-    pub fn connect_link(
+    /// Connects with an explicit hello and what `opts` gives besides the address (the
+    /// certificates of a `tls:` address).
+    pub fn connect_with(
+        addr: &str,
+        hello: &Hello,
+        timeout: Duration,
+        opts: &ConnectionOptions,
+    ) -> Result<Client, ConnectError> {
+        let link = transport::connect(addr, Wait::timeout(timeout), opts)?;
+        Self::over_link(link, addr, hello, timeout)
+    }
+
+    /// Runs the handshake on a connected link; `addr` names the server in messages.
+    fn over_link(
         mut link: Box<dyn Link>,
         addr: &str,
         hello: &Hello,

@@ -47,7 +47,7 @@ pub struct Connection {
 
 impl Connection {
     /// Accepts one client on `listener` (waiting as `wait` allows for it to connect) and runs
-    /// the handshake (upgrade, version checks, authorisation) as `opts` say; a client that
+    /// the handshake (version checks, authorisation) as `opts` say; a client that
     /// fails the handshake is refused and [`Error::Protocol`] returned.
     pub fn accept(
         listener: &dyn Listener,
@@ -63,9 +63,6 @@ impl Connection {
         mut link: Box<dyn Link>,
         opts: &ServerOptions,
     ) -> Result<Connection, Error> {
-        if let Some(up) = &opts.upgrade {
-            link = up(link)?;
-        }
         link.set_max_frame_len(opts.max_request_len);
         let hello = link.recv_frame_wait(Wait::timeout(HANDSHAKE_TIMEOUT))?;
         let peer = Peer {

@@ -105,10 +105,8 @@ pub use client::{Client, ClientPool};
 pub use client_session::Reply;
 pub use connection::Connection;
 pub use handshake::{Authorize, ConnectError, Peer, Refused};
-pub use options::{CallHandler, Handler, ServerOptions, Upgrade};
+pub use options::{CallHandler, Handler, ServerOptions};
 pub use request::Request;
 pub use server::Server;
 pub use server_session::Call;
-#[cfg(feature = "tls")]
-pub(crate) use transport::check_tls;
 pub use wire::{DecodeError, Frame, Hello, MAX_NAME_LEN, PROTOCOL_VERSION, Refusal, Status};

@@ -7,12 +7,6 @@ use super::handshake::{Admission, Authorize};
 use super::request::Request;
 use super::server_session::Call;
 use super::wire::Status;
-use crate::channel::Connection as Link;
-use crate::pattern::Error;
-
-/// A hook run on each accepted connection before the handshake, on the connection's own
-/// thread: it may wrap the link (a TLS server handshake) or refuse it with an error.
-pub type Upgrade = Arc<dyn Fn(Box<dyn Link>) -> Result<Box<dyn Link>, Error> + Send + Sync>;
 
 /// A handler run on the thread that read the request (see [`ServerOptions::handler`]). It
 /// answers with [`Request::reply`]; a panic is caught (the connection goes on), but a handler
@@ -41,8 +35,6 @@ pub struct ServerOptions {
     pub queue_len: usize,
     /// Who may connect (default: everyone who can reach the address).
     pub authorize: Option<Authorize>,
-    /// Wraps each accepted connection before the handshake (default: none).
-    pub upgrade: Option<Upgrade>,
     /// Runs each request on the thread that read it, instead of queueing it for
     /// [`Server::recv`] (default: none, queue). See the [module docs](super#serving).
     ///
@@ -61,6 +53,11 @@ pub struct ServerOptions {
     ///
     /// [`Refusal::Denied`]: super::Refusal::Denied
     pub trust: crate::trust::Trust,
+    /// The server's certificates, for a `tls:` address (feature `tls`; default: none, and a
+    /// `tls:` address is refused saying so). Each client's TLS handshake runs on the thread
+    /// (or task) that serves it; a client that fails it is dropped alone.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::channel::transport::tls::TlsConfig>,
 }
 
 impl fmt::Debug for ServerOptions {
@@ -71,12 +68,11 @@ impl fmt::Debug for ServerOptions {
             .field("max_request_len", &self.max_request_len)
             .field("queue_len", &self.queue_len)
             .field("authorize", &self.authorize.is_some())
-            .field("upgrade", &self.upgrade.is_some())
             .field("handler", &self.handler.is_some())
             .field("call_handler", &self.call_handler.is_some())
             .field("threads_per_connection", &self.threads_per_connection)
             .field("trust", &self.trust)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -89,11 +85,12 @@ impl ServerOptions {
             max_request_len: crate::framing::DEFAULT_MAX_FRAME_LEN,
             queue_len: 1024,
             authorize: None,
-            upgrade: None,
             handler: None,
             call_handler: None,
             threads_per_connection: 4,
             trust: crate::trust::Trust::own_user(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }

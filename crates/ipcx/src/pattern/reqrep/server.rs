@@ -75,7 +75,7 @@ impl Server {
     /// Binds `addr` and serves `opts.service`.
     pub fn bind(addr: &str, opts: ServerOptions) -> Result<Server, Error> {
         // The handshake applies `opts.trust` and tells a refused client why.
-        let listener = transport::bind(addr)?;
+        let listener = transport::bind(addr, &opts)?;
         Self::from_listener(listener, opts)
     }
 

@@ -3,20 +3,38 @@
 //! ([`Endpoint`], [`Connection`], [`Listener`]), for the thread-based ends and (feature
 //! `tokio`) the tokio ones.
 
-use crate::channel::{Connection, Endpoint, Listener};
+use super::options::ServerOptions;
+use crate::channel::{Connection, ConnectionOptions, Endpoint, Listener};
 use crate::pattern::Error;
 use crate::trust::Trust;
 use crate::wait::Wait;
 
-/// Connects to `addr`, giving up as `wait` says.
-pub(crate) fn connect(addr: &str, wait: Wait) -> Result<Box<dyn Connection>, Error> {
-    Endpoint::parse(addr)?.connect(wait)
+/// Connects to `addr` with what `opts` gives besides the address, giving up as `wait` says.
+pub(crate) fn connect(
+    addr: &str,
+    wait: Wait,
+    opts: &ConnectionOptions,
+) -> Result<Box<dyn Connection>, Error> {
+    Endpoint::parse(addr)?.connect_with(wait, opts)
 }
 
-/// Binds a listener at `addr` that accepts every user: the handshake applies the server's
-/// trust and tells a refused client why.
-pub(crate) fn bind(addr: &str) -> Result<Box<dyn Listener>, Error> {
-    Endpoint::parse(addr)?.bind_with_trust(Trust::any_user())
+/// Binds a listener at `addr` for the server `opts` describes.
+pub(crate) fn bind(addr: &str, opts: &ServerOptions) -> Result<Box<dyn Listener>, Error> {
+    Endpoint::parse(addr)?.bind_with(&listen_options(opts))
+}
+
+/// What a server's listener is bound with: it accepts every user (the handshake applies the
+/// server's trust and tells a refused client why), with the server's certificates.
+fn listen_options(opts: &ServerOptions) -> ConnectionOptions {
+    let c = ConnectionOptions::new().trust(Trust::any_user());
+    #[cfg(feature = "tls")]
+    let c = ConnectionOptions {
+        tls: opts.tls.clone(),
+        ..c
+    };
+    #[cfg(not(feature = "tls"))]
+    let _ = opts;
+    c
 }
 
 /// Whether `addr` is a shared-memory ring address (no tokio stream: the async ends run over
@@ -24,18 +42,6 @@ pub(crate) fn bind(addr: &str) -> Result<Box<dyn Listener>, Error> {
 #[cfg(feature = "tokio")]
 pub(crate) fn is_ring(addr: &str) -> Result<bool, Error> {
     Ok(Endpoint::parse(addr)?.scheme() == "shm")
-}
-
-/// Refuses an address TLS cannot run over (anything but TCP).
-#[cfg(feature = "tls")]
-pub(crate) fn check_tls(addr: &str) -> Result<(), Error> {
-    if Endpoint::parse(addr)?.scheme() == "tcp" {
-        return Ok(());
-    }
-    Err(Error::InvalidAddress {
-        addr: addr.to_owned(),
-        reason: "TLS runs over TCP: use tcp:HOST:PORT".into(),
-    })
 }
 
 #[cfg(feature = "tokio")]
@@ -48,46 +54,39 @@ mod tokio {
     use ::tokio::io::AsyncReadExt;
 
     pub(crate) use crate::channel::transport::asynch::{
-        AsyncAccepted, AsyncListener, AsyncStream, BoxRead, BoxWrite, Connecting,
+        AsyncAccepted, AsyncListener, AsyncStream, BoxRead, BoxWrite,
     };
 
-    /// Connects a tokio stream to `addr` through its transport (Unix sockets and TCP) and
-    /// splits it.
-    pub(crate) async fn connect_stream(addr: &str) -> Result<(BoxRead, BoxWrite), Error> {
-        let ep = Endpoint::parse(addr)?;
-        ep.transport().connect_async(ep.address()).await
-    }
-
-    /// Connects to `addr` (`tcp:HOST:PORT`) over TLS (tokio-rustls) and splits the stream:
-    /// the server's certificate must be valid for `server_name` and signed by a root of
-    /// `config`.
-    #[cfg(feature = "tls")]
-    pub(crate) async fn connect_tls_stream(
+    /// Connects a tokio stream to `addr` through its transport (Unix sockets, TCP, TLS) with
+    /// what `opts` gives besides the address, and splits it.
+    pub(crate) async fn connect_stream(
         addr: &str,
-        server_name: &str,
-        config: std::sync::Arc<rustls::ClientConfig>,
+        opts: &ConnectionOptions,
     ) -> Result<(BoxRead, BoxWrite), Error> {
-        let s = crate::channel::transport::tls::connect_async(addr, server_name, config).await?;
-        let (r, w) = ::tokio::io::split(s);
-        Ok((Box::new(r), Box::new(w)))
-    }
-
-    /// Binds a tokio listener at `addr` (Unix socket or TCP) on the current runtime,
-    /// accepting every user (the handshake applies the server's trust).
-    pub(crate) fn bind_async(addr: &str) -> Result<Box<dyn AsyncListener>, Error> {
         let ep = Endpoint::parse(addr)?;
-        ep.transport().bind_async(ep.address(), Trust::any_user())
+        ep.transport().connect_async(ep.address(), opts).await
     }
 
-    /// A read error from `addr`, with the TLS advice when it is a TLS failure.
+    /// Binds a tokio listener at `addr` (Unix socket, TCP, TLS) on the current runtime for
+    /// the server `opts` describes (as [`bind`] does).
+    pub(crate) fn bind_async(
+        addr: &str,
+        opts: &ServerOptions,
+    ) -> Result<Box<dyn AsyncListener>, Error> {
+        let ep = Endpoint::parse(addr)?;
+        ep.transport()
+            .bind_async(ep.address(), &listen_options(opts))
+    }
+
+    /// A read error from `addr`: the transport's own error when it put one inside (a TLS
+    /// failure, with advice), else the I/O error.
     fn read_error(addr: &str, source: std::io::Error) -> Error {
-        #[cfg(feature = "tls")]
-        if let Some(e) = crate::channel::transport::tls::tls_error_in(addr, true, &source) {
-            return e;
-        }
-        Error::Io {
-            context: format!("receiving from {addr}"),
-            source,
+        match source.downcast::<Error>() {
+            Ok(e) => e,
+            Err(source) => Error::Io {
+                context: format!("receiving from {addr}"),
+                source,
+            },
         }
     }
 

@@ -4,10 +4,9 @@
 //! sender its publisher. As a connection ([`link`]) each connection is a pair of rings, one per
 //! direction, set up through a handshake on an abstract Unix socket.
 
-use super::{Connection, Listener, Transport};
+use super::{Connection, ConnectionOptions, Listener, Transport};
 use crate::channel::{Address, Error, MessageReceiver, MessageSender, Options};
 use crate::name::PosixName;
-use crate::trust::Trust;
 use crate::wait::Wait;
 
 pub mod link;
@@ -39,13 +38,19 @@ impl Transport for Shm {
     fn sender(&self, addr: &Address, opts: &Options) -> Result<Box<dyn MessageSender>, Error> {
         ring::sender(name(addr), opts)
     }
-    fn connect(&self, addr: &Address, wait: Wait) -> Result<Box<dyn Connection>, Error> {
+    fn connect(
+        &self,
+        addr: &Address,
+        wait: Wait,
+        opts: &ConnectionOptions,
+    ) -> Result<Box<dyn Connection>, Error> {
+        let _ = opts;
         Ok(Box::new(ShmConnection::connect(name(addr).as_str(), wait)?))
     }
-    fn bind(&self, addr: &Address, trust: Trust) -> Result<Box<dyn Listener>, Error> {
+    fn bind(&self, addr: &Address, opts: &ConnectionOptions) -> Result<Box<dyn Listener>, Error> {
         // The handshake socket is abstract and the rings are made with mode 0o600: the
         // server must run as the client's user already.
-        let _ = trust;
+        let _ = opts;
         Ok(Box::new(ShmListener::bind(name(addr).as_str())?))
     }
 }

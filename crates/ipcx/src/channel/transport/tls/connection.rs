@@ -1,23 +1,9 @@
-//! TLS over TCP for the connection-oriented patterns (feature `tls`): a [`TlsConnection`] is
-//! a [`Connection`] whose frames travel inside a rustls session.
+//! [`TlsConnection`]: a [`Connection`] whose frames travel inside a rustls session on a TCP
+//! connection; [`TlsListener`]: the listener handing them out.
 //!
-//! TLS is not a scheme of its own: it needs certificates, which an address cannot carry. It
-//! runs over `tcp:HOST:PORT`, wrapping a TCP [`Connection`] ([`connect`], [`accept`]).
-//!
-//! * **Server authentication by default**: the client checks the server's certificate chain
-//!   against the roots it was given ([`client_config`]) and the server name it asked for. An
-//!   untrusted server fails the connection with [`Error::Tls`] saying so.
-//! * **Client certificates on demand**: a server built with client roots
-//!   ([`server_config`] with `Some(roots)`) refuses clients that present no certificate, or one
-//!   not signed by those roots.
-//! * Any rustls configuration works: [`client_config`] and [`server_config`] are shortcuts for
-//!   the common case (ring provider, TLS 1.2 and 1.3, safe defaults). rustls is re-exported
-//!   ([`rustls`]) so that callers build configurations with the same version.
-//!
-//! The RPC layer uses this module through [`crate::rpc::Service::serve_tls`] and
-//! [`crate::rpc::RpcClient::connect_tls`], and (with the `tokio` feature too, natively on
-//! tokio-rustls with the same configurations and checks) through
-//! `AsyncService::serve_tls_async` and `AsyncRpcClient::connect_tls`.
+//! The client runs its handshake when it connects; an accepted connection runs the server's
+//! handshake at its first read or write, on the thread that serves it (within
+//! [`HANDSHAKE_TIMEOUT`]), so that a slow or hostile client never holds up the accept loop.
 //!
 //! Ordering and concurrency: a [`TlsConnection`] and its clone (one reads while the other writes)
 //! share the rustls session behind a mutex; socket reads and writes happen outside that lock,
@@ -27,106 +13,41 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use rustls;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
 
 type Session = rustls::Connection;
 
-use crate::channel::{Connection, Endpoint, Error};
+use super::config::config_error;
+use crate::channel::{Connection, Endpoint, Error, Listener};
 use crate::framing::{self, FrameDecoder, FrameError};
 use crate::poison::lock;
-use crate::socket::Credentials;
+use crate::socket::{Credentials, TcpListener};
 use crate::sys::poll::poll_wait;
 use crate::wait::{FRAME_STALL_LIMIT, Wait};
 
 /// How long a TLS handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn config_error(e: rustls::Error) -> Error {
-    Error::Tls {
-        peer: "(configuration)".into(),
-        reason: format!("invalid TLS configuration: {e}"),
-    }
-}
-
-/// A client configuration that trusts the certificates in `roots` (CA certificates, DER) and,
-/// with `identity` (a certificate chain and its private key), presents a client certificate.
-pub fn client_config(
-    roots: &[CertificateDer<'static>],
-    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
-) -> Result<Arc<ClientConfig>, Error> {
-    let mut store = rustls::RootCertStore::empty();
-    for r in roots {
-        store.add(r.clone()).map_err(config_error)?;
-    }
-    let b = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(config_error)?
-        .with_root_certificates(store);
-    let cfg = match identity {
-        Some((chain, key)) => b.with_client_auth_cert(chain, key).map_err(config_error)?,
-        None => b.with_no_client_auth(),
-    };
-    Ok(Arc::new(cfg))
-}
-
-/// A server configuration presenting `chain` (the server's certificate first) with its private
-/// key; with `client_roots`, clients must present a certificate signed by one of them.
-pub fn server_config(
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-    client_roots: Option<&[CertificateDer<'static>]>,
-) -> Result<Arc<ServerConfig>, Error> {
-    let b = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(config_error)?;
-    let b = match client_roots {
-        Some(roots) => {
-            let mut store = rustls::RootCertStore::empty();
-            for r in roots {
-                store.add(r.clone()).map_err(config_error)?;
-            }
-            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(store),
-                provider(),
-            )
-            .build()
-            .map_err(|e| Error::Tls {
-                peer: "(configuration)".into(),
-                reason: format!("invalid client roots: {e}"),
-            })?;
-            b.with_client_cert_verifier(v)
-        }
-        None => b.with_no_client_auth(),
-    };
-    Ok(Arc::new(
-        b.with_single_cert(chain, key).map_err(config_error)?,
-    ))
-}
-
 /// Turns a rustls error into [`Error::Tls`] with advice.
-fn tls_error(peer: &str, client: bool, e: &rustls::Error) -> Error {
+pub(super) fn tls_error(peer: &str, client: bool, e: &rustls::Error) -> Error {
     use rustls::{AlertDescription as A, Error as E};
     let reason = match e {
         E::InvalidCertificate(c) if client => format!(
-            "the server's certificate is not trusted ({c:?}): give the client the CA certificate that signed it and check the server name"
+            "the server's certificate is not trusted ({c:?}): give the client the CA certificate that signed it (--ca FILE) and check that the certificate names the host of the address"
         ),
         E::InvalidCertificate(c) => format!(
-            "the client's certificate is not trusted ({c:?}): sign it with a CA the server's client roots hold"
+            "the client's certificate is not trusted ({c:?}): sign it with a CA the server's client roots hold (--client-ca FILE)"
         ),
         E::NoCertificatesPresented => {
             "the client presented no certificate and this server requires one".into()
         }
         E::AlertReceived(A::CertificateRequired | A::HandshakeFailure) if client => {
-            "the server requires a client certificate: configure one (client_config identity)"
+            "the server requires a client certificate: give one (--cert FILE --key FILE, or client_config's identity)"
                 .into()
         }
         E::AlertReceived(A::BadCertificate | A::UnknownCA) if client => {
@@ -134,6 +55,12 @@ fn tls_error(peer: &str, client: bool, e: &rustls::Error) -> Error {
         }
         E::AlertReceived(A::BadCertificate | A::UnknownCA) => {
             "the client did not accept this server's certificate".into()
+        }
+        E::InvalidMessage(_) if !client => {
+            "the client does not speak TLS (a plaintext peer?); refused".into()
+        }
+        E::InvalidMessage(_) => {
+            "the server does not speak TLS (is it a plaintext tcp: endpoint?)".into()
         }
         other => other.to_string(),
     };
@@ -143,24 +70,7 @@ fn tls_error(peer: &str, client: bool, e: &rustls::Error) -> Error {
     }
 }
 
-/// The name the server's certificate must be valid for.
-fn parse_server_name(server_name: &str) -> Result<ServerName<'static>, Error> {
-    ServerName::try_from(server_name.to_owned()).map_err(|_| Error::Tls {
-        peer: server_name.to_owned(),
-        reason: format!("{server_name:?} is not a valid DNS name or IP address"),
-    })
-}
-
-/// The TLS error inside an I/O error of a TLS stream (as tokio-rustls reports them), with
-/// advice; `None` when the error is not a TLS one.
-#[cfg(feature = "tokio")]
-pub(crate) fn tls_error_in(peer: &str, client: bool, e: &io::Error) -> Option<Error> {
-    e.get_ref()
-        .and_then(|i| i.downcast_ref::<rustls::Error>())
-        .map(|t| tls_error(peer, client, t))
-}
-
-fn io_tls_error(peer: &str, client: bool, e: io::Error) -> Error {
+pub(super) fn io_tls_error(peer: &str, client: bool, e: io::Error) -> Error {
     if let Some(t) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
         return tls_error(peer, client, t);
     }
@@ -169,7 +79,9 @@ fn io_tls_error(peer: &str, client: bool, e: io::Error) -> Error {
         io::ErrorKind::UnexpectedEof
         | io::ErrorKind::ConnectionReset
         | io::ErrorKind::BrokenPipe => Error::PeerGone {
-            what: format!("{peer} closed the connection during the TLS handshake"),
+            what: format!(
+                "{peer} closed the connection during the TLS handshake (does it speak TLS?)"
+            ),
         },
         _ => Error::Io {
             context: format!("TLS with {peer}"),
@@ -181,6 +93,8 @@ fn io_tls_error(peer: &str, client: bool, e: io::Error) -> Error {
 #[derive(Debug)]
 struct Shared {
     conn: Mutex<Session>,
+    /// The handshake is over.
+    ready: AtomicBool,
     /// Held while encrypted bytes are taken from the session and written to the socket, so
     /// that records reach the socket in order.
     out: Mutex<()>,
@@ -207,51 +121,41 @@ impl fmt::Debug for TlsConnection {
 }
 
 impl TlsConnection {
-    /// Runs the client side of the handshake on a connected TCP socket, checking that the
-    /// server's certificate is valid for `server_name`.
+    /// Runs the client side of the handshake on a connected TCP socket (each step within what
+    /// is left of `wait`, and within [`HANDSHAKE_TIMEOUT`]), checking that the server's
+    /// certificate is valid for `server_name`.
     pub fn client(
         sock: OwnedFd,
-        server_name: &str,
+        server_name: ServerName<'static>,
         config: Arc<ClientConfig>,
+        wait: Wait,
     ) -> Result<TlsConnection, Error> {
-        let c =
-            ClientConnection::new(config, parse_server_name(server_name)?).map_err(config_error)?;
-        Self::handshake(TcpStream::from(sock), Session::Client(c), true)
+        let c = ClientConnection::new(config, server_name).map_err(config_error)?;
+        let conn = Self::new(TcpStream::from(sock), Session::Client(c), true);
+        let limit = wait.remaining().map_or(HANDSHAKE_TIMEOUT, |r| {
+            r.clamp(Duration::from_millis(1), HANDSHAKE_TIMEOUT)
+        });
+        conn.finish_handshake_within(limit)?;
+        Ok(conn)
     }
 
-    /// Runs the server side of the handshake on an accepted TCP socket.
+    /// The server's end of an accepted TCP socket: the handshake runs at the first read or
+    /// write (within [`HANDSHAKE_TIMEOUT`]), on the thread that makes it.
     pub fn server(sock: OwnedFd, config: Arc<ServerConfig>) -> Result<TlsConnection, Error> {
         let c = ServerConnection::new(config).map_err(config_error)?;
-        Self::handshake(TcpStream::from(sock), Session::Server(c), false)
+        Ok(Self::new(TcpStream::from(sock), Session::Server(c), false))
     }
 
-    fn handshake(
-        mut sock: TcpStream,
-        mut conn: Session,
-        client: bool,
-    ) -> Result<TlsConnection, Error> {
+    fn new(sock: TcpStream, mut conn: Session, client: bool) -> TlsConnection {
         let peer = match sock.peer_addr() {
             Ok(a) => format!("tls peer {a}"),
             Err(_) => "tls peer".into(),
         };
-        let io = |e| Error::Io {
-            context: "setting socket timeouts".into(),
-            source: e,
-        };
-        sock.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(io)?;
-        sock.set_write_timeout(Some(HANDSHAKE_TIMEOUT))
-            .map_err(io)?;
         conn.set_buffer_limit(None);
-        while conn.is_handshaking() {
-            conn.complete_io(&mut sock)
-                .map_err(|e| io_tls_error(&peer, client, e))?;
-        }
-        sock.set_read_timeout(None).map_err(io)?;
-        sock.set_write_timeout(Some(FRAME_STALL_LIMIT))
-            .map_err(io)?;
-        Ok(TlsConnection {
+        TlsConnection {
             shared: Arc::new(Shared {
                 conn: Mutex::new(conn),
+                ready: AtomicBool::new(false),
                 out: Mutex::new(()),
                 broken: Mutex::new(None),
                 peer,
@@ -260,13 +164,110 @@ impl TlsConnection {
             sock,
             decoder: FrameDecoder::new(framing::DEFAULT_MAX_FRAME_LEN),
             max: framing::DEFAULT_MAX_FRAME_LEN,
-        })
+        }
+    }
+
+    /// Runs the handshake if it has not run yet (the first caller runs it; another waits).
+    /// A failed handshake ends the connection: rustls has sent the peer the alert saying why.
+    fn finish_handshake(&self) -> Result<(), Error> {
+        self.finish_handshake_within(HANDSHAKE_TIMEOUT)
+    }
+
+    /// [`TlsConnection::finish_handshake`], each socket read or write of the handshake
+    /// within `limit`.
+    fn finish_handshake_within(&self, limit: Duration) -> Result<(), Error> {
+        if self.shared.ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut c = lock(&self.shared.conn);
+        if self.shared.ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.broken()?;
+        match handshake(
+            &mut c,
+            &self.sock,
+            &self.shared.peer,
+            self.shared.client,
+            limit,
+        ) {
+            Ok(()) => {
+                self.shared.ready.store(true, Ordering::Release);
+                Ok(())
+            }
+            Err(e) => {
+                *lock(&self.shared.broken) = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends this side of the session (TLS `close_notify`) and reads until the peer ends its
+    /// own, as `wait` allows: what the peer said on the way is returned, such as the alert of
+    /// a server that refused this client's certificate after a TLS 1.3 handshake (which the
+    /// client learns only from the server's next record). A peer that stays silent until the
+    /// wait ends, or closes without a word, is not an error. The connection sends nothing
+    /// more afterwards.
+    pub fn close(&mut self, wait: Wait) -> Result<(), Error> {
+        self.finish_handshake()?;
+        self.broken()?;
+        lock(&self.shared.conn).send_close_notify();
+        self.flush_out()?;
+        loop {
+            match self.recv_frame_wait(wait) {
+                // A peer that closes without reading our close_notify (a receiver that had
+                // all it wanted) resets the connection: no sign of a refusal either.
+                Ok(None) | Err(Error::Timeout | Error::PeerGone { .. }) => return Ok(()),
+                Ok(Some(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn broken(&self) -> Result<(), Error> {
         match lock(&self.shared.broken).clone() {
             Some(what) => Err(Error::PeerGone { what }),
             None => Ok(()),
+        }
+    }
+
+    /// The error of a failed write: what the peer said before it closed (the alert of a
+    /// refusal) when that is waiting to be read, else that the session is over.
+    fn write_failed(&self, e: &io::Error) -> Error {
+        if let Some(said) = self.last_word() {
+            *lock(&self.shared.broken) = Some(said.to_string());
+            return said;
+        }
+        self.fail(format!(
+            "writing to {} failed ({e}); the TLS session is over",
+            self.shared.peer
+        ))
+    }
+
+    /// The TLS error in what the peer sent and nobody read yet (without waiting), if any.
+    fn last_word(&self) -> Option<Error> {
+        let mut buf = [0u8; 4096];
+        loop {
+            if !matches!(
+                poll_wait(self.sock.as_fd(), true, Wait::NoWait),
+                Ok(Some(_))
+            ) {
+                return None;
+            }
+            let n = match (&self.sock).read(&mut buf) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => n,
+            };
+            let mut c = lock(&self.shared.conn);
+            let mut data = &buf[..n];
+            while !data.is_empty() {
+                if c.read_tls(&mut data).is_err() {
+                    return None;
+                }
+                if let Err(e) = c.process_new_packets() {
+                    return Some(tls_error(&self.shared.peer, self.shared.client, &e));
+                }
+            }
         }
     }
 
@@ -290,13 +291,35 @@ impl TlsConnection {
         if bytes.is_empty() {
             return Ok(());
         }
-        (&self.sock).write_all(&bytes).map_err(|e| {
-            self.fail(format!(
-                "writing to {} failed ({e}); the TLS session is over",
-                self.shared.peer
-            ))
-        })
+        (&self.sock)
+            .write_all(&bytes)
+            .map_err(|e| self.write_failed(&e))
     }
+}
+
+/// Runs a handshake to its end, each socket read or write within `limit`.
+fn handshake(
+    conn: &mut Session,
+    sock: &TcpStream,
+    peer: &str,
+    client: bool,
+    limit: Duration,
+) -> Result<(), Error> {
+    let io = |e| Error::Io {
+        context: "setting socket timeouts".into(),
+        source: e,
+    };
+    sock.set_read_timeout(Some(limit)).map_err(io)?;
+    sock.set_write_timeout(Some(limit)).map_err(io)?;
+    let mut s = sock;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut s)
+            .map_err(|e| io_tls_error(peer, client, e))?;
+    }
+    sock.set_read_timeout(None).map_err(io)?;
+    sock.set_write_timeout(Some(FRAME_STALL_LIMIT))
+        .map_err(io)?;
+    Ok(())
 }
 
 /// Waits for the socket to be readable (`read`) or writable, as `wait` allows.
@@ -330,6 +353,7 @@ fn frame_error(peer: &str, e: FrameError) -> Error {
 
 impl Connection for TlsConnection {
     fn send_frame_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), Error> {
+        self.finish_handshake()?;
         self.broken()?;
         let header = framing::encode_header(msg.len(), self.max).map_err(|e| frame_error("", e))?;
         // Wait for room before encrypting: once encrypted, the record must be sent whole.
@@ -352,15 +376,13 @@ impl Connection for TlsConnection {
                 }
             }
         }
-        (&self.sock).write_all(&bytes).map_err(|e| {
-            self.fail(format!(
-                "writing to {} failed ({e}); the TLS session is over",
-                self.shared.peer
-            ))
-        })
+        (&self.sock)
+            .write_all(&bytes)
+            .map_err(|e| self.write_failed(&e))
     }
 
     fn recv_frame_wait(&mut self, wait: Wait) -> Result<Option<Vec<u8>>, Error> {
+        self.finish_handshake()?;
         let peer = self.shared.peer.clone();
         let mut buf = vec![0u8; 16 * 1024];
         loop {
@@ -485,83 +507,34 @@ impl Connection for TlsConnection {
     }
 }
 
-/// Connects to `addr` (`tcp:HOST:PORT`) and runs a TLS client handshake, checking that the
-/// server's certificate is valid for `server_name`.
-pub fn connect(
-    addr: &str,
-    server_name: &str,
-    config: Arc<ClientConfig>,
-    timeout: Duration,
-) -> Result<Box<dyn Connection>, Error> {
-    let a = Endpoint::parse(addr)?;
-    if a.scheme() != "tcp" {
-        return Err(Error::InvalidAddress {
-            addr: addr.to_owned(),
-            reason: "TLS runs over TCP: use tcp:HOST:PORT".into(),
-        });
-    }
-    let link = a.connect(Wait::timeout(timeout))?;
-    let fd = link.into_fd().ok_or_else(|| Error::InvalidAddress {
-        addr: addr.to_owned(),
-        reason: "this transport cannot carry TLS".into(),
-    })?;
-    Ok(Box::new(TlsConnection::client(fd, server_name, config)?))
-}
-
-/// Runs the server side of a TLS handshake on an accepted TCP link.
-pub fn accept(
-    link: Box<dyn Connection>,
+/// A listener of TLS connections: TCP connections whose server handshake runs at their first
+/// read or write ([`TlsConnection::server`]).
+#[derive(Debug)]
+pub struct TlsListener {
+    tcp: TcpListener,
     config: Arc<ServerConfig>,
-) -> Result<Box<dyn Connection>, Error> {
-    let peer = link.peer_name();
-    let fd = link.into_fd().ok_or_else(|| Error::Tls {
-        peer,
-        reason: "this transport cannot carry TLS: serve TLS on tcp:HOST:PORT".into(),
-    })?;
-    Ok(Box::new(TlsConnection::server(fd, config)?))
 }
 
-/// Connects to `addr` (`tcp:HOST:PORT`) with tokio and runs a TLS client handshake, with the
-/// same checks as [`connect`] (the server's certificate must be valid for `server_name` and
-/// signed by a root of `config`). The caller bounds the time it takes.
-#[cfg(feature = "tokio")]
-pub(crate) async fn connect_async(
-    addr: &str,
-    server_name: &str,
-    config: Arc<ClientConfig>,
-) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, Error> {
-    let a = Endpoint::parse(addr)?;
-    let (crate::channel::Address::HostPort { host, port }, "tcp") = (a.address(), a.scheme())
-    else {
-        return Err(Error::InvalidAddress {
-            addr: addr.to_owned(),
-            reason: "TLS runs over TCP: use tcp:HOST:PORT".into(),
-        });
-    };
-    let name = parse_server_name(server_name)?;
-    let sock = crate::socket::tokio::connect_tcp((host.as_str(), *port)).await?;
-    let peer = match sock.peer_addr() {
-        Ok(a) => format!("tls peer {a}"),
-        Err(_) => "tls peer".into(),
-    };
-    tokio_rustls::TlsConnector::from(config)
-        .connect(name, sock)
-        .await
-        .map_err(|e| io_tls_error(&peer, true, e))
+impl TlsListener {
+    /// Binds `addr` (`HOST:PORT`), presenting the certificate of `config`.
+    pub(super) fn bind(addr: (&str, u16), config: Arc<ServerConfig>) -> Result<TlsListener, Error> {
+        Ok(TlsListener {
+            tcp: TcpListener::bind(addr)?,
+            config,
+        })
+    }
 }
 
-/// Runs the server side of a TLS handshake on an accepted tokio TCP stream, within
-/// [`HANDSHAKE_TIMEOUT`]: the same policy as [`accept`] (the configuration decides whether a
-/// client certificate is required). `peer` names the client in errors.
-#[cfg(feature = "tokio")]
-pub(crate) async fn accept_async(
-    sock: tokio::net::TcpStream,
-    acceptor: &tokio_rustls::TlsAcceptor,
-    peer: &str,
-) -> Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, Error> {
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(sock)).await {
-        Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(io_tls_error(peer, false, e)),
-        Err(_) => Err(Error::Timeout),
+impl Listener for TlsListener {
+    fn accept_once(&self, wait: Wait) -> Result<Box<dyn Connection>, Error> {
+        let (s, _) = self.tcp.accept_wait(wait)?;
+        Ok(Box::new(TlsConnection::server(
+            s.into(),
+            self.config.clone(),
+        )?))
+    }
+    fn local_addr(&self) -> Result<Endpoint, Error> {
+        let a = self.tcp.local_addr()?;
+        Endpoint::new("tls", a.into())
     }
 }
