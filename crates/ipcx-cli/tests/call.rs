@@ -2,7 +2,7 @@
 //! shm called with a scalar, an array (a tuple) and an object (a struct); its errors (exit 1,
 //! the message on stderr), a method it does not have (exit 1, listing the methods it has);
 //! `--list` as text and JSON; `--timeout` with a server that never answers and with none;
-//! a service found by its name; a hostile server answering garbage, huge lengths and values
+//! a service over `tls:` with its CA (and refused without it); a service found by its name; a hostile server answering garbage, huge lengths and values
 //! JSON cannot hold (a clear error or tagged, escaped output, never a panic).
 mod util;
 
@@ -34,7 +34,8 @@ fn child_role() {
     };
     let parts: Vec<&str> = role.split('\x1f').collect();
     match parts[..] {
-        ["calc", name, addr] => serve_calc(name, addr),
+        ["calc", name, addr] => serve_calc(name, addr, None),
+        ["tlscalc", name, addr, cert, key] => serve_calc(name, addr, Some((cert, key))),
         ["hostile", mode, name] => serve_hostile(mode, name),
         ["old", service, name] => serve_old(service, name),
         _ => panic!("unknown role {role:?}"),
@@ -42,8 +43,18 @@ fn child_role() {
     std::process::exit(0);
 }
 
-fn serve_calc(name: &str, addr: &str) {
-    let _s = ipcx::rpc::Service::new(name, 2)
+/// Serves the calculator `name` at `addr`; with `tls`, the paths of its PEM certificate and
+/// key.
+fn serve_calc(name: &str, addr: &str, tls: Option<(&str, &str)>) {
+    let mut service = ipcx::rpc::Service::new(name, 2);
+    if let Some((cert, key)) = tls {
+        use ipcx::channel::transport::tls;
+        let chain = tls::load_certificates(cert.as_ref()).expect("certificate");
+        let key = tls::load_private_key(key.as_ref()).expect("key");
+        let cfg = tls::server_config(chain, key, None).expect("server config");
+        service = service.tls(ipcx::channel::TlsConfig::new().server(cfg));
+    }
+    let _s = service
         .method("add", |(a, b): (i64, i64)| Ok::<_, String>(a + b))
         .method("neg", |a: i64| Ok::<_, String>(-a))
         .method("div", |(a, b): (i64, i64)| {
@@ -311,6 +322,31 @@ fn calls_a_rust_service_over_unix_tcp_and_shm() {
             "{err}"
         );
     }
+}
+
+#[test]
+fn calls_a_service_over_tls_with_the_ca_and_needs_it() {
+    let dir = util::TempDir::new();
+    let ca = util::tls::Ca::new(&dir, "call");
+    let (cert, key) = ca.leaf(&dir, "calc", &["localhost"]);
+    let name = util::unique("tlscalc");
+    let addr = format!("tls:localhost:{}", util::free_port(false));
+    let _s = Server::start(&["tlscalc", &name, &addr, &cert, &key]);
+    wait_until(|| {
+        run(&["call", "--list", &addr, "--ca", &ca.ca])
+            .status
+            .success()
+    });
+    assert_eq!(result(&[&addr, "add", "[2, 3]", "--ca", &ca.ca]), json!(5));
+    // Without --ca: a usage error naming the flag, before anything is connected.
+    let (code, _, err) = call(&[&addr, "add", "[2, 3]"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--ca FILE"), "{err}");
+    // A CA that did not sign the service's certificate: refused, exit 1.
+    let other = util::tls::Ca::new(&dir, "other");
+    let (code, _, err) = call(&[&addr, "add", "[2, 3]", "--ca", &other.ca]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("trusted"), "{err}");
 }
 
 #[test]

@@ -6,48 +6,10 @@ mod util;
 
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use util::tls::Ca;
 use util::{Bg, TempDir, free_port, run, send_when_ready, stderr, stdout, succeeded};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// A CA whose certificate is `DIR/NAME-ca.pem`, and the certificates it signs.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-    ca: String,
-}
-
-impl Ca {
-    fn new(dir: &TempDir, name: &str) -> Ca {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(
-            rcgen::DnType::CommonName,
-            format!("ipcx cli test CA {name}"),
-        );
-        let issuer = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
-        let ca = dir.join(&format!("{name}-ca.pem"));
-        std::fs::write(&ca, issuer.pem()).unwrap();
-        Ca { issuer, ca }
-    }
-
-    /// A certificate for `names` signed by this CA: the paths of its PEM certificate and key.
-    fn leaf(&self, dir: &TempDir, file: &str, names: &[&str]) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let cert = CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &self.issuer)
-            .unwrap();
-        let (c, k) = (
-            dir.join(&format!("{file}.pem")),
-            dir.join(&format!("{file}.key")),
-        );
-        std::fs::write(&c, cert.pem()).unwrap();
-        std::fs::write(&k, key.serialize_pem()).unwrap();
-        (c, k)
-    }
-}
 
 fn tls_addr() -> String {
     format!("tls:127.0.0.1:{}", free_port(false))

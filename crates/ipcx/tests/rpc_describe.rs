@@ -103,7 +103,9 @@ fn a_client_naming_no_service_reaches_any_server() {
         let s = calc().serve(&a).unwrap();
         let a = s.addr().to_string();
         for codec in [Codec::Postcard, Codec::MsgPack] {
-            let c = util::wait_for(LONG, || RpcClient::connect_any(&a, LONG, codec).ok());
+            let c = util::wait_for(LONG, || {
+                RpcClient::connect_any(&a, LONG, codec, &Default::default()).ok()
+            });
             calc_described(&c.describe(LONG).unwrap());
             assert_eq!(c.call::<_, i32>("add", &(2, 3), LONG).unwrap(), 5);
             // The arguments travel as the caller encoded them; the result comes back raw.
@@ -179,13 +181,15 @@ fn an_async_server_describes_itself_to_sync_and_async_clients() {
                 let d = c.describe(LONG).await.unwrap();
                 assert_eq!((d.name.as_str(), d.version), ("calc", 3));
                 assert_eq!(d.methods, want);
-                let any = AsyncRpcClient::connect_any(&a, LONG, codec).await.unwrap();
+                let any = AsyncRpcClient::connect_any(&a, LONG, codec, &Default::default())
+                    .await
+                    .unwrap();
                 assert_eq!(any.describe(LONG).await.unwrap(), d);
                 assert_eq!(any.call::<_, i64>("twice", &21i64, LONG).await.unwrap(), 42);
                 // And a thread-based client, from the blocking pool.
                 let a2 = a.clone();
                 let d2 = tokio::task::spawn_blocking(move || {
-                    RpcClient::connect_any(&a2, LONG, codec)
+                    RpcClient::connect_any(&a2, LONG, codec, &Default::default())
                         .unwrap()
                         .describe(LONG)
                         .unwrap()

@@ -25,10 +25,13 @@ use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
+use ipcx::Endpoint;
+use ipcx::channel::ConnectionOptions;
 use ipcx::discovery::{self, Filter, Kind, MethodInfo};
 use ipcx::rpc::{Codec, DESCRIBE, RpcClient, RpcError};
 use ipcx::wait::{Wait, deadline_after};
 
+use crate::args::TlsFlags;
 use crate::escape::escape;
 use crate::exit::{EXIT_TIMEOUT, Exit, usage};
 use crate::json;
@@ -63,6 +66,10 @@ pub struct CallArgs {
     /// Bound connecting plus the call (e.g. 500ms, 5s); on expiry exit with status 3.
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
+    /// Certificates for a `tls:` endpoint (--ca, and --cert/--key when the service requires
+    /// a client certificate).
+    #[command(flatten)]
+    pub tls: TlsFlags,
 }
 
 /// Runs `ipcx call`.
@@ -74,7 +81,9 @@ pub fn run(args: CallArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let connect_for = deadline.map_or(DEFAULT_CONNECT, left);
-    let client = connect(&args.target, connect_for).map_err(|e| fail(e, &args, "connecting"))?;
+    let opts = connection_options(&args)?;
+    let client =
+        connect(&args.target, connect_for, &opts).map_err(|e| fail(e, &args, "connecting"))?;
     let wait = deadline.map_or(Wait::Forever, Wait::Until);
     let (Some(method), Some(payload)) = (&args.method, payload) else {
         let d = describe(&client, wait).map_err(|e| fail(e, &args, DESCRIBE))?;
@@ -130,12 +139,29 @@ fn is_endpoint(target: &str) -> bool {
 }
 
 /// A MessagePack client of the service `target` names.
-fn connect(target: &str, timeout: Duration) -> Result<RpcClient, RpcError> {
+/// What the transport needs besides the address: a `tls:` endpoint's certificates, checked
+/// (a usage error naming the missing flag) before anything is connected.
+fn connection_options(args: &CallArgs) -> anyhow::Result<ConnectionOptions> {
+    let mut opts = ConnectionOptions::new();
+    if let Ok(ep) = Endpoint::parse(&args.target) {
+        args.tls.check(&ep, false)?;
+    }
+    if let Some(t) = args.tls.config()? {
+        opts = opts.tls(t);
+    }
+    Ok(opts)
+}
+
+fn connect(
+    target: &str,
+    timeout: Duration,
+    opts: &ConnectionOptions,
+) -> Result<RpcClient, RpcError> {
     if !is_endpoint(target) {
         return RpcClient::connect_by_name_with(target, timeout, Codec::MsgPack);
     }
     let started = Instant::now();
-    match RpcClient::connect_any(target, timeout, Codec::MsgPack) {
+    match RpcClient::connect_any(target, timeout, Codec::MsgPack, opts) {
         // A server older than the hello naming no service: name the service listed there.
         Err(e @ RpcError::WrongService { .. }) => match listed(target) {
             Some(l) => {

@@ -1,6 +1,8 @@
 //! Helpers for tests that run the real `ipcx` binary.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};

@@ -77,9 +77,10 @@ impl AsyncRpcClient {
         addr: &str,
         timeout: Duration,
         codec: Codec,
+        opts: &crate::channel::ConnectionOptions,
     ) -> Result<AsyncRpcClient, RpcError> {
         let hello = Hello::new("", 0, codec);
-        let conn = AsyncClient::connect(addr, &Default::default(), &hello, timeout)
+        let conn = AsyncClient::connect(addr, opts, &hello, timeout)
             .await
             .map_err(|e| connect_error(e, 0))?;
         Ok(AsyncRpcClient {

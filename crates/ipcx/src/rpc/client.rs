@@ -52,10 +52,17 @@ impl RpcClient {
     /// Connects to `addr` as a client of whatever service it serves, in any version (a
     /// hello with an empty service name; see the repository's `docs/PROTOCOL.md`), calling
     /// in `codec`: for generic callers such as `ipcx call`, which learn the service's name
-    /// and methods with [`RpcClient::describe`]. Errors name the service by `addr`.
-    pub fn connect_any(addr: &str, timeout: Duration, codec: Codec) -> Result<RpcClient, RpcError> {
+    /// and methods with [`RpcClient::describe`]. `opts` carries what the transport needs
+    /// besides the address (a `tls:` address's certificates). Errors name the service by
+    /// `addr`.
+    pub fn connect_any(
+        addr: &str,
+        timeout: Duration,
+        codec: Codec,
+        opts: &crate::channel::ConnectionOptions,
+    ) -> Result<RpcClient, RpcError> {
         let hello = Hello::new("", 0, codec);
-        let r = Client::connect_hello(addr, &hello, timeout);
+        let r = Client::connect_with(addr, &hello, timeout, opts);
         Self::finish_connect(r, addr, 0, codec)
     }
 
