@@ -23,7 +23,11 @@ use crate::channel::raw::RawReader;
 use crate::channel::{Address, Error, Message, MessageReceiver, MessageSender, Options};
 use crate::fifo::{self, Fifo as FifoFile, FifoError};
 use crate::pipe::{PipeError, PipeReader, PipeWriter};
+use crate::sys::epoll;
 use crate::wait::Wait;
+use crate::wait_set::Pending;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::OnceLock;
 
 impl From<FifoError> for Error {
     fn from(e: FifoError) -> Error {
@@ -169,7 +173,12 @@ fn receiver(path: &Path, opts: &Options) -> Result<Box<dyn MessageReceiver>, Err
         .open_reader()?
         .with_max_frame_len(opts.max_frame_len)
         .with_max_buffered(opts.max_buffered);
-    Ok(Box::new(FifoReceiver { fifo, reader }))
+    Ok(Box::new(FifoReceiver {
+        fifo,
+        reader,
+        peeked: None,
+        watch: OnceLock::new(),
+    }))
 }
 
 fn sender(path: &Path, opts: &Options) -> Result<Box<dyn MessageSender>, Error> {
@@ -193,6 +202,12 @@ fn open_wait(opts: &Options) -> Wait {
 struct FifoReceiver {
     fifo: FifoFile,
     reader: PipeReader,
+    /// Once a wait set asked: what the reader had buffered after the last message (taken out
+    /// so that the wait set knows it is there), delivered first.
+    peeked: Option<Result<Vec<u8>, PipeError>>,
+    /// Once a wait set asked: an epoll set holding the current read end (a stable descriptor
+    /// across reopening), and the flag raised while `peeked` holds something.
+    watch: OnceLock<(OwnedFd, Pending)>,
 }
 
 impl FifoReceiver {
@@ -204,13 +219,57 @@ impl FifoReceiver {
             .open_reader()?
             .with_max_frame_len(self.reader.max_frame_len())
             .with_max_buffered(self.reader.max_buffered());
+        if let Some((ep, _)) = self.watch.get() {
+            epoll::add(ep, &fresh, 0)
+                .map_err(|e| Error::from_io("watching the FIFO for a wait set", e))?;
+        }
+        // Dropping the old read end removes it from the epoll set.
         self.reader = fresh;
         Ok(())
+    }
+
+    /// Once a wait set watches: takes the next buffered message out and raises the flag.
+    fn peek(&mut self) {
+        if let Some((_, pending)) = self.watch.get() {
+            if self.peeked.is_none() {
+                self.peeked = self.reader.take_buffered();
+            }
+            pending.set(self.peeked.is_some());
+        }
     }
 }
 
 impl MessageReceiver for FifoReceiver {
     fn recv_wait(&mut self, wait: Wait) -> Result<Message, Error> {
+        let r = match self.peeked.take() {
+            Some(r) => r.map(Message::new).map_err(Error::from),
+            None => self.recv_fresh(wait),
+        };
+        self.peek();
+        r
+    }
+
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        let io = |source| crate::wait_set::WaitSetError::Io {
+            context: "watching the FIFO for a wait set",
+            source,
+        };
+        if self.watch.get().is_none() {
+            let ep = epoll::create().map_err(io)?;
+            epoll::add(&ep, &self.reader, 0).map_err(io)?;
+            // Messages the reader has buffered already: a receive takes them first, and
+            // the next one is then peeked; until then, report the bytes the reader holds.
+            let pending = Pending::new();
+            pending.set(self.reader.buffered() > 0);
+            let _ = self.watch.set((ep, pending));
+        }
+        let (ep, pending) = self.watch.get().expect("set above");
+        Ok(crate::wait_set::Readiness::fd(ep.as_fd()).with_pending(pending.clone()))
+    }
+}
+
+impl FifoReceiver {
+    fn recv_fresh(&mut self, wait: Wait) -> Result<Message, Error> {
         loop {
             match self.reader.recv_wait(wait) {
                 Ok(data) => return Ok(Message::new(data)),

@@ -32,15 +32,18 @@
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::channel::{Error, Message, MessageReceiver, MessageSender, Meta, Options};
 use crate::framing::{FrameDecoder, FrameError};
 use crate::socket::unix::{recv_message, send_stream_frame};
 use crate::socket::{Credentials, SocketError};
+use crate::sys::epoll;
 use crate::sys::socket as sys;
 use crate::trust::Trust;
 use crate::wait::Wait;
+use crate::wait_set::Pending;
 
 /// Maps a socket error on `what` (as in `unix:/tmp/s`) to a channel error.
 pub(super) fn map_err(e: SocketError, what: &str, sending: bool) -> Error {
@@ -245,6 +248,12 @@ pub(super) struct Server {
     /// Accepting is paused until then (out of descriptors or memory), and the next pause.
     paused_until: Option<Instant>,
     pause: Duration,
+    /// Once a wait set asked: an epoll set of the listener and every connection, and the
+    /// flag raised while decoded messages wait in `ready`.
+    watch: OnceLock<(OwnedFd, Pending)>,
+    /// Whether the listener is watched in `watch` now (not at the connection limit, not
+    /// paused).
+    listener_watched: bool,
 }
 
 impl Server {
@@ -261,6 +270,25 @@ impl Server {
             ready: VecDeque::new(),
             paused_until: None,
             pause: MIN_ACCEPT_PAUSE,
+            watch: OnceLock::new(),
+            listener_watched: true,
+        }
+    }
+
+    /// Brings the wait set's view up to date after a receive: the flag, and whether the
+    /// listener is watched (a listener the server does not accept from now would keep the
+    /// wait set waking for nothing; while accepting is paused, new connections are noticed
+    /// when something else wakes the set).
+    fn sync_watch(&mut self) {
+        let Some((ep, pending)) = self.watch.get() else {
+            return;
+        };
+        pending.set(!self.ready.is_empty());
+        let accepting = self.accepting();
+        if accepting != self.listener_watched
+            && epoll::set_interest(ep, self.listener.as_fd(), LISTENER, accepting).is_ok()
+        {
+            self.listener_watched = accepting;
         }
     }
 
@@ -286,6 +314,16 @@ impl Server {
                 Ok((fd, meta, name, framed)) => {
                     self.paused_until = None;
                     self.pause = MIN_ACCEPT_PAUSE;
+                    if let Some((ep, _)) = self.watch.get()
+                        && let Err(e) = epoll::add(ep, &fd, CONNECTION)
+                    {
+                        // A connection the wait set cannot see would be a silent hang.
+                        self.ready.push_back(Err(Error::PeerDropped {
+                            peer: name,
+                            reason: format!("it could not be watched for the wait set ({e})"),
+                        }));
+                        continue;
+                    }
                     self.conns.push(Conn {
                         fd,
                         decoder: framed.then(|| FrameDecoder::new(self.max_frame_len)),
@@ -459,6 +497,39 @@ fn service_stream(
 
 impl MessageReceiver for Server {
     fn recv_wait(&mut self, wait: Wait) -> Result<Message, Error> {
+        let r = self.recv_inner(wait);
+        self.sync_watch();
+        r
+    }
+
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        let io = |source| crate::wait_set::WaitSetError::Io {
+            context: "watching a receiver's connections for a wait set",
+            source,
+        };
+        if self.watch.get().is_none() {
+            let ep = epoll::create().map_err(io)?;
+            epoll::add(&ep, self.listener.as_fd(), LISTENER).map_err(io)?;
+            epoll::set_interest(&ep, self.listener.as_fd(), LISTENER, self.listener_watched)
+                .map_err(io)?;
+            for c in &self.conns {
+                epoll::add(&ep, &c.fd, CONNECTION).map_err(io)?;
+            }
+            let pending = Pending::new();
+            pending.set(!self.ready.is_empty());
+            let _ = self.watch.set((ep, pending));
+        }
+        let (ep, pending) = self.watch.get().expect("set above");
+        Ok(crate::wait_set::Readiness::fd(ep.as_fd()).with_pending(pending.clone()))
+    }
+}
+
+/// Tokens in a [`Server`]'s epoll set (only whether something is ready matters).
+const LISTENER: u64 = 0;
+const CONNECTION: u64 = 1;
+
+impl Server {
+    fn recv_inner(&mut self, wait: Wait) -> Result<Message, Error> {
         let mut first = true;
         loop {
             if let Some(r) = self.ready.pop_front() {
