@@ -59,8 +59,11 @@
 //!   with `try_recv` from a [`attach_interval`](WaitSet::attach_interval) timer instead.
 //! * connections ([`Connection::readiness`](crate::channel::Connection::readiness)) and listeners
 //!   ([`Listener::readiness`](crate::channel::Listener::readiness)) over `unix:` and `tcp:`
-//!   (a listener is ready while a connection waits to be accepted), and the push/pull
-//!   [`Worker`](crate::pattern::pushpull::Worker) built on a connection.
+//!   (a listener is ready while a connection waits to be accepted);
+//! * the patterns: a pub/sub [`Subscriber`](crate::pattern::pubsub::Subscriber) (ready with a
+//!   delivery, or with the error when a publisher goes), a push/pull
+//!   [`Worker`](crate::pattern::pushpull::Worker) (a task, or the distributor's end), and a
+//!   request/reply [`Server`](crate::pattern::reqrep::Server) in queue mode (a request to take).
 //! * [`EventFd`](crate::sync::EventFd), [`SignalReceiver`](crate::signal::SignalReceiver), and
 //!   any descriptor through [`WaitSet::attach_fd`].
 //!

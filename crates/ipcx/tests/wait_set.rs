@@ -11,7 +11,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use ipcx::channel::{Endpoint, Error as ChannelError, Message, MessageReceiver, Options};
+use ipcx::pattern::pubsub::{Publisher, Subscriber};
 use ipcx::pattern::pushpull::{Distributor, Worker};
+use ipcx::pattern::reqrep::{Client, Server, ServerOptions, Status};
 use ipcx::signal::{Signal, SignalReceiver};
 use ipcx::sync::EventFd;
 use ipcx::wait_set::{Key, WaitSet, WaitSetError};
@@ -51,6 +53,20 @@ fn roles() {
         ("distributor", |args| {
             let _d = Distributor::bind(&args[0]).unwrap();
             std::thread::sleep(Duration::from_secs(60));
+        }),
+        // ADDR: binds a publisher, publishes "news" once a subscriber came, stays until
+        // killed.
+        ("publisher", |args| {
+            let p = Publisher::bind(&args[0]).unwrap();
+            util::wait_for(LONG, || (p.subscribers() > 0).then_some(()));
+            p.publish(b"t", b"news").unwrap();
+            std::thread::sleep(Duration::from_secs(60));
+        }),
+        // ADDR: one request "ping" to the server at ADDR; checks the reply.
+        ("request", |args| {
+            let c = util::wait_for(LONG, || Client::connect(&args[0], "ws", 1, LONG).ok());
+            let r = c.request("ping", b"x", LONG).unwrap();
+            assert_eq!(r.payload, b"pong");
         }),
         // ADDR: connects to a listener and sends one frame.
         ("connect", |args| {
@@ -286,16 +302,51 @@ fn peer_dies() {
     assert!(matches!(w.try_recv(), Err(pattern::Error::PeerGone { .. })));
 }
 
+/// A subscriber: ready with a delivery; after its publisher is killed, ready with the error.
+fn subscriber() {
+    let addr = format!("unix:@{}", util::unique("wspub"));
+    let mut child = util::spawn_role("publisher", &[&addr]);
+    let mut sub = util::wait_for(LONG, || Subscriber::connect(&addr, &[b""], LONG).ok());
+    let mut set = WaitSet::new().unwrap();
+    let k = set.attach(&sub).unwrap();
+    expect_ready(&mut set, &[k]);
+    assert_eq!(sub.try_recv().unwrap().data, b"news");
+    expect_nothing(&mut set);
+    child.child().kill().unwrap();
+    expect_ready(&mut set, &[k]);
+    assert!(matches!(
+        sub.try_recv(),
+        Err(pattern::Error::PeerGone { .. })
+    ));
+}
+
+/// A request/reply server in queue mode: ready while a request waits.
+fn reqrep_server() {
+    let addr = format!("unix:@{}", util::unique("wsrep"));
+    let server = Server::bind(&addr, ServerOptions::new("ws", 1)).unwrap();
+    let mut set = WaitSet::new().unwrap();
+    let k = set.attach(&server).unwrap();
+    expect_nothing(&mut set);
+    let mut child = util::spawn_role("request", &[&addr]);
+    expect_ready(&mut set, &[k]);
+    let req = server.try_recv().unwrap();
+    req.reply(Status::Ok, b"pong").unwrap();
+    assert!(child.wait_timeout(LONG).success());
+    expect_nothing(&mut set);
+}
+
 fn main() {
     roles();
     // Before any thread starts: every thread then blocks SIGUSR1.
     let sig = SignalReceiver::new(&[Signal::USR1]).unwrap();
-    let tests: [(&str, &dyn Fn()); 5] = [
+    let tests: [(&str, &dyn Fn()); 7] = [
         ("one_of_each_kind", &|| one_of_each_kind(&sig)),
         ("level_triggered", &level_triggered),
         ("timers", &timers),
         ("detach", &detach),
         ("peer_dies", &peer_dies),
+        ("subscriber", &subscriber),
+        ("reqrep_server", &reqrep_server),
     ];
     let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
     for (name, f) in tests {

@@ -85,13 +85,13 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::Error;
 use super::HANDSHAKE_TIMEOUT;
+use super::queue::{QueueReceiver, QueueSender, queue};
 use crate::channel::{Address, Connection, Endpoint, Listener};
 use crate::poison::lock;
 use crate::ring;
@@ -653,8 +653,8 @@ pub fn parse_message(frame: &[u8]) -> Result<(u64, &[u8], &[u8]), &'static str> 
 /// The subscribing end.
 #[derive(Debug)]
 pub struct Subscriber {
-    rx: mpsc::Receiver<Result<Delivery, Error>>,
-    tx: mpsc::SyncSender<Result<Delivery, Error>>,
+    rx: QueueReceiver<Result<Delivery, Error>>,
+    tx: QueueSender<Result<Delivery, Error>>,
     live: Arc<AtomicUsize>,
     sources: usize,
     missed: Arc<AtomicU64>,
@@ -719,7 +719,7 @@ impl Subscriber {
     /// [`Error::NotFound`] at once otherwise) and reads it directly, with no thread; every
     /// message published after this returns reaches it.
     pub fn connect(addr: &str, topics: &[&[u8]], timeout: Duration) -> Result<Subscriber, Error> {
-        let (tx, rx) = mpsc::sync_channel(SUB_BUFFER);
+        let (tx, rx) = queue(SUB_BUFFER);
         let mut s = Subscriber {
             rx,
             tx,
@@ -921,7 +921,7 @@ impl Subscriber {
         };
         loop {
             if self.live.load(Ordering::SeqCst) == 0 {
-                return match self.rx.try_recv() {
+                return match self.rx.recv_wait(Wait::NoWait, "subscriber") {
                     Ok(r) => r,
                     Err(_) => Err(gone()),
                 };
@@ -933,7 +933,7 @@ impl Subscriber {
                 (_, Some(left)) if left < Duration::from_millis(200) => wait,
                 _ => slice,
             };
-            match super::recv_mpsc(&self.rx, w, "subscriber") {
+            match self.rx.recv_wait(w, "subscriber") {
                 Ok(r) => return r,
                 Err(Error::Timeout) if !wait.expired() => continue,
                 Err(e) => return Err(e),
@@ -983,5 +983,19 @@ fn ring_name(addr: &Endpoint) -> Option<&str> {
     match (addr.scheme(), addr.address()) {
         ("shm", Address::PosixName(n)) => Some(n.as_str()),
         _ => None,
+    }
+}
+
+impl crate::wait_set::Waitable for Subscriber {
+    /// Ready while a delivery (or a publisher's end) waits. A subscriber reading a `shm:`
+    /// ring directly cannot be waited on yet.
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        if let Some(r) = &self.ring {
+            return Err(crate::wait_set::WaitSetError::not_pollable(
+                format!("the subscriber of {}", r.addr),
+                "a shared-memory ring has no descriptor a wait set can watch yet; use a unix: or tcp: publisher, or a thread",
+            ));
+        }
+        self.rx.readiness()
     }
 }
