@@ -67,11 +67,17 @@
 //! * [`EventFd`](crate::sync::EventFd), [`SignalReceiver`](crate::signal::SignalReceiver), and
 //!   any descriptor through [`WaitSet::attach_fd`].
 //!
-//! Not yet: the shared-memory ring (`shm:`, [`crate::ring`]) and TLS connections. A ring
-//! subscriber sleeps on a futex in the segment, which no descriptor reflects; the ring's async
-//! support bridges it with a helper thread per receiver, which a wait set could reuse, but that
-//! is not done. Attaching them fails with [`WaitSetError::NotPollable`], never with a silent
-//! busy poll.
+//! * the shared-memory ring: [`ring::Subscriber`](crate::ring::Subscriber), the `shm:`
+//!   channel receiver and a pub/sub subscriber on a ring. A ring receiver sleeps on a futex in
+//!   the segment, which no descriptor reflects: the ring's futex-to-fd wake-up (the helper
+//!   thread its async receive uses, one per watched receiver) sleeps on that futex while the
+//!   set waits and writes a local eventfd when a message comes ([`Readiness::with_arm`]); a
+//!   publisher is unchanged.
+//!
+//! Not (yet) pollable, refused with [`WaitSetError::NotPollable`] rather than busy-polled:
+//! System V queues, TLS connections (their decrypted bytes are buffered out of the socket's
+//! sight), the ring's work queue ([`ring::Consumer`](crate::ring::Consumer)) and connections
+//! over the ring (`shm:` links of the patterns and RPC).
 //!
 //! # References
 //! [epoll(7)](https://man7.org/linux/man-pages/man7/epoll.7.html),
@@ -169,18 +175,44 @@ impl Pending {
     }
 }
 
+/// A check a wait set runs before each blocking wait: `true` when the source is ready now;
+/// otherwise the source makes sure that its descriptor becomes readable when it is (the
+/// shared-memory ring arms its futex-to-fd helper thread this way).
+pub type Arm = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// How a wait set watches one source: the descriptor that is readable while the source has
-/// something to do (or hung up when its peer is gone), and optionally a [`Pending`] flag.
-#[derive(Debug)]
+/// something to do (or hung up when its peer is gone), and optionally a [`Pending`] flag or
+/// an [`Arm`] check.
 pub struct Readiness<'a> {
     fd: BorrowedFd<'a>,
     pending: Option<Pending>,
+    arm: Option<Arm>,
+}
+
+impl std::fmt::Debug for Readiness<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readiness")
+            .field("fd", &self.fd)
+            .field("pending", &self.pending)
+            .field("arm", &self.arm.is_some())
+            .finish()
+    }
 }
 
 impl<'a> Readiness<'a> {
     /// Watches `fd` for readability.
     pub fn fd(fd: BorrowedFd<'a>) -> Readiness<'a> {
-        Readiness { fd, pending: None }
+        Readiness {
+            fd,
+            pending: None,
+            arm: None,
+        }
+    }
+
+    /// Runs `arm` before each blocking wait (see [`Arm`]).
+    pub fn with_arm(mut self, arm: Arm) -> Readiness<'a> {
+        self.arm = Some(arm);
+        self
     }
 
     /// Also reports the source ready while `pending` is raised.
@@ -219,14 +251,23 @@ impl<T: Waitable + ?Sized> Waitable for Box<T> {
     }
 }
 
-#[derive(Debug)]
 enum Kind {
-    /// A source, with the flag it raises while it buffers.
-    Source(Option<Pending>),
+    /// A source, with the flag it raises while it buffers and its check before a wait.
+    Source(Option<Pending>, Option<Arm>),
     /// A periodic timer.
     Interval,
     /// A one-shot timer.
     Deadline,
+}
+
+impl std::fmt::Debug for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Kind::Source(p, a) => write!(f, "Source(pending: {p:?}, arm: {})", a.is_some()),
+            Kind::Interval => f.write_str("Interval"),
+            Kind::Deadline => f.write_str("Deadline"),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -310,7 +351,7 @@ impl WaitSet {
         let fd =
             r.fd.try_clone_to_owned()
                 .map_err(WaitSetError::io("duplicating the source's descriptor"))?;
-        self.insert(fd, Kind::Source(r.pending))
+        self.insert(fd, Kind::Source(r.pending, r.arm))
     }
 
     /// Attaches any pollable descriptor (a pipe, a socket, a pidfd...): reported ready while it
@@ -320,7 +361,7 @@ impl WaitSet {
             .as_fd()
             .try_clone_to_owned()
             .map_err(WaitSetError::io("duplicating the descriptor"))?;
-        self.insert(fd, Kind::Source(None))
+        self.insert(fd, Kind::Source(None, None))
     }
 
     /// Attaches a timer that fires every `period`, the first time one period from now.
@@ -384,12 +425,17 @@ impl WaitSet {
             return Err(WaitSetError::Empty);
         }
         loop {
-            let mut keys: Vec<Key> = self
-                .entries
-                .iter()
-                .filter(|(_, e)| matches!(&e.kind, Kind::Source(Some(p)) if p.is_set()))
-                .map(|(k, _)| *k)
-                .collect();
+            let mut keys: Vec<Key> = Vec::new();
+            for (k, e) in &self.entries {
+                if let Kind::Source(pending, arm) = &e.kind {
+                    let now = pending.as_ref().is_some_and(Pending::is_set);
+                    // Every check runs (each arms its source for the wait), ready or not.
+                    let armed_ready = arm.as_ref().is_some_and(|a| a());
+                    if now || armed_ready {
+                        keys.push(*k);
+                    }
+                }
+            }
             let timeout = if keys.is_empty() {
                 wait.poll_timeout_ms()
             } else {
@@ -403,7 +449,7 @@ impl WaitSet {
                     continue;
                 };
                 let ready = match entry.kind {
-                    Kind::Source(_) => f.readable || f.hangup,
+                    Kind::Source(..) => f.readable || f.hangup,
                     // Reading clears the timer (a spurious wake-up reads nothing).
                     Kind::Interval | Kind::Deadline => {
                         epoll::timer_expirations(&entry.fd)

@@ -146,6 +146,7 @@ fn settle(set: &mut WaitSet, k: Key, rx: &mut Box<dyn MessageReceiver>, a: &str)
 fn one_of_each_kind(sig: &SignalReceiver) {
     let dir = util::TempDir::new("ws");
     let (mq, _mq_guard) = util::mq_name("ws");
+    let (ring, _ring_guard) = util::ring_name("ws");
     let tcp_port = util::stable_tcp_port();
     let udp_port = util::stable_tcp_port();
     let addrs = [
@@ -156,6 +157,7 @@ fn one_of_each_kind(sig: &SignalReceiver) {
         format!("unix-dgram:{}", dir.join("dgram").display()),
         format!("tcp:127.0.0.1:{tcp_port}"),
         format!("udp:127.0.0.1:{udp_port}"),
+        format!("shm:{ring}"),
     ];
     let mut set = WaitSet::new().unwrap();
     let mut rxs: Vec<(Key, String, Box<dyn MessageReceiver>)> = Vec::new();
@@ -227,7 +229,9 @@ fn one_of_each_kind(sig: &SignalReceiver) {
 fn level_triggered() {
     let dir = util::TempDir::new("wslevel");
     let (mq, _g) = util::mq_name("wslevel");
+    let (ring, _rg) = util::ring_name("wslevel");
     for a in [
+        format!("shm:{ring}"),
         format!("unix:{}", dir.join("s").display()),
         format!("fifo:{}", dir.join("f").display()),
         format!("mq:{mq}"),
@@ -304,7 +308,17 @@ fn peer_dies() {
 
 /// A subscriber: ready with a delivery; after its publisher is killed, ready with the error.
 fn subscriber() {
-    let addr = format!("unix:@{}", util::unique("wspub"));
+    let (ring, _rg) = util::ring_name("wspub");
+    for addr in [
+        format!("unix:@{}", util::unique("wspub")),
+        format!("shm:{ring}"),
+    ] {
+        subscriber_over(&addr);
+    }
+}
+
+fn subscriber_over(addr: &str) {
+    let addr = addr.to_owned();
     let mut child = util::spawn_role("publisher", &[&addr]);
     let mut sub = util::wait_for(LONG, || Subscriber::connect(&addr, &[b""], LONG).ok());
     let mut set = WaitSet::new().unwrap();

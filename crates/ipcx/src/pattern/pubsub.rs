@@ -987,14 +987,11 @@ fn ring_name(addr: &Endpoint) -> Option<&str> {
 }
 
 impl crate::wait_set::Waitable for Subscriber {
-    /// Ready while a delivery (or a publisher's end) waits. A subscriber reading a `shm:`
-    /// ring directly cannot be waited on yet.
+    /// Ready while a delivery (or a publisher's end) waits; on a `shm:` ring, through the
+    /// ring's futex-to-fd wake-up (see [`crate::ring`]).
     fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
         if let Some(r) = &self.ring {
-            return Err(crate::wait_set::WaitSetError::not_pollable(
-                format!("the subscriber of {}", r.addr),
-                "a shared-memory ring has no descriptor a wait set can watch yet; use a unix: or tcp: publisher, or a thread",
-            ));
+            return crate::wait_set::Waitable::readiness(&r.sub);
         }
         self.rx.readiness()
     }
