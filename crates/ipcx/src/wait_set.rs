@@ -86,8 +86,8 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::sys::epoll;
@@ -162,16 +162,16 @@ impl Pending {
 
     /// Raises (`true`) or lowers the flag.
     pub fn set(&self, pending: bool) {
-        // Only the thread that owns the source writes it, and the same thread waits: no
-        // ordering with other memory is needed.
+        // The thread that receives may not be the one that waits (a server shared by
+        // threads): publish the flag with the receive that changed it.
         if self.0.load(Ordering::Relaxed) != pending {
-            self.0.store(pending, Ordering::Relaxed);
+            self.0.store(pending, Ordering::Release);
         }
     }
 
     /// Whether the flag is raised.
     pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.load(Ordering::Acquire)
     }
 }
 
@@ -219,6 +219,61 @@ impl<'a> Readiness<'a> {
     pub fn with_pending(mut self, pending: Pending) -> Readiness<'a> {
         self.pending = Some(pending);
         self
+    }
+}
+
+/// For a source that reads several descriptors, or one it replaces (a server's listener and
+/// connections, a FIFO reopened for each round of writers): an epoll set of them, whose own
+/// descriptor is the stable one a wait set watches, and the source's [`Pending`] flag.
+/// Descriptors leave the set when they are closed.
+#[derive(Debug)]
+pub(crate) struct Watched {
+    ep: OwnedFd,
+    pending: Pending,
+}
+
+impl Watched {
+    /// Creates the watch in `cell` on first use (`fds`: what to watch, each with whether it
+    /// is watched for now; `pending`: whether the source holds something already), and gives
+    /// the readiness a wait set watches. `what` names the source in errors.
+    pub(crate) fn readiness<'a, 'f>(
+        cell: &'a OnceLock<Watched>,
+        what: &'static str,
+        fds: impl IntoIterator<Item = (BorrowedFd<'f>, bool)>,
+        pending: bool,
+    ) -> Result<Readiness<'a>, WaitSetError> {
+        if cell.get().is_none() {
+            let io = WaitSetError::io(what);
+            let w = Watched {
+                ep: epoll::create().map_err(io)?,
+                pending: Pending::new(),
+            };
+            for (fd, on) in fds {
+                w.add(fd).map_err(WaitSetError::io(what))?;
+                if !on {
+                    w.set_interest(fd, false).map_err(WaitSetError::io(what))?;
+                }
+            }
+            w.pending.set(pending);
+            let _ = cell.set(w);
+        }
+        let w = cell.get().expect("set above");
+        Ok(Readiness::fd(w.ep.as_fd()).with_pending(w.pending.clone()))
+    }
+
+    /// Watches one more descriptor.
+    pub(crate) fn add(&self, fd: impl AsFd) -> io::Result<()> {
+        epoll::add(&self.ep, fd, 0)
+    }
+
+    /// Watches `fd` (`on`) or mutes it (it stays in the set).
+    pub(crate) fn set_interest(&self, fd: impl AsFd, on: bool) -> io::Result<()> {
+        epoll::set_interest(&self.ep, fd, 0, on)
+    }
+
+    /// The source's flag.
+    pub(crate) fn pending(&self) -> &Pending {
+        &self.pending
     }
 }
 
@@ -477,9 +532,10 @@ impl WaitSet {
 }
 
 impl AsFd for WaitSet {
-    /// The epoll descriptor: readable while something in the set is ready (without counting
-    /// sources that only raised their [`Pending`] flag), so that a set can be nested in
-    /// another set or an event loop.
+    /// The epoll descriptor: readable while one of the set's descriptors is (sources that only
+    /// raised their [`Pending`] flag, and ring sources, which are armed by [`WaitSet::wait`]
+    /// itself, are not counted), for an outer event loop that then calls
+    /// [`WaitSet::try_wait`].
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.epoll.as_fd()
     }

@@ -23,10 +23,9 @@ use crate::channel::raw::RawReader;
 use crate::channel::{Address, Error, Message, MessageReceiver, MessageSender, Options};
 use crate::fifo::{self, Fifo as FifoFile, FifoError};
 use crate::pipe::{PipeError, PipeReader, PipeWriter};
-use crate::sys::epoll;
 use crate::wait::Wait;
-use crate::wait_set::Pending;
-use std::os::fd::{AsFd, OwnedFd};
+use crate::wait_set::Watched;
+use std::os::fd::AsFd;
 use std::sync::OnceLock;
 
 impl From<FifoError> for Error {
@@ -207,7 +206,7 @@ struct FifoReceiver {
     peeked: Option<Result<Vec<u8>, PipeError>>,
     /// Once a wait set asked: an epoll set holding the current read end (a stable descriptor
     /// across reopening), and the flag raised while `peeked` holds something.
-    watch: OnceLock<(OwnedFd, Pending)>,
+    watch: OnceLock<Watched>,
 }
 
 impl FifoReceiver {
@@ -219,8 +218,8 @@ impl FifoReceiver {
             .open_reader()?
             .with_max_frame_len(self.reader.max_frame_len())
             .with_max_buffered(self.reader.max_buffered());
-        if let Some((ep, _)) = self.watch.get() {
-            epoll::add(ep, &fresh, 0)
+        if let Some(w) = self.watch.get() {
+            w.add(&fresh)
                 .map_err(|e| Error::from_io("watching the FIFO for a wait set", e))?;
         }
         // Dropping the old read end removes it from the epoll set.
@@ -230,11 +229,11 @@ impl FifoReceiver {
 
     /// Once a wait set watches: takes the next buffered message out and raises the flag.
     fn peek(&mut self) {
-        if let Some((_, pending)) = self.watch.get() {
+        if let Some(w) = self.watch.get() {
             if self.peeked.is_none() {
                 self.peeked = self.reader.take_buffered();
             }
-            pending.set(self.peeked.is_some());
+            w.pending().set(self.peeked.is_some());
         }
     }
 }
@@ -250,21 +249,14 @@ impl MessageReceiver for FifoReceiver {
     }
 
     fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
-        let io = |source| crate::wait_set::WaitSetError::Io {
-            context: "watching the FIFO for a wait set",
-            source,
-        };
-        if self.watch.get().is_none() {
-            let ep = epoll::create().map_err(io)?;
-            epoll::add(&ep, &self.reader, 0).map_err(io)?;
-            // Messages the reader has buffered already: a receive takes them first, and
-            // the next one is then peeked; until then, report the bytes the reader holds.
-            let pending = Pending::new();
-            pending.set(self.reader.buffered() > 0);
-            let _ = self.watch.set((ep, pending));
-        }
-        let (ep, pending) = self.watch.get().expect("set above");
-        Ok(crate::wait_set::Readiness::fd(ep.as_fd()).with_pending(pending.clone()))
+        // Messages the reader has buffered already: a receive takes them first, and the next
+        // one is then peeked; until then, report the bytes the reader holds.
+        Watched::readiness(
+            &self.watch,
+            "watching the FIFO for a wait set",
+            [(self.reader.as_fd(), true)],
+            self.reader.buffered() > 0,
+        )
     }
 }
 

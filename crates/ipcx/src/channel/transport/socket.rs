@@ -39,11 +39,10 @@ use crate::channel::{Error, Message, MessageReceiver, MessageSender, Meta, Optio
 use crate::framing::{FrameDecoder, FrameError};
 use crate::socket::unix::{recv_message, send_stream_frame};
 use crate::socket::{Credentials, SocketError};
-use crate::sys::epoll;
 use crate::sys::socket as sys;
 use crate::trust::Trust;
 use crate::wait::Wait;
-use crate::wait_set::Pending;
+use crate::wait_set::Watched;
 
 /// Maps a socket error on `what` (as in `unix:/tmp/s`) to a channel error.
 pub(super) fn map_err(e: SocketError, what: &str, sending: bool) -> Error {
@@ -250,7 +249,7 @@ pub(super) struct Server {
     pause: Duration,
     /// Once a wait set asked: an epoll set of the listener and every connection, and the
     /// flag raised while decoded messages wait in `ready`.
-    watch: OnceLock<(OwnedFd, Pending)>,
+    watch: OnceLock<Watched>,
     /// Whether the listener is watched in `watch` now (not at the connection limit, not
     /// paused).
     listener_watched: bool,
@@ -280,13 +279,13 @@ impl Server {
     /// wait set waking for nothing; while accepting is paused, new connections are noticed
     /// when something else wakes the set).
     fn sync_watch(&mut self) {
-        let Some((ep, pending)) = self.watch.get() else {
+        let Some(w) = self.watch.get() else {
             return;
         };
-        pending.set(!self.ready.is_empty());
+        w.pending().set(!self.ready.is_empty());
         let accepting = self.accepting();
         if accepting != self.listener_watched
-            && epoll::set_interest(ep, self.listener.as_fd(), LISTENER, accepting).is_ok()
+            && w.set_interest(self.listener.as_fd(), accepting).is_ok()
         {
             self.listener_watched = accepting;
         }
@@ -314,8 +313,8 @@ impl Server {
                 Ok((fd, meta, name, framed)) => {
                     self.paused_until = None;
                     self.pause = MIN_ACCEPT_PAUSE;
-                    if let Some((ep, _)) = self.watch.get()
-                        && let Err(e) = epoll::add(ep, &fd, CONNECTION)
+                    if let Some(w) = self.watch.get()
+                        && let Err(e) = w.add(&fd)
                     {
                         // A connection the wait set cannot see would be a silent hang.
                         self.ready.push_back(Err(Error::PeerDropped {
@@ -503,30 +502,15 @@ impl MessageReceiver for Server {
     }
 
     fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
-        let io = |source| crate::wait_set::WaitSetError::Io {
-            context: "watching a receiver's connections for a wait set",
-            source,
-        };
-        if self.watch.get().is_none() {
-            let ep = epoll::create().map_err(io)?;
-            epoll::add(&ep, self.listener.as_fd(), LISTENER).map_err(io)?;
-            epoll::set_interest(&ep, self.listener.as_fd(), LISTENER, self.listener_watched)
-                .map_err(io)?;
-            for c in &self.conns {
-                epoll::add(&ep, &c.fd, CONNECTION).map_err(io)?;
-            }
-            let pending = Pending::new();
-            pending.set(!self.ready.is_empty());
-            let _ = self.watch.set((ep, pending));
-        }
-        let (ep, pending) = self.watch.get().expect("set above");
-        Ok(crate::wait_set::Readiness::fd(ep.as_fd()).with_pending(pending.clone()))
+        let listener = (self.listener.as_fd(), self.listener_watched);
+        Watched::readiness(
+            &self.watch,
+            "watching a receiver's connections for a wait set",
+            std::iter::once(listener).chain(self.conns.iter().map(|c| (c.fd.as_fd(), true))),
+            !self.ready.is_empty(),
+        )
     }
 }
-
-/// Tokens in a [`Server`]'s epoll set (only whether something is ready matters).
-const LISTENER: u64 = 0;
-const CONNECTION: u64 = 1;
 
 impl Server {
     fn recv_inner(&mut self, wait: Wait) -> Result<Message, Error> {
