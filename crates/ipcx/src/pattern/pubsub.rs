@@ -988,7 +988,10 @@ fn ring_name(addr: &Endpoint) -> Option<&str> {
 
 impl crate::wait_set::Waitable for Subscriber {
     /// Ready while a delivery (or a publisher's end) waits; on a `shm:` ring, through the
-    /// ring's futex-to-fd wake-up (see [`crate::ring`]).
+    /// ring's futex-to-fd wake-up (see [`crate::ring`]). Attach it after its last
+    /// [`connect_also`](Subscriber::connect_also): a ring subscriber that gains a second
+    /// publisher moves its ring into a reading thread, and a wait set attached before would
+    /// go on watching the ring.
     fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
         if let Some(r) = &self.ring {
             return crate::wait_set::Waitable::readiness(&r.sub);
