@@ -20,8 +20,8 @@
 //!            signal, socket, and the zero-copy shared-memory ring (`ring`, over the `no_std`
 //!            core crate `ipcx-ring`)
 //! framing    length-prefixed frames over byte streams (`framing`)
-//! base       names, waits and deadlines, trust, the owner registry, interrupts, OS errors
-//!            (`name`, `wait`, `trust`, `registry`, `interrupt`, `OsError`)
+//! base       names, waits and deadlines, wait sets, trust, the owner registry, interrupts, OS
+//!            errors (`name`, `wait`, `wait_set`, `trust`, `registry`, `interrupt`, `OsError`)
 //! sys        the only code that calls the OS
 //! ```
 //! `unsafe` code lives in `sys` and in the ring internals (`ring`, `ipcx-ring`); elsewhere it
@@ -83,6 +83,7 @@ pub mod sync;
 pub mod sysv;
 pub mod trust;
 pub mod wait;
+pub mod wait_set;
 
 pub use channel::{Endpoint, Message, Meta};
 pub use discovery::discover;

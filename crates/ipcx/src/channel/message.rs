@@ -112,6 +112,22 @@ pub trait MessageReceiver: Send + fmt::Debug {
     fn recv_timeout(&mut self, timeout: Duration) -> Result<Message, Error> {
         self.recv_wait(Wait::timeout(timeout))
     }
+
+    /// How a [`WaitSet`](crate::wait_set::WaitSet) watches this receiver: ready while a
+    /// message (or an error to report) waits. The default: the transport has no descriptor to
+    /// watch ([`WaitSetError::NotPollable`](crate::wait_set::WaitSetError)).
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        Err(crate::wait_set::WaitSetError::not_pollable(
+            "this receiver",
+            "its transport has no descriptor to wait on; poll it with try_recv from an interval timer",
+        ))
+    }
+}
+
+impl crate::wait_set::Waitable for dyn MessageReceiver {
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        MessageReceiver::readiness(self)
+    }
 }
 
 impl<S: MessageSender + ?Sized> MessageSender for Box<S> {
@@ -129,5 +145,8 @@ impl<S: MessageSender + ?Sized> MessageSender for Box<S> {
 impl<R: MessageReceiver + ?Sized> MessageReceiver for Box<R> {
     fn recv_wait(&mut self, wait: Wait) -> Result<Message, Error> {
         (**self).recv_wait(wait)
+    }
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        (**self).readiness()
     }
 }

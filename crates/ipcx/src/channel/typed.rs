@@ -137,8 +137,22 @@ impl<T: DeserializeOwned> Receiver<T> {
         Ok((value, meta))
     }
 
+    /// How a [`WaitSet`](crate::wait_set::WaitSet) watches this receiver (see
+    /// [`MessageReceiver::readiness`]).
+    pub fn readiness(
+        &self,
+    ) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        MessageReceiver::readiness(&*self.inner)
+    }
+
     /// The byte-message receiver underneath.
     pub fn into_inner(self) -> Box<dyn MessageReceiver> {
         self.inner
+    }
+}
+
+impl<T> crate::wait_set::Waitable for Receiver<T> {
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        MessageReceiver::readiness(&*self.inner)
     }
 }

@@ -136,6 +136,20 @@ impl FrameDecoder {
         Ok(Some(frame))
     }
 
+    /// Whether the buffered bytes hold a whole frame (or a header that is an error), so that
+    /// [`next_frame`](Self::next_frame) returns something without reading more.
+    pub fn has_frame(&self) -> bool {
+        let pending = &self.buf[self.start..];
+        if pending.len() < HEADER_LEN {
+            return false;
+        }
+        let mut h = [0u8; HEADER_LEN];
+        h.copy_from_slice(&pending[..HEADER_LEN]);
+        decode_header(h, self.max)
+            .ok()
+            .is_none_or(|len| pending.len() >= HEADER_LEN + len)
+    }
+
     /// Buffered bytes that do not yet form a whole frame.
     pub fn pending(&self) -> usize {
         self.buf.len() - self.start

@@ -119,6 +119,12 @@ impl<F: AsFd, E: FramedError> FramedStream<F, E> {
         recv_frame(self.io.as_fd(), &mut self.decoder, wait)
     }
 
+    /// Whether a whole frame has been read already and waits in the buffer (the stream then
+    /// need not be readable for a receive to succeed).
+    pub fn has_buffered_frame(&self) -> bool {
+        self.decoder.has_frame()
+    }
+
     /// The stream underneath.
     pub fn get_ref(&self) -> &F {
         &self.io
@@ -302,6 +308,12 @@ macro_rules! framed_methods {
                 wait: $crate::wait::Wait,
             ) -> Result<Option<Vec<u8>>, $err> {
                 self.$field.recv_frame_wait(wait)
+            }
+
+            /// Whether a whole frame has been read already and waits in this stream's own
+            /// buffer (the socket then need not be readable for a receive to succeed).
+            pub fn has_buffered_frame(&self) -> bool {
+                self.$field.has_buffered_frame()
             }
         }
     };

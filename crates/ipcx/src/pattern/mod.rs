@@ -75,6 +75,7 @@ pub mod direct;
 pub mod mailbox;
 pub mod pubsub;
 pub mod pushpull;
+mod queue;
 pub mod reqrep;
 
 /// Why a pattern operation failed: the channel layer's [`crate::channel::Error`], one

@@ -86,13 +86,13 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::Error;
 use super::HANDSHAKE_TIMEOUT;
+use super::queue::{QueueReceiver, QueueSender, queue};
 use crate::channel::{Address, Connection, ConnectionOptions, Endpoint, Listener};
 use crate::poison::lock;
 use crate::ring;
@@ -667,8 +667,8 @@ pub fn parse_message(frame: &[u8]) -> Result<(u64, &[u8], &[u8]), &'static str> 
 /// The subscribing end.
 #[derive(Debug)]
 pub struct Subscriber {
-    rx: mpsc::Receiver<Result<Delivery, Error>>,
-    tx: mpsc::SyncSender<Result<Delivery, Error>>,
+    rx: QueueReceiver<Result<Delivery, Error>>,
+    tx: QueueSender<Result<Delivery, Error>>,
     live: Arc<AtomicUsize>,
     sources: usize,
     missed: Arc<AtomicU64>,
@@ -746,7 +746,7 @@ impl Subscriber {
         timeout: Duration,
         opts: &ConnectionOptions,
     ) -> Result<Subscriber, Error> {
-        let (tx, rx) = mpsc::sync_channel(SUB_BUFFER);
+        let (tx, rx) = queue(SUB_BUFFER);
         let mut s = Subscriber {
             rx,
             tx,
@@ -949,7 +949,7 @@ impl Subscriber {
         };
         loop {
             if self.live.load(Ordering::SeqCst) == 0 {
-                return match self.rx.try_recv() {
+                return match self.rx.recv_wait(Wait::NoWait, "subscriber") {
                     Ok(r) => r,
                     Err(_) => Err(gone()),
                 };
@@ -961,7 +961,7 @@ impl Subscriber {
                 (_, Some(left)) if left < Duration::from_millis(200) => wait,
                 _ => slice,
             };
-            match super::recv_mpsc(&self.rx, w, "subscriber") {
+            match self.rx.recv_wait(w, "subscriber") {
                 Ok(r) => return r,
                 Err(Error::Timeout) if !wait.expired() => continue,
                 Err(e) => return Err(e),
@@ -1011,5 +1011,19 @@ fn ring_name(addr: &Endpoint) -> Option<&str> {
     match (addr.scheme(), addr.address()) {
         ("shm", Address::PosixName(n)) => Some(n.as_str()),
         _ => None,
+    }
+}
+
+impl crate::wait_set::Waitable for Subscriber {
+    /// Ready while a delivery (or a publisher's end) waits; on a `shm:` ring, through the
+    /// ring's futex-to-fd wake-up (see [`crate::ring`]). Attach it after its last
+    /// [`connect_also`](Subscriber::connect_also): a ring subscriber that gains a second
+    /// publisher moves its ring into a reading thread, and a wait set attached before would
+    /// go on watching the ring.
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        if let Some(r) = &self.ring {
+            return crate::wait_set::Waitable::readiness(&r.sub);
+        }
+        self.rx.readiness()
     }
 }

@@ -670,6 +670,9 @@ pub struct Task {
 
 /// The working end: one connection to a distributor. Receive a task, do it, reply; each reply
 /// gives a credit back.
+///
+/// A worker over `unix:` or `tcp:` can wait in a [`WaitSet`](crate::wait_set::WaitSet) with
+/// other sources: it is ready while a task (or the distributor's end) waits.
 #[derive(Debug)]
 pub struct Worker {
     link: Box<dyn Connection>,
@@ -805,5 +808,11 @@ impl Worker {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+impl crate::wait_set::Waitable for Worker {
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        self.link.readiness()
     }
 }

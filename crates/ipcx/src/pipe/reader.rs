@@ -264,6 +264,14 @@ impl PipeReader {
         true
     }
 
+    /// The next message (or recoverable error) already in this reader's buffer, without
+    /// reading from the pipe.
+    pub(crate) fn take_buffered(&mut self) -> Option<Result<Vec<u8>, PipeError>> {
+        self.dec
+            .next()
+            .map(|r| r.map_err(|e| self.reassembly_error(e)))
+    }
+
     fn reassembly_error(&self, e: ReassemblyError) -> PipeError {
         reassembly_error(&self.what, e)
     }

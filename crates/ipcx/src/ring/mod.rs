@@ -85,7 +85,6 @@
 //! does when it finds no subscriber; [`Subscriber::check`] likewise.
 
 mod blocked;
-#[cfg(feature = "tokio")]
 mod bridge;
 mod error;
 mod format;

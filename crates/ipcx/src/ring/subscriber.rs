@@ -1,14 +1,16 @@
 //! The receiving side of a ring.
 #![allow(unsafe_code)] // the shared-memory exception: in-place views of ring records
 
-use std::sync::Arc;
+use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 
 use ipcx_ring::{Peeked, Reader};
 
 use super::blocked::wait_for_message;
 #[cfg(feature = "tokio")]
 use super::bridge::Bridge;
+use super::bridge::FdWake;
 use super::format::PATTERN_PUBSUB;
 use super::hot::waiting_for_a_message;
 use super::role::{Role, extend, recv_forms, role_methods};
@@ -28,6 +30,8 @@ pub struct Subscriber {
     buf: Vec<u8>,
     #[cfg(feature = "tokio")]
     bridge: Option<Bridge>,
+    /// The futex-to-fd helper, once a wait set asked.
+    wake: OnceLock<Arc<FdWake>>,
     seg: Arc<Segment>,
     /// When the publisher's liveness was last read from `/proc` (a read costs microseconds,
     /// so an empty ring does not pay it on every receive: at most once per [`TICK`]).
@@ -191,31 +195,65 @@ impl Subscriber {
                 }
                 return Err(e);
             }
-            let (seg, cursor) = (&self.seg, self.reader.cursor());
+            let ready = self.ready_test(true);
             Bridge::wait_in(
                 &mut self.bridge,
-                seg,
+                &self.seg,
                 |seg| Some(&seg.ctl().data_wait),
-                || {
-                    let at = seg
-                        .table()
-                        .iter()
-                        .position(|c| std::ptr::eq(c, cursor))
-                        .unwrap_or(0);
-                    move |seg: &Segment| {
-                        let head = seg.ctl().writer.head.load(Ordering::Acquire);
-                        let tail = seg.table()[at].tail.load(Ordering::Acquire);
-                        let wc = seg.writer_cursor();
-                        let gone = seg.header().writer_epoch.load(Ordering::Acquire) > 0
-                            && (wc.state.load(Ordering::Acquire) == ipcx_ring::FREE
-                                || !cursor_alive(wc));
-                        head != tail || gone
-                    }
-                },
+                || ready,
             )
             .await?;
         };
         Ok(Sample::new(self, got))
+    }
+
+    /// Whether this subscriber has something to do, seen from any thread: a message at its
+    /// place in the ring, or (`gone`) a publisher that attached once and is gone.
+    fn ready_test(&self, gone: bool) -> impl Fn(&Segment) -> bool + Send + Sync + Clone + 'static {
+        let report_gone = gone;
+        let cursor = self.reader.cursor();
+        let at = self
+            .seg
+            .table()
+            .iter()
+            .position(|c| std::ptr::eq(c, cursor))
+            .unwrap_or(0);
+        move |seg: &Segment| {
+            let head = seg.ctl().writer.head.load(Ordering::Acquire);
+            let tail = seg.table()[at].tail.load(Ordering::Acquire);
+            let wc = seg.writer_cursor();
+            let gone = report_gone
+                && seg.header().writer_epoch.load(Ordering::Acquire) > 0
+                && (wc.state.load(Ordering::Acquire) == ipcx_ring::FREE || !cursor_alive(wc));
+            head != tail || gone
+        }
+    }
+
+    /// How a wait set watches this subscriber; `gone`: also ready once the publisher is gone
+    /// (a receiver that waits for the next publisher passes `false`). See the [`Waitable`]
+    /// implementation.
+    ///
+    /// [`Waitable`]: crate::wait_set::Waitable
+    pub(crate) fn readiness_for(
+        &self,
+        gone: bool,
+    ) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        if self.wake.get().is_none() {
+            let w = FdWake::start(
+                Arc::clone(&self.seg),
+                |seg| Some(&seg.ctl().data_wait),
+                self.ready_test(gone),
+            )
+            .map_err(|source| crate::wait_set::WaitSetError::Io {
+                context: "starting the ring's wake-up thread",
+                source,
+            })?;
+            let _ = self.wake.set(Arc::new(w));
+        }
+        let w = Arc::clone(self.wake.get().expect("set above"));
+        let ready = self.ready_test(gone);
+        let fd = self.wake.get().expect("set above").as_fd();
+        Ok(crate::wait_set::Readiness::fd(fd).with_arm(Arc::new(move || w.arm(&ready))))
     }
 
     /// Receives a plain-data value (a copy); [`RingError::Incompatible`] if the size differs.
@@ -230,8 +268,21 @@ impl Subscriber {
     }
 }
 
+impl crate::wait_set::Waitable for Subscriber {
+    /// Ready while a message waits (or the publisher is gone), through the ring's futex-to-fd
+    /// wake-up: the first call starts a helper thread for this subscriber that sleeps on the
+    /// ring's futex while the wait set waits and then writes a local eventfd (as for
+    /// `recv_async`; the publisher is unchanged).
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        self.readiness_for(true)
+    }
+}
+
 impl Drop for Subscriber {
     fn drop(&mut self) {
+        if let Some(w) = self.wake.get() {
+            w.stop();
+        }
         self.seg.leave(self.reader.cursor());
         notify(&self.seg.ctl().space_wait);
     }
@@ -273,6 +324,7 @@ impl Role for Subscriber {
             buf,
             #[cfg(feature = "tokio")]
             bridge: None,
+            wake: OnceLock::new(),
             seg,
             liveness_checked: None,
             spin: SpinPolicy::default(),

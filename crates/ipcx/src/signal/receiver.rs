@@ -148,6 +148,13 @@ impl AsFd for SignalReceiver {
     }
 }
 
+impl crate::wait_set::Waitable for SignalReceiver {
+    /// Ready while one of its signals is pending.
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        Ok(crate::wait_set::Readiness::fd(self.fd.as_fd()))
+    }
+}
+
 impl AsRawFd for SignalReceiver {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()

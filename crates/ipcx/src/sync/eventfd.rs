@@ -259,3 +259,10 @@ impl AsyncEventFd {
 
 #[cfg(feature = "tokio")]
 crate::sys::fd_of_field!(AsyncEventFd, inner);
+
+impl crate::wait_set::Waitable for EventFd {
+    /// Ready while the counter is non-zero.
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        Ok(crate::wait_set::Readiness::fd(self.fd.as_fd()))
+    }
+}

@@ -73,6 +73,7 @@ pub(crate) mod sigbus;
 pub(crate) mod sysv;
 
 // Mechanism back ends, one per kernel area (filled in by each mechanism's change).
+pub(crate) mod epoll;
 pub(crate) mod eventfd;
 pub(crate) mod fifo;
 pub(crate) mod futex;

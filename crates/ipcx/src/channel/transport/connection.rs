@@ -56,6 +56,27 @@ pub trait Connection: Send + fmt::Debug {
     fn peer_credentials(&self) -> Option<Credentials>;
     /// The peer, for messages.
     fn peer_name(&self) -> String;
+    /// How a [`WaitSet`](crate::wait_set::WaitSet) watches the reading direction: ready while
+    /// a message (or the peer's end, or an error) waits. The default: the transport has no
+    /// descriptor to watch ([`WaitSetError::NotPollable`](crate::wait_set::WaitSetError)).
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        Err(crate::wait_set::WaitSetError::not_pollable(
+            self.peer_name(),
+            "this transport's connections have no descriptor to wait on (unix: and tcp: do)",
+        ))
+    }
+}
+
+impl crate::wait_set::Waitable for dyn Connection {
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        Connection::readiness(self)
+    }
+}
+
+impl crate::wait_set::Waitable for dyn Listener {
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        Listener::readiness(self)
+    }
 }
 
 /// How long accepting pauses when the process is out of descriptors or memory.
@@ -86,6 +107,15 @@ pub trait Listener: Send + Sync + fmt::Debug {
     /// no effect on other transports (the default).
     fn set_trust(&mut self, trust: Trust) {
         let _ = trust;
+    }
+
+    /// How a [`WaitSet`](crate::wait_set::WaitSet) watches it: ready while a connection
+    /// waits to be accepted. The default: the transport has no descriptor to watch.
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        Err(crate::wait_set::WaitSetError::not_pollable(
+            "this listener",
+            "this transport's listeners have no descriptor to wait on (unix: and tcp: do)",
+        ))
     }
 
     /// Accepts one connection, waiting as `wait` allows.
@@ -119,6 +149,9 @@ impl<L: Listener + ?Sized> Listener for Box<L> {
     }
     fn set_trust(&mut self, trust: Trust) {
         (**self).set_trust(trust);
+    }
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        (**self).readiness()
     }
 }
 

@@ -24,6 +24,9 @@ use crate::channel::{Address, Error, Message, MessageReceiver, MessageSender, Op
 use crate::fifo::{self, Fifo as FifoFile, FifoError};
 use crate::pipe::{PipeError, PipeReader, PipeWriter};
 use crate::wait::Wait;
+use crate::wait_set::Watched;
+use std::os::fd::AsFd;
+use std::sync::OnceLock;
 
 impl From<FifoError> for Error {
     fn from(e: FifoError) -> Error {
@@ -169,7 +172,12 @@ fn receiver(path: &Path, opts: &Options) -> Result<Box<dyn MessageReceiver>, Err
         .open_reader()?
         .with_max_frame_len(opts.max_frame_len)
         .with_max_buffered(opts.max_buffered);
-    Ok(Box::new(FifoReceiver { fifo, reader }))
+    Ok(Box::new(FifoReceiver {
+        fifo,
+        reader,
+        peeked: None,
+        watch: OnceLock::new(),
+    }))
 }
 
 fn sender(path: &Path, opts: &Options) -> Result<Box<dyn MessageSender>, Error> {
@@ -193,6 +201,12 @@ fn open_wait(opts: &Options) -> Wait {
 struct FifoReceiver {
     fifo: FifoFile,
     reader: PipeReader,
+    /// Once a wait set asked: what the reader had buffered after the last message (taken out
+    /// so that the wait set knows it is there), delivered first.
+    peeked: Option<Result<Vec<u8>, PipeError>>,
+    /// Once a wait set asked: an epoll set holding the current read end (a stable descriptor
+    /// across reopening), and the flag raised while `peeked` holds something.
+    watch: OnceLock<Watched>,
 }
 
 impl FifoReceiver {
@@ -204,13 +218,50 @@ impl FifoReceiver {
             .open_reader()?
             .with_max_frame_len(self.reader.max_frame_len())
             .with_max_buffered(self.reader.max_buffered());
+        if let Some(w) = self.watch.get() {
+            w.add(&fresh)
+                .map_err(|e| Error::from_io("watching the FIFO for a wait set", e))?;
+        }
+        // Dropping the old read end removes it from the epoll set.
         self.reader = fresh;
         Ok(())
+    }
+
+    /// Once a wait set watches: takes the next buffered message out and raises the flag.
+    fn peek(&mut self) {
+        if let Some(w) = self.watch.get() {
+            if self.peeked.is_none() {
+                self.peeked = self.reader.take_buffered();
+            }
+            w.pending().set(self.peeked.is_some());
+        }
     }
 }
 
 impl MessageReceiver for FifoReceiver {
     fn recv_wait(&mut self, wait: Wait) -> Result<Message, Error> {
+        let r = match self.peeked.take() {
+            Some(r) => r.map(Message::new).map_err(Error::from),
+            None => self.recv_fresh(wait),
+        };
+        self.peek();
+        r
+    }
+
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        // Messages the reader has buffered already: a receive takes them first, and the next
+        // one is then peeked; until then, report the bytes the reader holds.
+        Watched::readiness(
+            &self.watch,
+            "watching the FIFO for a wait set",
+            [(self.reader.as_fd(), true)],
+            self.reader.buffered() > 0,
+        )
+    }
+}
+
+impl FifoReceiver {
+    fn recv_fresh(&mut self, wait: Wait) -> Result<Message, Error> {
         loop {
             match self.reader.recv_wait(wait) {
                 Ok(data) => return Ok(Message::new(data)),

@@ -119,6 +119,14 @@ impl MessageReceiver for PosixReceiver {
             }),
         }
     }
+
+    /// A POSIX queue descriptor is pollable on Linux: readable while the queue holds a
+    /// message.
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        Ok(crate::wait_set::Readiness::fd(std::os::fd::AsFd::as_fd(
+            &self.q,
+        )))
+    }
 }
 
 #[derive(Debug)]

@@ -32,6 +32,7 @@
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::channel::{Error, Message, MessageReceiver, MessageSender, Meta, Options};
@@ -41,6 +42,7 @@ use crate::socket::{Credentials, SocketError};
 use crate::sys::socket as sys;
 use crate::trust::Trust;
 use crate::wait::Wait;
+use crate::wait_set::Watched;
 
 /// Maps a socket error on `what` (as in `unix:/tmp/s`) to a channel error.
 pub(super) fn map_err(e: SocketError, what: &str, sending: bool) -> Error {
@@ -245,6 +247,12 @@ pub(super) struct Server {
     /// Accepting is paused until then (out of descriptors or memory), and the next pause.
     paused_until: Option<Instant>,
     pause: Duration,
+    /// Once a wait set asked: an epoll set of the listener and every connection, and the
+    /// flag raised while decoded messages wait in `ready`.
+    watch: OnceLock<Watched>,
+    /// Whether the listener is watched in `watch` now (not at the connection limit, not
+    /// paused).
+    listener_watched: bool,
 }
 
 impl Server {
@@ -261,6 +269,25 @@ impl Server {
             ready: VecDeque::new(),
             paused_until: None,
             pause: MIN_ACCEPT_PAUSE,
+            watch: OnceLock::new(),
+            listener_watched: true,
+        }
+    }
+
+    /// Brings the wait set's view up to date after a receive: the flag, and whether the
+    /// listener is watched (a listener the server does not accept from now would keep the
+    /// wait set waking for nothing; while accepting is paused, new connections are noticed
+    /// when something else wakes the set).
+    fn sync_watch(&mut self) {
+        let Some(w) = self.watch.get() else {
+            return;
+        };
+        w.pending().set(!self.ready.is_empty());
+        let accepting = self.accepting();
+        if accepting != self.listener_watched
+            && w.set_interest(self.listener.as_fd(), accepting).is_ok()
+        {
+            self.listener_watched = accepting;
         }
     }
 
@@ -286,6 +313,16 @@ impl Server {
                 Ok((fd, meta, name, framed)) => {
                     self.paused_until = None;
                     self.pause = MIN_ACCEPT_PAUSE;
+                    if let Some(w) = self.watch.get()
+                        && let Err(e) = w.add(&fd)
+                    {
+                        // A connection the wait set cannot see would be a silent hang.
+                        self.ready.push_back(Err(Error::PeerDropped {
+                            peer: name,
+                            reason: format!("it could not be watched for the wait set ({e})"),
+                        }));
+                        continue;
+                    }
                     self.conns.push(Conn {
                         fd,
                         decoder: framed.then(|| FrameDecoder::new(self.max_frame_len)),
@@ -459,6 +496,24 @@ fn service_stream(
 
 impl MessageReceiver for Server {
     fn recv_wait(&mut self, wait: Wait) -> Result<Message, Error> {
+        let r = self.recv_inner(wait);
+        self.sync_watch();
+        r
+    }
+
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        let listener = (self.listener.as_fd(), self.listener_watched);
+        Watched::readiness(
+            &self.watch,
+            "watching a receiver's connections for a wait set",
+            std::iter::once(listener).chain(self.conns.iter().map(|c| (c.fd.as_fd(), true))),
+            !self.ready.is_empty(),
+        )
+    }
+}
+
+impl Server {
+    fn recv_inner(&mut self, wait: Wait) -> Result<Message, Error> {
         let mut first = true;
         loop {
             if let Some(r) = self.ready.pop_front() {

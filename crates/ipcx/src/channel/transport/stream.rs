@@ -6,6 +6,7 @@
 use std::fmt;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::OnceLock;
 
 use super::connection::dup;
 use super::socket::map_err;
@@ -14,6 +15,7 @@ use crate::channel::{Endpoint, Error, RawReader};
 use crate::socket::{Credentials, SocketError};
 use crate::trust::Trust;
 use crate::wait::Wait;
+use crate::wait_set::{Pending, Readiness};
 
 /// A connected byte-stream socket that sends and receives frames.
 pub trait FramedStream: Send + fmt::Debug + AsFd + From<OwnedFd> + Into<OwnedFd> + 'static {
@@ -23,6 +25,8 @@ pub trait FramedStream: Send + fmt::Debug + AsFd + From<OwnedFd> + Into<OwnedFd>
     fn recv_frame(&mut self, wait: Wait) -> Result<Option<Vec<u8>>, SocketError>;
     /// Sets the largest frame accepted and sent.
     fn set_max_frame(&mut self, max: usize);
+    /// Whether a whole frame waits in the stream's own buffer (read, not yet received).
+    fn has_buffered_frame(&self) -> bool;
     /// The peer's kernel-verified credentials, when the socket has them.
     fn credentials(&self) -> Option<Credentials> {
         None
@@ -37,6 +41,8 @@ pub struct StreamConnection<S> {
     stream: S,
     cred: Option<Credentials>,
     max: usize,
+    /// Raised while a whole frame waits in the stream's buffer, once a wait set asked.
+    pending: OnceLock<Pending>,
 }
 
 impl<S: FramedStream> StreamConnection<S> {
@@ -52,6 +58,7 @@ impl<S: FramedStream> StreamConnection<S> {
             stream,
             cred,
             max: crate::framing::DEFAULT_MAX_FRAME_LEN,
+            pending: OnceLock::new(),
         }
     }
 }
@@ -61,7 +68,11 @@ impl<S: FramedStream> Connection for StreamConnection<S> {
         Ok(self.stream.send_frame(msg, wait)?)
     }
     fn recv_frame_wait(&mut self, wait: Wait) -> Result<Option<Vec<u8>>, Error> {
-        Ok(self.stream.recv_frame(wait)?)
+        let r = self.stream.recv_frame(wait);
+        if let Some(p) = self.pending.get() {
+            p.set(self.stream.has_buffered_frame());
+        }
+        Ok(r?)
     }
     fn try_clone(&self) -> Result<Box<dyn Connection>, Error> {
         let mut stream = S::from(dup(&self.stream)?);
@@ -70,6 +81,7 @@ impl<S: FramedStream> Connection for StreamConnection<S> {
             stream,
             cred: self.cred,
             max: self.max,
+            pending: OnceLock::new(),
         }))
     }
     fn set_max_frame_len(&mut self, max: usize) {
@@ -82,10 +94,18 @@ impl<S: FramedStream> Connection for StreamConnection<S> {
     fn peer_name(&self) -> String {
         self.stream.peer_name(self.cred)
     }
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        let pending = self.pending.get_or_init(|| {
+            let p = Pending::new();
+            p.set(self.stream.has_buffered_frame());
+            p
+        });
+        Ok(Readiness::fd(self.stream.as_fd()).with_pending(pending.clone()))
+    }
 }
 
 /// A listening byte-stream socket.
-pub trait StreamListener: Send + Sync + fmt::Debug + 'static {
+pub trait StreamListener: Send + Sync + fmt::Debug + AsFd + 'static {
     /// The connections it accepts.
     type Stream: FramedStream + Read;
     /// What it is called in errors (`unix listener`).
@@ -119,6 +139,9 @@ impl<L: StreamListener> Listener for Connections<L> {
     }
     fn set_trust(&mut self, trust: Trust) {
         self.0.trust(trust);
+    }
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        Ok(Readiness::fd(self.0.as_fd()))
     }
 }
 

@@ -110,6 +110,14 @@ impl MessageReceiver for SysvReceiver {
             }),
         }
     }
+
+    /// System V queues have no descriptor: the kernel offers no way to poll them.
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        Err(crate::wait_set::WaitSetError::not_pollable(
+            sysv_what(self.q.key().0),
+            "System V message queues have no descriptor to poll; use a POSIX queue (mq:) or call try_recv from an interval timer",
+        ))
+    }
 }
 
 #[derive(Debug)]

@@ -139,6 +139,9 @@ impl FramedStream for TcpStream {
     fn set_max_frame(&mut self, max: usize) {
         self.set_max_frame_len(max);
     }
+    fn has_buffered_frame(&self) -> bool {
+        self.has_buffered_frame()
+    }
     fn peer_name(&self, credentials: Option<Credentials>) -> String {
         let _ = credentials;
         match self.peer_addr() {

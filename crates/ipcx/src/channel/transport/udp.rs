@@ -59,6 +59,12 @@ impl MessageReceiver for UdpReceiver {
             },
         })
     }
+
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        Ok(crate::wait_set::Readiness::fd(std::os::fd::AsFd::as_fd(
+            &self.sock,
+        )))
+    }
 }
 
 #[derive(Debug)]

@@ -185,6 +185,9 @@ impl FramedStream for UnixStream {
     fn set_max_frame(&mut self, max: usize) {
         self.set_max_frame_len(max);
     }
+    fn has_buffered_frame(&self) -> bool {
+        self.has_buffered_frame()
+    }
     fn credentials(&self) -> Option<Credentials> {
         self.peer_credentials().ok()
     }
@@ -316,6 +319,12 @@ impl MessageReceiver for DgramReceiver {
         let mut meta = cred_meta(m.credentials);
         meta.peer = m.from.map(|a| format!("unix-dgram:{a}"));
         Ok(Message { data: m.data, meta })
+    }
+
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        Ok(crate::wait_set::Readiness::fd(std::os::fd::AsFd::as_fd(
+            &self.sock,
+        )))
     }
 }
 

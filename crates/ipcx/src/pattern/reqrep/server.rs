@@ -5,7 +5,6 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -17,6 +16,7 @@ use super::server_session;
 use super::transport;
 use crate::channel::{Connection as Link, Endpoint, Listener};
 use crate::pattern::Error;
+use crate::pattern::queue::{QueueReceiver, QueueSender, Wake, queue};
 use crate::poison::lock;
 use crate::wait::Wait;
 
@@ -64,7 +64,9 @@ impl fmt::Debug for Shared {
 /// [`Handler`](super::Handler). It is `Sync`: several threads may take requests from one server.
 #[derive(Debug)]
 pub struct Server {
-    rx: Mutex<mpsc::Receiver<Request>>,
+    rx: Mutex<QueueReceiver<Request>>,
+    /// What a wait set watches of `rx`.
+    wake: Arc<Wake>,
     addr: Endpoint,
     shared: Arc<Shared>,
     acceptor: Option<JoinHandle<()>>,
@@ -85,7 +87,7 @@ impl Server {
         opts: ServerOptions,
     ) -> Result<Server, Error> {
         let addr = listener.local_addr()?;
-        let (tx, rx) = mpsc::sync_channel(opts.queue_len.max(1));
+        let (tx, rx) = queue(opts.queue_len.max(1));
         let inline = opts.handler.is_some() || opts.call_handler.is_some();
         let shared = Arc::new(Shared {
             opts,
@@ -129,6 +131,7 @@ impl Server {
             })
             .map_err(spawn_err)?;
         Ok(Server {
+            wake: rx.wake(),
             rx: Mutex::new(rx),
             addr,
             shared,
@@ -163,11 +166,20 @@ impl Server {
     /// waits.
     pub fn recv_wait(&self, wait: Wait) -> Result<Request, Error> {
         loop {
-            let r = crate::pattern::recv_mpsc(&lock(&self.rx), wait, "server")?;
+            let r = lock(&self.rx).recv_wait(wait, "server")?;
             if let Some(r) = r.start() {
                 return Ok(r);
             }
         }
+    }
+}
+
+impl crate::wait_set::Waitable for Server {
+    /// Ready while a request waits to be taken ([`Server::try_recv`]). A server with a
+    /// handler hands none out, so it is never ready.
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        lock(&self.rx).prepare()?;
+        self.wake.readiness()
     }
 }
 
@@ -187,7 +199,7 @@ impl Drop for Server {
     }
 }
 
-fn serve_conn(link: Box<dyn Link>, tx: mpsc::SyncSender<Request>, sh: &Arc<Shared>) {
+fn serve_conn(link: Box<dyn Link>, tx: QueueSender<Request>, sh: &Arc<Shared>) {
     let Ok(conn) = Connection::handshake(link, &sh.opts) else {
         return;
     };

@@ -105,6 +105,13 @@ impl MessageReceiver for RingReceiver {
             }
         }
     }
+
+    /// Ready while a message waits, through the ring's futex-to-fd wake-up (a helper thread,
+    /// see [`crate::ring`]); a publisher leaving does not make it ready (the receiver waits
+    /// for the next one).
+    fn readiness(&self) -> Result<crate::wait_set::Readiness<'_>, crate::wait_set::WaitSetError> {
+        self.sub.readiness_for(false)
+    }
 }
 
 /// The sending side: the ring's publisher.
