@@ -231,6 +231,12 @@ impl Endpoint {
         self.transport.is_byte_stream()
     }
 
+    /// Whether the transport is a publish/subscribe fabric itself (`zenoh:`), where every
+    /// receiver gets every message sent.
+    pub fn is_pubsub(&self) -> bool {
+        self.transport.is_pubsub()
+    }
+
     /// Opens the receiving side: binds, listens or creates the object (removed again when the
     /// receiver is dropped, if the receiver created it).
     pub fn receiver(&self, opts: &Options) -> Result<Box<dyn MessageReceiver>, Error> {

@@ -30,6 +30,10 @@ pub struct Meta {
     /// The sender's address (TCP, UDP, bound Unix datagram sockets).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer: Option<String>,
+    /// The key the message was published under (`zenoh:`: a receiver of a wildcard such as
+    /// `robot/**` learns which key each message came on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// The codec a typed message came in ([`Receiver`](super::Receiver) sets it; raw
     /// messages have none).
     #[serde(skip_serializing_if = "Option::is_none")]

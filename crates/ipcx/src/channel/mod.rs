@@ -17,6 +17,7 @@
 //! | `udp:HOST:PORT` | UDP | native (one datagram each) |
 //! | `shm:/NAME` | ipcx zero-copy shared-memory ring ([`crate::ring`]) | native |
 //! | `tls:HOST:PORT`, `tls:[V6]:PORT` | TLS 1.3/1.2 over TCP (feature `tls`; certificates in `Options::tls`) | framed |
+//! | `zenoh:KEYEXPR` | Zenoh pub/sub across hosts (feature `zenoh`; configuration in `Options::zenoh`) | native |
 //!
 //! Framed endpoints use [`crate::framing`]: a 4-byte big-endian length, then the bytes.
 //!
@@ -112,4 +113,6 @@ pub use raw::RawReader;
 #[cfg(feature = "tls")]
 pub use transport::tls::TlsConfig;
 pub use transport::{Connection, ConnectionOptions, Listener, Transport, UnixKind};
+#[cfg(feature = "zenoh")]
+pub use transport::zenoh::{ZenohConfig, ZenohMode};
 pub use typed::{Receiver, Sender};

@@ -5,6 +5,8 @@ use std::time::Duration;
 use super::transport::ConnectionOptions;
 #[cfg(feature = "tls")]
 use super::transport::tls::TlsConfig;
+#[cfg(feature = "zenoh")]
+use super::transport::zenoh::ZenohConfig;
 use crate::framing::DEFAULT_MAX_FRAME_LEN;
 use crate::trust::Trust;
 
@@ -55,6 +57,12 @@ pub struct Options {
     /// [`Error::InvalidAddress`] saying which are missing.
     #[cfg(feature = "tls")]
     pub tls: Option<TlsConfig>,
+    /// `zenoh:` endpoints: how the process's Zenoh session is opened (feature `zenoh`; default:
+    /// Zenoh's own, peer mode with multicast scouting). Every `zenoh:` endpoint of a process
+    /// shares one session: the first opens it, and one asking for another configuration while
+    /// it is open is [`Error::AlreadyExists`].
+    #[cfg(feature = "zenoh")]
+    pub zenoh: ZenohConfig,
 }
 
 /// Default [`Options::max_buffered`]: 64 MiB.
@@ -83,6 +91,8 @@ impl Default for Options {
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(feature = "zenoh")]
+            zenoh: ZenohConfig::default(),
         }
     }
 }
@@ -163,5 +173,11 @@ impl Options {
             ..c
         };
         c
+    }
+    /// Sets how `zenoh:` endpoints open the process's Zenoh session.
+    #[cfg(feature = "zenoh")]
+    pub fn zenoh(mut self, zenoh: ZenohConfig) -> Self {
+        self.zenoh = zenoh;
+        self
     }
 }

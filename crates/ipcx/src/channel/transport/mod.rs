@@ -30,6 +30,8 @@ mod tcp;
 pub mod tls;
 mod udp;
 mod unix;
+#[cfg(feature = "zenoh")]
+pub mod zenoh;
 
 pub use connection::{Connection, Listener};
 pub use connection_options::ConnectionOptions;
@@ -51,6 +53,8 @@ pub static TRANSPORTS: &[&dyn Transport] = &[
     &shm::Shm,
     #[cfg(feature = "tls")]
     &tls::Tls,
+    #[cfg(feature = "zenoh")]
+    &zenoh::Zenoh,
 ];
 
 /// The transport registered for `scheme`.
@@ -86,6 +90,13 @@ pub trait Transport: Send + Sync + fmt::Debug {
     /// Whether it carries a byte stream that ipcx frames (and `--raw` copies verbatim), rather
     /// than keeping message boundaries itself.
     fn is_byte_stream(&self) -> bool {
+        false
+    }
+
+    /// Whether it is a publish/subscribe fabric itself (`zenoh:`): every receiver gets every
+    /// message sent, so `ipcx pub` and `ipcx sub` use its sender and receiver rather than the
+    /// pub/sub pattern's connections.
+    fn is_pubsub(&self) -> bool {
         false
     }
 
