@@ -52,6 +52,9 @@ pub struct EndpointFlags {
     /// Certificates of tls: endpoints.
     #[command(flatten)]
     pub tls: TlsFlags,
+    /// How zenoh: endpoints reach their peers.
+    #[command(flatten)]
+    pub zenoh: ZenohFlags,
 }
 
 impl EndpointFlags {
@@ -74,7 +77,46 @@ impl EndpointFlags {
         if let Some(t) = self.tls.config()? {
             o = o.tls(t);
         }
+        o = self.zenoh.apply(o);
         Ok(o.trust(self.trust.trust()))
+    }
+}
+
+/// How `zenoh:` endpoints reach their peers, shared by every command that opens endpoints
+/// (no flags in a build without the `zenoh` feature).
+#[derive(Debug, Args)]
+pub struct ZenohFlags {
+    /// zenoh: connect to this Zenoh peer or router, as in tcp/192.168.1.7:7447 (repeatable);
+    /// turns multicast scouting off. Unreachable within --timeout (default 5s): an error.
+    #[cfg(feature = "zenoh")]
+    #[arg(long = "zenoh-connect", value_name = "LOCATOR")]
+    pub connect: Vec<String>,
+    /// zenoh: listen for Zenoh peers here, as in tcp/0.0.0.0:7447 (repeatable); turns
+    /// multicast scouting off.
+    #[cfg(feature = "zenoh")]
+    #[arg(long = "zenoh-listen", value_name = "LOCATOR")]
+    pub listen: Vec<String>,
+    /// zenoh: a Zenoh configuration file (JSON5), applied before --zenoh-connect and
+    /// --zenoh-listen.
+    #[cfg(feature = "zenoh")]
+    #[arg(long = "zenoh-config", value_name = "FILE")]
+    pub config_file: Option<std::path::PathBuf>,
+}
+
+impl ZenohFlags {
+    /// `opts` with the Zenoh session configuration these flags describe (its locators are
+    /// checked when the first zenoh: endpoint opens: a malformed one is a usage error).
+    pub fn apply(&self, opts: ipcx::channel::Options) -> ipcx::channel::Options {
+        #[cfg(feature = "zenoh")]
+        {
+            let mut c = ipcx::channel::ZenohConfig::new();
+            c.connect = self.connect.clone();
+            c.listen = self.listen.clone();
+            c.config_file = self.config_file.clone();
+            opts.zenoh(c)
+        }
+        #[cfg(not(feature = "zenoh"))]
+        opts
     }
 }
 

@@ -29,9 +29,19 @@ pub fn usage(msg: impl std::fmt::Display) -> anyhow::Error {
     ))
 }
 
-/// Turns a channel error into the CLI's error: a timeout exits 3, the rest 1 with the message.
+/// Turns a channel error into the CLI's error: a timeout exits 3, an invalid address (or
+/// locator) 2, the rest 1 with the message.
 pub fn endpoint_error(ep: &Endpoint, e: Error) -> anyhow::Error {
     match e {
+        Error::InvalidAddress { .. } => usage(e),
+        // A send to a pub/sub fabric (zenoh:) times out waiting for a matching subscriber.
+        Error::Timeout if ep.is_pubsub() => {
+            eprintln!(
+                "ipcx: {}: timed out: no subscriber matches it",
+                escape(&ep.to_string())
+            );
+            anyhow::Error::new(Exit(EXIT_TIMEOUT))
+        }
         Error::Timeout => {
             eprintln!("ipcx: {}: timed out", escape(&ep.to_string()));
             anyhow::Error::new(Exit(EXIT_TIMEOUT))

@@ -24,8 +24,8 @@ pub struct RecvArgs {
     #[arg(long)]
     pub count: Option<u64>,
     /// Print one JSON object per message: the payload as `text` (UTF-8) or `base64`, plus
-    /// `priority`, `type`, `pid`, `uid`, `gid` and `peer` (the sender's address) where the
-    /// mechanism gives them.
+    /// `priority`, `type`, `pid`, `uid`, `gid`, `peer` (the sender's address) and `key` (the
+    /// Zenoh key it was put under) where the mechanism gives them.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -48,7 +48,12 @@ pub fn run(args: RecvArgs) -> anyhow::Result<()> {
     }
     let mut rx = ep.receiver(&opts).map_err(|e| endpoint_error(&ep, e))?;
     let mut received = 0u64;
-    let result = recv_messages(&ep, &mut *rx, &args, &mut received);
+    let result = recv_messages(
+        &ep,
+        &mut *rx,
+        (args.count, args.flags.timeout, args.json),
+        &mut received,
+    );
     if ep.scheme() == "udp" {
         // UDP drops datagrams under load without telling anyone: say what did arrive.
         eprintln!(
@@ -58,18 +63,19 @@ pub fn run(args: RecvArgs) -> anyhow::Result<()> {
     result
 }
 
-/// Receives and prints messages until `--count`, the timeout, Ctrl-C or an error; counts them
-/// in `received`.
-fn recv_messages(
+/// Receives and prints messages until `count`, the `timeout` for each, Ctrl-C or an error (as
+/// JSON records with `json`); counts them in `received`. `ipcx sub` on a pub/sub transport
+/// (`zenoh:`) runs this too.
+pub fn recv_messages(
     ep: &ipcx::Endpoint,
     rx: &mut dyn ipcx::channel::MessageReceiver,
-    args: &RecvArgs,
+    (count, timeout, json): (Option<u64>, Option<Duration>, bool),
     received: &mut u64,
 ) -> anyhow::Result<()> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
-    while args.count.is_none_or(|c| *received < c) {
-        let deadline = args.flags.timeout.and_then(deadline_after);
+    while count.is_none_or(|c| *received < c) {
+        let deadline = timeout.and_then(deadline_after);
         let msg = loop {
             if ipcx::interrupt::requested() {
                 return Ok(());
@@ -92,7 +98,7 @@ fn recv_messages(
                 Err(e) => return Err(endpoint_error(ep, e)),
             }
         };
-        print_message(&mut out, &msg, args.json)?;
+        print_message(&mut out, &msg, json)?;
         *received += 1;
     }
     out.flush()?;

@@ -9,7 +9,7 @@ use ipcx::pattern::Error;
 use ipcx::pattern::pubsub::{Delivery, Subscriber};
 use ipcx::wait::{Wait, deadline_after};
 
-use crate::args::TlsFlags;
+use crate::args::{TlsFlags, ZenohFlags};
 use crate::exit::{EXIT_TIMEOUT, Exit};
 use crate::json;
 use crate::parse::parse_duration;
@@ -18,7 +18,7 @@ use crate::parse::parse_duration;
 #[derive(Debug, clap::Args)]
 pub struct SubArgs {
     /// The publisher's topic address: shm:/NAME (a ring), unix:PATH, unix:@NAME,
-    /// tcp:HOST:PORT or tls:HOST:PORT (with --ca).
+    /// tcp:HOST:PORT, tls:HOST:PORT (with --ca), or zenoh:KEYEXPR (wildcards allowed).
     pub endpoint: String,
     /// Only messages whose topic starts with PREFIX (repeatable; default: every topic).
     #[arg(long = "topic", value_name = "PREFIX")]
@@ -40,6 +40,9 @@ pub struct SubArgs {
     /// Certificates of a tls: publisher.
     #[command(flatten)]
     pub tls: TlsFlags,
+    /// How zenoh: topics reach their publishers.
+    #[command(flatten)]
+    pub zenoh: ZenohFlags,
 }
 
 /// How long one blocking wait lasts before the loop looks at the stop flag.
@@ -48,6 +51,11 @@ const SLICE: Duration = Duration::from_millis(100);
 /// Runs `ipcx sub`.
 pub fn run(args: SubArgs) -> anyhow::Result<()> {
     ipcx::interrupt::install().context("installing the Ctrl-C handler")?;
+    if let Ok(ep) = ipcx::Endpoint::parse(&args.endpoint)
+        && ep.is_pubsub()
+    {
+        return subscribe_fabric(&ep, &args);
+    }
     let topics: Vec<&[u8]> = if args.topics.is_empty() {
         vec![b""]
     } else {
@@ -80,6 +88,28 @@ pub fn run(args: SubArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Subscribes on a transport that is a pub/sub fabric itself (`zenoh:KEYEXPR`): its receiver,
+/// printed as `recv` prints (`--json` adds each message's `key`).
+fn subscribe_fabric(ep: &ipcx::Endpoint, args: &SubArgs) -> anyhow::Result<()> {
+    if !args.topics.is_empty() {
+        return Err(crate::exit::usage(format!(
+            "{ep}: the key expression is the topic (wildcards such as robot/** allowed); --topic is for the other transports"
+        )));
+    }
+    let mut opts = args.zenoh.apply(ipcx::channel::Options::new());
+    opts.connect_timeout = args.timeout;
+    let mut rx = ep
+        .receiver(&opts)
+        .map_err(|e| crate::exit::endpoint_error(ep, e))?;
+    let mut received = 0;
+    crate::command::recv::recv_messages(
+        ep,
+        &mut *rx,
+        (args.count, args.timeout, args.json),
+        &mut received,
+    )
 }
 
 /// Attaches to the publisher, trying again until `--timeout` while it is not there yet.

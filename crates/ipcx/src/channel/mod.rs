@@ -112,7 +112,7 @@ pub use options::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BUFFERED, DEFAULT_MAX_CONNEC
 pub use raw::RawReader;
 #[cfg(feature = "tls")]
 pub use transport::tls::TlsConfig;
-pub use transport::{Connection, ConnectionOptions, Listener, Transport, UnixKind};
 #[cfg(feature = "zenoh")]
 pub use transport::zenoh::{ZenohConfig, ZenohMode};
+pub use transport::{Connection, ConnectionOptions, Listener, Transport, UnixKind};
 pub use typed::{Receiver, Sender};
