@@ -9,6 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "../../../ipcx/tests/util/port.rs"]
+pub mod port;
 #[path = "../../../ipcx/tests/util/proc.rs"]
 pub mod proc;
 
