@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::reason;
+use super::reason::reason;
 use crate::channel::Error;
 
 /// The link protocols this build carries (Zenoh's `transport_tcp` only).

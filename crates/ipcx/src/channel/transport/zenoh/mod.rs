@@ -22,6 +22,7 @@
 //! blocking, non-blocking and timed waits are waits on Zenoh's receive queues.
 
 mod config;
+mod reason;
 mod session;
 
 use std::time::{Duration, Instant};
@@ -35,6 +36,7 @@ use ::zenoh::qos::CongestionControl;
 use ::zenoh::sample::{Sample, SampleKind};
 
 pub use config::{ZenohConfig, ZenohMode};
+use reason::reason;
 use session::SessionRef;
 
 use super::Transport;
@@ -130,15 +132,6 @@ fn key_of(addr: &Address) -> Result<KeyExpr<'static>, Error> {
         addr: format!("zenoh:{key}"),
         reason: reason(&e),
     })
-}
-
-/// A Zenoh error's text without the source location Zenoh appends (` at FILE.rs:LINE.`).
-pub(super) fn reason(e: &dyn std::fmt::Display) -> String {
-    let text = e.to_string();
-    match text.rfind(" at ") {
-        Some(i) if text[i..].contains(".rs:") => text[..i].trim_end_matches('.').to_owned(),
-        _ => text,
-    }
 }
 
 /// The process's session, opened with `opts.zenoh` when none is.

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use ::zenoh::Wait as _;
 
-use super::ZenohConfig;
+use super::config::ZenohConfig;
+use super::reason::reason;
 use crate::channel::Error;
 use crate::poison::lock;
 
@@ -62,7 +63,7 @@ impl SessionRef {
         }
         let session = ::zenoh::open(config.to_zenoh(connect_timeout)?)
             .wait()
-            .map_err(|e| open_error(config, connect_timeout, &super::reason(&e)))?;
+            .map_err(|e| open_error(config, connect_timeout, &reason(&e)))?;
         *shared = Some(Shared {
             config: config.clone(),
             session: session.clone(),
