@@ -48,9 +48,10 @@ pub fn run(args: DeadlockArgs) -> anyhow::Result<()> {
             writeln!(out, "deadlock: {}", escape(&c.to_string()))?;
         }
         if cycles.is_empty() {
+            let threads = if waiting == 1 { "thread" } else { "threads" };
             writeln!(
                 out,
-                "no deadlock among the {waiting} threads seen waiting on IPC locks and semaphores"
+                "no deadlock: {waiting} {threads} seen waiting on IPC locks and semaphores, none in a cycle"
             )?;
         } else if inferred {
             eprintln!(
