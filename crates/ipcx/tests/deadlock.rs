@@ -5,7 +5,8 @@ mod util;
 use std::time::Duration;
 
 use ipcx::inventory::{self, Cycle, Lock, LockState, Locks, WaitOp};
-use ipcx::sync::{LockError, SharedMutex, SharedSemaphore};
+use ipcx::sem::Semaphore;
+use ipcx::sync::{SharedMutex, SharedSemaphore};
 use ipcx::sysv::Key;
 use ipcx::sysv::sem::SemaphoreSet;
 use util::spawn_role;
@@ -17,8 +18,8 @@ fn child_role() {
     util::role_main(&[
         ("hold", role_hold),
         ("lock", role_lock),
-        ("lock_then_sem", role_lock_then_sem),
-        ("sem_then_lock", role_sem_then_lock),
+        ("sem_then_sem", role_sem_then_sem),
+        ("posix_sem_wait", role_posix_sem_wait),
         ("shared_sem_wait", role_shared_sem_wait),
     ]);
 }
@@ -37,34 +38,22 @@ fn role_lock(args: &[String]) {
     std::thread::sleep(Duration::from_secs(120));
 }
 
-/// Locks the mutex ARG0, waits until semaphore 1 of the set with key ARG1 is taken (by
-/// `sem_then_lock`), then takes it too: blocks for good once the other side waits for the mutex.
-fn role_lock_then_sem(args: &[String]) {
-    let m = SharedMutex::<u64>::open(&args[0]).unwrap();
-    let set = SemaphoreSet::open(Key(args[1].parse().unwrap())).unwrap();
-    let _g = m.lock().unwrap();
-    while set.get(1).unwrap() != 0 {
+/// Takes semaphore ARG1 of the set with key ARG0, waits until semaphore ARG2 is taken (by
+/// another process), then takes it too.
+fn role_sem_then_sem(args: &[String]) {
+    let set = SemaphoreSet::open(Key(args[0].parse().unwrap())).unwrap();
+    let (first, second): (u16, u16) = (args[1].parse().unwrap(), args[2].parse().unwrap());
+    set.wait(first).unwrap();
+    while set.get(second.into()).unwrap() != 0 {
         std::thread::sleep(Duration::from_millis(5));
     }
-    let _ = set.wait(1);
+    let _ = set.wait(second);
     std::thread::sleep(Duration::from_secs(120));
 }
 
-/// Takes semaphore 1 of the set with key ARG1, waits until the mutex ARG0 is held (by
-/// `lock_then_sem`), then locks it.
-fn role_sem_then_lock(args: &[String]) {
-    let m = SharedMutex::<u64>::open(&args[0]).unwrap();
-    let set = SemaphoreSet::open(Key(args[1].parse().unwrap())).unwrap();
-    set.wait(1).unwrap();
-    loop {
-        match m.try_lock() {
-            Ok(g) => drop(g),
-            Err(LockError::WouldBlock) => break,
-            Err(e) => panic!("{e}"),
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let _g = m.lock();
+fn role_posix_sem_wait(args: &[String]) {
+    let s = Semaphore::open(&args[0]).unwrap();
+    let _ = s.wait();
     std::thread::sleep(Duration::from_secs(120));
 }
 
@@ -143,39 +132,70 @@ fn mentions(c: &Cycle, object: &str) -> bool {
 }
 
 #[test]
-fn a_mutex_and_a_sysv_semaphore_deadlock_two_processes() {
-    let name = util::posix_name("dl-pair");
+fn a_waiter_on_a_posix_named_semaphore_has_no_holder() {
+    let name = util::posix_name("dl-psem");
+    // Removed on drop: this handle created it.
+    let _s = Semaphore::create_new(&name, 0).unwrap();
+    let waiter = spawn_role("posix_sem_wait", &[&name]);
+    let obj = format!("posix-sem:{name}");
+    let o = scan_until(|l| object(l, &obj).filter(|o| !o.waiters.is_empty()).cloned());
+    assert_eq!(o.waiters[0].pid, waiter.pid());
+    assert_eq!(o.waiters[0].op, WaitOp::Wait);
+    assert!(o.holder.is_none(), "{o:?}");
+}
+
+#[test]
+fn two_processes_deadlock_on_two_sysv_semaphores() {
     let key = util::sysv_key();
-    let _m = SharedMutex::<u64>::create_new(&name).unwrap();
     let set = SemaphoreSet::options()
         .values(&[1, 1])
         .create_new(true)
         .open(Key(key), 2)
         .unwrap();
-    let a = spawn_role("lock_then_sem", &[&name, &key.to_string()]);
-    let b = spawn_role("sem_then_lock", &[&name, &key.to_string()]);
-    let mutex = format!("mutex:{name}");
-    let sem = format!("{}[1]", ipcx::sysv::name("sysv-sem", key, set.id()));
+    let k = key.to_string();
+    let a = spawn_role("sem_then_sem", &[&k, "0", "1"]);
+    let b = spawn_role("sem_then_sem", &[&k, "1", "0"]);
+    let base = ipcx::sysv::name("sysv-sem", key, set.id());
+    let (s0, s1) = (format!("{base}[0]"), format!("{base}[1]"));
     let cycle = scan_until(|l| {
         inventory::deadlocks(l)
             .into_iter()
-            .find(|c| mentions(c, &mutex))
+            .find(|c| mentions(c, &s0))
     });
     assert_eq!(cycle.steps.len(), 2, "{cycle}");
-    let sa = cycle.steps.iter().find(|s| s.pid == a.pid()).expect("a");
-    let sb = cycle.steps.iter().find(|s| s.pid == b.pid()).expect("b");
-    assert_eq!((sa.holds.as_str(), sa.waits_for.as_str()), (&*mutex, &*sem));
-    assert_eq!((sb.holds.as_str(), sb.waits_for.as_str()), (&*sem, &*mutex));
-    assert!(sb.inferred && !sa.inferred, "{cycle:?}");
-    let text = cycle.to_string();
-    assert!(
-        text.contains(&format!(
-            "pid {} (thread {}) holds {mutex} and waits for {sem}",
-            a.pid(),
-            sa.tid
-        )) && text.contains(&format!(
-            "holds {sem} (inferred: last operator) and waits for {mutex}"
-        )),
-        "{text}"
+    let step = |pid: i32| cycle.steps.iter().find(|s| s.pid == pid).expect("step");
+    assert_eq!(
+        (
+            step(a.pid()).holds.as_str(),
+            step(a.pid()).waits_for.as_str()
+        ),
+        (&*s0, &*s1)
     );
+    assert_eq!(
+        (
+            step(b.pid()).holds.as_str(),
+            step(b.pid()).waits_for.as_str()
+        ),
+        (&*s1, &*s0)
+    );
+    assert!(
+        cycle.steps.iter().all(|s| s.inferred),
+        "both holders are inferred: {cycle:?}"
+    );
+    // The kernel counts each semaphore's waiter, and the scan sees it.
+    let locks = inventory::locks();
+    for (obj, waiter) in [(&s0, &b), (&s1, &a)] {
+        let o = object(&locks, obj).expect("listed");
+        assert_eq!(o.kernel_waiters, Some(1), "{o:?}");
+        assert_eq!(o.waiters.len(), 1, "{o:?}");
+        assert_eq!(o.waiters[0].pid, waiter.pid());
+        assert_eq!(
+            o.holder.map(|h| h.pid),
+            Some(if waiter.pid() == a.pid() {
+                b.pid()
+            } else {
+                a.pid()
+            })
+        );
+    }
 }
