@@ -319,3 +319,46 @@ fn hostile_semaphore_names_are_escaped() {
     let l = find(&doc, &name).unwrap_or_else(|| panic!("{doc}"));
     assert_eq!(l["kind"], "posix-sem");
 }
+
+#[test]
+fn a_starving_sysv_waiter_and_a_queue_receiver_are_shown() {
+    let _s = serial();
+    let key = util::sysv_key();
+    let set = SemaphoreSet::options()
+        .values(&[1, 0])
+        .create_new(true)
+        .open(Key(key), 2)
+        .unwrap();
+    // A completed operation: from now on the set records how long it has been idle.
+    set.wait(0).unwrap();
+    let sem = format!("sysv-sem:{key:#x}");
+    let waiter = util::Bg::spawn(&["sem", "wait", &sem, "--index", "1", "--timeout", "30s"]);
+    let queue = format!("/{}", util::unique("dl-q"));
+    let mq = format!("mq:{queue}");
+    let _rm = util::Remove(vec![mq.clone()]);
+    let receiver = util::Bg::spawn(&["recv", &mq, "--timeout", "30s"]);
+    let obj = format!("{}[1]", ipcx::sysv::name("sysv-sem", key, set.id()));
+    let waits = |l: &Value, pid: u32| {
+        l["waiters"]
+            .as_array()
+            .is_some_and(|w| w.iter().any(|w| w["pid"] == pid))
+    };
+    let out = run_until(&["ls", "--waiters", "--json"], |o| {
+        let doc = json(o);
+        find(&doc, &obj).is_some_and(|l| waits(&l, waiter.pid()))
+            && find(&doc, &mq).is_some_and(|l| waits(&l, receiver.pid()))
+    });
+    let doc = json(&out);
+    let s = find(&doc, &obj).unwrap();
+    assert_eq!(s["state"], "zero");
+    assert_eq!(s["kernel_waiters"], 1);
+    assert_eq!(s["waiters"][0]["op"], "wait");
+    assert!(s["idle_secs"].is_u64(), "{s}");
+    if !s["holder"].is_null() {
+        assert_eq!(s["holder"]["inferred"], true, "{s}");
+    }
+    let q = find(&doc, &mq).unwrap();
+    assert_eq!(q["kind"], "mq");
+    assert_eq!(q["waiters"][0]["op"], "receive");
+    assert!(q["holder"].is_null(), "a queue has no holder: {q}");
+}
