@@ -362,3 +362,42 @@ fn a_starving_sysv_waiter_and_a_queue_receiver_are_shown() {
     assert_eq!(q["waiters"][0]["op"], "receive");
     assert!(q["holder"].is_null(), "a queue has no holder: {q}");
 }
+
+#[test]
+fn another_users_locks_and_waiters_are_noted_not_errors() {
+    let _s = serial();
+    if !util::is_root() {
+        eprintln!("skipped: needs root to look as nobody at root's processes");
+        return;
+    }
+    let (name, _m) = mutex("dl-nobody");
+    let _holder = spawn_role("hold", &[&name]);
+    let obj = format!("mutex:{name}");
+    run_until(&["ls", "--waiters", "--json"], |o| {
+        find(&json(o), &obj).is_some_and(|l| l["state"] == "held")
+    });
+    let _waiter = spawn_role("lock", &[&name]);
+    run_until(&["ls", "--waiters", "--json"], |o| {
+        find(&json(o), &obj).is_some_and(|l| l["waiters"].as_array().is_some_and(|w| !w.is_empty()))
+    });
+    let Some(out) = util::run_as_nobody(&["ls", "--waiters", "--json"]) else {
+        return;
+    };
+    assert!(out.status.success(), "{out:?}");
+    let doc = json(&out);
+    assert!(
+        find(&doc, &obj).is_none(),
+        "root's 0600 mutex is not nobody's to read: {doc}"
+    );
+    let notes = doc["notes"].to_string();
+    assert!(notes.contains("could not be inspected"), "{notes}");
+    assert!(notes.contains("/dev/shm are not readable"), "{notes}");
+    let Some(out) = util::run_as_nobody(&["deadlock"]) else {
+        return;
+    };
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("note: "),
+        "{out:?}"
+    );
+}

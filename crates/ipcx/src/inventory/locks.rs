@@ -183,7 +183,8 @@ pub fn locks() -> Locks {
         let hint = if crate::trust::euid() == 0 {
             ""
         } else {
-            " (run as root to see other users' processes)"
+            " (run as root to see them; without root, kernel.yama.ptrace_scope = 1 hides \
+             every process but your own children)"
         };
         locks.notes.push(format!(
             "{} threads could not be inspected (other users' processes, or processes that \

@@ -39,8 +39,6 @@ pub(super) struct Tasks {
     pub(super) blocked: Vec<Blocked>,
     /// Threads whose `syscall` file could not be read (other users' processes).
     pub(super) unreadable: usize,
-    /// Threads (all of them, blocked or not) by process, for the processes looked at.
-    pub(super) threads: HashMap<i32, Vec<i32>>,
 }
 
 /// The largest `semop` operation array read from another process.
@@ -64,7 +62,6 @@ impl Tasks {
                 let Ok(tid) = task.file_name().to_string_lossy().parse::<i32>() else {
                     continue;
                 };
-                t.threads.entry(pid).or_default().push(tid);
                 if pid == me {
                     continue;
                 }
