@@ -221,7 +221,7 @@ enum ShmKind {
 
 /// ipcx sync segments and POSIX named semaphores, and the futex waiters inside them.
 fn dev_shm(locks: &mut Locks, blocked: &[Blocked], maps: &mut Maps) {
-    let Ok(rd) = fs::read_dir("/dev/shm") else {
+    let (Ok(rd), Ok(shm)) = (fs::read_dir("/dev/shm"), fs::metadata("/dev/shm")) else {
         locks
             .notes
             .push("/dev/shm is not readable: mutexes and POSIX semaphores are not listed".into());
@@ -265,6 +265,7 @@ fn dev_shm(locks: &mut Locks, blocked: &[Blocked], maps: &mut Maps) {
              mutexes or semaphores, their holders and values are not shown"
         ));
     }
+    let shm_dev = (rustix::fs::major(shm.dev()), rustix::fs::minor(shm.dev()));
     let layout = pthread::mutex_layout();
     for b in blocked {
         let Call::Futex { uaddr } = b.call else {
@@ -273,7 +274,7 @@ fn dev_shm(locks: &mut Locks, blocked: &[Blocked], maps: &mut Maps) {
         let Some(spot) = maps.spot(b.pid, uaddr) else {
             continue;
         };
-        let Some((i, kind)) = by_ino.get(&spot.ino) else {
+        let Some((i, kind)) = by_ino.get(&spot.ino).filter(|_| spot.dev == shm_dev) else {
             continue;
         };
         let off = usize::try_from(spot.offset).unwrap_or(usize::MAX);

@@ -148,10 +148,11 @@ fn read_semops(pid: i32, addr: u64, n: usize) -> Option<Vec<(u16, i16)>> {
     )
 }
 
-/// Where a futex address of process `pid` lies: the file's inode and the offset in it, for a
-/// file under `/dev/shm` mapped shared.
+/// Where a futex address of process `pid` lies: the file's device (major, minor), inode and
+/// the offset in it, for a file under `/dev/shm`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct ShmSpot {
+    pub(super) dev: (u32, u32),
     pub(super) ino: u64,
     pub(super) offset: u64,
 }
@@ -174,7 +175,7 @@ impl Maps {
 pub(super) fn find_spot(maps: &str, addr: u64) -> Option<ShmSpot> {
     for line in maps.lines() {
         let mut f = line.split_whitespace();
-        let (range, _perms, off, _dev, ino) =
+        let (range, _perms, off, dev, ino) =
             (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
         let path = f.collect::<Vec<_>>().join(" ");
         let (lo, hi) = range.split_once('-')?;
@@ -188,7 +189,12 @@ pub(super) fn find_spot(maps: &str, addr: u64) -> Option<ShmSpot> {
             return None;
         }
         let off = u64::from_str_radix(off, 16).ok()?;
+        let (major, minor) = dev.split_once(':')?;
         return Some(ShmSpot {
+            dev: (
+                u32::from_str_radix(major, 16).ok()?,
+                u32::from_str_radix(minor, 16).ok()?,
+            ),
             ino: ino.parse().ok()?,
             offset: off.checked_add(addr - lo)?,
         });
@@ -274,6 +280,7 @@ mod tests {
         assert_eq!(
             find_spot(maps, 0x007f_0000_0080),
             Some(ShmSpot {
+                dev: (0, 0x1a),
                 ino: 4242,
                 offset: 0x1080
             })
