@@ -157,4 +157,5 @@ use posix::{dev_shm, mqueue};
 pub use remove::{RemoveError, remove, remove_checked};
 use sysv::sysv;
 pub use sysv::{parse_sysv, parse_table};
+pub use tasks::fuzz_task_parsers;
 pub use waitfor::{Cycle, MAX_CYCLES, Step, deadlocks};

@@ -202,6 +202,21 @@ pub(super) fn find_spot(maps: &str, addr: u64) -> Option<ShmSpot> {
     None
 }
 
+/// Runs the parsers of this module on arbitrary text: a `syscall` line and a `maps` file (the
+/// address looked up taken from the text's first 8 bytes). Exposed for fuzzing.
+#[doc(hidden)]
+pub fn fuzz_task_parsers(text: &[u8]) {
+    let s = String::from_utf8_lossy(text);
+    let _ = parse_syscall(&s, |_, n| Some(vec![(0, -1); n]));
+    let addr = text
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_ne_bytes);
+    if find_spot(&s, addr).is_some() {
+        assert!(s.contains("/dev/shm/"), "only /dev/shm mappings are found");
+    }
+}
+
 /// The device and inode of the file behind descriptor `fd` of `pid`.
 pub(super) fn fd_identity(pid: i32, fd: i32) -> Option<(u64, u64)> {
     let m = fs::metadata(format!("/proc/{pid}/fd/{fd}")).ok()?;
