@@ -1,10 +1,14 @@
 //! Fuzzes the `/proc` parsing behind `ipcx ls` and `ipcx clean`: the `/proc/sysvipc` tables,
 //! `/proc/PID/stat` (process start times: a command name may hold anything, parentheses and
 //! spaces included), `/proc/net/unix` (socket paths are chosen by any user) and the
-//! `/dev/mqueue` file text. Arbitrary bytes never panic, and what parses is consistent.
+//! `/dev/mqueue` file text, and the `/proc/PID/task/TID/syscall` and `/proc/PID/maps` text behind
+//! `ipcx ls --waiters` (a mapped file's name is anyone's choice). Arbitrary bytes never panic,
+//! and what parses is consistent.
 #![no_main]
 
-use ipcx::inventory::{parse_mqueue_qsize, parse_proc_net_unix, parse_sysv, parse_table};
+use ipcx::inventory::{
+    fuzz_task_parsers, parse_mqueue_qsize, parse_proc_net_unix, parse_sysv, parse_table,
+};
 use ipcx::registry::parse_start_time;
 use libfuzzer_sys::fuzz_target;
 
@@ -25,4 +29,5 @@ fuzz_target!(|data: &[u8]| {
         assert!(matches!(s.kind, "unix" | "unix-dgram" | "unix-seqpacket"));
     }
     let _ = parse_mqueue_qsize(data);
+    fuzz_task_parsers(data);
 });

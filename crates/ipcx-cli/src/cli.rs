@@ -25,12 +25,16 @@ pub enum Command {
     /// how many it received.
     Recv(crate::command::recv::RecvArgs),
     /// List every IPC object on the machine: kind, name, owner, mode, size or message count,
-    /// creator pid and whether it is alive (with --services: every live ipcx service).
+    /// creator pid and whether it is alive (with --services: every live ipcx service; with
+    /// --waiters: every lock-like object with its holder and waiters).
     Ls(crate::command::ls::LsArgs),
     /// Remove objects, named as `ipcx ls` prints them.
     Rm(crate::command::rm::RmArgs),
     /// Remove what dead processes left behind (only what ipcx can prove is stale).
     Clean(crate::command::clean::CleanArgs),
+    /// Find processes deadlocked on IPC locks and semaphores: print each cycle of the
+    /// wait-for graph with its pids and objects; exit 1 when there is one.
+    Deadlock(crate::command::deadlock::DeadlockArgs),
     /// Shared memory: create, write, read, rm.
     Shm(crate::command::shm::ShmArgs),
     /// Semaphores: create, post, wait, get, rm.

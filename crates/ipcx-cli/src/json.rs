@@ -3,8 +3,9 @@
 //! Two shapes, as the CLI contract says: a command that streams (`recv`, `sub`, `signal wait`,
 //! `bridge` reports) writes one compact object per line with [`line`], flushed at once so that
 //! a reader sees each record as it happens; a command that reports a snapshot (`ls`,
-//! `ls --services`, `clean`, `call --list`) writes one pretty-printed document with
-//! [`document`]; `ipcx call` prints a result as one line, its strings written with [`string`].
+//! `ls --services`, `ls --waiters`, `deadlock`, `clean`, `call --list`) writes one
+//! pretty-printed document with [`document`]; `ipcx call` prints a result as one line, its
+//! strings written with [`string`].
 //!
 //! Every string is escaped, so the output is valid JSON whatever a name holds, and safe on a
 //! terminal: besides what JSON requires (quotes, backslashes, C0 controls), the characters that

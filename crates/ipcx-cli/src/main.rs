@@ -19,7 +19,7 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 use crate::command::{
-    bench, bridge, call, clean, ls, r#pub, recv, rm, sem, send, shm, signal, sub,
+    bench, bridge, call, clean, deadlock, ls, r#pub, recv, rm, sem, send, shm, signal, sub,
 };
 use crate::exit::Exit;
 
@@ -52,6 +52,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ls(args) => ls::run(args),
         Command::Rm(args) => rm::run(args),
         Command::Clean(args) => clean::run(args),
+        Command::Deadlock(args) => deadlock::run(args),
         Command::Shm(args) => shm::run(args),
         Command::Sem(args) => sem::run(args),
         Command::Signal(args) => signal::run(args),

@@ -1,7 +1,7 @@
 //! The `--json` output of every command that prints records, between real processes: each
 //! record's exact key set and the type of each value, against one table ([`SCHEMAS`]).
 //! Streams (`recv`, `sub`, `signal wait`, `bridge`) print one object per line; snapshots (`ls`,
-//! `ls --services`, `clean`) one document. Every line is valid JSON with no raw control
+//! `ls --services`, `ls --waiters`, `deadlock`, `clean`) one document. Every line is valid JSON with no raw control
 //! character, whatever the names and bytes behind it. (`bench --json FILE` writes a file; its
 //! schema is checked in `tests/bench.rs`.)
 
@@ -48,7 +48,7 @@ struct Schema {
     keys: &'static [(&'static str, Ty)],
 }
 
-use Ty::{Arr, Bool, Int, Str};
+use Ty::{Arr, Bool, Int, Obj, Str};
 
 /// Every record `--json` prints. The same meaning has the same key everywhere: `pid`, `uid`,
 /// `gid`, `priority`, `type`, `text`/`base64` (a payload), `name`, `kind`, `alive`.
@@ -140,6 +140,54 @@ const SCHEMAS: &[Schema] = &[
     Schema {
         record: "ls --services method",
         keys: &[("name", Str), ("codecs", Arr)],
+    },
+    Schema {
+        record: "ls --waiters",
+        keys: &[("objects", Arr), ("notes", Arr)],
+    },
+    Schema {
+        record: "ls --waiters object",
+        keys: &[
+            ("kind", Str),
+            ("name", Str),
+            ("state", Str),
+            ("holder", Obj),
+            ("value", Int),
+            ("waiters", Arr),
+            ("kernel_waiters", Int),
+            ("idle_secs", Int),
+        ],
+    },
+    Schema {
+        record: "ls --waiters holder",
+        keys: &[
+            ("pid", Int),
+            ("tid", Int),
+            ("alive", Bool),
+            ("inferred", Bool),
+        ],
+    },
+    Schema {
+        record: "ls --waiters waiter",
+        keys: &[("pid", Int), ("tid", Int), ("op", Str)],
+    },
+    Schema {
+        record: "deadlock",
+        keys: &[("cycles", Arr), ("waiting", Int), ("notes", Arr)],
+    },
+    Schema {
+        record: "deadlock cycle",
+        keys: &[("text", Str), ("steps", Arr)],
+    },
+    Schema {
+        record: "deadlock step",
+        keys: &[
+            ("pid", Int),
+            ("tid", Int),
+            ("holds", Str),
+            ("inferred", Bool),
+            ("waits_for", Str),
+        ],
     },
     Schema {
         record: "clean",
@@ -439,6 +487,65 @@ fn ls_services_records() {
     assert_eq!(s["endpoint"], ep);
     for m in s["methods"].as_array().unwrap() {
         check_exact("ls --services method", m, &["name", "codecs"]);
+    }
+}
+
+#[test]
+fn waiters_and_deadlock_records() {
+    // A waiter on a POSIX semaphore and one on a System V semaphore.
+    let posix = format!("posix-sem:/{}", unique("js-psem"));
+    let sysv = format!("sysv-sem:{:#x}", util::sysv_key());
+    let _rm = Remove(vec![posix.clone(), sysv.clone()]);
+    for sem in [&posix, &sysv] {
+        succeeded(run(&["sem", "create", sem, "--value", "0"]));
+    }
+    let _waiters = [&posix, &sysv].map(|sem| Bg::spawn(&["sem", "wait", sem, "--timeout", "20s"]));
+    let mut doc = Value::Null;
+    let seen = util::wait_for(|| {
+        doc = parse(&stdout(&succeeded(run(&["ls", "--waiters", "--json"]))));
+        doc["objects"].as_array().is_some_and(|objects| {
+            objects
+                .iter()
+                .filter(|o| o["waiters"].as_array().is_some_and(|w| !w.is_empty()))
+                .count()
+                >= 2
+        })
+    });
+    assert!(seen, "the two waiters are not listed: {doc}");
+    check_exact("ls --waiters", &doc, &["objects", "notes"]);
+    for o in doc["objects"].as_array().unwrap() {
+        let keys = check("ls --waiters object", o);
+        for k in ["kind", "name", "state", "waiters"] {
+            assert!(keys.contains(k), "{k} missing: {o}");
+        }
+        if !o["holder"].is_null() {
+            let keys = check("ls --waiters holder", &o["holder"]);
+            for k in ["pid", "alive", "inferred"] {
+                assert!(keys.contains(k), "{k} missing: {o}");
+            }
+        }
+        for w in o["waiters"].as_array().unwrap() {
+            check_exact("ls --waiters waiter", w, &["pid", "tid", "op"]);
+        }
+    }
+    let out = run(&["deadlock", "--json"]);
+    let doc = parse(&stdout(&out));
+    check_exact("deadlock", &doc, &["cycles", "waiting", "notes"]);
+    assert!(doc["waiting"].as_u64().unwrap() >= 2, "{doc}");
+    let cycles = doc["cycles"].as_array().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(if cycles.is_empty() { 0 } else { 1 })
+    );
+    for c in cycles {
+        check_exact("deadlock cycle", c, &["text", "steps"]);
+        for st in c["steps"].as_array().unwrap() {
+            check_exact(
+                "deadlock step",
+                st,
+                &["pid", "tid", "holds", "inferred", "waits_for"],
+            );
+        }
     }
 }
 

@@ -1,10 +1,11 @@
 //! `ipcx ls [--json]`: every IPC object on the machine; `ipcx ls --services [--json]`: every
-//! live ipcx service (see [`ipcx::discovery`]).
+//! live ipcx service (see [`ipcx::discovery`]); `ipcx ls --waiters [--json]`: every lock-like
+//! object with its holder and waiters (see [`ipcx::inventory::locks`]).
 
 use std::io::{self, Write};
 
 use ipcx::discovery::{self, Filter, ServiceInfo};
-use ipcx::inventory::{self, Object};
+use ipcx::inventory::{self, Lock, Object};
 
 use crate::escape::escape;
 use crate::json;
@@ -17,14 +18,23 @@ pub struct LsArgs {
     pub json: bool,
     /// List the live ipcx services instead (name, kind, endpoint, pid, alive, and the methods
     /// of an RPC service): the calling user's, or every user's when run as root.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "waiters")]
     pub services: bool,
+    /// List every lock-like object instead (robust mutexes, semaphores, futexes, and the
+    /// queues someone is blocked on) with its holder and the threads waiting on it, as far as
+    /// the kernel tells. A System V semaphore's holder is inferred: the last process that
+    /// operated on it.
+    #[arg(long)]
+    pub waiters: bool,
 }
 
 /// Runs `ipcx ls`.
 pub fn run(args: LsArgs) -> anyhow::Result<()> {
     if args.services {
         return services(args.json);
+    }
+    if args.waiters {
+        return waiters(args.json);
     }
     let inv = inventory::scan();
     let stdout = io::stdout();
@@ -100,6 +110,81 @@ fn services(json: bool) -> anyhow::Result<()> {
         writeln!(out, "(no ipcx services)")?;
     }
     Ok(())
+}
+
+/// Runs `ipcx ls --waiters`.
+fn waiters(json: bool) -> anyhow::Result<()> {
+    let locks = inventory::locks();
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    if json {
+        json::document(&mut out, &locks)?;
+        return Ok(());
+    }
+    for note in &locks.notes {
+        eprintln!("note: {}", escape(note));
+    }
+    let rows: Vec<Vec<String>> = locks.objects.iter().map(lock_row).collect();
+    let header = [
+        "KIND", "NAME", "STATE", "VALUE", "HOLDER", "IDLE", "WAITERS",
+    ];
+    table(&mut out, &header, &rows)?;
+    if rows.is_empty() {
+        writeln!(out, "(no lock-like objects)")?;
+    }
+    Ok(())
+}
+
+/// `pid 41`, `pid 41 (thread 42)`.
+fn thread(pid: i32, tid: Option<i32>) -> String {
+    match tid {
+        Some(t) if t != pid => format!("pid {pid} (thread {t})"),
+        _ => format!("pid {pid}"),
+    }
+}
+
+fn lock_row(l: &Lock) -> Vec<String> {
+    let holder = match l.holder {
+        None => "-".to_owned(),
+        Some(h) => {
+            let mut s = if h.pid > 0 {
+                thread(h.pid, h.tid)
+            } else {
+                format!("thread {}", h.tid.unwrap_or(0))
+            };
+            if !h.alive {
+                s.push_str(" (dead)");
+            }
+            if h.inferred {
+                s.push_str(" (inferred: last operator)");
+            }
+            s
+        }
+    };
+    let mut waiters: Vec<String> = l
+        .waiters
+        .iter()
+        .map(|w| format!("{} {}", thread(w.pid, Some(w.tid)), w.op.as_str()))
+        .collect();
+    if let Some(n) = l.kernel_waiters {
+        let seen = l.waiters.len() as u64;
+        if n > seen {
+            waiters.push(format!("{} unseen", n - seen));
+        }
+    }
+    vec![
+        l.kind.to_owned(),
+        escape(&l.name).into_owned(),
+        l.state.as_str().to_owned(),
+        l.value.map_or("-".into(), |v| v.to_string()),
+        holder,
+        l.idle_secs.map_or("-".into(), |s| format!("{s}s")),
+        if waiters.is_empty() {
+            "-".into()
+        } else {
+            waiters.join(", ")
+        },
+    ]
 }
 
 /// A service as `ls --services --json` prints it: exactly the keys `name`, `kind`, `endpoint`,

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod bridge;
 pub mod call;
 pub mod clean;
+pub mod deadlock;
 pub mod ls;
 pub mod r#pub;
 pub mod recv;

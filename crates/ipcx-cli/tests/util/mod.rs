@@ -318,3 +318,67 @@ pub fn run_as_nobody(args: &[&str]) -> Option<Output> {
         }
     }
 }
+
+/// The environment variable that names the role a re-executed test binary plays.
+const ROLE_ENV: &str = "IPCX_CLI_TEST_ROLE";
+/// Its arguments, separated by U+001F.
+const ROLE_ARGS_ENV: &str = "IPCX_CLI_TEST_ROLE_ARGS";
+
+/// A role's name and what it runs, given its arguments.
+pub type RoleFn = (&'static str, fn(&[String]));
+
+/// Called from a test file's `#[test] fn child_role()`: runs the role named in the
+/// environment with its arguments (also from the environment), then exits; returns at once
+/// in a normal test run.
+pub fn role_main(roles: &[RoleFn]) {
+    let Ok(role) = std::env::var(ROLE_ENV) else {
+        return;
+    };
+    let args: Vec<String> = std::env::var(ROLE_ARGS_ENV)
+        .unwrap_or_default()
+        .split('\x1f')
+        .map(str::to_owned)
+        .collect();
+    match roles.iter().find(|(name, _)| *name == role) {
+        Some((_, f)) => f(&args),
+        None => eprintln!("unknown role {role}"),
+    }
+    std::process::exit(0);
+}
+
+/// Starts this test binary as a child playing `role` with `args` (see [`role_main`]); killed
+/// when the returned guard drops.
+pub fn spawn_role(role: &str, args: &[&str]) -> Role {
+    let child = Command::new(std::env::current_exe().expect("current_exe"))
+        .args([
+            "child_role",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(ROLE_ENV, role)
+        .env(ROLE_ARGS_ENV, args.join("\x1f"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn role");
+    Role(child)
+}
+
+/// A child playing a role, killed and reaped on drop.
+#[derive(Debug)]
+pub struct Role(pub Child);
+
+impl Role {
+    pub fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+}
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -7,6 +7,10 @@
 //! processes that hold each object open or mapped come from `/proc/*/fd` and `/proc/*/maps`
 //! (complete for root, limited to the caller's own processes otherwise), and the creator of an
 //! ipcx object from the [owner registry](crate::registry).
+//!
+//! [`locks`] lists the lock-like objects (robust mutexes, semaphores, futexes, and the queues
+//! someone is blocked on) with who holds and who waits on each, from `/proc/PID/task/TID/syscall`
+//! and the objects themselves; [`deadlocks`] finds the cycles of the wait-for graph they form.
 
 use std::collections::HashMap;
 
@@ -134,18 +138,24 @@ fn blank(kind: &'static str, name: String, uid: u32, mode: u32) -> Object {
 mod files;
 mod holders;
 mod judge;
+mod locks;
 mod name;
 mod posix;
 mod remove;
 mod sysv;
+mod tasks;
+mod waitfor;
 
 pub use files::{UnixSocketLine, parse_proc_net_unix};
 use files::{registry_files, unix_sockets};
 use holders::{Holders, Users};
 pub use judge::{JudgeOptions, Verdict, judge, judge_with};
+pub use locks::{Holder, Lock, LockState, Locks, WaitOp, Waiter, locks};
 pub use name::{OBJECT_KINDS, ObjectName, SysvRef};
 pub use posix::{MQUEUE_NOT_MOUNTED, parse_mqueue_qsize};
 use posix::{dev_shm, mqueue};
 pub use remove::{RemoveError, remove, remove_checked};
 use sysv::sysv;
 pub use sysv::{parse_sysv, parse_table};
+pub use tasks::fuzz_task_parsers;
+pub use waitfor::{Cycle, MAX_CYCLES, Step, deadlocks};

@@ -133,7 +133,7 @@ pub fn parse_mqueue_qsize(text: &[u8]) -> Option<u64> {
 
 /// Reads at most `max` bytes of a regular file, opened without following a symlink and without
 /// blocking (a FIFO put where a file was expected is refused, never waited on).
-fn read_regular_nonblocking(p: &std::path::Path, max: u64) -> std::io::Result<Vec<u8>> {
+pub(super) fn read_regular_nonblocking(p: &std::path::Path, max: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     let f = fs::OpenOptions::new()

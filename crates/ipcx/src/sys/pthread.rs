@@ -862,3 +862,84 @@ fn word_of(seg: &Segment) -> &AtomicU32 {
     // from other processes; the reference borrows the segment that owns the mapping.
     unsafe { &*seg.at::<AtomicU32>(BODY) }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Reading a segment from outside (`ipcx ls --waiters`, `ipcx deadlock`)
+
+/// What an observer learns from the first bytes of a file in `/dev/shm`, read with `pread`
+/// (no mapping, no lock taken): the kind of ipcx sync object it holds, if it is one and its
+/// creator finished initialising it.
+pub(crate) fn observe_kind(bytes: &[u8]) -> Option<Kind> {
+    let u32_at = |off: usize| -> Option<u32> {
+        Some(u32::from_ne_bytes(
+            bytes.get(off..off + 4)?.try_into().ok()?,
+        ))
+    };
+    let magic = u64::from_ne_bytes(bytes.get(..8)?.try_into().ok()?);
+    if magic != MAGIC
+        || u32_at(std::mem::offset_of!(Header, version))? != VERSION
+        || u32_at(std::mem::offset_of!(Header, ready))? != READY
+    {
+        return None;
+    }
+    match u32_at(std::mem::offset_of!(Header, kind))? {
+        1 => Some(Kind::Mutex),
+        2 => Some(Kind::Semaphore),
+        3 => Some(Kind::Futex),
+        _ => None,
+    }
+}
+
+/// Where the C library keeps the lock word of a `pthread_mutex_t` (the word robust mutexes
+/// store the owner's thread id in, and waiters sleep on with `futex`), from its start.
+#[cfg(target_env = "musl")]
+const MUTEX_LOCK_WORD: usize = 4; // int _m_type, then volatile int _m_lock
+#[cfg(not(target_env = "musl"))]
+const MUTEX_LOCK_WORD: usize = 0; // glibc: int __lock first
+
+/// The parts of a mutex segment an observer looks at, as offsets into the file.
+pub(crate) struct MutexLayout {
+    /// The 32-bit lock word: owner tid, `FUTEX_OWNER_DIED`, `FUTEX_WAITERS`.
+    pub(crate) lock_word: usize,
+    /// glibc: the `__owner` field (`0x7fffffff` once the mutex is not recoverable).
+    pub(crate) owner_field: Option<usize>,
+    /// The bytes of the mutex (a futex wait anywhere in them is a wait for the lock).
+    pub(crate) mutex: std::ops::Range<usize>,
+    /// The bytes of the condition variable.
+    pub(crate) cond: std::ops::Range<usize>,
+}
+
+/// The layout of every mutex segment (it does not depend on the value type).
+pub(crate) fn mutex_layout() -> MutexLayout {
+    let mutex = BODY..BODY + size_of::<libc::pthread_mutex_t>();
+    let cond_off = round_up(mutex.end, 64);
+    MutexLayout {
+        lock_word: BODY + MUTEX_LOCK_WORD,
+        owner_field: (!cfg!(target_env = "musl")).then_some(BODY + 8),
+        mutex,
+        cond: cond_off..cond_off + size_of::<libc::pthread_cond_t>(),
+    }
+}
+
+/// Where the word of a semaphore or futex segment lies (its `sem_t` or futex word).
+pub(crate) fn body_of(kind: Kind) -> std::ops::Range<usize> {
+    match kind {
+        Kind::Mutex => mutex_layout().mutex,
+        Kind::Semaphore => BODY..BODY + size_of::<libc::sem_t>(),
+        Kind::Futex => BODY..BODY + 4,
+    }
+}
+
+/// The value of a `sem_t` from its bytes, where the layout is known (glibc on 64-bit targets:
+/// the low 32 bits of its first 64-bit word; little-endian).
+pub(crate) fn sem_value(bytes: &[u8]) -> Option<u32> {
+    if cfg!(all(
+        target_env = "gnu",
+        target_pointer_width = "64",
+        target_endian = "little"
+    )) {
+        Some(u32::from_ne_bytes(bytes.get(..4)?.try_into().ok()?))
+    } else {
+        None
+    }
+}
