@@ -80,7 +80,8 @@ pub(crate) struct ReplyFrame<'p> {
 }
 
 impl ReplyFrame<'_> {
-    /// The frame's length in bytes.
+    /// The frame's length in bytes (the async server writes its length prefix).
+    #[cfg(any(test, feature = "tokio"))]
     pub(crate) fn len(&self) -> usize {
         self.head.len() + self.payload.len()
     }
